@@ -1,0 +1,26 @@
+//! Compiles `proto/` without a system `protoc`: protox parses the files, tonic-prost-build
+//! generates the code, and the encoded descriptor set is kept for server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const FILES: &[&str] = &[
+    "redress/common/v1/common.proto",
+    "redress/common/v1/event.proto",
+    "redress/intake/v1/intake.proto",
+    "redress/case/v1/case.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let fds = protox::compile(FILES, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("redress_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Generated code for every Redress contract under `proto/`.
+//!
+//! Module paths mirror proto packages: `redress.intake.v1` is [`redress::intake::v1`].
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+pub mod google {
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
+
+pub mod redress {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("redress.common.v1");
+        }
+    }
+    pub mod intake {
+        pub mod v1 {
+            tonic::include_proto!("redress.intake.v1");
+        }
+    }
+    pub mod case {
+        pub mod v1 {
+            tonic::include_proto!("redress.case.v1");
+        }
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every Redress proto (and its imports), for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/redress_descriptor.bin"));
+
+/// Fully-qualified gRPC service names of the public API, as the gateway routes them.
+pub mod services {
+    pub const INTAKE: &str = "redress.intake.v1.IntakeService";
+    pub const INTAKE_EVENTS: &str = "redress.intake.v1.IntakeEventFeedService";
+    pub const CASE: &str = "redress.case.v1.CaseService";
+    pub const CASE_EVENTS: &str = "redress.case.v1.CaseEventFeedService";
+}
