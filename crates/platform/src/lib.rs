@@ -1,1 +1,20 @@
-//! redress-platform
+//! Plumbing every Redress service shares, written once: server bootstrap with health,
+//! reflection and graceful shutdown; configuration; telemetry and W3C trace propagation;
+//! database connection and migrations for SQLite and PostgreSQL; the transactional outbox,
+//! event feed and consumer loop; the verified caller principal; and the single mapping from
+//! domain errors to `google.rpc.Status`.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod principal;
+pub mod ready;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+pub mod time;
+
+pub use error::{FieldViolation, ServiceError};
+pub use principal::{Permission, Principal};

@@ -1,0 +1,295 @@
+//! Database connections for both backends and the SQLite group-commit writer.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL`, so a commit is durable when it returns. All
+//! writes to one SQLite file go through a single [`SqliteWriter`]: it takes whatever writes are
+//! queued, runs each in its own savepoint inside one `BEGIN IMMEDIATE` transaction and commits
+//! once, so a burst costs one fsync per batch instead of one per request. A write that fails is
+//! rolled back to its savepoint without disturbing the others in its batch.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Pool size (readers on SQLite; all connections on PostgreSQL).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 8 }
+    }
+}
+
+impl std::fmt::Display for DatabaseConfig {
+    /// Prints the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.url))
+    }
+}
+
+/// The URL with any password replaced, safe for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            anyhow::bail!("unsupported database url {}: use sqlite:// or postgres://", redact_url(url))
+        }
+    }
+}
+
+fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("invalid sqlite url {url}"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .disable_statement_logging())
+}
+
+/// A read pool and the single group-commit writer of one SQLite file.
+#[derive(Clone)]
+pub struct Sqlite {
+    pub pool: SqlitePool,
+    pub writer: SqliteWriter,
+}
+
+pub async fn connect_sqlite(config: &DatabaseConfig) -> anyhow::Result<Sqlite> {
+    let options = sqlite_options(&config.url)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .connect_with(options.clone())
+        .await
+        .with_context(|| format!("cannot open {}", config.url))?;
+    let conn = options.connect().await.with_context(|| format!("cannot open {}", config.url))?;
+    Ok(Sqlite { pool, writer: SqliteWriter::spawn(conn) })
+}
+
+pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url)
+        .with_context(|| format!("invalid postgres url {}", redact_url(&config.url)))?
+        .disable_statement_logging();
+    PgPoolOptions::new()
+        .max_connections(config.max_connections.max(2))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(&config.url)))
+}
+
+/// Error of a write whose batch could not be committed.
+#[derive(Debug, thiserror::Error)]
+#[error("write not committed: {0}")]
+pub struct CommitFailed(pub String);
+
+struct Staged {
+    rollback: bool,
+    complete: Box<dyn FnOnce(Option<&str>) + Send>,
+}
+
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Staged> + Send>;
+
+/// Most writes committed together in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Serialises every write to one SQLite file and commits them in batches (group commit).
+#[derive(Clone)]
+pub struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteWriter {
+    fn spawn(conn: SqliteConnection) -> Self {
+        let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run_writer(conn, rx));
+        Self { jobs }
+    }
+
+    /// Runs `write` inside the next batch and returns its result once the batch is durable.
+    /// An `Err` from `write` rolls back only this write's changes.
+    pub async fn write<T, E, F>(&self, write: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<CommitFailed> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = write(conn).await;
+                Staged {
+                    rollback: result.is_err(),
+                    complete: Box::new(move |commit_error| {
+                        let outcome = match commit_error {
+                            Some(e) if result.is_ok() => Err(E::from(CommitFailed(e.to_owned()))),
+                            _ => result,
+                        };
+                        let _ = tx.send(outcome);
+                    }),
+                }
+            })
+        });
+        self.jobs.send(job).await.map_err(|_| E::from(CommitFailed("sqlite writer stopped".to_owned())))?;
+        rx.await.map_err(|_| E::from(CommitFailed("batch failed before commit".to_owned())))?
+    }
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(&mut *conn).await.map(|_| ())
+}
+
+async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
+            tracing::error!(error = %e, jobs = batch.len(), "cannot begin sqlite write batch");
+            // Dropping the jobs tells each waiter that its write did not happen.
+            batch.clear();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let mut staged = Vec::with_capacity(batch.len());
+        let mut broken: Option<String> = None;
+        for job in batch.drain(..) {
+            if broken.is_some() {
+                break;
+            }
+            if let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
+                broken = Some(e.to_string());
+                break;
+            }
+            let s = job(&mut conn).await;
+            let end = if s.rollback {
+                match exec(&mut conn, "ROLLBACK TO w").await {
+                    Ok(()) => exec(&mut conn, "RELEASE w").await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                exec(&mut conn, "RELEASE w").await
+            };
+            if let Err(e) = end {
+                broken = Some(e.to_string());
+            }
+            staged.push(s);
+        }
+        let outcome = match broken {
+            Some(e) => Err(e),
+            None => exec(&mut conn, "COMMIT").await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = staged.len(), "sqlite write batch failed");
+            if let Err(e) = exec(&mut conn, "ROLLBACK").await {
+                tracing::warn!(error = %e, "rollback after failed batch");
+            }
+        }
+        let error = outcome.err();
+        for s in staged {
+            (s.complete)(error.as_deref());
+        }
+        batch.clear();
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing sqlite writer");
+    }
+}
+
+/// Runs the migrations of one backend.
+pub async fn migrate_sqlite(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
+    migrator.run(pool).await.context("sqlite migrations failed")
+}
+
+pub async fn migrate_postgres(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
+    migrator.run(pool).await.context("postgres migrations failed")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[tokio::test]
+    async fn failed_writes_roll_back_alone_and_batches_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let db = connect_sqlite(&DatabaseConfig { url, max_connections: 2 }).await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)").execute(&db.pool).await.unwrap();
+        let mut handles = Vec::new();
+        for v in 0..200_i64 {
+            let writer = db.writer.clone();
+            handles.push(tokio::spawn(async move {
+                writer
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
+                            if v % 10 == 0 {
+                                // A failing statement after a successful one: both must vanish.
+                                sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
+                            }
+                            Ok::<_, anyhow::Error>(v)
+                        })
+                    })
+                    .await
+            }));
+        }
+        let mut failed = 0;
+        for h in handles {
+            if h.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 20);
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&db.pool).await.unwrap();
+        assert_eq!(n, 180);
+        let tens: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v % 10 = 0").fetch_one(&db.pool).await.unwrap();
+        assert_eq!(tens, 0);
+    }
+}

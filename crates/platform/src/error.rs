@@ -1,0 +1,197 @@
+//! Domain errors and their one mapping to `google.rpc.Status` (AIP-193): an `ErrorInfo` with a
+//! stable reason, `BadRequest` field violations for invalid input, and a zh-CN
+//! `LocalizedMessage` for people.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// `ErrorInfo.domain` of every Redress error.
+pub const ERROR_DOMAIN: &str = "redress";
+
+/// One invalid field of a request: its path (e.g. `complaint.complainant.person.phone`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { field: field.into(), description: description.into() }
+    }
+}
+
+/// Collects every violation of a request so that all of them are reported at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was violated, else an `InvalidArgument` naming every field.
+    pub fn into_result(self) -> Result<(), ServiceError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ServiceError::InvalidArgument(self.0)) }
+    }
+}
+
+/// The small set of failures a Redress API can report. Each maps to exactly one gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{resource} {name} not found")]
+    NotFound { resource: &'static str, name: String },
+    #[error("{message}")]
+    AlreadyExists { reason: &'static str, message: String },
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, message: String, metadata: HashMap<String, String> },
+    #[error("{message}")]
+    Aborted { reason: &'static str, message: String },
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    #[error("permission denied: missing {0}")]
+    PermissionDenied(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn failed_precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition { reason, message: message.into(), metadata: HashMap::new() }
+    }
+
+    /// Stable machine-readable reason (`ErrorInfo.reason`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::AlreadyExists { reason, .. }
+            | Self::FailedPrecondition { reason, .. }
+            | Self::Aborted { reason, .. } => reason,
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::PermissionDenied(_) => "PERMISSION_DENIED",
+            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::NotFound { .. } => Code::NotFound,
+            Self::AlreadyExists { .. } => Code::AlreadyExists,
+            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::Aborted { .. } => Code::Aborted,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    fn localized(&self) -> String {
+        match self {
+            Self::InvalidArgument(v) => {
+                let fields = v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join("、");
+                format!("请求内容有误，请检查以下字段：{fields}")
+            }
+            Self::NotFound { .. } => "未找到所请求的记录".to_owned(),
+            Self::AlreadyExists { .. } => "记录已存在".to_owned(),
+            Self::FailedPrecondition { .. } => "当前状态下无法完成该操作".to_owned(),
+            Self::Aborted { .. } => "记录已被他人修改，请刷新后重试".to_owned(),
+            Self::Unauthenticated(_) => "身份验证失败，请重新登录".to_owned(),
+            Self::PermissionDenied(_) => "您没有执行该操作的权限".to_owned(),
+            Self::Unavailable(_) => "服务暂时不可用，请稍后重试".to_owned(),
+            Self::Internal(_) => "系统内部错误，请稍后重试".to_owned(),
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(err: ServiceError) -> Self {
+        let code = err.code();
+        let mut details = ErrorDetails::new();
+        let mut metadata = HashMap::new();
+        match &err {
+            ServiceError::InvalidArgument(violations) => {
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+            }
+            ServiceError::NotFound { resource, name } => {
+                metadata.insert("resource".to_owned(), (*resource).to_owned());
+                metadata.insert("name".to_owned(), name.clone());
+            }
+            ServiceError::FailedPrecondition { metadata: m, .. } => metadata.extend(m.clone()),
+            ServiceError::Internal(e) => {
+                // The cause stays in our logs; callers get an opaque message.
+                tracing::error!(error = format!("{e:#}"), "internal error");
+            }
+            _ => {}
+        }
+        details.set_error_info(err.reason(), ERROR_DOMAIN, metadata);
+        details.set_localized_message("zh-CN", err.localized());
+        let message = match &err {
+            ServiceError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_field_and_carries_zh_cn_text() {
+        let mut v = Violations::new();
+        v.add("complaint.channel", "must be set");
+        v.add("request_id", "must not be empty");
+        let status: Status = v.into_result().unwrap_err().into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> =
+            details.bad_request().unwrap().field_violations.iter().map(|f| f.field.clone()).collect();
+        assert_eq!(fields, ["complaint.channel", "request_id"]);
+        assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+        assert_eq!(details.error_info().unwrap().domain, ERROR_DOMAIN);
+        let localized = details.localized_message().unwrap();
+        assert_eq!(localized.locale, "zh-CN");
+        assert!(localized.message.contains("complaint.channel"));
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status: Status = ServiceError::Internal(anyhow::anyhow!("disk on fire at /var/x")).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("disk"));
+    }
+}

@@ -1,0 +1,362 @@
+//! Events between contexts: a transactional outbox in the publisher's store, exposed as an
+//! ordered, resumable feed, and a consumer loop that stores its position with its effects.
+//!
+//! Positions are commit order. On SQLite every write holds the database's single write lock,
+//! so the outbox row id assigned inside the transaction is already commit order. On PostgreSQL
+//! ids come from a sequence and are not commit order, so rows are inserted without a position
+//! and a sequencer assigns positions to committed rows afterwards, one sequencer at a time
+//! (transaction-level advisory lock). A reader that has seen position `p` can therefore never
+//! later find a new event at or below `p`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use redress_proto::redress::common::v1::Event;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{PgConnection, Row, SqliteConnection};
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::time::{from_micros, now, to_micros, to_timestamp};
+
+/// How often readers and the sequencer look for rows committed by other processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Events read from the store per query.
+const READ_BATCH: i64 = 500;
+
+/// An event to append to the outbox in the same transaction as its state change.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate: String,
+    pub occur_time: DateTime<Utc>,
+    pub payload: Vec<u8>,
+    pub traceparent: String,
+    pub tracestate: String,
+}
+
+impl NewEvent {
+    /// An event about `aggregate` carrying `payload`, in the current span's trace.
+    pub fn new<M: prost::Name>(aggregate: impl Into<String>, payload: &M) -> Self {
+        let (traceparent, tracestate) = crate::telemetry::trace_context_of(&tracing::Span::current());
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: M::full_name(),
+            aggregate: aggregate.into(),
+            occur_time: now(),
+            payload: payload.encode_to_vec(),
+            traceparent,
+            tracestate,
+        }
+    }
+
+    pub async fn append_sqlite(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(self.event_id.to_string())
+        .bind(&self.event_type)
+        .bind(&self.aggregate)
+        .bind(to_micros(self.occur_time))
+        .bind(&self.payload)
+        .bind(&self.traceparent)
+        .bind(&self.tracestate)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+    }
+
+    /// Append as the last statement of the transaction, after any row locks on the aggregate,
+    /// so that events of one aggregate get ids in their commit order.
+    pub async fn append_postgres(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.event_id.to_string())
+        .bind(&self.event_type)
+        .bind(&self.aggregate)
+        .bind(to_micros(self.occur_time))
+        .bind(&self.payload)
+        .bind(&self.traceparent)
+        .bind(&self.tracestate)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+    }
+}
+
+#[derive(Clone)]
+enum Source {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The readable side of one publisher's outbox.
+#[derive(Clone)]
+pub struct Feed {
+    source: Source,
+    /// Woken when the publisher commits events (sequencer on PostgreSQL, readers on SQLite).
+    committed: Arc<Notify>,
+    /// Woken when new positions become readable.
+    readable: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Feed {
+    pub fn sqlite(pool: SqlitePool) -> Self {
+        Self::with(Source::Sqlite(pool))
+    }
+
+    /// A PostgreSQL feed; its sequencer runs until `shutdown`.
+    pub fn postgres(pool: PgPool, shutdown: CancellationToken) -> Self {
+        let feed = Self::with(Source::Postgres(pool));
+        tokio::spawn(feed.clone().run_sequencer(shutdown));
+        feed
+    }
+
+    fn with(source: Source) -> Self {
+        Self { source, committed: Arc::new(Notify::new()), readable: Arc::new(tokio::sync::watch::channel(0).0) }
+    }
+
+    /// Tells the feed that the publisher committed events.
+    pub fn notify_committed(&self) {
+        match self.source {
+            Source::Sqlite(_) => self.readable.send_modify(|v| *v = v.wrapping_add(1)),
+            Source::Postgres(_) => self.committed.notify_one(),
+        }
+    }
+
+    /// Committed events with position greater than `after`, in position order.
+    pub async fn read_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<Event>> {
+        const COLUMNS: &str = "event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate";
+        let rows = match &self.source {
+            Source::Sqlite(pool) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT position, {COLUMNS} FROM outbox WHERE position > ? ORDER BY position LIMIT ?"
+                )))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(event_from_sqlite)
+                .collect::<Result<Vec<_>, _>>()?
+            }
+            Source::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT position, {COLUMNS} FROM outbox WHERE position > $1 ORDER BY position LIMIT $2"
+            )))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(event_from_postgres)
+            .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(rows)
+    }
+
+    /// The highest readable position (0 when empty).
+    pub async fn head(&self) -> anyhow::Result<i64> {
+        let head: Option<i64> = match &self.source {
+            Source::Sqlite(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
+            Source::Postgres(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
+        };
+        Ok(head.unwrap_or(0))
+    }
+
+    /// Streams every event after `after`, then follows new ones, until the receiver goes away
+    /// or `shutdown` fires.
+    pub fn stream(&self, after: i64, shutdown: CancellationToken) -> ReceiverStream<Result<Event, tonic::Status>> {
+        let (tx, rx) = mpsc::channel(READ_BATCH as usize);
+        let feed = self.clone();
+        tokio::spawn(async move {
+            let mut cursor = after;
+            let mut readable = feed.readable.subscribe();
+            loop {
+                readable.mark_unchanged();
+                let batch = match feed.read_after(cursor, READ_BATCH).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "event feed read failed");
+                        let _ = tx.send(Err(tonic::Status::unavailable("event feed read failed"))).await;
+                        return;
+                    }
+                };
+                let full = batch.len() as i64 == READ_BATCH;
+                for event in batch {
+                    cursor = event.position;
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                if full {
+                    continue;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tx.closed() => return,
+                    _ = readable.changed() => {}
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    async fn run_sequencer(self, shutdown: CancellationToken) {
+        let Source::Postgres(pool) = &self.source else { return };
+        loop {
+            match sequence_postgres(pool).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    self.readable.send_modify(|v| *v = v.wrapping_add(1));
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "outbox sequencing failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.committed.notified() => {}
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+    }
+}
+
+/// Gives positions to committed, unsequenced outbox rows in id order. Only one sequencer runs
+/// at a time in a database; rows still uncommitted are invisible and get later positions.
+pub async fn sequence_postgres(pool: &PgPool) -> anyhow::Result<u64> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7262657373)").execute(&mut *tx).await?;
+    let done = sqlx::query(
+        "WITH base AS (SELECT COALESCE(MAX(position), 0) AS p FROM outbox), \
+              pending AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox \
+                          WHERE position IS NULL ORDER BY id LIMIT 5000) \
+         UPDATE outbox o SET position = base.p + pending.n FROM pending, base WHERE o.id = pending.id",
+    )
+    .execute(&mut *tx)
+    .await
+    .context("assigning outbox positions")?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(done)
+}
+
+fn event_from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Event, sqlx::Error> {
+    build_event(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+    )
+}
+
+fn event_from_postgres(row: &sqlx::postgres::PgRow) -> Result<Event, sqlx::Error> {
+    build_event(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_event(
+    position: i64,
+    event_id: String,
+    event_type: String,
+    aggregate: String,
+    occur_time_us: i64,
+    payload: Vec<u8>,
+    traceparent: String,
+    tracestate: String,
+) -> Result<Event, sqlx::Error> {
+    let type_url = format!("type.googleapis.com/{event_type}");
+    Ok(Event {
+        position,
+        event_id,
+        event_type,
+        aggregate,
+        occur_time: Some(to_timestamp(from_micros(occur_time_us))),
+        payload: Some(prost_types::Any { type_url, value: payload }),
+        traceparent,
+        tracestate,
+    })
+}
+
+/// Opens a stream of events after a position (a gRPC `StreamEvents` call, usually).
+pub type Subscribe =
+    Box<dyn FnMut(i64) -> futures_util::future::BoxFuture<'static, Result<BoxStream<'static, Result<Event, tonic::Status>>, tonic::Status>> + Send>;
+
+/// The consuming side: applies a batch of events and their final position in one transaction,
+/// skipping events at or below the stored position, and returns the new position.
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    async fn position(&self) -> anyhow::Result<i64>;
+    async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64>;
+}
+
+/// Most events applied in one transaction.
+const APPLY_BATCH: usize = 256;
+
+/// Follows a feed until `shutdown`: resumes from the stored position, applies events in
+/// batches, and on any failure backs off and resumes from what was stored.
+pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn EventSink>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = consume_once(&mut subscribe, sink.as_ref(), &shutdown) => r,
+        };
+        match outcome {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(consumer = name, error = format!("{e:#}"), "event consumer interrupted; resuming");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn consume_once(subscribe: &mut Subscribe, sink: &dyn EventSink, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let position = sink.position().await.context("reading consumer position")?;
+    let mut stream = subscribe(position).await.context("subscribing to the feed")?;
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            next = stream.next() => next,
+        };
+        let Some(first) = first else { anyhow::bail!("feed ended") };
+        let mut batch = vec![first?];
+        while batch.len() < APPLY_BATCH {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(event))) => batch.push(event),
+                Some(Some(Err(status))) => return Err(status.into()),
+                Some(None) | None => break,
+            }
+        }
+        sink.apply(batch).await.context("applying events")?;
+    }
+}

@@ -1,0 +1,251 @@
+//! The verified caller. The gateway authenticates a caller and forwards a short-lived principal
+//! token (a JWT signed with the suite's internal key) in the `x-redress-principal` metadata
+//! entry; every service verifies that signature before it serves a call. Services calling each
+//! other sign their own service principal with the same key.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status};
+
+use crate::ServiceError;
+
+/// Metadata key carrying the signed principal between the gateway and services.
+pub const PRINCIPAL_METADATA_KEY: &str = "x-redress-principal";
+const ISSUER: &str = "redress-gateway";
+const AUDIENCE: &str = "redress-services";
+/// Lifetime of a principal token; the gateway re-signs well before expiry.
+pub const PRINCIPAL_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// A permission a principal may hold. Strings are stable and appear in tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    ComplaintsCreate,
+    ComplaintsRead,
+    CasesRead,
+    EventsRead,
+    /// Read personal information in clear (D-PII-4).
+    PiiRead,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Self::ComplaintsCreate,
+        Self::ComplaintsRead,
+        Self::CasesRead,
+        Self::EventsRead,
+        Self::PiiRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ComplaintsCreate => "complaints.create",
+            Self::ComplaintsRead => "complaints.read",
+            Self::CasesRead => "cases.read",
+            Self::EventsRead => "events.read",
+            Self::PiiRead => "pii.read",
+        }
+    }
+}
+
+/// Who is calling, as verified: subject, roles, organisation unit and permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub subject: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub org_unit: String,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+impl Principal {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.iter().any(|p| p == permission.as_str())
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), ServiceError> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(ServiceError::PermissionDenied(permission.as_str().to_owned()))
+        }
+    }
+
+    /// The identity a service uses for its own calls to other services.
+    pub fn service(name: &str, permissions: &[Permission]) -> Self {
+        Self {
+            subject: format!("service:{name}"),
+            roles: vec!["service".to_owned()],
+            org_unit: String::new(),
+            permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        }
+    }
+
+    /// The principal a handler was called with, as placed by [`InternalKey::interceptor`].
+    pub fn of<T>(request: &Request<T>) -> Result<&Principal, ServiceError> {
+        request
+            .extensions()
+            .get::<Principal>()
+            .ok_or_else(|| ServiceError::Unauthenticated("no verified principal".to_owned()))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    exp: u64,
+    iat: u64,
+    #[serde(flatten)]
+    principal: Principal,
+}
+
+/// The suite's internal signing key (HMAC-SHA256), shared by the gateway and services.
+#[derive(Clone)]
+pub struct InternalKey(Arc<KeyPair>);
+
+struct KeyPair {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for InternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalKey(<redacted>)")
+    }
+}
+
+impl InternalKey {
+    /// A key from secret bytes; at least 32 bytes are required.
+    pub fn new(secret: &[u8]) -> anyhow::Result<Self> {
+        anyhow::ensure!(secret.len() >= 32, "internal key must be at least 32 bytes");
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.leeway = 5;
+        Ok(Self(Arc::new(KeyPair {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })))
+    }
+
+    /// A fresh random key, for the embedded suite where every service shares the process.
+    pub fn generate() -> Self {
+        let bytes: [u8; 32] = rand::random();
+        // 32 random bytes always satisfy `new`.
+        Self::new(&bytes).unwrap_or_else(|_| unreachable!("32-byte key"))
+    }
+
+    /// Signs `principal` for [`PRINCIPAL_TOKEN_TTL`]; returns the token and its expiry (unix s).
+    pub fn sign(&self, principal: &Principal) -> anyhow::Result<(String, u64)> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let exp = now + PRINCIPAL_TOKEN_TTL.as_secs();
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            exp,
+            iat: now,
+            principal: principal.clone(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)?;
+        Ok((token, exp))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, ServiceError> {
+        jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
+            .map(|data| data.claims.principal)
+            .map_err(|e| ServiceError::Unauthenticated(format!("invalid principal token: {e}")))
+    }
+
+    /// Verifies the forwarded principal of a request and places it in the request extensions.
+    pub fn authenticate<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
+        let token = request
+            .metadata()
+            .get(PRINCIPAL_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Status::from(ServiceError::Unauthenticated("missing principal".to_owned())))?;
+        let principal = self.verify(token)?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+
+    /// A tonic interceptor running [`InternalKey::authenticate`].
+    pub fn interceptor(&self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
+        let key = self.clone();
+        move |request| key.authenticate(request)
+    }
+}
+
+/// Adds a service's own signed principal to its outgoing calls, re-signing before expiry.
+#[derive(Clone)]
+pub struct ServiceCredentials {
+    key: InternalKey,
+    principal: Principal,
+    cached: Arc<std::sync::Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64)>>>,
+}
+
+impl ServiceCredentials {
+    pub fn new(key: InternalKey, principal: Principal) -> Self {
+        Self { key, principal, cached: Arc::default() }
+    }
+
+    pub fn apply<T>(&self, request: &mut Request<T>) -> Result<(), ServiceError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(anyhow::Error::from)?.as_secs();
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        let value = match cached.as_ref() {
+            Some((value, exp)) if *exp > now + 60 => value.clone(),
+            _ => {
+                let (token, exp) = self.key.sign(&self.principal)?;
+                let value = token.parse().map_err(anyhow::Error::from)?;
+                *cached = Some((Clone::clone(&value), exp));
+                value
+            }
+        };
+        request.metadata_mut().insert(PRINCIPAL_METADATA_KEY, value);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn principal() -> Principal {
+        Principal {
+            subject: "user:li".to_owned(),
+            roles: vec!["handler".to_owned()],
+            org_unit: "institutions/acme".to_owned(),
+            permissions: vec!["complaints.read".to_owned()],
+        }
+    }
+
+    #[test]
+    fn signed_principal_round_trips_and_other_keys_are_refused() {
+        let key = InternalKey::generate();
+        let (token, _) = key.sign(&principal()).unwrap();
+        assert_eq!(key.verify(&token).unwrap(), principal());
+        assert!(InternalKey::generate().verify(&token).is_err());
+        assert!(key.verify("not-a-token").is_err());
+    }
+
+    #[test]
+    fn requests_without_a_principal_are_unauthenticated() {
+        let key = InternalKey::generate();
+        let err = key.authenticate(Request::new(())).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn permissions_are_checked() {
+        let p = principal();
+        assert!(p.require(Permission::ComplaintsRead).is_ok());
+        assert!(matches!(p.require(Permission::PiiRead), Err(ServiceError::PermissionDenied(_))));
+    }
+}

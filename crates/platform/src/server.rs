@@ -1,0 +1,172 @@
+//! Server bootstrap shared by every service: bind first, serve grpc.health.v1 (NOT_SERVING
+//! until the service says it is ready) and reflection, apply timeout, concurrency-limit and
+//! load-shedding layers, and drain in-flight calls on shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `0.0.0.0:50051`; port 0 picks a free port.
+    pub listen_addr: String,
+    /// Upper bound for any unary call; a shorter `grpc-timeout` from the caller wins.
+    pub request_timeout_ms: u64,
+    /// Calls in flight at once; beyond it new calls are shed with UNAVAILABLE.
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for in-flight calls.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:0".to_owned(),
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 4096,
+            drain_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A bound, not yet serving, gRPC server with its health reporter.
+pub struct GrpcServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    health: HealthReporter,
+    /// Health plus reflection; service routes are merged in at `serve`.
+    base: Routes,
+    config: ServerConfig,
+}
+
+impl GrpcServer {
+    /// Binds the listener and marks every name in `services` (and the server as a whole) as
+    /// NOT_SERVING until [`GrpcServer::set_serving`] is called.
+    pub async fn bind(config: &ServerConfig, services: &[&str]) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status("", ServingStatus::NotServing).await;
+        for service in services {
+            health.set_service_status(*service, ServingStatus::NotServing).await;
+        }
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(redress_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building reflection")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(redress_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("building reflection")?;
+        let base = Routes::new(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+        Ok(Self { listener, local_addr, health, base, config: config.clone() })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Serves `routes` plus health and reflection until `shutdown`, then drains.
+    pub async fn serve(self, routes: Routes, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let routes: Routes = self.base.into_axum_router().merge(routes.into_axum_router()).into();
+        let layers = ServiceBuilder::new()
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests));
+        let drain = Duration::from_millis(self.config.drain_timeout_ms);
+        let signal = shutdown.clone();
+        let server = tonic::transport::Server::builder()
+            .timeout(Duration::from_millis(self.config.request_timeout_ms))
+            .tcp_nodelay(true)
+            .trace_fn(crate::telemetry::grpc_server_span)
+            .layer(layers)
+            .serve_with_incoming_shutdown(
+                routes.prepare(),
+                TcpListenerStream::new(self.listener),
+                async move { signal.cancelled().await },
+            );
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result.context("grpc server failed"),
+            () = shutdown.cancelled() => {}
+        }
+        match tokio::time::timeout(drain, server).await {
+            Ok(result) => result.context("grpc server failed"),
+            Err(_) => {
+                tracing::warn!(addr = %self.local_addr, "drain timed out; closing remaining calls");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl GrpcServer {
+    /// Serves `routes` while `init` (connect, migrate) runs; the health status turns SERVING
+    /// when `init` succeeds and NOT_SERVING again as soon as shutdown begins. A failed `init`
+    /// stops the server and is returned.
+    pub async fn run<F>(
+        self,
+        routes: Routes,
+        services: &[&str],
+        init: F,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()>
+    where
+        F: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let health = self.health();
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(self.serve(routes, server_stop.clone()));
+        let init_result = tokio::select! {
+            r = init => r,
+            () = shutdown.cancelled() => Ok(()),
+        };
+        if let Err(e) = init_result {
+            server_stop.cancel();
+            let _ = server.await;
+            return Err(e);
+        }
+        if !shutdown.is_cancelled() {
+            set_serving(&health, services).await;
+        }
+        shutdown.cancelled().await;
+        set_not_serving(&health, services).await;
+        server_stop.cancel();
+        server.await.context("server task panicked")?
+    }
+}
+
+/// Marks the server and each service as SERVING.
+pub async fn set_serving(health: &HealthReporter, services: &[&str]) {
+    health.set_service_status("", ServingStatus::Serving).await;
+    for service in services {
+        health.set_service_status(*service, ServingStatus::Serving).await;
+    }
+}
+
+/// Marks the server and each service as NOT_SERVING (shutdown has begun).
+pub async fn set_not_serving(health: &HealthReporter, services: &[&str]) {
+    health.set_service_status("", ServingStatus::NotServing).await;
+    for service in services {
+        health.set_service_status(*service, ServingStatus::NotServing).await;
+    }
+}

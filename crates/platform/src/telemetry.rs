@@ -1,0 +1,157 @@
+//! Logging and tracing: `tracing` everywhere, formatted to stderr (JSON in production), with an
+//! OpenTelemetry layer that exports spans over OTLP when an endpoint is configured. W3C trace
+//! context (`traceparent`/`tracestate`) is extracted from every inbound gRPC call and injected
+//! into every outbound one and into every event the services publish.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::{Deserialize, Serialize};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// `RUST_LOG`-style filter; `RUST_LOG` itself wins when set.
+    pub log_filter: String,
+    /// Emit JSON lines instead of human-readable text.
+    pub json: bool,
+    /// OTLP/gRPC endpoint (e.g. `http://otel-collector:4317`); empty disables export.
+    pub otlp_endpoint: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { log_filter: "info".to_owned(), json: false, otlp_endpoint: String::new() }
+    }
+}
+
+/// Keeps the exporter alive; flushes pending spans when dropped.
+pub struct TelemetryGuard(Option<SdkTracerProvider>);
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("telemetry shutdown failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once per process, inside a Tokio runtime.
+pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_filter))
+        .context("invalid log filter")?;
+    let provider = if config.otlp_endpoint.is_empty() {
+        SdkTracerProvider::builder().build()
+    } else {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(config.otlp_endpoint.clone())
+            .build()
+            .context("cannot build the otlp exporter")?;
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build(),
+            )
+            .build()
+    };
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("redress"));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let result = if config.json {
+        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+    };
+    result.context("a global subscriber is already installed")?;
+    Ok(TelemetryGuard(Some(provider)))
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Makes the W3C context carried by `headers` the parent of `span`.
+pub fn set_parent_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(cx);
+}
+
+/// Writes the W3C context of `span` into `headers`.
+pub fn inject_into_headers(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
+}
+
+/// The W3C `traceparent` and `tracestate` of `span`, for storing with an event.
+pub fn trace_context_of(span: &tracing::Span) -> (String, String) {
+    let mut map = HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut map);
+    (map.remove("traceparent").unwrap_or_default(), map.remove("tracestate").unwrap_or_default())
+}
+
+/// Makes a stored W3C context the parent of `span` (event delivery keeps the trace).
+pub fn set_parent_from_trace_context(span: &tracing::Span, traceparent: &str, tracestate: &str) {
+    if traceparent.is_empty() {
+        return;
+    }
+    let mut map = HashMap::new();
+    map.insert("traceparent".to_owned(), traceparent.to_owned());
+    if !tracestate.is_empty() {
+        map.insert("tracestate".to_owned(), tracestate.to_owned());
+    }
+    let cx = TraceContextPropagator::new().extract(&map);
+    let _ = span.set_parent(cx);
+}
+
+/// The span every inbound gRPC call runs in, parented on the caller's W3C context.
+pub fn grpc_server_span(request: &http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!("grpc.server", rpc.method = %request.uri().path());
+    set_parent_from_headers(&span, request.headers());
+    span
+}
+
+/// A tonic interceptor for clients: carries the current span's W3C context to the callee.
+pub fn inject_current_context<T>(request: &mut tonic::Request<T>) {
+    let mut headers = http::HeaderMap::new();
+    inject_into_headers(&tracing::Span::current(), &mut headers);
+    for (name, value) in &headers {
+        if let Ok(value) = value.to_str()
+            && let Ok(value) = value.parse()
+            && let Ok(key) = tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes())
+        {
+            request.metadata_mut().insert(key, value);
+        }
+    }
+}
