@@ -1,0 +1,399 @@
+//! Working-day calendars (D-SLA-6).
+//!
+//! This module owns the question "is this date a working day?". A working
+//! day is Monday–Friday, minus statutory holidays, plus make-up working
+//! weekends (调休上班). The holiday arrangement is published by the State
+//! Council once a year, so calendars are data: one TOML file per year,
+//! parsed and validated into a [`YearCalendar`], several of which form a
+//! [`WorkingCalendar`]. Years without a file are never guessed: every query
+//! that touches such a year fails with [`CalendarError::YearNotLoaded`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{Datelike, NaiveDate, Weekday};
+use serde::Deserialize;
+
+/// Year files shipped with the crate, embedded so the library needs no
+/// files on disk at run time.
+const SHIPPED_CHINA: &[(&str, &str)] = &[
+    ("cn/2025.toml", include_str!("../data/cn/2025.toml")),
+    ("cn/2026.toml", include_str!("../data/cn/2026.toml")),
+];
+
+/// Errors from loading calendars or from queries that need calendar data.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CalendarError {
+    /// A computation needed a date in a year for which no calendar is loaded.
+    #[error("no working-day calendar loaded for year {year}")]
+    YearNotLoaded { year: i32 },
+    /// A year file parsed but violates a calendar rule.
+    #[error("invalid calendar {source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+    /// A year file is not well-formed TOML or does not have the expected shape.
+    #[error("cannot parse calendar {source_name}: {message}")]
+    Parse {
+        source_name: String,
+        message: String,
+    },
+    /// A calendar directory or file could not be read.
+    #[error("cannot read calendar {path}: {message}")]
+    Io { path: String, message: String },
+    /// Date arithmetic left the range chrono can represent.
+    #[error("date arithmetic out of range")]
+    OutOfRange,
+}
+
+/// One statutory holiday block, both ends inclusive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holiday {
+    pub name: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// A Saturday or Sunday that is a working day (调休上班).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MakeupWorkingDay {
+    pub date: NaiveDate,
+    pub note: String,
+}
+
+/// The validated holiday arrangement of one year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearCalendar {
+    year: i32,
+    source: String,
+    holidays: Vec<Holiday>,
+    makeup_working_days: Vec<MakeupWorkingDay>,
+    holiday_dates: BTreeSet<NaiveDate>,
+    makeup_dates: BTreeSet<NaiveDate>,
+}
+
+// Wire shape of a year file; kept private so the public types only ever
+// hold validated data.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawYear {
+    year: i32,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    holidays: Vec<RawHoliday>,
+    #[serde(default)]
+    makeup_working_days: Vec<RawMakeup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHoliday {
+    name: String,
+    from: toml::value::Datetime,
+    to: toml::value::Datetime,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMakeup {
+    date: toml::value::Datetime,
+    #[serde(default)]
+    note: String,
+}
+
+impl YearCalendar {
+    /// Parses and validates one year file. `source_name` only labels errors.
+    pub fn from_toml(source_name: &str, text: &str) -> Result<Self, CalendarError> {
+        let raw: RawYear = toml::from_str(text).map_err(|e| CalendarError::Parse {
+            source_name: source_name.to_owned(),
+            message: e.message().to_lowercase(),
+        })?;
+        let year = raw.year;
+        let invalid = |message: String| CalendarError::Invalid {
+            source_name: source_name.to_owned(),
+            message: format!("year {year}: {message}"),
+        };
+        let in_year =
+            |field: &str, value: &toml::value::Datetime| -> Result<NaiveDate, CalendarError> {
+                let date = toml_date(value).ok_or_else(|| {
+                    invalid(format!("{field} {value} is not a plain date (yyyy-mm-dd)"))
+                })?;
+                if date.year() != year {
+                    return Err(invalid(format!("{field} {date} is outside year {year}")));
+                }
+                Ok(date)
+            };
+
+        let mut holidays = Vec::with_capacity(raw.holidays.len());
+        let mut holiday_dates = BTreeSet::new();
+        for h in raw.holidays {
+            let from = in_year("holiday from", &h.from)?;
+            let to = in_year("holiday to", &h.to)?;
+            if from > to {
+                return Err(invalid(format!(
+                    "holiday {} runs backwards: from {from} is after to {to}",
+                    h.name
+                )));
+            }
+            for date in from.iter_days().take_while(|d| *d <= to) {
+                if !holiday_dates.insert(date) {
+                    return Err(invalid(format!("duplicate holiday date {date}")));
+                }
+            }
+            holidays.push(Holiday {
+                name: h.name,
+                from,
+                to,
+            });
+        }
+
+        let mut makeup_working_days = Vec::with_capacity(raw.makeup_working_days.len());
+        let mut makeup_dates = BTreeSet::new();
+        for m in raw.makeup_working_days {
+            let date = in_year("make-up working day", &m.date)?;
+            if !is_weekend(date) {
+                return Err(invalid(format!(
+                    "make-up working day {date} is a {}, not a saturday or sunday",
+                    weekday_name(date.weekday())
+                )));
+            }
+            if holiday_dates.contains(&date) {
+                return Err(invalid(format!(
+                    "date {date} is both a holiday and a make-up working day"
+                )));
+            }
+            if !makeup_dates.insert(date) {
+                return Err(invalid(format!("duplicate make-up working day {date}")));
+            }
+            makeup_working_days.push(MakeupWorkingDay { date, note: m.note });
+        }
+
+        Ok(Self {
+            year,
+            source: raw.source,
+            holidays,
+            makeup_working_days,
+            holiday_dates,
+            makeup_dates,
+        })
+    }
+
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+
+    /// The notice the arrangement was taken from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn holidays(&self) -> &[Holiday] {
+        &self.holidays
+    }
+
+    pub fn makeup_working_days(&self) -> &[MakeupWorkingDay] {
+        &self.makeup_working_days
+    }
+
+    /// Number of individual dates covered by holiday blocks.
+    pub fn holiday_date_count(&self) -> usize {
+        self.holiday_dates.len()
+    }
+
+    /// Number of working days in the year.
+    pub fn working_day_count(&self) -> usize {
+        NaiveDate::from_ymd_opt(self.year, 1, 1)
+            .map(|first| {
+                first
+                    .iter_days()
+                    .take_while(|d| d.year() == self.year)
+                    .filter(|d| self.is_working_day_unchecked(*d))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Whether `date` is a working day; errors if `date` is in another year.
+    pub fn is_working_day(&self, date: NaiveDate) -> Result<bool, CalendarError> {
+        if date.year() != self.year {
+            return Err(CalendarError::YearNotLoaded { year: date.year() });
+        }
+        Ok(self.is_working_day_unchecked(date))
+    }
+
+    fn is_working_day_unchecked(&self, date: NaiveDate) -> bool {
+        if self.makeup_dates.contains(&date) {
+            return true;
+        }
+        !is_weekend(date) && !self.holiday_dates.contains(&date)
+    }
+}
+
+/// A set of year calendars, keyed by year.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkingCalendar {
+    years: BTreeMap<i32, YearCalendar>,
+}
+
+impl WorkingCalendar {
+    /// The shipped mainland China calendars (2025 and 2026).
+    pub fn china() -> Self {
+        let mut years = BTreeMap::new();
+        for (name, text) in SHIPPED_CHINA {
+            // The embedded files are validated by the crate's tests, so a
+            // failure here is a build defect; skipping keeps this infallible
+            // and the missing year still surfaces as YearNotLoaded.
+            if let Ok(year) = YearCalendar::from_toml(name, text) {
+                years.insert(year.year(), year);
+            }
+        }
+        Self { years }
+    }
+
+    /// Builds a calendar from `(name, toml text)` pairs; the name labels errors.
+    /// Two sources for the same year are an error.
+    pub fn from_year_toml(sources: &[(&str, &str)]) -> Result<Self, CalendarError> {
+        let mut years = BTreeMap::new();
+        for (name, text) in sources {
+            let year = YearCalendar::from_toml(name, text)?;
+            if years.contains_key(&year.year()) {
+                return Err(CalendarError::Invalid {
+                    source_name: (*name).to_owned(),
+                    message: format!("year {}: already loaded from another file", year.year()),
+                });
+            }
+            years.insert(year.year(), year);
+        }
+        Ok(Self { years })
+    }
+
+    /// Loads every `*.toml` file directly inside `dir` (sorted by name).
+    pub fn load_dir(dir: &Path) -> Result<Self, CalendarError> {
+        let io = |path: &Path, e: std::io::Error| CalendarError::Io {
+            path: path.display().to_string(),
+            message: e.to_string().to_lowercase(),
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+            let path = entry.map_err(|e| io(dir, e))?.path();
+            if path.is_file() && path.extension().is_some_and(|ext| ext == "toml") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            files.push((path.display().to_string(), text));
+        }
+        let sources: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str()))
+            .collect();
+        Self::from_year_toml(&sources)
+    }
+
+    /// Combines two calendars; where both have a year, `other`'s wins.
+    pub fn merged(mut self, other: WorkingCalendar) -> Self {
+        self.years.extend(other.years);
+        self
+    }
+
+    /// Loaded years, ascending.
+    pub fn years(&self) -> Vec<i32> {
+        self.years.keys().copied().collect()
+    }
+
+    /// The calendar of one year, if loaded.
+    pub fn year(&self, year: i32) -> Option<&YearCalendar> {
+        self.years.get(&year)
+    }
+
+    /// Errors unless the year of `date` is loaded.
+    pub fn ensure_loaded(&self, date: NaiveDate) -> Result<(), CalendarError> {
+        self.year_of(date).map(|_| ())
+    }
+
+    pub fn is_working_day(&self, date: NaiveDate) -> Result<bool, CalendarError> {
+        self.year_of(date)?.is_working_day(date)
+    }
+
+    /// `date` itself if it is a working day, else the first working day after it.
+    pub fn next_working_day_on_or_after(
+        &self,
+        date: NaiveDate,
+    ) -> Result<NaiveDate, CalendarError> {
+        let mut day = date;
+        // Terminates: each step either finds a working day, moves one day
+        // forward, or hits an unloaded year (only finitely many are loaded).
+        loop {
+            if self.is_working_day(day)? {
+                return Ok(day);
+            }
+            day = day.succ_opt().ok_or(CalendarError::OutOfRange)?;
+        }
+    }
+
+    /// The `n`th working day strictly after `date` (`date` itself never
+    /// counts); `n == 0` returns `date`. The year of `date` must be loaded
+    /// too, so a count never starts from a guessed calendar.
+    pub fn add_working_days(&self, date: NaiveDate, n: u32) -> Result<NaiveDate, CalendarError> {
+        self.ensure_loaded(date)?;
+        let mut day = date;
+        let mut remaining = n;
+        while remaining > 0 {
+            day = day.succ_opt().ok_or(CalendarError::OutOfRange)?;
+            if self.is_working_day(day)? {
+                remaining -= 1;
+            }
+        }
+        Ok(day)
+    }
+
+    fn year_of(&self, date: NaiveDate) -> Result<&YearCalendar, CalendarError> {
+        self.years
+            .get(&date.year())
+            .ok_or(CalendarError::YearNotLoaded { year: date.year() })
+    }
+}
+
+fn is_weekend(date: NaiveDate) -> bool {
+    matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+fn weekday_name(day: Weekday) -> &'static str {
+    match day {
+        Weekday::Mon => "monday",
+        Weekday::Tue => "tuesday",
+        Weekday::Wed => "wednesday",
+        Weekday::Thu => "thursday",
+        Weekday::Fri => "friday",
+        Weekday::Sat => "saturday",
+        Weekday::Sun => "sunday",
+    }
+}
+
+/// A TOML local date (no time, no offset) as a `NaiveDate`.
+fn toml_date(value: &toml::value::Datetime) -> Option<NaiveDate> {
+    match (value.date, value.time, value.offset) {
+        (Some(d), None, None) => {
+            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_files_are_valid() {
+        for (name, text) in SHIPPED_CHINA {
+            assert!(YearCalendar::from_toml(name, text).is_ok(), "{name}");
+        }
+        assert_eq!(WorkingCalendar::china().years(), vec![2025, 2026]);
+    }
+}
