@@ -1,1 +1,156 @@
-//! redress-intake
+//! Intake: accepts complaints from every channel, records them to the legal standard (D-INT),
+//! issues receipts with real deadlines (D-SLA) and publishes ComplaintAccepted on its feed.
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use redress_calendar::{DeadlineCalculator, SlaPolicy, WorkingCalendar};
+use redress_platform::config::Secret;
+use redress_platform::db::{Backend, DatabaseConfig};
+use redress_platform::principal::InternalKey;
+use redress_platform::ready::Ready;
+use redress_platform::server::{GrpcServer, ServerConfig};
+use redress_platform::telemetry::TelemetryConfig;
+use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedServiceServer;
+use redress_proto::redress::intake::v1::intake_service_server::IntakeServiceServer;
+use redress_proto::services;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+pub use api::IntakeApi;
+pub use store::IntakeStore;
+
+/// gRPC services intake serves (and reports health for).
+pub const SERVICES: &[&str] = &[services::INTAKE, services::INTAKE_EVENTS];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntakeConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    /// Key that verifies principals forwarded by the gateway.
+    pub internal_key: Secret,
+    pub telemetry: TelemetryConfig,
+    /// IANA zone the institution counts its days in.
+    pub time_zone: String,
+    /// Directory of extra or replacement year calendars (`*.toml`); empty for the shipped ones.
+    pub calendars_dir: String,
+    pub sla: SlaPolicy,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig {
+                url: "sqlite://data/intake.db".to_owned(),
+                ..DatabaseConfig::default()
+            },
+            internal_key: Secret::default(),
+            telemetry: TelemetryConfig::default(),
+            time_zone: "Asia/Shanghai".to_owned(),
+            calendars_dir: String::new(),
+            sla: SlaPolicy::default(),
+        }
+    }
+}
+
+impl IntakeConfig {
+    pub fn deadline_calculator(&self) -> anyhow::Result<DeadlineCalculator> {
+        let tz: chrono_tz::Tz = self
+            .time_zone
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid time_zone {:?}: {e}", self.time_zone))?;
+        let mut calendar = WorkingCalendar::china();
+        if !self.calendars_dir.is_empty() {
+            let extra = WorkingCalendar::load_dir(std::path::Path::new(&self.calendars_dir))
+                .with_context(|| format!("loading calendars from {}", self.calendars_dir))?;
+            calendar = calendar.merged(extra);
+        }
+        tracing::info!(years = ?calendar.years(), time_zone = %tz, "working-day calendars loaded");
+        Ok(DeadlineCalculator::new(Arc::new(calendar), tz))
+    }
+}
+
+/// Opens (and migrates) the store the URL names.
+pub async fn open_store(
+    config: &DatabaseConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<dyn IntakeStore>> {
+    Ok(match Backend::of(&config.url)? {
+        Backend::Sqlite => {
+            let db = redress_platform::db::connect_sqlite(config).await?;
+            Arc::new(store::SqliteIntakeStore::open(db).await?)
+        }
+        Backend::Postgres => {
+            let pool = redress_platform::db::connect_postgres(config).await?;
+            Arc::new(store::PostgresIntakeStore::open(pool, shutdown).await?)
+        }
+    })
+}
+
+/// A bound intake server, serving once [`Intake::run_until_stopped`] is awaited.
+pub struct Intake {
+    server: GrpcServer,
+    config: IntakeConfig,
+    api: IntakeApi,
+    store: Ready<Arc<dyn IntakeStore>>,
+    key: InternalKey,
+    shutdown: CancellationToken,
+}
+
+impl Intake {
+    pub async fn build(
+        config: IntakeConfig,
+        key: InternalKey,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let deadlines = config.deadline_calculator()?;
+        let server = GrpcServer::bind(&config.server, SERVICES).await?;
+        let store = Ready::new();
+        let api = IntakeApi::new(
+            store.clone(),
+            deadlines,
+            config.sla.clone(),
+            shutdown.clone(),
+        );
+        Ok(Self {
+            server,
+            config,
+            api,
+            store,
+            key,
+            shutdown,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let routes = Routes::new(IntakeServiceServer::with_interceptor(
+            self.api.clone(),
+            self.key.interceptor(),
+        ))
+        .add_service(IntakeEventFeedServiceServer::with_interceptor(
+            self.api,
+            self.key.interceptor(),
+        ));
+        let init = async {
+            tracing::info!(database = %self.config.database, "opening intake store");
+            let store = open_store(&self.config.database, self.shutdown.clone()).await?;
+            self.store.set(store);
+            tracing::info!("intake ready");
+            Ok(())
+        };
+        self.server
+            .run(routes, SERVICES, init, self.shutdown.clone())
+            .await
+    }
+}

@@ -16,7 +16,11 @@ where
 {
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Some(file) = file {
-        anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+        anyhow::ensure!(
+            file.exists(),
+            "config file {} does not exist",
+            file.display()
+        );
         figment = figment.merge(Toml::file(file));
     }
     figment
@@ -46,7 +50,11 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+        f.write_str(if self.0.is_empty() {
+            "Secret(<empty>)"
+        } else {
+            "Secret(<redacted>)"
+        })
     }
 }
 

@@ -46,7 +46,8 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event about `aggregate` carrying `payload`, in the current span's trace.
     pub fn new<M: prost::Name>(aggregate: impl Into<String>, payload: &M) -> Self {
-        let (traceparent, tracestate) = crate::telemetry::trace_context_of(&tracing::Span::current());
+        let (traceparent, tracestate) =
+            crate::telemetry::trace_context_of(&tracing::Span::current());
         Self {
             event_id: Uuid::now_v7(),
             event_type: M::full_name(),
@@ -124,7 +125,11 @@ impl Feed {
     }
 
     fn with(source: Source) -> Self {
-        Self { source, committed: Arc::new(Notify::new()), readable: Arc::new(tokio::sync::watch::channel(0).0) }
+        Self {
+            source,
+            committed: Arc::new(Notify::new()),
+            readable: Arc::new(tokio::sync::watch::channel(0).0),
+        }
     }
 
     /// Tells the feed that the publisher committed events.
@@ -137,7 +142,8 @@ impl Feed {
 
     /// Committed events with position greater than `after`, in position order.
     pub async fn read_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<Event>> {
-        const COLUMNS: &str = "event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate";
+        const COLUMNS: &str =
+            "event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate";
         let rows = match &self.source {
             Source::Sqlite(pool) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -168,15 +174,27 @@ impl Feed {
     /// The highest readable position (0 when empty).
     pub async fn head(&self) -> anyhow::Result<i64> {
         let head: Option<i64> = match &self.source {
-            Source::Sqlite(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
-            Source::Postgres(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
+            Source::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT MAX(position) FROM outbox")
+                    .fetch_one(pool)
+                    .await?
+            }
+            Source::Postgres(pool) => {
+                sqlx::query_scalar("SELECT MAX(position) FROM outbox")
+                    .fetch_one(pool)
+                    .await?
+            }
         };
         Ok(head.unwrap_or(0))
     }
 
     /// Streams every event after `after`, then follows new ones, until the receiver goes away
     /// or `shutdown` fires.
-    pub fn stream(&self, after: i64, shutdown: CancellationToken) -> ReceiverStream<Result<Event, tonic::Status>> {
+    pub fn stream(
+        &self,
+        after: i64,
+        shutdown: CancellationToken,
+    ) -> ReceiverStream<Result<Event, tonic::Status>> {
         let (tx, rx) = mpsc::channel(READ_BATCH as usize);
         let feed = self.clone();
         tokio::spawn(async move {
@@ -188,7 +206,9 @@ impl Feed {
                     Ok(batch) => batch,
                     Err(e) => {
                         tracing::warn!(error = format!("{e:#}"), "event feed read failed");
-                        let _ = tx.send(Err(tonic::Status::unavailable("event feed read failed"))).await;
+                        let _ = tx
+                            .send(Err(tonic::Status::unavailable("event feed read failed")))
+                            .await;
                         return;
                     }
                 };
@@ -214,7 +234,9 @@ impl Feed {
     }
 
     async fn run_sequencer(self, shutdown: CancellationToken) {
-        let Source::Postgres(pool) = &self.source else { return };
+        let Source::Postgres(pool) = &self.source else {
+            return;
+        };
         loop {
             match sequence_postgres(pool).await {
                 Ok(0) => {}
@@ -237,7 +259,9 @@ impl Feed {
 /// at a time in a database; rows still uncommitted are invisible and get later positions.
 pub async fn sequence_postgres(pool: &PgPool) -> anyhow::Result<u64> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7262657373)").execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7262657373)")
+        .execute(&mut *tx)
+        .await?;
     let done = sqlx::query(
         "WITH base AS (SELECT COALESCE(MAX(position), 0) AS p FROM outbox), \
               pending AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox \
@@ -296,15 +320,24 @@ fn build_event(
         event_type,
         aggregate,
         occur_time: Some(to_timestamp(from_micros(occur_time_us))),
-        payload: Some(prost_types::Any { type_url, value: payload }),
+        payload: Some(prost_types::Any {
+            type_url,
+            value: payload,
+        }),
         traceparent,
         tracestate,
     })
 }
 
 /// Opens a stream of events after a position (a gRPC `StreamEvents` call, usually).
-pub type Subscribe =
-    Box<dyn FnMut(i64) -> futures_util::future::BoxFuture<'static, Result<BoxStream<'static, Result<Event, tonic::Status>>, tonic::Status>> + Send>;
+pub type Subscribe = Box<
+    dyn FnMut(
+            i64,
+        ) -> futures_util::future::BoxFuture<
+            'static,
+            Result<BoxStream<'static, Result<Event, tonic::Status>>, tonic::Status>,
+        > + Send,
+>;
 
 /// The consuming side: applies a batch of events and their final position in one transaction,
 /// skipping events at or below the stored position, and returns the new position.
@@ -319,7 +352,12 @@ const APPLY_BATCH: usize = 256;
 
 /// Follows a feed until `shutdown`: resumes from the stored position, applies events in
 /// batches, and on any failure backs off and resumes from what was stored.
-pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn EventSink>, shutdown: CancellationToken) {
+pub async fn run_consumer(
+    name: &str,
+    mut subscribe: Subscribe,
+    sink: Arc<dyn EventSink>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let outcome = tokio::select! {
@@ -329,7 +367,11 @@ pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn Ev
         match outcome {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
-                tracing::warn!(consumer = name, error = format!("{e:#}"), "event consumer interrupted; resuming");
+                tracing::warn!(
+                    consumer = name,
+                    error = format!("{e:#}"),
+                    "event consumer interrupted; resuming"
+                );
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -340,15 +382,23 @@ pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn Ev
     }
 }
 
-async fn consume_once(subscribe: &mut Subscribe, sink: &dyn EventSink, shutdown: &CancellationToken) -> anyhow::Result<()> {
+async fn consume_once(
+    subscribe: &mut Subscribe,
+    sink: &dyn EventSink,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let position = sink.position().await.context("reading consumer position")?;
-    let mut stream = subscribe(position).await.context("subscribing to the feed")?;
+    let mut stream = subscribe(position)
+        .await
+        .context("subscribing to the feed")?;
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             next = stream.next() => next,
         };
-        let Some(first) = first else { anyhow::bail!("feed ended") };
+        let Some(first) = first else {
+            anyhow::bail!("feed ended")
+        };
         let mut batch = vec![first?];
         while batch.len() < APPLY_BATCH {
             match stream.next().now_or_never() {

@@ -71,7 +71,9 @@ impl Principal {
         if self.has(permission) {
             Ok(())
         } else {
-            Err(ServiceError::PermissionDenied(permission.as_str().to_owned()))
+            Err(ServiceError::PermissionDenied(
+                permission.as_str().to_owned(),
+            ))
         }
     }
 
@@ -153,7 +155,8 @@ impl InternalKey {
             iat: now,
             principal: principal.clone(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)?;
         Ok((token, exp))
     }
 
@@ -169,14 +172,20 @@ impl InternalKey {
             .metadata()
             .get(PRINCIPAL_METADATA_KEY)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::from(ServiceError::Unauthenticated("missing principal".to_owned())))?;
+            .ok_or_else(|| {
+                Status::from(ServiceError::Unauthenticated(
+                    "missing principal".to_owned(),
+                ))
+            })?;
         let principal = self.verify(token)?;
         request.extensions_mut().insert(principal);
         Ok(request)
     }
 
     /// A tonic interceptor running [`InternalKey::authenticate`].
-    pub fn interceptor(&self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
+    pub fn interceptor(
+        &self,
+    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
         let key = self.clone();
         move |request| key.authenticate(request)
     }
@@ -187,16 +196,25 @@ impl InternalKey {
 pub struct ServiceCredentials {
     key: InternalKey,
     principal: Principal,
-    cached: Arc<std::sync::Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64)>>>,
+    cached: Arc<
+        std::sync::Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64)>>,
+    >,
 }
 
 impl ServiceCredentials {
     pub fn new(key: InternalKey, principal: Principal) -> Self {
-        Self { key, principal, cached: Arc::default() }
+        Self {
+            key,
+            principal,
+            cached: Arc::default(),
+        }
     }
 
     pub fn apply<T>(&self, request: &mut Request<T>) -> Result<(), ServiceError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(anyhow::Error::from)?.as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(anyhow::Error::from)?
+            .as_secs();
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         let value = match cached.as_ref() {
             Some((value, exp)) if *exp > now + 60 => value.clone(),
@@ -246,6 +264,9 @@ mod tests {
     fn permissions_are_checked() {
         let p = principal();
         assert!(p.require(Permission::ComplaintsRead).is_ok());
-        assert!(matches!(p.require(Permission::PiiRead), Err(ServiceError::PermissionDenied(_))));
+        assert!(matches!(
+            p.require(Permission::PiiRead),
+            Err(ServiceError::PermissionDenied(_))
+        ));
     }
 }

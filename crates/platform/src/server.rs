@@ -60,9 +60,13 @@ impl GrpcServer {
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status("", ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for service in services {
-            health.set_service_status(*service, ServingStatus::NotServing).await;
+            health
+                .set_service_status(*service, ServingStatus::NotServing)
+                .await;
         }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(redress_proto::FILE_DESCRIPTOR_SET)
@@ -74,8 +78,16 @@ impl GrpcServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .context("building reflection")?;
-        let base = Routes::new(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
-        Ok(Self { listener, local_addr, health, base, config: config.clone() })
+        let base = Routes::new(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+        Ok(Self {
+            listener,
+            local_addr,
+            health,
+            base,
+            config: config.clone(),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -88,10 +100,14 @@ impl GrpcServer {
 
     /// Serves `routes` plus health and reflection until `shutdown`, then drains.
     pub async fn serve(self, routes: Routes, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let routes: Routes = self.base.into_axum_router().merge(routes.into_axum_router()).into();
-        let layers = ServiceBuilder::new()
-            .layer(LoadShedLayer::new())
-            .layer(GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests));
+        let routes: Routes = self
+            .base
+            .into_axum_router()
+            .merge(routes.into_axum_router())
+            .into();
+        let layers = ServiceBuilder::new().layer(LoadShedLayer::new()).layer(
+            GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests),
+        );
         let drain = Duration::from_millis(self.config.drain_timeout_ms);
         let signal = shutdown.clone();
         let server = tonic::transport::Server::builder()
@@ -159,14 +175,20 @@ impl GrpcServer {
 pub async fn set_serving(health: &HealthReporter, services: &[&str]) {
     health.set_service_status("", ServingStatus::Serving).await;
     for service in services {
-        health.set_service_status(*service, ServingStatus::Serving).await;
+        health
+            .set_service_status(*service, ServingStatus::Serving)
+            .await;
     }
 }
 
 /// Marks the server and each service as NOT_SERVING (shutdown has begun).
 pub async fn set_not_serving(health: &HealthReporter, services: &[&str]) {
-    health.set_service_status("", ServingStatus::NotServing).await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     for service in services {
-        health.set_service_status(*service, ServingStatus::NotServing).await;
+        health
+            .set_service_status(*service, ServingStatus::NotServing)
+            .await;
     }
 }
