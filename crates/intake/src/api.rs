@@ -4,11 +4,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost::Message;
 use redress_calendar::{CalendarError, DeadlineCalculator, Grade, SlaPolicy};
 use redress_platform::ServiceError;
+use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
 use redress_platform::time::{from_timestamp, now, to_timestamp};
@@ -27,9 +26,6 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::{mask, validate_submission};
 use crate::store::{IntakeStore, ListQuery, NewComplaint, StoreError, Submitted};
-
-const DEFAULT_PAGE_SIZE: i32 = 50;
-const MAX_PAGE_SIZE: i32 = 1000;
 
 #[derive(Clone)]
 pub struct IntakeApi {
@@ -159,14 +155,7 @@ impl IntakeApi {
     ) -> Result<ListComplaintsResponse, ServiceError> {
         principal.require(Permission::ComplaintsRead)?;
         let mut v = redress_platform::error::Violations::new();
-        let page_size = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n < 0 => {
-                v.add("page_size", "must not be negative");
-                DEFAULT_PAGE_SIZE
-            }
-            n => n.min(MAX_PAGE_SIZE),
-        };
+        let page_size = paging::page_size(request.page_size, &mut v);
         let channel = match Channel::try_from(request.channel) {
             Ok(Channel::Unspecified) => None,
             Ok(c) => Some(c as i32),
@@ -186,15 +175,7 @@ impl IntakeApi {
         };
         let receive_from = time("receive_time_from", request.receive_time_from.as_ref());
         let receive_to = time("receive_time_to", request.receive_time_to.as_ref());
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let token = decode_page_token(&request.page_token);
-            if token.is_none() {
-                v.add("page_token", "is not a token this service issued");
-            }
-            token
-        };
+        let after = paging::decode_token(&request.page_token, &mut v);
         v.into_result()?;
         let query = ListQuery {
             channel,
@@ -204,15 +185,7 @@ impl IntakeApi {
             limit: i64::from(page_size) + 1,
         };
         let mut listed = self.store.get()?.list(&query).await.map_err(store_error)?;
-        let next_page_token = if listed.len() > page_size as usize {
-            listed.truncate(page_size as usize);
-            listed
-                .last()
-                .map(|l| encode_page_token(&l.cursor))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = paging::finish_page(&mut listed, page_size, |l| l.cursor.clone());
         let complaints = listed
             .into_iter()
             .map(|l| {
@@ -238,27 +211,6 @@ fn parse_name(name: &str) -> Result<&str, ServiceError> {
     name.strip_prefix("complaints/")
         .filter(|id| uuid::Uuid::try_parse(id).is_ok())
         .ok_or_else(|| ServiceError::invalid("name", "must be complaints/{complaint_id}"))
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PageToken {
-    t: i64,
-    i: String,
-}
-
-fn encode_page_token(cursor: &(i64, String)) -> String {
-    let json = serde_json::to_vec(&PageToken {
-        t: cursor.0,
-        i: cursor.1.clone(),
-    })
-    .unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
-}
-
-fn decode_page_token(token: &str) -> Option<(i64, String)> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let t: PageToken = serde_json::from_slice(&bytes).ok()?;
-    Some((t.t, t.i))
 }
 
 fn store_error(e: StoreError) -> ServiceError {
@@ -302,7 +254,7 @@ pub fn grade_to_proto(grade: Grade) -> redress_proto::redress::common::v1::Grade
 }
 
 fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
-    Ok(Principal::of(request)?.clone())
+    Ok(Principal::of(request)?)
 }
 
 #[tonic::async_trait]

@@ -88,10 +88,11 @@ impl Principal {
     }
 
     /// The principal a handler was called with, as placed by [`InternalKey::interceptor`].
-    pub fn of<T>(request: &Request<T>) -> Result<&Principal, ServiceError> {
+    pub fn of<T>(request: &Request<T>) -> Result<Principal, ServiceError> {
         request
             .extensions()
             .get::<Principal>()
+            .cloned()
             .ok_or_else(|| ServiceError::Unauthenticated("no verified principal".to_owned()))
     }
 }

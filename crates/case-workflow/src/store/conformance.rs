@@ -1,0 +1,212 @@
+//! One conformance suite for both case stores (PostgreSQL when `REDRESS_TEST_POSTGRES_URL` is
+//! set; otherwise those runs report that they skipped).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use redress_platform::db::DatabaseConfig;
+use redress_platform::testing::{fresh_postgres_database, sqlite_url};
+use redress_proto::redress::case::v1::{CaseOpened, CaseState};
+use redress_proto::redress::common::v1::Event;
+use redress_proto::redress::intake::v1::ComplaintAccepted;
+use tokio_util::sync::CancellationToken;
+
+use super::{CaseQuery, CaseStore};
+
+struct Harness {
+    store: Arc<dyn CaseStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn sqlite() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DatabaseConfig {
+        url: sqlite_url(dir.path(), "cases"),
+        max_connections: 4,
+    };
+    Harness {
+        store: crate::open_store(&config, CancellationToken::new())
+            .await
+            .unwrap(),
+        _dir: dir,
+    }
+}
+
+async fn postgres(test: &str) -> Option<Harness> {
+    let url = fresh_postgres_database(test).await.unwrap()?;
+    let config = DatabaseConfig {
+        url,
+        max_connections: 8,
+    };
+    let store = crate::open_store(&config, CancellationToken::new())
+        .await
+        .unwrap();
+    Some(Harness {
+        store,
+        _dir: tempfile::tempdir().unwrap(),
+    })
+}
+
+fn accepted(position: i64, n: u32) -> Event {
+    let payload = ComplaintAccepted {
+        complaint: format!("complaints/{n:08}"),
+        complaint_number: format!("20261125{n:08}"),
+        channel: 3,
+        org_unit: "institutions/demo".to_owned(),
+        grade: 1,
+        ..Default::default()
+    };
+    Event {
+        position,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: "redress.intake.v1.ComplaintAccepted".to_owned(),
+        aggregate: payload.complaint.clone(),
+        payload: Some(prost_types::Any::from_msg(&payload).unwrap()),
+        ..Default::default()
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = super::sqlite().await;
+                    super::$name(h.store.clone()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = super::postgres(concat!("case::", stringify!($name))).await else { return };
+                    super::$name(h.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    accepted_complaints_open_cases_once_despite_redelivery,
+    concurrent_consumers_apply_each_event_once,
+    cases_list_by_state_and_complaint_with_pages,
+);
+
+async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
+    assert_eq!(store.position().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .apply(vec![accepted(1, 1), accepted(2, 2)])
+            .await
+            .unwrap(),
+        2
+    );
+    // Redelivery of an overlapping batch, then of one already applied.
+    assert_eq!(
+        store
+            .apply(vec![accepted(2, 2), accepted(3, 3)])
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(store.apply(vec![accepted(1, 1)]).await.unwrap(), 3);
+    // The same complaint announced again at a later position still has one case.
+    assert_eq!(store.apply(vec![accepted(4, 1)]).await.unwrap(), 4);
+    assert_eq!(store.position().await.unwrap(), 4);
+    let cases = store
+        .list(&CaseQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cases.len(), 3);
+    let case = &cases
+        .iter()
+        .find(|c| c.case.complaint == "complaints/00000002")
+        .unwrap()
+        .case;
+    assert_eq!(case.state, CaseState::Accepted as i32);
+    assert_eq!(case.case_number, "2026112500000002");
+    assert!(case.assignee.is_empty());
+    let id = case.name.strip_prefix("cases/").unwrap();
+    assert_eq!(store.get(id).await.unwrap().as_ref(), Some(case));
+    let events = store.feed().read_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 3, "one CaseOpened per case");
+    let opened: CaseOpened = events[1].payload.as_ref().unwrap().to_msg().unwrap();
+    assert_eq!(opened.case.unwrap().complaint, "complaints/00000002");
+}
+
+async fn concurrent_consumers_apply_each_event_once(store: Arc<dyn CaseStore>) {
+    let events: Vec<_> = (1..=60).map(|i| accepted(i, i as u32)).collect();
+    let mut tasks = Vec::new();
+    // Replicas that read the same stored position receive batches of different lengths.
+    for len in [60usize, 30, 45] {
+        let store = store.clone();
+        let batch = events[..len].to_vec();
+        tasks.push(tokio::spawn(
+            async move { store.apply(batch).await.unwrap() },
+        ));
+    }
+    for t in tasks {
+        let position = t.await.unwrap();
+        assert!([30, 45, 60].contains(&position), "{position}");
+    }
+    assert_eq!(store.position().await.unwrap(), 60);
+    assert_eq!(
+        store
+            .list(&CaseQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        60
+    );
+    assert_eq!(store.feed().read_after(0, 100).await.unwrap().len(), 60);
+}
+
+async fn cases_list_by_state_and_complaint_with_pages(store: Arc<dyn CaseStore>) {
+    store
+        .apply((1..=5).map(|i| accepted(i, i as u32)).collect())
+        .await
+        .unwrap();
+    let by_complaint = store
+        .list(&CaseQuery {
+            complaint: Some("complaints/00000004".to_owned()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_complaint.len(), 1);
+    let closed = CaseQuery {
+        state: Some(CaseState::Closed as i32),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.list(&closed).await.unwrap().is_empty());
+    let page1 = store
+        .list(&CaseQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let next = CaseQuery {
+        limit: 10,
+        after: Some(page1[1].cursor.clone()),
+        ..Default::default()
+    };
+    let page2 = store.list(&next).await.unwrap();
+    assert_eq!(page1.len() + page2.len(), 5);
+    assert!(
+        page2
+            .iter()
+            .all(|c| page1.iter().all(|p| p.case.name != c.case.name))
+    );
+}

@@ -1,0 +1,115 @@
+//! Case-workflow's store: one trait, SQLite and PostgreSQL implementations, one conformance
+//! suite. Opening cases from intake events happens here, in the same transaction as the
+//! consumer position, so a redelivered event can never open a second case.
+
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use prost::Message;
+use redress_platform::events::{EventSink, Feed, NewEvent};
+use redress_platform::paging::Cursor;
+use redress_platform::time::{now, to_timestamp};
+use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState};
+use redress_proto::redress::common::v1::Event;
+use redress_proto::redress::intake::v1::ComplaintAccepted;
+
+pub use postgres::PostgresCaseStore;
+pub use sqlite::SqliteCaseStore;
+
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Consumer name under which intake's feed position is stored.
+pub const INTAKE_CONSUMER: &str = "intake";
+
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    pub state: Option<i32>,
+    pub complaint: Option<String>,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedCase {
+    pub case: Case,
+    pub cursor: Cursor,
+}
+
+#[async_trait]
+pub trait CaseStore: EventSink + Send + Sync + 'static {
+    async fn get(&self, id: &str) -> anyhow::Result<Option<Case>>;
+    async fn list(&self, query: &CaseQuery) -> anyhow::Result<Vec<ListedCase>>;
+    fn feed(&self) -> &Feed;
+}
+
+/// A case to open for an accepted complaint, with its CaseOpened event.
+struct Opening {
+    case: Case,
+    open_time_us: i64,
+    record: Vec<u8>,
+    event: NewEvent,
+}
+
+/// What an intake event means for cases: ComplaintAccepted opens one; other events are
+/// passed over (their position still advances).
+fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
+    let Some(payload) = event.payload.as_ref() else {
+        return Ok(None);
+    };
+    if event.event_type != <ComplaintAccepted as prost::Name>::full_name() {
+        return Ok(None);
+    }
+    let accepted = ComplaintAccepted::decode(payload.value.as_slice())?;
+    let span = tracing::info_span!("case.open", complaint = %accepted.complaint);
+    redress_platform::telemetry::set_parent_from_trace_context(
+        &span,
+        &event.traceparent,
+        &event.tracestate,
+    );
+    let _entered = span.enter();
+    let opened = now();
+    let id = uuid::Uuid::now_v7().to_string();
+    let case = Case {
+        name: format!("cases/{id}"),
+        case_number: accepted.complaint_number.clone(),
+        complaint: accepted.complaint.clone(),
+        state: CaseState::Accepted as i32,
+        assignee: String::new(),
+        department: String::new(),
+        org_unit: accepted.org_unit.clone(),
+        channel: accepted.channel,
+        grade: accepted.grade,
+        deadlines: accepted.deadlines.clone(),
+        receive_time: accepted.receive_time,
+        open_time: Some(to_timestamp(opened)),
+        update_time: Some(to_timestamp(opened)),
+        etag: etag(1),
+        institution: accepted.institution.clone(),
+    };
+    let event = NewEvent::new(
+        case.name.clone(),
+        &CaseOpened {
+            case: Some(case.clone()),
+        },
+    );
+    let record = case.encode_to_vec();
+    Ok(Some(Opening {
+        case,
+        open_time_us: opened.timestamp_micros(),
+        record,
+        event,
+    }))
+}
+
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+fn case_id(case: &Case) -> &str {
+    case.name.strip_prefix("cases/").unwrap_or(&case.name)
+}
+
+#[cfg(test)]
+mod conformance;

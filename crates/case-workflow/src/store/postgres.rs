@@ -1,0 +1,128 @@
+//! PostgreSQL implementation. The consumer position row is locked for the whole batch, so two
+//! replicas consuming at once apply each event once between them.
+
+use async_trait::async_trait;
+use prost::Message;
+use redress_platform::events::{EventSink, Feed};
+use redress_proto::redress::case::v1::Case;
+use redress_proto::redress::common::v1::Event;
+use sqlx::{PgPool, Row};
+use tokio_util::sync::CancellationToken;
+
+use super::{CaseQuery, CaseStore, INTAKE_CONSUMER, ListedCase, case_id, opening_for};
+
+#[derive(Clone)]
+pub struct PostgresCaseStore {
+    pool: PgPool,
+    feed: Feed,
+}
+
+impl PostgresCaseStore {
+    pub async fn open(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
+        let feed = Feed::postgres(pool.clone(), shutdown);
+        Ok(Self { pool, feed })
+    }
+}
+
+#[async_trait]
+impl EventSink for PostgresCaseStore {
+    async fn position(&self) -> anyhow::Result<i64> {
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1")
+                .bind(INTAKE_CONSUMER)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(p.unwrap_or(0))
+    }
+
+    async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO consumer_positions (consumer, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+            .bind(INTAKE_CONSUMER)
+            .execute(&mut *tx)
+            .await?;
+        let mut position: i64 = sqlx::query_scalar(
+            "SELECT position FROM consumer_positions WHERE consumer = $1 FOR UPDATE",
+        )
+        .bind(INTAKE_CONSUMER)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut opened = 0;
+        let applied_up_to = position;
+        for event in events.iter().filter(|e| e.position > applied_up_to) {
+            if let Some(o) = opening_for(event)? {
+                let inserted = sqlx::query(
+                    "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (complaint) DO NOTHING",
+                )
+                .bind(case_id(&o.case))
+                .bind(&o.case.case_number)
+                .bind(&o.case.complaint)
+                .bind(o.case.state)
+                .bind(o.open_time_us)
+                .bind(&o.record)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    o.event.append_postgres(&mut tx).await?;
+                    opened += 1;
+                }
+            }
+            position = event.position;
+        }
+        sqlx::query("UPDATE consumer_positions SET position = $2 WHERE consumer = $1")
+            .bind(INTAKE_CONSUMER)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if opened > 0 {
+            self.feed.notify_committed();
+        }
+        Ok(position)
+    }
+}
+
+#[async_trait]
+impl CaseStore for PostgresCaseStore {
+    async fn get(&self, id: &str) -> anyhow::Result<Option<Case>> {
+        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(record.map(|r| Case::decode(r.as_slice())).transpose()?)
+    }
+
+    async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
+        let (after_us, after_id) = q.after.clone().unzip();
+        let rows = sqlx::query(
+            "SELECT record, open_time_us, id FROM cases \
+             WHERE ($1::INTEGER IS NULL OR state = $1) \
+               AND ($2::TEXT IS NULL OR complaint = $2) \
+               AND ($3::BIGINT IS NULL OR (open_time_us, id) < ($3, $4::TEXT)) \
+             ORDER BY open_time_us DESC, id DESC LIMIT $5",
+        )
+        .bind(q.state)
+        .bind(q.complaint.as_deref())
+        .bind(after_us)
+        .bind(after_id)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let record: Vec<u8> = row.try_get(0)?;
+                Ok(ListedCase {
+                    case: Case::decode(record.as_slice())?,
+                    cursor: (row.try_get(1)?, row.try_get(2)?),
+                })
+            })
+            .collect()
+    }
+
+    fn feed(&self) -> &Feed {
+        &self.feed
+    }
+}

@@ -1,0 +1,150 @@
+//! SQLite implementation: reads from the pool, writes through the group-commit writer.
+
+use async_trait::async_trait;
+use prost::Message;
+use redress_platform::db::{CommitFailed, Sqlite};
+use redress_platform::events::{EventSink, Feed};
+use redress_proto::redress::case::v1::Case;
+use redress_proto::redress::common::v1::Event;
+use sqlx::Row;
+
+use super::{CaseQuery, CaseStore, INTAKE_CONSUMER, ListedCase, case_id, opening_for};
+
+#[derive(Clone)]
+pub struct SqliteCaseStore {
+    db: Sqlite,
+    feed: Feed,
+}
+
+impl SqliteCaseStore {
+    pub async fn open(db: Sqlite) -> anyhow::Result<Self> {
+        redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
+        let feed = Feed::sqlite(db.pool.clone());
+        Ok(Self { db, feed })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct WriteError(#[from] anyhow::Error);
+
+impl From<CommitFailed> for WriteError {
+    fn from(e: CommitFailed) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        Self(e.into())
+    }
+}
+
+#[async_trait]
+impl EventSink for SqliteCaseStore {
+    async fn position(&self) -> anyhow::Result<i64> {
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = ?")
+                .bind(INTAKE_CONSUMER)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(p.unwrap_or(0))
+    }
+
+    async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
+        let (position, opened) = self
+            .db
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let stored: Option<i64> =
+                        sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = ?")
+                            .bind(INTAKE_CONSUMER)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    let mut position = stored.unwrap_or(0);
+                    let mut opened = 0;
+                    let applied_up_to = position;
+        for event in events.iter().filter(|e| e.position > applied_up_to) {
+                        if let Some(o) = opening_for(event)? {
+                            let inserted = sqlx::query(
+                                "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) \
+                                 VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (complaint) DO NOTHING",
+                            )
+                            .bind(case_id(&o.case))
+                            .bind(&o.case.case_number)
+                            .bind(&o.case.complaint)
+                            .bind(o.case.state)
+                            .bind(o.open_time_us)
+                            .bind(&o.record)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                            if inserted == 1 {
+                                o.event.append_sqlite(conn).await?;
+                                opened += 1;
+                            }
+                        }
+                        position = event.position;
+                    }
+                    sqlx::query(
+                        "INSERT INTO consumer_positions (consumer, position) VALUES (?, ?) \
+                         ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+                    )
+                    .bind(INTAKE_CONSUMER)
+                    .bind(position)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok::<_, WriteError>((position, opened))
+                })
+            })
+            .await
+            .map_err(|e| e.0)?;
+        if opened > 0 {
+            self.feed.notify_committed();
+        }
+        Ok(position)
+    }
+}
+
+#[async_trait]
+impl CaseStore for SqliteCaseStore {
+    async fn get(&self, id: &str) -> anyhow::Result<Option<Case>> {
+        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM cases WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(record.map(|r| Case::decode(r.as_slice())).transpose()?)
+    }
+
+    async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
+        let (after_us, after_id) = q.after.clone().unzip();
+        let rows = sqlx::query(
+            "SELECT record, open_time_us, id FROM cases \
+             WHERE (?1 IS NULL OR state = ?1) \
+               AND (?2 IS NULL OR complaint = ?2) \
+               AND (?3 IS NULL OR open_time_us < ?3 OR (open_time_us = ?3 AND id < ?4)) \
+             ORDER BY open_time_us DESC, id DESC LIMIT ?5",
+        )
+        .bind(q.state)
+        .bind(q.complaint.as_deref())
+        .bind(after_us)
+        .bind(after_id)
+        .bind(q.limit)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let record: Vec<u8> = row.try_get(0)?;
+                Ok(ListedCase {
+                    case: Case::decode(record.as_slice())?,
+                    cursor: (row.try_get(1)?, row.try_get(2)?),
+                })
+            })
+            .collect()
+    }
+
+    fn feed(&self) -> &Feed {
+        &self.feed
+    }
+}
