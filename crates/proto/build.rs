@@ -21,9 +21,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Type names let events carry their payloads as `google.protobuf.Any` by full name.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds_with_config(fds, config)?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds_with_config(fds, config)?;
     Ok(())
 }

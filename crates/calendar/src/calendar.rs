@@ -16,10 +16,8 @@ use serde::Deserialize;
 
 /// Year files shipped with the crate, embedded so the library needs no
 /// files on disk at run time.
-const SHIPPED_CHINA: &[(&str, &str)] = &[
-    ("cn/2025.toml", include_str!("../data/cn/2025.toml")),
-    ("cn/2026.toml", include_str!("../data/cn/2026.toml")),
-];
+const SHIPPED_CHINA: &[(&str, &str)] =
+    &[("cn/2025.toml", include_str!("../data/cn/2025.toml")), ("cn/2026.toml", include_str!("../data/cn/2026.toml"))];
 
 /// Errors from loading calendars or from queries that need calendar data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -29,16 +27,10 @@ pub enum CalendarError {
     YearNotLoaded { year: i32 },
     /// A year file parsed but violates a calendar rule.
     #[error("invalid calendar {source_name}: {message}")]
-    Invalid {
-        source_name: String,
-        message: String,
-    },
+    Invalid { source_name: String, message: String },
     /// A year file is not well-formed TOML or does not have the expected shape.
     #[error("cannot parse calendar {source_name}: {message}")]
-    Parse {
-        source_name: String,
-        message: String,
-    },
+    Parse { source_name: String, message: String },
     /// A calendar directory or file could not be read.
     #[error("cannot read calendar {path}: {message}")]
     Io { path: String, message: String },
@@ -115,16 +107,14 @@ impl YearCalendar {
             source_name: source_name.to_owned(),
             message: format!("year {year}: {message}"),
         };
-        let in_year =
-            |field: &str, value: &toml::value::Datetime| -> Result<NaiveDate, CalendarError> {
-                let date = toml_date(value).ok_or_else(|| {
-                    invalid(format!("{field} {value} is not a plain date (yyyy-mm-dd)"))
-                })?;
-                if date.year() != year {
-                    return Err(invalid(format!("{field} {date} is outside year {year}")));
-                }
-                Ok(date)
-            };
+        let in_year = |field: &str, value: &toml::value::Datetime| -> Result<NaiveDate, CalendarError> {
+            let date =
+                toml_date(value).ok_or_else(|| invalid(format!("{field} {value} is not a plain date (yyyy-mm-dd)")))?;
+            if date.year() != year {
+                return Err(invalid(format!("{field} {date} is outside year {year}")));
+            }
+            Ok(date)
+        };
 
         let mut holidays = Vec::with_capacity(raw.holidays.len());
         let mut holiday_dates = BTreeSet::new();
@@ -132,21 +122,14 @@ impl YearCalendar {
             let from = in_year("holiday from", &h.from)?;
             let to = in_year("holiday to", &h.to)?;
             if from > to {
-                return Err(invalid(format!(
-                    "holiday {} runs backwards: from {from} is after to {to}",
-                    h.name
-                )));
+                return Err(invalid(format!("holiday {} runs backwards: from {from} is after to {to}", h.name)));
             }
             for date in from.iter_days().take_while(|d| *d <= to) {
                 if !holiday_dates.insert(date) {
                     return Err(invalid(format!("duplicate holiday date {date}")));
                 }
             }
-            holidays.push(Holiday {
-                name: h.name,
-                from,
-                to,
-            });
+            holidays.push(Holiday { name: h.name, from, to });
         }
 
         let mut makeup_working_days = Vec::with_capacity(raw.makeup_working_days.len());
@@ -160,9 +143,7 @@ impl YearCalendar {
                 )));
             }
             if holiday_dates.contains(&date) {
-                return Err(invalid(format!(
-                    "date {date} is both a holiday and a make-up working day"
-                )));
+                return Err(invalid(format!("date {date} is both a holiday and a make-up working day")));
             }
             if !makeup_dates.insert(date) {
                 return Err(invalid(format!("duplicate make-up working day {date}")));
@@ -170,14 +151,7 @@ impl YearCalendar {
             makeup_working_days.push(MakeupWorkingDay { date, note: m.note });
         }
 
-        Ok(Self {
-            year,
-            source: raw.source,
-            holidays,
-            makeup_working_days,
-            holiday_dates,
-            makeup_dates,
-        })
+        Ok(Self { year, source: raw.source, holidays, makeup_working_days, holiday_dates, makeup_dates })
     }
 
     pub fn year(&self) -> i32 {
@@ -288,10 +262,7 @@ impl WorkingCalendar {
             let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
             files.push((path.display().to_string(), text));
         }
-        let sources: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(name, text)| (name.as_str(), text.as_str()))
-            .collect();
+        let sources: Vec<(&str, &str)> = files.iter().map(|(name, text)| (name.as_str(), text.as_str())).collect();
         Self::from_year_toml(&sources)
     }
 
@@ -321,10 +292,7 @@ impl WorkingCalendar {
     }
 
     /// `date` itself if it is a working day, else the first working day after it.
-    pub fn next_working_day_on_or_after(
-        &self,
-        date: NaiveDate,
-    ) -> Result<NaiveDate, CalendarError> {
+    pub fn next_working_day_on_or_after(&self, date: NaiveDate) -> Result<NaiveDate, CalendarError> {
         let mut day = date;
         // Terminates: each step either finds a working day, moves one day
         // forward, or hits an unloaded year (only finitely many are loaded).
@@ -353,9 +321,7 @@ impl WorkingCalendar {
     }
 
     fn year_of(&self, date: NaiveDate) -> Result<&YearCalendar, CalendarError> {
-        self.years
-            .get(&date.year())
-            .ok_or(CalendarError::YearNotLoaded { year: date.year() })
+        self.years.get(&date.year()).ok_or(CalendarError::YearNotLoaded { year: date.year() })
     }
 }
 
@@ -378,9 +344,7 @@ fn weekday_name(day: Weekday) -> &'static str {
 /// A TOML local date (no time, no offset) as a `NaiveDate`.
 fn toml_date(value: &toml::value::Datetime) -> Option<NaiveDate> {
     match (value.date, value.time, value.offset) {
-        (Some(d), None, None) => {
-            NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
-        }
+        (Some(d), None, None) => NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day)),
         _ => None,
     }
 }

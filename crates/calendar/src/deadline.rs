@@ -14,9 +14,7 @@
 
 use std::sync::Arc;
 
-use chrono::{
-    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc,
-};
+use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -51,10 +49,7 @@ pub struct DeadlineCalculator {
 
 impl DeadlineCalculator {
     pub fn new(calendar: Arc<WorkingCalendar>, time_zone: Tz) -> Self {
-        Self {
-            calendar,
-            time_zone,
-        }
+        Self { calendar, time_zone }
     }
 
     /// The shipped China calendar in Asia/Shanghai.
@@ -79,24 +74,17 @@ impl DeadlineCalculator {
     /// date. Where that midnight is ambiguous the earlier instant is used;
     /// where it does not exist (a DST gap) the first instant after the gap.
     pub fn end_of_day(&self, date: NaiveDate) -> Result<DateTime<Utc>, CalendarError> {
-        let midnight = date
-            .succ_opt()
-            .ok_or(CalendarError::OutOfRange)?
-            .and_hms_opt(0, 0, 0)
-            .ok_or(CalendarError::OutOfRange)?;
+        let midnight =
+            date.succ_opt().ok_or(CalendarError::OutOfRange)?.and_hms_opt(0, 0, 0).ok_or(CalendarError::OutOfRange)?;
         earliest_instant_at_or_after(self.time_zone, midnight)
     }
 
     /// Instant at which `period` counted from the acceptance instant ends.
-    pub fn due(
-        &self,
-        accepted_at: DateTime<Utc>,
-        period: Period,
-    ) -> Result<DateTime<Utc>, CalendarError> {
+    pub fn due(&self, accepted_at: DateTime<Utc>, period: Period) -> Result<DateTime<Utc>, CalendarError> {
         match period {
-            Period::Hours(hours) => accepted_at
-                .checked_add_signed(TimeDelta::hours(i64::from(hours)))
-                .ok_or(CalendarError::OutOfRange),
+            Period::Hours(hours) => {
+                accepted_at.checked_add_signed(TimeDelta::hours(i64::from(hours))).ok_or(CalendarError::OutOfRange)
+            }
             Period::WorkingDays(n) => {
                 let accepted = self.acceptance_date(accepted_at);
                 let last = self.calendar.add_working_days(accepted, n)?;
@@ -104,9 +92,7 @@ impl DeadlineCalculator {
             }
             Period::CalendarDays(n) => {
                 let accepted = self.acceptance_date(accepted_at);
-                let last = accepted
-                    .checked_add_days(Days::new(u64::from(n)))
-                    .ok_or(CalendarError::OutOfRange)?;
+                let last = accepted.checked_add_days(Days::new(u64::from(n))).ok_or(CalendarError::OutOfRange)?;
                 // Every counted day must come from a loaded year, not only
                 // the last one, so a gap in the data is never papered over.
                 for year in accepted.year()..=last.year() {
@@ -138,17 +124,12 @@ impl DeadlineCalculator {
 }
 
 /// Earliest instant whose local time in `tz` is at or after `local`.
-fn earliest_instant_at_or_after(
-    tz: Tz,
-    local: NaiveDateTime,
-) -> Result<DateTime<Utc>, CalendarError> {
+fn earliest_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, CalendarError> {
     // Transitions in the tz database fall on whole minutes and gaps are at
     // most a few hours, so probing minute by minute for a day finds the end
     // of any gap.
     for minutes in 0..=24 * 60 {
-        let probe = local
-            .checked_add_signed(TimeDelta::minutes(minutes))
-            .ok_or(CalendarError::OutOfRange)?;
+        let probe = local.checked_add_signed(TimeDelta::minutes(minutes)).ok_or(CalendarError::OutOfRange)?;
         match tz.from_local_datetime(&probe) {
             LocalResult::Single(t) => return Ok(t.with_timezone(&Utc)),
             LocalResult::Ambiguous(earliest, _) => return Ok(earliest.with_timezone(&Utc)),

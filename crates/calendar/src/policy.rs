@@ -20,12 +20,7 @@ pub enum Grade {
 
 impl Grade {
     /// Every grade, least severe first.
-    pub const ALL: [Grade; 4] = [
-        Grade::General,
-        Grade::Important,
-        Grade::Urgent,
-        Grade::Major,
-    ];
+    pub const ALL: [Grade; 4] = [Grade::General, Grade::Important, Grade::Urgent, Grade::Major];
 }
 
 /// Clocks that start when a complaint of one grade is accepted.
@@ -81,19 +76,11 @@ mod tests {
     #[test]
     fn defaults_match_d_sla_1_and_2() {
         let p = SlaPolicy::default();
-        let expect = [
-            (Grade::General, 24, 7),
-            (Grade::Important, 8, 5),
-            (Grade::Urgent, 2, 3),
-            (Grade::Major, 1, 1),
-        ];
+        let expect = [(Grade::General, 24, 7), (Grade::Important, 8, 5), (Grade::Urgent, 2, 3), (Grade::Major, 1, 1)];
         for (grade, hours, days) in expect {
             assert_eq!(
                 p.targets(grade),
-                GradeTargets {
-                    first_response: Period::Hours(hours),
-                    resolution: Period::WorkingDays(days),
-                }
+                GradeTargets { first_response: Period::Hours(hours), resolution: Period::WorkingDays(days) }
             );
         }
         assert_eq!(p.regulatory_decision, Period::CalendarDays(15));

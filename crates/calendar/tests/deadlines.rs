@@ -15,10 +15,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn shanghai() -> DeadlineCalculator {
-    DeadlineCalculator::new(
-        Arc::new(WorkingCalendar::china()),
-        chrono_tz::Asia::Shanghai,
-    )
+    DeadlineCalculator::new(Arc::new(WorkingCalendar::china()), chrono_tz::Asia::Shanghai)
 }
 
 /// (case, accepted_at, period, expected due)
@@ -34,33 +31,13 @@ fn check(rows: &[(&str, &str, Period, &str)]) {
 fn normal_weekday() {
     check(&[
         // Tue 2026-03-10 10:00 local. Wed 11 (1) .. Thu 19 (7), skipping Sat 14/Sun 15.
-        (
-            "7 wd",
-            "2026-03-10T10:00:00+08:00",
-            Period::WorkingDays(7),
-            "2026-03-19T16:00:00Z",
-        ),
+        ("7 wd", "2026-03-10T10:00:00+08:00", Period::WorkingDays(7), "2026-03-19T16:00:00Z"),
         // Acceptance day is not counted: Wed 11 is day 1.
-        (
-            "1 wd",
-            "2026-03-10T10:00:00+08:00",
-            Period::WorkingDays(1),
-            "2026-03-11T16:00:00Z",
-        ),
+        ("1 wd", "2026-03-10T10:00:00+08:00", Period::WorkingDays(1), "2026-03-11T16:00:00Z"),
         // Hours are elapsed time from the exact instant.
-        (
-            "24 h",
-            "2026-03-10T10:00:00+08:00",
-            Period::Hours(24),
-            "2026-03-11T02:00:00Z",
-        ),
+        ("24 h", "2026-03-10T10:00:00+08:00", Period::Hours(24), "2026-03-11T02:00:00Z"),
         // Last day Wed 2026-03-25 is a working day: no extension.
-        (
-            "15 cd",
-            "2026-03-10T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2026-03-25T16:00:00Z",
-        ),
+        ("15 cd", "2026-03-10T10:00:00+08:00", Period::CalendarDays(15), "2026-03-25T16:00:00Z"),
     ]);
 }
 
@@ -68,18 +45,8 @@ fn normal_weekday() {
 fn friday_evening_skips_weekend() {
     check(&[
         // Fri 2026-03-13 20:00: Mon 16 (1), Tue 17 (2), Wed 18 (3).
-        (
-            "3 wd",
-            "2026-03-13T20:00:00+08:00",
-            Period::WorkingDays(3),
-            "2026-03-18T16:00:00Z",
-        ),
-        (
-            "1 wd",
-            "2026-03-13T20:00:00+08:00",
-            Period::WorkingDays(1),
-            "2026-03-16T16:00:00Z",
-        ),
+        ("3 wd", "2026-03-13T20:00:00+08:00", Period::WorkingDays(3), "2026-03-18T16:00:00Z"),
+        ("1 wd", "2026-03-13T20:00:00+08:00", Period::WorkingDays(1), "2026-03-16T16:00:00Z"),
     ]);
 }
 
@@ -88,47 +55,17 @@ fn spring_festival_2026() {
     check(&[
         // Thu 02-12: Fri 13 (1), Sat 14 make-up (2), 15–23 holidays, Tue 24 (3),
         // Wed 25 (4), Thu 26 (5), Fri 27 (6), Sat 28 make-up (7).
-        (
-            "7 wd from thu 02-12",
-            "2026-02-12T10:00:00+08:00",
-            Period::WorkingDays(7),
-            "2026-02-28T16:00:00Z",
-        ),
+        ("7 wd from thu 02-12", "2026-02-12T10:00:00+08:00", Period::WorkingDays(7), "2026-02-28T16:00:00Z"),
         // Fri 13 (1), Sat 14 (2), Tue 24 (3).
-        (
-            "3 wd from thu 02-12",
-            "2026-02-12T10:00:00+08:00",
-            Period::WorkingDays(3),
-            "2026-02-24T16:00:00Z",
-        ),
+        ("3 wd from thu 02-12", "2026-02-12T10:00:00+08:00", Period::WorkingDays(3), "2026-02-24T16:00:00Z"),
         // Accepted on holiday Tue 02-17: 18–23 holidays, Tue 24 (1).
-        (
-            "1 wd during festival",
-            "2026-02-17T09:00:00+08:00",
-            Period::WorkingDays(1),
-            "2026-02-24T16:00:00Z",
-        ),
+        ("1 wd during festival", "2026-02-17T09:00:00+08:00", Period::WorkingDays(1), "2026-02-24T16:00:00Z"),
         // Tue 24 (1), 25 (2), 26 (3), 27 (4), Sat 28 make-up (5).
-        (
-            "5 wd during festival",
-            "2026-02-17T09:00:00+08:00",
-            Period::WorkingDays(5),
-            "2026-02-28T16:00:00Z",
-        ),
+        ("5 wd during festival", "2026-02-17T09:00:00+08:00", Period::WorkingDays(5), "2026-02-28T16:00:00Z"),
         // Accepted on make-up Sat 02-14 (a working day, still not counted): Tue 24 (1).
-        (
-            "1 wd from make-up sat",
-            "2026-02-14T09:00:00+08:00",
-            Period::WorkingDays(1),
-            "2026-02-24T16:00:00Z",
-        ),
+        ("1 wd from make-up sat", "2026-02-14T09:00:00+08:00", Period::WorkingDays(1), "2026-02-24T16:00:00Z"),
         // Tue 02-10 + 10 calendar days = Fri 02-20 (holiday) -> next working day Tue 24.
-        (
-            "10 cd into festival",
-            "2026-02-10T09:00:00+08:00",
-            Period::CalendarDays(10),
-            "2026-02-24T16:00:00Z",
-        ),
+        ("10 cd into festival", "2026-02-10T09:00:00+08:00", Period::CalendarDays(10), "2026-02-24T16:00:00Z"),
     ]);
 }
 
@@ -137,33 +74,13 @@ fn national_day_2025() {
     check(&[
         // Fri 09-26: Sun 28 make-up (1), Mon 29 (2), Tue 30 (3), Oct 1–8 holidays,
         // Thu 10-09 (4), Fri 10-10 (5).
-        (
-            "5 wd",
-            "2025-09-26T10:00:00+08:00",
-            Period::WorkingDays(5),
-            "2025-10-10T16:00:00Z",
-        ),
+        ("5 wd", "2025-09-26T10:00:00+08:00", Period::WorkingDays(5), "2025-10-10T16:00:00Z"),
         // ... Sat 10-11 make-up (6), Sun 12 rest, Mon 10-13 (7).
-        (
-            "7 wd",
-            "2025-09-26T10:00:00+08:00",
-            Period::WorkingDays(7),
-            "2025-10-13T16:00:00Z",
-        ),
+        ("7 wd", "2025-09-26T10:00:00+08:00", Period::WorkingDays(7), "2025-10-13T16:00:00Z"),
         // Tue 09-30: Oct 1–8 holidays, Thu 10-09 (1).
-        (
-            "1 wd before holiday",
-            "2025-09-30T10:00:00+08:00",
-            Period::WorkingDays(1),
-            "2025-10-09T16:00:00Z",
-        ),
+        ("1 wd before holiday", "2025-09-30T10:00:00+08:00", Period::WorkingDays(1), "2025-10-09T16:00:00Z"),
         // Accepted on rest day Sat 09-27: make-up Sun 28 (1).
-        (
-            "1 wd from rest sat",
-            "2025-09-27T10:00:00+08:00",
-            Period::WorkingDays(1),
-            "2025-09-28T16:00:00Z",
-        ),
+        ("1 wd from rest sat", "2025-09-27T10:00:00+08:00", Period::WorkingDays(1), "2025-09-28T16:00:00Z"),
     ]);
 }
 
@@ -171,26 +88,11 @@ fn national_day_2025() {
 fn calendar_days_ending_on_rest_day_extend_to_next_working_day() {
     check(&[
         // Sat 2025-09-20 + 15 = Sun 10-05 (holiday); Oct 6–8 holidays -> Thu 10-09.
-        (
-            "holiday",
-            "2025-09-20T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2025-10-09T16:00:00Z",
-        ),
+        ("holiday", "2025-09-20T10:00:00+08:00", Period::CalendarDays(15), "2025-10-09T16:00:00Z"),
         // Fri 2026-03-13 + 15 = Sat 03-28 (ordinary weekend) -> Mon 03-30.
-        (
-            "weekend",
-            "2026-03-13T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2026-03-30T16:00:00Z",
-        ),
+        ("weekend", "2026-03-13T10:00:00+08:00", Period::CalendarDays(15), "2026-03-30T16:00:00Z"),
         // Sun 2026-02-01 + 15 = Mon 02-16 (Spring Festival) -> Tue 02-24.
-        (
-            "festival",
-            "2026-02-01T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2026-02-24T16:00:00Z",
-        ),
+        ("festival", "2026-02-01T10:00:00+08:00", Period::CalendarDays(15), "2026-02-24T16:00:00Z"),
     ]);
 }
 
@@ -198,26 +100,11 @@ fn calendar_days_ending_on_rest_day_extend_to_next_working_day() {
 fn calendar_days_ending_on_makeup_saturday_do_not_extend() {
     check(&[
         // Fri 2026-02-13 + 15 = Sat 02-28, a make-up working day.
-        (
-            "2026-02-28",
-            "2026-02-13T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2026-02-28T16:00:00Z",
-        ),
+        ("2026-02-28", "2026-02-13T10:00:00+08:00", Period::CalendarDays(15), "2026-02-28T16:00:00Z"),
         // Fri 2026-01-30 + 15 = Sat 02-14, a make-up working day.
-        (
-            "2026-02-14",
-            "2026-01-30T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2026-02-14T16:00:00Z",
-        ),
+        ("2026-02-14", "2026-01-30T10:00:00+08:00", Period::CalendarDays(15), "2026-02-14T16:00:00Z"),
         // Fri 2025-09-26 + 15 = Sat 10-11, a make-up working day.
-        (
-            "2025-10-11",
-            "2025-09-26T10:00:00+08:00",
-            Period::CalendarDays(15),
-            "2025-10-11T16:00:00Z",
-        ),
+        ("2025-10-11", "2025-09-26T10:00:00+08:00", Period::CalendarDays(15), "2025-10-11T16:00:00Z"),
     ]);
 }
 
@@ -226,77 +113,27 @@ fn local_date_boundary_not_utc() {
     check(&[
         // 2026-03-01T16:30Z is Mon 03-02 00:30 in Shanghai (UTC still says Sun 03-01):
         // Tue 03-03 (1). Using the UTC date would give Mon 03-02.
-        (
-            "00:30 local",
-            "2026-03-01T16:30:00Z",
-            Period::WorkingDays(1),
-            "2026-03-03T16:00:00Z",
-        ),
+        ("00:30 local", "2026-03-01T16:30:00Z", Period::WorkingDays(1), "2026-03-03T16:00:00Z"),
         // Mon 03-02 23:59:59 local: still Monday, so Tue 03-03 (1).
-        (
-            "23:59:59 local",
-            "2026-03-02T15:59:59Z",
-            Period::WorkingDays(1),
-            "2026-03-03T16:00:00Z",
-        ),
+        ("23:59:59 local", "2026-03-02T15:59:59Z", Period::WorkingDays(1), "2026-03-03T16:00:00Z"),
         // One second later is Tue 03-03 00:00:00 local: Wed 03-04 (1).
-        (
-            "00:00:00 local",
-            "2026-03-02T16:00:00Z",
-            Period::WorkingDays(1),
-            "2026-03-04T16:00:00Z",
-        ),
+        ("00:00:00 local", "2026-03-02T16:00:00Z", Period::WorkingDays(1), "2026-03-04T16:00:00Z"),
         // Calendar days from Mon 03-02 23:59:59: Tue 03-03.
-        (
-            "1 cd at 23:59:59",
-            "2026-03-02T15:59:59Z",
-            Period::CalendarDays(1),
-            "2026-03-03T16:00:00Z",
-        ),
+        ("1 cd at 23:59:59", "2026-03-02T15:59:59Z", Period::CalendarDays(1), "2026-03-03T16:00:00Z"),
         // Calendar days from Tue 03-03 00:00:00: Wed 03-04.
-        (
-            "1 cd at 00:00:00",
-            "2026-03-02T16:00:00Z",
-            Period::CalendarDays(1),
-            "2026-03-04T16:00:00Z",
-        ),
+        ("1 cd at 00:00:00", "2026-03-02T16:00:00Z", Period::CalendarDays(1), "2026-03-04T16:00:00Z"),
     ]);
 }
 
 #[test]
 fn hour_clocks_are_elapsed_time() {
     check(&[
-        (
-            "24 h during holiday",
-            "2026-02-17T03:15:42Z",
-            Period::Hours(24),
-            "2026-02-18T03:15:42Z",
-        ),
-        (
-            "8 h overnight",
-            "2026-03-13T20:00:00+08:00",
-            Period::Hours(8),
-            "2026-03-14T04:00:00+08:00",
-        ),
-        (
-            "1 h",
-            "2026-03-10T10:20:30+08:00",
-            Period::Hours(1),
-            "2026-03-10T11:20:30+08:00",
-        ),
+        ("24 h during holiday", "2026-02-17T03:15:42Z", Period::Hours(24), "2026-02-18T03:15:42Z"),
+        ("8 h overnight", "2026-03-13T20:00:00+08:00", Period::Hours(8), "2026-03-14T04:00:00+08:00"),
+        ("1 h", "2026-03-10T10:20:30+08:00", Period::Hours(1), "2026-03-10T11:20:30+08:00"),
         // Hour clocks ignore calendars, so unloaded years are fine.
-        (
-            "into 2027",
-            "2026-12-31T23:30:00Z",
-            Period::Hours(1),
-            "2027-01-01T00:30:00Z",
-        ),
-        (
-            "in 2024",
-            "2024-06-03T02:00:00Z",
-            Period::Hours(2),
-            "2024-06-03T04:00:00Z",
-        ),
+        ("into 2027", "2026-12-31T23:30:00Z", Period::Hours(1), "2027-01-01T00:30:00Z"),
+        ("in 2024", "2024-06-03T02:00:00Z", Period::Hours(2), "2024-06-03T04:00:00Z"),
     ]);
 }
 
@@ -304,18 +141,8 @@ fn hour_clocks_are_elapsed_time() {
 fn last_day_of_loaded_data_is_usable() {
     check(&[
         // Wed 2026-12-30: Thu 12-31 (1) ends at 2027-01-01 00:00 local; no 2027 date counted.
-        (
-            "1 wd",
-            "2026-12-30T10:00:00+08:00",
-            Period::WorkingDays(1),
-            "2026-12-31T16:00:00Z",
-        ),
-        (
-            "1 cd",
-            "2026-12-30T10:00:00+08:00",
-            Period::CalendarDays(1),
-            "2026-12-31T16:00:00Z",
-        ),
+        ("1 wd", "2026-12-30T10:00:00+08:00", Period::WorkingDays(1), "2026-12-31T16:00:00Z"),
+        ("1 cd", "2026-12-30T10:00:00+08:00", Period::CalendarDays(1), "2026-12-31T16:00:00Z"),
     ]);
 }
 
@@ -342,10 +169,7 @@ fn unloaded_years_are_errors() {
             "{accepted} + {period:?}"
         );
     }
-    assert_eq!(
-        CalendarError::YearNotLoaded { year: 2027 }.to_string(),
-        "no working-day calendar loaded for year 2027"
-    );
+    assert_eq!(CalendarError::YearNotLoaded { year: 2027 }.to_string(), "no working-day calendar loaded for year 2027");
 }
 
 #[test]
@@ -373,15 +197,11 @@ fn receipt_deadlines_use_grade_targets() {
     );
     // Major, Tue 2026-03-10 10:00: 1 h; 1 wd -> Wed 03-11; 15 cd -> Wed 03-25.
     // Important: 8 h; 5 wd -> Tue 03-17.
-    let major = calc
-        .receipt_deadlines(at("2026-03-10T10:00:00+08:00"), Grade::Major, &policy)
-        .unwrap();
+    let major = calc.receipt_deadlines(at("2026-03-10T10:00:00+08:00"), Grade::Major, &policy).unwrap();
     assert_eq!(major.first_response_due, at("2026-03-10T03:00:00Z"));
     assert_eq!(major.resolution_due, at("2026-03-11T16:00:00Z"));
     assert_eq!(major.regulatory_decision_due, at("2026-03-25T16:00:00Z"));
-    let important = calc
-        .receipt_deadlines(at("2026-03-10T10:00:00+08:00"), Grade::Important, &policy)
-        .unwrap();
+    let important = calc.receipt_deadlines(at("2026-03-10T10:00:00+08:00"), Grade::Important, &policy).unwrap();
     assert_eq!(important.first_response_due, at("2026-03-10T10:00:00Z"));
     assert_eq!(important.resolution_due, at("2026-03-17T16:00:00Z"));
     // An unloaded year in any clock fails the whole receipt.
@@ -397,30 +217,18 @@ fn other_time_zones() {
     let utc = DeadlineCalculator::new(calendar.clone(), chrono_tz::UTC);
     assert_eq!(utc.time_zone(), chrono_tz::UTC);
     // In UTC the acceptance date is Sun 03-01, so Mon 03-02 (1), ending at UTC midnight.
-    assert_eq!(
-        utc.due(at("2026-03-01T16:30:00Z"), Period::WorkingDays(1)),
-        Ok(at("2026-03-03T00:00:00Z"))
-    );
+    assert_eq!(utc.due(at("2026-03-01T16:30:00Z"), Period::WorkingDays(1)), Ok(at("2026-03-03T00:00:00Z")));
 
     let havana = DeadlineCalculator::new(calendar, chrono_tz::America::Havana);
     let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
     // Cuba falls back 01:00 CDT -> 00:00 CST on Sun 2025-11-02, so that local
     // midnight happens twice; the earlier (-04:00) instant is used.
-    assert_eq!(
-        havana.end_of_day(d(2025, 11, 1)),
-        Ok(at("2025-11-02T04:00:00Z"))
-    );
+    assert_eq!(havana.end_of_day(d(2025, 11, 1)), Ok(at("2025-11-02T04:00:00Z")));
     // Cuba springs forward 00:00 CST -> 01:00 CDT on Sun 2025-03-09, so that
     // local midnight does not exist; the first instant after the gap is used.
-    assert_eq!(
-        havana.end_of_day(d(2025, 3, 8)),
-        Ok(at("2025-03-09T05:00:00Z"))
-    );
+    assert_eq!(havana.end_of_day(d(2025, 3, 8)), Ok(at("2025-03-09T05:00:00Z")));
     // An ordinary day: midnight -05:00 in winter.
-    assert_eq!(
-        havana.end_of_day(d(2025, 12, 1)),
-        Ok(at("2025-12-02T05:00:00Z"))
-    );
+    assert_eq!(havana.end_of_day(d(2025, 12, 1)), Ok(at("2025-12-02T05:00:00Z")));
 }
 
 #[test]

@@ -7,12 +7,8 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use redress_calendar::{DeadlineCalculator, Period, WorkingCalendar};
 
-static CALC: LazyLock<DeadlineCalculator> = LazyLock::new(|| {
-    DeadlineCalculator::new(
-        Arc::new(WorkingCalendar::china()),
-        chrono_tz::Asia::Shanghai,
-    )
-});
+static CALC: LazyLock<DeadlineCalculator> =
+    LazyLock::new(|| DeadlineCalculator::new(Arc::new(WorkingCalendar::china()), chrono_tz::Asia::Shanghai));
 
 /// 2025-01-01 00:00 and 2026-12-01 00:00 Shanghai, as Unix seconds.
 const START: i64 = 1_735_660_800;
@@ -25,20 +21,14 @@ fn instant() -> impl Strategy<Value = DateTime<Utc>> {
 /// The local date whose 24:00 is `due`, checking `due` is a local midnight.
 fn last_counted_day(due: DateTime<Utc>) -> NaiveDate {
     let local = due.with_timezone(&CALC.time_zone());
-    assert_eq!(
-        local.time(),
-        NaiveTime::MIN,
-        "{due} is not a local midnight"
-    );
+    assert_eq!(local.time(), NaiveTime::MIN, "{due} is not a local midnight");
     local.date_naive().pred_opt().unwrap()
 }
 
 #[test]
 fn range_constants_are_what_they_claim() {
     let tz = chrono_tz::Asia::Shanghai;
-    let start = DateTime::from_timestamp(START, 0)
-        .unwrap()
-        .with_timezone(&tz);
+    let start = DateTime::from_timestamp(START, 0).unwrap().with_timezone(&tz);
     let end = DateTime::from_timestamp(END, 0).unwrap().with_timezone(&tz);
     assert_eq!(start.to_rfc3339(), "2025-01-01T00:00:00+08:00");
     assert_eq!(end.to_rfc3339(), "2026-12-01T00:00:00+08:00");

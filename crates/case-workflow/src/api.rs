@@ -11,8 +11,7 @@ use redress_platform::ready::Ready;
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedService;
 use redress_proto::redress::case::v1::case_service_server::CaseService;
 use redress_proto::redress::case::v1::{
-    Case, CaseState, GetCaseRequest, ListCasesRequest, ListCasesResponse, StreamEventsRequest,
-    StreamEventsResponse,
+    Case, CaseState, GetCaseRequest, ListCasesRequest, ListCasesResponse, StreamEventsRequest, StreamEventsResponse,
 };
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -31,11 +30,7 @@ impl CaseApi {
         Self { store, shutdown }
     }
 
-    pub async fn get(
-        &self,
-        principal: &Principal,
-        request: GetCaseRequest,
-    ) -> Result<Case, ServiceError> {
+    pub async fn get(&self, principal: &Principal, request: GetCaseRequest) -> Result<Case, ServiceError> {
         principal.require(Permission::CasesRead)?;
         let id = request
             .name
@@ -46,10 +41,7 @@ impl CaseApi {
             .get()?
             .get(id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                resource: "case",
-                name: request.name.clone(),
-            })
+            .ok_or_else(|| ServiceError::NotFound { resource: "case", name: request.name.clone() })
     }
 
     pub async fn list(
@@ -78,18 +70,10 @@ impl CaseApi {
         };
         let after = paging::decode_token(&request.page_token, &mut v);
         v.into_result()?;
-        let query = CaseQuery {
-            state,
-            complaint,
-            after,
-            limit: i64::from(page_size) + 1,
-        };
+        let query = CaseQuery { state, complaint, after, limit: i64::from(page_size) + 1 };
         let mut listed = self.store.get()?.list(&query).await?;
         let next_page_token = paging::finish_page(&mut listed, page_size, |l| l.cursor.clone());
-        Ok(ListCasesResponse {
-            cases: listed.into_iter().map(|l| l.case).collect(),
-            next_page_token,
-        })
+        Ok(ListCasesResponse { cases: listed.into_iter().map(|l| l.case).collect(), next_page_token })
     }
 }
 
@@ -97,19 +81,12 @@ impl CaseApi {
 impl CaseService for CaseApi {
     async fn get_case(&self, request: Request<GetCaseRequest>) -> Result<Response<Case>, Status> {
         let principal = Principal::of(&request)?;
-        Ok(Response::new(
-            self.get(&principal, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.get(&principal, request.into_inner()).await?))
     }
 
-    async fn list_cases(
-        &self,
-        request: Request<ListCasesRequest>,
-    ) -> Result<Response<ListCasesResponse>, Status> {
+    async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, Status> {
         let principal = Principal::of(&request)?;
-        Ok(Response::new(
-            self.list(&principal, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.list(&principal, request.into_inner()).await?))
     }
 }
 
@@ -119,22 +96,13 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status
 impl CaseEventFeedService for CaseApi {
     type StreamEventsStream = EventStream;
 
-    async fn stream_events(
-        &self,
-        request: Request<StreamEventsRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    async fn stream_events(&self, request: Request<StreamEventsRequest>) -> Result<Response<EventStream>, Status> {
         Principal::of(&request)?.require(Permission::EventsRead)?;
         let after = request.get_ref().after_position;
         if after < 0 {
             return Err(ServiceError::invalid("after_position", "must not be negative").into());
         }
-        let stream = self
-            .store
-            .get()?
-            .feed()
-            .stream(after, self.shutdown.clone());
-        Ok(Response::new(Box::pin(stream.map(|r| {
-            r.map(|event| StreamEventsResponse { event: Some(event) })
-        }))))
+        let stream = self.store.get()?.feed().stream(after, self.shutdown.clone());
+        Ok(Response::new(Box::pin(stream.map(|r| r.map(|event| StreamEventsResponse { event: Some(event) })))))
     }
 }

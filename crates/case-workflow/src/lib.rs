@@ -49,10 +49,7 @@ impl Default for CaseWorkflowConfig {
     fn default() -> Self {
         Self {
             server: ServerConfig::default(),
-            database: DatabaseConfig {
-                url: "sqlite://data/case-workflow.db".to_owned(),
-                ..DatabaseConfig::default()
-            },
+            database: DatabaseConfig { url: "sqlite://data/case-workflow.db".to_owned(), ..DatabaseConfig::default() },
             internal_key: Secret::default(),
             telemetry: TelemetryConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
@@ -60,10 +57,7 @@ impl Default for CaseWorkflowConfig {
     }
 }
 
-pub async fn open_store(
-    config: &DatabaseConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Arc<dyn CaseStore>> {
+pub async fn open_store(config: &DatabaseConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<dyn CaseStore>> {
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
             let db = redress_platform::db::connect_sqlite(config).await?;
@@ -82,17 +76,12 @@ pub fn intake_subscription(intake_url: &str, key: InternalKey) -> anyhow::Result
         .with_context(|| format!("invalid intake_url {intake_url}"))?
         .tcp_nodelay(true)
         .connect_lazy();
-    let credentials = ServiceCredentials::new(
-        key,
-        Principal::service(SERVICE_NAME, &[Permission::EventsRead]),
-    );
+    let credentials = ServiceCredentials::new(key, Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
     Ok(Box::new(move |after| {
         let mut client = IntakeEventFeedServiceClient::new(channel.clone());
         let credentials = credentials.clone();
         async move {
-            let mut request = tonic::Request::new(StreamEventsRequest {
-                after_position: after,
-            });
+            let mut request = tonic::Request::new(StreamEventsRequest { after_position: after });
             credentials.apply(&mut request)?;
             inject_current_context(&mut request);
             let stream = client.stream_events(request).await?.into_inner();
@@ -127,14 +116,7 @@ impl CaseWorkflow {
         let server = GrpcServer::bind(&config.server, SERVICES).await?;
         let store = Ready::new();
         let api = CaseApi::new(store.clone(), shutdown.clone());
-        Ok(Self {
-            server,
-            config,
-            api,
-            store,
-            key,
-            shutdown,
-        })
+        Ok(Self { server, config, api, store, key, shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -142,31 +124,18 @@ impl CaseWorkflow {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let routes = Routes::new(CaseServiceServer::with_interceptor(
-            self.api.clone(),
-            self.key.interceptor(),
-        ))
-        .add_service(CaseEventFeedServiceServer::with_interceptor(
-            self.api,
-            self.key.interceptor(),
-        ));
+        let routes = Routes::new(CaseServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
+            .add_service(CaseEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
         let subscribe = intake_subscription(&self.config.intake_url, self.key.clone())?;
         let init = async {
             tracing::info!(database = %self.config.database, "opening case store");
             let store = open_store(&self.config.database, self.shutdown.clone()).await?;
             self.store.set(store.clone());
             let sink: Arc<dyn EventSink> = store;
-            tokio::spawn(run_consumer(
-                "case-workflow<-intake",
-                subscribe,
-                sink,
-                self.shutdown.clone(),
-            ));
+            tokio::spawn(run_consumer("case-workflow<-intake", subscribe, sink, self.shutdown.clone()));
             tracing::info!(intake = %self.config.intake_url, "case-workflow ready; following intake events");
             Ok(())
         };
-        self.server
-            .run(routes, SERVICES, init, self.shutdown.clone())
-            .await
+        self.server.run(routes, SERVICES, init, self.shutdown.clone()).await
     }
 }

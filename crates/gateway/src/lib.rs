@@ -1,1 +1,237 @@
-//! redress-gateway
+//! Gateway: the one gRPC endpoint of the suite. It authenticates each caller, replaces the
+//! caller's credentials with a principal the services can verify, routes the call by its
+//! proto package to the owning service, and serves health and reflection for the whole public
+//! API so reflection-based tools work with nothing but its address. Deadlines (`grpc-timeout`)
+//! pass through and are enforced here too; the W3C trace context of the gateway's span is
+//! injected into every forwarded call.
+
+pub mod auth;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::future::BoxFuture;
+use redress_platform::ServiceError;
+use redress_platform::config::Secret;
+use redress_platform::principal::{InternalKey, PRINCIPAL_METADATA_KEY};
+use redress_platform::server::{GrpcServer, ServerConfig};
+use redress_platform::telemetry::{TelemetryConfig, inject_into_headers};
+use redress_proto::services;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus as PbStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tower::{Service, ServiceExt};
+
+pub use auth::{AuthConfig, Authenticator, DevToken};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    pub server: ServerConfig,
+    pub internal_key: Secret,
+    pub telemetry: TelemetryConfig,
+    pub upstreams: Upstreams,
+    pub auth: AuthConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig { listen_addr: "127.0.0.1:50051".to_owned(), ..ServerConfig::default() },
+            internal_key: Secret::default(),
+            telemetry: TelemetryConfig::default(),
+            upstreams: Upstreams::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// Where each service behind the gateway listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Upstreams {
+    pub intake: String,
+    pub case_workflow: String,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self { intake: "http://127.0.0.1:50052".to_owned(), case_workflow: "http://127.0.0.1:50053".to_owned() }
+    }
+}
+
+/// Public services, the proto package prefix that routes to their owner, and that owner.
+fn routes(upstreams: &Upstreams) -> Vec<Route> {
+    vec![
+        Route {
+            prefix: "/redress.intake.v1.",
+            services: &[services::INTAKE, services::INTAKE_EVENTS],
+            url: upstreams.intake.clone(),
+        },
+        Route {
+            prefix: "/redress.case.v1.",
+            services: &[services::CASE, services::CASE_EVENTS],
+            url: upstreams.case_workflow.clone(),
+        },
+    ]
+}
+
+struct Route {
+    prefix: &'static str,
+    services: &'static [&'static str],
+    url: String,
+}
+
+/// Every public service name the gateway serves.
+pub fn public_services() -> Vec<&'static str> {
+    routes(&Upstreams::default()).iter().flat_map(|r| r.services.iter().copied()).collect()
+}
+
+#[derive(Clone)]
+struct Upstream {
+    prefix: &'static str,
+    channel: Channel,
+}
+
+/// The gateway's request router (a tower service over raw gRPC HTTP/2 requests).
+#[derive(Clone)]
+struct Router {
+    local: Routes,
+    upstreams: Arc<[Upstream]>,
+    auth: Arc<Authenticator>,
+}
+
+fn is_local(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+fn status_response(status: tonic::Status) -> http::Response<Body> {
+    status.into_http()
+}
+
+impl Service<http::Request<Body>> for Router {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let path = request.uri().path();
+        if is_local(path) {
+            let mut local = self.local.clone();
+            return Box::pin(async move { local.call(request).await });
+        }
+        let Some(upstream) = self.upstreams.iter().find(|u| path.starts_with(u.prefix)) else {
+            let status = tonic::Status::unimplemented(format!("no service routes {path}"));
+            return Box::pin(async move { Ok(status_response(status)) });
+        };
+        let mut channel = upstream.channel.clone();
+        let auth = self.auth.clone();
+        // Runs inside the server's per-call span (entered while the future is polled).
+        Box::pin(async move {
+            let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let principal = match auth.authenticate(authorization) {
+                Ok(p) => p,
+                Err(e) => return Ok(status_response(e.into())),
+            };
+            let headers = request.headers_mut();
+            headers.remove(http::header::AUTHORIZATION);
+            headers.insert(PRINCIPAL_METADATA_KEY, principal);
+            inject_into_headers(&tracing::Span::current(), headers);
+            let forwarded = match channel.ready().await {
+                Ok(ready) => ready.call(request).await,
+                Err(e) => Err(e),
+            };
+            match forwarded {
+                Ok(response) => Ok(response),
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream call failed");
+                    Ok(status_response(ServiceError::Unavailable("upstream unavailable".to_owned()).into()))
+                }
+            }
+        })
+    }
+}
+
+pub struct Gateway {
+    server: GrpcServer,
+    router_parts: (Arc<[Upstream]>, Arc<Authenticator>),
+    shutdown: CancellationToken,
+}
+
+impl Gateway {
+    pub async fn build(config: GatewayConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let auth = Arc::new(Authenticator::new(&config.auth, key)?);
+        let mut upstreams = Vec::new();
+        for route in routes(&config.upstreams) {
+            let channel = Endpoint::from_shared(route.url.clone())
+                .with_context(|| format!("invalid upstream url {}", route.url))?
+                .tcp_nodelay(true)
+                .http2_adaptive_window(true)
+                .connect_timeout(Duration::from_secs(5))
+                .connect_lazy();
+            upstreams.push(Upstream { prefix: route.prefix, channel });
+        }
+        let server = GrpcServer::bind(&config.server, &public_services()).await?;
+        Ok(Self { server, router_parts: (upstreams.into(), auth), shutdown })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let health = self.server.health();
+        let (upstreams, auth) = self.router_parts;
+        tokio::spawn(mirror_upstream_health(health.clone(), upstreams.clone(), self.shutdown.clone()));
+        health.set_service_status("", ServingStatus::Serving).await;
+        self.server
+            .serve_with(
+                move |add_base| Router { local: add_base(Routes::builder().routes()), upstreams, auth },
+                self.shutdown,
+            )
+            .await
+    }
+}
+
+/// Reports each public service as SERVING exactly when its upstream says it is.
+async fn mirror_upstream_health(
+    health: tonic_health::server::HealthReporter,
+    upstreams: Arc<[Upstream]>,
+    shutdown: CancellationToken,
+) {
+    let all = routes(&Upstreams::default());
+    loop {
+        for (upstream, route) in upstreams.iter().zip(all.iter()) {
+            for service in route.services {
+                let mut client = HealthClient::new(upstream.channel.clone());
+                let request = tonic::Request::new(HealthCheckRequest { service: (*service).to_owned() });
+                let serving = matches!(
+                    tokio::time::timeout(Duration::from_secs(2), client.check(request)).await,
+                    Ok(Ok(r)) if r.get_ref().status == PbStatus::Serving as i32
+                );
+                let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+                health.set_service_status(*service, status).await;
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                health.set_service_status("", ServingStatus::NotServing).await;
+                return;
+            }
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}

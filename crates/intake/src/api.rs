@@ -15,9 +15,8 @@ use redress_proto::redress::common::v1::{Channel, Deadlines};
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::{
-    Complaint, ComplaintState, GetComplaintRequest, ListComplaintsRequest, ListComplaintsResponse,
-    Receipt, StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest,
-    SubmitComplaintResponse,
+    Complaint, ComplaintState, GetComplaintRequest, ListComplaintsRequest, ListComplaintsResponse, Receipt,
+    StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse,
 };
 use sha2::{Digest, Sha256};
 use tokio_stream::{Stream, StreamExt};
@@ -42,12 +41,7 @@ impl IntakeApi {
         policy: SlaPolicy,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
-            store,
-            deadlines,
-            policy,
-            shutdown,
-        }
+        Self { store, deadlines, policy, shutdown }
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -59,18 +53,10 @@ impl IntakeApi {
         principal.require(Permission::ComplaintsCreate)?;
         let now = now();
         let receive_time = validate_submission(&request, now)?;
-        let request_hash = hex::encode(Sha256::digest(
-            request
-                .complaint
-                .as_ref()
-                .map(Message::encode_to_vec)
-                .unwrap_or_default(),
-        ));
+        let request_hash =
+            hex::encode(Sha256::digest(request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default()));
         let grade = Grade::General;
-        let due = self
-            .deadlines
-            .receipt_deadlines(receive_time, grade, &self.policy)
-            .map_err(calendar_error)?;
+        let due = self.deadlines.receipt_deadlines(receive_time, grade, &self.policy).map_err(calendar_error)?;
         let id = uuid::Uuid::now_v7().to_string();
         let name = format!("complaints/{id}");
         let deadlines = Deadlines {
@@ -97,10 +83,7 @@ impl IntakeApi {
             id,
             request_id: request.request_id,
             request_hash,
-            number_prefix: now
-                .with_timezone(&self.deadlines.time_zone())
-                .format("%Y%m%d")
-                .to_string(),
+            number_prefix: now.with_timezone(&self.deadlines.time_zone()).format("%Y%m%d").to_string(),
             receive_time,
             create_time: now,
             complaint,
@@ -113,25 +96,15 @@ impl IntakeApi {
             }
             Ok(Submitted::Replayed(c)) => c,
             Err(StoreError::RequestIdReused) => {
-                return Err(ServiceError::invalid(
-                    "request_id",
-                    "was already used for a different complaint",
-                ));
+                return Err(ServiceError::invalid("request_id", "was already used for a different complaint"));
             }
             Err(StoreError::Other(e)) => return Err(e.into()),
         };
         redact(principal, &mut complaint);
-        Ok(SubmitComplaintResponse {
-            receipt: complaint.receipt.clone(),
-            complaint: Some(complaint),
-        })
+        Ok(SubmitComplaintResponse { receipt: complaint.receipt.clone(), complaint: Some(complaint) })
     }
 
-    pub async fn get(
-        &self,
-        principal: &Principal,
-        request: GetComplaintRequest,
-    ) -> Result<Complaint, ServiceError> {
+    pub async fn get(&self, principal: &Principal, request: GetComplaintRequest) -> Result<Complaint, ServiceError> {
         principal.require(Permission::ComplaintsRead)?;
         let id = parse_name(&request.name)?;
         let mut complaint = self
@@ -140,10 +113,7 @@ impl IntakeApi {
             .get(id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ServiceError::NotFound {
-                resource: "complaint",
-                name: request.name.clone(),
-            })?;
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
         redact(principal, &mut complaint);
         Ok(complaint)
     }
@@ -177,13 +147,7 @@ impl IntakeApi {
         let receive_to = time("receive_time_to", request.receive_time_to.as_ref());
         let after = paging::decode_token(&request.page_token, &mut v);
         v.into_result()?;
-        let query = ListQuery {
-            channel,
-            receive_from,
-            receive_to,
-            after,
-            limit: i64::from(page_size) + 1,
-        };
+        let query = ListQuery { channel, receive_from, receive_to, after, limit: i64::from(page_size) + 1 };
         let mut listed = self.store.get()?.list(&query).await.map_err(store_error)?;
         let next_page_token = paging::finish_page(&mut listed, page_size, |l| l.cursor.clone());
         let complaints = listed
@@ -194,10 +158,7 @@ impl IntakeApi {
                 c
             })
             .collect();
-        Ok(ListComplaintsResponse {
-            complaints,
-            next_page_token,
-        })
+        Ok(ListComplaintsResponse { complaints, next_page_token })
     }
 }
 
@@ -225,21 +186,14 @@ fn store_error(e: StoreError) -> ServiceError {
 fn calendar_error(e: CalendarError) -> ServiceError {
     match e {
         CalendarError::YearNotLoaded { year } => {
-            tracing::error!(
-                year,
-                "no working-day calendar loaded for {year}; deadlines cannot be computed"
-            );
+            tracing::error!(year, "no working-day calendar loaded for {year}; deadlines cannot be computed");
             ServiceError::FailedPrecondition {
                 reason: "CALENDAR_NOT_LOADED",
-                message: format!(
-                    "no working-day calendar is loaded for {year}; an operator must add it"
-                ),
+                message: format!("no working-day calendar is loaded for {year}; an operator must add it"),
                 metadata: [("year".to_owned(), year.to_string())].into(),
             }
         }
-        other => {
-            ServiceError::Internal(anyhow::Error::new(other).context("deadline computation failed"))
-        }
+        other => ServiceError::Internal(anyhow::Error::new(other).context("deadline computation failed")),
     }
 }
 
@@ -264,19 +218,12 @@ impl IntakeService for IntakeApi {
         request: Request<SubmitComplaintRequest>,
     ) -> Result<Response<SubmitComplaintResponse>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(
-            self.submit(&principal, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.submit(&principal, request.into_inner()).await?))
     }
 
-    async fn get_complaint(
-        &self,
-        request: Request<GetComplaintRequest>,
-    ) -> Result<Response<Complaint>, Status> {
+    async fn get_complaint(&self, request: Request<GetComplaintRequest>) -> Result<Response<Complaint>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(
-            self.get(&principal, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.get(&principal, request.into_inner()).await?))
     }
 
     async fn list_complaints(
@@ -284,9 +231,7 @@ impl IntakeService for IntakeApi {
         request: Request<ListComplaintsRequest>,
     ) -> Result<Response<ListComplaintsResponse>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(
-            self.list(&principal, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.list(&principal, request.into_inner()).await?))
     }
 }
 
@@ -296,22 +241,13 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status
 impl IntakeEventFeedService for IntakeApi {
     type StreamEventsStream = EventStream;
 
-    async fn stream_events(
-        &self,
-        request: Request<StreamEventsRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    async fn stream_events(&self, request: Request<StreamEventsRequest>) -> Result<Response<EventStream>, Status> {
         principal_of(&request)?.require(Permission::EventsRead)?;
         let after = request.get_ref().after_position;
         if after < 0 {
             return Err(ServiceError::invalid("after_position", "must not be negative").into());
         }
-        let stream = self
-            .store
-            .get()?
-            .feed()
-            .stream(after, self.shutdown.clone());
-        Ok(Response::new(Box::pin(stream.map(|r| {
-            r.map(|event| StreamEventsResponse { event: Some(event) })
-        }))))
+        let stream = self.store.get()?.feed().stream(after, self.shutdown.clone());
+        Ok(Response::new(Box::pin(stream.map(|r| r.map(|event| StreamEventsResponse { event: Some(event) })))))
     }
 }

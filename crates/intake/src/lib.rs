@@ -47,10 +47,7 @@ impl Default for IntakeConfig {
     fn default() -> Self {
         Self {
             server: ServerConfig::default(),
-            database: DatabaseConfig {
-                url: "sqlite://data/intake.db".to_owned(),
-                ..DatabaseConfig::default()
-            },
+            database: DatabaseConfig { url: "sqlite://data/intake.db".to_owned(), ..DatabaseConfig::default() },
             internal_key: Secret::default(),
             telemetry: TelemetryConfig::default(),
             time_zone: "Asia/Shanghai".to_owned(),
@@ -62,10 +59,8 @@ impl Default for IntakeConfig {
 
 impl IntakeConfig {
     pub fn deadline_calculator(&self) -> anyhow::Result<DeadlineCalculator> {
-        let tz: chrono_tz::Tz = self
-            .time_zone
-            .parse()
-            .map_err(|e| anyhow::anyhow!("invalid time_zone {:?}: {e}", self.time_zone))?;
+        let tz: chrono_tz::Tz =
+            self.time_zone.parse().map_err(|e| anyhow::anyhow!("invalid time_zone {:?}: {e}", self.time_zone))?;
         let mut calendar = WorkingCalendar::china();
         if !self.calendars_dir.is_empty() {
             let extra = WorkingCalendar::load_dir(std::path::Path::new(&self.calendars_dir))
@@ -78,10 +73,7 @@ impl IntakeConfig {
 }
 
 /// Opens (and migrates) the store the URL names.
-pub async fn open_store(
-    config: &DatabaseConfig,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Arc<dyn IntakeStore>> {
+pub async fn open_store(config: &DatabaseConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<dyn IntakeStore>> {
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
             let db = redress_platform::db::connect_sqlite(config).await?;
@@ -105,28 +97,12 @@ pub struct Intake {
 }
 
 impl Intake {
-    pub async fn build(
-        config: IntakeConfig,
-        key: InternalKey,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Self> {
+    pub async fn build(config: IntakeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let deadlines = config.deadline_calculator()?;
         let server = GrpcServer::bind(&config.server, SERVICES).await?;
         let store = Ready::new();
-        let api = IntakeApi::new(
-            store.clone(),
-            deadlines,
-            config.sla.clone(),
-            shutdown.clone(),
-        );
-        Ok(Self {
-            server,
-            config,
-            api,
-            store,
-            key,
-            shutdown,
-        })
+        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), shutdown.clone());
+        Ok(Self { server, config, api, store, key, shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -134,14 +110,8 @@ impl Intake {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let routes = Routes::new(IntakeServiceServer::with_interceptor(
-            self.api.clone(),
-            self.key.interceptor(),
-        ))
-        .add_service(IntakeEventFeedServiceServer::with_interceptor(
-            self.api,
-            self.key.interceptor(),
-        ));
+        let routes = Routes::new(IntakeServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
+            .add_service(IntakeEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
         let init = async {
             tracing::info!(database = %self.config.database, "opening intake store");
             let store = open_store(&self.config.database, self.shutdown.clone()).await?;
@@ -149,8 +119,6 @@ impl Intake {
             tracing::info!("intake ready");
             Ok(())
         };
-        self.server
-            .run(routes, SERVICES, init, self.shutdown.clone())
-            .await
+        self.server.run(routes, SERVICES, init, self.shutdown.clone()).await
     }
 }

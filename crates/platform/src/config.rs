@@ -16,17 +16,10 @@ where
 {
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Some(file) = file {
-        anyhow::ensure!(
-            file.exists(),
-            "config file {} does not exist",
-            file.display()
-        );
+        anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
         figment = figment.merge(Toml::file(file));
     }
-    figment
-        .merge(Env::prefixed("REDRESS_").split("__"))
-        .extract()
-        .context("invalid configuration")
+    figment.merge(Env::prefixed("REDRESS_").split("__")).extract().context("invalid configuration")
 }
 
 /// A secret value: usable by code, never printed by `Debug` or serialized back out in clear.
@@ -50,11 +43,7 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(<empty>)"
-        } else {
-            "Secret(<redacted>)"
-        })
+        f.write_str(if self.0.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
     }
 }
 

@@ -14,8 +14,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, oneshot};
@@ -31,10 +30,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: String::new(),
-            max_connections: 8,
-        }
+        Self { url: String::new(), max_connections: 8 }
     }
 }
 
@@ -70,10 +66,7 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres)
         } else {
-            anyhow::bail!(
-                "unsupported database url {}: use sqlite:// or postgres://",
-                redact_url(url)
-            )
+            anyhow::bail!("unsupported database url {}: use sqlite:// or postgres://", redact_url(url))
         }
     }
 }
@@ -103,14 +96,8 @@ pub async fn connect_sqlite(config: &DatabaseConfig) -> anyhow::Result<Sqlite> {
         .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot open {}", config.url))?;
-    let conn = options
-        .connect()
-        .await
-        .with_context(|| format!("cannot open {}", config.url))?;
-    Ok(Sqlite {
-        pool,
-        writer: SqliteWriter::spawn(conn),
-    })
+    let conn = options.connect().await.with_context(|| format!("cannot open {}", config.url))?;
+    Ok(Sqlite { pool, writer: SqliteWriter::spawn(conn) })
 }
 
 pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
@@ -177,12 +164,8 @@ impl SqliteWriter {
                 }
             })
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| E::from(CommitFailed("sqlite writer stopped".to_owned())))?;
-        rx.await
-            .map_err(|_| E::from(CommitFailed("batch failed before commit".to_owned())))?
+        self.jobs.send(job).await.map_err(|_| E::from(CommitFailed("sqlite writer stopped".to_owned())))?;
+        rx.await.map_err(|_| E::from(CommitFailed("batch failed before commit".to_owned())))?
     }
 }
 
@@ -253,21 +236,12 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Runs the migrations of one backend.
-pub async fn migrate_sqlite(
-    pool: &SqlitePool,
-    migrator: &sqlx::migrate::Migrator,
-) -> anyhow::Result<()> {
+pub async fn migrate_sqlite(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
     migrator.run(pool).await.context("sqlite migrations failed")
 }
 
-pub async fn migrate_postgres(
-    pool: &PgPool,
-    migrator: &sqlx::migrate::Migrator,
-) -> anyhow::Result<()> {
-    migrator
-        .run(pool)
-        .await
-        .context("postgres migrations failed")
+pub async fn migrate_postgres(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
+    migrator.run(pool).await.context("postgres migrations failed")
 }
 
 #[cfg(test)]
@@ -277,10 +251,7 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 
@@ -288,16 +259,8 @@ mod tests {
     async fn failed_writes_roll_back_alone_and_batches_commit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let db = connect_sqlite(&DatabaseConfig {
-            url,
-            max_connections: 2,
-        })
-        .await
-        .unwrap();
-        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .execute(&db.pool)
-            .await
-            .unwrap();
+        let db = connect_sqlite(&DatabaseConfig { url, max_connections: 2 }).await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)").execute(&db.pool).await.unwrap();
         let mut handles = Vec::new();
         for v in 0..200_i64 {
             let writer = db.writer.clone();
@@ -305,16 +268,10 @@ mod tests {
                 writer
                     .write(move |conn| {
                         Box::pin(async move {
-                            sqlx::query("INSERT INTO t (v) VALUES (?)")
-                                .bind(v)
-                                .execute(&mut *conn)
-                                .await?;
+                            sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
                             if v % 10 == 0 {
                                 // A failing statement after a successful one: both must vanish.
-                                sqlx::query("INSERT INTO t (v) VALUES (?)")
-                                    .bind(v)
-                                    .execute(&mut *conn)
-                                    .await?;
+                                sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
                             }
                             Ok::<_, anyhow::Error>(v)
                         })
@@ -329,15 +286,10 @@ mod tests {
             }
         }
         assert_eq!(failed, 20);
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&db.pool).await.unwrap();
         assert_eq!(n, 180);
-        let tens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v % 10 = 0")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+        let tens: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v % 10 = 0").fetch_one(&db.pool).await.unwrap();
         assert_eq!(tens, 0);
     }
 }

@@ -19,10 +19,7 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
+        Self { field: field.into(), description: description.into() }
     }
 }
 
@@ -45,11 +42,7 @@ impl Violations {
 
     /// `Ok(())` when nothing was violated, else an `InvalidArgument` naming every field.
     pub fn into_result(self) -> Result<(), ServiceError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ServiceError::InvalidArgument(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ServiceError::InvalidArgument(self.0)) }
     }
 }
 
@@ -65,26 +58,13 @@ pub enum ServiceError {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     #[error("{resource} {name} not found")]
-    NotFound {
-        resource: &'static str,
-        name: String,
-    },
+    NotFound { resource: &'static str, name: String },
     #[error("{message}")]
-    AlreadyExists {
-        reason: &'static str,
-        message: String,
-    },
+    AlreadyExists { reason: &'static str, message: String },
     #[error("{message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-        metadata: HashMap<String, String>,
-    },
+    FailedPrecondition { reason: &'static str, message: String, metadata: HashMap<String, String> },
     #[error("{message}")]
-    Aborted {
-        reason: &'static str,
-        message: String,
-    },
+    Aborted { reason: &'static str, message: String },
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
     #[error("permission denied: missing {0}")]
@@ -96,11 +76,7 @@ pub enum ServiceError {
 }
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl ServiceError {
@@ -109,11 +85,7 @@ impl ServiceError {
     }
 
     pub fn failed_precondition(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::FailedPrecondition {
-            reason,
-            message: message.into(),
-            metadata: HashMap::new(),
-        }
+        Self::FailedPrecondition { reason, message: message.into(), metadata: HashMap::new() }
     }
 
     /// Stable machine-readable reason (`ErrorInfo.reason`).
@@ -148,11 +120,7 @@ impl ServiceError {
     fn localized(&self) -> String {
         match self {
             Self::InvalidArgument(v) => {
-                let fields = v
-                    .iter()
-                    .map(|v| v.field.as_str())
-                    .collect::<Vec<_>>()
-                    .join("、");
+                let fields = v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join("、");
                 format!("请求内容有误，请检查以下字段：{fields}")
             }
             Self::NotFound { .. } => "未找到所请求的记录".to_owned(),
@@ -212,13 +180,7 @@ mod tests {
         let status: Status = v.into_result().unwrap_err().into();
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|f| f.field.clone())
-            .collect();
+        let fields: Vec<_> = details.bad_request().unwrap().field_violations.iter().map(|f| f.field.clone()).collect();
         assert_eq!(fields, ["complaint.channel", "request_id"]);
         assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
         assert_eq!(details.error_info().unwrap().domain, ERROR_DOMAIN);
@@ -229,8 +191,7 @@ mod tests {
 
     #[test]
     fn internal_errors_hide_their_cause() {
-        let status: Status =
-            ServiceError::Internal(anyhow::anyhow!("disk on fire at /var/x")).into();
+        let status: Status = ServiceError::Internal(anyhow::anyhow!("disk on fire at /var/x")).into();
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("disk"));
     }

@@ -46,8 +46,7 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event about `aggregate` carrying `payload`, in the current span's trace.
     pub fn new<M: prost::Name>(aggregate: impl Into<String>, payload: &M) -> Self {
-        let (traceparent, tracestate) =
-            crate::telemetry::trace_context_of(&tracing::Span::current());
+        let (traceparent, tracestate) = crate::telemetry::trace_context_of(&tracing::Span::current());
         Self {
             event_id: Uuid::now_v7(),
             event_type: M::full_name(),
@@ -125,11 +124,7 @@ impl Feed {
     }
 
     fn with(source: Source) -> Self {
-        Self {
-            source,
-            committed: Arc::new(Notify::new()),
-            readable: Arc::new(tokio::sync::watch::channel(0).0),
-        }
+        Self { source, committed: Arc::new(Notify::new()), readable: Arc::new(tokio::sync::watch::channel(0).0) }
     }
 
     /// Tells the feed that the publisher committed events.
@@ -142,21 +137,18 @@ impl Feed {
 
     /// Committed events with position greater than `after`, in position order.
     pub async fn read_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<Event>> {
-        const COLUMNS: &str =
-            "event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate";
+        const COLUMNS: &str = "event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate";
         let rows = match &self.source {
-            Source::Sqlite(pool) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT position, {COLUMNS} FROM outbox WHERE position > ? ORDER BY position LIMIT ?"
-                )))
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(event_from_sqlite)
-                .collect::<Result<Vec<_>, _>>()?
-            }
+            Source::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT position, {COLUMNS} FROM outbox WHERE position > ? ORDER BY position LIMIT ?"
+            )))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(event_from_sqlite)
+            .collect::<Result<Vec<_>, _>>()?,
             Source::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT position, {COLUMNS} FROM outbox WHERE position > $1 ORDER BY position LIMIT $2"
             )))
@@ -174,27 +166,15 @@ impl Feed {
     /// The highest readable position (0 when empty).
     pub async fn head(&self) -> anyhow::Result<i64> {
         let head: Option<i64> = match &self.source {
-            Source::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT MAX(position) FROM outbox")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Source::Postgres(pool) => {
-                sqlx::query_scalar("SELECT MAX(position) FROM outbox")
-                    .fetch_one(pool)
-                    .await?
-            }
+            Source::Sqlite(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
+            Source::Postgres(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
         };
         Ok(head.unwrap_or(0))
     }
 
     /// Streams every event after `after`, then follows new ones, until the receiver goes away
     /// or `shutdown` fires.
-    pub fn stream(
-        &self,
-        after: i64,
-        shutdown: CancellationToken,
-    ) -> ReceiverStream<Result<Event, tonic::Status>> {
+    pub fn stream(&self, after: i64, shutdown: CancellationToken) -> ReceiverStream<Result<Event, tonic::Status>> {
         let (tx, rx) = mpsc::channel(READ_BATCH as usize);
         let feed = self.clone();
         tokio::spawn(async move {
@@ -206,9 +186,7 @@ impl Feed {
                     Ok(batch) => batch,
                     Err(e) => {
                         tracing::warn!(error = format!("{e:#}"), "event feed read failed");
-                        let _ = tx
-                            .send(Err(tonic::Status::unavailable("event feed read failed")))
-                            .await;
+                        let _ = tx.send(Err(tonic::Status::unavailable("event feed read failed"))).await;
                         return;
                     }
                 };
@@ -259,9 +237,7 @@ impl Feed {
 /// at a time in a database; rows still uncommitted are invisible and get later positions.
 pub async fn sequence_postgres(pool: &PgPool) -> anyhow::Result<u64> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7262657373)")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7262657373)").execute(&mut *tx).await?;
     let done = sqlx::query(
         "WITH base AS (SELECT COALESCE(MAX(position), 0) AS p FROM outbox), \
               pending AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox \
@@ -320,10 +296,7 @@ fn build_event(
         event_type,
         aggregate,
         occur_time: Some(to_timestamp(from_micros(occur_time_us))),
-        payload: Some(prost_types::Any {
-            type_url,
-            value: payload,
-        }),
+        payload: Some(prost_types::Any { type_url, value: payload }),
         traceparent,
         tracestate,
     })
@@ -352,12 +325,7 @@ const APPLY_BATCH: usize = 256;
 
 /// Follows a feed until `shutdown`: resumes from the stored position, applies events in
 /// batches, and on any failure backs off and resumes from what was stored.
-pub async fn run_consumer(
-    name: &str,
-    mut subscribe: Subscribe,
-    sink: Arc<dyn EventSink>,
-    shutdown: CancellationToken,
-) {
+pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn EventSink>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let outcome = tokio::select! {
@@ -367,11 +335,7 @@ pub async fn run_consumer(
         match outcome {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
-                tracing::warn!(
-                    consumer = name,
-                    error = format!("{e:#}"),
-                    "event consumer interrupted; resuming"
-                );
+                tracing::warn!(consumer = name, error = format!("{e:#}"), "event consumer interrupted; resuming");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -388,17 +352,13 @@ async fn consume_once(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let position = sink.position().await.context("reading consumer position")?;
-    let mut stream = subscribe(position)
-        .await
-        .context("subscribing to the feed")?;
+    let mut stream = subscribe(position).await.context("subscribing to the feed")?;
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             next = stream.next() => next,
         };
-        let Some(first) = first else {
-            anyhow::bail!("feed ended")
-        };
+        let Some(first) = first else { anyhow::bail!("feed ended") };
         let mut batch = vec![first?];
         while batch.len() < APPLY_BATCH {
             match stream.next().now_or_never() {

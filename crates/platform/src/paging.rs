@@ -31,11 +31,7 @@ pub fn page_size(requested: i32, v: &mut Violations) -> i32 {
 }
 
 pub fn encode_token(cursor: &Cursor) -> String {
-    let json = serde_json::to_vec(&PageToken {
-        t: cursor.0,
-        i: cursor.1.clone(),
-    })
-    .unwrap_or_default();
+    let json = serde_json::to_vec(&PageToken { t: cursor.0, i: cursor.1.clone() }).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
 
@@ -60,10 +56,7 @@ pub fn finish_page<T>(items: &mut Vec<T>, page_size: i32, cursor: impl Fn(&T) ->
     let page_size = page_size.max(0) as usize;
     if items.len() > page_size {
         items.truncate(page_size);
-        items
-            .last()
-            .map(|last| encode_token(&cursor(last)))
-            .unwrap_or_default()
+        items.last().map(|last| encode_token(&cursor(last))).unwrap_or_default()
     } else {
         String::new()
     }
@@ -91,9 +84,6 @@ mod tests {
         let mut items = vec![1, 2, 3, 4];
         let token = finish_page(&mut items, 3, |i| (i64::from(*i), "x".to_owned()));
         assert_eq!(items, [1, 2, 3]);
-        assert_eq!(
-            decode_token(&token, &mut Violations::new()),
-            Some((3, "x".to_owned()))
-        );
+        assert_eq!(decode_token(&token, &mut Violations::new()), Some((3, "x".to_owned())));
     }
 }

@@ -31,13 +31,8 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
-        Self::ComplaintsCreate,
-        Self::ComplaintsRead,
-        Self::CasesRead,
-        Self::EventsRead,
-        Self::PiiRead,
-    ];
+    pub const ALL: [Permission; 5] =
+        [Self::ComplaintsCreate, Self::ComplaintsRead, Self::CasesRead, Self::EventsRead, Self::PiiRead];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -68,13 +63,7 @@ impl Principal {
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), ServiceError> {
-        if self.has(permission) {
-            Ok(())
-        } else {
-            Err(ServiceError::PermissionDenied(
-                permission.as_str().to_owned(),
-            ))
-        }
+        if self.has(permission) { Ok(()) } else { Err(ServiceError::PermissionDenied(permission.as_str().to_owned())) }
     }
 
     /// The identity a service uses for its own calls to other services.
@@ -149,15 +138,9 @@ impl InternalKey {
     pub fn sign(&self, principal: &Principal) -> anyhow::Result<(String, u64)> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let exp = now + PRINCIPAL_TOKEN_TTL.as_secs();
-        let claims = Claims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
-            exp,
-            iat: now,
-            principal: principal.clone(),
-        };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)?;
+        let claims =
+            Claims { iss: ISSUER.to_owned(), aud: AUDIENCE.to_owned(), exp, iat: now, principal: principal.clone() };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)?;
         Ok((token, exp))
     }
 
@@ -173,20 +156,14 @@ impl InternalKey {
             .metadata()
             .get(PRINCIPAL_METADATA_KEY)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Status::from(ServiceError::Unauthenticated(
-                    "missing principal".to_owned(),
-                ))
-            })?;
+            .ok_or_else(|| Status::from(ServiceError::Unauthenticated("missing principal".to_owned())))?;
         let principal = self.verify(token)?;
         request.extensions_mut().insert(principal);
         Ok(request)
     }
 
     /// A tonic interceptor running [`InternalKey::authenticate`].
-    pub fn interceptor(
-        &self,
-    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
+    pub fn interceptor(&self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
         let key = self.clone();
         move |request| key.authenticate(request)
     }
@@ -197,25 +174,16 @@ impl InternalKey {
 pub struct ServiceCredentials {
     key: InternalKey,
     principal: Principal,
-    cached: Arc<
-        std::sync::Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64)>>,
-    >,
+    cached: Arc<std::sync::Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64)>>>,
 }
 
 impl ServiceCredentials {
     pub fn new(key: InternalKey, principal: Principal) -> Self {
-        Self {
-            key,
-            principal,
-            cached: Arc::default(),
-        }
+        Self { key, principal, cached: Arc::default() }
     }
 
     pub fn apply<T>(&self, request: &mut Request<T>) -> Result<(), ServiceError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(anyhow::Error::from)?
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(anyhow::Error::from)?.as_secs();
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         let value = match cached.as_ref() {
             Some((value, exp)) if *exp > now + 60 => value.clone(),
@@ -265,9 +233,6 @@ mod tests {
     fn permissions_are_checked() {
         let p = principal();
         assert!(p.require(Permission::ComplaintsRead).is_ok());
-        assert!(matches!(
-            p.require(Permission::PiiRead),
-            Err(ServiceError::PermissionDenied(_))
-        ));
+        assert!(matches!(p.require(Permission::PiiRead), Err(ServiceError::PermissionDenied(_))));
     }
 }

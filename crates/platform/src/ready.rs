@@ -38,8 +38,6 @@ impl<T> Ready<T> {
     }
 
     pub fn get(&self) -> Result<&T, ServiceError> {
-        self.0
-            .get()
-            .ok_or_else(|| ServiceError::Unavailable("service is starting".to_owned()))
+        self.0.get().ok_or_else(|| ServiceError::Unavailable("service is starting".to_owned()))
     }
 }

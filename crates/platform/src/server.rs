@@ -2,6 +2,7 @@
 //! until the service says it is ready) and reflection, apply timeout, concurrency-limit and
 //! load-shedding layers, and drain in-flight calls on shutdown.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -46,8 +48,8 @@ pub struct GrpcServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     health: HealthReporter,
-    /// Health plus reflection; service routes are merged in at `serve`.
-    base: Routes,
+    /// Adds health and reflection to a service's routes.
+    add_base: Box<dyn FnOnce(Routes) -> Routes + Send>,
     config: ServerConfig,
 }
 
@@ -60,13 +62,9 @@ impl GrpcServer {
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        health.set_service_status("", ServingStatus::NotServing).await;
         for service in services {
-            health
-                .set_service_status(*service, ServingStatus::NotServing)
-                .await;
+            health.set_service_status(*service, ServingStatus::NotServing).await;
         }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(redress_proto::FILE_DESCRIPTOR_SET)
@@ -78,16 +76,10 @@ impl GrpcServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .context("building reflection")?;
-        let base = Routes::new(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha);
-        Ok(Self {
-            listener,
-            local_addr,
-            health,
-            base,
-            config: config.clone(),
-        })
+        let add_base = Box::new(move |routes: Routes| {
+            routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha)
+        });
+        Ok(Self { listener, local_addr, health, add_base, config: config.clone() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -100,14 +92,25 @@ impl GrpcServer {
 
     /// Serves `routes` plus health and reflection until `shutdown`, then drains.
     pub async fn serve(self, routes: Routes, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let routes: Routes = self
-            .base
-            .into_axum_router()
-            .merge(routes.into_axum_router())
-            .into();
-        let layers = ServiceBuilder::new().layer(LoadShedLayer::new()).layer(
-            GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests),
-        );
+        self.serve_with(|add_base| add_base(routes), shutdown).await
+    }
+
+    /// Serves the service `make` builds, given the function that adds health and reflection
+    /// to a set of routes (the gateway routes everything else to upstreams), until `shutdown`,
+    /// then drains.
+    pub async fn serve_with<S, F>(self, make: F, shutdown: CancellationToken) -> anyhow::Result<()>
+    where
+        F: FnOnce(Box<dyn FnOnce(Routes) -> Routes + Send>) -> S,
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let service = make(self.add_base);
+        let layers = ServiceBuilder::new()
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests));
         let drain = Duration::from_millis(self.config.drain_timeout_ms);
         let signal = shutdown.clone();
         let server = tonic::transport::Server::builder()
@@ -115,11 +118,9 @@ impl GrpcServer {
             .tcp_nodelay(true)
             .trace_fn(crate::telemetry::grpc_server_span)
             .layer(layers)
-            .serve_with_incoming_shutdown(
-                routes.prepare(),
-                TcpListenerStream::new(self.listener),
-                async move { signal.cancelled().await },
-            );
+            .serve_with_incoming_shutdown(service, TcpListenerStream::new(self.listener), async move {
+                signal.cancelled().await
+            });
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return result.context("grpc server failed"),
@@ -133,9 +134,7 @@ impl GrpcServer {
             }
         }
     }
-}
 
-impl GrpcServer {
     /// Serves `routes` while `init` (connect, migrate) runs; the health status turns SERVING
     /// when `init` succeeds and NOT_SERVING again as soon as shutdown begins. A failed `init`
     /// stops the server and is returned.
@@ -175,20 +174,14 @@ impl GrpcServer {
 pub async fn set_serving(health: &HealthReporter, services: &[&str]) {
     health.set_service_status("", ServingStatus::Serving).await;
     for service in services {
-        health
-            .set_service_status(*service, ServingStatus::Serving)
-            .await;
+        health.set_service_status(*service, ServingStatus::Serving).await;
     }
 }
 
 /// Marks the server and each service as NOT_SERVING (shutdown has begun).
 pub async fn set_not_serving(health: &HealthReporter, services: &[&str]) {
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    health.set_service_status("", ServingStatus::NotServing).await;
     for service in services {
-        health
-            .set_service_status(*service, ServingStatus::NotServing)
-            .await;
+        health.set_service_status(*service, ServingStatus::NotServing).await;
     }
 }

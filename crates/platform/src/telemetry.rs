@@ -30,11 +30,7 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self {
-            log_filter: "info".to_owned(),
-            json: false,
-            otlp_endpoint: String::new(),
-        }
+        Self { log_filter: "info".to_owned(), json: false, otlp_endpoint: String::new() }
     }
 }
 
@@ -67,27 +63,15 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
             .context("cannot build the otlp exporter")?;
         SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(
-                opentelemetry_sdk::Resource::builder()
-                    .with_service_name(service_name.to_owned())
-                    .build(),
-            )
+            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build())
             .build()
     };
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("redress"));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if config.json {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
+        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()
     } else {
-        registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
     };
     result.context("a global subscriber is already installed")?;
     Ok(TelemetryGuard(Some(provider)))
@@ -109,10 +93,9 @@ struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
             self.0.insert(name, value);
         }
     }
@@ -133,10 +116,7 @@ pub fn inject_into_headers(span: &tracing::Span, headers: &mut http::HeaderMap) 
 pub fn trace_context_of(span: &tracing::Span) -> (String, String) {
     let mut map = HashMap::new();
     TraceContextPropagator::new().inject_context(&span.context(), &mut map);
-    (
-        map.remove("traceparent").unwrap_or_default(),
-        map.remove("tracestate").unwrap_or_default(),
-    )
+    (map.remove("traceparent").unwrap_or_default(), map.remove("tracestate").unwrap_or_default())
 }
 
 /// Makes a stored W3C context the parent of `span` (event delivery keeps the trace).

@@ -16,14 +16,8 @@ pub async fn fresh_postgres_database(test: &str) -> anyhow::Result<Option<String
         return Ok(None);
     };
     let name = format!("redress_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&server)
-        .await
-        .context("connecting to test server")?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await?;
+    let admin = PgPoolOptions::new().max_connections(1).connect(&server).await.context("connecting to test server")?;
+    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
     admin.close().await;
     let (base, query) = match server.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),

@@ -4,10 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;
 
 pub fn to_timestamp(t: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
+    Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 /// `None` when the timestamp is out of range or its nanos are not normalised.

@@ -1,1 +1,133 @@
-fn main() {}
+//! `redress`: run the embedded suite, one service, or a store's migrations.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use redress::{Suite, SuiteOptions, random_dev_token};
+use redress_platform::config::Secret;
+use redress_platform::principal::InternalKey;
+use redress_platform::telemetry::{self, TelemetryConfig};
+
+#[derive(Parser)]
+#[command(name = "redress", version, about = "Consumer-complaint handling platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start gateway, intake and case-workflow in one process on SQLite (development).
+    Dev {
+        /// Directory for each service's SQLite file.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Address the gateway listens on.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        gateway_addr: String,
+        /// Bearer token the gateway accepts; random when unset.
+        #[arg(long, env = "REDRESS_DEV_TOKEN", hide_env_values = true)]
+        dev_token: Option<String>,
+    },
+    /// Run one service, configured by file and `REDRESS_*` environment variables.
+    Serve {
+        service: Service,
+        /// TOML configuration file.
+        #[arg(long, env = "REDRESS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Apply a service's database migrations and exit.
+    Migrate {
+        service: StoreOwner,
+        /// `sqlite://…` or `postgres://…`.
+        #[arg(long, env = "REDRESS_DATABASE__URL", hide_env_values = true)]
+        database_url: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Service {
+    Intake,
+    CaseWorkflow,
+    Gateway,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreOwner {
+    Intake,
+    CaseWorkflow,
+}
+
+fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
+    anyhow::ensure!(!secret.is_empty(), "REDRESS_INTERNAL_KEY (internal_key) is required");
+    InternalKey::new(secret.expose().as_bytes())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev { data_dir, gateway_addr, dev_token } => {
+            let _telemetry = telemetry::init(&TelemetryConfig::default(), "redress-dev")?;
+            let shutdown = redress_platform::shutdown::on_signal();
+            let dev_token = dev_token.filter(|t| !t.is_empty()).unwrap_or_else(random_dev_token);
+            let suite =
+                Suite::start(SuiteOptions { data_dir, gateway_addr, dev_token: dev_token.clone() }, shutdown).await?;
+            println!("redress gateway listening on {}", suite.gateway_addr);
+            println!("dev bearer token: {dev_token}");
+            println!("try: buf curl --protocol grpc --http2-prior-knowledge \\");
+            println!("       -H 'Authorization: Bearer {dev_token}' \\");
+            println!("       http://{}/redress.case.v1.CaseService/ListCases", suite.gateway_addr);
+            suite.wait().await
+        }
+        Command::Serve { service, config } => {
+            let shutdown = redress_platform::shutdown::on_signal();
+            let file = config.as_deref();
+            match service {
+                Service::Intake => {
+                    let config: redress_intake::IntakeConfig = redress_platform::config::load(file)?;
+                    let _telemetry = telemetry::init(&config.telemetry, "redress-intake")?;
+                    let key = internal_key(&config.internal_key)?;
+                    let intake = redress_intake::Intake::build(config, key, shutdown).await?;
+                    tracing::info!(addr = %intake.local_addr(), "intake listening");
+                    intake.run_until_stopped().await
+                }
+                Service::CaseWorkflow => {
+                    let config: redress_case_workflow::CaseWorkflowConfig = redress_platform::config::load(file)?;
+                    let _telemetry = telemetry::init(&config.telemetry, "redress-case-workflow")?;
+                    let key = internal_key(&config.internal_key)?;
+                    let service = redress_case_workflow::CaseWorkflow::build(config, key, shutdown).await?;
+                    tracing::info!(addr = %service.local_addr(), "case-workflow listening");
+                    service.run_until_stopped().await
+                }
+                Service::Gateway => {
+                    let config: redress_gateway::GatewayConfig = redress_platform::config::load(file)?;
+                    let _telemetry = telemetry::init(&config.telemetry, "redress-gateway")?;
+                    let key = internal_key(&config.internal_key)?;
+                    let gateway = redress_gateway::Gateway::build(config, key, shutdown).await?;
+                    tracing::info!(addr = %gateway.local_addr(), "gateway listening");
+                    gateway.run_until_stopped().await
+                }
+            }
+        }
+        Command::Migrate { service, database_url } => {
+            let _telemetry = telemetry::init(&TelemetryConfig::default(), "redress-migrate")?;
+            let config = redress_platform::db::DatabaseConfig { url: database_url, max_connections: 2 };
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            match service {
+                StoreOwner::Intake => {
+                    redress_intake::open_store(&config, shutdown.clone()).await.context("intake migrations")?;
+                }
+                StoreOwner::CaseWorkflow => {
+                    redress_case_workflow::open_store(&config, shutdown.clone())
+                        .await
+                        .context("case-workflow migrations")?;
+                }
+            }
+            shutdown.cancel();
+            println!("migrations applied to {config}");
+            Ok(())
+        }
+    }
+}

@@ -20,31 +20,15 @@ struct Harness {
 
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let config = DatabaseConfig {
-        url: sqlite_url(dir.path(), "cases"),
-        max_connections: 4,
-    };
-    Harness {
-        store: crate::open_store(&config, CancellationToken::new())
-            .await
-            .unwrap(),
-        _dir: dir,
-    }
+    let config = DatabaseConfig { url: sqlite_url(dir.path(), "cases"), max_connections: 4 };
+    Harness { store: crate::open_store(&config, CancellationToken::new()).await.unwrap(), _dir: dir }
 }
 
 async fn postgres(test: &str) -> Option<Harness> {
     let url = fresh_postgres_database(test).await.unwrap()?;
-    let config = DatabaseConfig {
-        url,
-        max_connections: 8,
-    };
-    let store = crate::open_store(&config, CancellationToken::new())
-        .await
-        .unwrap();
-    Some(Harness {
-        store,
-        _dir: tempfile::tempdir().unwrap(),
-    })
+    let config = DatabaseConfig { url, max_connections: 8 };
+    let store = crate::open_store(&config, CancellationToken::new()).await.unwrap();
+    Some(Harness { store, _dir: tempfile::tempdir().unwrap() })
 }
 
 fn accepted(position: i64, n: u32) -> Event {
@@ -97,38 +81,16 @@ conformance!(
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
     assert_eq!(store.position().await.unwrap(), 0);
-    assert_eq!(
-        store
-            .apply(vec![accepted(1, 1), accepted(2, 2)])
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(store.apply(vec![accepted(1, 1), accepted(2, 2)]).await.unwrap(), 2);
     // Redelivery of an overlapping batch, then of one already applied.
-    assert_eq!(
-        store
-            .apply(vec![accepted(2, 2), accepted(3, 3)])
-            .await
-            .unwrap(),
-        3
-    );
+    assert_eq!(store.apply(vec![accepted(2, 2), accepted(3, 3)]).await.unwrap(), 3);
     assert_eq!(store.apply(vec![accepted(1, 1)]).await.unwrap(), 3);
     // The same complaint announced again at a later position still has one case.
     assert_eq!(store.apply(vec![accepted(4, 1)]).await.unwrap(), 4);
     assert_eq!(store.position().await.unwrap(), 4);
-    let cases = store
-        .list(&CaseQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(cases.len(), 3);
-    let case = &cases
-        .iter()
-        .find(|c| c.case.complaint == "complaints/00000002")
-        .unwrap()
-        .case;
+    let case = &cases.iter().find(|c| c.case.complaint == "complaints/00000002").unwrap().case;
     assert_eq!(case.state, CaseState::Accepted as i32);
     assert_eq!(case.case_number, "2026112500000002");
     assert!(case.assignee.is_empty());
@@ -147,66 +109,29 @@ async fn concurrent_consumers_apply_each_event_once(store: Arc<dyn CaseStore>) {
     for len in [60usize, 30, 45] {
         let store = store.clone();
         let batch = events[..len].to_vec();
-        tasks.push(tokio::spawn(
-            async move { store.apply(batch).await.unwrap() },
-        ));
+        tasks.push(tokio::spawn(async move { store.apply(batch).await.unwrap() }));
     }
     for t in tasks {
         let position = t.await.unwrap();
         assert!([30, 45, 60].contains(&position), "{position}");
     }
     assert_eq!(store.position().await.unwrap(), 60);
-    assert_eq!(
-        store
-            .list(&CaseQuery {
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .len(),
-        60
-    );
+    assert_eq!(store.list(&CaseQuery { limit: 100, ..Default::default() }).await.unwrap().len(), 60);
     assert_eq!(store.feed().read_after(0, 100).await.unwrap().len(), 60);
 }
 
 async fn cases_list_by_state_and_complaint_with_pages(store: Arc<dyn CaseStore>) {
-    store
-        .apply((1..=5).map(|i| accepted(i, i as u32)).collect())
-        .await
-        .unwrap();
+    store.apply((1..=5).map(|i| accepted(i, i as u32)).collect()).await.unwrap();
     let by_complaint = store
-        .list(&CaseQuery {
-            complaint: Some("complaints/00000004".to_owned()),
-            limit: 10,
-            ..Default::default()
-        })
+        .list(&CaseQuery { complaint: Some("complaints/00000004".to_owned()), limit: 10, ..Default::default() })
         .await
         .unwrap();
     assert_eq!(by_complaint.len(), 1);
-    let closed = CaseQuery {
-        state: Some(CaseState::Closed as i32),
-        limit: 10,
-        ..Default::default()
-    };
+    let closed = CaseQuery { state: Some(CaseState::Closed as i32), limit: 10, ..Default::default() };
     assert!(store.list(&closed).await.unwrap().is_empty());
-    let page1 = store
-        .list(&CaseQuery {
-            limit: 2,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let next = CaseQuery {
-        limit: 10,
-        after: Some(page1[1].cursor.clone()),
-        ..Default::default()
-    };
+    let page1 = store.list(&CaseQuery { limit: 2, ..Default::default() }).await.unwrap();
+    let next = CaseQuery { limit: 10, after: Some(page1[1].cursor.clone()), ..Default::default() };
     let page2 = store.list(&next).await.unwrap();
     assert_eq!(page1.len() + page2.len(), 5);
-    assert!(
-        page2
-            .iter()
-            .all(|c| page1.iter().all(|p| p.case.name != c.case.name))
-    );
+    assert!(page2.iter().all(|c| page1.iter().all(|p| p.case.name != c.case.name)));
 }

@@ -63,11 +63,7 @@ fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
     }
     let accepted = ComplaintAccepted::decode(payload.value.as_slice())?;
     let span = tracing::info_span!("case.open", complaint = %accepted.complaint);
-    redress_platform::telemetry::set_parent_from_trace_context(
-        &span,
-        &event.traceparent,
-        &event.tracestate,
-    );
+    redress_platform::telemetry::set_parent_from_trace_context(&span, &event.traceparent, &event.tracestate);
     let _entered = span.enter();
     let opened = now();
     let id = uuid::Uuid::now_v7().to_string();
@@ -88,19 +84,9 @@ fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
         etag: etag(1),
         institution: accepted.institution.clone(),
     };
-    let event = NewEvent::new(
-        case.name.clone(),
-        &CaseOpened {
-            case: Some(case.clone()),
-        },
-    );
+    let event = NewEvent::new(case.name.clone(), &CaseOpened { case: Some(case.clone()) });
     let record = case.encode_to_vec();
-    Ok(Some(Opening {
-        case,
-        open_time_us: opened.timestamp_micros(),
-        record,
-        event,
-    }))
+    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event }))
 }
 
 pub fn etag(version: i64) -> String {

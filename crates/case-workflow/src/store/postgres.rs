@@ -28,11 +28,10 @@ impl PostgresCaseStore {
 #[async_trait]
 impl EventSink for PostgresCaseStore {
     async fn position(&self) -> anyhow::Result<i64> {
-        let p: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1")
-                .bind(INTAKE_CONSUMER)
-                .fetch_optional(&self.pool)
-                .await?;
+        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1")
+            .bind(INTAKE_CONSUMER)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(p.unwrap_or(0))
     }
 
@@ -42,12 +41,11 @@ impl EventSink for PostgresCaseStore {
             .bind(INTAKE_CONSUMER)
             .execute(&mut *tx)
             .await?;
-        let mut position: i64 = sqlx::query_scalar(
-            "SELECT position FROM consumer_positions WHERE consumer = $1 FOR UPDATE",
-        )
-        .bind(INTAKE_CONSUMER)
-        .fetch_one(&mut *tx)
-        .await?;
+        let mut position: i64 =
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1 FOR UPDATE")
+                .bind(INTAKE_CONSUMER)
+                .fetch_one(&mut *tx)
+                .await?;
         let mut opened = 0;
         let applied_up_to = position;
         for event in events.iter().filter(|e| e.position > applied_up_to) {
@@ -88,10 +86,8 @@ impl EventSink for PostgresCaseStore {
 #[async_trait]
 impl CaseStore for PostgresCaseStore {
     async fn get(&self, id: &str) -> anyhow::Result<Option<Case>> {
-        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM cases WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let record: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT record FROM cases WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         Ok(record.map(|r| Case::decode(r.as_slice())).transpose()?)
     }
 
@@ -114,10 +110,7 @@ impl CaseStore for PostgresCaseStore {
         rows.iter()
             .map(|row| {
                 let record: Vec<u8> = row.try_get(0)?;
-                Ok(ListedCase {
-                    case: Case::decode(record.as_slice())?,
-                    cursor: (row.try_get(1)?, row.try_get(2)?),
-                })
+                Ok(ListedCase { case: Case::decode(record.as_slice())?, cursor: (row.try_get(1)?, row.try_get(2)?) })
             })
             .collect()
     }

@@ -43,11 +43,10 @@ impl From<sqlx::Error> for WriteError {
 #[async_trait]
 impl EventSink for SqliteCaseStore {
     async fn position(&self) -> anyhow::Result<i64> {
-        let p: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = ?")
-                .bind(INTAKE_CONSUMER)
-                .fetch_optional(&self.db.pool)
-                .await?;
+        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = ?")
+            .bind(INTAKE_CONSUMER)
+            .fetch_optional(&self.db.pool)
+            .await?;
         Ok(p.unwrap_or(0))
     }
 
@@ -65,7 +64,7 @@ impl EventSink for SqliteCaseStore {
                     let mut position = stored.unwrap_or(0);
                     let mut opened = 0;
                     let applied_up_to = position;
-        for event in events.iter().filter(|e| e.position > applied_up_to) {
+                    for event in events.iter().filter(|e| e.position > applied_up_to) {
                         if let Some(o) = opening_for(event)? {
                             let inserted = sqlx::query(
                                 "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) \
@@ -110,10 +109,8 @@ impl EventSink for SqliteCaseStore {
 #[async_trait]
 impl CaseStore for SqliteCaseStore {
     async fn get(&self, id: &str) -> anyhow::Result<Option<Case>> {
-        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM cases WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let record: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT record FROM cases WHERE id = ?").bind(id).fetch_optional(&self.db.pool).await?;
         Ok(record.map(|r| Case::decode(r.as_slice())).transpose()?)
     }
 
@@ -136,10 +133,7 @@ impl CaseStore for SqliteCaseStore {
         rows.iter()
             .map(|row| {
                 let record: Vec<u8> = row.try_get(0)?;
-                Ok(ListedCase {
-                    case: Case::decode(record.as_slice())?,
-                    cursor: (row.try_get(1)?, row.try_get(2)?),
-                })
+                Ok(ListedCase { case: Case::decode(record.as_slice())?, cursor: (row.try_get(1)?, row.try_get(2)?) })
             })
             .collect()
     }

@@ -13,21 +13,14 @@ pub fn is_valid_resident_id(id: &str) -> bool {
         return false;
     }
     let birth = &id[6..14];
-    let (Ok(y), Ok(m), Ok(d)) = (
-        birth[..4].parse::<i32>(),
-        birth[4..6].parse::<u32>(),
-        birth[6..].parse::<u32>(),
-    ) else {
+    let (Ok(y), Ok(m), Ok(d)) = (birth[..4].parse::<i32>(), birth[4..6].parse::<u32>(), birth[6..].parse::<u32>())
+    else {
         return false;
     };
     if y < 1900 || NaiveDate::from_ymd_opt(y, m, d).is_none() {
         return false;
     }
-    let sum: u32 = bytes[..17]
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
+    let sum: u32 = bytes[..17].iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
     let expected = CHECK[(sum % 11) as usize];
     bytes[17].to_ascii_uppercase() == expected
 }
@@ -35,9 +28,7 @@ pub fn is_valid_resident_id(id: &str) -> bool {
 /// Checks an 18-character unified social credit code and its GB 32100-2015 check character.
 pub fn is_valid_uscc(code: &str) -> bool {
     const CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const WEIGHTS: [u32; 17] = [
-        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-    ];
+    const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
     let bytes = code.as_bytes();
     if bytes.len() != 18 {
         return false;
@@ -58,10 +49,7 @@ pub fn is_valid_uscc(code: &str) -> bool {
 /// with 0, then 7–8 digits, optional `-` and extension).
 pub fn is_valid_mainland_phone(phone: &str) -> bool {
     let p = phone.trim();
-    let p = p
-        .strip_prefix("+86")
-        .or_else(|| p.strip_prefix("86").filter(|r| r.len() == 11))
-        .unwrap_or(p);
+    let p = p.strip_prefix("+86").or_else(|| p.strip_prefix("86").filter(|r| r.len() == 11)).unwrap_or(p);
     let p = p.trim_start_matches(['-', ' ']);
     let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if p.len() == 11 && p.starts_with('1') && digits_only(p) {
@@ -76,9 +64,7 @@ pub fn is_valid_mainland_phone(phone: &str) -> bool {
         return false;
     }
     match (second, third) {
-        (None, None) => {
-            first.starts_with('0') && digits_only(first) && (10..=12).contains(&first.len())
-        }
+        (None, None) => first.starts_with('0') && digits_only(first) && (10..=12).contains(&first.len()),
         (Some(number), ext) => {
             first.starts_with('0')
                 && digits_only(first)
@@ -104,10 +90,7 @@ mod tests {
         assert!(!is_valid_resident_id("11010519491331002X"), "month 13");
         assert!(!is_valid_resident_id("1101051949123100"));
         assert!(is_valid_resident_id("320106199003074515"));
-        assert!(
-            !is_valid_resident_id("440524188001010014"),
-            "born before 1900"
-        );
+        assert!(!is_valid_resident_id("440524188001010014"), "born before 1900");
     }
 
     #[test]
@@ -115,10 +98,7 @@ mod tests {
         assert!(is_valid_uscc("91350100M000100Y43"));
         assert!(!is_valid_uscc("91350100M000100Y44"));
         assert!(!is_valid_uscc("91350100M000100Y4"));
-        assert!(
-            !is_valid_uscc("91350100I000100Y43"),
-            "I is not in the charset"
-        );
+        assert!(!is_valid_uscc("91350100I000100Y43"), "I is not in the charset");
     }
 
     #[test]
@@ -134,15 +114,7 @@ mod tests {
         ] {
             assert!(is_valid_mainland_phone(ok), "{ok}");
         }
-        for bad in [
-            "12812345678",
-            "1381234567",
-            "abc",
-            "",
-            "12345678",
-            "010-123",
-            "13812345678x",
-        ] {
+        for bad in ["12812345678", "1381234567", "abc", "", "12345678", "010-123", "13812345678x"] {
             assert!(!is_valid_mainland_phone(bad), "{bad}");
         }
     }

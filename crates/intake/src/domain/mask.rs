@@ -16,11 +16,7 @@ fn keep(value: &str, head: usize, tail: usize) -> String {
 }
 
 pub fn name(value: &str) -> String {
-    if value.is_empty() {
-        String::new()
-    } else {
-        keep(value, 1, 0)
-    }
+    if value.is_empty() { String::new() } else { keep(value, 1, 0) }
 }
 
 pub fn phone(value: &str) -> String {
@@ -72,11 +68,7 @@ pub fn complaint(c: &mut Complaint) {
     if let Some(p) = c.agent.as_mut().and_then(|a| a.person.as_mut()) {
         person(p);
     }
-    for p in c
-        .representatives
-        .iter_mut()
-        .filter_map(|r| r.person.as_mut())
-    {
+    for p in c.representatives.iter_mut().filter_map(|r| r.person.as_mut()) {
         person(p);
     }
 }

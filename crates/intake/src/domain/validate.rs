@@ -6,8 +6,7 @@ use redress_platform::error::Violations;
 use redress_platform::time::from_timestamp;
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{
-    AgentRelation, Complaint, EvidenceKind, IdDocumentType, NaturalPerson, SubmitComplaintRequest,
-    complainant::Party,
+    AgentRelation, Complaint, EvidenceKind, IdDocumentType, NaturalPerson, SubmitComplaintRequest, complainant::Party,
 };
 
 use super::identifiers::{is_valid_mainland_phone, is_valid_resident_id, is_valid_uscc};
@@ -29,15 +28,9 @@ fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: bool
     }
     let len = value.chars().count();
     if len > max {
-        v.add(
-            field,
-            format!("must be at most {max} characters, got {len}"),
-        );
+        v.add(field, format!("must be at most {max} characters, got {len}"));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
         v.add(field, "must not contain control characters");
     }
 }
@@ -49,25 +42,13 @@ fn phone(v: &mut Violations, field: &str, value: &str) {
 }
 
 fn person(v: &mut Violations, path: &str, p: &NaturalPerson) {
-    text(
-        v,
-        &format!("{path}.full_name"),
-        &p.full_name,
-        MAX_NAME,
-        true,
-    );
+    text(v, &format!("{path}.full_name"), &p.full_name, MAX_NAME, true);
     phone(v, &format!("{path}.phone"), &p.phone);
     text(v, &format!("{path}.email"), &p.email, MAX_SHORT_TEXT, false);
     if !p.email.is_empty() && !p.email.contains('@') {
         v.add(format!("{path}.email"), "must be an email address");
     }
-    text(
-        v,
-        &format!("{path}.address"),
-        &p.address,
-        MAX_ADDRESS,
-        false,
-    );
+    text(v, &format!("{path}.address"), &p.address, MAX_ADDRESS, false);
     text(v, &format!("{path}.id_number"), &p.id_number, 64, false);
     let doc = IdDocumentType::try_from(p.id_document_type);
     match doc {
@@ -76,40 +57,27 @@ fn person(v: &mut Violations, path: &str, p: &NaturalPerson) {
             format!("{path}.id_number"),
             "must be an 18-digit resident identity number with a valid birth date and check digit",
         ),
-        Ok(IdDocumentType::Unspecified) if !p.id_number.is_empty() => v.add(
-            format!("{path}.id_document_type"),
-            "must be set when id_number is given",
-        ),
+        Ok(IdDocumentType::Unspecified) if !p.id_number.is_empty() => {
+            v.add(format!("{path}.id_document_type"), "must be set when id_number is given")
+        }
         _ => {}
     }
 }
 
 /// Validates `request` as received at `now`; returns the receive instant to record.
-pub fn validate_submission(
-    request: &SubmitComplaintRequest,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, Violations> {
+pub fn validate_submission(request: &SubmitComplaintRequest, now: DateTime<Utc>) -> Result<DateTime<Utc>, Violations> {
     let mut v = Violations::new();
     if request.request_id.trim().is_empty() {
         v.add("request_id", "must not be empty");
-    } else if request.request_id.len() > MAX_REQUEST_ID
-        || !request.request_id.bytes().all(|b| b.is_ascii_graphic())
-    {
-        v.add(
-            "request_id",
-            format!("must be 1..{MAX_REQUEST_ID} printable ASCII characters"),
-        );
+    } else if request.request_id.len() > MAX_REQUEST_ID || !request.request_id.bytes().all(|b| b.is_ascii_graphic()) {
+        v.add("request_id", format!("must be 1..{MAX_REQUEST_ID} printable ASCII characters"));
     }
     let Some(c) = request.complaint.as_ref() else {
         v.add("complaint", "must be set");
         return Err(v);
     };
     let receive_time = validate_complaint(&mut v, c, now);
-    if v.is_empty() {
-        Ok(receive_time)
-    } else {
-        Err(v)
-    }
+    if v.is_empty() { Ok(receive_time) } else { Err(v) }
 }
 
 fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -137,64 +105,33 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
         },
     };
     match c.complainant.as_ref().and_then(|c| c.party.as_ref()) {
-        None => v.add(
-            "complaint.complainant",
-            "must name a person or an organisation",
-        ),
+        None => v.add("complaint.complainant", "must name a person or an organisation"),
         Some(Party::Person(p)) => person(v, "complaint.complainant.person", p),
         Some(Party::Organisation(o)) => {
             let path = "complaint.complainant.organisation";
             text(v, &format!("{path}.name"), &o.name, MAX_SHORT_TEXT, true);
-            if !o.unified_social_credit_code.is_empty()
-                && !is_valid_uscc(&o.unified_social_credit_code)
-            {
+            if !o.unified_social_credit_code.is_empty() && !is_valid_uscc(&o.unified_social_credit_code) {
                 v.add(
                     format!("{path}.unified_social_credit_code"),
                     "must be an 18-character unified social credit code with a valid check character",
                 );
             }
-            text(
-                v,
-                &format!("{path}.address"),
-                &o.address,
-                MAX_ADDRESS,
-                false,
-            );
-            text(
-                v,
-                &format!("{path}.legal_representative"),
-                &o.legal_representative,
-                MAX_NAME,
-                false,
-            );
-            text(
-                v,
-                &format!("{path}.contact_name"),
-                &o.contact_name,
-                MAX_NAME,
-                false,
-            );
+            text(v, &format!("{path}.address"), &o.address, MAX_ADDRESS, false);
+            text(v, &format!("{path}.legal_representative"), &o.legal_representative, MAX_NAME, false);
+            text(v, &format!("{path}.contact_name"), &o.contact_name, MAX_NAME, false);
             phone(v, &format!("{path}.contact_phone"), &o.contact_phone);
         }
     }
     if let Some(agent) = c.agent.as_ref() {
         match AgentRelation::try_from(agent.relation) {
-            Ok(AgentRelation::Unspecified) | Err(_) => {
-                v.add("complaint.agent.relation", "must be set")
-            }
+            Ok(AgentRelation::Unspecified) | Err(_) => v.add("complaint.agent.relation", "must be set"),
             Ok(_) => {}
         }
         match agent.person.as_ref() {
             None => v.add("complaint.agent.person", "must be set"),
             Some(p) => person(v, "complaint.agent.person", p),
         }
-        text(
-            v,
-            "complaint.agent.authorization_reference",
-            &agent.authorization_reference,
-            MAX_SHORT_TEXT,
-            true,
-        );
+        text(v, "complaint.agent.authorization_reference", &agent.authorization_reference, MAX_SHORT_TEXT, true);
     }
     if c.representatives.len() > MAX_REPRESENTATIVES {
         v.add(
@@ -205,75 +142,28 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
             ),
         );
     }
-    for (i, r) in c
-        .representatives
-        .iter()
-        .enumerate()
-        .take(MAX_REPRESENTATIVES)
-    {
+    for (i, r) in c.representatives.iter().enumerate().take(MAX_REPRESENTATIVES) {
         match r.person.as_ref() {
-            None => v.add(
-                format!("complaint.representatives[{i}].person"),
-                "must be set",
-            ),
+            None => v.add(format!("complaint.representatives[{i}].person"), "must be set"),
             Some(p) => person(v, &format!("complaint.representatives[{i}].person"), p),
         }
     }
     match c.complained_party.as_ref() {
         None => v.add("complaint.complained_party", "must be set"),
         Some(p) => {
-            text(
-                v,
-                "complaint.complained_party.institution",
-                &p.institution,
-                MAX_SHORT_TEXT,
-                true,
-            );
-            text(
-                v,
-                "complaint.complained_party.branch",
-                &p.branch,
-                MAX_SHORT_TEXT,
-                false,
-            );
-            text(
-                v,
-                "complaint.complained_party.staff_name",
-                &p.staff_name,
-                MAX_NAME,
-                false,
-            );
-            text(
-                v,
-                "complaint.complained_party.staff_id",
-                &p.staff_id,
-                64,
-                false,
-            );
+            text(v, "complaint.complained_party.institution", &p.institution, MAX_SHORT_TEXT, true);
+            text(v, "complaint.complained_party.branch", &p.branch, MAX_SHORT_TEXT, false);
+            text(v, "complaint.complained_party.staff_name", &p.staff_name, MAX_NAME, false);
+            text(v, "complaint.complained_party.staff_id", &p.staff_id, 64, false);
         }
     }
     text(v, "complaint.demand", &c.demand, MAX_LONG_TEXT, true);
     text(v, "complaint.facts", &c.facts, MAX_LONG_TEXT, true);
-    text(
-        v,
-        "complaint.staff_notes",
-        &c.staff_notes,
-        MAX_LONG_TEXT,
-        false,
-    );
+    text(v, "complaint.staff_notes", &c.staff_notes, MAX_LONG_TEXT, false);
     text(v, "complaint.org_unit", &c.org_unit, MAX_SHORT_TEXT, true);
-    text(
-        v,
-        "complaint.external_reference",
-        &c.external_reference,
-        MAX_SHORT_TEXT,
-        false,
-    );
+    text(v, "complaint.external_reference", &c.external_reference, MAX_SHORT_TEXT, false);
     if c.evidence.len() > MAX_EVIDENCE {
-        v.add(
-            "complaint.evidence",
-            format!("at most {MAX_EVIDENCE} references"),
-        );
+        v.add("complaint.evidence", format!("at most {MAX_EVIDENCE} references"));
     }
     for (i, e) in c.evidence.iter().enumerate().take(MAX_EVIDENCE) {
         let path = format!("complaint.evidence[{i}]");
@@ -282,18 +172,10 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
             Ok(_) => {}
         }
         text(v, &format!("{path}.uri"), &e.uri, MAX_URI, true);
-        if !e.sha256.is_empty()
-            && (e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
+        if !e.sha256.is_empty() && (e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
             v.add(format!("{path}.sha256"), "must be 64 hex digits");
         }
-        text(
-            v,
-            &format!("{path}.description"),
-            &e.description,
-            MAX_SHORT_TEXT,
-            false,
-        );
+        text(v, &format!("{path}.description"), &e.description, MAX_SHORT_TEXT, false);
     }
     receive_time
 }
@@ -320,8 +202,7 @@ pub(crate) mod tests {
                     })),
                 }),
                 complained_party: Some(ComplainedParty {
-                    institution: "示例银行".to_owned(),
-                    ..Default::default()
+                    institution: "示例银行".to_owned(), ..Default::default()
                 }),
                 demand: "退还多收的年费".to_owned(),
                 facts: "信用卡年费在已达标免年费的情况下仍被扣收。".to_owned(),
@@ -333,9 +214,7 @@ pub(crate) mod tests {
 
     fn fields(r: Result<DateTime<Utc>, Violations>) -> Vec<String> {
         match redress_platform::ServiceError::from(r.unwrap_err()) {
-            redress_platform::ServiceError::InvalidArgument(v) => {
-                v.into_iter().map(|v| v.field).collect()
-            }
+            redress_platform::ServiceError::InvalidArgument(v) => v.into_iter().map(|v| v.field).collect(),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -375,28 +254,18 @@ pub(crate) mod tests {
         let mut r = valid_request();
         let c = r.complaint.as_mut().unwrap();
         let rep = redress_proto::redress::intake::v1::Representative {
-            person: Some(NaturalPerson {
-                full_name: "李四".to_owned(),
-                ..Default::default()
-            }),
+            person: Some(NaturalPerson { full_name: "李四".to_owned(), ..Default::default() }),
         };
         c.representatives = vec![rep; 6];
-        assert_eq!(
-            fields(validate_submission(&r, Utc::now())),
-            ["complaint.representatives"]
-        );
+        assert_eq!(fields(validate_submission(&r, Utc::now())), ["complaint.representatives"]);
     }
 
     #[test]
     fn future_receive_times_are_refused() {
         let mut r = valid_request();
         let now = Utc::now();
-        r.complaint.as_mut().unwrap().receive_time = Some(redress_platform::time::to_timestamp(
-            now + Duration::hours(1),
-        ));
-        assert_eq!(
-            fields(validate_submission(&r, now)),
-            ["complaint.receive_time"]
-        );
+        r.complaint.as_mut().unwrap().receive_time =
+            Some(redress_platform::time::to_timestamp(now + Duration::hours(1)));
+        assert_eq!(fields(validate_submission(&r, now)), ["complaint.receive_time"]);
     }
 }

@@ -20,31 +20,15 @@ struct Harness {
 
 async fn sqlite() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let config = DatabaseConfig {
-        url: sqlite_url(dir.path(), "intake"),
-        max_connections: 4,
-    };
-    Harness {
-        store: crate::open_store(&config, CancellationToken::new())
-            .await
-            .unwrap(),
-        _dir: dir,
-    }
+    let config = DatabaseConfig { url: sqlite_url(dir.path(), "intake"), max_connections: 4 };
+    Harness { store: crate::open_store(&config, CancellationToken::new()).await.unwrap(), _dir: dir }
 }
 
 async fn postgres(test: &str) -> Option<Harness> {
     let url = fresh_postgres_database(test).await.unwrap()?;
-    let config = DatabaseConfig {
-        url,
-        max_connections: 8,
-    };
-    let store = crate::open_store(&config, CancellationToken::new())
-        .await
-        .unwrap();
-    Some(Harness {
-        store,
-        _dir: tempfile::tempdir().unwrap(),
-    })
+    let config = DatabaseConfig { url, max_connections: 8 };
+    let store = crate::open_store(&config, CancellationToken::new()).await.unwrap();
+    Some(Harness { store, _dir: tempfile::tempdir().unwrap() })
 }
 
 fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) -> NewComplaint {
@@ -101,68 +85,30 @@ conformance!(
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
     let new = new_complaint("r1", "facts", 0, 3);
-    let Submitted::Created(created) = store.submit(new.clone()).await.unwrap() else {
-        panic!("not created")
-    };
+    let Submitted::Created(created) = store.submit(new.clone()).await.unwrap() else { panic!("not created") };
     assert_eq!(created.complaint_number, "2026112500000001");
     assert_eq!(store.get(&new.id).await.unwrap().unwrap(), created);
     // A retry, even with another generated id, returns the first result.
     let mut retry = new_complaint("r1", "facts", 0, 3);
     retry.request_hash = new.request_hash.clone();
-    assert_eq!(
-        store.submit(retry).await.unwrap(),
-        Submitted::Replayed(created.clone())
-    );
-    let Submitted::Created(second) = store
-        .submit(new_complaint("r2", "other", 0, 3))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    assert_eq!(store.submit(retry).await.unwrap(), Submitted::Replayed(created.clone()));
+    let Submitted::Created(second) = store.submit(new_complaint("r2", "other", 0, 3)).await.unwrap() else { panic!() };
     assert_eq!(second.complaint_number, "2026112500000002");
-    assert!(
-        store
-            .get(&uuid::Uuid::now_v7().to_string())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.get(&uuid::Uuid::now_v7().to_string()).await.unwrap().is_none());
 }
 
 async fn reused_request_id_with_other_payload_is_refused(store: Arc<dyn IntakeStore>) {
-    store
-        .submit(new_complaint("r1", "facts", 0, 3))
-        .await
-        .unwrap();
-    let err = store
-        .submit(new_complaint("r1", "different facts", 0, 3))
-        .await
-        .unwrap_err();
+    store.submit(new_complaint("r1", "facts", 0, 3)).await.unwrap();
+    let err = store.submit(new_complaint("r1", "different facts", 0, 3)).await.unwrap_err();
     assert!(matches!(err, StoreError::RequestIdReused), "{err:?}");
-    assert_eq!(
-        store
-            .list(&ListQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.list(&ListQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
 }
 
 async fn concurrent_retries_create_one_complaint(store: Arc<dyn IntakeStore>) {
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .submit(new_complaint("same", "facts", 0, 3))
-                .await
-                .unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { store.submit(new_complaint("same", "facts", 0, 3)).await.unwrap() }));
     }
     let mut created = 0;
     let mut names = HashSet::new();
@@ -185,61 +131,18 @@ async fn concurrent_retries_create_one_complaint(store: Arc<dyn IntakeStore>) {
 async fn list_filters_and_pages(store: Arc<dyn IntakeStore>) {
     for i in 0..7 {
         let channel = if i % 2 == 0 { 3 } else { 5 };
-        store
-            .submit(new_complaint(
-                &format!("r{i}"),
-                &format!("f{i}"),
-                i,
-                channel,
-            ))
-            .await
-            .unwrap();
+        store.submit(new_complaint(&format!("r{i}"), &format!("f{i}"), i, channel)).await.unwrap();
     }
-    let all = store
-        .list(&ListQuery {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = store.list(&ListQuery { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(all.len(), 7);
     let facts: Vec<_> = all.iter().map(|l| l.complaint.facts.clone()).collect();
-    assert_eq!(
-        facts,
-        ["f0", "f1", "f2", "f3", "f4", "f5", "f6"],
-        "newest received first"
-    );
-    let phone = store
-        .list(&ListQuery {
-            channel: Some(3),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(facts, ["f0", "f1", "f2", "f3", "f4", "f5", "f6"], "newest received first");
+    let phone = store.list(&ListQuery { channel: Some(3), limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(phone.len(), 4);
-    let page1 = store
-        .list(&ListQuery {
-            limit: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let page2 = store
-        .list(&ListQuery {
-            limit: 3,
-            after: Some(page1[2].cursor.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        page2
-            .iter()
-            .map(|l| l.complaint.facts.as_str())
-            .collect::<Vec<_>>(),
-        ["f3", "f4", "f5"]
-    );
+    let page1 = store.list(&ListQuery { limit: 3, ..Default::default() }).await.unwrap();
+    let page2 =
+        store.list(&ListQuery { limit: 3, after: Some(page1[2].cursor.clone()), ..Default::default() }).await.unwrap();
+    assert_eq!(page2.iter().map(|l| l.complaint.facts.as_str()).collect::<Vec<_>>(), ["f3", "f4", "f5"]);
     let window = store
         .list(&ListQuery {
             receive_from: Some(Utc::now() - Duration::minutes(4) - Duration::seconds(30)),
@@ -249,13 +152,7 @@ async fn list_filters_and_pages(store: Arc<dyn IntakeStore>) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        window
-            .iter()
-            .map(|l| l.complaint.facts.as_str())
-            .collect::<Vec<_>>(),
-        ["f2", "f3", "f4"]
-    );
+    assert_eq!(window.iter().map(|l| l.complaint.facts.as_str()).collect::<Vec<_>>(), ["f2", "f3", "f4"]);
 }
 
 async fn feed_order_is_commit_order_under_concurrent_writers(store: Arc<dyn IntakeStore>) {
@@ -268,15 +165,7 @@ async fn feed_order_is_commit_order_under_concurrent_writers(store: Arc<dyn Inta
         let store = store.clone();
         writers.push(tokio::spawn(async move {
             for i in 0..PER_WRITER {
-                store
-                    .submit(new_complaint(
-                        &format!("w{w}-{i}"),
-                        &format!("w{w}-{i}"),
-                        0,
-                        3,
-                    ))
-                    .await
-                    .unwrap();
+                store.submit(new_complaint(&format!("w{w}-{i}"), &format!("w{w}-{i}"), 0, 3)).await.unwrap();
             }
         }));
     }
@@ -300,8 +189,5 @@ async fn feed_order_is_commit_order_under_concurrent_writers(store: Arc<dyn Inta
         w.await.unwrap();
     }
     stop.cancel();
-    assert_eq!(
-        store.feed().head().await.unwrap(),
-        (WRITERS * PER_WRITER) as i64
-    );
+    assert_eq!(store.feed().head().await.unwrap(), (WRITERS * PER_WRITER) as i64);
 }

@@ -122,11 +122,7 @@ fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<u8>, NewEvent) {
         org_unit: complaint.org_unit.clone(),
         grade: complaint.grade,
         deadlines: complaint.receipt.as_ref().and_then(|r| r.deadlines.clone()),
-        institution: complaint
-            .complained_party
-            .as_ref()
-            .map(|p| p.institution.clone())
-            .unwrap_or_default(),
+        institution: complaint.complained_party.as_ref().map(|p| p.institution.clone()).unwrap_or_default(),
     };
     let event = NewEvent::new(complaint.name.clone(), &accepted);
     let record = complaint.encode_to_vec();

@@ -24,11 +24,7 @@ impl PostgresIntakeStore {
         Ok(Self { pool, feed })
     }
 
-    async fn replay(
-        &self,
-        request_id: &str,
-        request_hash: &str,
-    ) -> Result<Option<Submitted>, StoreError> {
+    async fn replay(&self, request_id: &str, request_hash: &str) -> Result<Option<Submitted>, StoreError> {
         let row = sqlx::query(
             "SELECT r.request_hash, c.record FROM submit_requests r JOIN complaints c ON c.id = r.complaint_id \
              WHERE r.request_id = $1",
@@ -42,9 +38,7 @@ impl PostgresIntakeStore {
             return Err(StoreError::RequestIdReused);
         }
         let record: Vec<u8> = row.try_get(1)?;
-        Ok(Some(Submitted::Replayed(Complaint::decode(
-            record.as_slice(),
-        )?)))
+        Ok(Some(Submitted::Replayed(Complaint::decode(record.as_slice())?)))
     }
 }
 
@@ -72,9 +66,7 @@ impl IntakeStore for PostgresIntakeStore {
                 .await?
                 .ok_or_else(|| StoreError::Other(anyhow::anyhow!("claimed request vanished")));
         }
-        let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')")
-            .fetch_one(&mut *tx)
-            .await?;
+        let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')").fetch_one(&mut *tx).await?;
         let (complaint, record, event) = numbered(&new, seq);
         sqlx::query(
             "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us) \
@@ -97,14 +89,11 @@ impl IntakeStore for PostgresIntakeStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Complaint>, StoreError> {
-        let record: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(record
-            .map(|r| Complaint::decode(r.as_slice()))
-            .transpose()?)
+        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(record.map(|r| Complaint::decode(r.as_slice())).transpose()?)
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {

@@ -23,11 +23,7 @@ impl SqliteIntakeStore {
         Ok(Self { db, feed })
     }
 
-    async fn replay(
-        &self,
-        request_id: &str,
-        request_hash: &str,
-    ) -> Result<Option<Submitted>, StoreError> {
+    async fn replay(&self, request_id: &str, request_hash: &str) -> Result<Option<Submitted>, StoreError> {
         let row = sqlx::query(
             "SELECT r.request_hash, c.record FROM submit_requests r JOIN complaints c ON c.id = r.complaint_id \
              WHERE r.request_id = ?",
@@ -39,19 +35,14 @@ impl SqliteIntakeStore {
     }
 }
 
-fn replayed(
-    row: Option<&sqlx::sqlite::SqliteRow>,
-    request_hash: &str,
-) -> Result<Option<Submitted>, StoreError> {
+fn replayed(row: Option<&sqlx::sqlite::SqliteRow>, request_hash: &str) -> Result<Option<Submitted>, StoreError> {
     let Some(row) = row else { return Ok(None) };
     let hash: String = row.try_get(0)?;
     if hash != request_hash {
         return Err(StoreError::RequestIdReused);
     }
     let record: Vec<u8> = row.try_get(1)?;
-    Ok(Some(Submitted::Replayed(Complaint::decode(
-        record.as_slice(),
-    )?)))
+    Ok(Some(Submitted::Replayed(Complaint::decode(record.as_slice())?)))
 }
 
 #[async_trait]
@@ -115,14 +106,11 @@ impl IntakeStore for SqliteIntakeStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Complaint>, StoreError> {
-        let record: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.db.pool)
-                .await?;
-        Ok(record
-            .map(|r| Complaint::decode(r.as_slice()))
-            .transpose()?)
+        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(record.map(|r| Complaint::decode(r.as_slice())).transpose()?)
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {

@@ -1,0 +1,144 @@
+//! Composition of the suite: the embedded mode that runs every service in one process (each on
+//! its own loopback port with its own SQLite file), used by `redress dev`, the integration
+//! tests and the benchmark.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
+use redress_gateway::{AuthConfig, DevToken, Gateway, GatewayConfig, Upstreams};
+use redress_intake::{Intake, IntakeConfig};
+use redress_platform::config::Secret;
+use redress_platform::db::DatabaseConfig;
+use redress_platform::principal::{InternalKey, Permission, Principal};
+use redress_platform::server::ServerConfig;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Options of the embedded suite.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Each service keeps its SQLite file here.
+    pub data_dir: PathBuf,
+    /// Where the gateway listens (`127.0.0.1:0` picks a free port).
+    pub gateway_addr: String,
+    /// The bearer token accepted by the gateway in development mode.
+    pub dev_token: String,
+}
+
+/// The principal behind the development token: every permission, at the dev institution.
+pub fn dev_principal() -> Principal {
+    Principal {
+        subject: "dev".to_owned(),
+        roles: vec!["admin".to_owned()],
+        org_unit: "institutions/dev".to_owned(),
+        permissions: Permission::ALL.iter().map(|p| p.as_str().to_owned()).collect(),
+    }
+}
+
+/// A fresh random development token.
+pub fn random_dev_token() -> String {
+    format!("dev-{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// A running embedded suite.
+pub struct Suite {
+    pub gateway_addr: SocketAddr,
+    pub intake_addr: SocketAddr,
+    pub case_workflow_addr: SocketAddr,
+    tasks: JoinSet<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+}
+
+fn loopback() -> ServerConfig {
+    ServerConfig { listen_addr: "127.0.0.1:0".to_owned(), ..ServerConfig::default() }
+}
+
+fn sqlite(dir: &std::path::Path, name: &str) -> DatabaseConfig {
+    DatabaseConfig { url: format!("sqlite://{}", dir.join(format!("{name}.db")).display()), max_connections: 8 }
+}
+
+impl Suite {
+    /// Binds every service and starts them; they report SERVING once their stores are ready.
+    pub async fn start(options: SuiteOptions, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("cannot create data dir {}", options.data_dir.display()))?;
+        let key = InternalKey::generate();
+        let intake = Intake::build(
+            IntakeConfig {
+                server: loopback(),
+                database: sqlite(&options.data_dir, "intake"),
+                ..IntakeConfig::default()
+            },
+            key.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let intake_addr = intake.local_addr();
+        let case_workflow = CaseWorkflow::build(
+            CaseWorkflowConfig {
+                server: loopback(),
+                database: sqlite(&options.data_dir, "case-workflow"),
+                intake_url: format!("http://{intake_addr}"),
+                ..CaseWorkflowConfig::default()
+            },
+            key.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let case_workflow_addr = case_workflow.local_addr();
+        let gateway = Gateway::build(
+            GatewayConfig {
+                server: ServerConfig { listen_addr: options.gateway_addr.clone(), ..ServerConfig::default() },
+                upstreams: Upstreams {
+                    intake: format!("http://{intake_addr}"),
+                    case_workflow: format!("http://{case_workflow_addr}"),
+                },
+                auth: AuthConfig {
+                    dev_tokens: vec![DevToken {
+                        token: Secret::new(options.dev_token.clone()),
+                        principal: dev_principal(),
+                    }],
+                    ..AuthConfig::default()
+                },
+                ..GatewayConfig::default()
+            },
+            key,
+            shutdown.clone(),
+        )
+        .await?;
+        let gateway_addr = gateway.local_addr();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
+        tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
+        tasks.spawn(async move { gateway.run_until_stopped().await.context("gateway") });
+        Ok(Self { gateway_addr, intake_addr, case_workflow_addr, tasks, shutdown })
+    }
+
+    /// Waits until every service has stopped (after shutdown), or the first one fails; a
+    /// failure stops the others.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = result {
+                if !self.shutdown.is_cancelled() {
+                    tracing::error!(error = format!("{e:#}"), "a service failed; stopping the suite");
+                    self.shutdown.cancel();
+                }
+                first_error.get_or_insert(e);
+            } else if !self.shutdown.is_cancelled() {
+                self.shutdown.cancel();
+                first_error.get_or_insert(anyhow::anyhow!("a service stopped unexpectedly"));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stops every service and waits for them to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
