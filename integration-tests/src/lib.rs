@@ -1,1 +1,94 @@
-//! Integration tests live in tests/.
+//! A sandbox for end-to-end tests: the embedded suite on ephemeral ports with a fresh data
+//! directory, and authenticated clients for the gateway.
+
+use std::time::Duration;
+
+use redress::{Suite, SuiteOptions};
+use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
+use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const TOKEN: &str = "integration-test-token";
+
+/// Adds a bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            let value = format!("Bearer {token}").parse().map_err(|_| tonic::Status::internal("bad token"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+pub struct Sandbox {
+    pub suite: Suite,
+    pub channel: Channel,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Starts the suite on ephemeral ports and waits until the gateway reports every public
+    /// service SERVING.
+    pub async fn start() -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        Self::start_in(data_dir).await
+    }
+
+    pub async fn start_in(data_dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        let suite = Suite::start(
+            SuiteOptions {
+                data_dir: data_dir.path().to_owned(),
+                gateway_addr: "127.0.0.1:0".to_owned(),
+                dev_token: TOKEN.to_owned(),
+            },
+            CancellationToken::new(),
+        )
+        .await?;
+        let channel = Channel::from_shared(format!("http://{}", suite.gateway_addr))?.connect().await?;
+        let sandbox = Self { suite, channel, data_dir };
+        sandbox.wait_until_serving().await?;
+        Ok(sandbox)
+    }
+
+    async fn wait_until_serving(&self) -> anyhow::Result<()> {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        for _ in 0..200 {
+            let mut all = true;
+            for service in [redress_proto::services::INTAKE, redress_proto::services::CASE] {
+                let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+                let status = health.check(request).await?.into_inner().status;
+                all &= status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+            }
+            if all {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("suite did not become SERVING")
+    }
+
+    pub fn intake(&self) -> IntakeServiceClient<InterceptedService<Channel, Bearer>> {
+        self.intake_with(Some(TOKEN))
+    }
+
+    pub fn intake_with(&self, token: Option<&str>) -> IntakeServiceClient<InterceptedService<Channel, Bearer>> {
+        IntakeServiceClient::with_interceptor(self.channel.clone(), Bearer(token.map(str::to_owned)))
+    }
+
+    pub fn cases(&self) -> CaseServiceClient<InterceptedService<Channel, Bearer>> {
+        CaseServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(TOKEN.to_owned())))
+    }
+
+    /// Stops the suite and hands back its data directory (to start again on the same files).
+    pub async fn stop(self) -> anyhow::Result<tempfile::TempDir> {
+        self.suite.stop().await?;
+        Ok(self.data_dir)
+    }
+}

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
@@ -118,9 +118,12 @@ impl GrpcServer {
             .tcp_nodelay(true)
             .trace_fn(crate::telemetry::grpc_server_span)
             .layer(layers)
-            .serve_with_incoming_shutdown(service, TcpListenerStream::new(self.listener), async move {
-                signal.cancelled().await
-            });
+            .serve_with_incoming_shutdown(
+                service,
+                // Set per accepted socket: the builder's tcp_nodelay does not apply to an incoming stream.
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                async move { signal.cancelled().await },
+            );
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return result.context("grpc server failed"),

@@ -1,0 +1,177 @@
+//! The suite end to end, through the gateway, with nothing but generated clients.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use redress_integration_tests::{Sandbox, TOKEN};
+use redress_proto::redress::case::v1::{CaseState, ListCasesRequest};
+use redress_proto::redress::common::v1::Channel;
+use redress_proto::redress::intake::v1::{
+    Complainant, ComplainedParty, Complaint, GetComplaintRequest, IdDocumentType, ListComplaintsRequest, NaturalPerson,
+    SubmitComplaintRequest, complainant::Party,
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn complaint(facts: &str) -> Complaint {
+    Complaint {
+        channel: Channel::MobileApp as i32,
+        complainant: Some(Complainant {
+            party: Some(Party::Person(NaturalPerson {
+                full_name: "李娜".to_owned(),
+                id_document_type: IdDocumentType::ResidentId as i32,
+                id_number: "11010519491231002X".to_owned(),
+                phone: "13912345678".to_owned(),
+                ..Default::default()
+            })),
+        }),
+        complained_party: Some(ComplainedParty { institution: "示例银行".to_owned(), ..Default::default() }),
+        demand: "撤销未经同意开通的分期业务".to_owned(),
+        facts: facts.to_owned(),
+        org_unit: "institutions/demo-bank/branches/beijing".to_owned(),
+        ..Default::default()
+    }
+}
+
+fn submit(request_id: &str, facts: &str) -> SubmitComplaintRequest {
+    SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint(facts)) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_complaint_gets_a_receipt_and_a_case_within_a_second() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let response = sandbox.intake().submit_complaint(submit("e2e-1", "客服电话中被诱导办理分期。")).await.unwrap();
+    let response = response.into_inner();
+    let complaint = response.complaint.unwrap();
+    let receipt = response.receipt.unwrap();
+    assert!(complaint.name.starts_with("complaints/"));
+    assert_eq!(receipt.complaint, complaint.name);
+    assert_eq!(receipt.complaint_number, complaint.complaint_number);
+    let deadlines = receipt.deadlines.unwrap();
+    assert!(deadlines.first_response_due_time.is_some());
+    assert!(deadlines.resolution_due_time.is_some());
+    assert!(deadlines.regulatory_decision_due_time.is_some());
+    assert_eq!(deadlines.time_zone, "Asia/Shanghai");
+
+    let fetched = sandbox.intake().get_complaint(GetComplaintRequest { name: complaint.name.clone() }).await.unwrap();
+    assert_eq!(fetched.into_inner(), complaint);
+
+    let started = Instant::now();
+    let case = loop {
+        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
+        let cases = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases;
+        if let Some(case) = cases.into_iter().next() {
+            break case;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "no case within a second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(case.state, CaseState::Accepted as i32);
+    assert_eq!(case.case_number, complaint.complaint_number);
+    assert_eq!(case.deadlines, Some(deadlines));
+    assert!(case.assignee.is_empty());
+    let listed = sandbox.intake().list_complaints(ListComplaintsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.complaints.len(), 1);
+    sandbox.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_id_returns_the_same_complaint_and_a_changed_one_is_refused() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let first = sandbox.intake().submit_complaint(submit("retry-1", "事实")).await.unwrap().into_inner();
+    let again = sandbox.intake().submit_complaint(submit("retry-1", "事实")).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    let status = sandbox.intake().submit_complaint(submit("retry-1", "另一件事")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<_> = details.bad_request().unwrap().field_violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["request_id"]);
+    let listed = sandbox.intake().list_complaints(ListComplaintsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.complaints.len(), 1, "nothing half-written");
+    sandbox.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_invalid_argument_naming_the_field() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut request = submit("bad-1", "事实");
+    if let Some(Party::Person(p)) = request.complaint.as_mut().unwrap().complainant.as_mut().unwrap().party.as_mut() {
+        p.phone = "12345".to_owned();
+    }
+    let status = sandbox.intake().submit_complaint(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<_> = details.bad_request().unwrap().field_violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["complaint.complainant.person.phone"]);
+    assert_eq!(details.localized_message().unwrap().locale, "zh-CN");
+    assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+
+    let status = sandbox.intake().get_complaint(GetComplaintRequest { name: "nope".to_owned() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let missing = GetComplaintRequest { name: "complaints/01a20000-0000-7000-8000-000000000000".to_owned() };
+    assert_eq!(sandbox.intake().get_complaint(missing).await.unwrap_err().code(), Code::NotFound);
+    sandbox.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let sandbox = Sandbox::start().await.unwrap();
+    for token in [None, Some("wrong-token")] {
+        let status = sandbox.intake_with(token).submit_complaint(submit("auth-1", "事实")).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
+    }
+    assert!(sandbox.intake_with(Some(TOKEN)).list_complaints(ListComplaintsRequest::default()).await.is_ok());
+    let listed = sandbox.intake().list_complaints(ListComplaintsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.complaints.is_empty());
+    sandbox.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_refuse_calls_that_bypass_the_gateway() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let direct = tonic::transport::Channel::from_shared(format!("http://{}", sandbox.suite.intake_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient::with_interceptor(
+        direct,
+        redress_integration_tests::Bearer(Some(TOKEN.to_owned())),
+    );
+    let status = client.submit_complaint(submit("direct-1", "事实")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    sandbox.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_survive_a_restart_and_are_never_duplicated() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let r = sandbox.intake().submit_complaint(submit(&format!("restart-{i}"), &format!("事实{i}"))).await.unwrap();
+        names.push(r.into_inner().complaint.unwrap().name);
+    }
+    // Stop while the consumer may still be catching up, then start on the same files.
+    let dir = sandbox.stop().await.unwrap();
+    let sandbox = Sandbox::start_in(dir).await.unwrap();
+    for i in 20..30 {
+        let r = sandbox.intake().submit_complaint(submit(&format!("restart-{i}"), &format!("事实{i}"))).await.unwrap();
+        names.push(r.into_inner().complaint.unwrap().name);
+    }
+    let started = Instant::now();
+    loop {
+        let request = ListCasesRequest { page_size: 100, ..Default::default() };
+        let cases = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases;
+        if cases.len() >= names.len() {
+            let mut complaints: Vec<_> = cases.into_iter().map(|c| c.complaint).collect();
+            complaints.sort();
+            let mut expected = names.clone();
+            expected.sort();
+            assert_eq!(complaints, expected, "exactly one case per complaint");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "cases missing after restart");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sandbox.stop().await.unwrap();
+}
