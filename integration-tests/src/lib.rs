@@ -27,6 +27,20 @@ impl Interceptor for Bearer {
     }
 }
 
+/// Installs the suite's telemetry once per test process (trace context needs its layer).
+fn init_telemetry() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let config = redress_platform::telemetry::TelemetryConfig {
+            log_filter: "warn".to_owned(),
+            ..Default::default()
+        };
+        if let Ok(guard) = redress_platform::telemetry::init(&config, "redress-integration-tests") {
+            std::mem::forget(guard);
+        }
+    });
+}
+
 pub struct Sandbox {
     pub suite: Suite,
     pub channel: Channel,
@@ -42,6 +56,7 @@ impl Sandbox {
     }
 
     pub async fn start_in(data_dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        init_telemetry();
         let suite = Suite::start(
             SuiteOptions {
                 data_dir: data_dir.path().to_owned(),

@@ -175,3 +175,32 @@ async fn cases_survive_a_restart_and_are_never_duplicated() {
     }
     sandbox.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_reaches_the_published_event_and_the_feed_resumes_through_the_gateway() {
+    use redress_proto::redress::intake::v1::StreamEventsRequest;
+    use redress_proto::redress::intake::v1::intake_event_feed_service_client::IntakeEventFeedServiceClient;
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for i in 0..3 {
+        let mut request = tonic::Request::new(submit(&format!("trace-{i}"), &format!("事实{i}")));
+        request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
+        sandbox.intake().submit_complaint(request).await.unwrap();
+    }
+    let mut feed = IntakeEventFeedServiceClient::with_interceptor(
+        sandbox.channel.clone(),
+        redress_integration_tests::Bearer(Some(TOKEN.to_owned())),
+    );
+    let mut stream = feed.stream_events(StreamEventsRequest { after_position: 1 }).await.unwrap().into_inner();
+    let mut positions = Vec::new();
+    while positions.len() < 2 {
+        let event = stream.message().await.unwrap().unwrap().event.unwrap();
+        assert_eq!(event.event_type, "redress.intake.v1.ComplaintAccepted");
+        assert!(event.traceparent.contains(trace_id), "event carries the caller's trace: {}", event.traceparent);
+        positions.push(event.position);
+    }
+    assert_eq!(positions, [2, 3], "resumes after the given position, in order");
+    drop(stream);
+    sandbox.stop().await.unwrap();
+}

@@ -1,1 +1,321 @@
-fn main() {}
+//! `redress-bench`: measures, in one run and on one machine, a raw tonic echo (the baseline),
+//! SubmitComplaint straight to intake, SubmitComplaint through the gateway and GetCase through
+//! the gateway, each as requests/s and p50/p99 latency at the same concurrency, and prints the
+//! ratios to the baseline. Intake is durable (SQLite, WAL, synchronous=FULL, group commit).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use redress::{Suite, SuiteOptions};
+use redress_platform::principal::ServiceCredentials;
+use redress_proto::redress::case::v1::GetCaseRequest;
+use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
+use redress_proto::redress::common::v1::Channel as ComplaintChannel;
+use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+use redress_proto::redress::intake::v1::{
+    Complainant, ComplainedParty, Complaint, IdDocumentType, NaturalPerson, SubmitComplaintRequest, complainant::Party,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+mod echo {
+    tonic::include_proto!("redress.bench.v1");
+}
+
+#[derive(Parser, Clone)]
+#[command(name = "redress-bench", about = "Throughput and latency of the Redress suite against a raw tonic baseline")]
+struct Args {
+    /// Requests in flight at once in every scenario.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Measured seconds per scenario (after warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Warm-up seconds per scenario (not measured).
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// HTTP/2 connections the load is spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+struct Outcome {
+    name: &'static str,
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<34} {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+            self.name,
+            self.rate(),
+            self.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            self.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            self.errors,
+        );
+    }
+}
+
+/// Runs `call` from `concurrency` tasks for warm-up plus the measured window.
+async fn drive<F, Fut>(name: &'static str, args: &Args, call: F) -> anyhow::Result<Outcome>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let call = Arc::new(call);
+    let counter = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.seconds);
+    let mut tasks = JoinSet::new();
+    for _ in 0..args.concurrency {
+        let call = call.clone();
+        let counter = counter.clone();
+        tasks.spawn(async move {
+            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let (mut ok, mut errors) = (0u64, 0u64);
+            loop {
+                let issued = Instant::now();
+                if issued >= end {
+                    break;
+                }
+                let result = call(counter.fetch_add(1, Ordering::Relaxed)).await;
+                if issued >= measure_from {
+                    let finished = Instant::now();
+                    if finished > end {
+                        break;
+                    }
+                    match result {
+                        Ok(()) => {
+                            ok += 1;
+                            histogram.record((finished - issued).as_micros().max(1) as u64)?;
+                        }
+                        Err(status) => {
+                            if errors == 0 {
+                                eprintln!("{name}: {status}");
+                            }
+                            errors += 1;
+                        }
+                    }
+                }
+            }
+            anyhow::Ok((ok, errors, histogram))
+        });
+    }
+    let mut outcome = Outcome {
+        name,
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::from_secs(args.seconds),
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let (ok, errors, histogram) = joined??;
+        outcome.requests += ok;
+        outcome.errors += errors;
+        outcome.latency.add(histogram)?;
+    }
+    outcome.print();
+    Ok(outcome)
+}
+
+async fn channels(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..n.max(1) {
+        out.push(Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?);
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+struct EchoServer;
+
+#[tonic::async_trait]
+impl echo::echo_service_server::EchoService for EchoServer {
+    async fn echo(
+        &self,
+        request: tonic::Request<echo::EchoRequest>,
+    ) -> Result<tonic::Response<echo::EchoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(echo::EchoResponse { payload: request.into_inner().payload }))
+    }
+}
+
+fn complaint(i: u64) -> Complaint {
+    Complaint {
+        channel: ComplaintChannel::Phone as i32,
+        complainant: Some(Complainant {
+            party: Some(Party::Person(NaturalPerson {
+                full_name: "王小明".to_owned(),
+                id_document_type: IdDocumentType::ResidentId as i32,
+                id_number: "11010519491231002X".to_owned(),
+                phone: "13812345678".to_owned(),
+                ..Default::default()
+            })),
+        }),
+        complained_party: Some(ComplainedParty {
+            institution: "示例银行".to_owned(),
+            branch: "上海分行".to_owned(),
+            ..Default::default()
+        }),
+        demand: "退还多收的信用卡年费并书面说明原因".to_owned(),
+        facts: format!("本人信用卡已满足免年费条件，但第{i}期账单仍扣收年费300元，多次致电客服未获解决。"),
+        org_unit: "institutions/demo-bank/branches/shanghai".to_owned(),
+        ..Default::default()
+    }
+}
+
+fn bearer<T>(
+    mut request: tonic::Request<T>,
+    token: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+) -> tonic::Request<T> {
+    request.metadata_mut().insert("authorization", token.clone());
+    request
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!(
+        "redress-bench: concurrency {}, {} s measured after {} s warm-up, {} connections, {} cores",
+        args.concurrency,
+        args.seconds,
+        args.warmup,
+        args.connections,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let shutdown = CancellationToken::new();
+
+    // Baseline: raw tonic echo with a payload the size of an encoded complaint.
+    let echo_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let echo_addr = echo_listener.local_addr()?;
+    let echo_stop = shutdown.clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(echo::echo_service_server::EchoServiceServer::new(EchoServer))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(echo_listener).with_nodelay(Some(true)),
+                async move { echo_stop.cancelled().await },
+            ),
+    );
+    let payload = prost::Message::encode_to_vec(&complaint(0));
+    let echo_channels = channels(echo_addr, args.connections).await?;
+    let echo = drive("raw tonic echo (baseline)", &args, move |i| {
+        let mut client =
+            echo::echo_service_client::EchoServiceClient::new(echo_channels[i as usize % echo_channels.len()].clone());
+        let payload = payload.clone();
+        async move { client.echo(echo::EchoRequest { payload }).await.map(|_| ()) }
+    })
+    .await?;
+
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let token = "bench-token".to_owned();
+    let suite = Suite::start(
+        SuiteOptions {
+            data_dir: dir.path().to_owned(),
+            gateway_addr: "127.0.0.1:0".to_owned(),
+            dev_token: token.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let bearer_value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse()?;
+    let gateway_channels = channels(suite.gateway_addr, args.connections).await?;
+    wait_serving(&gateway_channels[0]).await?;
+
+    // SubmitComplaint straight to intake, with a principal signed as the gateway would.
+    let credentials = ServiceCredentials::new(suite.internal_key().clone(), redress::dev_principal());
+    let intake_channels = channels(suite.intake_addr, args.connections).await?;
+    let direct = drive("SubmitComplaint direct to intake", &args, move |i| {
+        let mut client = IntakeServiceClient::new(intake_channels[i as usize % intake_channels.len()].clone());
+        let mut request = tonic::Request::new(SubmitComplaintRequest {
+            request_id: format!("direct-{i}"),
+            complaint: Some(complaint(i)),
+        });
+        let credentials = credentials.clone();
+        async move {
+            credentials.apply(&mut request).map_err(tonic::Status::from)?;
+            client.submit_complaint(request).await.map(|_| ())
+        }
+    })
+    .await?;
+
+    let channels_for_submit = gateway_channels.clone();
+    let token_for_submit = bearer_value.clone();
+    let gateway = drive("SubmitComplaint through gateway", &args, move |i| {
+        let mut client = IntakeServiceClient::new(channels_for_submit[i as usize % channels_for_submit.len()].clone());
+        let request = bearer(
+            tonic::Request::new(SubmitComplaintRequest {
+                request_id: format!("gateway-{i}"),
+                complaint: Some(complaint(i)),
+            }),
+            &token_for_submit,
+        );
+        async move { client.submit_complaint(request).await.map(|_| ()) }
+    })
+    .await?;
+
+    // Reads of cases the consumer opened for the submissions above.
+    let mut cases = CaseServiceClient::new(gateway_channels[0].clone());
+    let listed = cases
+        .list_cases(bearer(
+            tonic::Request::new(redress_proto::redress::case::v1::ListCasesRequest {
+                page_size: 1000,
+                ..Default::default()
+            }),
+            &bearer_value,
+        ))
+        .await?
+        .into_inner();
+    let names: Arc<Vec<String>> = Arc::new(listed.cases.into_iter().map(|c| c.name).collect());
+    anyhow::ensure!(!names.is_empty(), "no cases were opened");
+    let channels_for_read = gateway_channels.clone();
+    let read = drive("GetCase through gateway", &args, move |i| {
+        let mut client = CaseServiceClient::new(channels_for_read[i as usize % channels_for_read.len()].clone());
+        let request = bearer(
+            tonic::Request::new(GetCaseRequest { name: names[i as usize % names.len()].clone() }),
+            &bearer_value,
+        );
+        async move { client.get_case(request).await.map(|_| ()) }
+    })
+    .await?;
+
+    println!();
+    println!("ratios (same run):");
+    println!("  submit through gateway / raw echo      {:.3}  (target >= 0.25)", gateway.rate() / echo.rate());
+    println!("  submit through gateway / direct intake {:.3}  (target >= 0.50)", gateway.rate() / direct.rate());
+    println!("  submit direct to intake / raw echo     {:.3}", direct.rate() / echo.rate());
+    println!("  GetCase through gateway / raw echo     {:.3}", read.rate() / echo.rate());
+    suite.stop().await?;
+    shutdown.cancel();
+    Ok(())
+}
+
+async fn wait_serving(channel: &Channel) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for _ in 0..400 {
+        let mut all = true;
+        for service in [redress_proto::services::INTAKE, redress_proto::services::CASE] {
+            let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+            all &= health.check(request).await?.into_inner().status == ServingStatus::Serving as i32;
+        }
+        if all {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("suite did not become SERVING")
+}

@@ -47,6 +47,7 @@ pub struct Suite {
     pub gateway_addr: SocketAddr,
     pub intake_addr: SocketAddr,
     pub case_workflow_addr: SocketAddr,
+    key: InternalKey,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -104,7 +105,7 @@ impl Suite {
                 },
                 ..GatewayConfig::default()
             },
-            key,
+            key.clone(),
             shutdown.clone(),
         )
         .await?;
@@ -113,7 +114,12 @@ impl Suite {
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
         tasks.spawn(async move { gateway.run_until_stopped().await.context("gateway") });
-        Ok(Self { gateway_addr, intake_addr, case_workflow_addr, tasks, shutdown })
+        Ok(Self { gateway_addr, intake_addr, case_workflow_addr, key, tasks, shutdown })
+    }
+
+    /// The suite's internal key, for calling a service directly (benchmarks, diagnostics).
+    pub fn internal_key(&self) -> &InternalKey {
+        &self.key
     }
 
     /// Waits until every service has stopped (after shutdown), or the first one fails; a
