@@ -31,10 +31,8 @@ impl Interceptor for Bearer {
 fn init_telemetry() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        let config = redress_platform::telemetry::TelemetryConfig {
-            log_filter: "warn".to_owned(),
-            ..Default::default()
-        };
+        let config =
+            redress_platform::telemetry::TelemetryConfig { log_filter: "warn".to_owned(), ..Default::default() };
         if let Ok(guard) = redress_platform::telemetry::init(&config, "redress-integration-tests") {
             std::mem::forget(guard);
         }

@@ -10,6 +10,7 @@ use redress_platform::ServiceError;
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
+use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_timestamp, now, to_timestamp};
 use redress_proto::redress::common::v1::{Channel, Deadlines};
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
@@ -87,6 +88,7 @@ impl IntakeApi {
             receive_time,
             create_time: now,
             complaint,
+            trace: TraceContext::current(),
         };
         let store = self.store.get()?;
         let mut complaint = match store.submit(new).await {

@@ -79,6 +79,9 @@ fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
+        // Checkpoint less often than every 1000 pages: group-committed batches are large.
+        .pragma("wal_autocheckpoint", "10000")
+        .pragma("cache_size", "-65536")
         .disable_statement_logging())
 }
 
@@ -117,9 +120,12 @@ pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool>
 #[error("write not committed: {0}")]
 pub struct CommitFailed(pub String);
 
+/// Hands a write its outcome once its batch has committed (`None`) or failed (`Some(error)`).
+type Complete = Box<dyn FnOnce(Option<&str>) + Send>;
+
 struct Staged {
     rollback: bool,
-    complete: Box<dyn FnOnce(Option<&str>) + Send>,
+    complete: Complete,
 }
 
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Staged> + Send>;
@@ -192,27 +198,39 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
         }
         let mut staged = Vec::with_capacity(batch.len());
         let mut broken: Option<String> = None;
+        // A lone write needs no savepoint: its failure rolls back the whole transaction, and
+        // SQLite skips the sub-journal it would otherwise keep for the savepoint.
+        let alone = batch.len() == 1;
         for job in batch.drain(..) {
             if broken.is_some() {
                 break;
             }
-            if let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
+            if !alone && let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
                 broken = Some(e.to_string());
                 break;
             }
             let s = job(&mut conn).await;
-            let end = if s.rollback {
-                match exec(&mut conn, "ROLLBACK TO w").await {
+            let end = match (alone, s.rollback) {
+                (true, _) => Ok(()),
+                (false, true) => match exec(&mut conn, "ROLLBACK TO w").await {
                     Ok(()) => exec(&mut conn, "RELEASE w").await,
                     Err(e) => Err(e),
-                }
-            } else {
-                exec(&mut conn, "RELEASE w").await
+                },
+                (false, false) => exec(&mut conn, "RELEASE w").await,
             };
             if let Err(e) = end {
                 broken = Some(e.to_string());
             }
             staged.push(s);
+        }
+        if alone && staged.first().is_some_and(|s| s.rollback) {
+            if let Err(e) = exec(&mut conn, "ROLLBACK").await {
+                tracing::warn!(error = %e, "rollback of a failed write");
+            }
+            for s in staged.drain(..) {
+                (s.complete)(None);
+            }
+            continue;
         }
         let outcome = match broken {
             Some(e) => Err(e),

@@ -46,7 +46,17 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event about `aggregate` carrying `payload`, in the current span's trace.
     pub fn new<M: prost::Name>(aggregate: impl Into<String>, payload: &M) -> Self {
-        let (traceparent, tracestate) = crate::telemetry::trace_context_of(&tracing::Span::current());
+        Self::in_trace(aggregate, payload, crate::telemetry::TraceContext::current())
+    }
+
+    /// An event about `aggregate` carrying `payload`, in the given trace (for events built away
+    /// from the request's span, such as in a batch writer).
+    pub fn in_trace<M: prost::Name>(
+        aggregate: impl Into<String>,
+        payload: &M,
+        trace: crate::telemetry::TraceContext,
+    ) -> Self {
+        let crate::telemetry::TraceContext { traceparent, tracestate } = trace;
         Self {
             event_id: Uuid::now_v7(),
             event_type: M::full_name(),
@@ -73,6 +83,27 @@ impl NewEvent {
         .execute(&mut *conn)
         .await
         .map(|_| ())
+    }
+
+    /// Appends many events with one statement, in slice order.
+    pub async fn append_all_sqlite(events: &[NewEvent], conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        // 7 bound values a row keeps each statement far below SQLite's variable limit.
+        for chunk in events.chunks(1000) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO outbox (event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate) ",
+            );
+            query.push_values(chunk, |mut row, e| {
+                row.push_bind(e.event_id.to_string())
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.aggregate.as_str())
+                    .push_bind(to_micros(e.occur_time))
+                    .push_bind(e.payload.as_slice())
+                    .push_bind(e.traceparent.as_str())
+                    .push_bind(e.tracestate.as_str());
+            });
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// Append as the last statement of the transaction, after any row locks on the aggregate,
@@ -133,6 +164,17 @@ impl Feed {
             Source::Sqlite(_) => self.readable.send_modify(|v| *v = v.wrapping_add(1)),
             Source::Postgres(_) => self.committed.notify_one(),
         }
+    }
+
+    /// Makes every event committed so far readable now (on PostgreSQL this runs a sequencer
+    /// pass instead of waiting for the background one; on SQLite they already are).
+    pub async fn sequence_now(&self) -> anyhow::Result<()> {
+        if let Source::Postgres(pool) = &self.source
+            && sequence_postgres(pool).await? > 0
+        {
+            self.readable.send_modify(|v| *v = v.wrapping_add(1));
+        }
+        Ok(())
     }
 
     /// Committed events with position greater than `after`, in position order.

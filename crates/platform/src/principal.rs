@@ -169,12 +169,15 @@ impl InternalKey {
     }
 }
 
+/// A signed principal as metadata value, with its expiry (unix seconds).
+type SignedToken = (tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64);
+
 /// Adds a service's own signed principal to its outgoing calls, re-signing before expiry.
 #[derive(Clone)]
 pub struct ServiceCredentials {
     key: InternalKey,
     principal: Principal,
-    cached: Arc<std::sync::Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, u64)>>>,
+    cached: Arc<std::sync::Mutex<Option<SignedToken>>>,
 }
 
 impl ServiceCredentials {

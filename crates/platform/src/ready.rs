@@ -26,12 +26,6 @@ impl<T> Ready<T> {
         Self::default()
     }
 
-    pub fn ready(value: T) -> Self {
-        let cell = OnceLock::new();
-        let _ = cell.set(value);
-        Self(Arc::new(cell))
-    }
-
     /// Makes the value available; a second call is ignored.
     pub fn set(&self, value: T) {
         let _ = self.0.set(value);

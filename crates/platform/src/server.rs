@@ -30,6 +30,10 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// How long shutdown waits for in-flight calls.
     pub drain_timeout_ms: u64,
+    /// HTTP/2 streams one connection may have open at once. The gateway multiplexes every
+    /// caller onto one connection per upstream, so this must exceed its peak concurrency:
+    /// streams over the limit are refused, and h2 answers a run of refusals with GOAWAY.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +43,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 4096,
             drain_timeout_ms: 10_000,
+            max_concurrent_streams: 4096,
         }
     }
 }
@@ -116,6 +121,7 @@ impl GrpcServer {
         let server = tonic::transport::Server::builder()
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .tcp_nodelay(true)
+            .max_concurrent_streams(self.config.max_concurrent_streams)
             .trace_fn(crate::telemetry::grpc_server_span)
             .layer(layers)
             .serve_with_incoming_shutdown(

@@ -14,6 +14,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::{Deserialize, Serialize};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -54,7 +55,11 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
         .or_else(|_| EnvFilter::try_new(&config.log_filter))
         .context("invalid log filter")?;
     let provider = if config.otlp_endpoint.is_empty() {
-        SdkTracerProvider::builder().build()
+        SdkTracerProvider::builder()
+            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOff,
+            )))
+            .build()
     } else {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -66,12 +71,18 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
             .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build())
             .build()
     };
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("redress"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // The log filter applies to log output only: trace context must propagate (and spans
+    // export) whatever the log level is.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("redress"))
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = if config.json {
-        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter))
+            .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)).try_init()
     };
     result.context("a global subscriber is already installed")?;
     Ok(TelemetryGuard(Some(provider)))
@@ -112,11 +123,28 @@ pub fn inject_into_headers(span: &tracing::Span, headers: &mut http::HeaderMap) 
     TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
 }
 
-/// The W3C `traceparent` and `tracestate` of `span`, for storing with an event.
-pub fn trace_context_of(span: &tracing::Span) -> (String, String) {
-    let mut map = HashMap::new();
-    TraceContextPropagator::new().inject_context(&span.context(), &mut map);
-    (map.remove("traceparent").unwrap_or_default(), map.remove("tracestate").unwrap_or_default())
+/// A W3C trace context captured from a span, to carry work done elsewhere (a batch writer,
+/// a published event) into the trace of the request that caused it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: String,
+}
+
+impl TraceContext {
+    /// The context of the current span.
+    pub fn current() -> Self {
+        Self::of(&tracing::Span::current())
+    }
+
+    pub fn of(span: &tracing::Span) -> Self {
+        let mut map = HashMap::new();
+        TraceContextPropagator::new().inject_context(&span.context(), &mut map);
+        Self {
+            traceparent: map.remove("traceparent").unwrap_or_default(),
+            tracestate: map.remove("tracestate").unwrap_or_default(),
+        }
+    }
 }
 
 /// Makes a stored W3C context the parent of `span` (event delivery keeps the trace).

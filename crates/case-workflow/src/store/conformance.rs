@@ -50,6 +50,16 @@ fn accepted(position: i64, n: u32) -> Event {
     }
 }
 
+/// Events committed so far (sequenced first on PostgreSQL, where positions follow commit).
+async fn committed_events(
+    store: &Arc<dyn CaseStore>,
+    after: i64,
+    limit: i64,
+) -> Vec<redress_proto::redress::common::v1::Event> {
+    store.feed().sequence_now().await.unwrap();
+    store.feed().read_after(after, limit).await.unwrap()
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -96,10 +106,14 @@ async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn C
     assert!(case.assignee.is_empty());
     let id = case.name.strip_prefix("cases/").unwrap();
     assert_eq!(store.get(id).await.unwrap().as_ref(), Some(case));
-    let events = store.feed().read_after(0, 10).await.unwrap();
+    let events = committed_events(&store, 0, 10).await;
     assert_eq!(events.len(), 3, "one CaseOpened per case");
     let opened: CaseOpened = events[1].payload.as_ref().unwrap().to_msg().unwrap();
     assert_eq!(opened.case.unwrap().complaint, "complaints/00000002");
+    // One complaint announced twice within one batch.
+    assert_eq!(store.apply(vec![accepted(5, 9), accepted(6, 9)]).await.unwrap(), 6);
+    assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 4);
+    assert_eq!(committed_events(&store, 0, 10).await.len(), 4);
 }
 
 async fn concurrent_consumers_apply_each_event_once(store: Arc<dyn CaseStore>) {
@@ -117,7 +131,7 @@ async fn concurrent_consumers_apply_each_event_once(store: Arc<dyn CaseStore>) {
     }
     assert_eq!(store.position().await.unwrap(), 60);
     assert_eq!(store.list(&CaseQuery { limit: 100, ..Default::default() }).await.unwrap().len(), 60);
-    assert_eq!(store.feed().read_after(0, 100).await.unwrap().len(), 60);
+    assert_eq!(committed_events(&store, 0, 100).await.len(), 60);
 }
 
 async fn cases_list_by_state_and_complaint_with_pages(store: Arc<dyn CaseStore>) {

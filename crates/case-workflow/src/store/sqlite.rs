@@ -3,10 +3,12 @@
 use async_trait::async_trait;
 use prost::Message;
 use redress_platform::db::{CommitFailed, Sqlite};
-use redress_platform::events::{EventSink, Feed};
+use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
-use sqlx::Row;
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Row};
 
 use super::{CaseQuery, CaseStore, INTAKE_CONSUMER, ListedCase, case_id, opening_for};
 
@@ -62,29 +64,38 @@ impl EventSink for SqliteCaseStore {
                             .fetch_optional(&mut *conn)
                             .await?;
                     let mut position = stored.unwrap_or(0);
-                    let mut opened = 0;
+                    let mut openings = Vec::new();
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
-                        if let Some(o) = opening_for(event)? {
-                            let inserted = sqlx::query(
-                                "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) \
-                                 VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (complaint) DO NOTHING",
-                            )
-                            .bind(case_id(&o.case))
-                            .bind(&o.case.case_number)
-                            .bind(&o.case.complaint)
-                            .bind(o.case.state)
-                            .bind(o.open_time_us)
-                            .bind(&o.record)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                            if inserted == 1 {
-                                o.event.append_sqlite(conn).await?;
-                                opened += 1;
-                            }
-                        }
+                        openings.extend(opening_for(event)?);
                         position = event.position;
+                    }
+                    let mut opened = 0;
+                    for chunk in openings.chunks(500) {
+                        // RETURNING names only the cases actually inserted: a complaint that
+                        // already has one is passed over and announces nothing.
+                        let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                            "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) ",
+                        );
+                        query.push_values(chunk, |mut row, o| {
+                            row.push_bind(case_id(&o.case))
+                                .push_bind(o.case.case_number.as_str())
+                                .push_bind(o.case.complaint.as_str())
+                                .push_bind(o.case.state)
+                                .push_bind(o.open_time_us)
+                                .push_bind(1_i64)
+                                .push_bind(o.record.as_slice());
+                        });
+                        query.push(" ON CONFLICT (complaint) DO NOTHING RETURNING id");
+                        let inserted: HashSet<String> =
+                            query.build_query_scalar::<String>().fetch_all(&mut *conn).await?.into_iter().collect();
+                        let events: Vec<NewEvent> = chunk
+                            .iter()
+                            .filter(|o| inserted.contains(case_id(&o.case)))
+                            .map(|o| o.event.clone())
+                            .collect();
+                        NewEvent::append_all_sqlite(&events, conn).await?;
+                        opened += events.len();
                     }
                     sqlx::query(
                         "INSERT INTO consumer_positions (consumer, position) VALUES (?, ?) \

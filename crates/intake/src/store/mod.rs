@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use redress_platform::db::CommitFailed;
 use redress_platform::events::{Feed, NewEvent};
+use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted};
 
@@ -31,6 +32,8 @@ pub struct NewComplaint {
     pub create_time: DateTime<Utc>,
     /// The full record: every server-side field set except the number.
     pub complaint: Complaint,
+    /// Trace of the request, carried into the ComplaintAccepted event.
+    pub trace: TraceContext,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,11 +82,11 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    fn from_us(&self) -> Option<i64> {
+    fn receive_from_us(&self) -> Option<i64> {
         self.receive_from.map(to_micros)
     }
 
-    fn to_us(&self) -> Option<i64> {
+    fn receive_to_us(&self) -> Option<i64> {
         self.receive_to.map(to_micros)
     }
 }
@@ -124,7 +127,7 @@ fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<u8>, NewEvent) {
         deadlines: complaint.receipt.as_ref().and_then(|r| r.deadlines.clone()),
         institution: complaint.complained_party.as_ref().map(|p| p.institution.clone()).unwrap_or_default(),
     };
-    let event = NewEvent::new(complaint.name.clone(), &accepted);
+    let event = NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone());
     let record = complaint.encode_to_vec();
     (complaint, record, event)
 }

@@ -107,8 +107,8 @@ impl IntakeStore for PostgresIntakeStore {
              ORDER BY receive_time_us DESC, id DESC LIMIT $6",
         )
         .bind(q.channel)
-        .bind(q.from_us())
-        .bind(q.to_us())
+        .bind(q.receive_from_us())
+        .bind(q.receive_to_us())
         .bind(after_us)
         .bind(after_id)
         .bind(q.limit)
