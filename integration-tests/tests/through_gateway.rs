@@ -7,30 +7,13 @@ use redress_integration_tests::{Sandbox, TOKEN};
 use redress_proto::redress::case::v1::{CaseState, ListCasesRequest};
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{
-    Complainant, ComplainedParty, Complaint, GetComplaintRequest, IdDocumentType, ListComplaintsRequest, NaturalPerson,
-    SubmitComplaintRequest, complainant::Party,
+    Complaint, GetComplaintRequest, ListComplaintsRequest, SubmitComplaintRequest, complainant::Party,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
 
 fn complaint(facts: &str) -> Complaint {
-    Complaint {
-        channel: Channel::MobileApp as i32,
-        complainant: Some(Complainant {
-            party: Some(Party::Person(NaturalPerson {
-                full_name: "李娜".to_owned(),
-                id_document_type: IdDocumentType::ResidentId as i32,
-                id_number: "11010519491231002X".to_owned(),
-                phone: "13912345678".to_owned(),
-                ..Default::default()
-            })),
-        }),
-        complained_party: Some(ComplainedParty { institution: "示例银行".to_owned(), ..Default::default() }),
-        demand: "撤销未经同意开通的分期业务".to_owned(),
-        facts: facts.to_owned(),
-        org_unit: "institutions/demo-bank/branches/beijing".to_owned(),
-        ..Default::default()
-    }
+    Complaint { channel: Channel::MobileApp as i32, ..redress_intake::domain::example::complaint(facts) }
 }
 
 fn submit(request_id: &str, facts: &str) -> SubmitComplaintRequest {

@@ -19,11 +19,8 @@ use redress::{Suite, SuiteOptions};
 use redress_platform::principal::ServiceCredentials;
 use redress_proto::redress::case::v1::GetCaseRequest;
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
-use redress_proto::redress::common::v1::Channel as ComplaintChannel;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
-use redress_proto::redress::intake::v1::{
-    Complainant, ComplainedParty, Complaint, IdDocumentType, NaturalPerson, SubmitComplaintRequest, complainant::Party,
-};
+use redress_proto::redress::intake::v1::{Complaint, SubmitComplaintRequest};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -162,27 +159,9 @@ impl echo::echo_service_server::EchoService for EchoServer {
 }
 
 fn complaint(i: u64) -> Complaint {
-    Complaint {
-        channel: ComplaintChannel::Phone as i32,
-        complainant: Some(Complainant {
-            party: Some(Party::Person(NaturalPerson {
-                full_name: "王小明".to_owned(),
-                id_document_type: IdDocumentType::ResidentId as i32,
-                id_number: "11010519491231002X".to_owned(),
-                phone: "13812345678".to_owned(),
-                ..Default::default()
-            })),
-        }),
-        complained_party: Some(ComplainedParty {
-            institution: "示例银行".to_owned(),
-            branch: "上海分行".to_owned(),
-            ..Default::default()
-        }),
-        demand: "退还多收的信用卡年费并书面说明原因".to_owned(),
-        facts: format!("本人信用卡已满足免年费条件，但第{i}期账单仍扣收年费300元，多次致电客服未获解决。"),
-        org_unit: "institutions/demo-bank/branches/shanghai".to_owned(),
-        ..Default::default()
-    }
+    redress_intake::domain::example::complaint(&format!(
+        "本人信用卡已满足免年费条件，但第{i}期账单仍扣收年费300元，多次致电客服未获解决。"
+    ))
 }
 
 fn bearer<T>(

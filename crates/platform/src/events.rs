@@ -69,20 +69,7 @@ impl NewEvent {
     }
 
     pub async fn append_sqlite(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO outbox (event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(self.event_id.to_string())
-        .bind(&self.event_type)
-        .bind(&self.aggregate)
-        .bind(to_micros(self.occur_time))
-        .bind(&self.payload)
-        .bind(&self.traceparent)
-        .bind(&self.tracestate)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+        Self::append_all_sqlite(std::slice::from_ref(self), conn).await
     }
 
     /// Appends many events with one statement, in slice order.

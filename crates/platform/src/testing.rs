@@ -31,3 +31,65 @@ pub async fn fresh_postgres_database(test: &str) -> anyhow::Result<Option<String
 pub fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
     format!("sqlite://{}/{name}.db", dir.display())
 }
+
+/// Every event of `feed` after `after` committed so far (on PostgreSQL, sequenced first rather
+/// than waiting for the background sequencer).
+pub async fn committed_events(
+    feed: &crate::events::Feed,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<redress_proto::redress::common::v1::Event>> {
+    feed.sequence_now().await?;
+    feed.read_after(after, limit).await
+}
+
+/// The database of one test: a new SQLite file in a temporary directory, or a new PostgreSQL
+/// database. The directory lives as long as this value.
+pub struct TestDatabase {
+    pub config: crate::db::DatabaseConfig,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub fn sqlite(name: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = crate::db::DatabaseConfig { url: sqlite_url(dir.path(), name), max_connections: 4 };
+        Ok(Self { config, _dir: Some(dir) })
+    }
+
+    /// `None` (after saying so on stderr) when no PostgreSQL server is configured.
+    pub async fn postgres(test: &str) -> anyhow::Result<Option<Self>> {
+        let Some(url) = fresh_postgres_database(test).await? else { return Ok(None) };
+        Ok(Some(Self { config: crate::db::DatabaseConfig { url, max_connections: 8 }, _dir: None }))
+    }
+}
+
+/// Declares a store conformance suite: each listed `async fn(store)` runs as a test on SQLite
+/// and as a test on PostgreSQL (skipped, saying so, without `REDRESS_TEST_POSTGRES_URL`).
+/// `open` names an `async fn(&DatabaseConfig) -> Store` in the invoking module.
+#[macro_export]
+macro_rules! conformance_suite {
+    (open = $open:ident; $($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::testing::TestDatabase::sqlite(stringify!($name)).expect("test database");
+                    super::$name(super::$open(&db.config).await).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let test = concat!(module_path!(), "::", stringify!($name));
+                    let Some(db) = $crate::testing::TestDatabase::postgres(test).await.expect("test database") else {
+                        return;
+                    };
+                    super::$name(super::$open(&db.config).await).await;
+                }
+            )*
+        }
+    };
+}

@@ -10,12 +10,8 @@ use std::time::{Duration, Instant};
 use redress_integration_tests::{Bearer, TOKEN};
 use redress_proto::redress::case::v1::ListCasesRequest;
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
-use redress_proto::redress::common::v1::Channel as ComplaintChannel;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
-use redress_proto::redress::intake::v1::{
-    Complainant, ComplainedParty, Complaint, GetComplaintRequest, NaturalPerson, SubmitComplaintRequest,
-    complainant::Party,
-};
+use redress_proto::redress::intake::v1::{GetComplaintRequest, SubmitComplaintRequest};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
@@ -56,17 +52,7 @@ async fn start(data_dir: &std::path::Path) -> (Child, Channel) {
 fn request(i: usize) -> SubmitComplaintRequest {
     SubmitComplaintRequest {
         request_id: format!("burst-{i}"),
-        complaint: Some(Complaint {
-            channel: ComplaintChannel::Phone as i32,
-            complainant: Some(Complainant {
-                party: Some(Party::Person(NaturalPerson { full_name: "赵敏".to_owned(), ..Default::default() })),
-            }),
-            complained_party: Some(ComplainedParty { institution: "示例银行".to_owned(), ..Default::default() }),
-            demand: "解释扣费原因".to_owned(),
-            facts: format!("第{i}笔交易被重复扣费。"),
-            org_unit: "institutions/demo-bank".to_owned(),
-            ..Default::default()
-        }),
+        complaint: Some(redress_intake::domain::example::complaint(&format!("第{i}笔交易被重复扣费。"))),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use redress_platform::db::DatabaseConfig;
-use redress_platform::testing::{fresh_postgres_database, sqlite_url};
+use redress_platform::testing::committed_events;
 use redress_proto::redress::case::v1::{CaseOpened, CaseState};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::intake::v1::ComplaintAccepted;
@@ -13,22 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CaseQuery, CaseStore};
 
-struct Harness {
-    store: Arc<dyn CaseStore>,
-    _dir: tempfile::TempDir,
-}
-
-async fn sqlite() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let config = DatabaseConfig { url: sqlite_url(dir.path(), "cases"), max_connections: 4 };
-    Harness { store: crate::open_store(&config, CancellationToken::new()).await.unwrap(), _dir: dir }
-}
-
-async fn postgres(test: &str) -> Option<Harness> {
-    let url = fresh_postgres_database(test).await.unwrap()?;
-    let config = DatabaseConfig { url, max_connections: 8 };
-    let store = crate::open_store(&config, CancellationToken::new()).await.unwrap();
-    Some(Harness { store, _dir: tempfile::tempdir().unwrap() })
+async fn open(config: &DatabaseConfig) -> Arc<dyn CaseStore> {
+    crate::open_store(config, CancellationToken::new()).await.expect("store opens")
 }
 
 fn accepted(position: i64, n: u32) -> Event {
@@ -50,40 +36,8 @@ fn accepted(position: i64, n: u32) -> Event {
     }
 }
 
-/// Events committed so far (sequenced first on PostgreSQL, where positions follow commit).
-async fn committed_events(
-    store: &Arc<dyn CaseStore>,
-    after: i64,
-    limit: i64,
-) -> Vec<redress_proto::redress::common::v1::Event> {
-    store.feed().sequence_now().await.unwrap();
-    store.feed().read_after(after, limit).await.unwrap()
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let h = super::sqlite().await;
-                    super::$name(h.store.clone()).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(h) = super::postgres(concat!("case::", stringify!($name))).await else { return };
-                    super::$name(h.store.clone()).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+redress_platform::conformance_suite!(
+    open = open;
     accepted_complaints_open_cases_once_despite_redelivery,
     concurrent_consumers_apply_each_event_once,
     cases_list_by_state_and_complaint_with_pages,
@@ -106,14 +60,14 @@ async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn C
     assert!(case.assignee.is_empty());
     let id = case.name.strip_prefix("cases/").unwrap();
     assert_eq!(store.get(id).await.unwrap().as_ref(), Some(case));
-    let events = committed_events(&store, 0, 10).await;
+    let events = committed_events(store.feed(), 0, 10).await.unwrap();
     assert_eq!(events.len(), 3, "one CaseOpened per case");
     let opened: CaseOpened = events[1].payload.as_ref().unwrap().to_msg().unwrap();
     assert_eq!(opened.case.unwrap().complaint, "complaints/00000002");
     // One complaint announced twice within one batch.
     assert_eq!(store.apply(vec![accepted(5, 9), accepted(6, 9)]).await.unwrap(), 6);
     assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 4);
-    assert_eq!(committed_events(&store, 0, 10).await.len(), 4);
+    assert_eq!(committed_events(store.feed(), 0, 10).await.unwrap().len(), 4);
 }
 
 async fn concurrent_consumers_apply_each_event_once(store: Arc<dyn CaseStore>) {
@@ -131,7 +85,7 @@ async fn concurrent_consumers_apply_each_event_once(store: Arc<dyn CaseStore>) {
     }
     assert_eq!(store.position().await.unwrap(), 60);
     assert_eq!(store.list(&CaseQuery { limit: 100, ..Default::default() }).await.unwrap().len(), 60);
-    assert_eq!(committed_events(&store, 0, 100).await.len(), 60);
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 60);
 }
 
 async fn cases_list_by_state_and_complaint_with_pages(store: Arc<dyn CaseStore>) {

@@ -183,32 +183,12 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
-    use redress_proto::redress::intake::v1::{Complainant, ComplainedParty};
-
     use super::*;
 
     pub fn valid_request() -> SubmitComplaintRequest {
         SubmitComplaintRequest {
             request_id: "req-1".to_owned(),
-            complaint: Some(Complaint {
-                channel: Channel::Phone as i32,
-                complainant: Some(Complainant {
-                    party: Some(Party::Person(NaturalPerson {
-                        full_name: "王小明".to_owned(),
-                        id_document_type: IdDocumentType::ResidentId as i32,
-                        id_number: "11010519491231002X".to_owned(),
-                        phone: "13812345678".to_owned(),
-                        ..Default::default()
-                    })),
-                }),
-                complained_party: Some(ComplainedParty {
-                    institution: "示例银行".to_owned(), ..Default::default()
-                }),
-                demand: "退还多收的年费".to_owned(),
-                facts: "信用卡年费在已达标免年费的情况下仍被扣收。".to_owned(),
-                org_unit: "institutions/demo-bank".to_owned(),
-                ..Default::default()
-            }),
+            complaint: Some(crate::domain::example::complaint("信用卡年费在已达标免年费的情况下仍被扣收。")),
         }
     }
 

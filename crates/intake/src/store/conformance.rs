@@ -7,28 +7,14 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use redress_platform::db::DatabaseConfig;
-use redress_platform::testing::{fresh_postgres_database, sqlite_url};
+use redress_platform::testing::committed_events;
 use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted};
 use tokio_util::sync::CancellationToken;
 
 use super::{IntakeStore, ListQuery, NewComplaint, StoreError, Submitted};
 
-struct Harness {
-    store: Arc<dyn IntakeStore>,
-    _dir: tempfile::TempDir,
-}
-
-async fn sqlite() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let config = DatabaseConfig { url: sqlite_url(dir.path(), "intake"), max_connections: 4 };
-    Harness { store: crate::open_store(&config, CancellationToken::new()).await.unwrap(), _dir: dir }
-}
-
-async fn postgres(test: &str) -> Option<Harness> {
-    let url = fresh_postgres_database(test).await.unwrap()?;
-    let config = DatabaseConfig { url, max_connections: 8 };
-    let store = crate::open_store(&config, CancellationToken::new()).await.unwrap();
-    Some(Harness { store, _dir: tempfile::tempdir().unwrap() })
+async fn open(config: &DatabaseConfig) -> Arc<dyn IntakeStore> {
+    crate::open_store(config, CancellationToken::new()).await.expect("store opens")
 }
 
 fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) -> NewComplaint {
@@ -53,40 +39,8 @@ fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) 
     }
 }
 
-/// Events committed so far (sequenced first on PostgreSQL, where positions follow commit).
-async fn committed_events(
-    store: &Arc<dyn IntakeStore>,
-    after: i64,
-    limit: i64,
-) -> Vec<redress_proto::redress::common::v1::Event> {
-    store.feed().sequence_now().await.unwrap();
-    store.feed().read_after(after, limit).await.unwrap()
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let h = super::sqlite().await;
-                    super::$name(h.store.clone()).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(h) = super::postgres(concat!("intake::", stringify!($name))).await else { return };
-                    super::$name(h.store.clone()).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+redress_platform::conformance_suite!(
+    open = open;
     submit_get_and_idempotent_replay,
     reused_request_id_with_other_payload_is_refused,
     concurrent_retries_create_one_complaint,
@@ -136,7 +90,7 @@ async fn concurrent_retries_create_one_complaint(store: Arc<dyn IntakeStore>) {
     }
     assert_eq!(created, 1);
     assert_eq!(names.len(), 1);
-    assert_eq!(committed_events(&store, 0, 100).await.len(), 1);
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 1);
 }
 
 async fn list_filters_and_pages(store: Arc<dyn IntakeStore>) {
