@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use hdrhistogram::Histogram;
 use redress::{Suite, SuiteOptions};
 use redress_platform::principal::ServiceCredentials;
@@ -36,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Measured seconds per scenario (after warm-up).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     seconds: u64,
     /// Warm-up seconds per scenario (not measured).
     #[arg(long, default_value_t = 1)]
@@ -44,9 +46,9 @@ struct Args {
     /// HTTP/2 connections the load is spread over.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// Run only the intake submission scenarios after the baseline (for profiling).
-    #[arg(long)]
-    submit_only: bool,
+    /// Rounds of all scenarios, interleaved; results are medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 struct Outcome {
@@ -74,21 +76,35 @@ impl Outcome {
     }
 }
 
-/// Runs `call` from `concurrency` tasks for warm-up plus the measured window.
-async fn drive<F, Fut>(name: &'static str, args: &Args, call: F) -> anyhow::Result<Outcome>
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
-{
-    let call = Arc::new(call);
-    let counter = Arc::new(AtomicU64::new(0));
+type Call = Arc<dyn Fn(u64) -> BoxFuture<'static, Result<(), tonic::Status>> + Send + Sync>;
+
+/// One measured operation; its counter keeps request ids unique across rounds.
+struct Scenario {
+    name: &'static str,
+    call: Call,
+    next: Arc<AtomicU64>,
+}
+
+impl Scenario {
+    fn new<F, Fut>(name: &'static str, call: F) -> Self
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
+    {
+        Self { name, call: Arc::new(move |i| call(i).boxed()), next: Arc::new(AtomicU64::new(0)) }
+    }
+}
+
+/// Runs a scenario from `concurrency` tasks for warm-up plus the measured window.
+async fn drive(scenario: &Scenario, args: &Args) -> anyhow::Result<Outcome> {
+    let name = scenario.name;
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup);
     let end = measure_from + Duration::from_secs(args.seconds);
     let mut tasks = JoinSet::new();
     for _ in 0..args.concurrency {
-        let call = call.clone();
-        let counter = counter.clone();
+        let call = scenario.call.clone();
+        let counter = scenario.next.clone();
         tasks.spawn(async move {
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let (mut ok, mut errors) = (0u64, 0u64);
@@ -135,6 +151,11 @@ where
     }
     outcome.print();
     Ok(outcome)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 async fn channels(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -203,13 +224,12 @@ async fn main() -> anyhow::Result<()> {
     );
     let payload = prost::Message::encode_to_vec(&complaint(0));
     let echo_channels = channels(echo_addr, args.connections).await?;
-    let echo = drive("raw tonic echo (baseline)", &args, move |i| {
+    let echo = Scenario::new("raw tonic echo (baseline)", move |i| {
         let mut client =
             echo::echo_service_client::EchoServiceClient::new(echo_channels[i as usize % echo_channels.len()].clone());
         let payload = payload.clone();
         async move { client.echo(echo::EchoRequest { payload }).await.map(|_| ()) }
-    })
-    .await?;
+    });
 
     let dir = tempfile::tempdir().context("temp dir")?;
     let token = "bench-token".to_owned();
@@ -229,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
     // SubmitComplaint straight to intake, with a principal signed as the gateway would.
     let credentials = ServiceCredentials::new(suite.internal_key().clone(), redress::dev_principal());
     let intake_channels = channels(suite.intake_addr, args.connections).await?;
-    let direct = drive("SubmitComplaint direct to intake", &args, move |i| {
+    let direct = Scenario::new("SubmitComplaint direct to intake", move |i| {
         let mut client = IntakeServiceClient::new(intake_channels[i as usize % intake_channels.len()].clone());
         let mut request = tonic::Request::new(SubmitComplaintRequest {
             request_id: format!("direct-{i}"),
@@ -240,12 +260,11 @@ async fn main() -> anyhow::Result<()> {
             credentials.apply(&mut request).map_err(tonic::Status::from)?;
             client.submit_complaint(request).await.map(|_| ())
         }
-    })
-    .await?;
+    });
 
     let channels_for_submit = gateway_channels.clone();
     let token_for_submit = bearer_value.clone();
-    let gateway = drive("SubmitComplaint through gateway", &args, move |i| {
+    let gateway = Scenario::new("SubmitComplaint through gateway", move |i| {
         let mut client = IntakeServiceClient::new(channels_for_submit[i as usize % channels_for_submit.len()].clone());
         let request = bearer(
             tonic::Request::new(SubmitComplaintRequest {
@@ -255,47 +274,57 @@ async fn main() -> anyhow::Result<()> {
             &token_for_submit,
         );
         async move { client.submit_complaint(request).await.map(|_| ()) }
-    })
-    .await?;
+    });
 
-    if args.submit_only {
-        println!();
-        println!("  submit through gateway / raw echo      {:.3}", gateway.rate() / echo.rate());
-        suite.stop().await?;
-        return Ok(());
+    // Cases to read: opened by the consumer for complaints submitted up front.
+    let mut intake = IntakeServiceClient::new(gateway_channels[0].clone());
+    for i in 0..500 {
+        let request = SubmitComplaintRequest { request_id: format!("seed-{i}"), complaint: Some(complaint(i)) };
+        intake.submit_complaint(bearer(tonic::Request::new(request), &bearer_value)).await?;
     }
-
-    // Reads of cases the consumer opened for the submissions above.
     let mut cases = CaseServiceClient::new(gateway_channels[0].clone());
-    let listed = cases
-        .list_cases(bearer(
-            tonic::Request::new(redress_proto::redress::case::v1::ListCasesRequest {
-                page_size: 1000,
-                ..Default::default()
-            }),
-            &bearer_value,
-        ))
-        .await?
-        .into_inner();
-    let names: Arc<Vec<String>> = Arc::new(listed.cases.into_iter().map(|c| c.name).collect());
-    anyhow::ensure!(!names.is_empty(), "no cases were opened");
+    let mut names = Vec::new();
+    for _ in 0..200 {
+        let request = redress_proto::redress::case::v1::ListCasesRequest { page_size: 1000, ..Default::default() };
+        names = cases.list_cases(bearer(tonic::Request::new(request), &bearer_value)).await?.into_inner().cases;
+        if names.len() >= 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let names: Arc<Vec<String>> = Arc::new(names.into_iter().map(|c| c.name).collect());
+    anyhow::ensure!(names.len() >= 500, "the consumer did not open the seeded cases");
     let channels_for_read = gateway_channels.clone();
-    let read = drive("GetCase through gateway", &args, move |i| {
+    let read = Scenario::new("GetCase through gateway", move |i| {
         let mut client = CaseServiceClient::new(channels_for_read[i as usize % channels_for_read.len()].clone());
         let request = bearer(
             tonic::Request::new(GetCaseRequest { name: names[i as usize % names.len()].clone() }),
             &bearer_value,
         );
         async move { client.get_case(request).await.map(|_| ()) }
-    })
-    .await?;
+    });
 
+    // Rounds interleave the scenarios so that a slow spell of a shared machine hits all of
+    // them alike; ratios are taken between medians.
+    let scenarios = [echo, direct, gateway, read];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    for round in 1..=args.rounds {
+        println!("round {round}/{}", args.rounds);
+        for (k, scenario) in scenarios.iter().enumerate() {
+            rates[k].push(drive(scenario, &args).await?.rate());
+        }
+    }
+    let [echo, direct, gateway, read] = [0, 1, 2, 3].map(|k| median(rates[k].clone()));
     println!();
-    println!("ratios (same run):");
-    println!("  submit through gateway / raw echo      {:.3}  (target >= 0.25)", gateway.rate() / echo.rate());
-    println!("  submit through gateway / direct intake {:.3}  (target >= 0.50)", gateway.rate() / direct.rate());
-    println!("  submit direct to intake / raw echo     {:.3}", direct.rate() / echo.rate());
-    println!("  GetCase through gateway / raw echo     {:.3}", read.rate() / echo.rate());
+    println!("medians over {} rounds (req/s):", args.rounds);
+    for (k, scenario) in scenarios.iter().enumerate() {
+        println!("  {:<34} {:>10.0}", scenario.name, median(rates[k].clone()));
+    }
+    println!("ratios (same run, medians):");
+    println!("  submit through gateway / raw echo      {:.3}  (target >= 0.25)", gateway / echo);
+    println!("  submit through gateway / direct intake {:.3}  (target >= 0.50)", gateway / direct);
+    println!("  submit direct to intake / raw echo     {:.3}", direct / echo);
+    println!("  GetCase through gateway / raw echo     {:.3}  (target >= 0.60)", read / echo);
     suite.stop().await?;
     shutdown.cancel();
     Ok(())

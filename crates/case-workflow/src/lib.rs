@@ -88,7 +88,8 @@ pub fn intake_subscription(intake_url: &str, key: InternalKey) -> anyhow::Result
             Ok(stream
                 .filter_map(|r| async move {
                     match r {
-                        Ok(response) => response.event.map(Ok),
+                        Ok(response) if response.events.is_empty() => None,
+                        Ok(response) => Some(Ok(response.events)),
                         Err(status) => Some(Err(status)),
                     }
                 })

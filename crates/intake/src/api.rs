@@ -250,6 +250,6 @@ impl IntakeEventFeedService for IntakeApi {
             return Err(ServiceError::invalid("after_position", "must not be negative").into());
         }
         let stream = self.store.get()?.feed().stream(after, self.shutdown.clone());
-        Ok(Response::new(Box::pin(stream.map(|r| r.map(|event| StreamEventsResponse { event: Some(event) })))))
+        Ok(Response::new(Box::pin(stream.map(|r| r.map(|events| StreamEventsResponse { events })))))
     }
 }

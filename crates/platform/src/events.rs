@@ -201,10 +201,10 @@ impl Feed {
         Ok(head.unwrap_or(0))
     }
 
-    /// Streams every event after `after`, then follows new ones, until the receiver goes away
-    /// or `shutdown` fires.
-    pub fn stream(&self, after: i64, shutdown: CancellationToken) -> ReceiverStream<Result<Event, tonic::Status>> {
-        let (tx, rx) = mpsc::channel(READ_BATCH as usize);
+    /// Streams every event after `after` in batches of consecutive events, then follows new
+    /// ones, until the receiver goes away or `shutdown` fires.
+    pub fn stream(&self, after: i64, shutdown: CancellationToken) -> ReceiverStream<Result<Vec<Event>, tonic::Status>> {
+        let (tx, rx) = mpsc::channel(4);
         let feed = self.clone();
         tokio::spawn(async move {
             let mut cursor = after;
@@ -220,9 +220,9 @@ impl Feed {
                     }
                 };
                 let full = batch.len() as i64 == READ_BATCH;
-                for event in batch {
-                    cursor = event.position;
-                    if tx.send(Ok(event)).await.is_err() {
+                if let Some(last) = batch.last() {
+                    cursor = last.position;
+                    if tx.send(Ok(batch)).await.is_err() {
                         return;
                     }
                 }
@@ -331,15 +331,12 @@ fn build_event(
     })
 }
 
+/// Batches of consecutive events, as a feed delivers them.
+pub type EventBatches = BoxStream<'static, Result<Vec<Event>, tonic::Status>>;
+
 /// Opens a stream of events after a position (a gRPC `StreamEvents` call, usually).
-pub type Subscribe = Box<
-    dyn FnMut(
-            i64,
-        ) -> futures_util::future::BoxFuture<
-            'static,
-            Result<BoxStream<'static, Result<Event, tonic::Status>>, tonic::Status>,
-        > + Send,
->;
+pub type Subscribe =
+    Box<dyn FnMut(i64) -> futures_util::future::BoxFuture<'static, Result<EventBatches, tonic::Status>> + Send>;
 
 /// The consuming side: applies a batch of events and their final position in one transaction,
 /// skipping events at or below the stored position, and returns the new position.
@@ -388,10 +385,11 @@ async fn consume_once(
             next = stream.next() => next,
         };
         let Some(first) = first else { anyhow::bail!("feed ended") };
-        let mut batch = vec![first?];
+        let mut batch = first?;
+        // Take whatever else has already arrived, up to the batch limit.
         while batch.len() < APPLY_BATCH {
             match stream.next().now_or_never() {
-                Some(Some(Ok(event))) => batch.push(event),
+                Some(Some(Ok(more))) => batch.extend(more),
                 Some(Some(Err(status))) => return Err(status.into()),
                 Some(None) | None => break,
             }

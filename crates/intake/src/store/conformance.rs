@@ -140,15 +140,18 @@ async fn feed_order_is_commit_order_under_concurrent_writers(store: Arc<dyn Inta
     let mut last = 0;
     use tokio_stream::StreamExt;
     while seen.len() < WRITERS * PER_WRITER {
-        let event = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
             .await
             .expect("feed stalled")
             .unwrap()
             .unwrap();
-        assert_eq!(event.position, last + 1, "positions are dense and ordered");
-        last = event.position;
-        let accepted: ComplaintAccepted = event.payload.unwrap().to_msg().unwrap();
-        assert!(seen.insert(accepted.complaint), "delivered twice");
+        assert!(!batch.is_empty(), "no empty batches");
+        for event in batch {
+            assert_eq!(event.position, last + 1, "positions are dense and ordered");
+            last = event.position;
+            let accepted: ComplaintAccepted = event.payload.unwrap().to_msg().unwrap();
+            assert!(seen.insert(accepted.complaint), "delivered twice");
+        }
     }
     for w in writers {
         w.await.unwrap();
