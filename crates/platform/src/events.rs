@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, StreamExt};
 use redress_proto::redress::common::v1::Event;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
@@ -347,7 +347,9 @@ pub trait EventSink: Send + Sync {
 }
 
 /// Most events applied in one transaction.
-const APPLY_BATCH: usize = 256;
+const APPLY_BATCH: usize = 1000;
+/// Longest a consumer waits for more events before applying what it has.
+const APPLY_LINGER: Duration = Duration::from_millis(20);
 
 /// Follows a feed until `shutdown`: resumes from the stored position, applies events in
 /// batches, and on any failure backs off and resumes from what was stored.
@@ -386,12 +388,14 @@ async fn consume_once(
         };
         let Some(first) = first else { anyhow::bail!("feed ended") };
         let mut batch = first?;
-        // Take whatever else has already arrived, up to the batch limit.
+        // Linger briefly for more: every applied batch is a commit (an fsync and a rewrite of
+        // each touched page), so fewer, larger batches cost far less than one per arrival.
+        let linger_until = tokio::time::Instant::now() + APPLY_LINGER;
         while batch.len() < APPLY_BATCH {
-            match stream.next().now_or_never() {
-                Some(Some(Ok(more))) => batch.extend(more),
-                Some(Some(Err(status))) => return Err(status.into()),
-                Some(None) | None => break,
+            match tokio::time::timeout_at(linger_until, stream.next()).await {
+                Ok(Some(Ok(more))) => batch.extend(more),
+                Ok(Some(Err(status))) => return Err(status.into()),
+                Ok(None) | Err(_) => break,
             }
         }
         sink.apply(batch).await.context("applying events")?;
