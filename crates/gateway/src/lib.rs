@@ -179,7 +179,6 @@ impl Gateway {
             let channel = Endpoint::from_shared(route.url.clone())
                 .with_context(|| format!("invalid upstream url {}", route.url))?
                 .tcp_nodelay(true)
-                .http2_adaptive_window(true)
                 .connect_timeout(Duration::from_secs(5))
                 .connect_lazy();
             upstreams.push(Upstream { prefix: route.prefix, channel });
