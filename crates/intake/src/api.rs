@@ -12,7 +12,7 @@ use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_timestamp, now, to_timestamp};
-use redress_proto::redress::common::v1::{Channel, Deadlines};
+use redress_proto::redress::common::v1::{Channel, Deadlines, PendingDeadline};
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::{
@@ -57,16 +57,9 @@ impl IntakeApi {
         let request_hash =
             hex::encode(Sha256::digest(request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default()));
         let grade = Grade::General;
-        let due = self.deadlines.receipt_deadlines(receive_time, grade, &self.policy).map_err(calendar_error)?;
+        let deadlines = receipt_deadlines(&self.deadlines, &self.policy, receive_time, grade)?;
         let id = uuid::Uuid::now_v7().to_string();
         let name = format!("complaints/{id}");
-        let deadlines = Deadlines {
-            first_response_due_time: Some(to_timestamp(due.first_response_due)),
-            resolution_due_time: Some(to_timestamp(due.resolution_due)),
-            regulatory_decision_due_time: Some(to_timestamp(due.regulatory_decision_due)),
-            time_zone: self.deadlines.time_zone().name().to_owned(),
-            grade: grade_to_proto(grade) as i32,
-        };
         let mut complaint = request.complaint.unwrap_or_default();
         complaint.name.clone_from(&name);
         complaint.complaint_number.clear();
@@ -185,18 +178,53 @@ fn store_error(e: StoreError) -> ServiceError {
     }
 }
 
-fn calendar_error(e: CalendarError) -> ServiceError {
-    match e {
-        CalendarError::YearNotLoaded { year } => {
-            tracing::error!(year, "no working-day calendar loaded for {year}; deadlines cannot be computed");
-            ServiceError::FailedPrecondition {
-                reason: "CALENDAR_NOT_LOADED",
-                message: format!("no working-day calendar is loaded for {year}; an operator must add it"),
-                metadata: [("year".to_owned(), year.to_string())].into(),
+/// The receipt's deadlines. One that needs a year with no calendar loaded is left unset and
+/// listed as pending (never guessed) and the operator is alerted; the complaint is still
+/// recorded, because refusing it would lose it.
+fn receipt_deadlines(
+    calculator: &DeadlineCalculator,
+    policy: &SlaPolicy,
+    accepted: chrono::DateTime<chrono::Utc>,
+    grade: Grade,
+) -> Result<Deadlines, ServiceError> {
+    let targets = policy.targets(grade);
+    let mut deadlines = Deadlines {
+        time_zone: calculator.time_zone().name().to_owned(),
+        grade: grade_to_proto(grade) as i32,
+        ..Deadlines::default()
+    };
+    let clocks = [
+        ("first_response_due_time", targets.first_response),
+        ("resolution_due_time", targets.resolution),
+        ("regulatory_decision_due_time", policy.regulatory_decision),
+    ];
+    for (field, period) in clocks {
+        let due = match calculator.due(accepted, period) {
+            Ok(due) => Some(to_timestamp(due)),
+            Err(CalendarError::YearNotLoaded { year }) => {
+                tracing::error!(
+                    year,
+                    deadline = field,
+                    "no working-day calendar loaded for {year}: a receipt deadline is pending until an operator adds it"
+                );
+                deadlines.pending_deadlines.push(PendingDeadline {
+                    deadline: field.to_owned(),
+                    reason: format!("no working-day calendar is loaded for {year}"),
+                    missing_calendar_year: year,
+                });
+                None
             }
+            Err(other) => {
+                return Err(ServiceError::Internal(anyhow::Error::new(other).context("deadline computation failed")));
+            }
+        };
+        match field {
+            "first_response_due_time" => deadlines.first_response_due_time = due,
+            "resolution_due_time" => deadlines.resolution_due_time = due,
+            _ => deadlines.regulatory_decision_due_time = due,
         }
-        other => ServiceError::Internal(anyhow::Error::new(other).context("deadline computation failed")),
     }
+    Ok(deadlines)
 }
 
 pub fn grade_to_proto(grade: Grade) -> redress_proto::redress::common::v1::Grade {
@@ -251,5 +279,82 @@ impl IntakeEventFeedService for IntakeApi {
         }
         let stream = self.store.get()?.feed().stream(after, self.shutdown.clone());
         Ok(Response::new(Box::pin(stream.map(|r| r.map(|events| StreamEventsResponse { events })))))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use redress_calendar::WorkingCalendar;
+    use redress_platform::testing::TestDatabase;
+
+    use super::*;
+
+    async fn api(calendar: WorkingCalendar, db: &TestDatabase) -> IntakeApi {
+        let store = crate::open_store(&db.config, CancellationToken::new()).await.unwrap();
+        let calculator = DeadlineCalculator::new(Arc::new(calendar), chrono_tz::Asia::Shanghai);
+        IntakeApi::new(Ready::from(store), calculator, SlaPolicy::default(), CancellationToken::new())
+    }
+
+    fn clerk() -> Principal {
+        Principal {
+            subject: "user:clerk".to_owned(),
+            roles: vec![],
+            org_unit: "institutions/demo-bank".to_owned(),
+            permissions: vec!["complaints.create".to_owned()],
+        }
+    }
+
+    fn request(receive: chrono::DateTime<chrono::Utc>) -> SubmitComplaintRequest {
+        let mut complaint = crate::domain::example::complaint("事实");
+        complaint.receive_time = Some(to_timestamp(receive));
+        SubmitComplaintRequest { request_id: "r1".to_owned(), complaint: Some(complaint) }
+    }
+
+    #[tokio::test]
+    async fn a_missing_calendar_leaves_deadlines_pending_but_records_the_complaint() {
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let only_2025 =
+            WorkingCalendar::from_year_toml(&[("2025.toml", include_str!("../../calendar/data/cn/2025.toml"))])
+                .unwrap();
+        let api = api(only_2025, &db).await;
+        // Sunday 2025-12-28 10:00 in Shanghai: the 24-hour clock ends in 2025, the 7-working-day
+        // and 15-day clocks need 2026.
+        let receive = chrono::Utc.with_ymd_and_hms(2025, 12, 28, 2, 0, 0).unwrap();
+        let response = api.submit(&clerk(), request(receive)).await.unwrap();
+        let deadlines = response.receipt.unwrap().deadlines.unwrap();
+        assert_eq!(
+            deadlines.first_response_due_time,
+            Some(to_timestamp(chrono::Utc.with_ymd_and_hms(2025, 12, 29, 2, 0, 0).unwrap()))
+        );
+        assert_eq!(deadlines.resolution_due_time, None);
+        assert_eq!(deadlines.regulatory_decision_due_time, None);
+        let pending: Vec<_> =
+            deadlines.pending_deadlines.iter().map(|p| (p.deadline.as_str(), p.missing_calendar_year)).collect();
+        assert_eq!(pending, [("resolution_due_time", 2026), ("regulatory_decision_due_time", 2026)]);
+        assert!(!response.complaint.unwrap().complaint_number.is_empty(), "the complaint is recorded");
+    }
+
+    #[tokio::test]
+    async fn receipts_carry_the_official_calendar_deadlines() {
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db).await;
+        // Thursday 2026-09-24 18:00 Shanghai, just before the Mid-Autumn holiday (Sep 25–27) and
+        // National Day (Oct 1–7, make-up working day Sat Oct 10).
+        let receive = chrono::Utc.with_ymd_and_hms(2026, 9, 24, 10, 0, 0).unwrap();
+        let deadlines = api.submit(&clerk(), request(receive)).await.unwrap().receipt.unwrap().deadlines.unwrap();
+        let shanghai_midnight = |y, m, d| {
+            to_timestamp(
+                chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap().with_timezone(&chrono::Utc),
+            )
+        };
+        // Working days after Sep 24: Sep 28, 29, 30, Oct 8, 9, 10 (make-up Saturday), 12 → 24:00 Oct 12.
+        assert_eq!(deadlines.resolution_due_time, Some(shanghai_midnight(2026, 10, 13)));
+        // 15 days after Sep 24 is Oct 9, a Friday and a working day → 24:00 Oct 9.
+        assert_eq!(deadlines.regulatory_decision_due_time, Some(shanghai_midnight(2026, 10, 10)));
+        assert!(deadlines.pending_deadlines.is_empty());
     }
 }

@@ -21,6 +21,15 @@ impl<T> Default for Ready<T> {
     }
 }
 
+impl<T> From<T> for Ready<T> {
+    /// A value that is available from the start.
+    fn from(value: T) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(value);
+        Self(Arc::new(cell))
+    }
+}
+
 impl<T> Ready<T> {
     pub fn new() -> Self {
         Self::default()
