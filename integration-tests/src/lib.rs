@@ -27,16 +27,35 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Installs the suite's telemetry once per test process (trace context needs its layer).
+static METRICS_ADDR: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+
+/// Installs the suite's telemetry once per test process (trace context needs its layer), with
+/// Prometheus metrics on a free loopback port.
 fn init_telemetry() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        let config =
-            redress_platform::telemetry::TelemetryConfig { log_filter: "warn".to_owned(), ..Default::default() };
+        let Ok(addr) = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) else { return };
+        let config = redress_platform::telemetry::TelemetryConfig {
+            log_filter: "warn".to_owned(),
+            metrics_addr: addr.to_string(),
+            ..Default::default()
+        };
         if let Ok(guard) = redress_platform::telemetry::init(&config, "redress-integration-tests") {
             std::mem::forget(guard);
+            let _ = METRICS_ADDR.set(addr);
         }
     });
+}
+
+/// The text of the process's Prometheus `/metrics` page.
+pub async fn scrape_metrics() -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = METRICS_ADDR.get().ok_or_else(|| anyhow::anyhow!("metrics are not being served"))?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await?;
+    Ok(page)
 }
 
 pub struct Sandbox {

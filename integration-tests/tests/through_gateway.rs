@@ -188,3 +188,20 @@ async fn trace_context_reaches_the_published_event_and_the_feed_resumes_through_
     drop(stream);
     sandbox.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_count_calls_and_accepted_complaints() {
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.intake().submit_complaint(submit("metrics-1", "事实")).await.unwrap();
+    let _ = sandbox.intake_with(None).submit_complaint(submit("metrics-2", "事实")).await.unwrap_err();
+    let page = redress_integration_tests::scrape_metrics().await.unwrap();
+    assert!(page.contains("redress_complaints_accepted_total{channel=\"CHANNEL_MOBILE_APP\"}"), "{page}");
+    let submit_ok =
+        "redress_grpc_requests_total{method=\"/redress.intake.v1.IntakeService/SubmitComplaint\",code=\"0\"}";
+    let submit_unauthenticated =
+        "redress_grpc_requests_total{method=\"/redress.intake.v1.IntakeService/SubmitComplaint\",code=\"16\"}";
+    assert!(page.contains(submit_ok), "{page}");
+    assert!(page.contains(submit_unauthenticated), "{page}");
+    assert!(page.contains("redress_grpc_request_duration_seconds_bucket"), "{page}");
+    sandbox.stop().await.unwrap();
+}

@@ -87,6 +87,8 @@ impl IntakeApi {
         let mut complaint = match store.submit(new).await {
             Ok(Submitted::Created(c)) => {
                 tracing::info!(complaint = %c.name, number = %c.complaint_number, "complaint accepted");
+                let channel = Channel::try_from(c.channel).unwrap_or_default().as_str_name();
+                metrics::counter!("redress_complaints_accepted_total", "channel" => channel).increment(1);
                 c
             }
             Ok(Submitted::Replayed(c)) => c,
@@ -207,6 +209,8 @@ fn receipt_deadlines(
                     deadline = field,
                     "no working-day calendar loaded for {year}: a receipt deadline is pending until an operator adds it"
                 );
+                metrics::counter!("redress_receipt_deadlines_pending_total", "missing_calendar_year" => year.to_string())
+                    .increment(1);
                 deadlines.pending_deadlines.push(PendingDeadline {
                     deadline: field.to_owned(),
                     reason: format!("no working-day calendar is loaded for {year}"),

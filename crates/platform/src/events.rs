@@ -358,7 +358,7 @@ pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn Ev
     while !shutdown.is_cancelled() {
         let outcome = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = consume_once(&mut subscribe, sink.as_ref(), &shutdown) => r,
+            r = consume_once(name, &mut subscribe, sink.as_ref(), &shutdown) => r,
         };
         match outcome {
             Ok(()) => backoff = Duration::from_millis(100),
@@ -375,6 +375,7 @@ pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn Ev
 }
 
 async fn consume_once(
+    name: &str,
     subscribe: &mut Subscribe,
     sink: &dyn EventSink,
     shutdown: &CancellationToken,
@@ -398,6 +399,9 @@ async fn consume_once(
                 Ok(None) | Err(_) => break,
             }
         }
-        sink.apply(batch).await.context("applying events")?;
+        let applied = batch.len() as u64;
+        let position = sink.apply(batch).await.context("applying events")?;
+        metrics::counter!("redress_consumer_events_total", "consumer" => name.to_owned()).increment(applied);
+        metrics::gauge!("redress_consumer_position", "consumer" => name.to_owned()).set(position as f64);
     }
 }

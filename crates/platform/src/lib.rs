@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod paging;
 pub mod principal;
 pub mod ready;

@@ -114,6 +114,7 @@ impl GrpcServer {
     {
         let service = make(self.add_base);
         let layers = ServiceBuilder::new()
+            .layer(crate::metrics::GrpcMetricsLayer)
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests));
         let drain = Duration::from_millis(self.config.drain_timeout_ms);

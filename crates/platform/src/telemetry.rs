@@ -27,11 +27,13 @@ pub struct TelemetryConfig {
     pub json: bool,
     /// OTLP/gRPC endpoint (e.g. `http://otel-collector:4317`); empty disables export.
     pub otlp_endpoint: String,
+    /// Admin address serving Prometheus `/metrics` (e.g. `0.0.0.0:9464`); empty disables it.
+    pub metrics_addr: String,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_filter: "info".to_owned(), json: false, otlp_endpoint: String::new() }
+        Self { log_filter: "info".to_owned(), json: false, otlp_endpoint: String::new(), metrics_addr: String::new() }
     }
 }
 
@@ -85,6 +87,11 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
         registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)).try_init()
     };
     result.context("a global subscriber is already installed")?;
+    if !config.metrics_addr.is_empty() {
+        let addr =
+            config.metrics_addr.parse().with_context(|| format!("invalid metrics_addr {}", config.metrics_addr))?;
+        crate::metrics::serve(addr)?;
+    }
     Ok(TelemetryGuard(Some(provider)))
 }
 

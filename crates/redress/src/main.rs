@@ -34,6 +34,9 @@ enum Command {
         /// Bearer token the gateway accepts; random when unset.
         #[arg(long, env = "REDRESS_DEV_TOKEN", hide_env_values = true)]
         dev_token: Option<String>,
+        /// Address serving Prometheus /metrics for the whole suite; empty to disable.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: String,
     },
     /// Run one service, configured by file and `REDRESS_*` environment variables.
     Serve {
@@ -73,8 +76,9 @@ fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { data_dir, gateway_addr, dev_token } => {
-            let _telemetry = telemetry::init(&TelemetryConfig::default(), "redress-dev")?;
+        Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {
+            let _telemetry =
+                telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;
             let shutdown = redress_platform::shutdown::on_signal();
             let dev_token = dev_token.filter(|t| !t.is_empty()).unwrap_or_else(random_dev_token);
             let suite =

@@ -77,6 +77,7 @@ impl EventSink for PostgresCaseStore {
             .await?;
         tx.commit().await?;
         if opened > 0 {
+            metrics::counter!("redress_cases_opened_total").increment(opened as u64);
             self.feed.notify_committed();
         }
         Ok(position)

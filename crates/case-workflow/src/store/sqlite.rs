@@ -111,6 +111,7 @@ impl EventSink for SqliteCaseStore {
             .await
             .map_err(|e| e.0)?;
         if opened > 0 {
+            metrics::counter!("redress_cases_opened_total").increment(opened as u64);
             self.feed.notify_committed();
         }
         Ok(position)
