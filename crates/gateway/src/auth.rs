@@ -201,7 +201,7 @@ mod tests {
         let key = InternalKey::generate();
         let auth = Authenticator::new(&config(), key.clone()).unwrap();
         let signed = auth.authenticate(Some(&format!("Bearer {}", jwt("https://idp.example", 600)))).unwrap();
-        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap(), principal());
+        assert_eq!(*key.verify(signed.to_str().unwrap()).unwrap(), principal());
         let dev = auth.authenticate(Some("Bearer dev-token")).unwrap();
         assert_eq!(key.verify(dev.to_str().unwrap()).unwrap().subject, "dev");
     }

@@ -241,7 +241,7 @@ pub fn grade_to_proto(grade: Grade) -> redress_proto::redress::common::v1::Grade
     }
 }
 
-fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+fn principal_of<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
     Ok(Principal::of(request)?)
 }
 

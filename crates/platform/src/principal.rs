@@ -77,10 +77,10 @@ impl Principal {
     }
 
     /// The principal a handler was called with, as placed by [`InternalKey::interceptor`].
-    pub fn of<T>(request: &Request<T>) -> Result<Principal, ServiceError> {
+    pub fn of<T>(request: &Request<T>) -> Result<Arc<Principal>, ServiceError> {
         request
             .extensions()
-            .get::<Principal>()
+            .get::<Arc<Principal>>()
             .cloned()
             .ok_or_else(|| ServiceError::Unauthenticated("no verified principal".to_owned()))
     }
@@ -104,7 +104,16 @@ struct KeyPair {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens already verified, with their principal and expiry: the gateway re-signs a
+    /// caller's principal only every few minutes, so most calls carry a token seen before.
+    verified: std::sync::RwLock<std::collections::HashMap<Box<str>, Verified>>,
 }
+
+/// A verified principal and its token's expiry (unix seconds).
+type Verified = (Arc<Principal>, u64);
+
+/// Verified tokens kept at most; past it the cache starts afresh.
+const VERIFIED_CACHE_LIMIT: usize = 10_000;
 
 impl std::fmt::Debug for InternalKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +133,7 @@ impl InternalKey {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            verified: std::sync::RwLock::default(),
         })))
     }
 
@@ -144,10 +154,23 @@ impl InternalKey {
         Ok((token, exp))
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, ServiceError> {
-        jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
-            .map(|data| data.claims.principal)
-            .map_err(|e| ServiceError::Unauthenticated(format!("invalid principal token: {e}")))
+    pub fn verify(&self, token: &str) -> Result<Arc<Principal>, ServiceError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(anyhow::Error::from)?.as_secs();
+        if let Some((principal, exp)) = self.0.verified.read().unwrap_or_else(|p| p.into_inner()).get(token)
+            && *exp > now
+        {
+            return Ok(principal.clone());
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
+            .map_err(|e| ServiceError::Unauthenticated(format!("invalid principal token: {e}")))?
+            .claims;
+        let principal = Arc::new(claims.principal);
+        let mut verified = self.0.verified.write().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_CACHE_LIMIT {
+            verified.clear();
+        }
+        verified.insert(token.into(), (principal.clone(), claims.exp));
+        Ok(principal)
     }
 
     /// Verifies the forwarded principal of a request and places it in the request extensions.
@@ -220,7 +243,9 @@ mod tests {
     fn signed_principal_round_trips_and_other_keys_are_refused() {
         let key = InternalKey::generate();
         let (token, _) = key.sign(&principal()).unwrap();
-        assert_eq!(key.verify(&token).unwrap(), principal());
+        assert_eq!(*key.verify(&token).unwrap(), principal());
+        // A second verification is answered from the cache, and still equal.
+        assert_eq!(*key.verify(&token).unwrap(), principal());
         assert!(InternalKey::generate().verify(&token).is_err());
         assert!(key.verify("not-a-token").is_err());
     }
