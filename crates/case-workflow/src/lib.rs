@@ -14,7 +14,7 @@ use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, Subscribe, run_consumer};
 use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
-use redress_platform::server::{GrpcServer, ServerConfig};
+use redress_platform::server::{GrpcServer, ServerConfig, suite_endpoint};
 use redress_platform::telemetry::{TelemetryConfig, inject_current_context};
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedServiceServer;
 use redress_proto::redress::case::v1::case_service_server::CaseServiceServer;
@@ -24,7 +24,6 @@ use redress_proto::services;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::Endpoint;
 
 pub use api::CaseApi;
 pub use store::CaseStore;
@@ -72,10 +71,7 @@ pub async fn open_store(config: &DatabaseConfig, shutdown: CancellationToken) ->
 
 /// Subscribes to intake's feed over gRPC with case-workflow's own signed principal.
 pub fn intake_subscription(intake_url: &str, key: InternalKey) -> anyhow::Result<Subscribe> {
-    let channel = Endpoint::from_shared(intake_url.to_owned())
-        .with_context(|| format!("invalid intake_url {intake_url}"))?
-        .tcp_nodelay(true)
-        .connect_lazy();
+    let channel = suite_endpoint(intake_url).context("intake_url")?.connect_lazy();
     let credentials = ServiceCredentials::new(key, Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
     Ok(Box::new(move |after| {
         let mut client = IntakeEventFeedServiceClient::new(channel.clone());

@@ -17,14 +17,14 @@ use futures_util::future::BoxFuture;
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
 use redress_platform::principal::{InternalKey, PRINCIPAL_METADATA_KEY};
-use redress_platform::server::{GrpcServer, ServerConfig};
+use redress_platform::server::{GrpcServer, ServerConfig, suite_endpoint};
 use redress_platform::telemetry::{TelemetryConfig, inject_into_headers};
 use redress_proto::services;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::service::Routes;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus as PbStatus;
@@ -176,11 +176,7 @@ impl Gateway {
         let auth = Arc::new(Authenticator::new(&config.auth, key)?);
         let mut upstreams = Vec::new();
         for route in routes(&config.upstreams) {
-            let channel = Endpoint::from_shared(route.url.clone())
-                .with_context(|| format!("invalid upstream url {}", route.url))?
-                .tcp_nodelay(true)
-                .connect_timeout(Duration::from_secs(5))
-                .connect_lazy();
+            let channel = suite_endpoint(&route.url).context("upstream url")?.connect_lazy();
             upstreams.push(Upstream { prefix: route.prefix, channel });
         }
         let server = GrpcServer::bind(&config.server, &public_services()).await?;

@@ -222,8 +222,10 @@ impl Feed {
                 let full = batch.len() as i64 == READ_BATCH;
                 if let Some(last) = batch.last() {
                     cursor = last.position;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return;
+                    // A subscriber that stopped reading must not hold up shutdown.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        sent = tx.send(Ok(batch)) => if sent.is_err() { return },
                     }
                 }
                 if full {
@@ -400,7 +402,14 @@ async fn consume_once(
             }
         }
         let applied = batch.len() as u64;
-        let position = sink.apply(batch).await.context("applying events")?;
+        let position = match sink.apply(batch).await {
+            Ok(position) => position,
+            Err(e) => {
+                // Retried from the stored position; a count that keeps rising means a stuck feed.
+                metrics::counter!("redress_consumer_failures_total", "consumer" => name.to_owned()).increment(1);
+                return Err(e.context("applying events"));
+            }
+        };
         metrics::counter!("redress_consumer_events_total", "consumer" => name.to_owned()).increment(applied);
         metrics::gauge!("redress_consumer_position", "consumer" => name.to_owned()).set(position as f64);
     }

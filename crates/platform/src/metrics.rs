@@ -11,6 +11,29 @@ use std::time::Instant;
 use anyhow::Context as _;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
+/// Every gRPC method path the suite serves (`/package.Service/Method`).
+static KNOWN_METHODS: std::sync::LazyLock<std::collections::HashSet<String>> = std::sync::LazyLock::new(|| {
+    use prost::Message;
+    let mut known: std::collections::HashSet<String> = [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for encoded in [redress_proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else { continue };
+        for file in set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    known.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                }
+            }
+        }
+    }
+    known
+});
+
 /// Latency buckets (seconds) for call durations.
 const DURATION_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -58,7 +81,8 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
 
 /// Counts and times every gRPC call: `redress_grpc_requests_total` and
 /// `redress_grpc_request_duration_seconds` by method and status code (time to response
-/// headers; for a streaming call that is when the stream opened).
+/// headers; for a streaming call that is when the stream opened). Paths that are not methods
+/// of the suite are labelled `unknown`.
 #[derive(Clone, Copy, Default)]
 pub struct GrpcMetricsLayer;
 
@@ -104,13 +128,27 @@ where
                     .map_or_else(|| "0".to_owned(), str::to_owned),
                 Err(_) => "transport".to_owned(),
             };
-            // Unknown paths are not labelled one by one: anyone can send any path.
-            let method = if code == "12" { "unknown".to_owned() } else { method };
+            // Only methods of the suite's contracts are labelled by name: anyone can send any
+            // path, and every distinct label set would live in memory for good.
+            let method = if KNOWN_METHODS.contains(method.as_str()) { method } else { "unknown".to_owned() };
             metrics::counter!("redress_grpc_requests_total", "method" => method.clone(), "code" => code.clone())
                 .increment(1);
             metrics::histogram!("redress_grpc_request_duration_seconds", "method" => method, "code" => code)
                 .record(started.elapsed().as_secs_f64());
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KNOWN_METHODS;
+
+    #[test]
+    fn the_suite_s_methods_are_known_and_arbitrary_paths_are_not() {
+        assert!(KNOWN_METHODS.contains("/redress.intake.v1.IntakeService/SubmitComplaint"));
+        assert!(KNOWN_METHODS.contains("/redress.case.v1.CaseEventFeedService/StreamEvents"));
+        assert!(KNOWN_METHODS.contains("/grpc.health.v1.Health/Check"));
+        assert!(!KNOWN_METHODS.contains("/redress.intake.v1.IntakeService/DropTables"));
     }
 }

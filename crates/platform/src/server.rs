@@ -19,6 +19,23 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 
+/// HTTP/2 ping interval on idle connections, for servers and for the suite's own clients.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// How long a ping may go unanswered before the connection is closed.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An endpoint for calling another service of the suite: no Nagle delay, and HTTP/2 pings so
+/// that a dead peer is detected even on an idle connection (event feeds are long-lived).
+pub fn suite_endpoint(url: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("invalid url {url}"))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerConfig {
@@ -123,6 +140,10 @@ impl GrpcServer {
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .tcp_nodelay(true)
             .max_concurrent_streams(self.config.max_concurrent_streams)
+            // Ping idle connections so a peer that vanished (power loss, partition) is noticed
+            // and long-lived feed streams end instead of hanging.
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .trace_fn(crate::telemetry::grpc_server_span)
             .layer(layers)
             .serve_with_incoming_shutdown(
