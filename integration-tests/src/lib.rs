@@ -12,6 +12,19 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const TOKEN: &str = "integration-test-token";
+/// Token of a handler at one branch, who may work only within that branch and reads personal
+/// information masked.
+pub const BRANCH_TOKEN: &str = "integration-test-branch-token";
+pub const BRANCH: &str = "institutions/demo-bank/branches/beijing";
+
+pub fn branch_principal() -> redress_platform::Principal {
+    redress_platform::Principal {
+        subject: "user:branch-handler".to_owned(),
+        roles: vec!["handler".to_owned()],
+        org_unit: BRANCH.to_owned(),
+        permissions: ["complaints.create", "complaints.read", "cases.read"].map(str::to_owned).to_vec(),
+    }
+}
 
 /// Adds a bearer token to every call.
 #[derive(Clone)]
@@ -79,6 +92,7 @@ impl Sandbox {
                 data_dir: data_dir.path().to_owned(),
                 gateway_addr: "127.0.0.1:0".to_owned(),
                 dev_token: TOKEN.to_owned(),
+                extra_dev_tokens: vec![(BRANCH_TOKEN.to_owned(), branch_principal())],
             },
             CancellationToken::new(),
         )

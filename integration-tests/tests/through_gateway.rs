@@ -205,3 +205,51 @@ async fn prometheus_metrics_count_calls_and_accepted_complaints() {
     assert!(page.contains("redress_grpc_request_duration_seconds_bucket"), "{page}");
     sandbox.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_see_only_their_organisation_unit_and_masked_personal_information() {
+    use redress_integration_tests::{BRANCH, BRANCH_TOKEN};
+    use redress_proto::redress::case::v1::GetCaseRequest;
+    use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut branch = sandbox.intake_with(Some(BRANCH_TOKEN));
+    let mut own = submit("scope-1", "本网点的投诉");
+    own.complaint.as_mut().unwrap().org_unit = format!("{BRANCH}/departments/cards");
+    let own = branch.submit_complaint(own).await.unwrap().into_inner().complaint.unwrap();
+    let Some(Party::Person(person)) = own.complainant.as_ref().unwrap().party.as_ref() else { panic!() };
+    assert_eq!(person.phone, "138****5678", "masked without the PII permission");
+    assert_eq!(person.id_number, "1****************X");
+
+    let mut elsewhere = submit("scope-2", "另一家机构的投诉");
+    elsewhere.complaint.as_mut().unwrap().org_unit = "institutions/other-bank".to_owned();
+    let status = branch.submit_complaint(elsewhere.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let other = sandbox.intake().submit_complaint(elsewhere).await.unwrap().into_inner().complaint.unwrap();
+    let Some(Party::Person(person)) = other.complainant.as_ref().unwrap().party.as_ref() else { panic!() };
+    assert_eq!(person.phone, "13812345678", "clear with the PII permission");
+
+    let status = branch.get_complaint(GetComplaintRequest { name: other.name.clone() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "another unit's complaint does not exist for the caller");
+    let listed = branch.list_complaints(ListComplaintsRequest::default()).await.unwrap().into_inner().complaints;
+    assert_eq!(listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), [own.name.as_str()]);
+    let all = sandbox.intake().list_complaints(ListComplaintsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(all.complaints.len(), 2);
+
+    let mut cases = CaseServiceClient::with_interceptor(
+        sandbox.channel.clone(),
+        redress_integration_tests::Bearer(Some(BRANCH_TOKEN.to_owned())),
+    );
+    let started = Instant::now();
+    while sandbox.cases().list_cases(ListCasesRequest::default()).await.unwrap().into_inner().cases.len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "cases not opened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let visible = cases.list_cases(ListCasesRequest::default()).await.unwrap().into_inner().cases;
+    assert_eq!(visible.iter().map(|c| c.complaint.as_str()).collect::<Vec<_>>(), [own.name.as_str()]);
+    let request = ListCasesRequest { complaint: other.name.clone(), ..Default::default() };
+    let other_case = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases.remove(0);
+    let status = cases.get_case(GetCaseRequest { name: other_case.name }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    sandbox.stop().await.unwrap();
+}

@@ -41,6 +41,8 @@ impl CaseApi {
             .get()?
             .get(id)
             .await?
+            // Outside the caller's organisation unit it does not exist for the caller.
+            .filter(|c| principal.covers(&c.org_unit))
             .ok_or_else(|| ServiceError::NotFound { resource: "case", name: request.name.clone() })
     }
 
@@ -70,7 +72,7 @@ impl CaseApi {
         };
         let after = paging::decode_token(&request.page_token, &mut v);
         v.into_result()?;
-        let query = CaseQuery { state, complaint, after, limit: i64::from(page_size) + 1 };
+        let query = CaseQuery { state, complaint, after, scope: principal.scope(), limit: i64::from(page_size) + 1 };
         let mut listed = self.store.get()?.list(&query).await?;
         let next_page_token = paging::finish_page(&mut listed, page_size, |l| l.cursor.clone());
         Ok(ListCasesResponse { cases: listed.into_iter().map(|l| l.case).collect(), next_page_token })

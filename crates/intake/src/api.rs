@@ -54,6 +54,12 @@ impl IntakeApi {
         principal.require(Permission::ComplaintsCreate)?;
         let now = now();
         let receive_time = validate_submission(&request, now)?;
+        let org_unit = request.complaint.as_ref().map(|c| c.org_unit.as_str()).unwrap_or_default();
+        if !principal.covers(org_unit) {
+            return Err(ServiceError::PermissionDenied(format!(
+                "complaint.org_unit {org_unit} lies outside the caller's organisation unit"
+            )));
+        }
         let request_hash =
             hex::encode(Sha256::digest(request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default()));
         let grade = Grade::General;
@@ -110,6 +116,8 @@ impl IntakeApi {
             .get(id)
             .await
             .map_err(store_error)?
+            // Outside the caller's organisation unit it does not exist for the caller.
+            .filter(|c| principal.covers(&c.org_unit))
             .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
         redact(principal, &mut complaint);
         Ok(complaint)
@@ -144,7 +152,14 @@ impl IntakeApi {
         let receive_to = time("receive_time_to", request.receive_time_to.as_ref());
         let after = paging::decode_token(&request.page_token, &mut v);
         v.into_result()?;
-        let query = ListQuery { channel, receive_from, receive_to, after, limit: i64::from(page_size) + 1 };
+        let query = ListQuery {
+            channel,
+            receive_from,
+            receive_to,
+            after,
+            scope: principal.scope(),
+            limit: i64::from(page_size) + 1,
+        };
         let mut listed = self.store.get()?.list(&query).await.map_err(store_error)?;
         let next_page_token = paging::finish_page(&mut listed, page_size, |l| l.cursor.clone());
         let complaints = listed

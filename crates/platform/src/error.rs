@@ -67,7 +67,7 @@ pub enum ServiceError {
     Aborted { reason: &'static str, message: String },
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
-    #[error("permission denied: missing {0}")]
+    #[error("permission denied: {0}")]
     PermissionDenied(String),
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -57,13 +57,36 @@ pub struct Principal {
     pub permissions: Vec<String>,
 }
 
+/// The organisation unit that stands for the whole platform (every institution).
+pub const ROOT_ORG_UNIT: &str = "/";
+
 impl Principal {
+    /// Whether a resource owned by `org_unit` lies within this principal's organisation unit
+    /// (属地管理): the same unit or one below it (`institutions/acme` covers
+    /// `institutions/acme/branches/sh`, not `institutions/acme-2`). A principal without an
+    /// organisation unit covers nothing.
+    pub fn covers(&self, org_unit: &str) -> bool {
+        let own = self.org_unit.as_str();
+        own == ROOT_ORG_UNIT
+            || (!own.is_empty()
+                && (org_unit == own || org_unit.strip_prefix(own).is_some_and(|rest| rest.starts_with('/'))))
+    }
+
+    /// The organisation unit lists are restricted to, or `None` for the whole platform.
+    pub fn scope(&self) -> Option<String> {
+        (self.org_unit != ROOT_ORG_UNIT).then(|| self.org_unit.clone())
+    }
+
     pub fn has(&self, permission: Permission) -> bool {
         self.permissions.iter().any(|p| p == permission.as_str())
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), ServiceError> {
-        if self.has(permission) { Ok(()) } else { Err(ServiceError::PermissionDenied(permission.as_str().to_owned())) }
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(ServiceError::PermissionDenied(format!("the {} permission is required", permission.as_str())))
+        }
     }
 
     /// The identity a service uses for its own calls to other services.
@@ -255,6 +278,22 @@ mod tests {
         let key = InternalKey::generate();
         let err = key.authenticate(Request::new(())).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn organisation_units_cover_themselves_and_what_lies_below() {
+        let p = Principal { org_unit: "institutions/acme".to_owned(), ..principal() };
+        assert!(p.covers("institutions/acme"));
+        assert!(p.covers("institutions/acme/branches/sh"));
+        assert!(!p.covers("institutions/acme-2"));
+        assert!(!p.covers("institutions"));
+        assert!(!p.covers(""));
+        assert_eq!(p.scope().as_deref(), Some("institutions/acme"));
+        let root = Principal { org_unit: ROOT_ORG_UNIT.to_owned(), ..principal() };
+        assert!(root.covers("institutions/anything"));
+        assert_eq!(root.scope(), None);
+        let nobody = Principal { org_unit: String::new(), ..principal() };
+        assert!(!nobody.covers("institutions/acme"));
     }
 
     #[test]

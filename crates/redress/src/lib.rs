@@ -23,16 +23,18 @@ pub struct SuiteOptions {
     pub data_dir: PathBuf,
     /// Where the gateway listens (`127.0.0.1:0` picks a free port).
     pub gateway_addr: String,
-    /// The bearer token accepted by the gateway in development mode.
+    /// The bearer token accepted by the gateway in development mode (for [`dev_principal`]).
     pub dev_token: String,
+    /// More development tokens with the principals they stand for (tests use scoped users).
+    pub extra_dev_tokens: Vec<(String, Principal)>,
 }
 
-/// The principal behind the development token: every permission, at the dev institution.
+/// The principal behind the development token: every permission, over the whole platform.
 pub fn dev_principal() -> Principal {
     Principal {
         subject: "dev".to_owned(),
         roles: vec!["admin".to_owned()],
-        org_unit: "institutions/dev".to_owned(),
+        org_unit: redress_platform::principal::ROOT_ORG_UNIT.to_owned(),
         permissions: Permission::ALL.iter().map(|p| p.as_str().to_owned()).collect(),
     }
 }
@@ -97,10 +99,10 @@ impl Suite {
                     case_workflow: format!("http://{case_workflow_addr}"),
                 },
                 auth: AuthConfig {
-                    dev_tokens: vec![DevToken {
-                        token: Secret::new(options.dev_token.clone()),
-                        principal: dev_principal(),
-                    }],
+                    dev_tokens: std::iter::once((options.dev_token.clone(), dev_principal()))
+                        .chain(options.extra_dev_tokens.iter().cloned())
+                        .map(|(token, principal)| DevToken { token: Secret::new(token), principal })
+                        .collect(),
                     ..AuthConfig::default()
                 },
                 ..GatewayConfig::default()

@@ -81,8 +81,11 @@ async fn main() -> anyhow::Result<()> {
                 telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;
             let shutdown = redress_platform::shutdown::on_signal();
             let dev_token = dev_token.filter(|t| !t.is_empty()).unwrap_or_else(random_dev_token);
-            let suite =
-                Suite::start(SuiteOptions { data_dir, gateway_addr, dev_token: dev_token.clone() }, shutdown).await?;
+            let suite = Suite::start(
+                SuiteOptions { data_dir, gateway_addr, dev_token: dev_token.clone(), extra_dev_tokens: Vec::new() },
+                shutdown,
+            )
+            .await?;
             println!("redress gateway listening on {}", suite.gateway_addr);
             println!("dev bearer token: {dev_token}");
             println!("try: buf curl --protocol grpc --http2-prior-knowledge \\");

@@ -18,11 +18,15 @@ async fn open(config: &DatabaseConfig) -> Arc<dyn CaseStore> {
 }
 
 fn accepted(position: i64, n: u32) -> Event {
+    accepted_in(position, n, "institutions/demo")
+}
+
+fn accepted_in(position: i64, n: u32, org_unit: &str) -> Event {
     let payload = ComplaintAccepted {
         complaint: format!("complaints/{n:08}"),
         complaint_number: format!("20261125{n:08}"),
         channel: 3,
-        org_unit: "institutions/demo".to_owned(),
+        org_unit: org_unit.to_owned(),
         grade: 1,
         ..Default::default()
     };
@@ -41,6 +45,7 @@ redress_platform::conformance_suite!(
     accepted_complaints_open_cases_once_despite_redelivery,
     concurrent_consumers_apply_each_event_once,
     cases_list_by_state_and_complaint_with_pages,
+    case_lists_are_scoped_to_an_organisation_unit,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -102,4 +107,17 @@ async fn cases_list_by_state_and_complaint_with_pages(store: Arc<dyn CaseStore>)
     let page2 = store.list(&next).await.unwrap();
     assert_eq!(page1.len() + page2.len(), 5);
     assert!(page2.iter().all(|c| page1.iter().all(|p| p.case.name != c.case.name)));
+}
+
+async fn case_lists_are_scoped_to_an_organisation_unit(store: Arc<dyn CaseStore>) {
+    let units = ["institutions/demo", "institutions/demo/branches/sh", "institutions/demo-2"];
+    let events = units.iter().enumerate().map(|(i, unit)| accepted_in(i as i64 + 1, i as u32 + 1, unit)).collect();
+    store.apply(events).await.unwrap();
+    let scoped = |scope: &str| CaseQuery { scope: Some(scope.to_owned()), limit: 10, ..Default::default() };
+    let mut units_seen: Vec<_> =
+        store.list(&scoped("institutions/demo")).await.unwrap().into_iter().map(|c| c.case.org_unit).collect();
+    units_seen.sort();
+    assert_eq!(units_seen, ["institutions/demo", "institutions/demo/branches/sh"]);
+    assert_eq!(store.list(&scoped("institutions/demo-2")).await.unwrap().len(), 1);
+    assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 3);
 }

@@ -28,6 +28,8 @@ pub struct CaseQuery {
     pub state: Option<i32>,
     pub complaint: Option<String>,
     pub after: Option<Cursor>,
+    /// Only cases owned by this organisation unit or one below it; `None` for all.
+    pub scope: Option<String>,
     pub limit: i64,
 }
 

@@ -51,8 +51,8 @@ impl EventSink for PostgresCaseStore {
         for event in events.iter().filter(|e| e.position > applied_up_to) {
             if let Some(o) = opening_for(event)? {
                 let inserted = sqlx::query(
-                    "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (complaint) DO NOTHING",
+                    "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7) ON CONFLICT (complaint) DO NOTHING",
                 )
                 .bind(case_id(&o.case))
                 .bind(&o.case.case_number)
@@ -60,6 +60,7 @@ impl EventSink for PostgresCaseStore {
                 .bind(o.case.state)
                 .bind(o.open_time_us)
                 .bind(&o.record)
+                .bind(&o.case.org_unit)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -99,6 +100,7 @@ impl CaseStore for PostgresCaseStore {
              WHERE ($1::INTEGER IS NULL OR state = $1) \
                AND ($2::TEXT IS NULL OR complaint = $2) \
                AND ($3::BIGINT IS NULL OR (open_time_us, id) < ($3, $4::TEXT)) \
+               AND ($6::TEXT IS NULL OR org_unit = $6 OR starts_with(org_unit, $6 || '/')) \
              ORDER BY open_time_us DESC, id DESC LIMIT $5",
         )
         .bind(q.state)
@@ -106,6 +108,7 @@ impl CaseStore for PostgresCaseStore {
         .bind(after_us)
         .bind(after_id)
         .bind(q.limit)
+        .bind(q.scope.as_deref())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -75,7 +75,7 @@ impl EventSink for SqliteCaseStore {
                         // RETURNING names only the cases actually inserted: a complaint that
                         // already has one is passed over and announces nothing.
                         let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                            "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record) ",
+                            "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit) ",
                         );
                         query.push_values(chunk, |mut row, o| {
                             row.push_bind(case_id(&o.case))
@@ -84,7 +84,8 @@ impl EventSink for SqliteCaseStore {
                                 .push_bind(o.case.state)
                                 .push_bind(o.open_time_us)
                                 .push_bind(1_i64)
-                                .push_bind(o.record.as_slice());
+                                .push_bind(o.record.as_slice())
+                                .push_bind(o.case.org_unit.as_str());
                         });
                         query.push(" ON CONFLICT (complaint) DO NOTHING RETURNING id");
                         let inserted: HashSet<String> =
@@ -133,6 +134,7 @@ impl CaseStore for SqliteCaseStore {
              WHERE (?1 IS NULL OR state = ?1) \
                AND (?2 IS NULL OR complaint = ?2) \
                AND (?3 IS NULL OR open_time_us < ?3 OR (open_time_us = ?3 AND id < ?4)) \
+               AND (?6 IS NULL OR org_unit = ?6 OR substr(org_unit, 1, length(?6) + 1) = ?6 || '/') \
              ORDER BY open_time_us DESC, id DESC LIMIT ?5",
         )
         .bind(q.state)
@@ -140,6 +142,7 @@ impl CaseStore for SqliteCaseStore {
         .bind(after_us)
         .bind(after_id)
         .bind(q.limit)
+        .bind(q.scope.as_deref())
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter()

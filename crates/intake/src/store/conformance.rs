@@ -45,6 +45,7 @@ redress_platform::conformance_suite!(
     reused_request_id_with_other_payload_is_refused,
     concurrent_retries_create_one_complaint,
     list_filters_and_pages,
+    lists_are_scoped_to_an_organisation_unit,
     feed_order_is_commit_order_under_concurrent_writers,
 );
 
@@ -166,4 +167,21 @@ async fn feed_order_is_commit_order_under_concurrent_writers(store: Arc<dyn Inta
         .unwrap(),
         (WRITERS * PER_WRITER) as i64
     );
+}
+
+async fn lists_are_scoped_to_an_organisation_unit(store: Arc<dyn IntakeStore>) {
+    for (i, unit) in ["institutions/demo", "institutions/demo/branches/sh", "institutions/demo-2", "institutions"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut new = new_complaint(&format!("r{i}"), &format!("f{i}"), i as i64, 3);
+        new.complaint.org_unit = unit.to_owned();
+        store.submit(new).await.unwrap();
+    }
+    let scoped = |scope: &str| ListQuery { scope: Some(scope.to_owned()), limit: 10, ..Default::default() };
+    let facts = |listed: Vec<super::Listed>| listed.into_iter().map(|l| l.complaint.facts).collect::<Vec<_>>();
+    assert_eq!(facts(store.list(&scoped("institutions/demo")).await.unwrap()), ["f0", "f1"]);
+    assert_eq!(facts(store.list(&scoped("institutions/demo/branches/sh")).await.unwrap()), ["f1"]);
+    assert_eq!(facts(store.list(&scoped("institutions")).await.unwrap()).len(), 4);
+    assert!(store.list(&scoped("institutions/dem")).await.unwrap().is_empty());
 }

@@ -78,6 +78,8 @@ pub struct ListQuery {
     pub receive_to: Option<DateTime<Utc>>,
     /// Keyset cursor: (receive time µs, id) of the last complaint of the previous page.
     pub after: Option<(i64, String)>,
+    /// Only complaints owned by this organisation unit or one below it; `None` for all.
+    pub scope: Option<String>,
     pub limit: i64,
 }
 

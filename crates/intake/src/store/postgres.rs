@@ -104,6 +104,7 @@ impl IntakeStore for PostgresIntakeStore {
                AND ($2::BIGINT IS NULL OR receive_time_us >= $2) \
                AND ($3::BIGINT IS NULL OR receive_time_us < $3) \
                AND ($4::BIGINT IS NULL OR (receive_time_us, id) < ($4, $5::TEXT)) \
+               AND ($7::TEXT IS NULL OR org_unit = $7 OR starts_with(org_unit, $7 || '/')) \
              ORDER BY receive_time_us DESC, id DESC LIMIT $6",
         )
         .bind(q.channel)
@@ -112,6 +113,7 @@ impl IntakeStore for PostgresIntakeStore {
         .bind(after_us)
         .bind(after_id)
         .bind(q.limit)
+        .bind(q.scope.as_deref())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -213,6 +213,7 @@ impl IntakeStore for SqliteIntakeStore {
                AND (?2 IS NULL OR receive_time_us >= ?2) \
                AND (?3 IS NULL OR receive_time_us < ?3) \
                AND (?4 IS NULL OR receive_time_us < ?4 OR (receive_time_us = ?4 AND id < ?5)) \
+               AND (?7 IS NULL OR org_unit = ?7 OR substr(org_unit, 1, length(?7) + 1) = ?7 || '/') \
              ORDER BY receive_time_us DESC, id DESC LIMIT ?6",
         )
         .bind(q.channel)
@@ -221,6 +222,7 @@ impl IntakeStore for SqliteIntakeStore {
         .bind(after_us)
         .bind(after_id)
         .bind(q.limit)
+        .bind(q.scope.as_deref())
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
