@@ -124,15 +124,25 @@ impl CaseWorkflow {
         let routes = Routes::new(CaseServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
             .add_service(CaseEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
         let subscribe = intake_subscription(&self.config.intake_url, self.key.clone())?;
+        // The store's background work (the PostgreSQL sequencer) outlives the drain, so that
+        // events committed by work still in flight at shutdown get their feed positions.
+        let store_stop = CancellationToken::new();
         let init = async {
             tracing::info!(database = %self.config.database, "opening case store");
-            let store = open_store(&self.config.database, self.shutdown.clone()).await?;
+            let store = open_store(&self.config.database, store_stop.clone()).await?;
             self.store.set(store.clone());
             let sink: Arc<dyn EventSink> = store;
             tokio::spawn(run_consumer("case-workflow<-intake", subscribe, sink, self.shutdown.clone()));
             tracing::info!(intake = %self.config.intake_url, "case-workflow ready; following intake events");
             Ok(())
         };
-        self.server.run(routes, SERVICES, init, self.shutdown.clone()).await
+        let served = self.server.run(routes, SERVICES, init, self.shutdown.clone()).await;
+        if let Ok(store) = self.store.get()
+            && let Err(e) = store.feed().sequence_now().await
+        {
+            tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
+        }
+        store_stop.cancel();
+        served
     }
 }

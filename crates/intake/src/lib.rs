@@ -112,13 +112,23 @@ impl Intake {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let routes = Routes::new(IntakeServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
             .add_service(IntakeEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
+        // The store's background work (the PostgreSQL sequencer) outlives the drain, so that
+        // events committed by calls still in flight at shutdown get their feed positions.
+        let store_stop = CancellationToken::new();
         let init = async {
             tracing::info!(database = %self.config.database, "opening intake store");
-            let store = open_store(&self.config.database, self.shutdown.clone()).await?;
+            let store = open_store(&self.config.database, store_stop.clone()).await?;
             self.store.set(store);
             tracing::info!("intake ready");
             Ok(())
         };
-        self.server.run(routes, SERVICES, init, self.shutdown.clone()).await
+        let served = self.server.run(routes, SERVICES, init, self.shutdown.clone()).await;
+        if let Ok(store) = self.store.get()
+            && let Err(e) = store.feed().sequence_now().await
+        {
+            tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
+        }
+        store_stop.cancel();
+        served
     }
 }
