@@ -96,8 +96,6 @@ fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        // Checkpoint less often than every 1000 pages: group-committed batches are large.
-        .pragma("wal_autocheckpoint", "10000")
         .pragma("cache_size", "-65536")
         .disable_statement_logging())
 }
