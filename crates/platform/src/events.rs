@@ -18,7 +18,7 @@ use futures_util::stream::BoxStream;
 use redress_proto::redress::common::v1::Event;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use sqlx::{PgConnection, Row, SqliteConnection};
+use sqlx::{PgConnection, SqliteConnection};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -166,30 +166,14 @@ impl Feed {
 
     /// Committed events with position greater than `after`, in position order.
     pub async fn read_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<Event>> {
-        const COLUMNS: &str = "event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate";
-        let rows = match &self.source {
-            Source::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT position, {COLUMNS} FROM outbox WHERE position > ? ORDER BY position LIMIT ?"
-            )))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(event_from_sqlite)
-            .collect::<Result<Vec<_>, _>>()?,
-            Source::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT position, {COLUMNS} FROM outbox WHERE position > $1 ORDER BY position LIMIT $2"
-            )))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(event_from_postgres)
-            .collect::<Result<Vec<_>, _>>()?,
+        // `$n` placeholders are understood by both SQLite and PostgreSQL.
+        const READ: &str = "SELECT position, event_id, event_type, aggregate, occur_time_us, payload, traceparent, \
+                            tracestate FROM outbox WHERE position > $1 ORDER BY position LIMIT $2";
+        let rows: Vec<OutboxRow> = match &self.source {
+            Source::Sqlite(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
+            Source::Postgres(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
         };
-        Ok(rows)
+        Ok(rows.into_iter().map(Event::from).collect())
     }
 
     /// The highest readable position (0 when empty).
@@ -283,34 +267,9 @@ pub async fn sequence_postgres(pool: &PgPool) -> anyhow::Result<u64> {
     Ok(done)
 }
 
-fn event_from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Event, sqlx::Error> {
-    build_event(
-        row.try_get(0)?,
-        row.try_get(1)?,
-        row.try_get(2)?,
-        row.try_get(3)?,
-        row.try_get(4)?,
-        row.try_get(5)?,
-        row.try_get(6)?,
-        row.try_get(7)?,
-    )
-}
-
-fn event_from_postgres(row: &sqlx::postgres::PgRow) -> Result<Event, sqlx::Error> {
-    build_event(
-        row.try_get(0)?,
-        row.try_get(1)?,
-        row.try_get(2)?,
-        row.try_get(3)?,
-        row.try_get(4)?,
-        row.try_get(5)?,
-        row.try_get(6)?,
-        row.try_get(7)?,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_event(
+/// One row of an outbox, as both backends return it.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
     position: i64,
     event_id: String,
     event_type: String,
@@ -319,18 +278,22 @@ fn build_event(
     payload: Vec<u8>,
     traceparent: String,
     tracestate: String,
-) -> Result<Event, sqlx::Error> {
-    let type_url = format!("type.googleapis.com/{event_type}");
-    Ok(Event {
-        position,
-        event_id,
-        event_type,
-        aggregate,
-        occur_time: Some(to_timestamp(from_micros(occur_time_us))),
-        payload: Some(prost_types::Any { type_url, value: payload }),
-        traceparent,
-        tracestate,
-    })
+}
+
+impl From<OutboxRow> for Event {
+    fn from(row: OutboxRow) -> Self {
+        let type_url = format!("type.googleapis.com/{}", row.event_type);
+        Event {
+            position: row.position,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            aggregate: row.aggregate,
+            occur_time: Some(to_timestamp(from_micros(row.occur_time_us))),
+            payload: Some(prost_types::Any { type_url, value: row.payload }),
+            traceparent: row.traceparent,
+            tracestate: row.tracestate,
+        }
+    }
 }
 
 /// Batches of consecutive events, as a feed delivers them.
