@@ -46,6 +46,7 @@ redress_platform::conformance_suite!(
     concurrent_consumers_apply_each_event_once,
     cases_list_by_state_and_complaint_with_pages,
     case_lists_are_scoped_to_an_organisation_unit,
+    an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -120,4 +121,20 @@ async fn case_lists_are_scoped_to_an_organisation_unit(store: Arc<dyn CaseStore>
     assert_eq!(units_seen, ["institutions/demo", "institutions/demo/branches/sh"]);
     assert_eq!(store.list(&scoped("institutions/demo-2")).await.unwrap().len(), 1);
     assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 3);
+}
+
+async fn an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed(store: Arc<dyn CaseStore>) {
+    let mut broken = accepted(1, 1);
+    broken.payload.as_mut().unwrap().value = vec![0xff, 0xff, 0xff];
+    assert_eq!(store.apply(vec![broken.clone(), accepted(2, 2)]).await.unwrap(), 2);
+    // Redelivery does not record it twice.
+    assert_eq!(store.apply(vec![broken.clone()]).await.unwrap(), 2);
+    let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(cases.iter().map(|c| c.case.complaint.as_str()).collect::<Vec<_>>(), ["complaints/00000002"]);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].position, 1);
+    assert_eq!(dead[0].event_id, broken.event_id);
+    assert_eq!(dead[0].payload, [0xff, 0xff, 0xff]);
+    assert!(!dead[0].error.is_empty());
 }

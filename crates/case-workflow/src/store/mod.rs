@@ -43,6 +43,8 @@ pub struct ListedCase {
 pub trait CaseStore: EventSink + Send + Sync + 'static {
     async fn get(&self, id: &str) -> anyhow::Result<Option<Case>>;
     async fn list(&self, query: &CaseQuery) -> anyhow::Result<Vec<ListedCase>>;
+    /// Events passed over as unappliable, in position order.
+    async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>>;
     fn feed(&self) -> &Feed;
 }
 
@@ -56,6 +58,58 @@ struct Opening {
 
 /// What an intake event means for cases: ComplaintAccepted opens one; other events are
 /// passed over (their position still advances).
+/// Dead letters of a consumer in position order (`$n` placeholders suit both backends).
+const DEAD_LETTERS: &str = "SELECT position, event_id, event_type, error, payload FROM dead_letters \
+                            WHERE consumer = $1 ORDER BY position LIMIT $2";
+
+/// Records a dead letter (idempotent on consumer and position).
+const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
+    (consumer, position, event_id, event_type, error, payload, record_time_us) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// An event passed over because it cannot be applied, kept with its payload.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub position: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub error: String,
+    pub payload: Vec<u8>,
+}
+
+/// What one intake event means for cases.
+enum Effect {
+    Open(Box<Opening>),
+    Nothing,
+    /// It cannot be applied, now or on any retry; it is recorded and passed over so that the
+    /// events behind it still open their cases.
+    DeadLetter(DeadLetter),
+}
+
+fn effect_of(event: &Event) -> Effect {
+    match opening_for(event) {
+        Ok(Some(opening)) => Effect::Open(Box::new(opening)),
+        Ok(None) => Effect::Nothing,
+        Err(e) => {
+            tracing::error!(
+                position = event.position,
+                event_id = %event.event_id,
+                event_type = %event.event_type,
+                error = format!("{e:#}"),
+                "intake event cannot be applied; recorded as a dead letter"
+            );
+            metrics::counter!("redress_consumer_dead_letters_total", "consumer" => INTAKE_CONSUMER).increment(1);
+            Effect::DeadLetter(DeadLetter {
+                position: event.position,
+                event_id: event.event_id.clone(),
+                event_type: event.event_type.clone(),
+                error: format!("{e:#}"),
+                payload: event.payload.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
+            })
+        }
+    }
+}
+
 fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
     let Some(payload) = event.payload.as_ref() else {
         return Ok(None);

@@ -9,7 +9,10 @@ use redress_proto::redress::common::v1::Event;
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use super::{CaseQuery, CaseStore, INTAKE_CONSUMER, ListedCase, case_id, opening_for};
+use super::{
+    CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INSERT_DEAD_LETTER, INTAKE_CONSUMER, ListedCase, case_id,
+    effect_of,
+};
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
@@ -49,25 +52,44 @@ impl EventSink for PostgresCaseStore {
         let mut opened = 0;
         let applied_up_to = position;
         for event in events.iter().filter(|e| e.position > applied_up_to) {
-            if let Some(o) = opening_for(event)? {
-                let inserted = sqlx::query(
-                    "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7) ON CONFLICT (complaint) DO NOTHING",
-                )
-                .bind(case_id(&o.case))
-                .bind(&o.case.case_number)
-                .bind(&o.case.complaint)
-                .bind(o.case.state)
-                .bind(o.open_time_us)
-                .bind(&o.record)
-                .bind(&o.case.org_unit)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    o.event.append_postgres(&mut tx).await?;
-                    opened += 1;
+            let o = match effect_of(event) {
+                Effect::Open(o) => o,
+                Effect::Nothing => {
+                    position = event.position;
+                    continue;
                 }
+                Effect::DeadLetter(d) => {
+                    sqlx::query(INSERT_DEAD_LETTER)
+                        .bind(INTAKE_CONSUMER)
+                        .bind(d.position)
+                        .bind(&d.event_id)
+                        .bind(&d.event_type)
+                        .bind(&d.error)
+                        .bind(&d.payload)
+                        .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+                        .execute(&mut *tx)
+                        .await?;
+                    position = event.position;
+                    continue;
+                }
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7) ON CONFLICT (complaint) DO NOTHING",
+            )
+            .bind(case_id(&o.case))
+            .bind(&o.case.case_number)
+            .bind(&o.case.complaint)
+            .bind(o.case.state)
+            .bind(o.open_time_us)
+            .bind(&o.record)
+            .bind(&o.case.org_unit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                o.event.append_postgres(&mut tx).await?;
+                opened += 1;
             }
             position = event.position;
         }
@@ -117,6 +139,10 @@ impl CaseStore for PostgresCaseStore {
                 Ok(ListedCase { case: Case::decode(record.as_slice())?, cursor: (row.try_get(1)?, row.try_get(2)?) })
             })
             .collect()
+    }
+
+    async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
+        Ok(sqlx::query_as(DEAD_LETTERS).bind(INTAKE_CONSUMER).bind(limit).fetch_all(&self.pool).await?)
     }
 
     fn feed(&self) -> &Feed {

@@ -10,7 +10,10 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{CaseQuery, CaseStore, INTAKE_CONSUMER, ListedCase, case_id, opening_for};
+use super::{
+    CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INSERT_DEAD_LETTER, INTAKE_CONSUMER, ListedCase, case_id,
+    effect_of,
+};
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
@@ -65,10 +68,27 @@ impl EventSink for SqliteCaseStore {
                             .await?;
                     let mut position = stored.unwrap_or(0);
                     let mut openings = Vec::new();
+                    let mut dead = Vec::new();
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
-                        openings.extend(opening_for(event)?);
+                        match effect_of(event) {
+                            Effect::Open(o) => openings.push(*o),
+                            Effect::DeadLetter(d) => dead.push(d),
+                            Effect::Nothing => {}
+                        }
                         position = event.position;
+                    }
+                    for d in &dead {
+                        sqlx::query(INSERT_DEAD_LETTER)
+                        .bind(INTAKE_CONSUMER)
+                        .bind(d.position)
+                        .bind(&d.event_id)
+                        .bind(&d.event_type)
+                        .bind(&d.error)
+                        .bind(&d.payload)
+                        .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+                        .execute(&mut *conn)
+                        .await?;
                     }
                     let mut opened = 0;
                     for chunk in openings.chunks(500) {
@@ -151,6 +171,10 @@ impl CaseStore for SqliteCaseStore {
                 Ok(ListedCase { case: Case::decode(record.as_slice())?, cursor: (row.try_get(1)?, row.try_get(2)?) })
             })
             .collect()
+    }
+
+    async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
+        Ok(sqlx::query_as(DEAD_LETTERS).bind(INTAKE_CONSUMER).bind(limit).fetch_all(&self.db.pool).await?)
     }
 
     fn feed(&self) -> &Feed {
