@@ -33,6 +33,46 @@ pub struct CaseQuery {
     pub limit: i64,
 }
 
+/// One page of cases; `$n` placeholders and these functions suit both backends (bound by
+/// [`list_query!`]).
+const LIST: &str = "SELECT record, open_time_us, id FROM cases \
+     WHERE ($1 IS NULL OR state = $1) \
+       AND ($2 IS NULL OR complaint = $2) \
+       AND ($3 IS NULL OR (open_time_us, id) < ($3, $4)) \
+       AND ($6 IS NULL OR org_unit = $6 OR substr(org_unit, 1, length($6) + 1) = $6 || '/') \
+     ORDER BY open_time_us DESC, id DESC LIMIT $5";
+
+/// [`LIST`] with the parameters of a [`CaseQuery`] bound.
+macro_rules! list_query {
+    ($q:expr) => {{
+        let q: &$crate::store::CaseQuery = $q;
+        let (after_us, after_id) = q.after.clone().unzip();
+        sqlx::query_as::<_, $crate::store::ListedRow>($crate::store::LIST)
+            .bind(q.state)
+            .bind(q.complaint.clone())
+            .bind(after_us)
+            .bind(after_id)
+            .bind(q.limit)
+            .bind(q.scope.clone())
+    }};
+}
+use list_query;
+
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    record: Vec<u8>,
+    open_time_us: i64,
+    id: String,
+}
+
+impl TryFrom<ListedRow> for ListedCase {
+    type Error = anyhow::Error;
+
+    fn try_from(row: ListedRow) -> anyhow::Result<Self> {
+        Ok(ListedCase { case: Case::decode(row.record.as_slice())?, cursor: (row.open_time_us, row.id) })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ListedCase {
     pub case: Case,

@@ -6,7 +6,7 @@ use prost::Message;
 use redress_platform::events::{EventSink, Feed};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -116,29 +116,8 @@ impl CaseStore for PostgresCaseStore {
     }
 
     async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
-        let (after_us, after_id) = q.after.clone().unzip();
-        let rows = sqlx::query(
-            "SELECT record, open_time_us, id FROM cases \
-             WHERE ($1::INTEGER IS NULL OR state = $1) \
-               AND ($2::TEXT IS NULL OR complaint = $2) \
-               AND ($3::BIGINT IS NULL OR (open_time_us, id) < ($3, $4::TEXT)) \
-               AND ($6::TEXT IS NULL OR org_unit = $6 OR starts_with(org_unit, $6 || '/')) \
-             ORDER BY open_time_us DESC, id DESC LIMIT $5",
-        )
-        .bind(q.state)
-        .bind(q.complaint.as_deref())
-        .bind(after_us)
-        .bind(after_id)
-        .bind(q.limit)
-        .bind(q.scope.as_deref())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let record: Vec<u8> = row.try_get(0)?;
-                Ok(ListedCase { case: Case::decode(record.as_slice())?, cursor: (row.try_get(1)?, row.try_get(2)?) })
-            })
-            .collect()
+        let rows = super::list_query!(q).fetch_all(&self.pool).await?;
+        rows.into_iter().map(ListedCase::try_from).collect()
     }
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {

@@ -8,7 +8,7 @@ use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 use std::collections::HashSet;
 
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
 use super::{
     CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INSERT_DEAD_LETTER, INTAKE_CONSUMER, ListedCase, case_id,
@@ -148,29 +148,8 @@ impl CaseStore for SqliteCaseStore {
     }
 
     async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
-        let (after_us, after_id) = q.after.clone().unzip();
-        let rows = sqlx::query(
-            "SELECT record, open_time_us, id FROM cases \
-             WHERE (?1 IS NULL OR state = ?1) \
-               AND (?2 IS NULL OR complaint = ?2) \
-               AND (?3 IS NULL OR open_time_us < ?3 OR (open_time_us = ?3 AND id < ?4)) \
-               AND (?6 IS NULL OR org_unit = ?6 OR substr(org_unit, 1, length(?6) + 1) = ?6 || '/') \
-             ORDER BY open_time_us DESC, id DESC LIMIT ?5",
-        )
-        .bind(q.state)
-        .bind(q.complaint.as_deref())
-        .bind(after_us)
-        .bind(after_id)
-        .bind(q.limit)
-        .bind(q.scope.as_deref())
-        .fetch_all(&self.db.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let record: Vec<u8> = row.try_get(0)?;
-                Ok(ListedCase { case: Case::decode(record.as_slice())?, cursor: (row.try_get(1)?, row.try_get(2)?) })
-            })
-            .collect()
+        let rows = super::list_query!(q).fetch_all(&self.db.pool).await?;
+        rows.into_iter().map(ListedCase::try_from).collect()
     }
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {

@@ -93,6 +93,48 @@ impl ListQuery {
     }
 }
 
+/// One page of complaints. `$n` placeholders and these functions suit SQLite and PostgreSQL
+/// alike, so both stores run the same query (bound by [`list_query!`]).
+const LIST: &str = "SELECT record, receive_time_us, id FROM complaints \
+     WHERE ($1 IS NULL OR channel = $1) \
+       AND ($2 IS NULL OR receive_time_us >= $2) \
+       AND ($3 IS NULL OR receive_time_us < $3) \
+       AND ($4 IS NULL OR (receive_time_us, id) < ($4, $5)) \
+       AND ($7 IS NULL OR org_unit = $7 OR substr(org_unit, 1, length($7) + 1) = $7 || '/') \
+     ORDER BY receive_time_us DESC, id DESC LIMIT $6";
+
+/// [`LIST`] with the parameters of a [`ListQuery`] bound.
+macro_rules! list_query {
+    ($q:expr) => {{
+        let q: &$crate::store::ListQuery = $q;
+        let (after_us, after_id) = q.after.clone().unzip();
+        sqlx::query_as::<_, $crate::store::ListedRow>($crate::store::LIST)
+            .bind(q.channel)
+            .bind(q.receive_from_us())
+            .bind(q.receive_to_us())
+            .bind(after_us)
+            .bind(after_id)
+            .bind(q.limit)
+            .bind(q.scope.clone())
+    }};
+}
+use list_query;
+
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    record: Vec<u8>,
+    receive_time_us: i64,
+    id: String,
+}
+
+impl TryFrom<ListedRow> for Listed {
+    type Error = StoreError;
+
+    fn try_from(row: ListedRow) -> Result<Self, StoreError> {
+        Ok(Listed { complaint: Complaint::decode(row.record.as_slice())?, cursor: (row.receive_time_us, row.id) })
+    }
+}
+
 /// One complaint of a listing with its keyset cursor.
 #[derive(Debug, Clone)]
 pub struct Listed {

@@ -97,34 +97,8 @@ impl IntakeStore for PostgresIntakeStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
-        let (after_us, after_id) = q.after.clone().unzip();
-        let rows = sqlx::query(
-            "SELECT record, receive_time_us, id FROM complaints \
-             WHERE ($1::INTEGER IS NULL OR channel = $1) \
-               AND ($2::BIGINT IS NULL OR receive_time_us >= $2) \
-               AND ($3::BIGINT IS NULL OR receive_time_us < $3) \
-               AND ($4::BIGINT IS NULL OR (receive_time_us, id) < ($4, $5::TEXT)) \
-               AND ($7::TEXT IS NULL OR org_unit = $7 OR starts_with(org_unit, $7 || '/')) \
-             ORDER BY receive_time_us DESC, id DESC LIMIT $6",
-        )
-        .bind(q.channel)
-        .bind(q.receive_from_us())
-        .bind(q.receive_to_us())
-        .bind(after_us)
-        .bind(after_id)
-        .bind(q.limit)
-        .bind(q.scope.as_deref())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let record: Vec<u8> = row.try_get(0)?;
-                Ok(Listed {
-                    complaint: Complaint::decode(record.as_slice())?,
-                    cursor: (row.try_get(1)?, row.try_get(2)?),
-                })
-            })
-            .collect()
+        let rows = super::list_query!(q).fetch_all(&self.pool).await?;
+        rows.into_iter().map(Listed::try_from).collect()
     }
 
     fn feed(&self) -> &Feed {

@@ -206,34 +206,8 @@ impl IntakeStore for SqliteIntakeStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
-        let (after_us, after_id) = q.after.clone().unzip();
-        let rows = sqlx::query(
-            "SELECT record, receive_time_us, id FROM complaints \
-             WHERE (?1 IS NULL OR channel = ?1) \
-               AND (?2 IS NULL OR receive_time_us >= ?2) \
-               AND (?3 IS NULL OR receive_time_us < ?3) \
-               AND (?4 IS NULL OR receive_time_us < ?4 OR (receive_time_us = ?4 AND id < ?5)) \
-               AND (?7 IS NULL OR org_unit = ?7 OR substr(org_unit, 1, length(?7) + 1) = ?7 || '/') \
-             ORDER BY receive_time_us DESC, id DESC LIMIT ?6",
-        )
-        .bind(q.channel)
-        .bind(q.receive_from_us())
-        .bind(q.receive_to_us())
-        .bind(after_us)
-        .bind(after_id)
-        .bind(q.limit)
-        .bind(q.scope.as_deref())
-        .fetch_all(&self.db.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let record: Vec<u8> = row.try_get(0)?;
-                Ok(Listed {
-                    complaint: Complaint::decode(record.as_slice())?,
-                    cursor: (row.try_get(1)?, row.try_get(2)?),
-                })
-            })
-            .collect()
+        let rows = super::list_query!(q).fetch_all(&self.db.pool).await?;
+        rows.into_iter().map(Listed::try_from).collect()
     }
 
     fn feed(&self) -> &Feed {
