@@ -102,10 +102,26 @@ struct Opening {
 const DEAD_LETTERS: &str = "SELECT position, event_id, event_type, error, payload FROM dead_letters \
                             WHERE consumer = $1 ORDER BY position LIMIT $2";
 
-/// Records a dead letter (idempotent on consumer and position).
+/// Records a dead letter (idempotent on consumer and position); bound by [`insert_dead_letter!`].
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
     (consumer, position, event_id, event_type, error, payload, record_time_us) \
     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// [`INSERT_DEAD_LETTER`] with a [`DeadLetter`] bound.
+macro_rules! insert_dead_letter {
+    ($d:expr) => {{
+        let d: &$crate::store::DeadLetter = $d;
+        sqlx::query($crate::store::INSERT_DEAD_LETTER)
+            .bind($crate::store::INTAKE_CONSUMER)
+            .bind(d.position)
+            .bind(d.event_id.clone())
+            .bind(d.event_type.clone())
+            .bind(d.error.clone())
+            .bind(d.payload.clone())
+            .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+    }};
+}
+use insert_dead_letter;
 
 /// An event passed over because it cannot be applied, kept with its payload.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

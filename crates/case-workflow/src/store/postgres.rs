@@ -9,10 +9,7 @@ use redress_proto::redress::common::v1::Event;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INSERT_DEAD_LETTER, INTAKE_CONSUMER, ListedCase, case_id,
-    effect_of,
-};
+use super::{CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase, case_id, effect_of};
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
@@ -59,16 +56,7 @@ impl EventSink for PostgresCaseStore {
                     continue;
                 }
                 Effect::DeadLetter(d) => {
-                    sqlx::query(INSERT_DEAD_LETTER)
-                        .bind(INTAKE_CONSUMER)
-                        .bind(d.position)
-                        .bind(&d.event_id)
-                        .bind(&d.event_type)
-                        .bind(&d.error)
-                        .bind(&d.payload)
-                        .bind(redress_platform::time::to_micros(redress_platform::time::now()))
-                        .execute(&mut *tx)
-                        .await?;
+                    super::insert_dead_letter!(&d).execute(&mut *tx).await?;
                     position = event.position;
                     continue;
                 }

@@ -10,10 +10,7 @@ use std::collections::HashSet;
 
 use sqlx::QueryBuilder;
 
-use super::{
-    CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INSERT_DEAD_LETTER, INTAKE_CONSUMER, ListedCase, case_id,
-    effect_of,
-};
+use super::{CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase, case_id, effect_of};
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
@@ -79,15 +76,7 @@ impl EventSink for SqliteCaseStore {
                         position = event.position;
                     }
                     for d in &dead {
-                        sqlx::query(INSERT_DEAD_LETTER)
-                        .bind(INTAKE_CONSUMER)
-                        .bind(d.position)
-                        .bind(&d.event_id)
-                        .bind(&d.event_type)
-                        .bind(&d.error)
-                        .bind(&d.payload)
-                        .bind(redress_platform::time::to_micros(redress_platform::time::now()))
-                        .execute(&mut *conn)
+                        super::insert_dead_letter!(d).execute(&mut *conn)
                         .await?;
                     }
                     let mut opened = 0;
