@@ -46,6 +46,7 @@ redress_platform::conformance_suite!(
     concurrent_retries_create_one_complaint,
     list_filters_and_pages,
     lists_are_scoped_to_an_organisation_unit,
+    one_bad_record_does_not_sink_the_others,
     feed_order_is_commit_order_under_concurrent_writers,
 );
 
@@ -184,4 +185,35 @@ async fn lists_are_scoped_to_an_organisation_unit(store: Arc<dyn IntakeStore>) {
     assert_eq!(facts(store.list(&scoped("institutions/demo/branches/sh")).await.unwrap()), ["f1"]);
     assert_eq!(facts(store.list(&scoped("institutions")).await.unwrap()).len(), 4);
     assert!(store.list(&scoped("institutions/dem")).await.unwrap().is_empty());
+}
+
+async fn one_bad_record_does_not_sink_the_others(store: Arc<dyn IntakeStore>) {
+    // Two submissions share a complaint id (a primary-key clash the store cannot resolve);
+    // submitted together they may share a batch, and only the clashing one may fail.
+    let first = new_complaint("ok-0", "f0", 0, 3);
+    let mut clash = new_complaint("clash", "clash", 0, 3);
+    clash.id = first.id.clone();
+    let mut tasks = vec![
+        tokio::spawn({
+            let store = store.clone();
+            async move { store.submit(first).await.is_ok() }
+        }),
+        tokio::spawn({
+            let store = store.clone();
+            async move { store.submit(clash).await.is_ok() }
+        }),
+    ];
+    for i in 1..10 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.submit(new_complaint(&format!("ok-{i}"), &format!("f{i}"), 0, 3)).await.is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap());
+    }
+    assert_eq!(ok, 10, "every submission but the clashing one is recorded");
+    assert_eq!(store.list(&ListQuery { limit: 100, ..Default::default() }).await.unwrap().len(), 10);
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 10);
 }
