@@ -253,3 +253,45 @@ async fn callers_see_only_their_organisation_unit_and_masked_personal_informatio
     assert_eq!(status.code(), Code::NotFound);
     sandbox.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_stored_audit_entry_is_detected() {
+    use redress_proto::redress::case::v1::{ListAuditEntriesRequest, VerifyAuditChainRequest};
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let complaint =
+        sandbox.intake().submit_complaint(submit("audit-1", "事实")).await.unwrap().into_inner().complaint.unwrap();
+    let started = Instant::now();
+    let case = loop {
+        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
+        if let Some(case) = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases.pop() {
+            break case;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no case");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let entries = sandbox
+        .cases()
+        .list_audit_entries(ListAuditEntriesRequest { case: case.name.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].action, "case.opened");
+    let verify = || VerifyAuditChainRequest { case: case.name.clone() };
+    let intact = sandbox.cases().verify_audit_chain(verify()).await.unwrap().into_inner();
+    assert!(intact.intact, "{intact:?}");
+    assert_eq!(intact.entries, 1);
+
+    // Someone with access to the database file rewrites who opened the case.
+    let db = sandbox.data_dir.path().join("case-workflow.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query("UPDATE audit_entries SET actor = 'user:someone-else'").execute(&pool).await.unwrap();
+    pool.close().await;
+    let broken = sandbox.cases().verify_audit_chain(verify()).await.unwrap().into_inner();
+    assert!(!broken.intact);
+    assert_eq!(broken.first_broken_sequence, 1);
+    assert!(broken.reason.contains("no longer matches"), "{}", broken.reason);
+    sandbox.stop().await.unwrap();
+}

@@ -8,16 +8,19 @@ use redress_platform::error::Violations;
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
+use redress_platform::time::{from_micros, to_timestamp};
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedService;
 use redress_proto::redress::case::v1::case_service_server::CaseService;
 use redress_proto::redress::case::v1::{
-    Case, CaseState, GetCaseRequest, ListCasesRequest, ListCasesResponse, StreamEventsRequest, StreamEventsResponse,
+    AuditEntry, Case, CaseState, GetCaseRequest, ListAuditEntriesRequest, ListAuditEntriesResponse, ListCasesRequest,
+    ListCasesResponse, StreamEventsRequest, StreamEventsResponse, VerifyAuditChainRequest, VerifyAuditChainResponse,
 };
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::store::{CaseQuery, CaseStore};
+use crate::domain::audit::{self, AuditRecord};
+use crate::store::{AuditTrail, CaseQuery, CaseStore};
 
 #[derive(Clone)]
 pub struct CaseApi {
@@ -32,18 +35,94 @@ impl CaseApi {
 
     pub async fn get(&self, principal: &Principal, request: GetCaseRequest) -> Result<Case, ServiceError> {
         principal.require(Permission::CasesRead)?;
-        let id = request
-            .name
+        self.visible_case(principal, "name", &request.name).await.map(|(_, case)| case)
+    }
+
+    /// The case `name` (given in `field`) if it exists within the caller's organisation unit.
+    async fn visible_case<'n>(
+        &self,
+        principal: &Principal,
+        field: &str,
+        name: &'n str,
+    ) -> Result<(&'n str, Case), ServiceError> {
+        let id = name
             .strip_prefix("cases/")
             .filter(|id| uuid::Uuid::try_parse(id).is_ok())
-            .ok_or_else(|| ServiceError::invalid("name", "must be cases/{case_id}"))?;
-        self.store
+            .ok_or_else(|| ServiceError::invalid(field, "must be cases/{case_id}"))?;
+        let case = self
+            .store
             .get()?
             .get(id)
             .await?
             // Outside the caller's organisation unit it does not exist for the caller.
             .filter(|c| principal.covers(&c.org_unit))
-            .ok_or_else(|| ServiceError::NotFound { resource: "case", name: request.name.clone() })
+            .ok_or_else(|| ServiceError::NotFound { resource: "case", name: name.to_owned() })?;
+        Ok((id, case))
+    }
+
+    async fn trail(&self, principal: &Principal, name: &str) -> Result<(String, AuditTrail), ServiceError> {
+        principal.require(Permission::CasesRead)?;
+        let (id, _) = self.visible_case(principal, "case", name).await?;
+        let trail = self
+            .store
+            .get()?
+            .audit_trail(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound { resource: "case", name: name.to_owned() })?;
+        Ok((id.to_owned(), trail))
+    }
+
+    pub async fn list_audit_entries(
+        &self,
+        principal: &Principal,
+        request: ListAuditEntriesRequest,
+    ) -> Result<ListAuditEntriesResponse, ServiceError> {
+        let mut v = Violations::new();
+        let page_size = paging::page_size(request.page_size, &mut v);
+        let after = paging::decode_token(&request.page_token, &mut v).map_or(0, |(sequence, _)| sequence);
+        v.into_result()?;
+        let (_, trail) = self.trail(principal, &request.case).await?;
+        let mut entries: Vec<AuditRecord> = trail.entries.into_iter().filter(|e| e.sequence > after).collect();
+        entries.truncate(page_size as usize + 1);
+        let next_page_token = paging::finish_page(&mut entries, page_size, |e| (e.sequence, String::new()));
+        let audit_entries = entries
+            .into_iter()
+            .map(|e| AuditEntry {
+                case: request.case.clone(),
+                sequence: e.sequence,
+                action: e.action,
+                actor: e.actor,
+                record_time: Some(to_timestamp(from_micros(e.record_time_us))),
+                details: e.details.into_iter().collect(),
+                previous_hash: e.previous_hash,
+                hash: e.hash,
+            })
+            .collect();
+        Ok(ListAuditEntriesResponse { audit_entries, next_page_token })
+    }
+
+    pub async fn verify_audit_chain(
+        &self,
+        principal: &Principal,
+        request: VerifyAuditChainRequest,
+    ) -> Result<VerifyAuditChainResponse, ServiceError> {
+        let (id, trail) = self.trail(principal, &request.case).await?;
+        let entries = trail.entries.len() as i64;
+        Ok(match audit::verify(&id, &trail.entries, trail.length, &trail.head) {
+            Ok(()) => {
+                VerifyAuditChainResponse { intact: true, entries, first_broken_sequence: 0, reason: String::new() }
+            }
+            Err(broken) => {
+                tracing::error!(case = %request.case, sequence = broken.sequence, reason = %broken.reason, "audit trail does not verify");
+                metrics::counter!("redress_audit_chain_broken_total").increment(1);
+                VerifyAuditChainResponse {
+                    intact: false,
+                    entries,
+                    first_broken_sequence: broken.sequence,
+                    reason: broken.reason,
+                }
+            }
+        })
     }
 
     pub async fn list(
@@ -89,6 +168,22 @@ impl CaseService for CaseApi {
     async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, Status> {
         let principal = Principal::of(&request)?;
         Ok(Response::new(self.list(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<ListAuditEntriesRequest>,
+    ) -> Result<Response<ListAuditEntriesResponse>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.list_audit_entries(&principal, request.into_inner()).await?))
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        request: Request<VerifyAuditChainRequest>,
+    ) -> Result<Response<VerifyAuditChainResponse>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.verify_audit_chain(&principal, request.into_inner()).await?))
     }
 }
 

@@ -3,6 +3,7 @@
 //! storing its feed position with the case so nothing is lost or opened twice.
 
 pub mod api;
+pub mod domain;
 pub mod store;
 
 use std::sync::Arc;

@@ -47,6 +47,7 @@ redress_platform::conformance_suite!(
     cases_list_by_state_and_complaint_with_pages,
     case_lists_are_scoped_to_an_organisation_unit,
     an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed,
+    an_opened_case_starts_a_verifiable_audit_trail,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -137,4 +138,18 @@ async fn an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed(store
     assert_eq!(dead[0].event_id, broken.event_id);
     assert_eq!(dead[0].payload, [0xff, 0xff, 0xff]);
     assert!(!dead[0].error.is_empty());
+}
+
+async fn an_opened_case_starts_a_verifiable_audit_trail(store: Arc<dyn CaseStore>) {
+    store.apply(vec![accepted(1, 1), accepted(2, 1)]).await.unwrap();
+    let case = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().remove(0).case;
+    let id = case.name.strip_prefix("cases/").unwrap();
+    let trail = store.audit_trail(id).await.unwrap().unwrap();
+    assert_eq!(trail.entries.len(), 1, "a re-announced complaint adds nothing");
+    let entry = &trail.entries[0];
+    assert_eq!((entry.sequence, entry.action.as_str(), entry.actor.as_str()), (1, "case.opened", super::SYSTEM_ACTOR));
+    assert_eq!(entry.details.get("complaint").map(String::as_str), Some("complaints/00000001"));
+    assert_eq!((trail.length, trail.head.as_str()), (1, entry.hash.as_str()));
+    assert_eq!(crate::domain::audit::verify(id, &trail.entries, trail.length, &trail.head), Ok(()));
+    assert!(store.audit_trail(&uuid::Uuid::now_v7().to_string()).await.unwrap().is_none());
 }

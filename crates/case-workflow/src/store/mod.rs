@@ -5,6 +5,8 @@
 mod postgres;
 mod sqlite;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use prost::Message;
 use redress_platform::events::{EventSink, Feed, NewEvent};
@@ -13,6 +15,8 @@ use redress_platform::time::{now, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::intake::v1::ComplaintAccepted;
+
+use crate::domain::audit::AuditRecord;
 
 pub use postgres::PostgresCaseStore;
 pub use sqlite::SqliteCaseStore;
@@ -85,15 +89,85 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     async fn list(&self, query: &CaseQuery) -> anyhow::Result<Vec<ListedCase>>;
     /// Events passed over as unappliable, in position order.
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>>;
+    /// The audit trail of a case, `None` when there is no such case.
+    async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>>;
     fn feed(&self) -> &Feed;
 }
 
-/// A case to open for an accepted complaint, with its CaseOpened event.
+/// A case to open for an accepted complaint, with its CaseOpened event and the first entry
+/// of its audit trail.
 struct Opening {
     case: Case,
     open_time_us: i64,
     record: Vec<u8>,
     event: NewEvent,
+    audit: AuditRecord,
+}
+
+/// The actor recorded for what case-workflow does on its own, like opening a case.
+pub const SYSTEM_ACTOR: &str = "service:case-workflow";
+
+/// Appends an audit entry (with its details as a JSON object, keys sorted); bound by
+/// [`insert_audit!`].
+const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
+    (case_id, sequence, action, actor, record_time_us, details, previous_hash, hash) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// [`INSERT_AUDIT`] with a case id and an [`AuditRecord`] bound.
+macro_rules! insert_audit {
+    ($case_id:expr, $a:expr) => {{
+        let a: &$crate::domain::audit::AuditRecord = $a;
+        sqlx::query($crate::store::INSERT_AUDIT)
+            .bind($case_id.to_owned())
+            .bind(a.sequence)
+            .bind(a.action.clone())
+            .bind(a.actor.clone())
+            .bind(a.record_time_us)
+            .bind(serde_json::to_string(&a.details).unwrap_or_default())
+            .bind(a.previous_hash.clone())
+            .bind(a.hash.clone())
+    }};
+}
+use insert_audit;
+
+/// A case's trail in sequence order, and the length and head the case records of it.
+const AUDIT_TRAIL: &str = "SELECT sequence, action, actor, record_time_us, details, previous_hash, hash \
+    FROM audit_entries WHERE case_id = $1 ORDER BY sequence";
+const AUDIT_HEAD: &str = "SELECT audit_length, audit_head FROM cases WHERE id = $1";
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    sequence: i64,
+    action: String,
+    actor: String,
+    record_time_us: i64,
+    details: String,
+    previous_hash: String,
+    hash: String,
+}
+
+impl TryFrom<AuditRow> for AuditRecord {
+    type Error = anyhow::Error;
+
+    fn try_from(row: AuditRow) -> anyhow::Result<Self> {
+        Ok(AuditRecord {
+            sequence: row.sequence,
+            action: row.action,
+            actor: row.actor,
+            record_time_us: row.record_time_us,
+            details: serde_json::from_str(&row.details)?,
+            previous_hash: row.previous_hash,
+            hash: row.hash,
+        })
+    }
+}
+
+/// A case's audit trail as stored, with the length and head hash the case records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTrail {
+    pub entries: Vec<AuditRecord>,
+    pub length: i64,
+    pub head: String,
 }
 
 /// What an intake event means for cases: ComplaintAccepted opens one; other events are
@@ -198,7 +272,14 @@ fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
     };
     let event = NewEvent::new(case.name.clone(), &CaseOpened { case: Some(case.clone()) });
     let record = case.encode_to_vec();
-    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event }))
+    let details = BTreeMap::from([
+        ("complaint".to_owned(), case.complaint.clone()),
+        ("case_number".to_owned(), case.case_number.clone()),
+        ("org_unit".to_owned(), case.org_unit.clone()),
+        ("state".to_owned(), CaseState::Accepted.as_str_name().to_owned()),
+    ]);
+    let audit = AuditRecord::after(&id, None, "case.opened", SYSTEM_ACTOR, opened.timestamp_micros(), details);
+    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit }))
 }
 
 pub fn etag(version: i64) -> String {

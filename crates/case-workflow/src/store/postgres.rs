@@ -9,7 +9,11 @@ use redress_proto::redress::common::v1::Event;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase, case_id, effect_of};
+use super::{
+    AUDIT_HEAD, AUDIT_TRAIL, AuditRow, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect,
+    INTAKE_CONSUMER, ListedCase, case_id, effect_of,
+};
+use crate::domain::audit::AuditRecord;
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
@@ -62,8 +66,9 @@ impl EventSink for PostgresCaseStore {
                 }
             };
             let inserted = sqlx::query(
-                "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7) ON CONFLICT (complaint) DO NOTHING",
+                "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
+                 audit_length, audit_head) \
+                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9) ON CONFLICT (complaint) DO NOTHING",
             )
             .bind(case_id(&o.case))
             .bind(&o.case.case_number)
@@ -72,10 +77,13 @@ impl EventSink for PostgresCaseStore {
             .bind(o.open_time_us)
             .bind(&o.record)
             .bind(&o.case.org_unit)
+            .bind(o.audit.sequence)
+            .bind(&o.audit.hash)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if inserted == 1 {
+                super::insert_audit!(case_id(&o.case), &o.audit).execute(&mut *tx).await?;
                 o.event.append_postgres(&mut tx).await?;
                 opened += 1;
             }
@@ -106,6 +114,18 @@ impl CaseStore for PostgresCaseStore {
     async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
         let rows = super::list_query!(q).fetch_all(&self.pool).await?;
         rows.into_iter().map(ListedCase::try_from).collect()
+    }
+
+    async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>> {
+        // One snapshot for the head and the entries.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        let head: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD).bind(id).fetch_optional(&mut *tx).await?;
+        let Some((length, head)) = head else { return Ok(None) };
+        let rows: Vec<AuditRow> = sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let entries = rows.into_iter().map(AuditRecord::try_from).collect::<anyhow::Result<_>>()?;
+        Ok(Some(AuditTrail { entries, length, head }))
     }
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {

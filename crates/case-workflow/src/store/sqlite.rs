@@ -1,16 +1,20 @@
 //! SQLite implementation: reads from the pool, writes through the group-commit writer.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use prost::Message;
 use redress_platform::db::{CommitFailed, Sqlite};
 use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
-use std::collections::HashSet;
-
 use sqlx::QueryBuilder;
 
-use super::{CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase, case_id, effect_of};
+use super::{
+    AUDIT_HEAD, AUDIT_TRAIL, AuditRow, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect,
+    INTAKE_CONSUMER, ListedCase, Opening, case_id, effect_of,
+};
+use crate::domain::audit::AuditRecord;
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
@@ -84,7 +88,8 @@ impl EventSink for SqliteCaseStore {
                         // RETURNING names only the cases actually inserted: a complaint that
                         // already has one is passed over and announces nothing.
                         let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                            "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit) ",
+                            "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
+                             audit_length, audit_head) ",
                         );
                         query.push_values(chunk, |mut row, o| {
                             row.push_bind(case_id(&o.case))
@@ -94,16 +99,34 @@ impl EventSink for SqliteCaseStore {
                                 .push_bind(o.open_time_us)
                                 .push_bind(1_i64)
                                 .push_bind(o.record.as_slice())
-                                .push_bind(o.case.org_unit.as_str());
+                                .push_bind(o.case.org_unit.as_str())
+                                .push_bind(o.audit.sequence)
+                                .push_bind(o.audit.hash.as_str());
                         });
                         query.push(" ON CONFLICT (complaint) DO NOTHING RETURNING id");
                         let inserted: HashSet<String> =
                             query.build_query_scalar::<String>().fetch_all(&mut *conn).await?.into_iter().collect();
-                        let events: Vec<NewEvent> = chunk
-                            .iter()
-                            .filter(|o| inserted.contains(case_id(&o.case)))
-                            .map(|o| o.event.clone())
-                            .collect();
+                        let opened_now: Vec<&Opening> =
+                            chunk.iter().filter(|o| inserted.contains(case_id(&o.case))).collect();
+                        if !opened_now.is_empty() {
+                            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                                "INSERT INTO audit_entries (case_id, sequence, action, actor, record_time_us, details, \
+                                 previous_hash, hash) ",
+                            );
+                            query.push_values(&opened_now, |mut row, o| {
+                                let a = &o.audit;
+                                row.push_bind(case_id(&o.case))
+                                    .push_bind(a.sequence)
+                                    .push_bind(a.action.as_str())
+                                    .push_bind(a.actor.as_str())
+                                    .push_bind(a.record_time_us)
+                                    .push_bind(serde_json::to_string(&a.details).unwrap_or_default())
+                                    .push_bind(a.previous_hash.as_str())
+                                    .push_bind(a.hash.as_str());
+                            });
+                            query.build().execute(&mut *conn).await?;
+                        }
+                        let events: Vec<NewEvent> = opened_now.iter().map(|o| o.event.clone()).collect();
                         NewEvent::append_all_sqlite(&events, conn).await?;
                         opened += events.len();
                     }
@@ -139,6 +162,17 @@ impl CaseStore for SqliteCaseStore {
     async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
         let rows = super::list_query!(q).fetch_all(&self.db.pool).await?;
         rows.into_iter().map(ListedCase::try_from).collect()
+    }
+
+    async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>> {
+        // One read transaction: the head and the entries come from the same snapshot.
+        let mut tx = self.db.pool.begin().await?;
+        let head: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD).bind(id).fetch_optional(&mut *tx).await?;
+        let Some((length, head)) = head else { return Ok(None) };
+        let rows: Vec<AuditRow> = sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let entries = rows.into_iter().map(AuditRecord::try_from).collect::<anyhow::Result<_>>()?;
+        Ok(Some(AuditTrail { entries, length, head }))
     }
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {

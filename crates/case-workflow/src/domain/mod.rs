@@ -1,0 +1,3 @@
+//! Case-workflow's pure logic, free of I/O.
+
+pub mod audit;
