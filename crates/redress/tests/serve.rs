@@ -1,0 +1,65 @@
+//! Production mode: one service per process, configured by environment variables only.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const KEY: &str = "an-internal-key-of-at-least-32-bytes!!";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_intake_from_the_environment_becomes_serving_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redress"))
+        .args(["serve", "intake"])
+        .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDRESS_DATABASE__URL", format!("sqlite://{}/intake.db", dir.path().display()))
+        .env("REDRESS_INTERNAL_KEY", KEY)
+        .env("REDRESS_TELEMETRY__JSON", "true")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if json["fields"]["message"] == "intake listening" {
+            break json["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let started = Instant::now();
+    loop {
+        let request = tonic_health::pb::HealthCheckRequest { service: "redress.intake.v1.IntakeService".to_owned() };
+        if health.check(request).await.unwrap().into_inner().status == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not serving");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "drained and exited cleanly: {status}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_an_internal_key() {
+    let output = Command::new(env!("CARGO_BIN_EXE_redress"))
+        .args(["serve", "gateway"])
+        .env_remove("REDRESS_INTERNAL_KEY")
+        .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("REDRESS_INTERNAL_KEY"), "{stderr}");
+}
