@@ -130,36 +130,43 @@ macro_rules! insert_audit {
 }
 use insert_audit;
 
-/// A case's trail in sequence order, and the length and head the case records of it.
-const AUDIT_TRAIL: &str = "SELECT sequence, action, actor, record_time_us, details, previous_hash, hash \
-    FROM audit_entries WHERE case_id = $1 ORDER BY sequence";
-const AUDIT_HEAD: &str = "SELECT audit_length, audit_head FROM cases WHERE id = $1";
+/// A case's head and trail in sequence order, in one statement (so from one snapshot on
+/// either backend); a case without entries yields one row with the entry columns NULL.
+const AUDIT_TRAIL: &str = "SELECT c.audit_length, c.audit_head, e.sequence, e.action, e.actor, e.record_time_us, \
+    e.details, e.previous_hash, e.hash \
+    FROM cases c LEFT JOIN audit_entries e ON e.case_id = c.id WHERE c.id = $1 ORDER BY e.sequence";
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
-    sequence: i64,
-    action: String,
-    actor: String,
-    record_time_us: i64,
-    details: String,
-    previous_hash: String,
-    hash: String,
+    audit_length: i64,
+    audit_head: String,
+    sequence: Option<i64>,
+    action: Option<String>,
+    actor: Option<String>,
+    record_time_us: Option<i64>,
+    details: Option<String>,
+    previous_hash: Option<String>,
+    hash: Option<String>,
 }
 
-impl TryFrom<AuditRow> for AuditRecord {
-    type Error = anyhow::Error;
-
-    fn try_from(row: AuditRow) -> anyhow::Result<Self> {
-        Ok(AuditRecord {
-            sequence: row.sequence,
-            action: row.action,
-            actor: row.actor,
-            record_time_us: row.record_time_us,
-            details: serde_json::from_str(&row.details)?,
-            previous_hash: row.previous_hash,
-            hash: row.hash,
-        })
+/// The trail of [`AUDIT_TRAIL`]'s rows; `None` when the case does not exist.
+fn trail_from(rows: Vec<AuditRow>) -> anyhow::Result<Option<AuditTrail>> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    let (length, head) = (first.audit_length, first.audit_head.clone());
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(sequence) = row.sequence else { continue };
+        entries.push(AuditRecord {
+            sequence,
+            action: row.action.unwrap_or_default(),
+            actor: row.actor.unwrap_or_default(),
+            record_time_us: row.record_time_us.unwrap_or_default(),
+            details: serde_json::from_str(row.details.as_deref().unwrap_or("{}"))?,
+            previous_hash: row.previous_hash.unwrap_or_default(),
+            hash: row.hash.unwrap_or_default(),
+        });
     }
+    Ok(Some(AuditTrail { entries, length, head }))
 }
 
 /// A case's audit trail as stored, with the length and head hash the case records of it.

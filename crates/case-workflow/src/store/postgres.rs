@@ -10,10 +10,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AUDIT_HEAD, AUDIT_TRAIL, AuditRow, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect,
-    INTAKE_CONSUMER, ListedCase, case_id, effect_of,
+    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase,
+    case_id, effect_of,
 };
-use crate::domain::audit::AuditRecord;
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
@@ -117,15 +116,7 @@ impl CaseStore for PostgresCaseStore {
     }
 
     async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>> {
-        // One snapshot for the head and the entries.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
-        let head: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD).bind(id).fetch_optional(&mut *tx).await?;
-        let Some((length, head)) = head else { return Ok(None) };
-        let rows: Vec<AuditRow> = sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        let entries = rows.into_iter().map(AuditRecord::try_from).collect::<anyhow::Result<_>>()?;
-        Ok(Some(AuditTrail { entries, length, head }))
+        super::trail_from(sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&self.pool).await?)
     }
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {

@@ -11,10 +11,9 @@ use redress_proto::redress::common::v1::Event;
 use sqlx::QueryBuilder;
 
 use super::{
-    AUDIT_HEAD, AUDIT_TRAIL, AuditRow, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect,
-    INTAKE_CONSUMER, ListedCase, Opening, case_id, effect_of,
+    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase,
+    Opening, case_id, effect_of,
 };
-use crate::domain::audit::AuditRecord;
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
@@ -165,14 +164,7 @@ impl CaseStore for SqliteCaseStore {
     }
 
     async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>> {
-        // One read transaction: the head and the entries come from the same snapshot.
-        let mut tx = self.db.pool.begin().await?;
-        let head: Option<(i64, String)> = sqlx::query_as(AUDIT_HEAD).bind(id).fetch_optional(&mut *tx).await?;
-        let Some((length, head)) = head else { return Ok(None) };
-        let rows: Vec<AuditRow> = sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        let entries = rows.into_iter().map(AuditRecord::try_from).collect::<anyhow::Result<_>>()?;
-        Ok(Some(AuditTrail { entries, length, head }))
+        super::trail_from(sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&self.db.pool).await?)
     }
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
