@@ -106,6 +106,65 @@ impl DeadlineCalculator {
         }
     }
 
+    /// Instant at which `period` counted from `started_at` ends when the clock
+    /// was paused over `pauses` (each `(paused_at, resumed_at)`, closed, in any
+    /// order). Without pauses this is [`Self::due`].
+    ///
+    /// * Hour clocks: every paused duration that began before the (so far
+    ///   extended) due instant moves it by that duration.
+    /// * Day clocks count whole local days: a pause from a day P to a day R
+    ///   leaves the days after P up to and including R uncounted, so the clock
+    ///   behaves as if it stopped at the end of P and restarted on R with the
+    ///   days it had left (R itself not counted, like an acceptance day). A
+    ///   pause that begins and ends on the same day moves nothing.
+    pub fn due_with_pauses(
+        &self,
+        started_at: DateTime<Utc>,
+        period: Period,
+        pauses: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> Result<DateTime<Utc>, CalendarError> {
+        if pauses.is_empty() {
+            return self.due(started_at, period);
+        }
+        let mut sorted: Vec<(DateTime<Utc>, DateTime<Utc>)> =
+            pauses.iter().copied().filter(|(paused, resumed)| resumed > paused && *resumed > started_at).collect();
+        sorted.sort();
+        match period {
+            Period::Hours(_) => {
+                let mut due = self.due(started_at, period)?;
+                for (paused, resumed) in sorted {
+                    if paused < due {
+                        let paused = paused.max(started_at);
+                        due = due.checked_add_signed(resumed - paused).ok_or(CalendarError::OutOfRange)?;
+                    }
+                }
+                Ok(due)
+            }
+            Period::WorkingDays(n) | Period::CalendarDays(n) => {
+                let working_only = matches!(period, Period::WorkingDays(_));
+                let start = self.acceptance_date(started_at);
+                self.calendar.ensure_loaded(start)?;
+                let excluded: Vec<(NaiveDate, NaiveDate)> = sorted
+                    .iter()
+                    .map(|(paused, resumed)| (self.acceptance_date(*paused), self.acceptance_date(*resumed)))
+                    .collect();
+                let is_excluded = |day: NaiveDate| excluded.iter().any(|(from, to)| day > *from && day <= *to);
+                let mut day = start;
+                let mut remaining = n;
+                while remaining > 0 {
+                    day = day.succ_opt().ok_or(CalendarError::OutOfRange)?;
+                    // Every day passed over must come from a loaded year.
+                    let working = self.calendar.is_working_day(day)?;
+                    if (working || !working_only) && !is_excluded(day) {
+                        remaining -= 1;
+                    }
+                }
+                let last = if working_only { day } else { self.calendar.next_working_day_on_or_after(day)? };
+                self.end_of_day(last)
+            }
+        }
+    }
+
     /// First-response, resolution and regulatory-decision deadlines of a
     /// receipt accepted at `accepted_at`.
     pub fn receipt_deadlines(

@@ -237,3 +237,91 @@ fn default_calculator_is_shanghai_with_shipped_data() {
     assert_eq!(calc.time_zone(), chrono_tz::Asia::Shanghai);
     assert_eq!(calc.calendar().years(), vec![2025, 2026]);
 }
+
+/// (case, started_at, period, pauses, expected due)
+type PausedRow<'a> = (&'a str, &'a str, Period, &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn pauses_are_not_counted() {
+    let calc = shanghai();
+    let rows: &[PausedRow] = &[
+        // Paused Wed 11 10:00, resumed Fri 13 09:00: Thu 12 and Fri 13 are not counted.
+        // Without the pause day 7 is Thu 19; the two uncounted working days push it to Mon 23.
+        (
+            "7 wd paused two working days",
+            "2026-03-10T10:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-03-11T10:00:00+08:00", "2026-03-13T09:00:00+08:00")],
+            "2026-03-23T16:00:00Z",
+        ),
+        // A pause within one day moves a day clock not at all.
+        (
+            "7 wd paused within a day",
+            "2026-03-10T10:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-03-11T10:00:00+08:00", "2026-03-11T17:00:00+08:00")],
+            "2026-03-19T16:00:00Z",
+        ),
+        // Paused over a weekend only: Sat 14 and Sun 15 are not working days anyway.
+        (
+            "7 wd paused over a weekend",
+            "2026-03-10T10:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-03-13T18:00:00+08:00", "2026-03-15T20:00:00+08:00")],
+            "2026-03-19T16:00:00Z",
+        ),
+        // 15 calendar days from Tue 10 would end Wed 25; paused Thu 12 → Mon 16 leaves Fri 13
+        // .. Mon 16 (4 days) uncounted: last day Sun 29, a rest day, so Mon 30.
+        (
+            "15 cd paused four days",
+            "2026-03-10T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2026-03-12T09:00:00+08:00", "2026-03-16T09:00:00+08:00")],
+            "2026-03-30T16:00:00Z",
+        ),
+        // Spring Festival 2026: accepted Thu 2026-02-12, paused Fri 13 → Wed 25 (Sat 14 is a
+        // make-up working day, uncounted by the pause). Working days after the resume: Thu 26
+        // (1), Fri 27 (2), Sat 28 make-up (3), Mon 3-02 (4) ... day 1 was Fri 13, so 6 more
+        // are left: Thu 26, Fri 27, Sat 28, Mon 2, Tue 3, Wed 4-03.
+        (
+            "7 wd paused across Spring Festival",
+            "2026-02-12T15:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-02-13T11:00:00+08:00", "2026-02-25T10:00:00+08:00")],
+            "2026-03-04T16:00:00Z",
+        ),
+        // Hour clocks move by exactly the paused time.
+        (
+            "24 h paused 3 h",
+            "2026-03-10T10:00:00+08:00",
+            Period::Hours(24),
+            &[("2026-03-10T12:00:00+08:00", "2026-03-10T15:00:00+08:00")],
+            "2026-03-11T05:00:00Z",
+        ),
+        // A pause that begins after an hour clock's due instant does not move it.
+        (
+            "2 h paused after due",
+            "2026-03-10T10:00:00+08:00",
+            Period::Hours(2),
+            &[("2026-03-10T13:00:00+08:00", "2026-03-10T15:00:00+08:00")],
+            "2026-03-10T04:00:00Z",
+        ),
+    ];
+    for (case, started, period, pauses, expected) in rows {
+        let pauses: Vec<_> = pauses.iter().map(|(p, r)| (at(p), at(r))).collect();
+        let got = calc.due_with_pauses(at(started), *period, &pauses);
+        assert_eq!(got, Ok(at(expected)), "{case}");
+    }
+}
+
+#[test]
+fn a_pause_reaching_an_unloaded_year_is_an_error() {
+    let got = shanghai().due_with_pauses(
+        // Sun 20 December; Mon 21 is day 1, the pause leaves Tue 22 .. Mon 28 uncounted, Tue 29,
+        // Wed 30 and Thu 31 are days 2..4 and day 5 needs 2027.
+        at("2026-12-20T10:00:00+08:00"),
+        Period::WorkingDays(5),
+        &[(at("2026-12-21T10:00:00+08:00"), at("2026-12-28T10:00:00+08:00"))],
+    );
+    assert_eq!(got, Err(CalendarError::YearNotLoaded { year: 2027 }));
+}

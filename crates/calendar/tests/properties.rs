@@ -99,3 +99,56 @@ proptest! {
         );
     }
 }
+
+fn clock() -> impl Strategy<Value = Period> {
+    prop_oneof![
+        (1u32..=48).prop_map(Period::Hours),
+        (1u32..=15).prop_map(Period::WorkingDays),
+        (1u32..=30).prop_map(Period::CalendarDays),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn pauses_never_bring_a_deadline_forward(
+        at in instant(),
+        period in clock(),
+        offset_minutes in 0i64..20 * 24 * 60,
+        length_minutes in 1i64..10 * 24 * 60,
+    ) {
+        let paused = at + TimeDelta::minutes(offset_minutes);
+        let resumed = paused + TimeDelta::minutes(length_minutes);
+        let plain = CALC.due(at, period).unwrap();
+        let with_pause = CALC.due_with_pauses(at, period, &[(paused, resumed)]).unwrap();
+        prop_assert!(with_pause >= plain);
+        // Nothing is added for pauses that begin after the clock ran out.
+        if paused >= plain {
+            prop_assert_eq!(with_pause, plain);
+        }
+        if let Period::Hours(_) = period {
+            if paused < plain {
+                prop_assert_eq!(with_pause, plain + (resumed - paused));
+            }
+        }
+    }
+
+    #[test]
+    fn no_pauses_is_the_plain_deadline(at in instant(), period in clock()) {
+        prop_assert_eq!(CALC.due_with_pauses(at, period, &[]), CALC.due(at, period));
+    }
+
+    #[test]
+    fn a_pause_and_resume_on_the_same_day_moves_no_day_clock(
+        at in instant(),
+        n in 1u32..=15,
+        offset_days in 0u64..10,
+    ) {
+        let day = CALC.acceptance_date(at).checked_add_days(Days::new(offset_days)).unwrap();
+        let tz = CALC.time_zone();
+        let local = |h| day.and_hms_opt(h, 0, 0).unwrap().and_local_timezone(tz).unwrap().with_timezone(&Utc);
+        let (paused, resumed) = (local(9).max(at), local(17).max(at));
+        for period in [Period::WorkingDays(n), Period::CalendarDays(n)] {
+            prop_assert_eq!(CALC.due_with_pauses(at, period, &[(paused, resumed)]), CALC.due(at, period));
+        }
+    }
+}
