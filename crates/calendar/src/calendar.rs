@@ -37,6 +37,9 @@ pub enum CalendarError {
     /// Date arithmetic left the range chrono can represent.
     #[error("date arithmetic out of range")]
     OutOfRange,
+    /// A configured time zone is not an IANA zone name.
+    #[error("invalid time zone {name:?}: {message}")]
+    InvalidTimeZone { name: String, message: String },
 }
 
 /// One statutory holiday block, both ends inclusive.

@@ -52,6 +52,19 @@ impl DeadlineCalculator {
         Self { calendar, time_zone }
     }
 
+    /// The shipped calendars, merged with (and overridden by) the year files in
+    /// `calendars_dir` when it is not empty, in the IANA zone `time_zone`.
+    pub fn configured(time_zone: &str, calendars_dir: &str) -> Result<Self, CalendarError> {
+        let tz: Tz = time_zone
+            .parse()
+            .map_err(|e| CalendarError::InvalidTimeZone { name: time_zone.to_owned(), message: format!("{e}") })?;
+        let mut calendar = WorkingCalendar::china();
+        if !calendars_dir.is_empty() {
+            calendar = calendar.merged(WorkingCalendar::load_dir(std::path::Path::new(calendars_dir))?);
+        }
+        Ok(Self::new(Arc::new(calendar), tz))
+    }
+
     /// The shipped China calendar in Asia/Shanghai.
     pub fn china() -> Self {
         Self::new(Arc::new(WorkingCalendar::china()), DEFAULT_TIME_ZONE)

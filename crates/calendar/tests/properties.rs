@@ -125,10 +125,8 @@ proptest! {
         if paused >= plain {
             prop_assert_eq!(with_pause, plain);
         }
-        if let Period::Hours(_) = period {
-            if paused < plain {
-                prop_assert_eq!(with_pause, plain + (resumed - paused));
-            }
+        if matches!(period, Period::Hours(_)) && paused < plain {
+            prop_assert_eq!(with_pause, plain + (resumed - paused));
         }
     }
 

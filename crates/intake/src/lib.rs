@@ -8,7 +8,7 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context;
-use redress_calendar::{DeadlineCalculator, SlaPolicy, WorkingCalendar};
+use redress_calendar::{DeadlineCalculator, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::principal::InternalKey;
@@ -59,16 +59,10 @@ impl Default for IntakeConfig {
 
 impl IntakeConfig {
     pub fn deadline_calculator(&self) -> anyhow::Result<DeadlineCalculator> {
-        let tz: chrono_tz::Tz =
-            self.time_zone.parse().map_err(|e| anyhow::anyhow!("invalid time_zone {:?}: {e}", self.time_zone))?;
-        let mut calendar = WorkingCalendar::china();
-        if !self.calendars_dir.is_empty() {
-            let extra = WorkingCalendar::load_dir(std::path::Path::new(&self.calendars_dir))
-                .with_context(|| format!("loading calendars from {}", self.calendars_dir))?;
-            calendar = calendar.merged(extra);
-        }
-        tracing::info!(years = ?calendar.years(), time_zone = %tz, "working-day calendars loaded");
-        Ok(DeadlineCalculator::new(Arc::new(calendar), tz))
+        let calculator = DeadlineCalculator::configured(&self.time_zone, &self.calendars_dir)
+            .context("time_zone / calendars_dir")?;
+        tracing::info!(years = ?calculator.calendar().years(), time_zone = %calculator.time_zone(), "working-day calendars loaded");
+        Ok(calculator)
     }
 }
 
