@@ -12,8 +12,12 @@ use redress_platform::time::{from_micros, to_timestamp};
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedService;
 use redress_proto::redress::case::v1::case_service_server::CaseService;
 use redress_proto::redress::case::v1::{
-    AuditEntry, Case, CaseState, GetCaseRequest, ListAuditEntriesRequest, ListAuditEntriesResponse, ListCasesRequest,
-    ListCasesResponse, StreamEventsRequest, StreamEventsResponse, VerifyAuditChainRequest, VerifyAuditChainResponse,
+    AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
+    AuditEntry, Case, CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest,
+    ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, ListAuditEntriesRequest, ListAuditEntriesResponse,
+    ListCasesRequest, ListCasesResponse, PauseCaseClocksRequest, ProposeResolutionRequest, RecordFirstResponseRequest,
+    ResumeCaseClocksRequest, StreamEventsRequest, StreamEventsResponse, TransferCaseRequest, TransitionCaseRequest,
+    VerifyAuditChainRequest, VerifyAuditChainResponse,
 };
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +35,10 @@ pub struct CaseApi {
 impl CaseApi {
     pub fn new(store: Ready<Arc<dyn CaseStore>>, shutdown: CancellationToken) -> Self {
         Self { store, shutdown }
+    }
+
+    pub(crate) fn store(&self) -> Result<Arc<dyn CaseStore>, ServiceError> {
+        Ok(self.store.get()?.clone())
     }
 
     pub async fn get(&self, principal: &Principal, request: GetCaseRequest) -> Result<Case, ServiceError> {
@@ -184,6 +192,98 @@ impl CaseService for CaseApi {
     ) -> Result<Response<VerifyAuditChainResponse>, Status> {
         let principal = Principal::of(&request)?;
         Ok(Response::new(self.verify_audit_chain(&principal, request.into_inner()).await?))
+    }
+
+    async fn assign_case(&self, request: Request<AssignCaseRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.assign(&principal, request.into_inner()).await?))
+    }
+
+    async fn transfer_case(&self, request: Request<TransferCaseRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.transfer(&principal, request.into_inner()).await?))
+    }
+
+    async fn transition_case(&self, request: Request<TransitionCaseRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.transition(&principal, request.into_inner()).await?))
+    }
+
+    async fn record_first_response(
+        &self,
+        request: Request<RecordFirstResponseRequest>,
+    ) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.first_response(&principal, request.into_inner()).await?))
+    }
+
+    async fn change_case_grade(&self, request: Request<ChangeCaseGradeRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.change_grade(&principal, request.into_inner()).await?))
+    }
+
+    async fn pause_case_clocks(&self, request: Request<PauseCaseClocksRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.pause(&principal, request.into_inner()).await?))
+    }
+
+    async fn resume_case_clocks(&self, request: Request<ResumeCaseClocksRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.resume(&principal, request.into_inner()).await?))
+    }
+
+    async fn extend_decision_deadline(
+        &self,
+        request: Request<ExtendDecisionDeadlineRequest>,
+    ) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.extend(&principal, request.into_inner()).await?))
+    }
+
+    async fn propose_resolution(&self, request: Request<ProposeResolutionRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.propose(&principal, request.into_inner()).await?))
+    }
+
+    async fn approve_resolution(&self, request: Request<ApproveResolutionRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.approve(&principal, request.into_inner()).await?))
+    }
+
+    async fn decide_case(&self, request: Request<DecideCaseRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.decide(&principal, request.into_inner()).await?))
+    }
+
+    async fn answer_survey(&self, request: Request<AnswerSurveyRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.survey(&principal, request.into_inner()).await?))
+    }
+
+    async fn add_evidence(&self, request: Request<AddEvidenceRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.add_evidence(&principal, request.into_inner()).await?))
+    }
+
+    async fn link_cases(&self, request: Request<LinkCasesRequest>) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.link(&principal, request.into_inner()).await?))
+    }
+
+    async fn add_coordination_task(
+        &self,
+        request: Request<AddCoordinationTaskRequest>,
+    ) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.add_task(&principal, request.into_inner()).await?))
+    }
+
+    async fn complete_coordination_task(
+        &self,
+        request: Request<CompleteCoordinationTaskRequest>,
+    ) -> Result<Response<Case>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.complete_task(&principal, request.into_inner()).await?))
     }
 }
 

@@ -3,13 +3,17 @@
 //! storing its feed position with the case so nothing is lost or opened twice.
 
 pub mod api;
+mod changes;
 pub mod domain;
 pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{FutureExt, StreamExt};
+use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, Subscribe, run_consumer};
@@ -27,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 pub use api::CaseApi;
+pub use domain::clock::Clocks;
+pub use domain::workflow::Rules;
 pub use store::CaseStore;
 
 /// gRPC services case-workflow serves (and reports health for).
@@ -43,6 +49,63 @@ pub struct CaseWorkflowConfig {
     pub telemetry: TelemetryConfig,
     /// Where intake's event feed is served, e.g. `http://redress-intake:50051`.
     pub intake_url: String,
+    /// IANA zone the institution counts its days in.
+    pub time_zone: String,
+    /// Directory of extra or replacement year calendars (`*.toml`); empty for the shipped ones.
+    pub calendars_dir: String,
+    pub sla: SlaPolicy,
+    pub workflow: WorkflowConfig,
+}
+
+/// How cases are worked: handoffs, reminders, authority limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkflowConfig {
+    /// Working days a receiving department has to assign a transferred case.
+    pub handoff_working_days: u32,
+    /// Share of a clock's span (percent) after which the owner is reminded.
+    pub at_risk_percent: u8,
+    /// How often the deadline sweeper looks for reminders to raise, in milliseconds.
+    pub sweep_interval_ms: u64,
+    /// Highest compensation in minor units (fen) each role may grant without approval.
+    pub authority_limits: HashMap<String, i64>,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            handoff_working_days: 1,
+            at_risk_percent: 80,
+            sweep_interval_ms: 1000,
+            authority_limits: HashMap::from([
+                ("handler".to_owned(), 100_000),
+                ("supervisor".to_owned(), 1_000_000),
+                ("department_head".to_owned(), 10_000_000),
+                ("senior_manager".to_owned(), 100_000_000),
+                ("admin".to_owned(), 100_000_000),
+            ]),
+        }
+    }
+}
+
+impl CaseWorkflowConfig {
+    /// The workflow's rules: calendar, SLA policy, reminders and authority limits.
+    pub fn rules(&self) -> anyhow::Result<Rules> {
+        let calculator = DeadlineCalculator::configured(&self.time_zone, &self.calendars_dir)
+            .context("time_zone / calendars_dir")?;
+        tracing::info!(years = ?calculator.calendar().years(), time_zone = %calculator.time_zone(), "working-day calendars loaded");
+        anyhow::ensure!(self.workflow.handoff_working_days > 0, "workflow.handoff_working_days must be at least 1");
+        anyhow::ensure!(self.workflow.at_risk_percent <= 100, "workflow.at_risk_percent must be at most 100");
+        Ok(Rules {
+            clocks: Clocks {
+                calculator,
+                policy: self.sla.clone(),
+                handoff: Period::WorkingDays(self.workflow.handoff_working_days),
+                at_risk_percent: self.workflow.at_risk_percent,
+            },
+            authority_limits: self.workflow.authority_limits.clone(),
+        })
+    }
 }
 
 impl Default for CaseWorkflowConfig {
@@ -53,21 +116,53 @@ impl Default for CaseWorkflowConfig {
             internal_key: Secret::default(),
             telemetry: TelemetryConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
+            time_zone: "Asia/Shanghai".to_owned(),
+            calendars_dir: String::new(),
+            sla: SlaPolicy::default(),
+            workflow: WorkflowConfig::default(),
         }
     }
 }
 
-pub async fn open_store(config: &DatabaseConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<dyn CaseStore>> {
+pub async fn open_store(
+    config: &DatabaseConfig,
+    rules: Arc<Rules>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<dyn CaseStore>> {
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
             let db = redress_platform::db::connect_sqlite(config).await?;
-            Arc::new(store::SqliteCaseStore::open(db).await?)
+            Arc::new(store::SqliteCaseStore::open(db, rules).await?)
         }
         Backend::Postgres => {
             let pool = redress_platform::db::connect_postgres(config).await?;
-            Arc::new(store::PostgresCaseStore::open(pool, shutdown).await?)
+            Arc::new(store::PostgresCaseStore::open(pool, rules, shutdown).await?)
         }
     })
+}
+
+/// Raises deadline reminders until `shutdown` (D-SLA-7). Each case's reminders commit with
+/// their events, so stopping or killing it at any point neither loses nor repeats one.
+pub async fn run_sweeper(store: Arc<dyn CaseStore>, interval: Duration, shutdown: CancellationToken) {
+    const BATCH: i64 = 500;
+    loop {
+        let swept = match store.sweep(redress_platform::time::now(), BATCH).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "deadline sweep failed; retrying");
+                0
+            }
+        };
+        // A full batch means more may be due: go on at once.
+        if swept < BATCH as usize {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        } else if shutdown.is_cancelled() {
+            return;
+        }
+    }
 }
 
 /// Subscribes to intake's feed over gRPC with case-workflow's own signed principal.
@@ -101,6 +196,7 @@ pub struct CaseWorkflow {
     config: CaseWorkflowConfig,
     api: CaseApi,
     store: Ready<Arc<dyn CaseStore>>,
+    rules: Arc<Rules>,
     key: InternalKey,
     shutdown: CancellationToken,
 }
@@ -112,9 +208,10 @@ impl CaseWorkflow {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let server = GrpcServer::bind(&config.server, SERVICES).await?;
+        let rules = Arc::new(config.rules()?);
         let store = Ready::new();
         let api = CaseApi::new(store.clone(), shutdown.clone());
-        Ok(Self { server, config, api, store, key, shutdown })
+        Ok(Self { server, config, api, store, rules, key, shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -130,8 +227,10 @@ impl CaseWorkflow {
         let store_stop = CancellationToken::new();
         let init = async {
             tracing::info!(database = %self.config.database, "opening case store");
-            let store = open_store(&self.config.database, store_stop.clone()).await?;
+            let store = open_store(&self.config.database, self.rules.clone(), store_stop.clone()).await?;
             self.store.set(store.clone());
+            let interval = Duration::from_millis(self.config.workflow.sweep_interval_ms.max(10));
+            tokio::spawn(run_sweeper(store.clone(), interval, self.shutdown.clone()));
             let sink: Arc<dyn EventSink> = store;
             tokio::spawn(run_consumer("case-workflow<-intake", subscribe, sink, self.shutdown.clone()));
             tracing::info!(intake = %self.config.intake_url, "case-workflow ready; following intake events");

@@ -25,20 +25,41 @@ pub enum Permission {
     ComplaintsCreate,
     ComplaintsRead,
     CasesRead,
+    /// Change cases: assign, transfer, transition, propose, decide, ...
+    CasesWrite,
+    /// Approve resolutions whose compensation exceeds the proposer's authority limit.
+    CasesApprove,
+    /// Extend the regulatory decision clock to 30 days (complex cases, D-SLA-2).
+    CasesExtend,
+    /// Extend it to 60 days (higher-level branch or head-office senior manager, D-SLA-2).
+    CasesExtendSpecial,
     EventsRead,
     /// Read personal information in clear (D-PII-4).
     PiiRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] =
-        [Self::ComplaintsCreate, Self::ComplaintsRead, Self::CasesRead, Self::EventsRead, Self::PiiRead];
+    pub const ALL: [Permission; 9] = [
+        Self::ComplaintsCreate,
+        Self::ComplaintsRead,
+        Self::CasesRead,
+        Self::CasesWrite,
+        Self::CasesApprove,
+        Self::CasesExtend,
+        Self::CasesExtendSpecial,
+        Self::EventsRead,
+        Self::PiiRead,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ComplaintsCreate => "complaints.create",
             Self::ComplaintsRead => "complaints.read",
             Self::CasesRead => "cases.read",
+            Self::CasesWrite => "cases.write",
+            Self::CasesApprove => "cases.approve",
+            Self::CasesExtend => "cases.extend",
+            Self::CasesExtendSpecial => "cases.extend.special",
             Self::EventsRead => "events.read",
             Self::PiiRead => "pii.read",
         }

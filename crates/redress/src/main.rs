@@ -132,7 +132,8 @@ async fn main() -> anyhow::Result<()> {
                     redress_intake::open_store(&config, shutdown.clone()).await.context("intake migrations")?;
                 }
                 StoreOwner::CaseWorkflow => {
-                    redress_case_workflow::open_store(&config, shutdown.clone())
+                    let rules = redress_case_workflow::CaseWorkflowConfig::default().rules()?;
+                    redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), shutdown.clone())
                         .await
                         .context("case-workflow migrations")?;
                 }

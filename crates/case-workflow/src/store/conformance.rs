@@ -4,17 +4,26 @@
 
 use std::sync::Arc;
 
+use chrono::TimeDelta;
+use redress_platform::ServiceError;
 use redress_platform::db::DatabaseConfig;
+use redress_platform::principal::Principal;
 use redress_platform::testing::committed_events;
-use redress_proto::redress::case::v1::{CaseOpened, CaseState};
+use redress_platform::time::{now, to_timestamp};
+use redress_proto::redress::case::v1::{
+    Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, DeadlineBreached, LinkType, Money, PauseReason,
+    ResolutionType, SurveyAnswered,
+};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::intake::v1::ComplaintAccepted;
 use tokio_util::sync::CancellationToken;
 
-use super::{CaseQuery, CaseStore};
+use super::{CaseQuery, CaseStore, RequestKey, Update};
+use crate::domain::tests::{handler, rules, supervisor};
+use crate::domain::workflow::Command;
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn CaseStore> {
-    crate::open_store(config, CancellationToken::new()).await.expect("store opens")
+    crate::open_store(config, Arc::new(rules()), CancellationToken::new()).await.expect("store opens")
 }
 
 fn accepted(position: i64, n: u32) -> Event {
@@ -28,6 +37,8 @@ fn accepted_in(position: i64, n: u32, org_unit: &str) -> Event {
         channel: 3,
         org_unit: org_unit.to_owned(),
         grade: 1,
+        receive_time: Some(to_timestamp(now())),
+        complained_staff_id: "e-042".to_owned(),
         ..Default::default()
     };
     Event {
@@ -48,6 +59,11 @@ redress_platform::conformance_suite!(
     case_lists_are_scoped_to_an_organisation_unit,
     an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed,
     an_opened_case_starts_a_verifiable_audit_trail,
+    a_case_walks_through_every_state,
+    two_updates_with_the_same_etag_one_wins,
+    a_retried_request_returns_the_first_result,
+    reminders_are_raised_once_even_when_sweeps_are_interrupted,
+    merging_updates_both_cases,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -152,4 +168,306 @@ async fn an_opened_case_starts_a_verifiable_audit_trail(store: Arc<dyn CaseStore
     assert_eq!((trail.length, trail.head.as_str()), (1, entry.hash.as_str()));
     assert_eq!(crate::domain::audit::verify(id, &trail.entries, trail.length, &trail.head), Ok(()));
     assert!(store.audit_trail(&uuid::Uuid::now_v7().to_string()).await.unwrap().is_none());
+}
+
+/// The id of the first case listed (the newest).
+async fn newest_case(store: &Arc<dyn CaseStore>) -> Case {
+    store.list(&CaseQuery { limit: 1, ..Default::default() }).await.unwrap().remove(0).case
+}
+
+fn id_of(case: &Case) -> String {
+    case.name.strip_prefix("cases/").unwrap().to_owned()
+}
+
+async fn change(
+    store: &Arc<dyn CaseStore>,
+    case: &Case,
+    who: &Principal,
+    command: Command,
+) -> Result<Case, ServiceError> {
+    let update = Update {
+        id: id_of(case),
+        other: None,
+        expected_version: None,
+        request: None,
+        principal: Arc::new(who.clone()),
+        command,
+    };
+    store.update(update).await
+}
+
+fn text(s: &str) -> String {
+    s.to_owned()
+}
+
+fn to(target: CaseState) -> Command {
+    Command::Transition { target, reason: format!("to {}", target.as_str_name()) }
+}
+
+async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
+    store.apply(vec![accepted(1, 1)]).await.unwrap();
+    let h = handler();
+    let s = supervisor();
+    let mut case = newest_case(&store).await;
+    let mut visited = vec![case.state];
+    let steps: Vec<(&Principal, Command)> = vec![
+        (&h, Command::Assign { assignee: text("u-handler"), department: text("cards") }),
+        (&h, Command::FirstResponse { note: text("called the complainant") }),
+        (&h, Command::Transfer { to_department: text("loans"), reason: text("a loan fee, not a card fee") }),
+        (&s, Command::Assign { assignee: text("u-loans"), department: text("loans") }),
+        (&h, to(CaseState::Investigating)),
+        (&h, Command::Pause { reason: PauseReason::WaitingForMaterials, note: text("statement") }),
+        (&h, Command::Resume { note: text("statement received") }),
+        (&s, Command::Extend { total_days: 30, reason: text("needs the partner's records") }),
+        (
+            &h,
+            Command::AddEvidence {
+                uri: text("s3://ev/call.mp3"),
+                sha256: "0f".repeat(32),
+                kind: text("recording"),
+                description: text(""),
+            },
+        ),
+        (&h, to(CaseState::InMediation)),
+        (
+            &h,
+            Command::Propose {
+                kind: ResolutionType::ApologyCompensation,
+                compensation: Some(Money { currency_code: text("CNY"), amount_minor: 200_000 }),
+                grounds: text("fee charged twice"),
+            },
+        ),
+        (&s, Command::Approve { note: text("within policy") }),
+        (&h, Command::Decide { notice: text("we refund the fee and apologise") }),
+        (&h, to(CaseState::UnderReview)),
+        (&h, to(CaseState::Investigating)),
+        (&h, Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("reviewed") }),
+        (&h, Command::Decide { notice: text("the review confirms the refund") }),
+        (&h, Command::Survey { score: 4, resolved: true, comment: text("ok") }),
+        (&h, to(CaseState::Closed)),
+        (&h, to(CaseState::Reopened)),
+        (&h, Command::Assign { assignee: text("u-loans"), department: text("loans") }),
+        (&h, to(CaseState::Investigating)),
+        (&h, Command::Propose { kind: ResolutionType::ProcessFix, compensation: None, grounds: text("process fixed") }),
+        (&h, Command::Decide { notice: text("fixed") }),
+        (&h, to(CaseState::FollowUp)),
+        (&h, to(CaseState::Closed)),
+    ];
+    let count = steps.len();
+    for (who, command) in steps {
+        let before = case.etag.clone();
+        case = change(&store, &case, who, command.clone()).await.unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        assert_ne!(case.etag, before);
+        visited.push(case.state);
+    }
+    for state in [
+        CaseState::Accepted,
+        CaseState::Assigned,
+        CaseState::Investigating,
+        CaseState::ResolutionProposed,
+        CaseState::Decided,
+        CaseState::FollowUp,
+        CaseState::Closed,
+        CaseState::Reopened,
+        CaseState::UnderReview,
+        CaseState::InMediation,
+    ] {
+        assert!(visited.contains(&(state as i32)), "never in {state:?}");
+    }
+    assert_eq!(store.get(&id_of(&case)).await.unwrap().as_ref(), Some(&case));
+    assert_eq!(case.first_contact_owner, "u-handler");
+    assert_eq!((case.review_count, case.reopen_count), (1, 1));
+    assert_eq!(case.transfers.len(), 1);
+    assert!(case.transfers[0].accept_time.is_some());
+    assert_eq!(case.pauses.len(), 1);
+    let decision = case.clocks.iter().find(|c| c.kind == ClockKind::RegulatoryDecision as i32).unwrap();
+    assert_eq!(decision.length, 30);
+
+    // Every step is on the verifiable trail and on the feed.
+    let id = id_of(&case);
+    let trail = store.audit_trail(&id).await.unwrap().unwrap();
+    assert_eq!(trail.entries.len(), count + 1);
+    assert_eq!(crate::domain::audit::verify(&id, &trail.entries, trail.length, &trail.head), Ok(()));
+    let events = committed_events(store.feed(), 0, 1000).await.unwrap();
+    let of_type = |t: &str| events.iter().filter(|e| e.event_type == format!("redress.case.v1.{t}")).count();
+    assert_eq!(of_type("CaseChanged"), count);
+    assert_eq!(of_type("DecisionDeadlineExtended"), 1);
+    assert_eq!(of_type("SurveyAnswered"), 1);
+    assert_eq!(of_type("CaseClosed"), 2);
+    let survey = events.iter().find(|e| e.event_type.ends_with("SurveyAnswered")).unwrap();
+    let survey: SurveyAnswered = survey.payload.as_ref().unwrap().to_msg().unwrap();
+    let measures = survey.measures.unwrap();
+    assert!(measures.first_response_seconds >= 0 && measures.decision_seconds >= measures.first_response_seconds);
+    assert!(!measures.one_time_resolution, "reviewed once");
+    let closed: CaseClosed = events
+        .iter()
+        .rfind(|e| e.event_type.ends_with("CaseClosed"))
+        .unwrap()
+        .payload
+        .as_ref()
+        .unwrap()
+        .to_msg()
+        .unwrap();
+    assert_eq!(closed.case.unwrap().state, CaseState::Closed as i32);
+    let last: CaseChanged = events
+        .iter()
+        .rfind(|e| e.event_type.ends_with("CaseChanged"))
+        .unwrap()
+        .payload
+        .as_ref()
+        .unwrap()
+        .to_msg()
+        .unwrap();
+    assert_eq!((last.previous_state, last.actor.as_str()), (CaseState::FollowUp as i32, "u-handler"));
+
+    // Withdrawal ends another case from any open state; nothing follows it.
+    store.apply(vec![accepted(2, 2)]).await.unwrap();
+    let other = newest_case(&store).await;
+    let withdrawn = change(&store, &other, &h, to(CaseState::Withdrawn)).await.unwrap();
+    assert!(withdrawn.close_time.is_some());
+    let err = change(&store, &withdrawn, &h, to(CaseState::Reopened)).await.unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::FailedPrecondition { message, .. } if message.contains("CASE_STATE_WITHDRAWN")),
+        "{err}"
+    );
+}
+
+async fn two_updates_with_the_same_etag_one_wins(store: Arc<dyn CaseStore>) {
+    store.apply(vec![accepted(1, 1)]).await.unwrap();
+    let case = newest_case(&store).await;
+    let version = 1;
+    let mut tasks = Vec::new();
+    for assignee in ["u-a", "u-b", "u-c", "u-d"] {
+        let store = store.clone();
+        let update = Update {
+            id: id_of(&case),
+            other: None,
+            expected_version: Some(version),
+            request: None,
+            principal: Arc::new(handler()),
+            command: Command::Assign { assignee: assignee.to_owned(), department: text("cards") },
+        };
+        tasks.push(tokio::spawn(async move { store.update(update).await }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(case) => won.push(case),
+            Err(ServiceError::Aborted { reason, .. }) => assert_eq!(reason, "ETAG_MISMATCH"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one update wins");
+    let stored = store.get(&id_of(&case)).await.unwrap().unwrap();
+    assert_eq!(stored.assignee, won[0].assignee);
+    assert_eq!(stored.etag, "\"2\"");
+    assert_eq!(store.audit_trail(&id_of(&case)).await.unwrap().unwrap().entries.len(), 2);
+}
+
+async fn a_retried_request_returns_the_first_result(store: Arc<dyn CaseStore>) {
+    store.apply(vec![accepted(1, 1)]).await.unwrap();
+    let case = newest_case(&store).await;
+    let update = |fingerprint: &str, assignee: &str| Update {
+        id: id_of(&case),
+        other: None,
+        expected_version: None,
+        request: Some(RequestKey { id: text("req-1"), fingerprint: fingerprint.to_owned() }),
+        principal: Arc::new(handler()),
+        command: Command::Assign { assignee: assignee.to_owned(), department: text("cards") },
+    };
+    let first = store.update(update("f1", "u-a")).await.unwrap();
+    let again = store.update(update("f1", "u-a")).await.unwrap();
+    assert_eq!(first, again);
+    let err = store.update(update("f2", "u-b")).await.unwrap_err();
+    assert!(matches!(&err, ServiceError::InvalidArgument(v) if v[0].field == "request_id"), "{err}");
+    assert_eq!(store.audit_trail(&id_of(&case)).await.unwrap().unwrap().entries.len(), 2, "applied once");
+    // A refused change writes nothing either.
+    let refused = change(&store, &first, &handler(), to(CaseState::Closed)).await;
+    assert!(refused.is_err());
+    assert_eq!(store.get(&id_of(&case)).await.unwrap().unwrap(), first);
+}
+
+async fn reminders_are_raised_once_even_when_sweeps_are_interrupted(store: Arc<dyn CaseStore>) {
+    // Complaints received 20 days ago: every clock has run out.
+    let received = now() - TimeDelta::days(20);
+    let events: Vec<Event> = (1..=30)
+        .map(|i| {
+            let mut e = accepted(i, i as u32);
+            let mut payload: ComplaintAccepted = e.payload.as_ref().unwrap().to_msg().unwrap();
+            payload.receive_time = Some(to_timestamp(received));
+            e.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+            e
+        })
+        .collect();
+    store.apply(events).await.unwrap();
+    // Sweeps that are cut off at arbitrary points, racing each other.
+    for round in 0..6u64 {
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { store.sweep(now(), 4).await }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(round * 3)).await;
+        tasks[0].abort();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    while store.sweep(now(), 100).await.unwrap() > 0 {}
+    let events = committed_events(store.feed(), 0, 10_000).await.unwrap();
+    let mut breaches = std::collections::HashMap::<(String, i32), usize>::new();
+    for e in events.iter().filter(|e| e.event_type.ends_with("DeadlineBreached")) {
+        let b: DeadlineBreached = e.payload.as_ref().unwrap().to_msg().unwrap();
+        *breaches.entry((e.aggregate.clone(), b.clock)).or_default() += 1;
+    }
+    // First response, resolution and the 15-day decision clock: one breach each per case.
+    assert_eq!(breaches.len(), 90, "{breaches:?}");
+    assert!(breaches.values().all(|n| *n == 1), "{breaches:?}");
+    for listed in store.list(&CaseQuery { limit: 100, ..Default::default() }).await.unwrap() {
+        assert!(listed.case.clocks.iter().all(|c| c.breached), "{:?}", listed.case.clocks);
+        let id = id_of(&listed.case);
+        let trail = store.audit_trail(&id).await.unwrap().unwrap();
+        assert_eq!(trail.entries.iter().filter(|e| e.action == "deadline.breached").count(), 3);
+        assert_eq!(crate::domain::audit::verify(&id, &trail.entries, trail.length, &trail.head), Ok(()));
+    }
+    assert_eq!(store.sweep(now(), 100).await.unwrap(), 0, "nothing left to raise");
+}
+
+async fn merging_updates_both_cases(store: Arc<dyn CaseStore>) {
+    store.apply(vec![accepted(1, 1), accepted(2, 2)]).await.unwrap();
+    let cases = store.list(&CaseQuery { limit: 2, ..Default::default() }).await.unwrap();
+    let (duplicate, survivor) = (&cases[0].case, &cases[1].case);
+    let update = Update {
+        id: id_of(duplicate),
+        other: Some(id_of(survivor)),
+        expected_version: Some(1),
+        request: None,
+        principal: Arc::new(handler()),
+        command: Command::Link { kind: LinkType::MergedInto, reason: text("same complaint") },
+    };
+    let merged = store.update(update).await.unwrap();
+    assert_eq!((merged.state, merged.merged_into.as_str()), (CaseState::Closed as i32, survivor.name.as_str()));
+    let survivor = store.get(&id_of(survivor)).await.unwrap().unwrap();
+    assert_eq!(survivor.links.len(), 1);
+    assert_eq!(
+        (survivor.links[0].r#type, survivor.links[0].case.as_str()),
+        (LinkType::MergedFrom as i32, merged.name.as_str())
+    );
+    assert_eq!(survivor.etag, "\"2\"");
+    for id in [id_of(&merged), id_of(&survivor)] {
+        let trail = store.audit_trail(&id).await.unwrap().unwrap();
+        assert_eq!(trail.entries.last().unwrap().action, "case.linked");
+    }
+    // A case outside the caller's unit cannot be linked: it does not exist for the caller.
+    store.apply(vec![accepted_in(3, 3, "institutions/other")]).await.unwrap();
+    let foreign = newest_case(&store).await;
+    let update = Update {
+        id: id_of(&survivor),
+        other: Some(id_of(&foreign)),
+        expected_version: None,
+        request: None,
+        principal: Arc::new(handler()),
+        command: Command::Link { kind: LinkType::Related, reason: text("r") },
+    };
+    assert!(matches!(store.update(update).await, Err(ServiceError::NotFound { .. })));
 }

@@ -9,14 +9,21 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use prost::Message;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redress_platform::ServiceError;
+use redress_platform::db::CommitFailed;
 use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_platform::paging::Cursor;
+use redress_platform::principal::Principal;
 use redress_platform::time::{now, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::intake::v1::ComplaintAccepted;
 
 use crate::domain::audit::AuditRecord;
+use crate::domain::workflow::{self, Command, Context, Effects, Rules};
 
 pub use postgres::PostgresCaseStore;
 pub use sqlite::SqliteCaseStore;
@@ -91,7 +98,263 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>>;
     /// The audit trail of a case, `None` when there is no such case.
     async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>>;
+    /// Applies one change to a case (and the other case of a link) with its audit entries and
+    /// events, all or nothing; a retried request id returns the first result.
+    async fn update(&self, update: Update) -> Result<Case, ServiceError>;
+    /// Raises the reminders due by `now` on at most `limit` cases; returns how many cases it
+    /// looked at (0 also when another replica holds the sweep).
+    async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize>;
     fn feed(&self) -> &Feed;
+}
+
+/// One change to a case.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// The case's id.
+    pub id: String,
+    /// The other case's id, for links.
+    pub other: Option<String>,
+    /// The version the caller's etag names, when it gave one.
+    pub expected_version: Option<i64>,
+    pub request: Option<RequestKey>,
+    pub principal: Arc<Principal>,
+    pub command: Command,
+}
+
+/// A request id with the fingerprint of the caller and request that first used it.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub id: String,
+    pub fingerprint: String,
+}
+
+/// Errors of an update inside a write transaction.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub(crate) struct UpdateError(pub ServiceError);
+
+impl From<ServiceError> for UpdateError {
+    fn from(e: ServiceError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<CommitFailed> for UpdateError {
+    fn from(e: CommitFailed) -> Self {
+        Self(ServiceError::Internal(e.into()))
+    }
+}
+
+impl From<sqlx::Error> for UpdateError {
+    fn from(e: sqlx::Error) -> Self {
+        Self(ServiceError::Internal(e.into()))
+    }
+}
+
+impl From<anyhow::Error> for UpdateError {
+    fn from(e: anyhow::Error) -> Self {
+        Self(ServiceError::Internal(e))
+    }
+}
+
+/// A case as stored, with what the write must check and continue.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LoadedRow {
+    record: Vec<u8>,
+    version: i64,
+    audit_length: i64,
+    audit_head: String,
+}
+
+/// Loads a case for a change.
+pub(crate) const LOAD: &str = "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1";
+/// [`LOAD`], locking the row until the transaction ends (PostgreSQL).
+pub(crate) const LOAD_LOCKED: &str =
+    "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1 FOR UPDATE";
+
+/// The stored first result of a request id.
+pub(crate) const LOAD_REQUEST: &str = "SELECT fingerprint, response FROM case_requests WHERE request_id = $1";
+
+pub(crate) const SAVE_REQUEST: &str = "INSERT INTO case_requests \
+    (request_id, case_id, fingerprint, response, record_time_us) VALUES ($1, $2, $3, $4, $5)";
+
+/// Writes a changed case; `$8` is the version it was loaded at.
+pub(crate) const SAVE: &str = "UPDATE cases SET record = $2, state = $3, version = $4, next_check_us = $5, \
+    audit_length = $6, audit_head = $7 WHERE id = $1 AND version = $8";
+
+/// Cases the sweeper must look at by `$1`, earliest first.
+pub(crate) const DUE_FOR_SWEEP: &str = "SELECT id FROM cases WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
+    ORDER BY next_check_us LIMIT $2";
+
+/// One case row to write.
+pub(crate) struct RowWrite {
+    pub id: String,
+    pub record: Vec<u8>,
+    pub state: i32,
+    pub version: i64,
+    pub loaded_version: i64,
+    pub next_check_us: Option<i64>,
+    pub audit_length: i64,
+    pub audit_head: String,
+    pub entries: Vec<AuditRecord>,
+}
+
+/// Everything one change writes.
+pub(crate) struct Plan {
+    pub rows: Vec<RowWrite>,
+    pub events: Vec<NewEvent>,
+    pub response: Case,
+}
+
+/// [`SAVE`] bound for a row.
+macro_rules! save_row {
+    ($row:expr) => {{
+        let row: &$crate::store::RowWrite = $row;
+        sqlx::query($crate::store::SAVE)
+            .bind(row.id.clone())
+            .bind(row.record.clone())
+            .bind(row.state)
+            .bind(row.version)
+            .bind(row.next_check_us)
+            .bind(row.audit_length)
+            .bind(row.audit_head.clone())
+            .bind(row.loaded_version)
+    }};
+}
+use save_row;
+
+/// A loaded case.
+pub(crate) struct Loaded {
+    id: String,
+    case: Case,
+    version: i64,
+    audit_length: i64,
+    audit_head: String,
+}
+
+impl Loaded {
+    pub(crate) fn from_row(id: &str, row: LoadedRow) -> Result<Self, ServiceError> {
+        Ok(Self {
+            id: id.to_owned(),
+            case: Case::decode(row.record.as_slice()).map_err(anyhow::Error::from)?,
+            version: row.version,
+            audit_length: row.audit_length,
+            audit_head: row.audit_head,
+        })
+    }
+}
+
+fn not_found(id: &str) -> ServiceError {
+    ServiceError::NotFound { resource: "case", name: format!("cases/{id}") }
+}
+
+/// The stored result of a request id: `Some(case)` for a retry of the same request, an error
+/// for the id reused with another request, `None` for a new id.
+pub(crate) fn replay(key: &RequestKey, stored: Option<(String, Vec<u8>)>) -> Result<Option<Case>, ServiceError> {
+    match stored {
+        None => Ok(None),
+        Some((fingerprint, response)) if fingerprint == key.fingerprint => {
+            Ok(Some(Case::decode(response.as_slice()).map_err(anyhow::Error::from)?))
+        }
+        Some(_) => Err(ServiceError::invalid("request_id", "was already used for a different request")),
+    }
+}
+
+/// Plans a change: checks scope and etag, runs the command, chains the audit entries.
+pub(crate) fn plan_update(
+    primary: Option<Loaded>,
+    other: Option<Option<Loaded>>,
+    update: Update,
+    rules: &Rules,
+) -> Result<Plan, ServiceError> {
+    let principal = update.principal.clone();
+    // Outside the caller's organisation unit a case does not exist for the caller.
+    let visible =
+        |l: Option<Loaded>, id: &str| l.filter(|l| principal.covers(&l.case.org_unit)).ok_or_else(|| not_found(id));
+    let mut primary = visible(primary, &update.id)?;
+    let mut other = match (other, &update.other) {
+        (Some(o), Some(id)) => Some(visible(o, id)?),
+        _ => None,
+    };
+    if let Some(expected) = update.expected_version
+        && expected != primary.version
+    {
+        return Err(ServiceError::Aborted {
+            reason: "ETAG_MISMATCH",
+            message: format!(
+                "the case changed since etag {}; read it again (current etag {})",
+                etag(expected),
+                etag(primary.version)
+            ),
+        });
+    }
+    let now = redress_platform::time::now();
+    for l in std::iter::once(&mut primary).chain(other.as_mut()) {
+        l.case.etag = etag(l.version + 1);
+        l.case.update_time = Some(to_timestamp(now));
+    }
+    let link = match &update.command {
+        Command::Link { kind, reason } => Some((*kind, reason.clone())),
+        _ => None,
+    };
+    let ctx = Context { principal: &principal, now, rules };
+    let effects = workflow::execute(&mut primary.case, other.as_mut().map(|o| &mut o.case), update.command, &ctx)?;
+    let mut events = Vec::new();
+    let mut rows = vec![row_write(&primary, effects, &principal.subject, rules, now, &mut events)];
+    if let (Some(o), Some((kind, reason))) = (other, link) {
+        let fx = workflow::linked_effects(&o.case, &primary.case.name, kind, &reason, &principal.subject, rules);
+        rows.push(row_write(&o, fx, &principal.subject, rules, now, &mut events));
+    }
+    Ok(Plan { rows, events, response: primary.case })
+}
+
+/// Plans the sweep of one case; `None` when there is no such case.
+pub(crate) fn plan_sweep(loaded: Option<Loaded>, rules: &Rules, now: DateTime<Utc>) -> Option<Plan> {
+    let mut l = loaded?;
+    let mut probe = l.case.clone();
+    if workflow::sweep(&mut probe, rules, now).audit.is_empty() {
+        // Nothing to raise (the case changed since it was listed): only the next check moves.
+        let mut events = Vec::new();
+        let mut row = row_write(&l, Effects::default(), SYSTEM_ACTOR, rules, now, &mut events);
+        row.version = l.version;
+        return Some(Plan { rows: vec![row], events, response: l.case });
+    }
+    l.case.etag = etag(l.version + 1);
+    l.case.update_time = Some(to_timestamp(now));
+    let effects = workflow::sweep(&mut l.case, rules, now);
+    let mut events = Vec::new();
+    let row = row_write(&l, effects, SYSTEM_ACTOR, rules, now, &mut events);
+    Some(Plan { rows: vec![row], events, response: l.case })
+}
+
+fn row_write(
+    l: &Loaded,
+    effects: Effects,
+    actor: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> RowWrite {
+    let mut previous = (l.audit_length, l.audit_head.clone());
+    let mut entries = Vec::with_capacity(effects.audit.len());
+    for (action, details) in effects.audit {
+        let prev = if previous.0 == 0 { None } else { Some((previous.0, previous.1.as_str())) };
+        let record = AuditRecord::after(&l.id, prev, &action, actor, now.timestamp_micros(), details);
+        previous = (record.sequence, record.hash.clone());
+        entries.push(record);
+    }
+    events.extend(effects.events);
+    RowWrite {
+        id: l.id.clone(),
+        record: l.case.encode_to_vec(),
+        state: l.case.state,
+        version: if entries.is_empty() { l.version } else { l.version + 1 },
+        loaded_version: l.version,
+        next_check_us: rules.clocks.next_check(&l.case).map(|t| t.timestamp_micros()),
+        audit_length: previous.0,
+        audit_head: previous.1,
+        entries,
+    }
 }
 
 /// A case to open for an accepted complaint, with its CaseOpened event and the first entry
@@ -102,6 +365,7 @@ struct Opening {
     record: Vec<u8>,
     event: NewEvent,
     audit: AuditRecord,
+    next_check_us: Option<i64>,
 }
 
 /// The actor recorded for what case-workflow does on its own, like opening a case.
@@ -223,8 +487,8 @@ enum Effect {
     DeadLetter(DeadLetter),
 }
 
-fn effect_of(event: &Event) -> Effect {
-    match opening_for(event) {
+fn effect_of(event: &Event, rules: &Rules) -> Effect {
+    match opening_for(event, rules) {
         Ok(Some(opening)) => Effect::Open(Box::new(opening)),
         Ok(None) => Effect::Nothing,
         Err(e) => {
@@ -247,7 +511,7 @@ fn effect_of(event: &Event) -> Effect {
     }
 }
 
-fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
+fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> {
     let Some(payload) = event.payload.as_ref() else {
         return Ok(None);
     };
@@ -260,7 +524,7 @@ fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
     let _entered = span.enter();
     let opened = now();
     let id = uuid::Uuid::now_v7().to_string();
-    let case = Case {
+    let mut case = Case {
         name: format!("cases/{id}"),
         case_number: accepted.complaint_number.clone(),
         complaint: accepted.complaint.clone(),
@@ -276,7 +540,15 @@ fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
         update_time: Some(to_timestamp(opened)),
         etag: etag(1),
         institution: accepted.institution.clone(),
+        complained_staff_ids: if accepted.complained_staff_id.is_empty() {
+            Vec::new()
+        } else {
+            vec![accepted.complained_staff_id.clone()]
+        },
+        ..Case::default()
     };
+    rules.clocks.opening(&mut case);
+    let next_check_us = rules.clocks.next_check(&case).map(|t| t.timestamp_micros());
     let event = NewEvent::new(case.name.clone(), &CaseOpened { case: Some(case.clone()) });
     let record = case.encode_to_vec();
     let details = BTreeMap::from([
@@ -286,7 +558,7 @@ fn opening_for(event: &Event) -> anyhow::Result<Option<Opening>> {
         ("state".to_owned(), CaseState::Accepted.as_str_name().to_owned()),
     ]);
     let audit = AuditRecord::after(&id, None, "case.opened", SYSTEM_ACTOR, opened.timestamp_micros(), details);
-    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit }))
+    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit, next_check_us }))
 }
 
 pub fn etag(version: i64) -> String {

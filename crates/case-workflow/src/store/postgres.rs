@@ -1,30 +1,118 @@
 //! PostgreSQL implementation. The consumer position row is locked for the whole batch, so two
 //! replicas consuming at once apply each event once between them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prost::Message;
+use redress_platform::ServiceError;
 use redress_platform::events::{EventSink, Feed};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
+use sqlx::PgConnection;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase,
-    case_id, effect_of,
+    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DUE_FOR_SWEEP, DeadLetter, Effect, INTAKE_CONSUMER,
+    LOAD_LOCKED, LOAD_REQUEST, ListedCase, Loaded, LoadedRow, Plan, SAVE_REQUEST, Update, UpdateError, case_id,
+    effect_of,
 };
+use crate::domain::workflow::Rules;
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
     pool: PgPool,
     feed: Feed,
+    rules: Arc<Rules>,
 }
 
+/// Advisory lock key held by the one replica that sweeps deadlines (ASCII "redrswep").
+const SWEEP_LOCK: i64 = 0x7265_6472_7377_6570;
+
 impl PostgresCaseStore {
-    pub async fn open(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn open(pool: PgPool, rules: Arc<Rules>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
         let feed = Feed::postgres(pool.clone(), shutdown);
-        Ok(Self { pool, feed })
+        Ok(Self { pool, feed, rules })
+    }
+
+    /// Loads and locks a case row until the transaction ends.
+    async fn load(tx: &mut PgConnection, id: &str) -> Result<Option<Loaded>, UpdateError> {
+        let row: Option<LoadedRow> = sqlx::query_as(LOAD_LOCKED).bind(id).fetch_optional(&mut *tx).await?;
+        Ok(row.map(|r| Loaded::from_row(id, r)).transpose()?)
+    }
+
+    async fn write_plan(tx: &mut PgConnection, plan: &Plan) -> Result<(), UpdateError> {
+        for row in &plan.rows {
+            let saved = super::save_row!(row).execute(&mut *tx).await?.rows_affected();
+            if saved != 1 {
+                return Err(anyhow::anyhow!("case {} changed while it was being written", row.id).into());
+            }
+            for entry in &row.entries {
+                super::insert_audit!(row.id.as_str(), entry).execute(&mut *tx).await?;
+            }
+        }
+        for event in &plan.events {
+            event.append_postgres(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_in(&self, update: Update) -> Result<(Case, bool), UpdateError> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the rows first (in id order, so two links never deadlock), then look for the
+        // request id: a concurrent retry waits here and then finds the first result.
+        let mut ids: Vec<&String> = std::iter::once(&update.id).chain(update.other.as_ref()).collect();
+        ids.sort();
+        let mut loaded = std::collections::HashMap::new();
+        for id in ids {
+            loaded.insert(id.clone(), Self::load(&mut tx, id).await?);
+        }
+        if let Some(key) = &update.request {
+            let stored: Option<(String, Vec<u8>)> =
+                sqlx::query_as(LOAD_REQUEST).bind(&key.id).fetch_optional(&mut *tx).await?;
+            if let Some(case) = super::replay(key, stored)? {
+                return Ok((case, false));
+            }
+        }
+        let primary = loaded.remove(&update.id).flatten();
+        let other = update.other.as_ref().map(|id| loaded.remove(id).flatten());
+        let request = update.request.clone();
+        let plan = super::plan_update(primary, other, update, &self.rules)?;
+        Self::write_plan(&mut tx, &plan).await?;
+        if let Some(key) = request {
+            sqlx::query(SAVE_REQUEST)
+                .bind(&key.id)
+                .bind(&plan.rows[0].id)
+                .bind(&key.fingerprint)
+                .bind(plan.response.encode_to_vec())
+                .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((plan.response, true))
+    }
+
+    async fn sweep_locked(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize> {
+        let due: Vec<String> =
+            sqlx::query_scalar(DUE_FOR_SWEEP).bind(now.timestamp_micros()).bind(limit).fetch_all(&self.pool).await?;
+        let mut swept = 0;
+        for id in due {
+            let mut tx = self.pool.begin().await?;
+            let loaded = Self::load(&mut tx, &id).await.map_err(|e| anyhow::Error::from(e.0))?;
+            if let Some(plan) = super::plan_sweep(loaded, &self.rules, now) {
+                Self::write_plan(&mut tx, &plan).await.map_err(|e| anyhow::Error::from(e.0))?;
+                tx.commit().await?;
+                if !plan.events.is_empty() {
+                    self.feed.notify_committed();
+                }
+            }
+            swept += 1;
+        }
+        Ok(swept)
     }
 }
 
@@ -52,7 +140,7 @@ impl EventSink for PostgresCaseStore {
         let mut opened = 0;
         let applied_up_to = position;
         for event in events.iter().filter(|e| e.position > applied_up_to) {
-            let o = match effect_of(event) {
+            let o = match effect_of(event, &self.rules) {
                 Effect::Open(o) => o,
                 Effect::Nothing => {
                     position = event.position;
@@ -66,8 +154,8 @@ impl EventSink for PostgresCaseStore {
             };
             let inserted = sqlx::query(
                 "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
-                 audit_length, audit_head) \
-                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9) ON CONFLICT (complaint) DO NOTHING",
+                 audit_length, audit_head, next_check_us) \
+                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10) ON CONFLICT (complaint) DO NOTHING",
             )
             .bind(case_id(&o.case))
             .bind(&o.case.case_number)
@@ -78,6 +166,7 @@ impl EventSink for PostgresCaseStore {
             .bind(&o.case.org_unit)
             .bind(o.audit.sequence)
             .bind(&o.audit.hash)
+            .bind(o.next_check_us)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -121,6 +210,29 @@ impl CaseStore for PostgresCaseStore {
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
         Ok(sqlx::query_as(DEAD_LETTERS).bind(INTAKE_CONSUMER).bind(limit).fetch_all(&self.pool).await?)
+    }
+
+    async fn update(&self, update: Update) -> Result<Case, ServiceError> {
+        let (case, changed) = self.update_in(update).await.map_err(|e| e.0)?;
+        if changed {
+            self.feed.notify_committed();
+        }
+        Ok(case)
+    }
+
+    async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize> {
+        // One replica sweeps at a time. The lock belongs to a transaction held open for the
+        // sweep, so it is released however the sweep ends: commit, error, cancellation (the
+        // dropped transaction rolls back) or a dead process (its connection closes).
+        let mut lock = self.pool.begin().await?;
+        let held: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(SWEEP_LOCK).fetch_one(&mut *lock).await?;
+        if !held {
+            return Ok(0);
+        }
+        let swept = self.sweep_locked(now, limit).await;
+        lock.rollback().await?;
+        swept
     }
 
     fn feed(&self) -> &Feed {

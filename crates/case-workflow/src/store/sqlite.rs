@@ -1,6 +1,11 @@
 //! SQLite implementation: reads from the pool, writes through the group-commit writer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redress_platform::ServiceError;
+use sqlx::SqliteConnection;
 
 use async_trait::async_trait;
 use prost::Message;
@@ -11,21 +16,44 @@ use redress_proto::redress::common::v1::Event;
 use sqlx::QueryBuilder;
 
 use super::{
-    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DeadLetter, Effect, INTAKE_CONSUMER, ListedCase,
-    Opening, case_id, effect_of,
+    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DUE_FOR_SWEEP, DeadLetter, Effect, INTAKE_CONSUMER,
+    LOAD, LOAD_REQUEST, ListedCase, Loaded, LoadedRow, Opening, Plan, SAVE_REQUEST, Update, UpdateError, case_id,
+    effect_of,
 };
+use crate::domain::workflow::Rules;
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
     db: Sqlite,
     feed: Feed,
+    rules: Arc<Rules>,
 }
 
 impl SqliteCaseStore {
-    pub async fn open(db: Sqlite) -> anyhow::Result<Self> {
+    pub async fn open(db: Sqlite, rules: Arc<Rules>) -> anyhow::Result<Self> {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
         let feed = Feed::sqlite(db.pool.clone());
-        Ok(Self { db, feed })
+        Ok(Self { db, feed, rules })
+    }
+
+    /// Writes a plan's rows, audit entries and events on the writer's connection.
+    async fn write_plan(conn: &mut SqliteConnection, plan: &Plan) -> Result<(), UpdateError> {
+        for row in &plan.rows {
+            let saved = super::save_row!(row).execute(&mut *conn).await?.rows_affected();
+            if saved != 1 {
+                return Err(anyhow::anyhow!("case {} changed while it was being written", row.id).into());
+            }
+            for entry in &row.entries {
+                super::insert_audit!(row.id.as_str(), entry).execute(&mut *conn).await?;
+            }
+        }
+        NewEvent::append_all_sqlite(&plan.events, conn).await?;
+        Ok(())
+    }
+
+    async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<Loaded>, UpdateError> {
+        let row: Option<LoadedRow> = sqlx::query_as(LOAD).bind(id).fetch_optional(&mut *conn).await?;
+        Ok(row.map(|r| Loaded::from_row(id, r)).transpose()?)
     }
 }
 
@@ -56,6 +84,7 @@ impl EventSink for SqliteCaseStore {
     }
 
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
+        let rules = self.rules.clone();
         let (position, opened) = self
             .db
             .writer
@@ -71,7 +100,7 @@ impl EventSink for SqliteCaseStore {
                     let mut dead = Vec::new();
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
-                        match effect_of(event) {
+                        match effect_of(event, &rules) {
                             Effect::Open(o) => openings.push(*o),
                             Effect::DeadLetter(d) => dead.push(d),
                             Effect::Nothing => {}
@@ -88,7 +117,7 @@ impl EventSink for SqliteCaseStore {
                         // already has one is passed over and announces nothing.
                         let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                             "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
-                             audit_length, audit_head) ",
+                             audit_length, audit_head, next_check_us) ",
                         );
                         query.push_values(chunk, |mut row, o| {
                             row.push_bind(case_id(&o.case))
@@ -100,7 +129,8 @@ impl EventSink for SqliteCaseStore {
                                 .push_bind(o.record.as_slice())
                                 .push_bind(o.case.org_unit.as_str())
                                 .push_bind(o.audit.sequence)
-                                .push_bind(o.audit.hash.as_str());
+                                .push_bind(o.audit.hash.as_str())
+                                .push_bind(o.next_check_us);
                         });
                         query.push(" ON CONFLICT (complaint) DO NOTHING RETURNING id");
                         let inserted: HashSet<String> =
@@ -169,6 +199,76 @@ impl CaseStore for SqliteCaseStore {
 
     async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>> {
         Ok(sqlx::query_as(DEAD_LETTERS).bind(INTAKE_CONSUMER).bind(limit).fetch_all(&self.db.pool).await?)
+    }
+
+    async fn update(&self, update: Update) -> Result<Case, ServiceError> {
+        let rules = self.rules.clone();
+        let (response, changed) = self
+            .db
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    if let Some(key) = &update.request {
+                        let stored: Option<(String, Vec<u8>)> =
+                            sqlx::query_as(LOAD_REQUEST).bind(&key.id).fetch_optional(&mut *conn).await?;
+                        if let Some(case) = super::replay(key, stored)? {
+                            return Ok((case, false));
+                        }
+                    }
+                    let primary = Self::load(conn, &update.id).await?;
+                    let other = match &update.other {
+                        Some(id) => Some(Self::load(conn, id).await?),
+                        None => None,
+                    };
+                    let request = update.request.clone();
+                    let plan = super::plan_update(primary, other, update, &rules)?;
+                    Self::write_plan(conn, &plan).await?;
+                    if let Some(key) = request {
+                        sqlx::query(SAVE_REQUEST)
+                            .bind(&key.id)
+                            .bind(&plan.rows[0].id)
+                            .bind(&key.fingerprint)
+                            .bind(plan.response.encode_to_vec())
+                            .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok::<_, UpdateError>((plan.response, true))
+                })
+            })
+            .await
+            .map_err(|e| e.0)?;
+        if changed {
+            self.feed.notify_committed();
+        }
+        Ok(response)
+    }
+
+    async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize> {
+        let due: Vec<String> =
+            sqlx::query_scalar(DUE_FOR_SWEEP).bind(now.timestamp_micros()).bind(limit).fetch_all(&self.db.pool).await?;
+        let mut swept = 0;
+        for id in due {
+            let rules = self.rules.clone();
+            let raised = self
+                .db
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let loaded = Self::load(conn, &id).await?;
+                        let Some(plan) = super::plan_sweep(loaded, &rules, now) else { return Ok(false) };
+                        Self::write_plan(conn, &plan).await?;
+                        Ok::<_, UpdateError>(!plan.events.is_empty())
+                    })
+                })
+                .await
+                .map_err(|e| anyhow::Error::from(e.0))?;
+            if raised {
+                self.feed.notify_committed();
+            }
+            swept += 1;
+        }
+        Ok(swept)
     }
 
     fn feed(&self) -> &Feed {

@@ -170,6 +170,7 @@ fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<u8>, NewEvent) {
         grade: complaint.grade,
         deadlines: complaint.receipt.as_ref().and_then(|r| r.deadlines.clone()),
         institution: complaint.complained_party.as_ref().map(|p| p.institution.clone()).unwrap_or_default(),
+        complained_staff_id: complaint.complained_party.as_ref().map(|p| p.staff_id.clone()).unwrap_or_default(),
     };
     let event = NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone());
     let record = complaint.encode_to_vec();

@@ -1,0 +1,234 @@
+//! SLA clocks of a case (D-SLA-1..7): how they start from a receipt, follow pauses, grade
+//! changes and extensions, get met, and when the sweeper must look at them again.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
+use redress_platform::time::{from_timestamp, to_timestamp};
+use redress_proto::redress::case::v1::{Case, ClockKind, ClockStatus, ClockUnit, SlaClock};
+use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
+
+/// The calendar arithmetic and policy clocks are computed with.
+#[derive(Debug, Clone)]
+pub struct Clocks {
+    pub calculator: DeadlineCalculator,
+    pub policy: SlaPolicy,
+    /// How long a receiving department has to assign a transferred case.
+    pub handoff: Period,
+    /// Share of a clock's span after which it is at risk (reminder to the owner), in percent.
+    pub at_risk_percent: u8,
+}
+
+pub fn grade_of(grade: i32) -> redress_calendar::Grade {
+    match ProtoGrade::try_from(grade) {
+        Ok(ProtoGrade::Important) => redress_calendar::Grade::Important,
+        Ok(ProtoGrade::Urgent) => redress_calendar::Grade::Urgent,
+        Ok(ProtoGrade::Major) => redress_calendar::Grade::Major,
+        _ => redress_calendar::Grade::General,
+    }
+}
+
+fn unit_and_length(period: Period) -> (ClockUnit, i32) {
+    let (unit, n) = match period {
+        Period::Hours(n) => (ClockUnit::Hours, n),
+        Period::WorkingDays(n) => (ClockUnit::WorkingDays, n),
+        Period::CalendarDays(n) => (ClockUnit::CalendarDays, n),
+    };
+    (unit, i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+pub fn period_of(clock: &SlaClock) -> Period {
+    let n = u32::try_from(clock.length).unwrap_or(0);
+    match ClockUnit::try_from(clock.unit) {
+        Ok(ClockUnit::WorkingDays) => Period::WorkingDays(n),
+        Ok(ClockUnit::CalendarDays) => Period::CalendarDays(n),
+        _ => Period::Hours(n),
+    }
+}
+
+impl Clocks {
+    /// The clocks of a case opened from a receipt: first response and resolution by grade and
+    /// the regulatory decision clock, started at the receive instant.
+    pub fn opening(&self, case: &mut Case) {
+        let Some(start) = case.receive_time else { return };
+        let targets = self.policy.targets(grade_of(case.grade));
+        case.clocks = [
+            (ClockKind::FirstResponse, targets.first_response),
+            (ClockKind::Resolution, targets.resolution),
+            (ClockKind::RegulatoryDecision, self.policy.regulatory_decision),
+        ]
+        .into_iter()
+        .map(|(kind, period)| new_clock(kind, period, start))
+        .collect();
+        self.recompute_all(case);
+    }
+
+    /// Recomputes the due time of every running clock (after pauses, grade changes,
+    /// extensions) and mirrors them into `case.deadlines`.
+    pub fn recompute_all(&self, case: &mut Case) {
+        let pauses = closed_pauses(case);
+        let paused = is_paused(case);
+        for clock in &mut case.clocks {
+            if clock.status == ClockStatus::Running as i32 || clock.status == ClockStatus::Paused as i32 {
+                if paused {
+                    clock.status = ClockStatus::Paused as i32;
+                    clock.due_time = None;
+                    clock.pending_reason.clear();
+                    continue;
+                }
+                clock.status = ClockStatus::Running as i32;
+                self.recompute(clock, &pauses);
+            }
+        }
+        self.mirror_deadlines(case);
+    }
+
+    fn recompute(&self, clock: &mut SlaClock, pauses: &[(DateTime<Utc>, DateTime<Utc>)]) {
+        let Some(start) = instant(&clock.start_time) else { return };
+        let previous = instant(&clock.due_time);
+        match self.calculator.due_with_pauses(start, period_of(clock), pauses) {
+            Ok(due) => {
+                clock.due_time = Some(to_timestamp(due));
+                clock.pending_reason.clear();
+                if previous != Some(due) {
+                    // Reminders are raised once per due time; a new due time may need them again.
+                    clock.at_risk = false;
+                    clock.breached = false;
+                }
+            }
+            Err(e) => {
+                tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed; load the calendar");
+                metrics::counter!("redress_case_deadlines_pending_total").increment(1);
+                clock.due_time = None;
+                clock.pending_reason = e.to_string();
+            }
+        }
+    }
+
+    /// Changes the length of a clock and recomputes it (grade change, extension).
+    pub fn set_length(&self, case: &mut Case, kind: ClockKind, period: Period) {
+        let (unit, length) = unit_and_length(period);
+        if let Some(clock) = clock_mut(case, kind) {
+            clock.unit = unit as i32;
+            clock.length = length;
+        }
+        self.recompute_all(case);
+    }
+
+    /// Starts (or restarts) a clock of `kind` at `start`.
+    pub fn start(&self, case: &mut Case, kind: ClockKind, period: Period, start: DateTime<Utc>) {
+        let clock = new_clock(kind, period, to_timestamp(start));
+        match case.clocks.iter_mut().find(|c| c.kind == kind as i32) {
+            Some(existing) => *existing = clock,
+            None => case.clocks.push(clock),
+        }
+        self.recompute_all(case);
+    }
+
+    /// When a running clock becomes at risk.
+    pub fn at_risk_time(&self, clock: &SlaClock) -> Option<DateTime<Utc>> {
+        let start = instant(&clock.start_time)?;
+        let due = instant(&clock.due_time)?;
+        let span = (due - start).num_seconds().max(0);
+        Some(start + TimeDelta::seconds(span * i64::from(self.at_risk_percent.min(100)) / 100))
+    }
+
+    /// When the sweeper must look at this case next (`None`: nothing left to raise).
+    pub fn next_check(&self, case: &Case) -> Option<DateTime<Utc>> {
+        case.clocks
+            .iter()
+            .filter(|c| c.status == ClockStatus::Running as i32)
+            .filter_map(|c| {
+                if !c.at_risk {
+                    self.at_risk_time(c)
+                } else if !c.breached {
+                    instant(&c.due_time)
+                } else {
+                    None
+                }
+            })
+            .min()
+    }
+
+    /// Keeps the receipt-shaped `deadlines` in step with the clocks.
+    fn mirror_deadlines(&self, case: &mut Case) {
+        let due = |kind: ClockKind| case.clocks.iter().find(|c| c.kind == kind as i32).and_then(|c| c.due_time);
+        let deadlines = Deadlines {
+            first_response_due_time: due(ClockKind::FirstResponse),
+            resolution_due_time: due(ClockKind::Resolution),
+            regulatory_decision_due_time: due(ClockKind::RegulatoryDecision),
+            time_zone: self.calculator.time_zone().name().to_owned(),
+            grade: case.grade,
+            pending_deadlines: case
+                .deadlines
+                .as_ref()
+                .map(|d| d.pending_deadlines.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| {
+                    let kind = match p.deadline.as_str() {
+                        "first_response_due_time" => ClockKind::FirstResponse,
+                        "resolution_due_time" => ClockKind::Resolution,
+                        _ => ClockKind::RegulatoryDecision,
+                    };
+                    due(kind).is_none()
+                })
+                .collect(),
+        };
+        case.deadlines = Some(deadlines);
+    }
+}
+
+fn new_clock(kind: ClockKind, period: Period, start: prost_types::Timestamp) -> SlaClock {
+    let (unit, length) = unit_and_length(period);
+    SlaClock {
+        kind: kind as i32,
+        unit: unit as i32,
+        length,
+        start_time: Some(start),
+        status: ClockStatus::Running as i32,
+        ..SlaClock::default()
+    }
+}
+
+/// The instant of an optional timestamp (`None` when unset or out of range).
+pub fn instant(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.as_ref().and_then(from_timestamp)
+}
+
+pub fn clock_mut(case: &mut Case, kind: ClockKind) -> Option<&mut SlaClock> {
+    case.clocks.iter_mut().find(|c| c.kind == kind as i32)
+}
+
+pub fn clock(case: &Case, kind: ClockKind) -> Option<&SlaClock> {
+    case.clocks.iter().find(|c| c.kind == kind as i32)
+}
+
+pub fn is_paused(case: &Case) -> bool {
+    case.pauses.last().is_some_and(|p| p.resume_time.is_none())
+}
+
+fn closed_pauses(case: &Case) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    case.pauses.iter().filter_map(|p| Some((instant(&p.pause_time)?, instant(&p.resume_time)?))).collect()
+}
+
+/// Marks a running (or paused) clock met at `now`; late when past its due time.
+pub fn meet(case: &mut Case, kind: ClockKind, now: DateTime<Utc>) {
+    if let Some(clock) = clock_mut(case, kind)
+        && (clock.status == ClockStatus::Running as i32 || clock.status == ClockStatus::Paused as i32)
+    {
+        clock.status = ClockStatus::Met as i32;
+        clock.met_time = Some(to_timestamp(now));
+        if instant(&clock.due_time).is_some_and(|due| due < now) {
+            clock.breached = true;
+        }
+    }
+}
+
+/// Stops every clock not yet met (withdrawal, merge).
+pub fn stop_all(case: &mut Case) {
+    for clock in &mut case.clocks {
+        if clock.status == ClockStatus::Running as i32 || clock.status == ClockStatus::Paused as i32 {
+            clock.status = ClockStatus::Stopped as i32;
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The workflow's rules checked at fixed instants: the state machine, people rules, and the
+//! clocks against hand-worked calendar arithmetic (2026 National Day, make-up days).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redress_calendar::{DeadlineCalculator, Period, SlaPolicy, WorkingCalendar};
+use redress_platform::ServiceError;
+use redress_platform::principal::{Permission, Principal};
+use redress_platform::time::to_timestamp;
+use redress_proto::redress::case::v1::{
+    Case, CaseState, ClockKind, ClockStatus, DeadlineBreached, LinkType, Money, PauseReason, ResolutionType,
+};
+use redress_proto::redress::common::v1::Grade;
+
+use super::clock::{self, Clocks, instant};
+use super::workflow::{self, Command, Context, Rules};
+
+/// A plain year for tests that run past the shipped calendars: weekends off, no holidays.
+fn plain_year(year: i32) -> String {
+    format!("year = {year}\nsource = \"test: weekends only\"\n")
+}
+
+/// The rules with the shipped calendars plus plain 2027 and 2028, so tests that start from
+/// the current date keep working as time passes.
+pub(crate) fn rules() -> Rules {
+    let extra = [plain_year(2027), plain_year(2028)];
+    let extra = WorkingCalendar::from_year_toml(&[("test/2027.toml", &extra[0]), ("test/2028.toml", &extra[1])])
+        .expect("test calendars");
+    let calendar = WorkingCalendar::china().merged(extra);
+    Rules {
+        clocks: Clocks {
+            calculator: DeadlineCalculator::new(Arc::new(calendar), redress_calendar::DEFAULT_TIME_ZONE),
+            policy: SlaPolicy::default(),
+            handoff: Period::WorkingDays(1),
+            at_risk_percent: 80,
+        },
+        authority_limits: HashMap::from([("handler".to_owned(), 100_000), ("supervisor".to_owned(), 1_000_000)]),
+    }
+}
+
+pub(crate) fn person(subject: &str, roles: &[&str], permissions: &[Permission]) -> Principal {
+    Principal {
+        subject: subject.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        org_unit: "institutions/demo".to_owned(),
+        permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+    }
+}
+
+pub(crate) fn handler() -> Principal {
+    person("u-handler", &["handler"], &[Permission::CasesRead, Permission::CasesWrite])
+}
+
+pub(crate) fn supervisor() -> Principal {
+    person(
+        "u-supervisor",
+        &["supervisor"],
+        &[Permission::CasesRead, Permission::CasesWrite, Permission::CasesApprove, Permission::CasesExtend],
+    )
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A case opened for a general complaint received at `received`.
+fn opened(received: &str, rules: &Rules) -> Case {
+    let mut case = Case {
+        name: "cases/0193f1a0-0000-7000-8000-000000000001".to_owned(),
+        case_number: "2026092900000001".to_owned(),
+        state: CaseState::Accepted as i32,
+        org_unit: "institutions/demo".to_owned(),
+        grade: Grade::General as i32,
+        receive_time: Some(to_timestamp(at(received))),
+        complained_staff_ids: vec!["e-042".to_owned()],
+        ..Case::default()
+    };
+    rules.clocks.opening(&mut case);
+    case
+}
+
+fn run(case: &mut Case, who: &Principal, when: &str, command: Command, rules: &Rules) -> Result<(), ServiceError> {
+    let ctx = Context { principal: who, now: at(when), rules };
+    workflow::execute(case, None, command, &ctx).map(|_| ())
+}
+
+fn due(case: &Case, kind: ClockKind) -> Option<DateTime<Utc>> {
+    instant(&clock::clock(case, kind).unwrap().due_time)
+}
+
+fn assign(case: &mut Case, rules: &Rules, when: &str) {
+    let command = Command::Assign { assignee: "u-handler".to_owned(), department: "cards".to_owned() };
+    run(case, &handler(), when, command, rules).unwrap();
+}
+
+fn reason(s: &str) -> String {
+    s.to_owned()
+}
+
+#[test]
+fn clocks_follow_the_calendar_pauses_and_grade_changes() {
+    let rules = rules();
+    // Tue 2026-09-29 10:00 Shanghai, just before National Day (Oct 1-7; Sat Oct 10 is a
+    // make-up working day).
+    let mut case = opened("2026-09-29T10:00:00+08:00", &rules);
+    // 24 h from the instant.
+    assert_eq!(due(&case, ClockKind::FirstResponse), Some(at("2026-09-30T10:00:00+08:00")));
+    // 7 working days: Sep 30, Oct 8, 9, 10 (make-up), 12, 13, 14.
+    assert_eq!(due(&case, ClockKind::Resolution), Some(at("2026-10-15T00:00:00+08:00")));
+    // 15 calendar days end Wed Oct 14, a working day.
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-10-15T00:00:00+08:00")));
+    assert_eq!(case.deadlines.as_ref().unwrap().resolution_due_time, Some(to_timestamp(at("2026-10-14T16:00:00Z"))));
+
+    assign(&mut case, &rules, "2026-09-29T11:00:00+08:00");
+    let pause = Command::Pause { reason: PauseReason::WaitingForMaterials, note: reason("bank statement") };
+    run(&mut case, &handler(), "2026-09-30T09:00:00+08:00", pause, &rules).unwrap();
+    assert!(case.clocks.iter().all(|c| c.status == ClockStatus::Paused as i32 && c.due_time.is_none()));
+    assert!(
+        run(
+            &mut case,
+            &handler(),
+            "2026-10-01T09:00:00+08:00",
+            Command::Pause { reason: PauseReason::Other, note: reason("x") },
+            &rules
+        )
+        .is_err()
+    );
+    run(&mut case, &handler(), "2026-10-09T10:00:00+08:00", Command::Resume { note: reason("received") }, &rules)
+        .unwrap();
+    // Oct 1..9 are not counted. Resolution: Sep 30 (1), Oct 10 (2), 12..16 (3..7).
+    assert_eq!(due(&case, ClockKind::Resolution), Some(at("2026-10-17T00:00:00+08:00")));
+    // Regulatory: Sep 30 (1), Oct 10 (2) .. Oct 23 (15), a Friday.
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-10-24T00:00:00+08:00")));
+    // The hour clock moves by the paused time: 9 days and 1 hour.
+    assert_eq!(due(&case, ClockKind::FirstResponse), Some(at("2026-10-09T11:00:00+08:00")));
+
+    // Urgent: 2 h and 3 working days, from the same receipt and with the same pause.
+    let grade = Command::ChangeGrade { grade: Grade::Urgent, reason: reason("media attention") };
+    run(&mut case, &handler(), "2026-10-12T09:00:00+08:00", grade, &rules).unwrap();
+    // Sep 30 (1), Oct 10 (2), Oct 12 (3).
+    assert_eq!(due(&case, ClockKind::Resolution), Some(at("2026-10-13T00:00:00+08:00")));
+    // Due Sep 29 12:00, before the pause began: the pause does not move it.
+    assert_eq!(due(&case, ClockKind::FirstResponse), Some(at("2026-09-29T12:00:00+08:00")));
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-10-24T00:00:00+08:00")));
+    // Every due time equals the calendar arithmetic with the recorded pause.
+    let pauses = [(at("2026-09-30T09:00:00+08:00"), at("2026-10-09T10:00:00+08:00"))];
+    let received = at("2026-09-29T10:00:00+08:00");
+    let calc = &rules.clocks.calculator;
+    assert_eq!(due(&case, ClockKind::Resolution), calc.due_with_pauses(received, Period::WorkingDays(3), &pauses).ok());
+
+    // Extension to 30 days (needs cases.extend): Sep 30, Oct 10 .. Nov 7 (a Saturday) is day
+    // 30, so it ends on Mon Nov 9.
+    let extend = Command::Extend { total_days: 30, reason: reason("needs the card scheme's records") };
+    assert!(matches!(
+        run(&mut case, &handler(), "2026-10-13T09:00:00+08:00", extend.clone(), &rules),
+        Err(ServiceError::PermissionDenied(_))
+    ));
+    run(&mut case, &supervisor(), "2026-10-13T09:00:00+08:00", extend, &rules).unwrap();
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-11-10T00:00:00+08:00")));
+    // 60 days needs cases.extend.special, which a supervisor lacks.
+    let extend = Command::Extend { total_days: 60, reason: reason("especially complex") };
+    assert!(matches!(
+        run(&mut case, &supervisor(), "2026-10-14T09:00:00+08:00", extend, &rules),
+        Err(ServiceError::PermissionDenied(_))
+    ));
+}
+
+#[test]
+fn illegal_transitions_name_the_current_state() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    let err = run(
+        &mut case,
+        &handler(),
+        "2026-11-02T11:00:00+08:00",
+        Command::Transition { target: CaseState::Closed, reason: reason("done") },
+        &rules,
+    )
+    .unwrap_err();
+    match err {
+        ServiceError::FailedPrecondition { reason, message, metadata } => {
+            assert_eq!(reason, "INVALID_CASE_STATE");
+            assert!(message.contains("CASE_STATE_ACCEPTED"), "{message}");
+            assert_eq!(metadata["current_state"], "CASE_STATE_ACCEPTED");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Investigation needs a handler; deciding needs a proposal.
+    let investigate = Command::Transition { target: CaseState::Investigating, reason: reason("start") };
+    assert!(run(&mut case, &handler(), "2026-11-02T11:00:00+08:00", investigate, &rules).is_err());
+    let decide = Command::Decide { notice: reason("decided") };
+    assert!(run(&mut case, &handler(), "2026-11-02T11:00:00+08:00", decide, &rules).is_err());
+    assert_eq!(case.state, CaseState::Accepted as i32);
+}
+
+#[test]
+fn the_subject_of_a_complaint_cannot_handle_it() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    let command = Command::Assign { assignee: "e-042".to_owned(), department: "cards".to_owned() };
+    let err = run(&mut case, &handler(), "2026-11-02T11:00:00+08:00", command, &rules).unwrap_err();
+    assert_eq!(err.reason(), "CONFLICT_OF_INTEREST");
+    assert!(case.assignee.is_empty());
+}
+
+#[test]
+fn compensation_above_the_authority_limit_needs_another_approver() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
+    let t = "2026-11-03T10:00:00+08:00";
+    run(
+        &mut case,
+        &handler(),
+        t,
+        Command::Transition { target: CaseState::Investigating, reason: reason("r") },
+        &rules,
+    )
+    .unwrap();
+    let propose = Command::Propose {
+        kind: ResolutionType::ApologyCompensation,
+        compensation: Some(Money { currency_code: "CNY".to_owned(), amount_minor: 500_000 }),
+        grounds: reason("fee charged twice"),
+    };
+    run(&mut case, &handler(), t, propose, &rules).unwrap();
+    assert!(case.resolution.as_ref().unwrap().approval_required);
+    let decide = Command::Decide { notice: reason("refund") };
+    assert_eq!(run(&mut case, &handler(), t, decide.clone(), &rules).unwrap_err().reason(), "APPROVAL_REQUIRED");
+    // The proposer cannot approve, even holding the permission.
+    let mut proposer = handler();
+    proposer.permissions.push(Permission::CasesApprove.as_str().to_owned());
+    assert!(run(&mut case, &proposer, t, Command::Approve { note: String::new() }, &rules).is_err());
+    run(&mut case, &supervisor(), t, Command::Approve { note: reason("ok") }, &rules).unwrap();
+    run(&mut case, &handler(), t, decide, &rules).unwrap();
+    assert_eq!(case.state, CaseState::Decided as i32);
+    assert!(case.clocks.iter().all(|c| c.status == ClockStatus::Met as i32));
+}
+
+#[test]
+fn a_review_must_be_asked_within_thirty_days_of_the_decision() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
+    let t = "2026-11-03T10:00:00+08:00";
+    let investigate = Command::Transition { target: CaseState::Investigating, reason: reason("r") };
+    run(&mut case, &handler(), t, investigate, &rules).unwrap();
+    let propose = Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: reason("g") };
+    run(&mut case, &handler(), t, propose, &rules).unwrap();
+    run(&mut case, &handler(), t, Command::Decide { notice: reason("n") }, &rules).unwrap();
+    let review = Command::Transition { target: CaseState::UnderReview, reason: reason("disagree") };
+    // Decided Tue Nov 3: 30 days end Thu Dec 3 at 24:00.
+    let late = run(&mut case, &handler(), "2026-12-04T00:00:00+08:00", review.clone(), &rules).unwrap_err();
+    assert_eq!(late.reason(), "REVIEW_WINDOW_PASSED");
+    run(&mut case, &handler(), "2026-12-03T23:00:00+08:00", review, &rules).unwrap();
+    assert_eq!((case.state, case.review_count), (CaseState::UnderReview as i32, 1));
+    assert_eq!(case.previous_state, CaseState::Decided as i32);
+}
+
+#[test]
+fn the_sweeper_reminds_the_owner_then_the_supervisor_once_each() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
+    // First response is due Nov 3 10:00; at risk from 80 % of the span (Nov 3 05:12).
+    let next = rules.clocks.next_check(&case).unwrap();
+    assert_eq!(next, at("2026-11-03T05:12:00+08:00"));
+    assert!(workflow::sweep(&mut case, &rules, at("2026-11-03T05:00:00+08:00")).events.is_empty());
+    let fx = workflow::sweep(&mut case, &rules, at("2026-11-03T06:00:00+08:00"));
+    assert_eq!(fx.audit.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["deadline.at_risk"]);
+    assert!(workflow::sweep(&mut case, &rules, at("2026-11-03T07:00:00+08:00")).events.is_empty());
+    let fx = workflow::sweep(&mut case, &rules, at("2026-11-03T10:00:00+08:00"));
+    assert_eq!(fx.audit[0].0, "deadline.breached");
+    let breached: DeadlineBreached = prost::Message::decode(fx.events[0].payload.as_slice()).unwrap();
+    assert_eq!(breached.recipients, ["user:u-handler", "supervisor:cards"]);
+    assert_eq!(breached.clock, ClockKind::FirstResponse as i32);
+    assert!(workflow::sweep(&mut case, &rules, at("2026-11-03T11:00:00+08:00")).events.is_empty());
+    // Met late, the breach stays on record.
+    let respond = Command::FirstResponse { note: reason("called back") };
+    run(&mut case, &handler(), "2026-11-03T12:00:00+08:00", respond, &rules).unwrap();
+    let first = clock::clock(&case, ClockKind::FirstResponse).unwrap();
+    assert!(first.breached && first.status == ClockStatus::Met as i32);
+    assert!(!workflow::measures(&case).on_time);
+}
+
+#[test]
+fn merging_keeps_the_duplicates_evidence_on_the_survivor() {
+    let rules = rules();
+    let mut duplicate = opened("2026-11-02T10:00:00+08:00", &rules);
+    let mut survivor = opened("2026-11-02T09:00:00+08:00", &rules);
+    survivor.name = "cases/0193f1a0-0000-7000-8000-000000000002".to_owned();
+    let t = "2026-11-02T12:00:00+08:00";
+    let evidence = Command::AddEvidence {
+        uri: "s3://evidence/call.mp3".to_owned(),
+        sha256: "ab".repeat(32),
+        kind: "recording".to_owned(),
+        description: String::new(),
+    };
+    run(&mut duplicate, &handler(), t, evidence, &rules).unwrap();
+    let ctx = Context { principal: &handler(), now: at(t), rules: &rules };
+    let merge = Command::Link { kind: LinkType::MergedInto, reason: reason("same complaint twice") };
+    workflow::execute(&mut duplicate, Some(&mut survivor), merge, &ctx).unwrap();
+    assert_eq!(duplicate.state, CaseState::Closed as i32);
+    assert_eq!(duplicate.merged_into, survivor.name);
+    assert!(duplicate.clocks.iter().all(|c| c.status == ClockStatus::Stopped as i32));
+    assert_eq!(survivor.evidence.len(), 1);
+    assert_eq!(survivor.links[0].r#type, LinkType::MergedFrom as i32);
+    assert_eq!(survivor.state, CaseState::Accepted as i32);
+    // A merged case cannot be reopened; its survivor is where work goes on.
+    let reopen = Command::Transition { target: CaseState::Reopened, reason: reason("r") };
+    assert_eq!(run(&mut duplicate, &handler(), t, reopen, &rules).unwrap_err().reason(), "MERGED");
+}
