@@ -128,3 +128,70 @@ async fn sigkill_during_a_burst_loses_nothing_acknowledged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every DeadlineBreached on the case feed so far, counted per case and clock.
+async fn breaches(channel: &Channel) -> HashMap<(String, i32), usize> {
+    use redress_proto::redress::case::v1::case_event_feed_service_client::CaseEventFeedServiceClient;
+    use redress_proto::redress::case::v1::{DeadlineBreached, StreamEventsRequest};
+
+    let mut feed = CaseEventFeedServiceClient::with_interceptor(channel.clone(), Bearer(Some(TOKEN.to_owned())));
+    let mut stream = feed.stream_events(StreamEventsRequest { after_position: 0 }).await.unwrap().into_inner();
+    let mut counted = HashMap::new();
+    // The feed follows new events forever; stop once it has been quiet for a moment.
+    while let Ok(Ok(Some(batch))) = tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
+        for event in batch.events {
+            if event.event_type == "redress.case.v1.DeadlineBreached" {
+                let breach: DeadlineBreached = event.payload.as_ref().unwrap().to_msg().unwrap();
+                *counted.entry((event.aggregate, breach.clock)).or_default() += 1;
+            }
+        }
+    }
+    counted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_the_sweeper_raises_breaches_neither_loses_nor_repeats_one() {
+    const COMPLAINTS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, channel) = start(dir.path()).await;
+    // Complaints received five weeks ago: all three clocks of each case have run out.
+    let received = std::time::SystemTime::now() - Duration::from_secs(35 * 24 * 3600);
+    let received = received.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut intake = IntakeServiceClient::with_interceptor(channel.clone(), Bearer(Some(TOKEN.to_owned())));
+    for i in 0..COMPLAINTS {
+        let mut r = request(i);
+        r.request_id = format!("late-{i}");
+        let at = r.complaint.as_mut().unwrap().receive_time.get_or_insert_with(Default::default);
+        (at.seconds, at.nanos) = (received, 0);
+        intake.submit_complaint(r).await.unwrap();
+    }
+    // Kill as soon as the sweeper has started raising breaches.
+    let started = Instant::now();
+    loop {
+        let raised = breaches(&channel).await.len();
+        if raised > 0 {
+            eprintln!("killing with {raised} of {} breaches raised", 3 * COMPLAINTS);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no breach raised");
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    let (_child, channel) = start(dir.path()).await;
+    let started = Instant::now();
+    loop {
+        let counted = breaches(&channel).await;
+        assert!(counted.values().all(|n| *n == 1), "a breach was raised twice");
+        if counted.len() == 3 * COMPLAINTS {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "breaches missing: {} of {}",
+            counted.len(),
+            3 * COMPLAINTS
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

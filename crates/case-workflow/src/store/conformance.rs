@@ -470,4 +470,8 @@ async fn merging_updates_both_cases(store: Arc<dyn CaseStore>) {
         command: Command::Link { kind: LinkType::Related, reason: text("r") },
     };
     assert!(matches!(store.update(update).await, Err(ServiceError::NotFound { .. })));
+    // Nor can it be changed.
+    let err = change(&store, &foreign, &handler(), to(CaseState::Withdrawn)).await.unwrap_err();
+    assert!(matches!(err, ServiceError::NotFound { .. }), "{err}");
+    assert_eq!(store.get(&id_of(&foreign)).await.unwrap().unwrap(), foreign);
 }
