@@ -239,3 +239,56 @@ impl CaseStore for PostgresCaseStore {
         &self.feed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use redress_platform::testing::TestDatabase;
+    use redress_platform::time::{now, to_timestamp};
+    use redress_proto::redress::common::v1::Event;
+    use redress_proto::redress::intake::v1::ComplaintAccepted;
+    use tokio_util::sync::CancellationToken;
+
+    use super::SWEEP_LOCK;
+    use crate::store::CaseStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_one_replica_sweeps_at_a_time() {
+        let Some(db) = TestDatabase::postgres("only_one_replica_sweeps_at_a_time").await.unwrap() else { return };
+        let rules = Arc::new(crate::domain::tests::rules());
+        let store = crate::open_store(&db.config, rules, CancellationToken::new()).await.unwrap();
+        let accepted = ComplaintAccepted {
+            complaint: "complaints/1".to_owned(),
+            complaint_number: "1".to_owned(),
+            org_unit: "institutions/demo".to_owned(),
+            grade: 1,
+            receive_time: Some(to_timestamp(now() - chrono::TimeDelta::days(30))),
+            ..Default::default()
+        };
+        let event = Event {
+            position: 1,
+            event_id: uuid::Uuid::now_v7().to_string(),
+            event_type: "redress.intake.v1.ComplaintAccepted".to_owned(),
+            payload: Some(prost_types::Any::from_msg(&accepted).unwrap()),
+            ..Default::default()
+        };
+        store.apply(vec![event]).await.unwrap();
+        // Another replica is sweeping: it holds the lock.
+        let other = sqlx::PgPool::connect(&db.config.url).await.unwrap();
+        let mut held = other.begin().await.unwrap();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SWEEP_LOCK)
+            .fetch_one(&mut *held)
+            .await
+            .unwrap();
+        assert!(got);
+        assert_eq!(store.sweep(now(), 10).await.unwrap(), 0, "stands back while another sweeps");
+        // That replica dies mid-sweep: its transaction ends and the lock with it.
+        drop(held);
+        other.close().await;
+        assert_eq!(store.sweep(now(), 10).await.unwrap(), 1);
+    }
+}
