@@ -36,8 +36,18 @@ async fn a_submitted_complaint_gets_a_receipt_and_a_case_within_a_second() {
     assert!(deadlines.regulatory_decision_due_time.is_some());
     assert_eq!(deadlines.time_zone, "Asia/Shanghai");
 
-    let fetched = sandbox.intake().get_complaint(GetComplaintRequest { name: complaint.name.clone() }).await.unwrap();
-    assert_eq!(fetched.into_inner(), complaint);
+    // Read back masked by default, and in clear only with a reason (which is recorded).
+    let fetched = sandbox
+        .intake()
+        .get_complaint(GetComplaintRequest { name: complaint.name.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let mut masked = complaint.clone();
+    redress_intake::domain::mask::complaint(&mut masked);
+    assert_eq!(fetched.into_inner(), masked);
+    let reason = "核实联系方式".to_owned();
+    let request = GetComplaintRequest { name: complaint.name.clone(), pii_access_reason: reason };
+    assert_eq!(sandbox.intake().get_complaint(request).await.unwrap().into_inner(), complaint);
 
     let started = Instant::now();
     let case = loop {
@@ -89,9 +99,16 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     assert_eq!(details.localized_message().unwrap().locale, "zh-CN");
     assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
 
-    let status = sandbox.intake().get_complaint(GetComplaintRequest { name: "nope".to_owned() }).await.unwrap_err();
+    let status = sandbox
+        .intake()
+        .get_complaint(GetComplaintRequest { name: "nope".to_owned(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let missing = GetComplaintRequest { name: "complaints/01a20000-0000-7000-8000-000000000000".to_owned() };
+    let missing = GetComplaintRequest {
+        name: "complaints/01a20000-0000-7000-8000-000000000000".to_owned(),
+        ..Default::default()
+    };
     assert_eq!(sandbox.intake().get_complaint(missing).await.unwrap_err().code(), Code::NotFound);
     sandbox.stop().await.unwrap();
 }
@@ -229,7 +246,8 @@ async fn callers_see_only_their_organisation_unit_and_masked_personal_informatio
     let Some(Party::Person(person)) = other.complainant.as_ref().unwrap().party.as_ref() else { panic!() };
     assert_eq!(person.phone, "13812345678", "clear with the PII permission");
 
-    let status = branch.get_complaint(GetComplaintRequest { name: other.name.clone() }).await.unwrap_err();
+    let status =
+        branch.get_complaint(GetComplaintRequest { name: other.name.clone(), ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "another unit's complaint does not exist for the caller");
     let listed = branch.list_complaints(ListComplaintsRequest::default()).await.unwrap().into_inner().complaints;
     assert_eq!(listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), [own.name.as_str()]);

@@ -74,7 +74,7 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
     vec![
         Route {
             prefix: "/redress.intake.v1.",
-            services: &[services::INTAKE, services::INTAKE_EVENTS],
+            services: &[services::INTAKE, services::INTAKE_EVENTS, services::PERSONAL_DATA],
             url: upstreams.intake.clone(),
         },
         Route {

@@ -7,31 +7,39 @@ use std::sync::Arc;
 use prost::Message;
 use redress_calendar::{CalendarError, DeadlineCalculator, Grade, SlaPolicy};
 use redress_platform::ServiceError;
+use redress_platform::error::Violations;
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
 use redress_platform::telemetry::TraceContext;
-use redress_platform::time::{from_timestamp, now, to_timestamp};
+use redress_platform::time::{from_micros, from_timestamp, now, to_timestamp};
 use redress_proto::redress::common::v1::{Channel, Deadlines, PendingDeadline};
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
+use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
 use redress_proto::redress::intake::v1::{
-    Complaint, ComplaintState, GetComplaintRequest, ListComplaintsRequest, ListComplaintsResponse, Receipt,
-    StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse,
+    Complaint, ComplaintState, CorrectPersonalDataRequest, ErasePersonalDataRequest, ErasePersonalDataResponse,
+    ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest, IdDocumentType, ListComplaintsRequest,
+    ListComplaintsResponse, ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse, PersonIdentifier,
+    PersonalDataAccess, Receipt, StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest,
+    SubmitComplaintResponse, person_identifier,
 };
-use sha2::{Digest, Sha256};
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::domain::pii::Keyring;
 use crate::domain::{mask, validate_submission};
-use crate::store::{IntakeStore, ListQuery, NewComplaint, StoreError, Submitted};
+use crate::store::{
+    Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted, institution_of,
+};
 
 #[derive(Clone)]
 pub struct IntakeApi {
     store: Ready<Arc<dyn IntakeStore>>,
     deadlines: DeadlineCalculator,
     policy: SlaPolicy,
+    keyring: Arc<Keyring>,
     shutdown: CancellationToken,
 }
 
@@ -40,9 +48,10 @@ impl IntakeApi {
         store: Ready<Arc<dyn IntakeStore>>,
         deadlines: DeadlineCalculator,
         policy: SlaPolicy,
+        keyring: Arc<Keyring>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, deadlines, policy, shutdown }
+        Self { store, deadlines, policy, keyring, shutdown }
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -60,8 +69,9 @@ impl IntakeApi {
                 "complaint.org_unit {org_unit} lies outside the caller's organisation unit"
             )));
         }
+        // Keyed, so the stored fingerprint cannot be used to guess the personal data it covers.
         let request_hash =
-            hex::encode(Sha256::digest(request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default()));
+            self.keyring.digest("request", &request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default());
         let grade = Grade::General;
         let deadlines = receipt_deadlines(&self.deadlines, &self.policy, receive_time, grade)?;
         let id = uuid::Uuid::now_v7().to_string();
@@ -97,11 +107,19 @@ impl IntakeApi {
                 metrics::counter!("redress_complaints_accepted_total", "channel" => channel).increment(1);
                 c
             }
-            Ok(Submitted::Replayed(c)) => c,
-            Err(StoreError::RequestIdReused) => {
-                return Err(ServiceError::invalid("request_id", "was already used for a different complaint"));
+            // Stored with personal information masked; a caller allowed to see it gets it back
+            // as first returned, and the read is recorded.
+            Ok(Submitted::Replayed(c)) if principal.has(Permission::PiiRead) => {
+                let id = c.name.strip_prefix("complaints/").unwrap_or_default();
+                let access = PiiAccess {
+                    actor: principal.subject.clone(),
+                    action: "read",
+                    reason: "submission retried".to_owned(),
+                };
+                store.reveal(id, &access).await.map_err(store_error)?.unwrap_or(c)
             }
-            Err(StoreError::Other(e)) => return Err(e.into()),
+            Ok(Submitted::Replayed(c)) => c,
+            Err(e) => return Err(store_error(e)),
         };
         redact(principal, &mut complaint);
         Ok(SubmitComplaintResponse { receipt: complaint.receipt.clone(), complaint: Some(complaint) })
@@ -110,17 +128,177 @@ impl IntakeApi {
     pub async fn get(&self, principal: &Principal, request: GetComplaintRequest) -> Result<Complaint, ServiceError> {
         principal.require(Permission::ComplaintsRead)?;
         let id = parse_name(&request.name)?;
-        let mut complaint = self
-            .store
-            .get()?
+        let reason = request.pii_access_reason.trim();
+        if reason.chars().count() > MAX_REASON {
+            return Err(ServiceError::invalid("pii_access_reason", format!("at most {MAX_REASON} characters")));
+        }
+        if !reason.is_empty() {
+            principal.require(Permission::PiiRead)?;
+        }
+        let store = self.store.get()?;
+        let complaint = store
             .get(id)
             .await
             .map_err(store_error)?
             // Outside the caller's organisation unit it does not exist for the caller.
             .filter(|c| principal.covers(&c.org_unit))
             .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
-        redact(principal, &mut complaint);
-        Ok(complaint)
+        if reason.is_empty() {
+            return Ok(complaint);
+        }
+        let access = PiiAccess { actor: principal.subject.clone(), action: "read", reason: reason.to_owned() };
+        let clear = store.reveal(id, &access).await.map_err(store_error)?;
+        clear.ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })
+    }
+
+    /// The institution of a data-subject request, which the caller must cover.
+    fn institution(principal: &Principal, institution: &str, v: &mut Violations) -> String {
+        if institution.is_empty() {
+            v.add("institution", "required, e.g. institutions/acme-bank");
+        } else if institution_of(institution) != institution || !institution.starts_with("institutions/") {
+            v.add("institution", "must be institutions/{institution_id}");
+        } else if !principal.covers(institution) {
+            v.add("institution", "lies outside the caller's organisation unit");
+        }
+        institution.to_owned()
+    }
+
+    fn identifier(institution: String, person: Option<&PersonIdentifier>, v: &mut Violations) -> Option<Identifier> {
+        match person.and_then(|p| p.identifier.as_ref()) {
+            Some(person_identifier::Identifier::IdDocument(doc)) => {
+                if doc.number.trim().is_empty() {
+                    v.add("person.id_document.number", "required");
+                }
+                match IdDocumentType::try_from(doc.r#type) {
+                    Ok(IdDocumentType::Unspecified) | Err(_) => v.add("person.id_document.type", "required"),
+                    Ok(_) => {}
+                }
+                Some(Identifier { institution, kind: "id", value: format!("{}:{}", doc.r#type, doc.number) })
+            }
+            Some(person_identifier::Identifier::Phone(phone)) if !phone.trim().is_empty() => {
+                Some(Identifier { institution, kind: "phone", value: phone.clone() })
+            }
+            _ => {
+                v.add("person", "an identity document or a phone number is required");
+                None
+            }
+        }
+    }
+
+    fn reason(reason: &str, v: &mut Violations) -> String {
+        if reason.trim().is_empty() {
+            v.add("reason", "required");
+        } else if reason.chars().count() > MAX_REASON {
+            v.add("reason", format!("at most {MAX_REASON} characters"));
+        }
+        reason.trim().to_owned()
+    }
+
+    pub async fn export_personal_data(
+        &self,
+        principal: &Principal,
+        request: ExportPersonalDataRequest,
+    ) -> Result<ExportPersonalDataResponse, ServiceError> {
+        principal.require(Permission::PiiManage)?;
+        let mut v = Violations::new();
+        let institution = Self::institution(principal, &request.institution, &mut v);
+        let identifier = Self::identifier(institution, request.person.as_ref(), &mut v);
+        let reason = Self::reason(&request.reason, &mut v);
+        v.into_result()?;
+        let Some(identifier) = identifier else { return Err(ServiceError::invalid("person", "required")) };
+        let access = PiiAccess { actor: principal.subject.clone(), action: "export", reason };
+        let complaints = self.store.get()?.export(&identifier, &access).await.map_err(store_error)?;
+        let subject = self.subject_of(&complaints).await?;
+        Ok(ExportPersonalDataResponse { subject, complaints })
+    }
+
+    /// The subject name of exported complaints (they share one).
+    async fn subject_of(&self, complaints: &[Complaint]) -> Result<String, ServiceError> {
+        let Some(first) = complaints.first() else { return Ok(String::new()) };
+        let id = first.name.strip_prefix("complaints/").unwrap_or_default();
+        let subject = self.store.get()?.subject_of(id).await.map_err(store_error)?;
+        Ok(subject.map(|s| format!("subjects/{s}")).unwrap_or_default())
+    }
+
+    pub async fn correct_personal_data(
+        &self,
+        principal: &Principal,
+        request: CorrectPersonalDataRequest,
+    ) -> Result<Complaint, ServiceError> {
+        principal.require(Permission::PiiManage)?;
+        let mut v = Violations::new();
+        let id = parse_name(&request.name).map(str::to_owned);
+        if id.is_err() {
+            v.add("name", "must be complaints/{complaint_id}");
+        }
+        crate::domain::validate::complainant(&mut v, "complainant", request.complainant.as_ref());
+        let reason = Self::reason(&request.reason, &mut v);
+        v.into_result()?;
+        let id = id?;
+        let store = self.store.get()?;
+        store
+            .get(&id)
+            .await
+            .map_err(store_error)?
+            .filter(|c| principal.covers(&c.org_unit))
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
+        let access = PiiAccess { actor: principal.subject.clone(), action: "correct", reason };
+        let complainant = request.complainant.unwrap_or_default();
+        store
+            .correct(&id, complainant, &access)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })
+    }
+
+    pub async fn erase_personal_data(
+        &self,
+        principal: &Principal,
+        request: ErasePersonalDataRequest,
+    ) -> Result<ErasePersonalDataResponse, ServiceError> {
+        principal.require(Permission::PiiManage)?;
+        let mut v = Violations::new();
+        let institution = Self::institution(principal, &request.institution, &mut v);
+        let identifier = Self::identifier(institution, request.person.as_ref(), &mut v);
+        let reason = Self::reason(&request.reason, &mut v);
+        v.into_result()?;
+        let Some(identifier) = identifier else { return Err(ServiceError::invalid("person", "required")) };
+        let access = PiiAccess { actor: principal.subject.clone(), action: "erase", reason };
+        let erased = self.store.get()?.erase(&identifier, &access).await.map_err(store_error)?;
+        if let Some(e) = &erased {
+            tracing::info!(subject = %e.subject_id, complaints = e.complaints, "personal information erased");
+            metrics::counter!("redress_pii_erasures_total").increment(1);
+        }
+        Ok(erased.map_or_else(ErasePersonalDataResponse::default, |e| ErasePersonalDataResponse {
+            subject: format!("subjects/{}", e.subject_id),
+            erased_complaints: e.complaints,
+        }))
+    }
+
+    pub async fn list_personal_data_accesses(
+        &self,
+        principal: &Principal,
+        request: ListPersonalDataAccessesRequest,
+    ) -> Result<ListPersonalDataAccessesResponse, ServiceError> {
+        principal.require(Permission::PiiManage)?;
+        let id = request
+            .subject
+            .strip_prefix("subjects/")
+            .filter(|id| uuid::Uuid::try_parse(id).is_ok())
+            .ok_or_else(|| ServiceError::invalid("subject", "must be subjects/{subject_id}"))?;
+        let accesses = self.store.get()?.pii_accesses(id).await.map_err(store_error)?;
+        Ok(ListPersonalDataAccessesResponse {
+            accesses: accesses
+                .into_iter()
+                .map(|a| PersonalDataAccess {
+                    complaint: a.complaint_id.map(|c| format!("complaints/{c}")).unwrap_or_default(),
+                    actor: a.actor,
+                    action: a.action,
+                    reason: a.reason,
+                    access_time: Some(to_timestamp(from_micros(a.access_time_us))),
+                })
+                .collect(),
+        })
     }
 
     pub async fn list(
@@ -191,9 +369,16 @@ fn store_error(e: StoreError) -> ServiceError {
         StoreError::RequestIdReused => {
             ServiceError::invalid("request_id", "was already used for a different complaint")
         }
+        StoreError::Erased => ServiceError::failed_precondition(
+            "PERSONAL_DATA_ERASED",
+            "the complainant's personal information was erased",
+        ),
         StoreError::Other(e) => ServiceError::Internal(e),
     }
 }
+
+/// Longest reason accepted for an access to personal information.
+const MAX_REASON: usize = 500;
 
 /// The receipt's deadlines. One that needs a year with no calendar loaded is left unset and
 /// listed as pending (never guessed) and the operator is alerted; the complaint is still
@@ -284,6 +469,41 @@ impl IntakeService for IntakeApi {
     }
 }
 
+#[tonic::async_trait]
+impl PersonalDataService for IntakeApi {
+    async fn export_personal_data(
+        &self,
+        request: Request<ExportPersonalDataRequest>,
+    ) -> Result<Response<ExportPersonalDataResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.export_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn correct_personal_data(
+        &self,
+        request: Request<CorrectPersonalDataRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.correct_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn erase_personal_data(
+        &self,
+        request: Request<ErasePersonalDataRequest>,
+    ) -> Result<Response<ErasePersonalDataResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.erase_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_personal_data_accesses(
+        &self,
+        request: Request<ListPersonalDataAccessesRequest>,
+    ) -> Result<Response<ListPersonalDataAccessesResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.list_personal_data_accesses(&principal, request.into_inner()).await?))
+    }
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -313,9 +533,10 @@ mod tests {
     use super::*;
 
     async fn api(calendar: WorkingCalendar, db: &TestDatabase) -> IntakeApi {
-        let store = crate::open_store(&db.config, CancellationToken::new()).await.unwrap();
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let store = crate::open_store(&db.config, keyring.clone(), CancellationToken::new()).await.unwrap();
         let calculator = DeadlineCalculator::new(Arc::new(calendar), chrono_tz::Asia::Shanghai);
-        IntakeApi::new(Ready::from(store), calculator, SlaPolicy::default(), CancellationToken::new())
+        IntakeApi::new(Ready::from(store), calculator, SlaPolicy::default(), keyring, CancellationToken::new())
     }
 
     fn clerk() -> Principal {

@@ -8,6 +8,9 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use domain::pii::Keyring;
 use redress_calendar::{DeadlineCalculator, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
@@ -17,6 +20,7 @@ use redress_platform::server::{GrpcServer, ServerConfig};
 use redress_platform::telemetry::TelemetryConfig;
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedServiceServer;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeServiceServer;
+use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataServiceServer;
 use redress_proto::services;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +30,7 @@ pub use api::IntakeApi;
 pub use store::IntakeStore;
 
 /// gRPC services intake serves (and reports health for).
-pub const SERVICES: &[&str] = &[services::INTAKE, services::INTAKE_EVENTS];
+pub const SERVICES: &[&str] = &[services::INTAKE, services::INTAKE_EVENTS, services::PERSONAL_DATA];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -41,6 +45,45 @@ pub struct IntakeConfig {
     /// Directory of extra or replacement year calendars (`*.toml`); empty for the shipped ones.
     pub calendars_dir: String,
     pub sla: SlaPolicy,
+    pub pii: PiiConfig,
+}
+
+/// Keys protecting personal information at rest (D-PII). Master keys are base64 of 32 bytes,
+/// by key id; `active_key_id` wraps new subjects' keys, older ids stay to unwrap existing
+/// ones (rotation). `index_key` (base64, at least 32 bytes) keys the blind indexes and must
+/// never change while data exists.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PiiConfig {
+    pub active_key_id: String,
+    pub master_keys: std::collections::BTreeMap<String, Secret>,
+    pub index_key: Secret,
+}
+
+impl PiiConfig {
+    /// Random keys (for a new development data directory).
+    pub fn generate() -> Self {
+        let key = || Secret::new(BASE64.encode(rand::random::<[u8; 32]>()));
+        Self {
+            active_key_id: "k1".to_owned(),
+            master_keys: std::collections::BTreeMap::from([("k1".to_owned(), key())]),
+            index_key: key(),
+        }
+    }
+
+    pub fn keyring(&self) -> anyhow::Result<Keyring> {
+        anyhow::ensure!(
+            !self.active_key_id.is_empty() && !self.master_keys.is_empty() && !self.index_key.is_empty(),
+            "pii.active_key_id, pii.master_keys and pii.index_key are required (REDRESS_PII__...)"
+        );
+        let mut masters = Vec::new();
+        for (id, secret) in &self.master_keys {
+            let key = BASE64.decode(secret.expose()).with_context(|| format!("pii.master_keys.{id} is not base64"))?;
+            masters.push((id.clone(), key));
+        }
+        let index = BASE64.decode(self.index_key.expose()).context("pii.index_key is not base64")?;
+        Ok(Keyring::new(&self.active_key_id, &masters, &index)?)
+    }
 }
 
 impl Default for IntakeConfig {
@@ -53,6 +96,7 @@ impl Default for IntakeConfig {
             time_zone: "Asia/Shanghai".to_owned(),
             calendars_dir: String::new(),
             sla: SlaPolicy::default(),
+            pii: PiiConfig::default(),
         }
     }
 }
@@ -67,15 +111,19 @@ impl IntakeConfig {
 }
 
 /// Opens (and migrates) the store the URL names.
-pub async fn open_store(config: &DatabaseConfig, shutdown: CancellationToken) -> anyhow::Result<Arc<dyn IntakeStore>> {
+pub async fn open_store(
+    config: &DatabaseConfig,
+    keyring: Arc<Keyring>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<dyn IntakeStore>> {
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
             let db = redress_platform::db::connect_sqlite(config).await?;
-            Arc::new(store::SqliteIntakeStore::open(db).await?)
+            Arc::new(store::SqliteIntakeStore::open(db, keyring).await?)
         }
         Backend::Postgres => {
             let pool = redress_platform::db::connect_postgres(config).await?;
-            Arc::new(store::PostgresIntakeStore::open(pool, shutdown).await?)
+            Arc::new(store::PostgresIntakeStore::open(pool, keyring, shutdown).await?)
         }
     })
 }
@@ -86,6 +134,7 @@ pub struct Intake {
     config: IntakeConfig,
     api: IntakeApi,
     store: Ready<Arc<dyn IntakeStore>>,
+    keyring: Arc<Keyring>,
     key: InternalKey,
     shutdown: CancellationToken,
 }
@@ -93,10 +142,11 @@ pub struct Intake {
 impl Intake {
     pub async fn build(config: IntakeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let deadlines = config.deadline_calculator()?;
+        let keyring = Arc::new(config.pii.keyring()?);
         let server = GrpcServer::bind(&config.server, SERVICES).await?;
         let store = Ready::new();
-        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), shutdown.clone());
-        Ok(Self { server, config, api, store, key, shutdown })
+        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), shutdown.clone());
+        Ok(Self { server, config, api, store, keyring, key, shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -105,13 +155,14 @@ impl Intake {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let routes = Routes::new(IntakeServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
+            .add_service(PersonalDataServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
             .add_service(IntakeEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
         // The store's background work (the PostgreSQL sequencer) outlives the drain, so that
         // events committed by calls still in flight at shutdown get their feed positions.
         let store_stop = CancellationToken::new();
         let init = async {
             tracing::info!(database = %self.config.database, "opening intake store");
-            let store = open_store(&self.config.database, store_stop.clone()).await?;
+            let store = open_store(&self.config.database, self.keyring.clone(), store_stop.clone()).await?;
             self.store.set(store);
             tracing::info!("intake ready");
             Ok(())

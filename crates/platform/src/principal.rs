@@ -36,10 +36,12 @@ pub enum Permission {
     EventsRead,
     /// Read personal information in clear (D-PII-4).
     PiiRead,
+    /// Export, correct and erase a person's information (data-subject rights).
+    PiiManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Self::ComplaintsCreate,
         Self::ComplaintsRead,
         Self::CasesRead,
@@ -49,6 +51,7 @@ impl Permission {
         Self::CasesExtendSpecial,
         Self::EventsRead,
         Self::PiiRead,
+        Self::PiiManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Permission {
             Self::CasesExtendSpecial => "cases.extend.special",
             Self::EventsRead => "events.read",
             Self::PiiRead => "pii.read",
+            Self::PiiManage => "pii.manage",
         }
     }
 }

@@ -35,6 +35,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 pub mod services {
     pub const INTAKE: &str = "redress.intake.v1.IntakeService";
     pub const INTAKE_EVENTS: &str = "redress.intake.v1.IntakeEventFeedService";
+    pub const PERSONAL_DATA: &str = "redress.intake.v1.PersonalDataService";
     pub const CASE: &str = "redress.case.v1.CaseService";
     pub const CASE_EVENTS: &str = "redress.case.v1.CaseEventFeedService";
 }

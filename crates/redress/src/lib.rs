@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
 use redress_gateway::{AuthConfig, DevToken, Gateway, GatewayConfig, Upstreams};
-use redress_intake::{Intake, IntakeConfig};
+use redress_intake::{Intake, IntakeConfig, PiiConfig};
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::principal::{InternalKey, Permission, Principal};
@@ -58,6 +58,51 @@ fn loopback() -> ServerConfig {
     ServerConfig { listen_addr: "127.0.0.1:0".to_owned(), ..ServerConfig::default() }
 }
 
+/// The development data directory's personal-information keys (`pii-keys`, owner-only),
+/// generated on first start: without the same keys the data is unreadable after a restart.
+fn dev_pii_keys(dir: &std::path::Path) -> anyhow::Result<PiiConfig> {
+    let path = dir.join("pii-keys");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut config = PiiConfig::default();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let (key, value) =
+                    line.split_once('=').with_context(|| format!("malformed line in {}", path.display()))?;
+                match key.trim() {
+                    "active_key_id" => config.active_key_id = value.trim().to_owned(),
+                    "index_key" => config.index_key = Secret::new(value.trim()),
+                    other => {
+                        let id = other
+                            .strip_prefix("master_key.")
+                            .with_context(|| format!("unknown entry {other:?} in {}", path.display()))?;
+                        config.master_keys.insert(id.to_owned(), Secret::new(value.trim()));
+                    }
+                }
+            }
+            Ok(config)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let config = PiiConfig::generate();
+            let mut text = format!("active_key_id={}\nindex_key={}\n", config.active_key_id, config.index_key.expose());
+            for (id, key) in &config.master_keys {
+                text.push_str(&format!("master_key.{id}={}\n", key.expose()));
+            }
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            Ok(config)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    }
+}
+
 fn sqlite(dir: &std::path::Path, name: &str) -> DatabaseConfig {
     DatabaseConfig { url: format!("sqlite://{}", dir.join(format!("{name}.db")).display()), max_connections: 8 }
 }
@@ -72,6 +117,7 @@ impl Suite {
             IntakeConfig {
                 server: loopback(),
                 database: sqlite(&options.data_dir, "intake"),
+                pii: dev_pii_keys(&options.data_dir)?,
                 ..IntakeConfig::default()
             },
             key.clone(),

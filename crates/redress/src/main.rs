@@ -129,7 +129,13 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = tokio_util::sync::CancellationToken::new();
             match service {
                 StoreOwner::Intake => {
-                    redress_intake::open_store(&config, shutdown.clone()).await.context("intake migrations")?;
+                    // Migrating seals personal information recorded before encryption at rest,
+                    // so it needs the service's keys (REDRESS_PII__...).
+                    let service: redress_intake::IntakeConfig = redress_platform::config::load(None)?;
+                    let keyring = std::sync::Arc::new(service.pii.keyring()?);
+                    redress_intake::open_store(&config, keyring, shutdown.clone())
+                        .await
+                        .context("intake migrations")?;
                 }
                 StoreOwner::CaseWorkflow => {
                     let rules = redress_case_workflow::CaseWorkflowConfig::default().rules()?;

@@ -17,6 +17,10 @@ async fn serve_intake_from_the_environment_becomes_serving_and_stops_on_sigterm(
         .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
         .env("REDRESS_DATABASE__URL", format!("sqlite://{}/intake.db", dir.path().display()))
         .env("REDRESS_INTERNAL_KEY", KEY)
+        .env("REDRESS_PII__ACTIVE_KEY_ID", "k2")
+        .env("REDRESS_PII__MASTER_KEYS__K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")
+        .env("REDRESS_PII__MASTER_KEYS__K2", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=")
+        .env("REDRESS_PII__INDEX_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
         .env("REDRESS_TELEMETRY__JSON", "true")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -62,4 +66,21 @@ async fn serve_refuses_to_start_without_an_internal_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("REDRESS_INTERNAL_KEY"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_intake_refuses_to_start_without_personal_information_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_redress"))
+        .args(["serve", "intake"])
+        .env("REDRESS_INTERNAL_KEY", KEY)
+        .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDRESS_DATABASE__URL", format!("sqlite://{}/intake.db", dir.path().display()))
+        .env_remove("REDRESS_PII__INDEX_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pii.index_key"), "{stderr}");
 }

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 
 async fn start(data_dir: &std::path::Path) -> (Child, Channel) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_redress"))
-        .args(["dev", "--gateway-addr", "127.0.0.1:0", "--data-dir"])
+        .args(["dev", "--gateway-addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir"])
         .arg(data_dir)
         .env("REDRESS_DEV_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
@@ -97,7 +97,11 @@ async fn sigkill_during_a_burst_loses_nothing_acknowledged() {
     eprintln!("restart took {:?}", restart.elapsed());
     let mut intake = IntakeServiceClient::with_interceptor(channel.clone(), Bearer(Some(TOKEN.to_owned())));
     for (n, name) in &acknowledged {
-        let complaint = intake.get_complaint(GetComplaintRequest { name: name.clone() }).await.unwrap().into_inner();
+        let complaint = intake
+            .get_complaint(GetComplaintRequest { name: name.clone(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(complaint.facts, format!("第{n}笔交易被重复扣费。"));
         // A retry after the crash still answers with the acknowledged complaint.
         let again = intake.submit_complaint(request(*n)).await.unwrap().into_inner();

@@ -253,7 +253,6 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::SWEEP_LOCK;
-    use crate::store::CaseStore;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_one_replica_sweeps_at_a_time() {

@@ -44,33 +44,53 @@ pub fn address(value: &str) -> String {
     out
 }
 
-fn person(p: &mut NaturalPerson) {
-    p.full_name = name(&p.full_name);
-    p.id_number = id_number(&p.id_number);
-    p.phone = phone(&p.phone);
-    p.email = email(&p.email);
-    p.address = address(&p.address);
+/// How each kind of personal field is rewritten.
+struct Rewrite<'a> {
+    name: &'a dyn Fn(&str) -> String,
+    id_number: &'a dyn Fn(&str) -> String,
+    phone: &'a dyn Fn(&str) -> String,
+    email: &'a dyn Fn(&str) -> String,
+    address: &'a dyn Fn(&str) -> String,
 }
 
-/// Masks every personal field of a complaint in place.
-pub fn complaint(c: &mut Complaint) {
+fn person(p: &mut NaturalPerson, r: &Rewrite<'_>) {
+    p.full_name = (r.name)(&p.full_name);
+    p.id_number = (r.id_number)(&p.id_number);
+    p.phone = (r.phone)(&p.phone);
+    p.email = (r.email)(&p.email);
+    p.address = (r.address)(&p.address);
+}
+
+/// Rewrites every personal field of a complaint in place (the one list of what is personal).
+fn rewrite(c: &mut Complaint, r: &Rewrite<'_>) {
     if let Some(complainant) = c.complainant.as_mut() {
         match complainant.party.as_mut() {
-            Some(Party::Person(p)) => person(p),
+            Some(Party::Person(p)) => person(p, r),
             Some(Party::Organisation(o)) => {
-                o.legal_representative = name(&o.legal_representative);
-                o.contact_name = name(&o.contact_name);
-                o.contact_phone = phone(&o.contact_phone);
+                o.legal_representative = (r.name)(&o.legal_representative);
+                o.contact_name = (r.name)(&o.contact_name);
+                o.contact_phone = (r.phone)(&o.contact_phone);
             }
             None => {}
         }
     }
     if let Some(p) = c.agent.as_mut().and_then(|a| a.person.as_mut()) {
-        person(p);
+        person(p, r);
     }
-    for p in c.representatives.iter_mut().filter_map(|r| r.person.as_mut()) {
-        person(p);
+    for p in c.representatives.iter_mut().filter_map(|rep| rep.person.as_mut()) {
+        person(p, r);
     }
+}
+
+/// Masks every personal field of a complaint in place.
+pub fn complaint(c: &mut Complaint) {
+    rewrite(c, &Rewrite { name: &name, id_number: &id_number, phone: &phone, email: &email, address: &address });
+}
+
+/// Replaces every non-empty personal field with `marker` (erasure).
+pub fn replace_all(c: &mut Complaint, marker: &str) {
+    let replace = |v: &str| if v.is_empty() { String::new() } else { marker.to_owned() };
+    rewrite(c, &Rewrite { name: &replace, id_number: &replace, phone: &replace, email: &replace, address: &replace });
 }
 
 #[cfg(test)]

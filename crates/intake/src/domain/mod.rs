@@ -4,6 +4,7 @@
 pub mod example;
 pub mod identifiers;
 pub mod mask;
+pub mod pii;
 pub mod validate;
 
 pub use validate::validate_submission;

@@ -6,7 +6,8 @@ use redress_platform::error::Violations;
 use redress_platform::time::from_timestamp;
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{
-    AgentRelation, Complaint, EvidenceKind, IdDocumentType, NaturalPerson, SubmitComplaintRequest, complainant::Party,
+    AgentRelation, Complainant, Complaint, EvidenceKind, IdDocumentType, NaturalPerson, SubmitComplaintRequest,
+    complainant::Party,
 };
 
 use super::identifiers::{is_valid_mainland_phone, is_valid_resident_id, is_valid_uscc};
@@ -64,6 +65,28 @@ fn person(v: &mut Violations, path: &str, p: &NaturalPerson) {
     }
 }
 
+/// Validates a complainant found at `path` (a submission's, or a correction's).
+pub fn complainant(v: &mut Violations, path: &str, complainant: Option<&Complainant>) {
+    match complainant.and_then(|c| c.party.as_ref()) {
+        None => v.add(path, "must name a person or an organisation"),
+        Some(Party::Person(p)) => person(v, &format!("{path}.person"), p),
+        Some(Party::Organisation(o)) => {
+            let path = format!("{path}.organisation");
+            text(v, &format!("{path}.name"), &o.name, MAX_SHORT_TEXT, true);
+            if !o.unified_social_credit_code.is_empty() && !is_valid_uscc(&o.unified_social_credit_code) {
+                v.add(
+                    format!("{path}.unified_social_credit_code"),
+                    "must be an 18-character unified social credit code with a valid check character",
+                );
+            }
+            text(v, &format!("{path}.address"), &o.address, MAX_ADDRESS, false);
+            text(v, &format!("{path}.legal_representative"), &o.legal_representative, MAX_NAME, false);
+            text(v, &format!("{path}.contact_name"), &o.contact_name, MAX_NAME, false);
+            phone(v, &format!("{path}.contact_phone"), &o.contact_phone);
+        }
+    }
+}
+
 /// Validates `request` as received at `now`; returns the receive instant to record.
 pub fn validate_submission(request: &SubmitComplaintRequest, now: DateTime<Utc>) -> Result<DateTime<Utc>, Violations> {
     let mut v = Violations::new();
@@ -104,24 +127,7 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
             Some(t) => t,
         },
     };
-    match c.complainant.as_ref().and_then(|c| c.party.as_ref()) {
-        None => v.add("complaint.complainant", "must name a person or an organisation"),
-        Some(Party::Person(p)) => person(v, "complaint.complainant.person", p),
-        Some(Party::Organisation(o)) => {
-            let path = "complaint.complainant.organisation";
-            text(v, &format!("{path}.name"), &o.name, MAX_SHORT_TEXT, true);
-            if !o.unified_social_credit_code.is_empty() && !is_valid_uscc(&o.unified_social_credit_code) {
-                v.add(
-                    format!("{path}.unified_social_credit_code"),
-                    "must be an 18-character unified social credit code with a valid check character",
-                );
-            }
-            text(v, &format!("{path}.address"), &o.address, MAX_ADDRESS, false);
-            text(v, &format!("{path}.legal_representative"), &o.legal_representative, MAX_NAME, false);
-            text(v, &format!("{path}.contact_name"), &o.contact_name, MAX_NAME, false);
-            phone(v, &format!("{path}.contact_phone"), &o.contact_phone);
-        }
-    }
+    complainant(v, "complaint.complainant", c.complainant.as_ref());
     if let Some(agent) = c.agent.as_ref() {
         match AgentRelation::try_from(agent.relation) {
             Ok(AgentRelation::Unspecified) | Err(_) => v.add("complaint.agent.relation", "must be set"),

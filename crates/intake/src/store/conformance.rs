@@ -8,13 +8,15 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use redress_platform::db::DatabaseConfig;
 use redress_platform::testing::committed_events;
-use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted};
+use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted, NaturalPerson, complainant::Party};
 use tokio_util::sync::CancellationToken;
 
-use super::{IntakeStore, ListQuery, NewComplaint, StoreError, Submitted};
+use super::{Erased, Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted};
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn IntakeStore> {
-    crate::open_store(config, CancellationToken::new()).await.expect("store opens")
+    crate::open_store(config, Arc::new(crate::domain::pii::test_keyring()), CancellationToken::new())
+        .await
+        .expect("store opens")
 }
 
 fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) -> NewComplaint {
@@ -48,6 +50,9 @@ redress_platform::conformance_suite!(
     lists_are_scoped_to_an_organisation_unit,
     one_bad_record_does_not_sink_the_others,
     feed_order_is_commit_order_under_concurrent_writers,
+    personal_information_is_sealed_masked_and_revealed_with_a_record,
+    one_person_is_one_subject_per_institution,
+    export_correct_and_erase_a_person,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -216,4 +221,151 @@ async fn one_bad_record_does_not_sink_the_others(store: Arc<dyn IntakeStore>) {
     assert_eq!(ok, 10, "every submission but the clashing one is recorded");
     assert_eq!(store.list(&ListQuery { limit: 100, ..Default::default() }).await.unwrap().len(), 10);
     assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 10);
+}
+
+/// A complaint by a person with the given phone and resident ID, owned by `org_unit`.
+fn personal(request_id: &str, phone: &str, id_number: &str, org_unit: &str) -> NewComplaint {
+    let mut new = new_complaint(request_id, &format!("facts of {request_id}"), 0, 3);
+    let mut complaint = crate::domain::example::complaint(&new.complaint.facts);
+    complaint.name = new.complaint.name.clone();
+    complaint.receive_time = new.complaint.receive_time;
+    complaint.org_unit = org_unit.to_owned();
+    if let Some(Party::Person(p)) = complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+        p.phone = phone.to_owned();
+        p.id_number = id_number.to_owned();
+    }
+    new.complaint = complaint;
+    new
+}
+
+fn person(c: &Complaint) -> NaturalPerson {
+    match c.complainant.as_ref().and_then(|c| c.party.clone()) {
+        Some(Party::Person(p)) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn access(action: &'static str, reason: &str) -> PiiAccess {
+    PiiAccess { actor: "user:dpo".to_owned(), action, reason: reason.to_owned() }
+}
+
+fn id_of(c: &Complaint) -> String {
+    c.name.strip_prefix("complaints/").unwrap().to_owned()
+}
+
+const BANK: &str = "institutions/demo-bank";
+
+fn by_phone(phone: &str) -> Identifier {
+    Identifier { institution: BANK.to_owned(), kind: "phone", value: phone.to_owned() }
+}
+
+async fn personal_information_is_sealed_masked_and_revealed_with_a_record(store: Arc<dyn IntakeStore>) {
+    let new = personal("p1", "13911112222", "11010519491231002X", "institutions/demo-bank/branches/sh");
+    let Submitted::Created(created) = store.submit(new).await.unwrap() else { panic!() };
+    assert_eq!(person(&created).phone, "13911112222", "the submitter gets back what it sent");
+    let stored = store.get(&id_of(&created)).await.unwrap().unwrap();
+    assert_eq!(person(&stored).phone, "139****2222");
+    assert_eq!(person(&stored).id_number, "1****************X");
+    assert_eq!(person(&stored).full_name, "王**");
+    let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(person(&listed[0].complaint).phone, "139****2222");
+    let clear = store.reveal(&id_of(&created), &access("read", "complainant called back")).await.unwrap().unwrap();
+    assert_eq!(clear, created);
+    let subject = store.subject_of(&id_of(&created)).await.unwrap().unwrap();
+    let accesses = store.pii_accesses(&subject).await.unwrap();
+    assert_eq!(accesses.len(), 1);
+    assert_eq!(
+        (accesses[0].actor.as_str(), accesses[0].action.as_str(), accesses[0].reason.as_str()),
+        ("user:dpo", "read", "complainant called back")
+    );
+    assert_eq!(accesses[0].complaint_id.as_deref(), Some(id_of(&created).as_str()));
+    // A retried submission replays the stored (masked) record.
+    let Submitted::Replayed(replayed) = store
+        .submit(personal("p1", "13911112222", "11010519491231002X", "institutions/demo-bank/branches/sh"))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(replayed, stored);
+}
+
+async fn one_person_is_one_subject_per_institution(store: Arc<dyn IntakeStore>) {
+    let mut subjects = Vec::new();
+    // Same ID number, new phone; same phone again; same person at another institution.
+    for (rid, phone, unit) in [
+        ("s1", "13911112222", "institutions/demo-bank/branches/sh"),
+        ("s2", "13933334444", "institutions/demo-bank/branches/bj"),
+        ("s3", "13933334444", "institutions/demo-bank"),
+        ("s4", "13911112222", "institutions/other-bank"),
+    ] {
+        let Submitted::Created(c) = store.submit(personal(rid, phone, "11010519491231002X", unit)).await.unwrap()
+        else {
+            panic!()
+        };
+        subjects.push(store.subject_of(&id_of(&c)).await.unwrap().unwrap());
+    }
+    assert_eq!(subjects[0], subjects[1]);
+    assert_eq!(subjects[1], subjects[2]);
+    assert_ne!(subjects[0], subjects[3], "a person is a separate subject at each institution");
+}
+
+async fn export_correct_and_erase_a_person(store: Arc<dyn IntakeStore>) {
+    let mut created = Vec::new();
+    for rid in ["e1", "e2"] {
+        let Submitted::Created(c) = store
+            .submit(personal(rid, "13955556666", "11010519491231002X", "institutions/demo-bank/branches/sh"))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        created.push(c);
+    }
+    store.submit(personal("e3", "13977778888", "", BANK)).await.unwrap();
+    let exported = store.export(&by_phone("139-5555-6666"), &access("export", "access request #1")).await.unwrap();
+    assert_eq!(
+        exported.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        [created[0].name.clone(), created[1].name.clone()]
+    );
+    assert_eq!(person(&exported[0]).id_number, "11010519491231002X");
+    let elsewhere = Identifier { institution: "institutions/other-bank".to_owned(), ..by_phone("13955556666") };
+    assert!(store.export(&elsewhere, &access("export", "x")).await.unwrap().is_empty());
+
+    // Correction: a new phone, found by it afterwards.
+    let mut corrected = created[0].complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = corrected.party.as_mut() {
+        p.phone = "13900001111".to_owned();
+    }
+    let fixed =
+        store.correct(&id_of(&created[0]), corrected, &access("correct", "wrong number")).await.unwrap().unwrap();
+    assert_eq!(person(&fixed).phone, "13900001111");
+    assert_eq!(person(&store.get(&id_of(&created[0])).await.unwrap().unwrap()).phone, "139****1111");
+    assert_eq!(store.export(&by_phone("13900001111"), &access("export", "x")).await.unwrap().len(), 2);
+
+    // Erasure: the key is gone, the complaints stay and count, nothing personal is left.
+    let subject = store.subject_of(&id_of(&created[0])).await.unwrap().unwrap();
+    let erased = store.erase(&by_phone("13955556666"), &access("erase", "deletion request #7")).await.unwrap().unwrap();
+    assert_eq!(erased, Erased { subject_id: subject.clone(), complaints: 2 });
+    for c in &created {
+        let stored = store.get(&id_of(c)).await.unwrap().unwrap();
+        let p = person(&stored);
+        assert_eq!((p.full_name.as_str(), p.phone.as_str()), (crate::domain::pii::ERASED, crate::domain::pii::ERASED));
+        assert_eq!(stored.facts, c.facts, "the complaint itself remains");
+        let revealed = store.reveal(&id_of(c), &access("read", "x")).await.unwrap().unwrap();
+        assert_eq!(person(&revealed).phone, crate::domain::pii::ERASED);
+        let fix = store.correct(&id_of(c), c.complainant.clone().unwrap(), &access("correct", "x")).await;
+        assert!(matches!(fix, Err(StoreError::Erased)), "{fix:?}");
+    }
+    assert_eq!(store.list(&ListQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 3, "counts stay right");
+    assert!(store.export(&by_phone("13955556666"), &access("export", "x")).await.unwrap().is_empty());
+    assert!(store.erase(&by_phone("13955556666"), &access("erase", "again")).await.unwrap().is_none());
+    let log = store.pii_accesses(&subject).await.unwrap();
+    assert_eq!(log[0].action, "erase");
+    assert_eq!(log[0].reason, "deletion request #7");
+    // The same person complaining again is a new subject.
+    let Submitted::Created(again) = store.submit(personal("e4", "13955556666", "", BANK)).await.unwrap() else {
+        panic!()
+    };
+    assert_ne!(store.subject_of(&id_of(&again)).await.unwrap().unwrap(), subject);
 }

@@ -11,7 +11,10 @@ use redress_platform::db::CommitFailed;
 use redress_platform::events::{Feed, NewEvent};
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted};
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ComplaintAccepted};
+
+use crate::domain::mask;
+use crate::domain::pii::{self, DataKey, Keyring, WrappedKey};
 
 pub use postgres::PostgresIntakeStore;
 pub use sqlite::SqliteIntakeStore;
@@ -48,6 +51,8 @@ pub enum Submitted {
 pub enum StoreError {
     #[error("request_id was already used for a different complaint")]
     RequestIdReused,
+    #[error("the complainant's personal information was erased")]
+    Erased,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -145,16 +150,165 @@ pub struct Listed {
 #[async_trait]
 pub trait IntakeStore: Send + Sync + 'static {
     /// Records `new` with its number, its request id and its ComplaintAccepted event in one
-    /// transaction; a retried request returns the first result.
+    /// transaction; a retried request returns the first result. The complainant's personal
+    /// information is stored sealed with the subject's key; the record keeps it masked.
     async fn submit(&self, new: NewComplaint) -> Result<Submitted, StoreError>;
+    /// The complaint as stored: personal information masked (or erased).
     async fn get(&self, id: &str) -> Result<Option<Complaint>, StoreError>;
     async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError>;
+    /// The complaint with its personal information in clear, recording the access (who, why)
+    /// in the same transaction. Erased personal information stays erased.
+    async fn reveal(&self, id: &str, access: &PiiAccess) -> Result<Option<Complaint>, StoreError>;
+    /// Every complaint of the person an identifier names, in clear, each access recorded.
+    async fn export(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Vec<Complaint>, StoreError>;
+    /// Replaces a complaint's complainant (a correction), re-sealed and re-indexed; returns
+    /// the corrected complaint in clear.
+    async fn correct(
+        &self,
+        id: &str,
+        complainant: Complainant,
+        access: &PiiAccess,
+    ) -> Result<Option<Complaint>, StoreError>;
+    /// Erases the person an identifier names: destroys their key, blanks their personal
+    /// fields and index entries. The complaints remain (and count); returns how many.
+    async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError>;
+    /// The subject whose personal information a complaint holds.
+    async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError>;
+    /// Who accessed a subject's personal information, newest first.
+    async fn pii_accesses(&self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
     /// The feed of this store's outbox.
     fn feed(&self) -> &Feed;
 }
 
+/// Why and by whom personal information is read or changed.
+#[derive(Debug, Clone)]
+pub struct PiiAccess {
+    pub actor: String,
+    /// "read", "export", "correct" or "erase".
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// A recorded access.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PiiAccessRecord {
+    pub complaint_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub reason: String,
+    pub access_time_us: i64,
+}
+
+/// An identifier naming a person at one institution: kind ("id", whose value is
+/// "{document type}:{number}", or "phone") and value.
+#[derive(Debug, Clone)]
+pub struct Identifier {
+    pub institution: String,
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// The result of an erasure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    pub subject_id: String,
+    pub complaints: i64,
+}
+
+/// A subject's id, its data key, and whether it was created by this write.
+pub(crate) struct Subject {
+    pub id: String,
+    pub key: DataKey,
+}
+
+/// Finds the live subject behind a blind-index digest.
+pub(crate) const FIND_SUBJECT: &str = "SELECT s.id, s.key_id, s.wrapped_key FROM subject_index i \
+    JOIN subjects s ON s.id = i.subject_id WHERE i.kind = $1 AND i.digest = $2 AND s.wrapped_key IS NOT NULL";
+pub(crate) const INSERT_SUBJECT: &str =
+    "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) VALUES ($1, $2, $3, $4)";
+pub(crate) const INSERT_INDEX: &str =
+    "INSERT INTO subject_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+pub(crate) const INSERT_ACCESS: &str = "INSERT INTO pii_access \
+    (complaint_id, subject_id, actor, action, reason, access_time_us) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const LOAD_SEALED: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
+    FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1";
+pub(crate) const LOAD_SEALED_OF_SUBJECT: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
+    FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.subject_id = $1 ORDER BY c.receive_time_us";
+pub(crate) const SUBJECT_OF: &str = "SELECT subject_id FROM complaints WHERE id = $1";
+pub(crate) const UPDATE_SEALED: &str = "UPDATE complaints SET record = $2, pii = $3, subject_id = $4 WHERE id = $1";
+pub(crate) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erase_time_us = $2 WHERE id = $1";
+pub(crate) const DELETE_INDEX: &str = "DELETE FROM subject_index WHERE subject_id = $1";
+pub(crate) const ACCESSES: &str = "SELECT complaint_id, actor, action, reason, access_time_us FROM pii_access \
+    WHERE subject_id = $1 ORDER BY access_time_us DESC, id DESC";
+
+/// A stored complaint with what is needed to open its personal information.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SealedRow {
+    pub id: String,
+    pub record: Vec<u8>,
+    pub pii: Option<Vec<u8>>,
+    pub subject_id: Option<String>,
+    pub key_id: Option<String>,
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+impl SealedRow {
+    /// The complaint in clear (or as stored, when its subject was erased).
+    pub fn open(&self, keyring: &Keyring) -> Result<Complaint, StoreError> {
+        let mut complaint = Complaint::decode(self.record.as_slice())?;
+        if let (Some(pii), Some(subject), Some(key_id), Some(wrapped)) =
+            (&self.pii, &self.subject_id, &self.key_id, &self.wrapped_key)
+        {
+            let key = keyring
+                .unwrap(subject, &WrappedKey { key_id: key_id.clone(), sealed: wrapped.clone() })
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let personal = key.open(&pii::complaint_aad(&self.id, subject), pii).map_err(|e| anyhow::anyhow!(e))?;
+            pii::restore(&mut complaint, pii::decode_personal(&personal).map_err(|e| anyhow::anyhow!(e))?);
+        }
+        Ok(complaint)
+    }
+}
+
+/// The stored form of a complaint in clear: the record with personal fields masked, and the
+/// personal part sealed for its subject.
+pub(crate) fn seal(complaint: &Complaint, subject: &Subject) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let id = complaint.name.strip_prefix("complaints/").unwrap_or(&complaint.name);
+    let personal = pii::personal_part(complaint).encode_to_vec();
+    let sealed = subject.key.seal(&pii::complaint_aad(id, &subject.id), &personal).map_err(|e| anyhow::anyhow!(e))?;
+    let mut masked = complaint.clone();
+    mask::complaint(&mut masked);
+    Ok((masked.encode_to_vec(), sealed))
+}
+
+/// The blind-index digests of a complaint's complainant. A person is a data subject of each
+/// institution separately (rights are exercised against the institution), so the digests are
+/// scoped to the complaint's institution.
+pub(crate) fn digests(keyring: &Keyring, complaint: &Complaint) -> Vec<(&'static str, String)> {
+    let institution = institution_of(&complaint.org_unit);
+    pii::identifiers(complaint)
+        .into_iter()
+        .map(|(kind, value)| (kind, keyring.blind_index(&format!("{kind}@{institution}"), &value)))
+        .collect()
+}
+
+/// The institution an organisation unit belongs to: its first two path segments
+/// ("institutions/acme" of "institutions/acme/branches/sh").
+pub fn institution_of(org_unit: &str) -> &str {
+    match org_unit.match_indices('/').nth(1) {
+        Some((i, _)) => &org_unit[..i],
+        None => org_unit,
+    }
+}
+
+impl Identifier {
+    /// The blind-index digest this identifier is found under.
+    pub(crate) fn digest(&self, keyring: &Keyring) -> String {
+        keyring.blind_index(&format!("{}@{}", self.kind, self.institution), &self.value)
+    }
+}
+
 /// The complaint as recorded under `number`, and its ComplaintAccepted event.
-fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<u8>, NewEvent) {
+fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, NewEvent) {
     let number = format!("{}{seq:08}", new.number_prefix);
     let mut complaint = new.complaint.clone();
     complaint.complaint_number.clone_from(&number);
@@ -173,8 +327,7 @@ fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<u8>, NewEvent) {
         complained_staff_id: complaint.complained_party.as_ref().map(|p| p.staff_id.clone()).unwrap_or_default(),
     };
     let event = NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone());
-    let record = complaint.encode_to_vec();
-    (complaint, record, event)
+    (complaint, event)
 }
 
 #[cfg(test)]

@@ -5,23 +5,66 @@ use async_trait::async_trait;
 use prost::Message;
 use redress_platform::events::Feed;
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::Complaint;
-use sqlx::{PgPool, Row};
+use std::sync::Arc;
+
+use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use super::{IntakeStore, ListQuery, Listed, NewComplaint, StoreError, Submitted, numbered};
+use super::{
+    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX, INSERT_SUBJECT,
+    Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess,
+    PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+};
+use crate::domain::pii::{Keyring, WrappedKey};
 
 #[derive(Clone)]
 pub struct PostgresIntakeStore {
     pool: PgPool,
     feed: Feed,
+    keyring: Arc<Keyring>,
 }
 
+/// Serialises the creation of subjects, so two concurrent first complaints of one person
+/// share one subject (ASCII "redrsubj").
+const SUBJECT_LOCK: i64 = 0x7265_6472_7375_626a;
+
 impl PostgresIntakeStore {
-    pub async fn open(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn open(pool: PgPool, keyring: Arc<Keyring>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
         let feed = Feed::postgres(pool.clone(), shutdown);
-        Ok(Self { pool, feed })
+        let store = Self { pool, feed, keyring };
+        store.seal_legacy().await?;
+        Ok(store)
+    }
+
+    /// Seals the personal information of complaints recorded before it was encrypted at rest.
+    async fn seal_legacy(&self) -> anyhow::Result<()> {
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, record FROM complaints WHERE subject_id IS NULL LIMIT 200 FOR UPDATE SKIP LOCKED",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for (id, record) in &rows {
+                let complaint = Complaint::decode(record.as_slice())?;
+                let subject = subject_for(&mut tx, &self.keyring, &complaint).await?;
+                let (record, pii) = super::seal(&complaint, &subject)?;
+                sqlx::query(UPDATE_SEALED).bind(id).bind(record).bind(pii).bind(&subject.id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            tracing::info!(complaints = rows.len(), "sealed personal information of earlier complaints");
+        }
+    }
+
+    async fn find_subject(tx: &mut PgConnection, kind: &str, digest: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as(FIND_SUBJECT).bind(kind).bind(digest).fetch_optional(&mut *tx).await?;
+        Ok(row.map(|(id, ..)| id))
     }
 
     async fn replay(&self, request_id: &str, request_hash: &str) -> Result<Option<Submitted>, StoreError> {
@@ -67,10 +110,12 @@ impl IntakeStore for PostgresIntakeStore {
                 .ok_or_else(|| StoreError::Other(anyhow::anyhow!("claimed request vanished")));
         }
         let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')").fetch_one(&mut *tx).await?;
-        let (complaint, record, event) = numbered(&new, seq);
+        let (complaint, event) = numbered(&new, seq);
+        let subject = subject_for(&mut tx, &self.keyring, &complaint).await?;
+        let (record, pii) = super::seal(&complaint, &subject)?;
         sqlx::query(
-            "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
+             create_time_us, pii, subject_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&new.id)
         .bind(&complaint.complaint_number)
@@ -80,6 +125,8 @@ impl IntakeStore for PostgresIntakeStore {
         .bind(complaint.state)
         .bind(record)
         .bind(to_micros(new.create_time))
+        .bind(pii)
+        .bind(&subject.id)
         .execute(&mut *tx)
         .await?;
         event.append_postgres(&mut tx).await?;
@@ -101,7 +148,243 @@ impl IntakeStore for PostgresIntakeStore {
         rows.into_iter().map(Listed::try_from).collect()
     }
 
+    async fn reveal(&self, id: &str, access: &PiiAccess) -> Result<Option<Complaint>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query_as::<_, SealedRow>(LOAD_SEALED).bind(id).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let complaint = row.open(&self.keyring)?;
+        // Erased information reveals nothing, so there is no access to record.
+        if let (Some(subject), Some(_), Some(_)) = (&row.subject_id, &row.pii, &row.wrapped_key) {
+            record_access(&mut tx, Some(id), subject, access).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(complaint))
+    }
+
+    async fn export(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Vec<Complaint>, StoreError> {
+        let digest = identifier.digest(&self.keyring);
+        let mut tx = self.pool.begin().await?;
+        let Some(subject) = Self::find_subject(&mut tx, identifier.kind, &digest).await? else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<SealedRow> = sqlx::query_as(LOAD_SEALED_OF_SUBJECT).bind(&subject).fetch_all(&mut *tx).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(row.open(&self.keyring)?);
+            record_access(&mut tx, Some(&row.id), &subject, access).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn correct(
+        &self,
+        id: &str,
+        complainant: Complainant,
+        access: &PiiAccess,
+    ) -> Result<Option<Complaint>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query_as::<_, SealedRow>(const_sql::LOAD_SEALED_LOCKED).bind(id).fetch_optional(&mut *tx).await?
+        else {
+            return Ok(None);
+        };
+        let (Some(subject_id), Some(key_id), Some(wrapped)) = (&row.subject_id, &row.key_id, &row.wrapped_key) else {
+            return Err(StoreError::Erased);
+        };
+        let key = self
+            .keyring
+            .unwrap(subject_id, &WrappedKey { key_id: key_id.clone(), sealed: wrapped.clone() })
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let mut complaint = row.open(&self.keyring)?;
+        complaint.complainant = Some(complainant);
+        let subject = Subject { id: subject_id.clone(), key };
+        let (record, pii) = super::seal(&complaint, &subject)?;
+        sqlx::query(UPDATE_SEALED).bind(id).bind(record).bind(pii).bind(subject_id).execute(&mut *tx).await?;
+        for (kind, digest) in super::digests(&self.keyring, &complaint) {
+            sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(subject_id).execute(&mut *tx).await?;
+        }
+        record_access(&mut tx, Some(id), subject_id, access).await?;
+        tx.commit().await?;
+        Ok(Some(complaint))
+    }
+
+    async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError> {
+        let digest = identifier.digest(&self.keyring);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *tx).await?;
+        let Some(subject) = Self::find_subject(&mut tx, identifier.kind, &digest).await? else {
+            return Ok(None);
+        };
+        let rows: Vec<SealedRow> = sqlx::query_as(LOAD_SEALED_OF_SUBJECT).bind(&subject).fetch_all(&mut *tx).await?;
+        for row in &rows {
+            let mut complaint = Complaint::decode(row.record.as_slice())?;
+            crate::domain::pii::erase(&mut complaint);
+            sqlx::query(UPDATE_SEALED)
+                .bind(&row.id)
+                .bind(complaint.encode_to_vec())
+                .bind(None::<Vec<u8>>)
+                .bind(&subject)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let now = to_micros(redress_platform::time::now());
+        sqlx::query(ERASE_SUBJECT).bind(&subject).bind(now).execute(&mut *tx).await?;
+        sqlx::query(DELETE_INDEX).bind(&subject).execute(&mut *tx).await?;
+        record_access(&mut tx, None, &subject, access).await?;
+        tx.commit().await?;
+        Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
+    }
+
+    async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError> {
+        let subject: Option<Option<String>> =
+            sqlx::query_scalar(super::SUBJECT_OF).bind(complaint_id).fetch_optional(&self.pool).await?;
+        Ok(subject.flatten())
+    }
+
+    async fn pii_accesses(&self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError> {
+        Ok(sqlx::query_as(ACCESSES).bind(subject_id).fetch_all(&self.pool).await?)
+    }
+
     fn feed(&self) -> &Feed {
         &self.feed
+    }
+}
+
+mod const_sql {
+    /// [`super::LOAD_SEALED`], locking the complaint row.
+    pub const LOAD_SEALED_LOCKED: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
+        FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1 FOR UPDATE OF c";
+}
+
+/// The subject a complaint's complainant is, found by blind index or created. Creation is
+/// serialised by a transaction lock so concurrent first complaints of one person agree.
+async fn subject_for(tx: &mut PgConnection, keyring: &Keyring, complaint: &Complaint) -> Result<Subject, StoreError> {
+    let digests = super::digests(keyring, complaint);
+    if !digests.is_empty() {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *tx).await?;
+    }
+    let mut found = None;
+    for (kind, digest) in &digests {
+        let row: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as(FIND_SUBJECT).bind(kind).bind(digest).fetch_optional(&mut *tx).await?;
+        if let Some((id, key_id, sealed)) = row {
+            let key = keyring.unwrap(&id, &WrappedKey { key_id, sealed }).map_err(|e| anyhow::anyhow!(e))?;
+            found = Some(Subject { id, key });
+            break;
+        }
+    }
+    let subject = match found {
+        Some(s) => s,
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            let (key, wrapped) = keyring.new_data_key(&id).map_err(|e| anyhow::anyhow!(e))?;
+            sqlx::query(INSERT_SUBJECT)
+                .bind(&id)
+                .bind(&wrapped.key_id)
+                .bind(&wrapped.sealed)
+                .bind(to_micros(redress_platform::time::now()))
+                .execute(&mut *tx)
+                .await?;
+            Subject { id, key }
+        }
+    };
+    for (kind, digest) in digests {
+        sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(&subject.id).execute(&mut *tx).await?;
+    }
+    Ok(subject)
+}
+
+async fn record_access(
+    tx: &mut PgConnection,
+    complaint_id: Option<&str>,
+    subject_id: &str,
+    access: &PiiAccess,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_ACCESS)
+        .bind(complaint_id)
+        .bind(subject_id)
+        .bind(&access.actor)
+        .bind(access.action)
+        .bind(&access.reason)
+        .bind(to_micros(redress_platform::time::now()))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use redress_platform::testing::TestDatabase;
+    use redress_proto::redress::intake::v1::complainant::Party;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::store::NewComplaint;
+
+    /// What PostgreSQL stores holds no clear phone or ID number, in any table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stored_rows_hold_no_clear_personal_information() {
+        let Some(db) = TestDatabase::postgres("stored_rows_hold_no_clear_personal_information").await.unwrap() else {
+            return;
+        };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let store = crate::open_store(&db.config, keyring.clone(), CancellationToken::new()).await.unwrap();
+        let mut secrets = Vec::new();
+        for n in 0..50 {
+            let (phone, id_number) = crate::domain::example::identity(n);
+            let id = uuid::Uuid::now_v7().to_string();
+            let mut complaint = crate::domain::example::complaint("facts");
+            complaint.name = format!("complaints/{id}");
+            if let Some(Party::Person(p)) = complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+                (p.phone, p.id_number) = (phone.clone(), id_number.clone());
+            }
+            let hash = keyring.digest("request", prost::Message::encode_to_vec(&complaint).as_slice());
+            let now = redress_platform::time::now();
+            let new = NewComplaint {
+                id,
+                request_id: format!("r{n}"),
+                request_hash: hash,
+                number_prefix: "20261126".to_owned(),
+                receive_time: now,
+                create_time: now,
+                complaint,
+                trace: Default::default(),
+            };
+            store.submit(new).await.unwrap();
+            secrets.push(phone);
+            secrets.push(id_number);
+        }
+        let pool = sqlx::PgPool::connect(&db.config.url).await.unwrap();
+        let mut dump: Vec<u8> = Vec::new();
+        for table in ["complaints", "subjects", "subject_index", "submit_requests", "outbox", "pii_access"] {
+            // Every column of every row: text as is, bytea (rendered \x + hex) decoded.
+            let raw: Vec<(String,)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT row_to_json(t)::text FROM {table} t")))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            for (row,) in raw {
+                let row: serde_json::Value = serde_json::from_str(&row).unwrap();
+                for value in row.as_object().unwrap().values() {
+                    let Some(text) = value.as_str() else { continue };
+                    dump.extend_from_slice(text.as_bytes());
+                    if let Some(hex) = text.strip_prefix("\\x")
+                        && let Ok(bytes) = hex::decode(hex)
+                    {
+                        dump.extend_from_slice(&bytes);
+                    }
+                }
+            }
+        }
+        assert!(dump.len() > 10_000, "the tables were read");
+        for secret in &secrets {
+            assert!(!dump.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in clear");
+        }
+        pool.close().await;
     }
 }

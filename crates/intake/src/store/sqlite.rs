@@ -11,11 +11,16 @@ use prost::Message;
 use redress_platform::db::Sqlite;
 use redress_platform::events::{Feed, NewEvent};
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::Complaint;
+use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{IntakeStore, ListQuery, Listed, NewComplaint, StoreError, Submitted, numbered};
+use super::{
+    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX, INSERT_SUBJECT,
+    Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess,
+    PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+};
+use crate::domain::pii::{Keyring, WrappedKey};
 
 /// Most submissions written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -27,19 +32,138 @@ pub struct SqliteIntakeStore {
     db: Sqlite,
     feed: Feed,
     queue: mpsc::Sender<(NewComplaint, Reply)>,
+    keyring: Arc<Keyring>,
 }
 
 impl SqliteIntakeStore {
-    pub async fn open(db: Sqlite) -> anyhow::Result<Self> {
+    pub async fn open(db: Sqlite, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
         let feed = Feed::sqlite(db.pool.clone());
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_batches(db.clone(), feed.clone(), rx));
-        Ok(Self { db, feed, queue })
+        tokio::spawn(run_batches(db.clone(), feed.clone(), keyring.clone(), rx));
+        let store = Self { db, feed, queue, keyring };
+        store.seal_legacy().await?;
+        Ok(store)
+    }
+
+    /// Seals the personal information of complaints recorded before it was encrypted at rest.
+    async fn seal_legacy(&self) -> anyhow::Result<()> {
+        loop {
+            let keyring = self.keyring.clone();
+            let sealed = self
+                .db
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let rows: Vec<(String, Vec<u8>)> =
+                            sqlx::query_as("SELECT id, record FROM complaints WHERE subject_id IS NULL LIMIT 200")
+                                .fetch_all(&mut *conn)
+                                .await?;
+                        let mut cache = HashMap::new();
+                        for (id, record) in &rows {
+                            let complaint = Complaint::decode(record.as_slice())?;
+                            let subject = subject_for(conn, &keyring, &complaint, &mut cache).await?;
+                            let (record, pii) = super::seal(&complaint, &subject)?;
+                            sqlx::query(UPDATE_SEALED)
+                                .bind(id)
+                                .bind(record)
+                                .bind(pii)
+                                .bind(&subject.id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok::<_, StoreError>(rows.len())
+                    })
+                })
+                .await?;
+            if sealed == 0 {
+                return Ok(());
+            }
+            tracing::info!(complaints = sealed, "sealed personal information of earlier complaints");
+        }
+    }
+
+    /// Runs `f` on the writer's connection, in the next group commit.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+                Arc<Keyring>,
+            ) -> futures_util::future::BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let keyring = self.keyring.clone();
+        self.db.writer.write(move |conn| f(conn, keyring)).await
     }
 }
 
-async fn run_batches(db: Sqlite, feed: Feed, mut rx: mpsc::Receiver<(NewComplaint, Reply)>) {
+/// The subject a complaint's complainant is (found by blind index, or created with a fresh
+/// data key), within the writer's transaction. `cache` carries subjects created earlier in
+/// the same batch.
+async fn subject_for(
+    conn: &mut SqliteConnection,
+    keyring: &Keyring,
+    complaint: &Complaint,
+    cache: &mut HashMap<String, Subject>,
+) -> Result<Subject, StoreError> {
+    let digests = super::digests(keyring, complaint);
+    let mut found = None;
+    for (kind, digest) in &digests {
+        if let Some(s) = cache.get(digest) {
+            found = Some(Subject { id: s.id.clone(), key: s.key.clone() });
+            break;
+        }
+        let row: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as(FIND_SUBJECT).bind(kind).bind(digest).fetch_optional(&mut *conn).await?;
+        if let Some((id, key_id, sealed)) = row {
+            let key = keyring.unwrap(&id, &WrappedKey { key_id, sealed }).map_err(|e| anyhow::anyhow!(e))?;
+            found = Some(Subject { id, key });
+            break;
+        }
+    }
+    let subject = match found {
+        Some(s) => s,
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            let (key, wrapped) = keyring.new_data_key(&id).map_err(|e| anyhow::anyhow!(e))?;
+            sqlx::query(INSERT_SUBJECT)
+                .bind(&id)
+                .bind(&wrapped.key_id)
+                .bind(&wrapped.sealed)
+                .bind(to_micros(redress_platform::time::now()))
+                .execute(&mut *conn)
+                .await?;
+            Subject { id, key }
+        }
+    };
+    for (kind, digest) in digests {
+        sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(&subject.id).execute(&mut *conn).await?;
+        cache.insert(digest, Subject { id: subject.id.clone(), key: subject.key.clone() });
+    }
+    Ok(subject)
+}
+
+async fn record_access(
+    conn: &mut SqliteConnection,
+    complaint_id: Option<&str>,
+    subject_id: &str,
+    access: &PiiAccess,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_ACCESS)
+        .bind(complaint_id)
+        .bind(subject_id)
+        .bind(&access.actor)
+        .bind(access.action)
+        .bind(&access.reason)
+        .bind(to_micros(redress_platform::time::now()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn run_batches(db: Sqlite, feed: Feed, keyring: Arc<Keyring>, mut rx: mpsc::Receiver<(NewComplaint, Reply)>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -50,14 +174,14 @@ async fn run_batches(db: Sqlite, feed: Feed, mut rx: mpsc::Receiver<(NewComplain
         }
         let (news, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let news = Arc::new(news);
-        let written = write(&db, news.clone()).await;
+        let written = write(&db, &keyring, news.clone()).await;
         let outcomes = match written {
             Ok(outcomes) => outcomes,
             Err(e) if news.len() > 1 => {
                 tracing::warn!(error = %e, size = news.len(), "intake batch failed; writing its submissions one by one");
                 let mut outcomes = Vec::with_capacity(news.len());
                 for new in news.iter() {
-                    let one = write(&db, Arc::new(vec![new.clone()])).await;
+                    let one = write(&db, &keyring, Arc::new(vec![new.clone()])).await;
                     outcomes.push(
                         one.and_then(|mut v| v.pop().unwrap_or_else(|| Err(anyhow::anyhow!("empty batch").into()))),
                     );
@@ -75,8 +199,20 @@ async fn run_batches(db: Sqlite, feed: Feed, mut rx: mpsc::Receiver<(NewComplain
     }
 }
 
-async fn write(db: &Sqlite, news: Arc<Vec<NewComplaint>>) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
-    db.writer.write(move |conn| Box::pin(async move { insert_batch(conn, &news).await })).await
+async fn write(
+    db: &Sqlite,
+    keyring: &Arc<Keyring>,
+    news: Arc<Vec<NewComplaint>>,
+) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
+    let keyring = keyring.clone();
+    db.writer.write(move |conn| Box::pin(async move { insert_batch(conn, &keyring, &news).await })).await
+}
+
+/// A complaint's stored form.
+struct Sealed {
+    record: Vec<u8>,
+    pii: Vec<u8>,
+    subject_id: String,
 }
 
 /// What becomes of one submission of a batch.
@@ -90,6 +226,7 @@ enum Plan {
 
 async fn insert_batch(
     conn: &mut SqliteConnection,
+    keyring: &Keyring,
     news: &[NewComplaint],
 ) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
     let mut existing: HashMap<String, (String, Complaint)> = HashMap::new();
@@ -137,27 +274,30 @@ async fn insert_batch(
         .bind(count)
         .fetch_one(&mut *conn)
         .await?;
-        let rows: Vec<(&NewComplaint, Complaint, Vec<u8>, NewEvent)> = fresh
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| {
-                let (complaint, record, event) = numbered(&news[i], last - count + 1 + k as i64);
-                (&news[i], complaint, record, event)
-            })
-            .collect();
-        for chunk in rows.chunks(500) {
+        let mut rows: Vec<(&NewComplaint, Complaint, Sealed, NewEvent)> = Vec::with_capacity(fresh.len());
+        let mut subjects = HashMap::new();
+        for (k, &i) in fresh.iter().enumerate() {
+            let (complaint, event) = numbered(&news[i], last - count + 1 + k as i64);
+            let subject = subject_for(conn, keyring, &complaint, &mut subjects).await?;
+            let (record, pii) = super::seal(&complaint, &subject)?;
+            rows.push((&news[i], complaint, Sealed { record, pii, subject_id: subject.id }, event));
+        }
+        for chunk in rows.chunks(400) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us) ",
+                "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
+                 create_time_us, pii, subject_id) ",
             );
-            query.push_values(chunk, |mut row, (new, complaint, record, _)| {
+            query.push_values(chunk, |mut row, (new, complaint, sealed, _)| {
                 row.push_bind(new.id.as_str())
                     .push_bind(complaint.complaint_number.as_str())
                     .push_bind(complaint.channel)
                     .push_bind(to_micros(new.receive_time))
                     .push_bind(complaint.org_unit.as_str())
                     .push_bind(complaint.state)
-                    .push_bind(record.as_slice())
-                    .push_bind(to_micros(new.create_time));
+                    .push_bind(sealed.record.as_slice())
+                    .push_bind(to_micros(new.create_time))
+                    .push_bind(sealed.pii.as_slice())
+                    .push_bind(sealed.subject_id.as_str());
             });
             query.build().execute(&mut *conn).await?;
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
@@ -208,6 +348,140 @@ impl IntakeStore for SqliteIntakeStore {
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
         let rows = super::list_query!(q).fetch_all(&self.db.pool).await?;
         rows.into_iter().map(Listed::try_from).collect()
+    }
+
+    async fn reveal(&self, id: &str, access: &PiiAccess) -> Result<Option<Complaint>, StoreError> {
+        let (id, access) = (id.to_owned(), access.clone());
+        self.write(move |conn, keyring| {
+            Box::pin(async move {
+                let Some(row) =
+                    sqlx::query_as::<_, SealedRow>(LOAD_SEALED).bind(&id).fetch_optional(&mut *conn).await?
+                else {
+                    return Ok(None);
+                };
+                let complaint = row.open(&keyring)?;
+                // Erased information reveals nothing, so there is no access to record.
+                if let (Some(subject), Some(_), Some(_)) = (&row.subject_id, &row.pii, &row.wrapped_key) {
+                    record_access(conn, Some(&id), subject, &access).await?;
+                }
+                Ok(Some(complaint))
+            })
+        })
+        .await
+    }
+
+    async fn export(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Vec<Complaint>, StoreError> {
+        let digest = identifier.digest(&self.keyring);
+        let (kind, access) = (identifier.kind, access.clone());
+        self.write(move |conn, keyring| {
+            Box::pin(async move {
+                let Some((subject, _, _)) = sqlx::query_as::<_, (String, String, Vec<u8>)>(FIND_SUBJECT)
+                    .bind(kind)
+                    .bind(&digest)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(Vec::new());
+                };
+                let rows: Vec<SealedRow> =
+                    sqlx::query_as(LOAD_SEALED_OF_SUBJECT).bind(&subject).fetch_all(&mut *conn).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(row.open(&keyring)?);
+                    record_access(conn, Some(&row.id), &subject, &access).await?;
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn correct(
+        &self,
+        id: &str,
+        complainant: Complainant,
+        access: &PiiAccess,
+    ) -> Result<Option<Complaint>, StoreError> {
+        let (id, access) = (id.to_owned(), access.clone());
+        self.write(move |conn, keyring| {
+            Box::pin(async move {
+                let Some(row) =
+                    sqlx::query_as::<_, SealedRow>(LOAD_SEALED).bind(&id).fetch_optional(&mut *conn).await?
+                else {
+                    return Ok(None);
+                };
+                let (Some(subject_id), Some(key_id), Some(wrapped)) = (&row.subject_id, &row.key_id, &row.wrapped_key)
+                else {
+                    return Err(StoreError::Erased);
+                };
+                let key = keyring
+                    .unwrap(subject_id, &WrappedKey { key_id: key_id.clone(), sealed: wrapped.clone() })
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                let mut complaint = row.open(&keyring)?;
+                complaint.complainant = Some(complainant);
+                let subject = Subject { id: subject_id.clone(), key };
+                let (record, pii) = super::seal(&complaint, &subject)?;
+                sqlx::query(UPDATE_SEALED)
+                    .bind(&id)
+                    .bind(record)
+                    .bind(pii)
+                    .bind(subject_id)
+                    .execute(&mut *conn)
+                    .await?;
+                for (kind, digest) in super::digests(&keyring, &complaint) {
+                    sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(subject_id).execute(&mut *conn).await?;
+                }
+                record_access(conn, Some(&id), subject_id, &access).await?;
+                Ok(Some(complaint))
+            })
+        })
+        .await
+    }
+
+    async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError> {
+        let digest = identifier.digest(&self.keyring);
+        let (kind, access) = (identifier.kind, access.clone());
+        self.write(move |conn, _| {
+            Box::pin(async move {
+                let Some((subject, _, _)) = sqlx::query_as::<_, (String, String, Vec<u8>)>(FIND_SUBJECT)
+                    .bind(kind)
+                    .bind(&digest)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let rows: Vec<SealedRow> =
+                    sqlx::query_as(LOAD_SEALED_OF_SUBJECT).bind(&subject).fetch_all(&mut *conn).await?;
+                for row in &rows {
+                    let mut complaint = Complaint::decode(row.record.as_slice())?;
+                    crate::domain::pii::erase(&mut complaint);
+                    sqlx::query(UPDATE_SEALED)
+                        .bind(&row.id)
+                        .bind(complaint.encode_to_vec())
+                        .bind(None::<Vec<u8>>)
+                        .bind(&subject)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                let now = to_micros(redress_platform::time::now());
+                sqlx::query(ERASE_SUBJECT).bind(&subject).bind(now).execute(&mut *conn).await?;
+                sqlx::query(DELETE_INDEX).bind(&subject).execute(&mut *conn).await?;
+                record_access(conn, None, &subject, &access).await?;
+                Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
+            })
+        })
+        .await
+    }
+
+    async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError> {
+        let subject: Option<Option<String>> =
+            sqlx::query_scalar(super::SUBJECT_OF).bind(complaint_id).fetch_optional(&self.db.pool).await?;
+        Ok(subject.flatten())
+    }
+
+    async fn pii_accesses(&self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError> {
+        Ok(sqlx::query_as(ACCESSES).bind(subject_id).fetch_all(&self.db.pool).await?)
     }
 
     fn feed(&self) -> &Feed {

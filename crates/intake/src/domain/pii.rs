@@ -1,0 +1,298 @@
+//! Personal information at rest (D-PII): envelope encryption per complainant and blind
+//! indexes.
+//!
+//! Each complainant (data subject) has a random 256-bit data key. It is stored only wrapped
+//! (AES-256-GCM) by a master key named by its key id, so master keys rotate without touching
+//! the data, and destroying the wrapped data key erases the subject. A complaint's personal
+//! fields (complainant, agent, representatives) are sealed with the subject's data key, the
+//! additional data binding the ciphertext to the complaint and subject, so a sealed value
+//! copied to another row does not open. Lookups go through blind indexes: keyed HMAC-SHA256
+//! digests of normalised identifiers, never the identifiers themselves.
+
+use std::collections::HashMap;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use hmac::{Hmac, Mac};
+use prost::Message;
+use redress_proto::redress::intake::v1::{Complaint, complainant::Party};
+use sha2::Sha256;
+
+const NONCE_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PiiError {
+    #[error("no master key with id {0:?} is configured")]
+    UnknownKey(String),
+    #[error("personal information does not decrypt (wrong key, or the data was altered)")]
+    Decrypt,
+    #[error("invalid key material: {0}")]
+    InvalidKey(String),
+    #[error("sealed personal information is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The master keys (by id), which one wraps new data keys, and the blind-index key.
+#[derive(Clone)]
+pub struct Keyring {
+    active: String,
+    masters: HashMap<String, Aes256Gcm>,
+    index: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<&String> = self.masters.keys().collect();
+        ids.sort();
+        f.debug_struct("Keyring").field("active", &self.active).field("key_ids", &ids).finish_non_exhaustive()
+    }
+}
+
+/// A data key wrapped by a master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub key_id: String,
+    /// Nonce followed by the ciphertext of the data key.
+    pub sealed: Vec<u8>,
+}
+
+/// A subject's data key in clear; only ever in memory.
+#[derive(Clone)]
+pub struct DataKey(Aes256Gcm);
+
+impl Keyring {
+    /// `masters` maps key ids to 32-byte keys; `active` wraps new data keys; `index_key` (at
+    /// least 32 bytes) keys the blind indexes and never rotates (the digests are stored).
+    pub fn new(active: &str, masters: &[(String, Vec<u8>)], index_key: &[u8]) -> Result<Self, PiiError> {
+        let mut map = HashMap::new();
+        for (id, key) in masters {
+            if key.len() != 32 {
+                return Err(PiiError::InvalidKey(format!("master key {id:?} must be 32 bytes, not {}", key.len())));
+            }
+            let cipher = Aes256Gcm::new_from_slice(key).map_err(|e| PiiError::InvalidKey(e.to_string()))?;
+            map.insert(id.clone(), cipher);
+        }
+        if !map.contains_key(active) {
+            return Err(PiiError::UnknownKey(active.to_owned()));
+        }
+        if index_key.len() < 32 {
+            return Err(PiiError::InvalidKey("the blind-index key must be at least 32 bytes".to_owned()));
+        }
+        let index =
+            <Hmac<Sha256> as Mac>::new_from_slice(index_key).map_err(|e| PiiError::InvalidKey(e.to_string()))?;
+        Ok(Self { active: active.to_owned(), masters: map, index })
+    }
+
+    pub fn active_key_id(&self) -> &str {
+        &self.active
+    }
+
+    /// A fresh data key for a new subject, and its wrapped form to store.
+    pub fn new_data_key(&self, subject_id: &str) -> Result<(DataKey, WrappedKey), PiiError> {
+        let raw: [u8; 32] = rand::random();
+        let wrapped = self.wrap(subject_id, &raw)?;
+        Ok((DataKey(Aes256Gcm::new(&Key::<Aes256Gcm>::from(raw))), wrapped))
+    }
+
+    fn wrap(&self, subject_id: &str, raw: &[u8; 32]) -> Result<WrappedKey, PiiError> {
+        let master = self.masters.get(&self.active).ok_or_else(|| PiiError::UnknownKey(self.active.clone()))?;
+        let aad = wrap_aad(subject_id, &self.active);
+        Ok(WrappedKey { key_id: self.active.clone(), sealed: seal_with(master, &aad, raw)? })
+    }
+
+    /// The subject's data key.
+    pub fn unwrap(&self, subject_id: &str, wrapped: &WrappedKey) -> Result<DataKey, PiiError> {
+        let master = self.masters.get(&wrapped.key_id).ok_or_else(|| PiiError::UnknownKey(wrapped.key_id.clone()))?;
+        let raw = open_with(master, &wrap_aad(subject_id, &wrapped.key_id), &wrapped.sealed)?;
+        let raw: [u8; 32] = raw.try_into().map_err(|_| PiiError::Corrupt("a data key is not 32 bytes".to_owned()))?;
+        Ok(DataKey(Aes256Gcm::new(&Key::<Aes256Gcm>::from(raw))))
+    }
+
+    /// Re-wraps a data key with the active master key (rotation); `None` when it already is.
+    pub fn rewrap(&self, subject_id: &str, wrapped: &WrappedKey) -> Result<Option<WrappedKey>, PiiError> {
+        if wrapped.key_id == self.active {
+            return Ok(None);
+        }
+        let master = self.masters.get(&wrapped.key_id).ok_or_else(|| PiiError::UnknownKey(wrapped.key_id.clone()))?;
+        let raw = open_with(master, &wrap_aad(subject_id, &wrapped.key_id), &wrapped.sealed)?;
+        let raw: [u8; 32] = raw.try_into().map_err(|_| PiiError::Corrupt("a data key is not 32 bytes".to_owned()))?;
+        self.wrap(subject_id, &raw).map(Some)
+    }
+
+    /// The blind index of an identifier of `kind` ("id", "phone", ...): lower-case hex of a
+    /// keyed HMAC over the normalised value.
+    pub fn blind_index(&self, kind: &str, value: &str) -> String {
+        self.digest(kind, normalise(value).as_bytes())
+    }
+
+    /// A keyed digest of arbitrary bytes (e.g. a request fingerprint that must not reveal the
+    /// personal information it covers).
+    pub fn digest(&self, kind: &str, bytes: &[u8]) -> String {
+        let mut mac = self.index.clone();
+        mac.update(kind.as_bytes());
+        mac.update(&[0]);
+        mac.update(bytes);
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Identifiers compare without spaces, dashes or case ("138-1234 5678" = "13812345678").
+fn normalise(value: &str) -> String {
+    value.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
+}
+
+fn wrap_aad(subject_id: &str, key_id: &str) -> Vec<u8> {
+    format!("redress.subject-key.v1\0{subject_id}\0{key_id}").into_bytes()
+}
+
+/// The additional data binding a complaint's sealed personal information to its row.
+pub fn complaint_aad(complaint_id: &str, subject_id: &str) -> Vec<u8> {
+    format!("redress.complaint-pii.v1\0{complaint_id}\0{subject_id}").into_bytes()
+}
+
+fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, PiiError> {
+    let nonce: [u8; NONCE_LEN] = rand::random();
+    let sealed = cipher
+        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| PiiError::Corrupt("encryption failed".to_owned()))?;
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, PiiError> {
+    if sealed.len() < NONCE_LEN {
+        return Err(PiiError::Corrupt("too short".to_owned()));
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| PiiError::Corrupt("bad nonce".to_owned()))?;
+    cipher.decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad }).map_err(|_| PiiError::Decrypt)
+}
+
+impl DataKey {
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, PiiError> {
+        seal_with(&self.0, aad, plaintext)
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, PiiError> {
+        open_with(&self.0, aad, sealed)
+    }
+}
+
+/// The personal part of a complaint: complainant, agent and representatives as submitted.
+/// Encoded as a `Complaint` holding only those fields.
+pub fn personal_part(complaint: &Complaint) -> Complaint {
+    Complaint {
+        complainant: complaint.complainant.clone(),
+        agent: complaint.agent.clone(),
+        representatives: complaint.representatives.clone(),
+        ..Complaint::default()
+    }
+}
+
+/// Puts the personal part (decrypted) back into a stored complaint.
+pub fn restore(complaint: &mut Complaint, personal: Complaint) {
+    complaint.complainant = personal.complainant;
+    complaint.agent = personal.agent;
+    complaint.representatives = personal.representatives;
+}
+
+pub fn decode_personal(bytes: &[u8]) -> Result<Complaint, PiiError> {
+    Complaint::decode(bytes).map_err(|e| PiiError::Corrupt(e.to_string()))
+}
+
+/// The identifiers a complainant is found by, as (kind, value): the identity document
+/// number (with its type) and the phone, for natural persons; the contact phone for
+/// organisations.
+pub fn identifiers(complaint: &Complaint) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match complaint.complainant.as_ref().and_then(|c| c.party.as_ref()) {
+        Some(Party::Person(p)) => {
+            if !p.id_number.is_empty() {
+                out.push(("id", format!("{}:{}", p.id_document_type, p.id_number)));
+            }
+            if !p.phone.is_empty() {
+                out.push(("phone", p.phone.clone()));
+            }
+        }
+        Some(Party::Organisation(o)) if !o.contact_phone.is_empty() => {
+            out.push(("phone", o.contact_phone.clone()));
+        }
+        Some(Party::Organisation(_)) | None => {}
+    }
+    out
+}
+
+/// What is left of a complainant's personal fields once the subject is erased.
+pub const ERASED: &str = "[已删除]";
+
+/// Replaces every personal field of a stored (masked) complaint with [`ERASED`].
+pub fn erase(complaint: &mut Complaint) {
+    crate::domain::mask::replace_all(complaint, ERASED);
+}
+
+/// A fixed keyring for tests.
+#[cfg(test)]
+pub fn test_keyring() -> Keyring {
+    #[allow(clippy::unwrap_used)]
+    Keyring::new("k1", &[("k1".to_owned(), vec![7u8; 32])], &[5u8; 32]).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn keyring(active: &str) -> Keyring {
+        let masters = vec![("k1".to_owned(), vec![1u8; 32]), ("k2".to_owned(), vec![2u8; 32])];
+        Keyring::new(active, &masters, &[9u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn sealed_values_open_only_on_their_own_row() {
+        let ring = keyring("k1");
+        let (key, wrapped) = ring.new_data_key("s1").unwrap();
+        let sealed = key.seal(&complaint_aad("c1", "s1"), b"13812345678").unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"13812345678"));
+        let key = ring.unwrap("s1", &wrapped).unwrap();
+        assert_eq!(key.open(&complaint_aad("c1", "s1"), &sealed).unwrap(), b"13812345678");
+        assert!(matches!(key.open(&complaint_aad("c2", "s1"), &sealed), Err(PiiError::Decrypt)));
+        // A wrapped key moved to another subject does not unwrap.
+        assert!(matches!(ring.unwrap("s2", &wrapped), Err(PiiError::Decrypt)));
+    }
+
+    #[test]
+    fn rotation_rewraps_under_the_active_key_and_old_keys_still_open() {
+        let old = keyring("k1");
+        let (key, wrapped) = old.new_data_key("s1").unwrap();
+        let sealed = key.seal(b"aad", b"secret").unwrap();
+        let new = keyring("k2");
+        assert_eq!(new.unwrap("s1", &wrapped).unwrap().open(b"aad", &sealed).unwrap(), b"secret");
+        let rewrapped = new.rewrap("s1", &wrapped).unwrap().unwrap();
+        assert_eq!(rewrapped.key_id, "k2");
+        assert_eq!(new.unwrap("s1", &rewrapped).unwrap().open(b"aad", &sealed).unwrap(), b"secret");
+        assert!(new.rewrap("s1", &rewrapped).unwrap().is_none());
+        let only_k1 = Keyring::new("k1", &[("k1".to_owned(), vec![1u8; 32])], &[9u8; 32]).unwrap();
+        assert!(matches!(only_k1.unwrap("s1", &rewrapped), Err(PiiError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn blind_indexes_are_keyed_and_normalised() {
+        let ring = keyring("k1");
+        let a = ring.blind_index("phone", "138-1234 5678");
+        assert_eq!(a, ring.blind_index("phone", "13812345678"));
+        assert_ne!(a, ring.blind_index("id", "13812345678"));
+        let other = Keyring::new("k1", &[("k1".to_owned(), vec![1u8; 32])], &[8u8; 32]).unwrap();
+        assert_ne!(a, other.blind_index("phone", "13812345678"));
+        assert!(!a.contains("5678"));
+    }
+
+    #[test]
+    fn bad_key_material_is_refused() {
+        assert!(Keyring::new("k1", &[("k1".to_owned(), vec![1u8; 16])], &[9u8; 32]).is_err());
+        assert!(Keyring::new("k9", &[("k1".to_owned(), vec![1u8; 32])], &[9u8; 32]).is_err());
+        assert!(Keyring::new("k1", &[("k1".to_owned(), vec![1u8; 32])], &[9u8; 8]).is_err());
+    }
+}
