@@ -1,11 +1,15 @@
-//! `redress`: run the embedded suite, one service, or a store's migrations.
+//! `redress`: run the embedded suite, one service, or a store's migrations, or drive a case by
+//! hand through a running gateway.
 
 // The services allocate per request and per row; mimalloc is markedly cheaper than glibc's
 // allocator under this many small, cross-thread allocations.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cli;
+
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -52,6 +56,8 @@ enum Command {
         #[arg(long, env = "REDRESS_DATABASE__URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Drive a case by hand through a running gateway.
+    Case(cli::CaseArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,9 +79,10 @@ fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
+        Command::Case(args) => return Ok(cli::run(args).await),
         Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {
             let _telemetry =
                 telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;
@@ -148,5 +155,6 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {config}");
             Ok(())
         }
-    }
+    };
+    outcome.map(|()| ExitCode::SUCCESS)
 }

@@ -1,0 +1,745 @@
+//! `redress case …`: one CaseService call per invocation, its input checked before the call and
+//! its outcome told by the exit code (0 done, 1 refused or failed, 2 bad usage, 3 audit chain
+//! broken).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
+use redress_proto::redress::case::v1::{
+    AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest, CaseState,
+    ChangeCaseGradeRequest, DecideCaseRequest, ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest,
+    LinkType, ListAuditEntriesRequest, ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason,
+    ProposeResolutionRequest, RecordFirstResponseRequest, ResolutionType, ResumeCaseClocksRequest, TransferCaseRequest,
+    TransitionCaseRequest, VerifyAuditChainRequest,
+};
+use redress_proto::redress::common::v1::Grade;
+use sha2::{Digest, Sha256};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use super::output::{self, Format, Reply};
+
+/// Exit code of `verify` when the audit chain does not verify.
+const EXIT_CHAIN_BROKEN: u8 = 3;
+/// Exit code of input refused before any call (clap uses the same for its own usage errors).
+const EXIT_USAGE: u8 = 2;
+const EXIT_FAILED: u8 = 1;
+
+/// Where `redress dev` serves the gateway.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:50051";
+/// Help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
+/// Drive a case by hand through a running gateway.
+#[derive(Args)]
+pub struct CaseArgs {
+    /// Gateway address.
+    #[arg(
+        long,
+        global = true,
+        env = "REDRESS_GATEWAY",
+        default_value = DEFAULT_GATEWAY,
+        help_heading = GLOBAL
+    )]
+    gateway: String,
+    /// Bearer token (required; `redress dev` prints one).
+    #[arg(long, global = true, env = "REDRESS_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
+    token: Option<String>,
+    /// How to print the result.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, help_heading = GLOBAL)]
+    output: Format,
+    #[command(subcommand)]
+    command: CaseCommand,
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// Show one case.
+    Get {
+        /// The case: `cases/{id}` or its bare id.
+        case: String,
+    },
+    /// List cases, newest opened first.
+    List {
+        /// Only cases in this state.
+        #[arg(long, value_enum)]
+        state: Option<State>,
+        /// Only the case of this complaint: `complaints/{id}` or its bare id.
+        #[arg(long)]
+        complaint: Option<String>,
+        /// Cases per page (default 50, at most 1000).
+        #[arg(long)]
+        page_size: Option<i32>,
+        /// Token of the next page, as a previous page printed it.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+    /// Assign the case to a handler in a department.
+    Assign {
+        #[command(flatten)]
+        change: Change,
+        /// Handler (user subject).
+        #[arg(long)]
+        assignee: String,
+        /// Department handling the case.
+        #[arg(long)]
+        department: String,
+    },
+    /// Transfer the case to another department (转办).
+    Transfer {
+        #[command(flatten)]
+        change: Change,
+        /// Receiving department.
+        #[arg(long)]
+        to_department: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Move the case to another state.
+    Transition {
+        #[command(flatten)]
+        change: Change,
+        /// Target state.
+        #[arg(long, value_enum)]
+        state: State,
+        /// Why (for mediation: the mediating body).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Extend the regulatory decision clock.
+    Extend {
+        #[command(flatten)]
+        change: Change,
+        /// New total length in calendar days: 30 (complex) or 60 (especially complex).
+        #[arg(long)]
+        days: i32,
+        /// Why the case is complex.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Pause the case's running clocks.
+    Pause {
+        #[command(flatten)]
+        change: Change,
+        /// Why.
+        #[arg(long, value_enum)]
+        reason: Pause,
+        /// Details (required with `--reason other`).
+        #[arg(long, default_value = "", hide_default_value = true)]
+        note: String,
+    },
+    /// Resume the case's clocks.
+    Resume {
+        #[command(flatten)]
+        change: Change,
+        /// What ended the pause.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        note: String,
+    },
+    /// Propose a resolution.
+    Propose {
+        #[command(flatten)]
+        change: Change,
+        /// Type of resolution.
+        #[arg(long = "type", value_name = "TYPE", value_enum)]
+        kind: Resolution,
+        /// Compensation in yuan, at most two decimals (e.g. 120.50).
+        #[arg(long, value_name = "AMOUNT", value_parser = parse_yuan, allow_negative_numbers = true)]
+        compensation: Option<i64>,
+        /// Grounds (处理依据), told to the complainant.
+        #[arg(long)]
+        grounds: String,
+    },
+    /// Approve the proposed resolution.
+    Approve {
+        #[command(flatten)]
+        change: Change,
+        /// Approval note.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        note: String,
+    },
+    /// Decide the case on the proposed resolution.
+    Decide {
+        #[command(flatten)]
+        change: Change,
+        /// The decision notice as told to the complainant (处理决定告知).
+        #[arg(long)]
+        notice: String,
+    },
+    /// Record the complainant's satisfaction survey (回访).
+    Survey {
+        #[command(flatten)]
+        change: Change,
+        /// Satisfaction, 1 (very dissatisfied) to 5 (very satisfied).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=5))]
+        score: i32,
+        /// The complainant considers the problem resolved.
+        #[arg(long)]
+        resolved: bool,
+        /// Comment, verbatim.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        comment: String,
+    },
+    /// Add an evidence reference with its content hash.
+    Evidence {
+        #[command(flatten)]
+        change: Change,
+        /// Where the evidence is kept, e.g. s3://evidence/2026/abc.mp3.
+        #[arg(long)]
+        uri: String,
+        /// Lower-case hex SHA-256 of its content.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        sha256: Option<String>,
+        /// A local copy of the evidence, to compute its SHA-256 from.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// What it is, e.g. recording, document, system_log, transaction_receipt.
+        #[arg(long)]
+        kind: String,
+        /// Description.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        description: String,
+    },
+    /// Link the case to another.
+    Link {
+        #[command(flatten)]
+        change: Change,
+        /// The other case: `cases/{id}` or its bare id.
+        #[arg(long)]
+        other: String,
+        /// How this case relates to the other.
+        #[arg(long = "type", value_name = "TYPE", value_enum)]
+        kind: Link,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Record the first response to the complainant.
+    Respond {
+        #[command(flatten)]
+        change: Change,
+        /// How and what was responded.
+        #[arg(long)]
+        note: String,
+    },
+    /// Change the case's severity grade.
+    Grade {
+        #[command(flatten)]
+        change: Change,
+        /// New grade.
+        #[arg(long, value_enum)]
+        grade: Severity,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the case's audit trail.
+    Audit {
+        /// The case: `cases/{id}` or its bare id.
+        case: String,
+        /// Entries per page (default 50, at most 1000).
+        #[arg(long)]
+        page_size: Option<i32>,
+        /// Token of the next page, as a previous page printed it.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+    /// Verify the case's audit hash chain (exit code 3 when broken).
+    Verify {
+        /// The case: `cases/{id}` or its bare id.
+        case: String,
+    },
+}
+
+/// What every change of a case takes.
+#[derive(Args)]
+struct Change {
+    /// The case: `cases/{id}` or its bare id.
+    case: String,
+    /// Change only if the case still has this etag (as `get` prints it; quotes optional).
+    #[arg(long)]
+    etag: Option<String>,
+    /// Idempotency key: a call repeated with the same id changes the case once. Random when unset.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+/// The shared fields of a change request, resolved from [`Change`].
+struct Target {
+    name: String,
+    etag: String,
+    request_id: String,
+}
+
+impl Change {
+    fn target(self) -> Target {
+        let etag = self.etag.map(|e| e.trim().to_owned()).unwrap_or_default();
+        // The shell eats the quotes of `--etag "3"`; the case's etag is `"3"`.
+        let etag = if etag.is_empty() || etag.starts_with('"') || etag.starts_with("W/") {
+            etag
+        } else {
+            format!("\"{etag}\"")
+        };
+        Target {
+            name: resource_name("cases/", &self.case),
+            etag,
+            request_id: self.request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum State {
+    Accepted,
+    Assigned,
+    Investigating,
+    ResolutionProposed,
+    Decided,
+    FollowUp,
+    Closed,
+    Withdrawn,
+    Reopened,
+    UnderReview,
+    InMediation,
+}
+
+impl From<State> for CaseState {
+    fn from(state: State) -> Self {
+        match state {
+            State::Accepted => CaseState::Accepted,
+            State::Assigned => CaseState::Assigned,
+            State::Investigating => CaseState::Investigating,
+            State::ResolutionProposed => CaseState::ResolutionProposed,
+            State::Decided => CaseState::Decided,
+            State::FollowUp => CaseState::FollowUp,
+            State::Closed => CaseState::Closed,
+            State::Withdrawn => CaseState::Withdrawn,
+            State::Reopened => CaseState::Reopened,
+            State::UnderReview => CaseState::UnderReview,
+            State::InMediation => CaseState::InMediation,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Pause {
+    WaitingForMaterials,
+    TestingOrAppraisal,
+    Other,
+}
+
+impl From<Pause> for PauseReason {
+    fn from(reason: Pause) -> Self {
+        match reason {
+            Pause::WaitingForMaterials => PauseReason::WaitingForMaterials,
+            Pause::TestingOrAppraisal => PauseReason::TestingOrAppraisal,
+            Pause::Other => PauseReason::Other,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Resolution {
+    Explanation,
+    ApologyCompensation,
+    ProcessFix,
+    SystemFix,
+    MediationOutcome,
+    NotUpheld,
+}
+
+impl From<Resolution> for ResolutionType {
+    fn from(kind: Resolution) -> Self {
+        match kind {
+            Resolution::Explanation => ResolutionType::Explanation,
+            Resolution::ApologyCompensation => ResolutionType::ApologyCompensation,
+            Resolution::ProcessFix => ResolutionType::ProcessFix,
+            Resolution::SystemFix => ResolutionType::SystemFix,
+            Resolution::MediationOutcome => ResolutionType::MediationOutcome,
+            Resolution::NotUpheld => ResolutionType::NotUpheld,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Link {
+    MergedInto,
+    Related,
+    Parent,
+    Child,
+}
+
+impl From<Link> for LinkType {
+    fn from(kind: Link) -> Self {
+        match kind {
+            Link::MergedInto => LinkType::MergedInto,
+            Link::Related => LinkType::Related,
+            Link::Parent => LinkType::Parent,
+            Link::Child => LinkType::Child,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Severity {
+    General,
+    Important,
+    Urgent,
+    Major,
+}
+
+impl From<Severity> for Grade {
+    fn from(grade: Severity) -> Self {
+        match grade {
+            Severity::General => Grade::General,
+            Severity::Important => Grade::Important,
+            Severity::Urgent => Grade::Urgent,
+            Severity::Major => Grade::Major,
+        }
+    }
+}
+
+/// `cases/{id}` from either the name or the bare id.
+fn resource_name(collection: &str, arg: &str) -> String {
+    let arg = arg.trim();
+    if arg.starts_with(collection) { arg.to_owned() } else { format!("{collection}{arg}") }
+}
+
+/// An amount in yuan with at most two decimals ("120.50") in fen (12050).
+fn parse_yuan(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err("must not be negative".to_owned());
+    }
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || (text.contains('.') && !digits(fraction)) {
+        return Err("expected an amount in yuan such as 120 or 120.50".to_owned());
+    }
+    if fraction.len() > 2 {
+        return Err("at most two decimals (fen)".to_owned());
+    }
+    let fen: i64 = format!("{fraction:0<2}").parse().map_err(|_| "not a number".to_owned())?;
+    whole
+        .parse::<i64>()
+        .ok()
+        .and_then(|yuan| yuan.checked_mul(100))
+        .and_then(|minor| minor.checked_add(fen))
+        .ok_or_else(|| "too large".to_owned())
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+struct Bearer(AsciiMetadataValue);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Client = CaseServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Why a command did not succeed.
+enum Failure {
+    /// Input refused before any call.
+    Usage(String),
+    /// The gateway answered with an error. `request_id` is that of a change, to retry it safely.
+    Status { status: tonic::Status, request_id: Option<String> },
+    /// Anything else (reading a file, writing the output).
+    Other(String),
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::Usage(message.into())
+}
+
+/// Runs one `redress case` command and says how it went in the exit code.
+pub async fn run(args: CaseArgs) -> ExitCode {
+    let gateway = gateway_url(&args.gateway);
+    match execute(&gateway, args).await {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Status { status, request_id }) => {
+            eprint!("{}", output::status(&status, &gateway, request_id.as_deref()));
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(Failure::Other(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+async fn execute(gateway: &str, args: CaseArgs) -> Result<ExitCode, Failure> {
+    let CaseArgs { token, output: format, command, .. } = args;
+    let client = connect(gateway, token.as_deref())?;
+    let reply = call(client, command).await?;
+    let broken = matches!(&reply, Reply::Verification { result, .. } if !result.intact);
+    let text = output::render(&reply, format);
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(Failure::Other(format!("cannot write the output: {error}")));
+    }
+    Ok(if broken { ExitCode::from(EXIT_CHAIN_BROKEN) } else { ExitCode::SUCCESS })
+}
+
+/// The gateway's URL: `http://` unless another scheme is given.
+fn gateway_url(arg: &str) -> String {
+    // An empty REDRESS_GATEWAY reaches here as "" rather than as the default.
+    let gateway = Some(arg.trim()).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GATEWAY);
+    if gateway.contains("://") { gateway.to_owned() } else { format!("http://{gateway}") }
+}
+
+/// A client for the gateway; it connects on the first call, so input is checked first.
+fn connect(gateway: &str, token: Option<&str>) -> Result<Client, Failure> {
+    let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
+        usage("a bearer token is required: --token <TOKEN> or REDRESS_TOKEN (`redress dev` prints one)")
+    })?;
+    let mut bearer: AsciiMetadataValue = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| usage("the token must be printable ASCII without line breaks"))?;
+    bearer.set_sensitive(true);
+    let endpoint = Endpoint::from_shared(gateway.to_owned())
+        .map_err(|e| usage(format!("--gateway {gateway:?} is not a valid URL: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30));
+    Ok(CaseServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(bearer)))
+}
+
+/// What a read answered, or the error.
+fn read<T>(answer: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Failure> {
+    answer.map(tonic::Response::into_inner).map_err(|status| Failure::Status { status, request_id: None })
+}
+
+/// What a change answered, or the error with the request id to retry it with.
+fn changed<T>(answer: Result<tonic::Response<T>, tonic::Status>, request_id: String) -> Result<T, Failure> {
+    answer.map(tonic::Response::into_inner).map_err(|status| Failure::Status { status, request_id: Some(request_id) })
+}
+
+async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure> {
+    let case = match command {
+        CaseCommand::Get { case } => {
+            read(client.get_case(GetCaseRequest { name: resource_name("cases/", &case) }).await)?
+        }
+        CaseCommand::List { state, complaint, page_size, page_token } => {
+            let request = ListCasesRequest {
+                page_size: page_size.unwrap_or_default(),
+                page_token: page_token.unwrap_or_default(),
+                state: state.map_or(CaseState::Unspecified, CaseState::from).into(),
+                complaint: complaint.map(|c| resource_name("complaints/", &c)).unwrap_or_default(),
+            };
+            return Ok(Reply::Cases(read(client.list_cases(request).await)?));
+        }
+        CaseCommand::Audit { case, page_size, page_token } => {
+            let request = ListAuditEntriesRequest {
+                case: resource_name("cases/", &case),
+                page_size: page_size.unwrap_or_default(),
+                page_token: page_token.unwrap_or_default(),
+            };
+            return Ok(Reply::Audit(read(client.list_audit_entries(request).await)?));
+        }
+        CaseCommand::Verify { case } => {
+            let case = resource_name("cases/", &case);
+            let result = read(client.verify_audit_chain(VerifyAuditChainRequest { case: case.clone() }).await)?;
+            return Ok(Reply::Verification { case, result });
+        }
+        CaseCommand::Assign { change, assignee, department } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = AssignCaseRequest { name, etag, request_id: request_id.clone(), assignee, department };
+            changed(client.assign_case(request).await, request_id)?
+        }
+        CaseCommand::Transfer { change, to_department, reason } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = TransferCaseRequest { name, etag, request_id: request_id.clone(), to_department, reason };
+            changed(client.transfer_case(request).await, request_id)?
+        }
+        CaseCommand::Transition { change, state, reason } => {
+            let Target { name, etag, request_id } = change.target();
+            let state = CaseState::from(state).into();
+            let request = TransitionCaseRequest { name, etag, request_id: request_id.clone(), state, reason };
+            changed(client.transition_case(request).await, request_id)?
+        }
+        CaseCommand::Extend { change, days, reason } => {
+            let Target { name, etag, request_id } = change.target();
+            let request =
+                ExtendDecisionDeadlineRequest { name, etag, request_id: request_id.clone(), total_days: days, reason };
+            changed(client.extend_decision_deadline(request).await, request_id)?
+        }
+        CaseCommand::Pause { change, reason, note } => {
+            let Target { name, etag, request_id } = change.target();
+            let reason = PauseReason::from(reason).into();
+            let request = PauseCaseClocksRequest { name, etag, request_id: request_id.clone(), reason, note };
+            changed(client.pause_case_clocks(request).await, request_id)?
+        }
+        CaseCommand::Resume { change, note } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = ResumeCaseClocksRequest { name, etag, request_id: request_id.clone(), note };
+            changed(client.resume_case_clocks(request).await, request_id)?
+        }
+        CaseCommand::Propose { change, kind, compensation, grounds } => {
+            let Target { name, etag, request_id } = change.target();
+            let compensation = compensation.map(|amount_minor| Money { currency_code: "CNY".to_owned(), amount_minor });
+            let request = ProposeResolutionRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                r#type: ResolutionType::from(kind).into(),
+                compensation,
+                grounds,
+            };
+            changed(client.propose_resolution(request).await, request_id)?
+        }
+        CaseCommand::Approve { change, note } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = ApproveResolutionRequest { name, etag, request_id: request_id.clone(), note };
+            changed(client.approve_resolution(request).await, request_id)?
+        }
+        CaseCommand::Decide { change, notice } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = DecideCaseRequest { name, etag, request_id: request_id.clone(), decision_notice: notice };
+            changed(client.decide_case(request).await, request_id)?
+        }
+        CaseCommand::Survey { change, score, resolved, comment } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = AnswerSurveyRequest { name, etag, request_id: request_id.clone(), score, resolved, comment };
+            changed(client.answer_survey(request).await, request_id)?
+        }
+        CaseCommand::Evidence { change, uri, sha256, file, kind, description } => {
+            let sha256 = match (sha256, file) {
+                (Some(sha256), _) => sha256.trim().to_ascii_lowercase(),
+                (None, Some(file)) => sha256_of(file).await?,
+                (None, None) => return Err(usage("--sha256 or --file is required")),
+            };
+            let Target { name, etag, request_id } = change.target();
+            let request =
+                AddEvidenceRequest { name, etag, request_id: request_id.clone(), uri, sha256, kind, description };
+            changed(client.add_evidence(request).await, request_id)?
+        }
+        CaseCommand::Link { change, other, kind, reason } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = LinkCasesRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                other: resource_name("cases/", &other),
+                r#type: LinkType::from(kind).into(),
+                reason,
+            };
+            changed(client.link_cases(request).await, request_id)?
+        }
+        CaseCommand::Respond { change, note } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = RecordFirstResponseRequest { name, etag, request_id: request_id.clone(), note };
+            changed(client.record_first_response(request).await, request_id)?
+        }
+        CaseCommand::Grade { change, grade, reason } => {
+            let Target { name, etag, request_id } = change.target();
+            let grade = Grade::from(grade).into();
+            let request = ChangeCaseGradeRequest { name, etag, request_id: request_id.clone(), grade, reason };
+            changed(client.change_case_grade(request).await, request_id)?
+        }
+    };
+    Ok(Reply::Case(Box::new(case)))
+}
+
+/// Lower-case hex SHA-256 of a file's bytes, read off the async runtime.
+async fn sha256_of(path: PathBuf) -> Result<String, Failure> {
+    let shown = path.display().to_string();
+    let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await
+    .map_err(|e| Failure::Other(format!("hashing {shown} stopped: {e}")))?;
+    hashed.map_err(|e| Failure::Other(format!("cannot read {shown}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_become_fen() {
+        assert_eq!(parse_yuan("120.50"), Ok(12050));
+        assert_eq!(parse_yuan("120.5"), Ok(12050));
+        assert_eq!(parse_yuan("120"), Ok(12000));
+        assert_eq!(parse_yuan("0.07"), Ok(7));
+        assert_eq!(parse_yuan(" 3.00 "), Ok(300));
+    }
+
+    #[test]
+    fn amounts_that_are_not_whole_fen_or_are_negative_are_refused() {
+        assert_eq!(parse_yuan("1.234"), Err("at most two decimals (fen)".to_owned()));
+        assert_eq!(parse_yuan("-1"), Err("must not be negative".to_owned()));
+        for bad in ["", ".5", "1.", "1,5", "1e3", "abc", "1.2.3", "+1"] {
+            assert!(parse_yuan(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_yuan("99999999999999999999"), Err("too large".to_owned()));
+        assert_eq!(parse_yuan("92233720368547758.08"), Err("too large".to_owned()));
+    }
+
+    #[test]
+    fn a_bare_id_is_prefixed_and_a_name_kept() {
+        assert_eq!(resource_name("cases/", "0199"), "cases/0199");
+        assert_eq!(resource_name("cases/", "cases/0199"), "cases/0199");
+        assert_eq!(resource_name("complaints/", " abc "), "complaints/abc");
+    }
+
+    #[test]
+    fn the_gateway_defaults_to_http_and_to_where_dev_serves_it() {
+        assert_eq!(gateway_url("127.0.0.1:50777"), "http://127.0.0.1:50777");
+        assert_eq!(gateway_url("https://redress.example.com"), "https://redress.example.com");
+        assert_eq!(gateway_url(" "), DEFAULT_GATEWAY);
+    }
+
+    #[test]
+    fn an_etag_without_its_quotes_gets_them_back() {
+        let change = |etag: Option<&str>| Change {
+            case: "x".to_owned(),
+            etag: etag.map(str::to_owned),
+            request_id: Some("r".to_owned()),
+        };
+        assert_eq!(change(Some("3")).target().etag, "\"3\"");
+        assert_eq!(change(Some("\"3\"")).target().etag, "\"3\"");
+        assert_eq!(change(None).target().etag, "");
+    }
+
+    #[test]
+    fn every_change_gets_its_own_request_id_unless_one_is_given() {
+        let change = |request_id: Option<&str>| Change {
+            case: "x".to_owned(),
+            etag: None,
+            request_id: request_id.map(str::to_owned),
+        };
+        assert_ne!(change(None).target().request_id, change(None).target().request_id);
+        assert_eq!(change(Some("retry-1")).target().request_id, "retry-1");
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory as _;
+
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            case: CaseArgs,
+        }
+        Cli::command().debug_assert();
+    }
+}
