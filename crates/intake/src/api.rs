@@ -13,21 +13,23 @@ use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_micros, from_timestamp, now, to_timestamp};
-use redress_proto::redress::common::v1::{Channel, Deadlines, PendingDeadline};
+use redress_proto::redress::common::v1::{Channel, Deadlines, Grade as ProtoGrade, PendingDeadline};
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
 use redress_proto::redress::intake::v1::{
-    Complaint, ComplaintState, CorrectPersonalDataRequest, ErasePersonalDataRequest, ErasePersonalDataResponse,
-    ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest, IdDocumentType, ListComplaintsRequest,
-    ListComplaintsResponse, ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse, PersonIdentifier,
-    PersonalDataAccess, Receipt, StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest,
-    SubmitComplaintResponse, person_identifier,
+    ClassificationSource, Complaint, ComplaintState, CorrectPersonalDataRequest, ErasePersonalDataRequest,
+    ErasePersonalDataResponse, ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest,
+    IdDocumentType, ListComplaintsRequest, ListComplaintsResponse, ListPersonalDataAccessesRequest,
+    ListPersonalDataAccessesResponse, ListTaxonomiesRequest, ListTaxonomiesResponse, OverrideClassificationRequest,
+    PersonIdentifier, PersonalDataAccess, Receipt, RiskSignalKind, StreamEventsRequest, StreamEventsResponse,
+    SubmitComplaintRequest, SubmitComplaintResponse, person_identifier,
 };
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::domain::classify::{Classifier, Taxonomy};
 use crate::domain::pii::Keyring;
 use crate::domain::{mask, validate_submission};
 use crate::store::{
@@ -40,6 +42,8 @@ pub struct IntakeApi {
     deadlines: DeadlineCalculator,
     policy: SlaPolicy,
     keyring: Arc<Keyring>,
+    classifier: Arc<Classifier>,
+    taxonomies: Arc<Vec<Taxonomy>>,
     shutdown: CancellationToken,
 }
 
@@ -51,7 +55,9 @@ impl IntakeApi {
         keyring: Arc<Keyring>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, deadlines, policy, keyring, shutdown }
+        let classifier = Arc::new(Classifier::banking());
+        let taxonomies = Arc::new(vec![classifier.taxonomy().clone(), Taxonomy::general()]);
+        Self { store, deadlines, policy, keyring, classifier, taxonomies, shutdown }
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -72,11 +78,23 @@ impl IntakeApi {
         // Keyed, so the stored fingerprint cannot be used to guess the personal data it covers.
         let request_hash =
             self.keyring.digest("request", &request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default());
-        let grade = Grade::General;
+        let mut complaint = request.complaint.unwrap_or_default();
+        // The complainant's own words decide the classification; staff notes do not.
+        let text = format!("{}\n{}", complaint.demand, complaint.facts);
+        let decision = self.classifier.classify(&text, complaint.interaction.as_ref());
+        let mut classification = decision.classification;
+        classification.classify_time = Some(to_timestamp(now));
+        let grade = grade_from_proto(classification.grade);
         let deadlines = receipt_deadlines(&self.deadlines, &self.policy, receive_time, grade)?;
         let id = uuid::Uuid::now_v7().to_string();
         let name = format!("complaints/{id}");
-        let mut complaint = request.complaint.unwrap_or_default();
+        for signal in &decision.signals {
+            let kind = RiskSignalKind::try_from(signal.kind).unwrap_or_default().as_str_name();
+            metrics::counter!("redress_risk_signals_total", "kind" => kind).increment(1);
+        }
+        complaint.risk_signals = decision.signals;
+        complaint.classification = Some(classification);
+        complaint.automatic_classification = None;
         complaint.name.clone_from(&name);
         complaint.complaint_number.clear();
         complaint.receive_time = Some(to_timestamp(receive_time));
@@ -301,6 +319,81 @@ impl IntakeApi {
         })
     }
 
+    pub async fn override_classification(
+        &self,
+        principal: &Principal,
+        request: OverrideClassificationRequest,
+    ) -> Result<Complaint, ServiceError> {
+        principal.require(Permission::ComplaintsClassify)?;
+        let mut v = Violations::new();
+        let id = parse_name(&request.name).map(str::to_owned);
+        if id.is_err() {
+            v.add("name", "must be complaints/{complaint_id}");
+        }
+        let taxonomy = self.classifier.taxonomy();
+        if !request.business_type.is_empty() && !taxonomy.has_business_type(&request.business_type) {
+            v.add("business_type", format!("not a business type of {}", taxonomy.id()));
+        }
+        if !request.cause.is_empty() && !taxonomy.has_cause(&request.cause) {
+            v.add("cause", format!("not a cause of {}", taxonomy.id()));
+        }
+        for (i, right) in request.rights.iter().enumerate() {
+            if !taxonomy.has_right(right) {
+                v.add(format!("rights[{i}]"), format!("not a right of {}", taxonomy.id()));
+            }
+        }
+        let grade = match ProtoGrade::try_from(request.grade) {
+            Ok(g) => g,
+            Err(_) => {
+                v.add("grade", "unknown grade");
+                ProtoGrade::Unspecified
+            }
+        };
+        let reason = Self::reason(&request.reason, &mut v);
+        v.into_result()?;
+        let id = id?;
+        let store = self.store.get()?;
+        let current = store
+            .get(&id)
+            .await
+            .map_err(store_error)?
+            .filter(|c| principal.covers(&c.org_unit))
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
+        let mut classification = current.classification.clone().unwrap_or_default();
+        if !request.business_type.is_empty() {
+            classification.business_type = request.business_type;
+        }
+        if !request.cause.is_empty() {
+            classification.cause = request.cause;
+        }
+        if !request.rights.is_empty() {
+            classification.rights = request.rights;
+        }
+        if grade != ProtoGrade::Unspecified {
+            classification.grade = grade as i32;
+        }
+        classification.taxonomy = taxonomy.id();
+        classification.source = ClassificationSource::Handler as i32;
+        classification.classified_by.clone_from(&principal.subject);
+        classification.override_reason = reason;
+        classification.classify_time = Some(to_timestamp(now()));
+        let updated = store
+            .reclassify(&id, classification)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
+        tracing::info!(complaint = %updated.name, "classification overridden");
+        Ok(updated)
+    }
+
+    pub fn list_taxonomies(&self, principal: &Principal) -> Result<ListTaxonomiesResponse, ServiceError> {
+        principal.require(Permission::ComplaintsRead)?;
+        let active = self.classifier.taxonomy().id();
+        Ok(ListTaxonomiesResponse {
+            taxonomies: self.taxonomies.iter().map(|t| t.to_proto(t.id() == active)).collect(),
+        })
+    }
+
     pub async fn list(
         &self,
         principal: &Principal,
@@ -431,6 +524,15 @@ fn receipt_deadlines(
     Ok(deadlines)
 }
 
+pub fn grade_from_proto(grade: i32) -> Grade {
+    match ProtoGrade::try_from(grade) {
+        Ok(ProtoGrade::Important) => Grade::Important,
+        Ok(ProtoGrade::Urgent) => Grade::Urgent,
+        Ok(ProtoGrade::Major) => Grade::Major,
+        _ => Grade::General,
+    }
+}
+
 pub fn grade_to_proto(grade: Grade) -> redress_proto::redress::common::v1::Grade {
     use redress_proto::redress::common::v1::Grade as P;
     match grade {
@@ -466,6 +568,22 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<ListComplaintsResponse>, Status> {
         let principal = principal_of(&request)?;
         Ok(Response::new(self.list(&principal, request.into_inner()).await?))
+    }
+
+    async fn override_classification(
+        &self,
+        request: Request<OverrideClassificationRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.override_classification(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_taxonomies(
+        &self,
+        request: Request<ListTaxonomiesRequest>,
+    ) -> Result<Response<ListTaxonomiesResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.list_taxonomies(&principal)?))
     }
 }
 

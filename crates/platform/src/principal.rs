@@ -24,6 +24,8 @@ pub const PRINCIPAL_TOKEN_TTL: Duration = Duration::from_secs(300);
 pub enum Permission {
     ComplaintsCreate,
     ComplaintsRead,
+    /// Override a complaint's automatic classification and grade.
+    ComplaintsClassify,
     CasesRead,
     /// Change cases: assign, transfer, transition, propose, decide, ...
     CasesWrite,
@@ -41,9 +43,10 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Self::ComplaintsCreate,
         Self::ComplaintsRead,
+        Self::ComplaintsClassify,
         Self::CasesRead,
         Self::CasesWrite,
         Self::CasesApprove,
@@ -58,6 +61,7 @@ impl Permission {
         match self {
             Self::ComplaintsCreate => "complaints.create",
             Self::ComplaintsRead => "complaints.read",
+            Self::ComplaintsClassify => "complaints.classify",
             Self::CasesRead => "cases.read",
             Self::CasesWrite => "cases.write",
             Self::CasesApprove => "cases.approve",

@@ -1,6 +1,7 @@
 //! Intake's pure logic: validating a submitted complaint, checksums of Chinese identifiers,
 //! masking personal information, and the receipt's deadlines. No I/O here.
 
+pub mod classify;
 pub mod example;
 pub mod identifiers;
 pub mod mask;

@@ -11,7 +11,9 @@ use redress_platform::db::CommitFailed;
 use redress_platform::events::{Feed, NewEvent};
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::{Complainant, Complaint, ComplaintAccepted};
+use redress_proto::redress::intake::v1::{
+    Classification, Complainant, Complaint, ComplaintAccepted, ComplaintReclassified, RiskSignalRaised,
+};
 
 use crate::domain::mask;
 use crate::domain::pii::{self, DataKey, Keyring, WrappedKey};
@@ -172,6 +174,10 @@ pub trait IntakeStore: Send + Sync + 'static {
     /// Erases the person an identifier names: destroys their key, blanks their personal
     /// fields and index entries. The complaints remain (and count); returns how many.
     async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError>;
+    /// Replaces a complaint's classification (a handler's override) and announces it with
+    /// ComplaintReclassified; the automatic classification is kept. `None` when there is no
+    /// such complaint.
+    async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError>;
     /// The subject whose personal information a complaint holds.
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError>;
     /// Who accessed a subject's personal information, newest first.
@@ -280,6 +286,22 @@ pub(crate) fn seal(complaint: &Complaint, subject: &Subject) -> Result<(Vec<u8>,
     Ok((masked.encode_to_vec(), sealed))
 }
 
+/// Applies an override to a stored complaint; returns its new record and event.
+pub(crate) fn reclassified(mut complaint: Complaint, classification: Classification) -> (Complaint, Vec<u8>, NewEvent) {
+    let previous = complaint.classification.take();
+    if complaint.automatic_classification.is_none() {
+        complaint.automatic_classification.clone_from(&previous);
+    }
+    complaint.grade = classification.grade;
+    complaint.classification = Some(classification.clone());
+    let event = NewEvent::new(
+        complaint.name.clone(),
+        &ComplaintReclassified { complaint: complaint.name.clone(), classification: Some(classification), previous },
+    );
+    let record = complaint.encode_to_vec();
+    (complaint, record, event)
+}
+
 /// The blind-index digests of a complaint's complainant. A person is a data subject of each
 /// institution separately (rights are exercised against the institution), so the digests are
 /// scoped to the complaint's institution.
@@ -307,8 +329,9 @@ impl Identifier {
     }
 }
 
-/// The complaint as recorded under `number`, and its ComplaintAccepted event.
-fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, NewEvent) {
+/// The complaint as recorded under `number`, and its events: ComplaintAccepted, then
+/// RiskSignalRaised when early-warning signals were raised.
+fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<NewEvent>) {
     let number = format!("{}{seq:08}", new.number_prefix);
     let mut complaint = new.complaint.clone();
     complaint.complaint_number.clone_from(&number);
@@ -325,9 +348,21 @@ fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, NewEvent) {
         deadlines: complaint.receipt.as_ref().and_then(|r| r.deadlines.clone()),
         institution: complaint.complained_party.as_ref().map(|p| p.institution.clone()).unwrap_or_default(),
         complained_staff_id: complaint.complained_party.as_ref().map(|p| p.staff_id.clone()).unwrap_or_default(),
+        classification: complaint.classification.clone(),
+        risk_signals: complaint.risk_signals.clone(),
     };
-    let event = NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone());
-    (complaint, event)
+    let mut events = vec![NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone())];
+    if !complaint.risk_signals.is_empty() {
+        let raised = RiskSignalRaised {
+            complaint: complaint.name.clone(),
+            complaint_number: complaint.complaint_number.clone(),
+            org_unit: complaint.org_unit.clone(),
+            signals: complaint.risk_signals.clone(),
+            grade: complaint.grade,
+        };
+        events.push(NewEvent::in_trace(complaint.name.clone(), &raised, new.trace.clone()));
+    }
+    (complaint, events)
 }
 
 #[cfg(test)]

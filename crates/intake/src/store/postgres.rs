@@ -7,7 +7,7 @@ use redress_platform::events::Feed;
 use redress_platform::time::to_micros;
 use std::sync::Arc;
 
-use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use redress_proto::redress::intake::v1::{Classification, Complainant, Complaint};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
@@ -110,7 +110,7 @@ impl IntakeStore for PostgresIntakeStore {
                 .ok_or_else(|| StoreError::Other(anyhow::anyhow!("claimed request vanished")));
         }
         let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')").fetch_one(&mut *tx).await?;
-        let (complaint, event) = numbered(&new, seq);
+        let (complaint, events) = numbered(&new, seq);
         let subject = subject_for(&mut tx, &self.keyring, &complaint).await?;
         let (record, pii) = super::seal(&complaint, &subject)?;
         sqlx::query(
@@ -129,7 +129,9 @@ impl IntakeStore for PostgresIntakeStore {
         .bind(&subject.id)
         .execute(&mut *tx)
         .await?;
-        event.append_postgres(&mut tx).await?;
+        for event in &events {
+            event.append_postgres(&mut tx).await?;
+        }
         tx.commit().await?;
         self.feed.notify_committed();
         Ok(Submitted::Created(complaint))
@@ -235,6 +237,21 @@ impl IntakeStore for PostgresIntakeStore {
         record_access(&mut tx, None, &subject, access).await?;
         tx.commit().await?;
         Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
+    }
+
+    async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(record) = record else { return Ok(None) };
+        let (complaint, record, event) = super::reclassified(Complaint::decode(record.as_slice())?, classification);
+        sqlx::query("UPDATE complaints SET record = $1 WHERE id = $2").bind(record).bind(id).execute(&mut *tx).await?;
+        event.append_postgres(&mut tx).await?;
+        tx.commit().await?;
+        self.feed.notify_committed();
+        Ok(Some(complaint))
     }
 
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError> {

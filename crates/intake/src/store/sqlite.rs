@@ -11,7 +11,7 @@ use prost::Message;
 use redress_platform::db::Sqlite;
 use redress_platform::events::{Feed, NewEvent};
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use redress_proto::redress::intake::v1::{Classification, Complainant, Complaint};
 use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -274,13 +274,13 @@ async fn insert_batch(
         .bind(count)
         .fetch_one(&mut *conn)
         .await?;
-        let mut rows: Vec<(&NewComplaint, Complaint, Sealed, NewEvent)> = Vec::with_capacity(fresh.len());
+        let mut rows: Vec<(&NewComplaint, Complaint, Sealed, Vec<NewEvent>)> = Vec::with_capacity(fresh.len());
         let mut subjects = HashMap::new();
         for (k, &i) in fresh.iter().enumerate() {
-            let (complaint, event) = numbered(&news[i], last - count + 1 + k as i64);
+            let (complaint, events) = numbered(&news[i], last - count + 1 + k as i64);
             let subject = subject_for(conn, keyring, &complaint, &mut subjects).await?;
             let (record, pii) = super::seal(&complaint, &subject)?;
-            rows.push((&news[i], complaint, Sealed { record, pii, subject_id: subject.id }, event));
+            rows.push((&news[i], complaint, Sealed { record, pii, subject_id: subject.id }, events));
         }
         for chunk in rows.chunks(400) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
@@ -308,7 +308,7 @@ async fn insert_batch(
             });
             query.build().execute(&mut *conn).await?;
         }
-        let events: Vec<NewEvent> = rows.iter().map(|(.., event)| event.clone()).collect();
+        let events: Vec<NewEvent> = rows.iter().flat_map(|(.., events)| events.iter().cloned()).collect();
         NewEvent::append_all_sqlite(&events, conn).await?;
         created = rows.into_iter().map(|(new, complaint, ..)| (new.request_hash.clone(), complaint)).collect();
     }
@@ -472,6 +472,34 @@ impl IntakeStore for SqliteIntakeStore {
             })
         })
         .await
+    }
+
+    async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError> {
+        let id = id.to_owned();
+        let updated = self
+            .write(move |conn, _| {
+                Box::pin(async move {
+                    let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?")
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let Some(record) = record else { return Ok(None) };
+                    let (complaint, record, event) =
+                        super::reclassified(Complaint::decode(record.as_slice())?, classification);
+                    sqlx::query("UPDATE complaints SET record = ? WHERE id = ?")
+                        .bind(record)
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    event.append_sqlite(conn).await?;
+                    Ok(Some(complaint))
+                })
+            })
+            .await?;
+        if updated.is_some() {
+            self.feed.notify_committed();
+        }
+        Ok(updated)
     }
 
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError> {
