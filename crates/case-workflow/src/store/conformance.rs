@@ -15,7 +15,8 @@ use redress_proto::redress::case::v1::{
     ResolutionType, SurveyAnswered,
 };
 use redress_proto::redress::common::v1::Event;
-use redress_proto::redress::intake::v1::ComplaintAccepted;
+use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::intake::v1::{Classification, ComplaintAccepted, ComplaintReclassified};
 use tokio_util::sync::CancellationToken;
 
 use super::{CaseQuery, CaseStore, RequestKey, Update};
@@ -64,6 +65,7 @@ redress_platform::conformance_suite!(
     a_retried_request_returns_the_first_result,
     reminders_are_raised_once_even_when_sweeps_are_interrupted,
     merging_updates_both_cases,
+    a_reclassification_at_intake_changes_the_case_grade_once,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -474,4 +476,43 @@ async fn merging_updates_both_cases(store: Arc<dyn CaseStore>) {
     let err = change(&store, &foreign, &handler(), to(CaseState::Withdrawn)).await.unwrap_err();
     assert!(matches!(err, ServiceError::NotFound { .. }), "{err}");
     assert_eq!(store.get(&id_of(&foreign)).await.unwrap().unwrap(), foreign);
+}
+
+fn reclassified(position: i64, n: u32, grade: Grade) -> Event {
+    let payload = ComplaintReclassified {
+        complaint: format!("complaints/{n:08}"),
+        classification: Some(Classification {
+            grade: grade as i32,
+            classified_by: "u-supervisor".to_owned(),
+            override_reason: "media attention".to_owned(),
+            ..Default::default()
+        }),
+        previous: None,
+    };
+    Event {
+        position,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: "redress.intake.v1.ComplaintReclassified".to_owned(),
+        aggregate: payload.complaint.clone(),
+        payload: Some(prost_types::Any::from_msg(&payload).unwrap()),
+        ..Default::default()
+    }
+}
+
+async fn a_reclassification_at_intake_changes_the_case_grade_once(store: Arc<dyn CaseStore>) {
+    // Accepted and reclassified in one batch, then the reclassification redelivered.
+    store.apply(vec![accepted(1, 1), reclassified(2, 1, Grade::Urgent)]).await.unwrap();
+    assert_eq!(store.apply(vec![reclassified(2, 1, Grade::Urgent)]).await.unwrap(), 2);
+    let case = newest_case(&store).await;
+    assert_eq!(case.grade, Grade::Urgent as i32);
+    let resolution = case.clocks.iter().find(|c| c.kind == ClockKind::Resolution as i32).unwrap();
+    assert_eq!(resolution.length, 3, "urgent: 3 working days");
+    let trail = store.audit_trail(&id_of(&case)).await.unwrap().unwrap();
+    let actions: Vec<(&str, &str)> = trail.entries.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
+    assert_eq!(actions, [("case.opened", super::SYSTEM_ACTOR), ("case.grade_changed", super::SYSTEM_ACTOR)]);
+    assert!(trail.entries[1].details["reason"].contains("u-supervisor"));
+    // The same grade again, or a complaint without a case, changes nothing.
+    store.apply(vec![reclassified(3, 1, Grade::Urgent), reclassified(4, 77, Grade::Major)]).await.unwrap();
+    assert_eq!(store.audit_trail(&id_of(&case)).await.unwrap().unwrap().entries.len(), 2);
+    assert_eq!(store.position().await.unwrap(), 4);
 }

@@ -20,7 +20,8 @@ use redress_platform::principal::Principal;
 use redress_platform::time::{now, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState};
 use redress_proto::redress::common::v1::Event;
-use redress_proto::redress::intake::v1::ComplaintAccepted;
+use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified};
 
 use crate::domain::audit::AuditRecord;
 use crate::domain::workflow::{self, Command, Context, Effects, Rules};
@@ -370,6 +371,8 @@ struct Opening {
 
 /// The actor recorded for what case-workflow does on its own, like opening a case.
 pub const SYSTEM_ACTOR: &str = "service:case-workflow";
+/// The service name behind [`SYSTEM_ACTOR`].
+const SERVICE_SUBJECT: &str = "case-workflow";
 
 /// Appends an audit entry (with its details as a JSON object, keys sorted); bound by
 /// [`insert_audit!`].
@@ -481,15 +484,79 @@ pub struct DeadLetter {
 /// What one intake event means for cases.
 enum Effect {
     Open(Box<Opening>),
+    /// A handler overrode the complaint's grade at intake: the case's grade (and clocks)
+    /// follow it.
+    Regrade(Regrade),
     Nothing,
     /// It cannot be applied, now or on any retry; it is recorded and passed over so that the
     /// events behind it still open their cases.
     DeadLetter(DeadLetter),
 }
 
+/// A grade change a reclassification at intake asks of a case.
+#[derive(Debug, Clone)]
+pub(crate) struct Regrade {
+    pub complaint: String,
+    pub grade: Grade,
+    pub reason: String,
+}
+
+fn regrade_for(event: &Event) -> anyhow::Result<Option<Regrade>> {
+    let Some(payload) = event.payload.as_ref() else { return Ok(None) };
+    if event.event_type != <ComplaintReclassified as prost::Name>::full_name() {
+        return Ok(None);
+    }
+    let changed = ComplaintReclassified::decode(payload.value.as_slice())?;
+    let Some(classification) = changed.classification else { return Ok(None) };
+    let grade = Grade::try_from(classification.grade).unwrap_or(Grade::Unspecified);
+    if grade == Grade::Unspecified {
+        return Ok(None);
+    }
+    let reason =
+        format!("reclassified at intake by {}: {}", classification.classified_by, classification.override_reason);
+    Ok(Some(Regrade { complaint: changed.complaint, grade, reason }))
+}
+
+/// The change a regrade makes to a case, as a workflow update by case-workflow itself;
+/// `None` when the case already has that grade or can no longer change.
+pub(crate) fn plan_regrade(loaded: Option<Loaded>, regrade: &Regrade, rules: &Rules) -> Option<Plan> {
+    let loaded = loaded?;
+    if loaded.case.grade == regrade.grade as i32 {
+        return None;
+    }
+    let id = loaded.id.clone();
+    let update = Update {
+        id,
+        other: None,
+        expected_version: None,
+        request: None,
+        // Case-workflow itself, acting on every case.
+        principal: Arc::new(Principal {
+            org_unit: redress_platform::principal::ROOT_ORG_UNIT.to_owned(),
+            ..Principal::service(SERVICE_SUBJECT, &[])
+        }),
+        command: Command::ChangeGrade { grade: regrade.grade, reason: regrade.reason.clone() },
+    };
+    match plan_update(Some(loaded), None, update, rules) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            tracing::info!(complaint = %regrade.complaint, error = %e, "reclassification not applied to the case");
+            None
+        }
+    }
+}
+
+/// Finds a case by its complaint (both backends).
+pub(crate) const CASE_OF_COMPLAINT: &str = "SELECT id FROM cases WHERE complaint = $1";
+
 fn effect_of(event: &Event, rules: &Rules) -> Effect {
-    match opening_for(event, rules) {
-        Ok(Some(opening)) => Effect::Open(Box::new(opening)),
+    let effect = match regrade_for(event) {
+        Ok(Some(regrade)) => return Effect::Regrade(regrade),
+        Ok(None) => opening_for(event, rules).map(|o| o.map(|o| Effect::Open(Box::new(o)))),
+        Err(e) => Err(e),
+    };
+    match effect {
+        Ok(Some(effect)) => effect,
         Ok(None) => Effect::Nothing,
         Err(e) => {
             tracing::error!(

@@ -138,10 +138,26 @@ impl EventSink for PostgresCaseStore {
                 .fetch_one(&mut *tx)
                 .await?;
         let mut opened = 0;
+        let mut regraded = 0;
         let applied_up_to = position;
         for event in events.iter().filter(|e| e.position > applied_up_to) {
             let o = match effect_of(event, &self.rules) {
                 Effect::Open(o) => o,
+                Effect::Regrade(regrade) => {
+                    let id: Option<String> = sqlx::query_scalar(super::CASE_OF_COMPLAINT)
+                        .bind(&regrade.complaint)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(id) = id {
+                        let loaded = Self::load(&mut tx, &id).await.map_err(|e| anyhow::Error::from(e.0))?;
+                        if let Some(plan) = super::plan_regrade(loaded, &regrade, &self.rules) {
+                            Self::write_plan(&mut tx, &plan).await.map_err(|e| anyhow::Error::from(e.0))?;
+                            regraded += 1;
+                        }
+                    }
+                    position = event.position;
+                    continue;
+                }
                 Effect::Nothing => {
                     position = event.position;
                     continue;
@@ -185,6 +201,8 @@ impl EventSink for PostgresCaseStore {
         tx.commit().await?;
         if opened > 0 {
             metrics::counter!("redress_cases_opened_total").increment(opened as u64);
+        }
+        if opened + regraded > 0 {
             self.feed.notify_committed();
         }
         Ok(position)

@@ -85,7 +85,7 @@ impl EventSink for SqliteCaseStore {
 
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
         let rules = self.rules.clone();
-        let (position, opened) = self
+        let (position, opened, regraded) = self
             .db
             .writer
             .write(move |conn| {
@@ -97,11 +97,13 @@ impl EventSink for SqliteCaseStore {
                             .await?;
                     let mut position = stored.unwrap_or(0);
                     let mut openings = Vec::new();
+                    let mut regrades = Vec::new();
                     let mut dead = Vec::new();
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
                         match effect_of(event, &rules) {
                             Effect::Open(o) => openings.push(*o),
+                            Effect::Regrade(r) => regrades.push(r),
                             Effect::DeadLetter(d) => dead.push(d),
                             Effect::Nothing => {}
                         }
@@ -159,6 +161,20 @@ impl EventSink for SqliteCaseStore {
                         NewEvent::append_all_sqlite(&events, conn).await?;
                         opened += events.len();
                     }
+                    // After the openings: a reclassification always follows its acceptance.
+                    let mut regraded = 0;
+                    for regrade in &regrades {
+                        let id: Option<String> = sqlx::query_scalar(super::CASE_OF_COMPLAINT)
+                            .bind(&regrade.complaint)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        let Some(id) = id else { continue };
+                        let loaded = Self::load(conn, &id).await.map_err(|e| WriteError(e.0.into()))?;
+                        if let Some(plan) = super::plan_regrade(loaded, regrade, &rules) {
+                            Self::write_plan(conn, &plan).await.map_err(|e| WriteError(e.0.into()))?;
+                            regraded += 1;
+                        }
+                    }
                     sqlx::query(
                         "INSERT INTO consumer_positions (consumer, position) VALUES (?, ?) \
                          ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
@@ -167,13 +183,15 @@ impl EventSink for SqliteCaseStore {
                     .bind(position)
                     .execute(&mut *conn)
                     .await?;
-                    Ok::<_, WriteError>((position, opened))
+                    Ok::<_, WriteError>((position, opened, regraded))
                 })
             })
             .await
             .map_err(|e| e.0)?;
         if opened > 0 {
             metrics::counter!("redress_cases_opened_total").increment(opened as u64);
+        }
+        if opened + regraded > 0 {
             self.feed.notify_committed();
         }
         Ok(position)
