@@ -170,3 +170,32 @@ async fn changing_a_case_needs_the_write_permission_and_the_callers_unit() {
     assert_eq!(assigned.assignee, "u-x");
     sandbox.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_complaint_withdraws_its_case() {
+    use redress_proto::redress::case::v1::GetCaseRequest;
+    use redress_proto::redress::intake::v1::{ComplaintState, WithdrawComplaintRequest};
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let case = case_for(&sandbox, "withdraw-1", None).await;
+    let request = WithdrawComplaintRequest {
+        name: case.complaint.clone(),
+        reason: "已与网点协商解决".to_owned(),
+        withdraw_time: None,
+    };
+    let complaint = sandbox.intake().withdraw_complaint(request).await.unwrap().into_inner();
+    assert_eq!(complaint.state, ComplaintState::Withdrawn as i32);
+    let bad = WithdrawComplaintRequest { name: case.complaint.clone(), ..Default::default() };
+    let status = sandbox.intake().withdraw_complaint(bad).await.unwrap_err();
+    assert_eq!(status.get_error_details().bad_request().unwrap().field_violations[0].field, "reason");
+    let started = Instant::now();
+    loop {
+        let now = sandbox.cases().get_case(GetCaseRequest { name: case.name.clone() }).await.unwrap().into_inner();
+        if now.state == CaseState::Withdrawn as i32 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "case not withdrawn within a second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sandbox.stop().await.unwrap();
+}

@@ -14,6 +14,7 @@ use redress_platform::ready::Ready;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_micros, from_timestamp, now, to_timestamp};
 use redress_proto::redress::common::v1::{Channel, Deadlines, Grade as ProtoGrade, PendingDeadline};
+use redress_proto::redress::intake::v1::WithdrawComplaintRequest;
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
@@ -44,6 +45,7 @@ pub struct IntakeApi {
     keyring: Arc<Keyring>,
     classifier: Arc<Classifier>,
     taxonomies: Arc<Vec<Taxonomy>>,
+    recurrence_window: chrono::TimeDelta,
     shutdown: CancellationToken,
 }
 
@@ -57,7 +59,15 @@ impl IntakeApi {
     ) -> Self {
         let classifier = Arc::new(Classifier::banking());
         let taxonomies = Arc::new(vec![classifier.taxonomy().clone(), Taxonomy::general()]);
-        Self { store, deadlines, policy, keyring, classifier, taxonomies, shutdown }
+        let recurrence_window = chrono::TimeDelta::days(90);
+        Self { store, deadlines, policy, keyring, classifier, taxonomies, recurrence_window, shutdown }
+    }
+
+    /// How far back an earlier complaint of the same person and issue makes a new one a
+    /// recurrence (default 90 days).
+    pub fn with_recurrence_window(mut self, days: u32) -> Self {
+        self.recurrence_window = chrono::TimeDelta::days(i64::from(days));
+        self
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -116,6 +126,7 @@ impl IntakeApi {
             create_time: now,
             complaint,
             trace: TraceContext::current(),
+            recurrence_since: receive_time - self.recurrence_window,
         };
         let store = self.store.get()?;
         let mut complaint = match store.submit(new).await {
@@ -317,6 +328,54 @@ impl IntakeApi {
                 })
                 .collect(),
         })
+    }
+
+    pub async fn withdraw(
+        &self,
+        principal: &Principal,
+        request: WithdrawComplaintRequest,
+    ) -> Result<Complaint, ServiceError> {
+        principal.require(Permission::ComplaintsCreate)?;
+        let mut v = Violations::new();
+        let id = parse_name(&request.name).map(str::to_owned);
+        if id.is_err() {
+            v.add("name", "must be complaints/{complaint_id}");
+        }
+        let reason = Self::reason(&request.reason, &mut v);
+        let now = now();
+        let at = match request.withdraw_time.as_ref() {
+            None => now,
+            Some(t) => match from_timestamp(t) {
+                Some(t) if t <= now + chrono::TimeDelta::minutes(5) => t,
+                Some(_) => {
+                    v.add("withdraw_time", "must not lie in the future");
+                    now
+                }
+                None => {
+                    v.add("withdraw_time", "is not a valid timestamp");
+                    now
+                }
+            },
+        };
+        v.into_result()?;
+        let id = id?;
+        let store = self.store.get()?;
+        let current = store
+            .get(&id)
+            .await
+            .map_err(store_error)?
+            .filter(|c| principal.covers(&c.org_unit))
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
+        if current.receive_time.as_ref().and_then(from_timestamp).is_some_and(|received| at < received) {
+            return Err(ServiceError::invalid("withdraw_time", "must not be before the complaint was received"));
+        }
+        let withdrawn = store
+            .withdraw(&id, &reason, at)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
+        tracing::info!(complaint = %withdrawn.name, "complaint withdrawn");
+        Ok(withdrawn)
     }
 
     pub async fn override_classification(
@@ -568,6 +627,14 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<ListComplaintsResponse>, Status> {
         let principal = principal_of(&request)?;
         Ok(Response::new(self.list(&principal, request.into_inner()).await?))
+    }
+
+    async fn withdraw_complaint(
+        &self,
+        request: Request<WithdrawComplaintRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.withdraw(&principal, request.into_inner()).await?))
     }
 
     async fn override_classification(

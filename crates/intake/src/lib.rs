@@ -46,6 +46,9 @@ pub struct IntakeConfig {
     pub calendars_dir: String,
     pub sla: SlaPolicy,
     pub pii: PiiConfig,
+    /// An earlier complaint by the same person about the same business type and cause within
+    /// this many days makes a new one a recurrence (D-CASE-5).
+    pub recurrence_window_days: u32,
 }
 
 /// Keys protecting personal information at rest (D-PII). Master keys are base64 of 32 bytes,
@@ -97,6 +100,7 @@ impl Default for IntakeConfig {
             calendars_dir: String::new(),
             sla: SlaPolicy::default(),
             pii: PiiConfig::default(),
+            recurrence_window_days: 90,
         }
     }
 }
@@ -145,7 +149,8 @@ impl Intake {
         let keyring = Arc::new(config.pii.keyring()?);
         let server = GrpcServer::bind(&config.server, SERVICES).await?;
         let store = Ready::new();
-        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), shutdown.clone());
+        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), shutdown.clone())
+            .with_recurrence_window(config.recurrence_window_days);
         Ok(Self { server, config, api, store, keyring, key, shutdown })
     }
 

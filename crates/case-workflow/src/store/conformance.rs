@@ -16,7 +16,9 @@ use redress_proto::redress::case::v1::{
 };
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::common::v1::Grade;
-use redress_proto::redress::intake::v1::{Classification, ComplaintAccepted, ComplaintReclassified};
+use redress_proto::redress::intake::v1::{
+    Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{CaseQuery, CaseStore, RequestKey, Update};
@@ -66,6 +68,7 @@ redress_platform::conformance_suite!(
     reminders_are_raised_once_even_when_sweeps_are_interrupted,
     merging_updates_both_cases,
     a_reclassification_at_intake_changes_the_case_grade_once,
+    a_withdrawal_at_intake_withdraws_the_case,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -515,4 +518,32 @@ async fn a_reclassification_at_intake_changes_the_case_grade_once(store: Arc<dyn
     store.apply(vec![reclassified(3, 1, Grade::Urgent), reclassified(4, 77, Grade::Major)]).await.unwrap();
     assert_eq!(store.audit_trail(&id_of(&case)).await.unwrap().unwrap().entries.len(), 2);
     assert_eq!(store.position().await.unwrap(), 4);
+}
+
+async fn a_withdrawal_at_intake_withdraws_the_case(store: Arc<dyn CaseStore>) {
+    let payload = ComplaintWithdrawn {
+        complaint: "complaints/00000001".to_owned(),
+        withdraw_time: Some(to_timestamp(now())),
+        reason: "已与网点协商解决".to_owned(),
+    };
+    let withdrawn = Event {
+        position: 2,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: "redress.intake.v1.ComplaintWithdrawn".to_owned(),
+        aggregate: payload.complaint.clone(),
+        payload: Some(prost_types::Any::from_msg(&payload).unwrap()),
+        ..Default::default()
+    };
+    store.apply(vec![accepted(1, 1), withdrawn.clone()]).await.unwrap();
+    let case = newest_case(&store).await;
+    assert_eq!(case.state, CaseState::Withdrawn as i32);
+    assert!(case.close_time.is_some());
+    assert!(case.clocks.iter().all(|c| c.status == redress_proto::redress::case::v1::ClockStatus::Stopped as i32));
+    // Redelivered at a later position: the case is already withdrawn, nothing more happens.
+    let mut again = withdrawn;
+    again.position = 3;
+    store.apply(vec![again]).await.unwrap();
+    let trail = store.audit_trail(&id_of(&case)).await.unwrap().unwrap();
+    assert_eq!(trail.entries.len(), 2);
+    assert!(trail.entries[1].details["reason"].contains("已与网点协商解决"));
 }

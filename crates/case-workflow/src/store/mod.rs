@@ -21,7 +21,7 @@ use redress_platform::time::{now, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::common::v1::Grade;
-use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified};
+use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
 
 use crate::domain::audit::AuditRecord;
 use crate::domain::workflow::{self, Command, Context, Effects, Rules};
@@ -484,49 +484,55 @@ pub struct DeadLetter {
 /// What one intake event means for cases.
 enum Effect {
     Open(Box<Opening>),
-    /// A handler overrode the complaint's grade at intake: the case's grade (and clocks)
-    /// follow it.
-    Regrade(Regrade),
+    /// Intake changed the complaint (a handler's reclassification, a withdrawal): the case
+    /// follows.
+    Follow(Follow),
     Nothing,
     /// It cannot be applied, now or on any retry; it is recorded and passed over so that the
     /// events behind it still open their cases.
     DeadLetter(DeadLetter),
 }
 
-/// A grade change a reclassification at intake asks of a case.
+/// A change intake asks of a complaint's case: a reclassification's grade, or a withdrawal.
 #[derive(Debug, Clone)]
-pub(crate) struct Regrade {
+pub(crate) struct Follow {
     pub complaint: String,
-    pub grade: Grade,
-    pub reason: String,
+    pub command: Command,
 }
 
-fn regrade_for(event: &Event) -> anyhow::Result<Option<Regrade>> {
+fn follow_for(event: &Event) -> anyhow::Result<Option<Follow>> {
     let Some(payload) = event.payload.as_ref() else { return Ok(None) };
-    if event.event_type != <ComplaintReclassified as prost::Name>::full_name() {
-        return Ok(None);
+    if event.event_type == <ComplaintReclassified as prost::Name>::full_name() {
+        let changed = ComplaintReclassified::decode(payload.value.as_slice())?;
+        let Some(classification) = changed.classification else { return Ok(None) };
+        let grade = Grade::try_from(classification.grade).unwrap_or(Grade::Unspecified);
+        if grade == Grade::Unspecified {
+            return Ok(None);
+        }
+        let reason =
+            format!("reclassified at intake by {}: {}", classification.classified_by, classification.override_reason);
+        return Ok(Some(Follow { complaint: changed.complaint, command: Command::ChangeGrade { grade, reason } }));
     }
-    let changed = ComplaintReclassified::decode(payload.value.as_slice())?;
-    let Some(classification) = changed.classification else { return Ok(None) };
-    let grade = Grade::try_from(classification.grade).unwrap_or(Grade::Unspecified);
-    if grade == Grade::Unspecified {
-        return Ok(None);
+    if event.event_type == <ComplaintWithdrawn as prost::Name>::full_name() {
+        let withdrawn = ComplaintWithdrawn::decode(payload.value.as_slice())?;
+        let reason = format!("withdrawn by the complainant: {}", withdrawn.reason);
+        let command = Command::Transition { target: CaseState::Withdrawn, reason };
+        return Ok(Some(Follow { complaint: withdrawn.complaint, command }));
     }
-    let reason =
-        format!("reclassified at intake by {}: {}", classification.classified_by, classification.override_reason);
-    Ok(Some(Regrade { complaint: changed.complaint, grade, reason }))
+    Ok(None)
 }
 
-/// The change a regrade makes to a case, as a workflow update by case-workflow itself;
-/// `None` when the case already has that grade or can no longer change.
-pub(crate) fn plan_regrade(loaded: Option<Loaded>, regrade: &Regrade, rules: &Rules) -> Option<Plan> {
+/// The change intake asks of a case, as a workflow update by case-workflow itself; `None`
+/// when the case does not take it (it already has that grade, or is closed).
+pub(crate) fn plan_follow(loaded: Option<Loaded>, follow: &Follow, rules: &Rules) -> Option<Plan> {
     let loaded = loaded?;
-    if loaded.case.grade == regrade.grade as i32 {
+    if let Command::ChangeGrade { grade, .. } = &follow.command
+        && loaded.case.grade == *grade as i32
+    {
         return None;
     }
-    let id = loaded.id.clone();
     let update = Update {
-        id,
+        id: loaded.id.clone(),
         other: None,
         expected_version: None,
         request: None,
@@ -535,12 +541,12 @@ pub(crate) fn plan_regrade(loaded: Option<Loaded>, regrade: &Regrade, rules: &Ru
             org_unit: redress_platform::principal::ROOT_ORG_UNIT.to_owned(),
             ..Principal::service(SERVICE_SUBJECT, &[])
         }),
-        command: Command::ChangeGrade { grade: regrade.grade, reason: regrade.reason.clone() },
+        command: follow.command.clone(),
     };
     match plan_update(Some(loaded), None, update, rules) {
         Ok(plan) => Some(plan),
         Err(e) => {
-            tracing::info!(complaint = %regrade.complaint, error = %e, "reclassification not applied to the case");
+            tracing::info!(complaint = %follow.complaint, error = %e, "intake's change not applied to the case");
             None
         }
     }
@@ -550,8 +556,8 @@ pub(crate) fn plan_regrade(loaded: Option<Loaded>, regrade: &Regrade, rules: &Ru
 pub(crate) const CASE_OF_COMPLAINT: &str = "SELECT id FROM cases WHERE complaint = $1";
 
 fn effect_of(event: &Event, rules: &Rules) -> Effect {
-    let effect = match regrade_for(event) {
-        Ok(Some(regrade)) => return Effect::Regrade(regrade),
+    let effect = match follow_for(event) {
+        Ok(Some(follow)) => return Effect::Follow(follow),
         Ok(None) => opening_for(event, rules).map(|o| o.map(|o| Effect::Open(Box::new(o)))),
         Err(e) => Err(e),
     };

@@ -138,21 +138,21 @@ impl EventSink for PostgresCaseStore {
                 .fetch_one(&mut *tx)
                 .await?;
         let mut opened = 0;
-        let mut regraded = 0;
+        let mut followed = 0;
         let applied_up_to = position;
         for event in events.iter().filter(|e| e.position > applied_up_to) {
             let o = match effect_of(event, &self.rules) {
                 Effect::Open(o) => o,
-                Effect::Regrade(regrade) => {
+                Effect::Follow(follow) => {
                     let id: Option<String> = sqlx::query_scalar(super::CASE_OF_COMPLAINT)
-                        .bind(&regrade.complaint)
+                        .bind(&follow.complaint)
                         .fetch_optional(&mut *tx)
                         .await?;
                     if let Some(id) = id {
                         let loaded = Self::load(&mut tx, &id).await.map_err(|e| anyhow::Error::from(e.0))?;
-                        if let Some(plan) = super::plan_regrade(loaded, &regrade, &self.rules) {
+                        if let Some(plan) = super::plan_follow(loaded, &follow, &self.rules) {
                             Self::write_plan(&mut tx, &plan).await.map_err(|e| anyhow::Error::from(e.0))?;
-                            regraded += 1;
+                            followed += 1;
                         }
                     }
                     position = event.position;
@@ -202,7 +202,7 @@ impl EventSink for PostgresCaseStore {
         if opened > 0 {
             metrics::counter!("redress_cases_opened_total").increment(opened as u64);
         }
-        if opened + regraded > 0 {
+        if opened + followed > 0 {
             self.feed.notify_committed();
         }
         Ok(position)

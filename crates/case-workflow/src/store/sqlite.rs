@@ -85,7 +85,7 @@ impl EventSink for SqliteCaseStore {
 
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
         let rules = self.rules.clone();
-        let (position, opened, regraded) = self
+        let (position, opened, followed) = self
             .db
             .writer
             .write(move |conn| {
@@ -97,13 +97,13 @@ impl EventSink for SqliteCaseStore {
                             .await?;
                     let mut position = stored.unwrap_or(0);
                     let mut openings = Vec::new();
-                    let mut regrades = Vec::new();
+                    let mut follows = Vec::new();
                     let mut dead = Vec::new();
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
                         match effect_of(event, &rules) {
                             Effect::Open(o) => openings.push(*o),
-                            Effect::Regrade(r) => regrades.push(r),
+                            Effect::Follow(f) => follows.push(f),
                             Effect::DeadLetter(d) => dead.push(d),
                             Effect::Nothing => {}
                         }
@@ -161,18 +161,18 @@ impl EventSink for SqliteCaseStore {
                         NewEvent::append_all_sqlite(&events, conn).await?;
                         opened += events.len();
                     }
-                    // After the openings: a reclassification always follows its acceptance.
-                    let mut regraded = 0;
-                    for regrade in &regrades {
+                    // After the openings: intake's later changes always follow a complaint's acceptance.
+                    let mut followed = 0;
+                    for follow in &follows {
                         let id: Option<String> = sqlx::query_scalar(super::CASE_OF_COMPLAINT)
-                            .bind(&regrade.complaint)
+                            .bind(&follow.complaint)
                             .fetch_optional(&mut *conn)
                             .await?;
                         let Some(id) = id else { continue };
                         let loaded = Self::load(conn, &id).await.map_err(|e| WriteError(e.0.into()))?;
-                        if let Some(plan) = super::plan_regrade(loaded, regrade, &rules) {
+                        if let Some(plan) = super::plan_follow(loaded, follow, &rules) {
                             Self::write_plan(conn, &plan).await.map_err(|e| WriteError(e.0.into()))?;
-                            regraded += 1;
+                            followed += 1;
                         }
                     }
                     sqlx::query(
@@ -183,7 +183,7 @@ impl EventSink for SqliteCaseStore {
                     .bind(position)
                     .execute(&mut *conn)
                     .await?;
-                    Ok::<_, WriteError>((position, opened, regraded))
+                    Ok::<_, WriteError>((position, opened, followed))
                 })
             })
             .await
@@ -191,7 +191,7 @@ impl EventSink for SqliteCaseStore {
         if opened > 0 {
             metrics::counter!("redress_cases_opened_total").increment(opened as u64);
         }
-        if opened + regraded > 0 {
+        if opened + followed > 0 {
             self.feed.notify_committed();
         }
         Ok(position)

@@ -38,6 +38,7 @@ fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) 
             ..Default::default()
         },
         trace: Default::default(),
+        recurrence_since: receive_time - Duration::days(90),
     }
 }
 
@@ -53,6 +54,8 @@ redress_platform::conformance_suite!(
     personal_information_is_sealed_masked_and_revealed_with_a_record,
     one_person_is_one_subject_per_institution,
     export_correct_and_erase_a_person,
+    a_repeat_complaint_within_the_window_is_a_recurrence,
+    a_withdrawal_ends_the_complaint_once,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -368,4 +371,75 @@ async fn export_correct_and_erase_a_person(store: Arc<dyn IntakeStore>) {
         panic!()
     };
     assert_ne!(store.subject_of(&id_of(&again)).await.unwrap().unwrap(), subject);
+}
+
+/// A complaint by the person with `phone`, classified as `cause`, received `days_ago`.
+fn classified(request_id: &str, phone: &str, cause: &str, days_ago: i64) -> NewComplaint {
+    let mut new = personal(request_id, phone, "", BANK);
+    let receive_time = redress_platform::time::now() - Duration::days(days_ago);
+    new.receive_time = receive_time;
+    new.recurrence_since = receive_time - Duration::days(90);
+    new.complaint.receive_time = Some(redress_platform::time::to_timestamp(receive_time));
+    new.complaint.classification = Some(redress_proto::redress::intake::v1::Classification {
+        business_type: "B02".to_owned(),
+        cause: cause.to_owned(),
+        ..Default::default()
+    });
+    new
+}
+
+async fn a_repeat_complaint_within_the_window_is_a_recurrence(store: Arc<dyn IntakeStore>) {
+    let submit = |new: NewComplaint| {
+        let store = store.clone();
+        async move {
+            match store.submit(new).await.unwrap() {
+                Submitted::Created(c) => c,
+                Submitted::Replayed(_) => panic!("replayed"),
+            }
+        }
+    };
+    let old = submit(classified("old", "13911112222", "C05", 200)).await;
+    let first = submit(classified("first", "13911112222", "C05", 30)).await;
+    assert!(first.recurrence_of.is_empty(), "200 days earlier is outside the 90-day window");
+    let again = submit(classified("again", "139-1111-2222", "C05", 0)).await;
+    assert_eq!(again.recurrence_of, first.name, "the latest earlier complaint of the same issue");
+    let other_cause = submit(classified("cause", "13911112222", "C01", 0)).await;
+    assert!(other_cause.recurrence_of.is_empty());
+    let other_person = submit(classified("person", "13933334444", "C05", 0)).await;
+    assert!(other_person.recurrence_of.is_empty());
+    assert!(old.recurrence_of.is_empty());
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let accepted: ComplaintAccepted =
+        events.iter().find(|e| e.aggregate == again.name).unwrap().payload.as_ref().unwrap().to_msg().unwrap();
+    assert_eq!(accepted.recurrence_of, first.name);
+    // Submitted together (one batch on SQLite): the later-received one repeats the earlier.
+    let mut earlier = classified("b1", "13955556666", "C09", 0);
+    let later = classified("b2", "13955556666", "C09", 0);
+    earlier.receive_time -= Duration::minutes(1);
+    earlier.complaint.receive_time = Some(redress_platform::time::to_timestamp(earlier.receive_time));
+    let (a, b) = tokio::join!(store.submit(earlier), async {
+        tokio::task::yield_now().await;
+        store.submit(later).await
+    });
+    let (Submitted::Created(a), Submitted::Created(b)) = (a.unwrap(), b.unwrap()) else { panic!() };
+    assert!(a.recurrence_of.is_empty());
+    // On PostgreSQL the two may commit in either order; the later one is marked unless it
+    // committed first (a missed recurrence, never a false one).
+    assert!(b.recurrence_of.is_empty() || b.recurrence_of == a.name);
+}
+
+async fn a_withdrawal_ends_the_complaint_once(store: Arc<dyn IntakeStore>) {
+    let Submitted::Created(c) = store.submit(personal("w1", "13911112222", "", BANK)).await.unwrap() else { panic!() };
+    let at = redress_platform::time::now();
+    let withdrawn = store.withdraw(&id_of(&c), "已协商解决", at).await.unwrap().unwrap();
+    assert_eq!(withdrawn.state, redress_proto::redress::intake::v1::ComplaintState::Withdrawn as i32);
+    assert_eq!(withdrawn.withdraw_time, Some(redress_platform::time::to_timestamp(at)));
+    assert_eq!(person(&withdrawn).phone, "139****2222", "stored masked");
+    let again = store.withdraw(&id_of(&c), "再次", redress_platform::time::now()).await.unwrap().unwrap();
+    assert_eq!(again, withdrawn, "a withdrawn complaint is returned as is");
+    assert_eq!(store.get(&id_of(&c)).await.unwrap().unwrap(), withdrawn);
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["redress.intake.v1.ComplaintAccepted", "redress.intake.v1.ComplaintWithdrawn"]);
+    assert!(store.withdraw(&uuid::Uuid::now_v7().to_string(), "x", at).await.unwrap().is_none());
 }

@@ -12,7 +12,8 @@ use redress_platform::events::{Feed, NewEvent};
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{
-    Classification, Complainant, Complaint, ComplaintAccepted, ComplaintReclassified, RiskSignalRaised,
+    Classification, Complainant, Complaint, ComplaintAccepted, ComplaintReclassified, ComplaintState,
+    ComplaintWithdrawn, RiskSignalRaised,
 };
 
 use crate::domain::mask;
@@ -29,7 +30,7 @@ pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migr
 pub struct NewComplaint {
     pub id: String,
     pub request_id: String,
-    /// SHA-256 of the request as the caller sent it, to tell a retry from a reuse.
+    /// Keyed digest of the request as the caller sent it, to tell a retry from a reuse.
     pub request_hash: String,
     /// Date part of the complaint number (`yyyymmdd` in the institution's time zone).
     pub number_prefix: String,
@@ -39,6 +40,8 @@ pub struct NewComplaint {
     pub complaint: Complaint,
     /// Trace of the request, carried into the ComplaintAccepted event.
     pub trace: TraceContext,
+    /// Earlier complaints received from this instant on can make this one a recurrence.
+    pub recurrence_since: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +177,9 @@ pub trait IntakeStore: Send + Sync + 'static {
     /// Erases the person an identifier names: destroys their key, blanks their personal
     /// fields and index entries. The complaints remain (and count); returns how many.
     async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError>;
+    /// Records the complainant's withdrawal and announces ComplaintWithdrawn; a withdrawn
+    /// complaint is returned as is. `None` when there is no such complaint.
+    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError>;
     /// Replaces a complaint's classification (a handler's override) and announces it with
     /// ComplaintReclassified; the automatic classification is kept. `None` when there is no
     /// such complaint.
@@ -286,6 +292,41 @@ pub(crate) fn seal(complaint: &Complaint, subject: &Subject) -> Result<(Vec<u8>,
     Ok((masked.encode_to_vec(), sealed))
 }
 
+/// The latest earlier complaint of the same subject with the same business type and cause,
+/// received in [`NewComplaint::recurrence_since`, the new complaint's receive time].
+pub(crate) const RECURRENCE: &str = "SELECT id FROM complaints WHERE subject_id = $1 AND business_type = $2 \
+    AND cause = $3 AND receive_time_us >= $4 AND receive_time_us <= $5 ORDER BY receive_time_us DESC, id DESC LIMIT 1";
+
+/// The classification codes a complaint is stored under (for recurrence lookups).
+pub(crate) fn codes(complaint: &Complaint) -> (Option<String>, Option<String>) {
+    let c = complaint.classification.as_ref();
+    (c.map(|c| c.business_type.clone()), c.map(|c| c.cause.clone()))
+}
+
+/// Applies a withdrawal to a stored complaint; `None` when it already was withdrawn.
+pub(crate) fn withdrawn(
+    mut complaint: Complaint,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Option<(Complaint, Vec<u8>, NewEvent)> {
+    if complaint.state == ComplaintState::Withdrawn as i32 {
+        return None;
+    }
+    complaint.state = ComplaintState::Withdrawn as i32;
+    complaint.withdraw_time = Some(redress_platform::time::to_timestamp(at));
+    complaint.withdraw_reason = reason.to_owned();
+    let event = NewEvent::new(
+        complaint.name.clone(),
+        &ComplaintWithdrawn {
+            complaint: complaint.name.clone(),
+            withdraw_time: complaint.withdraw_time,
+            reason: reason.to_owned(),
+        },
+    );
+    let record = complaint.encode_to_vec();
+    Some((complaint, record, event))
+}
+
 /// Applies an override to a stored complaint; returns its new record and event.
 pub(crate) fn reclassified(mut complaint: Complaint, classification: Classification) -> (Complaint, Vec<u8>, NewEvent) {
     let previous = complaint.classification.take();
@@ -331,9 +372,10 @@ impl Identifier {
 
 /// The complaint as recorded under `number`, and its events: ComplaintAccepted, then
 /// RiskSignalRaised when early-warning signals were raised.
-fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<NewEvent>) {
+fn numbered(new: &NewComplaint, seq: i64, recurrence_of: Option<String>) -> (Complaint, Vec<NewEvent>) {
     let number = format!("{}{seq:08}", new.number_prefix);
     let mut complaint = new.complaint.clone();
+    complaint.recurrence_of = recurrence_of.unwrap_or_default();
     complaint.complaint_number.clone_from(&number);
     if let Some(receipt) = complaint.receipt.as_mut() {
         receipt.complaint_number.clone_from(&number);
@@ -350,6 +392,7 @@ fn numbered(new: &NewComplaint, seq: i64) -> (Complaint, Vec<NewEvent>) {
         complained_staff_id: complaint.complained_party.as_ref().map(|p| p.staff_id.clone()).unwrap_or_default(),
         classification: complaint.classification.clone(),
         risk_signals: complaint.risk_signals.clone(),
+        recurrence_of: complaint.recurrence_of.clone(),
     };
     let mut events = vec![NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone())];
     if !complaint.risk_signals.is_empty() {

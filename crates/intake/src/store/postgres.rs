@@ -2,6 +2,7 @@
 //! of one request serialise on its unique key and the loser replays the winner's result.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prost::Message;
 use redress_platform::events::Feed;
 use redress_platform::time::to_micros;
@@ -110,12 +111,26 @@ impl IntakeStore for PostgresIntakeStore {
                 .ok_or_else(|| StoreError::Other(anyhow::anyhow!("claimed request vanished")));
         }
         let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')").fetch_one(&mut *tx).await?;
-        let (complaint, events) = numbered(&new, seq);
-        let subject = subject_for(&mut tx, &self.keyring, &complaint).await?;
+        let subject = subject_for(&mut tx, &self.keyring, &new.complaint).await?;
+        let (business_type, cause) = super::codes(&new.complaint);
+        let earlier: Option<String> = match (&business_type, &cause) {
+            (Some(b), Some(c)) => sqlx::query_scalar(super::RECURRENCE)
+                .bind(&subject.id)
+                .bind(b)
+                .bind(c)
+                .bind(to_micros(new.recurrence_since))
+                .bind(to_micros(new.receive_time))
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|id: String| format!("complaints/{id}")),
+            _ => None,
+        };
+        let (complaint, events) = numbered(&new, seq, earlier);
         let (record, pii) = super::seal(&complaint, &subject)?;
         sqlx::query(
             "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-             create_time_us, pii, subject_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             create_time_us, pii, subject_id, business_type, cause) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&new.id)
         .bind(&complaint.complaint_number)
@@ -127,6 +142,8 @@ impl IntakeStore for PostgresIntakeStore {
         .bind(to_micros(new.create_time))
         .bind(pii)
         .bind(&subject.id)
+        .bind(&business_type)
+        .bind(&cause)
         .execute(&mut *tx)
         .await?;
         for event in &events {
@@ -237,6 +254,29 @@ impl IntakeStore for PostgresIntakeStore {
         record_access(&mut tx, None, &subject, access).await?;
         tx.commit().await?;
         Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
+    }
+
+    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(record) = record else { return Ok(None) };
+        let current = Complaint::decode(record.as_slice())?;
+        let Some((complaint, record, event)) = super::withdrawn(current.clone(), reason, at) else {
+            return Ok(Some(current));
+        };
+        sqlx::query("UPDATE complaints SET record = $1, state = $2 WHERE id = $3")
+            .bind(record)
+            .bind(complaint.state)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        event.append_postgres(&mut tx).await?;
+        tx.commit().await?;
+        self.feed.notify_committed();
+        Ok(Some(complaint))
     }
 
     async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError> {
@@ -371,6 +411,7 @@ mod tests {
                 create_time: now,
                 complaint,
                 trace: Default::default(),
+                recurrence_since: now - chrono::TimeDelta::days(90),
             };
             store.submit(new).await.unwrap();
             secrets.push(phone);

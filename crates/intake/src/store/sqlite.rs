@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prost::Message;
 use redress_platform::db::Sqlite;
 use redress_platform::events::{Feed, NewEvent};
@@ -208,11 +209,16 @@ async fn write(
     db.writer.write(move |conn| Box::pin(async move { insert_batch(conn, &keyring, &news).await })).await
 }
 
+/// A subject with a business type and cause: complaints repeating an issue share it.
+type IssueKey = (String, Option<String>, Option<String>);
+
 /// A complaint's stored form.
 struct Sealed {
     record: Vec<u8>,
     pii: Vec<u8>,
     subject_id: String,
+    business_type: Option<String>,
+    cause: Option<String>,
 }
 
 /// What becomes of one submission of a batch.
@@ -276,16 +282,42 @@ async fn insert_batch(
         .await?;
         let mut rows: Vec<(&NewComplaint, Complaint, Sealed, Vec<NewEvent>)> = Vec::with_capacity(fresh.len());
         let mut subjects = HashMap::new();
+        // Complaints of this batch by (subject, business type, cause): the latest one, for
+        // recurrences within the batch.
+        let mut in_batch: HashMap<IssueKey, (i64, String)> = HashMap::new();
         for (k, &i) in fresh.iter().enumerate() {
-            let (complaint, events) = numbered(&news[i], last - count + 1 + k as i64);
-            let subject = subject_for(conn, keyring, &complaint, &mut subjects).await?;
+            let new = &news[i];
+            let subject = subject_for(conn, keyring, &new.complaint, &mut subjects).await?;
+            let (business_type, cause) = super::codes(&new.complaint);
+            let receive_us = to_micros(new.receive_time);
+            let key = (subject.id.clone(), business_type.clone(), cause.clone());
+            let mut earlier: Option<String> = match (&business_type, &cause) {
+                (Some(b), Some(c)) => sqlx::query_scalar(super::RECURRENCE)
+                    .bind(&subject.id)
+                    .bind(b)
+                    .bind(c)
+                    .bind(to_micros(new.recurrence_since))
+                    .bind(receive_us)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|id: String| format!("complaints/{id}")),
+                _ => None,
+            };
+            if let Some((at, name)) = in_batch.get(&key)
+                && *at >= to_micros(new.recurrence_since)
+                && *at <= receive_us
+            {
+                earlier = Some(name.clone());
+            }
+            in_batch.insert(key, (receive_us, new.complaint.name.clone()));
+            let (complaint, events) = numbered(new, last - count + 1 + k as i64, earlier);
             let (record, pii) = super::seal(&complaint, &subject)?;
-            rows.push((&news[i], complaint, Sealed { record, pii, subject_id: subject.id }, events));
+            rows.push((new, complaint, Sealed { record, pii, subject_id: subject.id, business_type, cause }, events));
         }
         for chunk in rows.chunks(400) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-                 create_time_us, pii, subject_id) ",
+                 create_time_us, pii, subject_id, business_type, cause) ",
             );
             query.push_values(chunk, |mut row, (new, complaint, sealed, _)| {
                 row.push_bind(new.id.as_str())
@@ -297,7 +329,9 @@ async fn insert_batch(
                     .push_bind(sealed.record.as_slice())
                     .push_bind(to_micros(new.create_time))
                     .push_bind(sealed.pii.as_slice())
-                    .push_bind(sealed.subject_id.as_str());
+                    .push_bind(sealed.subject_id.as_str())
+                    .push_bind(sealed.business_type.as_deref())
+                    .push_bind(sealed.cause.as_deref());
             });
             query.build().execute(&mut *conn).await?;
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
@@ -472,6 +506,37 @@ impl IntakeStore for SqliteIntakeStore {
             })
         })
         .await
+    }
+
+    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError> {
+        let (id, reason) = (id.to_owned(), reason.to_owned());
+        let (complaint, changed) = self
+            .write(move |conn, _| {
+                Box::pin(async move {
+                    let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?")
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let Some(record) = record else { return Ok((None, false)) };
+                    let current = Complaint::decode(record.as_slice())?;
+                    let Some((complaint, record, event)) = super::withdrawn(current.clone(), &reason, at) else {
+                        return Ok((Some(current), false));
+                    };
+                    sqlx::query("UPDATE complaints SET record = ?, state = ? WHERE id = ?")
+                        .bind(record)
+                        .bind(complaint.state)
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    event.append_sqlite(conn).await?;
+                    Ok((Some(complaint), true))
+                })
+            })
+            .await?;
+        if changed {
+            self.feed.notify_committed();
+        }
+        Ok(complaint)
     }
 
     async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError> {
