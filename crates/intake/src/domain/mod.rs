@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod example;
 pub mod identifiers;
+pub mod import;
 pub mod mask;
 pub mod pii;
 pub mod validate;

@@ -17,6 +17,8 @@ pub const MAX_NAME: usize = 100;
 pub const MAX_SHORT_TEXT: usize = 200;
 pub const MAX_ADDRESS: usize = 500;
 pub const MAX_LONG_TEXT: usize = 20_000;
+/// Facts may be long: imported narratives run to many thousands of characters.
+pub const MAX_FACTS: usize = 200_000;
 pub const MAX_REPRESENTATIVES: usize = 5;
 pub const MAX_EVIDENCE: usize = 100;
 pub const MAX_URI: usize = 2_000;
@@ -164,7 +166,7 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
         }
     }
     text(v, "complaint.demand", &c.demand, MAX_LONG_TEXT, true);
-    text(v, "complaint.facts", &c.facts, MAX_LONG_TEXT, true);
+    text(v, "complaint.facts", &c.facts, MAX_FACTS, true);
     text(v, "complaint.staff_notes", &c.staff_notes, MAX_LONG_TEXT, false);
     text(v, "complaint.org_unit", &c.org_unit, MAX_SHORT_TEXT, true);
     text(v, "complaint.external_reference", &c.external_reference, MAX_SHORT_TEXT, false);
