@@ -1,5 +1,5 @@
-//! `redress`: run the embedded suite, one service, or a store's migrations, or drive a case by
-//! hand through a running gateway.
+//! `redress`: run the embedded suite, one service, or a store's migrations, or drive a case or
+//! submit a complaint by hand through a running gateway.
 
 // The services allocate per request and per row; mimalloc is markedly cheaper than glibc's
 // allocator under this many small, cross-thread allocations.
@@ -58,6 +58,8 @@ enum Command {
     },
     /// Drive a case by hand through a running gateway.
     Case(cli::CaseArgs),
+    /// Submit, read, withdraw and reclassify complaints by hand through a running gateway.
+    Complaint(cli::ComplaintArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,7 +84,8 @@ fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Case(args) => return Ok(cli::run(args).await),
+        Command::Case(args) => return Ok(cli::run_case(args).await),
+        Command::Complaint(args) => return Ok(cli::run_complaint(args).await),
         Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {
             let _telemetry =
                 telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;

@@ -2,10 +2,8 @@
 //! its outcome told by the exit code (0 done, 1 refused or failed, 2 bad usage, 3 audit chain
 //! broken).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
@@ -18,42 +16,20 @@ use redress_proto::redress::case::v1::{
 };
 use redress_proto::redress::common::v1::Grade;
 use sha2::{Digest, Sha256};
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 
-use super::output::{self, Format, Reply};
+use super::output::{self, Reply};
+use super::{
+    Authenticated, Failure, Global, Severity, changed, connect, gateway_url, print, read, report, resource_name, usage,
+};
 
 /// Exit code of `verify` when the audit chain does not verify.
 const EXIT_CHAIN_BROKEN: u8 = 3;
-/// Exit code of input refused before any call (clap uses the same for its own usage errors).
-const EXIT_USAGE: u8 = 2;
-const EXIT_FAILED: u8 = 1;
-
-/// Where `redress dev` serves the gateway.
-const DEFAULT_GATEWAY: &str = "http://127.0.0.1:50051";
-/// Help heading of the options every subcommand takes.
-const GLOBAL: &str = "Global options";
 
 /// Drive a case by hand through a running gateway.
 #[derive(Args)]
 pub struct CaseArgs {
-    /// Gateway address.
-    #[arg(
-        long,
-        global = true,
-        env = "REDRESS_GATEWAY",
-        default_value = DEFAULT_GATEWAY,
-        help_heading = GLOBAL
-    )]
-    gateway: String,
-    /// Bearer token (required; `redress dev` prints one).
-    #[arg(long, global = true, env = "REDRESS_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
-    token: Option<String>,
-    /// How to print the result.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text, help_heading = GLOBAL)]
-    output: Format,
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: CaseCommand,
 }
@@ -387,31 +363,6 @@ impl From<Link> for LinkType {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Severity {
-    General,
-    Important,
-    Urgent,
-    Major,
-}
-
-impl From<Severity> for Grade {
-    fn from(grade: Severity) -> Self {
-        match grade {
-            Severity::General => Grade::General,
-            Severity::Important => Grade::Important,
-            Severity::Urgent => Grade::Urgent,
-            Severity::Major => Grade::Major,
-        }
-    }
-}
-
-/// `cases/{id}` from either the name or the bare id.
-fn resource_name(collection: &str, arg: &str) -> String {
-    let arg = arg.trim();
-    if arg.starts_with(collection) { arg.to_owned() } else { format!("{collection}{arg}") }
-}
-
 /// An amount in yuan with at most two decimals ("120.50") in fen (12050).
 fn parse_yuan(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -435,99 +386,22 @@ fn parse_yuan(text: &str) -> Result<i64, String> {
         .ok_or_else(|| "too large".to_owned())
 }
 
-/// Adds the bearer token to every call.
-#[derive(Clone)]
-struct Bearer(AsciiMetadataValue);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-type Client = CaseServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// Why a command did not succeed.
-enum Failure {
-    /// Input refused before any call.
-    Usage(String),
-    /// The gateway answered with an error. `request_id` is that of a change, to retry it safely.
-    Status { status: tonic::Status, request_id: Option<String> },
-    /// Anything else (reading a file, writing the output).
-    Other(String),
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure::Usage(message.into())
-}
+type Client = CaseServiceClient<Authenticated>;
 
 /// Runs one `redress case` command and says how it went in the exit code.
 pub async fn run(args: CaseArgs) -> ExitCode {
-    let gateway = gateway_url(&args.gateway);
-    match execute(&gateway, args).await {
-        Ok(code) => code,
-        Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(EXIT_USAGE)
-        }
-        Err(Failure::Status { status, request_id }) => {
-            eprint!("{}", output::status(&status, &gateway, request_id.as_deref()));
-            ExitCode::from(EXIT_FAILED)
-        }
-        Err(Failure::Other(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    let gateway = gateway_url(&args.global.gateway);
+    let outcome = execute(&gateway, args).await;
+    report(outcome, &gateway)
 }
 
 async fn execute(gateway: &str, args: CaseArgs) -> Result<ExitCode, Failure> {
-    let CaseArgs { token, output: format, command, .. } = args;
-    let client = connect(gateway, token.as_deref())?;
+    let CaseArgs { global: Global { token, output: format, .. }, command } = args;
+    let client = CaseServiceClient::new(connect(gateway, token.as_deref())?);
     let reply = call(client, command).await?;
     let broken = matches!(&reply, Reply::Verification { result, .. } if !result.intact);
-    let text = output::render(&reply, format);
-    let mut stdout = std::io::stdout().lock();
-    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
-        && error.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(Failure::Other(format!("cannot write the output: {error}")));
-    }
+    print(&output::render(&reply, format))?;
     Ok(if broken { ExitCode::from(EXIT_CHAIN_BROKEN) } else { ExitCode::SUCCESS })
-}
-
-/// The gateway's URL: `http://` unless another scheme is given.
-fn gateway_url(arg: &str) -> String {
-    // An empty REDRESS_GATEWAY reaches here as "" rather than as the default.
-    let gateway = Some(arg.trim()).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GATEWAY);
-    if gateway.contains("://") { gateway.to_owned() } else { format!("http://{gateway}") }
-}
-
-/// A client for the gateway; it connects on the first call, so input is checked first.
-fn connect(gateway: &str, token: Option<&str>) -> Result<Client, Failure> {
-    let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
-        usage("a bearer token is required: --token <TOKEN> or REDRESS_TOKEN (`redress dev` prints one)")
-    })?;
-    let mut bearer: AsciiMetadataValue = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| usage("the token must be printable ASCII without line breaks"))?;
-    bearer.set_sensitive(true);
-    let endpoint = Endpoint::from_shared(gateway.to_owned())
-        .map_err(|e| usage(format!("--gateway {gateway:?} is not a valid URL: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30));
-    Ok(CaseServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(bearer)))
-}
-
-/// What a read answered, or the error.
-fn read<T>(answer: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Failure> {
-    answer.map(tonic::Response::into_inner).map_err(|status| Failure::Status { status, request_id: None })
-}
-
-/// What a change answered, or the error with the request id to retry it with.
-fn changed<T>(answer: Result<tonic::Response<T>, tonic::Status>, request_id: String) -> Result<T, Failure> {
-    answer.map(tonic::Response::into_inner).map_err(|status| Failure::Status { status, request_id: Some(request_id) })
 }
 
 async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure> {
@@ -692,20 +566,6 @@ mod tests {
         }
         assert_eq!(parse_yuan("99999999999999999999"), Err("too large".to_owned()));
         assert_eq!(parse_yuan("92233720368547758.08"), Err("too large".to_owned()));
-    }
-
-    #[test]
-    fn a_bare_id_is_prefixed_and_a_name_kept() {
-        assert_eq!(resource_name("cases/", "0199"), "cases/0199");
-        assert_eq!(resource_name("cases/", "cases/0199"), "cases/0199");
-        assert_eq!(resource_name("complaints/", " abc "), "complaints/abc");
-    }
-
-    #[test]
-    fn the_gateway_defaults_to_http_and_to_where_dev_serves_it() {
-        assert_eq!(gateway_url("127.0.0.1:50777"), "http://127.0.0.1:50777");
-        assert_eq!(gateway_url("https://redress.example.com"), "https://redress.example.com");
-        assert_eq!(gateway_url(" "), DEFAULT_GATEWAY);
     }
 
     #[test]

@@ -1,7 +1,214 @@
-//! The command-line client: `redress case …` drives cases by hand through a running gateway.
-//! It speaks the public API with the generated clients, exactly as any other caller does.
+//! The command-line client: `redress case …` drives cases and `redress complaint …` submits,
+//! reads, withdraws and reclassifies complaints by hand through a running gateway. It speaks
+//! the public API with the generated clients, exactly as any other caller does.
+//!
+//! Every invocation makes one call and tells its outcome in the exit code: 0 done, 1 refused or
+//! failed, 2 bad usage (input refused before any call; clap uses the same for its own errors).
 
 mod case;
+mod complaint;
 mod output;
 
-pub use case::{CaseArgs, run};
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::DateTime;
+use clap::{Args, ValueEnum};
+use prost_types::Timestamp;
+use redress_proto::redress::common::v1::Grade;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+pub use case::{CaseArgs, run as run_case};
+pub use complaint::{ComplaintArgs, run as run_complaint};
+use output::Format;
+
+/// Exit code of input refused before any call (clap uses the same for its own usage errors).
+const EXIT_USAGE: u8 = 2;
+/// Exit code of a call the gateway refused, or that failed.
+const EXIT_FAILED: u8 = 1;
+
+/// Where `redress dev` serves the gateway.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:50051";
+/// Help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
+/// The options every subcommand takes: where the gateway is, who calls, how to print.
+#[derive(Args)]
+struct Global {
+    /// Gateway address.
+    #[arg(
+        long,
+        global = true,
+        env = "REDRESS_GATEWAY",
+        default_value = DEFAULT_GATEWAY,
+        help_heading = GLOBAL
+    )]
+    gateway: String,
+    /// Bearer token (required; `redress dev` prints one).
+    #[arg(long, global = true, env = "REDRESS_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
+    token: Option<String>,
+    /// How to print the result.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, help_heading = GLOBAL)]
+    output: Format,
+}
+
+/// A severity grade as the command line names it.
+#[derive(Clone, Copy, ValueEnum)]
+enum Severity {
+    General,
+    Important,
+    Urgent,
+    Major,
+}
+
+impl From<Severity> for Grade {
+    fn from(grade: Severity) -> Self {
+        match grade {
+            Severity::General => Grade::General,
+            Severity::Important => Grade::Important,
+            Severity::Urgent => Grade::Urgent,
+            Severity::Major => Grade::Major,
+        }
+    }
+}
+
+/// `cases/{id}` (or `complaints/{id}`) from either the name or the bare id.
+fn resource_name(collection: &str, arg: &str) -> String {
+    let arg = arg.trim();
+    if arg.starts_with(collection) { arg.to_owned() } else { format!("{collection}{arg}") }
+}
+
+/// An RFC 3339 instant (`2026-06-09T10:13:20+08:00`) as a protobuf timestamp.
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    let time = DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-06-09T10:13:20+08:00 ({e})"))?;
+    let nanos = i32::try_from(time.timestamp_subsec_nanos()).map_err(|_| "leap seconds are not supported")?;
+    Ok(Timestamp { seconds: time.timestamp(), nanos })
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+struct Bearer(AsciiMetadataValue);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel to the gateway that authenticates every call; any generated client wraps it.
+type Authenticated = InterceptedService<Channel, Bearer>;
+
+/// Why a command did not succeed.
+enum Failure {
+    /// Input refused before any call.
+    Usage(String),
+    /// The gateway answered with an error. `request_id` is that of a change, to retry it safely.
+    Status { status: tonic::Status, request_id: Option<String> },
+    /// Anything else (reading a file, writing the output).
+    Other(String),
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::Usage(message.into())
+}
+
+/// Tells how a command went: the error on stderr, and the exit code.
+fn report(outcome: Result<ExitCode, Failure>, gateway: &str) -> ExitCode {
+    match outcome {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Status { status, request_id }) => {
+            eprint!("{}", output::status(&status, gateway, request_id.as_deref()));
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(Failure::Other(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Writes the printed result to stdout; a reader that went away (`| head`) is no error.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Other(format!("cannot write the output: {error}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The gateway's URL: `http://` unless another scheme is given.
+fn gateway_url(arg: &str) -> String {
+    // An empty REDRESS_GATEWAY reaches here as "" rather than as the default.
+    let gateway = Some(arg.trim()).filter(|g| !g.is_empty()).unwrap_or(DEFAULT_GATEWAY);
+    if gateway.contains("://") { gateway.to_owned() } else { format!("http://{gateway}") }
+}
+
+/// An authenticated channel to the gateway; it connects on the first call, so input is checked
+/// first.
+fn connect(gateway: &str, token: Option<&str>) -> Result<Authenticated, Failure> {
+    let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
+        usage("a bearer token is required: --token <TOKEN> or REDRESS_TOKEN (`redress dev` prints one)")
+    })?;
+    let mut bearer: AsciiMetadataValue = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| usage("the token must be printable ASCII without line breaks"))?;
+    bearer.set_sensitive(true);
+    let endpoint = Endpoint::from_shared(gateway.to_owned())
+        .map_err(|e| usage(format!("--gateway {gateway:?} is not a valid URL: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30));
+    Ok(InterceptedService::new(endpoint.connect_lazy(), Bearer(bearer)))
+}
+
+/// What a read answered, or the error.
+fn read<T>(answer: Result<tonic::Response<T>, tonic::Status>) -> Result<T, Failure> {
+    answer.map(tonic::Response::into_inner).map_err(|status| Failure::Status { status, request_id: None })
+}
+
+/// What a change answered, or the error with the request id to retry it with.
+fn changed<T>(answer: Result<tonic::Response<T>, tonic::Status>, request_id: String) -> Result<T, Failure> {
+    answer.map(tonic::Response::into_inner).map_err(|status| Failure::Status { status, request_id: Some(request_id) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_id_is_prefixed_and_a_name_kept() {
+        assert_eq!(resource_name("cases/", "0199"), "cases/0199");
+        assert_eq!(resource_name("cases/", "cases/0199"), "cases/0199");
+        assert_eq!(resource_name("complaints/", " abc "), "complaints/abc");
+    }
+
+    #[test]
+    fn the_gateway_defaults_to_http_and_to_where_dev_serves_it() {
+        assert_eq!(gateway_url("127.0.0.1:50777"), "http://127.0.0.1:50777");
+        assert_eq!(gateway_url("https://redress.example.com"), "https://redress.example.com");
+        assert_eq!(gateway_url(" "), DEFAULT_GATEWAY);
+    }
+
+    #[test]
+    fn times_are_rfc3339_with_an_offset() {
+        assert_eq!(
+            parse_time("2026-06-09T18:13:20.5+08:00"),
+            Ok(Timestamp { seconds: 1_781_000_000, nanos: 500_000_000 })
+        );
+        assert_eq!(parse_time("2026-06-09T10:13:20Z"), Ok(Timestamp { seconds: 1_781_000_000, nanos: 0 }));
+        for bad in ["2026-06-09", "2026-06-09T10:13:20", "yesterday", ""] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
+    }
+}

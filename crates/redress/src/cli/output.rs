@@ -1,4 +1,4 @@
-//! How `redress case` prints what the gateway answered: a compact summary for people, or the
+//! How `redress case` and `redress complaint` print what the gateway answered: a compact summary for people, or the
 //! message as JSON for scripts (protobuf's JSON mapping with the proto field names: enums by
 //! name, times in RFC 3339 UTC, 64-bit integers as strings, and every field present), and how
 //! it tells an error.
@@ -15,6 +15,11 @@ use redress_proto::redress::case::v1::{
     ResolutionType, SlaClock, Survey, Transfer, VerifyAuditChainResponse,
 };
 use redress_proto::redress::common::v1::{Channel, Deadlines, Grade};
+use redress_proto::redress::intake::v1::{
+    AgentRelation, Classification, ClassificationSource, Complaint, ComplaintState, EvidenceKind, IdDocumentType,
+    ListComplaintsResponse, ListTaxonomiesResponse, NaturalPerson, Receipt, RiskSignalKind, SubmitComplaintResponse,
+    Taxonomy, TaxonomyCode, complainant::Party,
+};
 use serde_json::{Value, json};
 use tonic_types::StatusExt;
 
@@ -32,7 +37,18 @@ pub enum Reply {
     Case(Box<Case>),
     Cases(ListCasesResponse),
     Audit(ListAuditEntriesResponse),
-    Verification { case: String, result: VerifyAuditChainResponse },
+    Verification {
+        case: String,
+        result: VerifyAuditChainResponse,
+    },
+    Complaint(Box<Complaint>),
+    /// A submitted complaint, with the request id that repeats the submission safely.
+    Submitted {
+        response: Box<SubmitComplaintResponse>,
+        request_id: String,
+    },
+    Complaints(ListComplaintsResponse),
+    Taxonomies(ListTaxonomiesResponse),
 }
 
 /// The reply as printed, ending in a newline.
@@ -55,6 +71,19 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     "first_broken_sequence": result.first_broken_sequence.to_string(),
                     "reason": result.reason,
                 }),
+                Reply::Complaint(c) => complaint_json(c),
+                Reply::Submitted { response, request_id } => json!({
+                    "complaint": response.complaint.as_ref().map(complaint_json),
+                    "receipt": response.receipt.as_ref().map(receipt_json),
+                    "request_id": request_id,
+                }),
+                Reply::Complaints(list) => json!({
+                    "complaints": list.complaints.iter().map(complaint_json).collect::<Vec<_>>(),
+                    "next_page_token": list.next_page_token,
+                }),
+                Reply::Taxonomies(list) => json!({
+                    "taxonomies": list.taxonomies.iter().map(taxonomy_json).collect::<Vec<_>>(),
+                }),
             };
             format!("{value:#}\n")
         }
@@ -69,15 +98,24 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 "{case}: audit chain BROKEN at entry {} of {}: {}\n",
                 result.first_broken_sequence, result.entries, result.reason
             ),
+            Reply::Complaint(c) => complaint_text(c),
+            Reply::Submitted { response, request_id } => {
+                let mut text = response.complaint.as_ref().map(complaint_text).unwrap_or_default();
+                text.push_str(&format!("{:<12}{request_id}  (repeat it to retry safely)\n", "request id"));
+                text
+            }
+            Reply::Complaints(list) => complaints_text(list),
+            Reply::Taxonomies(list) => taxonomies_text(list),
         },
     }
 }
 
 /// A proto enum, known by its value names (`CASE_STATE_FOLLOW_UP`).
-trait ProtoEnum {
+pub trait ProtoEnum {
     /// Shared prefix of the value names.
     const PREFIX: &'static str;
     fn name_of(value: i32) -> Option<&'static str>;
+    fn value_of(name: &str) -> Option<i32>;
 }
 
 macro_rules! proto_enums {
@@ -86,6 +124,9 @@ macro_rules! proto_enums {
             const PREFIX: &'static str = $prefix;
             fn name_of(value: i32) -> Option<&'static str> {
                 <$ty>::try_from(value).ok().map(|e| e.as_str_name())
+            }
+            fn value_of(name: &str) -> Option<i32> {
+                <$ty>::from_str_name(name).map(|e| e as i32)
             }
         })*
     };
@@ -101,6 +142,12 @@ proto_enums! {
     PauseReason => "PAUSE_REASON_",
     ResolutionType => "RESOLUTION_TYPE_",
     LinkType => "LINK_TYPE_",
+    ComplaintState => "COMPLAINT_STATE_",
+    IdDocumentType => "ID_DOCUMENT_TYPE_",
+    AgentRelation => "AGENT_RELATION_",
+    EvidenceKind => "EVIDENCE_KIND_",
+    ClassificationSource => "CLASSIFICATION_SOURCE_",
+    RiskSignalKind => "RISK_SIGNAL_KIND_",
 }
 
 /// The word the command line uses for an enum value: `CASE_STATE_FOLLOW_UP` → `follow-up`.
@@ -109,6 +156,19 @@ fn word<E: ProtoEnum>(value: i32) -> String {
         Some(name) => name.strip_prefix(E::PREFIX).unwrap_or(name).to_ascii_lowercase().replace('_', "-"),
         None => format!("unknown({value})"),
     }
+}
+
+/// The enum value a word names: `mobile-app`, `mobile_app`, `MOBILE_APP` or `CHANNEL_MOBILE_APP`.
+/// The unspecified value is named by no word.
+pub fn from_word<E: ProtoEnum>(text: &str) -> Option<i32> {
+    let name = text.trim().to_ascii_uppercase().replace('-', "_");
+    let name = if name.starts_with(E::PREFIX) { name } else { format!("{}{name}", E::PREFIX) };
+    E::value_of(&name).filter(|&value| value != 0)
+}
+
+/// Every word of an enum, as [`from_word`] takes and [`word`] prints them.
+pub fn words<E: ProtoEnum>() -> Vec<String> {
+    (1..=100).filter(|&value| E::name_of(value).is_some()).map(word::<E>).collect()
 }
 
 /// An enum value in JSON: its name, or the number when this client does not know it.
@@ -472,6 +532,312 @@ fn audit_text(list: &ListAuditEntriesResponse) -> String {
     }
     if !list.next_page_token.is_empty() {
         out.push_str(&format!("more: --page-token {}\n", list.next_page_token));
+    }
+    out
+}
+
+fn person_json(p: &NaturalPerson) -> Value {
+    json!({
+        "full_name": p.full_name,
+        "id_document_type": enum_json::<IdDocumentType>(p.id_document_type),
+        "id_number": p.id_number,
+        "phone": p.phone,
+        "email": p.email,
+        "address": p.address,
+    })
+}
+
+fn classification_json(c: &Classification) -> Value {
+    json!({
+        "taxonomy": c.taxonomy,
+        "business_type": c.business_type,
+        "cause": c.cause,
+        "rights": c.rights,
+        "grade": enum_json::<Grade>(c.grade),
+        "source": enum_json::<ClassificationSource>(c.source),
+        "model_version": c.model_version,
+        "matched_rules": c.matched_rules,
+        "top_tokens": c.top_tokens,
+        "business_type_confidence": c.business_type_confidence,
+        "cause_confidence": c.cause_confidence,
+        "grade_reasons": c.grade_reasons,
+        "classified_by": c.classified_by,
+        "override_reason": c.override_reason,
+        "classify_time": time_json(c.classify_time.as_ref()),
+    })
+}
+
+fn receipt_json(r: &Receipt) -> Value {
+    json!({
+        "complaint_number": r.complaint_number,
+        "complaint": r.complaint,
+        "accept_time": time_json(r.accept_time.as_ref()),
+        "deadlines": r.deadlines.as_ref().map(deadlines_json),
+    })
+}
+
+fn complaint_json(c: &Complaint) -> Value {
+    let complainant = c.complainant.as_ref().map(|complainant| match &complainant.party {
+        Some(Party::Person(p)) => json!({ "person": person_json(p) }),
+        Some(Party::Organisation(o)) => json!({ "organisation": {
+            "name": o.name,
+            "unified_social_credit_code": o.unified_social_credit_code,
+            "address": o.address,
+            "legal_representative": o.legal_representative,
+            "contact_name": o.contact_name,
+            "contact_phone": o.contact_phone,
+        }}),
+        None => json!({}),
+    });
+    let mut value = json!({
+        "name": c.name,
+        "complaint_number": c.complaint_number,
+        "channel": enum_json::<Channel>(c.channel),
+        "receive_time": time_json(c.receive_time.as_ref()),
+        "complainant": complainant,
+        "agent": c.agent.as_ref().map(|a| json!({
+            "relation": enum_json::<AgentRelation>(a.relation),
+            "person": a.person.as_ref().map(person_json),
+            "authorization_reference": a.authorization_reference,
+        })),
+        "representatives": c.representatives.iter()
+            .map(|r| json!({ "person": r.person.as_ref().map(person_json) }))
+            .collect::<Vec<_>>(),
+        "complained_party": c.complained_party.as_ref().map(|p| json!({
+            "institution": p.institution,
+            "branch": p.branch,
+            "staff_name": p.staff_name,
+            "staff_id": p.staff_id,
+        })),
+        "demand": c.demand,
+        "facts": c.facts,
+        "evidence": c.evidence.iter().map(|e| json!({
+            "kind": enum_json::<EvidenceKind>(e.kind),
+            "uri": e.uri,
+            "sha256": e.sha256,
+            "description": e.description,
+        })).collect::<Vec<_>>(),
+        "staff_notes": c.staff_notes,
+        "org_unit": c.org_unit,
+        "external_reference": c.external_reference,
+    });
+    let more = json!({
+        "grade": enum_json::<Grade>(c.grade),
+        "state": enum_json::<ComplaintState>(c.state),
+        "create_time": time_json(c.create_time.as_ref()),
+        "receipt": c.receipt.as_ref().map(receipt_json),
+        "classification": c.classification.as_ref().map(classification_json),
+        "automatic_classification": c.automatic_classification.as_ref().map(classification_json),
+        "interaction": c.interaction.as_ref().map(|i| json!({
+            "contact_count": i.contact_count,
+            "wait_seconds": i.wait_seconds,
+        })),
+        "risk_signals": c.risk_signals.iter().map(|s| json!({
+            "kind": enum_json::<RiskSignalKind>(s.kind),
+            "evidence": s.evidence,
+        })).collect::<Vec<_>>(),
+        "recurrence_of": c.recurrence_of,
+        "withdraw_time": time_json(c.withdraw_time.as_ref()),
+        "withdraw_reason": c.withdraw_reason,
+    });
+    if let (Value::Object(fields), Value::Object(more)) = (&mut value, more) {
+        fields.extend(more);
+    }
+    value
+}
+
+fn codes_json(codes: &[TaxonomyCode]) -> Value {
+    codes.iter().map(|c| json!({ "code": c.code, "name": c.name })).collect()
+}
+
+fn taxonomy_json(t: &Taxonomy) -> Value {
+    json!({
+        "name": t.name,
+        "version": t.version,
+        "description": t.description,
+        "business_types": codes_json(&t.business_types),
+        "causes": codes_json(&t.causes),
+        "rights": codes_json(&t.rights),
+        "active": t.active,
+    })
+}
+
+/// Non-empty parts joined with ", ".
+fn joined<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(", ")
+}
+
+fn person_text(p: &NaturalPerson) -> String {
+    let document = if p.id_number.is_empty() {
+        String::new()
+    } else {
+        format!("{} {}", word::<IdDocumentType>(p.id_document_type), p.id_number)
+    };
+    let phone = if p.phone.is_empty() { String::new() } else { format!("phone {}", p.phone) };
+    joined([p.full_name.as_str(), &document, &phone, &p.email, &p.address])
+}
+
+fn classification_text(s: &mut Summary, label: &str, c: &Classification) {
+    let rights = if c.rights.is_empty() { "-".to_owned() } else { c.rights.join(",") };
+    s.row(
+        label,
+        format!(
+            "business type {}  cause {}  rights {rights}  grade {}",
+            or_dash(&c.business_type),
+            or_dash(&c.cause),
+            word::<Grade>(c.grade)
+        ),
+    );
+    let source = format!("{} ({})", word::<ClassificationSource>(c.source), or_dash(&c.taxonomy));
+    if c.source == ClassificationSource::Handler as i32 {
+        // The rules and reasons are the automatic result's, printed with it.
+        s.row("", format!("{source}, by {}: {}", or_dash(&c.classified_by), c.override_reason));
+        return;
+    }
+    if c.model_version.is_empty() {
+        s.row("", source);
+    } else {
+        let confidence = format!("confidence {:.2}/{:.2}", c.business_type_confidence, c.cause_confidence);
+        s.row("", format!("{source}, {} {confidence}", c.model_version));
+    }
+    if !c.matched_rules.is_empty() {
+        s.row("", format!("rules: {}", c.matched_rules.join("; ")));
+    }
+    for reason in &c.grade_reasons {
+        s.row("", format!("grade: {reason}"));
+    }
+}
+
+fn complaint_text(c: &Complaint) -> String {
+    let mut s = Summary::default();
+    s.row("complaint", format!("{}  no. {}", c.name, c.complaint_number));
+    s.row("state", word::<ComplaintState>(c.state));
+    if c.withdraw_time.is_some() || !c.withdraw_reason.is_empty() {
+        s.row("withdrawn", format!("{}: {}", time_text(c.withdraw_time.as_ref()), c.withdraw_reason));
+    }
+    s.row("channel", word::<Channel>(c.channel));
+    s.row("received", time_text(c.receive_time.as_ref()));
+    match c.complainant.as_ref().and_then(|c| c.party.as_ref()) {
+        Some(Party::Person(p)) => s.row("complainant", person_text(p)),
+        Some(Party::Organisation(o)) => {
+            let contact = joined([o.contact_name.as_str(), &o.contact_phone]);
+            let contact = if contact.is_empty() { contact } else { format!("contact {contact}") };
+            s.row("complainant", joined([o.name.as_str(), &o.unified_social_credit_code, &contact]));
+        }
+        None => s.row("complainant", "-"),
+    }
+    if let Some(agent) = &c.agent {
+        let person = agent.person.as_ref().map(person_text).unwrap_or_default();
+        s.row(
+            "agent",
+            format!("{} {person} ({})", word::<AgentRelation>(agent.relation), agent.authorization_reference),
+        );
+    }
+    for r in &c.representatives {
+        s.row("represents", r.person.as_ref().map(person_text).unwrap_or_default());
+    }
+    if let Some(p) = &c.complained_party {
+        let staff = match (p.staff_name.is_empty(), p.staff_id.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => p.staff_name.clone(),
+            (true, false) => format!("staff {}", p.staff_id),
+            (false, false) => format!("{} ({})", p.staff_name, p.staff_id),
+        };
+        s.row("against", joined([p.institution.as_str(), &p.branch, &staff]));
+    }
+    s.row("org unit", or_dash(&c.org_unit));
+    s.row("demand", &c.demand);
+    s.row("facts", &c.facts);
+    s.row("grade", word::<Grade>(c.grade));
+    if let Some(classification) = &c.classification {
+        classification_text(&mut s, "classified", classification);
+    }
+    if let Some(automatic) = &c.automatic_classification
+        && c.classification.as_ref().is_some_and(|c| c.source == ClassificationSource::Handler as i32)
+    {
+        classification_text(&mut s, "automatic", automatic);
+    }
+    for signal in &c.risk_signals {
+        s.row("risk", format!("{}: {}", word::<RiskSignalKind>(signal.kind), signal.evidence.join(", ")));
+    }
+    if !c.recurrence_of.is_empty() {
+        s.row("repeats", &c.recurrence_of);
+    }
+    for e in &c.evidence {
+        let hash = if e.sha256.is_empty() { String::new() } else { format!(" sha256 {}", e.sha256) };
+        s.row("evidence", format!("{} {}{hash}", word::<EvidenceKind>(e.kind), e.uri));
+    }
+    if !c.staff_notes.is_empty() {
+        s.row("staff notes", &c.staff_notes);
+    }
+    if let Some(receipt) = &c.receipt {
+        s.row("accepted", time_text(receipt.accept_time.as_ref()));
+        if let Some(d) = &receipt.deadlines {
+            let due = [
+                ("first response", &d.first_response_due_time),
+                ("resolution", &d.resolution_due_time),
+                ("decision", &d.regulatory_decision_due_time),
+            ];
+            for (i, (what, time)) in due.into_iter().filter(|(_, t)| t.is_some()).enumerate() {
+                s.row(if i == 0 { "due" } else { "" }, format!("{what:<15} {}", time_text(time.as_ref())));
+            }
+            for p in &d.pending_deadlines {
+                s.row("pending", format!("{}: {}", p.deadline, p.reason));
+            }
+            if !d.time_zone.is_empty() {
+                s.row("", format!("(days counted in {})", d.time_zone));
+            }
+        }
+    }
+    s.0
+}
+
+fn complaints_text(list: &ListComplaintsResponse) -> String {
+    let mut out = String::new();
+    if list.complaints.is_empty() {
+        out.push_str("no complaints\n");
+    }
+    for c in &list.complaints {
+        let class = c
+            .classification
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |k| format!("{}/{}", or_dash(&k.business_type), or_dash(&k.cause)));
+        let institution = c.complained_party.as_ref().map_or("-", |p| or_dash(&p.institution));
+        out.push_str(&format!(
+            "{}  {}  {:<9} {:<12} {:<9} {}  {class}  {institution}\n",
+            c.name,
+            c.complaint_number,
+            word::<ComplaintState>(c.state),
+            word::<Channel>(c.channel),
+            word::<Grade>(c.grade),
+            time_text(c.receive_time.as_ref()),
+        ));
+    }
+    if !list.next_page_token.is_empty() {
+        out.push_str(&format!("more: --page-token {}\n", list.next_page_token));
+    }
+    out
+}
+
+fn taxonomies_text(list: &ListTaxonomiesResponse) -> String {
+    let mut out = String::new();
+    if list.taxonomies.is_empty() {
+        out.push_str("no taxonomies\n");
+    }
+    for t in &list.taxonomies {
+        let active = if t.active { ", active" } else { "" };
+        out.push_str(&format!("{}@{}{active}", t.name, t.version));
+        if !t.description.is_empty() {
+            out.push_str(&format!(": {}", t.description));
+        }
+        out.push('\n');
+        for (dimension, codes) in [("business types", &t.business_types), ("causes", &t.causes), ("rights", &t.rights)]
+        {
+            out.push_str(&format!("  {dimension}\n"));
+            for c in codes {
+                out.push_str(&format!("    {:<6} {}\n", c.code, c.name));
+            }
+        }
     }
     out
 }
