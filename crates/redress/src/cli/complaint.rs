@@ -99,6 +99,11 @@ enum ComplaintCommand {
     },
     /// List the taxonomies complaints are classified in, with their codes.
     Taxonomies,
+    /// Import complaints from a CSV file: the native schema or the CFPB export. Rows are
+    /// submitted as they are read, each idempotent on its source id (re-importing creates
+    /// nothing new) and keeping its received date; a bad row is reported and the import goes
+    /// on. Exit 1 when any row failed.
+    Import(super::import::Import),
 }
 
 /// What `submit` takes: a JSON file, or flags for a natural person's complaint.
@@ -196,6 +201,9 @@ pub async fn run(args: ComplaintArgs) -> ExitCode {
 async fn execute(gateway: &str, args: ComplaintArgs) -> Result<ExitCode, Failure> {
     let ComplaintArgs { global: Global { token, output: format, .. }, command } = args;
     let client = IntakeServiceClient::new(connect(gateway, token.as_deref())?);
+    if let ComplaintCommand::Import(import) = command {
+        return super::import::run(client, import, format).await;
+    }
     let reply = call(client, command).await?;
     print(&output::render(&reply, format))?;
     Ok(ExitCode::SUCCESS)
@@ -247,6 +255,7 @@ async fn call(mut client: Client, command: ComplaintCommand) -> Result<Reply, Fa
         ComplaintCommand::Taxonomies => {
             return Ok(Reply::Taxonomies(read(client.list_taxonomies(ListTaxonomiesRequest {}).await)?));
         }
+        ComplaintCommand::Import(_) => return Err(usage("import runs on its own")),
     };
     Ok(Reply::Complaint(Box::new(complaint)))
 }

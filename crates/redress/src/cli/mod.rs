@@ -7,6 +7,7 @@
 
 mod case;
 mod complaint;
+mod import;
 mod output;
 
 use std::io::Write as _;
