@@ -17,11 +17,11 @@ use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX, INSERT_SUBJECT,
-    Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess,
-    PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX, Identifier, IntakeStore,
+    LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord, SealedRow,
+    StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
 };
-use crate::domain::pii::{Keyring, WrappedKey};
+use crate::domain::pii::{DataKey, Keyring, WrappedKey};
 
 /// Most submissions written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -60,10 +60,9 @@ impl SqliteIntakeStore {
                             sqlx::query_as("SELECT id, record FROM complaints WHERE subject_id IS NULL LIMIT 200")
                                 .fetch_all(&mut *conn)
                                 .await?;
-                        let mut cache = HashMap::new();
                         for (id, record) in &rows {
                             let complaint = Complaint::decode(record.as_slice())?;
-                            let subject = subject_for(conn, &keyring, &complaint, &mut cache).await?;
+                            let subject = subject_for(conn, &keyring, &complaint).await?;
                             let (record, pii) = super::seal(&complaint, &subject)?;
                             sqlx::query(UPDATE_SEALED)
                                 .bind(id)
@@ -100,49 +99,122 @@ impl SqliteIntakeStore {
     }
 }
 
-/// The subject a complaint's complainant is (found by blind index, or created with a fresh
-/// data key), within the writer's transaction. `cache` carries subjects created earlier in
-/// the same batch.
+/// The subjects of a batch of complaints: those found by blind index with one query, and
+/// those created by the batch (written with [`Subjects::write`]).
+struct Subjects {
+    /// Digest → subject id, for every digest known before the batch or added by it.
+    by_digest: HashMap<String, String>,
+    /// Subject id → wrapped key, as stored.
+    stored: HashMap<String, WrappedKey>,
+    /// Unwrapped or new keys, by subject id.
+    keys: HashMap<String, DataKey>,
+    new_subjects: Vec<(String, WrappedKey)>,
+    new_index: Vec<(&'static str, String, String)>,
+}
+
+impl Subjects {
+    async fn load<'c>(
+        conn: &mut SqliteConnection,
+        keyring: &Keyring,
+        complaints: impl Iterator<Item = &'c Complaint>,
+    ) -> Result<Self, StoreError> {
+        let digests: Vec<String> = complaints.flat_map(|c| super::digests(keyring, c)).map(|(_, d)| d).collect();
+        let mut subjects = Self {
+            by_digest: HashMap::new(),
+            stored: HashMap::new(),
+            keys: HashMap::new(),
+            new_subjects: Vec::new(),
+            new_index: Vec::new(),
+        };
+        for chunk in digests.chunks(500) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT i.digest, s.id, s.key_id, s.wrapped_key FROM subject_index i \
+                 JOIN subjects s ON s.id = i.subject_id WHERE s.wrapped_key IS NOT NULL AND i.digest IN (",
+            );
+            let mut list = query.separated(", ");
+            for d in chunk {
+                list.push_bind(d.as_str());
+            }
+            query.push(")");
+            let rows: Vec<(String, String, String, Vec<u8>)> = query.build_query_as().fetch_all(&mut *conn).await?;
+            for (digest, id, key_id, sealed) in rows {
+                subjects.stored.insert(id.clone(), WrappedKey { key_id, sealed });
+                subjects.by_digest.insert(digest, id);
+            }
+        }
+        Ok(subjects)
+    }
+
+    /// The complaint's subject, and whether it was known before this batch.
+    fn subject_for(&mut self, keyring: &Keyring, complaint: &Complaint) -> Result<(Subject, bool), StoreError> {
+        let digests = super::digests(keyring, complaint);
+        let found = digests.iter().find_map(|(_, d)| self.by_digest.get(d).cloned());
+        let (id, known) = match found {
+            Some(id) => {
+                let known = self.stored.contains_key(&id);
+                (id, known)
+            }
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let (key, wrapped) = keyring.new_data_key(&id).map_err(|e| anyhow::anyhow!(e))?;
+                self.keys.insert(id.clone(), key);
+                self.new_subjects.push((id.clone(), wrapped));
+                (id, false)
+            }
+        };
+        let key = match self.keys.get(&id) {
+            Some(key) => key.clone(),
+            None => {
+                let wrapped = self.stored.get(&id).ok_or_else(|| anyhow::anyhow!("subject {id} has no key"))?;
+                let key = keyring.unwrap(&id, wrapped).map_err(|e| anyhow::anyhow!(e))?;
+                self.keys.insert(id.clone(), key.clone());
+                key
+            }
+        };
+        for (kind, digest) in digests {
+            if !self.by_digest.contains_key(&digest) {
+                self.by_digest.insert(digest.clone(), id.clone());
+                self.new_index.push((kind, digest, id.clone()));
+            }
+        }
+        Ok((Subject { id, key }, known))
+    }
+
+    /// Writes the subjects and index entries the batch created.
+    async fn write(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        let now = to_micros(redress_platform::time::now());
+        for chunk in self.new_subjects.chunks(200) {
+            let mut query =
+                QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) ");
+            query.push_values(chunk, |mut row, (id, wrapped)| {
+                row.push_bind(id.as_str())
+                    .push_bind(wrapped.key_id.as_str())
+                    .push_bind(wrapped.sealed.as_slice())
+                    .push_bind(now);
+            });
+            query.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.new_index.chunks(300) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO subject_index (kind, digest, subject_id) ");
+            query.push_values(chunk, |mut row, (kind, digest, id)| {
+                row.push_bind(*kind).push_bind(digest.as_str()).push_bind(id.as_str());
+            });
+            query.push(" ON CONFLICT DO NOTHING");
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The subject of one complaint, written at once (for sealing earlier records).
 async fn subject_for(
     conn: &mut SqliteConnection,
     keyring: &Keyring,
     complaint: &Complaint,
-    cache: &mut HashMap<String, Subject>,
 ) -> Result<Subject, StoreError> {
-    let digests = super::digests(keyring, complaint);
-    let mut found = None;
-    for (kind, digest) in &digests {
-        if let Some(s) = cache.get(digest) {
-            found = Some(Subject { id: s.id.clone(), key: s.key.clone() });
-            break;
-        }
-        let row: Option<(String, String, Vec<u8>)> =
-            sqlx::query_as(FIND_SUBJECT).bind(kind).bind(digest).fetch_optional(&mut *conn).await?;
-        if let Some((id, key_id, sealed)) = row {
-            let key = keyring.unwrap(&id, &WrappedKey { key_id, sealed }).map_err(|e| anyhow::anyhow!(e))?;
-            found = Some(Subject { id, key });
-            break;
-        }
-    }
-    let subject = match found {
-        Some(s) => s,
-        None => {
-            let id = uuid::Uuid::now_v7().to_string();
-            let (key, wrapped) = keyring.new_data_key(&id).map_err(|e| anyhow::anyhow!(e))?;
-            sqlx::query(INSERT_SUBJECT)
-                .bind(&id)
-                .bind(&wrapped.key_id)
-                .bind(&wrapped.sealed)
-                .bind(to_micros(redress_platform::time::now()))
-                .execute(&mut *conn)
-                .await?;
-            Subject { id, key }
-        }
-    };
-    for (kind, digest) in digests {
-        sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(&subject.id).execute(&mut *conn).await?;
-        cache.insert(digest, Subject { id: subject.id.clone(), key: subject.key.clone() });
-    }
+    let mut subjects = Subjects::load(conn, keyring, std::iter::once(complaint)).await?;
+    let (subject, _) = subjects.subject_for(keyring, complaint)?;
+    subjects.write(conn).await?;
     Ok(subject)
 }
 
@@ -281,18 +353,19 @@ async fn insert_batch(
         .fetch_one(&mut *conn)
         .await?;
         let mut rows: Vec<(&NewComplaint, Complaint, Sealed, Vec<NewEvent>)> = Vec::with_capacity(fresh.len());
-        let mut subjects = HashMap::new();
+        let mut subjects = Subjects::load(conn, keyring, fresh.iter().map(|&i| &news[i].complaint)).await?;
         // Complaints of this batch by (subject, business type, cause): the latest one, for
         // recurrences within the batch.
         let mut in_batch: HashMap<IssueKey, (i64, String)> = HashMap::new();
         for (k, &i) in fresh.iter().enumerate() {
             let new = &news[i];
-            let subject = subject_for(conn, keyring, &new.complaint, &mut subjects).await?;
+            let (subject, known) = subjects.subject_for(keyring, &new.complaint)?;
             let (business_type, cause) = super::codes(&new.complaint);
             let receive_us = to_micros(new.receive_time);
             let key = (subject.id.clone(), business_type.clone(), cause.clone());
+            // Only a subject known before this batch can have earlier complaints stored.
             let mut earlier: Option<String> = match (&business_type, &cause) {
-                (Some(b), Some(c)) => sqlx::query_scalar(super::RECURRENCE)
+                (Some(b), Some(c)) if known => sqlx::query_scalar(super::RECURRENCE)
                     .bind(&subject.id)
                     .bind(b)
                     .bind(c)
@@ -314,6 +387,7 @@ async fn insert_batch(
             let (record, pii) = super::seal(&complaint, &subject)?;
             rows.push((new, complaint, Sealed { record, pii, subject_id: subject.id, business_type, cause }, events));
         }
+        subjects.write(conn).await?;
         for chunk in rows.chunks(400) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
@@ -579,5 +653,56 @@ impl IntakeStore for SqliteIntakeStore {
 
     fn feed(&self) -> &Feed {
         &self.feed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use prost::Message;
+    use redress_platform::testing::TestDatabase;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::store::PiiAccess;
+
+    /// A complaint recorded in clear before encryption at rest is sealed when the store opens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_from_before_encryption_are_sealed_on_open() {
+        let db = TestDatabase::sqlite("legacy").unwrap();
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let store = crate::open_store(&db.config, keyring.clone(), CancellationToken::new()).await.unwrap();
+        drop(store);
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut legacy = crate::domain::example::complaint("旧系统记录");
+        legacy.name = format!("complaints/{id}");
+        let pool = sqlx::SqlitePool::connect(&db.config.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us) \
+             VALUES (?, '2025010100000001', 3, 0, ?, 1, ?, 0)",
+        )
+        .bind(&id)
+        .bind(&legacy.org_unit)
+        .bind(legacy.encode_to_vec())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = crate::open_store(&db.config, keyring, CancellationToken::new()).await.unwrap();
+        let stored = store.get(&id).await.unwrap().unwrap();
+        let Some(redress_proto::redress::intake::v1::complainant::Party::Person(p)) = stored.complainant.unwrap().party
+        else {
+            panic!()
+        };
+        assert_eq!(p.phone, "138****5678");
+        let access = PiiAccess { actor: "user:dpo".to_owned(), action: "read", reason: "check".to_owned() };
+        assert_eq!(store.reveal(&id, &access).await.unwrap().unwrap(), legacy);
+        let pool = sqlx::SqlitePool::connect(&db.config.url).await.unwrap();
+        let record: Vec<u8> =
+            sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?").bind(&id).fetch_one(&pool).await.unwrap();
+        assert!(!record.windows(11).any(|w| w == b"13812345678"), "no clear phone left in the record");
     }
 }
