@@ -63,6 +63,18 @@ impl IntakeApi {
         Self { store, deadlines, policy, keyring, classifier, taxonomies, recurrence_window, shutdown }
     }
 
+    /// Adds an institution's own taxonomies (listed by ListTaxonomies; classification stays in
+    /// the banking taxonomy, the only one with a trained model).
+    pub fn with_taxonomies(mut self, extra: Vec<Taxonomy>) -> Self {
+        let mut all: Vec<Taxonomy> = self.taxonomies.iter().cloned().collect();
+        for t in extra {
+            all.retain(|existing| existing.id() != t.id());
+            all.push(t);
+        }
+        self.taxonomies = Arc::new(all);
+        self
+    }
+
     /// How far back an earlier complaint of the same person and issue makes a new one a
     /// recurrence (default 90 days).
     pub fn with_recurrence_window(mut self, days: u32) -> Self {

@@ -49,6 +49,9 @@ pub struct IntakeConfig {
     /// An earlier complaint by the same person about the same business type and cause within
     /// this many days makes a new one a recurrence (D-CASE-5).
     pub recurrence_window_days: u32,
+    /// Directory of the institution's own taxonomy files (`*.toml`, the shipped ones' format);
+    /// empty for the shipped ones only.
+    pub taxonomies_dir: String,
 }
 
 /// Keys protecting personal information at rest (D-PII). Master keys are base64 of 32 bytes,
@@ -101,6 +104,7 @@ impl Default for IntakeConfig {
             sla: SlaPolicy::default(),
             pii: PiiConfig::default(),
             recurrence_window_days: 90,
+            taxonomies_dir: String::new(),
         }
     }
 }
@@ -149,8 +153,15 @@ impl Intake {
         let keyring = Arc::new(config.pii.keyring()?);
         let server = GrpcServer::bind(&config.server, SERVICES).await?;
         let store = Ready::new();
+        let taxonomies = if config.taxonomies_dir.is_empty() {
+            Vec::new()
+        } else {
+            domain::classify::Taxonomy::load_dir(std::path::Path::new(&config.taxonomies_dir))
+                .context("taxonomies_dir")?
+        };
         let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), shutdown.clone())
-            .with_recurrence_window(config.recurrence_window_days);
+            .with_recurrence_window(config.recurrence_window_days)
+            .with_taxonomies(taxonomies);
         Ok(Self { server, config, api, store, keyring, key, shutdown })
     }
 
