@@ -134,6 +134,11 @@ impl Clocks {
 
     /// When the sweeper must look at this case next (`None`: nothing left to raise).
     pub fn next_check(&self, case: &Case) -> Option<DateTime<Utc>> {
+        let tasks = case
+            .coordination_tasks
+            .iter()
+            .filter(|t| t.complete_time.is_none() && !t.overdue)
+            .filter_map(|t| instant(&t.due_time));
         case.clocks
             .iter()
             .filter(|c| c.status == ClockStatus::Running as i32)
@@ -146,6 +151,7 @@ impl Clocks {
                     None
                 }
             })
+            .chain(tasks)
             .min()
     }
 

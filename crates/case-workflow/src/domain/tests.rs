@@ -312,3 +312,27 @@ fn merging_keeps_the_duplicates_evidence_on_the_survivor() {
     let reopen = Command::Transition { target: CaseState::Reopened, reason: reason("r") };
     assert_eq!(run(&mut duplicate, &handler(), t, reopen, &rules).unwrap_err().reason(), "MERGED");
 }
+
+#[test]
+fn an_open_coordination_task_past_its_due_time_reminds_its_owner_once() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
+    for (owner, due) in [("u-risk", "2026-11-02T15:00:00+08:00"), ("u-legal", "2026-11-02T16:00:00+08:00")] {
+        let task = Command::AddTask {
+            department: "risk".to_owned(),
+            owner: owner.to_owned(),
+            description: reason("pull the card's transaction log"),
+            due: at(due),
+        };
+        run(&mut case, &handler(), "2026-11-02T12:00:00+08:00", task, &rules).unwrap();
+    }
+    assert_eq!(rules.clocks.next_check(&case), Some(at("2026-11-02T15:00:00+08:00")));
+    let done = Command::CompleteTask { task_id: "t2".to_owned(), outcome: reason("log attached") };
+    run(&mut case, &handler(), "2026-11-02T14:00:00+08:00", done, &rules).unwrap();
+    let fx = workflow::sweep(&mut case, &rules, at("2026-11-02T17:00:00+08:00"));
+    assert_eq!(fx.audit.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["task.overdue"]);
+    assert_eq!(fx.audit[0].1["recipients"], "user:u-risk,department:risk");
+    assert!(case.coordination_tasks[0].overdue && !case.coordination_tasks[1].overdue);
+    assert!(workflow::sweep(&mut case, &rules, at("2026-11-02T18:00:00+08:00")).events.is_empty());
+}

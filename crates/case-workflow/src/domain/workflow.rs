@@ -12,8 +12,9 @@ use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{
     Case, CaseChanged, CaseClosed, CaseLink, CaseMeasures, CaseState, ClockKind, ClockPause, ClockStatus,
-    CoordinationTask, DeadlineAtRisk, DeadlineBreached, DecisionDeadlineExtended, EvidenceReference, LinkType, Money,
-    PauseReason, ReminderLevel, Resolution, ResolutionType, Survey, SurveyAnswered, Transfer,
+    CoordinationTask, CoordinationTaskOverdue, DeadlineAtRisk, DeadlineBreached, DecisionDeadlineExtended,
+    EvidenceReference, LinkType, Money, PauseReason, ReminderLevel, Resolution, ResolutionType, Survey, SurveyAnswered,
+    Transfer,
 };
 use redress_proto::redress::common::v1::Grade;
 
@@ -482,6 +483,7 @@ pub fn execute(
                 complete_time: None,
                 outcome: String::new(),
                 created_by: actor.clone(),
+                overdue: false,
             });
             (
                 "task.added",
@@ -849,6 +851,27 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
             clock.at_risk = true;
             raised.push((kind, clock.due_time, ReminderLevel::Owner));
         }
+    }
+    let open = !is_terminal(state_of(case));
+    let mut overdue = Vec::new();
+    for task in case.coordination_tasks.iter_mut().filter(|t| open && t.complete_time.is_none() && !t.overdue) {
+        if instant(&task.due_time).is_some_and(|due| now >= due) {
+            task.overdue = true;
+            overdue.push(task.clone());
+        }
+    }
+    for task in overdue {
+        let recipients = vec![format!("user:{}", task.owner), format!("department:{}", task.department)];
+        let due = instant(&task.due_time).map(|d| d.to_rfc3339()).unwrap_or_default();
+        fx.record(
+            "task.overdue",
+            details([("task_id", task.task_id.clone()), ("due_time", due), ("recipients", recipients.join(","))]),
+        );
+        fx.events.push(NewEvent::new(
+            case.name.clone(),
+            &CoordinationTaskOverdue { case: Some(case.clone()), task: Some(task), recipients },
+        ));
+        metrics::counter!("redress_case_reminders_total", "kind" => "task.overdue").increment(1);
     }
     for (kind, due_time, level) in raised {
         let to = recipients(case, level);
