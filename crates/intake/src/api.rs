@@ -19,12 +19,12 @@ use redress_proto::redress::intake::v1::intake_event_feed_service_server::Intake
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
 use redress_proto::redress::intake::v1::{
-    ClassificationSource, Complaint, ComplaintState, CorrectPersonalDataRequest, ErasePersonalDataRequest,
-    ErasePersonalDataResponse, ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest,
-    IdDocumentType, ListComplaintsRequest, ListComplaintsResponse, ListPersonalDataAccessesRequest,
-    ListPersonalDataAccessesResponse, ListTaxonomiesRequest, ListTaxonomiesResponse, OverrideClassificationRequest,
-    PersonIdentifier, PersonalDataAccess, Receipt, RiskSignalKind, StreamEventsRequest, StreamEventsResponse,
-    SubmitComplaintRequest, SubmitComplaintResponse, person_identifier,
+    Complaint, ComplaintState, CorrectPersonalDataRequest, ErasePersonalDataRequest, ErasePersonalDataResponse,
+    ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest, IdDocumentType, ListComplaintsRequest,
+    ListComplaintsResponse, ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse, ListTaxonomiesRequest,
+    ListTaxonomiesResponse, OverrideClassificationRequest, PersonIdentifier, PersonalDataAccess, Receipt,
+    RiskSignalKind, StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse,
+    person_identifier,
 };
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,8 @@ use crate::domain::classify::{Classifier, Taxonomy};
 use crate::domain::pii::Keyring;
 use crate::domain::{mask, validate_submission};
 use crate::store::{
-    Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted, institution_of,
+    ClassificationOverride, Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted,
+    institution_of,
 };
 
 #[derive(Clone)]
@@ -327,7 +328,14 @@ impl IntakeApi {
             .strip_prefix("subjects/")
             .filter(|id| uuid::Uuid::try_parse(id).is_ok())
             .ok_or_else(|| ServiceError::invalid("subject", "must be subjects/{subject_id}"))?;
-        let accesses = self.store.get()?.pii_accesses(id).await.map_err(store_error)?;
+        let store = self.store.get()?;
+        // A subject belongs to one institution; outside it, the subject does not exist for
+        // the caller.
+        let units = store.subject_units(id).await.map_err(store_error)?;
+        if units.is_empty() || !units.iter().all(|u| principal.covers(u)) {
+            return Err(ServiceError::NotFound { resource: "subject", name: request.subject.clone() });
+        }
+        let accesses = store.pii_accesses(id).await.map_err(store_error)?;
         Ok(ListPersonalDataAccessesResponse {
             accesses: accesses
                 .into_iter()
@@ -424,32 +432,26 @@ impl IntakeApi {
         v.into_result()?;
         let id = id?;
         let store = self.store.get()?;
-        let current = store
+        store
             .get(&id)
             .await
             .map_err(store_error)?
             .filter(|c| principal.covers(&c.org_unit))
             .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
-        let mut classification = current.classification.clone().unwrap_or_default();
-        if !request.business_type.is_empty() {
-            classification.business_type = request.business_type;
-        }
-        if !request.cause.is_empty() {
-            classification.cause = request.cause;
-        }
-        if !request.rights.is_empty() {
-            classification.rights = request.rights;
-        }
-        if grade != ProtoGrade::Unspecified {
-            classification.grade = grade as i32;
-        }
-        classification.taxonomy = taxonomy.id();
-        classification.source = ClassificationSource::Handler as i32;
-        classification.classified_by.clone_from(&principal.subject);
-        classification.override_reason = reason;
-        classification.classify_time = Some(to_timestamp(now()));
+        // Merged with the classification in force inside the store's write, so two handlers
+        // overriding different parts at once both take effect.
+        let change = ClassificationOverride {
+            taxonomy: taxonomy.id(),
+            business_type: Some(request.business_type).filter(|b| !b.is_empty()),
+            cause: Some(request.cause).filter(|c| !c.is_empty()),
+            rights: Some(request.rights).filter(|r| !r.is_empty()),
+            grade: (grade != ProtoGrade::Unspecified).then_some(grade as i32),
+            classified_by: principal.subject.clone(),
+            reason,
+            time: to_timestamp(now()),
+        };
         let updated = store
-            .reclassify(&id, classification)
+            .reclassify(&id, change)
             .await
             .map_err(store_error)?
             .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
@@ -793,5 +795,31 @@ mod tests {
         // 15 days after Sep 24 is Oct 9, a Friday and a working day → 24:00 Oct 9.
         assert_eq!(deadlines.regulatory_decision_due_time, Some(shanghai_midnight(2026, 10, 10)));
         assert!(deadlines.pending_deadlines.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_subjects_access_log_is_visible_only_within_its_institution() {
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db).await;
+        api.submit(&clerk(), request(now())).await.unwrap();
+        let dpo = |unit: &str| Principal {
+            subject: "user:dpo".to_owned(),
+            roles: vec![],
+            org_unit: unit.to_owned(),
+            permissions: vec!["pii.manage".to_owned()],
+        };
+        let export = ExportPersonalDataRequest {
+            person: Some(PersonIdentifier {
+                identifier: Some(person_identifier::Identifier::Phone("13812345678".to_owned())),
+            }),
+            institution: "institutions/demo-bank".to_owned(),
+            reason: "access request".to_owned(),
+        };
+        let subject = api.export_personal_data(&dpo("institutions/demo-bank"), export).await.unwrap().subject;
+        let request = || ListPersonalDataAccessesRequest { subject: subject.clone() };
+        let err = api.list_personal_data_accesses(&dpo("institutions/other-bank"), request()).await.unwrap_err();
+        assert!(matches!(err, ServiceError::NotFound { .. }), "{err:?}");
+        let log = api.list_personal_data_accesses(&dpo("institutions/demo-bank"), request()).await.unwrap();
+        assert_eq!(log.accesses.len(), 1);
     }
 }

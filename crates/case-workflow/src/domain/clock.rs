@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
 use redress_platform::time::{from_timestamp, to_timestamp};
-use redress_proto::redress::case::v1::{Case, ClockKind, ClockStatus, ClockUnit, SlaClock};
+use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, ClockStatus, ClockUnit, SlaClock};
 use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
 
 /// The calendar arithmetic and policy clocks are computed with.
@@ -84,15 +84,16 @@ impl Clocks {
 
     fn recompute(&self, clock: &mut SlaClock, pauses: &[(DateTime<Utc>, DateTime<Utc>)]) {
         let Some(start) = instant(&clock.start_time) else { return };
-        let previous = instant(&clock.due_time);
         match self.calculator.due_with_pauses(start, period_of(clock), pauses) {
             Ok(due) => {
                 clock.due_time = Some(to_timestamp(due));
                 clock.pending_reason.clear();
-                if previous != Some(due) {
-                    // Reminders are raised once per due time; a new due time may need them again.
+                // Reminders are raised once per due time: only a new due time re-arms them
+                // (a pause and resume that leave it where it was do not).
+                if (clock.at_risk || clock.breached) && instant(&clock.reminded_due_time) != Some(due) {
                     clock.at_risk = false;
                     clock.breached = false;
+                    clock.reminded_due_time = None;
                 }
             }
             Err(e) => {
@@ -134,6 +135,10 @@ impl Clocks {
 
     /// When the sweeper must look at this case next (`None`: nothing left to raise).
     pub fn next_check(&self, case: &Case) -> Option<DateTime<Utc>> {
+        // A closed or withdrawn case has nothing left to remind anyone of.
+        if matches!(CaseState::try_from(case.state), Ok(CaseState::Closed | CaseState::Withdrawn)) {
+            return None;
+        }
         let tasks = case
             .coordination_tasks
             .iter()
@@ -226,6 +231,7 @@ pub fn meet(case: &mut Case, kind: ClockKind, now: DateTime<Utc>) {
         clock.met_time = Some(to_timestamp(now));
         if instant(&clock.due_time).is_some_and(|due| due < now) {
             clock.breached = true;
+            clock.reminded_due_time = clock.due_time;
         }
     }
 }

@@ -336,3 +336,40 @@ fn an_open_coordination_task_past_its_due_time_reminds_its_owner_once() {
     assert!(case.coordination_tasks[0].overdue && !case.coordination_tasks[1].overdue);
     assert!(workflow::sweep(&mut case, &rules, at("2026-11-02T18:00:00+08:00")).events.is_empty());
 }
+
+#[test]
+fn a_pause_that_leaves_the_due_time_where_it_was_raises_no_second_reminder() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
+    let fx = workflow::sweep(&mut case, &rules, at("2026-11-03T10:30:00+08:00"));
+    assert_eq!(fx.audit[0].0, "deadline.breached");
+    // Paused and resumed within one day after the breach: the hour clock's due time, before
+    // the pause, does not move.
+    let pause = Command::Pause { reason: PauseReason::TestingOrAppraisal, note: reason("lab") };
+    run(&mut case, &handler(), "2026-11-03T11:00:00+08:00", pause, &rules).unwrap();
+    run(&mut case, &handler(), "2026-11-03T11:10:00+08:00", Command::Resume { note: reason("back") }, &rules).unwrap();
+    assert_eq!(due(&case, ClockKind::FirstResponse), Some(at("2026-11-03T10:00:00+08:00")));
+    let again = workflow::sweep(&mut case, &rules, at("2026-11-03T12:00:00+08:00"));
+    assert!(!again.audit.iter().any(|(a, d)| a == "deadline.breached" && d["clock"] == "CLOCK_KIND_FIRST_RESPONSE"));
+    // A grade change that moves the due time later re-arms the reminders.
+    let grade = Command::ChangeGrade { grade: Grade::General, reason: reason("x") };
+    assert!(run(&mut case, &handler(), "2026-11-03T12:00:00+08:00", grade, &rules).is_err(), "already general");
+}
+
+#[test]
+fn a_withdrawn_case_with_an_open_task_needs_no_more_sweeping() {
+    let rules = rules();
+    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
+    let task = Command::AddTask {
+        department: "risk".to_owned(),
+        owner: "u-risk".to_owned(),
+        description: reason("log"),
+        due: at("2026-11-02T15:00:00+08:00"),
+    };
+    run(&mut case, &handler(), "2026-11-02T12:00:00+08:00", task, &rules).unwrap();
+    let withdraw = Command::Transition { target: CaseState::Withdrawn, reason: reason("settled") };
+    run(&mut case, &handler(), "2026-11-02T13:00:00+08:00", withdraw, &rules).unwrap();
+    assert_eq!(rules.clocks.next_check(&case), None);
+}

@@ -846,9 +846,11 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
         if now >= due && !clock.breached {
             clock.breached = true;
             clock.at_risk = true;
+            clock.reminded_due_time = clock.due_time;
             raised.push((kind, clock.due_time, ReminderLevel::Supervisor));
         } else if !clock.at_risk && rules.clocks.at_risk_time(clock).is_some_and(|t| now >= t) {
             clock.at_risk = true;
+            clock.reminded_due_time = clock.due_time;
             raised.push((kind, clock.due_time, ReminderLevel::Owner));
         }
     }

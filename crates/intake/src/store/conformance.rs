@@ -56,6 +56,8 @@ redress_platform::conformance_suite!(
     export_correct_and_erase_a_person,
     a_repeat_complaint_within_the_window_is_a_recurrence,
     a_withdrawal_ends_the_complaint_once,
+    a_correction_to_another_person_moves_the_complaint_to_them,
+    an_override_is_what_recurrence_compares,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -442,4 +444,81 @@ async fn a_withdrawal_ends_the_complaint_once(store: Arc<dyn IntakeStore>) {
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["redress.intake.v1.ComplaintAccepted", "redress.intake.v1.ComplaintWithdrawn"]);
     assert!(store.withdraw(&uuid::Uuid::now_v7().to_string(), "x", at).await.unwrap().is_none());
+}
+
+async fn a_correction_to_another_person_moves_the_complaint_to_them(store: Arc<dyn IntakeStore>) {
+    // Alice files two complaints; one of them turns out to be Bob's.
+    let mut alice = Vec::new();
+    for rid in ["m1", "m2"] {
+        let Submitted::Created(c) = store.submit(personal(rid, "13911110000", "", BANK)).await.unwrap() else {
+            panic!()
+        };
+        alice.push(c);
+    }
+    let mut bob = alice[1].complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = bob.party.as_mut() {
+        p.full_name = "李四".to_owned();
+        p.phone = "13922220000".to_owned();
+        p.id_number.clear();
+    }
+    store.correct(&id_of(&alice[1]), bob, &access("correct", "it was Bob's")).await.unwrap().unwrap();
+    let of_alice = store.export(&by_phone("13911110000"), &access("export", "x")).await.unwrap();
+    assert_eq!(of_alice.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), [alice[0].name.clone()]);
+    let of_bob = store.export(&by_phone("13922220000"), &access("export", "x")).await.unwrap();
+    assert_eq!(of_bob.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), [alice[1].name.clone()]);
+    assert_eq!(person(&of_bob[0]).full_name, "李四");
+    // Erasing Bob leaves Alice's data alone.
+    store.erase(&by_phone("13922220000"), &access("erase", "Bob asked")).await.unwrap().unwrap();
+    let revealed = store.reveal(&id_of(&alice[0]), &access("read", "x")).await.unwrap().unwrap();
+    assert_eq!(person(&revealed).phone, "13911110000");
+
+    // A typo fix of the same person's phone keeps the subject; the wrong number stops finding it.
+    let Submitted::Created(c) = store.submit(personal("m3", "13933330000", "11010519491231002X", BANK)).await.unwrap()
+    else {
+        panic!()
+    };
+    let subject = store.subject_of(&id_of(&c)).await.unwrap().unwrap();
+    let mut fixed = c.complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = fixed.party.as_mut() {
+        p.phone = "13933331111".to_owned();
+    }
+    store.correct(&id_of(&c), fixed, &access("correct", "typo")).await.unwrap().unwrap();
+    assert_eq!(store.subject_of(&id_of(&c)).await.unwrap().unwrap(), subject);
+    assert!(store.export(&by_phone("13933330000"), &access("export", "x")).await.unwrap().is_empty());
+    assert_eq!(store.export(&by_phone("13933331111"), &access("export", "x")).await.unwrap().len(), 1);
+}
+
+async fn an_override_is_what_recurrence_compares(store: Arc<dyn IntakeStore>) {
+    let Submitted::Created(first) = store.submit(classified("o1", "13944440000", "C05", 10)).await.unwrap() else {
+        panic!()
+    };
+    // Two handlers override different parts at once: both take effect.
+    let change = |cause: Option<&str>, grade: Option<i32>, who: &str| super::ClassificationOverride {
+        taxonomy: "banking@2026.1".to_owned(),
+        business_type: None,
+        cause: cause.map(str::to_owned),
+        rights: None,
+        grade,
+        classified_by: who.to_owned(),
+        reason: "review".to_owned(),
+        time: redress_platform::time::to_timestamp(redress_platform::time::now()),
+    };
+    let id = id_of(&first);
+    let (a, b) = tokio::join!(
+        store.reclassify(&id, change(Some("C01"), None, "u-a")),
+        store.reclassify(&id, change(None, Some(3), "u-b")),
+    );
+    a.unwrap().unwrap();
+    b.unwrap().unwrap();
+    let now = store.get(&id_of(&first)).await.unwrap().unwrap().classification.unwrap();
+    assert_eq!((now.cause.as_str(), now.grade), ("C01", 3));
+    // Recurrence compares the codes in force.
+    let Submitted::Created(same) = store.submit(classified("o2", "13944440000", "C01", 0)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(same.recurrence_of, first.name);
+    let Submitted::Created(old_code) = store.submit(classified("o3", "13944440000", "C05", 0)).await.unwrap() else {
+        panic!()
+    };
+    assert!(old_code.recurrence_of.is_empty());
 }

@@ -25,8 +25,9 @@ pub use sqlite::SqliteIntakeStore;
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// A validated complaint ready to be recorded; the store assigns its number.
-#[derive(Debug, Clone)]
+/// A validated complaint ready to be recorded; the store assigns its number. It holds personal
+/// information in clear, so its `Debug` shows only identifiers.
+#[derive(Clone)]
 pub struct NewComplaint {
     pub id: String,
     pub request_id: String,
@@ -42,6 +43,15 @@ pub struct NewComplaint {
     pub trace: TraceContext,
     /// Earlier complaints received from this instant on can make this one a recurrence.
     pub recurrence_since: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewComplaint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewComplaint")
+            .field("id", &self.id)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,13 +193,53 @@ pub trait IntakeStore: Send + Sync + 'static {
     /// Replaces a complaint's classification (a handler's override) and announces it with
     /// ComplaintReclassified; the automatic classification is kept. `None` when there is no
     /// such complaint.
-    async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError>;
+    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError>;
+    /// The organisation units of a subject's complaints.
+    async fn subject_units(&self, subject_id: &str) -> Result<Vec<String>, StoreError>;
     /// The subject whose personal information a complaint holds.
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError>;
     /// Who accessed a subject's personal information, newest first.
     async fn pii_accesses(&self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
     /// The feed of this store's outbox.
     fn feed(&self) -> &Feed;
+}
+
+/// A handler's override of a complaint's classification: the parts it sets, who and why.
+#[derive(Debug, Clone)]
+pub struct ClassificationOverride {
+    pub taxonomy: String,
+    pub business_type: Option<String>,
+    pub cause: Option<String>,
+    pub rights: Option<Vec<String>>,
+    pub grade: Option<i32>,
+    pub classified_by: String,
+    pub reason: String,
+    pub time: prost_types::Timestamp,
+}
+
+impl ClassificationOverride {
+    /// The classification in force after this override of `current`.
+    pub fn apply(&self, current: Option<Classification>) -> Classification {
+        let mut c = current.unwrap_or_default();
+        if let Some(b) = &self.business_type {
+            c.business_type.clone_from(b);
+        }
+        if let Some(cause) = &self.cause {
+            c.cause.clone_from(cause);
+        }
+        if let Some(rights) = &self.rights {
+            c.rights.clone_from(rights);
+        }
+        if let Some(grade) = self.grade {
+            c.grade = grade;
+        }
+        c.taxonomy.clone_from(&self.taxonomy);
+        c.source = redress_proto::redress::intake::v1::ClassificationSource::Handler as i32;
+        c.classified_by.clone_from(&self.classified_by);
+        c.override_reason.clone_from(&self.reason);
+        c.classify_time = Some(self.time);
+        c
+    }
 }
 
 /// Why and by whom personal information is read or changed.
@@ -212,12 +262,21 @@ pub struct PiiAccessRecord {
 }
 
 /// An identifier naming a person at one institution: kind ("id", whose value is
-/// "{document type}:{number}", or "phone") and value.
-#[derive(Debug, Clone)]
+/// "{document type}:{number}", or "phone") and value. Its `Debug` hides the value.
+#[derive(Clone)]
 pub struct Identifier {
     pub institution: String,
     pub kind: &'static str,
     pub value: String,
+}
+
+impl std::fmt::Debug for Identifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identifier")
+            .field("institution", &self.institution)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The result of an erasure.
@@ -246,6 +305,7 @@ pub(crate) const LOAD_SEALED: &str = "SELECT c.id, c.record, c.pii, c.subject_id
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1";
 pub(crate) const LOAD_SEALED_OF_SUBJECT: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.subject_id = $1 ORDER BY c.receive_time_us";
+pub(crate) const SUBJECT_UNITS: &str = "SELECT DISTINCT org_unit FROM complaints WHERE subject_id = $1";
 pub(crate) const SUBJECT_OF: &str = "SELECT subject_id FROM complaints WHERE id = $1";
 pub(crate) const UPDATE_SEALED: &str = "UPDATE complaints SET record = $2, pii = $3, subject_id = $4 WHERE id = $1";
 pub(crate) const ERASE_SUBJECT: &str = "UPDATE subjects SET wrapped_key = NULL, erase_time_us = $2 WHERE id = $1";
@@ -328,8 +388,12 @@ pub(crate) fn withdrawn(
 }
 
 /// Applies an override to a stored complaint; returns its new record and event.
-pub(crate) fn reclassified(mut complaint: Complaint, classification: Classification) -> (Complaint, Vec<u8>, NewEvent) {
+pub(crate) fn reclassified(
+    mut complaint: Complaint,
+    change: &ClassificationOverride,
+) -> (Complaint, Vec<u8>, NewEvent) {
     let previous = complaint.classification.take();
+    let classification = change.apply(previous.clone());
     if complaint.automatic_classification.is_none() {
         complaint.automatic_classification.clone_from(&previous);
     }
@@ -341,6 +405,19 @@ pub(crate) fn reclassified(mut complaint: Complaint, classification: Classificat
     );
     let record = complaint.encode_to_vec();
     (complaint, record, event)
+}
+
+/// Every blind-index digest the (readable) complaints of `rows` carry.
+pub(crate) fn live_digests(keyring: &Keyring, rows: &[SealedRow]) -> Result<Vec<String>, StoreError> {
+    let mut live = Vec::new();
+    for row in rows.iter().filter(|r| r.pii.is_some() && r.wrapped_key.is_some()) {
+        for (_, digest) in digests(keyring, &row.open(keyring)?) {
+            if !live.contains(&digest) {
+                live.push(digest);
+            }
+        }
+    }
+    Ok(live)
 }
 
 /// The blind-index digests of a complaint's complainant. A person is a data subject of each

@@ -8,14 +8,14 @@ use redress_platform::events::Feed;
 use redress_platform::time::to_micros;
 use std::sync::Arc;
 
-use redress_proto::redress::intake::v1::{Classification, Complainant, Complaint};
+use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX, INSERT_SUBJECT,
-    Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess,
-    PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX,
+    INSERT_SUBJECT, Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint,
+    PiiAccess, PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
 };
 use crate::domain::pii::{Keyring, WrappedKey};
 
@@ -209,22 +209,29 @@ impl IntakeStore for PostgresIntakeStore {
         else {
             return Ok(None);
         };
-        let (Some(subject_id), Some(key_id), Some(wrapped)) = (&row.subject_id, &row.key_id, &row.wrapped_key) else {
+        let (Some(old_subject), Some(_), Some(_)) = (&row.subject_id, &row.key_id, &row.wrapped_key) else {
             return Err(StoreError::Erased);
         };
-        let key = self
-            .keyring
-            .unwrap(subject_id, &WrappedKey { key_id: key_id.clone(), sealed: wrapped.clone() })
-            .map_err(|e| anyhow::anyhow!(e))?;
         let mut complaint = row.open(&self.keyring)?;
         complaint.complainant = Some(complainant);
-        let subject = Subject { id: subject_id.clone(), key };
+        // The corrected complainant may be someone else: the complaint moves to the subject its
+        // new identifiers name (found, or new), and the old subject keeps only the identifiers
+        // its remaining complaints still carry.
+        let subject = subject_for(&mut tx, &self.keyring, &complaint).await?;
         let (record, pii) = super::seal(&complaint, &subject)?;
-        sqlx::query(UPDATE_SEALED).bind(id).bind(record).bind(pii).bind(subject_id).execute(&mut *tx).await?;
-        for (kind, digest) in super::digests(&self.keyring, &complaint) {
-            sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(subject_id).execute(&mut *tx).await?;
+        sqlx::query(UPDATE_SEALED).bind(id).bind(record).bind(pii).bind(&subject.id).execute(&mut *tx).await?;
+        let remaining: Vec<SealedRow> =
+            sqlx::query_as(LOAD_SEALED_OF_SUBJECT).bind(old_subject).fetch_all(&mut *tx).await?;
+        let live = super::live_digests(&self.keyring, &remaining)?;
+        sqlx::query("DELETE FROM subject_index WHERE subject_id = $1 AND NOT (digest = ANY($2))")
+            .bind(old_subject)
+            .bind(&live)
+            .execute(&mut *tx)
+            .await?;
+        record_access(&mut tx, Some(id), &subject.id, access).await?;
+        if subject.id != *old_subject {
+            record_access(&mut tx, Some(id), old_subject, access).await?;
         }
-        record_access(&mut tx, Some(id), subject_id, access).await?;
         tx.commit().await?;
         Ok(Some(complaint))
     }
@@ -279,19 +286,30 @@ impl IntakeStore for PostgresIntakeStore {
         Ok(Some(complaint))
     }
 
-    async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError> {
+    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(record) = record else { return Ok(None) };
-        let (complaint, record, event) = super::reclassified(Complaint::decode(record.as_slice())?, classification);
-        sqlx::query("UPDATE complaints SET record = $1 WHERE id = $2").bind(record).bind(id).execute(&mut *tx).await?;
+        let (complaint, record, event) = super::reclassified(Complaint::decode(record.as_slice())?, &change);
+        let (business_type, cause) = super::codes(&complaint);
+        sqlx::query("UPDATE complaints SET record = $1, business_type = $2, cause = $3 WHERE id = $4")
+            .bind(record)
+            .bind(business_type)
+            .bind(cause)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         event.append_postgres(&mut tx).await?;
         tx.commit().await?;
         self.feed.notify_committed();
         Ok(Some(complaint))
+    }
+
+    async fn subject_units(&self, subject_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(super::SUBJECT_UNITS).bind(subject_id).fetch_all(&self.pool).await?)
     }
 
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError> {

@@ -12,14 +12,14 @@ use prost::Message;
 use redress_platform::db::Sqlite;
 use redress_platform::events::{Feed, NewEvent};
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::{Classification, Complainant, Complaint};
+use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX, Identifier, IntakeStore,
-    LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord, SealedRow,
-    StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, Identifier,
+    IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord,
+    SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
 };
 use crate::domain::pii::{DataKey, Keyring, WrappedKey};
 
@@ -518,28 +518,41 @@ impl IntakeStore for SqliteIntakeStore {
                 else {
                     return Ok(None);
                 };
-                let (Some(subject_id), Some(key_id), Some(wrapped)) = (&row.subject_id, &row.key_id, &row.wrapped_key)
-                else {
+                let (Some(old_subject), Some(_), Some(_)) = (&row.subject_id, &row.key_id, &row.wrapped_key) else {
                     return Err(StoreError::Erased);
                 };
-                let key = keyring
-                    .unwrap(subject_id, &WrappedKey { key_id: key_id.clone(), sealed: wrapped.clone() })
-                    .map_err(|e| anyhow::anyhow!(e))?;
                 let mut complaint = row.open(&keyring)?;
                 complaint.complainant = Some(complainant);
-                let subject = Subject { id: subject_id.clone(), key };
+                // The corrected complainant may be someone else: the complaint moves to the
+                // subject its new identifiers name (found, or new), and the old subject keeps
+                // only the identifiers its remaining complaints still carry.
+                let subject = subject_for(conn, &keyring, &complaint).await?;
                 let (record, pii) = super::seal(&complaint, &subject)?;
                 sqlx::query(UPDATE_SEALED)
                     .bind(&id)
                     .bind(record)
                     .bind(pii)
-                    .bind(subject_id)
+                    .bind(&subject.id)
                     .execute(&mut *conn)
                     .await?;
-                for (kind, digest) in super::digests(&keyring, &complaint) {
-                    sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(subject_id).execute(&mut *conn).await?;
+                let remaining: Vec<SealedRow> =
+                    sqlx::query_as(LOAD_SEALED_OF_SUBJECT).bind(old_subject).fetch_all(&mut *conn).await?;
+                let live = super::live_digests(&keyring, &remaining)?;
+                let mut prune = QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM subject_index WHERE subject_id = ");
+                prune.push_bind(old_subject.as_str());
+                if !live.is_empty() {
+                    prune.push(" AND digest NOT IN (");
+                    let mut list = prune.separated(", ");
+                    for d in &live {
+                        list.push_bind(d.as_str());
+                    }
+                    prune.push(")");
                 }
-                record_access(conn, Some(&id), subject_id, &access).await?;
+                prune.build().execute(&mut *conn).await?;
+                record_access(conn, Some(&id), &subject.id, &access).await?;
+                if subject.id != *old_subject {
+                    record_access(conn, Some(&id), old_subject, &access).await?;
+                }
                 Ok(Some(complaint))
             })
         })
@@ -613,7 +626,7 @@ impl IntakeStore for SqliteIntakeStore {
         Ok(complaint)
     }
 
-    async fn reclassify(&self, id: &str, classification: Classification) -> Result<Option<Complaint>, StoreError> {
+    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError> {
         let id = id.to_owned();
         let updated = self
             .write(move |conn, _| {
@@ -624,9 +637,13 @@ impl IntakeStore for SqliteIntakeStore {
                         .await?;
                     let Some(record) = record else { return Ok(None) };
                     let (complaint, record, event) =
-                        super::reclassified(Complaint::decode(record.as_slice())?, classification);
-                    sqlx::query("UPDATE complaints SET record = ? WHERE id = ?")
+                        super::reclassified(Complaint::decode(record.as_slice())?, &change);
+                    // The codes in force are what recurrence compares.
+                    let (business_type, cause) = super::codes(&complaint);
+                    sqlx::query("UPDATE complaints SET record = ?, business_type = ?, cause = ? WHERE id = ?")
                         .bind(record)
+                        .bind(business_type)
+                        .bind(cause)
                         .bind(&id)
                         .execute(&mut *conn)
                         .await?;
@@ -639,6 +656,10 @@ impl IntakeStore for SqliteIntakeStore {
             self.feed.notify_committed();
         }
         Ok(updated)
+    }
+
+    async fn subject_units(&self, subject_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(super::SUBJECT_UNITS).bind(subject_id).fetch_all(&self.db.pool).await?)
     }
 
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError> {
