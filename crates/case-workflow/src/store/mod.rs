@@ -500,7 +500,7 @@ pub(crate) struct Follow {
     pub command: Command,
 }
 
-fn follow_for(event: &Event) -> anyhow::Result<Option<Follow>> {
+pub(crate) fn follow_for(event: &Event) -> anyhow::Result<Option<Follow>> {
     let Some(payload) = event.payload.as_ref() else { return Ok(None) };
     if event.event_type == <ComplaintReclassified as prost::Name>::full_name() {
         let changed = ComplaintReclassified::decode(payload.value.as_slice())?;

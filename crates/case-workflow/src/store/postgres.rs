@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DEAD_LETTERS, DUE_FOR_SWEEP, DeadLetter, Effect, INTAKE_CONSUMER,
     LOAD_LOCKED, LOAD_REQUEST, ListedCase, Loaded, LoadedRow, Plan, SAVE_REQUEST, Update, UpdateError, case_id,
-    effect_of,
+    effect_of, follow_for,
 };
 use crate::domain::workflow::Rules;
 
@@ -140,6 +140,22 @@ impl EventSink for PostgresCaseStore {
         let mut opened = 0;
         let mut followed = 0;
         let applied_up_to = position;
+        // Cases this batch changes are locked up front in id order, the order changes to two
+        // cases (links) lock them in, so the two never deadlock.
+        let followed_complaints: Vec<String> = events
+            .iter()
+            .filter(|e| e.position > applied_up_to)
+            .filter_map(|e| match follow_for(e) {
+                Ok(Some(f)) => Some(f.complaint),
+                _ => None,
+            })
+            .collect();
+        if !followed_complaints.is_empty() {
+            sqlx::query("SELECT id FROM cases WHERE complaint = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&followed_complaints)
+                .fetch_all(&mut *tx)
+                .await?;
+        }
         for event in events.iter().filter(|e| e.position > applied_up_to) {
             let o = match effect_of(event, &self.rules) {
                 Effect::Open(o) => o,
