@@ -69,6 +69,7 @@ redress_platform::conformance_suite!(
     merging_updates_both_cases,
     a_reclassification_at_intake_changes_the_case_grade_once,
     a_withdrawal_at_intake_withdraws_the_case,
+    a_recurrence_links_the_new_case_to_the_earlier_one,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -555,4 +556,29 @@ async fn a_withdrawal_at_intake_withdraws_the_case(store: Arc<dyn CaseStore>) {
     let trail = store.audit_trail(&id_of(&case)).await.unwrap().unwrap();
     assert_eq!(trail.entries.len(), 2);
     assert!(trail.entries[1].details["reason"].contains("已与网点协商解决"));
+}
+
+async fn a_recurrence_links_the_new_case_to_the_earlier_one(store: Arc<dyn CaseStore>) {
+    let mut repeat = accepted(2, 2);
+    let mut payload: ComplaintAccepted = repeat.payload.as_ref().unwrap().to_msg().unwrap();
+    payload.recurrence_of = "complaints/00000001".to_owned();
+    repeat.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+    // Both in one batch, then the batch redelivered.
+    store.apply(vec![accepted(1, 1), repeat.clone()]).await.unwrap();
+    store.apply(vec![accepted(1, 1), repeat]).await.unwrap();
+    let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let case_of = |complaint: &str| cases.iter().find(|c| c.case.complaint == complaint).unwrap().case.clone();
+    let (earlier, later) = (case_of("complaints/00000001"), case_of("complaints/00000002"));
+    assert_eq!(later.links.len(), 1);
+    assert_eq!(
+        (later.links[0].r#type, later.links[0].case.as_str()),
+        (LinkType::Related as i32, earlier.name.as_str())
+    );
+    assert_eq!(earlier.links.len(), 1, "linked once despite redelivery");
+    assert_eq!(earlier.links[0].case, later.name);
+    assert!(later.links[0].reason.contains("recurrence"));
+    for case in [&earlier, &later] {
+        let trail = store.audit_trail(&id_of(case)).await.unwrap().unwrap();
+        assert_eq!(trail.entries.last().unwrap().action, "case.linked");
+    }
 }

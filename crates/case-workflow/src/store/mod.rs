@@ -18,7 +18,7 @@ use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_platform::time::{now, to_timestamp};
-use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState};
+use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState, LinkType};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::common::v1::Grade;
 use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
@@ -367,6 +367,8 @@ struct Opening {
     event: NewEvent,
     audit: AuditRecord,
     next_check_us: Option<i64>,
+    /// A recurrence: the link to the earlier complaint's case, made once this case exists.
+    link: Option<Follow>,
 }
 
 /// The actor recorded for what case-workflow does on its own, like opening a case.
@@ -497,6 +499,8 @@ enum Effect {
 #[derive(Debug, Clone)]
 pub(crate) struct Follow {
     pub complaint: String,
+    /// The complaint whose case is the other side of a link, for links.
+    pub other: Option<String>,
     pub command: Command,
 }
 
@@ -511,29 +515,40 @@ pub(crate) fn follow_for(event: &Event) -> anyhow::Result<Option<Follow>> {
         }
         let reason =
             format!("reclassified at intake by {}: {}", classification.classified_by, classification.override_reason);
-        return Ok(Some(Follow { complaint: changed.complaint, command: Command::ChangeGrade { grade, reason } }));
+        let command = Command::ChangeGrade { grade, reason };
+        return Ok(Some(Follow { complaint: changed.complaint, other: None, command }));
     }
     if event.event_type == <ComplaintWithdrawn as prost::Name>::full_name() {
         let withdrawn = ComplaintWithdrawn::decode(payload.value.as_slice())?;
         let reason = format!("withdrawn by the complainant: {}", withdrawn.reason);
         let command = Command::Transition { target: CaseState::Withdrawn, reason };
-        return Ok(Some(Follow { complaint: withdrawn.complaint, command }));
+        return Ok(Some(Follow { complaint: withdrawn.complaint, other: None, command }));
     }
     Ok(None)
 }
 
 /// The change intake asks of a case, as a workflow update by case-workflow itself; `None`
 /// when the case does not take it (it already has that grade, or is closed).
-pub(crate) fn plan_follow(loaded: Option<Loaded>, follow: &Follow, rules: &Rules) -> Option<Plan> {
+pub(crate) fn plan_follow(
+    loaded: Option<Loaded>,
+    other: Option<Option<Loaded>>,
+    follow: &Follow,
+    rules: &Rules,
+) -> Option<Plan> {
     let loaded = loaded?;
     if let Command::ChangeGrade { grade, .. } = &follow.command
         && loaded.case.grade == *grade as i32
     {
         return None;
     }
+    let other_id = match &other {
+        Some(Some(o)) => Some(o.id.clone()),
+        Some(None) => return None,
+        None => None,
+    };
     let update = Update {
         id: loaded.id.clone(),
-        other: None,
+        other: other_id,
         expected_version: None,
         request: None,
         // Case-workflow itself, acting on every case.
@@ -543,7 +558,7 @@ pub(crate) fn plan_follow(loaded: Option<Loaded>, follow: &Follow, rules: &Rules
         }),
         command: follow.command.clone(),
     };
-    match plan_update(Some(loaded), None, update, rules) {
+    match plan_update(Some(loaded), other, update, rules) {
         Ok(plan) => Some(plan),
         Err(e) => {
             tracing::info!(complaint = %follow.complaint, error = %e, "intake's change not applied to the case");
@@ -631,7 +646,15 @@ fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> 
         ("state".to_owned(), CaseState::Accepted.as_str_name().to_owned()),
     ]);
     let audit = AuditRecord::after(&id, None, "case.opened", SYSTEM_ACTOR, opened.timestamp_micros(), details);
-    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit, next_check_us }))
+    let link = (!accepted.recurrence_of.is_empty()).then(|| Follow {
+        complaint: accepted.complaint.clone(),
+        other: Some(accepted.recurrence_of.clone()),
+        command: Command::Link {
+            kind: LinkType::Related,
+            reason: format!("recurrence of {} (same complainant and issue)", accepted.recurrence_of),
+        },
+    });
+    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit, next_check_us, link }))
 }
 
 pub fn etag(version: i64) -> String {

@@ -96,6 +96,32 @@ impl PostgresCaseStore {
         Ok((plan.response, true))
     }
 
+    /// Applies one of intake's changes to case `id` (and, for a link, to the other complaint's
+    /// case), locking the rows in id order; 1 when it changed anything.
+    async fn follow(&self, tx: &mut PgConnection, id: &str, follow: &super::Follow) -> anyhow::Result<usize> {
+        let other_id: Option<Option<String>> = match &follow.other {
+            Some(complaint) => {
+                Some(sqlx::query_scalar(super::CASE_OF_COMPLAINT).bind(complaint).fetch_optional(&mut *tx).await?)
+            }
+            None => None,
+        };
+        let mut loaded = std::collections::BTreeMap::new();
+        let mut ids = vec![id.to_owned()];
+        if let Some(Some(other)) = &other_id {
+            ids.push(other.clone());
+        }
+        ids.sort();
+        ids.dedup();
+        for i in &ids {
+            loaded.insert(i.clone(), Self::load(tx, i).await.map_err(|e| anyhow::Error::from(e.0))?);
+        }
+        let primary = loaded.remove(id).flatten();
+        let other = other_id.map(|o| o.and_then(|o| loaded.remove(&o).flatten()));
+        let Some(plan) = super::plan_follow(primary, other, follow, &self.rules) else { return Ok(0) };
+        Self::write_plan(tx, &plan).await.map_err(|e| anyhow::Error::from(e.0))?;
+        Ok(1)
+    }
+
     async fn sweep_locked(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize> {
         let due: Vec<String> =
             sqlx::query_scalar(DUE_FOR_SWEEP).bind(now.timestamp_micros()).bind(limit).fetch_all(&self.pool).await?;
@@ -165,11 +191,7 @@ impl EventSink for PostgresCaseStore {
                         .fetch_optional(&mut *tx)
                         .await?;
                     if let Some(id) = id {
-                        let loaded = Self::load(&mut tx, &id).await.map_err(|e| anyhow::Error::from(e.0))?;
-                        if let Some(plan) = super::plan_follow(loaded, &follow, &self.rules) {
-                            Self::write_plan(&mut tx, &plan).await.map_err(|e| anyhow::Error::from(e.0))?;
-                            followed += 1;
-                        }
+                        followed += self.follow(&mut tx, &id, &follow).await?;
                     }
                     position = event.position;
                     continue;
@@ -206,6 +228,9 @@ impl EventSink for PostgresCaseStore {
                 super::insert_audit!(case_id(&o.case), &o.audit).execute(&mut *tx).await?;
                 o.event.append_postgres(&mut tx).await?;
                 opened += 1;
+                if let Some(link) = &o.link {
+                    followed += self.follow(&mut tx, case_id(&o.case), link).await?;
+                }
             }
             position = event.position;
         }

@@ -97,12 +97,15 @@ impl EventSink for SqliteCaseStore {
                             .await?;
                     let mut position = stored.unwrap_or(0);
                     let mut openings = Vec::new();
-                    let mut follows = Vec::new();
+                    let mut follows: Vec<super::Follow> = Vec::new();
                     let mut dead = Vec::new();
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
                         match effect_of(event, &rules) {
-                            Effect::Open(o) => openings.push(*o),
+                            Effect::Open(o) => {
+                                follows.extend(o.link.clone());
+                                openings.push(*o);
+                            }
                             Effect::Follow(f) => follows.push(f),
                             Effect::DeadLetter(d) => dead.push(d),
                             Effect::Nothing => {}
@@ -170,7 +173,22 @@ impl EventSink for SqliteCaseStore {
                             .await?;
                         let Some(id) = id else { continue };
                         let loaded = Self::load(conn, &id).await.map_err(|e| WriteError(e.0.into()))?;
-                        if let Some(plan) = super::plan_follow(loaded, follow, &rules) {
+                        let other = match &follow.other {
+                            Some(complaint) => {
+                                let other_id: Option<String> = sqlx::query_scalar(super::CASE_OF_COMPLAINT)
+                                    .bind(complaint)
+                                    .fetch_optional(&mut *conn)
+                                    .await?;
+                                match other_id {
+                                    Some(other_id) => Some(
+                                        Self::load(conn, &other_id).await.map_err(|e| WriteError(e.0.into()))?,
+                                    ),
+                                    None => Some(None),
+                                }
+                            }
+                            None => None,
+                        };
+                        if let Some(plan) = super::plan_follow(loaded, other, follow, &rules) {
                             Self::write_plan(conn, &plan).await.map_err(|e| WriteError(e.0.into()))?;
                             followed += 1;
                         }
