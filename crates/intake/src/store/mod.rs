@@ -305,6 +305,26 @@ pub(crate) const LOAD_SEALED: &str = "SELECT c.id, c.record, c.pii, c.subject_id
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1";
 pub(crate) const LOAD_SEALED_OF_SUBJECT: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.subject_id = $1 ORDER BY c.receive_time_us";
+/// Subjects whose data key is wrapped by a master key other than `$1` (rotation).
+pub(crate) const STALE_WRAPPED: &str = "SELECT id, key_id, wrapped_key FROM subjects \
+    WHERE wrapped_key IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT 500";
+pub(crate) const REWRAP: &str = "UPDATE subjects SET key_id = $2, wrapped_key = $3 WHERE id = $1 AND key_id = $4";
+
+/// New wrappings, under the active master key, of stale subjects' data keys.
+pub(crate) fn rewrapped(
+    keyring: &Keyring,
+    stale: Vec<(String, String, Vec<u8>)>,
+) -> Result<Vec<(String, String, WrappedKey)>, StoreError> {
+    stale
+        .into_iter()
+        .map(|(id, key_id, sealed)| {
+            let old = WrappedKey { key_id: key_id.clone(), sealed };
+            let new = keyring.rewrap(&id, &old).map_err(|e| anyhow::anyhow!(e))?.unwrap_or(old);
+            Ok((id, key_id, new))
+        })
+        .collect()
+}
+
 pub(crate) const SUBJECT_UNITS: &str = "SELECT DISTINCT org_unit FROM complaints WHERE subject_id = $1";
 pub(crate) const SUBJECT_OF: &str = "SELECT subject_id FROM complaints WHERE id = $1";
 pub(crate) const UPDATE_SEALED: &str = "UPDATE complaints SET record = $2, pii = $3, subject_id = $4 WHERE id = $1";
@@ -487,3 +507,29 @@ fn numbered(new: &NewComplaint, seq: i64, recurrence_of: Option<String>) -> (Com
 
 #[cfg(test)]
 mod conformance;
+
+/// Builders shared by tests outside the conformance suite.
+#[cfg(test)]
+pub(crate) mod conformance_support {
+    use super::NewComplaint;
+
+    /// A new complaint by a natural person, with personal data, received now.
+    pub(crate) fn personal_new(request_id: &str) -> NewComplaint {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = redress_platform::time::now();
+        let mut complaint = crate::domain::example::complaint("facts");
+        complaint.name = format!("complaints/{id}");
+        complaint.receive_time = Some(redress_platform::time::to_timestamp(now));
+        NewComplaint {
+            id,
+            request_id: request_id.to_owned(),
+            request_hash: format!("hash-{request_id}"),
+            number_prefix: "20261126".to_owned(),
+            receive_time: now,
+            create_time: now,
+            complaint,
+            trace: Default::default(),
+            recurrence_since: now,
+        }
+    }
+}

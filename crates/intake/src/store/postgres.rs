@@ -36,7 +36,35 @@ impl PostgresIntakeStore {
         let feed = Feed::postgres(pool.clone(), shutdown);
         let store = Self { pool, feed, keyring };
         store.seal_legacy().await?;
+        store.rewrap_keys().await?;
         Ok(store)
+    }
+
+    /// Re-wraps every subject's data key under the active master key (after a rotation), so
+    /// retired master keys can be removed once this has run.
+    async fn rewrap_keys(&self) -> anyhow::Result<()> {
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let stale: Vec<(String, String, Vec<u8>)> = sqlx::query_as(const_sql::STALE_WRAPPED_LOCKED)
+                .bind(self.keyring.active_key_id())
+                .fetch_all(&mut *tx)
+                .await?;
+            if stale.is_empty() {
+                return Ok(());
+            }
+            let count = stale.len();
+            for (id, old_key_id, new) in super::rewrapped(&self.keyring, stale)? {
+                sqlx::query(super::REWRAP)
+                    .bind(&id)
+                    .bind(&new.key_id)
+                    .bind(&new.sealed)
+                    .bind(&old_key_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            tracing::info!(subjects = count, "re-wrapped data keys under the active master key");
+        }
     }
 
     /// Seals the personal information of complaints recorded before it was encrypted at rest.
@@ -328,6 +356,10 @@ impl IntakeStore for PostgresIntakeStore {
 }
 
 mod const_sql {
+    /// [`super::super::STALE_WRAPPED`], skipping rows another replica is re-wrapping.
+    pub const STALE_WRAPPED_LOCKED: &str = "SELECT id, key_id, wrapped_key FROM subjects \
+        WHERE wrapped_key IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED";
+
     /// [`super::LOAD_SEALED`], locking the complaint row.
     pub const LOAD_SEALED_LOCKED: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
         FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1 FOR UPDATE OF c";

@@ -44,7 +44,43 @@ impl SqliteIntakeStore {
         tokio::spawn(run_batches(db.clone(), feed.clone(), keyring.clone(), rx));
         let store = Self { db, feed, queue, keyring };
         store.seal_legacy().await?;
+        store.rewrap_keys().await?;
         Ok(store)
+    }
+
+    /// Re-wraps every subject's data key under the active master key (after a rotation), so
+    /// retired master keys can be removed once this has run.
+    async fn rewrap_keys(&self) -> anyhow::Result<()> {
+        loop {
+            let keyring = self.keyring.clone();
+            let done = self
+                .db
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let stale: Vec<(String, String, Vec<u8>)> = sqlx::query_as(super::STALE_WRAPPED)
+                            .bind(keyring.active_key_id())
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        let count = stale.len();
+                        for (id, old_key_id, new) in super::rewrapped(&keyring, stale)? {
+                            sqlx::query(super::REWRAP)
+                                .bind(&id)
+                                .bind(&new.key_id)
+                                .bind(&new.sealed)
+                                .bind(&old_key_id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok::<_, StoreError>(count)
+                    })
+                })
+                .await?;
+            if done == 0 {
+                return Ok(());
+            }
+            tracing::info!(subjects = done, "re-wrapped data keys under the active master key");
+        }
     }
 
     /// Seals the personal information of complaints recorded before it was encrypted at rest.
@@ -725,5 +761,38 @@ mod tests {
         let record: Vec<u8> =
             sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?").bind(&id).fetch_one(&pool).await.unwrap();
         assert!(!record.windows(11).any(|w| w == b"13812345678"), "no clear phone left in the record");
+    }
+
+    /// After a rotation, data keys are re-wrapped under the new master key when the store
+    /// opens, after which the retired key is no longer needed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rotation_rewraps_every_subject_under_the_active_key() {
+        use crate::domain::pii::Keyring;
+        use crate::store::Submitted;
+
+        let db = TestDatabase::sqlite("rotation").unwrap();
+        let k1 = ("k1".to_owned(), vec![1u8; 32]);
+        let k2 = ("k2".to_owned(), vec![2u8; 32]);
+        let index = [9u8; 32];
+        let old = Arc::new(Keyring::new("k1", std::slice::from_ref(&k1), &index).unwrap());
+        let store = crate::open_store(&db.config, old, CancellationToken::new()).await.unwrap();
+        let mut new = crate::store::conformance_support::personal_new("rot-1");
+        new.recurrence_since = new.receive_time;
+        let Submitted::Created(created) = store.submit(new).await.unwrap() else { panic!() };
+        drop(store);
+
+        let both = Arc::new(Keyring::new("k2", &[k1, k2.clone()], &index).unwrap());
+        drop(crate::open_store(&db.config, both, CancellationToken::new()).await.unwrap());
+        let pool = sqlx::SqlitePool::connect(&db.config.url).await.unwrap();
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT key_id FROM subjects").fetch_all(&pool).await.unwrap();
+        assert_eq!(ids, ["k2"]);
+        pool.close().await;
+
+        let only_new = Arc::new(Keyring::new("k2", &[k2], &index).unwrap());
+        let store = crate::open_store(&db.config, only_new, CancellationToken::new()).await.unwrap();
+        let id = created.name.strip_prefix("complaints/").unwrap();
+        let access = PiiAccess { actor: "user:dpo".to_owned(), action: "read", reason: "check".to_owned() };
+        assert_eq!(store.reveal(id, &access).await.unwrap().unwrap(), created);
     }
 }
