@@ -301,6 +301,21 @@ pub(crate) const INSERT_INDEX: &str =
     "INSERT INTO subject_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 pub(crate) const INSERT_ACCESS: &str = "INSERT INTO pii_access \
     (complaint_id, subject_id, actor, action, reason, access_time_us) VALUES ($1, $2, $3, $4, $5, $6)";
+/// [`INSERT_ACCESS`] with a complaint id, subject id and [`PiiAccess`] bound, for either backend.
+macro_rules! insert_access {
+    ($complaint_id:expr, $subject_id:expr, $access:expr) => {{
+        let access: &$crate::store::PiiAccess = $access;
+        sqlx::query($crate::store::INSERT_ACCESS)
+            .bind($complaint_id)
+            .bind($subject_id)
+            .bind(access.actor.clone())
+            .bind(access.action)
+            .bind(access.reason.clone())
+            .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+    }};
+}
+pub(crate) use insert_access;
+
 pub(crate) const LOAD_SEALED: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1";
 pub(crate) const LOAD_SEALED_OF_SUBJECT: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \

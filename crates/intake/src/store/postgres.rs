@@ -13,9 +13,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, INSERT_INDEX,
-    INSERT_SUBJECT, Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint,
-    PiiAccess, PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_INDEX, INSERT_SUBJECT,
+    Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess,
+    PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
 };
 use crate::domain::pii::{Keyring, WrappedKey};
 
@@ -409,15 +409,7 @@ async fn record_access(
     subject_id: &str,
     access: &PiiAccess,
 ) -> Result<(), StoreError> {
-    sqlx::query(INSERT_ACCESS)
-        .bind(complaint_id)
-        .bind(subject_id)
-        .bind(&access.actor)
-        .bind(access.action)
-        .bind(&access.reason)
-        .bind(to_micros(redress_platform::time::now()))
-        .execute(&mut *tx)
-        .await?;
+    super::insert_access!(complaint_id, subject_id, access).execute(&mut *tx).await?;
     Ok(())
 }
 

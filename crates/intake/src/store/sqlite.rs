@@ -17,9 +17,9 @@ use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_ACCESS, Identifier,
-    IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord,
-    SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, Identifier, IntakeStore,
+    LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord, SealedRow,
+    StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
 };
 use crate::domain::pii::{DataKey, Keyring, WrappedKey};
 
@@ -254,21 +254,20 @@ async fn subject_for(
     Ok(subject)
 }
 
+/// The live subject a blind-index digest names.
+async fn find_subject(conn: &mut SqliteConnection, kind: &str, digest: &str) -> Result<Option<String>, StoreError> {
+    let row: Option<(String, String, Vec<u8>)> =
+        sqlx::query_as(FIND_SUBJECT).bind(kind).bind(digest).fetch_optional(&mut *conn).await?;
+    Ok(row.map(|(id, ..)| id))
+}
+
 async fn record_access(
     conn: &mut SqliteConnection,
     complaint_id: Option<&str>,
     subject_id: &str,
     access: &PiiAccess,
 ) -> Result<(), StoreError> {
-    sqlx::query(INSERT_ACCESS)
-        .bind(complaint_id)
-        .bind(subject_id)
-        .bind(&access.actor)
-        .bind(access.action)
-        .bind(&access.reason)
-        .bind(to_micros(redress_platform::time::now()))
-        .execute(&mut *conn)
-        .await?;
+    super::insert_access!(complaint_id, subject_id, access).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -519,12 +518,7 @@ impl IntakeStore for SqliteIntakeStore {
         let (kind, access) = (identifier.kind, access.clone());
         self.write(move |conn, keyring| {
             Box::pin(async move {
-                let Some((subject, _, _)) = sqlx::query_as::<_, (String, String, Vec<u8>)>(FIND_SUBJECT)
-                    .bind(kind)
-                    .bind(&digest)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                else {
+                let Some(subject) = find_subject(conn, kind, &digest).await? else {
                     return Ok(Vec::new());
                 };
                 let rows: Vec<SealedRow> =
@@ -600,12 +594,7 @@ impl IntakeStore for SqliteIntakeStore {
         let (kind, access) = (identifier.kind, access.clone());
         self.write(move |conn, _| {
             Box::pin(async move {
-                let Some((subject, _, _)) = sqlx::query_as::<_, (String, String, Vec<u8>)>(FIND_SUBJECT)
-                    .bind(kind)
-                    .bind(&digest)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                else {
+                let Some(subject) = find_subject(conn, kind, &digest).await? else {
                     return Ok(None);
                 };
                 let rows: Vec<SealedRow> =
