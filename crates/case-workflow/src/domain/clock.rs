@@ -90,7 +90,11 @@ impl Clocks {
                 clock.pending_reason.clear();
                 // Reminders are raised once per due time: only a new due time re-arms them
                 // (a pause and resume that leave it where it was do not).
-                if (clock.at_risk || clock.breached) && instant(&clock.reminded_due_time) != Some(due) {
+                // (Clocks stored before `reminded_due_time` existed keep their flags.)
+                if (clock.at_risk || clock.breached)
+                    && clock.reminded_due_time.is_some()
+                    && instant(&clock.reminded_due_time) != Some(due)
+                {
                     clock.at_risk = false;
                     clock.breached = false;
                     clock.reminded_due_time = None;

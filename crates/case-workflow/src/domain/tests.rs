@@ -352,9 +352,11 @@ fn a_pause_that_leaves_the_due_time_where_it_was_raises_no_second_reminder() {
     assert_eq!(due(&case, ClockKind::FirstResponse), Some(at("2026-11-03T10:00:00+08:00")));
     let again = workflow::sweep(&mut case, &rules, at("2026-11-03T12:00:00+08:00"));
     assert!(!again.audit.iter().any(|(a, d)| a == "deadline.breached" && d["clock"] == "CLOCK_KIND_FIRST_RESPONSE"));
-    // A grade change that moves the due time later re-arms the reminders.
-    let grade = Command::ChangeGrade { grade: Grade::General, reason: reason("x") };
-    assert!(run(&mut case, &handler(), "2026-11-03T12:00:00+08:00", grade, &rules).is_err(), "already general");
+    // A grade change gives the clock a new due time (8 hours: Nov 2 18:00), which re-arms it.
+    let grade = Command::ChangeGrade { grade: Grade::Important, reason: reason("escalated") };
+    run(&mut case, &handler(), "2026-11-03T12:00:00+08:00", grade, &rules).unwrap();
+    let fx = workflow::sweep(&mut case, &rules, at("2026-11-03T12:30:00+08:00"));
+    assert!(fx.audit.iter().any(|(a, d)| a == "deadline.breached" && d["clock"] == "CLOCK_KIND_FIRST_RESPONSE"));
 }
 
 #[test]

@@ -567,6 +567,15 @@ pub(crate) fn plan_follow(
     }
 }
 
+/// The earlier complaint an accepted complaint repeats, if it is a ComplaintAccepted that does.
+pub(crate) fn recurrence_of(event: &Event) -> Option<String> {
+    if event.event_type != <ComplaintAccepted as prost::Name>::full_name() {
+        return None;
+    }
+    let accepted = ComplaintAccepted::decode(event.payload.as_ref()?.value.as_slice()).ok()?;
+    Some(accepted.recurrence_of).filter(|r| !r.is_empty())
+}
+
 /// Finds a case by its complaint (both backends).
 pub(crate) const CASE_OF_COMPLAINT: &str = "SELECT id FROM cases WHERE complaint = $1";
 

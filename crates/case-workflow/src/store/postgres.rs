@@ -171,9 +171,10 @@ impl EventSink for PostgresCaseStore {
         let followed_complaints: Vec<String> = events
             .iter()
             .filter(|e| e.position > applied_up_to)
-            .filter_map(|e| match follow_for(e) {
-                Ok(Some(f)) => Some(f.complaint),
-                _ => None,
+            .flat_map(|e| match follow_for(e) {
+                Ok(Some(f)) => vec![f.complaint],
+                // A recurrence links the new case to the earlier complaint's case.
+                _ => super::recurrence_of(e).into_iter().collect(),
             })
             .collect();
         if !followed_complaints.is_empty() {

@@ -102,10 +102,7 @@ impl EventSink for SqliteCaseStore {
                     let applied_up_to = position;
                     for event in events.iter().filter(|e| e.position > applied_up_to) {
                         match effect_of(event, &rules) {
-                            Effect::Open(o) => {
-                                follows.extend(o.link.clone());
-                                openings.push(*o);
-                            }
+                            Effect::Open(o) => openings.push(*o),
                             Effect::Follow(f) => follows.push(f),
                             Effect::DeadLetter(d) => dead.push(d),
                             Effect::Nothing => {}
@@ -142,6 +139,8 @@ impl EventSink for SqliteCaseStore {
                             query.build_query_scalar::<String>().fetch_all(&mut *conn).await?.into_iter().collect();
                         let opened_now: Vec<&Opening> =
                             chunk.iter().filter(|o| inserted.contains(case_id(&o.case))).collect();
+                        // Only a case opened now links to the case it repeats (once).
+                        follows.extend(opened_now.iter().filter_map(|o| o.link.clone()));
                         if !opened_now.is_empty() {
                             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                                 "INSERT INTO audit_entries (case_id, sequence, action, actor, record_time_us, details, \

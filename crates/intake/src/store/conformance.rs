@@ -58,6 +58,7 @@ redress_platform::conformance_suite!(
     a_withdrawal_ends_the_complaint_once,
     a_correction_to_another_person_moves_the_complaint_to_them,
     an_override_is_what_recurrence_compares,
+    people_sharing_a_phone_stay_apart_when_their_id_numbers_differ,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -521,4 +522,40 @@ async fn an_override_is_what_recurrence_compares(store: Arc<dyn IntakeStore>) {
         panic!()
     };
     assert!(old_code.recurrence_of.is_empty());
+}
+
+async fn people_sharing_a_phone_stay_apart_when_their_id_numbers_differ(store: Arc<dyn IntakeStore>) {
+    let (_, alice_id) = crate::domain::example::identity(11);
+    let (_, bob_id) = crate::domain::example::identity(12);
+    let household = "13955550000";
+    let Submitted::Created(a) = store.submit(personal("h1", household, &alice_id, BANK)).await.unwrap() else {
+        panic!()
+    };
+    let Submitted::Created(b) = store.submit(personal("h2", household, &bob_id, BANK)).await.unwrap() else { panic!() };
+    let (sa, sb) =
+        (store.subject_of(&id_of(&a)).await.unwrap().unwrap(), store.subject_of(&id_of(&b)).await.unwrap().unwrap());
+    assert_ne!(sa, sb, "a shared phone does not make two people with different ID numbers one");
+    let by_id = |id: &str| Identifier {
+        institution: BANK.to_owned(),
+        kind: "id",
+        value: format!("{}:{id}", redress_proto::redress::intake::v1::IdDocumentType::ResidentId as i32),
+    };
+    let of_bob = store.export(&by_id(&bob_id), &access("export", "x")).await.unwrap();
+    assert_eq!(of_bob.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), std::slice::from_ref(&b.name));
+
+    // Alice's complaint turns out to be Carol's, who shares the phone and has no ID on file:
+    // the phone, given up by Alice, still finds someone afterwards.
+    let mut carol = a.complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = carol.party.as_mut() {
+        p.full_name = "王五".to_owned();
+        p.id_number.clear();
+        p.id_document_type = 0;
+    }
+    let corrected = store.correct(&id_of(&a), carol, &access("correct", "Carol's")).await.unwrap().unwrap();
+    assert_eq!(person(&corrected).full_name, "王五");
+    assert!(!store.export(&by_phone(household), &access("export", "x")).await.unwrap().is_empty());
+    assert!(
+        store.export(&by_id(&alice_id), &access("export", "x")).await.unwrap().is_empty(),
+        "Alice has nothing left"
+    );
 }

@@ -320,25 +320,37 @@ pub(crate) const LOAD_SEALED: &str = "SELECT c.id, c.record, c.pii, c.subject_id
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id = $1";
 pub(crate) const LOAD_SEALED_OF_SUBJECT: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
     FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.subject_id = $1 ORDER BY c.receive_time_us";
-/// Subjects whose data key is wrapped by a master key other than `$1` (rotation).
+/// Subjects whose data key is wrapped by a master key other than `$1` (rotation), after
+/// subject `$2`, in id order.
 pub(crate) const STALE_WRAPPED: &str = "SELECT id, key_id, wrapped_key FROM subjects \
-    WHERE wrapped_key IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT 500";
+    WHERE wrapped_key IS NOT NULL AND key_id <> $1 AND id > $2 ORDER BY id LIMIT 500";
 pub(crate) const REWRAP: &str = "UPDATE subjects SET key_id = $2, wrapped_key = $3 WHERE id = $1 AND key_id = $4";
 
-/// New wrappings, under the active master key, of stale subjects' data keys.
+/// New wrappings, under the active master key, of stale subjects' data keys (id, old key id,
+/// new wrapping). A subject whose key cannot be unwrapped (its master key is not configured,
+/// or the wrapping is damaged) is left as it is and counted in `skipped`.
 pub(crate) fn rewrapped(
     keyring: &Keyring,
     stale: Vec<(String, String, Vec<u8>)>,
-) -> Result<Vec<(String, String, WrappedKey)>, StoreError> {
-    stale
-        .into_iter()
-        .map(|(id, key_id, sealed)| {
-            let old = WrappedKey { key_id: key_id.clone(), sealed };
-            let new = keyring.rewrap(&id, &old).map_err(|e| anyhow::anyhow!(e))?.unwrap_or(old);
-            Ok((id, key_id, new))
-        })
-        .collect()
+    skipped: &mut Vec<String>,
+) -> Vec<(String, String, WrappedKey)> {
+    let mut out = Vec::with_capacity(stale.len());
+    for (id, key_id, sealed) in stale {
+        let old = WrappedKey { key_id: key_id.clone(), sealed };
+        match keyring.rewrap(&id, &old) {
+            Ok(Some(new)) => out.push((id, key_id, new)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(subject = %id, key_id = %key_id, error = %e, "a subject's data key cannot be re-wrapped");
+                skipped.push(key_id);
+            }
+        }
+    }
+    out
 }
+
+/// Whether a subject is known by an identity document (`$1`: subject id).
+pub(crate) const SUBJECT_HAS_ID: &str = "SELECT 1 FROM subject_index WHERE subject_id = $1 AND kind = 'id' LIMIT 1";
 
 pub(crate) const SUBJECT_UNITS: &str = "SELECT DISTINCT org_unit FROM complaints WHERE subject_id = $1";
 pub(crate) const SUBJECT_OF: &str = "SELECT subject_id FROM complaints WHERE id = $1";

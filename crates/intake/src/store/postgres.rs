@@ -40,33 +40,6 @@ impl PostgresIntakeStore {
         Ok(store)
     }
 
-    /// Re-wraps every subject's data key under the active master key (after a rotation), so
-    /// retired master keys can be removed once this has run.
-    async fn rewrap_keys(&self) -> anyhow::Result<()> {
-        loop {
-            let mut tx = self.pool.begin().await?;
-            let stale: Vec<(String, String, Vec<u8>)> = sqlx::query_as(const_sql::STALE_WRAPPED_LOCKED)
-                .bind(self.keyring.active_key_id())
-                .fetch_all(&mut *tx)
-                .await?;
-            if stale.is_empty() {
-                return Ok(());
-            }
-            let count = stale.len();
-            for (id, old_key_id, new) in super::rewrapped(&self.keyring, stale)? {
-                sqlx::query(super::REWRAP)
-                    .bind(&id)
-                    .bind(&new.key_id)
-                    .bind(&new.sealed)
-                    .bind(&old_key_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            tracing::info!(subjects = count, "re-wrapped data keys under the active master key");
-        }
-    }
-
     /// Seals the personal information of complaints recorded before it was encrypted at rest.
     async fn seal_legacy(&self) -> anyhow::Result<()> {
         loop {
@@ -88,6 +61,46 @@ impl PostgresIntakeStore {
             tx.commit().await?;
             tracing::info!(complaints = rows.len(), "sealed personal information of earlier complaints");
         }
+    }
+
+    /// Re-wraps every subject's data key under the active master key (after a rotation), so
+    /// a retired master key can be removed once this has run without reporting failures.
+    async fn rewrap_keys(&self) -> anyhow::Result<()> {
+        let mut after = String::new();
+        let mut skipped = Vec::new();
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let stale: Vec<(String, String, Vec<u8>)> = sqlx::query_as(const_sql::STALE_WRAPPED_LOCKED)
+                .bind(self.keyring.active_key_id())
+                .bind(&after)
+                .fetch_all(&mut *tx)
+                .await?;
+            let Some(last) = stale.last().map(|(id, ..)| id.clone()) else { break };
+            let fresh = super::rewrapped(&self.keyring, stale, &mut skipped);
+            let done = fresh.len();
+            for (id, old_key_id, new) in fresh {
+                sqlx::query(super::REWRAP)
+                    .bind(&id)
+                    .bind(&new.key_id)
+                    .bind(&new.sealed)
+                    .bind(&old_key_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            if done > 0 {
+                tracing::info!(subjects = done, "re-wrapped data keys under the active master key");
+            }
+            after = last;
+        }
+        if !skipped.is_empty() {
+            tracing::error!(
+                subjects = skipped.len(),
+                "data keys of some subjects could not be re-wrapped: keep their master keys configured"
+            );
+            metrics::counter!("redress_pii_rewrap_failures_total").increment(skipped.len() as u64);
+        }
+        Ok(())
     }
 
     async fn find_subject(tx: &mut PgConnection, kind: &str, digest: &str) -> Result<Option<String>, StoreError> {
@@ -232,12 +245,17 @@ impl IntakeStore for PostgresIntakeStore {
         access: &PiiAccess,
     ) -> Result<Option<Complaint>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Subjects change under one lock, taken first (as erasure does), so a correction and an
+        // erasure of the same person run one after the other and the correction sees the
+        // erasure.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *tx).await?;
         let Some(row) =
             sqlx::query_as::<_, SealedRow>(const_sql::LOAD_SEALED_LOCKED).bind(id).fetch_optional(&mut *tx).await?
         else {
             return Ok(None);
         };
-        let (Some(old_subject), Some(_), Some(_)) = (&row.subject_id, &row.key_id, &row.wrapped_key) else {
+        let (Some(old_subject), Some(_), Some(_), Some(_)) = (&row.subject_id, &row.key_id, &row.wrapped_key, &row.pii)
+        else {
             return Err(StoreError::Erased);
         };
         let mut complaint = row.open(&self.keyring)?;
@@ -256,6 +274,10 @@ impl IntakeStore for PostgresIntakeStore {
             .bind(&live)
             .execute(&mut *tx)
             .await?;
+        // An identifier the old subject gave up now names the corrected complainant.
+        for (kind, digest) in super::digests(&self.keyring, &complaint) {
+            sqlx::query(INSERT_INDEX).bind(kind).bind(&digest).bind(&subject.id).execute(&mut *tx).await?;
+        }
         record_access(&mut tx, Some(id), &subject.id, access).await?;
         if subject.id != *old_subject {
             record_access(&mut tx, Some(id), old_subject, access).await?;
@@ -358,7 +380,7 @@ impl IntakeStore for PostgresIntakeStore {
 mod const_sql {
     /// [`super::super::STALE_WRAPPED`], skipping rows another replica is re-wrapping.
     pub const STALE_WRAPPED_LOCKED: &str = "SELECT id, key_id, wrapped_key FROM subjects \
-        WHERE wrapped_key IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED";
+        WHERE wrapped_key IS NOT NULL AND key_id <> $1 AND id > $2 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED";
 
     /// [`super::LOAD_SEALED`], locking the complaint row.
     pub const LOAD_SEALED_LOCKED: &str = "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
@@ -373,10 +395,19 @@ async fn subject_for(tx: &mut PgConnection, keyring: &Keyring, complaint: &Compl
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *tx).await?;
     }
     let mut found = None;
+    let has_id = digests.iter().any(|(kind, _)| *kind == "id");
     for (kind, digest) in &digests {
         let row: Option<(String, String, Vec<u8>)> =
             sqlx::query_as(FIND_SUBJECT).bind(kind).bind(digest).fetch_optional(&mut *tx).await?;
         if let Some((id, key_id, sealed)) = row {
+            // A person with an identity document is not someone else who shares their phone.
+            if *kind != "id" && has_id {
+                let other_id: Option<i32> =
+                    sqlx::query_scalar(super::SUBJECT_HAS_ID).bind(&id).fetch_optional(&mut *tx).await?;
+                if other_id.is_some() {
+                    continue;
+                }
+            }
             let key = keyring.unwrap(&id, &WrappedKey { key_id, sealed }).map_err(|e| anyhow::anyhow!(e))?;
             found = Some(Subject { id, key });
             break;

@@ -3,7 +3,7 @@
 //! platform's single writer). Should a batch fail as a whole, its submissions are retried one
 //! by one so that one bad record cannot take the others down with it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -48,41 +48,6 @@ impl SqliteIntakeStore {
         Ok(store)
     }
 
-    /// Re-wraps every subject's data key under the active master key (after a rotation), so
-    /// retired master keys can be removed once this has run.
-    async fn rewrap_keys(&self) -> anyhow::Result<()> {
-        loop {
-            let keyring = self.keyring.clone();
-            let done = self
-                .db
-                .writer
-                .write(move |conn| {
-                    Box::pin(async move {
-                        let stale: Vec<(String, String, Vec<u8>)> = sqlx::query_as(super::STALE_WRAPPED)
-                            .bind(keyring.active_key_id())
-                            .fetch_all(&mut *conn)
-                            .await?;
-                        let count = stale.len();
-                        for (id, old_key_id, new) in super::rewrapped(&keyring, stale)? {
-                            sqlx::query(super::REWRAP)
-                                .bind(&id)
-                                .bind(&new.key_id)
-                                .bind(&new.sealed)
-                                .bind(&old_key_id)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        Ok::<_, StoreError>(count)
-                    })
-                })
-                .await?;
-            if done == 0 {
-                return Ok(());
-            }
-            tracing::info!(subjects = done, "re-wrapped data keys under the active master key");
-        }
-    }
-
     /// Seals the personal information of complaints recorded before it was encrypted at rest.
     async fn seal_legacy(&self) -> anyhow::Result<()> {
         loop {
@@ -119,6 +84,54 @@ impl SqliteIntakeStore {
         }
     }
 
+    /// Re-wraps every subject's data key under the active master key (after a rotation), so
+    /// a retired master key can be removed once this has run without reporting failures.
+    async fn rewrap_keys(&self) -> anyhow::Result<()> {
+        let mut after = String::new();
+        let mut skipped = Vec::new();
+        loop {
+            let keyring = self.keyring.clone();
+            let from = after.clone();
+            let (last, done, skips) = self
+                .db
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let stale: Vec<(String, String, Vec<u8>)> = sqlx::query_as(super::STALE_WRAPPED)
+                            .bind(keyring.active_key_id())
+                            .bind(&from)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        let last = stale.last().map(|(id, ..)| id.clone());
+                        let mut skips = Vec::new();
+                        let fresh = super::rewrapped(&keyring, stale, &mut skips);
+                        let done = fresh.len();
+                        for (id, old_key_id, new) in fresh {
+                            sqlx::query(super::REWRAP)
+                                .bind(&id)
+                                .bind(&new.key_id)
+                                .bind(&new.sealed)
+                                .bind(&old_key_id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok::<_, StoreError>((last, done, skips))
+                    })
+                })
+                .await?;
+            skipped.extend(skips);
+            if done > 0 {
+                tracing::info!(subjects = done, "re-wrapped data keys under the active master key");
+            }
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        report_unwrappable(&skipped);
+        Ok(())
+    }
+
     /// Runs `f` on the writer's connection, in the next group commit.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -146,6 +159,8 @@ struct Subjects {
     keys: HashMap<String, DataKey>,
     new_subjects: Vec<(String, WrappedKey)>,
     new_index: Vec<(&'static str, String, String)>,
+    /// Subjects known by an identity document.
+    with_id: HashSet<String>,
 }
 
 impl Subjects {
@@ -161,6 +176,7 @@ impl Subjects {
             keys: HashMap::new(),
             new_subjects: Vec::new(),
             new_index: Vec::new(),
+            with_id: HashSet::new(),
         };
         for chunk in digests.chunks(500) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
@@ -178,13 +194,30 @@ impl Subjects {
                 subjects.by_digest.insert(digest, id);
             }
         }
+        let found: Vec<String> = subjects.stored.keys().cloned().collect();
+        for chunk in found.chunks(500) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            query.push(")");
+            let with_id: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+            subjects.with_id.extend(with_id);
+        }
         Ok(subjects)
     }
 
     /// The complaint's subject, and whether it was known before this batch.
     fn subject_for(&mut self, keyring: &Keyring, complaint: &Complaint) -> Result<(Subject, bool), StoreError> {
         let digests = super::digests(keyring, complaint);
-        let found = digests.iter().find_map(|(_, d)| self.by_digest.get(d).cloned());
+        let has_id = digests.iter().any(|(kind, _)| *kind == "id");
+        // A person with an identity document is not someone else who shares their phone.
+        let found = digests.iter().find_map(|(kind, d)| {
+            self.by_digest.get(d).filter(|id| *kind == "id" || !has_id || !self.with_id.contains(*id)).cloned()
+        });
         let (id, known) = match found {
             Some(id) => {
                 let known = self.stored.contains_key(&id);
@@ -208,6 +241,9 @@ impl Subjects {
             }
         };
         for (kind, digest) in digests {
+            if kind == "id" {
+                self.with_id.insert(id.clone());
+            }
             if !self.by_digest.contains_key(&digest) {
                 self.by_digest.insert(digest.clone(), id.clone());
                 self.new_index.push((kind, digest, id.clone()));
@@ -252,6 +288,22 @@ async fn subject_for(
     let (subject, _) = subjects.subject_for(keyring, complaint)?;
     subjects.write(conn).await?;
     Ok(subject)
+}
+
+/// Tells the operator about subjects whose keys could not be re-wrapped (their personal
+/// information stays readable only while their master key stays configured).
+fn report_unwrappable(skipped: &[String]) {
+    if !skipped.is_empty() {
+        let mut ids: Vec<&String> = skipped.iter().collect();
+        ids.sort();
+        ids.dedup();
+        tracing::error!(
+            subjects = skipped.len(),
+            key_ids = ?ids,
+            "data keys of some subjects could not be re-wrapped: keep their master keys configured"
+        );
+        metrics::counter!("redress_pii_rewrap_failures_total").increment(skipped.len() as u64);
+    }
 }
 
 /// The live subject a blind-index digest names.
@@ -548,7 +600,9 @@ impl IntakeStore for SqliteIntakeStore {
                 else {
                     return Ok(None);
                 };
-                let (Some(old_subject), Some(_), Some(_)) = (&row.subject_id, &row.key_id, &row.wrapped_key) else {
+                let (Some(old_subject), Some(_), Some(_), Some(_)) =
+                    (&row.subject_id, &row.key_id, &row.wrapped_key, &row.pii)
+                else {
                     return Err(StoreError::Erased);
                 };
                 let mut complaint = row.open(&keyring)?;
@@ -579,6 +633,15 @@ impl IntakeStore for SqliteIntakeStore {
                     prune.push(")");
                 }
                 prune.build().execute(&mut *conn).await?;
+                // An identifier the old subject gave up now names the corrected complainant.
+                for (kind, digest) in super::digests(&keyring, &complaint) {
+                    sqlx::query(super::INSERT_INDEX)
+                        .bind(kind)
+                        .bind(&digest)
+                        .bind(&subject.id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 record_access(conn, Some(&id), &subject.id, &access).await?;
                 if subject.id != *old_subject {
                     record_access(conn, Some(&id), old_subject, &access).await?;
@@ -770,6 +833,10 @@ mod tests {
         let Submitted::Created(created) = store.submit(new).await.unwrap() else { panic!() };
         drop(store);
 
+        // Started with the old key missing: the store still opens (and reports the subjects it
+        // could not re-wrap), nothing is lost.
+        let missing = Arc::new(Keyring::new("k2", std::slice::from_ref(&k2), &index).unwrap());
+        drop(crate::open_store(&db.config, missing, CancellationToken::new()).await.unwrap());
         let both = Arc::new(Keyring::new("k2", &[k1, k2.clone()], &index).unwrap());
         drop(crate::open_store(&db.config, both, CancellationToken::new()).await.unwrap());
         let pool = sqlx::SqlitePool::connect(&db.config.url).await.unwrap();
