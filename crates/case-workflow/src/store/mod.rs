@@ -312,17 +312,16 @@ pub(crate) fn plan_update(
 /// Plans the sweep of one case; `None` when there is no such case.
 pub(crate) fn plan_sweep(loaded: Option<Loaded>, rules: &Rules, now: DateTime<Utc>) -> Option<Plan> {
     let mut l = loaded?;
-    let mut probe = l.case.clone();
-    if workflow::sweep(&mut probe, rules, now).audit.is_empty() {
-        // Nothing to raise (the case changed since it was listed): only the next check moves.
-        let mut events = Vec::new();
-        let mut row = row_write(&l, Effects::default(), SYSTEM_ACTOR, rules, now, &mut events);
-        row.version = l.version;
-        return Some(Plan { rows: vec![row], events, response: l.case });
-    }
+    let unchanged = l.case.clone();
+    // The events carry the case as written, so its new etag is set before sweeping.
     l.case.etag = etag(l.version + 1);
     l.case.update_time = Some(to_timestamp(now));
     let effects = workflow::sweep(&mut l.case, rules, now);
+    if effects.audit.is_empty() {
+        // Nothing to raise (the case changed since it was listed): the record and its version
+        // stay; only the next check moves.
+        l.case = unchanged;
+    }
     let mut events = Vec::new();
     let row = row_write(&l, effects, SYSTEM_ACTOR, rules, now, &mut events);
     Some(Plan { rows: vec![row], events, response: l.case })
