@@ -101,8 +101,11 @@ impl Clocks {
                 }
             }
             Err(e) => {
-                tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed; load the calendar");
-                metrics::counter!("redress_case_deadlines_pending_total").increment(1);
+                // Alert once when a clock becomes pending, not on every later recomputation.
+                if clock.pending_reason.is_empty() {
+                    tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed; load the calendar");
+                    metrics::counter!("redress_case_deadlines_pending_total").increment(1);
+                }
                 clock.due_time = None;
                 clock.pending_reason = e.to_string();
             }
