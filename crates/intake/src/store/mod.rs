@@ -189,11 +189,22 @@ pub trait IntakeStore: Send + Sync + 'static {
     async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError>;
     /// Records the complainant's withdrawal and announces ComplaintWithdrawn; a withdrawn
     /// complaint is returned as is. `None` when there is no such complaint.
-    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError>;
+    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError> {
+        let reason = reason.to_owned();
+        let change: Rewrite = Box::new(move |c: Complaint| withdrawn(c, &reason, at));
+        self.rewrite(id, change).await
+    }
     /// Replaces a complaint's classification (a handler's override) and announces it with
     /// ComplaintReclassified; the automatic classification is kept. `None` when there is no
     /// such complaint.
-    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError>;
+    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError> {
+        let change: Rewrite = Box::new(move |c: Complaint| Some(reclassified(c, &change)));
+        self.rewrite(id, change).await
+    }
+    /// Changes a stored complaint after acceptance: `change` gets the stored (masked) record,
+    /// under a lock, and returns the new one with its event, or `None` to leave it as it is.
+    /// `None` when there is no such complaint.
+    async fn rewrite(&self, id: &str, change: Rewrite) -> Result<Option<Complaint>, StoreError>;
     /// The organisation units of a subject's complaints.
     async fn subject_units(&self, subject_id: &str) -> Result<Vec<String>, StoreError>;
     /// The subject whose personal information a complaint holds.
@@ -241,6 +252,28 @@ impl ClassificationOverride {
         c
     }
 }
+
+/// A change to a stored complaint's record, with its event (see [`IntakeStore::rewrite`]).
+pub type Rewrite = Box<dyn FnOnce(Complaint) -> Option<(Complaint, NewEvent)> + Send>;
+
+/// Writes a rewritten record with the columns derived from it (both backends).
+pub(crate) const REWRITE: &str =
+    "UPDATE complaints SET record = $1, state = $2, business_type = $3, cause = $4 WHERE id = $5";
+
+/// [`REWRITE`] bound for `complaint`.
+macro_rules! rewrite_query {
+    ($id:expr, $complaint:expr) => {{
+        let complaint: &redress_proto::redress::intake::v1::Complaint = $complaint;
+        let (business_type, cause) = $crate::store::codes(complaint);
+        sqlx::query($crate::store::REWRITE)
+            .bind(prost::Message::encode_to_vec(complaint))
+            .bind(complaint.state)
+            .bind(business_type)
+            .bind(cause)
+            .bind($id)
+    }};
+}
+pub(crate) use rewrite_query;
 
 /// Why and by whom personal information is read or changed.
 #[derive(Debug, Clone)]
@@ -410,12 +443,9 @@ pub(crate) fn codes(complaint: &Complaint) -> (Option<String>, Option<String>) {
     (c.map(|c| c.business_type.clone()), c.map(|c| c.cause.clone()))
 }
 
-/// Applies a withdrawal to a stored complaint; `None` when it already was withdrawn.
-pub(crate) fn withdrawn(
-    mut complaint: Complaint,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Option<(Complaint, Vec<u8>, NewEvent)> {
+/// Applies a withdrawal to a stored complaint, with its event; `None` when it already was
+/// withdrawn.
+pub(crate) fn withdrawn(mut complaint: Complaint, reason: &str, at: DateTime<Utc>) -> Option<(Complaint, NewEvent)> {
     if complaint.state == ComplaintState::Withdrawn as i32 {
         return None;
     }
@@ -430,15 +460,11 @@ pub(crate) fn withdrawn(
             reason: reason.to_owned(),
         },
     );
-    let record = complaint.encode_to_vec();
-    Some((complaint, record, event))
+    Some((complaint, event))
 }
 
-/// Applies an override to a stored complaint; returns its new record and event.
-pub(crate) fn reclassified(
-    mut complaint: Complaint,
-    change: &ClassificationOverride,
-) -> (Complaint, Vec<u8>, NewEvent) {
+/// Applies an override to a stored complaint; returns it with its event.
+pub(crate) fn reclassified(mut complaint: Complaint, change: &ClassificationOverride) -> (Complaint, NewEvent) {
     let previous = complaint.classification.take();
     let classification = change.apply(previous.clone());
     if complaint.automatic_classification.is_none() {
@@ -450,8 +476,7 @@ pub(crate) fn reclassified(
         complaint.name.clone(),
         &ComplaintReclassified { complaint: complaint.name.clone(), classification: Some(classification), previous },
     );
-    let record = complaint.encode_to_vec();
-    (complaint, record, event)
+    (complaint, event)
 }
 
 /// Every blind-index digest the (readable) complaints of `rows` carry.

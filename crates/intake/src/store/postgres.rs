@@ -2,7 +2,6 @@
 //! of one request serialise on its unique key and the loser replays the winner's result.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use prost::Message;
 use redress_platform::events::Feed;
 use redress_platform::time::to_micros;
@@ -13,9 +12,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_INDEX, INSERT_SUBJECT,
-    Identifier, IntakeStore, LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess,
-    PiiAccessRecord, SealedRow, StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_INDEX, INSERT_SUBJECT, Identifier, IntakeStore,
+    LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord, SealedRow,
+    StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
 };
 use crate::domain::pii::{Keyring, WrappedKey};
 
@@ -313,7 +312,7 @@ impl IntakeStore for PostgresIntakeStore {
         Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
     }
 
-    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError> {
+    async fn rewrite(&self, id: &str, change: super::Rewrite) -> Result<Option<Complaint>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1 FOR UPDATE")
             .bind(id)
@@ -321,37 +320,8 @@ impl IntakeStore for PostgresIntakeStore {
             .await?;
         let Some(record) = record else { return Ok(None) };
         let current = Complaint::decode(record.as_slice())?;
-        let Some((complaint, record, event)) = super::withdrawn(current.clone(), reason, at) else {
-            return Ok(Some(current));
-        };
-        sqlx::query("UPDATE complaints SET record = $1, state = $2 WHERE id = $3")
-            .bind(record)
-            .bind(complaint.state)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        event.append_postgres(&mut tx).await?;
-        tx.commit().await?;
-        self.feed.notify_committed();
-        Ok(Some(complaint))
-    }
-
-    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(record) = record else { return Ok(None) };
-        let (complaint, record, event) = super::reclassified(Complaint::decode(record.as_slice())?, &change);
-        let (business_type, cause) = super::codes(&complaint);
-        sqlx::query("UPDATE complaints SET record = $1, business_type = $2, cause = $3 WHERE id = $4")
-            .bind(record)
-            .bind(business_type)
-            .bind(cause)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let Some((complaint, event)) = change(current.clone()) else { return Ok(Some(current)) };
+        super::rewrite_query!(id, &complaint).execute(&mut *tx).await?;
         event.append_postgres(&mut tx).await?;
         tx.commit().await?;
         self.feed.notify_committed();

@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use prost::Message;
 use redress_platform::db::Sqlite;
 use redress_platform::events::{Feed, NewEvent};
@@ -17,9 +16,9 @@ use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ACCESSES, ClassificationOverride, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, Identifier, IntakeStore,
-    LOAD_SEALED, LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord, SealedRow,
-    StoreError, Subject, Submitted, UPDATE_SEALED, numbered,
+    ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, Identifier, IntakeStore, LOAD_SEALED,
+    LOAD_SEALED_OF_SUBJECT, ListQuery, Listed, NewComplaint, PiiAccess, PiiAccessRecord, SealedRow, StoreError,
+    Subject, Submitted, UPDATE_SEALED, numbered,
 };
 use crate::domain::pii::{DataKey, Keyring, WrappedKey};
 
@@ -683,8 +682,8 @@ impl IntakeStore for SqliteIntakeStore {
         .await
     }
 
-    async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError> {
-        let (id, reason) = (id.to_owned(), reason.to_owned());
+    async fn rewrite(&self, id: &str, change: super::Rewrite) -> Result<Option<Complaint>, StoreError> {
+        let id = id.to_owned();
         let (complaint, changed) = self
             .write(move |conn, _| {
                 Box::pin(async move {
@@ -694,15 +693,8 @@ impl IntakeStore for SqliteIntakeStore {
                         .await?;
                     let Some(record) = record else { return Ok((None, false)) };
                     let current = Complaint::decode(record.as_slice())?;
-                    let Some((complaint, record, event)) = super::withdrawn(current.clone(), &reason, at) else {
-                        return Ok((Some(current), false));
-                    };
-                    sqlx::query("UPDATE complaints SET record = ?, state = ? WHERE id = ?")
-                        .bind(record)
-                        .bind(complaint.state)
-                        .bind(&id)
-                        .execute(&mut *conn)
-                        .await?;
+                    let Some((complaint, event)) = change(current.clone()) else { return Ok((Some(current), false)) };
+                    super::rewrite_query!(&id, &complaint).execute(&mut *conn).await?;
                     event.append_sqlite(conn).await?;
                     Ok((Some(complaint), true))
                 })
@@ -712,38 +704,6 @@ impl IntakeStore for SqliteIntakeStore {
             self.feed.notify_committed();
         }
         Ok(complaint)
-    }
-
-    async fn reclassify(&self, id: &str, change: ClassificationOverride) -> Result<Option<Complaint>, StoreError> {
-        let id = id.to_owned();
-        let updated = self
-            .write(move |conn, _| {
-                Box::pin(async move {
-                    let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = ?")
-                        .bind(&id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    let Some(record) = record else { return Ok(None) };
-                    let (complaint, record, event) =
-                        super::reclassified(Complaint::decode(record.as_slice())?, &change);
-                    // The codes in force are what recurrence compares.
-                    let (business_type, cause) = super::codes(&complaint);
-                    sqlx::query("UPDATE complaints SET record = ?, business_type = ?, cause = ? WHERE id = ?")
-                        .bind(record)
-                        .bind(business_type)
-                        .bind(cause)
-                        .bind(&id)
-                        .execute(&mut *conn)
-                        .await?;
-                    event.append_sqlite(conn).await?;
-                    Ok(Some(complaint))
-                })
-            })
-            .await?;
-        if updated.is_some() {
-            self.feed.notify_committed();
-        }
-        Ok(updated)
     }
 
     async fn subject_units(&self, subject_id: &str) -> Result<Vec<String>, StoreError> {
