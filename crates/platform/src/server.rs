@@ -165,40 +165,6 @@ impl GrpcServer {
             }
         }
     }
-
-    /// Serves `routes` while `init` (connect, migrate) runs; the health status turns SERVING
-    /// when `init` succeeds and NOT_SERVING again as soon as shutdown begins. A failed `init`
-    /// stops the server and is returned.
-    pub async fn run<F>(
-        self,
-        routes: Routes,
-        services: &[&str],
-        init: F,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()>
-    where
-        F: std::future::Future<Output = anyhow::Result<()>>,
-    {
-        let health = self.health();
-        let server_stop = CancellationToken::new();
-        let server = tokio::spawn(self.serve(routes, server_stop.clone()));
-        let init_result = tokio::select! {
-            r = init => r,
-            () = shutdown.cancelled() => Ok(()),
-        };
-        if let Err(e) = init_result {
-            server_stop.cancel();
-            let _ = server.await;
-            return Err(e);
-        }
-        if !shutdown.is_cancelled() {
-            set_serving(&health, services).await;
-        }
-        shutdown.cancelled().await;
-        set_not_serving(&health, services).await;
-        server_stop.cancel();
-        server.await.context("server task panicked")?
-    }
 }
 
 /// Marks the server and each service as SERVING.

@@ -136,25 +136,23 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Migrate { service, database_url } => {
             let _telemetry = telemetry::init(&TelemetryConfig::default(), "redress-migrate")?;
             let config = redress_platform::db::DatabaseConfig { url: database_url, max_connections: 2 };
-            let shutdown = tokio_util::sync::CancellationToken::new();
+            let tasks = redress_platform::host::Supervisor::detached();
             match service {
                 StoreOwner::Intake => {
                     // Migrating seals personal information recorded before encryption at rest,
                     // so it needs the service's keys (REDRESS_PII__...).
                     let service: redress_intake::IntakeConfig = redress_platform::config::load(None)?;
                     let keyring = std::sync::Arc::new(service.pii.keyring()?);
-                    redress_intake::open_store(&config, keyring, shutdown.clone())
-                        .await
-                        .context("intake migrations")?;
+                    redress_intake::open_store(&config, keyring, &tasks).await.context("intake migrations")?;
                 }
                 StoreOwner::CaseWorkflow => {
                     let rules = redress_case_workflow::CaseWorkflowConfig::default().rules()?;
-                    redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), shutdown.clone())
+                    redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), &tasks)
                         .await
                         .context("case-workflow migrations")?;
                 }
             }
-            shutdown.cancel();
+            tasks.stop().await;
             println!("migrations applied to {config}");
             Ok(())
         }
