@@ -26,6 +26,19 @@ pub fn branch_principal() -> redress_platform::Principal {
     }
 }
 
+/// Token of an integration team's reader at institution A only (events of A's units).
+pub const INSTITUTION_A_TOKEN: &str = "integration-test-institution-a-token";
+pub const INSTITUTION_A: &str = "institutions/a";
+
+pub fn institution_a_reader() -> redress_platform::Principal {
+    redress_platform::Principal {
+        subject: "user:a-integration".to_owned(),
+        roles: vec!["integration".to_owned()],
+        org_unit: INSTITUTION_A.to_owned(),
+        permissions: ["events.read", "cases.read"].map(str::to_owned).to_vec(),
+    }
+}
+
 /// Adds a bearer token to every call.
 #[derive(Clone)]
 pub struct Bearer(pub Option<String>);
@@ -92,7 +105,10 @@ impl Sandbox {
                 data_dir: data_dir.path().to_owned(),
                 gateway_addr: "127.0.0.1:0".to_owned(),
                 dev_token: TOKEN.to_owned(),
-                extra_dev_tokens: vec![(BRANCH_TOKEN.to_owned(), branch_principal())],
+                extra_dev_tokens: vec![
+                    (BRANCH_TOKEN.to_owned(), branch_principal()),
+                    (INSTITUTION_A_TOKEN.to_owned(), institution_a_reader()),
+                ],
             },
             CancellationToken::new(),
         )

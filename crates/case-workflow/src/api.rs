@@ -1,10 +1,11 @@
 //! gRPC surface of case-workflow: maps protos to store calls and errors to `Status`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use redress_platform::ServiceError;
+use redress_platform::dead_letters::Replay;
 use redress_platform::error::Violations;
+use redress_platform::events::{FeedStream, serve_stream};
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
@@ -19,7 +20,9 @@ use redress_proto::redress::case::v1::{
     ResumeCaseClocksRequest, StreamEventsRequest, StreamEventsResponse, TransferCaseRequest, TransitionCaseRequest,
     VerifyAuditChainRequest, VerifyAuditChainResponse,
 };
-use tokio_stream::{Stream, StreamExt};
+use redress_proto::redress::common::v1::{
+    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -287,19 +290,35 @@ impl CaseService for CaseApi {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>> + Send>>;
+type EventStream = FeedStream<StreamEventsResponse>;
 
 #[tonic::async_trait]
 impl CaseEventFeedService for CaseApi {
     type StreamEventsStream = EventStream;
 
     async fn stream_events(&self, request: Request<StreamEventsRequest>) -> Result<Response<EventStream>, Status> {
-        Principal::of(&request)?.require(Permission::EventsRead)?;
-        let after = request.get_ref().after_position;
-        if after < 0 {
-            return Err(ServiceError::invalid("after_position", "must not be negative").into());
-        }
-        let stream = self.store.get()?.feed().stream(after, self.shutdown.clone());
-        Ok(Response::new(Box::pin(stream.map(|r| r.map(|events| StreamEventsResponse { events })))))
+        let principal = Principal::of(&request)?;
+        let (feed, after) = (self.store.get()?.feed(), request.get_ref().after_position);
+        let stream =
+            serve_stream(feed, principal, after, self.shutdown.clone(), |events| StreamEventsResponse { events });
+        Ok(Response::new(stream.await?))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let principal = Principal::of(&request)?;
+        Ok(Response::new(self.store.get()?.list_dead_letters(&principal, request.get_ref()).await?))
+    }
+
+    async fn replay_dead_letter(
+        &self,
+        request: Request<ReplayDeadLetterRequest>,
+    ) -> Result<Response<DeadLetter>, Status> {
+        let replay = Replay::parse(Principal::of(&request)?, request.into_inner())?;
+        let dead = self.store.get()?.replay_dead_letter(replay).await?;
+        tracing::info!(dead_letter = %dead.name(), by = %dead.replayed_by, "dead letter replayed");
+        Ok(Response::new(dead.to_proto()))
     }
 }

@@ -16,10 +16,11 @@ use futures_util::{FutureExt, StreamExt};
 use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
-use redress_platform::events::{EventSink, Subscribe, run_consumer};
+use redress_platform::events::{EventSink, RetentionConfig, Subscribe, run_consumer, run_pruner};
+use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
-use redress_platform::server::{GrpcServer, ServerConfig, suite_endpoint};
+use redress_platform::server::{ServerConfig, suite_endpoint};
 use redress_platform::telemetry::{TelemetryConfig, inject_current_context};
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedServiceServer;
 use redress_proto::redress::case::v1::case_service_server::CaseServiceServer;
@@ -55,6 +56,8 @@ pub struct CaseWorkflowConfig {
     pub calendars_dir: String,
     pub sla: SlaPolicy,
     pub workflow: WorkflowConfig,
+    /// How long events stay on the feed and request ids are remembered.
+    pub retention: RetentionConfig,
 }
 
 /// How cases are worked: handoffs, reminders, authority limits.
@@ -120,23 +123,25 @@ impl Default for CaseWorkflowConfig {
             calendars_dir: String::new(),
             sla: SlaPolicy::default(),
             workflow: WorkflowConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
 
+/// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
 pub async fn open_store(
     config: &DatabaseConfig,
     rules: Arc<Rules>,
-    shutdown: CancellationToken,
+    supervisor: &Supervisor,
 ) -> anyhow::Result<Arc<dyn CaseStore>> {
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
-            let db = redress_platform::db::connect_sqlite(config).await?;
+            let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
             Arc::new(store::SqliteCaseStore::open(db, rules).await?)
         }
         Backend::Postgres => {
             let pool = redress_platform::db::connect_postgres(config).await?;
-            Arc::new(store::PostgresCaseStore::open(pool, rules, shutdown).await?)
+            Arc::new(store::PostgresCaseStore::open(pool, rules, supervisor).await?)
         }
     })
 }
@@ -192,13 +197,12 @@ pub fn intake_subscription(intake_url: &str, key: InternalKey) -> anyhow::Result
 }
 
 pub struct CaseWorkflow {
-    server: GrpcServer,
+    host: Host,
     config: CaseWorkflowConfig,
     api: CaseApi,
     store: Ready<Arc<dyn CaseStore>>,
     rules: Arc<Rules>,
     key: InternalKey,
-    shutdown: CancellationToken,
 }
 
 impl CaseWorkflow {
@@ -207,42 +211,54 @@ impl CaseWorkflow {
         key: InternalKey,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let server = GrpcServer::bind(&config.server, SERVICES).await?;
+        let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let rules = Arc::new(config.rules()?);
         let store = Ready::new();
-        let api = CaseApi::new(store.clone(), shutdown.clone());
-        Ok(Self { server, config, api, store, rules, key, shutdown })
+        let api = CaseApi::new(store.clone(), host.shutdown());
+        Ok(Self { host, config, api, store, rules, key })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.server.local_addr()
+        self.host.local_addr()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let routes = Routes::new(CaseServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
-            .add_service(CaseEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
-        let subscribe = intake_subscription(&self.config.intake_url, self.key.clone())?;
-        // The store's background work (the PostgreSQL sequencer) outlives the drain, so that
-        // events committed by work still in flight at shutdown get their feed positions.
-        let store_stop = CancellationToken::new();
+        let Self { host, config, api, store, rules, key } = self;
+        let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), key.interceptor()))
+            .add_service(CaseEventFeedServiceServer::with_interceptor(api, key.interceptor()));
+        let subscribe = intake_subscription(&config.intake_url, key.clone())?;
+        let supervisor = host.supervisor().clone();
         let init = async {
-            tracing::info!(database = %self.config.database, "opening case store");
-            let store = open_store(&self.config.database, self.rules.clone(), store_stop.clone()).await?;
-            self.store.set(store.clone());
-            let interval = Duration::from_millis(self.config.workflow.sweep_interval_ms.max(10));
-            tokio::spawn(run_sweeper(store.clone(), interval, self.shutdown.clone()));
-            let sink: Arc<dyn EventSink> = store;
-            tokio::spawn(run_consumer("case-workflow<-intake", subscribe, sink, self.shutdown.clone()));
-            tracing::info!(intake = %self.config.intake_url, "case-workflow ready; following intake events");
+            tracing::info!(database = %config.database, "opening case store");
+            let opened = open_store(&config.database, rules.clone(), &supervisor).await?;
+            store.set(opened.clone());
+            let stop = supervisor.stopping();
+            let interval = Duration::from_millis(config.workflow.sweep_interval_ms.max(10));
+            supervisor.spawn("sweeper", run_sweeper(opened.clone(), interval, stop.clone()).map(Ok));
+            let sink: Arc<dyn EventSink> = opened.clone();
+            supervisor.spawn(
+                "consumer<-intake",
+                run_consumer("case-workflow<-intake", subscribe, sink, stop.clone()).map(Ok),
+            );
+            let pruned = opened.clone();
+            let prune_requests = move |before| {
+                let store = pruned.clone();
+                async move { store.prune_requests(before).await }
+            };
+            let retention = run_pruner(opened.feed().clone(), config.retention.clone(), prune_requests, stop);
+            supervisor.spawn("retention", retention.map(Ok));
+            tracing::info!(intake = %config.intake_url, "case-workflow ready; following intake events");
             Ok(())
         };
-        let served = self.server.run(routes, SERVICES, init, self.shutdown.clone()).await;
-        if let Ok(store) = self.store.get()
-            && let Err(e) = store.feed().sequence_now().await
-        {
-            tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
-        }
-        store_stop.cancel();
-        served
+        // Events committed by work still in flight at shutdown get their feed positions before
+        // the sequencer stops.
+        let after_drain = || async {
+            if let Ok(store) = store.get()
+                && let Err(e) = store.feed().sequence_now().await
+            {
+                tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
+            }
+        };
+        host.run(routes, init, after_drain).await
     }
 }

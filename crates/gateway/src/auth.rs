@@ -11,7 +11,7 @@ use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
-use redress_platform::principal::{InternalKey, Principal};
+use redress_platform::principal::{InternalKey, Principal, SERVICE_ROLE, SERVICE_SUBJECT_PREFIX};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -132,6 +132,10 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<CallerClaims>(token, &jwt.key, &jwt.validation)
             .map_err(|e| ServiceError::Unauthenticated(format!("invalid token: {e}")))?
             .claims;
+        // Service principals are signed by the services themselves; no caller may pose as one.
+        if claims.sub.starts_with(SERVICE_SUBJECT_PREFIX) || claims.roles.iter().any(|r| r == SERVICE_ROLE) {
+            return Err(ServiceError::Unauthenticated("the token claims a service identity".to_owned()));
+        }
         let principal = Principal {
             subject: claims.sub,
             roles: claims.roles,
@@ -183,10 +187,14 @@ mod tests {
     }
 
     fn jwt(iss: &str, exp_in: i64) -> String {
+        jwt_as(iss, exp_in, "user:zhang", "handler")
+    }
+
+    fn jwt_as(iss: &str, exp_in: i64, sub: &str, role: &str) -> String {
         let exp = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + exp_in) as u64;
         let claims = serde_json::json!({
-            "sub": "user:zhang", "iss": iss, "aud": "redress", "exp": exp,
-            "roles": ["handler"], "org_unit": "institutions/acme/branches/sh", "permissions": ["complaints.read"],
+            "sub": sub, "iss": iss, "aud": "redress", "exp": exp,
+            "roles": [role], "org_unit": "institutions/acme/branches/sh", "permissions": ["complaints.read"],
         });
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -216,6 +224,9 @@ mod tests {
             Some("Bearer nope".to_owned()),
             Some(format!("Bearer {}", jwt("https://evil.example", 600))),
             Some(format!("Bearer {}", jwt("https://idp.example", -600))),
+            // A caller posing as a service of the suite (which reads every institution's feed).
+            Some(format!("Bearer {}", jwt_as("https://idp.example", 600, "service:case-workflow", "handler"))),
+            Some(format!("Bearer {}", jwt_as("https://idp.example", 600, "user:zhang", "service"))),
         ] {
             let err = auth.authenticate(header.as_deref()).unwrap_err();
             assert!(matches!(err, ServiceError::Unauthenticated(_)), "{header:?}: {err:?}");

@@ -1,13 +1,13 @@
 //! gRPC surface of intake: maps protos to domain calls and domain errors to `Status`, here
 //! and nowhere else.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use prost::Message;
 use redress_calendar::{CalendarError, DeadlineCalculator, Grade, SlaPolicy};
 use redress_platform::ServiceError;
 use redress_platform::error::Violations;
+use redress_platform::events::{FeedStream, serve_stream};
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
@@ -26,7 +26,6 @@ use redress_proto::redress::intake::v1::{
     RiskSignalKind, StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse,
     person_identifier,
 };
-use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -703,20 +702,18 @@ impl PersonalDataService for IntakeApi {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>> + Send>>;
+type EventStream = FeedStream<StreamEventsResponse>;
 
 #[tonic::async_trait]
 impl IntakeEventFeedService for IntakeApi {
     type StreamEventsStream = EventStream;
 
     async fn stream_events(&self, request: Request<StreamEventsRequest>) -> Result<Response<EventStream>, Status> {
-        principal_of(&request)?.require(Permission::EventsRead)?;
-        let after = request.get_ref().after_position;
-        if after < 0 {
-            return Err(ServiceError::invalid("after_position", "must not be negative").into());
-        }
-        let stream = self.store.get()?.feed().stream(after, self.shutdown.clone());
-        Ok(Response::new(Box::pin(stream.map(|r| r.map(|events| StreamEventsResponse { events })))))
+        let principal = principal_of(&request)?;
+        let (feed, after) = (self.store.get()?.feed(), request.get_ref().after_position);
+        let stream =
+            serve_stream(feed, principal, after, self.shutdown.clone(), |events| StreamEventsResponse { events });
+        Ok(Response::new(stream.await?))
     }
 }
 
@@ -733,7 +730,9 @@ mod tests {
 
     async fn api(calendar: WorkingCalendar, db: &TestDatabase) -> IntakeApi {
         let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let store = crate::open_store(&db.config, keyring.clone(), CancellationToken::new()).await.unwrap();
+        let store = crate::open_store(&db.config, keyring.clone(), &redress_platform::host::Supervisor::detached())
+            .await
+            .unwrap();
         let calculator = DeadlineCalculator::new(Arc::new(calendar), chrono_tz::Asia::Shanghai);
         IntakeApi::new(Ready::from(store), calculator, SlaPolicy::default(), keyring, CancellationToken::new())
     }

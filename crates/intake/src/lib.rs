@@ -11,12 +11,15 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use domain::pii::Keyring;
+use futures_util::FutureExt;
 use redress_calendar::{DeadlineCalculator, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
+use redress_platform::events::{RetentionConfig, run_pruner};
+use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::InternalKey;
 use redress_platform::ready::Ready;
-use redress_platform::server::{GrpcServer, ServerConfig};
+use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedServiceServer;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeServiceServer;
@@ -31,6 +34,8 @@ pub use store::IntakeStore;
 
 /// gRPC services intake serves (and reports health for).
 pub const SERVICES: &[&str] = &[services::INTAKE, services::INTAKE_EVENTS, services::PERSONAL_DATA];
+/// The service's name in logs, task names and its own principal.
+pub const SERVICE_NAME: &str = "intake";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -52,6 +57,8 @@ pub struct IntakeConfig {
     /// Directory of the institution's own taxonomy files (`*.toml`, the shipped ones' format);
     /// empty for the shipped ones only.
     pub taxonomies_dir: String,
+    /// How long events stay on the feed and request ids are remembered.
+    pub retention: RetentionConfig,
 }
 
 /// Keys protecting personal information at rest (D-PII). Master keys are base64 of 32 bytes,
@@ -105,6 +112,7 @@ impl Default for IntakeConfig {
             pii: PiiConfig::default(),
             recurrence_window_days: 90,
             taxonomies_dir: String::new(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -118,40 +126,39 @@ impl IntakeConfig {
     }
 }
 
-/// Opens (and migrates) the store the URL names.
+/// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
 pub async fn open_store(
     config: &DatabaseConfig,
     keyring: Arc<Keyring>,
-    shutdown: CancellationToken,
+    supervisor: &Supervisor,
 ) -> anyhow::Result<Arc<dyn IntakeStore>> {
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
-            let db = redress_platform::db::connect_sqlite(config).await?;
-            Arc::new(store::SqliteIntakeStore::open(db, keyring).await?)
+            let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
+            Arc::new(store::SqliteIntakeStore::open(db, keyring, supervisor).await?)
         }
         Backend::Postgres => {
             let pool = redress_platform::db::connect_postgres(config).await?;
-            Arc::new(store::PostgresIntakeStore::open(pool, keyring, shutdown).await?)
+            Arc::new(store::PostgresIntakeStore::open(pool, keyring, supervisor).await?)
         }
     })
 }
 
 /// A bound intake server, serving once [`Intake::run_until_stopped`] is awaited.
 pub struct Intake {
-    server: GrpcServer,
+    host: Host,
     config: IntakeConfig,
     api: IntakeApi,
     store: Ready<Arc<dyn IntakeStore>>,
     keyring: Arc<Keyring>,
     key: InternalKey,
-    shutdown: CancellationToken,
 }
 
 impl Intake {
     pub async fn build(config: IntakeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let deadlines = config.deadline_calculator()?;
         let keyring = Arc::new(config.pii.keyring()?);
-        let server = GrpcServer::bind(&config.server, SERVICES).await?;
+        let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let store = Ready::new();
         let taxonomies = if config.taxonomies_dir.is_empty() {
             Vec::new()
@@ -159,37 +166,52 @@ impl Intake {
             domain::classify::Taxonomy::load_dir(std::path::Path::new(&config.taxonomies_dir))
                 .context("taxonomies_dir")?
         };
-        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), shutdown.clone())
+        let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), host.shutdown())
             .with_recurrence_window(config.recurrence_window_days)
             .with_taxonomies(taxonomies);
-        Ok(Self { server, config, api, store, keyring, key, shutdown })
+        Ok(Self { host, config, api, store, keyring, key })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.server.local_addr()
+        self.host.local_addr()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let routes = Routes::new(IntakeServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
-            .add_service(PersonalDataServiceServer::with_interceptor(self.api.clone(), self.key.interceptor()))
-            .add_service(IntakeEventFeedServiceServer::with_interceptor(self.api, self.key.interceptor()));
-        // The store's background work (the PostgreSQL sequencer) outlives the drain, so that
-        // events committed by calls still in flight at shutdown get their feed positions.
-        let store_stop = CancellationToken::new();
+        let Self { host, config, api, store, keyring, key } = self;
+        let routes = Routes::new(IntakeServiceServer::with_interceptor(api.clone(), key.interceptor()))
+            .add_service(PersonalDataServiceServer::with_interceptor(api.clone(), key.interceptor()))
+            .add_service(IntakeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
+        let supervisor = host.supervisor().clone();
         let init = async {
-            tracing::info!(database = %self.config.database, "opening intake store");
-            let store = open_store(&self.config.database, self.keyring.clone(), store_stop.clone()).await?;
-            self.store.set(store);
+            tracing::info!(database = %config.database, "opening intake store");
+            let opened = open_store(&config.database, keyring.clone(), &supervisor).await?;
+            store.set(opened.clone());
+            let pruned = opened.clone();
+            supervisor.spawn(
+                "retention",
+                run_pruner(
+                    opened.feed().clone(),
+                    config.retention.clone(),
+                    move |before| {
+                        let store = pruned.clone();
+                        async move { store.prune_requests(before).await }
+                    },
+                    supervisor.stopping(),
+                )
+                .map(Ok),
+            );
             tracing::info!("intake ready");
             Ok(())
         };
-        let served = self.server.run(routes, SERVICES, init, self.shutdown.clone()).await;
-        if let Ok(store) = self.store.get()
-            && let Err(e) = store.feed().sequence_now().await
-        {
-            tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
-        }
-        store_stop.cancel();
-        served
+        // Events committed by calls still in flight at shutdown get their feed positions
+        // before the sequencer stops.
+        let after_drain = || async {
+            if let Ok(store) = store.get()
+                && let Err(e) = store.feed().sequence_now().await
+            {
+                tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
+            }
+        };
+        host.run(routes, init, after_drain).await
     }
 }

@@ -19,6 +19,10 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::host::Supervisor;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
@@ -70,6 +74,32 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// A store's connection pool, of either backend (for code whose SQL suits both).
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// Runs a bounded `DELETE` (its `$1` is `cutoff`) until it removes nothing, and returns how
+    /// many rows it removed. For retention: each statement is a short transaction of its own,
+    /// which on SQLite waits its turn behind the writer.
+    pub async fn delete_in_batches(&self, sql: &'static str, cutoff: i64) -> anyhow::Result<u64> {
+        let mut removed = 0;
+        loop {
+            let n = match self {
+                Self::Sqlite(pool) => sqlx::query(sql).bind(cutoff).execute(pool).await?.rows_affected(),
+                Self::Postgres(pool) => sqlx::query(sql).bind(cutoff).execute(pool).await?.rows_affected(),
+            };
+            removed += n;
+            if n == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -107,7 +137,8 @@ pub struct Sqlite {
     pub writer: SqliteWriter,
 }
 
-pub async fn connect_sqlite(config: &DatabaseConfig) -> anyhow::Result<Sqlite> {
+/// Opens a SQLite file: a read pool, and the writer that `supervisor` runs.
+pub async fn connect_sqlite(config: &DatabaseConfig, supervisor: &Supervisor) -> anyhow::Result<Sqlite> {
     let options = sqlite_options(&config.url)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(config.max_connections.max(1))
@@ -115,7 +146,7 @@ pub async fn connect_sqlite(config: &DatabaseConfig) -> anyhow::Result<Sqlite> {
         .await
         .with_context(|| format!("cannot open {}", config.url))?;
     let conn = options.connect().await.with_context(|| format!("cannot open {}", config.url))?;
-    Ok(Sqlite { pool, writer: SqliteWriter::spawn(conn) })
+    Ok(Sqlite { pool, writer: SqliteWriter::spawn(conn, supervisor) })
 }
 
 pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
@@ -155,9 +186,13 @@ pub struct SqliteWriter {
 }
 
 impl SqliteWriter {
-    fn spawn(conn: SqliteConnection) -> Self {
+    fn spawn(conn: SqliteConnection, supervisor: &Supervisor) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_writer(conn, rx));
+        let stop = supervisor.stopping();
+        supervisor.spawn("sqlite-writer", async move {
+            run_writer(conn, rx, stop).await;
+            Ok(())
+        });
         Self { jobs }
     }
 
@@ -194,9 +229,22 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx
     sqlx::query(sql).execute(&mut *conn).await.map(|_| ())
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+/// Commits queued writes in batches until every handle is gone or `stop` fires; on `stop` it
+/// refuses new writes and commits those already queued.
+async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, stop: CancellationToken) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    let mut closed = false;
+    loop {
+        let next = tokio::select! {
+            biased;
+            job = rx.recv() => job,
+            () = stop.cancelled(), if !closed => {
+                rx.close();
+                closed = true;
+                continue;
+            }
+        };
+        let Some(first) = next else { break };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -296,7 +344,7 @@ mod tests {
     async fn failed_writes_roll_back_alone_and_batches_commit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let db = connect_sqlite(&DatabaseConfig { url, max_connections: 2 }).await.unwrap();
+        let db = connect_sqlite(&DatabaseConfig { url, max_connections: 2 }, &Supervisor::detached()).await.unwrap();
         sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)").execute(&db.pool).await.unwrap();
         let mut handles = Vec::new();
         for v in 0..200_i64 {

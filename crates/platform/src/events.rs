@@ -24,6 +24,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::ServiceError;
+use crate::db::Pool;
+use crate::host::Supervisor;
+use crate::principal::Principal;
 use crate::time::{from_micros, now, to_micros, to_timestamp};
 
 /// How often readers and the sequencer look for rows committed by other processes.
@@ -37,6 +41,9 @@ pub struct NewEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub aggregate: String,
+    /// The organisation unit the aggregate belongs to: feeds show the event only to callers
+    /// covering it.
+    pub org_unit: String,
     pub occur_time: DateTime<Utc>,
     pub payload: Vec<u8>,
     pub traceparent: String,
@@ -44,15 +51,17 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event about `aggregate` carrying `payload`, in the current span's trace.
-    pub fn new<M: prost::Name>(aggregate: impl Into<String>, payload: &M) -> Self {
-        Self::in_trace(aggregate, payload, crate::telemetry::TraceContext::current())
+    /// An event about `aggregate` (owned by `org_unit`) carrying `payload`, in the current
+    /// span's trace.
+    pub fn new<M: prost::Name>(aggregate: impl Into<String>, org_unit: impl Into<String>, payload: &M) -> Self {
+        Self::in_trace(aggregate, org_unit, payload, crate::telemetry::TraceContext::current())
     }
 
     /// An event about `aggregate` carrying `payload`, in the given trace (for events built away
     /// from the request's span, such as in a batch writer).
     pub fn in_trace<M: prost::Name>(
         aggregate: impl Into<String>,
+        org_unit: impl Into<String>,
         payload: &M,
         trace: crate::telemetry::TraceContext,
     ) -> Self {
@@ -61,6 +70,7 @@ impl NewEvent {
             event_id: Uuid::now_v7(),
             event_type: M::full_name(),
             aggregate: aggregate.into(),
+            org_unit: org_unit.into(),
             occur_time: now(),
             payload: payload.encode_to_vec(),
             traceparent,
@@ -74,15 +84,17 @@ impl NewEvent {
 
     /// Appends many events with one statement, in slice order.
     pub async fn append_all_sqlite(events: &[NewEvent], conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        // 7 bound values a row keeps each statement far below SQLite's variable limit.
+        // 8 bound values a row keeps each statement far below SQLite's variable limit.
         for chunk in events.chunks(1000) {
             let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO outbox (event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate) ",
+                "INSERT INTO outbox (event_id, event_type, aggregate, org_unit, occur_time_us, payload, traceparent, \
+                 tracestate) ",
             );
             query.push_values(chunk, |mut row, e| {
                 row.push_bind(e.event_id.to_string())
                     .push_bind(e.event_type.as_str())
                     .push_bind(e.aggregate.as_str())
+                    .push_bind(e.org_unit.as_str())
                     .push_bind(to_micros(e.occur_time))
                     .push_bind(e.payload.as_slice())
                     .push_bind(e.traceparent.as_str())
@@ -97,12 +109,13 @@ impl NewEvent {
     /// so that events of one aggregate get ids in their commit order.
     pub async fn append_postgres(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO outbox (event_id, event_type, aggregate, occur_time_us, payload, traceparent, tracestate) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO outbox (event_id, event_type, aggregate, org_unit, occur_time_us, payload, traceparent, \
+             tracestate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(self.event_id.to_string())
         .bind(&self.event_type)
         .bind(&self.aggregate)
+        .bind(&self.org_unit)
         .bind(to_micros(self.occur_time))
         .bind(&self.payload)
         .bind(&self.traceparent)
@@ -113,16 +126,84 @@ impl NewEvent {
     }
 }
 
+/// A store transaction that events can be appended to, on either backend.
+#[async_trait::async_trait]
+pub trait Outbox: Send {
+    /// Appends `events` in slice order, in the same transaction as the state they announce.
+    /// On PostgreSQL call it after the row locks on the aggregates, so that events of one
+    /// aggregate get ids in their commit order.
+    async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), sqlx::Error>;
+}
+
+#[async_trait::async_trait]
+impl Outbox for SqliteConnection {
+    async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+        NewEvent::append_all_sqlite(events, self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Outbox for PgConnection {
+    async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+        for event in events {
+            event.append_postgres(self).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The event tables every service's store has (outbox, consumer positions, dead letters,
+/// retention), migrated with a history of their own (`_redress_platform_migrations`) after the
+/// service's own migrations.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+const MIGRATIONS_TABLE: &str = "_redress_platform_migrations";
+
+/// Creates or updates the event tables of a SQLite store.
+pub async fn migrate_sqlite(pool: &SqlitePool) -> anyhow::Result<()> {
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(SQLITE_MIGRATIONS.migrations.to_vec());
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.run(pool).await.context("event table migrations failed (sqlite)")
+}
+
+/// Creates or updates the event tables of a PostgreSQL store.
+pub async fn migrate_postgres(pool: &PgPool) -> anyhow::Result<()> {
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(POSTGRES_MIGRATIONS.migrations.to_vec());
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.run(pool).await.context("event table migrations failed (postgres)")
+}
+
+/// Who may read which events of a feed: every event (service principals, callers of the whole
+/// platform), or only those of the organisation units a caller covers.
 #[derive(Clone)]
-enum Source {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+pub enum FeedScope {
+    All,
+    Of(Arc<Principal>),
+}
+
+impl FeedScope {
+    /// The scope of a verified caller.
+    pub fn of(principal: Arc<Principal>) -> Self {
+        if principal.is_service() || principal.org_unit == crate::principal::ROOT_ORG_UNIT {
+            Self::All
+        } else {
+            Self::Of(principal)
+        }
+    }
+
+    pub fn shows(&self, event_org_unit: &str) -> bool {
+        match self {
+            Self::All => true,
+            // Events written before they carried a unit ('') are shown to the whole platform only.
+            Self::Of(principal) => !event_org_unit.is_empty() && principal.covers(event_org_unit),
+        }
+    }
 }
 
 /// The readable side of one publisher's outbox.
 #[derive(Clone)]
 pub struct Feed {
-    source: Source,
+    source: Pool,
     /// Woken when the publisher commits events (sequencer on PostgreSQL, readers on SQLite).
     committed: Arc<Notify>,
     /// Woken when new positions become readable.
@@ -131,32 +212,42 @@ pub struct Feed {
 
 impl Feed {
     pub fn sqlite(pool: SqlitePool) -> Self {
-        Self::with(Source::Sqlite(pool))
+        Self::with(Pool::Sqlite(pool))
     }
 
-    /// A PostgreSQL feed; its sequencer runs until `shutdown`.
-    pub fn postgres(pool: PgPool, shutdown: CancellationToken) -> Self {
-        let feed = Self::with(Source::Postgres(pool));
-        tokio::spawn(feed.clone().run_sequencer(shutdown));
+    /// A PostgreSQL feed; `supervisor` runs its sequencer.
+    pub fn postgres(pool: PgPool, supervisor: &Supervisor) -> Self {
+        let feed = Self::with(Pool::Postgres(pool));
+        let stop = supervisor.stopping();
+        let sequencer = feed.clone();
+        supervisor.spawn("outbox-sequencer", async move {
+            sequencer.run_sequencer(stop).await;
+            Ok(())
+        });
         feed
     }
 
-    fn with(source: Source) -> Self {
+    /// The pool of the store the feed reads.
+    pub fn pool(&self) -> &Pool {
+        &self.source
+    }
+
+    fn with(source: Pool) -> Self {
         Self { source, committed: Arc::new(Notify::new()), readable: Arc::new(tokio::sync::watch::channel(0).0) }
     }
 
     /// Tells the feed that the publisher committed events.
     pub fn notify_committed(&self) {
         match self.source {
-            Source::Sqlite(_) => self.readable.send_modify(|v| *v = v.wrapping_add(1)),
-            Source::Postgres(_) => self.committed.notify_one(),
+            Pool::Sqlite(_) => self.readable.send_modify(|v| *v = v.wrapping_add(1)),
+            Pool::Postgres(_) => self.committed.notify_one(),
         }
     }
 
     /// Makes every event committed so far readable now (on PostgreSQL this runs a sequencer
     /// pass instead of waiting for the background one; on SQLite they already are).
     pub async fn sequence_now(&self) -> anyhow::Result<()> {
-        if let Source::Postgres(pool) = &self.source
+        if let Pool::Postgres(pool) = &self.source
             && sequence_postgres(pool).await? > 0
         {
             self.readable.send_modify(|v| *v = v.wrapping_add(1));
@@ -166,28 +257,117 @@ impl Feed {
 
     /// Committed events with position greater than `after`, in position order.
     pub async fn read_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<Event>> {
+        Ok(self.read_rows(after, limit).await?.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// [`Feed::read_after`], each event with its organisation unit.
+    async fn read_rows(&self, after: i64, limit: i64) -> anyhow::Result<Vec<(String, Event)>> {
         // `$n` placeholders are understood by both SQLite and PostgreSQL.
-        const READ: &str = "SELECT position, event_id, event_type, aggregate, occur_time_us, payload, traceparent, \
-                            tracestate FROM outbox WHERE position > $1 ORDER BY position LIMIT $2";
+        const READ: &str = "SELECT position, event_id, event_type, aggregate, org_unit, occur_time_us, payload, \
+                            traceparent, tracestate FROM outbox WHERE position > $1 ORDER BY position LIMIT $2";
         let rows: Vec<OutboxRow> = match &self.source {
-            Source::Sqlite(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
-            Source::Postgres(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
+            Pool::Sqlite(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
         };
-        Ok(rows.into_iter().map(Event::from).collect())
+        Ok(rows.into_iter().map(|r| (r.org_unit.clone(), Event::from(r))).collect())
     }
 
     /// The highest readable position (0 when empty).
     pub async fn head(&self) -> anyhow::Result<i64> {
         let head: Option<i64> = match &self.source {
-            Source::Sqlite(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
-            Source::Postgres(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
+            Pool::Sqlite(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar("SELECT MAX(position) FROM outbox").fetch_one(pool).await?,
         };
         Ok(head.unwrap_or(0))
+    }
+
+    /// The highest position retention has removed (0 when nothing was).
+    pub async fn pruned_through(&self) -> anyhow::Result<i64> {
+        const PRUNED: &str = "SELECT pruned_through FROM feed_retention WHERE singleton = 1";
+        let pruned: Option<i64> = match &self.source {
+            Pool::Sqlite(pool) => sqlx::query_scalar(PRUNED).fetch_optional(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(PRUNED).fetch_optional(pool).await?,
+        };
+        Ok(pruned.unwrap_or(0))
+    }
+
+    /// Removes the events that occurred before `before`, oldest first, at most `limit` of them,
+    /// and returns how many it removed. Only a prefix of the feed is ever removed, so that a
+    /// reader resuming above the pruned position has missed nothing.
+    pub async fn prune(&self, before: DateTime<Utc>, limit: i64) -> anyhow::Result<u64> {
+        // The newest position among the oldest `limit` sequenced events older than the cut-off.
+        const THROUGH: &str = "SELECT MAX(position) FROM (SELECT position FROM outbox \
+            WHERE position IS NOT NULL AND occur_time_us < $1 ORDER BY position LIMIT $2) oldest";
+        const DELETE: &str = "DELETE FROM outbox WHERE position <= $1";
+        const RECORD: &str = "INSERT INTO feed_retention (singleton, pruned_through) VALUES (1, $1) \
+            ON CONFLICT (singleton) DO UPDATE SET pruned_through = excluded.pruned_through \
+            WHERE excluded.pruned_through > feed_retention.pruned_through";
+        let cutoff = to_micros(before);
+        let removed = match &self.source {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let through: Option<i64> =
+                    sqlx::query_scalar(THROUGH).bind(cutoff).bind(limit).fetch_one(&mut *tx).await?;
+                let Some(through) = through else { return Ok(0) };
+                let removed = sqlx::query(DELETE).bind(through).execute(&mut *tx).await?.rows_affected();
+                sqlx::query(RECORD).bind(through).execute(&mut *tx).await?;
+                tx.commit().await?;
+                removed
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let through: Option<i64> =
+                    sqlx::query_scalar(THROUGH).bind(cutoff).bind(limit).fetch_one(&mut *tx).await?;
+                let Some(through) = through else { return Ok(0) };
+                let removed = sqlx::query(DELETE).bind(through).execute(&mut *tx).await?.rows_affected();
+                sqlx::query(RECORD).bind(through).execute(&mut *tx).await?;
+                tx.commit().await?;
+                removed
+            }
+        };
+        Ok(removed)
+    }
+
+    /// A `StreamEvents` call: every event after `after` that `scope` may read, in batches of
+    /// consecutive events, then new ones as they commit, until the caller goes away or
+    /// `shutdown` fires. Asking to resume below what retention has removed is refused with
+    /// FAILED_PRECONDITION (`FEED_POSITION_PRUNED`, naming the oldest position still kept).
+    pub async fn subscribe(
+        &self,
+        after: i64,
+        scope: FeedScope,
+        shutdown: CancellationToken,
+    ) -> Result<ReceiverStream<Result<Vec<Event>, tonic::Status>>, ServiceError> {
+        if after < 0 {
+            return Err(ServiceError::invalid("after_position", "must not be negative"));
+        }
+        let pruned = self.pruned_through().await?;
+        if after < pruned {
+            let oldest = pruned + 1;
+            return Err(ServiceError::FailedPrecondition {
+                reason: "FEED_POSITION_PRUNED",
+                message: format!(
+                    "events up to position {pruned} were removed by retention; the oldest position still \
+                     available is {oldest} (resume with after_position {pruned} or later)"
+                ),
+                metadata: std::collections::HashMap::from([("oldest_position".to_owned(), oldest.to_string())]),
+            });
+        }
+        Ok(self.stream_scoped(after, scope, shutdown))
     }
 
     /// Streams every event after `after` in batches of consecutive events, then follows new
     /// ones, until the receiver goes away or `shutdown` fires.
     pub fn stream(&self, after: i64, shutdown: CancellationToken) -> ReceiverStream<Result<Vec<Event>, tonic::Status>> {
+        self.stream_scoped(after, FeedScope::All, shutdown)
+    }
+
+    fn stream_scoped(
+        &self,
+        after: i64,
+        scope: FeedScope,
+        shutdown: CancellationToken,
+    ) -> ReceiverStream<Result<Vec<Event>, tonic::Status>> {
         let (tx, rx) = mpsc::channel(4);
         let feed = self.clone();
         tokio::spawn(async move {
@@ -195,17 +375,22 @@ impl Feed {
             let mut readable = feed.readable.subscribe();
             loop {
                 readable.mark_unchanged();
-                let batch = match feed.read_after(cursor, READ_BATCH).await {
-                    Ok(batch) => batch,
+                let rows = match feed.read_rows(cursor, READ_BATCH).await {
+                    Ok(rows) => rows,
                     Err(e) => {
                         tracing::warn!(error = format!("{e:#}"), "event feed read failed");
                         let _ = tx.send(Err(tonic::Status::unavailable("event feed read failed"))).await;
                         return;
                     }
                 };
-                let full = batch.len() as i64 == READ_BATCH;
-                if let Some(last) = batch.last() {
+                let full = rows.len() as i64 == READ_BATCH;
+                if let Some((_, last)) = rows.last() {
+                    // Past the events the caller may not read, too: they are never sent.
                     cursor = last.position;
+                }
+                let batch: Vec<Event> =
+                    rows.into_iter().filter(|(unit, _)| scope.shows(unit)).map(|(_, event)| event).collect();
+                if !batch.is_empty() {
                     // A subscriber that stopped reading must not hold up shutdown.
                     tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -227,7 +412,7 @@ impl Feed {
     }
 
     async fn run_sequencer(self, shutdown: CancellationToken) {
-        let Source::Postgres(pool) = &self.source else {
+        let Pool::Postgres(pool) = &self.source else {
             return;
         };
         loop {
@@ -248,13 +433,78 @@ impl Feed {
     }
 }
 
+/// How long events and idempotency records are kept.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RetentionConfig {
+    /// Days an event stays on the feed (D-PII retention aside, consumers must keep up within it).
+    pub feed_days: u32,
+    /// Days a request id is remembered for retries (AIP-155).
+    pub idempotency_days: u32,
+    /// How often the pruner runs, in seconds.
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { feed_days: 90, idempotency_days: 30, interval_secs: 3600 }
+    }
+}
+
+impl RetentionConfig {
+    pub fn feed_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::days(i64::from(self.feed_days.max(1)))
+    }
+
+    pub fn idempotency_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::days(i64::from(self.idempotency_days.max(1)))
+    }
+}
+
+/// Removes what retention no longer keeps, every `config.interval_secs`, until `stop`: the
+/// feed's old events, and whatever else `extra` prunes (a service's idempotency records).
+pub async fn run_pruner<F, Fut>(feed: Feed, config: RetentionConfig, extra: F, stop: CancellationToken)
+where
+    F: Fn(DateTime<Utc>) -> Fut + Send,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send,
+{
+    const BATCH: i64 = 10_000;
+    loop {
+        let now = now();
+        loop {
+            match feed.prune(config.feed_cutoff(now), BATCH).await {
+                Ok(n) if n > 0 => {
+                    metrics::counter!("redress_feed_pruned_total").increment(n);
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "feed pruning failed; retrying later");
+                    break;
+                }
+            }
+        }
+        match extra(config.idempotency_cutoff(now)).await {
+            Ok(n) => metrics::counter!("redress_idempotency_pruned_total").increment(n),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "idempotency pruning failed; retrying later"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(config.interval_secs.max(1))) => {}
+        }
+    }
+}
+
 /// Gives positions to committed, unsequenced outbox rows in id order. Only one sequencer runs
 /// at a time in a database; rows still uncommitted are invisible and get later positions.
 pub async fn sequence_postgres(pool: &PgPool) -> anyhow::Result<u64> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7262657373)").execute(&mut *tx).await?;
     let done = sqlx::query(
-        "WITH base AS (SELECT COALESCE(MAX(position), 0) AS p FROM outbox), \
+        "WITH base AS (SELECT GREATEST(COALESCE(MAX(position), 0), \
+                                       COALESCE((SELECT pruned_through FROM feed_retention), 0)) AS p FROM outbox), \
               pending AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox \
                           WHERE position IS NULL ORDER BY id LIMIT 5000) \
          UPDATE outbox o SET position = base.p + pending.n FROM pending, base WHERE o.id = pending.id",
@@ -274,6 +524,7 @@ struct OutboxRow {
     event_id: String,
     event_type: String,
     aggregate: String,
+    org_unit: String,
     occur_time_us: i64,
     payload: Vec<u8>,
     traceparent: String,
@@ -292,8 +543,31 @@ impl From<OutboxRow> for Event {
             payload: Some(prost_types::Any { type_url, value: row.payload }),
             traceparent: row.traceparent,
             tracestate: row.tracestate,
+            org_unit: row.org_unit,
         }
     }
+}
+
+/// A `StreamEvents` response stream of a service's own response type.
+pub type FeedStream<R> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<R, tonic::Status>> + Send>>;
+
+/// The whole of a `StreamEvents` handler: the caller needs `events.read` and sees only the
+/// events of the organisation units it covers; each batch is wrapped by `respond` in the
+/// service's response message.
+pub async fn serve_stream<R, F>(
+    feed: &Feed,
+    principal: Arc<Principal>,
+    after: i64,
+    shutdown: CancellationToken,
+    respond: F,
+) -> Result<FeedStream<R>, ServiceError>
+where
+    R: Send + 'static,
+    F: Fn(Vec<Event>) -> R + Send + 'static,
+{
+    principal.require(crate::Permission::EventsRead)?;
+    let stream = feed.subscribe(after, FeedScope::of(principal), shutdown).await?;
+    Ok(Box::pin(stream.map(move |batch| batch.map(&respond))))
 }
 
 /// Batches of consecutive events, as a feed delivers them.

@@ -6,8 +6,10 @@
 
 pub mod config;
 pub mod db;
+pub mod dead_letters;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod metrics;
 pub mod paging;
 pub mod principal;

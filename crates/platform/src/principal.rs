@@ -36,6 +36,8 @@ pub enum Permission {
     /// Extend it to 60 days (higher-level branch or head-office senior manager, D-SLA-2).
     CasesExtendSpecial,
     EventsRead,
+    /// List and replay the events a consumer passed over (dead letters).
+    EventsAdmin,
     /// Read personal information in clear (D-PII-4).
     PiiRead,
     /// Export, correct and erase a person's information (data-subject rights).
@@ -43,7 +45,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Self::ComplaintsCreate,
         Self::ComplaintsRead,
         Self::ComplaintsClassify,
@@ -53,6 +55,7 @@ impl Permission {
         Self::CasesExtend,
         Self::CasesExtendSpecial,
         Self::EventsRead,
+        Self::EventsAdmin,
         Self::PiiRead,
         Self::PiiManage,
     ];
@@ -68,6 +71,7 @@ impl Permission {
             Self::CasesExtend => "cases.extend",
             Self::CasesExtendSpecial => "cases.extend.special",
             Self::EventsRead => "events.read",
+            Self::EventsAdmin => "events.admin",
             Self::PiiRead => "pii.read",
             Self::PiiManage => "pii.manage",
         }
@@ -88,6 +92,10 @@ pub struct Principal {
 
 /// The organisation unit that stands for the whole platform (every institution).
 pub const ROOT_ORG_UNIT: &str = "/";
+/// Subjects of service principals start with this.
+pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
+/// The role of service principals.
+pub const SERVICE_ROLE: &str = "service";
 
 impl Principal {
     /// Whether a resource owned by `org_unit` lies within this principal's organisation unit
@@ -99,6 +107,12 @@ impl Principal {
         own == ROOT_ORG_UNIT
             || (!own.is_empty()
                 && (org_unit == own || org_unit.strip_prefix(own).is_some_and(|rest| rest.starts_with('/'))))
+    }
+
+    /// A service of the suite acting on its own behalf (signed with the internal key; the
+    /// gateway never lets a caller claim it).
+    pub fn is_service(&self) -> bool {
+        self.subject.starts_with(SERVICE_SUBJECT_PREFIX) && self.roles.iter().any(|r| r == SERVICE_ROLE)
     }
 
     /// The organisation unit lists are restricted to, or `None` for the whole platform.
@@ -121,8 +135,8 @@ impl Principal {
     /// The identity a service uses for its own calls to other services.
     pub fn service(name: &str, permissions: &[Permission]) -> Self {
         Self {
-            subject: format!("service:{name}"),
-            roles: vec!["service".to_owned()],
+            subject: format!("{SERVICE_SUBJECT_PREFIX}{name}"),
+            roles: vec![SERVICE_ROLE.to_owned()],
             org_unit: String::new(),
             permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
         }

@@ -541,7 +541,7 @@ fn finish(
         previous_state,
         details: detail.into_iter().collect(),
     };
-    fx.events.push(NewEvent::new(case.name.clone(), &changed));
+    fx.events.push(NewEvent::new(case.name.clone(), case.org_unit.clone(), &changed));
     for specific in std::mem::take(&mut fx.specific) {
         let event = match specific {
             Specific::Extended { total_days, reason, approved_by } => {
@@ -549,6 +549,7 @@ fn finish(
                 let complainant_notice = extension_notice(case, total_days, &due_time, &reason, rules);
                 NewEvent::new(
                     case.name.clone(),
+                    case.org_unit.clone(),
                     &DecisionDeadlineExtended {
                         case: Some(case.clone()),
                         total_days: i32::try_from(total_days).unwrap_or(i32::MAX),
@@ -561,6 +562,7 @@ fn finish(
             }
             Specific::SurveyAnswered => NewEvent::new(
                 case.name.clone(),
+                case.org_unit.clone(),
                 &SurveyAnswered {
                     case: Some(case.clone()),
                     survey: case.survey.clone(),
@@ -569,6 +571,7 @@ fn finish(
             ),
             Specific::Closed { reason } => NewEvent::new(
                 case.name.clone(),
+                case.org_unit.clone(),
                 &CaseClosed { case: Some(case.clone()), reason, measures: Some(measures(case)) },
             ),
         };
@@ -871,6 +874,7 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
         );
         fx.events.push(NewEvent::new(
             case.name.clone(),
+            case.org_unit.clone(),
             &CoordinationTaskOverdue { case: Some(case.clone()), task: Some(task), recipients },
         ));
         metrics::counter!("redress_case_reminders_total", "kind" => "task.overdue").increment(1);
@@ -885,7 +889,7 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
                 level: level as i32,
                 recipients: to.clone(),
             };
-            ("deadline.breached", NewEvent::new(case.name.clone(), &e))
+            ("deadline.breached", NewEvent::new(case.name.clone(), case.org_unit.clone(), &e))
         } else {
             let e = DeadlineAtRisk {
                 case: Some(case.clone()),
@@ -894,7 +898,7 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
                 level: level as i32,
                 recipients: to.clone(),
             };
-            ("deadline.at_risk", NewEvent::new(case.name.clone(), &e))
+            ("deadline.at_risk", NewEvent::new(case.name.clone(), case.org_unit.clone(), &e))
         };
         let due = instant(&due_time).map(|d| d.to_rfc3339()).unwrap_or_default();
         fx.record(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use redress_platform::ServiceError;
 use redress_platform::db::DatabaseConfig;
+use redress_platform::dead_letters::Replay;
 use redress_platform::principal::Principal;
 use redress_platform::testing::committed_events;
 use redress_platform::time::{now, to_timestamp};
@@ -14,19 +15,19 @@ use redress_proto::redress::case::v1::{
     Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, DeadlineBreached, LinkType, Money, PauseReason,
     ResolutionType, SurveyAnswered,
 };
-use redress_proto::redress::common::v1::Event;
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{Event, Grade, ListDeadLettersRequest, ReplayDeadLetterRequest};
 use redress_proto::redress::intake::v1::{
     Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn,
 };
-use tokio_util::sync::CancellationToken;
 
 use super::{CaseQuery, CaseStore, RequestKey, Update};
 use crate::domain::tests::{handler, rules, supervisor};
 use crate::domain::workflow::Command;
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn CaseStore> {
-    crate::open_store(config, Arc::new(rules()), CancellationToken::new()).await.expect("store opens")
+    crate::open_store(config, Arc::new(rules()), &redress_platform::host::Supervisor::detached())
+        .await
+        .expect("store opens")
 }
 
 fn accepted(position: i64, n: u32) -> Event {
@@ -50,6 +51,7 @@ fn accepted_in(position: i64, n: u32, org_unit: &str) -> Event {
         event_type: "redress.intake.v1.ComplaintAccepted".to_owned(),
         aggregate: payload.complaint.clone(),
         payload: Some(prost_types::Any::from_msg(&payload).unwrap()),
+        org_unit: org_unit.to_owned(),
         ..Default::default()
     }
 }
@@ -61,6 +63,8 @@ redress_platform::conformance_suite!(
     cases_list_by_state_and_complaint_with_pages,
     case_lists_are_scoped_to_an_organisation_unit,
     an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed,
+    a_dead_letter_is_listed_fixed_by_replay_and_applied_once,
+    one_batch_of_intake_events_gives_the_same_cases_links_and_feed_order,
     an_opened_case_starts_a_verifiable_audit_trail,
     a_case_walks_through_every_state,
     two_updates_with_the_same_etag_one_wins,
@@ -154,12 +158,159 @@ async fn an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed(store
     assert_eq!(store.apply(vec![broken.clone()]).await.unwrap(), 2);
     let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(cases.iter().map(|c| c.case.complaint.as_str()).collect::<Vec<_>>(), ["complaints/00000002"]);
-    let dead = store.dead_letters(10).await.unwrap();
+    let dead = store.list_dead_letters(&operator("/"), &ListDeadLettersRequest::default()).await.unwrap().dead_letters;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].position, 1);
+    assert_eq!((dead[0].name.as_str(), dead[0].position), ("consumers/intake/deadLetters/1", 1));
     assert_eq!(dead[0].event_id, broken.event_id);
-    assert_eq!(dead[0].payload, [0xff, 0xff, 0xff]);
+    assert_eq!(dead[0].payload.as_ref().unwrap().value, [0xff, 0xff, 0xff]);
     assert!(!dead[0].error.is_empty());
+}
+
+fn operator(org_unit: &str) -> Principal {
+    Principal {
+        subject: "user:ops".to_owned(),
+        roles: vec!["operator".to_owned()],
+        org_unit: org_unit.to_owned(),
+        permissions: vec!["events.admin".to_owned()],
+    }
+}
+
+fn replay_of(position: i64, payload: Option<prost_types::Any>, by: &Principal) -> Result<Replay, ServiceError> {
+    let request = ReplayDeadLetterRequest { name: format!("consumers/intake/deadLetters/{position}"), payload };
+    Replay::parse(Arc::new(by.clone()), request)
+}
+
+async fn a_dead_letter_is_listed_fixed_by_replay_and_applied_once(store: Arc<dyn CaseStore>) {
+    let good = accepted(1, 1);
+    let mut broken = good.clone();
+    broken.payload.as_mut().unwrap().value = vec![0xff, 0xff, 0xff];
+    store.apply(vec![broken, accepted(2, 2)]).await.unwrap();
+    let admin = operator("institutions/demo");
+    let outstanding = || async {
+        let request = ListDeadLettersRequest::default();
+        store.list_dead_letters(&admin, &request).await.unwrap().dead_letters
+    };
+    assert_eq!(outstanding().await.len(), 1);
+    // Another institution's operator sees none and cannot replay it; a reader cannot at all.
+    let foreign = operator("institutions/other");
+    assert!(
+        store.list_dead_letters(&foreign, &ListDeadLettersRequest::default()).await.unwrap().dead_letters.is_empty()
+    );
+    let err = store.replay_dead_letter(replay_of(1, None, &foreign).unwrap()).await.unwrap_err();
+    assert!(matches!(err, ServiceError::NotFound { .. }), "{err}");
+    let reader = Principal { permissions: vec!["events.read".to_owned()], ..admin.clone() };
+    assert!(matches!(replay_of(1, None, &reader), Err(ServiceError::PermissionDenied(_))));
+    // Replayed as received it still fails, and nothing is written.
+    let err = store.replay_dead_letter(replay_of(1, None, &admin).unwrap()).await.unwrap_err();
+    assert_eq!(err.reason(), "DEAD_LETTER_STILL_FAILS", "{err}");
+    // A payload of another type is refused.
+    let wrong = Some(prost_types::Any::from_msg(&ComplaintWithdrawn::default()).unwrap());
+    let err = store.replay_dead_letter(replay_of(1, wrong, &admin).unwrap()).await.unwrap_err();
+    assert!(matches!(err, ServiceError::InvalidArgument(_)), "{err}");
+    assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
+    // With the corrected payload it opens the case, once however often it is replayed.
+    let corrected = good.payload.clone();
+    let replayed = store.replay_dead_letter(replay_of(1, corrected.clone(), &admin).unwrap()).await.unwrap();
+    assert_eq!(replayed.replayed_by, "user:ops");
+    assert!(replayed.replay_time_us.is_some());
+    let again = store.replay_dead_letter(replay_of(1, corrected, &admin).unwrap()).await.unwrap();
+    assert_eq!(again.replay_time_us, replayed.replay_time_us, "returned unchanged, not applied again");
+    let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let mut complaints: Vec<_> = cases.iter().map(|c| c.case.complaint.clone()).collect();
+    complaints.sort();
+    assert_eq!(complaints, ["complaints/00000001", "complaints/00000002"]);
+    let opened = committed_events(store.feed(), 0, 10).await.unwrap();
+    assert_eq!(opened.len(), 2, "one CaseOpened each");
+    assert!(outstanding().await.is_empty());
+    let all = ListDeadLettersRequest { show_replayed: true, ..Default::default() };
+    let listed = store.list_dead_letters(&admin, &all).await.unwrap().dead_letters;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].replay_time.is_some() && listed[0].replay_payload.is_some());
+}
+
+/// One batch mixing every kind of intake event, applied in one go: the cases, their links and
+/// the feed they announce must be the same on every backend, in event order.
+async fn one_batch_of_intake_events_gives_the_same_cases_links_and_feed_order(store: Arc<dyn CaseStore>) {
+    let mut repeat = accepted(3, 2);
+    let mut payload: ComplaintAccepted = repeat.payload.as_ref().unwrap().to_msg().unwrap();
+    payload.recurrence_of = "complaints/00000001".to_owned();
+    repeat.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+    let mut broken = accepted(5, 4);
+    broken.payload.as_mut().unwrap().value = vec![0xff];
+    let withdrawn = ComplaintWithdrawn {
+        complaint: "complaints/00000003".to_owned(),
+        withdraw_time: Some(to_timestamp(now())),
+        reason: "已解决".to_owned(),
+    };
+    let withdrawn = Event {
+        position: 7,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: "redress.intake.v1.ComplaintWithdrawn".to_owned(),
+        payload: Some(prost_types::Any::from_msg(&withdrawn).unwrap()),
+        ..Default::default()
+    };
+    let batch = vec![
+        accepted(1, 1),
+        reclassified(2, 1, Grade::Urgent),
+        repeat,
+        reclassified(4, 2, Grade::Important),
+        broken,
+        accepted(6, 3),
+        withdrawn,
+        reclassified(8, 3, Grade::Major),
+    ];
+    assert_eq!(store.apply(batch).await.unwrap(), 8);
+    let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let complaint_of =
+        |case: &str| cases.iter().find(|c| c.case.name == case).map(|c| c.case.complaint.clone()).unwrap_or_default();
+    let mut summary: Vec<String> = cases
+        .iter()
+        .map(|c| {
+            let links: Vec<String> = c.case.links.iter().map(|l| complaint_of(&l.case)).collect();
+            let state = CaseState::try_from(c.case.state).unwrap().as_str_name();
+            format!("{} {state} grade {} links {links:?}", c.case.complaint, c.case.grade)
+        })
+        .collect();
+    summary.sort();
+    assert_eq!(
+        summary,
+        [
+            "complaints/00000001 CASE_STATE_ACCEPTED grade 3 links [\"complaints/00000002\"]",
+            "complaints/00000002 CASE_STATE_ACCEPTED grade 2 links [\"complaints/00000001\"]",
+            "complaints/00000003 CASE_STATE_WITHDRAWN grade 1 links []",
+        ]
+    );
+    let feed: Vec<String> = committed_events(store.feed(), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let kind = e.event_type.rsplit('.').next().unwrap_or_default().to_owned();
+            let action = match kind.as_str() {
+                "CaseChanged" => {
+                    let changed: CaseChanged = e.payload.as_ref().unwrap().to_msg().unwrap();
+                    format!(" {}", changed.action)
+                }
+                _ => String::new(),
+            };
+            format!("{kind}{action} {}", complaint_of(&e.aggregate))
+        })
+        .collect();
+    assert_eq!(
+        feed,
+        [
+            "CaseOpened complaints/00000001",
+            "CaseChanged case.grade_changed complaints/00000001",
+            "CaseOpened complaints/00000002",
+            "CaseChanged case.linked complaints/00000002",
+            "CaseChanged case.linked complaints/00000001",
+            "CaseChanged case.grade_changed complaints/00000002",
+            "CaseOpened complaints/00000003",
+            "CaseChanged case.transitioned complaints/00000003",
+        ]
+    );
+    let dead = store.list_dead_letters(&operator("/"), &ListDeadLettersRequest::default()).await.unwrap().dead_letters;
+    assert_eq!(dead.iter().map(|d| d.position).collect::<Vec<_>>(), [5]);
 }
 
 async fn an_opened_case_starts_a_verifiable_audit_trail(store: Arc<dyn CaseStore>) {

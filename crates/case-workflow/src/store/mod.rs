@@ -2,8 +2,10 @@
 //! suite. Opening cases from intake events happens here, in the same transaction as the
 //! consumer position, so a redelivered event can never open a second case.
 
+mod ops;
 mod postgres;
 mod sqlite;
+mod tx;
 
 use std::collections::BTreeMap;
 
@@ -14,13 +16,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redress_platform::ServiceError;
 use redress_platform::db::CommitFailed;
+use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_platform::time::{now, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState, LinkType};
-use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ListDeadLettersResponse};
 use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
 
 use crate::domain::audit::AuditRecord;
@@ -95,8 +98,21 @@ pub struct ListedCase {
 pub trait CaseStore: EventSink + Send + Sync + 'static {
     async fn get(&self, id: &str) -> anyhow::Result<Option<Case>>;
     async fn list(&self, query: &CaseQuery) -> anyhow::Result<Vec<ListedCase>>;
-    /// Events passed over as unappliable, in position order.
-    async fn dead_letters(&self, limit: i64) -> anyhow::Result<Vec<DeadLetter>>;
+    /// The events case-workflow's consumers passed over as unappliable (`ListDeadLetters`).
+    async fn list_dead_letters(
+        &self,
+        principal: &Principal,
+        request: &ListDeadLettersRequest,
+    ) -> Result<ListDeadLettersResponse, ServiceError> {
+        redress_platform::dead_letters::list(self.feed().pool(), principal, request).await
+    }
+    /// Applies a dead letter again and marks it replayed, at most once (`ReplayDeadLetter`).
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, ServiceError>;
+    /// Forgets request ids first used before `before` (retention); returns how many.
+    async fn prune_requests(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let cutoff = redress_platform::time::to_micros(before);
+        self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
+    }
     /// The audit trail of a case, `None` when there is no such case.
     async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>>;
     /// Applies one change to a case (and the other case of a link) with its audit entries and
@@ -158,6 +174,10 @@ impl From<anyhow::Error> for UpdateError {
     }
 }
 
+/// Forgets up to 5,000 request ids older than `$1` (both backends).
+const PRUNE_REQUESTS: &str = "DELETE FROM case_requests WHERE request_id IN \
+    (SELECT request_id FROM case_requests WHERE record_time_us < $1 LIMIT 5000)";
+
 /// A case as stored, with what the write must check and continue.
 #[derive(sqlx::FromRow)]
 pub(crate) struct LoadedRow {
@@ -166,12 +186,6 @@ pub(crate) struct LoadedRow {
     audit_length: i64,
     audit_head: String,
 }
-
-/// Loads a case for a change.
-pub(crate) const LOAD: &str = "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1";
-/// [`LOAD`], locking the row until the transaction ends (PostgreSQL).
-pub(crate) const LOAD_LOCKED: &str =
-    "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1 FOR UPDATE";
 
 /// The stored first result of a request id.
 pub(crate) const LOAD_REQUEST: &str = "SELECT fingerprint, response FROM case_requests WHERE request_id = $1";
@@ -445,43 +459,6 @@ pub struct AuditTrail {
     pub head: String,
 }
 
-/// What an intake event means for cases: ComplaintAccepted opens one; other events are
-/// passed over (their position still advances).
-/// Dead letters of a consumer in position order (`$n` placeholders suit both backends).
-const DEAD_LETTERS: &str = "SELECT position, event_id, event_type, error, payload FROM dead_letters \
-                            WHERE consumer = $1 ORDER BY position LIMIT $2";
-
-/// Records a dead letter (idempotent on consumer and position); bound by [`insert_dead_letter!`].
-const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters \
-    (consumer, position, event_id, event_type, error, payload, record_time_us) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
-
-/// [`INSERT_DEAD_LETTER`] with a [`DeadLetter`] bound.
-macro_rules! insert_dead_letter {
-    ($d:expr) => {{
-        let d: &$crate::store::DeadLetter = $d;
-        sqlx::query($crate::store::INSERT_DEAD_LETTER)
-            .bind($crate::store::INTAKE_CONSUMER)
-            .bind(d.position)
-            .bind(d.event_id.clone())
-            .bind(d.event_type.clone())
-            .bind(d.error.clone())
-            .bind(d.payload.clone())
-            .bind(redress_platform::time::to_micros(redress_platform::time::now()))
-    }};
-}
-use insert_dead_letter;
-
-/// An event passed over because it cannot be applied, kept with its payload.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DeadLetter {
-    pub position: i64,
-    pub event_id: String,
-    pub event_type: String,
-    pub error: String,
-    pub payload: Vec<u8>,
-}
-
 /// What one intake event means for cases.
 enum Effect {
     Open(Box<Opening>),
@@ -489,9 +466,9 @@ enum Effect {
     /// follows.
     Follow(Follow),
     Nothing,
-    /// It cannot be applied, now or on any retry; it is recorded and passed over so that the
-    /// events behind it still open their cases.
-    DeadLetter(DeadLetter),
+    /// It cannot be applied, now or on any retry (why): it is recorded as a dead letter and
+    /// passed over so that the events behind it still apply.
+    Unappliable(String),
 }
 
 /// A change intake asks of a complaint's case: a reclassification's grade, or a withdrawal.
@@ -575,9 +552,6 @@ pub(crate) fn recurrence_of(event: &Event) -> Option<String> {
     Some(accepted.recurrence_of).filter(|r| !r.is_empty())
 }
 
-/// Finds a case by its complaint (both backends).
-pub(crate) const CASE_OF_COMPLAINT: &str = "SELECT id FROM cases WHERE complaint = $1";
-
 fn effect_of(event: &Event, rules: &Rules) -> Effect {
     let effect = match follow_for(event) {
         Ok(Some(follow)) => return Effect::Follow(follow),
@@ -587,23 +561,7 @@ fn effect_of(event: &Event, rules: &Rules) -> Effect {
     match effect {
         Ok(Some(effect)) => effect,
         Ok(None) => Effect::Nothing,
-        Err(e) => {
-            tracing::error!(
-                position = event.position,
-                event_id = %event.event_id,
-                event_type = %event.event_type,
-                error = format!("{e:#}"),
-                "intake event cannot be applied; recorded as a dead letter"
-            );
-            metrics::counter!("redress_consumer_dead_letters_total", "consumer" => INTAKE_CONSUMER).increment(1);
-            Effect::DeadLetter(DeadLetter {
-                position: event.position,
-                event_id: event.event_id.clone(),
-                event_type: event.event_type.clone(),
-                error: format!("{e:#}"),
-                payload: event.payload.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
-            })
-        }
+        Err(e) => Effect::Unappliable(format!("{e:#}")),
     }
 }
 
@@ -645,7 +603,7 @@ fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> 
     };
     rules.clocks.opening(&mut case);
     let next_check_us = rules.clocks.next_check(&case).map(|t| t.timestamp_micros());
-    let event = NewEvent::new(case.name.clone(), &CaseOpened { case: Some(case.clone()) });
+    let event = NewEvent::new(case.name.clone(), case.org_unit.clone(), &CaseOpened { case: Some(case.clone()) });
     let record = case.encode_to_vec();
     let details = BTreeMap::from([
         ("complaint".to_owned(), case.complaint.clone()),
@@ -663,6 +621,17 @@ fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> 
         },
     });
     Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit, next_check_us, link }))
+}
+
+/// Counts what a consumer batch or replay did and wakes the feed's readers when it announced
+/// anything.
+fn applied(feed: &Feed, applied: &ops::Applied) {
+    if applied.opened > 0 {
+        metrics::counter!("redress_cases_opened_total").increment(applied.opened as u64);
+    }
+    if applied.announced() {
+        feed.notify_committed();
+    }
 }
 
 pub fn etag(version: i64) -> String {

@@ -14,9 +14,13 @@ use tokio_util::sync::CancellationToken;
 use super::{Erased, Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted};
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn IntakeStore> {
-    crate::open_store(config, Arc::new(crate::domain::pii::test_keyring()), CancellationToken::new())
-        .await
-        .expect("store opens")
+    crate::open_store(
+        config,
+        Arc::new(crate::domain::pii::test_keyring()),
+        &redress_platform::host::Supervisor::detached(),
+    )
+    .await
+    .expect("store opens")
 }
 
 fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) -> NewComplaint {
@@ -59,6 +63,8 @@ redress_platform::conformance_suite!(
     a_correction_to_another_person_moves_the_complaint_to_them,
     an_override_is_what_recurrence_compares,
     people_sharing_a_phone_stay_apart_when_their_id_numbers_differ,
+    retention_prunes_the_oldest_events_and_a_reader_below_them_is_told_where_to_resume,
+    retention_forgets_old_request_ids_but_never_an_imports,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -558,4 +564,53 @@ async fn people_sharing_a_phone_stay_apart_when_their_id_numbers_differ(store: A
         store.export(&by_id(&alice_id), &access("export", "x")).await.unwrap().is_empty(),
         "Alice has nothing left"
     );
+}
+
+async fn retention_prunes_the_oldest_events_and_a_reader_below_them_is_told_where_to_resume(
+    store: Arc<dyn IntakeStore>,
+) {
+    use redress_platform::ServiceError;
+    use redress_platform::events::FeedScope;
+    use tokio_stream::StreamExt;
+
+    for i in 0..3 {
+        store.submit(new_complaint(&format!("r{i}"), &format!("facts {i}"), 0, 3)).await.unwrap();
+    }
+    let feed = store.feed();
+    let head = committed_events(feed, 0, 10).await.unwrap().last().unwrap().position;
+    assert_eq!(head, 3);
+    let later = Utc::now() + Duration::hours(1);
+    // Everything is older than the cut-off; at most two go per pass, oldest first.
+    assert_eq!(feed.prune(later, 2).await.unwrap(), 2);
+    assert_eq!(feed.pruned_through().await.unwrap(), 2);
+    let stop = CancellationToken::new();
+    let err = feed.subscribe(0, FeedScope::All, stop.clone()).await.unwrap_err();
+    let ServiceError::FailedPrecondition { reason, metadata, .. } = &err else { panic!("{err}") };
+    assert_eq!((*reason, metadata["oldest_position"].as_str()), ("FEED_POSITION_PRUNED", "3"));
+    let mut resumed = feed.subscribe(2, FeedScope::All, stop.clone()).await.unwrap();
+    let batch = resumed.next().await.unwrap().unwrap();
+    assert_eq!(batch.iter().map(|e| e.position).collect::<Vec<_>>(), [3]);
+    // A feed pruned empty still never hands out a position twice.
+    assert_eq!(feed.prune(later, 100).await.unwrap(), 1);
+    store.submit(new_complaint("r9", "facts 9", 0, 3)).await.unwrap();
+    let next = committed_events(feed, 3, 10).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.position).collect::<Vec<_>>(), [4]);
+    // Nothing newer than the cut-off goes.
+    assert_eq!(feed.prune(Utc::now() - Duration::days(1), 100).await.unwrap(), 0);
+    stop.cancel();
+}
+
+async fn retention_forgets_old_request_ids_but_never_an_imports(store: Arc<dyn IntakeStore>) {
+    let old = |request_id: &str| {
+        let mut new = new_complaint(request_id, request_id, 0, 3);
+        new.create_time = Utc::now() - Duration::days(40);
+        new
+    };
+    store.submit(old("api-1")).await.unwrap();
+    store.submit(old("import:cfpb:1")).await.unwrap();
+    store.submit(new_complaint("api-2", "api-2", 0, 3)).await.unwrap();
+    assert_eq!(store.prune_requests(Utc::now() - Duration::days(30)).await.unwrap(), 1);
+    assert!(matches!(store.submit(old("api-1")).await.unwrap(), Submitted::Created(_)), "forgotten");
+    assert!(matches!(store.submit(old("import:cfpb:1")).await.unwrap(), Submitted::Replayed(_)), "kept");
+    assert!(matches!(store.submit(new_complaint("api-2", "api-2", 0, 3)).await.unwrap(), Submitted::Replayed(_)));
 }

@@ -211,9 +211,21 @@ pub trait IntakeStore: Send + Sync + 'static {
     async fn subject_of(&self, complaint_id: &str) -> Result<Option<String>, StoreError>;
     /// Who accessed a subject's personal information, newest first.
     async fn pii_accesses(&self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
+    /// Forgets request ids first used before `before` (retention), except those of imports,
+    /// which keep a re-run import from recording a row twice however late it comes; returns
+    /// how many it forgot.
+    async fn prune_requests(&self, before: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
+        let cutoff = redress_platform::time::to_micros(before);
+        self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
+    }
     /// The feed of this store's outbox.
     fn feed(&self) -> &Feed;
 }
+
+/// Forgets up to 5,000 request ids older than `$1` (`$n` placeholders suit both backends;
+/// import request ids, `import:…`, are kept).
+pub(crate) const PRUNE_REQUESTS: &str = "DELETE FROM submit_requests WHERE request_id IN \
+    (SELECT request_id FROM submit_requests WHERE record_time_us < $1 AND request_id NOT LIKE 'import:%' LIMIT 5000)";
 
 /// A handler's override of a complaint's classification: the parts it sets, who and why.
 #[derive(Debug, Clone)]
@@ -454,6 +466,7 @@ pub(crate) fn withdrawn(mut complaint: Complaint, reason: &str, at: DateTime<Utc
     complaint.withdraw_reason = reason.to_owned();
     let event = NewEvent::new(
         complaint.name.clone(),
+        complaint.org_unit.clone(),
         &ComplaintWithdrawn {
             complaint: complaint.name.clone(),
             withdraw_time: complaint.withdraw_time,
@@ -474,6 +487,7 @@ pub(crate) fn reclassified(mut complaint: Complaint, change: &ClassificationOver
     complaint.classification = Some(classification.clone());
     let event = NewEvent::new(
         complaint.name.clone(),
+        complaint.org_unit.clone(),
         &ComplaintReclassified { complaint: complaint.name.clone(), classification: Some(classification), previous },
     );
     (complaint, event)
@@ -543,7 +557,8 @@ fn numbered(new: &NewComplaint, seq: i64, recurrence_of: Option<String>) -> (Com
         risk_signals: complaint.risk_signals.clone(),
         recurrence_of: complaint.recurrence_of.clone(),
     };
-    let mut events = vec![NewEvent::in_trace(complaint.name.clone(), &accepted, new.trace.clone())];
+    let mut events =
+        vec![NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &accepted, new.trace.clone())];
     if !complaint.risk_signals.is_empty() {
         let raised = RiskSignalRaised {
             complaint: complaint.name.clone(),
@@ -552,7 +567,7 @@ fn numbered(new: &NewComplaint, seq: i64, recurrence_of: Option<String>) -> (Com
             signals: complaint.risk_signals.clone(),
             grade: complaint.grade,
         };
-        events.push(NewEvent::in_trace(complaint.name.clone(), &raised, new.trace.clone()));
+        events.push(NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &raised, new.trace.clone()));
     }
     (complaint, events)
 }

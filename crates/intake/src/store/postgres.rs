@@ -7,9 +7,9 @@ use redress_platform::events::Feed;
 use redress_platform::time::to_micros;
 use std::sync::Arc;
 
+use redress_platform::host::Supervisor;
 use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{PgConnection, PgPool, Row};
-use tokio_util::sync::CancellationToken;
 
 use super::{
     ACCESSES, DELETE_INDEX, ERASE_SUBJECT, Erased, FIND_SUBJECT, INSERT_INDEX, INSERT_SUBJECT, Identifier, IntakeStore,
@@ -30,9 +30,10 @@ pub struct PostgresIntakeStore {
 const SUBJECT_LOCK: i64 = 0x7265_6472_7375_626a;
 
 impl PostgresIntakeStore {
-    pub async fn open(pool: PgPool, keyring: Arc<Keyring>, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn open(pool: PgPool, keyring: Arc<Keyring>, supervisor: &Supervisor) -> anyhow::Result<Self> {
         redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
-        let feed = Feed::postgres(pool.clone(), shutdown);
+        redress_platform::events::migrate_postgres(&pool).await?;
+        let feed = Feed::postgres(pool.clone(), supervisor);
         let store = Self { pool, feed, keyring };
         store.seal_legacy().await?;
         store.rewrap_keys().await?;
@@ -134,12 +135,13 @@ impl IntakeStore for PostgresIntakeStore {
         }
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
-            "INSERT INTO submit_requests (request_id, request_hash, complaint_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (request_id) DO NOTHING",
+            "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
         )
         .bind(&new.request_id)
         .bind(&new.request_hash)
         .bind(&new.id)
+        .bind(to_micros(new.create_time))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -422,7 +424,6 @@ mod tests {
 
     use redress_platform::testing::TestDatabase;
     use redress_proto::redress::intake::v1::complainant::Party;
-    use tokio_util::sync::CancellationToken;
 
     use crate::store::NewComplaint;
 
@@ -433,7 +434,9 @@ mod tests {
             return;
         };
         let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let store = crate::open_store(&db.config, keyring.clone(), CancellationToken::new()).await.unwrap();
+        let store = crate::open_store(&db.config, keyring.clone(), &redress_platform::host::Supervisor::detached())
+            .await
+            .unwrap();
         let mut secrets = Vec::new();
         for n in 0..50 {
             let (phone, id_number) = crate::domain::example::identity(n);

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use prost::Message;
 use redress_platform::db::Sqlite;
 use redress_platform::events::{Feed, NewEvent};
+use redress_platform::host::Supervisor;
 use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{QueryBuilder, Row, SqliteConnection};
@@ -36,11 +37,16 @@ pub struct SqliteIntakeStore {
 }
 
 impl SqliteIntakeStore {
-    pub async fn open(db: Sqlite, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
+    pub async fn open(db: Sqlite, keyring: Arc<Keyring>, supervisor: &Supervisor) -> anyhow::Result<Self> {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
+        redress_platform::events::migrate_sqlite(&db.pool).await?;
         let feed = Feed::sqlite(db.pool.clone());
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_batches(db.clone(), feed.clone(), keyring.clone(), rx));
+        let batches = run_batches(db.clone(), feed.clone(), keyring.clone(), rx, supervisor.stopping());
+        supervisor.spawn("submission-batcher", async move {
+            batches.await;
+            Ok(())
+        });
         let store = Self { db, feed, queue, keyring };
         store.seal_legacy().await?;
         store.rewrap_keys().await?;
@@ -322,8 +328,27 @@ async fn record_access(
     Ok(())
 }
 
-async fn run_batches(db: Sqlite, feed: Feed, keyring: Arc<Keyring>, mut rx: mpsc::Receiver<(NewComplaint, Reply)>) {
-    while let Some(first) = rx.recv().await {
+/// Writes queued submissions in batches until the store is gone or `stop` fires; on `stop` it
+/// refuses new submissions and writes those already queued.
+async fn run_batches(
+    db: Sqlite,
+    feed: Feed,
+    keyring: Arc<Keyring>,
+    mut rx: mpsc::Receiver<(NewComplaint, Reply)>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut closed = false;
+    loop {
+        let next = tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            () = stop.cancelled(), if !closed => {
+                rx.close();
+                closed = true;
+                continue;
+            }
+        };
+        let Some(first) = next else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -495,10 +520,13 @@ async fn insert_batch(
             });
             query.build().execute(&mut *conn).await?;
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO submit_requests (request_id, request_hash, complaint_id) ",
+                "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) ",
             );
             query.push_values(chunk, |mut row, (new, ..)| {
-                row.push_bind(new.request_id.as_str()).push_bind(new.request_hash.as_str()).push_bind(new.id.as_str());
+                row.push_bind(new.request_id.as_str())
+                    .push_bind(new.request_hash.as_str())
+                    .push_bind(new.id.as_str())
+                    .push_bind(to_micros(new.create_time));
             });
             query.build().execute(&mut *conn).await?;
         }
@@ -733,7 +761,6 @@ mod tests {
 
     use prost::Message;
     use redress_platform::testing::TestDatabase;
-    use tokio_util::sync::CancellationToken;
 
     use crate::store::PiiAccess;
 
@@ -742,7 +769,9 @@ mod tests {
     async fn records_from_before_encryption_are_sealed_on_open() {
         let db = TestDatabase::sqlite("legacy").unwrap();
         let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let store = crate::open_store(&db.config, keyring.clone(), CancellationToken::new()).await.unwrap();
+        let store = crate::open_store(&db.config, keyring.clone(), &redress_platform::host::Supervisor::detached())
+            .await
+            .unwrap();
         drop(store);
         let id = uuid::Uuid::now_v7().to_string();
         let mut legacy = crate::domain::example::complaint("旧系统记录");
@@ -760,7 +789,8 @@ mod tests {
         .unwrap();
         pool.close().await;
 
-        let store = crate::open_store(&db.config, keyring, CancellationToken::new()).await.unwrap();
+        let store =
+            crate::open_store(&db.config, keyring, &redress_platform::host::Supervisor::detached()).await.unwrap();
         let stored = store.get(&id).await.unwrap().unwrap();
         let Some(redress_proto::redress::intake::v1::complainant::Party::Person(p)) = stored.complainant.unwrap().party
         else {
@@ -787,7 +817,7 @@ mod tests {
         let k2 = ("k2".to_owned(), vec![2u8; 32]);
         let index = [9u8; 32];
         let old = Arc::new(Keyring::new("k1", std::slice::from_ref(&k1), &index).unwrap());
-        let store = crate::open_store(&db.config, old, CancellationToken::new()).await.unwrap();
+        let store = crate::open_store(&db.config, old, &redress_platform::host::Supervisor::detached()).await.unwrap();
         let mut new = crate::store::conformance_support::personal_new("rot-1");
         new.recurrence_since = new.receive_time;
         let Submitted::Created(created) = store.submit(new).await.unwrap() else { panic!() };
@@ -796,9 +826,9 @@ mod tests {
         // Started with the old key missing: the store still opens (and reports the subjects it
         // could not re-wrap), nothing is lost.
         let missing = Arc::new(Keyring::new("k2", std::slice::from_ref(&k2), &index).unwrap());
-        drop(crate::open_store(&db.config, missing, CancellationToken::new()).await.unwrap());
+        drop(crate::open_store(&db.config, missing, &redress_platform::host::Supervisor::detached()).await.unwrap());
         let both = Arc::new(Keyring::new("k2", &[k1, k2.clone()], &index).unwrap());
-        drop(crate::open_store(&db.config, both, CancellationToken::new()).await.unwrap());
+        drop(crate::open_store(&db.config, both, &redress_platform::host::Supervisor::detached()).await.unwrap());
         let pool = sqlx::SqlitePool::connect(&db.config.url).await.unwrap();
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT key_id FROM subjects").fetch_all(&pool).await.unwrap();
@@ -806,7 +836,8 @@ mod tests {
         pool.close().await;
 
         let only_new = Arc::new(Keyring::new("k2", &[k2], &index).unwrap());
-        let store = crate::open_store(&db.config, only_new, CancellationToken::new()).await.unwrap();
+        let store =
+            crate::open_store(&db.config, only_new, &redress_platform::host::Supervisor::detached()).await.unwrap();
         let id = created.name.strip_prefix("complaints/").unwrap();
         let access = PiiAccess { actor: "user:dpo".to_owned(), action: "read", reason: "check".to_owned() };
         assert_eq!(store.reveal(id, &access).await.unwrap().unwrap(), created);

@@ -1,0 +1,187 @@
+//! Case-workflow's store operations, written once over [`CaseTx`]: load and lock, run the
+//! pure planning function, save. Each runs inside one transaction that its backend opens
+//! and commits.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use redress_platform::dead_letters::{DeadLetter, Replay};
+use redress_platform::time::{now, to_micros};
+use redress_proto::redress::case::v1::Case;
+use redress_proto::redress::common::v1::Event;
+
+use super::tx::CaseTx;
+use super::{Effect, Follow, INTAKE_CONSUMER, Update, UpdateError, effect_of, follow_for, recurrence_of};
+use crate::domain::workflow::Rules;
+
+/// What a batch of events (or a replay) changed.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// The consumer's position after the batch.
+    pub position: i64,
+    pub opened: usize,
+    /// Cases changed by intake's follow-ups (reclassification, withdrawal, recurrence link).
+    pub followed: usize,
+}
+
+impl Applied {
+    /// Whether anything was written that announces an event.
+    pub fn announced(&self) -> bool {
+        self.opened + self.followed > 0
+    }
+}
+
+/// One change to a case (and the other case of a link): lock the rows in id order, then look
+/// for the request id, so a concurrent retry waits and then finds the first result. Returns
+/// the case and whether anything was written.
+pub(crate) async fn update<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    update: Update,
+    rules: &Rules,
+) -> Result<(Case, bool), UpdateError> {
+    let mut ids: Vec<&String> = std::iter::once(&update.id).chain(update.other.as_ref()).collect();
+    ids.sort();
+    let mut loaded = std::collections::HashMap::new();
+    for id in ids {
+        loaded.insert(id.clone(), tx.load(id).await?);
+    }
+    if let Some(key) = &update.request
+        && let Some(case) = super::replay(key, tx.load_request(&key.id).await?)?
+    {
+        return Ok((case, false));
+    }
+    let primary = loaded.remove(&update.id).flatten();
+    let other = update.other.as_ref().map(|id| loaded.remove(id).flatten());
+    let request = update.request.clone();
+    let plan = super::plan_update(primary, other, update, rules)?;
+    tx.write_plan(&plan).await?;
+    if let Some(key) = request {
+        tx.save_request(&key, &plan.rows[0].id, &plan.response.encode_to_vec()).await?;
+    }
+    Ok((plan.response, true))
+}
+
+/// The sweep of one case: raises what is due by `now`; whether it announced anything.
+pub(crate) async fn sweep_case<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    id: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<bool, UpdateError> {
+    let loaded = tx.load(id).await?;
+    let Some(plan) = super::plan_sweep(loaded, rules, now) else { return Ok(false) };
+    tx.write_plan(&plan).await?;
+    Ok(!plan.events.is_empty())
+}
+
+/// Applies a batch of intake's events strictly in feed order, skipping those at or below the
+/// stored position, and stores the new position: all in the caller's transaction.
+pub(crate) async fn apply_batch<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    events: &[Event],
+    rules: &Rules,
+) -> Result<Applied, UpdateError> {
+    let stored = tx.consumer_position(INTAKE_CONSUMER).await?;
+    let fresh: Vec<&Event> = events.iter().filter(|e| e.position > stored).collect();
+    // Cases this batch changes are locked up front, in id order.
+    let changed: Vec<String> = fresh
+        .iter()
+        .flat_map(|e| match follow_for(e) {
+            Ok(Some(f)) => vec![f.complaint],
+            _ => recurrence_of(e).into_iter().collect(),
+        })
+        .collect();
+    if !changed.is_empty() {
+        tx.lock_cases_of(&changed).await?;
+    }
+    let mut applied = Applied { position: stored, ..Applied::default() };
+    for event in fresh {
+        match effect_of(event, rules) {
+            // It cannot be applied, now or on any retry: it is set aside so that the events
+            // behind it still apply.
+            Effect::Unappliable(error) => {
+                tx.record_dead_letter(&DeadLetter::of(INTAKE_CONSUMER, event, error)).await?;
+            }
+            effect => apply_effect(tx, effect, rules, &mut applied).await?,
+        }
+        applied.position = event.position;
+    }
+    tx.save_consumer_position(INTAKE_CONSUMER, applied.position).await?;
+    Ok(applied)
+}
+
+/// Applies a dead letter again and marks it replayed, or returns it unchanged when it was
+/// replayed before. Still failing writes nothing.
+pub(crate) async fn replay<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    replay: &Replay,
+    rules: &Rules,
+) -> Result<(DeadLetter, Applied), UpdateError> {
+    let Some(dead) = tx.load_dead_letter(&replay.consumer, replay.position).await? else {
+        return Err(replay.not_found().into());
+    };
+    let Some(event) = replay.event_of(&dead)? else { return Ok((dead, Applied::default())) };
+    let mut applied = Applied::default();
+    match effect_of(&event, rules) {
+        Effect::Unappliable(error) => return Err(Replay::still_fails(&error).into()),
+        effect => apply_effect(tx, effect, rules, &mut applied).await?,
+    }
+    let when = to_micros(now());
+    tx.mark_replayed(&dead, when, &replay.principal.subject, replay.replay_payload()).await?;
+    let replayed = DeadLetter {
+        replay_time_us: Some(when),
+        replayed_by: replay.principal.subject.clone(),
+        replay_payload: replay.replay_payload(),
+        ..dead
+    };
+    Ok((replayed, applied))
+}
+
+async fn apply_effect<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    effect: Effect,
+    rules: &Rules,
+    applied: &mut Applied,
+) -> Result<(), UpdateError> {
+    match effect {
+        Effect::Open(opening) => {
+            // A complaint that has a case already is passed over and announces nothing; only a
+            // case opened now links to the case it repeats (once).
+            if tx.insert_opening(&opening).await? {
+                applied.opened += 1;
+                if let Some(link) = &opening.link {
+                    applied.followed += follow(tx, link, rules).await?;
+                }
+            }
+        }
+        Effect::Follow(f) => applied.followed += follow(tx, &f, rules).await?,
+        Effect::Nothing | Effect::Unappliable(_) => {}
+    }
+    Ok(())
+}
+
+/// Applies one of intake's changes to the complaint's case (and, for a link, to the other
+/// complaint's case), loading the rows in id order; 1 when it changed anything.
+async fn follow<T: CaseTx + ?Sized>(tx: &mut T, follow: &Follow, rules: &Rules) -> Result<usize, UpdateError> {
+    let Some(id) = tx.case_of_complaint(&follow.complaint).await? else { return Ok(0) };
+    let other_id = match &follow.other {
+        Some(complaint) => Some(tx.case_of_complaint(complaint).await?),
+        None => None,
+    };
+    let mut ids = vec![id.clone()];
+    if let Some(Some(other)) = &other_id {
+        ids.push(other.clone());
+    }
+    ids.sort();
+    ids.dedup();
+    let mut loaded = BTreeMap::new();
+    for i in &ids {
+        loaded.insert(i.clone(), tx.load(i).await?);
+    }
+    let primary = loaded.remove(&id).flatten();
+    let other = other_id.map(|o| o.and_then(|o| loaded.remove(&o).flatten()));
+    let Some(plan) = super::plan_follow(primary, other, follow, rules) else { return Ok(0) };
+    tx.write_plan(&plan).await?;
+    Ok(1)
+}

@@ -1,0 +1,210 @@
+//! The single queries case-workflow's operations are made of, inside one transaction of
+//! either backend. Every operation (a change, a sweep, a consumer batch, a replay) is written
+//! once over [`CaseTx`] in `ops`; the two backends differ only in the SQL they lock with.
+
+use async_trait::async_trait;
+use redress_platform::dead_letters::DeadLetter;
+use redress_platform::events::Outbox;
+use sqlx::{PgConnection, SqliteConnection};
+
+use super::{Loaded, LoadedRow, Opening, Plan, RequestKey, UpdateError, case_id};
+
+/// One transaction of a case store.
+#[async_trait]
+pub(crate) trait CaseTx: Outbox {
+    /// A case, locked until the transaction ends (PostgreSQL; SQLite's writer holds the whole
+    /// database).
+    async fn load(&mut self, id: &str) -> Result<Option<Loaded>, UpdateError>;
+    /// Locks the cases of these complaints in id order, the order changes to two cases lock
+    /// them in, so that a batch and a link never deadlock.
+    async fn lock_cases_of(&mut self, complaints: &[String]) -> Result<(), UpdateError>;
+    async fn case_of_complaint(&mut self, complaint: &str) -> Result<Option<String>, UpdateError>;
+    /// Inserts an opening's case with its first audit entry and event; `false` (and nothing
+    /// written) when the complaint has a case already.
+    async fn insert_opening(&mut self, opening: &Opening) -> Result<bool, UpdateError>;
+    /// Writes a plan's rows (checking each was not changed meanwhile), audit entries and events.
+    async fn write_plan(&mut self, plan: &Plan) -> Result<(), UpdateError>;
+    /// The stored first result of a request id: its fingerprint and response.
+    async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, UpdateError>;
+    async fn save_request(&mut self, key: &RequestKey, case_id: &str, response: &[u8]) -> Result<(), UpdateError>;
+    /// A consumer's stored position (0 at first), locked until the transaction ends.
+    async fn consumer_position(&mut self, consumer: &str) -> Result<i64, UpdateError>;
+    async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), UpdateError>;
+    async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), UpdateError>;
+    /// A dead letter, locked until the transaction ends.
+    async fn load_dead_letter(&mut self, consumer: &str, position: i64) -> Result<Option<DeadLetter>, UpdateError>;
+    async fn mark_replayed(
+        &mut self,
+        dead: &DeadLetter,
+        when_us: i64,
+        by: &str,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), UpdateError>;
+}
+
+/// Implements [`CaseTx`] for one backend's connection; `$lock` is appended to the reads that
+/// must lock what they read, and `$lock_cases` locks a list of complaints' cases.
+macro_rules! case_tx {
+    ($conn:ty, lock = $lock:literal, lock_cases = $lock_cases:path) => {
+        #[async_trait]
+        impl CaseTx for $conn {
+            async fn load(&mut self, id: &str) -> Result<Option<Loaded>, UpdateError> {
+                let row: Option<LoadedRow> = sqlx::query_as(concat!(
+                    "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1",
+                    $lock
+                ))
+                .bind(id)
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|r| Loaded::from_row(id, r)).transpose()?)
+            }
+
+            async fn lock_cases_of(&mut self, complaints: &[String]) -> Result<(), UpdateError> {
+                $lock_cases(self, complaints).await
+            }
+
+            async fn case_of_complaint(&mut self, complaint: &str) -> Result<Option<String>, UpdateError> {
+                Ok(sqlx::query_scalar("SELECT id FROM cases WHERE complaint = $1")
+                    .bind(complaint)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn insert_opening(&mut self, o: &Opening) -> Result<bool, UpdateError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
+                     audit_length, audit_head, next_check_us) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10) ON CONFLICT (complaint) DO NOTHING",
+                )
+                .bind(case_id(&o.case))
+                .bind(&o.case.case_number)
+                .bind(&o.case.complaint)
+                .bind(o.case.state)
+                .bind(o.open_time_us)
+                .bind(&o.record)
+                .bind(&o.case.org_unit)
+                .bind(o.audit.sequence)
+                .bind(&o.audit.hash)
+                .bind(o.next_check_us)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                super::insert_audit!(case_id(&o.case), &o.audit).execute(&mut *self).await?;
+                self.append_events(std::slice::from_ref(&o.event)).await?;
+                Ok(true)
+            }
+
+            async fn write_plan(&mut self, plan: &Plan) -> Result<(), UpdateError> {
+                for row in &plan.rows {
+                    let saved = super::save_row!(row).execute(&mut *self).await?.rows_affected();
+                    if saved != 1 {
+                        return Err(anyhow::anyhow!("case {} changed while it was being written", row.id).into());
+                    }
+                    for entry in &row.entries {
+                        super::insert_audit!(row.id.as_str(), entry).execute(&mut *self).await?;
+                    }
+                }
+                self.append_events(&plan.events).await?;
+                Ok(())
+            }
+
+            async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, UpdateError> {
+                Ok(sqlx::query_as(super::LOAD_REQUEST).bind(id).fetch_optional(&mut *self).await?)
+            }
+
+            async fn save_request(
+                &mut self,
+                key: &RequestKey,
+                case_id: &str,
+                response: &[u8],
+            ) -> Result<(), UpdateError> {
+                sqlx::query(super::SAVE_REQUEST)
+                    .bind(&key.id)
+                    .bind(case_id)
+                    .bind(&key.fingerprint)
+                    .bind(response)
+                    .bind(redress_platform::time::to_micros(redress_platform::time::now()))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn consumer_position(&mut self, consumer: &str) -> Result<i64, UpdateError> {
+                sqlx::query(
+                    "INSERT INTO consumer_positions (consumer, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                )
+                .bind(consumer)
+                .execute(&mut *self)
+                .await?;
+                Ok(sqlx::query_scalar(concat!("SELECT position FROM consumer_positions WHERE consumer = $1", $lock))
+                    .bind(consumer)
+                    .fetch_one(&mut *self)
+                    .await?)
+            }
+
+            async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), UpdateError> {
+                sqlx::query("UPDATE consumer_positions SET position = $2 WHERE consumer = $1")
+                    .bind(consumer)
+                    .bind(position)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), UpdateError> {
+                redress_platform::bind_dead_letter_insert!(dead).execute(&mut *self).await?;
+                Ok(())
+            }
+
+            async fn load_dead_letter(
+                &mut self,
+                consumer: &str,
+                position: i64,
+            ) -> Result<Option<DeadLetter>, UpdateError> {
+                let sql = format!("{}{}", redress_platform::dead_letters::LOAD, $lock);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(consumer)
+                    .bind(position)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn mark_replayed(
+                &mut self,
+                dead: &DeadLetter,
+                when_us: i64,
+                by: &str,
+                payload: Option<Vec<u8>>,
+            ) -> Result<(), UpdateError> {
+                sqlx::query(redress_platform::dead_letters::MARK_REPLAYED)
+                    .bind(&dead.consumer)
+                    .bind(dead.position)
+                    .bind(when_us)
+                    .bind(by)
+                    .bind(payload)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+/// SQLite's single writer holds the whole database: nothing to lock.
+async fn no_row_locks(_: &mut SqliteConnection, _: &[String]) -> Result<(), UpdateError> {
+    Ok(())
+}
+
+async fn lock_cases_postgres(conn: &mut PgConnection, complaints: &[String]) -> Result<(), UpdateError> {
+    sqlx::query("SELECT id FROM cases WHERE complaint = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(complaints)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+case_tx!(SqliteConnection, lock = "", lock_cases = no_row_locks);
+case_tx!(PgConnection, lock = " FOR UPDATE", lock_cases = lock_cases_postgres);
