@@ -11,6 +11,7 @@ use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
+use redress_platform::names::canonical_principal_unit;
 use redress_platform::principal::{InternalKey, Principal, SERVICE_ROLE, SERVICE_SUBJECT_PREFIX};
 use serde::{Deserialize, Serialize};
 
@@ -68,11 +69,12 @@ const RENEW_BEFORE_S: u64 = 60;
 
 impl Authenticator {
     pub fn new(config: &AuthConfig, key: InternalKey) -> anyhow::Result<Self> {
-        let dev = config
-            .dev_tokens
-            .iter()
-            .map(|d| (d.token.expose().to_owned(), d.principal.clone()))
-            .collect::<HashMap<_, _>>();
+        let mut dev = HashMap::new();
+        for d in &config.dev_tokens {
+            let org_unit = canonical_principal_unit(&d.principal.org_unit)
+                .map_err(|e| anyhow::anyhow!("dev token of {}: org_unit {e}", d.principal.subject))?;
+            dev.insert(d.token.expose().to_owned(), Principal { org_unit, ..d.principal.clone() });
+        }
         anyhow::ensure!(!dev.contains_key(""), "a dev token must not be empty");
         let jwt = match (config.jwt_hs256_secret.is_empty(), config.jwt_rs256_public_key_pem.is_empty()) {
             (true, true) => None,
@@ -136,12 +138,11 @@ impl Authenticator {
         if claims.sub.starts_with(SERVICE_SUBJECT_PREFIX) || claims.roles.iter().any(|r| r == SERVICE_ROLE) {
             return Err(ServiceError::Unauthenticated("the token claims a service identity".to_owned()));
         }
-        let principal = Principal {
-            subject: claims.sub,
-            roles: claims.roles,
-            org_unit: claims.org_unit,
-            permissions: claims.permissions,
-        };
+        // One spelling of each unit, so scope checks compare like with like.
+        let org_unit = canonical_principal_unit(&claims.org_unit)
+            .map_err(|e| ServiceError::Unauthenticated(format!("the token's org_unit claim {e}")))?;
+        let principal =
+            Principal { subject: claims.sub, roles: claims.roles, org_unit, permissions: claims.permissions };
         Ok((principal, Some(claims.exp)))
     }
 }
@@ -191,10 +192,14 @@ mod tests {
     }
 
     fn jwt_as(iss: &str, exp_in: i64, sub: &str, role: &str) -> String {
+        jwt_in(iss, exp_in, sub, role, "institutions/acme/branches/sh")
+    }
+
+    fn jwt_in(iss: &str, exp_in: i64, sub: &str, role: &str, org_unit: &str) -> String {
         let exp = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + exp_in) as u64;
         let claims = serde_json::json!({
             "sub": sub, "iss": iss, "aud": "redress", "exp": exp,
-            "roles": [role], "org_unit": "institutions/acme/branches/sh", "permissions": ["complaints.read"],
+            "roles": [role], "org_unit": org_unit, "permissions": ["complaints.read"],
         });
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -212,6 +217,17 @@ mod tests {
         assert_eq!(*key.verify(signed.to_str().unwrap()).unwrap(), principal());
         let dev = auth.authenticate(Some("Bearer dev-token")).unwrap();
         assert_eq!(key.verify(dev.to_str().unwrap()).unwrap().subject, "dev");
+    }
+
+    #[test]
+    fn a_claimed_unit_is_taken_in_its_canonical_spelling() {
+        let key = InternalKey::generate();
+        let auth = Authenticator::new(&config(), key.clone()).unwrap();
+        let token = jwt_in("https://idp.example", 600, "user:zhang", "handler", "/Institutions/ACME/branches/sh/");
+        let signed = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap().org_unit, "institutions/acme/branches/sh");
+        let token = jwt_in("https://idp.example", 600, "user:zhang", "handler", "acme");
+        assert!(matches!(auth.authenticate(Some(&format!("Bearer {token}"))), Err(ServiceError::Unauthenticated(_))));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `LocalizedMessage` for people.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -52,6 +53,106 @@ impl From<Violations> for ServiceError {
     }
 }
 
+/// The small set of kinds of failure a Redress API reports; each maps to exactly one gRPC code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    Aborted,
+    Unauthenticated,
+    PermissionDenied,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> Code {
+        match self {
+            Self::InvalidArgument => Code::InvalidArgument,
+            Self::NotFound => Code::NotFound,
+            Self::AlreadyExists => Code::AlreadyExists,
+            Self::FailedPrecondition => Code::FailedPrecondition,
+            Self::Aborted => Code::Aborted,
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::PermissionDenied => Code::PermissionDenied,
+            Self::Unavailable => Code::Unavailable,
+            Self::Internal => Code::Internal,
+        }
+    }
+
+    /// The zh-CN text people see for a failure of this kind, unless the error says better.
+    pub fn localized(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "请求内容有误，请检查后重试",
+            Self::NotFound => "未找到所请求的记录",
+            Self::AlreadyExists => "记录已存在",
+            Self::FailedPrecondition => "当前状态下无法完成该操作",
+            Self::Aborted => "记录已被他人修改，请刷新后重试",
+            Self::Unauthenticated => "身份验证失败，请重新登录",
+            Self::PermissionDenied => "您没有执行该操作的权限",
+            Self::Unavailable => "服务暂时不可用，请稍后重试",
+            Self::Internal => "系统内部错误，请稍后重试",
+        }
+    }
+}
+
+/// A service's own error: each service has one enum implementing this trait, and
+/// [`to_status`] turns any of them into a `google.rpc.Status` the same way (quickwit's
+/// `ServiceError` pattern). Domain code returns domain errors; only this mapping knows gRPC.
+pub trait ApiError: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind;
+    /// Stable machine-readable reason (`ErrorInfo.reason`), e.g. `INVALID_CASE_STATE`.
+    fn reason(&self) -> &'static str;
+    /// zh-CN text for people (`LocalizedMessage`).
+    fn localized(&self) -> String {
+        self.kind().localized().to_owned()
+    }
+    /// The invalid fields, for `InvalidArgument` (`BadRequest` violations).
+    fn violations(&self) -> Vec<FieldViolation> {
+        Vec::new()
+    }
+    /// Facts a caller may act on (`ErrorInfo.metadata`), e.g. the current state.
+    fn metadata(&self) -> HashMap<String, String> {
+        HashMap::new()
+    }
+}
+
+/// The one mapping of an API error to `google.rpc.Status` (AIP-193). Internal causes stay in
+/// the logs; callers get an opaque message.
+pub fn to_status<E: ApiError + ?Sized>(err: &E) -> Status {
+    let kind = err.kind();
+    let mut details = ErrorDetails::new();
+    for v in err.violations() {
+        details.add_bad_request_violation(v.field, v.description);
+    }
+    let message = if kind == ErrorKind::Internal {
+        tracing::error!(error = %DisplayChain(err), "internal error");
+        "internal error".to_owned()
+    } else {
+        err.to_string()
+    };
+    details.set_error_info(err.reason(), ERROR_DOMAIN, err.metadata());
+    details.set_localized_message("zh-CN", err.localized());
+    Status::with_error_details(kind.code(), message, details)
+}
+
+/// An error with its sources, as `{:#}` prints an `anyhow::Error`.
+struct DisplayChain<'a, E: ?Sized>(&'a E);
+
+impl<E: std::error::Error + ?Sized> fmt::Display for DisplayChain<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
 /// The small set of failures a Redress API can report. Each maps to exactly one gRPC code.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -90,6 +191,30 @@ impl ServiceError {
 
     /// Stable machine-readable reason (`ErrorInfo.reason`).
     pub fn reason(&self) -> &'static str {
+        ApiError::reason(self)
+    }
+
+    pub fn code(&self) -> Code {
+        self.kind().code()
+    }
+}
+
+impl ApiError for ServiceError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Self::FailedPrecondition { .. } => ErrorKind::FailedPrecondition,
+            Self::Aborted { .. } => ErrorKind::Aborted,
+            Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
             Self::NotFound { .. } => "NOT_FOUND",
@@ -103,67 +228,37 @@ impl ServiceError {
         }
     }
 
-    pub fn code(&self) -> Code {
-        match self {
-            Self::InvalidArgument(_) => Code::InvalidArgument,
-            Self::NotFound { .. } => Code::NotFound,
-            Self::AlreadyExists { .. } => Code::AlreadyExists,
-            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
-            Self::Aborted { .. } => Code::Aborted,
-            Self::Unauthenticated(_) => Code::Unauthenticated,
-            Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::Unavailable(_) => Code::Unavailable,
-            Self::Internal(_) => Code::Internal,
-        }
-    }
-
     fn localized(&self) -> String {
         match self {
             Self::InvalidArgument(v) => {
                 let fields = v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join("、");
                 format!("请求内容有误，请检查以下字段：{fields}")
             }
-            Self::NotFound { .. } => "未找到所请求的记录".to_owned(),
-            Self::AlreadyExists { .. } => "记录已存在".to_owned(),
-            Self::FailedPrecondition { .. } => "当前状态下无法完成该操作".to_owned(),
-            Self::Aborted { .. } => "记录已被他人修改，请刷新后重试".to_owned(),
-            Self::Unauthenticated(_) => "身份验证失败，请重新登录".to_owned(),
-            Self::PermissionDenied(_) => "您没有执行该操作的权限".to_owned(),
-            Self::Unavailable(_) => "服务暂时不可用，请稍后重试".to_owned(),
-            Self::Internal(_) => "系统内部错误，请稍后重试".to_owned(),
+            other => other.kind().localized().to_owned(),
+        }
+    }
+
+    fn violations(&self) -> Vec<FieldViolation> {
+        match self {
+            Self::InvalidArgument(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn metadata(&self) -> HashMap<String, String> {
+        match self {
+            Self::NotFound { resource, name } => {
+                HashMap::from([("resource".to_owned(), (*resource).to_owned()), ("name".to_owned(), name.clone())])
+            }
+            Self::FailedPrecondition { metadata, .. } => metadata.clone(),
+            _ => HashMap::new(),
         }
     }
 }
 
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
-        let code = err.code();
-        let mut details = ErrorDetails::new();
-        let mut metadata = HashMap::new();
-        match &err {
-            ServiceError::InvalidArgument(violations) => {
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
-                }
-            }
-            ServiceError::NotFound { resource, name } => {
-                metadata.insert("resource".to_owned(), (*resource).to_owned());
-                metadata.insert("name".to_owned(), name.clone());
-            }
-            ServiceError::FailedPrecondition { metadata: m, .. } => metadata.extend(m.clone()),
-            ServiceError::Internal(e) => {
-                // The cause stays in our logs; callers get an opaque message.
-                tracing::error!(error = format!("{e:#}"), "internal error");
-            }
-            _ => {}
-        }
-        details.set_error_info(err.reason(), ERROR_DOMAIN, metadata);
-        details.set_localized_message("zh-CN", err.localized());
-        let message = match &err {
-            ServiceError::Internal(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
-        Status::with_error_details(code, message, details)
+        to_status(&err)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod metrics;
+pub mod names;
 pub mod paging;
 pub mod principal;
 pub mod ready;
@@ -20,5 +21,5 @@ pub mod telemetry;
 pub mod testing;
 pub mod time;
 
-pub use error::{FieldViolation, ServiceError};
+pub use error::{ApiError, ErrorKind, FieldViolation, ServiceError};
 pub use principal::{Permission, Principal};

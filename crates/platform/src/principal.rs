@@ -91,7 +91,7 @@ pub struct Principal {
 }
 
 /// The organisation unit that stands for the whole platform (every institution).
-pub const ROOT_ORG_UNIT: &str = "/";
+pub use crate::names::ROOT_ORG_UNIT;
 /// Subjects of service principals start with this.
 pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
 /// The role of service principals.
