@@ -255,6 +255,14 @@ impl Feed {
         Ok(())
     }
 
+    /// The last outbox pass before a service stops (its `after_drain`): events committed by
+    /// calls still in flight get their positions now; should it fail, the next start does it.
+    pub async fn sequence_before_stop(&self) {
+        if let Err(e) = self.sequence_now().await {
+            tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
+        }
+    }
+
     /// Committed events with position greater than `after`, in position order.
     pub async fn read_after(&self, after: i64, limit: i64) -> anyhow::Result<Vec<Event>> {
         Ok(self.read_rows(after, limit).await?.into_iter().map(|(_, e)| e).collect())
@@ -461,6 +469,20 @@ impl RetentionConfig {
     }
 }
 
+/// Runs the service's retention task (`<service>/retention`) under `supervisor`: the feed's
+/// old events, and the request ids `prune_requests` forgets.
+pub fn spawn_retention<F, Fut>(supervisor: &Supervisor, feed: Feed, config: RetentionConfig, prune_requests: F)
+where
+    F: Fn(DateTime<Utc>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
+{
+    let pruner = run_pruner(feed, config, prune_requests, supervisor.stopping());
+    supervisor.spawn("retention", async move {
+        pruner.await;
+        Ok(())
+    });
+}
+
 /// Removes what retention no longer keeps, every `config.interval_secs`, until `stop`: the
 /// feed's old events, and whatever else `extra` prunes (a service's idempotency records).
 pub async fn run_pruner<F, Fut>(feed: Feed, config: RetentionConfig, extra: F, stop: CancellationToken)
@@ -583,6 +605,57 @@ pub type Subscribe =
 pub trait EventSink: Send + Sync {
     async fn position(&self) -> anyhow::Result<i64>;
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64>;
+}
+
+/// `StreamEvents`' request, as every feed service of the suite defines it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FeedRequest {
+    #[prost(int64, tag = "1")]
+    after_position: i64,
+}
+
+/// `StreamEvents`' response, as every feed service of the suite defines it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FeedBatch {
+    #[prost(message, repeated, tag = "1")]
+    events: Vec<Event>,
+}
+
+/// Follows another service's feed over gRPC as `principal` (a service principal with
+/// `events.read`, signed with the suite's internal key): `feed_service` is the feed service's
+/// full name, e.g. `redress.intake.v1.IntakeEventFeedService`. Every feed of the suite has the
+/// same `StreamEvents` shape, so one client follows any of them.
+pub fn grpc_subscription(
+    url: &str,
+    feed_service: &str,
+    credentials: crate::principal::ServiceCredentials,
+) -> anyhow::Result<Subscribe> {
+    let channel = crate::server::suite_endpoint(url)?.connect_lazy();
+    let path = http::uri::PathAndQuery::try_from(format!("/{feed_service}/StreamEvents"))
+        .with_context(|| format!("feed service {feed_service}"))?;
+    Ok(Box::new(move |after| {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        let credentials = credentials.clone();
+        let path = path.clone();
+        Box::pin(async move {
+            grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("feed unreachable: {e}")))?;
+            let mut request = tonic::Request::new(FeedRequest { after_position: after });
+            credentials.apply(&mut request)?;
+            crate::telemetry::inject_current_context(&mut request);
+            let codec = tonic_prost::ProstCodec::<FeedRequest, FeedBatch>::default();
+            let stream = grpc.server_streaming(request, path, codec).await?.into_inner();
+            let batches: EventBatches = stream
+                .filter_map(|r| async move {
+                    match r {
+                        Ok(batch) if batch.events.is_empty() => None,
+                        Ok(batch) => Some(Ok(batch.events)),
+                        Err(status) => Some(Err(status)),
+                    }
+                })
+                .boxed();
+            Ok(batches)
+        })
+    }))
 }
 
 /// Most events applied in one transaction.
