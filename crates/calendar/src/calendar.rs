@@ -66,6 +66,8 @@ pub struct YearCalendar {
     makeup_working_days: Vec<MakeupWorkingDay>,
     holiday_dates: BTreeSet<NaiveDate>,
     makeup_dates: BTreeSet<NaiveDate>,
+    /// Built from the statutory rule because no official arrangement is loaded.
+    provisional: bool,
 }
 
 // Wire shape of a year file; kept private so the public types only ever
@@ -154,7 +156,44 @@ impl YearCalendar {
             makeup_working_days.push(MakeupWorkingDay { date, note: m.note });
         }
 
-        Ok(Self { year, source: raw.source, holidays, makeup_working_days, holiday_dates, makeup_dates })
+        Ok(Self {
+            year,
+            source: raw.source,
+            holidays,
+            makeup_working_days,
+            holiday_dates,
+            makeup_dates,
+            provisional: false,
+        })
+    }
+
+    /// A provisional year: `holidays` (which may share dates, as when Mid-Autumn falls on
+    /// National Day) and weekends, no make-up days; `source` says why it is provisional.
+    pub fn provisional(year: i32, source: String, holidays: Vec<Holiday>) -> Result<Self, CalendarError> {
+        let mut holiday_dates = BTreeSet::new();
+        for h in &holidays {
+            if h.from.year() != year || h.to.year() != year || h.from > h.to {
+                return Err(CalendarError::Invalid {
+                    source_name: "provisional".to_owned(),
+                    message: format!("year {year}: holiday {} ({} to {}) is not within the year", h.name, h.from, h.to),
+                });
+            }
+            holiday_dates.extend(h.from.iter_days().take_while(|d| *d <= h.to));
+        }
+        Ok(Self {
+            year,
+            source,
+            holidays,
+            makeup_working_days: Vec::new(),
+            holiday_dates,
+            makeup_dates: BTreeSet::new(),
+            provisional: true,
+        })
+    }
+
+    /// Whether this year was built from the statutory rule rather than an official notice.
+    pub fn is_provisional(&self) -> bool {
+        self.provisional
     }
 
     pub fn year(&self) -> i32 {

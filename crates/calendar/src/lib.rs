@@ -9,6 +9,7 @@
 pub mod calendar;
 pub mod deadline;
 pub mod policy;
+pub mod provisional;
 
 pub use calendar::{CalendarError, WorkingCalendar, YearCalendar};
 pub use deadline::{DEFAULT_TIME_ZONE, DeadlineCalculator, Period, ReceiptDeadlines};
