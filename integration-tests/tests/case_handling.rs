@@ -17,7 +17,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 async fn case_for(sandbox: &Sandbox, request_id: &str, org_unit: Option<&str>) -> Case {
-    let mut complaint = redress_intake::domain::example::complaint("信用卡年费未经同意被扣收。");
+    let mut complaint = redress_intake::testing::complaint("信用卡年费未经同意被扣收。");
     if let Some(unit) = org_unit {
         complaint.org_unit = unit.to_owned();
     }

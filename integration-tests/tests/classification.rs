@@ -16,7 +16,7 @@ use tonic_types::StatusExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complaints_are_classified_graded_and_can_be_overridden() {
     let sandbox = Sandbox::start().await.unwrap();
-    let mut complaint = redress_intake::domain::example::complaint(
+    let mut complaint = redress_intake::testing::complaint(
         "信用卡年费未经同意被扣了600元，客服态度恶劣，太过分了！再不处理我就向金融监管总局投诉。",
     );
     complaint.interaction = Some(Interaction { contact_count: 5, wait_seconds: 30 });

@@ -54,7 +54,7 @@ impl HasEvents for redress_proto::redress::case::v1::StreamEventsResponse {
 }
 
 async fn submit(sandbox: &Sandbox, org_unit: &str, request_id: &str) -> String {
-    let mut complaint = redress_intake::domain::example::complaint("年费已达标免收但仍被扣收。");
+    let mut complaint = redress_intake::testing::complaint("年费已达标免收但仍被扣收。");
     complaint.org_unit = org_unit.to_owned();
     let request = SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint) };
     sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap().name

@@ -21,7 +21,7 @@ async fn a_person_can_be_exported_corrected_and_erased() {
     let sandbox = Sandbox::start().await.unwrap();
     let mut names = Vec::new();
     for i in 0..2 {
-        let complaint = redress_intake::domain::example::complaint(&format!("事实{i}"));
+        let complaint = redress_intake::testing::complaint(&format!("事实{i}"));
         let request = SubmitComplaintRequest { request_id: format!("pd-{i}"), complaint: Some(complaint) };
         names.push(sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap().name);
     }

@@ -13,7 +13,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 fn complaint(facts: &str) -> Complaint {
-    Complaint { channel: Channel::MobileApp as i32, ..redress_intake::domain::example::complaint(facts) }
+    Complaint { channel: Channel::MobileApp as i32, ..redress_intake::testing::complaint(facts) }
 }
 
 fn submit(request_id: &str, facts: &str) -> SubmitComplaintRequest {

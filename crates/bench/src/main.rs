@@ -182,10 +182,10 @@ impl echo::echo_service_server::EchoService for EchoServer {
 /// The `i`th complaint, each by a different person (so every submission creates a data
 /// subject and its key), classified like any other.
 fn complaint(i: u64) -> Complaint {
-    let mut complaint = redress_intake::domain::example::complaint(&format!(
+    let mut complaint = redress_intake::testing::complaint(&format!(
         "本人信用卡已满足免年费条件，但第{i}期账单仍扣收年费300元，多次致电客服未获解决。"
     ));
-    let (phone, id_number) = redress_intake::domain::example::identity((i % u64::from(u32::MAX)) as u32);
+    let (phone, id_number) = redress_intake::testing::identity((i % u64::from(u32::MAX)) as u32);
     if let Some(redress_proto::redress::intake::v1::complainant::Party::Person(p)) =
         complaint.complainant.as_mut().and_then(|c| c.party.as_mut())
     {

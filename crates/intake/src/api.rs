@@ -747,7 +747,7 @@ mod tests {
     }
 
     fn request(receive: chrono::DateTime<chrono::Utc>) -> SubmitComplaintRequest {
-        let mut complaint = crate::domain::example::complaint("事实");
+        let mut complaint = crate::testing::complaint("事实");
         complaint.receive_time = Some(to_timestamp(receive));
         SubmitComplaintRequest { request_id: "r1".to_owned(), complaint: Some(complaint) }
     }

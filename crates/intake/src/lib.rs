@@ -4,6 +4,7 @@
 pub mod api;
 pub mod domain;
 pub mod store;
+pub mod testing;
 
 use std::sync::Arc;
 

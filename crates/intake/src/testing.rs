@@ -1,4 +1,6 @@
-//! A complete, valid complaint, for tests, benchmarks and examples.
+//! Example data for tests and benchmarks, here and in the crates that drive intake: a
+//! complete, valid complaint and as many distinct, valid identities as a run needs. Nothing
+//! in the service itself uses it.
 
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{

@@ -34,7 +34,7 @@ fn stderr(output: &Output) -> String {
 async fn a_case(sandbox: &Sandbox, request_id: &str) -> Case {
     let request = SubmitComplaintRequest {
         request_id: request_id.to_owned(),
-        complaint: Some(redress_intake::domain::example::complaint("信用卡年费已达标仍被扣收。")),
+        complaint: Some(redress_intake::testing::complaint("信用卡年费已达标仍被扣收。")),
     };
     let complaint = sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap();
     let started = Instant::now();

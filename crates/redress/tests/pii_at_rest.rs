@@ -73,8 +73,8 @@ async fn no_clear_phone_or_id_number_on_disk_or_in_logs() {
         writers.push(tokio::spawn(async move {
             let mut names = Vec::new();
             for n in (w..COMPLAINTS).step_by(16) {
-                let (phone, id_number) = redress_intake::domain::example::identity(n);
-                let mut complaint = redress_intake::domain::example::complaint("网银转账被重复扣费。");
+                let (phone, id_number) = redress_intake::testing::identity(n);
+                let mut complaint = redress_intake::testing::complaint("网银转账被重复扣费。");
                 if let Some(Party::Person(p)) = complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
                     (p.phone, p.id_number) = (phone, id_number);
                 }
@@ -117,7 +117,7 @@ async fn no_clear_phone_or_id_number_on_disk_or_in_logs() {
     // Every phone and ID number submitted, searched for in one pass over each haystack.
     let mut needles: HashMap<usize, HashSet<Vec<u8>>> = HashMap::new();
     for n in 0..COMPLAINTS {
-        let (phone, id_number) = redress_intake::domain::example::identity(n);
+        let (phone, id_number) = redress_intake::testing::identity(n);
         for needle in [phone, id_number] {
             needles.entry(needle.len()).or_default().insert(needle.into_bytes());
         }

@@ -52,7 +52,7 @@ async fn start(data_dir: &std::path::Path) -> (Child, Channel) {
 fn request(i: usize) -> SubmitComplaintRequest {
     SubmitComplaintRequest {
         request_id: format!("burst-{i}"),
-        complaint: Some(redress_intake::domain::example::complaint(&format!("第{i}笔交易被重复扣费。"))),
+        complaint: Some(redress_intake::testing::complaint(&format!("第{i}笔交易被重复扣费。"))),
     }
 }
 

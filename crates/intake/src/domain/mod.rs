@@ -2,7 +2,6 @@
 //! masking personal information, and the receipt's deadlines. No I/O here.
 
 pub mod classify;
-pub mod example;
 pub mod identifiers;
 pub mod import;
 pub mod mask;

@@ -196,7 +196,7 @@ pub(crate) mod tests {
     pub fn valid_request() -> SubmitComplaintRequest {
         SubmitComplaintRequest {
             request_id: "req-1".to_owned(),
-            complaint: Some(crate::domain::example::complaint("信用卡年费在已达标免年费的情况下仍被扣收。")),
+            complaint: Some(crate::testing::complaint("信用卡年费在已达标免年费的情况下仍被扣收。")),
         }
     }
 

@@ -238,7 +238,7 @@ async fn one_bad_record_does_not_sink_the_others(store: Arc<dyn IntakeStore>) {
 /// A complaint by a person with the given phone and resident ID, owned by `org_unit`.
 fn personal(request_id: &str, phone: &str, id_number: &str, org_unit: &str) -> NewComplaint {
     let mut new = new_complaint(request_id, &format!("facts of {request_id}"), 0, 3);
-    let mut complaint = crate::domain::example::complaint(&new.complaint.facts);
+    let mut complaint = crate::testing::complaint(&new.complaint.facts);
     complaint.name = new.complaint.name.clone();
     complaint.receive_time = new.complaint.receive_time;
     complaint.org_unit = org_unit.to_owned();
@@ -531,8 +531,8 @@ async fn an_override_is_what_recurrence_compares(store: Arc<dyn IntakeStore>) {
 }
 
 async fn people_sharing_a_phone_stay_apart_when_their_id_numbers_differ(store: Arc<dyn IntakeStore>) {
-    let (_, alice_id) = crate::domain::example::identity(11);
-    let (_, bob_id) = crate::domain::example::identity(12);
+    let (_, alice_id) = crate::testing::identity(11);
+    let (_, bob_id) = crate::testing::identity(12);
     let household = "13955550000";
     let Submitted::Created(a) = store.submit(personal("h1", household, &alice_id, BANK)).await.unwrap() else {
         panic!()

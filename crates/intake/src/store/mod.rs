@@ -584,7 +584,7 @@ pub(crate) mod conformance_support {
     pub(crate) fn personal_new(request_id: &str) -> NewComplaint {
         let id = uuid::Uuid::now_v7().to_string();
         let now = redress_platform::time::now();
-        let mut complaint = crate::domain::example::complaint("facts");
+        let mut complaint = crate::testing::complaint("facts");
         complaint.name = format!("complaints/{id}");
         complaint.receive_time = Some(redress_platform::time::to_timestamp(now));
         NewComplaint {

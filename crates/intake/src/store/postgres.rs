@@ -439,9 +439,9 @@ mod tests {
             .unwrap();
         let mut secrets = Vec::new();
         for n in 0..50 {
-            let (phone, id_number) = crate::domain::example::identity(n);
+            let (phone, id_number) = crate::testing::identity(n);
             let id = uuid::Uuid::now_v7().to_string();
-            let mut complaint = crate::domain::example::complaint("facts");
+            let mut complaint = crate::testing::complaint("facts");
             complaint.name = format!("complaints/{id}");
             if let Some(Party::Person(p)) = complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
                 (p.phone, p.id_number) = (phone.clone(), id_number.clone());

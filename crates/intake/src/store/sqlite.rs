@@ -774,7 +774,7 @@ mod tests {
             .unwrap();
         drop(store);
         let id = uuid::Uuid::now_v7().to_string();
-        let mut legacy = crate::domain::example::complaint("旧系统记录");
+        let mut legacy = crate::testing::complaint("旧系统记录");
         legacy.name = format!("complaints/{id}");
         let pool = sqlx::SqlitePool::connect(&db.config.url).await.unwrap();
         sqlx::query(
