@@ -1,0 +1,125 @@
+//! Commands on a case's SLA clocks: a grade change re-lengths them, pauses stop them counting,
+//! and an extension lengthens the regulatory decision clock (D-SLA-2) and tells the
+//! complainant.
+
+use redress_calendar::Period;
+use redress_platform::ServiceError;
+use redress_platform::principal::Permission;
+use redress_platform::time::to_timestamp;
+use redress_proto::redress::case::v1::{Case, ClockKind, ClockPause, ClockStatus, PauseReason};
+use redress_proto::redress::common::v1::Grade;
+
+use super::{Announce, Change, Context, Rules, details, require_open};
+use crate::domain::clock::{self, instant};
+
+pub(super) fn change_grade(
+    case: &mut Case,
+    grade: Grade,
+    reason: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    require_open(case, "changing the grade")?;
+    if case.grade == grade as i32 {
+        return Err(ServiceError::invalid("grade", "the case already has this grade"));
+    }
+    let from = Grade::try_from(case.grade).unwrap_or(Grade::Unspecified);
+    case.grade = grade as i32;
+    let clocks = &ctx.rules.clocks;
+    // The clocks keep their start; only their length follows the grade.
+    let targets = clocks.policy.targets(clock::grade_of(grade as i32));
+    clocks.set_length(case, ClockKind::FirstResponse, targets.first_response);
+    clocks.set_length(case, ClockKind::Resolution, targets.resolution);
+    Ok(Change::new(
+        "case.grade_changed",
+        details([("from", from.as_str_name().to_owned()), ("to", grade.as_str_name().to_owned()), ("reason", reason)]),
+    ))
+}
+
+pub(super) fn pause(
+    case: &mut Case,
+    reason: PauseReason,
+    note: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    require_open(case, "pausing the clocks")?;
+    if clock::is_paused(case) {
+        return Err(ServiceError::failed_precondition("CLOCKS_PAUSED", "the clocks are already paused"));
+    }
+    if !case.clocks.iter().any(|c| c.status == ClockStatus::Running as i32) {
+        return Err(ServiceError::failed_precondition("NO_RUNNING_CLOCK", "no clock is running"));
+    }
+    case.pauses.push(ClockPause {
+        reason: reason as i32,
+        note: note.clone(),
+        pause_time: Some(to_timestamp(ctx.now)),
+        paused_by: ctx.actor(),
+        resume_time: None,
+        resumed_by: String::new(),
+    });
+    ctx.rules.clocks.recompute_all(case);
+    Ok(Change::new("clocks.paused", details([("reason", reason.as_str_name().to_owned()), ("note", note)])))
+}
+
+pub(super) fn resume(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+    let Some(pause) = case.pauses.last_mut().filter(|p| p.resume_time.is_none()) else {
+        return Err(ServiceError::failed_precondition("CLOCKS_NOT_PAUSED", "the clocks are not paused"));
+    };
+    pause.resume_time = Some(to_timestamp(ctx.now));
+    pause.resumed_by = ctx.actor();
+    ctx.rules.clocks.recompute_all(case);
+    Ok(Change::new("clocks.resumed", details([("note", note)])))
+}
+
+/// Extends the regulatory decision clock to `total_days`: 30 needs `cases.extend`, 60
+/// `cases.extend.special`.
+pub(super) fn extend(
+    case: &mut Case,
+    total_days: u32,
+    reason: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    require_open(case, "extending the decision deadline")?;
+    let needed = if total_days > 30 { Permission::CasesExtendSpecial } else { Permission::CasesExtend };
+    ctx.principal.require(needed)?;
+    let current = clock::clock(case, ClockKind::RegulatoryDecision).cloned().unwrap_or_default();
+    if current.status == ClockStatus::Met as i32 || current.status == ClockStatus::Stopped as i32 {
+        return Err(ServiceError::failed_precondition(
+            "DECISION_CLOCK_DONE",
+            "the regulatory decision clock is no longer running",
+        ));
+    }
+    if i64::from(total_days) <= i64::from(current.length) {
+        return Err(ServiceError::invalid(
+            "total_days",
+            format!("must be longer than the current {} days", current.length),
+        ));
+    }
+    ctx.rules.clocks.set_length(case, ClockKind::RegulatoryDecision, Period::CalendarDays(total_days));
+    let announce = Announce::Extended { total_days, reason: reason.clone(), approved_by: ctx.actor() };
+    Ok(Change::new("decision.extended", details([("total_days", total_days.to_string()), ("reason", reason)]))
+        .announcing(announce))
+}
+
+/// The notice telling the complainant of an extension (D-SLA-2), in zh-CN.
+pub(super) fn extension_notice(
+    case: &Case,
+    total_days: u32,
+    due: &Option<prost_types::Timestamp>,
+    reason: &str,
+    rules: &Rules,
+) -> String {
+    let tz = rules.clocks.calculator.time_zone();
+    // The due instant is 24:00 of the last day, i.e. the start of the next local date.
+    let last_day =
+        instant(due).map(|d| (d.with_timezone(&tz) - chrono::TimeDelta::days(1)).format("%Y年%m月%d日").to_string());
+    match last_day {
+        Some(day) => format!(
+            "您的投诉（编号 {}）情况复杂，处理期限依规延长至 {total_days} 日，我们将于 {day} 24 时前作出处理决定。延长原因：{reason}",
+            case.case_number
+        ),
+        None => format!(
+            "您的投诉（编号 {}）情况复杂，处理期限依规延长至 {total_days} 日，具体日期将另行告知。延长原因：{reason}",
+            case.case_number
+        ),
+    }
+}

@@ -1,0 +1,111 @@
+//! The lifecycle moves that carry only a reason (`TransitionCase`): investigation, follow-up,
+//! review, mediation, reopening, withdrawal and closing. Moves that carry data (assignment,
+//! transfer, proposal, decision) have commands of their own.
+
+use redress_calendar::Period;
+use redress_platform::ServiceError;
+use redress_platform::time::to_timestamp;
+use redress_proto::redress::case::v1::{Case, CaseState, ClockKind};
+
+use super::{Announce, Change, Context, details, require_open, require_state, set_state, state_of};
+use crate::domain::clock::{self, instant};
+
+pub(super) fn transition(
+    case: &mut Case,
+    target: CaseState,
+    reason: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    let now = ctx.now;
+    let clocks = &ctx.rules.clocks;
+    let mut announce = None;
+    match target {
+        CaseState::Investigating => {
+            let allowed = [
+                CaseState::Assigned,
+                CaseState::ResolutionProposed,
+                CaseState::UnderReview,
+                CaseState::Reopened,
+                CaseState::InMediation,
+            ];
+            require_state(case, "moving to investigation", &allowed)?;
+            if case.assignee.is_empty() {
+                return Err(ServiceError::failed_precondition(
+                    "UNASSIGNED",
+                    "the case has no handler; assign it first",
+                ));
+            }
+            if state_of(case) == CaseState::ResolutionProposed {
+                // The proposal is dropped; a new one will be needed.
+                case.resolution = None;
+            }
+        }
+        CaseState::FollowUp => require_state(case, "starting the follow-up", &[CaseState::Decided])?,
+        CaseState::UnderReview => {
+            require_state(case, "a review", &[CaseState::Decided, CaseState::FollowUp])?;
+            let decided = instant(&case.decide_time)
+                .ok_or_else(|| ServiceError::failed_precondition("NOT_DECIDED", "the case has no decision"))?;
+            // Review on request within 30 days of the decision (D-SLA-2), counted like any
+            // other day period.
+            let window = clocks.calculator.due(decided, Period::CalendarDays(30)).map_err(anyhow::Error::from)?;
+            if now >= window {
+                return Err(ServiceError::failed_precondition(
+                    "REVIEW_WINDOW_PASSED",
+                    format!("a review must be requested within 30 days of the decision (until {window})"),
+                ));
+            }
+            case.review_count += 1;
+            restart_resolution_clock(case, ctx);
+        }
+        CaseState::InMediation => {
+            let allowed = [
+                CaseState::Investigating,
+                CaseState::ResolutionProposed,
+                CaseState::Decided,
+                CaseState::FollowUp,
+                CaseState::UnderReview,
+            ];
+            require_state(case, "mediation", &allowed)?;
+        }
+        CaseState::Reopened => {
+            require_state(case, "reopening", &[CaseState::Closed])?;
+            if !case.merged_into.is_empty() {
+                return Err(ServiceError::failed_precondition(
+                    "MERGED",
+                    format!("the case was merged into {}; reopen that one", case.merged_into),
+                ));
+            }
+            case.reopen_count += 1;
+            case.close_time = None;
+            restart_resolution_clock(case, ctx);
+        }
+        CaseState::Withdrawn => {
+            require_open(case, "withdrawal")?;
+            clock::stop_all(case);
+            case.close_time = Some(to_timestamp(now));
+        }
+        CaseState::Closed => {
+            require_state(case, "closing", &[CaseState::FollowUp])?;
+            clock::stop_all(case);
+            case.close_time = Some(to_timestamp(now));
+            announce = Some(Announce::Closed { reason: reason.clone() });
+        }
+        CaseState::Accepted | CaseState::Assigned => {
+            return Err(ServiceError::invalid("state", "use AssignCase or TransferCase"));
+        }
+        CaseState::ResolutionProposed => return Err(ServiceError::invalid("state", "use ProposeResolution")),
+        CaseState::Decided => return Err(ServiceError::invalid("state", "use DecideCase")),
+        CaseState::Unspecified => return Err(ServiceError::invalid("state", "required")),
+    }
+    set_state(case, target);
+    let change =
+        Change::new("case.transitioned", details([("to", target.as_str_name().to_owned()), ("reason", reason)]));
+    Ok(Change { announce, ..change })
+}
+
+/// Review and reopening give the case a fresh resolution clock, by its grade, from now.
+fn restart_resolution_clock(case: &mut Case, ctx: &Context<'_>) {
+    let clocks = &ctx.rules.clocks;
+    let resolution = clocks.policy.targets(clock::grade_of(case.grade)).resolution;
+    clocks.start(case, ClockKind::Resolution, resolution, ctx.now);
+}

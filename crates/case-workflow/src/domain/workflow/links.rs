@@ -1,0 +1,103 @@
+//! Links between two cases, changed together: RELATED both ways, PARENT/CHILD as a pair, and
+//! MERGED_INTO, which closes the duplicate and hands its evidence and complained staff to the
+//! survivor.
+
+use redress_platform::ServiceError;
+use redress_platform::time::to_timestamp;
+use redress_proto::redress::case::v1::{Case, CaseLink, CaseState, LinkType};
+
+use super::{Change, Context, Effects, Rules, details, finish, is_terminal, require_open, set_state, state_of};
+use crate::domain::clock;
+
+/// Links `case` to `other`; `kind` is how `case` relates to `other`.
+pub(super) fn link(
+    case: &mut Case,
+    other: &mut Case,
+    kind: LinkType,
+    reason: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    let now = Some(to_timestamp(ctx.now));
+    if case.name == other.name {
+        return Err(ServiceError::invalid("other", "a case cannot be linked to itself"));
+    }
+    if case.links.iter().any(|l| l.case == other.name && l.r#type == kind as i32) {
+        return Err(ServiceError::AlreadyExists {
+            reason: "LINK_EXISTS",
+            message: format!("{} is already linked to {} this way", case.name, other.name),
+        });
+    }
+    let back = match kind {
+        LinkType::MergedInto => {
+            merge(case, other)?;
+            case.close_time = now;
+            LinkType::MergedFrom
+        }
+        LinkType::Related => LinkType::Related,
+        LinkType::Parent => LinkType::Child,
+        LinkType::Child => LinkType::Parent,
+        LinkType::MergedFrom | LinkType::Unspecified => {
+            return Err(ServiceError::invalid("type", "must be MERGED_INTO, RELATED, PARENT or CHILD"));
+        }
+    };
+    let make = |kind: LinkType, to: &str| CaseLink {
+        r#type: kind as i32,
+        case: to.to_owned(),
+        reason: reason.clone(),
+        linked_by: ctx.actor(),
+        link_time: now,
+    };
+    case.links.push(make(kind, &other.name));
+    other.links.push(make(back, &case.name));
+    Ok(Change::new("case.linked", details([("type", kind.as_str_name().to_owned()), ("reason", reason)])))
+}
+
+/// Closes `duplicate` into the open case `survivor`.
+fn merge(duplicate: &mut Case, survivor: &mut Case) -> Result<(), ServiceError> {
+    require_open(duplicate, "merging")?;
+    if is_terminal(state_of(survivor)) || !survivor.merged_into.is_empty() {
+        return Err(ServiceError::failed_precondition(
+            "SURVIVOR_CLOSED",
+            format!("{} is {}; merge into an open case", survivor.name, state_of(survivor).as_str_name()),
+        ));
+    }
+    duplicate.merged_into = survivor.name.clone();
+    // Nothing is lost: the survivor keeps the duplicate's evidence and the staff it names, and
+    // the duplicate stays readable, closed, pointing at the survivor.
+    for e in &duplicate.evidence {
+        if !survivor.evidence.iter().any(|o| o.sha256 == e.sha256 && o.uri == e.uri) {
+            survivor.evidence.push(e.clone());
+        }
+    }
+    for s in &duplicate.complained_staff_ids {
+        if !survivor.complained_staff_ids.contains(s) {
+            survivor.complained_staff_ids.push(s.clone());
+        }
+    }
+    clock::stop_all(duplicate);
+    set_state(duplicate, CaseState::Closed);
+    Ok(())
+}
+
+/// The other half of a link, recorded on the other case: its audit entry and event.
+pub fn linked_effects(
+    other: &Case,
+    case_name: &str,
+    kind: LinkType,
+    reason: &str,
+    actor: &str,
+    rules: &Rules,
+) -> Effects {
+    let back = other
+        .links
+        .iter()
+        .rev()
+        .find(|l| l.case == case_name)
+        .map_or(kind, |l| LinkType::try_from(l.r#type).unwrap_or(LinkType::Unspecified));
+    let detail = details([
+        ("type", back.as_str_name().to_owned()),
+        ("case", case_name.to_owned()),
+        ("reason", reason.to_owned()),
+    ]);
+    finish(other, other.state, Change::new("case.linked", detail), actor, rules)
+}

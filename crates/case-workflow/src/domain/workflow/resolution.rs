@@ -1,0 +1,122 @@
+//! How a case is resolved (D-CASE-3): a proposal, approval by someone else when its
+//! compensation exceeds the proposer's authority, the decision that meets the clocks, and the
+//! complainant's survey answer.
+
+use redress_platform::ServiceError;
+use redress_platform::principal::Permission;
+use redress_platform::time::to_timestamp;
+use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, Money, Resolution, ResolutionType, Survey};
+
+use super::{Announce, Change, Context, details, require_state, set_state};
+use crate::domain::clock;
+
+pub(super) fn propose(
+    case: &mut Case,
+    kind: ResolutionType,
+    compensation: Option<Money>,
+    grounds: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    let allowed =
+        [CaseState::Investigating, CaseState::ResolutionProposed, CaseState::UnderReview, CaseState::InMediation];
+    require_state(case, "proposing a resolution", &allowed)?;
+    let amount = compensation.as_ref().map_or(0, |m| m.amount_minor);
+    let approval_required = amount > ctx.rules.authority_limit(ctx.principal);
+    let currency = compensation.as_ref().map(|m| m.currency_code.clone()).unwrap_or_default();
+    case.resolution = Some(Resolution {
+        r#type: kind as i32,
+        compensation,
+        grounds: grounds.clone(),
+        proposed_by: ctx.actor(),
+        propose_time: Some(to_timestamp(ctx.now)),
+        approval_required,
+        ..Resolution::default()
+    });
+    set_state(case, CaseState::ResolutionProposed);
+    Ok(Change::new(
+        "resolution.proposed",
+        details([
+            ("type", kind.as_str_name().to_owned()),
+            ("compensation_minor", amount.to_string()),
+            ("currency", currency),
+            ("approval_required", approval_required.to_string()),
+            ("grounds", grounds),
+        ]),
+    ))
+}
+
+/// Approval by another person holding `cases.approve` whose own limit covers the compensation.
+pub(super) fn approve(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+    require_state(case, "approving a resolution", &[CaseState::ResolutionProposed])?;
+    ctx.principal.require(Permission::CasesApprove)?;
+    let limit = ctx.rules.authority_limit(ctx.principal);
+    let resolution = proposed(case)?;
+    if !resolution.approval_required || !resolution.approved_by.is_empty() {
+        return Err(ServiceError::failed_precondition(
+            "APPROVAL_NOT_NEEDED",
+            "the proposed resolution needs no (further) approval",
+        ));
+    }
+    let actor = ctx.actor();
+    if resolution.proposed_by == actor {
+        return Err(ServiceError::PermissionDenied("a resolution cannot be approved by its proposer".into()));
+    }
+    let amount = resolution.compensation.as_ref().map_or(0, |m| m.amount_minor);
+    if amount > limit {
+        return Err(ServiceError::PermissionDenied(format!(
+            "the compensation ({amount}) exceeds the approver's authority limit ({limit})"
+        )));
+    }
+    resolution.approved_by = actor;
+    resolution.approve_time = Some(to_timestamp(ctx.now));
+    Ok(Change::new("resolution.approved", details([("note", note)])))
+}
+
+pub(super) fn decide(case: &mut Case, notice: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+    require_state(case, "deciding", &[CaseState::ResolutionProposed])?;
+    let now = ctx.now;
+    let resolution = proposed(case)?;
+    if resolution.approval_required && resolution.approved_by.is_empty() {
+        return Err(ServiceError::failed_precondition(
+            "APPROVAL_REQUIRED",
+            "the compensation exceeds the proposer's authority limit; it must be approved first",
+        ));
+    }
+    resolution.decided_by = ctx.actor();
+    resolution.decision_notice = notice.clone();
+    let kind = ResolutionType::try_from(resolution.r#type).unwrap_or(ResolutionType::Unspecified);
+    case.decide_time = Some(to_timestamp(now));
+    if case.first_response_time.is_none() {
+        // The decision notice is a response to the complainant too.
+        case.first_response_time = Some(to_timestamp(now));
+    }
+    for kind in [ClockKind::FirstResponse, ClockKind::Resolution, ClockKind::RegulatoryDecision] {
+        clock::meet(case, kind, now);
+    }
+    set_state(case, CaseState::Decided);
+    Ok(Change::new("case.decided", details([("type", kind.as_str_name().to_owned()), ("notice", notice)])))
+}
+
+/// The complainant's answer moves the case to follow-up; closing is from there.
+pub(super) fn survey(
+    case: &mut Case,
+    score: i32,
+    resolved: bool,
+    comment: String,
+    ctx: &Context<'_>,
+) -> Result<Change, ServiceError> {
+    require_state(case, "answering the survey", &[CaseState::Decided, CaseState::FollowUp])?;
+    if case.survey.is_some() {
+        return Err(ServiceError::failed_precondition("SURVEY_ANSWERED", "the survey was already answered"));
+    }
+    case.survey = Some(Survey { score, resolved, comment, answer_time: Some(to_timestamp(ctx.now)) });
+    set_state(case, CaseState::FollowUp);
+    Ok(Change::new("survey.answered", details([("score", score.to_string()), ("resolved", resolved.to_string())]))
+        .announcing(Announce::SurveyAnswered))
+}
+
+fn proposed(case: &mut Case) -> Result<&mut Resolution, ServiceError> {
+    case.resolution
+        .as_mut()
+        .ok_or_else(|| ServiceError::failed_precondition("NO_RESOLUTION", "there is no proposed resolution"))
+}
