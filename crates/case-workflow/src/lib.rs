@@ -3,7 +3,6 @@
 //! storing its feed position with the case so nothing is lost or opened twice.
 
 pub mod api;
-mod changes;
 pub mod domain;
 pub mod store;
 

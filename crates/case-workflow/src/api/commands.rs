@@ -1,0 +1,365 @@
+//! The mutating half of CaseService: each request is validated completely (every violation at
+//! once) and turned into a workflow [`Command`], which the store applies with its audit
+//! entries and events in one transaction.
+
+use std::sync::Arc;
+
+use prost::Message;
+use redress_platform::ServiceError;
+use redress_platform::error::Violations;
+use redress_platform::names::{RequestId, Text, resource_id};
+use redress_platform::principal::{Permission, Principal};
+use redress_platform::time::from_timestamp;
+use redress_proto::redress::case::v1::{
+    AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
+    Case, CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest,
+    ExtendDecisionDeadlineRequest, LinkCasesRequest, LinkType, Money, PauseCaseClocksRequest, PauseReason,
+    ProposeResolutionRequest, RecordFirstResponseRequest, ResolutionType, ResumeCaseClocksRequest, TransferCaseRequest,
+    TransitionCaseRequest,
+};
+use redress_proto::redress::common::v1::Grade;
+use sha2::{Digest, Sha256};
+
+use super::CaseApi;
+use crate::domain::workflow::Command;
+use crate::store::{RequestKey, Update};
+
+/// Largest compensation accepted, in minor units (100 billion yuan).
+const MAX_AMOUNT_MINOR: i64 = 10_000_000_000_000;
+
+/// A request that changes a case: the case it names, how it guards against lost updates and
+/// retries, and the workflow command it asks for.
+pub(super) trait ChangeRequest: Message {
+    /// Its gRPC method, part of the request id's fingerprint.
+    const METHOD: &'static str;
+    /// The case it changes, with its etag and request id.
+    fn target(&self) -> Target<'_>;
+    /// The command it asks for, recording every invalid field in `v`; `None` when a field the
+    /// command needs is invalid.
+    fn command(&self, v: &mut Violations) -> Option<Command>;
+}
+
+/// The parts every change request shares.
+pub(super) struct Target<'a> {
+    name: &'a str,
+    /// The case version the caller read (AIP-154); empty to change whatever is current.
+    etag: &'a str,
+    /// Makes a retry return the first result (AIP-155); empty for no deduplication.
+    request_id: &'a str,
+    /// The other case of a link.
+    other: Option<&'a str>,
+}
+
+impl CaseApi {
+    /// Validates a change request, then runs its command through the store.
+    pub(super) async fn change<R: ChangeRequest>(
+        &self,
+        principal: &Arc<Principal>,
+        request: R,
+    ) -> Result<Case, ServiceError> {
+        principal.require(Permission::CasesWrite)?;
+        let mut v = Violations::new();
+        let command = request.command(&mut v);
+        let target = request.target();
+        let id = resource_id(&mut v, "name", target.name, "cases");
+        let other = target.other.map(|other| resource_id(&mut v, "other", other, "cases"));
+        let expected_version = version_of(&mut v, target.etag);
+        let request_id = RequestId::parse_optional(&mut v, "request_id", target.request_id);
+        v.into_result()?;
+        let (Some(id), Some(command)) = (id, command) else {
+            return Err(ServiceError::Internal(anyhow::anyhow!("a valid request produced no command")));
+        };
+        let update = Update {
+            id: id.to_owned(),
+            other: other.flatten().map(str::to_owned),
+            expected_version,
+            request: request_id.map(|id| request_key(&id, principal, R::METHOD, &request)),
+            principal: principal.clone(),
+            command,
+        };
+        self.store()?.update(update).await
+    }
+}
+
+/// The request id with a fingerprint of the caller, the method and the request, so that a
+/// retry is told apart from the same id reused for another request.
+fn request_key(id: &RequestId, principal: &Principal, method: &str, request: &impl Message) -> RequestKey {
+    let mut hasher = Sha256::new();
+    for part in [principal.subject.as_bytes(), method.as_bytes(), &request.encode_to_vec()] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    RequestKey { id: id.as_str().to_owned(), fingerprint: hex::encode(hasher.finalize()) }
+}
+
+/// The version an etag names (`"N"` as the case carries it).
+fn version_of(v: &mut Violations, etag: &str) -> Option<i64> {
+    if etag.is_empty() {
+        return None;
+    }
+    let version = etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')).and_then(|n| n.parse::<i64>().ok());
+    match version {
+        Some(n) if n >= 1 => Some(n),
+        _ => {
+            v.add("etag", "is not an etag of a case");
+            None
+        }
+    }
+}
+
+/// The value of a required proto enum field (`what` names its kind), recording a violation
+/// when it is unset or unknown.
+fn required<E: TryFrom<i32> + Default + PartialEq>(
+    v: &mut Violations,
+    field: &str,
+    what: &str,
+    value: i32,
+) -> Option<E> {
+    match E::try_from(value) {
+        Ok(known) if known != E::default() => Some(known),
+        _ => {
+            v.add(field, format!("required: a known {what}"));
+            None
+        }
+    }
+}
+
+fn check_money(v: &mut Violations, money: &Money) {
+    let code = &money.currency_code;
+    if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
+        v.add("compensation.currency_code", "must be an ISO 4217 code such as CNY");
+    }
+    if money.amount_minor < 0 {
+        v.add("compensation.amount_minor", "must not be negative");
+    } else if money.amount_minor > MAX_AMOUNT_MINOR {
+        v.add("compensation.amount_minor", "is implausibly large");
+    }
+}
+
+/// [`ChangeRequest::target`] of a request that names one case in `name`, with `etag` and
+/// `request_id`.
+macro_rules! one_case {
+    () => {
+        fn target(&self) -> Target<'_> {
+            Target { name: &self.name, etag: &self.etag, request_id: &self.request_id, other: None }
+        }
+    };
+}
+
+impl ChangeRequest for AssignCaseRequest {
+    const METHOD: &'static str = "AssignCase";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Name.check(v, "assignee", &self.assignee, true);
+        Text::Name.check(v, "department", &self.department, true);
+        Some(Command::Assign { assignee: self.assignee.clone(), department: self.department.clone() })
+    }
+}
+
+impl ChangeRequest for TransferCaseRequest {
+    const METHOD: &'static str = "TransferCase";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Name.check(v, "to_department", &self.to_department, true);
+        Text::Reason.check(v, "reason", &self.reason, true);
+        Some(Command::Transfer { to_department: self.to_department.clone(), reason: self.reason.clone() })
+    }
+}
+
+impl ChangeRequest for TransitionCaseRequest {
+    const METHOD: &'static str = "TransitionCase";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "reason", &self.reason, true);
+        let target: Option<CaseState> = required(v, "state", "case state", self.state);
+        target.map(|target| Command::Transition { target, reason: self.reason.clone() })
+    }
+}
+
+impl ChangeRequest for RecordFirstResponseRequest {
+    const METHOD: &'static str = "RecordFirstResponse";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "note", &self.note, true);
+        Some(Command::FirstResponse { note: self.note.clone() })
+    }
+}
+
+impl ChangeRequest for ChangeCaseGradeRequest {
+    const METHOD: &'static str = "ChangeCaseGrade";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "reason", &self.reason, true);
+        let grade: Option<Grade> = required(v, "grade", "grade", self.grade);
+        grade.map(|grade| Command::ChangeGrade { grade, reason: self.reason.clone() })
+    }
+}
+
+impl ChangeRequest for PauseCaseClocksRequest {
+    const METHOD: &'static str = "PauseCaseClocks";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        let reason: Option<PauseReason> = required(v, "reason", "pause reason", self.reason);
+        // A pause for another reason says which.
+        Text::Reason.check(v, "note", &self.note, reason == Some(PauseReason::Other));
+        reason.map(|reason| Command::Pause { reason, note: self.note.clone() })
+    }
+}
+
+impl ChangeRequest for ResumeCaseClocksRequest {
+    const METHOD: &'static str = "ResumeCaseClocks";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "note", &self.note, false);
+        Some(Command::Resume { note: self.note.clone() })
+    }
+}
+
+impl ChangeRequest for ExtendDecisionDeadlineRequest {
+    const METHOD: &'static str = "ExtendDecisionDeadline";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "reason", &self.reason, true);
+        if self.total_days != 30 && self.total_days != 60 {
+            v.add("total_days", "must be 30 (complex) or 60 (especially complex)");
+        }
+        Some(Command::Extend { total_days: self.total_days.unsigned_abs(), reason: self.reason.clone() })
+    }
+}
+
+impl ChangeRequest for ProposeResolutionRequest {
+    const METHOD: &'static str = "ProposeResolution";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Notice.check(v, "grounds", &self.grounds, true);
+        let kind: Option<ResolutionType> = required(v, "type", "resolution type", self.r#type);
+        if let Some(money) = &self.compensation {
+            check_money(v, money);
+        }
+        kind.map(|kind| Command::Propose {
+            kind,
+            compensation: self.compensation.clone(),
+            grounds: self.grounds.clone(),
+        })
+    }
+}
+
+impl ChangeRequest for ApproveResolutionRequest {
+    const METHOD: &'static str = "ApproveResolution";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "note", &self.note, false);
+        Some(Command::Approve { note: self.note.clone() })
+    }
+}
+
+impl ChangeRequest for DecideCaseRequest {
+    const METHOD: &'static str = "DecideCase";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Notice.check(v, "decision_notice", &self.decision_notice, true);
+        Some(Command::Decide { notice: self.decision_notice.clone() })
+    }
+}
+
+impl ChangeRequest for AnswerSurveyRequest {
+    const METHOD: &'static str = "AnswerSurvey";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        if !(1..=5).contains(&self.score) {
+            v.add("score", "must be 1 to 5");
+        }
+        Text::Notice.check(v, "comment", &self.comment, false);
+        Some(Command::Survey { score: self.score, resolved: self.resolved, comment: self.comment.clone() })
+    }
+}
+
+impl ChangeRequest for AddEvidenceRequest {
+    const METHOD: &'static str = "AddEvidence";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Name.check(v, "kind", &self.kind, true);
+        Text::Uri.check(v, "uri", &self.uri, true);
+        if !self.uri.is_empty() && !self.uri.contains(':') {
+            v.add("uri", "must be an absolute URI, e.g. s3://bucket/key");
+        }
+        if self.sha256.len() != 64 || !self.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+            v.add("sha256", "must be 64 lower-case hex digits");
+        }
+        Text::Reason.check(v, "description", &self.description, false);
+        Some(Command::AddEvidence {
+            uri: self.uri.clone(),
+            sha256: self.sha256.clone(),
+            kind: self.kind.clone(),
+            description: self.description.clone(),
+        })
+    }
+}
+
+impl ChangeRequest for LinkCasesRequest {
+    const METHOD: &'static str = "LinkCases";
+
+    fn target(&self) -> Target<'_> {
+        Target { name: &self.name, etag: &self.etag, request_id: &self.request_id, other: Some(&self.other) }
+    }
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "reason", &self.reason, true);
+        let kind = match LinkType::try_from(self.r#type) {
+            Ok(k @ (LinkType::MergedInto | LinkType::Related | LinkType::Parent | LinkType::Child)) => Some(k),
+            _ => {
+                v.add("type", "must be MERGED_INTO, RELATED, PARENT or CHILD");
+                None
+            }
+        };
+        if self.other == self.name && !self.name.is_empty() {
+            v.add("other", "a case cannot be linked to itself");
+        }
+        kind.map(|kind| Command::Link { kind, reason: self.reason.clone() })
+    }
+}
+
+impl ChangeRequest for AddCoordinationTaskRequest {
+    const METHOD: &'static str = "AddCoordinationTask";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Name.check(v, "department", &self.department, true);
+        Text::Name.check(v, "owner", &self.owner, true);
+        Text::Reason.check(v, "description", &self.description, true);
+        let due = self.due_time.as_ref().and_then(from_timestamp);
+        if due.is_none() {
+            v.add("due_time", "required");
+        }
+        due.map(|due| Command::AddTask {
+            department: self.department.clone(),
+            owner: self.owner.clone(),
+            description: self.description.clone(),
+            due,
+        })
+    }
+}
+
+impl ChangeRequest for CompleteCoordinationTaskRequest {
+    const METHOD: &'static str = "CompleteCoordinationTask";
+    one_case!();
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Name.check(v, "task_id", &self.task_id, true);
+        Text::Reason.check(v, "outcome", &self.outcome, true);
+        Some(Command::CompleteTask { task_id: self.task_id.clone(), outcome: self.outcome.clone() })
+    }
+}
