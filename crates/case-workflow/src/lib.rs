@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod error;
 pub mod store;
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ use tonic::service::Routes;
 pub use api::CaseApi;
 pub use domain::clock::Clocks;
 pub use domain::workflow::Rules;
+pub use error::CaseError;
 pub use store::CaseStore;
 
 /// gRPC services case-workflow serves (and reports health for).

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use prost::Message;
-use redress_platform::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::names::{RequestId, Text, resource_id};
 use redress_platform::principal::{Permission, Principal};
@@ -22,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::CaseApi;
 use crate::domain::workflow::Command;
+use crate::error::CaseError;
 use crate::store::{RequestKey, Update};
 
 /// Largest compensation accepted, in minor units (100 billion yuan).
@@ -56,7 +56,7 @@ impl CaseApi {
         &self,
         principal: &Arc<Principal>,
         request: R,
-    ) -> Result<Case, ServiceError> {
+    ) -> Result<Case, CaseError> {
         principal.require(Permission::CasesWrite)?;
         let mut v = Violations::new();
         let command = request.command(&mut v);
@@ -67,7 +67,7 @@ impl CaseApi {
         let request_id = RequestId::parse_optional(&mut v, "request_id", target.request_id);
         v.into_result()?;
         let (Some(id), Some(command)) = (id, command) else {
-            return Err(ServiceError::Internal(anyhow::anyhow!("a valid request produced no command")));
+            return Err(CaseError::Internal(anyhow::anyhow!("a valid request produced no command")));
         };
         let update = Update {
             id: id.to_owned(),
@@ -136,10 +136,12 @@ fn check_money(v: &mut Violations, money: &Money) {
     }
 }
 
-/// [`ChangeRequest::target`] of a request that names one case in `name`, with `etag` and
-/// `request_id`.
+/// The [`ChangeRequest`] method name and target of a request that names one case in `name`,
+/// with `etag` and `request_id`.
 macro_rules! one_case {
-    () => {
+    ($method:literal) => {
+        const METHOD: &'static str = $method;
+
         fn target(&self) -> Target<'_> {
             Target { name: &self.name, etag: &self.etag, request_id: &self.request_id, other: None }
         }
@@ -147,8 +149,7 @@ macro_rules! one_case {
 }
 
 impl ChangeRequest for AssignCaseRequest {
-    const METHOD: &'static str = "AssignCase";
-    one_case!();
+    one_case!("AssignCase");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "assignee", &self.assignee, true);
@@ -158,8 +159,7 @@ impl ChangeRequest for AssignCaseRequest {
 }
 
 impl ChangeRequest for TransferCaseRequest {
-    const METHOD: &'static str = "TransferCase";
-    one_case!();
+    one_case!("TransferCase");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "to_department", &self.to_department, true);
@@ -169,8 +169,7 @@ impl ChangeRequest for TransferCaseRequest {
 }
 
 impl ChangeRequest for TransitionCaseRequest {
-    const METHOD: &'static str = "TransitionCase";
-    one_case!();
+    one_case!("TransitionCase");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "reason", &self.reason, true);
@@ -180,8 +179,7 @@ impl ChangeRequest for TransitionCaseRequest {
 }
 
 impl ChangeRequest for RecordFirstResponseRequest {
-    const METHOD: &'static str = "RecordFirstResponse";
-    one_case!();
+    one_case!("RecordFirstResponse");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "note", &self.note, true);
@@ -190,8 +188,7 @@ impl ChangeRequest for RecordFirstResponseRequest {
 }
 
 impl ChangeRequest for ChangeCaseGradeRequest {
-    const METHOD: &'static str = "ChangeCaseGrade";
-    one_case!();
+    one_case!("ChangeCaseGrade");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "reason", &self.reason, true);
@@ -201,8 +198,7 @@ impl ChangeRequest for ChangeCaseGradeRequest {
 }
 
 impl ChangeRequest for PauseCaseClocksRequest {
-    const METHOD: &'static str = "PauseCaseClocks";
-    one_case!();
+    one_case!("PauseCaseClocks");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         let reason: Option<PauseReason> = required(v, "reason", "pause reason", self.reason);
@@ -213,8 +209,7 @@ impl ChangeRequest for PauseCaseClocksRequest {
 }
 
 impl ChangeRequest for ResumeCaseClocksRequest {
-    const METHOD: &'static str = "ResumeCaseClocks";
-    one_case!();
+    one_case!("ResumeCaseClocks");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "note", &self.note, false);
@@ -223,8 +218,7 @@ impl ChangeRequest for ResumeCaseClocksRequest {
 }
 
 impl ChangeRequest for ExtendDecisionDeadlineRequest {
-    const METHOD: &'static str = "ExtendDecisionDeadline";
-    one_case!();
+    one_case!("ExtendDecisionDeadline");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "reason", &self.reason, true);
@@ -236,8 +230,7 @@ impl ChangeRequest for ExtendDecisionDeadlineRequest {
 }
 
 impl ChangeRequest for ProposeResolutionRequest {
-    const METHOD: &'static str = "ProposeResolution";
-    one_case!();
+    one_case!("ProposeResolution");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Notice.check(v, "grounds", &self.grounds, true);
@@ -254,8 +247,7 @@ impl ChangeRequest for ProposeResolutionRequest {
 }
 
 impl ChangeRequest for ApproveResolutionRequest {
-    const METHOD: &'static str = "ApproveResolution";
-    one_case!();
+    one_case!("ApproveResolution");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "note", &self.note, false);
@@ -264,8 +256,7 @@ impl ChangeRequest for ApproveResolutionRequest {
 }
 
 impl ChangeRequest for DecideCaseRequest {
-    const METHOD: &'static str = "DecideCase";
-    one_case!();
+    one_case!("DecideCase");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Notice.check(v, "decision_notice", &self.decision_notice, true);
@@ -274,8 +265,7 @@ impl ChangeRequest for DecideCaseRequest {
 }
 
 impl ChangeRequest for AnswerSurveyRequest {
-    const METHOD: &'static str = "AnswerSurvey";
-    one_case!();
+    one_case!("AnswerSurvey");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         if !(1..=5).contains(&self.score) {
@@ -287,8 +277,7 @@ impl ChangeRequest for AnswerSurveyRequest {
 }
 
 impl ChangeRequest for AddEvidenceRequest {
-    const METHOD: &'static str = "AddEvidence";
-    one_case!();
+    one_case!("AddEvidence");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "kind", &self.kind, true);
@@ -333,8 +322,7 @@ impl ChangeRequest for LinkCasesRequest {
 }
 
 impl ChangeRequest for AddCoordinationTaskRequest {
-    const METHOD: &'static str = "AddCoordinationTask";
-    one_case!();
+    one_case!("AddCoordinationTask");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "department", &self.department, true);
@@ -354,8 +342,7 @@ impl ChangeRequest for AddCoordinationTaskRequest {
 }
 
 impl ChangeRequest for CompleteCoordinationTaskRequest {
-    const METHOD: &'static str = "CompleteCoordinationTask";
-    one_case!();
+    one_case!("CompleteCoordinationTask");
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "task_id", &self.task_id, true);

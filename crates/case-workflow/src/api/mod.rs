@@ -7,7 +7,6 @@ mod queries;
 
 use std::sync::Arc;
 
-use redress_platform::ServiceError;
 use redress_platform::principal::Principal;
 use redress_platform::ready::Ready;
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedService;
@@ -26,6 +25,7 @@ use redress_proto::redress::common::v1::{
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::error::CaseError;
 use crate::store::CaseStore;
 use queries::EventStream;
 
@@ -41,7 +41,7 @@ impl CaseApi {
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
-    fn store(&self) -> Result<Arc<dyn CaseStore>, ServiceError> {
+    fn store(&self) -> Result<Arc<dyn CaseStore>, CaseError> {
         Ok(self.store.get()?.clone())
     }
 }

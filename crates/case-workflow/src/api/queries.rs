@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use redress_platform::ServiceError;
 use redress_platform::dead_letters::Replay;
 use redress_platform::error::Violations;
 use redress_platform::events::{FeedStream, serve_stream};
@@ -21,12 +20,13 @@ use redress_proto::redress::common::v1::{
 
 use super::CaseApi;
 use crate::domain::audit::{self, AuditRecord};
+use crate::error::CaseError;
 use crate::store::{AuditTrail, CaseQuery};
 
 pub(super) type EventStream = FeedStream<StreamEventsResponse>;
 
 impl CaseApi {
-    pub(super) async fn get(&self, principal: &Principal, request: GetCaseRequest) -> Result<Case, ServiceError> {
+    pub(super) async fn get(&self, principal: &Principal, request: GetCaseRequest) -> Result<Case, CaseError> {
         principal.require(Permission::CasesRead)?;
         self.visible_case(principal, "name", &request.name).await.map(|(_, case)| case)
     }
@@ -35,7 +35,7 @@ impl CaseApi {
         &self,
         principal: &Principal,
         request: ListCasesRequest,
-    ) -> Result<ListCasesResponse, ServiceError> {
+    ) -> Result<ListCasesResponse, CaseError> {
         principal.require(Permission::CasesRead)?;
         let mut v = Violations::new();
         let page_size = paging::page_size(request.page_size, &mut v);
@@ -67,7 +67,7 @@ impl CaseApi {
         &self,
         principal: &Principal,
         request: ListAuditEntriesRequest,
-    ) -> Result<ListAuditEntriesResponse, ServiceError> {
+    ) -> Result<ListAuditEntriesResponse, CaseError> {
         let mut v = Violations::new();
         let page_size = paging::page_size(request.page_size, &mut v);
         let after = paging::decode_token(&request.page_token, &mut v).map_or(0, |(sequence, _)| sequence);
@@ -97,7 +97,7 @@ impl CaseApi {
         &self,
         principal: &Principal,
         request: VerifyAuditChainRequest,
-    ) -> Result<VerifyAuditChainResponse, ServiceError> {
+    ) -> Result<VerifyAuditChainResponse, CaseError> {
         let (id, trail) = self.trail(principal, &request.case).await?;
         let entries = trail.entries.len() as i64;
         Ok(match audit::verify(&id, &trail.entries, trail.length, &trail.head) {
@@ -121,17 +121,18 @@ impl CaseApi {
         &self,
         principal: &Arc<Principal>,
         request: StreamEventsRequest,
-    ) -> Result<EventStream, ServiceError> {
+    ) -> Result<EventStream, CaseError> {
         let store = self.store()?;
         let respond = |events| StreamEventsResponse { events };
-        serve_stream(store.feed(), principal.clone(), request.after_position, self.shutdown.clone(), respond).await
+        Ok(serve_stream(store.feed(), principal.clone(), request.after_position, self.shutdown.clone(), respond)
+            .await?)
     }
 
     pub(super) async fn list_dead_letters(
         &self,
         principal: &Principal,
         request: ListDeadLettersRequest,
-    ) -> Result<ListDeadLettersResponse, ServiceError> {
+    ) -> Result<ListDeadLettersResponse, CaseError> {
         self.store()?.list_dead_letters(principal, &request).await
     }
 
@@ -139,7 +140,7 @@ impl CaseApi {
         &self,
         principal: &Arc<Principal>,
         request: ReplayDeadLetterRequest,
-    ) -> Result<DeadLetter, ServiceError> {
+    ) -> Result<DeadLetter, CaseError> {
         let replay = Replay::parse(principal.clone(), request)?;
         let dead = self.store()?.replay_dead_letter(replay).await?;
         tracing::info!(dead_letter = %dead.name(), by = %dead.replayed_by, "dead letter replayed");
@@ -153,7 +154,7 @@ impl CaseApi {
         principal: &Principal,
         field: &str,
         name: &'n str,
-    ) -> Result<(&'n str, Case), ServiceError> {
+    ) -> Result<(&'n str, Case), CaseError> {
         let mut v = Violations::new();
         let Some(id) = resource_id(&mut v, field, name, "cases") else { return Err(v.into()) };
         let case = self
@@ -162,18 +163,15 @@ impl CaseApi {
             .await?
             // Outside the caller's organisation unit it does not exist for the caller.
             .filter(|c| principal.covers(&c.org_unit))
-            .ok_or_else(|| ServiceError::NotFound { resource: "case", name: name.to_owned() })?;
+            .ok_or_else(|| CaseError::NotFound { name: name.to_owned() })?;
         Ok((id, case))
     }
 
-    async fn trail(&self, principal: &Principal, name: &str) -> Result<(String, AuditTrail), ServiceError> {
+    async fn trail(&self, principal: &Principal, name: &str) -> Result<(String, AuditTrail), CaseError> {
         principal.require(Permission::CasesRead)?;
         let (id, _) = self.visible_case(principal, "case", name).await?;
-        let trail = self
-            .store()?
-            .audit_trail(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound { resource: "case", name: name.to_owned() })?;
+        let trail =
+            self.store()?.audit_trail(id).await?.ok_or_else(|| CaseError::NotFound { name: name.to_owned() })?;
         Ok((id.to_owned(), trail))
     }
 }

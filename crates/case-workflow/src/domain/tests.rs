@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_calendar::{DeadlineCalculator, Period, SlaPolicy, WorkingCalendar};
-use redress_platform::ServiceError;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{
@@ -16,7 +15,7 @@ use redress_proto::redress::case::v1::{
 use redress_proto::redress::common::v1::Grade;
 
 use super::clock::{self, Clocks, instant};
-use super::workflow::{self, Command, Context, Rules};
+use super::workflow::{self, Command, Context, Rules, WorkflowError};
 
 /// A plain year for tests that run past the shipped calendars: weekends off, no holidays.
 fn plain_year(year: i32) -> String {
@@ -82,7 +81,7 @@ fn opened(received: &str, rules: &Rules) -> Case {
     case
 }
 
-fn run(case: &mut Case, who: &Principal, when: &str, command: Command, rules: &Rules) -> Result<(), ServiceError> {
+fn run(case: &mut Case, who: &Principal, when: &str, command: Command, rules: &Rules) -> Result<(), WorkflowError> {
     let ctx = Context { principal: who, now: at(when), rules };
     workflow::execute(case, None, command, &ctx).map(|_| ())
 }
@@ -156,7 +155,7 @@ fn clocks_follow_the_calendar_pauses_and_grade_changes() {
     let extend = Command::Extend { total_days: 30, reason: reason("needs the card scheme's records") };
     assert!(matches!(
         run(&mut case, &handler(), "2026-10-13T09:00:00+08:00", extend.clone(), &rules),
-        Err(ServiceError::PermissionDenied(_))
+        Err(WorkflowError::PermissionRequired(Permission::CasesExtend))
     ));
     run(&mut case, &supervisor(), "2026-10-13T09:00:00+08:00", extend, &rules).unwrap();
     assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-11-10T00:00:00+08:00")));
@@ -164,7 +163,7 @@ fn clocks_follow_the_calendar_pauses_and_grade_changes() {
     let extend = Command::Extend { total_days: 60, reason: reason("especially complex") };
     assert!(matches!(
         run(&mut case, &supervisor(), "2026-10-14T09:00:00+08:00", extend, &rules),
-        Err(ServiceError::PermissionDenied(_))
+        Err(WorkflowError::PermissionRequired(Permission::CasesExtendSpecial))
     ));
 }
 
@@ -180,11 +179,10 @@ fn illegal_transitions_name_the_current_state() {
         &rules,
     )
     .unwrap_err();
+    assert!(err.to_string().contains("CASE_STATE_ACCEPTED"), "{err}");
     match err {
-        ServiceError::FailedPrecondition { reason, message, metadata } => {
-            assert_eq!(reason, "INVALID_CASE_STATE");
-            assert!(message.contains("CASE_STATE_ACCEPTED"), "{message}");
-            assert_eq!(metadata["current_state"], "CASE_STATE_ACCEPTED");
+        WorkflowError::InvalidState { current, allowed, .. } => {
+            assert_eq!((current, allowed.as_slice()), (CaseState::Accepted, [CaseState::FollowUp].as_slice()));
         }
         other => panic!("{other:?}"),
     }
@@ -202,7 +200,7 @@ fn the_subject_of_a_complaint_cannot_handle_it() {
     let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
     let command = Command::Assign { assignee: "e-042".to_owned(), department: "cards".to_owned() };
     let err = run(&mut case, &handler(), "2026-11-02T11:00:00+08:00", command, &rules).unwrap_err();
-    assert_eq!(err.reason(), "CONFLICT_OF_INTEREST");
+    assert!(matches!(&err, WorkflowError::ConflictOfInterest { assignee } if assignee == "e-042"), "{err}");
     assert!(case.assignee.is_empty());
 }
 
@@ -228,11 +226,13 @@ fn compensation_above_the_authority_limit_needs_another_approver() {
     run(&mut case, &handler(), t, propose, &rules).unwrap();
     assert!(case.resolution.as_ref().unwrap().approval_required);
     let decide = Command::Decide { notice: reason("refund") };
-    assert_eq!(run(&mut case, &handler(), t, decide.clone(), &rules).unwrap_err().reason(), "APPROVAL_REQUIRED");
+    let unapproved = run(&mut case, &handler(), t, decide.clone(), &rules);
+    assert!(matches!(unapproved, Err(WorkflowError::ApprovalRequired)), "{unapproved:?}");
     // The proposer cannot approve, even holding the permission.
     let mut proposer = handler();
     proposer.permissions.push(Permission::CasesApprove.as_str().to_owned());
-    assert!(run(&mut case, &proposer, t, Command::Approve { note: String::new() }, &rules).is_err());
+    let own = run(&mut case, &proposer, t, Command::Approve { note: String::new() }, &rules);
+    assert!(matches!(own, Err(WorkflowError::SelfApproval)), "{own:?}");
     run(&mut case, &supervisor(), t, Command::Approve { note: reason("ok") }, &rules).unwrap();
     run(&mut case, &handler(), t, decide, &rules).unwrap();
     assert_eq!(case.state, CaseState::Decided as i32);
@@ -253,7 +253,7 @@ fn a_review_must_be_asked_within_thirty_days_of_the_decision() {
     let review = Command::Transition { target: CaseState::UnderReview, reason: reason("disagree") };
     // Decided Tue Nov 3: 30 days end Thu Dec 3 at 24:00.
     let late = run(&mut case, &handler(), "2026-12-04T00:00:00+08:00", review.clone(), &rules).unwrap_err();
-    assert_eq!(late.reason(), "REVIEW_WINDOW_PASSED");
+    assert!(matches!(late, WorkflowError::ReviewWindowPassed { .. }), "{late}");
     run(&mut case, &handler(), "2026-12-03T23:00:00+08:00", review, &rules).unwrap();
     assert_eq!((case.state, case.review_count), (CaseState::UnderReview as i32, 1));
     assert_eq!(case.previous_state, CaseState::Decided as i32);
@@ -310,7 +310,8 @@ fn merging_keeps_the_duplicates_evidence_on_the_survivor() {
     assert_eq!(survivor.state, CaseState::Accepted as i32);
     // A merged case cannot be reopened; its survivor is where work goes on.
     let reopen = Command::Transition { target: CaseState::Reopened, reason: reason("r") };
-    assert_eq!(run(&mut duplicate, &handler(), t, reopen, &rules).unwrap_err().reason(), "MERGED");
+    let err = run(&mut duplicate, &handler(), t, reopen, &rules).unwrap_err();
+    assert!(matches!(&err, WorkflowError::Merged { into } if *into == survivor.name), "{err}");
 }
 
 #[test]

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use redress_platform::ServiceError;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::dead_letters::Replay;
 use redress_platform::principal::Principal;
 use redress_platform::testing::committed_events;
 use redress_platform::time::{now, to_timestamp};
+use redress_platform::{ApiError, ServiceError};
 use redress_proto::redress::case::v1::{
     Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, DeadlineBreached, LinkType, Money, PauseReason,
     ResolutionType, SurveyAnswered,
@@ -22,7 +22,8 @@ use redress_proto::redress::intake::v1::{
 
 use super::{CaseQuery, CaseStore, RequestKey, Update};
 use crate::domain::tests::{handler, rules, supervisor};
-use crate::domain::workflow::Command;
+use crate::domain::workflow::{Command, WorkflowError};
+use crate::error::CaseError;
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn CaseStore> {
     crate::open_store(config, Arc::new(rules()), &redress_platform::host::Supervisor::detached())
@@ -197,7 +198,7 @@ async fn a_dead_letter_is_listed_fixed_by_replay_and_applied_once(store: Arc<dyn
         store.list_dead_letters(&foreign, &ListDeadLettersRequest::default()).await.unwrap().dead_letters.is_empty()
     );
     let err = store.replay_dead_letter(replay_of(1, None, &foreign).unwrap()).await.unwrap_err();
-    assert!(matches!(err, ServiceError::NotFound { .. }), "{err}");
+    assert!(matches!(err, CaseError::Platform(ServiceError::NotFound { .. })), "{err}");
     let reader = Principal { permissions: vec!["events.read".to_owned()], ..admin.clone() };
     assert!(matches!(replay_of(1, None, &reader), Err(ServiceError::PermissionDenied(_))));
     // Replayed as received it still fails, and nothing is written.
@@ -206,7 +207,7 @@ async fn a_dead_letter_is_listed_fixed_by_replay_and_applied_once(store: Arc<dyn
     // A payload of another type is refused.
     let wrong = Some(prost_types::Any::from_msg(&ComplaintWithdrawn::default()).unwrap());
     let err = store.replay_dead_letter(replay_of(1, wrong, &admin).unwrap()).await.unwrap_err();
-    assert!(matches!(err, ServiceError::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, CaseError::Platform(ServiceError::InvalidArgument(_))), "{err}");
     assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
     // With the corrected payload it opens the case, once however often it is replayed.
     let corrected = good.payload.clone();
@@ -336,12 +337,7 @@ fn id_of(case: &Case) -> String {
     case.name.strip_prefix("cases/").unwrap().to_owned()
 }
 
-async fn change(
-    store: &Arc<dyn CaseStore>,
-    case: &Case,
-    who: &Principal,
-    command: Command,
-) -> Result<Case, ServiceError> {
+async fn change(store: &Arc<dyn CaseStore>, case: &Case, who: &Principal, command: Command) -> Result<Case, CaseError> {
     let update = Update {
         id: id_of(case),
         other: None,
@@ -484,7 +480,7 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     assert!(withdrawn.close_time.is_some());
     let err = change(&store, &withdrawn, &h, to(CaseState::Reopened)).await.unwrap_err();
     assert!(
-        matches!(&err, ServiceError::FailedPrecondition { message, .. } if message.contains("CASE_STATE_WITHDRAWN")),
+        matches!(&err, CaseError::Workflow(WorkflowError::InvalidState { current: CaseState::Withdrawn, .. })),
         "{err}"
     );
 }
@@ -510,8 +506,7 @@ async fn two_updates_with_the_same_etag_one_wins(store: Arc<dyn CaseStore>) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(case) => won.push(case),
-            Err(ServiceError::Aborted { reason, .. }) => assert_eq!(reason, "ETAG_MISMATCH"),
-            Err(e) => panic!("{e}"),
+            Err(e) => assert_eq!(e.reason(), "ETAG_MISMATCH", "{e}"),
         }
     }
     assert_eq!(won.len(), 1, "exactly one update wins");
@@ -536,7 +531,8 @@ async fn a_retried_request_returns_the_first_result(store: Arc<dyn CaseStore>) {
     let again = store.update(update("f1", "u-a")).await.unwrap();
     assert_eq!(first, again);
     let err = store.update(update("f2", "u-b")).await.unwrap_err();
-    assert!(matches!(&err, ServiceError::InvalidArgument(v) if v[0].field == "request_id"), "{err}");
+    assert!(matches!(err, CaseError::RequestIdReused), "{err}");
+    assert_eq!(err.violations()[0].field, "request_id");
     assert_eq!(store.audit_trail(&id_of(&case)).await.unwrap().unwrap().entries.len(), 2, "applied once");
     // A refused change writes nothing either.
     let refused = change(&store, &first, &handler(), to(CaseState::Closed)).await;
@@ -635,10 +631,10 @@ async fn merging_updates_both_cases(store: Arc<dyn CaseStore>) {
         principal: Arc::new(handler()),
         command: Command::Link { kind: LinkType::Related, reason: text("r") },
     };
-    assert!(matches!(store.update(update).await, Err(ServiceError::NotFound { .. })));
+    assert!(matches!(store.update(update).await, Err(CaseError::NotFound { .. })));
     // Nor can it be changed.
     let err = change(&store, &foreign, &handler(), to(CaseState::Withdrawn)).await.unwrap_err();
-    assert!(matches!(err, ServiceError::NotFound { .. }), "{err}");
+    assert!(matches!(err, CaseError::NotFound { .. }), "{err}");
     assert_eq!(store.get(&id_of(&foreign)).await.unwrap().unwrap(), foreign);
 }
 

@@ -14,8 +14,6 @@ use prost::Message;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use redress_platform::ServiceError;
-use redress_platform::db::CommitFailed;
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_platform::paging::Cursor;
@@ -28,6 +26,7 @@ use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassifie
 
 use crate::domain::audit::AuditRecord;
 use crate::domain::workflow::{self, Command, Context, Effects, Rules};
+use crate::error::CaseError;
 
 pub use postgres::PostgresCaseStore;
 pub use sqlite::SqliteCaseStore;
@@ -103,11 +102,11 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
         &self,
         principal: &Principal,
         request: &ListDeadLettersRequest,
-    ) -> Result<ListDeadLettersResponse, ServiceError> {
-        redress_platform::dead_letters::list(self.feed().pool(), principal, request).await
+    ) -> Result<ListDeadLettersResponse, CaseError> {
+        Ok(redress_platform::dead_letters::list(self.feed().pool(), principal, request).await?)
     }
     /// Applies a dead letter again and marks it replayed, at most once (`ReplayDeadLetter`).
-    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, ServiceError>;
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, CaseError>;
     /// Forgets request ids first used before `before` (retention); returns how many.
     async fn prune_requests(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
         let cutoff = redress_platform::time::to_micros(before);
@@ -117,7 +116,7 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     async fn audit_trail(&self, id: &str) -> anyhow::Result<Option<AuditTrail>>;
     /// Applies one change to a case (and the other case of a link) with its audit entries and
     /// events, all or nothing; a retried request id returns the first result.
-    async fn update(&self, update: Update) -> Result<Case, ServiceError>;
+    async fn update(&self, update: Update) -> Result<Case, CaseError>;
     /// Raises the reminders due by `now` on at most `limit` cases; returns how many cases it
     /// looked at (0 also when another replica holds the sweep).
     async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize>;
@@ -143,35 +142,6 @@ pub struct Update {
 pub struct RequestKey {
     pub id: String,
     pub fingerprint: String,
-}
-
-/// Errors of an update inside a write transaction.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub(crate) struct UpdateError(pub ServiceError);
-
-impl From<ServiceError> for UpdateError {
-    fn from(e: ServiceError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<CommitFailed> for UpdateError {
-    fn from(e: CommitFailed) -> Self {
-        Self(ServiceError::Internal(e.into()))
-    }
-}
-
-impl From<sqlx::Error> for UpdateError {
-    fn from(e: sqlx::Error) -> Self {
-        Self(ServiceError::Internal(e.into()))
-    }
-}
-
-impl From<anyhow::Error> for UpdateError {
-    fn from(e: anyhow::Error) -> Self {
-        Self(ServiceError::Internal(e))
-    }
 }
 
 /// Forgets up to 5,000 request ids older than `$1` (both backends).
@@ -248,7 +218,7 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    pub(crate) fn from_row(id: &str, row: LoadedRow) -> Result<Self, ServiceError> {
+    pub(crate) fn from_row(id: &str, row: LoadedRow) -> Result<Self, CaseError> {
         Ok(Self {
             id: id.to_owned(),
             case: Case::decode(row.record.as_slice()).map_err(anyhow::Error::from)?,
@@ -259,19 +229,19 @@ impl Loaded {
     }
 }
 
-fn not_found(id: &str) -> ServiceError {
-    ServiceError::NotFound { resource: "case", name: format!("cases/{id}") }
+fn not_found(id: &str) -> CaseError {
+    CaseError::NotFound { name: format!("cases/{id}") }
 }
 
 /// The stored result of a request id: `Some(case)` for a retry of the same request, an error
 /// for the id reused with another request, `None` for a new id.
-pub(crate) fn replay(key: &RequestKey, stored: Option<(String, Vec<u8>)>) -> Result<Option<Case>, ServiceError> {
+pub(crate) fn replay(key: &RequestKey, stored: Option<(String, Vec<u8>)>) -> Result<Option<Case>, CaseError> {
     match stored {
         None => Ok(None),
         Some((fingerprint, response)) if fingerprint == key.fingerprint => {
             Ok(Some(Case::decode(response.as_slice()).map_err(anyhow::Error::from)?))
         }
-        Some(_) => Err(ServiceError::invalid("request_id", "was already used for a different request")),
+        Some(_) => Err(CaseError::RequestIdReused),
     }
 }
 
@@ -281,7 +251,7 @@ pub(crate) fn plan_update(
     other: Option<Option<Loaded>>,
     update: Update,
     rules: &Rules,
-) -> Result<Plan, ServiceError> {
+) -> Result<Plan, CaseError> {
     let principal = update.principal.clone();
     // Outside the caller's organisation unit a case does not exist for the caller.
     let visible =
@@ -294,14 +264,7 @@ pub(crate) fn plan_update(
     if let Some(expected) = update.expected_version
         && expected != primary.version
     {
-        return Err(ServiceError::Aborted {
-            reason: "ETAG_MISMATCH",
-            message: format!(
-                "the case changed since etag {}; read it again (current etag {})",
-                etag(expected),
-                etag(primary.version)
-            ),
-        });
+        return Err(CaseError::EtagMismatch { expected, current: primary.version });
     }
     let now = redress_platform::time::now();
     for l in std::iter::once(&mut primary).chain(other.as_mut()) {

@@ -12,8 +12,9 @@ use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 
 use super::tx::CaseTx;
-use super::{Effect, Follow, INTAKE_CONSUMER, Update, UpdateError, effect_of, follow_for, recurrence_of};
+use super::{Effect, Follow, INTAKE_CONSUMER, Update, effect_of, follow_for, recurrence_of};
 use crate::domain::workflow::Rules;
+use crate::error::CaseError;
 
 /// What a batch of events (or a replay) changed.
 #[derive(Debug, Default)]
@@ -39,7 +40,7 @@ pub(crate) async fn update<T: CaseTx + ?Sized>(
     tx: &mut T,
     update: Update,
     rules: &Rules,
-) -> Result<(Case, bool), UpdateError> {
+) -> Result<(Case, bool), CaseError> {
     let mut ids: Vec<&String> = std::iter::once(&update.id).chain(update.other.as_ref()).collect();
     ids.sort();
     let mut loaded = std::collections::HashMap::new();
@@ -68,7 +69,7 @@ pub(crate) async fn sweep_case<T: CaseTx + ?Sized>(
     id: &str,
     rules: &Rules,
     now: DateTime<Utc>,
-) -> Result<bool, UpdateError> {
+) -> Result<bool, CaseError> {
     let loaded = tx.load(id).await?;
     let Some(plan) = super::plan_sweep(loaded, rules, now) else { return Ok(false) };
     tx.write_plan(&plan).await?;
@@ -81,7 +82,7 @@ pub(crate) async fn apply_batch<T: CaseTx + ?Sized>(
     tx: &mut T,
     events: &[Event],
     rules: &Rules,
-) -> Result<Applied, UpdateError> {
+) -> Result<Applied, CaseError> {
     let stored = tx.consumer_position(INTAKE_CONSUMER).await?;
     let fresh: Vec<&Event> = events.iter().filter(|e| e.position > stored).collect();
     // Cases this batch changes are locked up front, in id order.
@@ -117,7 +118,7 @@ pub(crate) async fn replay<T: CaseTx + ?Sized>(
     tx: &mut T,
     replay: &Replay,
     rules: &Rules,
-) -> Result<(DeadLetter, Applied), UpdateError> {
+) -> Result<(DeadLetter, Applied), CaseError> {
     let Some(dead) = tx.load_dead_letter(&replay.consumer, replay.position).await? else {
         return Err(replay.not_found().into());
     };
@@ -143,7 +144,7 @@ async fn apply_effect<T: CaseTx + ?Sized>(
     effect: Effect,
     rules: &Rules,
     applied: &mut Applied,
-) -> Result<(), UpdateError> {
+) -> Result<(), CaseError> {
     match effect {
         Effect::Open(opening) => {
             // A complaint that has a case already is passed over and announces nothing; only a
@@ -163,7 +164,7 @@ async fn apply_effect<T: CaseTx + ?Sized>(
 
 /// Applies one of intake's changes to the complaint's case (and, for a link, to the other
 /// complaint's case), loading the rows in id order; 1 when it changed anything.
-async fn follow<T: CaseTx + ?Sized>(tx: &mut T, follow: &Follow, rules: &Rules) -> Result<usize, UpdateError> {
+async fn follow<T: CaseTx + ?Sized>(tx: &mut T, follow: &Follow, rules: &Rules) -> Result<usize, CaseError> {
     let Some(id) = tx.case_of_complaint(&follow.complaint).await? else { return Ok(0) };
     let other_id = match &follow.other {
         Some(complaint) => Some(tx.case_of_complaint(complaint).await?),

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redress_platform::ServiceError;
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed};
 use redress_platform::host::Supervisor;
@@ -15,10 +14,9 @@ use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 use sqlx::PgPool;
 
-use super::{
-    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, UpdateError, ops,
-};
+use super::{AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, ops};
 use crate::domain::workflow::Rules;
+use crate::error::CaseError;
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
@@ -44,8 +42,7 @@ impl PostgresCaseStore {
         let swept = due.len();
         for id in due {
             let mut tx = self.pool.begin().await?;
-            let raised =
-                ops::sweep_case(&mut *tx, &id, &self.rules, now).await.map_err(|e| anyhow::Error::from(e.0))?;
+            let raised = ops::sweep_case(&mut *tx, &id, &self.rules, now).await?;
             tx.commit().await?;
             if raised {
                 self.feed.notify_committed();
@@ -67,7 +64,7 @@ impl EventSink for PostgresCaseStore {
 
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let applied = ops::apply_batch(&mut *tx, &events, &self.rules).await.map_err(|e| anyhow::Error::from(e.0))?;
+        let applied = ops::apply_batch(&mut *tx, &events, &self.rules).await?;
         tx.commit().await?;
         super::applied(&self.feed, &applied);
         Ok(applied.position)
@@ -91,24 +88,24 @@ impl CaseStore for PostgresCaseStore {
         super::trail_from(sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&self.pool).await?)
     }
 
-    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, ServiceError> {
-        let mut tx = self.pool.begin().await.map_err(UpdateError::from).map_err(|e| e.0)?;
-        let (dead, applied) = ops::replay(&mut *tx, &replay, &self.rules).await.map_err(|e| e.0)?;
-        tx.commit().await.map_err(UpdateError::from).map_err(|e| e.0)?;
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, CaseError> {
+        let mut tx = self.pool.begin().await?;
+        let (dead, applied) = ops::replay(&mut *tx, &replay, &self.rules).await?;
+        tx.commit().await?;
         super::applied(&self.feed, &applied);
         Ok(dead)
     }
 
-    async fn update(&self, update: Update) -> Result<Case, ServiceError> {
+    async fn update(&self, update: Update) -> Result<Case, CaseError> {
         let run = async {
             let mut tx = self.pool.begin().await?;
             let (case, changed) = ops::update(&mut *tx, update, &self.rules).await?;
             if changed {
                 tx.commit().await?;
             }
-            Ok::<_, UpdateError>((case, changed))
+            Ok::<_, CaseError>((case, changed))
         };
-        let (case, changed) = run.await.map_err(|e| e.0)?;
+        let (case, changed) = run.await?;
         if changed {
             self.feed.notify_committed();
         }

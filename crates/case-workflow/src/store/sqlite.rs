@@ -6,7 +6,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redress_platform::ServiceError;
 use redress_platform::db::Sqlite;
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed};
@@ -15,6 +14,7 @@ use redress_proto::redress::common::v1::Event;
 
 use super::{AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, ops};
 use crate::domain::workflow::Rules;
+use crate::error::CaseError;
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
@@ -48,8 +48,7 @@ impl EventSink for SqliteCaseStore {
             .db
             .writer
             .write(move |conn| Box::pin(async move { ops::apply_batch(conn, &events, &rules).await }))
-            .await
-            .map_err(|e| anyhow::Error::from(e.0))?;
+            .await?;
         super::applied(&self.feed, &applied);
         Ok(applied.position)
     }
@@ -72,26 +71,18 @@ impl CaseStore for SqliteCaseStore {
         super::trail_from(sqlx::query_as(AUDIT_TRAIL).bind(id).fetch_all(&self.db.pool).await?)
     }
 
-    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, ServiceError> {
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, CaseError> {
         let rules = self.rules.clone();
-        let (dead, applied) = self
-            .db
-            .writer
-            .write(move |conn| Box::pin(async move { ops::replay(conn, &replay, &rules).await }))
-            .await
-            .map_err(|e| e.0)?;
+        let (dead, applied) =
+            self.db.writer.write(move |conn| Box::pin(async move { ops::replay(conn, &replay, &rules).await })).await?;
         super::applied(&self.feed, &applied);
         Ok(dead)
     }
 
-    async fn update(&self, update: Update) -> Result<Case, ServiceError> {
+    async fn update(&self, update: Update) -> Result<Case, CaseError> {
         let rules = self.rules.clone();
-        let (response, changed) = self
-            .db
-            .writer
-            .write(move |conn| Box::pin(async move { ops::update(conn, update, &rules).await }))
-            .await
-            .map_err(|e| e.0)?;
+        let (response, changed) =
+            self.db.writer.write(move |conn| Box::pin(async move { ops::update(conn, update, &rules).await })).await?;
         if changed {
             self.feed.notify_committed();
         }
@@ -108,8 +99,7 @@ impl CaseStore for SqliteCaseStore {
                 .db
                 .writer
                 .write(move |conn| Box::pin(async move { ops::sweep_case(conn, &id, &rules, now).await }))
-                .await
-                .map_err(|e| anyhow::Error::from(e.0))?;
+                .await?;
             if raised {
                 self.feed.notify_committed();
             }

@@ -7,39 +7,40 @@ use redress_platform::dead_letters::DeadLetter;
 use redress_platform::events::Outbox;
 use sqlx::{PgConnection, SqliteConnection};
 
-use super::{Loaded, LoadedRow, Opening, Plan, RequestKey, UpdateError, case_id};
+use super::{Loaded, LoadedRow, Opening, Plan, RequestKey, case_id};
+use crate::error::CaseError;
 
 /// One transaction of a case store.
 #[async_trait]
 pub(crate) trait CaseTx: Outbox {
     /// A case, locked until the transaction ends (PostgreSQL; SQLite's writer holds the whole
     /// database).
-    async fn load(&mut self, id: &str) -> Result<Option<Loaded>, UpdateError>;
+    async fn load(&mut self, id: &str) -> Result<Option<Loaded>, CaseError>;
     /// Locks the cases of these complaints in id order, the order changes to two cases lock
     /// them in, so that a batch and a link never deadlock.
-    async fn lock_cases_of(&mut self, complaints: &[String]) -> Result<(), UpdateError>;
-    async fn case_of_complaint(&mut self, complaint: &str) -> Result<Option<String>, UpdateError>;
+    async fn lock_cases_of(&mut self, complaints: &[String]) -> Result<(), CaseError>;
+    async fn case_of_complaint(&mut self, complaint: &str) -> Result<Option<String>, CaseError>;
     /// Inserts an opening's case with its first audit entry and event; `false` (and nothing
     /// written) when the complaint has a case already.
-    async fn insert_opening(&mut self, opening: &Opening) -> Result<bool, UpdateError>;
+    async fn insert_opening(&mut self, opening: &Opening) -> Result<bool, CaseError>;
     /// Writes a plan's rows (checking each was not changed meanwhile), audit entries and events.
-    async fn write_plan(&mut self, plan: &Plan) -> Result<(), UpdateError>;
+    async fn write_plan(&mut self, plan: &Plan) -> Result<(), CaseError>;
     /// The stored first result of a request id: its fingerprint and response.
-    async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, UpdateError>;
-    async fn save_request(&mut self, key: &RequestKey, case_id: &str, response: &[u8]) -> Result<(), UpdateError>;
+    async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, CaseError>;
+    async fn save_request(&mut self, key: &RequestKey, case_id: &str, response: &[u8]) -> Result<(), CaseError>;
     /// A consumer's stored position (0 at first), locked until the transaction ends.
-    async fn consumer_position(&mut self, consumer: &str) -> Result<i64, UpdateError>;
-    async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), UpdateError>;
-    async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), UpdateError>;
+    async fn consumer_position(&mut self, consumer: &str) -> Result<i64, CaseError>;
+    async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), CaseError>;
+    async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), CaseError>;
     /// A dead letter, locked until the transaction ends.
-    async fn load_dead_letter(&mut self, consumer: &str, position: i64) -> Result<Option<DeadLetter>, UpdateError>;
+    async fn load_dead_letter(&mut self, consumer: &str, position: i64) -> Result<Option<DeadLetter>, CaseError>;
     async fn mark_replayed(
         &mut self,
         dead: &DeadLetter,
         when_us: i64,
         by: &str,
         payload: Option<Vec<u8>>,
-    ) -> Result<(), UpdateError>;
+    ) -> Result<(), CaseError>;
 }
 
 /// Implements [`CaseTx`] for one backend's connection; `$lock` is appended to the reads that
@@ -48,7 +49,7 @@ macro_rules! case_tx {
     ($conn:ty, lock = $lock:literal, lock_cases = $lock_cases:path) => {
         #[async_trait]
         impl CaseTx for $conn {
-            async fn load(&mut self, id: &str) -> Result<Option<Loaded>, UpdateError> {
+            async fn load(&mut self, id: &str) -> Result<Option<Loaded>, CaseError> {
                 let row: Option<LoadedRow> = sqlx::query_as(concat!(
                     "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1",
                     $lock
@@ -59,18 +60,18 @@ macro_rules! case_tx {
                 Ok(row.map(|r| Loaded::from_row(id, r)).transpose()?)
             }
 
-            async fn lock_cases_of(&mut self, complaints: &[String]) -> Result<(), UpdateError> {
+            async fn lock_cases_of(&mut self, complaints: &[String]) -> Result<(), CaseError> {
                 $lock_cases(self, complaints).await
             }
 
-            async fn case_of_complaint(&mut self, complaint: &str) -> Result<Option<String>, UpdateError> {
+            async fn case_of_complaint(&mut self, complaint: &str) -> Result<Option<String>, CaseError> {
                 Ok(sqlx::query_scalar("SELECT id FROM cases WHERE complaint = $1")
                     .bind(complaint)
                     .fetch_optional(&mut *self)
                     .await?)
             }
 
-            async fn insert_opening(&mut self, o: &Opening) -> Result<bool, UpdateError> {
+            async fn insert_opening(&mut self, o: &Opening) -> Result<bool, CaseError> {
                 let inserted = sqlx::query(
                     "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
                      audit_length, audit_head, next_check_us) \
@@ -97,7 +98,7 @@ macro_rules! case_tx {
                 Ok(true)
             }
 
-            async fn write_plan(&mut self, plan: &Plan) -> Result<(), UpdateError> {
+            async fn write_plan(&mut self, plan: &Plan) -> Result<(), CaseError> {
                 for row in &plan.rows {
                     let saved = super::save_row!(row).execute(&mut *self).await?.rows_affected();
                     if saved != 1 {
@@ -111,7 +112,7 @@ macro_rules! case_tx {
                 Ok(())
             }
 
-            async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, UpdateError> {
+            async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, CaseError> {
                 Ok(sqlx::query_as(super::LOAD_REQUEST).bind(id).fetch_optional(&mut *self).await?)
             }
 
@@ -120,7 +121,7 @@ macro_rules! case_tx {
                 key: &RequestKey,
                 case_id: &str,
                 response: &[u8],
-            ) -> Result<(), UpdateError> {
+            ) -> Result<(), CaseError> {
                 sqlx::query(super::SAVE_REQUEST)
                     .bind(&key.id)
                     .bind(case_id)
@@ -132,7 +133,7 @@ macro_rules! case_tx {
                 Ok(())
             }
 
-            async fn consumer_position(&mut self, consumer: &str) -> Result<i64, UpdateError> {
+            async fn consumer_position(&mut self, consumer: &str) -> Result<i64, CaseError> {
                 sqlx::query(
                     "INSERT INTO consumer_positions (consumer, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
                 )
@@ -145,7 +146,7 @@ macro_rules! case_tx {
                     .await?)
             }
 
-            async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), UpdateError> {
+            async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), CaseError> {
                 sqlx::query("UPDATE consumer_positions SET position = $2 WHERE consumer = $1")
                     .bind(consumer)
                     .bind(position)
@@ -154,7 +155,7 @@ macro_rules! case_tx {
                 Ok(())
             }
 
-            async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), UpdateError> {
+            async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), CaseError> {
                 redress_platform::bind_dead_letter_insert!(dead).execute(&mut *self).await?;
                 Ok(())
             }
@@ -163,7 +164,7 @@ macro_rules! case_tx {
                 &mut self,
                 consumer: &str,
                 position: i64,
-            ) -> Result<Option<DeadLetter>, UpdateError> {
+            ) -> Result<Option<DeadLetter>, CaseError> {
                 let sql = format!("{}{}", redress_platform::dead_letters::LOAD, $lock);
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(consumer)
@@ -178,7 +179,7 @@ macro_rules! case_tx {
                 when_us: i64,
                 by: &str,
                 payload: Option<Vec<u8>>,
-            ) -> Result<(), UpdateError> {
+            ) -> Result<(), CaseError> {
                 sqlx::query(redress_platform::dead_letters::MARK_REPLAYED)
                     .bind(&dead.consumer)
                     .bind(dead.position)
@@ -194,11 +195,11 @@ macro_rules! case_tx {
 }
 
 /// SQLite's single writer holds the whole database: nothing to lock.
-async fn no_row_locks(_: &mut SqliteConnection, _: &[String]) -> Result<(), UpdateError> {
+async fn no_row_locks(_: &mut SqliteConnection, _: &[String]) -> Result<(), CaseError> {
     Ok(())
 }
 
-async fn lock_cases_postgres(conn: &mut PgConnection, complaints: &[String]) -> Result<(), UpdateError> {
+async fn lock_cases_postgres(conn: &mut PgConnection, complaints: &[String]) -> Result<(), CaseError> {
     sqlx::query("SELECT id FROM cases WHERE complaint = ANY($1) ORDER BY id FOR UPDATE")
         .bind(complaints)
         .fetch_all(&mut *conn)

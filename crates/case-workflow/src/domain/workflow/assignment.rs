@@ -1,13 +1,10 @@
 //! Who handles a case: assignment (the first assignee stays first-contact owner, 首问负责),
 //! transfer to another department (转办) with its handoff clock, and the first response.
 
-use std::collections::HashMap;
-
-use redress_platform::ServiceError;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, Transfer};
 
-use super::{Change, Context, details, require_open, require_state, set_state, state_of};
+use super::{Change, Context, WorkflowError, details, require_open, require_state, set_state, state_of};
 use crate::domain::clock;
 
 /// The states a case can be assigned or transferred in.
@@ -19,24 +16,16 @@ pub(super) fn assign(
     assignee: String,
     department: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_state(case, "assigning", &STAFFABLE)?;
     if case.complained_staff_ids.iter().any(|s| s == &assignee) {
-        return Err(ServiceError::FailedPrecondition {
-            reason: "CONFLICT_OF_INTEREST",
-            message: format!("{assignee} is the subject of this complaint and cannot handle it (回避)"),
-            metadata: HashMap::from([("assignee".to_owned(), assignee)]),
-        });
+        return Err(WorkflowError::ConflictOfInterest { assignee });
     }
     let mut d = details([("assignee", assignee.clone()), ("department", department.clone())]);
     if let Some(handoff) = pending_handoff(case) {
         // Only the receiving department takes a transferred case, which meets its handoff clock.
         if handoff.to_department != department {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "HANDOFF_PENDING",
-                message: format!("the case was transferred to {}; that department assigns it", handoff.to_department),
-                metadata: HashMap::from([("to_department".to_owned(), handoff.to_department.clone())]),
-            });
+            return Err(WorkflowError::HandoffPending { to_department: handoff.to_department.clone() });
         }
         handoff.accept_time = Some(to_timestamp(ctx.now));
         clock::meet(case, ClockKind::Handoff, ctx.now);
@@ -58,10 +47,10 @@ pub(super) fn transfer(
     to_department: String,
     reason: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_state(case, "transferring", &STAFFABLE)?;
     if case.department == to_department {
-        return Err(ServiceError::invalid("to_department", "the case is already in this department"));
+        return Err(WorkflowError::AlreadyInDepartment);
     }
     let clocks = &ctx.rules.clocks;
     let handoff_due = clocks.calculator.due(ctx.now, clocks.handoff).ok();
@@ -84,13 +73,10 @@ pub(super) fn transfer(
     ))
 }
 
-pub(super) fn first_response(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+pub(super) fn first_response(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
     require_open(case, "recording the first response")?;
     if case.first_response_time.is_some() {
-        return Err(ServiceError::failed_precondition(
-            "FIRST_RESPONSE_RECORDED",
-            "the first response was already recorded",
-        ));
+        return Err(WorkflowError::FirstResponseRecorded);
     }
     case.first_response_time = Some(to_timestamp(ctx.now));
     clock::meet(case, ClockKind::FirstResponse, ctx.now);

@@ -3,13 +3,12 @@
 //! complainant.
 
 use redress_calendar::Period;
-use redress_platform::ServiceError;
 use redress_platform::principal::Permission;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, ClockKind, ClockPause, ClockStatus, PauseReason};
 use redress_proto::redress::common::v1::Grade;
 
-use super::{Announce, Change, Context, Rules, details, require_open};
+use super::{Announce, Change, Context, Rules, WorkflowError, details, require_open};
 use crate::domain::clock::{self, instant};
 
 pub(super) fn change_grade(
@@ -17,10 +16,10 @@ pub(super) fn change_grade(
     grade: Grade,
     reason: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_open(case, "changing the grade")?;
     if case.grade == grade as i32 {
-        return Err(ServiceError::invalid("grade", "the case already has this grade"));
+        return Err(WorkflowError::SameGrade);
     }
     let from = Grade::try_from(case.grade).unwrap_or(Grade::Unspecified);
     case.grade = grade as i32;
@@ -40,13 +39,13 @@ pub(super) fn pause(
     reason: PauseReason,
     note: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_open(case, "pausing the clocks")?;
     if clock::is_paused(case) {
-        return Err(ServiceError::failed_precondition("CLOCKS_PAUSED", "the clocks are already paused"));
+        return Err(WorkflowError::ClocksPaused);
     }
     if !case.clocks.iter().any(|c| c.status == ClockStatus::Running as i32) {
-        return Err(ServiceError::failed_precondition("NO_RUNNING_CLOCK", "no clock is running"));
+        return Err(WorkflowError::NoRunningClock);
     }
     case.pauses.push(ClockPause {
         reason: reason as i32,
@@ -60,9 +59,9 @@ pub(super) fn pause(
     Ok(Change::new("clocks.paused", details([("reason", reason.as_str_name().to_owned()), ("note", note)])))
 }
 
-pub(super) fn resume(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+pub(super) fn resume(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
     let Some(pause) = case.pauses.last_mut().filter(|p| p.resume_time.is_none()) else {
-        return Err(ServiceError::failed_precondition("CLOCKS_NOT_PAUSED", "the clocks are not paused"));
+        return Err(WorkflowError::ClocksNotPaused);
     };
     pause.resume_time = Some(to_timestamp(ctx.now));
     pause.resumed_by = ctx.actor();
@@ -77,22 +76,18 @@ pub(super) fn extend(
     total_days: u32,
     reason: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_open(case, "extending the decision deadline")?;
     let needed = if total_days > 30 { Permission::CasesExtendSpecial } else { Permission::CasesExtend };
-    ctx.principal.require(needed)?;
+    if !ctx.principal.has(needed) {
+        return Err(WorkflowError::PermissionRequired(needed));
+    }
     let current = clock::clock(case, ClockKind::RegulatoryDecision).cloned().unwrap_or_default();
     if current.status == ClockStatus::Met as i32 || current.status == ClockStatus::Stopped as i32 {
-        return Err(ServiceError::failed_precondition(
-            "DECISION_CLOCK_DONE",
-            "the regulatory decision clock is no longer running",
-        ));
+        return Err(WorkflowError::DecisionClockDone);
     }
     if i64::from(total_days) <= i64::from(current.length) {
-        return Err(ServiceError::invalid(
-            "total_days",
-            format!("must be longer than the current {} days", current.length),
-        ));
+        return Err(WorkflowError::ExtensionTooShort { current_days: current.length });
     }
     ctx.rules.clocks.set_length(case, ClockKind::RegulatoryDecision, Period::CalendarDays(total_days));
     let announce = Announce::Extended { total_days, reason: reason.clone(), approved_by: ctx.actor() };

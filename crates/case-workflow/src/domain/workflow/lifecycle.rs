@@ -3,11 +3,10 @@
 //! transfer, proposal, decision) have commands of their own.
 
 use redress_calendar::Period;
-use redress_platform::ServiceError;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind};
 
-use super::{Announce, Change, Context, details, require_open, require_state, set_state, state_of};
+use super::{Announce, Change, Context, WorkflowError, details, require_open, require_state, set_state, state_of};
 use crate::domain::clock::{self, instant};
 
 pub(super) fn transition(
@@ -15,7 +14,7 @@ pub(super) fn transition(
     target: CaseState,
     reason: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     let now = ctx.now;
     let clocks = &ctx.rules.clocks;
     let mut announce = None;
@@ -30,10 +29,7 @@ pub(super) fn transition(
             ];
             require_state(case, "moving to investigation", &allowed)?;
             if case.assignee.is_empty() {
-                return Err(ServiceError::failed_precondition(
-                    "UNASSIGNED",
-                    "the case has no handler; assign it first",
-                ));
+                return Err(WorkflowError::Unassigned);
             }
             if state_of(case) == CaseState::ResolutionProposed {
                 // The proposal is dropped; a new one will be needed.
@@ -43,16 +39,12 @@ pub(super) fn transition(
         CaseState::FollowUp => require_state(case, "starting the follow-up", &[CaseState::Decided])?,
         CaseState::UnderReview => {
             require_state(case, "a review", &[CaseState::Decided, CaseState::FollowUp])?;
-            let decided = instant(&case.decide_time)
-                .ok_or_else(|| ServiceError::failed_precondition("NOT_DECIDED", "the case has no decision"))?;
+            let decided = instant(&case.decide_time).ok_or(WorkflowError::NotDecided)?;
             // Review on request within 30 days of the decision (D-SLA-2), counted like any
             // other day period.
-            let window = clocks.calculator.due(decided, Period::CalendarDays(30)).map_err(anyhow::Error::from)?;
+            let window = clocks.calculator.due(decided, Period::CalendarDays(30))?;
             if now >= window {
-                return Err(ServiceError::failed_precondition(
-                    "REVIEW_WINDOW_PASSED",
-                    format!("a review must be requested within 30 days of the decision (until {window})"),
-                ));
+                return Err(WorkflowError::ReviewWindowPassed { until: window });
             }
             case.review_count += 1;
             restart_resolution_clock(case, ctx);
@@ -70,10 +62,7 @@ pub(super) fn transition(
         CaseState::Reopened => {
             require_state(case, "reopening", &[CaseState::Closed])?;
             if !case.merged_into.is_empty() {
-                return Err(ServiceError::failed_precondition(
-                    "MERGED",
-                    format!("the case was merged into {}; reopen that one", case.merged_into),
-                ));
+                return Err(WorkflowError::Merged { into: case.merged_into.clone() });
             }
             case.reopen_count += 1;
             case.close_time = None;
@@ -91,11 +80,11 @@ pub(super) fn transition(
             announce = Some(Announce::Closed { reason: reason.clone() });
         }
         CaseState::Accepted | CaseState::Assigned => {
-            return Err(ServiceError::invalid("state", "use AssignCase or TransferCase"));
+            return Err(WorkflowError::TransitionVia { method: "AssignCase or TransferCase" });
         }
-        CaseState::ResolutionProposed => return Err(ServiceError::invalid("state", "use ProposeResolution")),
-        CaseState::Decided => return Err(ServiceError::invalid("state", "use DecideCase")),
-        CaseState::Unspecified => return Err(ServiceError::invalid("state", "required")),
+        CaseState::ResolutionProposed => return Err(WorkflowError::TransitionVia { method: "ProposeResolution" }),
+        CaseState::Decided => return Err(WorkflowError::TransitionVia { method: "DecideCase" }),
+        CaseState::Unspecified => return Err(WorkflowError::StateRequired),
     }
     set_state(case, target);
     let change =

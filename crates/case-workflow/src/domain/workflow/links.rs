@@ -2,11 +2,12 @@
 //! MERGED_INTO, which closes the duplicate and hands its evidence and complained staff to the
 //! survivor.
 
-use redress_platform::ServiceError;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseLink, CaseState, LinkType};
 
-use super::{Change, Context, Effects, Rules, details, finish, is_terminal, require_open, set_state, state_of};
+use super::{
+    Change, Context, Effects, Rules, WorkflowError, details, finish, is_terminal, require_open, set_state, state_of,
+};
 use crate::domain::clock;
 
 /// Links `case` to `other`; `kind` is how `case` relates to `other`.
@@ -16,16 +17,13 @@ pub(super) fn link(
     kind: LinkType,
     reason: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     let now = Some(to_timestamp(ctx.now));
     if case.name == other.name {
-        return Err(ServiceError::invalid("other", "a case cannot be linked to itself"));
+        return Err(WorkflowError::SelfLink);
     }
     if case.links.iter().any(|l| l.case == other.name && l.r#type == kind as i32) {
-        return Err(ServiceError::AlreadyExists {
-            reason: "LINK_EXISTS",
-            message: format!("{} is already linked to {} this way", case.name, other.name),
-        });
+        return Err(WorkflowError::LinkExists { case: case.name.clone(), other: other.name.clone() });
     }
     let back = match kind {
         LinkType::MergedInto => {
@@ -37,7 +35,7 @@ pub(super) fn link(
         LinkType::Parent => LinkType::Child,
         LinkType::Child => LinkType::Parent,
         LinkType::MergedFrom | LinkType::Unspecified => {
-            return Err(ServiceError::invalid("type", "must be MERGED_INTO, RELATED, PARENT or CHILD"));
+            return Err(WorkflowError::NotLinkable);
         }
     };
     let make = |kind: LinkType, to: &str| CaseLink {
@@ -53,13 +51,10 @@ pub(super) fn link(
 }
 
 /// Closes `duplicate` into the open case `survivor`.
-fn merge(duplicate: &mut Case, survivor: &mut Case) -> Result<(), ServiceError> {
+fn merge(duplicate: &mut Case, survivor: &mut Case) -> Result<(), WorkflowError> {
     require_open(duplicate, "merging")?;
     if is_terminal(state_of(survivor)) || !survivor.merged_into.is_empty() {
-        return Err(ServiceError::failed_precondition(
-            "SURVIVOR_CLOSED",
-            format!("{} is {}; merge into an open case", survivor.name, state_of(survivor).as_str_name()),
-        ));
+        return Err(WorkflowError::SurvivorClosed { survivor: survivor.name.clone(), state: state_of(survivor) });
     }
     duplicate.merged_into = survivor.name.clone();
     // Nothing is lost: the survivor keeps the duplicate's evidence and the staff it names, and

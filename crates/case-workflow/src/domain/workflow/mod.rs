@@ -9,6 +9,7 @@
 
 mod assignment;
 mod clocks;
+mod error;
 mod lifecycle;
 mod links;
 mod resolution;
@@ -18,7 +19,6 @@ mod tasks;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use redress_platform::ServiceError;
 use redress_platform::events::NewEvent;
 use redress_platform::principal::Principal;
 use redress_proto::redress::case::v1::{
@@ -29,6 +29,7 @@ use redress_proto::redress::common::v1::Grade;
 
 use super::clock::{self, Clocks, instant};
 
+pub use error::{WorkflowError, state_names};
 pub use links::linked_effects;
 pub use sweep::sweep;
 
@@ -179,7 +180,7 @@ pub fn execute(
     other: Option<&mut Case>,
     command: Command,
     ctx: &Context<'_>,
-) -> Result<Effects, ServiceError> {
+) -> Result<Effects, WorkflowError> {
     let previous_state = case.state;
     let change = match command {
         Command::Assign { assignee, department } => assignment::assign(case, assignee, department, ctx)?,
@@ -204,7 +205,7 @@ pub fn execute(
         }
         Command::CompleteTask { task_id, outcome } => tasks::complete_task(case, task_id, outcome, ctx)?,
         Command::Link { kind, reason } => {
-            let other = other.ok_or_else(|| ServiceError::invalid("other", "the other case is required"))?;
+            let other = other.ok_or(WorkflowError::OtherCaseMissing)?;
             links::link(case, other, kind, reason, ctx)?
         }
     };
@@ -219,26 +220,17 @@ fn is_terminal(state: CaseState) -> bool {
     matches!(state, CaseState::Closed | CaseState::Withdrawn)
 }
 
-/// FAILED_PRECONDITION naming the current state.
-fn wrong_state(case: &Case, what: &str, allowed: &[CaseState]) -> ServiceError {
-    let current = state_of(case).as_str_name();
-    let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str_name()).collect();
-    ServiceError::FailedPrecondition {
-        reason: "INVALID_CASE_STATE",
-        message: format!("{what} is not allowed in state {current}; it needs one of {}", allowed.join(", ")),
-        metadata: HashMap::from([
-            ("current_state".to_owned(), current.to_owned()),
-            ("allowed_states".to_owned(), allowed.join(",")),
-        ]),
-    }
+/// The refusal of `action` in the state the case is in, naming the states that allow it.
+fn wrong_state(case: &Case, action: &'static str, allowed: &[CaseState]) -> WorkflowError {
+    WorkflowError::InvalidState { action, current: state_of(case), allowed: allowed.to_vec() }
 }
 
-fn require_state(case: &Case, what: &str, allowed: &[CaseState]) -> Result<(), ServiceError> {
-    if allowed.contains(&state_of(case)) { Ok(()) } else { Err(wrong_state(case, what, allowed)) }
+fn require_state(case: &Case, action: &'static str, allowed: &[CaseState]) -> Result<(), WorkflowError> {
+    if allowed.contains(&state_of(case)) { Ok(()) } else { Err(wrong_state(case, action, allowed)) }
 }
 
-fn require_open(case: &Case, what: &str) -> Result<(), ServiceError> {
-    if is_terminal(state_of(case)) { Err(wrong_state(case, what, OPEN_STATES)) } else { Ok(()) }
+fn require_open(case: &Case, action: &'static str) -> Result<(), WorkflowError> {
+    if is_terminal(state_of(case)) { Err(wrong_state(case, action, OPEN_STATES)) } else { Ok(()) }
 }
 
 const OPEN_STATES: &[CaseState] = &[

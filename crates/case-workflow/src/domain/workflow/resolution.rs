@@ -2,12 +2,11 @@
 //! compensation exceeds the proposer's authority, the decision that meets the clocks, and the
 //! complainant's survey answer.
 
-use redress_platform::ServiceError;
 use redress_platform::principal::Permission;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, Money, Resolution, ResolutionType, Survey};
 
-use super::{Announce, Change, Context, details, require_state, set_state};
+use super::{Announce, Change, Context, WorkflowError, details, require_state, set_state};
 use crate::domain::clock;
 
 pub(super) fn propose(
@@ -16,7 +15,7 @@ pub(super) fn propose(
     compensation: Option<Money>,
     grounds: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     let allowed =
         [CaseState::Investigating, CaseState::ResolutionProposed, CaseState::UnderReview, CaseState::InMediation];
     require_state(case, "proposing a resolution", &allowed)?;
@@ -46,41 +45,35 @@ pub(super) fn propose(
 }
 
 /// Approval by another person holding `cases.approve` whose own limit covers the compensation.
-pub(super) fn approve(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+pub(super) fn approve(case: &mut Case, note: String, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
     require_state(case, "approving a resolution", &[CaseState::ResolutionProposed])?;
-    ctx.principal.require(Permission::CasesApprove)?;
+    if !ctx.principal.has(Permission::CasesApprove) {
+        return Err(WorkflowError::PermissionRequired(Permission::CasesApprove));
+    }
     let limit = ctx.rules.authority_limit(ctx.principal);
     let resolution = proposed(case)?;
     if !resolution.approval_required || !resolution.approved_by.is_empty() {
-        return Err(ServiceError::failed_precondition(
-            "APPROVAL_NOT_NEEDED",
-            "the proposed resolution needs no (further) approval",
-        ));
+        return Err(WorkflowError::ApprovalNotNeeded);
     }
     let actor = ctx.actor();
     if resolution.proposed_by == actor {
-        return Err(ServiceError::PermissionDenied("a resolution cannot be approved by its proposer".into()));
+        return Err(WorkflowError::SelfApproval);
     }
     let amount = resolution.compensation.as_ref().map_or(0, |m| m.amount_minor);
     if amount > limit {
-        return Err(ServiceError::PermissionDenied(format!(
-            "the compensation ({amount}) exceeds the approver's authority limit ({limit})"
-        )));
+        return Err(WorkflowError::AuthorityExceeded { amount, limit });
     }
     resolution.approved_by = actor;
     resolution.approve_time = Some(to_timestamp(ctx.now));
     Ok(Change::new("resolution.approved", details([("note", note)])))
 }
 
-pub(super) fn decide(case: &mut Case, notice: String, ctx: &Context<'_>) -> Result<Change, ServiceError> {
+pub(super) fn decide(case: &mut Case, notice: String, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
     require_state(case, "deciding", &[CaseState::ResolutionProposed])?;
     let now = ctx.now;
     let resolution = proposed(case)?;
     if resolution.approval_required && resolution.approved_by.is_empty() {
-        return Err(ServiceError::failed_precondition(
-            "APPROVAL_REQUIRED",
-            "the compensation exceeds the proposer's authority limit; it must be approved first",
-        ));
+        return Err(WorkflowError::ApprovalRequired);
     }
     resolution.decided_by = ctx.actor();
     resolution.decision_notice = notice.clone();
@@ -104,10 +97,10 @@ pub(super) fn survey(
     resolved: bool,
     comment: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_state(case, "answering the survey", &[CaseState::Decided, CaseState::FollowUp])?;
     if case.survey.is_some() {
-        return Err(ServiceError::failed_precondition("SURVEY_ANSWERED", "the survey was already answered"));
+        return Err(WorkflowError::SurveyAnswered);
     }
     case.survey = Some(Survey { score, resolved, comment, answer_time: Some(to_timestamp(ctx.now)) });
     set_state(case, CaseState::FollowUp);
@@ -115,8 +108,6 @@ pub(super) fn survey(
         .announcing(Announce::SurveyAnswered))
 }
 
-fn proposed(case: &mut Case) -> Result<&mut Resolution, ServiceError> {
-    case.resolution
-        .as_mut()
-        .ok_or_else(|| ServiceError::failed_precondition("NO_RESOLUTION", "there is no proposed resolution"))
+fn proposed(case: &mut Case) -> Result<&mut Resolution, WorkflowError> {
+    case.resolution.as_mut().ok_or(WorkflowError::NoResolution)
 }

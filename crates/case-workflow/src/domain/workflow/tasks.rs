@@ -2,11 +2,10 @@
 //! the sweeper watches, and references to evidence held elsewhere.
 
 use chrono::{DateTime, Utc};
-use redress_platform::ServiceError;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, CoordinationTask, EvidenceReference};
 
-use super::{Change, Context, OPEN_STATES, details, require_open, state_of, wrong_state};
+use super::{Change, Context, OPEN_STATES, WorkflowError, details, require_open, state_of, wrong_state};
 
 /// References evidence by URI and hash; a closed case still takes it, a withdrawn one not.
 pub(super) fn add_evidence(
@@ -16,15 +15,12 @@ pub(super) fn add_evidence(
     kind: String,
     description: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     if state_of(case) == CaseState::Withdrawn {
         return Err(wrong_state(case, "adding evidence", OPEN_STATES));
     }
     if case.evidence.iter().any(|e| e.sha256 == sha256 && e.uri == uri) {
-        return Err(ServiceError::AlreadyExists {
-            reason: "EVIDENCE_EXISTS",
-            message: "this evidence is already referenced".to_owned(),
-        });
+        return Err(WorkflowError::EvidenceExists);
     }
     case.evidence.push(EvidenceReference {
         uri: uri.clone(),
@@ -44,10 +40,10 @@ pub(super) fn add_task(
     description: String,
     due: DateTime<Utc>,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
+) -> Result<Change, WorkflowError> {
     require_open(case, "adding a coordination task")?;
     if due <= ctx.now {
-        return Err(ServiceError::invalid("due_time", "must be in the future"));
+        return Err(WorkflowError::DueInThePast);
     }
     let task_id = format!("t{}", case.coordination_tasks.len() + 1);
     case.coordination_tasks.push(CoordinationTask {
@@ -72,14 +68,10 @@ pub(super) fn complete_task(
     task_id: String,
     outcome: String,
     ctx: &Context<'_>,
-) -> Result<Change, ServiceError> {
-    let task = case
-        .coordination_tasks
-        .iter_mut()
-        .find(|t| t.task_id == task_id)
-        .ok_or_else(|| ServiceError::invalid("task_id", "no such task on this case"))?;
+) -> Result<Change, WorkflowError> {
+    let task = case.coordination_tasks.iter_mut().find(|t| t.task_id == task_id).ok_or(WorkflowError::NoSuchTask)?;
     if task.complete_time.is_some() {
-        return Err(ServiceError::failed_precondition("TASK_COMPLETED", "the task is already completed"));
+        return Err(WorkflowError::TaskCompleted);
     }
     task.complete_time = Some(to_timestamp(ctx.now));
     task.outcome = outcome.clone();

@@ -1,0 +1,98 @@
+//! Why a case refuses a command. Each refusal names what the caller can act on (the state the
+//! case is in, the department it awaits, the limit exceeded); how it is reported to a caller
+//! is decided in one place, `crate::error`.
+
+use chrono::{DateTime, Utc};
+use redress_calendar::CalendarError;
+use redress_platform::principal::Permission;
+use redress_proto::redress::case::v1::CaseState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// The command is not allowed in the state the case is in.
+    #[error("{action} is not allowed in state {}; it needs one of {}", current.as_str_name(), state_names(allowed, ", "))]
+    InvalidState { action: &'static str, current: CaseState, allowed: Vec<CaseState> },
+    /// Staff named in the complaint cannot handle it (回避).
+    #[error("{assignee} is the subject of this complaint and cannot handle it (回避)")]
+    ConflictOfInterest { assignee: String },
+    /// A transferred case is assigned by the department it was transferred to.
+    #[error("the case was transferred to {to_department}; that department assigns it")]
+    HandoffPending { to_department: String },
+    #[error("the case is already in this department")]
+    AlreadyInDepartment,
+    #[error("the first response was already recorded")]
+    FirstResponseRecorded,
+    #[error("the case already has this grade")]
+    SameGrade,
+    #[error("the clocks are already paused")]
+    ClocksPaused,
+    #[error("no clock is running")]
+    NoRunningClock,
+    #[error("the clocks are not paused")]
+    ClocksNotPaused,
+    /// The command needs a permission the acting principal lacks (extensions, approvals).
+    #[error("the {} permission is required", .0.as_str())]
+    PermissionRequired(Permission),
+    #[error("the regulatory decision clock is no longer running")]
+    DecisionClockDone,
+    /// An extension must lengthen the decision clock.
+    #[error("must be longer than the current {current_days} days")]
+    ExtensionTooShort { current_days: i32 },
+    #[error("there is no proposed resolution")]
+    NoResolution,
+    #[error("the proposed resolution needs no (further) approval")]
+    ApprovalNotNeeded,
+    /// The four-eyes rule: the proposer of a resolution cannot approve it.
+    #[error("a resolution cannot be approved by its proposer")]
+    SelfApproval,
+    /// The compensation exceeds what the approver may grant (D-CASE-3).
+    #[error("the compensation ({amount}) exceeds the approver's authority limit ({limit})")]
+    AuthorityExceeded { amount: i64, limit: i64 },
+    /// The compensation exceeds the proposer's authority, and nobody has approved it yet.
+    #[error("the compensation exceeds the proposer's authority limit; it must be approved first")]
+    ApprovalRequired,
+    #[error("the survey was already answered")]
+    SurveyAnswered,
+    #[error("this evidence is already referenced")]
+    EvidenceExists,
+    #[error("must be in the future")]
+    DueInThePast,
+    #[error("no such task on this case")]
+    NoSuchTask,
+    #[error("the task is already completed")]
+    TaskCompleted,
+    #[error("the other case is required")]
+    OtherCaseMissing,
+    #[error("a case cannot be linked to itself")]
+    SelfLink,
+    #[error("{case} is already linked to {other} this way")]
+    LinkExists { case: String, other: String },
+    #[error("must be MERGED_INTO, RELATED, PARENT or CHILD")]
+    NotLinkable,
+    /// A duplicate is merged into an open case only.
+    #[error("{survivor} is {}; merge into an open case", state.as_str_name())]
+    SurvivorClosed { survivor: String, state: CaseState },
+    #[error("the case has no handler; assign it first")]
+    Unassigned,
+    #[error("the case has no decision")]
+    NotDecided,
+    /// A review is asked for within 30 days of the decision (D-SLA-2).
+    #[error("a review must be requested within 30 days of the decision (until {until})")]
+    ReviewWindowPassed { until: DateTime<Utc> },
+    /// A merged duplicate stays closed; work goes on in the case it was merged into.
+    #[error("the case was merged into {into}; reopen that one")]
+    Merged { into: String },
+    /// `TransitionCase` does not reach this state; `method` does.
+    #[error("use {method}")]
+    TransitionVia { method: &'static str },
+    #[error("required")]
+    StateRequired,
+    /// A deadline the rule needs cannot be computed: the calendar lacks a year.
+    #[error("the calendar cannot count this period")]
+    Calendar(#[from] CalendarError),
+}
+
+/// The proto names of `states`, joined by `separator`.
+pub fn state_names(states: &[CaseState], separator: &str) -> String {
+    states.iter().map(|s| s.as_str_name()).collect::<Vec<_>>().join(separator)
+}
