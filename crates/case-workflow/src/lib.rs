@@ -12,20 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
-use redress_platform::events::{EventSink, RetentionConfig, Subscribe, run_consumer, run_pruner};
+use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
-use redress_platform::server::{ServerConfig, suite_endpoint};
-use redress_platform::telemetry::{TelemetryConfig, inject_current_context};
+use redress_platform::server::ServerConfig;
+use redress_platform::telemetry::TelemetryConfig;
 use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventFeedServiceServer;
 use redress_proto::redress::case::v1::case_service_server::CaseServiceServer;
-use redress_proto::redress::intake::v1::StreamEventsRequest;
-use redress_proto::redress::intake::v1::intake_event_feed_service_client::IntakeEventFeedServiceClient;
 use redress_proto::services;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -171,32 +169,6 @@ pub async fn run_sweeper(store: Arc<dyn CaseStore>, interval: Duration, shutdown
     }
 }
 
-/// Subscribes to intake's feed over gRPC with case-workflow's own signed principal.
-pub fn intake_subscription(intake_url: &str, key: InternalKey) -> anyhow::Result<Subscribe> {
-    let channel = suite_endpoint(intake_url).context("intake_url")?.connect_lazy();
-    let credentials = ServiceCredentials::new(key, Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
-    Ok(Box::new(move |after| {
-        let mut client = IntakeEventFeedServiceClient::new(channel.clone());
-        let credentials = credentials.clone();
-        async move {
-            let mut request = tonic::Request::new(StreamEventsRequest { after_position: after });
-            credentials.apply(&mut request)?;
-            inject_current_context(&mut request);
-            let stream = client.stream_events(request).await?.into_inner();
-            Ok(stream
-                .filter_map(|r| async move {
-                    match r {
-                        Ok(response) if response.events.is_empty() => None,
-                        Ok(response) => Some(Ok(response.events)),
-                        Err(status) => Some(Err(status)),
-                    }
-                })
-                .boxed())
-        }
-        .boxed()
-    }))
-}
-
 pub struct CaseWorkflow {
     host: Host,
     config: CaseWorkflowConfig,
@@ -227,7 +199,8 @@ impl CaseWorkflow {
         let Self { host, config, api, store, rules, key } = self;
         let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(CaseEventFeedServiceServer::with_interceptor(api, key.interceptor()));
-        let subscribe = intake_subscription(&config.intake_url, key.clone())?;
+        let me = ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
+        let subscribe = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, me).context("intake_url")?;
         let supervisor = host.supervisor().clone();
         let init = async {
             tracing::info!(database = %config.database, "opening case store");
@@ -246,18 +219,15 @@ impl CaseWorkflow {
                 let store = pruned.clone();
                 async move { store.prune_requests(before).await }
             };
-            let retention = run_pruner(opened.feed().clone(), config.retention.clone(), prune_requests, stop);
-            supervisor.spawn("retention", retention.map(Ok));
+            spawn_retention(&supervisor, opened.feed().clone(), config.retention.clone(), prune_requests);
             tracing::info!(intake = %config.intake_url, "case-workflow ready; following intake events");
             Ok(())
         };
         // Events committed by work still in flight at shutdown get their feed positions before
         // the sequencer stops.
         let after_drain = || async {
-            if let Ok(store) = store.get()
-                && let Err(e) = store.feed().sequence_now().await
-            {
-                tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
+            if let Ok(store) = store.get() {
+                store.feed().sequence_before_stop().await;
             }
         };
         host.run(routes, init, after_drain).await

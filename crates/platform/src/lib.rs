@@ -5,6 +5,7 @@
 //! domain errors to `google.rpc.Status`.
 
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod dead_letters;
 pub mod error;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
+use redress_platform::consumer;
 use redress_platform::dead_letters::{DeadLetter, Replay};
-use redress_platform::time::{now, to_micros};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 
@@ -76,17 +76,15 @@ pub(crate) async fn sweep_case<T: CaseTx + ?Sized>(
     Ok(!plan.events.is_empty())
 }
 
-/// Applies a batch of intake's events strictly in feed order, skipping those at or below the
-/// stored position, and stores the new position: all in the caller's transaction.
+/// Applies a batch of intake's events strictly in feed order after the stored position, and
+/// stores the new position: all in the caller's transaction.
 pub(crate) async fn apply_batch<T: CaseTx + ?Sized>(
     tx: &mut T,
     events: &[Event],
     rules: &Rules,
 ) -> Result<Applied, CaseError> {
-    let stored = tx.consumer_position(INTAKE_CONSUMER).await?;
-    let fresh: Vec<&Event> = events.iter().filter(|e| e.position > stored).collect();
     // Cases this batch changes are locked up front, in id order.
-    let changed: Vec<String> = fresh
+    let changed: Vec<String> = events
         .iter()
         .flat_map(|e| match follow_for(e) {
             Ok(Some(f)) => vec![f.complaint],
@@ -96,20 +94,9 @@ pub(crate) async fn apply_batch<T: CaseTx + ?Sized>(
     if !changed.is_empty() {
         tx.lock_cases_of(&changed).await?;
     }
-    let mut applied = Applied { position: stored, ..Applied::default() };
-    for event in fresh {
-        match effect_of(event, rules) {
-            // It cannot be applied, now or on any retry: it is set aside so that the events
-            // behind it still apply.
-            Effect::Unappliable(error) => {
-                tx.record_dead_letter(&DeadLetter::of(INTAKE_CONSUMER, event, error)).await?;
-            }
-            effect => apply_effect(tx, effect, rules, &mut applied).await?,
-        }
-        applied.position = event.position;
-    }
-    tx.save_consumer_position(INTAKE_CONSUMER, applied.position).await?;
-    Ok(applied)
+    let mut intake = IntakeEvents { rules, applied: Applied::default() };
+    let position = consumer::apply_in_order(tx, INTAKE_CONSUMER, events, &mut intake).await?;
+    Ok(Applied { position, ..intake.applied })
 }
 
 /// Applies a dead letter again and marks it replayed, or returns it unchanged when it was
@@ -119,24 +106,31 @@ pub(crate) async fn replay<T: CaseTx + ?Sized>(
     replay: &Replay,
     rules: &Rules,
 ) -> Result<(DeadLetter, Applied), CaseError> {
-    let Some(dead) = tx.load_dead_letter(&replay.consumer, replay.position).await? else {
-        return Err(replay.not_found().into());
-    };
-    let Some(event) = replay.event_of(&dead)? else { return Ok((dead, Applied::default())) };
-    let mut applied = Applied::default();
-    match effect_of(&event, rules) {
-        Effect::Unappliable(error) => return Err(Replay::still_fails(&error).into()),
-        effect => apply_effect(tx, effect, rules, &mut applied).await?,
+    let mut intake = IntakeEvents { rules, applied: Applied::default() };
+    let dead = consumer::replay(tx, replay, &mut intake).await?;
+    Ok((dead, intake.applied))
+}
+
+/// What intake's events mean for cases, and what applying them changed.
+struct IntakeEvents<'a> {
+    rules: &'a Rules,
+    applied: Applied,
+}
+
+#[async_trait::async_trait]
+impl<T: CaseTx + ?Sized> consumer::ApplyEvent<T> for IntakeEvents<'_> {
+    type Error = CaseError;
+
+    async fn apply(&mut self, tx: &mut T, event: &Event) -> Result<consumer::Effect, CaseError> {
+        match effect_of(event, self.rules) {
+            // It cannot be applied, now or on any retry: it becomes a dead letter.
+            Effect::Unappliable(why) => Ok(consumer::Effect::Unappliable(why)),
+            effect => {
+                apply_effect(tx, effect, self.rules, &mut self.applied).await?;
+                Ok(consumer::Effect::Applied)
+            }
+        }
     }
-    let when = to_micros(now());
-    tx.mark_replayed(&dead, when, &replay.principal.subject, replay.replay_payload()).await?;
-    let replayed = DeadLetter {
-        replay_time_us: Some(when),
-        replayed_by: replay.principal.subject.clone(),
-        replay_payload: replay.replay_payload(),
-        ..dead
-    };
-    Ok((replayed, applied))
 }
 
 async fn apply_effect<T: CaseTx + ?Sized>(

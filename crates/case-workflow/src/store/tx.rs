@@ -3,7 +3,7 @@
 //! once over [`CaseTx`] in `ops`; the two backends differ only in the SQL they lock with.
 
 use async_trait::async_trait;
-use redress_platform::dead_letters::DeadLetter;
+use redress_platform::consumer::ConsumerTx;
 use redress_platform::events::Outbox;
 use sqlx::{PgConnection, SqliteConnection};
 
@@ -12,7 +12,7 @@ use crate::error::CaseError;
 
 /// One transaction of a case store.
 #[async_trait]
-pub(crate) trait CaseTx: Outbox {
+pub(crate) trait CaseTx: Outbox + ConsumerTx {
     /// A case, locked until the transaction ends (PostgreSQL; SQLite's writer holds the whole
     /// database).
     async fn load(&mut self, id: &str) -> Result<Option<Loaded>, CaseError>;
@@ -28,19 +28,6 @@ pub(crate) trait CaseTx: Outbox {
     /// The stored first result of a request id: its fingerprint and response.
     async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, CaseError>;
     async fn save_request(&mut self, key: &RequestKey, case_id: &str, response: &[u8]) -> Result<(), CaseError>;
-    /// A consumer's stored position (0 at first), locked until the transaction ends.
-    async fn consumer_position(&mut self, consumer: &str) -> Result<i64, CaseError>;
-    async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), CaseError>;
-    async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), CaseError>;
-    /// A dead letter, locked until the transaction ends.
-    async fn load_dead_letter(&mut self, consumer: &str, position: i64) -> Result<Option<DeadLetter>, CaseError>;
-    async fn mark_replayed(
-        &mut self,
-        dead: &DeadLetter,
-        when_us: i64,
-        by: &str,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), CaseError>;
 }
 
 /// Implements [`CaseTx`] for one backend's connection; `$lock` is appended to the reads that
@@ -128,64 +115,6 @@ macro_rules! case_tx {
                     .bind(&key.fingerprint)
                     .bind(response)
                     .bind(redress_platform::time::to_micros(redress_platform::time::now()))
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
-            }
-
-            async fn consumer_position(&mut self, consumer: &str) -> Result<i64, CaseError> {
-                sqlx::query(
-                    "INSERT INTO consumer_positions (consumer, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-                )
-                .bind(consumer)
-                .execute(&mut *self)
-                .await?;
-                Ok(sqlx::query_scalar(concat!("SELECT position FROM consumer_positions WHERE consumer = $1", $lock))
-                    .bind(consumer)
-                    .fetch_one(&mut *self)
-                    .await?)
-            }
-
-            async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), CaseError> {
-                sqlx::query("UPDATE consumer_positions SET position = $2 WHERE consumer = $1")
-                    .bind(consumer)
-                    .bind(position)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
-            }
-
-            async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), CaseError> {
-                redress_platform::bind_dead_letter_insert!(dead).execute(&mut *self).await?;
-                Ok(())
-            }
-
-            async fn load_dead_letter(
-                &mut self,
-                consumer: &str,
-                position: i64,
-            ) -> Result<Option<DeadLetter>, CaseError> {
-                let sql = format!("{}{}", redress_platform::dead_letters::LOAD, $lock);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(consumer)
-                    .bind(position)
-                    .fetch_optional(&mut *self)
-                    .await?)
-            }
-
-            async fn mark_replayed(
-                &mut self,
-                dead: &DeadLetter,
-                when_us: i64,
-                by: &str,
-                payload: Option<Vec<u8>>,
-            ) -> Result<(), CaseError> {
-                sqlx::query(redress_platform::dead_letters::MARK_REPLAYED)
-                    .bind(&dead.consumer)
-                    .bind(dead.position)
-                    .bind(when_us)
-                    .bind(by)
-                    .bind(payload)
                     .execute(&mut *self)
                     .await?;
                 Ok(())
