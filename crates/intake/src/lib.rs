@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use domain::classify::Taxonomy;
 use domain::pii::Keyring;
 use futures_util::FutureExt;
 use redress_calendar::{DeadlineCalculator, SlaPolicy};
@@ -125,6 +126,29 @@ impl IntakeConfig {
         tracing::info!(years = ?calculator.calendar().years(), time_zone = %calculator.time_zone(), "working-day calendars loaded");
         Ok(calculator)
     }
+
+    /// The institution's own taxonomies: every `*.toml` file in `taxonomies_dir`, sorted by
+    /// file name; none when it is empty. A file that does not load is an error, not skipped.
+    pub fn taxonomies(&self) -> anyhow::Result<Vec<Taxonomy>> {
+        if self.taxonomies_dir.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dir = std::path::Path::new(&self.taxonomies_dir);
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                Ok(Taxonomy::from_toml(&p.display().to_string(), &text)?)
+            })
+            .collect()
+    }
 }
 
 /// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
@@ -161,12 +185,7 @@ impl Intake {
         let keyring = Arc::new(config.pii.keyring()?);
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let store = Ready::new();
-        let taxonomies = if config.taxonomies_dir.is_empty() {
-            Vec::new()
-        } else {
-            domain::classify::Taxonomy::load_dir(std::path::Path::new(&config.taxonomies_dir))
-                .context("taxonomies_dir")?
-        };
+        let taxonomies = config.taxonomies().context("taxonomies_dir")?;
         let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), host.shutdown())
             .with_recurrence_window(config.recurrence_window_days)
             .with_taxonomies(taxonomies);
@@ -214,5 +233,25 @@ impl Intake {
             }
         };
         host.run(routes, init, after_drain).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_institutions_taxonomies_load_from_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mall = include_str!("../data/taxonomy/general.toml").replace("name = \"general\"", "name = \"mall\"");
+        std::fs::write(dir.path().join("b.toml"), mall).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let config = IntakeConfig { taxonomies_dir: dir.path().display().to_string(), ..IntakeConfig::default() };
+        let loaded = config.taxonomies().unwrap();
+        assert_eq!(loaded.iter().map(Taxonomy::id).collect::<Vec<_>>(), ["mall@2026.1"]);
+        std::fs::write(dir.path().join("a.toml"), "name = 1").unwrap();
+        assert!(config.taxonomies().is_err(), "a broken file is an error, not skipped");
+        assert!(IntakeConfig::default().taxonomies().unwrap().is_empty());
     }
 }

@@ -82,25 +82,6 @@ impl Taxonomy {
         Ok(t)
     }
 
-    /// Every `*.toml` taxonomy in `dir`, sorted by file name.
-    pub fn load_dir(dir: &std::path::Path) -> Result<Vec<Self>, TaxonomyError> {
-        let read_error = |e: std::io::Error| TaxonomyError::Parse(dir.display().to_string(), e.to_string());
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(read_error)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).map_err(read_error)?;
-                Self::from_toml(&p.display().to_string(), &text)
-            })
-            .collect()
-    }
-
     /// The shipped banking taxonomy.
     pub fn banking() -> Self {
         #[allow(clippy::expect_used)]
@@ -595,18 +576,6 @@ mod tests {
         let calm = Interaction { contact_count: 3, wait_seconds: 300 };
         assert!(signals("普通咨询", Some(&calm)).is_empty());
         assert_eq!(grade("普通咨询", &signals("普通咨询", Some(&i))).0, Grade::Important);
-    }
-
-    #[test]
-    fn an_institutions_taxonomies_load_from_a_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("b.toml"), GENERAL_TOML.replace("name = \"general\"", "name = \"mall\""))
-            .unwrap();
-        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-        let loaded = Taxonomy::load_dir(dir.path()).unwrap();
-        assert_eq!(loaded.iter().map(Taxonomy::id).collect::<Vec<_>>(), ["mall@2026.1"]);
-        std::fs::write(dir.path().join("a.toml"), "name = 1").unwrap();
-        assert!(Taxonomy::load_dir(dir.path()).is_err(), "a broken file is an error, not skipped");
     }
 
     #[test]
