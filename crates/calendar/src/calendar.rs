@@ -5,11 +5,14 @@
 //! weekends (调休上班). The holiday arrangement is published by the State
 //! Council once a year, so calendars are data: one TOML file per year,
 //! parsed and validated into a [`YearCalendar`], several of which form a
-//! [`WorkingCalendar`]. Years without a file are never guessed: every query
-//! that touches such a year fails with [`CalendarError::YearNotLoaded`].
+//! [`WorkingCalendar`]. A year without a file is either refused
+//! ([`CalendarError::YearNotLoaded`]) or, with
+//! [`WorkingCalendar::with_provisional_years`], counted on its provisional
+//! calendar (see [`crate::provisional`]), which callers must report as such.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Deserialize;
@@ -247,10 +250,38 @@ impl YearCalendar {
     }
 }
 
-/// A set of year calendars, keyed by year.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A set of year calendars, keyed by year: the official ones loaded from files and, when
+/// enabled, provisional ones built on demand for the other years (D-SLA-6).
+#[derive(Debug, Clone, Default)]
 pub struct WorkingCalendar {
     years: BTreeMap<i32, YearCalendar>,
+    /// Provisional years built so far; `None` when years without a file are not counted.
+    provisional: Option<Arc<RwLock<BTreeMap<i32, Arc<YearCalendar>>>>>,
+}
+
+impl PartialEq for WorkingCalendar {
+    fn eq(&self, other: &Self) -> bool {
+        self.years == other.years && self.provisional.is_some() == other.provisional.is_some()
+    }
+}
+
+impl Eq for WorkingCalendar {}
+
+/// A year calendar as a query sees it: an official one, or a provisional one built for it.
+enum YearRef<'a> {
+    Official(&'a YearCalendar),
+    Provisional(Arc<YearCalendar>),
+}
+
+impl std::ops::Deref for YearRef<'_> {
+    type Target = YearCalendar;
+
+    fn deref(&self) -> &YearCalendar {
+        match self {
+            Self::Official(year) => year,
+            Self::Provisional(year) => year,
+        }
+    }
 }
 
 impl WorkingCalendar {
@@ -265,7 +296,26 @@ impl WorkingCalendar {
                 years.insert(year.year(), year);
             }
         }
-        Self { years }
+        Self { years, provisional: None }
+    }
+
+    /// This calendar, counting the years it has no file for on their provisional calendar
+    /// (the statutory holidays, no make-up days) instead of refusing them.
+    pub fn with_provisional_years(mut self) -> Self {
+        self.provisional = Some(Arc::default());
+        self
+    }
+
+    /// Whether a date of `year` counts on a provisional calendar (no official file loaded).
+    pub fn is_provisional(&self, year: i32) -> bool {
+        !self.years.contains_key(&year)
+            && self.provisional.is_some()
+            && crate::provisional::PROVISIONAL_YEARS.contains(&year)
+    }
+
+    /// Whether dates of `year` can be counted (officially or provisionally).
+    pub fn counts(&self, year: i32) -> bool {
+        self.years.contains_key(&year) || self.is_provisional(year)
     }
 
     /// Builds a calendar from `(name, toml text)` pairs; the name labels errors.
@@ -282,7 +332,7 @@ impl WorkingCalendar {
             }
             years.insert(year.year(), year);
         }
-        Ok(Self { years })
+        Ok(Self { years, provisional: None })
     }
 
     /// Loads every `*.toml` file directly inside `dir` (sorted by name).
@@ -308,18 +358,28 @@ impl WorkingCalendar {
         Self::from_year_toml(&sources)
     }
 
-    /// Combines two calendars; where both have a year, `other`'s wins.
+    /// Combines two calendars; where both have a year, `other`'s wins. Provisional years are
+    /// counted when either calendar counts them.
     pub fn merged(mut self, other: WorkingCalendar) -> Self {
         self.years.extend(other.years);
+        if self.provisional.is_none() && other.provisional.is_some() {
+            self.provisional = Some(Arc::default());
+        }
+        // Years built before a file arrived are dropped: the file now speaks for them.
+        if let Some(cache) = &self.provisional
+            && let Ok(mut cache) = cache.write()
+        {
+            cache.retain(|year, _| !self.years.contains_key(year));
+        }
         self
     }
 
-    /// Loaded years, ascending.
+    /// Years loaded from official files, ascending.
     pub fn years(&self) -> Vec<i32> {
         self.years.keys().copied().collect()
     }
 
-    /// The calendar of one year, if loaded.
+    /// The official calendar of one year, if loaded.
     pub fn year(&self, year: i32) -> Option<&YearCalendar> {
         self.years.get(&year)
     }
@@ -362,8 +422,20 @@ impl WorkingCalendar {
         Ok(day)
     }
 
-    fn year_of(&self, date: NaiveDate) -> Result<&YearCalendar, CalendarError> {
-        self.years.get(&date.year()).ok_or(CalendarError::YearNotLoaded { year: date.year() })
+    fn year_of(&self, date: NaiveDate) -> Result<YearRef<'_>, CalendarError> {
+        let year = date.year();
+        if let Some(official) = self.years.get(&year) {
+            return Ok(YearRef::Official(official));
+        }
+        let Some(cache) = &self.provisional else { return Err(CalendarError::YearNotLoaded { year }) };
+        if let Some(built) = cache.read().ok().and_then(|c| c.get(&year).cloned()) {
+            return Ok(YearRef::Provisional(built));
+        }
+        let built = Arc::new(crate::provisional::china(year)?);
+        if let Ok(mut cache) = cache.write() {
+            cache.insert(year, built.clone());
+        }
+        Ok(YearRef::Provisional(built))
     }
 }
 
@@ -401,5 +473,36 @@ mod tests {
             assert!(YearCalendar::from_toml(name, text).is_ok(), "{name}");
         }
         assert_eq!(WorkingCalendar::china().years(), vec![2025, 2026]);
+    }
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+    }
+
+    #[test]
+    fn years_without_a_file_count_provisionally_only_when_asked() {
+        let strict = WorkingCalendar::china();
+        assert_eq!(strict.is_working_day(d(2027, 1, 4)), Err(CalendarError::YearNotLoaded { year: 2027 }));
+        let lenient = WorkingCalendar::china().with_provisional_years();
+        assert!(lenient.is_provisional(2027) && !lenient.is_provisional(2026));
+        assert_eq!(lenient.is_working_day(d(2027, 1, 1)), Ok(false));
+        assert_eq!(lenient.is_working_day(d(2027, 1, 4)), Ok(true));
+        // Official data wins: 2026-01-04 is a make-up working Sunday.
+        assert_eq!(lenient.is_working_day(d(2026, 1, 4)), Ok(true));
+        // 2026-12-31 (Thursday) + 3 working days crosses into provisional 2027.
+        assert_eq!(lenient.add_working_days(d(2026, 12, 31), 3), Ok(d(2027, 1, 6)));
+    }
+
+    #[test]
+    fn an_official_file_replaces_the_provisional_year() {
+        let lenient = WorkingCalendar::china().with_provisional_years();
+        assert_eq!(lenient.is_working_day(d(2027, 2, 20)), Ok(false), "a Saturday");
+        let official = WorkingCalendar::from_year_toml(&[(
+            "2027.toml",
+            "year = 2027\n[[makeup_working_days]]\ndate = 2027-02-20\nnote = \"调休\"\n",
+        )]);
+        let merged = lenient.merged(official.unwrap_or_default());
+        assert!(!merged.is_provisional(2027));
+        assert_eq!(merged.is_working_day(d(2027, 2, 20)), Ok(true));
     }
 }
