@@ -256,8 +256,11 @@ impl YearCalendar {
 pub struct WorkingCalendar {
     years: BTreeMap<i32, YearCalendar>,
     /// Provisional years built so far; `None` when years without a file are not counted.
-    provisional: Option<Arc<RwLock<BTreeMap<i32, Arc<YearCalendar>>>>>,
+    provisional: Option<Arc<ProvisionalYears>>,
 }
+
+/// Provisional years built so far, shared by the clones of one calendar.
+type ProvisionalYears = RwLock<BTreeMap<i32, Arc<YearCalendar>>>;
 
 impl PartialEq for WorkingCalendar {
     fn eq(&self, other: &Self) -> bool {
