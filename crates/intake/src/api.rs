@@ -3,17 +3,19 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use prost::Message;
-use redress_calendar::{CalendarError, DeadlineCalculator, Grade, SlaPolicy};
+use redress_calendar::{DeadlineCalculator, SlaPolicy};
 use redress_platform::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::events::{FeedStream, serve_stream};
+use redress_platform::names::{OrgUnit, RequestId};
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_micros, from_timestamp, now, to_timestamp};
-use redress_proto::redress::common::v1::{Channel, Deadlines, Grade as ProtoGrade, PendingDeadline};
+use redress_proto::redress::common::v1::{Channel, Grade as ProtoGrade};
 use redress_proto::redress::intake::v1::WithdrawComplaintRequest;
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
@@ -30,11 +32,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::domain::classify::{Classifier, Taxonomy};
+use crate::domain::deadlines::{grade_from_proto, receipt_deadlines};
+use crate::domain::lifecycle::ChangeError;
 use crate::domain::pii::Keyring;
+use crate::domain::subjects;
 use crate::domain::{mask, validate_submission};
 use crate::store::{
     ClassificationOverride, Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted,
-    institution_of,
 };
 
 #[derive(Clone)]
@@ -91,6 +95,10 @@ impl IntakeApi {
         principal.require(Permission::ComplaintsCreate)?;
         let now = now();
         let receive_time = validate_submission(&request, now)?;
+        let mut v = Violations::new();
+        let request_id = RequestId::parse_required(&mut v, "request_id", &request.request_id);
+        v.into_result()?;
+        let Some(request_id) = request_id else { return Err(ServiceError::invalid("request_id", "required")) };
         let org_unit = request.complaint.as_ref().map(|c| c.org_unit.as_str()).unwrap_or_default();
         if !principal.covers(org_unit) {
             return Err(ServiceError::PermissionDenied(format!(
@@ -107,7 +115,18 @@ impl IntakeApi {
         let mut classification = decision.classification;
         classification.classify_time = Some(to_timestamp(now));
         let grade = grade_from_proto(classification.grade);
-        let deadlines = receipt_deadlines(&self.deadlines, &self.policy, receive_time, grade)?;
+        let deadlines = receipt_deadlines(&self.deadlines, &self.policy, receive_time, grade)
+            .context("deadline computation failed")?;
+        for pending in &deadlines.pending_deadlines {
+            let year = pending.missing_calendar_year;
+            tracing::error!(
+                year,
+                deadline = pending.deadline,
+                "no working-day calendar loaded for {year}: a receipt deadline is pending until an operator adds it"
+            );
+            metrics::counter!("redress_receipt_deadlines_pending_total", "missing_calendar_year" => year.to_string())
+                .increment(1);
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let name = format!("complaints/{id}");
         for signal in &decision.signals {
@@ -131,7 +150,7 @@ impl IntakeApi {
         });
         let new = NewComplaint {
             id,
-            request_id: request.request_id,
+            request_id,
             request_hash,
             number_prefix: now.with_timezone(&self.deadlines.time_zone()).format("%Y%m%d").to_string(),
             receive_time,
@@ -193,18 +212,29 @@ impl IntakeApi {
     }
 
     /// The institution of a data-subject request, which the caller must cover.
-    fn institution(principal: &Principal, institution: &str, v: &mut Violations) -> String {
+    fn institution(principal: &Principal, institution: &str, v: &mut Violations) -> Option<OrgUnit> {
         if institution.is_empty() {
             v.add("institution", "required, e.g. institutions/acme-bank");
-        } else if institution_of(institution) != institution || !institution.starts_with("institutions/") {
-            v.add("institution", "must be institutions/{institution_id}");
-        } else if !principal.covers(institution) {
-            v.add("institution", "lies outside the caller's organisation unit");
+            return None;
         }
-        institution.to_owned()
+        match OrgUnit::try_from_str(institution) {
+            Ok(unit) if unit.is_institution() && principal.covers(unit.as_str()) => Some(unit),
+            Ok(unit) if unit.is_institution() => {
+                v.add("institution", "lies outside the caller's organisation unit");
+                None
+            }
+            _ => {
+                v.add("institution", "must be institutions/{institution_id}");
+                None
+            }
+        }
     }
 
-    fn identifier(institution: String, person: Option<&PersonIdentifier>, v: &mut Violations) -> Option<Identifier> {
+    fn identifier(
+        institution: Option<OrgUnit>,
+        person: Option<&PersonIdentifier>,
+        v: &mut Violations,
+    ) -> Option<Identifier> {
         match person.and_then(|p| p.identifier.as_ref()) {
             Some(person_identifier::Identifier::IdDocument(doc)) => {
                 if doc.number.trim().is_empty() {
@@ -214,10 +244,11 @@ impl IntakeApi {
                     Ok(IdDocumentType::Unspecified) | Err(_) => v.add("person.id_document.type", "required"),
                     Ok(_) => {}
                 }
-                Some(Identifier { institution, kind: "id", value: format!("{}:{}", doc.r#type, doc.number) })
+                let value = subjects::id_document(doc.r#type, &doc.number);
+                Some(Identifier { institution: institution?, kind: subjects::ID_DOCUMENT, value })
             }
             Some(person_identifier::Identifier::Phone(phone)) if !phone.trim().is_empty() => {
-                Some(Identifier { institution, kind: "phone", value: phone.clone() })
+                Some(Identifier { institution: institution?, kind: subjects::PHONE, value: phone.clone() })
             }
             _ => {
                 v.add("person", "an identity document or a phone number is required");
@@ -379,15 +410,12 @@ impl IntakeApi {
         v.into_result()?;
         let id = id?;
         let store = self.store.get()?;
-        let current = store
+        store
             .get(&id)
             .await
             .map_err(store_error)?
             .filter(|c| principal.covers(&c.org_unit))
             .ok_or_else(|| ServiceError::NotFound { resource: "complaint", name: request.name.clone() })?;
-        if current.receive_time.as_ref().and_then(from_timestamp).is_some_and(|received| at < received) {
-            return Err(ServiceError::invalid("withdraw_time", "must not be before the complaint was received"));
-        }
         let withdrawn = store
             .withdraw(&id, &reason, at)
             .await
@@ -538,82 +566,15 @@ fn store_error(e: StoreError) -> ServiceError {
             "PERSONAL_DATA_ERASED",
             "the complainant's personal information was erased",
         ),
+        StoreError::Refused(ChangeError::WithdrawnBeforeReceipt) => {
+            ServiceError::invalid("withdraw_time", "must not be before the complaint was received")
+        }
         StoreError::Other(e) => ServiceError::Internal(e),
     }
 }
 
 /// Longest reason accepted for an access to personal information.
 const MAX_REASON: usize = 500;
-
-/// The receipt's deadlines. One that needs a year with no calendar loaded is left unset and
-/// listed as pending (never guessed) and the operator is alerted; the complaint is still
-/// recorded, because refusing it would lose it.
-fn receipt_deadlines(
-    calculator: &DeadlineCalculator,
-    policy: &SlaPolicy,
-    accepted: chrono::DateTime<chrono::Utc>,
-    grade: Grade,
-) -> Result<Deadlines, ServiceError> {
-    let targets = policy.targets(grade);
-    let mut deadlines = Deadlines {
-        time_zone: calculator.time_zone().name().to_owned(),
-        grade: grade_to_proto(grade) as i32,
-        ..Deadlines::default()
-    };
-    let clocks = [
-        ("first_response_due_time", targets.first_response),
-        ("resolution_due_time", targets.resolution),
-        ("regulatory_decision_due_time", policy.regulatory_decision),
-    ];
-    for (field, period) in clocks {
-        let due = match calculator.due(accepted, period) {
-            Ok(due) => Some(to_timestamp(due)),
-            Err(CalendarError::YearNotLoaded { year }) => {
-                tracing::error!(
-                    year,
-                    deadline = field,
-                    "no working-day calendar loaded for {year}: a receipt deadline is pending until an operator adds it"
-                );
-                metrics::counter!("redress_receipt_deadlines_pending_total", "missing_calendar_year" => year.to_string())
-                    .increment(1);
-                deadlines.pending_deadlines.push(PendingDeadline {
-                    deadline: field.to_owned(),
-                    reason: format!("no working-day calendar is loaded for {year}"),
-                    missing_calendar_year: year,
-                });
-                None
-            }
-            Err(other) => {
-                return Err(ServiceError::Internal(anyhow::Error::new(other).context("deadline computation failed")));
-            }
-        };
-        match field {
-            "first_response_due_time" => deadlines.first_response_due_time = due,
-            "resolution_due_time" => deadlines.resolution_due_time = due,
-            _ => deadlines.regulatory_decision_due_time = due,
-        }
-    }
-    Ok(deadlines)
-}
-
-pub fn grade_from_proto(grade: i32) -> Grade {
-    match ProtoGrade::try_from(grade) {
-        Ok(ProtoGrade::Important) => Grade::Important,
-        Ok(ProtoGrade::Urgent) => Grade::Urgent,
-        Ok(ProtoGrade::Major) => Grade::Major,
-        _ => Grade::General,
-    }
-}
-
-pub fn grade_to_proto(grade: Grade) -> redress_proto::redress::common::v1::Grade {
-    use redress_proto::redress::common::v1::Grade as P;
-    match grade {
-        Grade::General => P::General,
-        Grade::Important => P::Important,
-        Grade::Urgent => P::Urgent,
-        Grade::Major => P::Major,
-    }
-}
 
 fn principal_of<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
     Ok(Principal::of(request)?)

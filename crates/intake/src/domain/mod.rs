@@ -1,11 +1,17 @@
 //! Intake's pure logic: validating a submitted complaint, checksums of Chinese identifiers,
-//! masking personal information, and the receipt's deadlines. No I/O here.
+//! classification, the receipt's deadlines, what accepting a complaint records and what may
+//! happen to it afterwards, personal information at rest and who a complainant is. No I/O
+//! here.
 
+pub mod acceptance;
 pub mod classify;
+pub mod deadlines;
 pub mod identifiers;
 pub mod import;
+pub mod lifecycle;
 pub mod mask;
 pub mod pii;
+pub mod subjects;
 pub mod validate;
 
 pub use validate::validate_submission;

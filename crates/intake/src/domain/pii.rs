@@ -15,7 +15,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
 use prost::Message;
-use redress_proto::redress::intake::v1::{Complaint, complainant::Party};
+use redress_proto::redress::intake::v1::Complaint;
 use sha2::Sha256;
 
 const NONCE_LEN: usize = 12;
@@ -146,7 +146,7 @@ fn wrap_aad(subject_id: &str, key_id: &str) -> Vec<u8> {
 }
 
 /// The additional data binding a complaint's sealed personal information to its row.
-pub fn complaint_aad(complaint_id: &str, subject_id: &str) -> Vec<u8> {
+fn complaint_aad(complaint_id: &str, subject_id: &str) -> Vec<u8> {
     format!("redress.complaint-pii.v1\0{complaint_id}\0{subject_id}").into_bytes()
 }
 
@@ -182,7 +182,7 @@ impl DataKey {
 
 /// The personal part of a complaint: complainant, agent and representatives as submitted.
 /// Encoded as a `Complaint` holding only those fields.
-pub fn personal_part(complaint: &Complaint) -> Complaint {
+fn personal_part(complaint: &Complaint) -> Complaint {
     Complaint {
         complainant: complaint.complainant.clone(),
         agent: complaint.agent.clone(),
@@ -192,36 +192,41 @@ pub fn personal_part(complaint: &Complaint) -> Complaint {
 }
 
 /// Puts the personal part (decrypted) back into a stored complaint.
-pub fn restore(complaint: &mut Complaint, personal: Complaint) {
+fn restore(complaint: &mut Complaint, personal: Complaint) {
     complaint.complainant = personal.complainant;
     complaint.agent = personal.agent;
     complaint.representatives = personal.representatives;
 }
 
-pub fn decode_personal(bytes: &[u8]) -> Result<Complaint, PiiError> {
+fn decode_personal(bytes: &[u8]) -> Result<Complaint, PiiError> {
     Complaint::decode(bytes).map_err(|e| PiiError::Corrupt(e.to_string()))
 }
 
-/// The identifiers a complainant is found by, as (kind, value): the identity document
-/// number (with its type) and the phone, for natural persons; the contact phone for
-/// organisations.
-pub fn identifiers(complaint: &Complaint) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    match complaint.complainant.as_ref().and_then(|c| c.party.as_ref()) {
-        Some(Party::Person(p)) => {
-            if !p.id_number.is_empty() {
-                out.push(("id", format!("{}:{}", p.id_document_type, p.id_number)));
-            }
-            if !p.phone.is_empty() {
-                out.push(("phone", p.phone.clone()));
-            }
-        }
-        Some(Party::Organisation(o)) if !o.contact_phone.is_empty() => {
-            out.push(("phone", o.contact_phone.clone()));
-        }
-        Some(Party::Organisation(_)) | None => {}
-    }
-    out
+/// The stored form of a complaint in clear, for subject `subject_id` whose data key is `key`:
+/// the record with its personal fields masked, so that gets and lists never decrypt, and the
+/// personal part sealed, bound to the complaint and the subject.
+pub fn seal(complaint: &Complaint, subject_id: &str, key: &DataKey) -> Result<(Vec<u8>, Vec<u8>), PiiError> {
+    let id = complaint.name.strip_prefix("complaints/").unwrap_or(&complaint.name);
+    let sealed = key.seal(&complaint_aad(id, subject_id), &personal_part(complaint).encode_to_vec())?;
+    let mut masked = complaint.clone();
+    super::mask::complaint(&mut masked);
+    Ok((masked.encode_to_vec(), sealed))
+}
+
+/// Puts the personal part sealed by [`seal`] back into the stored record of complaint
+/// `complaint_id`, with the subject's wrapped data key.
+pub fn unseal(
+    keyring: &Keyring,
+    record: &mut Complaint,
+    complaint_id: &str,
+    subject_id: &str,
+    wrapped: &WrappedKey,
+    sealed: &[u8],
+) -> Result<(), PiiError> {
+    let key = keyring.unwrap(subject_id, wrapped)?;
+    let personal = key.open(&complaint_aad(complaint_id, subject_id), sealed)?;
+    restore(record, decode_personal(&personal)?);
+    Ok(())
 }
 
 /// What is left of a complainant's personal fields once the subject is erased.

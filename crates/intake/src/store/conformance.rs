@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use redress_platform::db::DatabaseConfig;
+use redress_platform::names::OrgUnit;
 use redress_platform::testing::committed_events;
 use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted, NaturalPerson, complainant::Party};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +29,7 @@ fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) 
     let receive_time = redress_platform::time::now() - Duration::minutes(minutes_ago);
     NewComplaint {
         id: id.clone(),
-        request_id: request_id.to_owned(),
+        request_id: super::conformance_support::request_id(request_id),
         request_hash: format!("hash-of-{facts}"),
         number_prefix: "20261125".to_owned(),
         receive_time,
@@ -267,8 +268,12 @@ fn id_of(c: &Complaint) -> String {
 
 const BANK: &str = "institutions/demo-bank";
 
+fn bank() -> OrgUnit {
+    OrgUnit::try_from_str(BANK).unwrap()
+}
+
 fn by_phone(phone: &str) -> Identifier {
-    Identifier { institution: BANK.to_owned(), kind: "phone", value: phone.to_owned() }
+    Identifier { institution: bank(), kind: "phone", value: phone.to_owned() }
 }
 
 async fn personal_information_is_sealed_masked_and_revealed_with_a_record(store: Arc<dyn IntakeStore>) {
@@ -341,7 +346,10 @@ async fn export_correct_and_erase_a_person(store: Arc<dyn IntakeStore>) {
         [created[0].name.clone(), created[1].name.clone()]
     );
     assert_eq!(person(&exported[0]).id_number, "11010519491231002X");
-    let elsewhere = Identifier { institution: "institutions/other-bank".to_owned(), ..by_phone("13955556666") };
+    let elsewhere = Identifier {
+        institution: OrgUnit::try_from_str("institutions/other-bank").unwrap(),
+        ..by_phone("13955556666")
+    };
     assert!(store.export(&elsewhere, &access("export", "x")).await.unwrap().is_empty());
 
     // Correction: a new phone, found by it afterwards.
@@ -542,7 +550,7 @@ async fn people_sharing_a_phone_stay_apart_when_their_id_numbers_differ(store: A
         (store.subject_of(&id_of(&a)).await.unwrap().unwrap(), store.subject_of(&id_of(&b)).await.unwrap().unwrap());
     assert_ne!(sa, sb, "a shared phone does not make two people with different ID numbers one");
     let by_id = |id: &str| Identifier {
-        institution: BANK.to_owned(),
+        institution: bank(),
         kind: "id",
         value: format!("{}:{id}", redress_proto::redress::intake::v1::IdDocumentType::ResidentId as i32),
     };

@@ -1,0 +1,282 @@
+//! Intake's store operations, written once over [`IntakeTx`]: load (and lock), apply the
+//! domain's rules, save. Each runs inside one transaction that its backend opens and commits:
+//! SQLite's group-commit writer, or a PostgreSQL transaction.
+
+use std::future::Future;
+
+use prost::Message;
+use redress_proto::redress::intake::v1::{Complainant, Complaint};
+
+use super::tx::IntakeTx;
+use super::{Erased, Identifier, NewComplaint, PiiAccess, Rewrite, SealedRow, StoreError, Subject, codes};
+use crate::domain::pii::{self, Keyring};
+use crate::domain::subjects;
+
+/// The complaint with its personal information in clear, the access recorded.
+pub(crate) async fn reveal<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    id: &str,
+    access: &PiiAccess,
+) -> Result<Option<Complaint>, StoreError> {
+    let Some(row) = tx.sealed(id).await? else { return Ok(None) };
+    let complaint = row.open(keyring)?;
+    // Erased information reveals nothing, so there is no access to record.
+    if let Some((subject, ..)) = row.readable_subject() {
+        tx.record_access(Some(id), subject, access).await?;
+    }
+    Ok(Some(complaint))
+}
+
+/// Every complaint of the person `identifier` names, in clear, each access recorded.
+pub(crate) async fn export<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    identifier: &Identifier,
+    access: &PiiAccess,
+) -> Result<Vec<Complaint>, StoreError> {
+    let Some((subject, _)) = tx.find_subject(identifier.kind, &identifier.digest(keyring)).await? else {
+        return Ok(Vec::new());
+    };
+    let rows = tx.sealed_of_subject(&subject).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(row.open(keyring)?);
+        tx.record_access(Some(&row.id), &subject, access).await?;
+    }
+    Ok(out)
+}
+
+/// Replaces a complaint's complainant, re-sealed for the subject the correction names and
+/// re-indexed; the corrected complaint in clear.
+pub(crate) async fn correct<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    id: &str,
+    complainant: Complainant,
+    access: &PiiAccess,
+) -> Result<Option<Complaint>, StoreError> {
+    // Subjects change under one lock, taken first (as erasure does), so a correction and an
+    // erasure of the same person run one after the other and the correction sees the erasure.
+    tx.lock_subjects().await?;
+    let Some(row) = tx.lock_sealed(id).await? else { return Ok(None) };
+    let Some((old_subject, ..)) = row.readable_subject() else { return Err(StoreError::Erased) };
+    let old_subject = old_subject.to_owned();
+    let mut complaint = row.open(keyring)?;
+    complaint.complainant = Some(complainant);
+    // The corrected complainant may be someone else: the complaint moves to the subject its
+    // new identifiers name (found, or new), and the old subject keeps only the identifiers
+    // its remaining complaints still carry.
+    let subject = subject_for(tx, keyring, &complaint).await?;
+    let (record, sealed) = subject.seal(&complaint)?;
+    tx.save_sealed(id, &record, Some(&sealed), &subject.id).await?;
+    let remaining = tx.sealed_of_subject(&old_subject).await?;
+    tx.prune_index(&old_subject, &live_digests(keyring, &remaining)?).await?;
+    // An identifier the old subject gave up now names the corrected complainant.
+    for (kind, digest) in subjects::digests(keyring, &complaint) {
+        tx.insert_index(kind, &digest, &subject.id).await?;
+    }
+    tx.record_access(Some(id), &subject.id, access).await?;
+    if subject.id != old_subject {
+        tx.record_access(Some(id), &old_subject, access).await?;
+    }
+    Ok(Some(complaint))
+}
+
+/// Erases the person `identifier` names: their data key is destroyed, their index entries
+/// deleted and their complaints' personal fields blanked; the complaints remain.
+pub(crate) async fn erase<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    identifier: &Identifier,
+    access: &PiiAccess,
+) -> Result<Option<Erased>, StoreError> {
+    tx.lock_subjects().await?;
+    let Some((subject, _)) = tx.find_subject(identifier.kind, &identifier.digest(keyring)).await? else {
+        return Ok(None);
+    };
+    let rows = tx.sealed_of_subject(&subject).await?;
+    for row in &rows {
+        let mut complaint = Complaint::decode(row.record.as_slice())?;
+        pii::erase(&mut complaint);
+        tx.save_sealed(&row.id, &complaint.encode_to_vec(), None, &subject).await?;
+    }
+    tx.destroy_key(&subject).await?;
+    tx.prune_index(&subject, &[]).await?;
+    tx.record_access(None, &subject, access).await?;
+    Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
+}
+
+/// Applies `change` to a locked complaint and saves it with its event; the complaint, and
+/// whether it changed.
+pub(crate) async fn rewrite<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    id: &str,
+    change: Rewrite,
+) -> Result<(Option<Complaint>, bool), StoreError> {
+    let Some(current) = tx.lock_record(id).await? else { return Ok((None, false)) };
+    let Some((complaint, event)) = change(current.clone())? else { return Ok((Some(current), false)) };
+    tx.save_record(id, &complaint).await?;
+    tx.append_events(std::slice::from_ref(&event)).await?;
+    Ok((Some(complaint), true))
+}
+
+/// The subject a complaint's complainant is, found by blind index or created, with every
+/// identifier of the complaint naming it. Creation is serialised so that concurrent first
+/// complaints of one person agree.
+pub(crate) async fn subject_for<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    complaint: &Complaint,
+) -> Result<Subject, StoreError> {
+    let digests = subjects::digests(keyring, complaint);
+    if !digests.is_empty() {
+        tx.lock_subjects().await?;
+    }
+    let has_id = subjects::has_id_document(&digests);
+    let mut found = None;
+    for (kind, digest) in &digests {
+        let Some((id, wrapped)) = tx.find_subject(kind, digest).await? else { continue };
+        if subjects::same_person(kind, has_id, tx.subject_has_id(&id).await?) {
+            found = Some(Subject { key: keyring.unwrap(&id, &wrapped)?, id });
+            break;
+        }
+    }
+    let subject = match found {
+        Some(subject) => subject,
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            let (key, wrapped) = keyring.new_data_key(&id)?;
+            tx.insert_subject(&id, &wrapped).await?;
+            Subject { id, key }
+        }
+    };
+    for (kind, digest) in digests {
+        tx.insert_index(kind, &digest, &subject.id).await?;
+    }
+    Ok(subject)
+}
+
+/// The latest stored complaint that `new`, filed by `subject_id`, repeats (D-CASE-5).
+pub(crate) async fn recurrence_of<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    subject_id: &str,
+    new: &NewComplaint,
+) -> Result<Option<String>, StoreError> {
+    let (Some(business_type), Some(cause)) = codes(&new.complaint) else { return Ok(None) };
+    tx.latest_of_issue(subject_id, &business_type, &cause, new.recurrence_since, new.receive_time).await
+}
+
+/// Every blind-index digest the (readable) complaints of `rows` carry.
+fn live_digests(keyring: &Keyring, rows: &[SealedRow]) -> Result<Vec<String>, StoreError> {
+    let mut live = Vec::new();
+    for row in rows.iter().filter(|r| r.readable_subject().is_some()) {
+        for (_, digest) in subjects::digests(keyring, &row.open(keyring)?) {
+            if !live.contains(&digest) {
+                live.push(digest);
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// Seals one batch of complaints recorded before personal information was encrypted at
+/// rest; how many it sealed.
+pub(crate) async fn seal_unsealed<T: IntakeTx + ?Sized>(tx: &mut T, keyring: &Keyring) -> Result<usize, StoreError> {
+    let rows = tx.unsealed().await?;
+    for (id, complaint) in &rows {
+        let subject = subject_for(tx, keyring, complaint).await?;
+        let (record, sealed) = subject.seal(complaint)?;
+        tx.save_sealed(id, &record, Some(&sealed), &subject.id).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Seals the personal information of every complaint recorded before it was encrypted at
+/// rest; `batch` runs [`seal_unsealed`] in a transaction of its own.
+pub(crate) async fn seal_legacy<F, Fut>(mut batch: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, StoreError>>,
+{
+    loop {
+        let sealed = batch().await?;
+        if sealed == 0 {
+            return Ok(());
+        }
+        tracing::info!(complaints = sealed, "sealed personal information of earlier complaints");
+    }
+}
+
+/// What one batch of re-wrapping did.
+#[derive(Debug, Default)]
+pub(crate) struct Rewrapped {
+    /// The last subject looked at; `None` when none was left.
+    pub last: Option<String>,
+    pub done: usize,
+    /// Master key ids of the subjects whose data keys could not be re-wrapped.
+    pub skipped: Vec<String>,
+}
+
+/// Re-wraps, under the active master key, the data keys of a batch of subjects after
+/// `after` that another key wraps. A subject whose key cannot be unwrapped (its master key is
+/// not configured, or the wrapping is damaged) is left as it is and reported.
+pub(crate) async fn rewrap_stale<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    after: &str,
+) -> Result<Rewrapped, StoreError> {
+    let stale = tx.stale_keys(keyring.active_key_id(), after).await?;
+    let mut batch = Rewrapped { last: stale.last().map(|(id, _)| id.clone()), ..Rewrapped::default() };
+    for (id, old) in stale {
+        match keyring.rewrap(&id, &old) {
+            Ok(Some(new)) => {
+                tx.rewrap(&id, &old.key_id, &new).await?;
+                batch.done += 1;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(subject = %id, key_id = %old.key_id, error = %e, "a subject's data key cannot be re-wrapped");
+                batch.skipped.push(old.key_id);
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// Re-wraps every subject's data key under the active master key (after a rotation), so a
+/// retired master key can be removed once this has run without reporting failures; `batch`
+/// runs [`rewrap_stale`] after the given subject in a transaction of its own.
+pub(crate) async fn rewrap_keys<F, Fut>(mut batch: F) -> anyhow::Result<()>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<Rewrapped, StoreError>>,
+{
+    let mut after = String::new();
+    let mut skipped = Vec::new();
+    loop {
+        let Rewrapped { last, done, skipped: skips } = batch(after.clone()).await?;
+        skipped.extend(skips);
+        if done > 0 {
+            tracing::info!(subjects = done, "re-wrapped data keys under the active master key");
+        }
+        match last {
+            Some(last) => after = last,
+            None => break,
+        }
+    }
+    if !skipped.is_empty() {
+        // Their personal information stays readable only while their master keys stay
+        // configured.
+        skipped.sort();
+        let failures = skipped.len();
+        skipped.dedup();
+        tracing::error!(
+            subjects = failures,
+            key_ids = ?skipped,
+            "data keys of some subjects could not be re-wrapped: keep their master keys configured"
+        );
+        metrics::counter!("redress_pii_rewrap_failures_total").increment(failures as u64);
+    }
+    Ok(())
+}

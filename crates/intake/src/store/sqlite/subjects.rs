@@ -1,0 +1,144 @@
+//! The data subjects of a batch of submissions: those the complainants' blind-index digests
+//! already name, found with one query for the whole batch, and those the batch creates,
+//! written with one statement. The matching rule is the domain's, as on PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+
+use redress_platform::time::{now, to_micros};
+use redress_proto::redress::intake::v1::Complaint;
+use sqlx::{QueryBuilder, SqliteConnection};
+
+use crate::domain::pii::{DataKey, Keyring, WrappedKey};
+use crate::domain::subjects::{self, ID_DOCUMENT};
+use crate::store::{StoreError, Subject};
+
+/// Most values bound in one statement's `IN (…)` list.
+const LOOKUP_CHUNK: usize = 500;
+
+pub(super) struct Subjects {
+    /// Digest → subject id, for every digest known before the batch or added by it.
+    by_digest: HashMap<String, String>,
+    /// Subject id → wrapped key, as stored.
+    stored: HashMap<String, WrappedKey>,
+    /// Unwrapped or new keys, by subject id.
+    keys: HashMap<String, DataKey>,
+    new_subjects: Vec<(String, WrappedKey)>,
+    new_index: Vec<(&'static str, String, String)>,
+    /// Subjects known by an identity document.
+    with_id: HashSet<String>,
+}
+
+impl Subjects {
+    /// The subjects the complainants of `complaints` may be.
+    pub async fn load<'c>(
+        conn: &mut SqliteConnection,
+        keyring: &Keyring,
+        complaints: impl Iterator<Item = &'c Complaint>,
+    ) -> Result<Self, StoreError> {
+        let digests: Vec<String> = complaints.flat_map(|c| subjects::digests(keyring, c)).map(|(_, d)| d).collect();
+        let mut found = Self {
+            by_digest: HashMap::new(),
+            stored: HashMap::new(),
+            keys: HashMap::new(),
+            new_subjects: Vec::new(),
+            new_index: Vec::new(),
+            with_id: HashSet::new(),
+        };
+        for chunk in digests.chunks(LOOKUP_CHUNK) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT i.digest, s.id, s.key_id, s.wrapped_key FROM subject_index i \
+                 JOIN subjects s ON s.id = i.subject_id WHERE s.wrapped_key IS NOT NULL AND i.digest IN (",
+            );
+            let mut list = query.separated(", ");
+            for d in chunk {
+                list.push_bind(d.as_str());
+            }
+            query.push(")");
+            let rows: Vec<(String, String, String, Vec<u8>)> = query.build_query_as().fetch_all(&mut *conn).await?;
+            for (digest, id, key_id, sealed) in rows {
+                found.stored.insert(id.clone(), WrappedKey { key_id, sealed });
+                found.by_digest.insert(digest, id);
+            }
+        }
+        let ids: Vec<String> = found.stored.keys().cloned().collect();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            query.push(")");
+            let with_id: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+            found.with_id.extend(with_id);
+        }
+        Ok(found)
+    }
+
+    /// The complaint's subject, and whether it was stored before this batch.
+    pub fn subject_for(&mut self, keyring: &Keyring, complaint: &Complaint) -> Result<(Subject, bool), StoreError> {
+        let digests = subjects::digests(keyring, complaint);
+        let has_id = subjects::has_id_document(&digests);
+        let found = digests.iter().find_map(|(kind, d)| {
+            self.by_digest.get(d).filter(|id| subjects::same_person(kind, has_id, self.with_id.contains(*id))).cloned()
+        });
+        let (id, known) = match found {
+            Some(id) => {
+                let known = self.stored.contains_key(&id);
+                (id, known)
+            }
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let (key, wrapped) = keyring.new_data_key(&id)?;
+                self.keys.insert(id.clone(), key);
+                self.new_subjects.push((id.clone(), wrapped));
+                (id, false)
+            }
+        };
+        let key = match self.keys.get(&id) {
+            Some(key) => key.clone(),
+            None => {
+                let wrapped = self.stored.get(&id).ok_or_else(|| anyhow::anyhow!("subject {id} has no key"))?;
+                let key = keyring.unwrap(&id, wrapped)?;
+                self.keys.insert(id.clone(), key.clone());
+                key
+            }
+        };
+        for (kind, digest) in digests {
+            if kind == ID_DOCUMENT {
+                self.with_id.insert(id.clone());
+            }
+            if !self.by_digest.contains_key(&digest) {
+                self.by_digest.insert(digest.clone(), id.clone());
+                self.new_index.push((kind, digest, id.clone()));
+            }
+        }
+        Ok((Subject { id, key }, known))
+    }
+
+    /// Writes the subjects and index entries the batch created.
+    pub async fn write(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        let now = to_micros(now());
+        for chunk in self.new_subjects.chunks(200) {
+            let mut query =
+                QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) ");
+            query.push_values(chunk, |mut row, (id, wrapped)| {
+                row.push_bind(id.as_str())
+                    .push_bind(wrapped.key_id.as_str())
+                    .push_bind(wrapped.sealed.as_slice())
+                    .push_bind(now);
+            });
+            query.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.new_index.chunks(300) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO subject_index (kind, digest, subject_id) ");
+            query.push_values(chunk, |mut row, (kind, digest, id)| {
+                row.push_bind(*kind).push_bind(digest.as_str()).push_bind(id.as_str());
+            });
+            query.push(" ON CONFLICT DO NOTHING");
+            query.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}

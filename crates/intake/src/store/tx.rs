@@ -1,0 +1,470 @@
+//! The single queries intake's store operations are made of, inside one transaction of
+//! either backend (or, for reads, on a pooled connection). Every operation is written once
+//! over [`IntakeTx`] in `ops`; the two backends differ only in SQL text: the suffixes that
+//! lock what a transaction reads, and how a list of digests is bound.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prost::Message;
+use redress_platform::db::Pool;
+use redress_platform::events::{Feed, Outbox};
+use redress_platform::time::{now, to_micros};
+use redress_proto::redress::intake::v1::Complaint;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{ListQuery, Listed, PiiAccess, PiiAccessRecord, SealedRow, StoreError, codes};
+use crate::domain::pii::WrappedKey;
+
+/// One transaction of an intake store.
+#[async_trait]
+pub(crate) trait IntakeTx: Outbox {
+    /// A complaint's stored (masked) record.
+    async fn record(&mut self, id: &str) -> Result<Option<Complaint>, StoreError>;
+    /// A complaint's stored record, locked until the transaction ends (PostgreSQL; SQLite's
+    /// writer holds the whole database).
+    async fn lock_record(&mut self, id: &str) -> Result<Option<Complaint>, StoreError>;
+    /// Writes a changed record with the columns derived from it.
+    async fn save_record(&mut self, id: &str, complaint: &Complaint) -> Result<(), StoreError>;
+    /// One page of complaints, newest received first.
+    async fn list(&mut self, query: &ListQuery) -> Result<Vec<Listed>, StoreError>;
+    /// The name of the latest complaint of a subject with these codes received in
+    /// `[since, until]`.
+    async fn latest_of_issue(
+        &mut self,
+        subject_id: &str,
+        business_type: &str,
+        cause: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// A complaint with what opens its personal information.
+    async fn sealed(&mut self, id: &str) -> Result<Option<SealedRow>, StoreError>;
+    /// [`IntakeTx::sealed`], locking the complaint until the transaction ends.
+    async fn lock_sealed(&mut self, id: &str) -> Result<Option<SealedRow>, StoreError>;
+    /// Every complaint of a subject, oldest received first.
+    async fn sealed_of_subject(&mut self, subject_id: &str) -> Result<Vec<SealedRow>, StoreError>;
+    /// Stores a complaint's record and sealed personal part (`None` once erased).
+    async fn save_sealed(
+        &mut self,
+        id: &str,
+        record: &[u8],
+        pii: Option<&[u8]>,
+        subject_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Up to 200 complaints recorded before personal information was sealed, locked (and
+    /// passed over by other replicas) until the transaction ends.
+    async fn unsealed(&mut self) -> Result<Vec<(String, Complaint)>, StoreError>;
+
+    /// Serialises changes to data subjects until the transaction ends, so two first
+    /// complaints of one person, or a correction and an erasure, run one after the other.
+    async fn lock_subjects(&mut self) -> Result<(), StoreError>;
+    /// The live subject a blind-index digest names, with its wrapped data key.
+    async fn find_subject(&mut self, kind: &str, digest: &str) -> Result<Option<(String, WrappedKey)>, StoreError>;
+    /// Whether a subject is known by an identity document.
+    async fn subject_has_id(&mut self, subject_id: &str) -> Result<bool, StoreError>;
+    async fn insert_subject(&mut self, id: &str, wrapped: &WrappedKey) -> Result<(), StoreError>;
+    /// Makes a digest name a subject, unless it names one already.
+    async fn insert_index(&mut self, kind: &str, digest: &str, subject_id: &str) -> Result<(), StoreError>;
+    /// Deletes a subject's index entries but those whose digest is in `keep`.
+    async fn prune_index(&mut self, subject_id: &str, keep: &[String]) -> Result<(), StoreError>;
+    /// Destroys a subject's wrapped data key, which erases every value sealed with it.
+    async fn destroy_key(&mut self, subject_id: &str) -> Result<(), StoreError>;
+    /// Up to 500 subjects, after `after` in id order, whose data key is wrapped by a master
+    /// key other than `active_key_id`; passed over while another replica re-wraps them.
+    async fn stale_keys(&mut self, active_key_id: &str, after: &str) -> Result<Vec<(String, WrappedKey)>, StoreError>;
+    /// Replaces a subject's wrapped key, unless it changed since it was read as `old_key_id`.
+    async fn rewrap(&mut self, subject_id: &str, old_key_id: &str, new: &WrappedKey) -> Result<(), StoreError>;
+    /// The organisation units of a subject's complaints.
+    async fn subject_units(&mut self, subject_id: &str) -> Result<Vec<String>, StoreError>;
+    /// The subject whose personal information a complaint holds.
+    async fn subject_of(&mut self, complaint_id: &str) -> Result<Option<String>, StoreError>;
+
+    async fn record_access(
+        &mut self,
+        complaint_id: Option<&str>,
+        subject_id: &str,
+        access: &PiiAccess,
+    ) -> Result<(), StoreError>;
+    /// Who accessed a subject's personal information, newest first.
+    async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
+}
+
+/// A stored complaint with the columns a listing needs.
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    record: Vec<u8>,
+    receive_time_us: i64,
+    id: String,
+}
+
+/// The complaints of `$filter` with what opens their personal information.
+macro_rules! sealed_sql {
+    ($filter:literal $(, $suffix:literal)?) => {
+        concat!(
+            "SELECT c.id, c.record, c.pii, c.subject_id, s.key_id, s.wrapped_key \
+             FROM complaints c LEFT JOIN subjects s ON s.id = c.subject_id ",
+            $filter
+            $(, $suffix)?
+        )
+    };
+}
+
+/// Implements [`IntakeTx`] for one backend's connection. `$lock` is appended to the reads that
+/// must lock what they read, `$lock_complaint` to those joining a complaint with its subject,
+/// and `$skip_locked` to the batches replicas share; `$lock_subjects` and `$prune_index` are
+/// the backend's own ways of serialising subjects and binding a list of digests.
+macro_rules! intake_tx {
+    (
+        $conn:ty,
+        lock = $lock:literal,
+        lock_complaint = $lock_complaint:literal,
+        skip_locked = $skip_locked:literal,
+        lock_subjects = $lock_subjects:path,
+        prune_index = $prune_index:path $(,)?
+    ) => {
+        #[async_trait]
+        impl IntakeTx for $conn {
+            async fn record(&mut self, id: &str) -> Result<Option<Complaint>, StoreError> {
+                let record: Option<Vec<u8>> = sqlx::query_scalar("SELECT record FROM complaints WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                Ok(record.map(|r| Complaint::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn lock_record(&mut self, id: &str) -> Result<Option<Complaint>, StoreError> {
+                let record: Option<Vec<u8>> =
+                    sqlx::query_scalar(concat!("SELECT record FROM complaints WHERE id = $1", $lock))
+                        .bind(id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(record.map(|r| Complaint::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn save_record(&mut self, id: &str, complaint: &Complaint) -> Result<(), StoreError> {
+                let (business_type, cause) = codes(complaint);
+                sqlx::query(
+                    "UPDATE complaints SET record = $1, state = $2, business_type = $3, cause = $4 WHERE id = $5",
+                )
+                .bind(complaint.encode_to_vec())
+                .bind(complaint.state)
+                .bind(business_type)
+                .bind(cause)
+                .bind(id)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn list(&mut self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
+                let (after_us, after_id) = q.after.clone().unzip();
+                let rows: Vec<ListedRow> = sqlx::query_as(
+                    "SELECT record, receive_time_us, id FROM complaints \
+                     WHERE ($1 IS NULL OR channel = $1) \
+                       AND ($2 IS NULL OR receive_time_us >= $2) \
+                       AND ($3 IS NULL OR receive_time_us < $3) \
+                       AND ($4 IS NULL OR (receive_time_us, id) < ($4, $5)) \
+                       AND ($7 IS NULL OR org_unit = $7 OR substr(org_unit, 1, length($7) + 1) = $7 || '/') \
+                     ORDER BY receive_time_us DESC, id DESC LIMIT $6",
+                )
+                .bind(q.channel)
+                .bind(q.receive_from.map(to_micros))
+                .bind(q.receive_to.map(to_micros))
+                .bind(after_us)
+                .bind(after_id)
+                .bind(q.limit)
+                .bind(q.scope.clone())
+                .fetch_all(&mut *self)
+                .await?;
+                rows.into_iter()
+                    .map(|row| {
+                        let complaint = Complaint::decode(row.record.as_slice())?;
+                        Ok(Listed { complaint, cursor: (row.receive_time_us, row.id) })
+                    })
+                    .collect()
+            }
+
+            async fn latest_of_issue(
+                &mut self,
+                subject_id: &str,
+                business_type: &str,
+                cause: &str,
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<Option<String>, StoreError> {
+                let id: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM complaints WHERE subject_id = $1 AND business_type = $2 AND cause = $3 \
+                     AND receive_time_us >= $4 AND receive_time_us <= $5 \
+                     ORDER BY receive_time_us DESC, id DESC LIMIT 1",
+                )
+                .bind(subject_id)
+                .bind(business_type)
+                .bind(cause)
+                .bind(to_micros(since))
+                .bind(to_micros(until))
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(id.map(|id| format!("complaints/{id}")))
+            }
+
+            async fn sealed(&mut self, id: &str) -> Result<Option<SealedRow>, StoreError> {
+                Ok(sqlx::query_as(sealed_sql!("WHERE c.id = $1")).bind(id).fetch_optional(&mut *self).await?)
+            }
+
+            async fn lock_sealed(&mut self, id: &str) -> Result<Option<SealedRow>, StoreError> {
+                let sql = sealed_sql!("WHERE c.id = $1", $lock_complaint);
+                Ok(sqlx::query_as(sql).bind(id).fetch_optional(&mut *self).await?)
+            }
+
+            async fn sealed_of_subject(&mut self, subject_id: &str) -> Result<Vec<SealedRow>, StoreError> {
+                let sql = sealed_sql!("WHERE c.subject_id = $1 ORDER BY c.receive_time_us");
+                Ok(sqlx::query_as(sql).bind(subject_id).fetch_all(&mut *self).await?)
+            }
+
+            async fn save_sealed(
+                &mut self,
+                id: &str,
+                record: &[u8],
+                pii: Option<&[u8]>,
+                subject_id: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query("UPDATE complaints SET record = $2, pii = $3, subject_id = $4 WHERE id = $1")
+                    .bind(id)
+                    .bind(record)
+                    .bind(pii)
+                    .bind(subject_id)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn unsealed(&mut self) -> Result<Vec<(String, Complaint)>, StoreError> {
+                let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(concat!(
+                    "SELECT id, record FROM complaints WHERE subject_id IS NULL LIMIT 200",
+                    $skip_locked
+                ))
+                .fetch_all(&mut *self)
+                .await?;
+                rows.into_iter().map(|(id, record)| Ok((id, Complaint::decode(record.as_slice())?))).collect()
+            }
+
+            async fn lock_subjects(&mut self) -> Result<(), StoreError> {
+                $lock_subjects(self).await
+            }
+
+            async fn find_subject(
+                &mut self,
+                kind: &str,
+                digest: &str,
+            ) -> Result<Option<(String, WrappedKey)>, StoreError> {
+                let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT s.id, s.key_id, s.wrapped_key FROM subject_index i JOIN subjects s ON s.id = i.subject_id \
+                     WHERE i.kind = $1 AND i.digest = $2 AND s.wrapped_key IS NOT NULL",
+                )
+                .bind(kind)
+                .bind(digest)
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|(id, key_id, sealed)| (id, WrappedKey { key_id, sealed })))
+            }
+
+            async fn subject_has_id(&mut self, subject_id: &str) -> Result<bool, StoreError> {
+                let found: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM subject_index WHERE subject_id = $1 AND kind = 'id' LIMIT 1")
+                        .bind(subject_id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(found.is_some())
+            }
+
+            async fn insert_subject(&mut self, id: &str, wrapped: &WrappedKey) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) VALUES ($1, $2, $3, $4)")
+                    .bind(id)
+                    .bind(&wrapped.key_id)
+                    .bind(&wrapped.sealed)
+                    .bind(to_micros(now()))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_index(&mut self, kind: &str, digest: &str, subject_id: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO subject_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(kind)
+                .bind(digest)
+                .bind(subject_id)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn prune_index(&mut self, subject_id: &str, keep: &[String]) -> Result<(), StoreError> {
+                $prune_index(self, subject_id, keep).await
+            }
+
+            async fn destroy_key(&mut self, subject_id: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE subjects SET wrapped_key = NULL, erase_time_us = $2 WHERE id = $1")
+                    .bind(subject_id)
+                    .bind(to_micros(now()))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn stale_keys(
+                &mut self,
+                active_key_id: &str,
+                after: &str,
+            ) -> Result<Vec<(String, WrappedKey)>, StoreError> {
+                let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(concat!(
+                    "SELECT id, key_id, wrapped_key FROM subjects \
+                     WHERE wrapped_key IS NOT NULL AND key_id <> $1 AND id > $2 ORDER BY id LIMIT 500",
+                    $skip_locked
+                ))
+                .bind(active_key_id)
+                .bind(after)
+                .fetch_all(&mut *self)
+                .await?;
+                Ok(rows.into_iter().map(|(id, key_id, sealed)| (id, WrappedKey { key_id, sealed })).collect())
+            }
+
+            async fn rewrap(&mut self, subject_id: &str, old_key_id: &str, new: &WrappedKey) -> Result<(), StoreError> {
+                sqlx::query("UPDATE subjects SET key_id = $2, wrapped_key = $3 WHERE id = $1 AND key_id = $4")
+                    .bind(subject_id)
+                    .bind(&new.key_id)
+                    .bind(&new.sealed)
+                    .bind(old_key_id)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn subject_units(&mut self, subject_id: &str) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT DISTINCT org_unit FROM complaints WHERE subject_id = $1")
+                    .bind(subject_id)
+                    .fetch_all(&mut *self)
+                    .await?)
+            }
+
+            async fn subject_of(&mut self, complaint_id: &str) -> Result<Option<String>, StoreError> {
+                let subject: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT subject_id FROM complaints WHERE id = $1")
+                        .bind(complaint_id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(subject.flatten())
+            }
+
+            async fn record_access(
+                &mut self,
+                complaint_id: Option<&str>,
+                subject_id: &str,
+                access: &PiiAccess,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO pii_access (complaint_id, subject_id, actor, action, reason, access_time_us) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(complaint_id)
+                .bind(subject_id)
+                .bind(&access.actor)
+                .bind(access.action)
+                .bind(&access.reason)
+                .bind(to_micros(now()))
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT complaint_id, actor, action, reason, access_time_us FROM pii_access \
+                     WHERE subject_id = $1 ORDER BY access_time_us DESC, id DESC",
+                )
+                .bind(subject_id)
+                .fetch_all(&mut *self)
+                .await?)
+            }
+        }
+    };
+}
+
+/// SQLite's single writer holds the whole database: nothing to lock.
+async fn no_subject_lock(_: &mut SqliteConnection) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Serialises changes to subjects with a transaction-scoped advisory lock (ASCII "redrsubj").
+async fn lock_subjects_postgres(conn: &mut PgConnection) -> Result<(), StoreError> {
+    const SUBJECT_LOCK: i64 = 0x7265_6472_7375_626a;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn prune_index_sqlite(conn: &mut SqliteConnection, subject_id: &str, keep: &[String]) -> Result<(), StoreError> {
+    let mut prune = QueryBuilder::<Sqlite>::new("DELETE FROM subject_index WHERE subject_id = ");
+    prune.push_bind(subject_id);
+    if !keep.is_empty() {
+        prune.push(" AND digest NOT IN (");
+        let mut list = prune.separated(", ");
+        for digest in keep {
+            list.push_bind(digest.as_str());
+        }
+        prune.push(")");
+    }
+    prune.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn prune_index_postgres(conn: &mut PgConnection, subject_id: &str, keep: &[String]) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM subject_index WHERE subject_id = $1 AND NOT (digest = ANY($2))")
+        .bind(subject_id)
+        .bind(keep)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+intake_tx!(
+    SqliteConnection,
+    lock = "",
+    lock_complaint = "",
+    skip_locked = "",
+    lock_subjects = no_subject_lock,
+    prune_index = prune_index_sqlite,
+);
+intake_tx!(
+    PgConnection,
+    lock = " FOR UPDATE",
+    lock_complaint = " FOR UPDATE OF c",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    lock_subjects = lock_subjects_postgres,
+    prune_index = prune_index_postgres,
+);
+
+/// A pooled connection of either backend, for reads outside a transaction.
+pub(crate) enum Reader {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Reader {
+    /// A connection from the pool the store's feed reads (on SQLite, the read pool).
+    pub async fn of(feed: &Feed) -> Result<Self, StoreError> {
+        Ok(match feed.pool() {
+            Pool::Sqlite(pool) => Self::Sqlite(pool.acquire().await?),
+            Pool::Postgres(pool) => Self::Postgres(pool.acquire().await?),
+        })
+    }
+
+    pub fn conn(&mut self) -> &mut dyn IntakeTx {
+        match self {
+            Self::Sqlite(conn) => &mut **conn,
+            Self::Postgres(conn) => &mut **conn,
+        }
+    }
+}
