@@ -6,8 +6,6 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod cli;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,9 +55,9 @@ enum Command {
         database_url: String,
     },
     /// Drive a case by hand through a running gateway.
-    Case(cli::CaseArgs),
+    Case(redress_cli::CaseArgs),
     /// Submit, read, withdraw and reclassify complaints by hand through a running gateway.
-    Complaint(cli::ComplaintArgs),
+    Complaint(redress_cli::ComplaintArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,8 +82,8 @@ fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Case(args) => return Ok(cli::run_case(args).await),
-        Command::Complaint(args) => return Ok(cli::run_complaint(args).await),
+        Command::Case(args) => return Ok(redress_cli::run_case(args).await),
+        Command::Complaint(args) => return Ok(redress_cli::run_complaint(args).await),
         Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {
             let _telemetry =
                 telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;

@@ -16,8 +16,9 @@ use redress_proto::redress::intake::v1::{
 };
 use serde_json::{Map, Value};
 
-use super::output::{self, ProtoEnum, Reply, from_word, words};
-use super::{
+use crate::output::{self, Reply};
+use crate::words::{ProtoEnum, from_word, words};
+use crate::{
     Authenticated, Failure, Global, Severity, changed, connect, gateway_url, parse_time, print, read, report,
     resource_name, usage,
 };
@@ -103,7 +104,7 @@ enum ComplaintCommand {
     /// submitted as they are read, each idempotent on its source id (re-importing creates
     /// nothing new) and keeping its received date; a bad row is reported and the import goes
     /// on. Exit 1 when any row failed.
-    Import(super::import::Import),
+    Import(crate::import::Import),
 }
 
 /// What `submit` takes: a JSON file, or flags for a natural person's complaint.
@@ -202,10 +203,10 @@ async fn execute(gateway: &str, args: ComplaintArgs) -> Result<ExitCode, Failure
     let ComplaintArgs { global: Global { token, output: format, .. }, command } = args;
     let client = IntakeServiceClient::new(connect(gateway, token.as_deref())?);
     if let ComplaintCommand::Import(import) = command {
-        return super::import::run(client, import, format).await;
+        return crate::import::run(client, import, format).await;
     }
     let reply = call(client, command).await?;
-    print(&output::render(&reply, format))?;
+    print(&output::render(&reply, format)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

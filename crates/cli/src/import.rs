@@ -14,8 +14,8 @@ use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClie
 use tokio::sync::{Mutex, mpsc};
 use tonic_types::StatusExt;
 
-use super::output::Format;
-use super::{Authenticated, Failure, print, usage};
+use crate::output::Format;
+use crate::{Authenticated, Failure, print, usage};
 
 #[derive(Args)]
 pub struct Import {
@@ -68,7 +68,7 @@ fn describe(status: &tonic::Status) -> String {
     text
 }
 
-pub(super) async fn run(
+pub(crate) async fn run(
     client: IntakeServiceClient<Authenticated>,
     args: Import,
     format: Format,

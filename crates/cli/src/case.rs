@@ -17,8 +17,8 @@ use redress_proto::redress::case::v1::{
 use redress_proto::redress::common::v1::Grade;
 use sha2::{Digest, Sha256};
 
-use super::output::{self, Reply};
-use super::{
+use crate::output::{self, Reply};
+use crate::{
     Authenticated, Failure, Global, Severity, changed, connect, gateway_url, print, read, report, resource_name, usage,
 };
 
@@ -400,7 +400,7 @@ async fn execute(gateway: &str, args: CaseArgs) -> Result<ExitCode, Failure> {
     let client = CaseServiceClient::new(connect(gateway, token.as_deref())?);
     let reply = call(client, command).await?;
     let broken = matches!(&reply, Reply::Verification { result, .. } if !result.intact);
-    print(&output::render(&reply, format))?;
+    print(&output::render(&reply, format)?)?;
     Ok(if broken { ExitCode::from(EXIT_CHAIN_BROKEN) } else { ExitCode::SUCCESS })
 }
 

@@ -1,6 +1,7 @@
-//! The command-line client: `redress case …` drives cases and `redress complaint …` submits,
-//! reads, withdraws and reclassifies complaints by hand through a running gateway. It speaks
-//! the public API with the generated clients, exactly as any other caller does.
+//! The command-line client of a running gateway: `redress case …` drives cases and
+//! `redress complaint …` submits, reads, withdraws, reclassifies and imports complaints by hand.
+//! It speaks the public API with the generated clients, exactly as any other caller does; the
+//! `redress` binary mounts [`CaseArgs`] and [`ComplaintArgs`] as those two subcommands.
 //!
 //! Every invocation makes one call and tells its outcome in the exit code: 0 done, 1 refused or
 //! failed, 2 bad usage (input refused before any call; clap uses the same for its own errors).
@@ -9,6 +10,7 @@ mod case;
 mod complaint;
 mod import;
 mod output;
+mod words;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -1,0 +1,562 @@
+//! `--output text`, for people: one case or complaint as labelled lines, a list as a table
+//! under a header row. Columns are aligned by display width, so names and institutions in
+//! Chinese (two columns a character) line up with the rest.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use chrono::{DateTime, SecondsFormat};
+use prost_types::Timestamp;
+use redress_proto::redress::case::v1::{
+    Case, CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, ListAuditEntriesResponse, ListCasesResponse, Money,
+    PauseReason, ResolutionType, SlaClock,
+};
+use redress_proto::redress::common::v1::{Channel, Grade};
+use redress_proto::redress::intake::v1::{
+    AgentRelation, Classification, ClassificationSource, Complaint, ComplaintState, EvidenceKind, IdDocumentType,
+    ListComplaintsResponse, ListTaxonomiesResponse, NaturalPerson, RiskSignalKind, complainant::Party,
+};
+
+use super::Reply;
+use crate::words::word;
+
+/// The reply as printed, ending in a newline.
+pub(super) fn render(reply: &Reply) -> String {
+    match reply {
+        Reply::Case(c) => case_text(c),
+        Reply::Cases(list) => cases_text(list),
+        Reply::Audit(list) => audit_text(list),
+        Reply::Verification { case, result } if result.intact => {
+            format!("{case}: audit chain intact ({} entries)\n", result.entries)
+        }
+        Reply::Verification { case, result } => format!(
+            "{case}: audit chain BROKEN at entry {} of {}: {}\n",
+            result.first_broken_sequence, result.entries, result.reason
+        ),
+        Reply::Complaint(c) => complaint_text(c),
+        Reply::Submitted { response, request_id } => {
+            let mut text = response.complaint.as_ref().map(complaint_text).unwrap_or_default();
+            text.push_str(&format!("{:<12}{request_id}  (repeat it to retry safely)\n", "request id"));
+            text
+        }
+        Reply::Complaints(list) => complaints_text(list),
+        Reply::Taxonomies(list) => taxonomies_text(list),
+    }
+}
+
+fn case_text(c: &Case) -> String {
+    let mut s = Summary::default();
+    s.row("case", format!("{}  no. {}", c.name, c.case_number));
+    let mut state = word::<CaseState>(c.state);
+    if c.previous_state != CaseState::Unspecified as i32 {
+        state.push_str(&format!(" (was {})", word::<CaseState>(c.previous_state)));
+    }
+    s.row("state", state);
+    s.row("complaint", &c.complaint);
+    let handler = match (c.assignee.is_empty(), c.department.is_empty()) {
+        (true, true) => "unassigned".to_owned(),
+        (true, false) => format!("unassigned, with {}", c.department),
+        (false, true) => c.assignee.clone(),
+        (false, false) => format!("{} in {}", c.assignee, c.department),
+    };
+    s.row("handler", handler);
+    s.row("org unit", or_dash(&c.org_unit));
+    s.row("grade", word::<Grade>(c.grade));
+    s.row("opened", time_text(c.open_time.as_ref()));
+    if !c.clocks.is_empty() {
+        let mut clocks = Table::new(["KIND", "LENGTH", "STATUS", "DUE", "NOTE"]);
+        for clock in &c.clocks {
+            clocks.row(clock_row(clock));
+        }
+        s.table("clocks", clocks);
+    }
+    if let Some(pause) = c.pauses.last().filter(|p| p.resume_time.is_none()) {
+        let note = if pause.note.is_empty() { String::new() } else { format!(": {}", pause.note) };
+        s.row(
+            "paused",
+            format!("since {} ({}{note})", time_text(pause.pause_time.as_ref()), word::<PauseReason>(pause.reason)),
+        );
+    }
+    for t in &c.transfers {
+        let handoff = match &t.accept_time {
+            Some(accepted) => format!("accepted {}", time_text(Some(accepted))),
+            None => format!("handoff due {}", time_text(t.handoff_due_time.as_ref())),
+        };
+        s.row("transfer", format!("{} -> {}, {handoff}", or_dash(&t.from_department), t.to_department));
+    }
+    if let Some(r) = &c.resolution {
+        let compensation = r.compensation.as_ref().map(|m| format!(", {}", money_text(m))).unwrap_or_default();
+        s.row(
+            "resolution",
+            format!("{}{compensation}, proposed by {}", word::<ResolutionType>(r.r#type), or_dash(&r.proposed_by)),
+        );
+        if !r.approved_by.is_empty() {
+            s.row("", format!("approved by {}", r.approved_by));
+        } else if r.approval_required {
+            s.row("", "awaiting approval");
+        }
+        s.row("", format!("grounds: {}", r.grounds));
+        if !r.decided_by.is_empty() {
+            s.row("decided", format!("{} by {}", time_text(c.decide_time.as_ref()), r.decided_by));
+            s.row("", format!("notice: {}", r.decision_notice));
+        }
+    }
+    if let Some(survey) = &c.survey {
+        let resolved = if survey.resolved { "resolved" } else { "not resolved" };
+        let comment = if survey.comment.is_empty() { String::new() } else { format!(", {:?}", survey.comment) };
+        s.row("survey", format!("{}/5, {resolved}{comment}", survey.score));
+    }
+    for link in &c.links {
+        s.row("link", format!("{} {}", word::<LinkType>(link.r#type), link.case));
+    }
+    for e in &c.evidence {
+        s.row("evidence", format!("{} {} sha256 {}", e.kind, e.uri, e.sha256));
+    }
+    let open = c.coordination_tasks.iter().filter(|t| t.complete_time.is_none()).count();
+    if !c.coordination_tasks.is_empty() {
+        s.row("tasks", format!("{open} open, {} done", c.coordination_tasks.len() - open));
+    }
+    if c.close_time.is_some() {
+        s.row("closed", time_text(c.close_time.as_ref()));
+    }
+    s.row("etag", &c.etag);
+    s.0
+}
+
+/// A clock under [`case_text`]'s header: kind, length, status, due, and what else is worth
+/// knowing about it (met, at risk or breached, why its deadline is pending).
+fn clock_row(c: &SlaClock) -> [String; 5] {
+    let unit = match ClockUnit::try_from(c.unit) {
+        Ok(ClockUnit::Hours) => "hours".to_owned(),
+        Ok(ClockUnit::WorkingDays) => "working days".to_owned(),
+        Ok(ClockUnit::CalendarDays) => "calendar days".to_owned(),
+        _ => word::<ClockUnit>(c.unit),
+    };
+    let mut notes = Vec::new();
+    if c.met_time.is_some() {
+        notes.push(format!("met {}", time_text(c.met_time.as_ref())));
+    }
+    if c.breached {
+        notes.push("BREACHED".to_owned());
+    } else if c.at_risk {
+        notes.push("at risk".to_owned());
+    }
+    if !c.pending_reason.is_empty() {
+        notes.push(format!("pending: {}", c.pending_reason));
+    }
+    [
+        word::<ClockKind>(c.kind),
+        format!("{} {unit}", c.length),
+        word::<ClockStatus>(c.status),
+        time_text(c.due_time.as_ref()),
+        notes.join("  "),
+    ]
+}
+
+fn cases_text(list: &ListCasesResponse) -> String {
+    if list.cases.is_empty() {
+        return "no cases\n".to_owned();
+    }
+    let mut table = Table::new(["CASE", "NUMBER", "STATE", "GRADE", "HANDLER", "ETAG"]);
+    for c in &list.cases {
+        table.row([
+            c.name.clone(),
+            c.case_number.clone(),
+            word::<CaseState>(c.state),
+            word::<Grade>(c.grade),
+            if c.assignee.is_empty() { "unassigned".to_owned() } else { c.assignee.clone() },
+            c.etag.clone(),
+        ]);
+    }
+    table.text() + &more(&list.next_page_token)
+}
+
+fn audit_text(list: &ListAuditEntriesResponse) -> String {
+    if list.audit_entries.is_empty() {
+        return "no audit entries\n".to_owned();
+    }
+    let mut table = Table::new(["#", "RECORDED", "ACTOR", "ACTION", "DETAILS"]);
+    for e in &list.audit_entries {
+        // Sorted, as the map arrives in no particular order.
+        let details: BTreeMap<_, _> = e.details.iter().collect();
+        let details: Vec<String> = details.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        table.row([
+            e.sequence.to_string(),
+            time_text(e.record_time.as_ref()),
+            e.actor.clone(),
+            e.action.clone(),
+            details.join(" "),
+        ]);
+    }
+    table.text() + &more(&list.next_page_token)
+}
+
+fn complaint_text(c: &Complaint) -> String {
+    let mut s = Summary::default();
+    s.row("complaint", format!("{}  no. {}", c.name, c.complaint_number));
+    s.row("state", word::<ComplaintState>(c.state));
+    if c.withdraw_time.is_some() || !c.withdraw_reason.is_empty() {
+        s.row("withdrawn", format!("{}: {}", time_text(c.withdraw_time.as_ref()), c.withdraw_reason));
+    }
+    s.row("channel", word::<Channel>(c.channel));
+    s.row("received", time_text(c.receive_time.as_ref()));
+    match c.complainant.as_ref().and_then(|c| c.party.as_ref()) {
+        Some(Party::Person(p)) => s.row("complainant", person_text(p)),
+        Some(Party::Organisation(o)) => {
+            let contact = joined([o.contact_name.as_str(), &o.contact_phone]);
+            let contact = if contact.is_empty() { contact } else { format!("contact {contact}") };
+            s.row("complainant", joined([o.name.as_str(), &o.unified_social_credit_code, &contact]));
+        }
+        None => s.row("complainant", "-"),
+    }
+    if let Some(agent) = &c.agent {
+        let person = agent.person.as_ref().map(person_text).unwrap_or_default();
+        s.row(
+            "agent",
+            format!("{} {person} ({})", word::<AgentRelation>(agent.relation), agent.authorization_reference),
+        );
+    }
+    for r in &c.representatives {
+        s.row("represents", r.person.as_ref().map(person_text).unwrap_or_default());
+    }
+    if let Some(p) = &c.complained_party {
+        let staff = match (p.staff_name.is_empty(), p.staff_id.is_empty()) {
+            (true, true) => String::new(),
+            (false, true) => p.staff_name.clone(),
+            (true, false) => format!("staff {}", p.staff_id),
+            (false, false) => format!("{} ({})", p.staff_name, p.staff_id),
+        };
+        s.row("against", joined([p.institution.as_str(), &p.branch, &staff]));
+    }
+    s.row("org unit", or_dash(&c.org_unit));
+    s.row("demand", &c.demand);
+    s.row("facts", &c.facts);
+    s.row("grade", word::<Grade>(c.grade));
+    if let Some(classification) = &c.classification {
+        classification_text(&mut s, "classified", classification);
+    }
+    if let Some(automatic) = &c.automatic_classification
+        && c.classification.as_ref().is_some_and(|c| c.source == ClassificationSource::Handler as i32)
+    {
+        classification_text(&mut s, "automatic", automatic);
+    }
+    for signal in &c.risk_signals {
+        s.row("risk", format!("{}: {}", word::<RiskSignalKind>(signal.kind), signal.evidence.join(", ")));
+    }
+    if !c.recurrence_of.is_empty() {
+        s.row("repeats", &c.recurrence_of);
+    }
+    for e in &c.evidence {
+        let hash = if e.sha256.is_empty() { String::new() } else { format!(" sha256 {}", e.sha256) };
+        s.row("evidence", format!("{} {}{hash}", word::<EvidenceKind>(e.kind), e.uri));
+    }
+    if !c.staff_notes.is_empty() {
+        s.row("staff notes", &c.staff_notes);
+    }
+    if let Some(receipt) = &c.receipt {
+        s.row("accepted", time_text(receipt.accept_time.as_ref()));
+        if let Some(d) = &receipt.deadlines {
+            let due = [
+                ("first response", &d.first_response_due_time),
+                ("resolution", &d.resolution_due_time),
+                ("decision", &d.regulatory_decision_due_time),
+            ];
+            for (i, (what, time)) in due.into_iter().filter(|(_, t)| t.is_some()).enumerate() {
+                s.row(if i == 0 { "due" } else { "" }, format!("{what:<15} {}", time_text(time.as_ref())));
+            }
+            for p in &d.pending_deadlines {
+                s.row("pending", format!("{}: {}", p.deadline, p.reason));
+            }
+            if !d.time_zone.is_empty() {
+                s.row("", format!("(days counted in {})", d.time_zone));
+            }
+        }
+    }
+    s.0
+}
+
+fn person_text(p: &NaturalPerson) -> String {
+    let document = if p.id_number.is_empty() {
+        String::new()
+    } else {
+        format!("{} {}", word::<IdDocumentType>(p.id_document_type), p.id_number)
+    };
+    let phone = if p.phone.is_empty() { String::new() } else { format!("phone {}", p.phone) };
+    joined([p.full_name.as_str(), &document, &phone, &p.email, &p.address])
+}
+
+fn classification_text(s: &mut Summary, label: &str, c: &Classification) {
+    let rights = if c.rights.is_empty() { "-".to_owned() } else { c.rights.join(",") };
+    s.row(
+        label,
+        format!(
+            "business type {}  cause {}  rights {rights}  grade {}",
+            or_dash(&c.business_type),
+            or_dash(&c.cause),
+            word::<Grade>(c.grade)
+        ),
+    );
+    let source = format!("{} ({})", word::<ClassificationSource>(c.source), or_dash(&c.taxonomy));
+    if c.source == ClassificationSource::Handler as i32 {
+        // The rules and reasons are the automatic result's, printed with it.
+        s.row("", format!("{source}, by {}: {}", or_dash(&c.classified_by), c.override_reason));
+        return;
+    }
+    if c.model_version.is_empty() {
+        s.row("", source);
+    } else {
+        let confidence = format!("confidence {:.2}/{:.2}", c.business_type_confidence, c.cause_confidence);
+        s.row("", format!("{source}, {} {confidence}", c.model_version));
+    }
+    if !c.matched_rules.is_empty() {
+        s.row("", format!("rules: {}", c.matched_rules.join("; ")));
+    }
+    for reason in &c.grade_reasons {
+        s.row("", format!("grade: {reason}"));
+    }
+}
+
+fn complaints_text(list: &ListComplaintsResponse) -> String {
+    if list.complaints.is_empty() {
+        return "no complaints\n".to_owned();
+    }
+    let mut table =
+        Table::new(["COMPLAINT", "NUMBER", "STATE", "CHANNEL", "GRADE", "RECEIVED", "TYPE/CAUSE", "INSTITUTION"]);
+    for c in &list.complaints {
+        let class = c
+            .classification
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |k| format!("{}/{}", or_dash(&k.business_type), or_dash(&k.cause)));
+        let institution = c.complained_party.as_ref().map_or("-", |p| or_dash(&p.institution));
+        table.row([
+            c.name.clone(),
+            c.complaint_number.clone(),
+            word::<ComplaintState>(c.state),
+            word::<Channel>(c.channel),
+            word::<Grade>(c.grade),
+            time_text(c.receive_time.as_ref()),
+            class,
+            institution.to_owned(),
+        ]);
+    }
+    table.text() + &more(&list.next_page_token)
+}
+
+/// Each taxonomy on a line of its own, then its codes, one dimension after the other.
+fn taxonomies_text(list: &ListTaxonomiesResponse) -> String {
+    if list.taxonomies.is_empty() {
+        return "no taxonomies\n".to_owned();
+    }
+    let mut out = String::new();
+    for t in &list.taxonomies {
+        let active = if t.active { ", active" } else { "" };
+        out.push_str(&format!("{}@{}{active}", t.name, t.version));
+        if !t.description.is_empty() {
+            out.push_str(&format!(": {}", t.description));
+        }
+        out.push('\n');
+        let mut codes = Table::new(["DIMENSION", "CODE", "NAME"]);
+        for (dimension, list) in [("business type", &t.business_types), ("cause", &t.causes), ("right", &t.rights)] {
+            for (i, c) in list.iter().enumerate() {
+                let dimension = if i == 0 { dimension } else { "" };
+                codes.row([dimension.to_owned(), c.code.clone(), c.name.clone()]);
+            }
+        }
+        for line in codes.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}
+
+/// Label-and-value lines with the values aligned.
+#[derive(Default)]
+struct Summary(String);
+
+impl Summary {
+    fn row(&mut self, label: &str, value: impl Display) {
+        self.0.push_str(&format!("{label:<12}{value}\n"));
+    }
+
+    /// A table in the value column, labelled on its header row.
+    fn table(&mut self, label: &str, table: Table) {
+        for (i, line) in table.lines().into_iter().enumerate() {
+            self.row(if i == 0 { label } else { "" }, line);
+        }
+    }
+}
+
+/// A list for people: a header row, then a row per item, each column as wide as its widest
+/// cell in display width and two spaces from the next. No borders, so that every line is
+/// still one item for `grep` and `cut`.
+struct Table(comfy_table::Table);
+
+impl Table {
+    fn new<const N: usize>(header: [&str; N]) -> Self {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::NOTHING).set_header(header);
+        Self(table)
+    }
+
+    fn row<const N: usize>(&mut self, cells: [String; N]) {
+        self.0.add_row(cells);
+    }
+
+    /// The lines, without trailing blanks.
+    fn lines(mut self) -> Vec<String> {
+        for column in self.0.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+        self.0.lines().map(|line| line.trim_end().to_owned()).collect()
+    }
+
+    /// The lines, each ending in a newline.
+    fn text(self) -> String {
+        self.lines().into_iter().map(|line| line + "\n").collect()
+    }
+}
+
+/// How to ask for the next page, when there is one.
+fn more(next_page_token: &str) -> String {
+    if next_page_token.is_empty() { String::new() } else { format!("more: --page-token {next_page_token}\n") }
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+/// Non-empty parts joined with ", ".
+fn joined<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(", ")
+}
+
+/// A time in RFC 3339 UTC to the second, or `-` when there is none.
+fn time_text(t: Option<&Timestamp>) -> String {
+    let Some(t) = t else { return "-".to_owned() };
+    u32::try_from(t.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        .map_or_else(|| format!("{}s", t.seconds), |time| time.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn money_text(m: &Money) -> String {
+    let sign = if m.amount_minor < 0 { "-" } else { "" };
+    let minor = m.amount_minor.unsigned_abs();
+    format!("{} {sign}{}.{:02}", m.currency_code, minor / 100, minor % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use redress_proto::redress::intake::v1::{ComplainedParty, Taxonomy, TaxonomyCode};
+
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_to_the_second() {
+        let t = Timestamp { seconds: 1_781_000_000, nanos: 500_000_000 };
+        assert_eq!(time_text(Some(&t)), "2026-06-09T10:13:20Z");
+        assert_eq!(time_text(None), "-");
+    }
+
+    #[test]
+    fn money_prints_in_yuan() {
+        assert_eq!(money_text(&Money { currency_code: "CNY".to_owned(), amount_minor: 12050 }), "CNY 120.50");
+        assert_eq!(money_text(&Money { currency_code: "CNY".to_owned(), amount_minor: 7 }), "CNY 0.07");
+    }
+
+    #[test]
+    fn a_list_has_a_header_row_and_then_a_line_per_item() {
+        let complaint = |name: &str, institution: &str, channel: Channel| Complaint {
+            name: name.to_owned(),
+            complaint_number: "2026060900001".to_owned(),
+            channel: channel as i32,
+            complained_party: Some(ComplainedParty { institution: institution.to_owned(), ..Default::default() }),
+            ..Complaint::default()
+        };
+        let list = ListComplaintsResponse {
+            complaints: vec![
+                complaint("complaints/1", "示例银行", Channel::Phone),
+                complaint("complaints/2", "EXAMPLE BANK", Channel::RegulatorReferral),
+            ],
+            next_page_token: "p2".to_owned(),
+        };
+        let text = complaints_text(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        let columns: Vec<&str> = lines[0].split_whitespace().collect();
+        let header = ["COMPLAINT", "NUMBER", "STATE", "CHANNEL", "GRADE", "RECEIVED", "TYPE/CAUSE", "INSTITUTION"];
+        assert_eq!(columns, header, "{text}");
+        assert!(lines[1].starts_with("complaints/1  ") && lines[1].ends_with("  示例银行"), "{text}");
+        let channel = lines[0].find("CHANNEL");
+        assert_eq!((lines[1].find("phone"), lines[2].find("regulator-referral")), (channel, channel), "{text}");
+        assert_eq!(lines[3], "more: --page-token p2");
+        assert!(text.lines().all(|l| l == l.trim_end()), "no trailing blanks: {text:?}");
+    }
+
+    #[test]
+    fn chinese_cells_are_measured_by_display_width() {
+        let mut table = Table::new(["INSTITUTION", "BRANCH"]);
+        table.row(["示例银行股份有限公司".to_owned(), "上海分行".to_owned()]);
+        table.row(["EXAMPLE BANK".to_owned(), "SH".to_owned()]);
+        assert_eq!(
+            table.lines(),
+            ["INSTITUTION           BRANCH", "示例银行股份有限公司  上海分行", "EXAMPLE BANK          SH"]
+        );
+    }
+
+    #[test]
+    fn codes_in_chinese_line_up_under_their_header() {
+        let code = |code: &str, name: &str| TaxonomyCode { code: code.to_owned(), name: name.to_owned() };
+        let list = ListTaxonomiesResponse {
+            taxonomies: vec![Taxonomy {
+                name: "banking".to_owned(),
+                version: "1".to_owned(),
+                active: true,
+                business_types: vec![code("B01", "借记卡"), code("B02", "信用卡")],
+                causes: vec![code("C01", "服务态度")],
+                ..Taxonomy::default()
+            }],
+        };
+        let text = taxonomies_text(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "banking@1, active", "{text}");
+        assert_eq!(lines[1], "  DIMENSION      CODE  NAME", "{text}");
+        assert_eq!(lines[2], "  business type  B01   借记卡", "{text}");
+        assert_eq!(lines[3], "                 B02   信用卡", "{text}");
+        assert_eq!(lines[4], "  cause          C01   服务态度", "{text}");
+    }
+
+    #[test]
+    fn a_cases_clocks_are_a_table_in_its_summary() {
+        let clock = |kind: ClockKind, length: i32, breached: bool| SlaClock {
+            kind: kind as i32,
+            unit: ClockUnit::WorkingDays as i32,
+            length,
+            status: ClockStatus::Running as i32,
+            due_time: Some(Timestamp { seconds: 1_781_000_000, nanos: 0 }),
+            breached,
+            ..SlaClock::default()
+        };
+        let case = Case {
+            clocks: vec![clock(ClockKind::FirstResponse, 2, false), clock(ClockKind::Resolution, 15, true)],
+            ..Case::default()
+        };
+        let text = case_text(&case);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("working days") || l.contains("KIND")).collect();
+        assert_eq!(
+            lines,
+            [
+                "clocks      KIND            LENGTH           STATUS   DUE                   NOTE",
+                "            first-response  2 working days   running  2026-06-09T10:13:20Z",
+                "            resolution      15 working days  running  2026-06-09T10:13:20Z  BREACHED",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_list_says_so() {
+        assert_eq!(complaints_text(&ListComplaintsResponse::default()), "no complaints\n");
+        assert_eq!(cases_text(&ListCasesResponse::default()), "no cases\n");
+    }
+}
