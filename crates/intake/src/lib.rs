@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod error;
 pub mod store;
 pub mod testing;
 
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 pub use api::IntakeApi;
+pub use error::IntakeError;
 pub use store::IntakeStore;
 
 /// gRPC services intake serves (and reports health for).

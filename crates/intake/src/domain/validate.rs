@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use redress_platform::error::Violations;
+use redress_platform::names::{OrgUnit, RequestId, Text};
 use redress_platform::time::from_timestamp;
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{
@@ -12,30 +13,21 @@ use redress_proto::redress::intake::v1::{
 
 use super::identifiers::{is_valid_mainland_phone, is_valid_resident_id, is_valid_uscc};
 
-pub const MAX_REQUEST_ID: usize = 128;
-pub const MAX_NAME: usize = 100;
-pub const MAX_SHORT_TEXT: usize = 200;
-pub const MAX_ADDRESS: usize = 500;
-pub const MAX_LONG_TEXT: usize = 20_000;
-/// Facts may be long: imported narratives run to many thousands of characters.
-pub const MAX_FACTS: usize = 200_000;
+/// Most representatives of a joint complaint.
 pub const MAX_REPRESENTATIVES: usize = 5;
+/// Most evidence references of a complaint.
 pub const MAX_EVIDENCE: usize = 100;
-pub const MAX_URI: usize = 2_000;
-/// Clock skew tolerated between a caller's receive time and ours.
+/// Clock skew tolerated between a caller's clock and ours.
 const FUTURE_SKEW: Duration = Duration::minutes(5);
 
-fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: bool) {
-    if required && value.trim().is_empty() {
-        v.add(field, "must not be empty");
-    }
-    let len = value.chars().count();
-    if len > max {
-        v.add(field, format!("must be at most {max} characters, got {len}"));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        v.add(field, "must not contain control characters");
-    }
+/// What validation parsed from a submission: the values past the API edge work with.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub request_id: RequestId,
+    /// The complaint's organisation unit, in its canonical spelling.
+    pub org_unit: OrgUnit,
+    /// The instant the complaint counts as received.
+    pub receive_time: DateTime<Utc>,
 }
 
 fn phone(v: &mut Violations, field: &str, value: &str) {
@@ -45,14 +37,14 @@ fn phone(v: &mut Violations, field: &str, value: &str) {
 }
 
 fn person(v: &mut Violations, path: &str, p: &NaturalPerson) {
-    text(v, &format!("{path}.full_name"), &p.full_name, MAX_NAME, true);
+    Text::PersonName.check(v, &format!("{path}.full_name"), &p.full_name, true);
     phone(v, &format!("{path}.phone"), &p.phone);
-    text(v, &format!("{path}.email"), &p.email, MAX_SHORT_TEXT, false);
+    Text::Short.check(v, &format!("{path}.email"), &p.email, false);
     if !p.email.is_empty() && !p.email.contains('@') {
         v.add(format!("{path}.email"), "must be an email address");
     }
-    text(v, &format!("{path}.address"), &p.address, MAX_ADDRESS, false);
-    text(v, &format!("{path}.id_number"), &p.id_number, 64, false);
+    Text::Address.check(v, &format!("{path}.address"), &p.address, false);
+    Text::Name.check(v, &format!("{path}.id_number"), &p.id_number, false);
     let doc = IdDocumentType::try_from(p.id_document_type);
     match doc {
         Err(_) => v.add(format!("{path}.id_document_type"), "unknown document type"),
@@ -74,60 +66,71 @@ pub fn complainant(v: &mut Violations, path: &str, complainant: Option<&Complain
         Some(Party::Person(p)) => person(v, &format!("{path}.person"), p),
         Some(Party::Organisation(o)) => {
             let path = format!("{path}.organisation");
-            text(v, &format!("{path}.name"), &o.name, MAX_SHORT_TEXT, true);
+            Text::Name.check(v, &format!("{path}.name"), &o.name, true);
             if !o.unified_social_credit_code.is_empty() && !is_valid_uscc(&o.unified_social_credit_code) {
                 v.add(
                     format!("{path}.unified_social_credit_code"),
                     "must be an 18-character unified social credit code with a valid check character",
                 );
             }
-            text(v, &format!("{path}.address"), &o.address, MAX_ADDRESS, false);
-            text(v, &format!("{path}.legal_representative"), &o.legal_representative, MAX_NAME, false);
-            text(v, &format!("{path}.contact_name"), &o.contact_name, MAX_NAME, false);
+            Text::Address.check(v, &format!("{path}.address"), &o.address, false);
+            Text::PersonName.check(v, &format!("{path}.legal_representative"), &o.legal_representative, false);
+            Text::PersonName.check(v, &format!("{path}.contact_name"), &o.contact_name, false);
             phone(v, &format!("{path}.contact_phone"), &o.contact_phone);
         }
     }
 }
 
-/// Validates `request` as received at `now`; returns the receive instant to record.
-pub fn validate_submission(request: &SubmitComplaintRequest, now: DateTime<Utc>) -> Result<DateTime<Utc>, Violations> {
+/// Validates `request` as received at `now`; returns what it parsed.
+pub fn validate_submission(request: &SubmitComplaintRequest, now: DateTime<Utc>) -> Result<Submission, Violations> {
     let mut v = Violations::new();
-    if request.request_id.trim().is_empty() {
-        v.add("request_id", "must not be empty");
-    } else if request.request_id.len() > MAX_REQUEST_ID || !request.request_id.bytes().all(|b| b.is_ascii_graphic()) {
-        v.add("request_id", format!("must be 1..{MAX_REQUEST_ID} printable ASCII characters"));
-    }
+    let request_id = RequestId::parse_required(&mut v, "request_id", &request.request_id);
     let Some(c) = request.complaint.as_ref() else {
         v.add("complaint", "must be set");
         return Err(v);
     };
-    let receive_time = validate_complaint(&mut v, c, now);
-    if v.is_empty() { Ok(receive_time) } else { Err(v) }
+    let (receive_time, org_unit) = validate_complaint(&mut v, c, now);
+    match (request_id, org_unit) {
+        (Some(request_id), Some(org_unit)) if v.is_empty() => Ok(Submission { request_id, org_unit, receive_time }),
+        _ => Err(v),
+    }
 }
 
-fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> DateTime<Utc> {
+/// The instant an action dated `at` by the caller happened (now when not given): a valid
+/// timestamp, not in the future beyond the tolerated clock skew.
+pub fn past_instant(
+    v: &mut Violations,
+    field: &str,
+    at: Option<&prost_types::Timestamp>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match at.map(from_timestamp) {
+        None => now,
+        Some(None) => {
+            v.add(field, "is not a valid timestamp");
+            now
+        }
+        Some(Some(t)) if t > now + FUTURE_SKEW => {
+            v.add(field, "must not lie in the future");
+            now
+        }
+        Some(Some(t)) => t,
+    }
+}
+
+/// Validates a complaint; returns its receive instant and its organisation unit.
+fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> (DateTime<Utc>, Option<OrgUnit>) {
     match Channel::try_from(c.channel) {
         Ok(Channel::Unspecified) => v.add("complaint.channel", "must be set"),
         Err(_) => v.add("complaint.channel", "unknown channel"),
         Ok(_) => {}
     }
-    let receive_time = match c.receive_time.as_ref() {
-        None => now,
-        Some(t) => match from_timestamp(t) {
-            None => {
-                v.add("complaint.receive_time", "is not a valid timestamp");
-                now
-            }
-            Some(t) if t > now + FUTURE_SKEW => {
-                v.add("complaint.receive_time", "must not lie in the future");
-                now
-            }
-            Some(t) if t.timestamp() < 946_684_800 => {
-                v.add("complaint.receive_time", "must not be before 2000-01-01");
-                now
-            }
-            Some(t) => t,
-        },
+    let receive_time = past_instant(v, "complaint.receive_time", c.receive_time.as_ref(), now);
+    let receive_time = if receive_time.timestamp() < 946_684_800 {
+        v.add("complaint.receive_time", "must not be before 2000-01-01");
+        now
+    } else {
+        receive_time
     };
     complainant(v, "complaint.complainant", c.complainant.as_ref());
     if let Some(agent) = c.agent.as_ref() {
@@ -139,7 +142,7 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
             None => v.add("complaint.agent.person", "must be set"),
             Some(p) => person(v, "complaint.agent.person", p),
         }
-        text(v, "complaint.agent.authorization_reference", &agent.authorization_reference, MAX_SHORT_TEXT, true);
+        Text::Short.check(v, "complaint.agent.authorization_reference", &agent.authorization_reference, true);
     }
     if c.representatives.len() > MAX_REPRESENTATIVES {
         v.add(
@@ -159,17 +162,17 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
     match c.complained_party.as_ref() {
         None => v.add("complaint.complained_party", "must be set"),
         Some(p) => {
-            text(v, "complaint.complained_party.institution", &p.institution, MAX_SHORT_TEXT, true);
-            text(v, "complaint.complained_party.branch", &p.branch, MAX_SHORT_TEXT, false);
-            text(v, "complaint.complained_party.staff_name", &p.staff_name, MAX_NAME, false);
-            text(v, "complaint.complained_party.staff_id", &p.staff_id, 64, false);
+            Text::Name.check(v, "complaint.complained_party.institution", &p.institution, true);
+            Text::Short.check(v, "complaint.complained_party.branch", &p.branch, false);
+            Text::PersonName.check(v, "complaint.complained_party.staff_name", &p.staff_name, false);
+            Text::Name.check(v, "complaint.complained_party.staff_id", &p.staff_id, false);
         }
     }
-    text(v, "complaint.demand", &c.demand, MAX_LONG_TEXT, true);
-    text(v, "complaint.facts", &c.facts, MAX_FACTS, true);
-    text(v, "complaint.staff_notes", &c.staff_notes, MAX_LONG_TEXT, false);
-    text(v, "complaint.org_unit", &c.org_unit, MAX_SHORT_TEXT, true);
-    text(v, "complaint.external_reference", &c.external_reference, MAX_SHORT_TEXT, false);
+    Text::Long.check(v, "complaint.demand", &c.demand, true);
+    Text::Facts.check(v, "complaint.facts", &c.facts, true);
+    Text::Long.check(v, "complaint.staff_notes", &c.staff_notes, false);
+    let org_unit = OrgUnit::parse(v, "complaint.org_unit", &c.org_unit);
+    Text::Short.check(v, "complaint.external_reference", &c.external_reference, false);
     if c.evidence.len() > MAX_EVIDENCE {
         v.add("complaint.evidence", format!("at most {MAX_EVIDENCE} references"));
     }
@@ -179,13 +182,13 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
             Ok(EvidenceKind::Unspecified) | Err(_) => v.add(format!("{path}.kind"), "must be set"),
             Ok(_) => {}
         }
-        text(v, &format!("{path}.uri"), &e.uri, MAX_URI, true);
+        Text::Uri.check(v, &format!("{path}.uri"), &e.uri, true);
         if !e.sha256.is_empty() && (e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
             v.add(format!("{path}.sha256"), "must be 64 hex digits");
         }
-        text(v, &format!("{path}.description"), &e.description, MAX_SHORT_TEXT, false);
+        Text::Short.check(v, &format!("{path}.description"), &e.description, false);
     }
-    receive_time
+    (receive_time, org_unit)
 }
 
 #[cfg(test)]
@@ -200,7 +203,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn fields(r: Result<DateTime<Utc>, Violations>) -> Vec<String> {
+    fn fields(r: Result<Submission, Violations>) -> Vec<String> {
         match redress_platform::ServiceError::from(r.unwrap_err()) {
             redress_platform::ServiceError::InvalidArgument(v) => v.into_iter().map(|v| v.field).collect(),
             other => panic!("unexpected {other:?}"),
@@ -210,7 +213,16 @@ pub(crate) mod tests {
     #[test]
     fn a_valid_request_passes_and_defaults_receive_time_to_now() {
         let now = Utc::now();
-        assert_eq!(validate_submission(&valid_request(), now).unwrap(), now);
+        assert_eq!(validate_submission(&valid_request(), now).unwrap().receive_time, now);
+    }
+
+    #[test]
+    fn the_organisation_unit_is_taken_in_its_canonical_spelling() {
+        let mut r = valid_request();
+        r.complaint.as_mut().unwrap().org_unit = " Institutions/Demo-Bank/ ".to_owned();
+        assert_eq!(validate_submission(&r, Utc::now()).unwrap().org_unit.as_str(), "institutions/demo-bank");
+        r.complaint.as_mut().unwrap().org_unit = "demo-bank".to_owned();
+        assert_eq!(fields(validate_submission(&r, Utc::now())), ["complaint.org_unit"]);
     }
 
     #[test]

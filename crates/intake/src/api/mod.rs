@@ -1,0 +1,265 @@
+//! gRPC surface of intake: parses requests once at the edge (organisation units, request
+//! ids, resource names, text limits), calls the domain and the store, and reports every
+//! failure as an [`IntakeError`]. `complaints` serves complaints and their event feed,
+//! `personal_data` the data-subject rights; the tonic services at the end delegate to them.
+
+mod complaints;
+mod personal_data;
+
+use std::sync::Arc;
+
+use redress_calendar::{DeadlineCalculator, SlaPolicy};
+use redress_platform::error::Violations;
+use redress_platform::events::FeedStream;
+use redress_platform::names::{Text, resource_id};
+use redress_platform::principal::{Permission, Principal};
+use redress_platform::ready::Ready;
+use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
+use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
+use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
+use redress_proto::redress::intake::v1::{
+    Complaint, CorrectPersonalDataRequest, ErasePersonalDataRequest, ErasePersonalDataResponse,
+    ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest, ListComplaintsRequest,
+    ListComplaintsResponse, ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse, ListTaxonomiesRequest,
+    ListTaxonomiesResponse, OverrideClassificationRequest, StreamEventsRequest, StreamEventsResponse,
+    SubmitComplaintRequest, SubmitComplaintResponse, WithdrawComplaintRequest,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::domain::classify::{Classifier, Taxonomy};
+use crate::domain::mask;
+use crate::domain::pii::Keyring;
+use crate::error::IntakeError;
+use crate::store::IntakeStore;
+
+#[derive(Clone)]
+pub struct IntakeApi {
+    store: Ready<Arc<dyn IntakeStore>>,
+    deadlines: DeadlineCalculator,
+    policy: SlaPolicy,
+    keyring: Arc<Keyring>,
+    classifier: Arc<Classifier>,
+    taxonomies: Arc<Vec<Taxonomy>>,
+    recurrence_window: chrono::TimeDelta,
+    shutdown: CancellationToken,
+}
+
+impl IntakeApi {
+    pub fn new(
+        store: Ready<Arc<dyn IntakeStore>>,
+        deadlines: DeadlineCalculator,
+        policy: SlaPolicy,
+        keyring: Arc<Keyring>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let classifier = Arc::new(Classifier::banking());
+        let taxonomies = Arc::new(vec![classifier.taxonomy().clone(), Taxonomy::general()]);
+        let recurrence_window = chrono::TimeDelta::days(90);
+        Self { store, deadlines, policy, keyring, classifier, taxonomies, recurrence_window, shutdown }
+    }
+
+    /// Adds an institution's own taxonomies (listed by ListTaxonomies; classification stays in
+    /// the banking taxonomy, the only one with a trained model).
+    pub fn with_taxonomies(mut self, extra: Vec<Taxonomy>) -> Self {
+        let mut all: Vec<Taxonomy> = self.taxonomies.iter().cloned().collect();
+        for t in extra {
+            all.retain(|existing| existing.id() != t.id());
+            all.push(t);
+        }
+        self.taxonomies = Arc::new(all);
+        self
+    }
+
+    /// How far back an earlier complaint of the same person and issue makes a new one a
+    /// recurrence (default 90 days).
+    pub fn with_recurrence_window(mut self, days: u32) -> Self {
+        self.recurrence_window = chrono::TimeDelta::days(i64::from(days));
+        self
+    }
+
+    /// The store, once it is open (UNAVAILABLE while the service starts).
+    fn store(&self) -> Result<&Arc<dyn IntakeStore>, IntakeError> {
+        Ok(self.store.get()?)
+    }
+
+    /// Complaint `id` (named `name` by the caller) as stored. Outside the caller's
+    /// organisation unit it does not exist for the caller.
+    async fn complaint_in_scope(&self, principal: &Principal, id: &str, name: &str) -> Result<Complaint, IntakeError> {
+        self.store()?
+            .get(id)
+            .await?
+            .filter(|c| principal.covers(&c.org_unit))
+            .ok_or_else(|| IntakeError::complaint_not_found(name))
+    }
+}
+
+/// Masks the personal information of a complaint for a caller not allowed to see it.
+fn redact(principal: &Principal, complaint: &mut Complaint) {
+    if !principal.has(Permission::PiiRead) {
+        mask::complaint(complaint);
+    }
+}
+
+/// The id of the complaint a request names in its `name` field.
+fn complaint_id<'a>(v: &mut Violations, name: &'a str) -> Option<&'a str> {
+    resource_id(v, "name", name, "complaints")
+}
+
+/// A required reason (for a change, an override, an access to personal data), trimmed.
+fn reason(v: &mut Violations, reason: &str) -> String {
+    Text::Reason.check(v, "reason", reason, true);
+    reason.trim().to_owned()
+}
+
+/// What a request's fields parsed to, once every violation of them is reported.
+fn parsed<T>(v: Violations, value: Option<T>) -> Result<T, IntakeError> {
+    v.into_result()?;
+    value.ok_or_else(|| anyhow::anyhow!("a request field was refused without a violation").into())
+}
+
+fn principal_of<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
+    Ok(Principal::of(request)?)
+}
+
+#[tonic::async_trait]
+impl IntakeService for IntakeApi {
+    async fn submit_complaint(
+        &self,
+        request: Request<SubmitComplaintRequest>,
+    ) -> Result<Response<SubmitComplaintResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.submit(&principal, request.into_inner()).await?))
+    }
+
+    async fn get_complaint(&self, request: Request<GetComplaintRequest>) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.get(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_complaints(
+        &self,
+        request: Request<ListComplaintsRequest>,
+    ) -> Result<Response<ListComplaintsResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.list(&principal, request.into_inner()).await?))
+    }
+
+    async fn withdraw_complaint(
+        &self,
+        request: Request<WithdrawComplaintRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.withdraw(&principal, request.into_inner()).await?))
+    }
+
+    async fn override_classification(
+        &self,
+        request: Request<OverrideClassificationRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.override_classification(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_taxonomies(
+        &self,
+        request: Request<ListTaxonomiesRequest>,
+    ) -> Result<Response<ListTaxonomiesResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.list_taxonomies(&principal)?))
+    }
+}
+
+#[tonic::async_trait]
+impl PersonalDataService for IntakeApi {
+    async fn export_personal_data(
+        &self,
+        request: Request<ExportPersonalDataRequest>,
+    ) -> Result<Response<ExportPersonalDataResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.export_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn correct_personal_data(
+        &self,
+        request: Request<CorrectPersonalDataRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.correct_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn erase_personal_data(
+        &self,
+        request: Request<ErasePersonalDataRequest>,
+    ) -> Result<Response<ErasePersonalDataResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.erase_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn list_personal_data_accesses(
+        &self,
+        request: Request<ListPersonalDataAccessesRequest>,
+    ) -> Result<Response<ListPersonalDataAccessesResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.list_personal_data_accesses(&principal, request.into_inner()).await?))
+    }
+}
+
+type EventStream = FeedStream<StreamEventsResponse>;
+
+#[tonic::async_trait]
+impl IntakeEventFeedService for IntakeApi {
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(&self, request: Request<StreamEventsRequest>) -> Result<Response<EventStream>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.stream_events(principal, request.into_inner()).await?))
+    }
+}
+
+/// An API over a fresh store, and the callers tests use.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod test_support {
+    use std::sync::Arc;
+
+    use redress_calendar::WorkingCalendar;
+    use redress_platform::db::DatabaseConfig;
+    use redress_platform::time::to_timestamp;
+
+    use super::*;
+
+    pub async fn api(calendar: WorkingCalendar, config: &DatabaseConfig) -> IntakeApi {
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let store =
+            crate::open_store(config, keyring.clone(), &redress_platform::host::Supervisor::detached()).await.unwrap();
+        let calculator = DeadlineCalculator::new(Arc::new(calendar), chrono_tz::Asia::Shanghai);
+        IntakeApi::new(Ready::from(store), calculator, SlaPolicy::default(), keyring, CancellationToken::new())
+    }
+
+    /// A clerk of the demo bank, who may file complaints.
+    pub fn clerk() -> Principal {
+        caller("user:clerk", "institutions/demo-bank", "complaints.create")
+    }
+
+    /// A data protection officer of `org_unit`, who handles data-subject requests.
+    pub fn dpo(org_unit: &str) -> Principal {
+        caller("user:dpo", org_unit, "pii.manage")
+    }
+
+    fn caller(subject: &str, org_unit: &str, permission: &str) -> Principal {
+        Principal {
+            subject: subject.to_owned(),
+            roles: vec![],
+            org_unit: org_unit.to_owned(),
+            permissions: vec![permission.to_owned()],
+        }
+    }
+
+    /// A submission of the example complaint, received at `receive`.
+    pub fn submission(receive: chrono::DateTime<chrono::Utc>) -> SubmitComplaintRequest {
+        let mut complaint = crate::testing::complaint("事实");
+        complaint.receive_time = Some(to_timestamp(receive));
+        SubmitComplaintRequest { request_id: "r1".to_owned(), complaint: Some(complaint) }
+    }
+}
