@@ -201,11 +201,12 @@ impl CaseWorkflow {
             .add_service(CaseEventFeedServiceServer::with_interceptor(api, key.interceptor()));
         let me = ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
         let subscribe = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, me).context("intake_url")?;
-        let supervisor = host.supervisor().clone();
+        let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening case store");
             let opened = open_store(&config.database, rules.clone(), &supervisor).await?;
             store.set(opened.clone());
+            published.set(opened.feed().clone());
             let stop = supervisor.stopping();
             let interval = Duration::from_millis(config.workflow.sweep_interval_ms.max(10));
             supervisor.spawn("sweeper", run_sweeper(opened.clone(), interval, stop.clone()).map(Ok));
@@ -223,13 +224,6 @@ impl CaseWorkflow {
             tracing::info!(intake = %config.intake_url, "case-workflow ready; following intake events");
             Ok(())
         };
-        // Events committed by work still in flight at shutdown get their feed positions before
-        // the sequencer stops.
-        let after_drain = || async {
-            if let Ok(store) = store.get() {
-                store.feed().sequence_before_stop().await;
-            }
-        };
-        host.run(routes, init, after_drain).await
+        host.run(routes, init).await
     }
 }

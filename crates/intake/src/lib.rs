@@ -14,11 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use domain::classify::Taxonomy;
 use domain::pii::Keyring;
-use futures_util::FutureExt;
 use redress_calendar::{DeadlineCalculator, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
-use redress_platform::events::{RetentionConfig, run_pruner};
+use redress_platform::events::{RetentionConfig, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::InternalKey;
 use redress_platform::ready::Ready;
@@ -203,38 +202,22 @@ impl Intake {
         let routes = Routes::new(IntakeServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(PersonalDataServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(IntakeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
-        let supervisor = host.supervisor().clone();
+        let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening intake store");
             let opened = open_store(&config.database, keyring.clone(), &supervisor).await?;
             store.set(opened.clone());
+            published.set(opened.feed().clone());
             let pruned = opened.clone();
-            supervisor.spawn(
-                "retention",
-                run_pruner(
-                    opened.feed().clone(),
-                    config.retention.clone(),
-                    move |before| {
-                        let store = pruned.clone();
-                        async move { store.prune_requests(before).await }
-                    },
-                    supervisor.stopping(),
-                )
-                .map(Ok),
-            );
+            let prune_requests = move |before| {
+                let store = pruned.clone();
+                async move { store.prune_requests(before).await }
+            };
+            spawn_retention(&supervisor, opened.feed().clone(), config.retention.clone(), prune_requests);
             tracing::info!("intake ready");
             Ok(())
         };
-        // Events committed by calls still in flight at shutdown get their feed positions
-        // before the sequencer stops.
-        let after_drain = || async {
-            if let Ok(store) = store.get()
-                && let Err(e) = store.feed().sequence_now().await
-            {
-                tracing::warn!(error = format!("{e:#}"), "final outbox sequencing failed; the next start completes it");
-            }
-        };
-        host.run(routes, init, after_drain).await
+        host.run(routes, init).await
     }
 }
 

@@ -255,7 +255,7 @@ impl Feed {
         Ok(())
     }
 
-    /// The last outbox pass before a service stops (its `after_drain`): events committed by
+    /// The last outbox pass before a service stops (after the drain): events committed by
     /// calls still in flight get their positions now; should it fail, the next start does it.
     pub async fn sequence_before_stop(&self) {
         if let Err(e) = self.sequence_now().await {

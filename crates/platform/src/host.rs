@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::service::Routes;
 
+use crate::events::Feed;
+use crate::ready::Ready;
 use crate::server::{GrpcServer, ServerConfig, set_not_serving, set_serving};
 
 /// Environment variable naming a supervised task to panic, for resilience tests.
@@ -162,6 +164,8 @@ pub struct Host {
     services: &'static [&'static str],
     shutdown: CancellationToken,
     supervisor: Supervisor,
+    /// The service's own feed, once its store is open: sequenced one last time after the drain.
+    feed: Ready<Feed>,
 }
 
 impl Host {
@@ -178,7 +182,7 @@ impl Host {
         // only when it shares it, nothing else).
         let stop_serving = shutdown.child_token();
         let supervisor = Supervisor::new(name, stop_serving.clone());
-        Ok(Self { server, services, shutdown: stop_serving, supervisor })
+        Ok(Self { server, services, shutdown: stop_serving, supervisor, feed: Ready::new() })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -195,18 +199,23 @@ impl Host {
         &self.supervisor
     }
 
+    /// Where `init` hands over the service's feed (if it publishes one), so that events
+    /// committed by calls still in flight at shutdown get their positions before the
+    /// sequencer stops.
+    pub fn publishes(&self) -> Ready<Feed> {
+        self.feed.clone()
+    }
+
     /// Serves `routes` while `init` opens the store and starts the background tasks, reports
     /// SERVING once it succeeds, and runs until shutdown or a failed task. Then it reports
-    /// NOT_SERVING, drains in-flight calls, runs `after_drain` (with the tasks still running,
-    /// e.g. a last outbox sequencing), stops the tasks, and returns an error naming any task
-    /// that failed.
-    pub async fn run<I, A, AF>(self, routes: Routes, init: I, after_drain: A) -> anyhow::Result<()>
+    /// NOT_SERVING, drains in-flight calls, sequences the feed handed to [`Host::publishes`]
+    /// one last time (the tasks still running), stops the tasks, and returns an error naming
+    /// any task that failed.
+    pub async fn run<I>(self, routes: Routes, init: I) -> anyhow::Result<()>
     where
         I: Future<Output = anyhow::Result<()>>,
-        A: FnOnce() -> AF,
-        AF: Future<Output = ()>,
     {
-        let Self { server, services, shutdown, supervisor } = self;
+        let Self { server, services, shutdown, supervisor, feed } = self;
         let health = server.health();
         let server_stop = CancellationToken::new();
         let serving = tokio::spawn(server.serve(routes, server_stop.clone()));
@@ -228,7 +237,9 @@ impl Host {
         set_not_serving(&health, services).await;
         server_stop.cancel();
         let served = serving.await.context("server task panicked").and_then(|r| r);
-        after_drain().await;
+        if let Ok(feed) = feed.get() {
+            feed.sequence_before_stop().await;
+        }
         supervisor.stop().await;
         let failures = supervisor.failures();
         if !failures.is_empty() {
