@@ -1,4 +1,4 @@
-//! Deadline computation (D-SLA-4, D-SLA-5).
+//! Deadline computation (D-SLA-4, D-SLA-5, D-SLA-9).
 //!
 //! This module owns turning "period P counted from acceptance instant T" into
 //! the instant the period ends, in an institution's time zone:
@@ -10,7 +10,9 @@
 //!   (Art. 203);
 //! * a calendar-day period whose last day is a rest day or holiday runs to
 //!   24:00 of the next working day;
-//! * N working days end at 24:00 of the Nth working day after acceptance.
+//! * N working days end at 24:00 of the Nth working day after acceptance;
+//! * a paused clock resumes with at least the time it had left when it
+//!   paused.
 
 use std::sync::Arc;
 
@@ -98,56 +100,39 @@ impl DeadlineCalculator {
             Period::Hours(hours) => {
                 accepted_at.checked_add_signed(TimeDelta::hours(i64::from(hours))).ok_or(CalendarError::OutOfRange)
             }
-            Period::WorkingDays(n) => {
-                let accepted = self.acceptance_date(accepted_at);
-                let last = self.calendar.add_working_days(accepted, n)?;
-                self.end_of_day(last)
-            }
-            Period::CalendarDays(n) => {
-                let accepted = self.acceptance_date(accepted_at);
-                let last = accepted.checked_add_days(Days::new(u64::from(n))).ok_or(CalendarError::OutOfRange)?;
-                // Every counted day must come from a loaded year, not only
-                // the last one, so a gap in the data is never papered over.
-                for year in accepted.year()..=last.year() {
-                    if self.calendar.year(year).is_none() {
-                        return Err(CalendarError::YearNotLoaded { year });
-                    }
-                }
-                let last = self.calendar.next_working_day_on_or_after(last)?;
-                self.end_of_day(last)
-            }
+            Period::WorkingDays(n) => self.end_of_day(self.last_day(self.acceptance_date(accepted_at), n, true)?),
+            Period::CalendarDays(n) => self.end_of_day(self.last_day(self.acceptance_date(accepted_at), n, false)?),
         }
     }
 
-    /// Instant at which `period` counted from `started_at` ends when the clock
-    /// was paused over `pauses` (each `(paused_at, resumed_at)`, closed, in any
-    /// order). Without pauses this is [`Self::due`].
+    /// Instant at which `period` counted from `started_at` ends when the clock was paused over
+    /// `pauses` (each `(paused_at, resumed_at)`, closed, in any order; overlapping pauses count
+    /// once). Without pauses this is [`Self::due`].
     ///
-    /// * Hour clocks: every paused duration that began before the (so far
-    ///   extended) due instant moves it by that duration.
-    /// * Day clocks count whole local days: a pause from a day P to a day R
-    ///   leaves the days after P up to and including R uncounted, so the clock
-    ///   behaves as if it stopped at the end of P and restarted on R with the
-    ///   days it had left (R itself not counted, like an acceptance day). A
-    ///   pause that begins and ends on the same day moves nothing.
+    /// A pause owes no time (D-SLA-9): the clock resumes with at least the time it had left
+    /// when it paused. A pause that begins at or after the (so far extended) due instant finds
+    /// nothing left and moves nothing.
+    ///
+    /// * Hour clocks move by the paused duration.
+    /// * Day clocks count whole local days. The days left at a pause are the days the clock
+    ///   counts from the day the pause began to its last day, that day included however late
+    ///   the pause began; the clock resumes with as many counted days from the day it resumed,
+    ///   that day included too. So a pause within one date moves nothing, and one across a
+    ///   single midnight moves the last day by at most one counted day. Working-day clocks
+    ///   count working days only; a calendar-day clock that now ends on a rest day runs to the
+    ///   next working day, as without pauses (D-SLA-5).
     pub fn due_with_pauses(
         &self,
         started_at: DateTime<Utc>,
         period: Period,
         pauses: &[(DateTime<Utc>, DateTime<Utc>)],
     ) -> Result<DateTime<Utc>, CalendarError> {
-        if pauses.is_empty() {
-            return self.due(started_at, period);
-        }
-        let mut sorted: Vec<(DateTime<Utc>, DateTime<Utc>)> =
-            pauses.iter().copied().filter(|(paused, resumed)| resumed > paused && *resumed > started_at).collect();
-        sorted.sort();
+        let pauses = pauses_while_counting(started_at, pauses);
         match period {
             Period::Hours(_) => {
                 let mut due = self.due(started_at, period)?;
-                for (paused, resumed) in sorted {
+                for (paused, resumed) in pauses {
                     if paused < due {
-                        let paused = paused.max(started_at);
                         due = due.checked_add_signed(resumed - paused).ok_or(CalendarError::OutOfRange)?;
                     }
                 }
@@ -156,25 +141,68 @@ impl DeadlineCalculator {
             Period::WorkingDays(n) | Period::CalendarDays(n) => {
                 let working_only = matches!(period, Period::WorkingDays(_));
                 let start = self.acceptance_date(started_at);
-                self.calendar.ensure_loaded(start)?;
-                let excluded: Vec<(NaiveDate, NaiveDate)> = sorted
-                    .iter()
-                    .map(|(paused, resumed)| (self.acceptance_date(*paused), self.acceptance_date(*resumed)))
-                    .collect();
-                let is_excluded = |day: NaiveDate| excluded.iter().any(|(from, to)| day > *from && day <= *to);
-                let mut day = start;
-                let mut remaining = n;
-                while remaining > 0 {
-                    day = day.succ_opt().ok_or(CalendarError::OutOfRange)?;
-                    // Every day passed over must come from a loaded year.
-                    let working = self.calendar.is_working_day(day)?;
-                    if (working || !working_only) && !is_excluded(day) {
-                        remaining -= 1;
+                // The start date is never counted, so neither is it a day left or to run.
+                let first_counted = start.succ_opt().ok_or(CalendarError::OutOfRange)?;
+                let mut last = self.last_day(start, n, working_only)?;
+                for (paused, resumed) in pauses {
+                    let paused_on = self.acceptance_date(paused).max(first_counted);
+                    if paused_on > last {
+                        continue;
+                    }
+                    let left = self.counted_days(paused_on, last, working_only)?;
+                    let resumed_on = self.acceptance_date(resumed).max(first_counted);
+                    last = self.nth_counted_day(resumed_on, left, working_only)?;
+                    if !working_only {
+                        last = self.calendar.next_working_day_on_or_after(last)?;
                     }
                 }
-                let last = if working_only { day } else { self.calendar.next_working_day_on_or_after(day)? };
                 self.end_of_day(last)
             }
+        }
+    }
+
+    /// The last day of `n` working (or calendar) days counted from the date `accepted`
+    /// (D-SLA-5).
+    fn last_day(&self, accepted: NaiveDate, n: u32, working_only: bool) -> Result<NaiveDate, CalendarError> {
+        if working_only {
+            return self.calendar.add_working_days(accepted, n);
+        }
+        let last = accepted.checked_add_days(Days::new(u64::from(n))).ok_or(CalendarError::OutOfRange)?;
+        // Every counted day must come from a loaded year, not only
+        // the last one, so a gap in the data is never papered over.
+        for year in accepted.year()..=last.year() {
+            if self.calendar.year(year).is_none() {
+                return Err(CalendarError::YearNotLoaded { year });
+            }
+        }
+        self.calendar.next_working_day_on_or_after(last)
+    }
+
+    /// How many days from `from` to `to` (both included) a day clock counts.
+    fn counted_days(&self, from: NaiveDate, to: NaiveDate, working_only: bool) -> Result<u32, CalendarError> {
+        let mut count = 0;
+        for day in from.iter_days().take_while(|day| *day <= to) {
+            if self.calendar.is_working_day(day)? || !working_only {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The `n`th day a day clock counts from `from` on, `from` included; `from` itself when
+    /// `n` is 0.
+    fn nth_counted_day(&self, from: NaiveDate, n: u32, working_only: bool) -> Result<NaiveDate, CalendarError> {
+        let mut day = from;
+        let mut remaining = n;
+        loop {
+            // Every day passed over must come from a loaded year.
+            if self.calendar.is_working_day(day)? || !working_only {
+                remaining = remaining.saturating_sub(1);
+            }
+            if remaining == 0 {
+                return Ok(day);
+            }
+            day = day.succ_opt().ok_or(CalendarError::OutOfRange)?;
         }
     }
 
@@ -193,6 +221,28 @@ impl DeadlineCalculator {
             regulatory_decision_due: self.due(accepted_at, policy.regulatory_decision)?,
         })
     }
+}
+
+/// The closed pauses that overlap a clock started at `started_at`, cut to its start, earliest
+/// first, overlapping ones joined.
+fn pauses_while_counting(
+    started_at: DateTime<Utc>,
+    pauses: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut sorted: Vec<(DateTime<Utc>, DateTime<Utc>)> = pauses
+        .iter()
+        .filter(|(paused, resumed)| resumed > paused && *resumed > started_at)
+        .map(|(paused, resumed)| ((*paused).max(started_at), *resumed))
+        .collect();
+    sorted.sort();
+    let mut joined: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(sorted.len());
+    for (paused, resumed) in sorted {
+        match joined.last_mut() {
+            Some(previous) if paused <= previous.1 => previous.1 = previous.1.max(resumed),
+            _ => joined.push((paused, resumed)),
+        }
+    }
+    joined
 }
 
 /// Earliest instant whose local time in `tz` is at or after `local`.

@@ -262,16 +262,18 @@ fn pauses_are_not_counted() {
             &[("2026-03-11T10:00:00+08:00", "2026-03-11T17:00:00+08:00")],
             "2026-03-19T16:00:00Z",
         ),
-        // Paused over a weekend only: Sat 14 and Sun 15 are not working days anyway.
+        // Paused Fri 13 18:00 over the weekend: Friday was still a day left when the pause began,
+        // so the clock resumes on Mon 16 with the five working days it had (Fri 13, Mon 16 ..
+        // Thu 19): Mon 16 .. Fri 20.
         (
             "7 wd paused over a weekend",
             "2026-03-10T10:00:00+08:00",
             Period::WorkingDays(7),
             &[("2026-03-13T18:00:00+08:00", "2026-03-15T20:00:00+08:00")],
-            "2026-03-19T16:00:00Z",
+            "2026-03-20T16:00:00Z",
         ),
-        // 15 calendar days from Tue 10 would end Wed 25; paused Thu 12 → Mon 16 leaves Fri 13
-        // .. Mon 16 (4 days) uncounted: last day Sun 29, a rest day, so Mon 30.
+        // 15 calendar days from Tue 10 would end Wed 25; paused Thu 12 → Mon 16 with 14 days
+        // left (Thu 12 .. Wed 25), resumed with Mon 16 .. Sun 29, a rest day, so Mon 30.
         (
             "15 cd paused four days",
             "2026-03-10T10:00:00+08:00",
@@ -279,10 +281,9 @@ fn pauses_are_not_counted() {
             &[("2026-03-12T09:00:00+08:00", "2026-03-16T09:00:00+08:00")],
             "2026-03-30T16:00:00Z",
         ),
-        // Spring Festival 2026: accepted Thu 2026-02-12, paused Fri 13 → Wed 25 (Sat 14 is a
-        // make-up working day, uncounted by the pause). Working days after the resume: Thu 26
-        // (1), Fri 27 (2), Sat 28 make-up (3), Mon 3-02 (4) ... day 1 was Fri 13, so 6 more
-        // are left: Thu 26, Fri 27, Sat 28, Mon 2, Tue 3, Wed 4-03.
+        // Spring Festival 2026: accepted Thu 2026-02-12, so the 7 working days would be Fri 13,
+        // Sat 14 (make-up), Tue 24 .. Fri 27 and Sat 28 (make-up). Paused Fri 13 with all 7
+        // left, resumed Wed 25 with Wed 25, Thu 26, Fri 27, Sat 28, Mon 3-02, Tue 3, Wed 4-03.
         (
             "7 wd paused across Spring Festival",
             "2026-02-12T15:00:00+08:00",
@@ -317,11 +318,125 @@ fn pauses_are_not_counted() {
 #[test]
 fn a_pause_reaching_an_unloaded_year_is_an_error() {
     let got = shanghai().due_with_pauses(
-        // Sun 20 December; Mon 21 is day 1, the pause leaves Tue 22 .. Mon 28 uncounted, Tue 29,
-        // Wed 30 and Thu 31 are days 2..4 and day 5 needs 2027.
+        // Sun 20 December: Mon 21 .. Fri 25. Paused Mon 21 with all 5 left, resumed Mon 28 with
+        // Mon 28 .. Thu 31, and the fifth needs 2027.
         at("2026-12-20T10:00:00+08:00"),
         Period::WorkingDays(5),
         &[(at("2026-12-21T10:00:00+08:00"), at("2026-12-28T10:00:00+08:00"))],
     );
     assert_eq!(got, Err(CalendarError::YearNotLoaded { year: 2027 }));
+}
+
+/// D-SLA-9: a clock resumes with at least the time it had left when it paused; a day clock
+/// counts the day the pause began as a day left, and the day it resumed as one it has.
+#[test]
+fn a_pause_owes_no_time() {
+    let calc = shanghai();
+    let rows: &[PausedRow] = &[
+        // Accepted Mon 2026-03-09: 15 calendar days end Tue 24. Paused Tue 24 09:00 with that
+        // day left, resumed Fri 27 09:00 with Fri 27 to run.
+        (
+            "15 cd paused 09:00 on its last day, resumed three days later",
+            "2026-03-09T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2026-03-24T09:00:00+08:00", "2026-03-27T09:00:00+08:00")],
+            "2026-03-27T16:00:00Z",
+        ),
+        // Accepted Mon 2025-09-15: 15 calendar days end Tue 09-30, the eve of National Day
+        // (Oct 1-8). Paused that morning, resumed Thu 10-09: Thu 10-09 is the day left.
+        (
+            "15 cd paused on its last day over National Day",
+            "2025-09-15T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2025-09-30T09:00:00+08:00", "2025-10-09T09:00:00+08:00")],
+            "2025-10-09T16:00:00Z",
+        ),
+        // Accepted Fri 2026-03-13: day 15 is Sat 28, so the clock ends Mon 30 (D-SLA-5).
+        // Paused Sat 28 10:00 with Sat 28, Sun 29 and Mon 30 left, resumed Tue 31 10:00 with
+        // Tue 31, Wed 4-01 and Thu 4-02, a working day.
+        (
+            "15 cd paused on a rest day it was extended over",
+            "2026-03-13T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2026-03-28T10:00:00+08:00", "2026-03-31T10:00:00+08:00")],
+            "2026-04-02T16:00:00Z",
+        ),
+        // 7 working days from Tue 2026-03-10 end Thu 19. Paused Thu 19 09:00, resumed Mon 23:
+        // Mon 23 is the working day left.
+        (
+            "7 wd paused on its last day",
+            "2026-03-10T10:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-03-19T09:00:00+08:00", "2026-03-23T09:00:00+08:00")],
+            "2026-03-23T16:00:00Z",
+        ),
+        // Two minutes across the last midnight: Tue 24 was left, Wed 25 is the day it runs to.
+        (
+            "15 cd paused two minutes across its last midnight",
+            "2026-03-09T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2026-03-24T23:59:00+08:00", "2026-03-25T00:01:00+08:00")],
+            "2026-03-25T16:00:00Z",
+        ),
+        // Two minutes across an earlier midnight: Thu 12 .. Tue 24 (13 days) left, Fri 13 ..
+        // Wed 25 after. A pause within one day costs at most one day.
+        (
+            "15 cd paused two minutes across a midnight",
+            "2026-03-09T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2026-03-12T23:59:00+08:00", "2026-03-13T00:01:00+08:00")],
+            "2026-03-25T16:00:00Z",
+        ),
+        // Two minutes across Sunday midnight: the working days left (Mon 16 .. Thu 19) are the
+        // same before and after, so nothing moves.
+        (
+            "7 wd paused two minutes across Sunday midnight",
+            "2026-03-10T10:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-03-15T23:59:00+08:00", "2026-03-16T00:01:00+08:00")],
+            "2026-03-19T16:00:00Z",
+        ),
+        // Two minutes across Friday midnight: Fri 13 was a working day left (with Mon 16 .. Thu
+        // 19), so one more working day follows the resume: Fri 20.
+        (
+            "7 wd paused two minutes across Friday midnight",
+            "2026-03-10T10:00:00+08:00",
+            Period::WorkingDays(7),
+            &[("2026-03-13T23:59:00+08:00", "2026-03-14T00:01:00+08:00")],
+            "2026-03-20T16:00:00Z",
+        ),
+        // An hour clock moves by exactly the two minutes.
+        (
+            "24 h paused two minutes across midnight",
+            "2026-03-10T10:00:00+08:00",
+            Period::Hours(24),
+            &[("2026-03-10T23:59:00+08:00", "2026-03-11T00:01:00+08:00")],
+            "2026-03-11T02:02:00Z",
+        ),
+        // Two pauses: 15 cd from Mon 03-09 end Tue 24. Paused Mon 16 → Wed 18 (9 days left, Mon
+        // 16 .. Tue 24, so Wed 18 .. Thu 26), then Thu 26 → Mon 30 (Thu 26 left, so Mon 30).
+        (
+            "15 cd paused twice",
+            "2026-03-09T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[
+                ("2026-03-16T09:00:00+08:00", "2026-03-18T09:00:00+08:00"),
+                ("2026-03-26T09:00:00+08:00", "2026-03-30T09:00:00+08:00"),
+            ],
+            "2026-03-30T16:00:00Z",
+        ),
+        // A pause that begins after a day clock ran out finds nothing left and moves nothing.
+        (
+            "15 cd paused after its due time",
+            "2026-03-09T10:00:00+08:00",
+            Period::CalendarDays(15),
+            &[("2026-03-25T09:00:00+08:00", "2026-03-27T09:00:00+08:00")],
+            "2026-03-24T16:00:00Z",
+        ),
+    ];
+    for (case, started, period, pauses, expected) in rows {
+        let pauses: Vec<_> = pauses.iter().map(|(p, r)| (at(p), at(r))).collect();
+        let got = calc.due_with_pauses(at(started), *period, &pauses);
+        assert_eq!(got, Ok(at(expected)), "{case}");
+    }
 }
