@@ -13,7 +13,7 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
     /// Invalid input: every violated field at once.
-    #[error("invalid argument: {}", describe(.0))]
+    #[error("invalid argument: {}", redress_platform::error::describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// No such resource, or none the caller may see (outside its organisation unit).
     #[error("{resource} {name} not found")]
@@ -30,10 +30,6 @@ pub enum IntakeError {
     Platform(ServiceError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-fn describe(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl IntakeError {

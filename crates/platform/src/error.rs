@@ -176,7 +176,8 @@ pub enum ServiceError {
     Internal(#[from] anyhow::Error),
 }
 
-fn describe(violations: &[FieldViolation]) -> String {
+/// Field violations as one line, `field: why; field: why`, for error messages.
+pub fn describe(violations: &[FieldViolation]) -> String {
     violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
