@@ -80,6 +80,7 @@ fn reported(e: &WorkflowError) -> Reported {
         W::NoRunningClock => Refused(FailedPrecondition, "NO_RUNNING_CLOCK"),
         W::ClocksNotPaused => Refused(FailedPrecondition, "CLOCKS_NOT_PAUSED"),
         W::DecisionClockDone => Refused(FailedPrecondition, "DECISION_CLOCK_DONE"),
+        W::ExtensionTooLate { .. } => Refused(FailedPrecondition, "EXTENSION_TOO_LATE"),
         W::NoResolution => Refused(FailedPrecondition, "NO_RESOLUTION"),
         W::ApprovalNotNeeded => Refused(FailedPrecondition, "APPROVAL_NOT_NEEDED"),
         W::ApprovalRequired => Refused(FailedPrecondition, "APPROVAL_REQUIRED"),
@@ -185,6 +186,7 @@ impl ApiError for CaseError {
             Self::Workflow(WorkflowError::HandoffPending { to_department }) => {
                 pairs(&[("to_department", to_department)])
             }
+            Self::Workflow(WorkflowError::ExtensionTooLate { due }) => pairs(&[("due_time", &due.to_rfc3339())]),
             Self::NotFound { name } => pairs(&[("resource", "case"), ("name", name)]),
             Self::Platform(e) => e.metadata(),
             _ => HashMap::new(),
@@ -238,6 +240,10 @@ mod tests {
         let stale = CaseError::EtagMismatch { expected: 1, current: 2 };
         assert_eq!((stale.kind().code(), stale.reason()), (Code::Aborted, "ETAG_MISMATCH"));
         assert!(stale.to_string().contains(r#"etag "1""#) && stale.to_string().contains(r#"current etag "2""#));
+        let due = chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(1_774_368_000);
+        let late = CaseError::from(WorkflowError::ExtensionTooLate { due });
+        assert_eq!((late.kind().code(), late.reason()), (Code::FailedPrecondition, "EXTENSION_TOO_LATE"));
+        assert_eq!(late.metadata()["due_time"], "2026-03-24T16:00:00+00:00");
         let missing = CaseError::NotFound { name: "cases/x".to_owned() };
         assert_eq!((missing.kind().code(), missing.reason()), (Code::NotFound, "NOT_FOUND"));
         assert_eq!((missing.metadata()["resource"].as_str(), missing.metadata()["name"].as_str()), ("case", "cases/x"));

@@ -1,10 +1,11 @@
-//! SLA clocks of a case (D-SLA-1..7): how they start from a receipt, follow pauses, grade
-//! changes and extensions, get met, and when the sweeper must look at them again.
+//! SLA clocks of a case (D-SLA-1..9): how they start from a receipt, follow pauses, grade
+//! changes and extensions, get met, when the sweeper must look at them again, and the breaches
+//! that stay recorded whatever happens to them afterwards.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
 use redress_platform::time::{from_timestamp, to_timestamp};
-use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, ClockStatus, ClockUnit, SlaClock};
+use redress_proto::redress::case::v1::{Case, CaseState, ClockBreach, ClockKind, ClockStatus, ClockUnit, SlaClock};
 use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
 
 /// The calendar arithmetic and policy clocks are computed with.
@@ -89,7 +90,8 @@ impl Clocks {
                 clock.due_time = Some(to_timestamp(due));
                 clock.pending_reason.clear();
                 // Reminders are raised once per due time: only a new due time re-arms them
-                // (a pause and resume that leave it where it was do not).
+                // (a pause and resume that leave it where it was do not). A breach stays
+                // recorded in `case.breaches` whatever the flags say.
                 // (Clocks stored before `reminded_due_time` existed keep their flags.)
                 if (clock.at_risk || clock.breached)
                     && clock.reminded_due_time.is_some()
@@ -229,17 +231,49 @@ fn closed_pauses(case: &Case) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     case.pauses.iter().filter_map(|p| Some((instant(&p.pause_time)?, instant(&p.resume_time)?))).collect()
 }
 
-/// Marks a running (or paused) clock met at `now`; late when past its due time.
+/// Whether `clock` is running past its due time at `now`.
+pub fn is_overdue(clock: &SlaClock, now: DateTime<Utc>) -> bool {
+    clock.status == ClockStatus::Running as i32 && instant(&clock.due_time).is_some_and(|due| now >= due)
+}
+
+/// Records the first breach of every clock running past its due time at `now` (D-SLA-8).
+///
+/// Runs before anything may move a due time (an extension, a grade change, a pause, a
+/// restart), so that a breach is recorded even when no sweep came between the due time and
+/// the change; once recorded it is never removed.
+pub fn record_breaches(case: &mut Case, now: DateTime<Utc>) {
+    for clock in case.clocks.iter().filter(|c| is_overdue(c, now)) {
+        let recorded = case.breaches.iter().any(|b| b.clock == clock.kind && b.clock_start_time == clock.start_time);
+        if !recorded {
+            case.breaches.push(ClockBreach {
+                clock: clock.kind,
+                clock_start_time: clock.start_time,
+                due_time: clock.due_time,
+                breach_time: Some(to_timestamp(now)),
+            });
+        }
+    }
+}
+
+/// The breach recorded for the clock of `kind` as it now runs (same start), if any.
+pub fn breach_of(case: &Case, kind: ClockKind) -> Option<&ClockBreach> {
+    let start = clock(case, kind)?.start_time;
+    case.breaches.iter().find(|b| b.clock == kind as i32 && b.clock_start_time == start)
+}
+
+/// Marks a running (or paused) clock met at `now`; late when past its due time, which is
+/// recorded as its breach.
 pub fn meet(case: &mut Case, kind: ClockKind, now: DateTime<Utc>) {
+    record_breaches(case, now);
     if let Some(clock) = clock_mut(case, kind)
         && (clock.status == ClockStatus::Running as i32 || clock.status == ClockStatus::Paused as i32)
     {
-        clock.status = ClockStatus::Met as i32;
-        clock.met_time = Some(to_timestamp(now));
-        if instant(&clock.due_time).is_some_and(|due| due < now) {
+        if is_overdue(clock, now) {
             clock.breached = true;
             clock.reminded_due_time = clock.due_time;
         }
+        clock.status = ClockStatus::Met as i32;
+        clock.met_time = Some(to_timestamp(now));
     }
 }
 

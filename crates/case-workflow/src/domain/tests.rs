@@ -10,7 +10,8 @@ use redress_calendar::{DeadlineCalculator, Period, SlaPolicy, WorkingCalendar};
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{
-    Case, CaseState, ClockKind, ClockStatus, DeadlineBreached, LinkType, Money, PauseReason, ResolutionType,
+    Case, CaseClosed, CaseMeasures, CaseState, ClockKind, ClockStatus, DeadlineBreached, LinkType, Money, PauseReason,
+    ResolutionType,
 };
 use redress_proto::redress::common::v1::Grade;
 
@@ -84,6 +85,32 @@ fn opened(received: &str, rules: &Rules) -> Case {
 fn run(case: &mut Case, who: &Principal, when: &str, command: Command, rules: &Rules) -> Result<(), WorkflowError> {
     let ctx = Context { principal: who, now: at(when), rules };
     workflow::execute(case, None, command, &ctx).map(|_| ())
+}
+
+/// Takes an assigned case through investigation to a decision at `decided`, then follow-up
+/// and closing at `closed`; the measures its CaseClosed event announced.
+fn decide_and_close(case: &mut Case, rules: &Rules, decided: &str, closed: &str) -> CaseMeasures {
+    let propose = Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: reason("g") };
+    let steps = [
+        (decided, Command::Transition { target: CaseState::Investigating, reason: reason("r") }),
+        (decided, propose),
+        (decided, Command::Decide { notice: reason("n") }),
+        (closed, Command::Transition { target: CaseState::FollowUp, reason: reason("follow up") }),
+    ];
+    for (when, command) in steps {
+        run(case, &handler(), when, command, rules).unwrap();
+    }
+    let ctx = Context { principal: &handler(), now: at(closed), rules };
+    let close = Command::Transition { target: CaseState::Closed, reason: reason("done") };
+    let fx = workflow::execute(case, None, close, &ctx).unwrap();
+    let closed = fx.events.iter().find(|e| e.event_type.ends_with(".CaseClosed")).expect("a CaseClosed event");
+    let closed: CaseClosed = prost::Message::decode(closed.payload.as_slice()).unwrap();
+    closed.measures.unwrap()
+}
+
+/// Which clocks' breaches a case records, with the due times they passed.
+fn breaches(case: &Case) -> Vec<(ClockKind, Option<DateTime<Utc>>)> {
+    case.breaches.iter().map(|b| (ClockKind::try_from(b.clock).unwrap(), instant(&b.due_time))).collect()
 }
 
 fn due(case: &Case, kind: ClockKind) -> Option<DateTime<Utc>> {
@@ -375,4 +402,98 @@ fn a_withdrawn_case_with_an_open_task_needs_no_more_sweeping() {
     let withdraw = Command::Transition { target: CaseState::Withdrawn, reason: reason("settled") };
     run(&mut case, &handler(), "2026-11-02T13:00:00+08:00", withdraw, &rules).unwrap();
     assert_eq!(rules.clocks.next_check(&case), None);
+}
+
+#[test]
+fn an_extension_is_granted_before_the_decision_deadline_never_after() {
+    let rules = rules();
+    let extend = |total_days| Command::Extend { total_days, reason: reason("needs the card scheme's records") };
+    // Mon 2026-03-09 10:00: the 15-day decision clock ends Tue 24 at 24:00.
+    let received = opened("2026-03-09T10:00:00+08:00", &rules);
+    let deadline = at("2026-03-25T00:00:00+08:00");
+
+    // An hour before it: 30 days from Mon 03-09 end Wed 04-08.
+    let mut extended = received.clone();
+    run(&mut extended, &supervisor(), "2026-03-24T23:00:00+08:00", extend(30), &rules).unwrap();
+    assert_eq!(due(&extended, ClockKind::RegulatoryDecision), Some(at("2026-04-09T00:00:00+08:00")));
+    // At the extended deadline itself, 60 days come too late.
+    let head_office = person(
+        "u-head-office",
+        &["supervisor"],
+        &[Permission::CasesRead, Permission::CasesWrite, Permission::CasesExtend, Permission::CasesExtendSpecial],
+    );
+    let err = run(&mut extended, &head_office, "2026-04-09T00:00:00+08:00", extend(60), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::ExtensionTooLate { due } if due == at("2026-04-09T00:00:00+08:00")), "{err}");
+
+    // Past the deadline: refused whether or not a sweep has recorded the breach yet.
+    let mut late = received.clone();
+    let err = run(&mut late.clone(), &supervisor(), "2026-03-25T09:00:00+08:00", extend(30), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::ExtensionTooLate { due } if due == deadline), "{err}");
+    workflow::sweep(&mut late, &rules, at("2026-03-25T09:00:00+08:00"));
+    let err = run(&mut late, &supervisor(), "2026-03-25T10:00:00+08:00", extend(30), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::ExtensionTooLate { due } if due == deadline), "{err}");
+    assert_eq!(due(&late, ClockKind::RegulatoryDecision), Some(deadline));
+    let decision = late.breaches.iter().find(|b| b.clock == ClockKind::RegulatoryDecision as i32).unwrap();
+    assert_eq!(instant(&decision.breach_time), Some(at("2026-03-25T09:00:00+08:00")));
+
+    // Paused after the deadline, the clock shows no due time, and it is still too late.
+    let mut paused_late = received.clone();
+    let pause = Command::Pause { reason: PauseReason::TestingOrAppraisal, note: reason("lab") };
+    run(&mut paused_late, &handler(), "2026-03-25T08:00:00+08:00", pause.clone(), &rules).unwrap();
+    let err = run(&mut paused_late, &supervisor(), "2026-03-26T09:00:00+08:00", extend(30), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::ExtensionTooLate { due } if due == deadline), "{err}");
+
+    // Paused before it, the clock has days left however long the pause lasts.
+    let mut paused_early = received;
+    run(&mut paused_early, &handler(), "2026-03-20T09:00:00+08:00", pause, &rules).unwrap();
+    run(&mut paused_early, &supervisor(), "2026-03-26T09:00:00+08:00", extend(30), &rules).unwrap();
+}
+
+#[test]
+fn a_downgraded_case_stays_breached_in_its_measures() {
+    let rules = rules();
+    // Urgent from the start: received Mon 2026-03-09 10:00, first response due at 12:00.
+    let mut swept = opened("2026-03-09T10:00:00+08:00", &rules);
+    let urgent = Command::ChangeGrade { grade: Grade::Urgent, reason: reason("media attention") };
+    run(&mut swept, &handler(), "2026-03-09T10:05:00+08:00", urgent, &rules).unwrap();
+    let first_due = at("2026-03-09T12:00:00+08:00");
+    assert_eq!(due(&swept, ClockKind::FirstResponse), Some(first_due));
+    // One case is swept after 12:00 (a reminder raised), the other is downgraded first.
+    let mut unswept = swept.clone();
+    assert!(!workflow::sweep(&mut swept, &rules, at("2026-03-09T12:30:00+08:00")).events.is_empty());
+    for case in [&mut swept, &mut unswept] {
+        // General again: 24 hours, due Tue 10:00, and the response comes well within that.
+        let general = Command::ChangeGrade { grade: Grade::General, reason: reason("not urgent after all") };
+        run(case, &handler(), "2026-03-09T13:00:00+08:00", general, &rules).unwrap();
+        assert_eq!(due(case, ClockKind::FirstResponse), Some(at("2026-03-10T10:00:00+08:00")));
+        let respond = Command::FirstResponse { note: reason("called back") };
+        run(case, &handler(), "2026-03-09T14:00:00+08:00", respond, &rules).unwrap();
+        assert_eq!(breaches(case), [(ClockKind::FirstResponse, Some(first_due))]);
+        assert!(!workflow::measures(case).on_time);
+    }
+}
+
+#[test]
+fn a_reopened_case_keeps_its_earlier_breach() {
+    let rules = rules();
+    let mut case = opened("2026-03-09T10:00:00+08:00", &rules);
+    assign(&mut case, &rules, "2026-03-09T11:00:00+08:00");
+    let respond = Command::FirstResponse { note: reason("called back") };
+    run(&mut case, &handler(), "2026-03-09T11:00:00+08:00", respond, &rules).unwrap();
+    // Resolution in 7 working days ends Wed 03-18 at 24:00; decided Fri 20, late.
+    let measures = decide_and_close(&mut case, &rules, "2026-03-20T10:00:00+08:00", "2026-03-23T10:00:00+08:00");
+    assert!(!measures.on_time);
+    let late = [(ClockKind::Resolution, Some(at("2026-03-19T00:00:00+08:00")))];
+    assert_eq!(breaches(&case), late);
+
+    // Reopened, the case gets a fresh resolution clock and meets it; the earlier breach stays.
+    let reopen = Command::Transition { target: CaseState::Reopened, reason: reason("the fee is back") };
+    run(&mut case, &handler(), "2026-03-24T10:00:00+08:00", reopen, &rules).unwrap();
+    let resolution = clock::clock(&case, ClockKind::Resolution).unwrap();
+    assert!(resolution.status == ClockStatus::Running as i32 && !resolution.breached);
+    assign(&mut case, &rules, "2026-03-24T11:00:00+08:00");
+    let measures = decide_and_close(&mut case, &rules, "2026-03-25T10:00:00+08:00", "2026-03-26T10:00:00+08:00");
+    assert_eq!(case.reopen_count, 1);
+    assert_eq!(breaches(&case), late);
+    assert!(!measures.on_time);
 }

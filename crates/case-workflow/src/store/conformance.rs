@@ -35,6 +35,15 @@ fn accepted(position: i64, n: u32) -> Event {
     accepted_in(position, n, "institutions/demo")
 }
 
+/// An accepted complaint received at `received`.
+fn accepted_at(position: i64, n: u32, received: chrono::DateTime<chrono::Utc>) -> Event {
+    let mut event = accepted(position, n);
+    let mut payload: ComplaintAccepted = event.payload.as_ref().unwrap().to_msg().unwrap();
+    payload.receive_time = Some(to_timestamp(received));
+    event.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+    event
+}
+
 fn accepted_in(position: i64, n: u32, org_unit: &str) -> Event {
     let payload = ComplaintAccepted {
         complaint: format!("complaints/{n:08}"),
@@ -75,6 +84,7 @@ redress_platform::conformance_suite!(
     a_reclassification_at_intake_changes_the_case_grade_once,
     a_withdrawal_at_intake_withdraws_the_case,
     a_recurrence_links_the_new_case_to_the_earlier_one,
+    a_breach_outlives_a_late_extension_a_downgrade_and_a_reopening,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -543,15 +553,7 @@ async fn a_retried_request_returns_the_first_result(store: Arc<dyn CaseStore>) {
 async fn reminders_are_raised_once_even_when_sweeps_are_interrupted(store: Arc<dyn CaseStore>) {
     // Complaints received 20 days ago: every clock has run out.
     let received = now() - TimeDelta::days(20);
-    let events: Vec<Event> = (1..=30)
-        .map(|i| {
-            let mut e = accepted(i, i as u32);
-            let mut payload: ComplaintAccepted = e.payload.as_ref().unwrap().to_msg().unwrap();
-            payload.receive_time = Some(to_timestamp(received));
-            e.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
-            e
-        })
-        .collect();
+    let events: Vec<Event> = (1..=30).map(|i| accepted_at(i, i as u32, received)).collect();
     store.apply(events).await.unwrap();
     // Sweeps that are cut off at arbitrary points, racing each other.
     for round in 0..6u64 {
@@ -728,4 +730,62 @@ async fn a_recurrence_links_the_new_case_to_the_earlier_one(store: Arc<dyn CaseS
         let trail = store.audit_trail(&id_of(case)).await.unwrap().unwrap();
         assert_eq!(trail.entries.last().unwrap().action, "case.linked");
     }
+}
+
+async fn a_breach_outlives_a_late_extension_a_downgrade_and_a_reopening(store: Arc<dyn CaseStore>) {
+    // Received 20 days ago: every clock has run out.
+    store.apply(vec![accepted_at(1, 1, now() - TimeDelta::days(20))]).await.unwrap();
+    let received = newest_case(&store).await;
+    let (h, s) = (handler(), supervisor());
+    let extend = Command::Extend { total_days: 30, reason: text("needs the partner's records") };
+    let err = change(&store, &received, &s, extend.clone()).await.unwrap_err();
+    assert!(matches!(err, CaseError::Workflow(WorkflowError::ExtensionTooLate { .. })), "{err}");
+    assert_eq!((err.kind().code(), err.reason()), (tonic::Code::FailedPrecondition, "EXTENSION_TOO_LATE"));
+    assert_eq!(store.get(&id_of(&received)).await.unwrap().unwrap(), received, "a refusal writes nothing");
+
+    store.sweep(now(), 10).await.unwrap();
+    let swept = store.get(&id_of(&received)).await.unwrap().unwrap();
+    let kinds: Vec<i32> = swept.breaches.iter().map(|b| b.clock).collect();
+    let expected = [ClockKind::FirstResponse, ClockKind::Resolution, ClockKind::RegulatoryDecision];
+    assert_eq!(kinds, expected.map(|k| k as i32));
+    for breach in &swept.breaches {
+        let clock = swept.clocks.iter().find(|c| c.kind == breach.clock).unwrap();
+        assert_eq!((breach.clock_start_time, breach.due_time), (clock.start_time, clock.due_time));
+        let (due, recorded) = (breach.due_time.unwrap(), breach.breach_time.unwrap());
+        assert!((recorded.seconds, recorded.nanos) >= (due.seconds, due.nanos));
+    }
+
+    let err = change(&store, &swept, &s, extend).await.unwrap_err();
+    assert_eq!(err.reason(), "EXTENSION_TOO_LATE");
+
+    // Up to urgent and back down, paused and resumed, decided, closed and reopened: the
+    // clocks get new due times and a new resolution clock, the breaches stay as they were.
+    let steps: Vec<(&Principal, Command)> = vec![
+        (&h, Command::ChangeGrade { grade: Grade::Urgent, reason: text("media attention") }),
+        (&h, Command::ChangeGrade { grade: Grade::General, reason: text("not urgent after all") }),
+        (&h, Command::Pause { reason: PauseReason::WaitingForMaterials, note: text("statement") }),
+        (&h, Command::Resume { note: text("statement received") }),
+        (&h, Command::Assign { assignee: text("u-handler"), department: text("cards") }),
+        (&h, to(CaseState::Investigating)),
+        (&h, Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("g") }),
+        (&h, Command::Decide { notice: text("explained") }),
+        (&h, Command::Survey { score: 5, resolved: true, comment: text("ok") }),
+        (&h, to(CaseState::Closed)),
+        (&h, to(CaseState::Reopened)),
+    ];
+    let mut case = swept.clone();
+    for (who, command) in steps {
+        case = change(&store, &case, who, command.clone()).await.unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        assert_eq!(case.breaches, swept.breaches, "after {command:?}");
+    }
+    assert_eq!(case.state, CaseState::Reopened as i32);
+    assert_eq!(store.get(&id_of(&case)).await.unwrap().unwrap().breaches, swept.breaches);
+
+    // What quality-metrics is told counts them.
+    let events = committed_events(store.feed(), 0, 1000).await.unwrap();
+    let payload = |t: &str| events.iter().find(|e| e.event_type.ends_with(t)).unwrap().payload.clone().unwrap();
+    let survey: SurveyAnswered = payload("SurveyAnswered").to_msg().unwrap();
+    assert!(!survey.measures.unwrap().on_time);
+    let closed: CaseClosed = payload("CaseClosed").to_msg().unwrap();
+    assert!(!closed.measures.unwrap().on_time);
 }

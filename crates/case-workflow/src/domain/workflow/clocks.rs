@@ -1,6 +1,6 @@
 //! Commands on a case's SLA clocks: a grade change re-lengths them, pauses stop them counting,
-//! and an extension lengthens the regulatory decision clock (D-SLA-2) and tells the
-//! complainant.
+//! and an extension, granted before the clock is due, lengthens the regulatory decision clock
+//! (D-SLA-2) and tells the complainant.
 
 use redress_calendar::Period;
 use redress_platform::principal::Permission;
@@ -85,6 +85,12 @@ pub(super) fn extend(
     let current = clock::clock(case, ClockKind::RegulatoryDecision).cloned().unwrap_or_default();
     if current.status == ClockStatus::Met as i32 || current.status == ClockStatus::Stopped as i32 {
         return Err(WorkflowError::DecisionClockDone);
+    }
+    // An extension is granted before the clock it extends is due (D-SLA-8): once it ran out,
+    // the breach is recorded (by `execute`, before any command) and a longer clock would only
+    // hide it.
+    if let Some(due) = clock::breach_of(case, ClockKind::RegulatoryDecision).and_then(|b| instant(&b.due_time)) {
+        return Err(WorkflowError::ExtensionTooLate { due });
     }
     if i64::from(total_days) <= i64::from(current.length) {
         return Err(WorkflowError::ExtensionTooShort { current_days: current.length });

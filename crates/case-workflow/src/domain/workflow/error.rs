@@ -35,6 +35,9 @@ pub enum WorkflowError {
     PermissionRequired(Permission),
     #[error("the regulatory decision clock is no longer running")]
     DecisionClockDone,
+    /// An extension is granted before the decision clock is due, never after (D-SLA-8).
+    #[error("the decision deadline {due} has passed; an extension must be granted before it")]
+    ExtensionTooLate { due: DateTime<Utc> },
     /// An extension must lengthen the decision clock.
     #[error("must be longer than the current {current_days} days")]
     ExtensionTooShort { current_days: i32 },

@@ -177,11 +177,16 @@ enum Announce {
 /// the caller discards both cases.
 pub fn execute(
     case: &mut Case,
-    other: Option<&mut Case>,
+    mut other: Option<&mut Case>,
     command: Command,
     ctx: &Context<'_>,
 ) -> Result<Effects, WorkflowError> {
     let previous_state = case.state;
+    // What ran out before this change is a breach whatever the change does to the clocks.
+    clock::record_breaches(case, ctx.now);
+    if let Some(other) = other.as_deref_mut() {
+        clock::record_breaches(other, ctx.now);
+    }
     let change = match command {
         Command::Assign { assignee, department } => assignment::assign(case, assignee, department, ctx)?,
         Command::Transfer { to_department, reason } => assignment::transfer(case, to_department, reason, ctx)?,
@@ -322,7 +327,8 @@ pub fn measures(case: &Case) -> CaseMeasures {
     CaseMeasures {
         first_response_seconds: seconds(&case.first_response_time),
         decision_seconds: seconds(&case.decide_time),
-        on_time: !case.clocks.iter().any(|c| c.breached),
+        // Records written before breaches were kept have only the clocks' flags.
+        on_time: case.breaches.is_empty() && !case.clocks.iter().any(|c| c.breached),
         one_time_resolution: case.review_count == 0 && case.reopen_count == 0 && survey.resolved,
         satisfaction_score: survey.score,
         resolved: survey.resolved,

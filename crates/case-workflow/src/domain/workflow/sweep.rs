@@ -9,11 +9,12 @@ use redress_proto::redress::case::v1::{
 };
 
 use super::{Effects, Rules, details, is_terminal, state_of};
-use crate::domain::clock::instant;
+use crate::domain::clock::{self, instant};
 
 /// Raises the reminders that are due at `now`. Empty effects when nothing is due.
 pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
     let mut fx = Effects::default();
+    clock::record_breaches(case, now);
     let mut raised = Vec::new();
     for clock in &mut case.clocks {
         if clock.status != ClockStatus::Running as i32 {
