@@ -405,6 +405,27 @@ fn a_withdrawn_case_with_an_open_task_needs_no_more_sweeping() {
 }
 
 #[test]
+fn a_case_paused_on_its_last_day_resumes_with_that_day_to_run() {
+    let rules = rules();
+    // Mon 2026-03-09 10:00: the 15-day decision clock ends Tue 24 at 24:00.
+    let mut case = opened("2026-03-09T10:00:00+08:00", &rules);
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-03-25T00:00:00+08:00")));
+    let pause = Command::Pause { reason: PauseReason::WaitingForMaterials, note: reason("bank statement") };
+    run(&mut case, &handler(), "2026-03-24T09:00:00+08:00", pause, &rules).unwrap();
+    run(&mut case, &handler(), "2026-03-27T09:00:00+08:00", Command::Resume { note: reason("received") }, &rules)
+        .unwrap();
+    // Tue 24 was left when the clocks paused; Fri 27 is that day now.
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-03-28T00:00:00+08:00")));
+    let fx = workflow::sweep(&mut case, &rules, at("2026-03-27T09:00:00+08:00"));
+    assert!(
+        !fx.audit.iter().any(|(a, d)| a == "deadline.breached" && d["clock"] == "CLOCK_KIND_REGULATORY_DECISION"),
+        "{:?}",
+        fx.audit
+    );
+    assert!(!breaches(&case).iter().any(|(kind, _)| *kind == ClockKind::RegulatoryDecision));
+}
+
+#[test]
 fn an_extension_is_granted_before_the_decision_deadline_never_after() {
     let rules = rules();
     let extend = |total_days| Command::Extend { total_days, reason: reason("needs the card scheme's records") };
