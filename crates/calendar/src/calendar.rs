@@ -9,6 +9,10 @@
 //! ([`CalendarError::YearNotLoaded`]) or, with
 //! [`WorkingCalendar::with_provisional_years`], counted on its provisional
 //! calendar (see [`crate::provisional`]), which callers must report as such.
+//!
+//! England and Wales bank holidays and US federal holidays (D-SLA-10) ship the
+//! same way, one file per year with holidays only; they have no provisional
+//! rule, so a year without a file is always refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -21,6 +25,19 @@ use serde::Deserialize;
 /// files on disk at run time.
 const SHIPPED_CHINA: &[(&str, &str)] =
     &[("cn/2025.toml", include_str!("../data/cn/2025.toml")), ("cn/2026.toml", include_str!("../data/cn/2026.toml"))];
+
+/// England and Wales bank holidays, the non-business days of FCA DISP beside weekends.
+const SHIPPED_ENGLAND_AND_WALES: &[(&str, &str)] = &[
+    ("gb-eng/2025.toml", include_str!("../data/gb-eng/2025.toml")),
+    ("gb-eng/2026.toml", include_str!("../data/gb-eng/2026.toml")),
+];
+
+/// US federal holidays, as observed.
+const SHIPPED_UNITED_STATES: &[(&str, &str)] =
+    &[("us/2025.toml", include_str!("../data/us/2025.toml")), ("us/2026.toml", include_str!("../data/us/2026.toml"))];
+
+/// Names of the shipped calendars, as regimes and configuration refer to them.
+pub const CALENDAR_NAMES: [&str; 3] = ["cn", "gb-eng", "us"];
 
 /// Errors from loading calendars or from queries that need calendar data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -257,6 +274,9 @@ pub struct WorkingCalendar {
     years: BTreeMap<i32, YearCalendar>,
     /// Provisional years built so far; `None` when years without a file are not counted.
     provisional: Option<Arc<ProvisionalYears>>,
+    /// The provisional rule is China's statutory holidays (D-SLA-6); a region without such a
+    /// rule must keep refusing years it has no file for rather than count them as China's.
+    no_provisional_rule: bool,
 }
 
 /// Provisional years built so far, shared by the clones of one calendar.
@@ -290,8 +310,36 @@ impl std::ops::Deref for YearRef<'_> {
 impl WorkingCalendar {
     /// The shipped mainland China calendars (2025 and 2026).
     pub fn china() -> Self {
+        Self::shipped(SHIPPED_CHINA)
+    }
+
+    /// The shipped England and Wales bank-holiday calendars (2025 and 2026). Other years are
+    /// refused with [`CalendarError::YearNotLoaded`], even with
+    /// [`Self::with_provisional_years`]: there is no provisional rule outside China.
+    pub fn england_and_wales() -> Self {
+        Self { no_provisional_rule: true, ..Self::shipped(SHIPPED_ENGLAND_AND_WALES) }
+    }
+
+    /// The shipped US federal-holiday calendars (2025 and 2026), observed dates. Other years
+    /// are refused with [`CalendarError::YearNotLoaded`], as for England and Wales.
+    pub fn united_states() -> Self {
+        Self { no_provisional_rule: true, ..Self::shipped(SHIPPED_UNITED_STATES) }
+    }
+
+    /// A shipped calendar by the name regimes use: `cn`, `gb-eng` or `us` (see
+    /// [`CALENDAR_NAMES`]).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "cn" => Some(Self::china()),
+            "gb-eng" => Some(Self::england_and_wales()),
+            "us" => Some(Self::united_states()),
+            _ => None,
+        }
+    }
+
+    fn shipped(files: &[(&str, &str)]) -> Self {
         let mut years = BTreeMap::new();
-        for (name, text) in SHIPPED_CHINA {
+        for (name, text) in files {
             // The embedded files are validated by the crate's tests, so a
             // failure here is a build defect; skipping keeps this infallible
             // and the missing year still surfaces as YearNotLoaded.
@@ -299,12 +347,15 @@ impl WorkingCalendar {
                 years.insert(year.year(), year);
             }
         }
-        Self { years, provisional: None }
+        Self { years, provisional: None, no_provisional_rule: false }
     }
 
     /// This calendar, counting the years it has no file for on their provisional calendar
     /// (the statutory holidays, no make-up days) instead of refusing them.
     pub fn with_provisional_years(mut self) -> Self {
+        if self.no_provisional_rule {
+            return self;
+        }
         self.provisional = Some(Arc::default());
         self
     }
@@ -335,7 +386,7 @@ impl WorkingCalendar {
             }
             years.insert(year.year(), year);
         }
-        Ok(Self { years, provisional: None })
+        Ok(Self { years, provisional: None, no_provisional_rule: false })
     }
 
     /// Loads every `*.toml` file directly inside `dir` (sorted by name).
@@ -365,7 +416,7 @@ impl WorkingCalendar {
     /// counted when either calendar counts them.
     pub fn merged(mut self, other: WorkingCalendar) -> Self {
         self.years.extend(other.years);
-        if self.provisional.is_none() && other.provisional.is_some() {
+        if self.provisional.is_none() && other.provisional.is_some() && !self.no_provisional_rule {
             self.provisional = Some(Arc::default());
         }
         // Years built before a file arrived are dropped: the file now speaks for them.

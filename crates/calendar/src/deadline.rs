@@ -42,6 +42,23 @@ pub struct ReceiptDeadlines {
     pub regulatory_decision_due: DateTime<Utc>,
 }
 
+/// A due instant, and whether it rests on a provisional year (D-SLA-6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub at: DateTime<Utc>,
+    /// Set when a year the period counts in has no official calendar loaded: the instant was
+    /// counted on that year's provisional calendar and may move once the official one arrives.
+    pub provisional: Option<Provisional>,
+}
+
+/// Why a due instant is provisional: the first year it counted provisionally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisional {
+    pub year: i32,
+    /// Names the year, for people (see [`crate::provisional::provisional_reason`]).
+    pub reason: String,
+}
+
 /// Computes due instants against one working calendar and one time zone.
 #[derive(Debug, Clone)]
 pub struct DeadlineCalculator {
@@ -55,21 +72,22 @@ impl DeadlineCalculator {
     }
 
     /// The shipped calendars, merged with (and overridden by) the year files in
-    /// `calendars_dir` when it is not empty, in the IANA zone `time_zone`.
+    /// `calendars_dir` when it is not empty, in the IANA zone `time_zone`. Years without a file
+    /// are counted provisionally, so no deadline is ever left unset for want of a notice.
     pub fn configured(time_zone: &str, calendars_dir: &str) -> Result<Self, CalendarError> {
         let tz: Tz = time_zone
             .parse()
             .map_err(|e| CalendarError::InvalidTimeZone { name: time_zone.to_owned(), message: format!("{e}") })?;
-        let mut calendar = WorkingCalendar::china();
+        let mut calendar = WorkingCalendar::china().with_provisional_years();
         if !calendars_dir.is_empty() {
             calendar = calendar.merged(WorkingCalendar::load_dir(std::path::Path::new(calendars_dir))?);
         }
         Ok(Self::new(Arc::new(calendar), tz))
     }
 
-    /// The shipped China calendar in Asia/Shanghai.
+    /// The shipped China calendar in Asia/Shanghai, counting other years provisionally.
     pub fn china() -> Self {
-        Self::new(Arc::new(WorkingCalendar::china()), DEFAULT_TIME_ZONE)
+        Self::new(Arc::new(WorkingCalendar::china().with_provisional_years()), DEFAULT_TIME_ZONE)
     }
 
     pub fn time_zone(&self) -> Tz {
@@ -103,6 +121,38 @@ impl DeadlineCalculator {
             Period::WorkingDays(n) => self.end_of_day(self.last_day(self.acceptance_date(accepted_at), n, true)?),
             Period::CalendarDays(n) => self.end_of_day(self.last_day(self.acceptance_date(accepted_at), n, false)?),
         }
+    }
+
+    /// [`Self::due`], saying whether a provisional year was counted.
+    pub fn due_explained(&self, accepted_at: DateTime<Utc>, period: Period) -> Result<Due, CalendarError> {
+        let at = self.due(accepted_at, period)?;
+        Ok(self.explain(accepted_at, at, period))
+    }
+
+    /// [`Self::due_with_pauses`], saying whether a provisional year was counted.
+    pub fn due_with_pauses_explained(
+        &self,
+        started_at: DateTime<Utc>,
+        period: Period,
+        pauses: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> Result<Due, CalendarError> {
+        let at = self.due_with_pauses(started_at, period, pauses)?;
+        Ok(self.explain(started_at, at, period))
+    }
+
+    /// A day period is provisional when any year from its start date to its last counted day
+    /// is; an hour period counts no days, so it never is.
+    fn explain(&self, started_at: DateTime<Utc>, at: DateTime<Utc>, period: Period) -> Due {
+        if matches!(period, Period::Hours(_)) {
+            return Due { at, provisional: None };
+        }
+        // `at` is 24:00 of the last counted day, so the instant before it lies on that day.
+        let last = self.acceptance_date(at - TimeDelta::seconds(1)).year();
+        let first = self.acceptance_date(started_at).year();
+        let provisional = (first..=last)
+            .find(|year| self.calendar.is_provisional(*year))
+            .map(|year| Provisional { year, reason: crate::provisional::provisional_reason(year) });
+        Due { at, provisional }
     }
 
     /// Instant at which `period` counted from `started_at` ends when the clock was paused over
@@ -168,10 +218,10 @@ impl DeadlineCalculator {
             return self.calendar.add_working_days(accepted, n);
         }
         let last = accepted.checked_add_days(Days::new(u64::from(n))).ok_or(CalendarError::OutOfRange)?;
-        // Every counted day must come from a loaded year, not only
-        // the last one, so a gap in the data is never papered over.
+        // Every counted day must come from a year the calendar counts (officially or
+        // provisionally), not only the last one, so a gap in the data is never papered over.
         for year in accepted.year()..=last.year() {
-            if self.calendar.year(year).is_none() {
+            if !self.calendar.counts(year) {
                 return Err(CalendarError::YearNotLoaded { year });
             }
         }

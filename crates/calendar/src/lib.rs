@@ -1,7 +1,8 @@
 //! redress-calendar: SLA clocks for complaint handling.
 //!
 //! * [`calendar`] owns working-day calendars (which dates are working days,
-//!   loaded per year from data files; China 2025–2026 shipped embedded).
+//!   loaded per year from data files; China, England and Wales and US
+//!   2025–2026 shipped embedded).
 //! * [`deadline`] owns turning a period counted from an acceptance instant
 //!   into a due instant under the Civil Code counting rules.
 //! * [`policy`] owns which periods apply per complaint grade.
@@ -11,6 +12,6 @@ pub mod deadline;
 pub mod policy;
 pub mod provisional;
 
-pub use calendar::{CalendarError, WorkingCalendar, YearCalendar};
-pub use deadline::{DEFAULT_TIME_ZONE, DeadlineCalculator, Period, ReceiptDeadlines};
+pub use calendar::{CALENDAR_NAMES, CalendarError, WorkingCalendar, YearCalendar};
+pub use deadline::{DEFAULT_TIME_ZONE, DeadlineCalculator, Due, Period, Provisional, ReceiptDeadlines};
 pub use policy::{Grade, GradeTargets, SlaPolicy};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use redress_calendar::{
-    CalendarError, DeadlineCalculator, Grade, Period, ReceiptDeadlines, SlaPolicy, WorkingCalendar,
+    CalendarError, DeadlineCalculator, Due, Grade, Period, Provisional, ReceiptDeadlines, SlaPolicy, WorkingCalendar,
 };
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -236,6 +236,68 @@ fn default_calculator_is_shanghai_with_shipped_data() {
     let calc = DeadlineCalculator::china();
     assert_eq!(calc.time_zone(), chrono_tz::Asia::Shanghai);
     assert_eq!(calc.calendar().years(), vec![2025, 2026]);
+    assert!(calc.calendar().is_provisional(2027), "the services' calculator counts missing years provisionally");
+}
+
+fn provisional(year: i32) -> Option<Provisional> {
+    Some(Provisional { year, reason: redress_calendar::provisional::provisional_reason(year) })
+}
+
+/// D-SLA-6: a deadline that counts a day of a year with no official file is still computed, on
+/// that year's provisional calendar, and says so.
+#[test]
+fn deadlines_reaching_a_year_without_a_file_are_provisional() {
+    let calc = DeadlineCalculator::china();
+    let rows = [
+        // Sun 2026-12-20 + 15 = Mon 2027-01-04, a working day of provisional 2027.
+        ("2026-12-20T10:00:00+08:00", Period::CalendarDays(15), "2027-01-04T16:00:00Z", provisional(2027)),
+        // Mon 2026-12-28: Tue 29, Wed 30, Thu 31, (Fri 01-01 New Year's Day) Mon 4, Tue 5.
+        ("2026-12-28T10:00:00+08:00", Period::WorkingDays(5), "2027-01-05T16:00:00Z", provisional(2027)),
+        // Sun 2026-12-20 + 30 = Tue 2027-01-19.
+        ("2026-12-20T10:00:00+08:00", Period::CalendarDays(30), "2027-01-19T16:00:00Z", provisional(2027)),
+        // Within 2026: official.
+        ("2026-12-20T10:00:00+08:00", Period::WorkingDays(7), "2026-12-29T16:00:00Z", None),
+        // Hour clocks count no days.
+        ("2026-12-31T23:00:00+08:00", Period::Hours(24), "2027-01-01T15:00:00Z", None),
+        // Accepted in 2024, counted into 2025: the acceptance year is provisional too.
+        ("2024-12-20T10:00:00+08:00", Period::CalendarDays(15), "2025-01-06T16:00:00Z", provisional(2024)),
+    ];
+    for (accepted, period, expected, why) in rows {
+        let got = calc.due_explained(at(accepted), period);
+        assert_eq!(got, Ok(Due { at: at(expected), provisional: why }), "{accepted} + {period:?}");
+    }
+    // Paused across the turn of the year: Sun 20 December, 5 wd = Mon 21 .. Fri 25. Paused Mon
+    // 21 with all 5 left, resumed Mon 28: Mon 28 .. Thu 31 and Mon 2027-01-04.
+    let paused = calc.due_with_pauses_explained(
+        at("2026-12-20T10:00:00+08:00"),
+        Period::WorkingDays(5),
+        &[(at("2026-12-21T10:00:00+08:00"), at("2026-12-28T10:00:00+08:00"))],
+    );
+    assert_eq!(paused, Ok(Due { at: at("2027-01-04T16:00:00Z"), provisional: provisional(2027) }));
+    assert!(provisional(2027).unwrap().reason.contains("2027"));
+    // Outside the years a provisional calendar is built for, nothing is guessed: an error.
+    assert_eq!(
+        calc.due_explained(at("2200-12-25T10:00:00+08:00"), Period::CalendarDays(15)),
+        Err(CalendarError::YearNotLoaded { year: 2201 })
+    );
+}
+
+/// Loading the official year replaces the provisional one: the same deadline is recomputed on
+/// it and is no longer provisional.
+#[test]
+fn an_official_year_replaces_the_provisional_count() {
+    let official = WorkingCalendar::from_year_toml(&[(
+        "2027.toml",
+        "year = 2027\n[[holidays]]\nname = \"元旦\"\nfrom = 2027-01-01\nto = 2027-01-04\n",
+    )])
+    .unwrap();
+    let calendar = WorkingCalendar::china().with_provisional_years().merged(official);
+    let calc = DeadlineCalculator::new(Arc::new(calendar), chrono_tz::Asia::Shanghai);
+    // Mon 2027-01-04 is now a holiday: the 15 days run to Tue 01-05.
+    assert_eq!(
+        calc.due_explained(at("2026-12-20T10:00:00+08:00"), Period::CalendarDays(15)),
+        Ok(Due { at: at("2027-01-05T16:00:00Z"), provisional: None })
+    );
 }
 
 /// (case, started_at, period, pauses, expected due)
