@@ -37,6 +37,16 @@ impl IntakeError {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// A submission whose `complaint.external_reference` identifies another complaint of its
+    /// institution: named when the caller may see it.
+    pub fn reference_taken(complaint: Option<&str>) -> Self {
+        let description = match complaint {
+            Some(name) => format!("already identifies complaint {name}, recorded from another request"),
+            None => "already identifies a complaint outside the caller's organisation unit".to_owned(),
+        };
+        Self::invalid("complaint.external_reference", description)
+    }
+
     pub fn complaint_not_found(name: &str) -> Self {
         Self::NotFound { resource: "complaint", name: name.to_owned() }
     }
@@ -122,6 +132,7 @@ impl From<StoreError> for IntakeError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::RequestIdReused => Self::invalid("request_id", "was already used for a different complaint"),
+            StoreError::ReferenceTaken { complaint, .. } => Self::reference_taken(Some(&complaint)),
             StoreError::Erased => Self::PersonalDataErased,
             StoreError::Refused(ChangeError::WithdrawnBeforeReceipt) => {
                 Self::invalid("withdraw_time", "must not be before the complaint was received")
@@ -143,6 +154,13 @@ mod tests {
         assert_eq!((reused.kind(), reused.reason()), (ErrorKind::InvalidArgument, "INVALID_ARGUMENT"));
         assert_eq!(reused.violations()[0].field, "request_id");
         assert!(reused.localized().contains("request_id"));
+        let taken = IntakeError::from(StoreError::ReferenceTaken {
+            complaint: "complaints/1".to_owned(),
+            org_unit: "institutions/acme".to_owned(),
+        });
+        assert_eq!(taken.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(taken.violations()[0].field, "complaint.external_reference");
+        assert!(taken.violations()[0].description.contains("complaints/1"));
         let erased = IntakeError::from(StoreError::Erased);
         assert_eq!(tonic::Status::from(erased).code(), Code::FailedPrecondition);
         let internal = tonic::Status::from(IntakeError::from(StoreError::Other(anyhow::anyhow!("disk at /var/x"))));

@@ -24,7 +24,7 @@ use crate::domain::deadlines::{grade_from_proto, receipt_deadlines};
 use crate::domain::lifecycle::ClassificationOverride;
 use crate::domain::validate::{self, validate_submission};
 use crate::error::IntakeError;
-use crate::store::{ListQuery, NewComplaint, PiiAccess, Submitted};
+use crate::store::{ListQuery, NewComplaint, PiiAccess, StoreError, Submitted};
 
 impl IntakeApi {
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -95,13 +95,32 @@ impl IntakeApi {
             trace: TraceContext::current(),
             recurrence_since: receive_time - self.recurrence_window,
         };
+        let external_reference = new.complaint.external_reference.clone();
         let store = self.store()?;
-        let mut complaint = match store.submit(new).await? {
+        let submitted = store.submit(new).await.map_err(|e| match e {
+            // Refused for a complaint the caller may not see: it learns that the reference is
+            // taken, which the uniqueness itself discloses, but not which complaint has it.
+            StoreError::ReferenceTaken { org_unit, .. } if !principal.covers(&org_unit) => {
+                IntakeError::reference_taken(None)
+            }
+            e => e.into(),
+        })?;
+        let mut complaint = match submitted {
             Submitted::Created(c) => {
                 tracing::info!(complaint = %c.name, number = %c.complaint_number, "complaint accepted");
                 let channel = Channel::try_from(c.channel).unwrap_or_default().as_str_name();
                 metrics::counter!("redress_complaints_accepted_total", "channel" => channel).increment(1);
                 c
+            }
+            // A replay is a read: a complaint of a unit the caller does not cover is not returned.
+            // Only a source reference can lead to one (a request with the same hash names the
+            // same unit), once its first request was forgotten.
+            Submitted::Replayed(c) if !principal.covers(&c.org_unit) => {
+                return Err(if !external_reference.trim().is_empty() && c.external_reference == external_reference {
+                    IntakeError::reference_taken(None)
+                } else {
+                    StoreError::RequestIdReused.into()
+                });
             }
             // Stored with personal information masked; a caller allowed to see it gets it back
             // as first returned, and the read is recorded.
@@ -288,9 +307,46 @@ mod tests {
     use chrono::TimeZone;
     use redress_calendar::WorkingCalendar;
     use redress_platform::testing::TestDatabase;
+    use redress_platform::{ApiError, ErrorKind};
 
-    use super::super::test_support::{api, clerk, submission};
+    use super::super::test_support::{api, clerk, clerk_of, submission};
     use super::*;
+
+    #[tokio::test]
+    async fn a_taken_reference_is_refused_and_answered_only_within_the_callers_units() {
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db.config).await;
+        let with = |request_id: &str, unit: &str, facts: &str| {
+            let mut request = submission(now());
+            request.request_id = request_id.to_owned();
+            let complaint = request.complaint.as_mut().unwrap();
+            (complaint.org_unit, complaint.facts, complaint.external_reference) =
+                (unit.to_owned(), facts.to_owned(), "crm:1".to_owned());
+            request
+        };
+        let (sh, bj) = ("institutions/demo-bank/branches/sh", "institutions/demo-bank/branches/bj");
+        let first = api.submit(&clerk(), with("r1", sh, "事实")).await.unwrap().complaint.unwrap();
+        let refused = |err: IntakeError| {
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            let violation = err.violations().remove(0);
+            assert_eq!(violation.field, "complaint.external_reference");
+            violation.description
+        };
+        // Another request with the reference: the caller learns which complaint holds it...
+        let err = api.submit(&clerk(), with("r2", sh, "其他事实")).await.unwrap_err();
+        assert!(refused(err).contains(&first.name));
+        // ...unless it may not see that complaint.
+        let err = api.submit(&clerk_of(bj), with("r3", bj, "其他事实")).await.unwrap_err();
+        assert!(!refused(err).contains(&first.name));
+
+        // Once the first request is forgotten the reference alone finds the complaint, which
+        // only a caller covering its unit gets back.
+        api.store().unwrap().prune_requests(now() + chrono::TimeDelta::days(1)).await.unwrap();
+        let err = api.submit(&clerk_of(bj), with("r4", bj, "其他事实")).await.unwrap_err();
+        assert!(!refused(err).contains(&first.name));
+        let again = api.submit(&clerk(), with("r5", sh, "其他事实")).await.unwrap().complaint.unwrap();
+        assert_eq!((again.name, again.facts), (first.name, first.facts));
+    }
 
     #[tokio::test]
     async fn a_missing_calendar_leaves_deadlines_pending_but_records_the_complaint() {

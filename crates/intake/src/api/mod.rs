@@ -239,7 +239,12 @@ mod test_support {
 
     /// A clerk of the demo bank, who may file complaints.
     pub fn clerk() -> Principal {
-        caller("user:clerk", "institutions/demo-bank", "complaints.create")
+        clerk_of("institutions/demo-bank")
+    }
+
+    /// A clerk who may file complaints for `org_unit`.
+    pub fn clerk_of(org_unit: &str) -> Principal {
+        caller("user:clerk", org_unit, "complaints.create")
     }
 
     /// A data protection officer of `org_unit`, who handles data-subject requests.

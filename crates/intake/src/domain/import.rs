@@ -1,7 +1,7 @@
 //! Bulk import of complaints from other systems: the native CSV schema and the US CFPB public
 //! complaint database schema. Rows are read one at a time (any size of file), each mapped to
-//! a complaint and a request id derived from its source id, so importing the same file again
-//! creates nothing new. A row that cannot be mapped is reported with its line and the reason
+//! a complaint whose external reference and request id derive from its source id, so
+//! importing the same file again, however late, creates nothing new. A row that cannot be mapped is reported with its line and the reason
 //! and the import goes on.
 
 use std::collections::HashMap;

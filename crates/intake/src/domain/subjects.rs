@@ -6,6 +6,7 @@
 use redress_platform::names::OrgUnit;
 use redress_proto::redress::intake::v1::{Complaint, complainant::Party};
 
+use super::acceptance::institution_of;
 use super::pii::Keyring;
 
 /// The kind of identifier an identity document number (with its type) is.
@@ -77,11 +78,7 @@ pub fn digests(keyring: &Keyring, complaint: &Complaint) -> Vec<(&'static str, S
     if identifiers.is_empty() {
         return Vec::new();
     }
-    // Units are stored canonical since the API edge parses them; an earlier record's
-    // spelling is made canonical here, and a unit that does not parse stands for itself, as
-    // it did when that record was indexed.
-    let institution = OrgUnit::try_from_str(&complaint.org_unit)
-        .map_or_else(|_| complaint.org_unit.clone(), |unit| unit.institution().into_string());
+    let institution = institution_of(&complaint.org_unit);
     identifiers.into_iter().map(|(kind, value)| (kind, index_digest(keyring, kind, &institution, &value))).collect()
 }
 

@@ -65,7 +65,9 @@ redress_platform::conformance_suite!(
     an_override_is_what_recurrence_compares,
     people_sharing_a_phone_stay_apart_when_their_id_numbers_differ,
     retention_prunes_the_oldest_events_and_a_reader_below_them_is_told_where_to_resume,
-    retention_forgets_old_request_ids_but_never_an_imports,
+    retention_forgets_old_request_ids_and_a_reference_still_finds_its_complaint,
+    a_reference_identifies_one_complaint_of_its_institution,
+    concurrent_submissions_of_one_reference_create_one_complaint,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -608,17 +610,92 @@ async fn retention_prunes_the_oldest_events_and_a_reader_below_them_is_told_wher
     stop.cancel();
 }
 
-async fn retention_forgets_old_request_ids_but_never_an_imports(store: Arc<dyn IntakeStore>) {
-    let old = |request_id: &str| {
-        let mut new = new_complaint(request_id, request_id, 0, 3);
+/// `new_complaint` carrying an external reference.
+fn referenced(request_id: &str, facts: &str, reference: &str) -> NewComplaint {
+    let mut new = new_complaint(request_id, facts, 0, 3);
+    new.complaint.external_reference = reference.to_owned();
+    new
+}
+
+async fn count(store: &Arc<dyn IntakeStore>) -> usize {
+    store.list(&ListQuery { limit: 100, ..Default::default() }).await.unwrap().len()
+}
+
+async fn retention_forgets_old_request_ids_and_a_reference_still_finds_its_complaint(store: Arc<dyn IntakeStore>) {
+    let old = |request_id: &str, facts: &str, reference: &str| {
+        let mut new = referenced(request_id, facts, reference);
         new.create_time = Utc::now() - Duration::days(40);
         new
     };
-    store.submit(old("api-1")).await.unwrap();
-    store.submit(old("import:cfpb:1")).await.unwrap();
+    store.submit(old("api-1", "api-1", "")).await.unwrap();
+    let Submitted::Created(imported) = store.submit(old("import:cfpb:1", "row 1", "cfpb:1")).await.unwrap() else {
+        panic!()
+    };
     store.submit(new_complaint("api-2", "api-2", 0, 3)).await.unwrap();
-    assert_eq!(store.prune_requests(Utc::now() - Duration::days(30)).await.unwrap(), 1);
-    assert!(matches!(store.submit(old("api-1")).await.unwrap(), Submitted::Created(_)), "forgotten");
-    assert!(matches!(store.submit(old("import:cfpb:1")).await.unwrap(), Submitted::Replayed(_)), "kept");
+    assert_eq!(store.prune_requests(Utc::now() - Duration::days(30)).await.unwrap(), 2, "imports' ids too");
+    assert!(matches!(store.submit(old("api-1", "api-1", "")).await.unwrap(), Submitted::Created(_)), "forgotten");
     assert!(matches!(store.submit(new_complaint("api-2", "api-2", 0, 3)).await.unwrap(), Submitted::Replayed(_)));
+
+    // The import run again after its request ids were forgotten finds the complaint by its
+    // reference, even where the source row was edited since, and records nothing.
+    let stored = store.get(&id_of(&imported)).await.unwrap().unwrap();
+    assert_eq!(
+        store.submit(old("import:cfpb:1", "row 1", "cfpb:1")).await.unwrap(),
+        Submitted::Replayed(stored.clone())
+    );
+    assert_eq!(
+        store.submit(old("import:cfpb:1", "row 1, edited", "cfpb:1")).await.unwrap(),
+        Submitted::Replayed(stored)
+    );
+    assert_eq!(count(&store).await, 4, "api-1 twice, as forgotten, the import once");
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 4);
+}
+
+async fn a_reference_identifies_one_complaint_of_its_institution(store: Arc<dyn IntakeStore>) {
+    let Submitted::Created(first) = store.submit(referenced("r1", "facts", "crm:7")).await.unwrap() else { panic!() };
+    let stored = store.get(&id_of(&first)).await.unwrap().unwrap();
+    // The same request under another id is a retry.
+    assert_eq!(store.submit(referenced("r2", "facts", "crm:7")).await.unwrap(), Submitted::Replayed(stored));
+    // Another request with the reference is refused, from any unit of the institution.
+    for unit in ["institutions/demo", "institutions/demo/branches/sh"] {
+        let mut other = referenced("r3", "other facts", "crm:7");
+        other.complaint.org_unit = unit.to_owned();
+        let err = store.submit(other).await.unwrap_err();
+        let StoreError::ReferenceTaken { complaint, org_unit } = &err else { panic!("{err:?}") };
+        assert_eq!((complaint, org_unit.as_str()), (&first.name, "institutions/demo"));
+    }
+    // Another institution's reference is another one; no reference is none.
+    let mut elsewhere = referenced("r4", "other facts", "crm:7");
+    elsewhere.complaint.org_unit = "institutions/demo-2".to_owned();
+    assert!(matches!(store.submit(elsewhere).await.unwrap(), Submitted::Created(_)));
+    for rid in ["r5", "r6"] {
+        assert!(matches!(store.submit(referenced(rid, rid, "")).await.unwrap(), Submitted::Created(_)));
+    }
+    assert_eq!(count(&store).await, 4);
+    // The refused request recorded nothing: its id is free for what the caller meant.
+    assert!(matches!(store.submit(referenced("r3", "r3", "crm:8")).await.unwrap(), Submitted::Created(_)));
+}
+
+async fn concurrent_submissions_of_one_reference_create_one_complaint(store: Arc<dyn IntakeStore>) {
+    // Under different request ids, half with one payload and half with another.
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        let facts = if i % 2 == 0 { "facts a" } else { "facts b" };
+        tasks.push(tokio::spawn(async move { store.submit(referenced(&format!("c{i}"), facts, "crm:9")).await }));
+    }
+    let (mut created, mut replayed, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Submitted::Created(c)) => created.push(c.name),
+            Ok(Submitted::Replayed(c)) => replayed.push(c.name),
+            Err(StoreError::ReferenceTaken { complaint, .. }) => refused.push(complaint),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1);
+    assert_eq!((replayed.len(), refused.len()), (7, 8), "the winner's payload is replayed, the other refused");
+    assert!(replayed.iter().chain(&refused).all(|name| *name == created[0]));
+    assert_eq!(count(&store).await, 1);
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 1);
 }

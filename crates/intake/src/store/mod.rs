@@ -16,6 +16,7 @@ use redress_platform::names::RequestId;
 use redress_platform::telemetry::TraceContext;
 use redress_proto::redress::intake::v1::{Complainant, Complaint};
 
+use crate::domain::acceptance::SourceReference;
 pub use crate::domain::lifecycle::ClassificationOverride;
 use crate::domain::lifecycle::{self, ChangeError};
 use crate::domain::pii::{self, DataKey, Keyring, PiiError, WrappedKey};
@@ -47,6 +48,13 @@ pub struct NewComplaint {
     pub recurrence_since: DateTime<Utc>,
 }
 
+impl NewComplaint {
+    /// Who the complaint is in the system it came from, when the caller said.
+    fn source_reference(&self) -> Option<SourceReference> {
+        SourceReference::of(&self.complaint)
+    }
+}
+
 impl std::fmt::Debug for NewComplaint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewComplaint")
@@ -71,12 +79,47 @@ impl Submitted {
     fn replay(stored_hash: &str, request_hash: &str, stored: Complaint) -> Result<Self, StoreError> {
         if stored_hash == request_hash { Ok(Self::Replayed(stored)) } else { Err(StoreError::RequestIdReused) }
     }
+
+    /// The answer to a request whose id is new but whose source reference identifies `owner`,
+    /// a complaint recorded by a request of hash `owner_hash` (`None` once retention forgot
+    /// that request). The same request under another id gets `owner` back and records
+    /// nothing. Another request is refused while the first is remembered, as a reference
+    /// reused by mistake most likely is; after that the reference alone decides, since it
+    /// names the complaint in the caller's own system (a source row edited since its import
+    /// is the complaint already recorded, not a new one).
+    fn by_reference(owner_hash: Option<&str>, request_hash: &str, owner: Complaint) -> Result<Self, StoreError> {
+        match owner_hash {
+            Some(hash) if hash != request_hash => {
+                Err(StoreError::ReferenceTaken { complaint: owner.name, org_unit: owner.org_unit })
+            }
+            _ => Ok(Self::Replayed(owner)),
+        }
+    }
+}
+
+/// The complaint a source reference identifies, with the hash of the request that recorded
+/// it while retention keeps that request.
+#[derive(Debug)]
+struct ReferenceOwner {
+    request_hash: Option<String>,
+    complaint: Complaint,
+}
+
+impl ReferenceOwner {
+    /// What `new`, whose request id is unknown, gets (see [`Submitted::by_reference`]).
+    fn answer(&self, new: &NewComplaint) -> Result<Submitted, StoreError> {
+        Submitted::by_reference(self.request_hash.as_deref(), &new.request_hash, self.complaint.clone())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("request_id was already used for a different complaint")]
     RequestIdReused,
+    /// The complaint's external reference already identifies `complaint` (owned by
+    /// `org_unit`) of the same institution, recorded from another request.
+    #[error("external_reference already identifies {complaint}")]
+    ReferenceTaken { complaint: String, org_unit: String },
     #[error("the complainant's personal information was erased")]
     Erased,
     /// A change the domain's rules refuse.
@@ -84,6 +127,19 @@ pub enum StoreError {
     Refused(#[from] ChangeError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// The unique index of source references (see the 0006 migrations).
+const SOURCE_REFERENCE_INDEX: &str = "complaints_by_source_reference";
+
+impl StoreError {
+    /// Whether a write failed because another complaint holds the source reference it gave:
+    /// on PostgreSQL, one committed by a concurrent transaction after this one looked.
+    fn is_reference_conflict(&self) -> bool {
+        let Self::Other(e) = self else { return false };
+        let database = e.downcast_ref::<sqlx::Error>().and_then(sqlx::Error::as_database_error);
+        database.and_then(|d| d.constraint()) == Some(SOURCE_REFERENCE_INDEX)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -133,8 +189,10 @@ pub struct Listed {
 #[async_trait]
 pub trait IntakeStore: Send + Sync + 'static {
     /// Records `new` with its number, its request id and its ComplaintAccepted event in one
-    /// transaction; a retried request returns the first result. The complainant's personal
-    /// information is stored sealed with the subject's key; the record keeps it masked.
+    /// transaction; a retried request returns the first result, and so does one under another
+    /// id whose source reference identifies a complaint (see [`Submitted::by_reference`]). The
+    /// complainant's personal information is stored sealed with the subject's key; the record
+    /// keeps it masked.
     async fn submit(&self, new: NewComplaint) -> Result<Submitted, StoreError>;
     /// The complaint as stored: personal information masked (or erased).
     async fn get(&self, id: &str) -> Result<Option<Complaint>, StoreError> {
@@ -185,9 +243,9 @@ pub trait IntakeStore: Send + Sync + 'static {
     async fn pii_accesses(&self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError> {
         Reader::of(self.feed()).await?.conn().accesses(subject_id).await
     }
-    /// Forgets request ids first used before `before` (retention), except those of imports,
-    /// which keep a re-run import from recording a row twice however late it comes; returns
-    /// how many it forgot.
+    /// Forgets request ids first used before `before` (retention); returns how many it forgot.
+    /// A complaint with a source reference stays found by it, so a re-run import still records
+    /// no row twice.
     async fn prune_requests(&self, before: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
         let cutoff = redress_platform::time::to_micros(before);
         self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
@@ -196,10 +254,9 @@ pub trait IntakeStore: Send + Sync + 'static {
     fn feed(&self) -> &Feed;
 }
 
-/// Forgets up to 5,000 request ids older than `$1` (`$n` placeholders suit both backends;
-/// import request ids, `import:…`, are kept).
+/// Forgets up to 5,000 request ids older than `$1` (`$n` placeholders suit both backends).
 const PRUNE_REQUESTS: &str = "DELETE FROM submit_requests WHERE request_id IN \
-    (SELECT request_id FROM submit_requests WHERE record_time_us < $1 AND request_id NOT LIKE 'import:%' LIMIT 5000)";
+    (SELECT request_id FROM submit_requests WHERE record_time_us < $1 LIMIT 5000)";
 
 /// The complaint a rewrite left; the feed is told when the rewrite committed an event.
 fn announced(feed: &Feed, (complaint, changed): (Option<Complaint>, bool)) -> Option<Complaint> {

@@ -8,7 +8,8 @@ use prost::Message;
 use redress_proto::redress::intake::v1::{Complainant, Complaint};
 
 use super::tx::IntakeTx;
-use super::{Erased, Identifier, NewComplaint, PiiAccess, Rewrite, SealedRow, StoreError, Subject, codes};
+use super::{Erased, Identifier, NewComplaint, PiiAccess, Rewrite, SealedRow, StoreError, Subject, Submitted, codes};
+use crate::domain::acceptance::SourceReference;
 use crate::domain::pii::{self, Keyring};
 use crate::domain::subjects;
 
@@ -167,6 +168,17 @@ pub(crate) async fn recurrence_of<T: IntakeTx + ?Sized>(
     tx.latest_of_issue(subject_id, &business_type, &cause, new.recurrence_since, new.receive_time).await
 }
 
+/// What `new`, whose request id is unknown, gets when its source reference identifies a
+/// stored complaint (see [`Submitted::by_reference`]); `None` when it identifies none.
+pub(crate) async fn answer_by_reference<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    new: &NewComplaint,
+) -> Result<Option<Submitted>, StoreError> {
+    let Some(reference) = new.source_reference() else { return Ok(None) };
+    let owners = tx.reference_owners(&[reference.as_str()]).await?;
+    owners.into_iter().next().map(|(_, owner)| owner.answer(new)).transpose()
+}
+
 /// Every blind-index digest the (readable) complaints of `rows` carry.
 fn live_digests(keyring: &Keyring, rows: &[SealedRow]) -> Result<Vec<String>, StoreError> {
     let mut live = Vec::new();
@@ -205,6 +217,53 @@ where
             return Ok(());
         }
         tracing::info!(complaints = sealed, "sealed personal information of earlier complaints");
+    }
+}
+
+/// Derives the source reference of a batch of complaints recorded without one (before it was
+/// kept, or by an earlier version still running), earliest recorded first; how many it
+/// looked at. Should two share an institution and external reference, the one holding it
+/// keeps it (the earliest, unless a later one was submitted while the earlier waited here)
+/// and the others are reported: they stay as recorded, found by their names.
+pub(crate) async fn derive_references<T: IntakeTx + ?Sized>(tx: &mut T) -> Result<usize, StoreError> {
+    tx.lock_references().await?;
+    let rows = tx.underived_references().await?;
+    for (id, complaint) in &rows {
+        let mut reference = SourceReference::of(complaint);
+        if let Some(r) = &reference
+            && let Some(holder) = tx.reference_holder(r.as_str()).await?
+            && holder != *id
+        {
+            tracing::warn!(
+                complaint = %id,
+                holder = %holder,
+                "a complaint repeats the external reference of another of its institution, which keeps it"
+            );
+            reference = None;
+        }
+        tx.set_source_reference(id, reference.as_ref().map(SourceReference::as_str)).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Derives the source reference of every complaint recorded without one; `batch` runs
+/// [`derive_references`] in a transaction of its own.
+pub(crate) async fn derive_legacy_references<F, Fut>(mut batch: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, StoreError>>,
+{
+    loop {
+        match batch().await {
+            Ok(0) => return Ok(()),
+            Ok(derived) => tracing::info!(complaints = derived, "derived the source references of earlier complaints"),
+            // A submission committed meanwhile took a reference the batch was giving an
+            // earlier complaint; done again, the batch finds it held.
+            Err(e) if e.is_reference_conflict() => {
+                tracing::warn!(error = %e, "a source reference was taken while being derived; deriving again");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! PostgreSQL implementation. Each operation of `ops` runs in a transaction of its own. A
 //! submission claims its request id first, so two concurrent submissions of one request
-//! serialise on its unique key and the loser replays the winner's result.
+//! serialise on its unique key and the loser replays the winner's result; two of one source
+//! reference under different ids meet at the reference's unique index, and the loser is
+//! answered as a later submission of that reference is.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{PgConnection, PgPool};
 
 use super::{Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, codes, ops};
-use crate::domain::acceptance;
+use crate::domain::acceptance::{self, SourceReference};
 use crate::domain::pii::Keyring;
 
 #[derive(Clone)]
@@ -37,6 +39,13 @@ impl PostgresIntakeStore {
             Ok(sealed)
         })
         .await?;
+        ops::derive_legacy_references(|| async {
+            let mut tx = pool.begin().await?;
+            let derived = ops::derive_references(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(derived)
+        })
+        .await?;
         ops::rewrap_keys(|after| async move {
             let mut tx = pool.begin().await?;
             let rewrapped = ops::rewrap_stale(&mut *tx, keyring, &after).await?;
@@ -58,6 +67,11 @@ impl PostgresIntakeStore {
         .await?;
         let Some((hash, record)) = stored else { return Ok(None) };
         Submitted::replay(&hash, &new.request_hash, Complaint::decode(record.as_slice())?).map(Some)
+    }
+
+    /// The answer to `new` when its source reference identifies a complaint.
+    async fn by_reference(&self, new: &NewComplaint) -> Result<Option<Submitted>, StoreError> {
+        ops::answer_by_reference(&mut *self.pool.acquire().await?, new).await
     }
 }
 
@@ -90,8 +104,8 @@ async fn insert_complaint(
     let (business_type, cause) = codes(complaint);
     sqlx::query(
         "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-         create_time_us, pii, subject_id, business_type, cause) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, TRUE)",
     )
     .bind(&new.id)
     .bind(&complaint.complaint_number)
@@ -105,6 +119,7 @@ async fn insert_complaint(
     .bind(subject_id)
     .bind(business_type)
     .bind(cause)
+    .bind(new.source_reference().as_ref().map(SourceReference::as_str))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -114,6 +129,9 @@ async fn insert_complaint(
 impl IntakeStore for PostgresIntakeStore {
     async fn submit(&self, new: NewComplaint) -> Result<Submitted, StoreError> {
         if let Some(done) = self.replay(&new).await? {
+            return Ok(done);
+        }
+        if let Some(done) = self.by_reference(&new).await? {
             return Ok(done);
         }
         let mut tx = self.pool.begin().await?;
@@ -126,7 +144,17 @@ impl IntakeStore for PostgresIntakeStore {
         let earlier = ops::recurrence_of(&mut *tx, &subject.id, &new).await?;
         let number = acceptance::complaint_number(&new.number_prefix, seq);
         let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, &new.trace);
-        insert_complaint(&mut tx, &new, &complaint, subject.seal(&complaint)?, &subject.id).await?;
+        let inserted = insert_complaint(&mut tx, &new, &complaint, subject.seal(&complaint)?, &subject.id).await;
+        if inserted.as_ref().is_err_and(StoreError::is_reference_conflict) {
+            // A submission of the same reference committed since it was looked up: this one
+            // is answered as any later one is, and its request id is not recorded.
+            tx.rollback().await?;
+            return self
+                .by_reference(&new)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("referenced complaint vanished").into());
+        }
+        inserted?;
         tx.append_events(&events).await?;
         tx.commit().await?;
         self.feed.notify_committed();

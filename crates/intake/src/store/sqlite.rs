@@ -38,6 +38,10 @@ impl SqliteIntakeStore {
             store.write(|conn, keyring| Box::pin(async move { ops::seal_unsealed(conn, &keyring).await }))
         })
         .await?;
+        ops::derive_legacy_references(|| {
+            store.write(|conn, _| Box::pin(async move { ops::derive_references(conn).await }))
+        })
+        .await?;
         ops::rewrap_keys(|after| {
             store.write(move |conn, keyring| Box::pin(async move { ops::rewrap_stale(conn, &keyring, &after).await }))
         })

@@ -13,7 +13,7 @@ use redress_proto::redress::intake::v1::Complaint;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{ListQuery, Listed, PiiAccess, PiiAccessRecord, SealedRow, StoreError, codes};
+use super::{ListQuery, Listed, PiiAccess, PiiAccessRecord, ReferenceOwner, SealedRow, StoreError, codes};
 use crate::domain::pii::WrappedKey;
 
 /// One transaction of an intake store.
@@ -57,6 +57,20 @@ pub(crate) trait IntakeTx: Outbox {
     /// passed over by other replicas) until the transaction ends.
     async fn unsealed(&mut self) -> Result<Vec<(String, Complaint)>, StoreError>;
 
+    /// The complaints that hold these source references, each with the reference.
+    async fn reference_owners(&mut self, references: &[&str]) -> Result<Vec<(String, ReferenceOwner)>, StoreError>;
+    /// The complaint that holds a source reference.
+    async fn reference_holder(&mut self, reference: &str) -> Result<Option<String>, StoreError>;
+    /// Serialises the derivation of earlier complaints' source references until the
+    /// transaction ends, so that replicas starting together take the complaints in the order
+    /// they were recorded.
+    async fn lock_references(&mut self) -> Result<(), StoreError>;
+    /// Up to 500 complaints whose source reference was not derived yet, earliest recorded
+    /// first.
+    async fn underived_references(&mut self) -> Result<Vec<(String, Complaint)>, StoreError>;
+    /// Records a complaint's source reference (`None`: it holds none) as derived.
+    async fn set_source_reference(&mut self, id: &str, reference: Option<&str>) -> Result<(), StoreError>;
+
     /// Serialises changes to data subjects until the transaction ends, so two first
     /// complaints of one person, or a correction and an erasure, run one after the other.
     async fn lock_subjects(&mut self) -> Result<(), StoreError>;
@@ -91,6 +105,33 @@ pub(crate) trait IntakeTx: Outbox {
     async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
 }
 
+/// A complaint holding a source reference, with the request that recorded it while that is
+/// remembered.
+#[derive(sqlx::FromRow)]
+struct ReferenceRow {
+    source_reference: String,
+    request_hash: Option<String>,
+    record: Vec<u8>,
+}
+
+impl ReferenceRow {
+    fn owner(self) -> Result<(String, ReferenceOwner), StoreError> {
+        let complaint = Complaint::decode(self.record.as_slice())?;
+        Ok((self.source_reference, ReferenceOwner { request_hash: self.request_hash, complaint }))
+    }
+}
+
+/// The complaints whose source reference meets `$condition`, with their requests.
+macro_rules! reference_owners_sql {
+    ($condition:literal) => {
+        concat!(
+            "SELECT c.source_reference, r.request_hash, c.record FROM complaints c \
+             LEFT JOIN submit_requests r ON r.complaint_id = c.id WHERE c.source_reference ",
+            $condition
+        )
+    };
+}
+
 /// A stored complaint with the columns a listing needs.
 #[derive(sqlx::FromRow)]
 struct ListedRow {
@@ -113,8 +154,9 @@ macro_rules! sealed_sql {
 
 /// Implements [`IntakeTx`] for one backend's connection. `$lock` is appended to the reads that
 /// must lock what they read, `$lock_complaint` to those joining a complaint with its subject,
-/// and `$skip_locked` to the batches replicas share; `$lock_subjects` and `$prune_index` are
-/// the backend's own ways of serialising subjects and binding a list of digests.
+/// and `$skip_locked` to the batches replicas share; `$lock_subjects`, `$lock_references`,
+/// `$prune_index` and `$reference_owners` are the backend's own ways of serialising subjects
+/// and the derivation of references, and of binding a list of digests or references.
 macro_rules! intake_tx {
     (
         $conn:ty,
@@ -122,7 +164,9 @@ macro_rules! intake_tx {
         lock_complaint = $lock_complaint:literal,
         skip_locked = $skip_locked:literal,
         lock_subjects = $lock_subjects:path,
-        prune_index = $prune_index:path $(,)?
+        lock_references = $lock_references:path,
+        prune_index = $prune_index:path,
+        reference_owners = $reference_owners:path $(,)?
     ) => {
         #[async_trait]
         impl IntakeTx for $conn {
@@ -248,6 +292,46 @@ macro_rules! intake_tx {
                 .fetch_all(&mut *self)
                 .await?;
                 rows.into_iter().map(|(id, record)| Ok((id, Complaint::decode(record.as_slice())?))).collect()
+            }
+
+            async fn reference_owners(
+                &mut self,
+                references: &[&str],
+            ) -> Result<Vec<(String, ReferenceOwner)>, StoreError> {
+                let rows = $reference_owners(self, references).await?;
+                rows.into_iter().map(ReferenceRow::owner).collect()
+            }
+
+            async fn reference_holder(&mut self, reference: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT id FROM complaints WHERE source_reference = $1")
+                    .bind(reference)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn lock_references(&mut self) -> Result<(), StoreError> {
+                $lock_references(self).await
+            }
+
+            async fn underived_references(&mut self) -> Result<Vec<(String, Complaint)>, StoreError> {
+                let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT id, record FROM complaints WHERE NOT source_reference_derived \
+                     ORDER BY create_time_us, id LIMIT 500",
+                )
+                .fetch_all(&mut *self)
+                .await?;
+                rows.into_iter().map(|(id, record)| Ok((id, Complaint::decode(record.as_slice())?))).collect()
+            }
+
+            async fn set_source_reference(&mut self, id: &str, reference: Option<&str>) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE complaints SET source_reference = $2, source_reference_derived = TRUE WHERE id = $1",
+                )
+                .bind(id)
+                .bind(reference)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
             }
 
             async fn lock_subjects(&mut self) -> Result<(), StoreError> {
@@ -394,7 +478,7 @@ macro_rules! intake_tx {
 }
 
 /// SQLite's single writer holds the whole database: nothing to lock.
-async fn no_subject_lock(_: &mut SqliteConnection) -> Result<(), StoreError> {
+async fn no_lock(_: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
@@ -403,6 +487,39 @@ async fn lock_subjects_postgres(conn: &mut PgConnection) -> Result<(), StoreErro
     const SUBJECT_LOCK: i64 = 0x7265_6472_7375_626a;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Serialises the derivation of source references with a transaction-scoped advisory lock
+/// (ASCII "redrsref").
+async fn lock_references_postgres(conn: &mut PgConnection) -> Result<(), StoreError> {
+    const REFERENCE_LOCK: i64 = 0x7265_6472_7372_6566;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(REFERENCE_LOCK).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn reference_owners_sqlite(
+    conn: &mut SqliteConnection,
+    references: &[&str],
+) -> Result<Vec<ReferenceRow>, StoreError> {
+    let mut rows = Vec::new();
+    // Within SQLite's limit of bound parameters per statement.
+    for chunk in references.chunks(900) {
+        let mut query = QueryBuilder::<Sqlite>::new(reference_owners_sql!("IN ("));
+        let mut list = query.separated(", ");
+        for reference in chunk {
+            list.push_bind(*reference);
+        }
+        query.push(")");
+        rows.extend(query.build_query_as::<ReferenceRow>().fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
+async fn reference_owners_postgres(
+    conn: &mut PgConnection,
+    references: &[&str],
+) -> Result<Vec<ReferenceRow>, StoreError> {
+    Ok(sqlx::query_as(reference_owners_sql!("= ANY($1)")).bind(references).fetch_all(&mut *conn).await?)
 }
 
 async fn prune_index_sqlite(conn: &mut SqliteConnection, subject_id: &str, keep: &[String]) -> Result<(), StoreError> {
@@ -434,8 +551,10 @@ intake_tx!(
     lock = "",
     lock_complaint = "",
     skip_locked = "",
-    lock_subjects = no_subject_lock,
+    lock_subjects = no_lock,
+    lock_references = no_lock,
     prune_index = prune_index_sqlite,
+    reference_owners = reference_owners_sqlite,
 );
 intake_tx!(
     PgConnection,
@@ -443,7 +562,9 @@ intake_tx!(
     lock_complaint = " FOR UPDATE OF c",
     skip_locked = " FOR UPDATE SKIP LOCKED",
     lock_subjects = lock_subjects_postgres,
+    lock_references = lock_references_postgres,
     prune_index = prune_index_postgres,
+    reference_owners = reference_owners_postgres,
 );
 
 /// A pooled connection of either backend, for reads outside a transaction.

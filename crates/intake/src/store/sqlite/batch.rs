@@ -1,9 +1,9 @@
 //! The submission batch writer: submissions queue up and each batch is written in one
-//! transaction with a handful of multi-row statements (existing request ids, the number
-//! range, subjects, complaints, request ids, outbox) and one fsync. Should a batch fail as a
-//! whole, its submissions are written one by one so that one bad record cannot take the
-//! others down with it. Every rule it applies (idempotency, subjects, recurrence, numbering,
-//! sealing) is the one PostgreSQL's path applies.
+//! transaction with a handful of multi-row statements (existing request ids and source
+//! references, the number range, subjects, complaints, request ids, outbox) and one fsync.
+//! Should a batch fail as a whole, its submissions are written one by one so that one bad
+//! record cannot take the others down with it. Every rule it applies (idempotency by request id and by source
+//! reference, subjects, recurrence, numbering, sealing) is the one PostgreSQL's path applies.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,9 +19,10 @@ use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::subjects::Subjects;
-use crate::domain::acceptance;
+use crate::domain::acceptance::{self, SourceReference};
 use crate::domain::pii::Keyring;
-use crate::store::{NewComplaint, StoreError, Submitted, codes, ops};
+use crate::store::tx::IntakeTx;
+use crate::store::{NewComplaint, ReferenceOwner, StoreError, Submitted, codes, ops};
 
 /// Most submissions written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -118,6 +119,7 @@ struct Sealed {
     subject_id: String,
     business_type: Option<String>,
     cause: Option<String>,
+    source_reference: Option<String>,
 }
 
 /// What becomes of one submission of a batch.
@@ -127,6 +129,8 @@ enum Plan {
     Insert(usize),
     /// Same request id as an earlier submission of this batch.
     SameAs(usize),
+    /// Another request id with the source reference of an earlier submission of this batch.
+    SameReference(usize),
 }
 
 async fn insert_batch(
@@ -150,16 +154,30 @@ async fn insert_batch(
             existing.insert(row.try_get(0)?, (row.try_get(1)?, Complaint::decode(record.as_slice())?));
         }
     }
+    let references: Vec<Option<SourceReference>> = news.iter().map(NewComplaint::source_reference).collect();
+    let owners: HashMap<String, ReferenceOwner> = {
+        let wanted: Vec<&str> = references.iter().flatten().map(SourceReference::as_str).collect();
+        if wanted.is_empty() { HashMap::new() } else { conn.reference_owners(&wanted).await?.into_iter().collect() }
+    };
     let mut plans = Vec::with_capacity(news.len());
     let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
+    let mut first_with_reference: HashMap<&str, usize> = HashMap::new();
     let mut fresh = Vec::new();
-    for (i, new) in news.iter().enumerate() {
+    for (i, (new, reference)) in news.iter().zip(&references).enumerate() {
+        let reference = reference.as_ref().map(SourceReference::as_str);
         let plan = if let Some((hash, complaint)) = existing.get(new.request_id.as_str()) {
             Plan::Done(Box::new(Submitted::replay(hash, &new.request_hash, complaint.clone())))
         } else if let Some(&j) = first_in_batch.get(new.request_id.as_str()) {
             Plan::SameAs(j)
+        } else if let Some(owner) = reference.and_then(|r| owners.get(r)) {
+            Plan::Done(Box::new(owner.answer(new)))
+        } else if let Some(&j) = reference.and_then(|r| first_with_reference.get(r)) {
+            Plan::SameReference(j)
         } else {
             first_in_batch.insert(new.request_id.as_str(), i);
+            if let Some(r) = reference {
+                first_with_reference.insert(r, i);
+            }
             fresh.push(i);
             Plan::Insert(fresh.len() - 1)
         };
@@ -196,13 +214,15 @@ async fn insert_batch(
             let number = acceptance::complaint_number(&new.number_prefix, last - count + 1 + k as i64);
             let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, &new.trace);
             let (record, pii) = subject.seal(&complaint)?;
-            rows.push((new, complaint, Sealed { record, pii, subject_id: subject.id, business_type, cause }, events));
+            let source_reference = references[i].as_ref().map(|r| r.as_str().to_owned());
+            let sealed = Sealed { record, pii, subject_id: subject.id, business_type, cause, source_reference };
+            rows.push((new, complaint, sealed, events));
         }
         subjects.write(conn).await?;
         for chunk in rows.chunks(400) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-                 create_time_us, pii, subject_id, business_type, cause) ",
+                 create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived) ",
             );
             query.push_values(chunk, |mut row, (new, complaint, sealed, _)| {
                 row.push_bind(new.id.as_str())
@@ -216,7 +236,9 @@ async fn insert_batch(
                     .push_bind(sealed.pii.as_slice())
                     .push_bind(sealed.subject_id.as_str())
                     .push_bind(sealed.business_type.as_deref())
-                    .push_bind(sealed.cause.as_deref());
+                    .push_bind(sealed.cause.as_deref())
+                    .push_bind(sealed.source_reference.as_deref())
+                    .push_bind(true);
             });
             query.build().execute(&mut *conn).await?;
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
@@ -244,6 +266,13 @@ async fn insert_batch(
                     Submitted::replay(&news[j].request_hash, &news[i].request_hash, c.clone())
                 }
                 Err(_) => Err(StoreError::RequestIdReused),
+            },
+            // The earlier one was recorded by this batch, its request with it.
+            Plan::SameReference(j) => match &outcomes[j] {
+                Ok(Submitted::Created(c) | Submitted::Replayed(c)) => {
+                    Submitted::by_reference(Some(&news[j].request_hash), &news[i].request_hash, c.clone())
+                }
+                Err(_) => Err(anyhow::anyhow!("the submission first carrying the reference failed").into()),
             },
         };
         outcomes.push(outcome);
