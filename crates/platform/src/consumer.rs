@@ -3,12 +3,14 @@
 //! letters for what can never be applied, and replays of them. A service supplies only what
 //! one event means for it.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use redress_proto::redress::common::v1::Event;
 use sqlx::{PgConnection, SqliteConnection};
 
 use crate::ServiceError;
-use crate::dead_letters::{DeadLetter, LOAD, MARK_REPLAYED, Replay};
+use crate::dead_letters::{DeadLetter, LOAD, MARK_REPLAYED, OUTSTANDING, Replay, WAITING_BEHIND};
 use crate::time::{now, to_micros};
 
 /// A store transaction that keeps consumers' positions and dead letters.
@@ -21,6 +23,15 @@ pub trait ConsumerTx: Send {
     async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), sqlx::Error>;
     /// A dead letter, locked until the transaction ends.
     async fn load_dead_letter(&mut self, consumer: &str, position: i64) -> Result<Option<DeadLetter>, sqlx::Error>;
+    /// The outstanding dead letters of `aggregate` after `position`, in order, locked.
+    async fn waiting_behind(
+        &mut self,
+        consumer: &str,
+        aggregate: &str,
+        position: i64,
+    ) -> Result<Vec<DeadLetter>, sqlx::Error>;
+    /// The first outstanding dead letter of each aggregate that has one.
+    async fn outstanding(&mut self, consumer: &str) -> Result<Vec<(String, i64)>, sqlx::Error>;
     async fn mark_replayed(
         &mut self,
         dead: &DeadLetter,
@@ -72,6 +83,24 @@ macro_rules! consumer_tx {
                     .await
             }
 
+            async fn waiting_behind(
+                &mut self,
+                consumer: &str,
+                aggregate: &str,
+                position: i64,
+            ) -> Result<Vec<DeadLetter>, sqlx::Error> {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{WAITING_BEHIND}{}", $lock)))
+                    .bind(consumer)
+                    .bind(aggregate)
+                    .bind(position)
+                    .fetch_all(&mut *self)
+                    .await
+            }
+
+            async fn outstanding(&mut self, consumer: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+                sqlx::query_as(OUTSTANDING).bind(consumer).fetch_all(&mut *self).await
+            }
+
             async fn mark_replayed(
                 &mut self,
                 dead: &DeadLetter,
@@ -113,18 +142,32 @@ pub trait ApplyEvent<T: ?Sized + Send>: Send {
 }
 
 /// Applies the events of a batch that come after `consumer`'s stored position, strictly in
-/// feed order, with `apply`; an event `apply` finds unappliable is recorded as a dead letter
-/// and passed over. Stores and returns the new position, all in the caller's transaction.
+/// feed order, with `apply`; an event `apply` finds unappliable is recorded as a dead letter and
+/// passed over, and so is every later event of the same aggregate while that dead letter is
+/// outstanding (they wait behind it, so per-aggregate order holds). Stores and returns the new
+/// position, all in the caller's transaction.
 pub async fn apply_in_order<T, A>(tx: &mut T, consumer: &str, events: &[Event], apply: &mut A) -> Result<i64, A::Error>
 where
     T: ConsumerTx + ?Sized,
     A: ApplyEvent<T>,
 {
     let stored = tx.consumer_position(consumer).await?;
+    let mut blocked: HashMap<String, i64> = tx.outstanding(consumer).await?.into_iter().collect();
     let mut position = stored;
     for event in events.iter().filter(|e| e.position > stored) {
-        if let Effect::Unappliable(why) = apply.apply(tx, event).await? {
+        let waits_for = blocked.get(&event.aggregate).copied().filter(|_| !event.aggregate.is_empty());
+        let unappliable = match waits_for {
+            Some(first) => Some(format!("waits for the dead letter at position {first} of the same aggregate")),
+            None => match apply.apply(tx, event).await? {
+                Effect::Applied => None,
+                Effect::Unappliable(why) => Some(why),
+            },
+        };
+        if let Some(why) = unappliable {
             tx.record_dead_letter(&DeadLetter::of(consumer, event, why)).await?;
+            if !event.aggregate.is_empty() {
+                blocked.entry(event.aggregate.clone()).or_insert(event.position);
+            }
         }
         position = event.position;
     }
@@ -133,8 +176,11 @@ where
 }
 
 /// Applies a dead letter again with `apply` and marks it replayed, in the caller's
-/// transaction; returns it unchanged when it was replayed before (each applies at most once).
-/// Still unappliable is `DEAD_LETTER_STILL_FAILS`, and the caller must then write nothing.
+/// transaction, then the events of its aggregate that waited behind it, in order, until one
+/// still cannot be applied (it stays outstanding). Returns the dead letter, unchanged when it
+/// was replayed before (each applies at most once). Refused while an earlier dead letter of
+/// the same aggregate is outstanding; still unappliable is `DEAD_LETTER_STILL_FAILS`, and the
+/// caller must then write nothing.
 pub async fn replay<T, A>(tx: &mut T, replay: &Replay, apply: &mut A) -> Result<DeadLetter, A::Error>
 where
     T: ConsumerTx + ?Sized,
@@ -144,10 +190,22 @@ where
         return Err(replay.not_found().into());
     };
     let Some(event) = replay.event_of(&dead)? else { return Ok(dead) };
+    if !dead.aggregate.is_empty() {
+        let earlier = tx.outstanding(&dead.consumer).await?;
+        if let Some((_, first)) = earlier.iter().find(|(a, first)| *a == dead.aggregate && *first < dead.position) {
+            return Err(Replay::waits_for(*first).into());
+        }
+    }
     if let Effect::Unappliable(why) = apply.apply(tx, &event).await? {
         return Err(Replay::still_fails(&why).into());
     }
     let by = replay.principal.subject.clone();
     let when = tx.mark_replayed(&dead, &by, replay.replay_payload()).await?;
+    if !dead.aggregate.is_empty() {
+        for waiting in tx.waiting_behind(&dead.consumer, &dead.aggregate, dead.position).await? {
+            let Effect::Applied = apply.apply(tx, &waiting.event(None)?).await? else { break };
+            tx.mark_replayed(&waiting, &by, None).await?;
+        }
+    }
     Ok(DeadLetter { replay_time_us: Some(when), replayed_by: by, replay_payload: replay.replay_payload(), ..dead })
 }

@@ -178,6 +178,8 @@ type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Sta
 
 /// Most writes committed together in one transaction.
 const MAX_BATCH: usize = 512;
+/// Batches in a row that could not even begin before the writer gives up (about 5 s).
+const MAX_FAILED_BEGINS: u32 = 100;
 
 /// Serialises every write to one SQLite file and commits them in batches (group commit).
 #[derive(Clone)]
@@ -188,8 +190,8 @@ pub struct SqliteWriter {
 impl SqliteWriter {
     fn spawn(conn: SqliteConnection, supervisor: &Supervisor) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
-        let stop = supervisor.stopping();
-        supervisor.spawn("sqlite-writer", async move {
+        let stop = supervisor.stopping_last();
+        supervisor.spawn_last("sqlite-writer", async move {
             run_writer(conn, rx, stop).await;
             Ok(())
         });
@@ -234,6 +236,7 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx
 async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, stop: CancellationToken) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut closed = false;
+    let mut failed_begins = 0;
     loop {
         let next = tokio::select! {
             biased;
@@ -256,9 +259,19 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, sto
             tracing::error!(error = %e, jobs = batch.len(), "cannot begin sqlite write batch");
             // Dropping the jobs tells each waiter that its write did not happen.
             batch.clear();
+            // A transaction left open by a failed rollback refuses every BEGIN: end it.
+            let _ = exec(&mut conn, "ROLLBACK").await;
+            failed_begins += 1;
+            if failed_begins >= MAX_FAILED_BEGINS {
+                // Ending tells the supervisor, which takes the service out of rotation and
+                // lets it be restarted, instead of refusing every write while serving.
+                tracing::error!(attempts = failed_begins, "the sqlite writer cannot write; stopping");
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
+        failed_begins = 0;
         let mut staged = Vec::with_capacity(batch.len());
         let mut broken: Option<String> = None;
         // A lone write needs no savepoint: its failure rolls back the whole transaction, and

@@ -23,6 +23,8 @@ pub struct DeadLetter {
     pub position: i64,
     pub event_id: String,
     pub event_type: String,
+    /// The aggregate the event is about (e.g. `complaints/…`): its later events wait behind it.
+    pub aggregate: String,
     pub error: String,
     pub payload: Vec<u8>,
     pub org_unit: String,
@@ -34,12 +36,22 @@ pub struct DeadLetter {
 
 /// Records a dead letter (idempotent on consumer and position); bind with [`bind_insert!`].
 pub const INSERT: &str = "INSERT INTO dead_letters \
-    (consumer, position, event_id, event_type, error, payload, org_unit, record_time_us) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+    (consumer, position, event_id, event_type, error, payload, org_unit, record_time_us, aggregate) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 
 /// One dead letter by consumer and position (`FOR UPDATE` is appended on PostgreSQL).
-pub const LOAD: &str = "SELECT consumer, position, event_id, event_type, error, payload, org_unit, record_time_us, \
-    replay_time_us, replayed_by, replay_payload FROM dead_letters WHERE consumer = $1 AND position = $2";
+pub const LOAD: &str = "SELECT consumer, position, event_id, event_type, aggregate, error, payload, org_unit, \
+    record_time_us, replay_time_us, replayed_by, replay_payload FROM dead_letters WHERE consumer = $1 AND position = $2";
+
+/// The outstanding dead letters of `$2` after position `$3`, in order (`FOR UPDATE` appended on
+/// PostgreSQL): the events that waited behind a replayed one.
+pub const WAITING_BEHIND: &str = "SELECT consumer, position, event_id, event_type, aggregate, error, payload, \
+    org_unit, record_time_us, replay_time_us, replayed_by, replay_payload FROM dead_letters \
+    WHERE consumer = $1 AND aggregate = $2 AND position > $3 AND replay_time_us IS NULL ORDER BY position";
+
+/// The first outstanding dead letter of each aggregate of a consumer.
+pub const OUTSTANDING: &str = "SELECT aggregate, MIN(position) FROM dead_letters \
+    WHERE consumer = $1 AND replay_time_us IS NULL AND aggregate <> '' GROUP BY aggregate";
 
 /// Marks a dead letter replayed: `$3` when, `$4` by whom, `$5` the corrected payload if any.
 pub const MARK_REPLAYED: &str = "UPDATE dead_letters SET replay_time_us = $3, replayed_by = $4, replay_payload = $5 \
@@ -48,11 +60,11 @@ pub const MARK_REPLAYED: &str = "UPDATE dead_letters SET replay_time_us = $3, re
 /// A page of dead letters: `$1` consumer or NULL, `$2` whether replayed ones count, `$3`/`$4`
 /// the keyset (consumer, position) after which to start, `$5` the scope (organisation unit)
 /// or NULL, `$6` the limit.
-const LIST: &str = "SELECT consumer, position, event_id, event_type, error, payload, org_unit, record_time_us, \
-    replay_time_us, replayed_by, replay_payload FROM dead_letters \
+const LIST: &str = "SELECT consumer, position, event_id, event_type, aggregate, error, payload, org_unit, \
+    record_time_us, replay_time_us, replayed_by, replay_payload FROM dead_letters \
     WHERE ($1 IS NULL OR consumer = $1) AND ($2 OR replay_time_us IS NULL) \
       AND ($3 IS NULL OR (consumer, position) > ($3, $4)) \
-      AND ($5 IS NULL OR org_unit = $5 OR substr(org_unit, 1, length($5) + 1) = $5 || '/') \
+      AND ($5 IS NULL OR (org_unit <> '' AND (org_unit = $5 OR substr(org_unit, 1, length($5) + 1) = $5 || '/'))) \
     ORDER BY consumer, position LIMIT $6";
 
 /// [`INSERT`] with a [`DeadLetter`] bound, for either backend's connection.
@@ -69,6 +81,7 @@ macro_rules! bind_dead_letter_insert {
             .bind(d.payload.clone())
             .bind(d.org_unit.clone())
             .bind(d.record_time_us)
+            .bind(d.aggregate.clone())
     }};
 }
 
@@ -89,6 +102,7 @@ impl DeadLetter {
             position: event.position,
             event_id: event.event_id.clone(),
             event_type: event.event_type.clone(),
+            aggregate: event.aggregate.clone(),
             error,
             payload: event.payload.as_ref().map(|p| p.value.clone()).unwrap_or_default(),
             org_unit: event.org_unit.clone(),
@@ -132,7 +146,7 @@ impl DeadLetter {
             position: self.position,
             event_id: self.event_id.clone(),
             event_type: self.event_type.clone(),
-            aggregate: String::new(),
+            aggregate: self.aggregate.clone(),
             occur_time: None,
             payload: Some(payload),
             traceparent: String::new(),
@@ -157,6 +171,7 @@ impl DeadLetter {
             replayed_by: self.replayed_by.clone(),
             replay_payload: self.replay_payload.as_deref().map(any),
             org_unit: self.org_unit.clone(),
+            aggregate: self.aggregate.clone(),
         }
     }
 }
@@ -177,6 +192,13 @@ impl Replay {
     ) -> Result<Self, ServiceError> {
         principal.require(Permission::EventsAdmin)?;
         let (consumer, position) = DeadLetter::parse_name(&request.name)?;
+        // A corrected payload can name any complaint of any unit, which only an operator of the
+        // whole platform may act on; a unit's operator replays what was received.
+        if request.payload.is_some() && !principal.is_service() && principal.org_unit != crate::names::ROOT_ORG_UNIT {
+            return Err(ServiceError::PermissionDenied(
+                "only an operator of the whole platform may replay a dead letter with a corrected payload".to_owned(),
+            ));
+        }
         Ok(Self { consumer, position, corrected: request.payload, principal })
     }
 
@@ -205,6 +227,14 @@ impl Replay {
         self.corrected.as_ref().map(|any| any.value.clone())
     }
 
+    /// A replay of a dead letter while an earlier one of the same aggregate is outstanding.
+    pub fn waits_for(earlier: i64) -> ServiceError {
+        ServiceError::failed_precondition(
+            "DEAD_LETTER_WAITS",
+            format!("an earlier event of the same aggregate is a dead letter too; replay position {earlier} first"),
+        )
+    }
+
     /// The error a replay that fails again reports (nothing of it is written).
     pub fn still_fails(error: &str) -> ServiceError {
         ServiceError::failed_precondition(
@@ -226,6 +256,10 @@ pub async fn list(
     let size = page_size(request.page_size, &mut v);
     let after: Option<Cursor> = decode_token(&request.page_token, &mut v);
     v.into_result()?;
+    if !principal.is_service() && principal.org_unit.is_empty() {
+        // A principal without a unit covers nothing.
+        return Ok(pb::ListDeadLettersResponse::default());
+    }
     let consumer = Some(request.consumer.clone()).filter(|c| !c.is_empty());
     let scope = if principal.is_service() { None } else { principal.scope() };
     let (after_position, after_consumer) = after.unzip();

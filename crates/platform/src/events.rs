@@ -218,9 +218,9 @@ impl Feed {
     /// A PostgreSQL feed; `supervisor` runs its sequencer.
     pub fn postgres(pool: PgPool, supervisor: &Supervisor) -> Self {
         let feed = Self::with(Pool::Postgres(pool));
-        let stop = supervisor.stopping();
+        let stop = supervisor.stopping_last();
         let sequencer = feed.clone();
-        supervisor.spawn("outbox-sequencer", async move {
+        supervisor.spawn_last("outbox-sequencer", async move {
             sequencer.run_sequencer(stop).await;
             Ok(())
         });
@@ -313,7 +313,9 @@ impl Feed {
         let cutoff = to_micros(before);
         let removed = match &self.source {
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                // Takes the write lock up front: a deferred transaction that read first would be
+                // refused (a stale snapshot) whenever the writer committed in between.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let through: Option<i64> =
                     sqlx::query_scalar(THROUGH).bind(cutoff).bind(limit).fetch_one(&mut *tx).await?;
                 let Some(through) = through else { return Ok(0) };
@@ -351,15 +353,7 @@ impl Feed {
         }
         let pruned = self.pruned_through().await?;
         if after < pruned {
-            let oldest = pruned + 1;
-            return Err(ServiceError::FailedPrecondition {
-                reason: "FEED_POSITION_PRUNED",
-                message: format!(
-                    "events up to position {pruned} were removed by retention; the oldest position still \
-                     available is {oldest} (resume with after_position {pruned} or later)"
-                ),
-                metadata: std::collections::HashMap::from([("oldest_position".to_owned(), oldest.to_string())]),
-            });
+            return Err(pruned_error(pruned));
         }
         Ok(self.stream_scoped(after, scope, shutdown))
     }
@@ -391,6 +385,20 @@ impl Feed {
                         return;
                     }
                 };
+                // Retention may have removed events behind a reader that fell behind it while
+                // streaming: it is told, as a new subscriber would be, rather than skip them.
+                match feed.pruned_through().await {
+                    Ok(pruned) if cursor < pruned => {
+                        let _ = tx.send(Err(pruned_error(pruned).into())).await;
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "event feed read failed");
+                        let _ = tx.send(Err(tonic::Status::unavailable("event feed read failed"))).await;
+                        return;
+                    }
+                }
                 let full = rows.len() as i64 == READ_BATCH;
                 if let Some((_, last)) = rows.last() {
                     // Past the events the caller may not read, too: they are never sent.
@@ -441,6 +449,19 @@ impl Feed {
     }
 }
 
+/// A reader asked for events retention removed: FAILED_PRECONDITION naming the oldest kept.
+fn pruned_error(pruned: i64) -> ServiceError {
+    let oldest = pruned + 1;
+    ServiceError::FailedPrecondition {
+        reason: "FEED_POSITION_PRUNED",
+        message: format!(
+            "events up to position {pruned} were removed by retention; the oldest position still available is \
+             {oldest} (resume with after_position {pruned} or later)"
+        ),
+        metadata: std::collections::HashMap::from([("oldest_position".to_owned(), oldest.to_string())]),
+    }
+}
+
 /// How long events and idempotency records are kept.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -461,12 +482,19 @@ impl Default for RetentionConfig {
 
 impl RetentionConfig {
     pub fn feed_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now - chrono::Duration::days(i64::from(self.feed_days.max(1)))
+        days_before(now, self.feed_days)
     }
 
     pub fn idempotency_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now - chrono::Duration::days(i64::from(self.idempotency_days.max(1)))
+        days_before(now, self.idempotency_days)
     }
+}
+
+/// `days` (at least one) before `now`; a window longer than time itself keeps everything.
+fn days_before(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    chrono::Duration::try_days(i64::from(days.max(1)))
+        .and_then(|window| now.checked_sub_signed(window))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Runs the service's retention task (`<service>/retention`) under `supervisor`: the feed's
@@ -675,6 +703,9 @@ pub async fn run_consumer(name: &str, mut subscribe: Subscribe, sink: Arc<dyn Ev
         match outcome {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
+                // Every interruption counts (unreachable feed, pruned position, failed apply):
+                // a count that keeps rising while the position stands still is the alarm.
+                metrics::counter!("redress_consumer_failures_total", "consumer" => name.to_owned()).increment(1);
                 tracing::warn!(consumer = name, error = format!("{e:#}"), "event consumer interrupted; resuming");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -714,11 +745,7 @@ async fn consume_once(
         let applied = batch.len() as u64;
         let position = match sink.apply(batch).await {
             Ok(position) => position,
-            Err(e) => {
-                // Retried from the stored position; a count that keeps rising means a stuck feed.
-                metrics::counter!("redress_consumer_failures_total", "consumer" => name.to_owned()).increment(1);
-                return Err(e.context("applying events"));
-            }
+            Err(e) => return Err(e.context("applying events")),
         };
         metrics::counter!("redress_consumer_events_total", "consumer" => name.to_owned()).increment(applied);
         metrics::gauge!("redress_consumer_position", "consumer" => name.to_owned()).set(position as f64);

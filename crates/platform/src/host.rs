@@ -31,6 +31,8 @@ pub const INJECT_PANIC_ENV: &str = "REDRESS_INJECT_PANIC";
 pub const INJECTED_PANIC_DELAY: Duration = Duration::from_secs(2);
 /// How long stopping waits for background tasks to finish their current step.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last outbox sequencing may take before shutdown goes on without it.
+const LAST_SEQUENCING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs a service's background tasks and notices when one of them stops.
 #[derive(Clone)]
@@ -41,15 +43,36 @@ pub struct Supervisor {
 struct Inner {
     /// The service the tasks belong to; task names are `<service>/<task>`.
     service: String,
-    /// Cancelled when the host stops its tasks (after the API has drained).
-    stop: CancellationToken,
+    /// The tasks that do the service's work (consumers, sweepers, batchers, pruners): stopped
+    /// first, after the API has drained.
+    work: Group,
+    /// The tasks that work depends on (the SQLite writer, the outbox sequencer): stopped last,
+    /// once the work has stopped and the feed was sequenced one last time.
+    infrastructure: Group,
     /// Cancelled when a task fails: the host then begins its shutdown.
     on_failure: CancellationToken,
     /// Cancelled once the service reports SERVING.
     serving: CancellationToken,
     failures: Mutex<Vec<String>>,
-    tasks: TaskTracker,
     inject_panic: Option<String>,
+}
+
+/// Tasks stopped together.
+#[derive(Default)]
+struct Group {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Group {
+    /// Stops the group's tasks and waits for them (at most [`STOP_TIMEOUT`]).
+    async fn stop(&self, what: &str) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(STOP_TIMEOUT, self.tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = what, "background tasks did not stop in time");
+        }
+    }
 }
 
 impl Supervisor {
@@ -69,29 +92,50 @@ impl Supervisor {
         Self {
             inner: Arc::new(Inner {
                 service: service.to_owned(),
-                stop: CancellationToken::new(),
+                work: Group::default(),
+                infrastructure: Group::default(),
                 on_failure,
                 serving: CancellationToken::new(),
                 failures: Mutex::new(Vec::new()),
-                tasks: TaskTracker::new(),
                 inject_panic,
             }),
         }
     }
 
-    /// Cancelled when the tasks are to stop; a task watches it and returns `Ok(())`.
+    /// Cancelled when the work tasks are to stop; a task watches it and returns `Ok(())`.
     pub fn stopping(&self) -> CancellationToken {
-        self.inner.stop.clone()
+        self.inner.work.stop.clone()
     }
 
-    /// Runs `task` as `<service>/<name>` (as logs, metrics and `REDRESS_INJECT_PANIC` name it).
-    /// The task should run until [`Supervisor::stopping`] fires; ending any earlier, with an
-    /// error or a panic, is a failure of the service.
+    /// Cancelled when the infrastructure tasks are to stop (after the work tasks).
+    pub fn stopping_last(&self) -> CancellationToken {
+        self.inner.infrastructure.stop.clone()
+    }
+
+    /// Runs a work task as `<service>/<name>` (as logs, metrics and `REDRESS_INJECT_PANIC` name
+    /// it). The task should run until [`Supervisor::stopping`] fires; ending any earlier, with
+    /// an error or a panic, is a failure of the service.
     pub fn spawn<F>(&self, name: impl Into<String>, task: F)
     where
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let name = format!("{}/{}", self.inner.service, name.into());
+        self.spawn_in(false, name.into(), task);
+    }
+
+    /// Runs an infrastructure task (one work tasks write through, such as the SQLite writer),
+    /// which should run until [`Supervisor::stopping_last`] fires.
+    pub fn spawn_last<F>(&self, name: impl Into<String>, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.spawn_in(true, name.into(), task);
+    }
+
+    fn spawn_in<F>(&self, last: bool, name: String, task: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let name = format!("{}/{}", self.inner.service, name);
         let inject = self.inner.inject_panic.as_deref() == Some(name.as_str());
         let serving = self.inner.serving.clone();
         let task = async move {
@@ -108,9 +152,11 @@ impl Supervisor {
             }
         };
         let supervisor = self.clone();
-        self.inner.tasks.spawn(async move {
+        let group = if last { &self.inner.infrastructure } else { &self.inner.work };
+        group.tasks.spawn(async move {
             let outcome = std::panic::AssertUnwindSafe(task).catch_unwind().await;
-            let stopping = supervisor.inner.stop.is_cancelled();
+            let group = if last { &supervisor.inner.infrastructure } else { &supervisor.inner.work };
+            let stopping = group.stop.is_cancelled();
             let failure = match outcome {
                 Ok(Ok(())) if stopping => return,
                 Ok(Ok(())) => "ended while the service was running".to_owned(),
@@ -140,13 +186,15 @@ impl Supervisor {
         self.inner.serving.cancel();
     }
 
-    /// Stops every task and waits for them (at most [`STOP_TIMEOUT`]).
+    /// Stops the work tasks and waits for them (at most [`STOP_TIMEOUT`]).
+    pub async fn stop_work(&self) {
+        self.inner.work.stop("work").await;
+    }
+
+    /// Stops every task, the work first, and waits for them (at most [`STOP_TIMEOUT`] each).
     pub async fn stop(&self) {
-        self.inner.stop.cancel();
-        self.inner.tasks.close();
-        if tokio::time::timeout(STOP_TIMEOUT, self.inner.tasks.wait()).await.is_err() {
-            tracing::warn!("background tasks did not stop in time");
-        }
+        self.inner.work.stop("work").await;
+        self.inner.infrastructure.stop("infrastructure").await;
     }
 }
 
@@ -237,8 +285,13 @@ impl Host {
         set_not_serving(&health, services).await;
         server_stop.cancel();
         let served = serving.await.context("server task panicked").and_then(|r| r);
-        if let Ok(feed) = feed.get() {
-            feed.sequence_before_stop().await;
+        // The work stops first, so that what it committed last is sequenced too; the writer
+        // and the sequencer it needs stop after that.
+        supervisor.stop_work().await;
+        if let Ok(feed) = feed.get()
+            && tokio::time::timeout(LAST_SEQUENCING_TIMEOUT, feed.sequence_before_stop()).await.is_err()
+        {
+            tracing::warn!("final outbox sequencing timed out; the next start completes it");
         }
         supervisor.stop().await;
         let failures = supervisor.failures();

@@ -74,6 +74,7 @@ redress_platform::conformance_suite!(
     case_lists_are_scoped_to_an_organisation_unit,
     an_event_that_cannot_be_applied_is_set_aside_and_the_rest_proceed,
     a_dead_letter_is_listed_fixed_by_replay_and_applied_once,
+    later_events_of_a_dead_lettered_complaint_wait_and_apply_in_order_on_replay,
     one_batch_of_intake_events_gives_the_same_cases_links_and_feed_order,
     an_opened_case_starts_a_verifiable_audit_trail,
     a_case_walks_through_every_state,
@@ -214,17 +215,21 @@ async fn a_dead_letter_is_listed_fixed_by_replay_and_applied_once(store: Arc<dyn
     // Replayed as received it still fails, and nothing is written.
     let err = store.replay_dead_letter(replay_of(1, None, &admin).unwrap()).await.unwrap_err();
     assert_eq!(err.reason(), "DEAD_LETTER_STILL_FAILS", "{err}");
+    // A corrected payload could name any unit's complaint: only the whole platform's operator
+    // may supply one.
+    let corrected = good.payload.clone();
+    assert!(matches!(replay_of(1, corrected.clone(), &admin), Err(ServiceError::PermissionDenied(_))));
+    let platform = operator("/");
     // A payload of another type is refused.
     let wrong = Some(prost_types::Any::from_msg(&ComplaintWithdrawn::default()).unwrap());
-    let err = store.replay_dead_letter(replay_of(1, wrong, &admin).unwrap()).await.unwrap_err();
+    let err = store.replay_dead_letter(replay_of(1, wrong, &platform).unwrap()).await.unwrap_err();
     assert!(matches!(err, CaseError::Platform(ServiceError::InvalidArgument(_))), "{err}");
     assert_eq!(store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
     // With the corrected payload it opens the case, once however often it is replayed.
-    let corrected = good.payload.clone();
-    let replayed = store.replay_dead_letter(replay_of(1, corrected.clone(), &admin).unwrap()).await.unwrap();
+    let replayed = store.replay_dead_letter(replay_of(1, corrected.clone(), &platform).unwrap()).await.unwrap();
     assert_eq!(replayed.replayed_by, "user:ops");
     assert!(replayed.replay_time_us.is_some());
-    let again = store.replay_dead_letter(replay_of(1, corrected, &admin).unwrap()).await.unwrap();
+    let again = store.replay_dead_letter(replay_of(1, corrected, &platform).unwrap()).await.unwrap();
     assert_eq!(again.replay_time_us, replayed.replay_time_us, "returned unchanged, not applied again");
     let cases = store.list(&CaseQuery { limit: 10, ..Default::default() }).await.unwrap();
     let mut complaints: Vec<_> = cases.iter().map(|c| c.case.complaint.clone()).collect();
@@ -237,6 +242,46 @@ async fn a_dead_letter_is_listed_fixed_by_replay_and_applied_once(store: Arc<dyn
     let listed = store.list_dead_letters(&admin, &all).await.unwrap().dead_letters;
     assert_eq!(listed.len(), 1);
     assert!(listed[0].replay_time.is_some() && listed[0].replay_payload.is_some());
+}
+
+fn withdrawal(position: i64, n: u32) -> Event {
+    let payload = ComplaintWithdrawn {
+        complaint: format!("complaints/{n:08}"),
+        withdraw_time: Some(to_timestamp(now())),
+        reason: "已协商解决".to_owned(),
+    };
+    Event {
+        position,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: "redress.intake.v1.ComplaintWithdrawn".to_owned(),
+        aggregate: payload.complaint.clone(),
+        payload: Some(prost_types::Any::from_msg(&payload).unwrap()),
+        org_unit: "institutions/demo".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A withdrawal behind an acceptance that could not be applied must not be lost, nor applied
+/// to nothing: it waits, and the replay applies both in their order.
+async fn later_events_of_a_dead_lettered_complaint_wait_and_apply_in_order_on_replay(store: Arc<dyn CaseStore>) {
+    let good = accepted(1, 1);
+    let mut broken = good.clone();
+    broken.payload.as_mut().unwrap().value = vec![0xff];
+    store.apply(vec![broken, accepted(2, 2), withdrawal(3, 1)]).await.unwrap();
+    let platform = operator("/");
+    let dead = store.list_dead_letters(&platform, &ListDeadLettersRequest::default()).await.unwrap().dead_letters;
+    assert_eq!(dead.iter().map(|d| d.position).collect::<Vec<_>>(), [1, 3], "the withdrawal waits behind");
+    assert!(dead[1].error.contains("position 1"), "{}", dead[1].error);
+    // The later one cannot jump the queue.
+    let err = store.replay_dead_letter(replay_of(3, None, &platform).unwrap()).await.unwrap_err();
+    assert_eq!(err.reason(), "DEAD_LETTER_WAITS", "{err}");
+    store.replay_dead_letter(replay_of(1, good.payload.clone(), &platform).unwrap()).await.unwrap();
+    let query = CaseQuery { complaint: Some("complaints/00000001".to_owned()), limit: 10, ..Default::default() };
+    let case = store.list(&query).await.unwrap().remove(0).case;
+    assert_eq!(case.state, CaseState::Withdrawn as i32, "opened, then withdrawn, in order");
+    assert!(
+        store.list_dead_letters(&platform, &ListDeadLettersRequest::default()).await.unwrap().dead_letters.is_empty()
+    );
 }
 
 /// One batch mixing every kind of intake event, applied in one go: the cases, their links and
