@@ -21,6 +21,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod watch;
 
 pub use error::{ApiError, ErrorKind, FieldViolation, ServiceError};
 pub use principal::{Permission, Principal};

@@ -42,10 +42,12 @@ pub enum Permission {
     PiiRead,
     /// Export, correct and erase a person's information (data-subject rights).
     PiiManage,
+    /// Reload the working-day calendars and recompute provisional deadlines (D-SLA-6).
+    CalendarsAdmin,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Self::ComplaintsCreate,
         Self::ComplaintsRead,
         Self::ComplaintsClassify,
@@ -58,6 +60,7 @@ impl Permission {
         Self::EventsAdmin,
         Self::PiiRead,
         Self::PiiManage,
+        Self::CalendarsAdmin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl Permission {
             Self::EventsAdmin => "events.admin",
             Self::PiiRead => "pii.read",
             Self::PiiManage => "pii.manage",
+            Self::CalendarsAdmin => "calendars.admin",
         }
     }
 }
