@@ -3,6 +3,7 @@
 //! storing its feed position with the case so nothing is lost or opened twice.
 
 pub mod api;
+pub mod calendars;
 pub mod domain;
 pub mod error;
 pub mod store;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 pub use api::CaseApi;
+pub use calendars::{CalendarSource, LiveRules};
 pub use domain::clock::Clocks;
 pub use domain::workflow::Rules;
 pub use error::CaseError;
@@ -53,6 +55,9 @@ pub struct CaseWorkflowConfig {
     pub time_zone: String,
     /// Directory of extra or replacement year calendars (`*.toml`); empty for the shipped ones.
     pub calendars_dir: String,
+    /// How often `calendars_dir` is looked at for new or changed year files, in milliseconds
+    /// (0: only `ReloadCalendars` reloads them).
+    pub calendars_poll_interval_ms: u64,
     pub sla: SlaPolicy,
     pub workflow: WorkflowConfig,
     /// How long events stay on the feed and request ids are remembered.
@@ -110,6 +115,13 @@ impl CaseWorkflowConfig {
     }
 }
 
+impl CaseWorkflowConfig {
+    /// Where the working-day calendars are read from, again on every reload.
+    pub fn calendar_source(&self) -> CalendarSource {
+        CalendarSource { time_zone: self.time_zone.clone(), calendars_dir: self.calendars_dir.clone() }
+    }
+}
+
 impl Default for CaseWorkflowConfig {
     fn default() -> Self {
         Self {
@@ -120,6 +132,7 @@ impl Default for CaseWorkflowConfig {
             intake_url: "http://127.0.0.1:50052".to_owned(),
             time_zone: "Asia/Shanghai".to_owned(),
             calendars_dir: String::new(),
+            calendars_poll_interval_ms: 60_000,
             sla: SlaPolicy::default(),
             workflow: WorkflowConfig::default(),
             retention: RetentionConfig::default(),
@@ -130,9 +143,10 @@ impl Default for CaseWorkflowConfig {
 /// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
 pub async fn open_store(
     config: &DatabaseConfig,
-    rules: Arc<Rules>,
+    rules: impl Into<LiveRules>,
     supervisor: &Supervisor,
 ) -> anyhow::Result<Arc<dyn CaseStore>> {
+    let rules = rules.into();
     Ok(match Backend::of(&config.url)? {
         Backend::Sqlite => {
             let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
@@ -150,7 +164,7 @@ pub async fn open_store(
 pub async fn run_sweeper(store: Arc<dyn CaseStore>, interval: Duration, shutdown: CancellationToken) {
     const BATCH: i64 = 500;
     loop {
-        let swept = match store.sweep(redress_platform::time::now(), BATCH).await {
+        let swept = match store.sweep(store.rules().now(), BATCH).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), "deadline sweep failed; retrying");
@@ -174,7 +188,7 @@ pub struct CaseWorkflow {
     config: CaseWorkflowConfig,
     api: CaseApi,
     store: Ready<Arc<dyn CaseStore>>,
-    rules: Arc<Rules>,
+    rules: LiveRules,
     key: InternalKey,
 }
 
@@ -185,10 +199,15 @@ impl CaseWorkflow {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
-        let rules = Arc::new(config.rules()?);
+        let rules = LiveRules::new(config.rules()?);
         let store = Ready::new();
-        let api = CaseApi::new(store.clone(), host.shutdown());
+        let api = CaseApi::new(store.clone(), host.shutdown()).with_calendars(config.calendar_source());
         Ok(Self { host, config, api, store, rules, key })
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(self, clock: redress_platform::time::Clock) -> Self {
+        Self { rules: self.rules.with_clock(clock), ..self }
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -210,6 +229,13 @@ impl CaseWorkflow {
             let stop = supervisor.stopping();
             let interval = Duration::from_millis(config.workflow.sweep_interval_ms.max(10));
             supervisor.spawn("sweeper", run_sweeper(opened.clone(), interval, stop.clone()).map(Ok));
+            // Cases whose clocks a year file dropped in while the service was down would move.
+            config.calendar_source().reload(opened.as_ref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if config.calendars_poll_interval_ms > 0 {
+                let poll = Duration::from_millis(config.calendars_poll_interval_ms);
+                supervisor
+                    .spawn("calendar-watcher", config.calendar_source().watch(opened.clone(), poll, stop.clone()));
+            }
             let sink: Arc<dyn EventSink> = opened.clone();
             supervisor.spawn(
                 "consumer<-intake",

@@ -2,12 +2,14 @@
 //! issues receipts with real deadlines (D-SLA) and publishes ComplaintAccepted on its feed.
 
 pub mod api;
+pub mod calendars;
 pub mod domain;
 pub mod error;
 pub mod store;
 pub mod testing;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
@@ -52,6 +54,9 @@ pub struct IntakeConfig {
     pub time_zone: String,
     /// Directory of extra or replacement year calendars (`*.toml`); empty for the shipped ones.
     pub calendars_dir: String,
+    /// How often `calendars_dir` is looked at for new or changed year files, in milliseconds
+    /// (0: only `ReloadCalendars` reloads them).
+    pub calendars_poll_interval_ms: u64,
     pub sla: SlaPolicy,
     pub pii: PiiConfig,
     /// An earlier complaint by the same person about the same business type and cause within
@@ -111,6 +116,7 @@ impl Default for IntakeConfig {
             telemetry: TelemetryConfig::default(),
             time_zone: "Asia/Shanghai".to_owned(),
             calendars_dir: String::new(),
+            calendars_poll_interval_ms: 60_000,
             sla: SlaPolicy::default(),
             pii: PiiConfig::default(),
             recurrence_window_days: 90,
@@ -126,6 +132,11 @@ impl IntakeConfig {
             .context("time_zone / calendars_dir")?;
         tracing::info!(years = ?calculator.calendar().years(), time_zone = %calculator.time_zone(), "working-day calendars loaded");
         Ok(calculator)
+    }
+
+    /// Where the working-day calendars are read from, again on every reload.
+    pub fn calendar_source(&self) -> calendars::CalendarSource {
+        calendars::CalendarSource { time_zone: self.time_zone.clone(), calendars_dir: self.calendars_dir.clone() }
     }
 
     /// The institution's own taxonomies: every `*.toml` file in `taxonomies_dir`, sorted by
@@ -189,8 +200,14 @@ impl Intake {
         let taxonomies = config.taxonomies().context("taxonomies_dir")?;
         let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), host.shutdown())
             .with_recurrence_window(config.recurrence_window_days)
-            .with_taxonomies(taxonomies);
+            .with_taxonomies(taxonomies)
+            .with_calendars(config.calendar_source());
         Ok(Self { host, config, api, store, keyring, key })
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(self, clock: redress_platform::time::Clock) -> Self {
+        Self { api: self.api.with_clock(clock), ..self }
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -199,6 +216,7 @@ impl Intake {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, keyring, key } = self;
+        let calendars = api.clone();
         let routes = Routes::new(IntakeServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(PersonalDataServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(IntakeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
@@ -214,6 +232,20 @@ impl Intake {
                 async move { store.prune_requests(before).await }
             };
             spawn_retention(&supervisor, opened.feed().clone(), config.retention.clone(), prune_requests);
+            // Receipts whose deadlines a year file dropped in while intake was down would move.
+            calendars.reload_calendars_now().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if config.calendars_poll_interval_ms > 0 && !config.calendars_dir.is_empty() {
+                let (dir, poll) = (config.calendars_dir.clone().into(), config.calendars_poll_interval_ms);
+                let stop = supervisor.stopping();
+                let watched = redress_platform::watch::watch_dir(dir, Duration::from_millis(poll), stop, move || {
+                    let api = calendars.clone();
+                    async move { api.reload_calendars_now().await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}")) }
+                });
+                supervisor.spawn("calendar-watcher", async move {
+                    watched.await;
+                    Ok(())
+                });
+            }
             tracing::info!("intake ready");
             Ok(())
         };

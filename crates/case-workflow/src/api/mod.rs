@@ -2,6 +2,7 @@
 //! cases, their audit trails, the event feed and dead letters; [`commands`] validates each
 //! change and hands it to the store as a workflow command.
 
+mod calendars;
 mod commands;
 mod queries;
 
@@ -20,11 +21,13 @@ use redress_proto::redress::case::v1::{
     VerifyAuditChainResponse,
 };
 use redress_proto::redress::common::v1::{
-    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
+    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReloadCalendarsRequest, ReloadCalendarsResponse,
+    ReplayDeadLetterRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::calendars::CalendarSource;
 use crate::error::CaseError;
 use crate::store::CaseStore;
 use queries::EventStream;
@@ -33,11 +36,17 @@ use queries::EventStream;
 pub struct CaseApi {
     store: Ready<Arc<dyn CaseStore>>,
     shutdown: CancellationToken,
+    calendars: Option<CalendarSource>,
 }
 
 impl CaseApi {
     pub fn new(store: Ready<Arc<dyn CaseStore>>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown }
+        Self { store, shutdown, calendars: None }
+    }
+
+    /// `ReloadCalendars` reads the calendars from `source`.
+    pub fn with_calendars(self, source: CalendarSource) -> Self {
+        Self { calendars: Some(source), ..self }
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
@@ -71,6 +80,7 @@ delegate!(CaseService {
     fn list_cases(ListCasesRequest) -> ListCasesResponse => list;
     fn list_audit_entries(ListAuditEntriesRequest) -> ListAuditEntriesResponse => list_audit_entries;
     fn verify_audit_chain(VerifyAuditChainRequest) -> VerifyAuditChainResponse => verify_audit_chain;
+    fn reload_calendars(ReloadCalendarsRequest) -> ReloadCalendarsResponse => reload_calendars;
     fn assign_case(AssignCaseRequest) -> Case => change;
     fn transfer_case(TransferCaseRequest) -> Case => change;
     fn transition_case(TransitionCaseRequest) -> Case => change;

@@ -73,7 +73,7 @@ impl Clocks {
                 if paused {
                     clock.status = ClockStatus::Paused as i32;
                     clock.due_time = None;
-                    clock.pending_reason.clear();
+                    set_provisional(clock, None);
                     continue;
                 }
                 clock.status = ClockStatus::Running as i32;
@@ -85,17 +85,17 @@ impl Clocks {
 
     fn recompute(&self, clock: &mut SlaClock, pauses: &[(DateTime<Utc>, DateTime<Utc>)]) {
         let Some(start) = instant(&clock.start_time) else { return };
-        match self.calculator.due_with_pauses(start, period_of(clock), pauses) {
+        match self.calculator.due_with_pauses_explained(start, period_of(clock), pauses) {
             Ok(due) => {
-                clock.due_time = Some(to_timestamp(due));
-                clock.pending_reason.clear();
+                clock.due_time = Some(to_timestamp(due.at));
+                set_provisional(clock, due.provisional.map(|p| p.reason));
                 // Reminders are raised once per due time: only a new due time re-arms them
                 // (a pause and resume that leave it where it was do not). A breach stays
                 // recorded in `case.breaches` whatever the flags say.
                 // (Clocks stored before `reminded_due_time` existed keep their flags.)
                 if (clock.at_risk || clock.breached)
                     && clock.reminded_due_time.is_some()
-                    && instant(&clock.reminded_due_time) != Some(due)
+                    && instant(&clock.reminded_due_time) != Some(due.at)
                 {
                     clock.at_risk = false;
                     clock.breached = false;
@@ -103,13 +103,11 @@ impl Clocks {
                 }
             }
             Err(e) => {
-                // Alert once when a clock becomes pending, not on every later recomputation.
-                if clock.pending_reason.is_empty() {
-                    tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed; load the calendar");
-                    metrics::counter!("redress_case_deadlines_pending_total").increment(1);
-                }
+                // Only a date outside every year a calendar can be built for gets here (a
+                // missing year is counted provisionally): nothing is guessed.
+                tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed");
                 clock.due_time = None;
-                clock.pending_reason = e.to_string();
+                set_provisional(clock, None);
             }
         }
     }
@@ -171,31 +169,35 @@ impl Clocks {
 
     /// Keeps the receipt-shaped `deadlines` in step with the clocks.
     fn mirror_deadlines(&self, case: &mut Case) {
-        let due = |kind: ClockKind| case.clocks.iter().find(|c| c.kind == kind as i32).and_then(|c| c.due_time);
+        let of = |kind: ClockKind| case.clocks.iter().find(|c| c.kind == kind as i32);
+        let due = |kind: ClockKind| of(kind).and_then(|c| c.due_time);
+        let provisional = |kind: ClockKind| of(kind).is_some_and(|c| c.provisional);
+        let reason = |kind: ClockKind| of(kind).map(|c| c.provisional_reason.clone()).unwrap_or_default();
         let deadlines = Deadlines {
             first_response_due_time: due(ClockKind::FirstResponse),
             resolution_due_time: due(ClockKind::Resolution),
             regulatory_decision_due_time: due(ClockKind::RegulatoryDecision),
             time_zone: self.calculator.time_zone().name().to_owned(),
             grade: case.grade,
-            pending_deadlines: case
-                .deadlines
-                .as_ref()
-                .map(|d| d.pending_deadlines.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|p| {
-                    let kind = match p.deadline.as_str() {
-                        "first_response_due_time" => ClockKind::FirstResponse,
-                        "resolution_due_time" => ClockKind::Resolution,
-                        _ => ClockKind::RegulatoryDecision,
-                    };
-                    due(kind).is_none()
-                })
-                .collect(),
+            first_response_provisional: provisional(ClockKind::FirstResponse),
+            first_response_provisional_reason: reason(ClockKind::FirstResponse),
+            resolution_provisional: provisional(ClockKind::Resolution),
+            resolution_provisional_reason: reason(ClockKind::Resolution),
+            regulatory_decision_provisional: provisional(ClockKind::RegulatoryDecision),
+            regulatory_decision_provisional_reason: reason(ClockKind::RegulatoryDecision),
+            ..Deadlines::default()
         };
         case.deadlines = Some(deadlines);
     }
+}
+
+/// Marks a clock's due time provisional (with why) or not. A clock stored when a missing year
+/// left due times unset loses that mark too, since it now has a due time.
+#[allow(deprecated)]
+fn set_provisional(clock: &mut SlaClock, reason: Option<String>) {
+    clock.pending_reason.clear();
+    clock.provisional = reason.is_some();
+    clock.provisional_reason = reason.unwrap_or_default();
 }
 
 fn new_clock(kind: ClockKind, period: Period, start: prost_types::Timestamp) -> SlaClock {
@@ -221,6 +223,12 @@ pub fn clock_mut(case: &mut Case, kind: ClockKind) -> Option<&mut SlaClock> {
 
 pub fn clock(case: &Case, kind: ClockKind) -> Option<&SlaClock> {
     case.clocks.iter().find(|c| c.kind == kind as i32)
+}
+
+/// Whether any running clock of the case counts a provisional year, so that it is recomputed
+/// when the official calendar arrives. A met or stopped clock keeps the due time it had.
+pub fn has_provisional(case: &Case) -> bool {
+    case.clocks.iter().any(|c| c.status == ClockStatus::Running as i32 && c.provisional)
 }
 
 pub fn is_paused(case: &Case) -> bool {

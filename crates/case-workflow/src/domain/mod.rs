@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod revision;
 pub mod workflow;
 
 #[cfg(test)]

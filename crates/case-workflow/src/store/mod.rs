@@ -18,13 +18,16 @@ use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
-use redress_platform::time::{now, to_timestamp};
+use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState, LinkType};
 use redress_proto::redress::common::v1::Grade;
 use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ListDeadLettersResponse};
 use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
 
+use crate::calendars::LiveRules;
 use crate::domain::audit::AuditRecord;
+use crate::domain::clock;
+use crate::domain::revision;
 use crate::domain::workflow::{self, Command, Context, Effects, Rules};
 use crate::error::CaseError;
 
@@ -120,8 +123,29 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     /// Raises the reminders due by `now` on at most `limit` cases; returns how many cases it
     /// looked at (0 also when another replica holds the sweep).
     async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize>;
+    /// Recomputes, on the rules now in force, every case with a running clock counted on a
+    /// provisional year, in batches, each case in a transaction of its own with the events of
+    /// what moved (D-SLA-6).
+    async fn revise_provisional(&self) -> anyhow::Result<Revised>;
+    /// The rules the store applies, and its clock.
+    fn rules(&self) -> &LiveRules;
     fn feed(&self) -> &Feed;
 }
+
+/// What a revision of provisional clocks did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revised {
+    /// Cases with a provisional clock looked at.
+    pub recomputed: u64,
+    /// Of those, the cases whose clocks moved or stopped being provisional.
+    pub revised: u64,
+}
+
+/// Cases with a running provisional clock after `$1` in id order, `$2` at most.
+pub(crate) const PROVISIONAL_CASES: &str = "SELECT id FROM cases WHERE provisional AND id > $1 ORDER BY id LIMIT $2";
+
+/// How many cases one page of a revision reads.
+pub(crate) const REVISION_PAGE: i64 = 200;
 
 /// One change to a case.
 #[derive(Debug, Clone)]
@@ -165,7 +189,7 @@ pub(crate) const SAVE_REQUEST: &str = "INSERT INTO case_requests \
 
 /// Writes a changed case; `$8` is the version it was loaded at.
 pub(crate) const SAVE: &str = "UPDATE cases SET record = $2, state = $3, version = $4, next_check_us = $5, \
-    audit_length = $6, audit_head = $7 WHERE id = $1 AND version = $8";
+    audit_length = $6, audit_head = $7, provisional = $9 WHERE id = $1 AND version = $8";
 
 /// Cases the sweeper must look at by `$1`, earliest first.
 pub(crate) const DUE_FOR_SWEEP: &str = "SELECT id FROM cases WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
@@ -179,6 +203,8 @@ pub(crate) struct RowWrite {
     pub version: i64,
     pub loaded_version: i64,
     pub next_check_us: Option<i64>,
+    /// Whether a running clock counts a provisional year (found again when calendars load).
+    pub provisional: bool,
     pub audit_length: i64,
     pub audit_head: String,
     pub entries: Vec<AuditRecord>,
@@ -204,6 +230,7 @@ macro_rules! save_row {
             .bind(row.audit_length)
             .bind(row.audit_head.clone())
             .bind(row.loaded_version)
+            .bind(row.provisional)
     }};
 }
 use save_row;
@@ -251,6 +278,7 @@ pub(crate) fn plan_update(
     other: Option<Option<Loaded>>,
     update: Update,
     rules: &Rules,
+    now: DateTime<Utc>,
 ) -> Result<Plan, CaseError> {
     let principal = update.principal.clone();
     // Outside the caller's organisation unit a case does not exist for the caller.
@@ -266,7 +294,6 @@ pub(crate) fn plan_update(
     {
         return Err(CaseError::EtagMismatch { expected, current: primary.version });
     }
-    let now = redress_platform::time::now();
     for l in std::iter::once(&mut primary).chain(other.as_mut()) {
         l.case.etag = etag(l.version + 1);
         l.case.update_time = Some(to_timestamp(now));
@@ -304,6 +331,26 @@ pub(crate) fn plan_sweep(loaded: Option<Loaded>, rules: &Rules, now: DateTime<Ut
     Some(Plan { rows: vec![row], events, response: l.case })
 }
 
+/// Plans the revision of one case's clocks on the rules now in force; `None` when there is no
+/// such case. A case with nothing moved keeps its record and version; only its mark of
+/// provisional clocks is written again.
+pub(crate) fn plan_revision(loaded: Option<Loaded>, rules: &Rules, now: DateTime<Utc>) -> Option<Plan> {
+    let mut l = loaded?;
+    let unchanged = l.case.clone();
+    l.case.etag = etag(l.version + 1);
+    l.case.update_time = Some(to_timestamp(now));
+    let effects = match revision::revise(&mut l.case, rules, SYSTEM_ACTOR, now) {
+        Some(effects) => effects,
+        None => {
+            l.case = unchanged;
+            Effects::default()
+        }
+    };
+    let mut events = Vec::new();
+    let row = row_write(&l, effects, SYSTEM_ACTOR, rules, now, &mut events);
+    Some(Plan { rows: vec![row], events, response: l.case })
+}
+
 fn row_write(
     l: &Loaded,
     effects: Effects,
@@ -328,6 +375,7 @@ fn row_write(
         version: if entries.is_empty() { l.version } else { l.version + 1 },
         loaded_version: l.version,
         next_check_us: rules.clocks.next_check(&l.case).map(|t| t.timestamp_micros()),
+        provisional: clock::has_provisional(&l.case),
         audit_length: previous.0,
         audit_head: previous.1,
         entries,
@@ -343,6 +391,7 @@ struct Opening {
     event: NewEvent,
     audit: AuditRecord,
     next_check_us: Option<i64>,
+    provisional: bool,
     /// A recurrence: the link to the earlier complaint's case, made once this case exists.
     link: Option<Follow>,
 }
@@ -473,6 +522,7 @@ pub(crate) fn plan_follow(
     other: Option<Option<Loaded>>,
     follow: &Follow,
     rules: &Rules,
+    now: DateTime<Utc>,
 ) -> Option<Plan> {
     let loaded = loaded?;
     if let Command::ChangeGrade { grade, .. } = &follow.command
@@ -497,7 +547,7 @@ pub(crate) fn plan_follow(
         }),
         command: follow.command.clone(),
     };
-    match plan_update(Some(loaded), other, update, rules) {
+    match plan_update(Some(loaded), other, update, rules, now) {
         Ok(plan) => Some(plan),
         Err(e) => {
             tracing::info!(complaint = %follow.complaint, error = %e, "intake's change not applied to the case");
@@ -515,10 +565,10 @@ pub(crate) fn recurrence_of(event: &Event) -> Option<String> {
     Some(accepted.recurrence_of).filter(|r| !r.is_empty())
 }
 
-fn effect_of(event: &Event, rules: &Rules) -> Effect {
+fn effect_of(event: &Event, rules: &Rules, now: DateTime<Utc>) -> Effect {
     let effect = match follow_for(event) {
         Ok(Some(follow)) => return Effect::Follow(follow),
-        Ok(None) => opening_for(event, rules).map(|o| o.map(|o| Effect::Open(Box::new(o)))),
+        Ok(None) => opening_for(event, rules, now).map(|o| o.map(|o| Effect::Open(Box::new(o)))),
         Err(e) => Err(e),
     };
     match effect {
@@ -528,7 +578,7 @@ fn effect_of(event: &Event, rules: &Rules) -> Effect {
     }
 }
 
-fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> {
+fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::Result<Option<Opening>> {
     let Some(payload) = event.payload.as_ref() else {
         return Ok(None);
     };
@@ -539,7 +589,6 @@ fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> 
     let span = tracing::info_span!("case.open", complaint = %accepted.complaint);
     redress_platform::telemetry::set_parent_from_trace_context(&span, &event.traceparent, &event.tracestate);
     let _entered = span.enter();
-    let opened = now();
     let id = uuid::Uuid::now_v7().to_string();
     let mut case = Case {
         name: format!("cases/{id}"),
@@ -566,6 +615,7 @@ fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> 
     };
     rules.clocks.opening(&mut case);
     let next_check_us = rules.clocks.next_check(&case).map(|t| t.timestamp_micros());
+    let provisional = clock::has_provisional(&case);
     let event = NewEvent::new(case.name.clone(), case.org_unit.clone(), &CaseOpened { case: Some(case.clone()) });
     let record = case.encode_to_vec();
     let details = BTreeMap::from([
@@ -583,7 +633,16 @@ fn opening_for(event: &Event, rules: &Rules) -> anyhow::Result<Option<Opening>> 
             reason: format!("recurrence of {} (same complainant and issue)", accepted.recurrence_of),
         },
     });
-    Ok(Some(Opening { case, open_time_us: opened.timestamp_micros(), record, event, audit, next_check_us, link }))
+    Ok(Some(Opening {
+        case,
+        open_time_us: opened.timestamp_micros(),
+        record,
+        event,
+        audit,
+        next_check_us,
+        provisional,
+        link,
+    }))
 }
 
 /// Counts what a consumer batch or replay did and wakes the feed's readers when it announced

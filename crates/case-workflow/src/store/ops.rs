@@ -40,6 +40,7 @@ pub(crate) async fn update<T: CaseTx + ?Sized>(
     tx: &mut T,
     update: Update,
     rules: &Rules,
+    now: DateTime<Utc>,
 ) -> Result<(Case, bool), CaseError> {
     let mut ids: Vec<&String> = std::iter::once(&update.id).chain(update.other.as_ref()).collect();
     ids.sort();
@@ -55,7 +56,7 @@ pub(crate) async fn update<T: CaseTx + ?Sized>(
     let primary = loaded.remove(&update.id).flatten();
     let other = update.other.as_ref().map(|id| loaded.remove(id).flatten());
     let request = update.request.clone();
-    let plan = super::plan_update(primary, other, update, rules)?;
+    let plan = super::plan_update(primary, other, update, rules, now)?;
     tx.write_plan(&plan).await?;
     if let Some(key) = request {
         tx.save_request(&key, &plan.rows[0].id, &plan.response.encode_to_vec()).await?;
@@ -76,12 +77,52 @@ pub(crate) async fn sweep_case<T: CaseTx + ?Sized>(
     Ok(!plan.events.is_empty())
 }
 
+/// The revision of one case's clocks on the rules now in force (D-SLA-6): whether they moved
+/// (and their events were written).
+pub(crate) async fn revise_case<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    id: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<bool, CaseError> {
+    let loaded = tx.load(id).await?;
+    let Some(plan) = super::plan_revision(loaded, rules, now) else { return Ok(false) };
+    tx.write_plan(&plan).await?;
+    Ok(!plan.events.is_empty())
+}
+
+/// Revises every case with a provisional clock: `page` lists the next ids after the one given
+/// (keyset, so a case that stays provisional is passed over), `revise` runs [`revise_case`] in
+/// a transaction of its own.
+pub(crate) async fn revise_provisional<P, PF, R, RF>(mut page: P, mut revise: R) -> anyhow::Result<super::Revised>
+where
+    P: FnMut(String) -> PF,
+    PF: std::future::Future<Output = anyhow::Result<Vec<String>>>,
+    R: FnMut(String) -> RF,
+    RF: std::future::Future<Output = Result<bool, CaseError>>,
+{
+    let mut done = super::Revised::default();
+    let mut after = String::new();
+    loop {
+        let ids = page(after.clone()).await?;
+        let Some(last) = ids.last().cloned() else { return Ok(done) };
+        for id in ids {
+            done.recomputed += 1;
+            if revise(id).await? {
+                done.revised += 1;
+            }
+        }
+        after = last;
+    }
+}
+
 /// Applies a batch of intake's events strictly in feed order after the stored position, and
 /// stores the new position: all in the caller's transaction.
 pub(crate) async fn apply_batch<T: CaseTx + ?Sized>(
     tx: &mut T,
     events: &[Event],
     rules: &Rules,
+    now: DateTime<Utc>,
 ) -> Result<Applied, CaseError> {
     // Cases this batch changes are locked up front, in id order.
     let changed: Vec<String> = events
@@ -94,7 +135,7 @@ pub(crate) async fn apply_batch<T: CaseTx + ?Sized>(
     if !changed.is_empty() {
         tx.lock_cases_of(&changed).await?;
     }
-    let mut intake = IntakeEvents { rules, applied: Applied::default() };
+    let mut intake = IntakeEvents { rules, now, applied: Applied::default() };
     let position = consumer::apply_in_order(tx, INTAKE_CONSUMER, events, &mut intake).await?;
     Ok(Applied { position, ..intake.applied })
 }
@@ -105,8 +146,9 @@ pub(crate) async fn replay<T: CaseTx + ?Sized>(
     tx: &mut T,
     replay: &Replay,
     rules: &Rules,
+    now: DateTime<Utc>,
 ) -> Result<(DeadLetter, Applied), CaseError> {
-    let mut intake = IntakeEvents { rules, applied: Applied::default() };
+    let mut intake = IntakeEvents { rules, now, applied: Applied::default() };
     let dead = consumer::replay(tx, replay, &mut intake).await?;
     Ok((dead, intake.applied))
 }
@@ -114,6 +156,7 @@ pub(crate) async fn replay<T: CaseTx + ?Sized>(
 /// What intake's events mean for cases, and what applying them changed.
 struct IntakeEvents<'a> {
     rules: &'a Rules,
+    now: DateTime<Utc>,
     applied: Applied,
 }
 
@@ -122,11 +165,11 @@ impl<T: CaseTx + ?Sized> consumer::ApplyEvent<T> for IntakeEvents<'_> {
     type Error = CaseError;
 
     async fn apply(&mut self, tx: &mut T, event: &Event) -> Result<consumer::Effect, CaseError> {
-        match effect_of(event, self.rules) {
+        match effect_of(event, self.rules, self.now) {
             // It cannot be applied, now or on any retry: it becomes a dead letter.
             Effect::Unappliable(why) => Ok(consumer::Effect::Unappliable(why)),
             effect => {
-                apply_effect(tx, effect, self.rules, &mut self.applied).await?;
+                apply_effect(tx, effect, self.rules, self.now, &mut self.applied).await?;
                 Ok(consumer::Effect::Applied)
             }
         }
@@ -137,6 +180,7 @@ async fn apply_effect<T: CaseTx + ?Sized>(
     tx: &mut T,
     effect: Effect,
     rules: &Rules,
+    now: DateTime<Utc>,
     applied: &mut Applied,
 ) -> Result<(), CaseError> {
     match effect {
@@ -146,11 +190,11 @@ async fn apply_effect<T: CaseTx + ?Sized>(
             if tx.insert_opening(&opening).await? {
                 applied.opened += 1;
                 if let Some(link) = &opening.link {
-                    applied.followed += follow(tx, link, rules).await?;
+                    applied.followed += follow(tx, link, rules, now).await?;
                 }
             }
         }
-        Effect::Follow(f) => applied.followed += follow(tx, &f, rules).await?,
+        Effect::Follow(f) => applied.followed += follow(tx, &f, rules, now).await?,
         Effect::Nothing | Effect::Unappliable(_) => {}
     }
     Ok(())
@@ -158,7 +202,12 @@ async fn apply_effect<T: CaseTx + ?Sized>(
 
 /// Applies one of intake's changes to the complaint's case (and, for a link, to the other
 /// complaint's case), loading the rows in id order; 1 when it changed anything.
-async fn follow<T: CaseTx + ?Sized>(tx: &mut T, follow: &Follow, rules: &Rules) -> Result<usize, CaseError> {
+async fn follow<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    follow: &Follow,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<usize, CaseError> {
     let Some(id) = tx.case_of_complaint(&follow.complaint).await? else { return Ok(0) };
     let other_id = match &follow.other {
         Some(complaint) => Some(tx.case_of_complaint(complaint).await?),
@@ -176,7 +225,7 @@ async fn follow<T: CaseTx + ?Sized>(tx: &mut T, follow: &Follow, rules: &Rules) 
     }
     let primary = loaded.remove(&id).flatten();
     let other = other_id.map(|o| o.and_then(|o| loaded.remove(&o).flatten()));
-    let Some(plan) = super::plan_follow(primary, other, follow, rules) else { return Ok(0) };
+    let Some(plan) = super::plan_follow(primary, other, follow, rules, now) else { return Ok(0) };
     tx.write_plan(&plan).await?;
     Ok(1)
 }

@@ -2,8 +2,6 @@
 //! of its own. The consumer position row is locked for the whole batch, so two replicas
 //! consuming at once apply each event once between them.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -14,22 +12,25 @@ use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 use sqlx::PgPool;
 
-use super::{AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, ops};
-use crate::domain::workflow::Rules;
+use super::{
+    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, PROVISIONAL_CASES,
+    REVISION_PAGE, Revised, Update, ops,
+};
+use crate::calendars::LiveRules;
 use crate::error::CaseError;
 
 #[derive(Clone)]
 pub struct PostgresCaseStore {
     pool: PgPool,
     feed: Feed,
-    rules: Arc<Rules>,
+    rules: LiveRules,
 }
 
 /// Advisory lock key held by the one replica that sweeps deadlines (ASCII "redrswep").
 const SWEEP_LOCK: i64 = 0x7265_6472_7377_6570;
 
 impl PostgresCaseStore {
-    pub async fn open(pool: PgPool, rules: Arc<Rules>, supervisor: &Supervisor) -> anyhow::Result<Self> {
+    pub async fn open(pool: PgPool, rules: LiveRules, supervisor: &Supervisor) -> anyhow::Result<Self> {
         redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
         redress_platform::events::migrate_postgres(&pool).await?;
         let feed = Feed::postgres(pool.clone(), supervisor);
@@ -40,9 +41,10 @@ impl PostgresCaseStore {
         let due: Vec<String> =
             sqlx::query_scalar(DUE_FOR_SWEEP).bind(now.timestamp_micros()).bind(limit).fetch_all(&self.pool).await?;
         let swept = due.len();
+        let rules = self.rules.current();
         for id in due {
             let mut tx = self.pool.begin().await?;
-            let raised = ops::sweep_case(&mut *tx, &id, &self.rules, now).await?;
+            let raised = ops::sweep_case(&mut *tx, &id, &rules, now).await?;
             tx.commit().await?;
             if raised {
                 self.feed.notify_committed();
@@ -64,7 +66,7 @@ impl EventSink for PostgresCaseStore {
 
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let applied = ops::apply_batch(&mut *tx, &events, &self.rules).await?;
+        let applied = ops::apply_batch(&mut *tx, &events, &self.rules.current(), self.rules.now()).await?;
         tx.commit().await?;
         super::applied(&self.feed, &applied);
         Ok(applied.position)
@@ -90,7 +92,7 @@ impl CaseStore for PostgresCaseStore {
 
     async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, CaseError> {
         let mut tx = self.pool.begin().await?;
-        let (dead, applied) = ops::replay(&mut *tx, &replay, &self.rules).await?;
+        let (dead, applied) = ops::replay(&mut *tx, &replay, &self.rules.current(), self.rules.now()).await?;
         tx.commit().await?;
         super::applied(&self.feed, &applied);
         Ok(dead)
@@ -99,7 +101,7 @@ impl CaseStore for PostgresCaseStore {
     async fn update(&self, update: Update) -> Result<Case, CaseError> {
         let run = async {
             let mut tx = self.pool.begin().await?;
-            let (case, changed) = ops::update(&mut *tx, update, &self.rules).await?;
+            let (case, changed) = ops::update(&mut *tx, update, &self.rules.current(), self.rules.now()).await?;
             if changed {
                 tx.commit().await?;
             }
@@ -125,6 +127,33 @@ impl CaseStore for PostgresCaseStore {
         let swept = self.sweep_locked(now, limit).await;
         lock.rollback().await?;
         swept
+    }
+
+    async fn revise_provisional(&self) -> anyhow::Result<Revised> {
+        let (rules, now) = (self.rules.current(), self.rules.now());
+        let pool = &self.pool;
+        let page = |after: String| async move {
+            let ids: Vec<String> =
+                sqlx::query_scalar(PROVISIONAL_CASES).bind(after).bind(REVISION_PAGE).fetch_all(pool).await?;
+            Ok(ids)
+        };
+        let revise = |id: String| {
+            let rules = rules.clone();
+            async move {
+                let mut tx = pool.begin().await?;
+                let revised = ops::revise_case(&mut *tx, &id, &rules, now).await?;
+                tx.commit().await?;
+                if revised {
+                    self.feed.notify_committed();
+                }
+                Ok(revised)
+            }
+        };
+        ops::revise_provisional(page, revise).await
+    }
+
+    fn rules(&self) -> &LiveRules {
+        &self.rules
     }
 
     fn feed(&self) -> &Feed {

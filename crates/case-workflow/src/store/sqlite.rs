@@ -1,8 +1,6 @@
 //! SQLite implementation: reads from the pool; every write is one of the operations in `ops`
 //! on the group-commit writer's connection.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -12,19 +10,22 @@ use redress_platform::events::{EventSink, Feed};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 
-use super::{AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, ops};
-use crate::domain::workflow::Rules;
+use super::{
+    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, PROVISIONAL_CASES,
+    REVISION_PAGE, Revised, Update, ops,
+};
+use crate::calendars::LiveRules;
 use crate::error::CaseError;
 
 #[derive(Clone)]
 pub struct SqliteCaseStore {
     db: Sqlite,
     feed: Feed,
-    rules: Arc<Rules>,
+    rules: LiveRules,
 }
 
 impl SqliteCaseStore {
-    pub async fn open(db: Sqlite, rules: Arc<Rules>) -> anyhow::Result<Self> {
+    pub async fn open(db: Sqlite, rules: LiveRules) -> anyhow::Result<Self> {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
         redress_platform::events::migrate_sqlite(&db.pool).await?;
         let feed = Feed::sqlite(db.pool.clone());
@@ -43,11 +44,11 @@ impl EventSink for SqliteCaseStore {
     }
 
     async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
-        let rules = self.rules.clone();
+        let (rules, now) = (self.rules.current(), self.rules.now());
         let applied = self
             .db
             .writer
-            .write(move |conn| Box::pin(async move { ops::apply_batch(conn, &events, &rules).await }))
+            .write(move |conn| Box::pin(async move { ops::apply_batch(conn, &events, &rules, now).await }))
             .await?;
         super::applied(&self.feed, &applied);
         Ok(applied.position)
@@ -72,17 +73,23 @@ impl CaseStore for SqliteCaseStore {
     }
 
     async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, CaseError> {
-        let rules = self.rules.clone();
-        let (dead, applied) =
-            self.db.writer.write(move |conn| Box::pin(async move { ops::replay(conn, &replay, &rules).await })).await?;
+        let (rules, now) = (self.rules.current(), self.rules.now());
+        let (dead, applied) = self
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { ops::replay(conn, &replay, &rules, now).await }))
+            .await?;
         super::applied(&self.feed, &applied);
         Ok(dead)
     }
 
     async fn update(&self, update: Update) -> Result<Case, CaseError> {
-        let rules = self.rules.clone();
-        let (response, changed) =
-            self.db.writer.write(move |conn| Box::pin(async move { ops::update(conn, update, &rules).await })).await?;
+        let (rules, now) = (self.rules.current(), self.rules.now());
+        let (response, changed) = self
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { ops::update(conn, update, &rules, now).await }))
+            .await?;
         if changed {
             self.feed.notify_committed();
         }
@@ -94,7 +101,7 @@ impl CaseStore for SqliteCaseStore {
             sqlx::query_scalar(DUE_FOR_SWEEP).bind(now.timestamp_micros()).bind(limit).fetch_all(&self.db.pool).await?;
         let swept = due.len();
         for id in due {
-            let rules = self.rules.clone();
+            let rules = self.rules.current();
             let raised = self
                 .db
                 .writer
@@ -105,6 +112,35 @@ impl CaseStore for SqliteCaseStore {
             }
         }
         Ok(swept)
+    }
+
+    async fn revise_provisional(&self) -> anyhow::Result<Revised> {
+        let (rules, now) = (self.rules.current(), self.rules.now());
+        let pool = &self.db.pool;
+        let page = |after: String| async move {
+            let ids: Vec<String> =
+                sqlx::query_scalar(PROVISIONAL_CASES).bind(after).bind(REVISION_PAGE).fetch_all(pool).await?;
+            Ok(ids)
+        };
+        let revise = |id: String| {
+            let rules = rules.clone();
+            async move {
+                let revised = self
+                    .db
+                    .writer
+                    .write(move |conn| Box::pin(async move { ops::revise_case(conn, &id, &rules, now).await }))
+                    .await?;
+                if revised {
+                    self.feed.notify_committed();
+                }
+                Ok(revised)
+            }
+        };
+        ops::revise_provisional(page, revise).await
+    }
+
+    fn rules(&self) -> &LiveRules {
+        &self.rules
     }
 
     fn feed(&self) -> &Feed {

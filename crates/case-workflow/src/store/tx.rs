@@ -61,8 +61,8 @@ macro_rules! case_tx {
             async fn insert_opening(&mut self, o: &Opening) -> Result<bool, CaseError> {
                 let inserted = sqlx::query(
                     "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
-                     audit_length, audit_head, next_check_us) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10) ON CONFLICT (complaint) DO NOTHING",
+                     audit_length, audit_head, next_check_us, provisional) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11) ON CONFLICT (complaint) DO NOTHING",
                 )
                 .bind(case_id(&o.case))
                 .bind(&o.case.case_number)
@@ -74,6 +74,7 @@ macro_rules! case_tx {
                 .bind(o.audit.sequence)
                 .bind(&o.audit.hash)
                 .bind(o.next_check_us)
+                .bind(o.provisional)
                 .execute(&mut *self)
                 .await?
                 .rows_affected();

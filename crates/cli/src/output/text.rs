@@ -124,7 +124,7 @@ fn case_text(c: &Case) -> String {
 }
 
 /// A clock under [`case_text`]'s header: kind, length, status, due, and what else is worth
-/// knowing about it (met, at risk or breached, why its deadline is pending).
+/// knowing about it (met, at risk or breached, why its due time is provisional).
 fn clock_row(c: &SlaClock) -> [String; 5] {
     let unit = match ClockUnit::try_from(c.unit) {
         Ok(ClockUnit::Hours) => "hours".to_owned(),
@@ -141,16 +141,13 @@ fn clock_row(c: &SlaClock) -> [String; 5] {
     } else if c.at_risk {
         notes.push("at risk".to_owned());
     }
-    if !c.pending_reason.is_empty() {
-        notes.push(format!("pending: {}", c.pending_reason));
+    // A due time counted on a year without its official calendar may still move (D-SLA-6).
+    let mut due = time_text(c.due_time.as_ref());
+    if c.provisional {
+        due.push_str(" (provisional)");
+        notes.push(format!("provisional: {}", c.provisional_reason));
     }
-    [
-        word::<ClockKind>(c.kind),
-        format!("{} {unit}", c.length),
-        word::<ClockStatus>(c.status),
-        time_text(c.due_time.as_ref()),
-        notes.join("  "),
-    ]
+    [word::<ClockKind>(c.kind), format!("{} {unit}", c.length), word::<ClockStatus>(c.status), due, notes.join("  ")]
 }
 
 fn cases_text(list: &ListCasesResponse) -> String {
@@ -257,15 +254,23 @@ fn complaint_text(c: &Complaint) -> String {
         s.row("accepted", time_text(receipt.accept_time.as_ref()));
         if let Some(d) = &receipt.deadlines {
             let due = [
-                ("first response", &d.first_response_due_time),
-                ("resolution", &d.resolution_due_time),
-                ("decision", &d.regulatory_decision_due_time),
+                ("first response", &d.first_response_due_time, d.first_response_provisional),
+                ("resolution", &d.resolution_due_time, d.resolution_provisional),
+                ("decision", &d.regulatory_decision_due_time, d.regulatory_decision_provisional),
             ];
-            for (i, (what, time)) in due.into_iter().filter(|(_, t)| t.is_some()).enumerate() {
-                s.row(if i == 0 { "due" } else { "" }, format!("{what:<15} {}", time_text(time.as_ref())));
+            for (i, (what, time, provisional)) in due.into_iter().filter(|(_, t, _)| t.is_some()).enumerate() {
+                let mark = if provisional { " (provisional)" } else { "" };
+                s.row(if i == 0 { "due" } else { "" }, format!("{what:<15} {}{mark}", time_text(time.as_ref())));
             }
-            for p in &d.pending_deadlines {
-                s.row("pending", format!("{}: {}", p.deadline, p.reason));
+            let mut reasons = vec![
+                &d.first_response_provisional_reason,
+                &d.resolution_provisional_reason,
+                &d.regulatory_decision_provisional_reason,
+            ];
+            reasons.retain(|r| !r.is_empty());
+            reasons.dedup();
+            for reason in reasons {
+                s.row("provisional", reason);
             }
             if !d.time_zone.is_empty() {
                 s.row("", format!("(days counted in {})", d.time_zone));
@@ -447,7 +452,8 @@ fn money_text(m: &Money) -> String {
 
 #[cfg(test)]
 mod tests {
-    use redress_proto::redress::intake::v1::{ComplainedParty, Taxonomy, TaxonomyCode};
+    use redress_proto::redress::common::v1::Deadlines;
+    use redress_proto::redress::intake::v1::{ComplainedParty, Receipt, Taxonomy, TaxonomyCode};
 
     use super::*;
 
@@ -552,6 +558,44 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    /// D-SLA-6: a due time counted on a year without its official calendar reads as such.
+    #[test]
+    fn provisional_due_times_are_marked_with_why() {
+        let due = Some(Timestamp { seconds: 1_799_078_400, nanos: 0 });
+        let reason = "no official holiday arrangement is loaded for 2027".to_owned();
+        let case = Case {
+            clocks: vec![SlaClock {
+                kind: ClockKind::RegulatoryDecision as i32,
+                unit: ClockUnit::CalendarDays as i32,
+                length: 15,
+                status: ClockStatus::Running as i32,
+                due_time: due,
+                provisional: true,
+                provisional_reason: reason.clone(),
+                ..SlaClock::default()
+            }],
+            ..Case::default()
+        };
+        let text = case_text(&case);
+        assert!(text.contains("2027-01-04T16:00:00Z (provisional)"), "{text}");
+        assert!(text.contains(&format!("provisional: {reason}")), "{text}");
+        let complaint = Complaint {
+            receipt: Some(Receipt {
+                deadlines: Some(Deadlines {
+                    regulatory_decision_due_time: due,
+                    regulatory_decision_provisional: true,
+                    regulatory_decision_provisional_reason: reason.clone(),
+                    ..Deadlines::default()
+                }),
+                ..Receipt::default()
+            }),
+            ..Complaint::default()
+        };
+        let text = complaint_text(&complaint);
+        assert!(text.contains("decision        2027-01-04T16:00:00Z (provisional)"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("provisional") && l.ends_with(&reason)), "{text}");
     }
 
     #[test]

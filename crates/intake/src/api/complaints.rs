@@ -11,7 +11,7 @@ use redress_platform::names::Text;
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::telemetry::TraceContext;
-use redress_platform::time::{from_timestamp, now, to_timestamp};
+use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::common::v1::{Channel, Grade as ProtoGrade};
 use redress_proto::redress::intake::v1::{
     Complaint, ComplaintState, GetComplaintRequest, ListComplaintsRequest, ListComplaintsResponse,
@@ -20,7 +20,7 @@ use redress_proto::redress::intake::v1::{
 };
 
 use super::{EventStream, IntakeApi, complaint_id, parsed, reason, redact};
-use crate::domain::deadlines::{grade_from_proto, receipt_deadlines};
+use crate::domain::deadlines::{grade_from_proto, is_provisional, receipt_deadlines};
 use crate::domain::lifecycle::ClassificationOverride;
 use crate::domain::validate::{self, validate_submission};
 use crate::error::IntakeError;
@@ -34,7 +34,7 @@ impl IntakeApi {
         request: SubmitComplaintRequest,
     ) -> Result<SubmitComplaintResponse, IntakeError> {
         principal.require(Permission::ComplaintsCreate)?;
-        let now = now();
+        let now = self.clock.now();
         let submission = validate_submission(&request, now)?;
         if !principal.covers(submission.org_unit.as_str()) {
             return Err(IntakeError::OutsideOrgUnit(submission.org_unit));
@@ -49,18 +49,14 @@ impl IntakeApi {
         let mut classification = decision.classification;
         classification.classify_time = Some(to_timestamp(now));
         let receive_time = submission.receive_time;
+        let calculator = self.deadlines.current();
         let deadlines =
-            receipt_deadlines(&self.deadlines, &self.policy, receive_time, grade_from_proto(classification.grade))
+            receipt_deadlines(&calculator, &self.policy, receive_time, grade_from_proto(classification.grade))
                 .context("deadline computation failed")?;
-        for pending in &deadlines.pending_deadlines {
-            let year = pending.missing_calendar_year;
-            tracing::error!(
-                year,
-                deadline = pending.deadline,
-                "no working-day calendar loaded for {year}: a receipt deadline is pending until an operator adds it"
-            );
-            metrics::counter!("redress_receipt_deadlines_pending_total", "missing_calendar_year" => year.to_string())
-                .increment(1);
+        if is_provisional(&deadlines) {
+            // Counted on a year whose official arrangement is not loaded: recomputed, and the
+            // complainant told of a moved decision deadline, once it is.
+            metrics::counter!("redress_receipt_deadlines_provisional_total").increment(1);
         }
         let id = uuid::Uuid::now_v7().to_string();
         let name = format!("complaints/{id}");
@@ -88,7 +84,7 @@ impl IntakeApi {
             id,
             request_id: submission.request_id,
             request_hash,
-            number_prefix: now.with_timezone(&self.deadlines.time_zone()).format("%Y%m%d").to_string(),
+            number_prefix: now.with_timezone(&calculator.time_zone()).format("%Y%m%d").to_string(),
             receive_time,
             create_time: now,
             complaint,
@@ -217,7 +213,7 @@ impl IntakeApi {
         let mut v = Violations::new();
         let id = complaint_id(&mut v, &request.name);
         let reason = reason(&mut v, &request.reason);
-        let at = validate::past_instant(&mut v, "withdraw_time", request.withdraw_time.as_ref(), now());
+        let at = validate::past_instant(&mut v, "withdraw_time", request.withdraw_time.as_ref(), self.clock.now());
         let id = parsed(v, id)?;
         self.complaint_in_scope(principal, id, &request.name).await?;
         let withdrawn = self
@@ -269,7 +265,7 @@ impl IntakeApi {
             grade: (grade != ProtoGrade::Unspecified).then_some(grade as i32),
             classified_by: principal.subject.clone(),
             reason,
-            time: to_timestamp(now()),
+            time: to_timestamp(self.clock.now()),
         };
         let updated = self
             .store()?
@@ -307,6 +303,7 @@ mod tests {
     use chrono::TimeZone;
     use redress_calendar::WorkingCalendar;
     use redress_platform::testing::TestDatabase;
+    use redress_platform::time::now;
     use redress_platform::{ApiError, ErrorKind};
 
     use super::super::test_support::{api, clerk, clerk_of, submission};
@@ -349,26 +346,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_calendar_leaves_deadlines_pending_but_records_the_complaint() {
+    async fn a_year_without_a_calendar_gives_provisional_deadlines_and_records_the_complaint() {
         let db = TestDatabase::sqlite("intake").unwrap();
         let only_2025 =
             WorkingCalendar::from_year_toml(&[("2025.toml", include_str!("../../../calendar/data/cn/2025.toml"))])
                 .unwrap();
-        let api = api(only_2025, &db.config).await;
+        let api = api(only_2025.with_provisional_years(), &db.config).await;
         // Sunday 2025-12-28 10:00 in Shanghai: the 24-hour clock ends in 2025, the 7-working-day
-        // and 15-day clocks need 2026.
+        // and 15-day clocks count 2026, here without its file.
         let receive = chrono::Utc.with_ymd_and_hms(2025, 12, 28, 2, 0, 0).unwrap();
         let response = api.submit(&clerk(), submission(receive)).await.unwrap();
         let deadlines = response.receipt.unwrap().deadlines.unwrap();
-        assert_eq!(
-            deadlines.first_response_due_time,
-            Some(to_timestamp(chrono::Utc.with_ymd_and_hms(2025, 12, 29, 2, 0, 0).unwrap()))
-        );
-        assert_eq!(deadlines.resolution_due_time, None);
-        assert_eq!(deadlines.regulatory_decision_due_time, None);
-        let pending: Vec<_> =
-            deadlines.pending_deadlines.iter().map(|p| (p.deadline.as_str(), p.missing_calendar_year)).collect();
-        assert_eq!(pending, [("resolution_due_time", 2026), ("regulatory_decision_due_time", 2026)]);
+        let utc = |m, d, h| Some(to_timestamp(chrono::Utc.with_ymd_and_hms(if m == 12 { 2025 } else { 2026 }, m, d, h, 0, 0).unwrap()));
+        assert_eq!(deadlines.first_response_due_time, utc(12, 29, 2));
+        assert!(!deadlines.first_response_provisional);
+        // Mon 29, Tue 30, Wed 31, then provisional 2026 (New Year's Day only): Fri 2, Mon 5,
+        // Tue 6, Wed 7 January.
+        assert_eq!(deadlines.resolution_due_time, utc(1, 7, 16));
+        // 15 days: Mon 2026-01-12.
+        assert_eq!(deadlines.regulatory_decision_due_time, utc(1, 12, 16));
+        assert!(deadlines.resolution_provisional && deadlines.regulatory_decision_provisional);
+        assert!(deadlines.regulatory_decision_provisional_reason.contains("2026"));
+        #[allow(deprecated)]
+        let pending = deadlines.pending_deadlines;
+        assert!(pending.is_empty(), "no deadline is left pending");
         assert!(!response.complaint.unwrap().complaint_number.is_empty(), "the complaint is recorded");
     }
 
@@ -389,6 +390,6 @@ mod tests {
         assert_eq!(deadlines.resolution_due_time, Some(shanghai_midnight(2026, 10, 13)));
         // 15 days after Sep 24 is Oct 9, a Friday and a working day → 24:00 Oct 9.
         assert_eq!(deadlines.regulatory_decision_due_time, Some(shanghai_midnight(2026, 10, 10)));
-        assert!(deadlines.pending_deadlines.is_empty());
+        assert!(!deadlines.resolution_provisional && !deadlines.regulatory_decision_provisional);
     }
 }

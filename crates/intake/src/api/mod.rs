@@ -3,6 +3,7 @@
 //! failure as an [`IntakeError`]. `complaints` serves complaints and their event feed,
 //! `personal_data` the data-subject rights; the tonic services at the end delegate to them.
 
+mod calendars;
 mod complaints;
 mod personal_data;
 
@@ -14,6 +15,8 @@ use redress_platform::events::FeedStream;
 use redress_platform::names::{Text, resource_id};
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::ready::Ready;
+use redress_platform::time::Clock;
+use redress_proto::redress::common::v1::{ReloadCalendarsRequest, ReloadCalendarsResponse};
 use redress_proto::redress::intake::v1::intake_event_feed_service_server::IntakeEventFeedService;
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
@@ -30,13 +33,16 @@ use tonic::{Request, Response, Status};
 use crate::domain::classify::{Classifier, Taxonomy};
 use crate::domain::mask;
 use crate::domain::pii::Keyring;
+use crate::calendars::{CalendarSource, LiveCalculator};
 use crate::error::IntakeError;
 use crate::store::IntakeStore;
 
 #[derive(Clone)]
 pub struct IntakeApi {
     store: Ready<Arc<dyn IntakeStore>>,
-    deadlines: DeadlineCalculator,
+    deadlines: LiveCalculator,
+    clock: Clock,
+    calendars: Option<CalendarSource>,
     policy: SlaPolicy,
     keyring: Arc<Keyring>,
     classifier: Arc<Classifier>,
@@ -56,7 +62,30 @@ impl IntakeApi {
         let classifier = Arc::new(Classifier::banking());
         let taxonomies = Arc::new(vec![classifier.taxonomy().clone(), Taxonomy::general()]);
         let recurrence_window = chrono::TimeDelta::days(90);
-        Self { store, deadlines, policy, keyring, classifier, taxonomies, recurrence_window, shutdown }
+        let (deadlines, clock, calendars) = (LiveCalculator::new(deadlines), Clock::system(), None);
+        Self {
+            store,
+            deadlines,
+            clock,
+            calendars,
+            policy,
+            keyring,
+            classifier,
+            taxonomies,
+            recurrence_window,
+            shutdown,
+        }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// `ReloadCalendars` (and [`IntakeApi::reload_calendars_now`]) read the calendars from
+    /// `source`.
+    pub fn with_calendars(self, source: CalendarSource) -> Self {
+        Self { calendars: Some(source), ..self }
     }
 
     /// Adds an institution's own taxonomies (listed by ListTaxonomies; classification stays in
@@ -167,6 +196,14 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<ListTaxonomiesResponse>, Status> {
         let principal = principal_of(&request)?;
         Ok(Response::new(self.list_taxonomies(&principal)?))
+    }
+
+    async fn reload_calendars(
+        &self,
+        request: Request<ReloadCalendarsRequest>,
+    ) -> Result<Response<ReloadCalendarsResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.reload_calendars(&principal, request.into_inner()).await?))
     }
 }
 

@@ -1,14 +1,20 @@
 //! The receipt's deadlines (D-SLA): the clocks a complaint's grade sets, counted on the
-//! working-day calendar from the moment it was accepted.
+//! working-day calendar from the moment it was accepted, and their revision once the official
+//! calendar of a year they counted provisionally is loaded (D-SLA-6).
 
 use chrono::{DateTime, Utc};
-use redress_calendar::{CalendarError, DeadlineCalculator, Grade, SlaPolicy};
-use redress_platform::time::to_timestamp;
-use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade, PendingDeadline};
+use redress_calendar::{CalendarError, DeadlineCalculator, Grade, Period, SlaPolicy};
+use redress_platform::events::NewEvent;
+use redress_platform::time::{from_timestamp, to_timestamp};
+use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
+use redress_proto::redress::intake::v1::{Complaint, ReceiptDeadlinesRevised};
 
-/// The receipt's deadlines. One that needs a year with no calendar loaded is left unset and
-/// listed in `pending_deadlines` (never guessed): the complaint is still recorded, because
-/// refusing it would lose it. Any other calendar failure is an error.
+use super::lifecycle::Changed;
+
+/// The receipt's deadlines. One that counts a day of a year with no official calendar loaded
+/// is computed on that year's provisional calendar and marked provisional, with why: the
+/// complaint always gets every deadline. Only a date outside every year a calendar can be
+/// built for is an error.
 pub fn receipt_deadlines(
     calculator: &DeadlineCalculator,
     policy: &SlaPolicy,
@@ -16,36 +22,86 @@ pub fn receipt_deadlines(
     grade: Grade,
 ) -> Result<Deadlines, CalendarError> {
     let targets = policy.targets(grade);
-    let mut deadlines = Deadlines {
+    let due = |period: Period| -> Result<(Option<prost_types::Timestamp>, bool, String), CalendarError> {
+        let due = calculator.due_explained(accepted, period)?;
+        let reason = due.provisional.map(|p| p.reason);
+        Ok((Some(to_timestamp(due.at)), reason.is_some(), reason.unwrap_or_default()))
+    };
+    let (first_response_due_time, first_response_provisional, first_response_provisional_reason) =
+        due(targets.first_response)?;
+    let (resolution_due_time, resolution_provisional, resolution_provisional_reason) = due(targets.resolution)?;
+    let (regulatory_decision_due_time, regulatory_decision_provisional, regulatory_decision_provisional_reason) =
+        due(policy.regulatory_decision)?;
+    Ok(Deadlines {
+        first_response_due_time,
+        resolution_due_time,
+        regulatory_decision_due_time,
         time_zone: calculator.time_zone().name().to_owned(),
         grade: grade_to_proto(grade) as i32,
+        first_response_provisional,
+        first_response_provisional_reason,
+        resolution_provisional,
+        resolution_provisional_reason,
+        regulatory_decision_provisional,
+        regulatory_decision_provisional_reason,
         ..Deadlines::default()
-    };
-    let clocks = [
-        ("first_response_due_time", targets.first_response),
-        ("resolution_due_time", targets.resolution),
-        ("regulatory_decision_due_time", policy.regulatory_decision),
-    ];
-    for (field, period) in clocks {
-        let due = match calculator.due(accepted, period) {
-            Ok(due) => Some(to_timestamp(due)),
-            Err(CalendarError::YearNotLoaded { year }) => {
-                deadlines.pending_deadlines.push(PendingDeadline {
-                    deadline: field.to_owned(),
-                    reason: format!("no working-day calendar is loaded for {year}"),
-                    missing_calendar_year: year,
-                });
-                None
-            }
-            Err(other) => return Err(other),
-        };
-        match field {
-            "first_response_due_time" => deadlines.first_response_due_time = due,
-            "resolution_due_time" => deadlines.resolution_due_time = due,
-            _ => deadlines.regulatory_decision_due_time = due,
+    })
+}
+
+/// Whether any deadline of the receipt counts a provisional year.
+pub fn is_provisional(deadlines: &Deadlines) -> bool {
+    deadlines.first_response_provisional || deadlines.resolution_provisional || deadlines.regulatory_decision_provisional
+}
+
+/// The complaint with its receipt's deadlines recomputed on `calculator` (for the grade they
+/// were computed for, from the acceptance instant) and ReceiptDeadlinesRevised announcing it;
+/// `None` when nothing moved or stopped being provisional, or when they cannot be recomputed.
+pub fn revised(mut complaint: Complaint, calculator: &DeadlineCalculator, policy: &SlaPolicy) -> Changed {
+    let receipt = complaint.receipt.as_mut()?;
+    let previous = receipt.deadlines.clone()?;
+    let accepted = receipt.accept_time.as_ref().and_then(from_timestamp)?;
+    let deadlines = match receipt_deadlines(calculator, policy, accepted, grade_from_proto(previous.grade)) {
+        Ok(deadlines) => deadlines,
+        Err(e) => {
+            tracing::error!(complaint = %complaint.name, error = %e, "receipt deadlines cannot be recomputed");
+            return None;
         }
+    };
+    if deadlines == previous {
+        return None;
     }
-    Ok(deadlines)
+    receipt.deadlines = Some(deadlines.clone());
+    let complainant_notice = if deadlines.regulatory_decision_due_time != previous.regulatory_decision_due_time {
+        decision_notice(&complaint.complaint_number, &deadlines, calculator)
+    } else {
+        String::new()
+    };
+    let event = NewEvent::new(
+        complaint.name.clone(),
+        complaint.org_unit.clone(),
+        &ReceiptDeadlinesRevised {
+            complaint: complaint.name.clone(),
+            complaint_number: complaint.complaint_number.clone(),
+            previous_deadlines: Some(previous),
+            deadlines: Some(deadlines),
+            complainant_notice,
+        },
+    );
+    Some((complaint, event))
+}
+
+/// The notice telling the complainant the decision deadline now stands on the official
+/// holiday arrangement, in zh-CN.
+fn decision_notice(number: &str, deadlines: &Deadlines, calculator: &DeadlineCalculator) -> String {
+    let due = deadlines.regulatory_decision_due_time.as_ref().and_then(from_timestamp);
+    // The due instant is 24:00 of the last day, i.e. the start of the next local date.
+    let day = due.map(|d| (d.with_timezone(&calculator.time_zone()) - chrono::TimeDelta::days(1)).format("%Y年%m月%d日"));
+    match day {
+        Some(day) => format!(
+            "您的投诉（编号 {number}）的处理期限已按国务院公布的节假日安排重新确定，我们将于 {day} 24 时前作出处理决定。"
+        ),
+        None => format!("您的投诉（编号 {number}）的处理期限已按国务院公布的节假日安排重新确定，具体日期将另行告知。"),
+    }
 }
 
 pub fn grade_from_proto(grade: i32) -> Grade {
@@ -63,5 +119,64 @@ pub fn grade_to_proto(grade: Grade) -> ProtoGrade {
         Grade::Important => ProtoGrade::Important,
         Grade::Urgent => ProtoGrade::Urgent,
         Grade::Major => ProtoGrade::Major,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use redress_proto::redress::intake::v1::Receipt;
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// D-SLA-6: received on 2026-12-20 with no 2027 calendar, the 15-day decision deadline is
+    /// set (24:00 on Mon 2027-01-04) and provisional; the hour and 2026 ones are not.
+    #[test]
+    fn a_receipt_reaching_a_year_without_a_file_has_provisional_deadlines() {
+        let calc = DeadlineCalculator::china();
+        let d = receipt_deadlines(&calc, &SlaPolicy::default(), at("2026-12-20T10:00:00+08:00"), Grade::General).unwrap();
+        assert_eq!(d.regulatory_decision_due_time, Some(to_timestamp(at("2027-01-04T16:00:00Z"))));
+        assert!(d.regulatory_decision_provisional && d.regulatory_decision_provisional_reason.contains("2027"));
+        assert_eq!(d.resolution_due_time, Some(to_timestamp(at("2026-12-29T16:00:00Z"))));
+        assert!(!d.resolution_provisional && !d.first_response_provisional);
+        assert!(is_provisional(&d));
+        #[allow(deprecated)]
+        let pending = &d.pending_deadlines;
+        assert!(pending.is_empty(), "nothing is pending any more");
+    }
+
+    #[test]
+    fn a_revision_announces_a_moved_decision_deadline_once() {
+        let provisional = DeadlineCalculator::china();
+        let policy = SlaPolicy::default();
+        let accepted = at("2026-12-20T10:00:00+08:00");
+        let deadlines = receipt_deadlines(&provisional, &policy, accepted, Grade::General).unwrap();
+        let complaint = Complaint {
+            name: "complaints/1".to_owned(),
+            complaint_number: "2026122000000001".to_owned(),
+            receipt: Some(Receipt {
+                accept_time: Some(to_timestamp(accepted)),
+                deadlines: Some(deadlines),
+                ..Receipt::default()
+            }),
+            ..Complaint::default()
+        };
+        assert!(revised(complaint.clone(), &provisional, &policy).is_none(), "the same calendar moves nothing");
+        let official = redress_calendar::WorkingCalendar::from_year_toml(&[(
+            "2027.toml",
+            "year = 2027\n[[holidays]]\nname = \"元旦\"\nfrom = 2027-01-01\nto = 2027-01-04\n",
+        )])
+        .unwrap();
+        let calendar = redress_calendar::WorkingCalendar::china().with_provisional_years().merged(official);
+        let loaded = DeadlineCalculator::new(std::sync::Arc::new(calendar), redress_calendar::DEFAULT_TIME_ZONE);
+        let (changed, event) = revised(complaint, &loaded, &policy).unwrap();
+        let now = changed.receipt.unwrap().deadlines.unwrap();
+        assert_eq!(now.regulatory_decision_due_time, Some(to_timestamp(at("2027-01-05T16:00:00Z"))));
+        assert!(!is_provisional(&now));
+        assert_eq!(event.event_type, "redress.intake.v1.ReceiptDeadlinesRevised");
     }
 }

@@ -68,6 +68,7 @@ redress_platform::conformance_suite!(
     retention_forgets_old_request_ids_and_a_reference_still_finds_its_complaint,
     a_reference_identifies_one_complaint_of_its_institution,
     concurrent_submissions_of_one_reference_create_one_complaint,
+    provisional_receipt_deadlines_are_revised_once_when_the_official_year_is_loaded,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -698,4 +699,82 @@ async fn concurrent_submissions_of_one_reference_create_one_complaint(store: Arc
     assert!(replayed.iter().chain(&refused).all(|name| *name == created[0]));
     assert_eq!(count(&store).await, 1);
     assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), 1);
+}
+
+/// D-SLA-6: a receipt of 2026-12-20 counted without a 2027 calendar has a provisional decision
+/// deadline (24:00 on Mon 2027-01-04); once a 2027 calendar that makes 4 January a holiday is
+/// loaded, only the provisional receipts are recomputed, the deadline moves to 5 January, and
+/// ReceiptDeadlinesRevised carries the complainant's notice once.
+async fn provisional_receipt_deadlines_are_revised_once_when_the_official_year_is_loaded(store: Arc<dyn IntakeStore>) {
+    use redress_calendar::{DeadlineCalculator, Grade, SlaPolicy, WorkingCalendar};
+    use redress_proto::redress::intake::v1::{Receipt, ReceiptDeadlinesRevised};
+
+    use crate::domain::deadlines::{receipt_deadlines, revised};
+
+    let policy = SlaPolicy::default();
+    let provisional = DeadlineCalculator::china();
+    let receipt = |request_id: &str, received: &str| {
+        let received = chrono::DateTime::parse_from_rfc3339(received).unwrap().to_utc();
+        let mut new = new_complaint(request_id, request_id, 0, 3);
+        new.receive_time = received;
+        new.complaint.receive_time = Some(redress_platform::time::to_timestamp(received));
+        let deadlines = receipt_deadlines(&provisional, &policy, received, Grade::General).unwrap();
+        new.complaint.receipt = Some(Receipt {
+            complaint: new.complaint.name.clone(),
+            accept_time: Some(redress_platform::time::to_timestamp(received)),
+            deadlines: Some(deadlines),
+            ..Receipt::default()
+        });
+        new
+    };
+    let december = receipt("r-december", "2026-12-20T10:00:00+08:00");
+    let march = receipt("r-march", "2026-03-10T10:00:00+08:00");
+    let december_id = december.id.clone();
+    store.submit(december).await.unwrap();
+    store.submit(march).await.unwrap();
+    let stored = store.get(&december_id).await.unwrap().unwrap().receipt.unwrap().deadlines.unwrap();
+    let due = |s: &str| Some(redress_platform::time::to_timestamp(s.parse().unwrap()));
+    assert_eq!(stored.regulatory_decision_due_time, due("2027-01-04T16:00:00Z"));
+    assert!(stored.regulatory_decision_provisional);
+
+    // The same calendars again move nothing, and only the provisional receipt is looked at.
+    let calc = provisional.clone();
+    let same = store.revise_deadlines(Arc::new(move |c| revised(c, &calc, &SlaPolicy::default()))).await.unwrap();
+    assert_eq!((same.recomputed, same.revised), (1, 0));
+    let before = committed_events(store.feed(), 0, 100).await.unwrap().len();
+
+    let official = WorkingCalendar::from_year_toml(&[(
+        "2027.toml",
+        "year = 2027\n[[holidays]]\nname = \"元旦\"\nfrom = 2027-01-01\nto = 2027-01-04\n",
+    )])
+    .unwrap();
+    let loaded = DeadlineCalculator::new(
+        Arc::new(WorkingCalendar::china().with_provisional_years().merged(official)),
+        redress_calendar::DEFAULT_TIME_ZONE,
+    );
+    let revise = move || {
+        let calc = loaded.clone();
+        Arc::new(move |c| revised(c, &calc, &SlaPolicy::default())) as super::Revise
+    };
+    let done = store.revise_deadlines(revise()).await.unwrap();
+    assert_eq!((done.recomputed, done.revised), (1, 1));
+    let now = store.get(&december_id).await.unwrap().unwrap().receipt.unwrap().deadlines.unwrap();
+    assert_eq!(now.regulatory_decision_due_time, due("2027-01-05T16:00:00Z"));
+    assert!(!now.regulatory_decision_provisional && now.regulatory_decision_provisional_reason.is_empty());
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let revisions: Vec<ReceiptDeadlinesRevised> = events[before..]
+        .iter()
+        .filter(|e| e.event_type == "redress.intake.v1.ReceiptDeadlinesRevised")
+        .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
+        .collect();
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(revisions[0].complaint, format!("complaints/{december_id}"));
+    let previous = revisions[0].previous_deadlines.as_ref().unwrap();
+    assert_eq!(previous.regulatory_decision_due_time, due("2027-01-04T16:00:00Z"));
+    assert!(revisions[0].complainant_notice.contains("2027年01月05日"), "{}", revisions[0].complainant_notice);
+
+    // Nothing is provisional any more: a second revision finds nothing and announces nothing.
+    let again = store.revise_deadlines(revise()).await.unwrap();
+    assert_eq!((again.recomputed, again.revised), (0, 0));
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), events.len());
 }

@@ -231,6 +231,27 @@ pub trait IntakeStore: Send + Sync + 'static {
     /// Returns the complaint (`None` when there is no such complaint) and whether it changed,
     /// that is whether an event was committed.
     async fn rewrite(&self, id: &str, change: Rewrite) -> Result<(Option<Complaint>, bool), StoreError>;
+    /// Applies `revise` to every complaint whose receipt has a provisional deadline, in pages,
+    /// each complaint locked and rewritten in a transaction of its own with the event `revise`
+    /// gives (D-SLA-6). A complaint `revise` leaves as it is writes nothing.
+    async fn revise_deadlines(&self, revise: Revise) -> Result<Revised, StoreError> {
+        let mut done = Revised::default();
+        let mut after = String::new();
+        loop {
+            let ids = Reader::of(self.feed()).await?.conn().provisional_receipts(&after, REVISION_PAGE).await?;
+            let Some(last) = ids.last().cloned() else { return Ok(done) };
+            for id in ids {
+                done.recomputed += 1;
+                let revise = revise.clone();
+                let (_, changed) = self.rewrite(&id, Box::new(move |c| Ok(revise(c)))).await?;
+                if changed {
+                    done.revised += 1;
+                    self.feed().notify_committed();
+                }
+            }
+            after = last;
+        }
+    }
     /// The organisation units of a subject's complaints.
     async fn subject_units(&self, subject_id: &str) -> Result<Vec<String>, StoreError> {
         Reader::of(self.feed()).await?.conn().subject_units(subject_id).await
@@ -340,6 +361,28 @@ impl SealedRow {
         Ok(complaint)
     }
 }
+
+/// Whether a complaint's receipt has a deadline counted on a provisional year, so that loading
+/// that year's calendar finds it without reading every complaint (D-SLA-6).
+fn deadlines_provisional(complaint: &Complaint) -> bool {
+    let deadlines = complaint.receipt.as_ref().and_then(|r| r.deadlines.as_ref());
+    deadlines.is_some_and(crate::domain::deadlines::is_provisional)
+}
+
+/// What a revision of provisional receipt deadlines did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revised {
+    /// Complaints with a provisional deadline looked at.
+    pub recomputed: u64,
+    /// Of those, the complaints whose deadlines moved or stopped being provisional.
+    pub revised: u64,
+}
+
+/// How many complaints one page of a revision reads.
+const REVISION_PAGE: i64 = 200;
+
+/// A recomputation of a complaint's receipt deadlines (see [`IntakeStore::revise_deadlines`]).
+pub type Revise = std::sync::Arc<dyn Fn(Complaint) -> lifecycle::Changed + Send + Sync>;
 
 /// The classification codes a complaint is stored under (for recurrence lookups).
 fn codes(complaint: &Complaint) -> (Option<String>, Option<String>) {

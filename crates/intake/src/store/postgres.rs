@@ -14,7 +14,7 @@ use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{PgConnection, PgPool};
 
-use super::{Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, codes, ops};
+use super::{Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, codes, deadlines_provisional, ops};
 use crate::domain::acceptance::{self, SourceReference};
 use crate::domain::pii::Keyring;
 
@@ -104,8 +104,9 @@ async fn insert_complaint(
     let (business_type, cause) = codes(complaint);
     sqlx::query(
         "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-         create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, TRUE)",
+         create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived, \
+         deadlines_provisional) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, TRUE, $14)",
     )
     .bind(&new.id)
     .bind(&complaint.complaint_number)
@@ -120,6 +121,7 @@ async fn insert_complaint(
     .bind(business_type)
     .bind(cause)
     .bind(new.source_reference().as_ref().map(SourceReference::as_str))
+    .bind(deadlines_provisional(complaint))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -13,7 +13,9 @@ use redress_proto::redress::intake::v1::Complaint;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{ListQuery, Listed, PiiAccess, PiiAccessRecord, ReferenceOwner, SealedRow, StoreError, codes};
+use super::{
+    ListQuery, Listed, PiiAccess, PiiAccessRecord, ReferenceOwner, SealedRow, StoreError, codes, deadlines_provisional,
+};
 use crate::domain::pii::WrappedKey;
 
 /// One transaction of an intake store.
@@ -28,6 +30,9 @@ pub(crate) trait IntakeTx: Outbox {
     async fn save_record(&mut self, id: &str, complaint: &Complaint) -> Result<(), StoreError>;
     /// One page of complaints, newest received first.
     async fn list(&mut self, query: &ListQuery) -> Result<Vec<Listed>, StoreError>;
+    /// Up to `limit` complaints after `after` in id order whose receipt has a provisional
+    /// deadline.
+    async fn provisional_receipts(&mut self, after: &str, limit: i64) -> Result<Vec<String>, StoreError>;
     /// The name of the latest complaint of a subject with these codes received in
     /// `[since, until]`.
     async fn latest_of_issue(
@@ -190,13 +195,15 @@ macro_rules! intake_tx {
             async fn save_record(&mut self, id: &str, complaint: &Complaint) -> Result<(), StoreError> {
                 let (business_type, cause) = codes(complaint);
                 sqlx::query(
-                    "UPDATE complaints SET record = $1, state = $2, business_type = $3, cause = $4 WHERE id = $5",
+                    "UPDATE complaints SET record = $1, state = $2, business_type = $3, cause = $4, \
+                     deadlines_provisional = $6 WHERE id = $5",
                 )
                 .bind(complaint.encode_to_vec())
                 .bind(complaint.state)
                 .bind(business_type)
                 .bind(cause)
                 .bind(id)
+                .bind(deadlines_provisional(complaint))
                 .execute(&mut *self)
                 .await?;
                 Ok(())
@@ -228,6 +235,16 @@ macro_rules! intake_tx {
                         Ok(Listed { complaint, cursor: (row.receive_time_us, row.id) })
                     })
                     .collect()
+            }
+
+            async fn provisional_receipts(&mut self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM complaints WHERE deadlines_provisional AND id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self)
+                .await?)
             }
 
             async fn latest_of_issue(

@@ -22,7 +22,7 @@ use super::subjects::Subjects;
 use crate::domain::acceptance::{self, SourceReference};
 use crate::domain::pii::Keyring;
 use crate::store::tx::IntakeTx;
-use crate::store::{NewComplaint, ReferenceOwner, StoreError, Submitted, codes, ops};
+use crate::store::{NewComplaint, ReferenceOwner, StoreError, Submitted, codes, deadlines_provisional, ops};
 
 /// Most submissions written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -222,7 +222,8 @@ async fn insert_batch(
         for chunk in rows.chunks(400) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-                 create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived) ",
+                 create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived, \
+                 deadlines_provisional) ",
             );
             query.push_values(chunk, |mut row, (new, complaint, sealed, _)| {
                 row.push_bind(new.id.as_str())
@@ -238,7 +239,8 @@ async fn insert_batch(
                     .push_bind(sealed.business_type.as_deref())
                     .push_bind(sealed.cause.as_deref())
                     .push_bind(sealed.source_reference.as_deref())
-                    .push_bind(true);
+                    .push_bind(true)
+                    .push_bind(deadlines_provisional(complaint));
             });
             query.build().execute(&mut *conn).await?;
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(

@@ -1,0 +1,121 @@
+//! The working-day calendars while the service runs (D-SLA-6). A year without an official
+//! holiday arrangement is counted provisionally; when its file arrives in `calendars_dir`
+//! (noticed by polling, or on `ReloadCalendars`) the rules in force are replaced whole and every
+//! case with a provisional running clock is recomputed, with no restart.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redress_calendar::DeadlineCalculator;
+use redress_platform::ServiceError;
+use redress_platform::time::Clock;
+use redress_proto::redress::common::v1::ReloadCalendarsResponse;
+
+use crate::domain::workflow::Rules;
+use crate::error::CaseError;
+use crate::store::CaseStore;
+
+/// The rules the workflow applies and the clock it reads the time from. The rules are
+/// replaced whole when the calendars are reloaded, never changed in place, so one operation
+/// sees one calendar from start to end.
+#[derive(Debug, Clone)]
+pub struct LiveRules {
+    current: Arc<RwLock<Arc<Rules>>>,
+    clock: Clock,
+}
+
+impl LiveRules {
+    pub fn new(rules: Rules) -> Self {
+        Self { current: Arc::new(RwLock::new(Arc::new(rules))), clock: Clock::system() }
+    }
+
+    /// These rules read the time from `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    pub fn current(&self) -> Arc<Rules> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Puts `calculator` in force for every operation that starts from now on.
+    pub fn set_calculator(&self, calculator: DeadlineCalculator) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let mut rules = Rules::clone(&current);
+        rules.clocks.calculator = calculator;
+        *current = Arc::new(rules);
+    }
+}
+
+impl From<Rules> for LiveRules {
+    fn from(rules: Rules) -> Self {
+        Self::new(rules)
+    }
+}
+
+impl From<Arc<Rules>> for LiveRules {
+    fn from(rules: Arc<Rules>) -> Self {
+        Self::new(Arc::unwrap_or_clone(rules))
+    }
+}
+
+/// Where the calendars come from: the zone days are counted in and the directory of year files.
+#[derive(Debug, Clone)]
+pub struct CalendarSource {
+    pub time_zone: String,
+    pub calendars_dir: String,
+}
+
+impl CalendarSource {
+    /// Reads the calendars again, puts them in force and recomputes every case with a
+    /// provisional running clock. A directory with a file that does not load changes nothing.
+    pub async fn reload(&self, store: &dyn CaseStore) -> Result<ReloadCalendarsResponse, CaseError> {
+        let calculator = DeadlineCalculator::configured(&self.time_zone, &self.calendars_dir).map_err(|e| {
+            ServiceError::failed_precondition("CALENDARS_INVALID", format!("the calendars do not load: {e}"))
+        })?;
+        let official_years = calculator.calendar().years();
+        store.rules().set_calculator(calculator);
+        let revised = store.revise_provisional().await?;
+        tracing::info!(
+            years = ?official_years,
+            recomputed = revised.recomputed,
+            revised = revised.revised,
+            "working-day calendars reloaded"
+        );
+        metrics::counter!("redress_deadline_revisions_total").increment(revised.revised);
+        Ok(ReloadCalendarsResponse {
+            official_years,
+            recomputed_count: i64::try_from(revised.recomputed).unwrap_or(i64::MAX),
+            revised_count: i64::try_from(revised.revised).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Reloads whenever a file in `calendars_dir` changes, polling every `interval`, until
+    /// `store`'s supervisor stops (run it under [`redress_platform::host::Supervisor::spawn`]).
+    pub async fn watch(
+        self,
+        store: Arc<dyn CaseStore>,
+        interval: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        if self.calendars_dir.is_empty() {
+            shutdown.cancelled().await;
+            return Ok(());
+        }
+        let dir = std::path::PathBuf::from(&self.calendars_dir);
+        redress_platform::watch::watch_dir(dir, interval, shutdown, || async {
+            self.reload(store.as_ref()).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .await;
+        Ok(())
+    }
+}

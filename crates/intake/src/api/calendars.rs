@@ -1,0 +1,54 @@
+//! `ReloadCalendars`: an operator puts a year's official holiday arrangement in force without
+//! a restart, and every receipt deadline counted on that year provisionally is recomputed
+//! (D-SLA-6).
+
+use std::sync::Arc;
+
+use redress_platform::ServiceError;
+use redress_platform::principal::{Permission, Principal};
+use redress_proto::redress::common::v1::{ReloadCalendarsRequest, ReloadCalendarsResponse};
+
+use super::IntakeApi;
+use crate::domain::deadlines;
+use crate::error::IntakeError;
+
+impl IntakeApi {
+    pub(super) async fn reload_calendars(
+        &self,
+        principal: &Principal,
+        _request: ReloadCalendarsRequest,
+    ) -> Result<ReloadCalendarsResponse, IntakeError> {
+        principal.require(Permission::CalendarsAdmin)?;
+        let response = self.reload_calendars_now().await?;
+        tracing::info!(by = %principal.subject, "calendars reloaded on request");
+        Ok(response)
+    }
+
+    /// Reads the calendars again, puts them in force and recomputes every receipt with a
+    /// provisional deadline. A directory with a file that does not load changes nothing.
+    pub async fn reload_calendars_now(&self) -> Result<ReloadCalendarsResponse, IntakeError> {
+        let Some(source) = &self.calendars else {
+            return Err(ServiceError::failed_precondition("CALENDARS_NOT_CONFIGURED", "no calendar source is configured").into());
+        };
+        let calculator = source.load()?;
+        let official_years = calculator.calendar().years();
+        let store = self.store()?;
+        self.deadlines.set(calculator.clone());
+        let policy = self.policy.clone();
+        let revised = store
+            .revise_deadlines(Arc::new(move |complaint| deadlines::revised(complaint, &calculator, &policy)))
+            .await?;
+        tracing::info!(
+            years = ?official_years,
+            recomputed = revised.recomputed,
+            revised = revised.revised,
+            "working-day calendars reloaded"
+        );
+        metrics::counter!("redress_deadline_revisions_total").increment(revised.revised);
+        Ok(ReloadCalendarsResponse {
+            official_years,
+            recomputed_count: i64::try_from(revised.recomputed).unwrap_or(i64::MAX),
+            revised_count: i64::try_from(revised.revised).unwrap_or(i64::MAX),
+        })
+    }
+}
