@@ -90,6 +90,9 @@ fn reported(e: &WorkflowError) -> Reported {
         W::Unassigned => Refused(FailedPrecondition, "UNASSIGNED"),
         W::NotDecided => Refused(FailedPrecondition, "NOT_DECIDED"),
         W::ReviewWindowPassed { .. } => Refused(FailedPrecondition, "REVIEW_WINDOW_PASSED"),
+        W::AlreadyReviewed => Refused(FailedPrecondition, "ALREADY_REVIEWED"),
+        W::ReviewNeedsHigherUnit { .. } => Refused(PermissionDenied, "REVIEW_NEEDS_HIGHER_UNIT"),
+        W::ExtensionNeedsHigherUnit { .. } => Refused(PermissionDenied, "EXTENSION_NEEDS_HIGHER_UNIT"),
         W::Merged { .. } => Refused(FailedPrecondition, "MERGED"),
         W::PermissionRequired(_) | W::SelfApproval | W::AuthorityExceeded { .. } => {
             Refused(PermissionDenied, "PERMISSION_DENIED")
@@ -187,6 +190,15 @@ impl ApiError for CaseError {
                 pairs(&[("to_department", to_department)])
             }
             Self::Workflow(WorkflowError::ExtensionTooLate { due }) => pairs(&[("due_time", &due.to_rfc3339())]),
+            Self::Workflow(WorkflowError::ReviewWindowPassed { until }) => {
+                pairs(&[("review_window_end", &until.to_rfc3339())])
+            }
+            Self::Workflow(WorkflowError::ReviewNeedsHigherUnit { deciding_unit }) => {
+                pairs(&[("deciding_unit", deciding_unit)])
+            }
+            Self::Workflow(WorkflowError::ExtensionNeedsHigherUnit { handling_unit }) => {
+                pairs(&[("handling_unit", handling_unit)])
+            }
             Self::NotFound { name } => pairs(&[("resource", "case"), ("name", name)]),
             Self::Platform(e) => e.metadata(),
             _ => HashMap::new(),
@@ -247,6 +259,27 @@ mod tests {
         let missing = CaseError::NotFound { name: "cases/x".to_owned() };
         assert_eq!((missing.kind().code(), missing.reason()), (Code::NotFound, "NOT_FOUND"));
         assert_eq!((missing.metadata()["resource"].as_str(), missing.metadata()["name"].as_str()), ("case", "cases/x"));
+    }
+
+    #[test]
+    fn a_refusal_of_who_reviews_or_extends_names_the_unit_it_protects() {
+        let unit = "institutions/demo/branches/sh".to_owned();
+        let review = CaseError::from(WorkflowError::ReviewNeedsHigherUnit { deciding_unit: unit.clone() });
+        assert_eq!((review.kind().code(), review.reason()), (Code::PermissionDenied, "REVIEW_NEEDS_HIGHER_UNIT"));
+        assert_eq!(review.metadata()["deciding_unit"], unit);
+        assert!(review.to_string().starts_with("permission denied: "), "{review}");
+        let extension = CaseError::from(WorkflowError::ExtensionNeedsHigherUnit { handling_unit: unit.clone() });
+        assert_eq!(
+            (extension.kind().code(), extension.reason()),
+            (Code::PermissionDenied, "EXTENSION_NEEDS_HIGHER_UNIT")
+        );
+        assert_eq!(extension.metadata()["handling_unit"], unit);
+        let until = chrono::DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(1_774_368_000);
+        let late = CaseError::from(WorkflowError::ReviewWindowPassed { until });
+        assert_eq!((late.kind().code(), late.reason()), (Code::FailedPrecondition, "REVIEW_WINDOW_PASSED"));
+        assert_eq!(late.metadata()["review_window_end"], "2026-03-24T16:00:00+00:00");
+        let again = CaseError::from(WorkflowError::AlreadyReviewed);
+        assert_eq!((again.kind().code(), again.reason()), (Code::FailedPrecondition, "ALREADY_REVIEWED"));
     }
 
     #[test]

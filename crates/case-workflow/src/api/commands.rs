@@ -12,9 +12,9 @@ use redress_platform::time::from_timestamp;
 use redress_proto::redress::case::v1::{
     AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
     Case, CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest,
-    ExtendDecisionDeadlineRequest, LinkCasesRequest, LinkType, Money, PauseCaseClocksRequest, PauseReason,
-    ProposeResolutionRequest, RecordFirstResponseRequest, ResolutionType, ResumeCaseClocksRequest, TransferCaseRequest,
-    TransitionCaseRequest,
+    DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, LinkCasesRequest, LinkType, Money, PauseCaseClocksRequest,
+    PauseReason, ProposeResolutionRequest, RecordFirstResponseRequest, RequestCaseReviewRequest, ResolutionType,
+    ResumeCaseClocksRequest, ReviewOutcome, TransferCaseRequest, TransitionCaseRequest,
 };
 use redress_proto::redress::common::v1::Grade;
 use sha2::{Digest, Sha256};
@@ -348,5 +348,24 @@ impl ChangeRequest for CompleteCoordinationTaskRequest {
         Text::Name.check(v, "task_id", &self.task_id, true);
         Text::Reason.check(v, "outcome", &self.outcome, true);
         Some(Command::CompleteTask { task_id: self.task_id.clone(), outcome: self.outcome.clone() })
+    }
+}
+
+impl ChangeRequest for RequestCaseReviewRequest {
+    one_case!("RequestCaseReview");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "reason", &self.reason, true);
+        Some(Command::RequestReview { reason: self.reason.clone() })
+    }
+}
+
+impl ChangeRequest for DecideCaseReviewRequest {
+    one_case!("DecideCaseReview");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Notice.check(v, "decision_notice", &self.decision_notice, true);
+        let outcome: Option<ReviewOutcome> = required(v, "outcome", "review outcome", self.outcome);
+        outcome.map(|outcome| Command::DecideReview { outcome, notice: self.decision_notice.clone() })
     }
 }

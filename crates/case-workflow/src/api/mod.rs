@@ -14,11 +14,11 @@ use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventF
 use redress_proto::redress::case::v1::case_service_server::CaseService;
 use redress_proto::redress::case::v1::{
     AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
-    Case, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest, ExtendDecisionDeadlineRequest,
-    GetCaseRequest, LinkCasesRequest, ListAuditEntriesRequest, ListAuditEntriesResponse, ListCasesRequest,
-    ListCasesResponse, PauseCaseClocksRequest, ProposeResolutionRequest, RecordFirstResponseRequest,
-    ResumeCaseClocksRequest, StreamEventsRequest, TransferCaseRequest, TransitionCaseRequest, VerifyAuditChainRequest,
-    VerifyAuditChainResponse,
+    Case, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest, DecideCaseReviewRequest,
+    ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, ListAuditEntriesRequest, ListAuditEntriesResponse,
+    ListCasesRequest, ListCasesResponse, PauseCaseClocksRequest, ProposeResolutionRequest, RecordFirstResponseRequest,
+    RequestCaseReviewRequest, ResumeCaseClocksRequest, StreamEventsRequest, TransferCaseRequest, TransitionCaseRequest,
+    VerifyAuditChainRequest, VerifyAuditChainResponse,
 };
 use redress_proto::redress::common::v1::{
     DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReloadCalendarsRequest, ReloadCalendarsResponse,
@@ -97,6 +97,8 @@ delegate!(CaseService {
     fn link_cases(LinkCasesRequest) -> Case => change;
     fn add_coordination_task(AddCoordinationTaskRequest) -> Case => change;
     fn complete_coordination_task(CompleteCoordinationTaskRequest) -> Case => change;
+    fn request_case_review(RequestCaseReviewRequest) -> Case => change;
+    fn decide_case_review(DecideCaseReviewRequest) -> Case => change;
 });
 
 delegate!(CaseEventFeedService {

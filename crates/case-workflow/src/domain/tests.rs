@@ -10,10 +10,10 @@ use redress_calendar::{DeadlineCalculator, Period, SlaPolicy, WorkingCalendar};
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{
-    Case, CaseClosed, CaseMeasures, CaseState, ClockKind, ClockStatus, DeadlineBreached, LinkType, Money, PauseReason,
-    ResolutionType,
+    Case, CaseClosed, CaseMeasures, CaseReviewDecided, CaseState, ClockKind, ClockStatus, DeadlineAtRisk,
+    DeadlineBreached, LinkType, Money, PauseReason, ResolutionType, ReviewOutcome,
 };
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{Channel, Grade};
 
 use super::clock::{self, Clocks, instant};
 use super::workflow::{self, Command, Context, Rules, WorkflowError};
@@ -42,12 +42,23 @@ pub(crate) fn rules() -> Rules {
 }
 
 pub(crate) fn person(subject: &str, roles: &[&str], permissions: &[Permission]) -> Principal {
+    person_at("institutions/demo", subject, roles, permissions)
+}
+
+fn person_at(unit: &str, subject: &str, roles: &[&str], permissions: &[Permission]) -> Principal {
     Principal {
         subject: subject.to_owned(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        org_unit: "institutions/demo".to_owned(),
+        org_unit: unit.to_owned(),
         permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
     }
+}
+
+/// A handler at `unit` who may change cases and extend them to 30 and 60 days.
+fn staff_at(unit: &str, subject: &str, roles: &[&str]) -> Principal {
+    let permissions =
+        [Permission::CasesRead, Permission::CasesWrite, Permission::CasesExtend, Permission::CasesExtendSpecial];
+    person_at(unit, subject, roles, &permissions)
 }
 
 pub(crate) fn handler() -> Principal {
@@ -267,26 +278,6 @@ fn compensation_above_the_authority_limit_needs_another_approver() {
 }
 
 #[test]
-fn a_review_must_be_asked_within_thirty_days_of_the_decision() {
-    let rules = rules();
-    let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
-    assign(&mut case, &rules, "2026-11-02T11:00:00+08:00");
-    let t = "2026-11-03T10:00:00+08:00";
-    let investigate = Command::Transition { target: CaseState::Investigating, reason: reason("r") };
-    run(&mut case, &handler(), t, investigate, &rules).unwrap();
-    let propose = Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: reason("g") };
-    run(&mut case, &handler(), t, propose, &rules).unwrap();
-    run(&mut case, &handler(), t, Command::Decide { notice: reason("n") }, &rules).unwrap();
-    let review = Command::Transition { target: CaseState::UnderReview, reason: reason("disagree") };
-    // Decided Tue Nov 3: 30 days end Thu Dec 3 at 24:00.
-    let late = run(&mut case, &handler(), "2026-12-04T00:00:00+08:00", review.clone(), &rules).unwrap_err();
-    assert!(matches!(late, WorkflowError::ReviewWindowPassed { .. }), "{late}");
-    run(&mut case, &handler(), "2026-12-03T23:00:00+08:00", review, &rules).unwrap();
-    assert_eq!((case.state, case.review_count), (CaseState::UnderReview as i32, 1));
-    assert_eq!(case.previous_state, CaseState::Decided as i32);
-}
-
-#[test]
 fn the_sweeper_reminds_the_owner_then_the_supervisor_once_each() {
     let rules = rules();
     let mut case = opened("2026-11-02T10:00:00+08:00", &rules);
@@ -440,7 +431,7 @@ fn an_extension_is_granted_before_the_decision_deadline_never_after() {
     // At the extended deadline itself, 60 days come too late.
     let head_office = person(
         "u-head-office",
-        &["supervisor"],
+        &["senior_manager"],
         &[Permission::CasesRead, Permission::CasesWrite, Permission::CasesExtend, Permission::CasesExtendSpecial],
     );
     let err = run(&mut extended, &head_office, "2026-04-09T00:00:00+08:00", extend(60), &rules).unwrap_err();
@@ -517,4 +508,229 @@ fn a_reopened_case_keeps_its_earlier_breach() {
     assert_eq!(case.reopen_count, 1);
     assert_eq!(breaches(&case), late);
     assert!(!measures.on_time);
+}
+
+const BRANCH: &str = "institutions/demo/branches/sh";
+const SUB_BRANCH: &str = "institutions/demo/branches/sh/sub-branches/pudong";
+
+/// A case of `unit` opened for a general complaint received through `channel` at `received`.
+fn opened_at(unit: &str, channel: Channel, received: &str, rules: &Rules) -> Case {
+    let mut case = opened(received, rules);
+    case.org_unit = unit.to_owned();
+    case.channel = channel as i32;
+    workflow::opening_clocks(&mut case, rules);
+    case
+}
+
+/// Takes a fresh case through assignment and investigation to a decision by `who` at `when`.
+fn decided_by(case: &mut Case, who: &Principal, when: &str, rules: &Rules) {
+    let steps = [
+        Command::Assign { assignee: "u-handler".to_owned(), department: "cards".to_owned() },
+        Command::Transition { target: CaseState::Investigating, reason: reason("r") },
+        Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: reason("g") },
+        Command::Decide { notice: reason("n") },
+    ];
+    for command in steps {
+        run(case, who, when, command, rules).unwrap();
+    }
+}
+
+/// The reminders a sweep at `when` raises for the clock of `kind`: (action, recipients).
+fn reminders(case: &mut Case, rules: &Rules, when: &str, kind: ClockKind) -> Vec<(String, Vec<String>)> {
+    let fx = workflow::sweep(case, rules, at(when));
+    let mut raised = Vec::new();
+    for event in &fx.events {
+        let (action, clock, recipients) = if event.event_type.ends_with(".DeadlineAtRisk") {
+            let e: DeadlineAtRisk = prost::Message::decode(event.payload.as_slice()).unwrap();
+            ("deadline.at_risk", e.clock, e.recipients)
+        } else if event.event_type.ends_with(".DeadlineBreached") {
+            let e: DeadlineBreached = prost::Message::decode(event.payload.as_slice()).unwrap();
+            ("deadline.breached", e.clock, e.recipients)
+        } else {
+            continue;
+        };
+        if clock == kind as i32 {
+            raised.push((action.to_owned(), recipients));
+        }
+    }
+    raised
+}
+
+#[test]
+fn a_closed_case_is_reviewed_above_the_unit_that_decided_it() {
+    let rules = rules();
+    let mut case = opened_at(SUB_BRANCH, Channel::Phone, "2026-11-02T10:00:00+08:00", &rules);
+    let pudong = staff_at(SUB_BRANCH, "u-pudong", &["supervisor"]);
+    decided_by(&mut case, &pudong, "2026-11-03T10:00:00+08:00", &rules);
+    assert_eq!(case.resolution.as_ref().unwrap().deciding_unit, SUB_BRANCH);
+    for target in [CaseState::FollowUp, CaseState::Closed] {
+        run(
+            &mut case,
+            &pudong,
+            "2026-11-04T10:00:00+08:00",
+            Command::Transition { target, reason: reason("r") },
+            &rules,
+        )
+        .unwrap();
+    }
+
+    // Closing does not take the complainant's right away: asked within 30 days of the
+    // decision, the review is recorded by whoever takes the request.
+    let request = Command::RequestReview { reason: reason("the fee was not refunded in full") };
+    run(&mut case, &pudong, "2026-11-20T10:00:00+08:00", request.clone(), &rules).unwrap();
+    assert_eq!((case.state, case.previous_state), (CaseState::UnderReview as i32, CaseState::Closed as i32));
+    assert_eq!((case.review_count, case.reopen_count), (1, 0));
+    assert!(case.close_time.is_none() && case.assignee.is_empty() && case.department.is_empty());
+    let review = case.reviews.last().unwrap();
+    assert_eq!((review.deciding_unit.as_str(), review.requested_by.as_str()), (SUB_BRANCH, "u-pudong"));
+    assert_eq!(review.reason, "the fee was not refunded in full");
+    assert_eq!(review.decision_time, case.decide_time);
+    // Its own clock: 30 days from Fri Nov 20 end Sun Dec 20, a rest day, so Mon Dec 21 at 24:00.
+    assert_eq!(due(&case, ClockKind::ReviewDecision), Some(at("2026-12-22T00:00:00+08:00")));
+    // Not a reopening: the clocks the decision met stay met.
+    assert_eq!(clock::clock(&case, ClockKind::Resolution).unwrap().status, ClockStatus::Met as i32);
+
+    // Until a reviewer is assigned, its reminders go to the unit above the deciding one.
+    let late = reminders(&mut case.clone(), &rules, "2026-12-22T01:00:00+08:00", ClockKind::ReviewDecision);
+    let above = [format!("org_unit:{BRANCH}"), format!("supervisor:{BRANCH}")];
+    assert_eq!(late, [("deadline.breached".to_owned(), above.to_vec())]);
+
+    // The deciding unit neither assigns nor decides its own review, whatever it holds.
+    let t = "2026-11-23T10:00:00+08:00";
+    let assign = Command::Assign { assignee: "u-reviewer".to_owned(), department: "consumer-protection".to_owned() };
+    let decide = Command::DecideReview { outcome: ReviewOutcome::Upheld, notice: reason("the fee was lawful") };
+    for command in [assign.clone(), decide.clone()] {
+        let err = run(&mut case, &pudong, t, command, &rules).unwrap_err();
+        assert!(matches!(&err, WorkflowError::ReviewNeedsHigherUnit { deciding_unit } if deciding_unit == SUB_BRANCH));
+    }
+    assert_eq!(case.state, CaseState::UnderReview as i32);
+
+    // The branch above it does.
+    let branch = staff_at(BRANCH, "u-sh", &["supervisor"]);
+    run(&mut case, &branch, t, assign, &rules).unwrap();
+    let review = case.reviews.last().unwrap();
+    assert_eq!((review.reviewer.as_str(), review.reviewer_department.as_str()), ("u-reviewer", "consumer-protection"));
+    assert_eq!(review.reviewing_unit, BRANCH);
+    assert_eq!((case.state, case.assignee.as_str()), (CaseState::UnderReview as i32, "u-reviewer"));
+    let ctx = Context { principal: &branch, now: at("2026-12-01T10:00:00+08:00"), rules: &rules };
+    let fx = workflow::execute(&mut case, None, decide, &ctx).unwrap();
+    assert_eq!((case.state, case.previous_state), (CaseState::Decided as i32, CaseState::UnderReview as i32));
+    let review = case.reviews.last().unwrap();
+    assert_eq!((review.outcome, review.decided_by.as_str()), (ReviewOutcome::Upheld as i32, "u-sh"));
+    assert_eq!(instant(&review.decide_time), Some(at("2026-12-01T10:00:00+08:00")));
+    let clock = clock::clock(&case, ClockKind::ReviewDecision).unwrap();
+    assert!(clock.status == ClockStatus::Met as i32 && !clock.breached);
+    let decided = fx.events.iter().find(|e| e.event_type.ends_with(".CaseReviewDecided")).expect("CaseReviewDecided");
+    let decided: CaseReviewDecided = prost::Message::decode(decided.payload.as_slice()).unwrap();
+    assert_eq!(decided.review.unwrap().decision_notice, "the fee was lawful");
+
+    // A decision is reviewed once.
+    let again = run(&mut case, &pudong, "2026-12-02T10:00:00+08:00", request, &rules).unwrap_err();
+    assert!(matches!(again, WorkflowError::AlreadyReviewed), "{again}");
+}
+
+#[test]
+fn head_office_reviews_too_and_a_review_is_asked_within_thirty_days() {
+    let rules = rules();
+    let mut case = opened_at(BRANCH, Channel::Phone, "2026-11-02T10:00:00+08:00", &rules);
+    let branch = staff_at(BRANCH, "u-sh", &["handler"]);
+    decided_by(&mut case, &branch, "2026-11-03T10:00:00+08:00", &rules);
+    // A review is requested as one, not reached by a move.
+    let moved = Command::Transition { target: CaseState::UnderReview, reason: reason("disagree") };
+    let err = run(&mut case, &branch, "2026-11-04T10:00:00+08:00", moved, &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::TransitionVia { method: "RequestCaseReview" }), "{err}");
+
+    // Decided Tue Nov 3: 30 days end Thu Dec 3 at 24:00.
+    let request = Command::RequestReview { reason: reason("disagree") };
+    let late = run(&mut case.clone(), &branch, "2026-12-04T00:00:00+08:00", request.clone(), &rules).unwrap_err();
+    let window_end = at("2026-12-04T00:00:00+08:00");
+    assert!(matches!(late, WorkflowError::ReviewWindowPassed { until } if until == window_end), "{late}");
+    run(&mut case, &branch, "2026-12-03T23:00:00+08:00", request, &rules).unwrap();
+
+    // Under review the case is neither investigated nor proposed afresh; it ends in a review
+    // decision, here by head office without assigning a reviewer first.
+    let investigate = Command::Transition { target: CaseState::Investigating, reason: reason("r") };
+    assert!(matches!(
+        run(&mut case, &branch, "2026-12-04T10:00:00+08:00", investigate, &rules),
+        Err(WorkflowError::InvalidState { current: CaseState::UnderReview, .. })
+    ));
+    let head_office = staff_at("institutions/demo", "u-hq", &["handler"]);
+    let decide = Command::DecideReview { outcome: ReviewOutcome::Revised, notice: reason("refund the fee") };
+    run(&mut case, &head_office, "2026-12-10T10:00:00+08:00", decide, &rules).unwrap();
+    let review = case.reviews.last().unwrap();
+    assert_eq!((review.outcome, review.reviewing_unit.as_str()), (ReviewOutcome::Revised as i32, "institutions/demo"));
+    assert_eq!(case.state, CaseState::Decided as i32);
+}
+
+#[test]
+fn a_decision_made_at_head_office_is_reviewed_there_and_not_below() {
+    let rules = rules();
+    let mut case = opened_at(BRANCH, Channel::Phone, "2026-11-02T10:00:00+08:00", &rules);
+    let head_office = staff_at("institutions/demo", "u-hq", &["handler"]);
+    decided_by(&mut case, &head_office, "2026-11-03T10:00:00+08:00", &rules);
+    let request = Command::RequestReview { reason: reason("disagree") };
+    run(&mut case, &head_office, "2026-11-04T10:00:00+08:00", request, &rules).unwrap();
+    assert_eq!(case.reviews[0].deciding_unit, "institutions/demo");
+    let assign = Command::Assign { assignee: "u-reviewer".to_owned(), department: "legal".to_owned() };
+    let branch = staff_at(BRANCH, "u-sh", &["supervisor"]);
+    let err = run(&mut case, &branch, "2026-11-05T10:00:00+08:00", assign.clone(), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::ReviewNeedsHigherUnit { .. }), "{err}");
+    run(&mut case, &head_office, "2026-11-05T10:00:00+08:00", assign, &rules).unwrap();
+}
+
+#[test]
+fn a_regulator_referral_is_forwarded_within_three_working_days() {
+    let rules = rules();
+    // Tue 2026-09-29 10:00, before National Day (Oct 1-7): Sep 30 (1), Oct 8 (2), Oct 9 (3).
+    let mut referral = opened_at(BRANCH, Channel::RegulatorReferral, "2026-09-29T10:00:00+08:00", &rules);
+    assert_eq!(due(&referral, ClockKind::ReferralForwarding), Some(at("2026-10-10T00:00:00+08:00")));
+    let phoned = opened_at(BRANCH, Channel::Phone, "2026-09-29T10:00:00+08:00", &rules);
+    assert!(clock::clock(&phoned, ClockKind::ReferralForwarding).is_none());
+
+    // The sweeper reminds of it like of any clock: at risk to the owner, then breached.
+    let mut swept = referral.clone();
+    let owner = format!("org_unit:{BRANCH}");
+    let at_risk = reminders(&mut swept, &rules, "2026-10-08T09:00:00+08:00", ClockKind::ReferralForwarding);
+    assert_eq!(at_risk, [("deadline.at_risk".to_owned(), vec![owner.clone()])]);
+    let breached = reminders(&mut swept, &rules, "2026-10-10T09:00:00+08:00", ClockKind::ReferralForwarding);
+    assert_eq!(breached, [("deadline.breached".to_owned(), vec![owner, format!("supervisor:{BRANCH}")])]);
+
+    // Moving it between departments does not forward it; assigning a handling department does.
+    let transfer = Command::Transfer { to_department: "cards".to_owned(), reason: reason("card fees") };
+    run(&mut referral, &handler(), "2026-09-30T09:00:00+08:00", transfer, &rules).unwrap();
+    let forwarding = clock::clock(&referral, ClockKind::ReferralForwarding).unwrap();
+    assert_eq!(forwarding.status, ClockStatus::Running as i32);
+    assign(&mut referral, &rules, "2026-09-30T10:00:00+08:00");
+    let forwarding = clock::clock(&referral, ClockKind::ReferralForwarding).unwrap();
+    assert_eq!(forwarding.status, ClockStatus::Met as i32);
+    assert!(!forwarding.breached);
+    assert!(reminders(&mut referral, &rules, "2026-10-10T09:00:00+08:00", ClockKind::ReferralForwarding).is_empty());
+}
+
+#[test]
+fn sixty_days_are_approved_above_the_handling_unit_or_by_a_head_office_senior_manager() {
+    let rules = rules();
+    let t = "2026-03-10T10:00:00+08:00";
+    let extend = |total_days| Command::Extend { total_days, reason: reason("especially complex") };
+    let at_branch = opened_at(BRANCH, Channel::Phone, "2026-03-09T10:00:00+08:00", &rules);
+
+    // The handling unit itself is refused, even holding the permission and a senior role.
+    let own = staff_at(BRANCH, "u-sh", &["senior_manager"]);
+    let err = run(&mut at_branch.clone(), &own, t, extend(60), &rules).unwrap_err();
+    assert!(matches!(&err, WorkflowError::ExtensionNeedsHigherUnit { handling_unit } if handling_unit == BRANCH));
+    // Thirty days stay its own to grant.
+    run(&mut at_branch.clone(), &own, t, extend(30), &rules).unwrap();
+
+    // Any unit above it approves: 60 days from Mon 03-09 end Fri 05-08.
+    let mut extended = at_branch.clone();
+    let head_office = staff_at("institutions/demo", "u-hq", &["handler"]);
+    run(&mut extended, &head_office, t, extend(60), &rules).unwrap();
+    assert_eq!(due(&extended, ClockKind::RegulatoryDecision), Some(at("2026-05-09T00:00:00+08:00")));
+
+    // A case handled at head office: only a senior manager there approves.
+    let at_head_office = opened_at("institutions/demo", Channel::Phone, "2026-03-09T10:00:00+08:00", &rules);
+    let err = run(&mut at_head_office.clone(), &head_office, t, extend(60), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::ExtensionNeedsHigherUnit { .. }), "{err}");
+    let senior = staff_at("institutions/demo", "u-ceo", &["senior_manager"]);
+    run(&mut at_head_office.clone(), &senior, t, extend(60), &rules).unwrap();
 }

@@ -12,8 +12,8 @@ use redress_platform::testing::committed_events;
 use redress_platform::time::{now, to_timestamp};
 use redress_platform::{ApiError, ServiceError};
 use redress_proto::redress::case::v1::{
-    Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, DeadlineBreached, LinkType, Money, PauseReason,
-    ResolutionType, SurveyAnswered,
+    Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, ClockStatus, DeadlineBreached, LinkType, Money,
+    PauseReason, ResolutionType, ReviewOutcome, SurveyAnswered,
 };
 use redress_proto::redress::common::v1::{Event, Grade, ListDeadLettersRequest, ReplayDeadLetterRequest};
 use redress_proto::redress::intake::v1::{
@@ -447,10 +447,9 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
         ),
         (&s, Command::Approve { note: text("within policy") }),
         (&h, Command::Decide { notice: text("we refund the fee and apologise") }),
-        (&h, to(CaseState::UnderReview)),
-        (&h, to(CaseState::Investigating)),
-        (&h, Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("reviewed") }),
-        (&h, Command::Decide { notice: text("the review confirms the refund") }),
+        (&h, Command::RequestReview { reason: text("the refund is too small") }),
+        (&s, Command::Assign { assignee: text("u-reviewer"), department: text("consumer-protection") }),
+        (&s, Command::DecideReview { outcome: ReviewOutcome::Upheld, notice: text("the review confirms the refund") }),
         (&h, Command::Survey { score: 4, resolved: true, comment: text("ok") }),
         (&h, to(CaseState::Closed)),
         (&h, to(CaseState::Reopened)),
@@ -490,6 +489,13 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     assert_eq!(case.pauses.len(), 1);
     let decision = case.clocks.iter().find(|c| c.kind == ClockKind::RegulatoryDecision as i32).unwrap();
     assert_eq!(decision.length, 30);
+    // The review is kept with who asked, why, and how it ended, and its clock was met.
+    assert_eq!(case.reviews.len(), 1);
+    let review = &case.reviews[0];
+    assert_eq!((review.reason.as_str(), review.reviewer.as_str()), ("the refund is too small", "u-reviewer"));
+    assert_eq!(review.outcome, ReviewOutcome::Upheld as i32);
+    let reviewed = case.clocks.iter().find(|c| c.kind == ClockKind::ReviewDecision as i32).unwrap();
+    assert_eq!(reviewed.status, ClockStatus::Met as i32);
 
     // Every step is on the verifiable trail and on the feed.
     let id = id_of(&case);
@@ -500,6 +506,7 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     let of_type = |t: &str| events.iter().filter(|e| e.event_type == format!("redress.case.v1.{t}")).count();
     assert_eq!(of_type("CaseChanged"), count);
     assert_eq!(of_type("DecisionDeadlineExtended"), 1);
+    assert_eq!(of_type("CaseReviewDecided"), 1);
     assert_eq!(of_type("SurveyAnswered"), 1);
     assert_eq!(of_type("CaseClosed"), 2);
     let survey = events.iter().find(|e| e.event_type.ends_with("SurveyAnswered")).unwrap();

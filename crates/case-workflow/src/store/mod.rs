@@ -613,7 +613,7 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
         },
         ..Case::default()
     };
-    rules.clocks.opening(&mut case);
+    workflow::opening_clocks(&mut case, rules);
     let next_check_us = rules.clocks.next_check(&case).map(|t| t.timestamp_micros());
     let provisional = clock::has_provisional(&case);
     let event = NewEvent::new(case.name.clone(), case.org_unit.clone(), &CaseOpened { case: Some(case.clone()) });

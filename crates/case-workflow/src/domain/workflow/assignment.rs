@@ -1,15 +1,21 @@
 //! Who handles a case: assignment (the first assignee stays first-contact owner, 首问负责),
 //! transfer to another department (转办) with its handoff clock, and the first response.
+//! Assigning forwards a regulator referral (meets its forwarding clock) and, under review,
+//! names the reviewer.
 
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, Transfer};
 
-use super::{Change, Context, WorkflowError, details, require_open, require_state, set_state, state_of};
+use super::{Change, Context, WorkflowError, details, require_open, require_state, review, set_state, state_of};
 use crate::domain::clock;
 
-/// The states a case can be assigned or transferred in.
+/// The states a case can be transferred in.
 const STAFFABLE: [CaseState; 4] =
     [CaseState::Accepted, CaseState::Assigned, CaseState::Investigating, CaseState::Reopened];
+/// The states a case can be assigned in: those, and under review (to its reviewer). A review
+/// is never transferred: it stays with the unit handling it.
+const ASSIGNABLE: [CaseState; 5] =
+    [CaseState::Accepted, CaseState::Assigned, CaseState::Investigating, CaseState::Reopened, CaseState::UnderReview];
 
 pub(super) fn assign(
     case: &mut Case,
@@ -17,11 +23,17 @@ pub(super) fn assign(
     department: String,
     ctx: &Context<'_>,
 ) -> Result<Change, WorkflowError> {
-    require_state(case, "assigning", &STAFFABLE)?;
+    require_state(case, "assigning", &ASSIGNABLE)?;
     if case.complained_staff_ids.iter().any(|s| s == &assignee) {
         return Err(WorkflowError::ConflictOfInterest { assignee });
     }
     let mut d = details([("assignee", assignee.clone()), ("department", department.clone())]);
+    if state_of(case) == CaseState::UnderReview {
+        review::assign_reviewer(case, &assignee, &department, ctx)?;
+        d.insert("review".to_owned(), "reviewer".to_owned());
+    }
+    // A regulator referral is forwarded once it reaches a handling department (D-SLA-11).
+    clock::meet(case, ClockKind::ReferralForwarding, ctx.now);
     if let Some(handoff) = pending_handoff(case) {
         // Only the receiving department takes a transferred case, which meets its handoff clock.
         if handoff.to_department != department {

@@ -1,15 +1,32 @@
 //! Commands on a case's SLA clocks: a grade change re-lengths them, pauses stop them counting,
 //! and an extension, granted before the clock is due, lengthens the regulatory decision clock
-//! (D-SLA-2) and tells the complainant.
+//! (D-SLA-2) and tells the complainant. Also the clocks a case opens with, which for a
+//! regulator referral include forwarding it (D-SLA-11).
 
 use redress_calendar::Period;
 use redress_platform::principal::Permission;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, ClockKind, ClockPause, ClockStatus, PauseReason};
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{Channel, Grade};
 
-use super::{Announce, Change, Context, Rules, WorkflowError, details, require_open};
+use super::{
+    Announce, Change, Context, Rules, SENIOR_MANAGER_ROLE, WorkflowError, above, at_head_office, details, require_open,
+};
 use crate::domain::clock::{self, instant};
+
+/// How long a regulator referral (监管转办) may take to reach a handling department (D-SLA-11).
+const REFERRAL_FORWARDING: Period = Period::WorkingDays(3);
+
+/// The clocks of a case opened from a receipt: those every case has and, for a regulator
+/// referral, forwarding it to a handling department, from the receipt as well.
+pub fn opening_clocks(case: &mut Case, rules: &Rules) {
+    rules.clocks.opening(case);
+    if case.channel == Channel::RegulatorReferral as i32
+        && let Some(received) = instant(&case.receive_time)
+    {
+        rules.clocks.start(case, ClockKind::ReferralForwarding, REFERRAL_FORWARDING, received);
+    }
+}
 
 pub(super) fn change_grade(
     case: &mut Case,
@@ -70,7 +87,8 @@ pub(super) fn resume(case: &mut Case, note: String, ctx: &Context<'_>) -> Result
 }
 
 /// Extends the regulatory decision clock to `total_days`: 30 needs `cases.extend`, 60
-/// `cases.extend.special`.
+/// `cases.extend.special` and a principal above the handling unit (or a head-office senior
+/// manager).
 pub(super) fn extend(
     case: &mut Case,
     total_days: u32,
@@ -81,6 +99,15 @@ pub(super) fn extend(
     let needed = if total_days > 30 { Permission::CasesExtendSpecial } else { Permission::CasesExtend };
     if !ctx.principal.has(needed) {
         return Err(WorkflowError::PermissionRequired(needed));
+    }
+    // The especially complex extension is approved above the unit handling the case or by a
+    // head-office senior manager, never by the handling unit itself (D-SLA-2, D-SLA-11).
+    let approver = ctx.principal;
+    if total_days > 30
+        && !(above(approver, &case.org_unit)
+            || (at_head_office(approver, &case.org_unit) && approver.roles.iter().any(|r| r == SENIOR_MANAGER_ROLE)))
+    {
+        return Err(WorkflowError::ExtensionNeedsHigherUnit { handling_unit: case.org_unit.clone() });
     }
     let current = clock::clock(case, ClockKind::RegulatoryDecision).cloned().unwrap_or_default();
     if current.status == ClockStatus::Met as i32 || current.status == ClockStatus::Stopped as i32 {

@@ -82,6 +82,19 @@ pub enum WorkflowError {
     /// A review is asked for within 30 days of the decision (D-SLA-2).
     #[error("a review must be requested within 30 days of the decision (until {until})")]
     ReviewWindowPassed { until: DateTime<Utc> },
+    /// A decision is reviewed once; after the review decision the complainant turns to
+    /// mediation or the regulator.
+    #[error("this decision was already reviewed")]
+    AlreadyReviewed,
+    /// A review is handled by a unit above the one that decided, or by head office (D-SLA-11).
+    #[error("a review of a decision made at {deciding_unit} is handled by a unit above it or by head office")]
+    ReviewNeedsHigherUnit { deciding_unit: String },
+    /// A 60-day extension is approved above the handling unit or by a head-office senior
+    /// manager, never by the handling unit itself (D-SLA-2).
+    #[error(
+        "a 60-day extension of a case handled at {handling_unit} is approved by a unit above it or a head-office senior manager"
+    )]
+    ExtensionNeedsHigherUnit { handling_unit: String },
     /// A merged duplicate stays closed; work goes on in the case it was merged into.
     #[error("the case was merged into {into}; reopen that one")]
     Merged { into: String },

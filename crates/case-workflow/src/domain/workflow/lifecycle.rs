@@ -1,13 +1,12 @@
 //! The lifecycle moves that carry only a reason (`TransitionCase`): investigation, follow-up,
-//! review, mediation, reopening, withdrawal and closing. Moves that carry data (assignment,
-//! transfer, proposal, decision) have commands of their own.
+//! mediation, reopening, withdrawal and closing. Moves that carry data (assignment, transfer,
+//! proposal, decision, review) have commands of their own.
 
-use redress_calendar::Period;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind};
 
 use super::{Announce, Change, Context, WorkflowError, details, require_open, require_state, set_state, state_of};
-use crate::domain::clock::{self, instant};
+use crate::domain::clock;
 
 pub(super) fn transition(
     case: &mut Case,
@@ -16,17 +15,12 @@ pub(super) fn transition(
     ctx: &Context<'_>,
 ) -> Result<Change, WorkflowError> {
     let now = ctx.now;
-    let clocks = &ctx.rules.clocks;
     let mut announce = None;
     match target {
         CaseState::Investigating => {
-            let allowed = [
-                CaseState::Assigned,
-                CaseState::ResolutionProposed,
-                CaseState::UnderReview,
-                CaseState::Reopened,
-                CaseState::InMediation,
-            ];
+            // A case under review stays there until the review is decided (DecideCaseReview).
+            let allowed =
+                [CaseState::Assigned, CaseState::ResolutionProposed, CaseState::Reopened, CaseState::InMediation];
             require_state(case, "moving to investigation", &allowed)?;
             if case.assignee.is_empty() {
                 return Err(WorkflowError::Unassigned);
@@ -37,26 +31,9 @@ pub(super) fn transition(
             }
         }
         CaseState::FollowUp => require_state(case, "starting the follow-up", &[CaseState::Decided])?,
-        CaseState::UnderReview => {
-            require_state(case, "a review", &[CaseState::Decided, CaseState::FollowUp])?;
-            let decided = instant(&case.decide_time).ok_or(WorkflowError::NotDecided)?;
-            // Review on request within 30 days of the decision (D-SLA-2), counted like any
-            // other day period.
-            let window = clocks.calculator.due(decided, Period::CalendarDays(30))?;
-            if now >= window {
-                return Err(WorkflowError::ReviewWindowPassed { until: window });
-            }
-            case.review_count += 1;
-            restart_resolution_clock(case, ctx);
-        }
         CaseState::InMediation => {
-            let allowed = [
-                CaseState::Investigating,
-                CaseState::ResolutionProposed,
-                CaseState::Decided,
-                CaseState::FollowUp,
-                CaseState::UnderReview,
-            ];
+            let allowed =
+                [CaseState::Investigating, CaseState::ResolutionProposed, CaseState::Decided, CaseState::FollowUp];
             require_state(case, "mediation", &allowed)?;
         }
         CaseState::Reopened => {
@@ -84,6 +61,8 @@ pub(super) fn transition(
         }
         CaseState::ResolutionProposed => return Err(WorkflowError::TransitionVia { method: "ProposeResolution" }),
         CaseState::Decided => return Err(WorkflowError::TransitionVia { method: "DecideCase" }),
+        // A review is recorded as one, with its own record and clock, not as a move.
+        CaseState::UnderReview => return Err(WorkflowError::TransitionVia { method: "RequestCaseReview" }),
         CaseState::Unspecified => return Err(WorkflowError::StateRequired),
     }
     set_state(case, target);
@@ -92,7 +71,7 @@ pub(super) fn transition(
     Ok(Change { announce, ..change })
 }
 
-/// Review and reopening give the case a fresh resolution clock, by its grade, from now.
+/// Reopening gives the case a fresh resolution clock, by its grade, from now.
 fn restart_resolution_clock(case: &mut Case, ctx: &Context<'_>) {
     let clocks = &ctx.rules.clocks;
     let resolution = clocks.policy.targets(clock::grade_of(case.grade)).resolution;

@@ -4,8 +4,9 @@
 //!
 //! This module holds the commands and their dispatch; each group of commands lives in its own
 //! file: people ([`assignment`]), the lifecycle moves ([`lifecycle`]), SLA clocks ([`clocks`]),
-//! the resolution ([`resolution`]), links between cases ([`links`]), coordination tasks and
-//! evidence ([`tasks`]) and the reminders the sweeper raises ([`sweep`]).
+//! the resolution ([`resolution`]), reviews of a decision ([`review`]), links between cases
+//! ([`links`]), coordination tasks and evidence ([`tasks`]) and the reminders the sweeper
+//! raises ([`sweep`]).
 
 mod assignment;
 mod clocks;
@@ -13,6 +14,7 @@ mod error;
 mod lifecycle;
 mod links;
 mod resolution;
+mod review;
 mod sweep;
 mod tasks;
 
@@ -20,15 +22,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use redress_platform::events::NewEvent;
+use redress_platform::names::OrgUnit;
 use redress_platform::principal::Principal;
 use redress_proto::redress::case::v1::{
-    Case, CaseChanged, CaseClosed, CaseMeasures, CaseState, ClockKind, DecisionDeadlineExtended, LinkType, Money,
-    PauseReason, ResolutionType, SurveyAnswered,
+    Case, CaseChanged, CaseClosed, CaseMeasures, CaseReviewDecided, CaseState, ClockKind, DecisionDeadlineExtended,
+    LinkType, Money, PauseReason, ResolutionType, ReviewOutcome, SurveyAnswered,
 };
 use redress_proto::redress::common::v1::Grade;
 
 use super::clock::{self, Clocks, instant};
 
+pub use clocks::opening_clocks;
 pub use error::{WorkflowError, state_names};
 pub use links::linked_effects;
 pub use sweep::sweep;
@@ -104,6 +108,15 @@ pub enum Command {
         kind: LinkType,
         reason: String,
     },
+    /// The complainant asks for a review (核查) of the decision.
+    RequestReview {
+        reason: String,
+    },
+    /// The reviewing unit decides the open review.
+    DecideReview {
+        outcome: ReviewOutcome,
+        notice: String,
+    },
 }
 
 /// Who acts and under which rules.
@@ -131,6 +144,30 @@ impl Rules {
     /// The highest compensation the principal may grant: the largest limit of its roles.
     pub fn authority_limit(&self, principal: &Principal) -> i64 {
         principal.roles.iter().filter_map(|r| self.authority_limits.get(r)).copied().max().unwrap_or(0)
+    }
+}
+
+/// The role of a head-office senior manager, who may approve 60-day extensions (D-SLA-2).
+pub const SENIOR_MANAGER_ROLE: &str = "senior_manager";
+
+/// Whether the principal belongs to a unit strictly above `unit`: one that covers it and is
+/// not it (the platform-wide principal is above every unit).
+fn above(principal: &Principal, unit: &str) -> bool {
+    principal.covers(unit) && principal.org_unit != unit
+}
+
+/// Whether the principal belongs to the head office of `unit`'s institution (the institution
+/// unit itself).
+fn at_head_office(principal: &Principal, unit: &str) -> bool {
+    OrgUnit::try_from_str(unit).is_ok_and(|u| u.institution().as_str() == principal.org_unit)
+}
+
+/// The unit the principal acts at on a case owned by `case_unit`: its own, or the case's when
+/// it acts platform-wide or has no unit (a service).
+fn acting_unit(principal: &Principal, case_unit: &str) -> String {
+    match OrgUnit::try_from_str(&principal.org_unit) {
+        Ok(unit) => unit.into_string(),
+        Err(_) => case_unit.to_owned(),
     }
 }
 
@@ -171,6 +208,7 @@ enum Announce {
     Extended { total_days: u32, reason: String, approved_by: String },
     SurveyAnswered,
     Closed { reason: String },
+    ReviewDecided,
 }
 
 /// Applies `command` to `case` (and to `other` for links). On error nothing may be written:
@@ -213,6 +251,8 @@ pub fn execute(
             let other = other.ok_or(WorkflowError::OtherCaseMissing)?;
             links::link(case, other, kind, reason, ctx)?
         }
+        Command::RequestReview { reason } => review::request(case, reason, ctx)?,
+        Command::DecideReview { outcome, notice } => review::decide(case, outcome, notice, ctx)?,
     };
     Ok(finish(case, previous_state, change, &ctx.principal.subject, ctx.rules))
 }
@@ -310,6 +350,11 @@ fn finish(case: &Case, previous_state: i32, change: Change, actor: &str, rules: 
             case.name.clone(),
             case.org_unit.clone(),
             &CaseClosed { case: Some(case.clone()), reason, measures: Some(measures(case)) },
+        ),
+        Announce::ReviewDecided => NewEvent::new(
+            case.name.clone(),
+            case.org_unit.clone(),
+            &CaseReviewDecided { case: Some(case.clone()), review: case.reviews.last().cloned() },
         ),
     };
     fx.events.push(event);

@@ -6,7 +6,7 @@ use redress_platform::principal::Permission;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, Money, Resolution, ResolutionType, Survey};
 
-use super::{Announce, Change, Context, WorkflowError, details, require_state, set_state};
+use super::{Announce, Change, Context, WorkflowError, acting_unit, details, require_state, set_state};
 use crate::domain::clock;
 
 pub(super) fn propose(
@@ -16,8 +16,7 @@ pub(super) fn propose(
     grounds: String,
     ctx: &Context<'_>,
 ) -> Result<Change, WorkflowError> {
-    let allowed =
-        [CaseState::Investigating, CaseState::ResolutionProposed, CaseState::UnderReview, CaseState::InMediation];
+    let allowed = [CaseState::Investigating, CaseState::ResolutionProposed, CaseState::InMediation];
     require_state(case, "proposing a resolution", &allowed)?;
     let amount = compensation.as_ref().map_or(0, |m| m.amount_minor);
     let approval_required = amount > ctx.rules.authority_limit(ctx.principal);
@@ -71,12 +70,15 @@ pub(super) fn approve(case: &mut Case, note: String, ctx: &Context<'_>) -> Resul
 pub(super) fn decide(case: &mut Case, notice: String, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
     require_state(case, "deciding", &[CaseState::ResolutionProposed])?;
     let now = ctx.now;
+    // A review of this decision is handled above this unit (D-SLA-11).
+    let deciding_unit = acting_unit(ctx.principal, &case.org_unit);
     let resolution = proposed(case)?;
     if resolution.approval_required && resolution.approved_by.is_empty() {
         return Err(WorkflowError::ApprovalRequired);
     }
     resolution.decided_by = ctx.actor();
     resolution.decision_notice = notice.clone();
+    resolution.deciding_unit = deciding_unit;
     let kind = ResolutionType::try_from(resolution.r#type).unwrap_or(ResolutionType::Unspecified);
     case.decide_time = Some(to_timestamp(now));
     if case.first_response_time.is_none() {

@@ -8,7 +8,7 @@ use redress_proto::redress::case::v1::{
     Case, ClockKind, ClockStatus, CoordinationTaskOverdue, DeadlineAtRisk, DeadlineBreached, ReminderLevel,
 };
 
-use super::{Effects, Rules, details, is_terminal, state_of};
+use super::{Effects, Rules, details, is_terminal, review, state_of};
 use crate::domain::clock::{self, instant};
 
 /// Raises the reminders that are due at `now`. Empty effects when nothing is due.
@@ -80,19 +80,21 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
     fx
 }
 
-/// Who is reminded: the owner (assignee, else the department, else the organisation unit)
-/// and, for breaches, the owner's supervisor.
+/// Who is reminded: the owner (assignee, else the department, else the organisation unit —
+/// for a review still without a reviewer, the unit that is to review it) and, for breaches,
+/// the owner's supervisor.
 fn recipients(case: &Case, level: ReminderLevel) -> Vec<String> {
+    let unit = review::awaiting_reviewer(case).unwrap_or_else(|| case.org_unit.clone());
     let owner = if !case.assignee.is_empty() {
         format!("user:{}", case.assignee)
     } else if !case.department.is_empty() {
         format!("department:{}", case.department)
     } else {
-        format!("org_unit:{}", case.org_unit)
+        format!("org_unit:{unit}")
     };
     let mut to = vec![owner];
     if level == ReminderLevel::Supervisor {
-        let unit = if case.department.is_empty() { &case.org_unit } else { &case.department };
+        let unit = if case.department.is_empty() { &unit } else { &case.department };
         to.push(format!("supervisor:{unit}"));
     }
     to
