@@ -26,6 +26,26 @@ pub fn branch_principal() -> redress_platform::Principal {
     }
 }
 
+/// The head office of the institution [`BRANCH`] belongs to.
+pub const HEAD_OFFICE: &str = "institutions/demo-bank";
+/// Token of a handler at [`BRANCH`] who changes its cases and holds both extension permissions:
+/// the handling unit itself, for the rules that look above it.
+pub const BRANCH_STAFF_TOKEN: &str = "integration-test-branch-staff-token";
+/// Token of a handler at [`HEAD_OFFICE`], above every branch, with the same permissions.
+pub const HEAD_OFFICE_TOKEN: &str = "integration-test-head-office-token";
+/// Token of a senior manager at [`HEAD_OFFICE`] (role `senior_manager`).
+pub const SENIOR_MANAGER_TOKEN: &str = "integration-test-senior-manager-token";
+
+/// A handler at `unit` who may change cases and extend them to 30 and 60 days.
+fn case_staff(subject: &str, role: &str, unit: &str) -> redress_platform::Principal {
+    redress_platform::Principal {
+        subject: subject.to_owned(),
+        roles: vec![role.to_owned()],
+        org_unit: unit.to_owned(),
+        permissions: ["cases.read", "cases.write", "cases.extend", "cases.extend.special"].map(str::to_owned).to_vec(),
+    }
+}
+
 /// Token of an integration team's reader at institution A only (events of A's units).
 pub const INSTITUTION_A_TOKEN: &str = "integration-test-institution-a-token";
 pub const INSTITUTION_A: &str = "institutions/a";
@@ -108,6 +128,9 @@ impl Sandbox {
                 extra_dev_tokens: vec![
                     (BRANCH_TOKEN.to_owned(), branch_principal()),
                     (INSTITUTION_A_TOKEN.to_owned(), institution_a_reader()),
+                    (BRANCH_STAFF_TOKEN.to_owned(), case_staff("user:branch-staff", "handler", BRANCH)),
+                    (HEAD_OFFICE_TOKEN.to_owned(), case_staff("user:head-office", "handler", HEAD_OFFICE)),
+                    (SENIOR_MANAGER_TOKEN.to_owned(), case_staff("user:senior-manager", "senior_manager", HEAD_OFFICE)),
                 ],
             },
             CancellationToken::new(),
@@ -145,7 +168,11 @@ impl Sandbox {
     }
 
     pub fn cases(&self) -> CaseServiceClient<InterceptedService<Channel, Bearer>> {
-        CaseServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(TOKEN.to_owned())))
+        self.cases_with(TOKEN)
+    }
+
+    pub fn cases_with(&self, token: &str) -> CaseServiceClient<InterceptedService<Channel, Bearer>> {
+        CaseServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(token.to_owned())))
     }
 
     /// Stops the suite and hands back its data directory (to start again on the same files).
