@@ -9,10 +9,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::case::v1::{
     AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest, CaseState,
-    ChangeCaseGradeRequest, DecideCaseRequest, ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest,
-    LinkType, ListAuditEntriesRequest, ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason,
-    ProposeResolutionRequest, RecordFirstResponseRequest, ResolutionType, ResumeCaseClocksRequest, TransferCaseRequest,
-    TransitionCaseRequest, VerifyAuditChainRequest,
+    ChangeCaseGradeRequest, DecideCaseRequest, DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, GetCaseRequest,
+    LinkCasesRequest, LinkType, ListAuditEntriesRequest, ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason,
+    ProposeResolutionRequest, RecordFirstResponseRequest, RequestCaseReviewRequest, ResolutionType,
+    ResumeCaseClocksRequest, ReviewOutcome, TransferCaseRequest, TransitionCaseRequest, VerifyAuditChainRequest,
 };
 use redress_proto::redress::common::v1::Grade;
 use sha2::{Digest, Sha256};
@@ -89,7 +89,16 @@ enum CaseCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Extend the regulatory decision clock.
+    /// Ask for or decide a review (核查) of the decision.
+    ///
+    /// While the case is under review, `case assign` names the reviewer. Only a unit above the
+    /// one that decided, or head office, assigns or decides a review.
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// Extend the regulatory decision clock (60 days: by a unit above the handling unit or a
+    /// head-office senior manager).
     Extend {
         #[command(flatten)]
         change: Change,
@@ -234,6 +243,30 @@ enum CaseCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// Record the complainant's request for a review, within 30 days of the decision (also of a
+    /// closed case).
+    Request {
+        #[command(flatten)]
+        change: Change,
+        /// Why the complainant disagrees with the decision.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Decide the open review; the case is decided again.
+    Decide {
+        #[command(flatten)]
+        change: Change,
+        /// How the review ends.
+        #[arg(long, value_enum)]
+        outcome: Outcome,
+        /// The review decision as told to the complainant, with its grounds.
+        #[arg(long)]
+        notice: String,
+    },
+}
+
 /// What every change of a case takes.
 #[derive(Args)]
 struct Change {
@@ -345,6 +378,23 @@ impl From<Resolution> for ResolutionType {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Outcome {
+    /// The decision stands.
+    Upheld,
+    /// The decision is changed, as the notice says.
+    Revised,
+}
+
+impl From<Outcome> for ReviewOutcome {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Upheld => ReviewOutcome::Upheld,
+            Outcome::Revised => ReviewOutcome::Revised,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Link {
     MergedInto,
     Related,
@@ -446,6 +496,22 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
             let state = CaseState::from(state).into();
             let request = TransitionCaseRequest { name, etag, request_id: request_id.clone(), state, reason };
             changed(client.transition_case(request).await, request_id)?
+        }
+        CaseCommand::Review { command: ReviewCommand::Request { change, reason } } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = RequestCaseReviewRequest { name, etag, request_id: request_id.clone(), reason };
+            changed(client.request_case_review(request).await, request_id)?
+        }
+        CaseCommand::Review { command: ReviewCommand::Decide { change, outcome, notice } } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = DecideCaseReviewRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                outcome: ReviewOutcome::from(outcome).into(),
+                decision_notice: notice,
+            };
+            changed(client.decide_case_review(request).await, request_id)?
         }
         CaseCommand::Extend { change, days, reason } => {
             let Target { name, etag, request_id } = change.target();

@@ -2,7 +2,7 @@
 //! text output and in a `--file` complaint alike, so that what a person reads they can type.
 
 use redress_proto::redress::case::v1::{
-    CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, PauseReason, ResolutionType,
+    CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, PauseReason, ResolutionType, ReviewOutcome,
 };
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::{
@@ -41,6 +41,7 @@ proto_enums! {
     PauseReason => "PAUSE_REASON_",
     ResolutionType => "RESOLUTION_TYPE_",
     LinkType => "LINK_TYPE_",
+    ReviewOutcome => "REVIEW_OUTCOME_",
     ComplaintState => "COMPLAINT_STATE_",
     IdDocumentType => "ID_DOCUMENT_TYPE_",
     AgentRelation => "AGENT_RELATION_",

@@ -5,18 +5,26 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use redress_integration_tests::{Sandbox, TOKEN};
-use redress_proto::redress::case::v1::{Case, ListCasesRequest};
+use redress_integration_tests::{BRANCH, BRANCH_STAFF_TOKEN, HEAD_OFFICE_TOKEN, Sandbox, TOKEN};
+use redress_proto::redress::case::v1::{
+    AssignCaseRequest, Case, CaseState, DecideCaseRequest, ListCasesRequest, ProposeResolutionRequest, ResolutionType,
+    TransitionCaseRequest,
+};
 use redress_proto::redress::intake::v1::SubmitComplaintRequest;
 use tokio::process::Command;
 
 /// Runs `redress case <args>` against the sandbox's gateway with the development token.
 async fn redress_case(sandbox: &Sandbox, args: &[&str]) -> Output {
+    redress_case_as(sandbox, TOKEN, args).await
+}
+
+/// Runs `redress case <args>` against the sandbox's gateway as the caller of `token`.
+async fn redress_case_as(sandbox: &Sandbox, token: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redress"))
         .arg("case")
         .args(args)
         .env("REDRESS_GATEWAY", format!("http://{}", sandbox.suite.gateway_addr))
-        .env("REDRESS_TOKEN", TOKEN)
+        .env("REDRESS_TOKEN", token)
         .output()
         .await
         .unwrap()
@@ -32,10 +40,16 @@ fn stderr(output: &Output) -> String {
 
 /// Submits a complaint through the gateway and waits for its case.
 async fn a_case(sandbox: &Sandbox, request_id: &str) -> Case {
-    let request = SubmitComplaintRequest {
-        request_id: request_id.to_owned(),
-        complaint: Some(redress_intake::testing::complaint("信用卡年费已达标仍被扣收。")),
-    };
+    a_case_of(sandbox, request_id, redress_intake::testing::complaint("信用卡年费已达标仍被扣收。")).await
+}
+
+/// Submits `complaint` through the gateway and waits for its case.
+async fn a_case_of(
+    sandbox: &Sandbox,
+    request_id: &str,
+    complaint: redress_proto::redress::intake::v1::Complaint,
+) -> Case {
+    let request = SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint) };
     let complaint = sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap();
     let started = Instant::now();
     loop {
@@ -152,6 +166,57 @@ async fn a_broken_audit_chain_exits_with_3() {
     assert_eq!(json["intact"], false);
     assert_eq!(json["first_broken_sequence"], "1");
     assert!(!json["reason"].as_str().unwrap().is_empty(), "{json}");
+    sandbox.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_is_requested_and_decided_from_the_command_line_above_the_deciding_unit() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut complaint = redress_intake::testing::complaint("信用卡年费已达标仍被扣收。");
+    complaint.org_unit = BRANCH.to_owned();
+    let case = a_case_of(&sandbox, "cli-review", complaint).await;
+    let name = case.name.clone();
+    let mut cases = sandbox.cases();
+    let assign = AssignCaseRequest {
+        name: name.clone(),
+        assignee: "user:li-na".to_owned(),
+        department: "cards".to_owned(),
+        ..Default::default()
+    };
+    cases.assign_case(assign).await.unwrap();
+    let investigate = TransitionCaseRequest {
+        name: name.clone(),
+        state: CaseState::Investigating as i32,
+        reason: "r".to_owned(),
+        ..Default::default()
+    };
+    cases.transition_case(investigate).await.unwrap();
+    let propose = ProposeResolutionRequest {
+        name: name.clone(),
+        r#type: ResolutionType::Explanation as i32,
+        grounds: "年费按合同收取".to_owned(),
+        ..Default::default()
+    };
+    cases.propose_resolution(propose).await.unwrap();
+    let decide =
+        DecideCaseRequest { name: name.clone(), decision_notice: "维持收费".to_owned(), ..Default::default() };
+    cases.decide_case(decide).await.unwrap();
+
+    let requested = redress_case(&sandbox, &["review", "request", &name, "--reason", "disagrees with the fee"]).await;
+    assert!(requested.status.success(), "{}", stderr(&requested));
+    let text = stdout(&requested);
+    assert!(text.contains("under-review (was decided)"), "{text}");
+    assert!(text.contains("disagrees with the fee") && text.contains(&format!("made at {BRANCH}")), "{text}");
+
+    let decide = ["review", "decide", name.as_str(), "--outcome", "upheld", "--notice", "the fee stands"];
+    let refused = redress_case_as(&sandbox, BRANCH_STAFF_TOKEN, &decide).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains("REVIEW_NEEDS_HIGHER_UNIT"), "{}", stderr(&refused));
+    let decided = redress_case_as(&sandbox, HEAD_OFFICE_TOKEN, &decide).await;
+    assert!(decided.status.success(), "{}", stderr(&decided));
+    let text = stdout(&decided);
+    assert!(text.contains("decided (was under-review)") && text.contains("upheld"), "{text}");
+    assert!(text.contains("the fee stands"), "{text}");
     sandbox.stop().await.unwrap();
 }
 

@@ -8,8 +8,8 @@ use std::fmt::Display;
 use chrono::{DateTime, SecondsFormat};
 use prost_types::Timestamp;
 use redress_proto::redress::case::v1::{
-    Case, CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, ListAuditEntriesResponse, ListCasesResponse, Money,
-    PauseReason, ResolutionType, SlaClock,
+    Case, CaseReview, CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, ListAuditEntriesResponse,
+    ListCasesResponse, Money, PauseReason, ResolutionType, ReviewOutcome, SlaClock,
 };
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::{
@@ -101,6 +101,9 @@ fn case_text(c: &Case) -> String {
             s.row("", format!("notice: {}", r.decision_notice));
         }
     }
+    for review in &c.reviews {
+        review_text(&mut s, review);
+    }
     if let Some(survey) = &c.survey {
         let resolved = if survey.resolved { "resolved" } else { "not resolved" };
         let comment = if survey.comment.is_empty() { String::new() } else { format!(", {:?}", survey.comment) };
@@ -121,6 +124,30 @@ fn case_text(c: &Case) -> String {
     }
     s.row("etag", &c.etag);
     s.0
+}
+
+/// A review under [`case_text`]: asked when, by whom and why; who reviews it; how it ended.
+fn review_text(s: &mut Summary, r: &CaseReview) {
+    s.row(
+        "review",
+        format!("asked {} via {}: {}", time_text(r.request_time.as_ref()), or_dash(&r.requested_by), r.reason),
+    );
+    s.row("", format!("of the decision made at {}", or_dash(&r.deciding_unit)));
+    if !r.reviewer.is_empty() {
+        s.row("", format!("reviewer {} in {} ({})", r.reviewer, or_dash(&r.reviewer_department), r.reviewing_unit));
+    }
+    if r.decide_time.is_some() {
+        s.row(
+            "",
+            format!(
+                "{} {} by {}: {}",
+                word::<ReviewOutcome>(r.outcome),
+                time_text(r.decide_time.as_ref()),
+                r.decided_by,
+                r.decision_notice
+            ),
+        );
+    }
 }
 
 /// A clock under [`case_text`]'s header: kind, length, status, due, and what else is worth
