@@ -28,7 +28,11 @@ impl IntakeApi {
     /// provisional deadline. A directory with a file that does not load changes nothing.
     pub async fn reload_calendars_now(&self) -> Result<ReloadCalendarsResponse, IntakeError> {
         let Some(source) = &self.calendars else {
-            return Err(ServiceError::failed_precondition("CALENDARS_NOT_CONFIGURED", "no calendar source is configured").into());
+            return Err(ServiceError::failed_precondition(
+                "CALENDARS_NOT_CONFIGURED",
+                "no calendar source is configured",
+            )
+            .into());
         };
         let calculator = source.load()?;
         let official_years = calculator.calendar().years();

@@ -357,7 +357,9 @@ mod tests {
         let receive = chrono::Utc.with_ymd_and_hms(2025, 12, 28, 2, 0, 0).unwrap();
         let response = api.submit(&clerk(), submission(receive)).await.unwrap();
         let deadlines = response.receipt.unwrap().deadlines.unwrap();
-        let utc = |m, d, h| Some(to_timestamp(chrono::Utc.with_ymd_and_hms(if m == 12 { 2025 } else { 2026 }, m, d, h, 0, 0).unwrap()));
+        let utc = |m, d, h| {
+            Some(to_timestamp(chrono::Utc.with_ymd_and_hms(if m == 12 { 2025 } else { 2026 }, m, d, h, 0, 0).unwrap()))
+        };
         assert_eq!(deadlines.first_response_due_time, utc(12, 29, 2));
         assert!(!deadlines.first_response_provisional);
         // Mon 29, Tue 30, Wed 31, then provisional 2026 (New Year's Day only): Fri 2, Mon 5,

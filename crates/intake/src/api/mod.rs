@@ -30,10 +30,10 @@ use redress_proto::redress::intake::v1::{
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::calendars::{CalendarSource, LiveCalculator};
 use crate::domain::classify::{Classifier, Taxonomy};
 use crate::domain::mask;
 use crate::domain::pii::Keyring;
-use crate::calendars::{CalendarSource, LiveCalculator};
 use crate::error::IntakeError;
 use crate::store::IntakeStore;
 

@@ -50,7 +50,9 @@ pub fn receipt_deadlines(
 
 /// Whether any deadline of the receipt counts a provisional year.
 pub fn is_provisional(deadlines: &Deadlines) -> bool {
-    deadlines.first_response_provisional || deadlines.resolution_provisional || deadlines.regulatory_decision_provisional
+    deadlines.first_response_provisional
+        || deadlines.resolution_provisional
+        || deadlines.regulatory_decision_provisional
 }
 
 /// The complaint with its receipt's deadlines recomputed on `calculator` (for the grade they
@@ -95,7 +97,8 @@ pub fn revised(mut complaint: Complaint, calculator: &DeadlineCalculator, policy
 fn decision_notice(number: &str, deadlines: &Deadlines, calculator: &DeadlineCalculator) -> String {
     let due = deadlines.regulatory_decision_due_time.as_ref().and_then(from_timestamp);
     // The due instant is 24:00 of the last day, i.e. the start of the next local date.
-    let day = due.map(|d| (d.with_timezone(&calculator.time_zone()) - chrono::TimeDelta::days(1)).format("%Y年%m月%d日"));
+    let day =
+        due.map(|d| (d.with_timezone(&calculator.time_zone()) - chrono::TimeDelta::days(1)).format("%Y年%m月%d日"));
     match day {
         Some(day) => format!(
             "您的投诉（编号 {number}）的处理期限已按国务院公布的节假日安排重新确定，我们将于 {day} 24 时前作出处理决定。"
@@ -138,7 +141,8 @@ mod tests {
     #[test]
     fn a_receipt_reaching_a_year_without_a_file_has_provisional_deadlines() {
         let calc = DeadlineCalculator::china();
-        let d = receipt_deadlines(&calc, &SlaPolicy::default(), at("2026-12-20T10:00:00+08:00"), Grade::General).unwrap();
+        let d =
+            receipt_deadlines(&calc, &SlaPolicy::default(), at("2026-12-20T10:00:00+08:00"), Grade::General).unwrap();
         assert_eq!(d.regulatory_decision_due_time, Some(to_timestamp(at("2027-01-04T16:00:00Z"))));
         assert!(d.regulatory_decision_provisional && d.regulatory_decision_provisional_reason.contains("2027"));
         assert_eq!(d.resolution_due_time, Some(to_timestamp(at("2026-12-29T16:00:00Z"))));

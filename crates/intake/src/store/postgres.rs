@@ -14,7 +14,10 @@ use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{Complainant, Complaint};
 use sqlx::{PgConnection, PgPool};
 
-use super::{Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, codes, deadlines_provisional, ops};
+use super::{
+    Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, codes,
+    deadlines_provisional, ops,
+};
 use crate::domain::acceptance::{self, SourceReference};
 use crate::domain::pii::Keyring;
 
