@@ -86,6 +86,7 @@ redress_platform::conformance_suite!(
     a_withdrawal_at_intake_withdraws_the_case,
     a_recurrence_links_the_new_case_to_the_earlier_one,
     a_breach_outlives_a_late_extension_a_downgrade_and_a_reopening,
+    provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -840,4 +841,90 @@ async fn a_breach_outlives_a_late_extension_a_downgrade_and_a_reopening(store: A
     assert!(!survey.measures.unwrap().on_time);
     let closed: CaseClosed = payload("CaseClosed").to_msg().unwrap();
     assert!(!closed.measures.unwrap().on_time);
+}
+
+/// D-SLA-6: with no 2027 calendar, a case received on 2026-12-20 still has every clock, the
+/// decision clock marked provisional; a review of a decision taken that day is accepted; and
+/// loading a 2027 file that changes the decision deadline recomputes it, announcing the new
+/// date to the complainant once.
+async fn provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded(store: Arc<dyn CaseStore>) {
+    use redress_proto::redress::case::v1::DecisionDeadlineRevised;
+
+    let received = chrono::DateTime::parse_from_rfc3339("2026-12-20T10:00:00+08:00").unwrap().to_utc();
+    store.rules().clock().set(received);
+    store.rules().set_calculator(redress_calendar::DeadlineCalculator::china());
+    store.apply(vec![accepted_at(1, 1, received), accepted_at(2, 2, received)]).await.unwrap();
+    let by_complaint = |n: u32| {
+        let store = store.clone();
+        async move {
+            let query = CaseQuery { complaint: Some(format!("complaints/{n:08}")), limit: 1, ..Default::default() };
+            store.list(&query).await.unwrap().remove(0).case
+        }
+    };
+    let open = by_complaint(1).await;
+    let decision = crate::domain::clock::clock(&open, ClockKind::RegulatoryDecision).unwrap().clone();
+    // 2026-12-20 + 15 days = Mon 2027-01-04, a working day of provisional 2027: 24:00 that day.
+    assert_eq!(decision.due_time, Some(to_timestamp("2027-01-04T16:00:00Z".parse().unwrap())));
+    assert!(decision.provisional, "{decision:?}");
+    assert!(decision.provisional_reason.contains("2027"), "{}", decision.provisional_reason);
+    let deadlines = open.deadlines.clone().unwrap();
+    assert!(deadlines.regulatory_decision_provisional && deadlines.regulatory_decision_due_time.is_some());
+    assert!(!deadlines.first_response_provisional && !deadlines.resolution_provisional, "within 2026");
+
+    // Decided the day it was received: a review asked for at once is within the 30 days,
+    // which end in provisional 2027.
+    let (h, s) = (handler(), supervisor());
+    let mut decided = by_complaint(2).await;
+    for (who, command) in [
+        (&h, Command::Assign { assignee: text("u-handler"), department: text("cards") }),
+        (&h, to(CaseState::Investigating)),
+        (&h, Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("terms") }),
+        (&h, Command::Decide { notice: text("the fee stands") }),
+        (&s, Command::RequestReview { reason: text("the complainant disagrees") }),
+    ] {
+        decided = change(&store, &decided, who, command.clone()).await.unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    }
+    assert_eq!(decided.state, CaseState::UnderReview as i32);
+
+    // The official 2027 arrives, with (made up) holidays on 1–4 January.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("2027.toml"),
+        "year = 2027\n[[holidays]]\nname = \"元旦\"\nfrom = 2027-01-01\nto = 2027-01-04\n",
+    )
+    .unwrap();
+    let source = crate::CalendarSource {
+        time_zone: "Asia/Shanghai".to_owned(),
+        calendars_dir: dir.path().display().to_string(),
+    };
+    let before = committed_events(store.feed(), 0, 100).await.unwrap().len();
+    let reloaded = source.reload(store.as_ref()).await.unwrap();
+    assert!(reloaded.official_years.contains(&2027));
+    assert!(reloaded.revised_count >= 1, "{reloaded:?}");
+    let revised = by_complaint(1).await;
+    let decision = crate::domain::clock::clock(&revised, ClockKind::RegulatoryDecision).unwrap().clone();
+    assert_eq!(decision.due_time, Some(to_timestamp("2027-01-05T16:00:00Z".parse().unwrap())));
+    assert!(!decision.provisional && decision.provisional_reason.is_empty());
+    assert!(!revised.deadlines.unwrap().regulatory_decision_provisional);
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let notices: Vec<DecisionDeadlineRevised> = events[before..]
+        .iter()
+        .filter(|e| e.event_type == "redress.case.v1.DecisionDeadlineRevised")
+        .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice, for the case whose decision deadline moved");
+    assert_eq!(notices[0].case.as_ref().unwrap().name, revised.name);
+    assert_eq!(notices[0].previous_due_time, Some(to_timestamp("2027-01-04T16:00:00Z".parse().unwrap())));
+    assert!(notices[0].complainant_notice.contains("2027年01月05日"), "{}", notices[0].complainant_notice);
+    let changed: CaseChanged = events[before..]
+        .iter()
+        .find(|e| e.aggregate == revised.name && e.event_type == "redress.case.v1.CaseChanged")
+        .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
+        .unwrap();
+    assert_eq!(changed.action, "deadlines.revised");
+
+    // A second reload finds nothing provisional left to move and announces nothing.
+    let again = source.reload(store.as_ref()).await.unwrap();
+    assert_eq!(again.revised_count, 0, "{again:?}");
+    assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), events.len());
 }
