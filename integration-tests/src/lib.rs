@@ -119,6 +119,15 @@ impl Sandbox {
     }
 
     pub async fn start_in(data_dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        Self::start_configured(data_dir, |_| {}).await
+    }
+
+    /// [`Sandbox::start_in`], with the suite's options changed by `configure` first (calendars,
+    /// a clock standing at a chosen date).
+    pub async fn start_configured(
+        data_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut SuiteOptions),
+    ) -> anyhow::Result<Self> {
         init_telemetry();
         let suite = Suite::start(
             SuiteOptions {
@@ -132,7 +141,9 @@ impl Sandbox {
                     (HEAD_OFFICE_TOKEN.to_owned(), case_staff("user:head-office", "handler", HEAD_OFFICE)),
                     (SENIOR_MANAGER_TOKEN.to_owned(), case_staff("user:senior-manager", "senior_manager", HEAD_OFFICE)),
                 ],
-            },
+                ..SuiteOptions::default()
+            }
+            .with(configure),
             CancellationToken::new(),
         )
         .await?;

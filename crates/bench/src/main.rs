@@ -247,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir: dir.path().to_owned(),
             gateway_addr: "127.0.0.1:0".to_owned(),
             dev_token: token.clone(),
-            extra_dev_tokens: Vec::new(),
+            ..SuiteOptions::default()
         },
         shutdown.clone(),
     )

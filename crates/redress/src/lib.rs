@@ -13,11 +13,12 @@ use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::principal::{InternalKey, Permission, Principal};
 use redress_platform::server::ServerConfig;
+use redress_platform::time::Clock;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Options of the embedded suite.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
     /// Each service keeps its SQLite file here.
     pub data_dir: PathBuf,
@@ -27,6 +28,21 @@ pub struct SuiteOptions {
     pub dev_token: String,
     /// More development tokens with the principals they stand for (tests use scoped users).
     pub extra_dev_tokens: Vec<(String, Principal)>,
+    /// Year calendar files beside the shipped ones (`calendars_dir` of intake and
+    /// case-workflow), and how often they are looked at for changes (milliseconds; `None`:
+    /// the services' default).
+    pub calendars_dir: Option<PathBuf>,
+    pub calendars_poll_interval_ms: Option<u64>,
+    /// The clock the services read the time from (the system clock unless a test stands it).
+    pub clock: Clock,
+}
+
+impl SuiteOptions {
+    /// These options as `configure` changes them.
+    pub fn with(mut self, configure: impl FnOnce(&mut Self)) -> Self {
+        configure(&mut self);
+        self
+    }
 }
 
 /// The principal behind the development token: every permission, over the whole platform.
@@ -113,29 +129,42 @@ impl Suite {
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("cannot create data dir {}", options.data_dir.display()))?;
         let key = InternalKey::generate();
+        let calendars_dir = options.calendars_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+        let intake_defaults = IntakeConfig::default();
         let intake = Intake::build(
             IntakeConfig {
                 server: loopback(),
                 database: sqlite(&options.data_dir, "intake"),
                 pii: dev_pii_keys(&options.data_dir)?,
-                ..IntakeConfig::default()
+                calendars_dir: calendars_dir.clone(),
+                calendars_poll_interval_ms: options
+                    .calendars_poll_interval_ms
+                    .unwrap_or(intake_defaults.calendars_poll_interval_ms),
+                ..intake_defaults
             },
             key.clone(),
             shutdown.clone(),
         )
-        .await?;
+        .await?
+        .with_clock(options.clock.clone());
         let intake_addr = intake.local_addr();
+        let case_defaults = CaseWorkflowConfig::default();
         let case_workflow = CaseWorkflow::build(
             CaseWorkflowConfig {
                 server: loopback(),
                 database: sqlite(&options.data_dir, "case-workflow"),
                 intake_url: format!("http://{intake_addr}"),
-                ..CaseWorkflowConfig::default()
+                calendars_dir,
+                calendars_poll_interval_ms: options
+                    .calendars_poll_interval_ms
+                    .unwrap_or(case_defaults.calendars_poll_interval_ms),
+                ..case_defaults
             },
             key.clone(),
             shutdown.clone(),
         )
-        .await?;
+        .await?
+        .with_clock(options.clock.clone());
         let case_workflow_addr = case_workflow.local_addr();
         let gateway = Gateway::build(
             GatewayConfig {

@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             let shutdown = redress_platform::shutdown::on_signal();
             let dev_token = dev_token.filter(|t| !t.is_empty()).unwrap_or_else(random_dev_token);
             let suite = Suite::start(
-                SuiteOptions { data_dir, gateway_addr, dev_token: dev_token.clone(), extra_dev_tokens: Vec::new() },
+                SuiteOptions { data_dir, gateway_addr, dev_token: dev_token.clone(), ..SuiteOptions::default() },
                 shutdown,
             )
             .await?;
