@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use redress_integration_tests::{BRANCH_TOKEN, Bearer, Sandbox, TOKEN};
 use redress_platform::time::{Clock, from_timestamp};
 use redress_proto::redress::case::v1::case_event_feed_service_client::CaseEventFeedServiceClient;
-use redress_proto::redress::case::v1::{Case, ClockKind, DecisionDeadlineRevised, GetCaseRequest, ListCasesRequest};
+use redress_proto::redress::case::v1::{
+    AssignCaseRequest, Case, CaseState, ClockKind, DecideCaseRequest, DecisionDeadlineRevised, GetCaseRequest,
+    ListCasesRequest, ProposeResolutionRequest, RequestCaseReviewRequest, ResolutionType, TransitionCaseRequest,
+};
 use redress_proto::redress::common::v1::{Event, ReloadCalendarsRequest};
 use redress_proto::redress::intake::v1::intake_event_feed_service_client::IntakeEventFeedServiceClient;
 use redress_proto::redress::intake::v1::{
@@ -167,11 +170,12 @@ async fn feeds_until_after(sandbox: &Sandbox, request_id: &str) -> (Vec<Event>, 
 
 fn the_notices(intake: &[Event], cases: &[Event], complaint: &Complaint, case: &Case) {
     let receipts: Vec<ReceiptDeadlinesRevised> = of_type(intake, "redress.intake.v1.ReceiptDeadlinesRevised")
+        .filter(|e| e.aggregate == complaint.name)
         .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
         .collect();
     assert_eq!(receipts.len(), 1, "one revision of the receipt: {receipts:?}");
-    assert_eq!(receipts[0].complaint, complaint.name);
     assert!(receipts[0].complainant_notice.contains("2027年01月05日"), "{}", receipts[0].complainant_notice);
+    // Only a running decision clock moves: the decided case's is met and stays as it was.
     let decisions: Vec<DecisionDeadlineRevised> = of_type(cases, "redress.case.v1.DecisionDeadlineRevised")
         .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
         .collect();
@@ -181,11 +185,48 @@ fn the_notices(intake: &[Event], cases: &[Event], complaint: &Complaint, case: &
     assert!(decisions[0].complainant_notice.contains("2027年01月05日"), "{}", decisions[0].complainant_notice);
 }
 
+/// Decided on 2026-12-20, the case may be reviewed: the 30 days end in provisional 2027.
+async fn decide_and_request_review(sandbox: &Sandbox, request_id: &str) {
+    let case = case_of(sandbox, &submit(sandbox, request_id).await).await;
+    let mut cases = sandbox.cases();
+    let name = case.name.clone();
+    let assign = AssignCaseRequest {
+        name: name.clone(),
+        assignee: "u-handler".to_owned(),
+        department: "cards".to_owned(),
+        ..Default::default()
+    };
+    cases.assign_case(assign).await.unwrap();
+    let investigate = TransitionCaseRequest {
+        name: name.clone(),
+        state: CaseState::Investigating as i32,
+        reason: "调取合同".to_owned(),
+        ..Default::default()
+    };
+    cases.transition_case(investigate).await.unwrap();
+    let propose = ProposeResolutionRequest {
+        name: name.clone(),
+        r#type: ResolutionType::Explanation as i32,
+        grounds: "年费按合同收取".to_owned(),
+        ..Default::default()
+    };
+    cases.propose_resolution(propose).await.unwrap();
+    let decide =
+        DecideCaseRequest { name: name.clone(), decision_notice: "维持收费".to_owned(), ..Default::default() };
+    cases.decide_case(decide).await.unwrap();
+    let review = RequestCaseReviewRequest { name, reason: "对处理结果有异议".to_owned(), ..Default::default() };
+    let reviewed = cases.request_case_review(review).await.unwrap().into_inner();
+    assert_eq!(reviewed.state, CaseState::UnderReview as i32);
+    let clock = reviewed.clocks.iter().find(|c| c.kind == ClockKind::ReviewDecision as i32).unwrap();
+    assert!(clock.due_time.is_some() && clock.provisional, "{clock:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_calendars_recomputes_provisional_deadlines_once_without_a_restart() {
     let calendars = tempfile::tempdir().unwrap();
     let sandbox = sandbox(calendars.path(), 0).await;
     let (complaint, case) = provisional_complaint_and_case(&sandbox, "provisional-1").await;
+    decide_and_request_review(&sandbox, "decided-1").await;
 
     // Only an operator holding calendars.admin reloads.
     let denied = sandbox.intake_with(Some(BRANCH_TOKEN)).reload_calendars(ReloadCalendarsRequest {}).await;
@@ -194,9 +235,10 @@ async fn reload_calendars_recomputes_provisional_deadlines_once_without_a_restar
     publish_2027(calendars.path());
     let intake = sandbox.intake().reload_calendars(ReloadCalendarsRequest {}).await.unwrap().into_inner();
     assert!(intake.official_years.contains(&2027));
-    assert_eq!((intake.recomputed_count, intake.revised_count), (1, 1));
+    assert_eq!((intake.recomputed_count, intake.revised_count), (2, 2));
+    // The reviewed case's review decision clock is recomputed too (no longer provisional).
     let cases = sandbox.cases().reload_calendars(ReloadCalendarsRequest {}).await.unwrap().into_inner();
-    assert_eq!(cases.revised_count, 1, "{cases:?}");
+    assert_eq!(cases.revised_count, 2, "{cases:?}");
     revised(&sandbox, &complaint, &case).await;
 
     // Reloading again changes nothing and announces nothing.

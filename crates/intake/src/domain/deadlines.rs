@@ -7,7 +7,7 @@ use redress_calendar::{CalendarError, DeadlineCalculator, Grade, Period, SlaPoli
 use redress_platform::events::NewEvent;
 use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
-use redress_proto::redress::intake::v1::{Complaint, ReceiptDeadlinesRevised};
+use redress_proto::redress::intake::v1::{Complaint, ComplaintState, ReceiptDeadlinesRevised};
 
 use super::lifecycle::Changed;
 
@@ -73,7 +73,10 @@ pub fn revised(mut complaint: Complaint, calculator: &DeadlineCalculator, policy
         return None;
     }
     receipt.deadlines = Some(deadlines.clone());
-    let complainant_notice = if deadlines.regulatory_decision_due_time != previous.regulatory_decision_due_time {
+    // A complainant who withdrew is owed no decision, so nothing to tell them.
+    let withdrawn = complaint.state == ComplaintState::Withdrawn as i32;
+    let moved = deadlines.regulatory_decision_due_time != previous.regulatory_decision_due_time;
+    let complainant_notice = if moved && !withdrawn {
         decision_notice(&complaint.complaint_number, &deadlines, calculator)
     } else {
         String::new()
@@ -177,6 +180,11 @@ mod tests {
         .unwrap();
         let calendar = redress_calendar::WorkingCalendar::china().with_provisional_years().merged(official);
         let loaded = DeadlineCalculator::new(std::sync::Arc::new(calendar), redress_calendar::DEFAULT_TIME_ZONE);
+        let withdrawn = Complaint { state: ComplaintState::Withdrawn as i32, ..complaint.clone() };
+        let (_, event) = revised(withdrawn, &loaded, &policy).unwrap();
+        let notice =
+            prost::Message::decode(event.payload.as_slice()).map(|r: ReceiptDeadlinesRevised| r.complainant_notice);
+        assert_eq!(notice.unwrap(), "", "a withdrawn complaint's deadlines move, but no decision is promised");
         let (changed, event) = revised(complaint, &loaded, &policy).unwrap();
         let now = changed.receipt.unwrap().deadlines.unwrap();
         assert_eq!(now.regulatory_decision_due_time, Some(to_timestamp(at("2027-01-05T16:00:00Z"))));
