@@ -192,3 +192,109 @@ impl Sandbox {
         Ok(self.data_dir)
     }
 }
+
+impl Sandbox {
+    /// Submits `complaint` with `request_id` and waits (at most 10 s) for case-workflow to open
+    /// its case.
+    pub async fn submit_and_open(
+        &self,
+        request_id: &str,
+        complaint: redress_proto::redress::intake::v1::Complaint,
+    ) -> redress_proto::redress::case::v1::Case {
+        use redress_proto::redress::intake::v1::SubmitComplaintRequest;
+        let request = SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint) };
+        let response = self.intake().submit_complaint(request).await;
+        let complaint = response.map(|r| r.into_inner().complaint.unwrap_or_default()).unwrap_or_default();
+        self.case_of(&complaint.name).await
+    }
+
+    /// The case of `complaint`, once case-workflow opened it (at most 10 s).
+    pub async fn case_of(&self, complaint: &str) -> redress_proto::redress::case::v1::Case {
+        use redress_proto::redress::case::v1::ListCasesRequest;
+        let started = std::time::Instant::now();
+        loop {
+            let request = ListCasesRequest { complaint: complaint.to_owned(), ..Default::default() };
+            let found = self.cases().list_cases(request).await.ok().and_then(|r| r.into_inner().cases.pop());
+            if let Some(case) = found {
+                return case;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no case opened for {complaint}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Takes a case from accepted to decided (assign, investigate, propose an explanation,
+    /// decide) as the development principal, and returns it decided.
+    pub async fn decide(&self, name: &str) -> redress_proto::redress::case::v1::Case {
+        use redress_proto::redress::case::v1::{
+            AssignCaseRequest, CaseState, DecideCaseRequest, ProposeResolutionRequest, ResolutionType,
+            TransitionCaseRequest,
+        };
+        let mut cases = self.cases();
+        let name = name.to_owned();
+        let assign = AssignCaseRequest {
+            name: name.clone(),
+            assignee: "user:li-na".to_owned(),
+            department: "cards".to_owned(),
+            ..Default::default()
+        };
+        let investigate = TransitionCaseRequest {
+            name: name.clone(),
+            state: CaseState::Investigating as i32,
+            reason: "调取合同".to_owned(),
+            ..Default::default()
+        };
+        let propose = ProposeResolutionRequest {
+            name: name.clone(),
+            r#type: ResolutionType::Explanation as i32,
+            grounds: "年费按合同收取".to_owned(),
+            ..Default::default()
+        };
+        let decide = DecideCaseRequest { name, decision_notice: "维持收费".to_owned(), ..Default::default() };
+        let steps = async {
+            cases.assign_case(assign).await?;
+            cases.transition_case(investigate).await?;
+            cases.propose_resolution(propose).await?;
+            cases.decide_case(decide).await
+        };
+        match steps.await {
+            Ok(decided) => decided.into_inner(),
+            Err(status) => panic!("the case could not be decided: {status:?}"),
+        }
+    }
+}
+
+/// A `StreamEvents` response of any feed of the suite.
+pub trait HasEvents {
+    fn into_events(self) -> Vec<redress_proto::redress::common::v1::Event>;
+}
+
+impl HasEvents for redress_proto::redress::intake::v1::StreamEventsResponse {
+    fn into_events(self) -> Vec<redress_proto::redress::common::v1::Event> {
+        self.events
+    }
+}
+
+impl HasEvents for redress_proto::redress::case::v1::StreamEventsResponse {
+    fn into_events(self) -> Vec<redress_proto::redress::common::v1::Event> {
+        self.events
+    }
+}
+
+/// A feed's events until one `done` accepts (at most 30 s), all of them in order.
+pub async fn events_until(
+    mut batches: tonic::Streaming<impl HasEvents>,
+    done: impl Fn(&redress_proto::redress::common::v1::Event) -> bool,
+) -> Vec<redress_proto::redress::common::v1::Event> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Ok(Ok(Some(batch))) = tokio::time::timeout_at(deadline, batches.message()).await {
+        let events = batch.into_events();
+        let finished = events.iter().any(&done);
+        seen.extend(events);
+        if finished {
+            return seen;
+        }
+    }
+    panic!("the awaited event never came; read {seen:?}");
+}

@@ -9,10 +9,9 @@ use redress_proto::redress::case::v1::case_event_feed_service_client::CaseEventF
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::case::v1::{
     AnswerSurveyRequest, AssignCaseRequest, Case, CaseClosed, CaseState, DecideCaseRequest,
-    ExtendDecisionDeadlineRequest, ListCasesRequest, Money, ProposeResolutionRequest, RecordFirstResponseRequest,
-    ResolutionType, StreamEventsRequest, TransitionCaseRequest, VerifyAuditChainRequest,
+    ExtendDecisionDeadlineRequest, Money, ProposeResolutionRequest, RecordFirstResponseRequest, ResolutionType,
+    StreamEventsRequest, TransitionCaseRequest, VerifyAuditChainRequest,
 };
-use redress_proto::redress::intake::v1::SubmitComplaintRequest;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -21,17 +20,7 @@ async fn case_for(sandbox: &Sandbox, request_id: &str, org_unit: Option<&str>) -
     if let Some(unit) = org_unit {
         complaint.org_unit = unit.to_owned();
     }
-    let request = SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint) };
-    let complaint = sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap();
-    let started = Instant::now();
-    loop {
-        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
-        if let Some(case) = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases.pop() {
-            return case;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "no case opened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    sandbox.submit_and_open(request_id, complaint).await
 }
 
 fn transition(case: &Case, state: CaseState, reason: &str) -> TransitionCaseRequest {

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use redress_integration_tests::{BRANCH_TOKEN, Bearer, INSTITUTION_A, INSTITUTION_A_TOKEN, Sandbox, TOKEN};
+use redress_integration_tests::{
+    BRANCH_TOKEN, Bearer, INSTITUTION_A, INSTITUTION_A_TOKEN, Sandbox, TOKEN, events_until,
+};
 use redress_proto::redress::case::v1::case_event_feed_service_client::CaseEventFeedServiceClient;
 use redress_proto::redress::case::v1::{CaseOpened, ListCasesRequest};
 use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ReplayDeadLetterRequest};
@@ -20,37 +22,6 @@ fn intake_feed(sandbox: &Sandbox, token: &str) -> IntakeEventFeedServiceClient<I
 
 fn case_feed(sandbox: &Sandbox, token: &str) -> CaseEventFeedServiceClient<InterceptedService<Channel, Bearer>> {
     CaseEventFeedServiceClient::with_interceptor(sandbox.channel.clone(), Bearer(Some(token.to_owned())))
-}
-
-/// Reads a feed's events until `done` holds for one of them (or 30 s pass), returning all read.
-async fn read_until(mut batches: tonic::Streaming<impl HasEvents>, done: impl Fn(&Event) -> bool) -> Vec<Event> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, batches.message()).await.unwrap() {
-        let events = batch.into_events();
-        let finished = events.iter().any(&done);
-        seen.extend(events);
-        if finished {
-            return seen;
-        }
-    }
-    panic!("the awaited event never came; read {seen:?}");
-}
-
-trait HasEvents {
-    fn into_events(self) -> Vec<Event>;
-}
-
-impl HasEvents for redress_proto::redress::intake::v1::StreamEventsResponse {
-    fn into_events(self) -> Vec<Event> {
-        self.events
-    }
-}
-
-impl HasEvents for redress_proto::redress::case::v1::StreamEventsResponse {
-    fn into_events(self) -> Vec<Event> {
-        self.events
-    }
 }
 
 async fn submit(sandbox: &Sandbox, org_unit: &str, request_id: &str) -> String {
@@ -69,12 +40,12 @@ async fn a_reader_scoped_to_one_institution_never_sees_anothers_events_on_either
     // Both exist on the intake feed for a reader of the whole platform…
     let mut feed = intake_feed(&sandbox, TOKEN);
     let everything = feed.stream_events(StreamEventsRequest { after_position: 0 }).await.unwrap().into_inner();
-    let all = read_until(everything, |e| e.aggregate == a).await;
+    let all = events_until(everything, |e| e.aggregate == a).await;
     assert!(all.iter().any(|e| e.aggregate == b), "B's complaint is on the feed");
     // …but A's reader, resuming from the start, gets A's events only.
     let mut feed = intake_feed(&sandbox, INSTITUTION_A_TOKEN);
     let scoped = feed.stream_events(StreamEventsRequest { after_position: 0 }).await.unwrap().into_inner();
-    let seen = read_until(scoped, |e| e.aggregate == a).await;
+    let seen = events_until(scoped, |e| e.aggregate == a).await;
     assert!(seen.iter().all(|e| e.aggregate == a && e.org_unit.starts_with(INSTITUTION_A)), "{seen:?}");
 
     // The same on case-workflow's feed, once both cases are open.
@@ -83,10 +54,10 @@ async fn a_reader_scoped_to_one_institution_never_sees_anothers_events_on_either
         e.payload.as_ref().and_then(|p| p.to_msg::<CaseOpened>().ok()).is_some_and(|o| o.case.unwrap().complaint == a)
     };
     let everything = case_feed(&sandbox, TOKEN).stream_events(request).await.unwrap().into_inner();
-    let all = read_until(everything, is_a).await;
+    let all = events_until(everything, is_a).await;
     assert!(all.iter().any(|e| e.org_unit.starts_with("institutions/b")), "B's case is on the feed");
     let scoped = case_feed(&sandbox, INSTITUTION_A_TOKEN).stream_events(request).await.unwrap().into_inner();
-    let seen = read_until(scoped, is_a).await;
+    let seen = events_until(scoped, is_a).await;
     assert!(seen.iter().all(|e| e.org_unit.starts_with(INSTITUTION_A)), "{seen:?}");
     // The API agrees: A's reader lists A's case only.
     let mut cases = redress_proto::redress::case::v1::case_service_client::CaseServiceClient::with_interceptor(

@@ -4,18 +4,15 @@
 //! and a regulator referral must reach a handling department within three working days.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
-
 use redress_integration_tests::{
     BRANCH, BRANCH_STAFF_TOKEN, HEAD_OFFICE, HEAD_OFFICE_TOKEN, SENIOR_MANAGER_TOKEN, Sandbox,
 };
 use redress_proto::redress::case::v1::{
     AssignCaseRequest, Case, CaseState, ClockKind, ClockStatus, DecideCaseRequest, DecideCaseReviewRequest,
-    ExtendDecisionDeadlineRequest, ListCasesRequest, ProposeResolutionRequest, RequestCaseReviewRequest,
-    ResolutionType, ReviewOutcome, SlaClock, TransferCaseRequest, TransitionCaseRequest,
+    ExtendDecisionDeadlineRequest, ProposeResolutionRequest, RequestCaseReviewRequest, ResolutionType, ReviewOutcome,
+    SlaClock, TransferCaseRequest, TransitionCaseRequest,
 };
 use redress_proto::redress::common::v1::Channel;
-use redress_proto::redress::intake::v1::SubmitComplaintRequest;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -24,17 +21,7 @@ async fn case_for(sandbox: &Sandbox, request_id: &str, org_unit: &str, channel: 
     let mut complaint = redress_intake::testing::complaint("理财产品到期后本金未按约定到账。");
     complaint.org_unit = org_unit.to_owned();
     complaint.channel = channel as i32;
-    let request = SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint) };
-    let complaint = sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap();
-    let started = Instant::now();
-    loop {
-        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
-        if let Some(case) = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases.pop() {
-            return case;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5), "no case opened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    sandbox.submit_and_open(request_id, complaint).await
 }
 
 fn transition(case: &Case, state: CaseState) -> TransitionCaseRequest {

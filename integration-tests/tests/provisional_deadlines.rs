@@ -6,14 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use redress_integration_tests::{BRANCH_TOKEN, Bearer, Sandbox, TOKEN};
+use redress_integration_tests::{BRANCH_TOKEN, Bearer, Sandbox, TOKEN, events_until};
 use redress_platform::time::{Clock, from_timestamp};
 use redress_proto::redress::case::v1::case_event_feed_service_client::CaseEventFeedServiceClient;
 use redress_proto::redress::case::v1::{
-    AssignCaseRequest, Case, CaseState, ClockKind, DecideCaseRequest, DecisionDeadlineRevised, GetCaseRequest,
-    ListCasesRequest, ProposeResolutionRequest, RequestCaseReviewRequest, ResolutionType, TransitionCaseRequest,
+    Case, CaseState, ClockKind, DecisionDeadlineRevised, GetCaseRequest, RequestCaseReviewRequest,
 };
 use redress_proto::redress::common::v1::{Event, ReloadCalendarsRequest};
 use redress_proto::redress::intake::v1::intake_event_feed_service_client::IntakeEventFeedServiceClient;
@@ -57,15 +55,7 @@ async fn submit(sandbox: &Sandbox, request_id: &str) -> Complaint {
 }
 
 async fn case_of(sandbox: &Sandbox, complaint: &Complaint) -> Case {
-    let started = Instant::now();
-    loop {
-        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
-        if let Some(case) = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases.pop() {
-            return case;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no case opened");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    sandbox.case_of(&complaint.name).await
 }
 
 fn decision_clock(case: &Case) -> redress_proto::redress::case::v1::SlaClock {
@@ -85,37 +75,6 @@ async fn provisional_complaint_and_case(sandbox: &Sandbox, request_id: &str) -> 
     assert_eq!(clock.due_time, due(PROVISIONAL_DUE));
     assert!(clock.provisional && clock.provisional_reason.contains("2027"), "{clock:?}");
     (complaint, case)
-}
-
-/// The feed's events from the start until one `done` accepts, with a bound on the wait.
-async fn events_until(mut batches: tonic::Streaming<impl HasEvents>, done: impl Fn(&Event) -> bool) -> Vec<Event> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, batches.message()).await.unwrap() {
-        let events = batch.into_events();
-        let finished = events.iter().any(&done);
-        seen.extend(events);
-        if finished {
-            return seen;
-        }
-    }
-    panic!("the awaited event never came; read {seen:?}");
-}
-
-trait HasEvents {
-    fn into_events(self) -> Vec<Event>;
-}
-
-impl HasEvents for redress_proto::redress::intake::v1::StreamEventsResponse {
-    fn into_events(self) -> Vec<Event> {
-        self.events
-    }
-}
-
-impl HasEvents for redress_proto::redress::case::v1::StreamEventsResponse {
-    fn into_events(self) -> Vec<Event> {
-        self.events
-    }
 }
 
 fn intake_feed(
@@ -188,32 +147,8 @@ fn the_notices(intake: &[Event], cases: &[Event], complaint: &Complaint, case: &
 /// Decided on 2026-12-20, the case may be reviewed: the 30 days end in provisional 2027.
 async fn decide_and_request_review(sandbox: &Sandbox, request_id: &str) {
     let case = case_of(sandbox, &submit(sandbox, request_id).await).await;
-    let mut cases = sandbox.cases();
-    let name = case.name.clone();
-    let assign = AssignCaseRequest {
-        name: name.clone(),
-        assignee: "u-handler".to_owned(),
-        department: "cards".to_owned(),
-        ..Default::default()
-    };
-    cases.assign_case(assign).await.unwrap();
-    let investigate = TransitionCaseRequest {
-        name: name.clone(),
-        state: CaseState::Investigating as i32,
-        reason: "调取合同".to_owned(),
-        ..Default::default()
-    };
-    cases.transition_case(investigate).await.unwrap();
-    let propose = ProposeResolutionRequest {
-        name: name.clone(),
-        r#type: ResolutionType::Explanation as i32,
-        grounds: "年费按合同收取".to_owned(),
-        ..Default::default()
-    };
-    cases.propose_resolution(propose).await.unwrap();
-    let decide =
-        DecideCaseRequest { name: name.clone(), decision_notice: "维持收费".to_owned(), ..Default::default() };
-    cases.decide_case(decide).await.unwrap();
+    sandbox.decide(&case.name).await;
+    let (mut cases, name) = (sandbox.cases(), case.name.clone());
     let review = RequestCaseReviewRequest { name, reason: "对处理结果有异议".to_owned(), ..Default::default() };
     let reviewed = cases.request_case_review(review).await.unwrap().into_inner();
     assert_eq!(reviewed.state, CaseState::UnderReview as i32);

@@ -85,18 +85,7 @@ impl CalendarSource {
         let official_years = calculator.calendar().years();
         store.rules().set_calculator(calculator);
         let revised = store.revise_provisional().await?;
-        tracing::info!(
-            years = ?official_years,
-            recomputed = revised.recomputed,
-            revised = revised.revised,
-            "working-day calendars reloaded"
-        );
-        metrics::counter!("redress_deadline_revisions_total").increment(revised.revised);
-        Ok(ReloadCalendarsResponse {
-            official_years,
-            recomputed_count: i64::try_from(revised.recomputed).unwrap_or(i64::MAX),
-            revised_count: i64::try_from(revised.revised).unwrap_or(i64::MAX),
-        })
+        Ok(redress_platform::revisions::reloaded(official_years, revised))
     }
 
     /// Reloads whenever a file in `calendars_dir` changes, polling every `interval`, until

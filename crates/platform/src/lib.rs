@@ -16,6 +16,7 @@ pub mod names;
 pub mod paging;
 pub mod principal;
 pub mod ready;
+pub mod revisions;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

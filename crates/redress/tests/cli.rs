@@ -3,14 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use redress_integration_tests::{BRANCH, BRANCH_STAFF_TOKEN, HEAD_OFFICE_TOKEN, Sandbox, TOKEN};
-use redress_proto::redress::case::v1::{
-    AssignCaseRequest, Case, CaseState, DecideCaseRequest, ListCasesRequest, ProposeResolutionRequest, ResolutionType,
-    TransitionCaseRequest,
-};
-use redress_proto::redress::intake::v1::SubmitComplaintRequest;
+use redress_proto::redress::case::v1::Case;
 use tokio::process::Command;
 
 /// Runs `redress case <args>` against the sandbox's gateway with the development token.
@@ -49,17 +44,7 @@ async fn a_case_of(
     request_id: &str,
     complaint: redress_proto::redress::intake::v1::Complaint,
 ) -> Case {
-    let request = SubmitComplaintRequest { request_id: request_id.to_owned(), complaint: Some(complaint) };
-    let complaint = sandbox.intake().submit_complaint(request).await.unwrap().into_inner().complaint.unwrap();
-    let started = Instant::now();
-    loop {
-        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
-        if let Some(case) = sandbox.cases().list_cases(request).await.unwrap().into_inner().cases.pop() {
-            return case;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no case for {}", complaint.name);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sandbox.submit_and_open(request_id, complaint).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,31 +161,7 @@ async fn a_review_is_requested_and_decided_from_the_command_line_above_the_decid
     complaint.org_unit = BRANCH.to_owned();
     let case = a_case_of(&sandbox, "cli-review", complaint).await;
     let name = case.name.clone();
-    let mut cases = sandbox.cases();
-    let assign = AssignCaseRequest {
-        name: name.clone(),
-        assignee: "user:li-na".to_owned(),
-        department: "cards".to_owned(),
-        ..Default::default()
-    };
-    cases.assign_case(assign).await.unwrap();
-    let investigate = TransitionCaseRequest {
-        name: name.clone(),
-        state: CaseState::Investigating as i32,
-        reason: "r".to_owned(),
-        ..Default::default()
-    };
-    cases.transition_case(investigate).await.unwrap();
-    let propose = ProposeResolutionRequest {
-        name: name.clone(),
-        r#type: ResolutionType::Explanation as i32,
-        grounds: "年费按合同收取".to_owned(),
-        ..Default::default()
-    };
-    cases.propose_resolution(propose).await.unwrap();
-    let decide =
-        DecideCaseRequest { name: name.clone(), decision_notice: "维持收费".to_owned(), ..Default::default() };
-    cases.decide_case(decide).await.unwrap();
+    sandbox.decide(&name).await;
 
     let requested = redress_case(&sandbox, &["review", "request", &name, "--reason", "disagrees with the fee"]).await;
     assert!(requested.status.success(), "{}", stderr(&requested));

@@ -132,14 +132,7 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     fn feed(&self) -> &Feed;
 }
 
-/// What a revision of provisional clocks did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Revised {
-    /// Cases with a provisional clock looked at.
-    pub recomputed: u64,
-    /// Of those, the cases whose clocks moved or stopped being provisional.
-    pub revised: u64,
-}
+pub use redress_platform::revisions::Revised;
 
 /// Cases with a running provisional clock after `$1` in id order, `$2` at most.
 pub(crate) const PROVISIONAL_CASES: &str = "SELECT id FROM cases WHERE provisional AND id > $1 ORDER BY id LIMIT $2";

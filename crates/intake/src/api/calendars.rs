@@ -42,17 +42,6 @@ impl IntakeApi {
         let revised = store
             .revise_deadlines(Arc::new(move |complaint| deadlines::revised(complaint, &calculator, &policy)))
             .await?;
-        tracing::info!(
-            years = ?official_years,
-            recomputed = revised.recomputed,
-            revised = revised.revised,
-            "working-day calendars reloaded"
-        );
-        metrics::counter!("redress_deadline_revisions_total").increment(revised.revised);
-        Ok(ReloadCalendarsResponse {
-            official_years,
-            recomputed_count: i64::try_from(revised.recomputed).unwrap_or(i64::MAX),
-            revised_count: i64::try_from(revised.revised).unwrap_or(i64::MAX),
-        })
+        Ok(redress_platform::revisions::reloaded(official_years, revised))
     }
 }

@@ -369,14 +369,7 @@ fn deadlines_provisional(complaint: &Complaint) -> bool {
     deadlines.is_some_and(crate::domain::deadlines::is_provisional)
 }
 
-/// What a revision of provisional receipt deadlines did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Revised {
-    /// Complaints with a provisional deadline looked at.
-    pub recomputed: u64,
-    /// Of those, the complaints whose deadlines moved or stopped being provisional.
-    pub revised: u64,
-}
+pub use redress_platform::revisions::Revised;
 
 /// How many complaints one page of a revision reads.
 const REVISION_PAGE: i64 = 200;
