@@ -82,6 +82,15 @@ pub enum Pool {
 }
 
 impl Pool {
+    /// One keyset page of ids: `sql` selects one text column, with `$1` the last id of the
+    /// previous page and `$2` the page size.
+    pub async fn ids_after(&self, sql: &'static str, after: &str, limit: i64) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).bind(after).bind(limit).fetch_all(pool).await?,
+            Self::Postgres(pool) => sqlx::query_scalar(sql).bind(after).bind(limit).fetch_all(pool).await?,
+        })
+    }
+
     /// Runs a bounded `DELETE` (its `$1` is `cutoff`) until it removes nothing, and returns how
     /// many rows it removed. For retention: each statement is a short transaction of its own,
     /// which on SQLite waits its turn behind the writer.

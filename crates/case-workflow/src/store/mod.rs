@@ -126,7 +126,16 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     /// Recomputes, on the rules now in force, every case with a running clock counted on a
     /// provisional year, in batches, each case in a transaction of its own with the events of
     /// what moved (D-SLA-6).
-    async fn revise_provisional(&self) -> anyhow::Result<Revised>;
+    async fn revise_provisional(&self) -> anyhow::Result<Revised> {
+        let pool = self.feed().pool().clone();
+        let page = |after: String| {
+            let pool = pool.clone();
+            async move { pool.ids_after(PROVISIONAL_CASES, &after, REVISION_PAGE).await }
+        };
+        ops::revise_provisional(page, |id| self.revise_case(id)).await
+    }
+    /// Recomputes one case's provisional clocks in a transaction of its own; whether it moved.
+    async fn revise_case(&self, id: String) -> Result<bool, CaseError>;
     /// The rules the store applies, and its clock.
     fn rules(&self) -> &LiveRules;
     fn feed(&self) -> &Feed;

@@ -12,10 +12,7 @@ use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 use sqlx::PgPool;
 
-use super::{
-    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, PROVISIONAL_CASES,
-    REVISION_PAGE, Revised, Update, ops,
-};
+use super::{AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, ops};
 use crate::calendars::LiveRules;
 use crate::error::CaseError;
 
@@ -129,27 +126,15 @@ impl CaseStore for PostgresCaseStore {
         swept
     }
 
-    async fn revise_provisional(&self) -> anyhow::Result<Revised> {
+    async fn revise_case(&self, id: String) -> Result<bool, CaseError> {
         let (rules, now) = (self.rules.current(), self.rules.now());
-        let pool = &self.pool;
-        let page = |after: String| async move {
-            let ids: Vec<String> =
-                sqlx::query_scalar(PROVISIONAL_CASES).bind(after).bind(REVISION_PAGE).fetch_all(pool).await?;
-            Ok(ids)
-        };
-        let revise = |id: String| {
-            let rules = rules.clone();
-            async move {
-                let mut tx = pool.begin().await?;
-                let revised = ops::revise_case(&mut *tx, &id, &rules, now).await?;
-                tx.commit().await?;
-                if revised {
-                    self.feed.notify_committed();
-                }
-                Ok(revised)
-            }
-        };
-        ops::revise_provisional(page, revise).await
+        let mut tx = self.pool.begin().await?;
+        let revised = ops::revise_case(&mut *tx, &id, &rules, now).await?;
+        tx.commit().await?;
+        if revised {
+            self.feed.notify_committed();
+        }
+        Ok(revised)
     }
 
     fn rules(&self) -> &LiveRules {

@@ -10,10 +10,7 @@ use redress_platform::events::{EventSink, Feed};
 use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 
-use super::{
-    AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, PROVISIONAL_CASES,
-    REVISION_PAGE, Revised, Update, ops,
-};
+use super::{AUDIT_TRAIL, AuditTrail, CaseQuery, CaseStore, DUE_FOR_SWEEP, INTAKE_CONSUMER, ListedCase, Update, ops};
 use crate::calendars::LiveRules;
 use crate::error::CaseError;
 
@@ -114,29 +111,17 @@ impl CaseStore for SqliteCaseStore {
         Ok(swept)
     }
 
-    async fn revise_provisional(&self) -> anyhow::Result<Revised> {
+    async fn revise_case(&self, id: String) -> Result<bool, CaseError> {
         let (rules, now) = (self.rules.current(), self.rules.now());
-        let pool = &self.db.pool;
-        let page = |after: String| async move {
-            let ids: Vec<String> =
-                sqlx::query_scalar(PROVISIONAL_CASES).bind(after).bind(REVISION_PAGE).fetch_all(pool).await?;
-            Ok(ids)
-        };
-        let revise = |id: String| {
-            let rules = rules.clone();
-            async move {
-                let revised = self
-                    .db
-                    .writer
-                    .write(move |conn| Box::pin(async move { ops::revise_case(conn, &id, &rules, now).await }))
-                    .await?;
-                if revised {
-                    self.feed.notify_committed();
-                }
-                Ok(revised)
-            }
-        };
-        ops::revise_provisional(page, revise).await
+        let revised = self
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { ops::revise_case(conn, &id, &rules, now).await }))
+            .await?;
+        if revised {
+            self.feed.notify_committed();
+        }
+        Ok(revised)
     }
 
     fn rules(&self) -> &LiveRules {
