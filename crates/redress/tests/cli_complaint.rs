@@ -93,6 +93,9 @@ async fn a_complaint_is_submitted_with_flags_and_read_masked_or_in_clear() {
     assert!(!text.contains(PHONE) && !text.contains(ID_NUMBER), "{text}");
     assert!(text.contains("state       accepted"), "{text}");
     assert!(text.contains("first response"), "the receipt's deadlines: {text}");
+    // A working-day period ends at 24:00 of its last day where it was counted (D-SLA-5).
+    let resolution = text.lines().find(|l| l.trim_start().starts_with("resolution")).unwrap_or_default();
+    assert!(resolution.contains(" 24:00 (Asia/Shanghai)"), "{text}");
 
     let clear = redress_complaint(&sandbox, &["get", &name, "--reveal-reason", "回电核实身份"]).await;
     assert!(clear.status.success(), "{}", stderr(&clear));

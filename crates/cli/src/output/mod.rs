@@ -4,6 +4,7 @@
 
 mod json;
 mod text;
+mod zone;
 
 use clap::ValueEnum;
 use redress_proto::redress::case::v1::{Case, ListAuditEntriesResponse, ListCasesResponse, VerifyAuditChainResponse};

@@ -1,6 +1,7 @@
 //! `--output text`, for people: one case or complaint as labelled lines, a list as a table
 //! under a header row. Columns are aligned by display width, so names and institutions in
-//! Chinese (two columns a character) line up with the rest.
+//! Chinese (two columns a character) line up with the rest. A case or complaint shows its times
+//! in the zone its days were counted in ([`Zone`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -18,6 +19,7 @@ use redress_proto::redress::intake::v1::{
 };
 
 use super::Reply;
+use super::zone::Zone;
 use crate::words::word;
 
 /// The reply as printed, ending in a newline.
@@ -45,6 +47,8 @@ pub(super) fn render(reply: &Reply) -> String {
 }
 
 fn case_text(c: &Case) -> String {
+    // A case names no zone of its own; its days were counted where its receipt's were.
+    let zone = Zone::named(c.deadlines.as_ref().map_or("", |d| d.time_zone.as_str()));
     let mut s = Summary::default();
     s.row("case", format!("{}  no. {}", c.name, c.case_number));
     let mut state = word::<CaseState>(c.state);
@@ -62,11 +66,11 @@ fn case_text(c: &Case) -> String {
     s.row("handler", handler);
     s.row("org unit", or_dash(&c.org_unit));
     s.row("grade", word::<Grade>(c.grade));
-    s.row("opened", time_text(c.open_time.as_ref()));
+    s.row("opened", zone.instant(c.open_time.as_ref()));
     if !c.clocks.is_empty() {
         let mut clocks = Table::new(["KIND", "LENGTH", "STATUS", "DUE", "NOTE"]);
         for clock in &c.clocks {
-            clocks.row(clock_row(clock));
+            clocks.row(clock_row(clock, &zone));
         }
         s.table("clocks", clocks);
     }
@@ -74,13 +78,15 @@ fn case_text(c: &Case) -> String {
         let note = if pause.note.is_empty() { String::new() } else { format!(": {}", pause.note) };
         s.row(
             "paused",
-            format!("since {} ({}{note})", time_text(pause.pause_time.as_ref()), word::<PauseReason>(pause.reason)),
+            format!("since {} ({}{note})", zone.instant(pause.pause_time.as_ref()), word::<PauseReason>(pause.reason)),
         );
     }
+    // The handoff period is configured per deployment; its clock says in what unit.
+    let handoff_days = c.clocks.iter().rev().find(|k| k.kind == ClockKind::Handoff as i32).is_some_and(counts_days);
     for t in &c.transfers {
         let handoff = match &t.accept_time {
-            Some(accepted) => format!("accepted {}", time_text(Some(accepted))),
-            None => format!("handoff due {}", time_text(t.handoff_due_time.as_ref())),
+            Some(accepted) => format!("accepted {}", zone.instant(Some(accepted))),
+            None => format!("handoff due {}", zone.due(t.handoff_due_time.as_ref(), handoff_days)),
         };
         s.row("transfer", format!("{} -> {}, {handoff}", or_dash(&t.from_department), t.to_department));
     }
@@ -97,12 +103,12 @@ fn case_text(c: &Case) -> String {
         }
         s.row("", format!("grounds: {}", r.grounds));
         if !r.decided_by.is_empty() {
-            s.row("decided", format!("{} by {}", time_text(c.decide_time.as_ref()), r.decided_by));
+            s.row("decided", format!("{} by {}", zone.instant(c.decide_time.as_ref()), r.decided_by));
             s.row("", format!("notice: {}", r.decision_notice));
         }
     }
     for review in &c.reviews {
-        review_text(&mut s, review);
+        review_text(&mut s, review, &zone);
     }
     if let Some(survey) = &c.survey {
         let resolved = if survey.resolved { "resolved" } else { "not resolved" };
@@ -120,17 +126,17 @@ fn case_text(c: &Case) -> String {
         s.row("tasks", format!("{open} open, {} done", c.coordination_tasks.len() - open));
     }
     if c.close_time.is_some() {
-        s.row("closed", time_text(c.close_time.as_ref()));
+        s.row("closed", zone.instant(c.close_time.as_ref()));
     }
     s.row("etag", &c.etag);
     s.0
 }
 
 /// A review under [`case_text`]: asked when, by whom and why; who reviews it; how it ended.
-fn review_text(s: &mut Summary, r: &CaseReview) {
+fn review_text(s: &mut Summary, r: &CaseReview, zone: &Zone) {
     s.row(
         "review",
-        format!("asked {} via {}: {}", time_text(r.request_time.as_ref()), or_dash(&r.requested_by), r.reason),
+        format!("asked {} via {}: {}", zone.instant(r.request_time.as_ref()), or_dash(&r.requested_by), r.reason),
     );
     s.row("", format!("of the decision made at {}", or_dash(&r.deciding_unit)));
     if !r.reviewer.is_empty() {
@@ -142,7 +148,7 @@ fn review_text(s: &mut Summary, r: &CaseReview) {
             format!(
                 "{} {} by {}: {}",
                 word::<ReviewOutcome>(r.outcome),
-                time_text(r.decide_time.as_ref()),
+                zone.instant(r.decide_time.as_ref()),
                 r.decided_by,
                 r.decision_notice
             ),
@@ -152,7 +158,7 @@ fn review_text(s: &mut Summary, r: &CaseReview) {
 
 /// A clock under [`case_text`]'s header: kind, length, status, due, and what else is worth
 /// knowing about it (met, at risk or breached, why its due time is provisional).
-fn clock_row(c: &SlaClock) -> [String; 5] {
+fn clock_row(c: &SlaClock, zone: &Zone) -> [String; 5] {
     let unit = match ClockUnit::try_from(c.unit) {
         Ok(ClockUnit::Hours) => "hours".to_owned(),
         Ok(ClockUnit::WorkingDays) => "working days".to_owned(),
@@ -161,7 +167,7 @@ fn clock_row(c: &SlaClock) -> [String; 5] {
     };
     let mut notes = Vec::new();
     if c.met_time.is_some() {
-        notes.push(format!("met {}", time_text(c.met_time.as_ref())));
+        notes.push(format!("met {}", zone.instant(c.met_time.as_ref())));
     }
     if c.breached {
         notes.push("BREACHED".to_owned());
@@ -169,12 +175,17 @@ fn clock_row(c: &SlaClock) -> [String; 5] {
         notes.push("at risk".to_owned());
     }
     // A due time counted on a year without its official calendar may still move (D-SLA-6).
-    let mut due = time_text(c.due_time.as_ref());
+    let mut due = zone.due(c.due_time.as_ref(), counts_days(c));
     if c.provisional {
         due.push_str(" (provisional)");
         notes.push(format!("provisional: {}", c.provisional_reason));
     }
     [word::<ClockKind>(c.kind), format!("{} {unit}", c.length), word::<ClockStatus>(c.status), due, notes.join("  ")]
+}
+
+/// Whether the clock counts days, which end at 24:00 (D-SLA-5), rather than hours.
+fn counts_days(c: &SlaClock) -> bool {
+    matches!(ClockUnit::try_from(c.unit), Ok(ClockUnit::WorkingDays | ClockUnit::CalendarDays))
 }
 
 fn cases_text(list: &ListCasesResponse) -> String {
@@ -216,14 +227,16 @@ fn audit_text(list: &ListAuditEntriesResponse) -> String {
 }
 
 fn complaint_text(c: &Complaint) -> String {
+    let deadlines = c.receipt.as_ref().and_then(|r| r.deadlines.as_ref());
+    let zone = Zone::named(deadlines.map_or("", |d| d.time_zone.as_str()));
     let mut s = Summary::default();
     s.row("complaint", format!("{}  no. {}", c.name, c.complaint_number));
     s.row("state", word::<ComplaintState>(c.state));
     if c.withdraw_time.is_some() || !c.withdraw_reason.is_empty() {
-        s.row("withdrawn", format!("{}: {}", time_text(c.withdraw_time.as_ref()), c.withdraw_reason));
+        s.row("withdrawn", format!("{}: {}", zone.instant(c.withdraw_time.as_ref()), c.withdraw_reason));
     }
     s.row("channel", word::<Channel>(c.channel));
-    s.row("received", time_text(c.receive_time.as_ref()));
+    s.row("received", zone.instant(c.receive_time.as_ref()));
     match c.complainant.as_ref().and_then(|c| c.party.as_ref()) {
         Some(Party::Person(p)) => s.row("complainant", person_text(p)),
         Some(Party::Organisation(o)) => {
@@ -278,16 +291,18 @@ fn complaint_text(c: &Complaint) -> String {
         s.row("staff notes", &c.staff_notes);
     }
     if let Some(receipt) = &c.receipt {
-        s.row("accepted", time_text(receipt.accept_time.as_ref()));
+        s.row("accepted", zone.instant(receipt.accept_time.as_ref()));
         if let Some(d) = &receipt.deadlines {
+            // The first response is an hour clock; resolution counts working days and the
+            // decision calendar days (D-SLA-1, D-SLA-2).
             let due = [
-                ("first response", &d.first_response_due_time, d.first_response_provisional),
-                ("resolution", &d.resolution_due_time, d.resolution_provisional),
-                ("decision", &d.regulatory_decision_due_time, d.regulatory_decision_provisional),
+                ("first response", &d.first_response_due_time, false, d.first_response_provisional),
+                ("resolution", &d.resolution_due_time, true, d.resolution_provisional),
+                ("decision", &d.regulatory_decision_due_time, true, d.regulatory_decision_provisional),
             ];
-            for (i, (what, time, provisional)) in due.into_iter().filter(|(_, t, _)| t.is_some()).enumerate() {
+            for (i, (what, time, days, provisional)) in due.into_iter().filter(|(_, t, _, _)| t.is_some()).enumerate() {
                 let mark = if provisional { " (provisional)" } else { "" };
-                s.row(if i == 0 { "due" } else { "" }, format!("{what:<15} {}{mark}", time_text(time.as_ref())));
+                s.row(if i == 0 { "due" } else { "" }, format!("{what:<15} {}{mark}", zone.due(time.as_ref(), days)));
             }
             let mut reasons = vec![
                 &d.first_response_provisional_reason,
@@ -298,9 +313,6 @@ fn complaint_text(c: &Complaint) -> String {
             reasons.dedup();
             for reason in reasons {
                 s.row("provisional", reason);
-            }
-            if !d.time_zone.is_empty() {
-                s.row("", format!("(days counted in {})", d.time_zone));
             }
         }
     }
@@ -462,7 +474,8 @@ fn joined<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(", ")
 }
 
-/// A time in RFC 3339 UTC to the second, or `-` when there is none.
+/// A time in RFC 3339 UTC to the second, or `-` when there is none. Lists use it: their replies
+/// name no zone, and a list of complaints may span institutions counting in different ones.
 fn time_text(t: Option<&Timestamp>) -> String {
     let Some(t) = t else { return "-".to_owned() };
     u32::try_from(t.nanos)
@@ -479,6 +492,7 @@ fn money_text(m: &Money) -> String {
 
 #[cfg(test)]
 mod tests {
+    use redress_proto::redress::case::v1::Transfer;
     use redress_proto::redress::common::v1::Deadlines;
     use redress_proto::redress::intake::v1::{ComplainedParty, Receipt, Taxonomy, TaxonomyCode};
 
@@ -579,9 +593,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "clocks      KIND            LENGTH           STATUS   DUE                   NOTE",
-                "            first-response  2 working days   running  2026-06-09T10:13:20Z",
-                "            resolution      15 working days  running  2026-06-09T10:13:20Z  BREACHED",
+                "clocks      KIND            LENGTH           STATUS   DUE                               NOTE",
+                "            first-response  2 working days   running  2026-06-09 18:13 (Asia/Shanghai)",
+                "            resolution      15 working days  running  2026-06-09 18:13 (Asia/Shanghai)  BREACHED",
             ],
             "{text}"
         );
@@ -606,7 +620,7 @@ mod tests {
             ..Case::default()
         };
         let text = case_text(&case);
-        assert!(text.contains("2027-01-04T16:00:00Z (provisional)"), "{text}");
+        assert!(text.contains("2027-01-04 24:00 (Asia/Shanghai) (provisional)"), "{text}");
         assert!(text.contains(&format!("provisional: {reason}")), "{text}");
         let complaint = Complaint {
             receipt: Some(Receipt {
@@ -621,8 +635,75 @@ mod tests {
             ..Complaint::default()
         };
         let text = complaint_text(&complaint);
-        assert!(text.contains("decision        2027-01-04T16:00:00Z (provisional)"), "{text}");
+        assert!(text.contains("decision        2027-01-04 24:00 (Asia/Shanghai) (provisional)"), "{text}");
         assert!(text.lines().any(|l| l.starts_with("provisional") && l.ends_with(&reason)), "{text}");
+    }
+
+    /// D-SLA-5: a receipt's day deadlines end at 24:00 of their last day in the receipt's zone;
+    /// the first response, an hour clock, is the instant it falls due.
+    #[test]
+    fn receipt_deadlines_are_shown_in_the_receipts_zone() {
+        let at = |seconds| Some(Timestamp { seconds, nanos: 0 });
+        let complaint = Complaint {
+            receipt: Some(Receipt {
+                accept_time: at(1_796_790_600),
+                deadlines: Some(Deadlines {
+                    // 2026-12-09T16:00:00Z, midnight starting the 10th in Shanghai.
+                    first_response_due_time: at(1_796_832_000),
+                    resolution_due_time: at(1_796_832_000),
+                    regulatory_decision_due_time: at(1_797_955_200),
+                    time_zone: "Asia/Shanghai".to_owned(),
+                    ..Deadlines::default()
+                }),
+                ..Receipt::default()
+            }),
+            ..Complaint::default()
+        };
+        let text = complaint_text(&complaint);
+        let due: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("due")).collect();
+        assert_eq!(
+            due,
+            [
+                "due         first response  2026-12-10 00:00 (Asia/Shanghai)",
+                "            resolution      2026-12-09 24:00 (Asia/Shanghai)",
+                "            decision        2026-12-22 24:00 (Asia/Shanghai)",
+            ],
+            "{text}"
+        );
+        assert!(text.contains("accepted    2026-12-09 12:30 (Asia/Shanghai)"), "{text}");
+    }
+
+    /// A case's clocks are counted where its receipt's deadlines were; an hour clock keeps its
+    /// midnight as the start of the next day.
+    #[test]
+    fn a_cases_clocks_are_shown_in_its_receipts_zone() {
+        let clock = |kind: ClockKind, unit: ClockUnit| SlaClock {
+            kind: kind as i32,
+            unit: unit as i32,
+            length: 1,
+            // 2026-03-29T23:00:00Z, midnight of the 30th in London (summer time).
+            due_time: Some(Timestamp { seconds: 1_774_825_200, nanos: 0 }),
+            ..SlaClock::default()
+        };
+        let case = Case {
+            deadlines: Some(Deadlines { time_zone: "Europe/London".to_owned(), ..Deadlines::default() }),
+            clocks: vec![
+                clock(ClockKind::FirstResponse, ClockUnit::Hours),
+                clock(ClockKind::Handoff, ClockUnit::WorkingDays),
+            ],
+            transfers: vec![Transfer {
+                to_department: "cards".to_owned(),
+                handoff_due_time: Some(Timestamp { seconds: 1_774_825_200, nanos: 0 }),
+                ..Transfer::default()
+            }],
+            ..Case::default()
+        };
+        let text = case_text(&case);
+        assert!(text.contains("1 hours         unspecified  2026-03-30 00:00 (Europe/London)"), "{text}");
+        assert!(text.contains("1 working days  unspecified  2026-03-29 24:00 (Europe/London)"), "{text}");
+        assert!(text.contains("- -> cards, handoff due 2026-03-29 24:00 (Europe/London)"), "{text}");
+        let no_zone = Case { deadlines: None, ..case };
+        assert!(case_text(&no_zone).contains("2026-03-30 07:00 (Asia/Shanghai)"));
     }
 
     #[test]
