@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redress_calendar::DeadlineCalculator;
+use redress_calendar::{DeadlineCalculator, Institutions, RegimeConfig, SlaPolicy};
 use redress_platform::ServiceError;
 use redress_platform::time::Clock;
 use redress_proto::redress::common::v1::ReloadCalendarsResponse;
@@ -47,12 +47,18 @@ impl LiveRules {
         self.clock.now()
     }
 
-    /// Puts `calculator` in force for every operation that starts from now on.
-    pub fn set_calculator(&self, calculator: DeadlineCalculator) {
+    /// Puts `institutions` in force for every operation that starts from now on.
+    pub fn set_institutions(&self, institutions: Institutions) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         let mut rules = Rules::clone(&current);
-        rules.clocks.calculator = calculator;
+        rules.clocks.institutions = Arc::new(institutions);
         *current = Arc::new(rules);
+    }
+
+    /// Puts `calculator` in force for the institutions on the default regime.
+    pub fn set_calculator(&self, calculator: DeadlineCalculator) {
+        let institutions = Institutions::clone(&self.current().clocks.institutions);
+        self.set_institutions(institutions.with_default_calculator(calculator));
     }
 }
 
@@ -68,22 +74,32 @@ impl From<Arc<Rules>> for LiveRules {
     }
 }
 
-/// Where the calendars come from: the zone days are counted in and the directory of year files.
+/// Where the calendars come from: the institutions' regimes, the default zone, the directory
+/// of year files and the grade targets.
 #[derive(Debug, Clone)]
 pub struct CalendarSource {
+    pub regimes: RegimeConfig,
     pub time_zone: String,
     pub calendars_dir: String,
+    pub sla: SlaPolicy,
 }
 
 impl CalendarSource {
-    /// Reads the calendars again, puts them in force and recomputes every case with a
-    /// provisional running clock. A directory with a file that does not load changes nothing.
-    pub async fn reload(&self, store: &dyn CaseStore) -> Result<ReloadCalendarsResponse, CaseError> {
-        let calculator = DeadlineCalculator::configured(&self.time_zone, &self.calendars_dir).map_err(|e| {
+    /// Every institution's calendar as it is on disk now; a file that does not load is
+    /// refused whole.
+    pub fn load(&self) -> Result<Institutions, ServiceError> {
+        self.regimes.resolve(&self.time_zone, &self.calendars_dir, &self.sla).map_err(|e| {
             ServiceError::failed_precondition("CALENDARS_INVALID", format!("the calendars do not load: {e}"))
-        })?;
-        let official_years = calculator.calendar().years();
-        store.rules().set_calculator(calculator);
+        })
+    }
+
+    /// Reads every institution's calendar again, puts them in force and recomputes every case
+    /// with a provisional running clock. A directory with a file that does not load changes
+    /// nothing.
+    pub async fn reload(&self, store: &dyn CaseStore) -> Result<ReloadCalendarsResponse, CaseError> {
+        let institutions = self.load()?;
+        let official_years = institutions.official_years();
+        store.rules().set_institutions(institutions);
         let revised = store.revise_provisional().await?;
         Ok(redress_platform::revisions::reloaded(official_years, revised))
     }

@@ -81,6 +81,7 @@ fn reported(e: &WorkflowError) -> Reported {
         W::ClocksNotPaused => Refused(FailedPrecondition, "CLOCKS_NOT_PAUSED"),
         W::DecisionClockDone => Refused(FailedPrecondition, "DECISION_CLOCK_DONE"),
         W::ExtensionTooLate { .. } => Refused(FailedPrecondition, "EXTENSION_TOO_LATE"),
+        W::ExtensionNotInRegime { .. } => Refused(FailedPrecondition, "EXTENSION_NOT_IN_REGIME"),
         W::NoResolution => Refused(FailedPrecondition, "NO_RESOLUTION"),
         W::ApprovalNotNeeded => Refused(FailedPrecondition, "APPROVAL_NOT_NEEDED"),
         W::ApprovalRequired => Refused(FailedPrecondition, "APPROVAL_REQUIRED"),
@@ -102,7 +103,7 @@ fn reported(e: &WorkflowError) -> Reported {
         W::Calendar(_) => Refused(Internal, "INTERNAL"),
         W::AlreadyInDepartment => Field("to_department"),
         W::SameGrade => Field("grade"),
-        W::ExtensionTooShort { .. } => Field("total_days"),
+        W::ExtensionTooShort { .. } | W::ExtensionTooLong { .. } => Field("total_days"),
         W::DueInThePast => Field("due_time"),
         W::NoSuchTask => Field("task_id"),
         W::OtherCaseMissing | W::SelfLink => Field("other"),
@@ -196,6 +197,7 @@ impl ApiError for CaseError {
             Self::Workflow(WorkflowError::ReviewNeedsHigherUnit { deciding_unit }) => {
                 pairs(&[("deciding_unit", deciding_unit)])
             }
+            Self::Workflow(WorkflowError::ExtensionNotInRegime { regime }) => pairs(&[("regime", regime)]),
             Self::Workflow(WorkflowError::ExtensionNeedsHigherUnit { handling_unit }) => {
                 pairs(&[("handling_unit", handling_unit)])
             }
@@ -256,6 +258,12 @@ mod tests {
         let late = CaseError::from(WorkflowError::ExtensionTooLate { due });
         assert_eq!((late.kind().code(), late.reason()), (Code::FailedPrecondition, "EXTENSION_TOO_LATE"));
         assert_eq!(late.metadata()["due_time"], "2026-03-24T16:00:00+00:00");
+        let not_in_regime = CaseError::from(WorkflowError::ExtensionNotInRegime { regime: "fca-disp".to_owned() });
+        assert_eq!(
+            (not_in_regime.kind().code(), not_in_regime.reason()),
+            (Code::FailedPrecondition, "EXTENSION_NOT_IN_REGIME")
+        );
+        assert_eq!(not_in_regime.metadata()["regime"], "fca-disp");
         let missing = CaseError::NotFound { name: "cases/x".to_owned() };
         assert_eq!((missing.kind().code(), missing.reason()), (Code::NotFound, "NOT_FOUND"));
         assert_eq!((missing.metadata()["resource"].as_str(), missing.metadata()["name"].as_str()), ("case", "cases/x"));

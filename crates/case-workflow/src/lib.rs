@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::FutureExt;
-use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
+use redress_calendar::{Period, RegimeConfig, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
@@ -59,6 +59,9 @@ pub struct CaseWorkflowConfig {
     /// (0: only `ReloadCalendars` reloads them).
     pub calendars_poll_interval_ms: u64,
     pub sla: SlaPolicy,
+    /// Which regime, calendar and zone each institution counts on (D-SLA-10); `time_zone`,
+    /// `sla` and `calendars_dir` configure the default regime.
+    pub regimes: RegimeConfig,
     pub workflow: WorkflowConfig,
     /// How long events stay on the feed and request ids are remembered.
     pub retention: RetentionConfig,
@@ -98,15 +101,14 @@ impl Default for WorkflowConfig {
 impl CaseWorkflowConfig {
     /// The workflow's rules: calendar, SLA policy, reminders and authority limits.
     pub fn rules(&self) -> anyhow::Result<Rules> {
-        let calculator = DeadlineCalculator::configured(&self.time_zone, &self.calendars_dir)
-            .context("time_zone / calendars_dir")?;
-        tracing::info!(years = ?calculator.calendar().years(), time_zone = %calculator.time_zone(), "working-day calendars loaded");
+        let institutions = self.regimes.resolve(&self.time_zone, &self.calendars_dir, &self.sla)?;
+        let default_zone = institutions.default_regime().calculator().time_zone();
+        tracing::info!(years = ?institutions.official_years(), time_zone = %default_zone, "working-day calendars loaded");
         anyhow::ensure!(self.workflow.handoff_working_days > 0, "workflow.handoff_working_days must be at least 1");
         anyhow::ensure!(self.workflow.at_risk_percent <= 100, "workflow.at_risk_percent must be at most 100");
         Ok(Rules {
             clocks: Clocks {
-                calculator,
-                policy: self.sla.clone(),
+                institutions: Arc::new(institutions),
                 handoff: Period::WorkingDays(self.workflow.handoff_working_days),
                 at_risk_percent: self.workflow.at_risk_percent,
             },
@@ -118,7 +120,12 @@ impl CaseWorkflowConfig {
 impl CaseWorkflowConfig {
     /// Where the working-day calendars are read from, again on every reload.
     pub fn calendar_source(&self) -> CalendarSource {
-        CalendarSource { time_zone: self.time_zone.clone(), calendars_dir: self.calendars_dir.clone() }
+        CalendarSource {
+            regimes: self.regimes.clone(),
+            time_zone: self.time_zone.clone(),
+            calendars_dir: self.calendars_dir.clone(),
+            sla: self.sla.clone(),
+        }
     }
 }
 
@@ -134,6 +141,7 @@ impl Default for CaseWorkflowConfig {
             calendars_dir: String::new(),
             calendars_poll_interval_ms: 60_000,
             sla: SlaPolicy::default(),
+            regimes: RegimeConfig::default(),
             workflow: WorkflowConfig::default(),
             retention: RetentionConfig::default(),
         }

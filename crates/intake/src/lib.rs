@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use domain::classify::Taxonomy;
 use domain::pii::Keyring;
-use redress_calendar::{DeadlineCalculator, SlaPolicy};
+use redress_calendar::{Institutions, RegimeConfig, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{RetentionConfig, spawn_retention};
@@ -58,6 +58,9 @@ pub struct IntakeConfig {
     /// (0: only `ReloadCalendars` reloads them).
     pub calendars_poll_interval_ms: u64,
     pub sla: SlaPolicy,
+    /// Which regime, calendar and zone each institution counts on (D-SLA-10); `time_zone`,
+    /// `sla` and `calendars_dir` configure the default regime.
+    pub regimes: RegimeConfig,
     pub pii: PiiConfig,
     /// An earlier complaint by the same person about the same business type and cause within
     /// this many days makes a new one a recurrence (D-CASE-5).
@@ -118,6 +121,7 @@ impl Default for IntakeConfig {
             calendars_dir: String::new(),
             calendars_poll_interval_ms: 60_000,
             sla: SlaPolicy::default(),
+            regimes: RegimeConfig::default(),
             pii: PiiConfig::default(),
             recurrence_window_days: 90,
             taxonomies_dir: String::new(),
@@ -127,16 +131,22 @@ impl Default for IntakeConfig {
 }
 
 impl IntakeConfig {
-    pub fn deadline_calculator(&self) -> anyhow::Result<DeadlineCalculator> {
-        let calculator = DeadlineCalculator::configured(&self.time_zone, &self.calendars_dir)
-            .context("time_zone / calendars_dir")?;
-        tracing::info!(years = ?calculator.calendar().years(), time_zone = %calculator.time_zone(), "working-day calendars loaded");
-        Ok(calculator)
+    /// Every institution's regime, calendar and zone; a key that does not resolve is named.
+    pub fn institutions(&self) -> anyhow::Result<Institutions> {
+        let institutions = self.regimes.resolve(&self.time_zone, &self.calendars_dir, &self.sla)?;
+        let default_zone = institutions.default_regime().calculator().time_zone();
+        tracing::info!(years = ?institutions.official_years(), time_zone = %default_zone, "working-day calendars loaded");
+        Ok(institutions)
     }
 
     /// Where the working-day calendars are read from, again on every reload.
     pub fn calendar_source(&self) -> calendars::CalendarSource {
-        calendars::CalendarSource { time_zone: self.time_zone.clone(), calendars_dir: self.calendars_dir.clone() }
+        calendars::CalendarSource {
+            regimes: self.regimes.clone(),
+            time_zone: self.time_zone.clone(),
+            calendars_dir: self.calendars_dir.clone(),
+            sla: self.sla.clone(),
+        }
     }
 
     /// The institution's own taxonomies: every `*.toml` file in `taxonomies_dir`, sorted by
@@ -193,12 +203,14 @@ pub struct Intake {
 
 impl Intake {
     pub async fn build(config: IntakeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let deadlines = config.deadline_calculator()?;
+        let institutions = config.institutions()?;
+        let deadlines = institutions.default_regime().calculator().clone();
         let keyring = Arc::new(config.pii.keyring()?);
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let store = Ready::new();
         let taxonomies = config.taxonomies().context("taxonomies_dir")?;
         let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), host.shutdown())
+            .with_institutions(institutions)
             .with_recurrence_window(config.recurrence_window_days)
             .with_taxonomies(taxonomies)
             .with_calendars(config.calendar_source());

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-/// What is compared between polls: each regular file directly inside the directory, by name,
-/// with its size and modification time.
+/// What is compared between polls: each regular file directly inside the directory or one of
+/// its subdirectories (a calendar's own year files), by name, with its size and modification
+/// time.
 pub type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
 /// The [`Fingerprint`] of `dir` now.
@@ -21,6 +22,14 @@ pub fn fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
         let meta = entry.metadata()?;
         if meta.is_file() {
             files.push((entry.path(), meta.len(), meta.modified().ok()));
+        } else if meta.is_dir() {
+            for inner in std::fs::read_dir(entry.path())? {
+                let inner = inner?;
+                let meta = inner.metadata()?;
+                if meta.is_file() {
+                    files.push((inner.path(), meta.len(), meta.modified().ok()));
+                }
+            }
         }
     }
     files.sort();

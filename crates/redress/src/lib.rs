@@ -33,6 +33,8 @@ pub struct SuiteOptions {
     /// the services' default).
     pub calendars_dir: Option<PathBuf>,
     pub calendars_poll_interval_ms: Option<u64>,
+    /// Each institution's regime, calendar and zone (`regimes` of intake and case-workflow).
+    pub regimes: redress_calendar::RegimeConfig,
     /// The clock the services read the time from (the system clock unless a test stands it).
     pub clock: Clock,
 }
@@ -137,6 +139,7 @@ impl Suite {
                 database: sqlite(&options.data_dir, "intake"),
                 pii: dev_pii_keys(&options.data_dir)?,
                 calendars_dir: calendars_dir.clone(),
+                regimes: options.regimes.clone(),
                 calendars_poll_interval_ms: options
                     .calendars_poll_interval_ms
                     .unwrap_or(intake_defaults.calendars_poll_interval_ms),
@@ -155,6 +158,7 @@ impl Suite {
                 database: sqlite(&options.data_dir, "case-workflow"),
                 intake_url: format!("http://{intake_addr}"),
                 calendars_dir,
+                regimes: options.regimes.clone(),
                 calendars_poll_interval_ms: options
                     .calendars_poll_interval_ms
                     .unwrap_or(case_defaults.calendars_poll_interval_ms),

@@ -3,7 +3,9 @@
 //! that stay recorded whatever happens to them afterwards.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use redress_calendar::{DeadlineCalculator, Period, SlaPolicy};
+use std::sync::Arc;
+
+use redress_calendar::{DeadlineCalculator, InstitutionRegime, Institutions, Period, SlaPolicy};
 use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseState, ClockBreach, ClockKind, ClockStatus, ClockUnit, SlaClock};
 use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
@@ -11,8 +13,9 @@ use redress_proto::redress::common::v1::{Deadlines, Grade as ProtoGrade};
 /// The calendar arithmetic and policy clocks are computed with.
 #[derive(Debug, Clone)]
 pub struct Clocks {
-    pub calculator: DeadlineCalculator,
-    pub policy: SlaPolicy,
+    /// Each institution's regime, calendar and zone (D-SLA-10); a case counts on its
+    /// institution's.
+    pub institutions: Arc<Institutions>,
     /// How long a receiving department has to assign a transferred case.
     pub handoff: Period,
     /// Share of a clock's span after which it is at risk (reminder to the owner), in percent.
@@ -47,15 +50,31 @@ pub fn period_of(clock: &SlaClock) -> Period {
 }
 
 impl Clocks {
+    /// The regime of the institution the case belongs to.
+    pub fn regime(&self, case: &Case) -> &InstitutionRegime {
+        self.institutions.of(&case.org_unit)
+    }
+
+    /// The calculator of the case's institution.
+    pub fn calculator(&self, case: &Case) -> &DeadlineCalculator {
+        self.regime(case).calculator()
+    }
+
+    /// The grade targets and decision clock of the case's institution.
+    pub fn policy(&self, case: &Case) -> &SlaPolicy {
+        self.regime(case).policy()
+    }
+
     /// The clocks of a case opened from a receipt: first response and resolution by grade and
     /// the regulatory decision clock, started at the receive instant.
     pub fn opening(&self, case: &mut Case) {
         let Some(start) = case.receive_time else { return };
-        let targets = self.policy.targets(grade_of(case.grade));
+        let policy = self.policy(case);
+        let targets = policy.targets(grade_of(case.grade));
         case.clocks = [
             (ClockKind::FirstResponse, targets.first_response),
             (ClockKind::Resolution, targets.resolution),
-            (ClockKind::RegulatoryDecision, self.policy.regulatory_decision),
+            (ClockKind::RegulatoryDecision, policy.regulatory_decision),
         ]
         .into_iter()
         .map(|(kind, period)| new_clock(kind, period, start))
@@ -68,6 +87,7 @@ impl Clocks {
     pub fn recompute_all(&self, case: &mut Case) {
         let pauses = closed_pauses(case);
         let paused = is_paused(case);
+        let calculator = self.institutions.of(&case.org_unit).calculator();
         for clock in &mut case.clocks {
             if clock.status == ClockStatus::Running as i32 || clock.status == ClockStatus::Paused as i32 {
                 if paused {
@@ -77,39 +97,10 @@ impl Clocks {
                     continue;
                 }
                 clock.status = ClockStatus::Running as i32;
-                self.recompute(clock, &pauses);
+                recompute(calculator, clock, &pauses);
             }
         }
         self.mirror_deadlines(case);
-    }
-
-    fn recompute(&self, clock: &mut SlaClock, pauses: &[(DateTime<Utc>, DateTime<Utc>)]) {
-        let Some(start) = instant(&clock.start_time) else { return };
-        match self.calculator.due_with_pauses_explained(start, period_of(clock), pauses) {
-            Ok(due) => {
-                clock.due_time = Some(to_timestamp(due.at));
-                set_provisional(clock, due.provisional.map(|p| p.reason));
-                // Reminders are raised once per due time: only a new due time re-arms them
-                // (a pause and resume that leave it where it was do not). A breach stays
-                // recorded in `case.breaches` whatever the flags say.
-                // (Clocks stored before `reminded_due_time` existed keep their flags.)
-                if (clock.at_risk || clock.breached)
-                    && clock.reminded_due_time.is_some()
-                    && instant(&clock.reminded_due_time) != Some(due.at)
-                {
-                    clock.at_risk = false;
-                    clock.breached = false;
-                    clock.reminded_due_time = None;
-                }
-            }
-            Err(e) => {
-                // Only a date outside every year a calendar can be built for gets here (a
-                // missing year is counted provisionally): nothing is guessed.
-                tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed");
-                clock.due_time = None;
-                set_provisional(clock, None);
-            }
-        }
     }
 
     /// Changes the length of a clock and recomputes it (grade change, extension).
@@ -177,7 +168,7 @@ impl Clocks {
             first_response_due_time: due(ClockKind::FirstResponse),
             resolution_due_time: due(ClockKind::Resolution),
             regulatory_decision_due_time: due(ClockKind::RegulatoryDecision),
-            time_zone: self.calculator.time_zone().name().to_owned(),
+            time_zone: self.calculator(case).time_zone().name().to_owned(),
             grade: case.grade,
             first_response_provisional: provisional(ClockKind::FirstResponse),
             first_response_provisional_reason: reason(ClockKind::FirstResponse),
@@ -290,6 +281,37 @@ pub fn stop_all(case: &mut Case) {
     for clock in &mut case.clocks {
         if clock.status == ClockStatus::Running as i32 || clock.status == ClockStatus::Paused as i32 {
             clock.status = ClockStatus::Stopped as i32;
+        }
+    }
+}
+
+/// Recomputes one running clock's due time on its case's calculator.
+fn recompute(calculator: &DeadlineCalculator, clock: &mut SlaClock, pauses: &[(DateTime<Utc>, DateTime<Utc>)]) {
+    let Some(start) = instant(&clock.start_time) else { return };
+    match calculator.due_with_pauses_explained(start, period_of(clock), pauses) {
+        Ok(due) => {
+            clock.due_time = Some(to_timestamp(due.at));
+            set_provisional(clock, due.provisional.map(|p| p.reason));
+            // Reminders are raised once per due time: only a new due time re-arms them
+            // (a pause and resume that leave it where it was do not). A breach stays
+            // recorded in `case.breaches` whatever the flags say.
+            // (Clocks stored before `reminded_due_time` existed keep their flags.)
+            if (clock.at_risk || clock.breached)
+                && clock.reminded_due_time.is_some()
+                && instant(&clock.reminded_due_time) != Some(due.at)
+            {
+                clock.at_risk = false;
+                clock.breached = false;
+                clock.reminded_due_time = None;
+            }
+        }
+        Err(e) => {
+            // A year a calendar without a provisional rule (England and Wales, US) has no
+            // file for, or a date outside every year: nothing is guessed; the alert asks
+            // for the year file, whose reload recomputes the clock.
+            tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed");
+            clock.due_time = None;
+            set_provisional(clock, None);
         }
     }
 }

@@ -71,7 +71,7 @@ pub fn revise(case: &mut Case, rules: &Rules, actor: &str, now: DateTime<Utc>) -
 /// The notice telling the complainant the decision deadline now stands on the official
 /// holiday arrangement, in zh-CN.
 fn notice(case: &Case, due: &Option<prost_types::Timestamp>, rules: &Rules) -> String {
-    let tz = rules.clocks.calculator.time_zone();
+    let tz = rules.clocks.calculator(case).time_zone();
     // The due instant is 24:00 of the last day, i.e. the start of the next local date.
     match instant(due).map(|d| (d.with_timezone(&tz) - chrono::TimeDelta::days(1)).format("%Y年%m月%d日")) {
         Some(day) => format!(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use redress_calendar::{DeadlineCalculator, Period, SlaPolicy, WorkingCalendar};
+use redress_calendar::{DeadlineCalculator, Institutions, Period, SlaPolicy, WorkingCalendar};
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{
@@ -32,8 +32,10 @@ pub(crate) fn rules() -> Rules {
     let calendar = WorkingCalendar::china().merged(extra);
     Rules {
         clocks: Clocks {
-            calculator: DeadlineCalculator::new(Arc::new(calendar), redress_calendar::DEFAULT_TIME_ZONE),
-            policy: SlaPolicy::default(),
+            institutions: Arc::new(Institutions::single(
+                DeadlineCalculator::new(Arc::new(calendar), redress_calendar::DEFAULT_TIME_ZONE),
+                SlaPolicy::default(),
+            )),
             handoff: Period::WorkingDays(1),
             at_risk_percent: 80,
         },
@@ -185,7 +187,7 @@ fn clocks_follow_the_calendar_pauses_and_grade_changes() {
     // Every due time equals the calendar arithmetic with the recorded pause.
     let pauses = [(at("2026-09-30T09:00:00+08:00"), at("2026-10-09T10:00:00+08:00"))];
     let received = at("2026-09-29T10:00:00+08:00");
-    let calc = &rules.clocks.calculator;
+    let calc = rules.clocks.calculator(&case);
     assert_eq!(due(&case, ClockKind::Resolution), calc.due_with_pauses(received, Period::WorkingDays(3), &pauses).ok());
 
     // Extension to 30 days (needs cases.extend): Sep 30, Oct 10 .. Nov 7 (a Saturday) is day
@@ -733,4 +735,86 @@ fn sixty_days_are_approved_above_the_handling_unit_or_by_a_head_office_senior_ma
     assert!(matches!(err, WorkflowError::ExtensionNeedsHigherUnit { .. }), "{err}");
     let senior = staff_at("institutions/demo", "u-ceo", &["senior_manager"]);
     run(&mut at_head_office.clone(), &senior, t, extend(60), &rules).unwrap();
+}
+
+/// The rules of [`rules`] with institutions on other regimes: `uk-bank` on FCA DISP and `wd`
+/// on a regime whose decision clock counts working days and may be extended.
+fn rules_with_regimes() -> Rules {
+    let mut rules = rules();
+    let working_days = redress_calendar::Regime::from_toml(
+        "test",
+        r#"
+        id = "working-days"
+        name = "a working-day decision clock"
+        calendar = "cn"
+        time_zone = "Asia/Shanghai"
+        [[clocks]]
+        id = "regulatory_decision"
+        starts = "receipt"
+        period = { WorkingDays = 7 }
+        [[clocks.extensions]]
+        to = { WorkingDays = 15 }
+        "#,
+    )
+    .unwrap();
+    let fca = redress_calendar::Regime::preset("fca-disp").unwrap();
+    let default = Institutions::clone(&rules.clocks.institutions);
+    let china = default.default_regime().calculator().clone();
+    rules.clocks.institutions = Arc::new(
+        default.with_institution("institutions/wd", &working_days, china, &SlaPolicy::default()).with_institution(
+            "institutions/uk-bank",
+            &fca,
+            fca.calculator(),
+            &SlaPolicy::default(),
+        ),
+    );
+    rules
+}
+
+/// D-SLA-10: a UK case's decision clock is FCA DISP's 8 weeks, counted in Europe/London.
+#[test]
+fn a_case_counts_on_its_institutions_regime_and_zone() {
+    let rules = rules_with_regimes();
+    let case =
+        opened_at("institutions/uk-bank/branches/leeds", Channel::default(), "2026-03-02T10:00:00+00:00", &rules);
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-04-28T00:00:00+01:00")));
+    assert_eq!(case.deadlines.as_ref().unwrap().time_zone, "Europe/London");
+    let china = opened("2026-03-02T10:00:00+08:00", &rules);
+    assert_eq!(due(&china, ClockKind::RegulatoryDecision), Some(at("2026-03-18T00:00:00+08:00")));
+}
+
+/// An extension keeps the regime's unit: 7 working days extended to 15 stay working days.
+#[test]
+fn an_extension_on_a_working_day_regime_stays_in_working_days() {
+    let rules = rules_with_regimes();
+    // Mon 2026-03-02: 7 working days end Wed Mar 11; 15 end Mon Mar 23 (15 calendar days
+    // would end Tue Mar 17).
+    let mut case = opened_at("institutions/wd", Channel::default(), "2026-03-02T10:00:00+08:00", &rules);
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-03-12T00:00:00+08:00")));
+    let who = staff_at("institutions/wd", "u-wd", &["handler"]);
+    let extend = |total_days| Command::Extend { total_days, reason: reason("complex") };
+    let too_long = run(&mut case, &who, "2026-03-05T09:00:00+08:00", extend(16), &rules);
+    assert!(matches!(too_long, Err(WorkflowError::ExtensionTooLong { longest: 15, .. })), "{too_long:?}");
+    run(&mut case, &who, "2026-03-05T09:00:00+08:00", extend(15), &rules).unwrap();
+    let decision = clock::clock(&case, ClockKind::RegulatoryDecision).unwrap();
+    assert_eq!(decision.unit, redress_proto::redress::case::v1::ClockUnit::WorkingDays as i32);
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-03-24T00:00:00+08:00")));
+}
+
+/// A regime without extensions (FCA DISP) refuses one with a stable reason.
+#[test]
+fn a_regime_without_extensions_refuses_one() {
+    let rules = rules_with_regimes();
+    let mut case = opened_at("institutions/uk-bank", Channel::default(), "2026-03-02T10:00:00+00:00", &rules);
+    let who = staff_at("institutions/uk-bank", "u-uk", &["handler"]);
+    let refused = run(
+        &mut case,
+        &who,
+        "2026-03-05T09:00:00+00:00",
+        Command::Extend { total_days: 70, reason: reason("r") },
+        &rules,
+    );
+    let Err(error) = refused else { panic!("extended") };
+    assert!(matches!(error, WorkflowError::ExtensionNotInRegime { ref regime } if regime == "fca-disp"), "{error:?}");
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2026-04-28T00:00:00+01:00")));
 }

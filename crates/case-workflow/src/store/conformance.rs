@@ -894,8 +894,10 @@ async fn provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded
     )
     .unwrap();
     let source = crate::CalendarSource {
+        regimes: redress_calendar::RegimeConfig::default(),
         time_zone: "Asia/Shanghai".to_owned(),
         calendars_dir: dir.path().display().to_string(),
+        sla: redress_calendar::SlaPolicy::default(),
     };
     let before = committed_events(store.feed(), 0, 100).await.unwrap().len();
     let reloaded = source.reload(store.as_ref()).await.unwrap();

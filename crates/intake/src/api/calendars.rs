@@ -1,9 +1,10 @@
-//! `ReloadCalendars`: an operator puts a year's official holiday arrangement in force without
-//! a restart, and every receipt deadline counted on that year provisionally is recomputed
+//! `ReloadCalendars`: an operator puts a year's official holiday arrangement in force, for
+//! every institution's calendar, without a restart, and every receipt deadline counted on that year provisionally is recomputed
 //! (D-SLA-6).
 
 use std::sync::Arc;
 
+use redress_calendar::Institutions;
 use redress_platform::ServiceError;
 use redress_platform::principal::{Permission, Principal};
 use redress_proto::redress::common::v1::{ReloadCalendarsRequest, ReloadCalendarsResponse};
@@ -34,13 +35,16 @@ impl IntakeApi {
             )
             .into());
         };
-        let calculator = source.load()?;
-        let official_years = calculator.calendar().years();
+        let institutions = Arc::new(source.load()?);
+        let official_years = institutions.official_years();
         let store = self.store()?;
-        self.deadlines.set(calculator.clone());
-        let policy = self.policy.clone();
+        self.deadlines.set(Institutions::clone(&institutions));
+        // Each receipt is recounted on its own institution's calendar.
         let revised = store
-            .revise_deadlines(Arc::new(move |complaint| deadlines::revised(complaint, &calculator, &policy)))
+            .revise_deadlines(Arc::new(move |complaint| {
+                let regime = institutions.of(&complaint.org_unit).clone();
+                deadlines::revised(complaint, regime.calculator(), regime.policy())
+            }))
             .await?;
         Ok(redress_platform::revisions::reloaded(official_years, revised))
     }

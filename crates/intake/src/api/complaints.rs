@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use prost::Message;
+use redress_calendar::CalendarError;
+use redress_platform::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::events::serve_stream;
 use redress_platform::names::Text;
@@ -49,10 +51,21 @@ impl IntakeApi {
         let mut classification = decision.classification;
         classification.classify_time = Some(to_timestamp(now));
         let receive_time = submission.receive_time;
-        let calculator = self.deadlines.current();
-        let deadlines =
-            receipt_deadlines(&calculator, &self.policy, receive_time, grade_from_proto(classification.grade))
-                .context("deadline computation failed")?;
+        let institutions = self.deadlines.current();
+        let regime = institutions.of(submission.org_unit.as_str());
+        let grade = grade_from_proto(classification.grade);
+        let deadlines = match receipt_deadlines(regime.calculator(), regime.policy(), receive_time, grade) {
+            // Only China has a provisional rule: a year another calendar has no file for is
+            // refused rather than guessed, until the operator loads it.
+            Err(CalendarError::YearNotLoaded { year }) => {
+                return Err(ServiceError::failed_precondition(
+                    "CALENDAR_YEAR_NOT_LOADED",
+                    format!("no {year} working-day calendar is loaded for the institution's regime"),
+                )
+                .into());
+            }
+            other => other.context("deadline computation failed")?,
+        };
         if is_provisional(&deadlines) {
             // Counted on a year whose official arrangement is not loaded: recomputed, and the
             // complainant told of a moved decision deadline, once it is.
@@ -84,7 +97,7 @@ impl IntakeApi {
             id,
             request_id: submission.request_id,
             request_hash,
-            number_prefix: now.with_timezone(&calculator.time_zone()).format("%Y%m%d").to_string(),
+            number_prefix: now.with_timezone(&regime.calculator().time_zone()).format("%Y%m%d").to_string(),
             receive_time,
             create_time: now,
             complaint,

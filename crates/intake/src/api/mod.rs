@@ -9,7 +9,7 @@ mod personal_data;
 
 use std::sync::Arc;
 
-use redress_calendar::{DeadlineCalculator, SlaPolicy};
+use redress_calendar::{DeadlineCalculator, Institutions, SlaPolicy};
 use redress_platform::error::Violations;
 use redress_platform::events::FeedStream;
 use redress_platform::names::{Text, resource_id};
@@ -43,7 +43,6 @@ pub struct IntakeApi {
     deadlines: LiveCalculator,
     clock: Clock,
     calendars: Option<CalendarSource>,
-    policy: SlaPolicy,
     keyring: Arc<Keyring>,
     classifier: Arc<Classifier>,
     taxonomies: Arc<Vec<Taxonomy>>,
@@ -52,6 +51,7 @@ pub struct IntakeApi {
 }
 
 impl IntakeApi {
+    /// Every institution on `deadlines` and `policy` until [`Self::with_institutions`].
     pub fn new(
         store: Ready<Arc<dyn IntakeStore>>,
         deadlines: DeadlineCalculator,
@@ -62,24 +62,20 @@ impl IntakeApi {
         let classifier = Arc::new(Classifier::banking());
         let taxonomies = Arc::new(vec![classifier.taxonomy().clone(), Taxonomy::general()]);
         let recurrence_window = chrono::TimeDelta::days(90);
-        let (deadlines, clock, calendars) = (LiveCalculator::new(deadlines), Clock::system(), None);
-        Self {
-            store,
-            deadlines,
-            clock,
-            calendars,
-            policy,
-            keyring,
-            classifier,
-            taxonomies,
-            recurrence_window,
-            shutdown,
-        }
+        let deadlines = LiveCalculator::new(Institutions::single(deadlines, policy));
+        let (clock, calendars) = (Clock::system(), None);
+        Self { store, deadlines, clock, calendars, keyring, classifier, taxonomies, recurrence_window, shutdown }
     }
 
     /// Reads the time from `clock` instead of the system clock.
     pub fn with_clock(self, clock: Clock) -> Self {
         Self { clock, ..self }
+    }
+
+    /// Counts each institution's receipts on its own regime, calendar and zone.
+    pub fn with_institutions(self, institutions: Institutions) -> Self {
+        self.deadlines.set(institutions);
+        self
     }
 
     /// `ReloadCalendars` (and [`IntakeApi::reload_calendars_now`]) read the calendars from

@@ -191,4 +191,91 @@ mod tests {
         assert!(!is_provisional(&now));
         assert_eq!(event.event_type, "redress.intake.v1.ReceiptDeadlinesRevised");
     }
+
+    fn institutions() -> redress_calendar::Institutions {
+        let config: redress_calendar::RegimeConfig = toml::from_str(
+            r#"
+            [institutions.cn-bank]
+            regime = "cbirc"
+            [institutions.shop]
+            regime = "samr"
+            [institutions.uk-bank]
+            regime = "fca-disp"
+            [institutions.us-bank]
+            regime = "cfpb"
+            "#,
+        )
+        .unwrap();
+        config.resolve("Asia/Shanghai", "", &SlaPolicy::default()).unwrap()
+    }
+
+    /// D-SLA-10, worked by hand: a general complaint received on Mon 2 March 2026 at 10:00
+    /// local time. Day periods skip the receipt date and end at 24:00 local of the last day.
+    #[test]
+    fn each_institution_counts_on_its_regime_calendar_and_zone() {
+        let institutions = institutions();
+        // (institution, received, zone, first response, resolution, regulatory decision)
+        let table = [
+            // CBIRC: 24 h; 7 working days Mar 3–11; 15 days end Tue Mar 17.
+            (
+                "institutions/cn-bank/branches/sh",
+                "2026-03-02T10:00:00+08:00",
+                "Asia/Shanghai",
+                "2026-03-03T10:00:00+08:00",
+                "2026-03-12T00:00:00+08:00",
+                "2026-03-18T00:00:00+08:00",
+            ),
+            // SAMR: accept or reject within 7 working days, the same Mar 11.
+            (
+                "institutions/shop",
+                "2026-03-02T10:00:00+08:00",
+                "Asia/Shanghai",
+                "2026-03-03T10:00:00+08:00",
+                "2026-03-12T00:00:00+08:00",
+                "2026-03-12T00:00:00+08:00",
+            ),
+            // FCA DISP in London (GMT until 29 March, BST after): 8 weeks = 56 days end Mon
+            // Apr 27, a business day (Easter Monday is Apr 6).
+            (
+                "institutions/uk-bank",
+                "2026-03-02T10:00:00+00:00",
+                "Europe/London",
+                "2026-03-03T10:00:00+00:00",
+                "2026-03-12T00:00:00+00:00",
+                "2026-04-28T00:00:00+01:00",
+            ),
+            // CFPB in New York (EST until 8 March, EDT after): 60 days end Fri May 1.
+            (
+                "institutions/us-bank",
+                "2026-03-02T10:00:00-05:00",
+                "America/New_York",
+                "2026-03-03T10:00:00-05:00",
+                "2026-03-12T00:00:00-04:00",
+                "2026-05-02T00:00:00-04:00",
+            ),
+        ];
+        for (unit, received, zone, first, resolution, decision) in table {
+            let regime = institutions.of(unit);
+            let d = receipt_deadlines(regime.calculator(), regime.policy(), at(received), Grade::General).unwrap();
+            assert_eq!(d.time_zone, zone, "{unit}");
+            assert_eq!(d.first_response_due_time, Some(to_timestamp(at(first))), "{unit}");
+            assert_eq!(d.resolution_due_time, Some(to_timestamp(at(resolution))), "{unit}");
+            assert_eq!(d.regulatory_decision_due_time, Some(to_timestamp(at(decision))), "{unit}");
+            assert!(!is_provisional(&d), "{unit}");
+        }
+    }
+
+    /// Only China has a provisional rule: a UK decision deadline reaching 2027, which has no
+    /// bank-holiday file, is refused rather than guessed; a Chinese one is provisional.
+    #[test]
+    fn a_year_without_a_file_is_provisional_in_china_and_refused_elsewhere() {
+        let institutions = institutions();
+        let received = at("2026-12-01T10:00:00+00:00");
+        let uk = institutions.of("institutions/uk-bank");
+        let refused = receipt_deadlines(uk.calculator(), uk.policy(), received, Grade::General);
+        assert_eq!(refused, Err(CalendarError::YearNotLoaded { year: 2027 }));
+        let cn = institutions.of("institutions/cn-bank");
+        let d = receipt_deadlines(cn.calculator(), cn.policy(), at("2026-12-20T10:00:00+08:00"), Grade::General);
+        assert!(d.unwrap().regulatory_decision_provisional);
+    }
 }

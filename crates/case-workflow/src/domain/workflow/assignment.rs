@@ -65,7 +65,7 @@ pub(super) fn transfer(
         return Err(WorkflowError::AlreadyInDepartment);
     }
     let clocks = &ctx.rules.clocks;
-    let handoff_due = clocks.calculator.due(ctx.now, clocks.handoff).ok();
+    let handoff_due = clocks.calculator(case).due(ctx.now, clocks.handoff).ok();
     case.transfers.push(Transfer {
         from_department: case.department.clone(),
         to_department: to_department.clone(),

@@ -4,6 +4,7 @@
 //! regulator referral include forwarding it (D-SLA-11).
 
 use redress_calendar::Period;
+use redress_calendar::institutions::length;
 use redress_platform::principal::Permission;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, ClockKind, ClockPause, ClockStatus, PauseReason};
@@ -42,7 +43,7 @@ pub(super) fn change_grade(
     case.grade = grade as i32;
     let clocks = &ctx.rules.clocks;
     // The clocks keep their start; only their length follows the grade.
-    let targets = clocks.policy.targets(clock::grade_of(grade as i32));
+    let targets = clocks.policy(case).targets(clock::grade_of(grade as i32));
     clocks.set_length(case, ClockKind::FirstResponse, targets.first_response);
     clocks.set_length(case, ClockKind::Resolution, targets.resolution);
     Ok(Change::new(
@@ -86,9 +87,11 @@ pub(super) fn resume(case: &mut Case, note: String, ctx: &Context<'_>) -> Result
     Ok(Change::new("clocks.resumed", details([("note", note)])))
 }
 
-/// Extends the regulatory decision clock to `total_days`: 30 needs `cases.extend`, 60
+/// Extends the regulatory decision clock to `total_days`, counted in the unit of the regime's
+/// decision clock (working days stay working days), up to the regime's longest extension. Up
+/// to the first extension (CBIRC: 30 days) needs `cases.extend`; beyond it (60)
 /// `cases.extend.special` and a principal above the handling unit (or a head-office senior
-/// manager).
+/// manager). A regime without extensions refuses.
 pub(super) fn extend(
     case: &mut Case,
     total_days: u32,
@@ -96,14 +99,25 @@ pub(super) fn extend(
     ctx: &Context<'_>,
 ) -> Result<Change, WorkflowError> {
     require_open(case, "extending the decision deadline")?;
-    let needed = if total_days > 30 { Permission::CasesExtendSpecial } else { Permission::CasesExtend };
+    let regime = ctx.rules.clocks.regime(case);
+    let (Some(decision), Some(first), Some(longest)) =
+        (regime.decision_clock(), regime.decision_extensions().first(), regime.decision_extensions().last())
+    else {
+        return Err(WorkflowError::ExtensionNotInRegime { regime: regime.regime_id().to_owned() });
+    };
+    let unit = decision.unit();
+    let (first, longest) = (length(first.to()), length(longest.to()));
+    if total_days > longest {
+        return Err(WorkflowError::ExtensionTooLong { regime: regime.regime_id().to_owned(), longest });
+    }
+    let needed = if total_days > first { Permission::CasesExtendSpecial } else { Permission::CasesExtend };
     if !ctx.principal.has(needed) {
         return Err(WorkflowError::PermissionRequired(needed));
     }
     // The especially complex extension is approved above the unit handling the case or by a
     // head-office senior manager, never by the handling unit itself (D-SLA-2, D-SLA-11).
     let approver = ctx.principal;
-    if total_days > 30
+    if total_days > first
         && !(above(approver, &case.org_unit)
             || (at_head_office(approver, &case.org_unit) && approver.roles.iter().any(|r| r == SENIOR_MANAGER_ROLE)))
     {
@@ -122,7 +136,7 @@ pub(super) fn extend(
     if i64::from(total_days) <= i64::from(current.length) {
         return Err(WorkflowError::ExtensionTooShort { current_days: current.length });
     }
-    ctx.rules.clocks.set_length(case, ClockKind::RegulatoryDecision, Period::CalendarDays(total_days));
+    ctx.rules.clocks.set_length(case, ClockKind::RegulatoryDecision, unit.period(total_days));
     let announce = Announce::Extended { total_days, reason: reason.clone(), approved_by: ctx.actor() };
     Ok(Change::new("decision.extended", details([("total_days", total_days.to_string()), ("reason", reason)]))
         .announcing(announce))
@@ -136,17 +150,21 @@ pub(super) fn extension_notice(
     reason: &str,
     rules: &Rules,
 ) -> String {
-    let tz = rules.clocks.calculator.time_zone();
+    let tz = rules.clocks.calculator(case).time_zone();
+    // The extension keeps the clock's unit, and so does what the complainant is told.
+    let working_days = clock::clock(case, ClockKind::RegulatoryDecision)
+        .is_some_and(|c| c.unit == redress_proto::redress::case::v1::ClockUnit::WorkingDays as i32);
+    let days = if working_days { "个工作日" } else { "日" };
     // The due instant is 24:00 of the last day, i.e. the start of the next local date.
     let last_day =
         instant(due).map(|d| (d.with_timezone(&tz) - chrono::TimeDelta::days(1)).format("%Y年%m月%d日").to_string());
     match last_day {
         Some(day) => format!(
-            "您的投诉（编号 {}）情况复杂，处理期限依规延长至 {total_days} 日，我们将于 {day} 24 时前作出处理决定。延长原因：{reason}",
+            "您的投诉（编号 {}）情况复杂，处理期限依规延长至 {total_days} {days}，我们将于 {day} 24 时前作出处理决定。延长原因：{reason}",
             case.case_number
         ),
         None => format!(
-            "您的投诉（编号 {}）情况复杂，处理期限依规延长至 {total_days} 日，具体日期将另行告知。延长原因：{reason}",
+            "您的投诉（编号 {}）情况复杂，处理期限依规延长至 {total_days} {days}，具体日期将另行告知。延长原因：{reason}",
             case.case_number
         ),
     }

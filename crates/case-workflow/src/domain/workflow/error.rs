@@ -41,6 +41,12 @@ pub enum WorkflowError {
     /// An extension must lengthen the decision clock.
     #[error("must be longer than the current {current_days} days")]
     ExtensionTooShort { current_days: i32 },
+    /// The case's regime sets its decision clock with no extension (SAMR, FCA DISP, CFPB).
+    #[error("the {regime} regime allows no extension of the decision deadline")]
+    ExtensionNotInRegime { regime: String },
+    /// An extension is at most the longest one the regime allows.
+    #[error("must be at most the {regime} regime's longest extension, {longest}")]
+    ExtensionTooLong { regime: String, longest: u32 },
     #[error("there is no proposed resolution")]
     NoResolution,
     #[error("the proposed resolution needs no (further) approval")]

@@ -74,6 +74,6 @@ pub(super) fn transition(
 /// Reopening gives the case a fresh resolution clock, by its grade, from now.
 fn restart_resolution_clock(case: &mut Case, ctx: &Context<'_>) {
     let clocks = &ctx.rules.clocks;
-    let resolution = clocks.policy.targets(clock::grade_of(case.grade)).resolution;
+    let resolution = clocks.policy(case).targets(clock::grade_of(case.grade)).resolution;
     clocks.start(case, ClockKind::Resolution, resolution, ctx.now);
 }

@@ -29,7 +29,7 @@ pub(super) fn request(case: &mut Case, reason: String, ctx: &Context<'_>) -> Res
     let decided = instant(&case.decide_time).ok_or(WorkflowError::NotDecided)?;
     let clocks = &ctx.rules.clocks;
     // Counted like any other day period (D-SLA-5).
-    let window = clocks.calculator.due(decided, REVIEW_WINDOW)?;
+    let window = clocks.calculator(case).due(decided, REVIEW_WINDOW)?;
     if ctx.now >= window {
         return Err(WorkflowError::ReviewWindowPassed { until: window });
     }
