@@ -11,8 +11,8 @@
 //! calendar (see [`crate::provisional`]), which callers must report as such.
 //!
 //! England and Wales bank holidays and US federal holidays (D-SLA-10) ship the
-//! same way, one file per year with holidays only; they have no provisional
-//! rule, so a year without a file is always refused.
+//! same way, one file per year with holidays only; their provisional years are
+//! built from the statutory rules that fix those holidays.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -274,9 +274,8 @@ pub struct WorkingCalendar {
     years: BTreeMap<i32, YearCalendar>,
     /// Provisional years built so far; `None` when years without a file are not counted.
     provisional: Option<Arc<ProvisionalYears>>,
-    /// The provisional rule is China's statutory holidays (D-SLA-6); a region without such a
-    /// rule must keep refusing years it has no file for rather than count them as China's.
-    no_provisional_rule: bool,
+    /// The rule provisional years are built by: each region's own, never another's.
+    rule: crate::provisional::Rule,
 }
 
 /// Provisional years built so far, shared by the clones of one calendar.
@@ -313,17 +312,18 @@ impl WorkingCalendar {
         Self::shipped(SHIPPED_CHINA)
     }
 
-    /// The shipped England and Wales bank-holiday calendars (2025 and 2026). Other years are
-    /// refused with [`CalendarError::YearNotLoaded`], even with
-    /// [`Self::with_provisional_years`]: there is no provisional rule outside China.
+    /// The shipped England and Wales bank-holiday calendars (2025 and 2026); with
+    /// [`Self::with_provisional_years`], other years are built by
+    /// [`crate::provisional::england_and_wales`].
     pub fn england_and_wales() -> Self {
-        Self { no_provisional_rule: true, ..Self::shipped(SHIPPED_ENGLAND_AND_WALES) }
+        Self { rule: crate::provisional::Rule::EnglandAndWales, ..Self::shipped(SHIPPED_ENGLAND_AND_WALES) }
     }
 
-    /// The shipped US federal-holiday calendars (2025 and 2026), observed dates. Other years
-    /// are refused with [`CalendarError::YearNotLoaded`], as for England and Wales.
+    /// The shipped US federal-holiday calendars (2025 and 2026), observed dates; with
+    /// [`Self::with_provisional_years`], other years are built by
+    /// [`crate::provisional::united_states`].
     pub fn united_states() -> Self {
-        Self { no_provisional_rule: true, ..Self::shipped(SHIPPED_UNITED_STATES) }
+        Self { rule: crate::provisional::Rule::UnitedStates, ..Self::shipped(SHIPPED_UNITED_STATES) }
     }
 
     /// A shipped calendar by the name regimes use: `cn`, `gb-eng` or `us` (see
@@ -347,17 +347,20 @@ impl WorkingCalendar {
                 years.insert(year.year(), year);
             }
         }
-        Self { years, provisional: None, no_provisional_rule: false }
+        Self { years, provisional: None, rule: crate::provisional::Rule::default() }
     }
 
     /// This calendar, counting the years it has no file for on their provisional calendar
     /// (the statutory holidays, no make-up days) instead of refusing them.
     pub fn with_provisional_years(mut self) -> Self {
-        if self.no_provisional_rule {
-            return self;
-        }
         self.provisional = Some(Arc::default());
         self
+    }
+
+    /// Why a deadline counting a day of `year` on this calendar's provisional calendar is
+    /// provisional: names the calendar and the year.
+    pub fn provisional_reason(&self, year: i32) -> String {
+        self.rule.reason(year)
     }
 
     /// Whether a date of `year` counts on a provisional calendar (no official file loaded).
@@ -386,7 +389,7 @@ impl WorkingCalendar {
             }
             years.insert(year.year(), year);
         }
-        Ok(Self { years, provisional: None, no_provisional_rule: false })
+        Ok(Self { years, provisional: None, rule: crate::provisional::Rule::default() })
     }
 
     /// Loads every `*.toml` file directly inside `dir` (sorted by name).
@@ -416,7 +419,7 @@ impl WorkingCalendar {
     /// counted when either calendar counts them.
     pub fn merged(mut self, other: WorkingCalendar) -> Self {
         self.years.extend(other.years);
-        if self.provisional.is_none() && other.provisional.is_some() && !self.no_provisional_rule {
+        if self.provisional.is_none() && other.provisional.is_some() {
             self.provisional = Some(Arc::default());
         }
         // Years built before a file arrived are dropped: the file now speaks for them.
@@ -485,7 +488,7 @@ impl WorkingCalendar {
         if let Some(built) = cache.read().ok().and_then(|c| c.get(&year).cloned()) {
             return Ok(YearRef::Provisional(built));
         }
-        let built = Arc::new(crate::provisional::china(year)?);
+        let built = Arc::new(self.rule.build(year)?);
         if let Ok(mut cache) = cache.write() {
             cache.insert(year, built.clone());
         }

@@ -55,7 +55,7 @@ pub struct Due {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisional {
     pub year: i32,
-    /// Names the year, for people (see [`crate::provisional::provisional_reason`]).
+    /// Names the calendar and the year, for people (see [`crate::provisional::Rule::reason`]).
     pub reason: String,
 }
 
@@ -151,7 +151,7 @@ impl DeadlineCalculator {
         let first = self.acceptance_date(started_at).year();
         let provisional = (first..=last)
             .find(|year| self.calendar.is_provisional(*year))
-            .map(|year| Provisional { year, reason: crate::provisional::provisional_reason(year) });
+            .map(|year| Provisional { year, reason: self.calendar.provisional_reason(year) });
         Due { at, provisional }
     }
 

@@ -7,6 +7,8 @@
 //!   into a due instant under the Civil Code counting rules.
 //! * [`institutions`] owns which regime, calendar and time zone each institution
 //!   counts on, as configured.
+//! * [`provisional`] owns the provisional years of each calendar: those it has
+//!   no file for, built from the statutory rules.
 //! * [`policy`] owns which periods apply per complaint grade.
 //! * [`regime`] owns the clock sets of complaint regimes (CBIRC, SAMR, FCA
 //!   DISP, CFPB) with their calendar and time zone, shipped as preset files.

@@ -372,8 +372,8 @@ impl Regime {
         &self.calendar
     }
 
-    /// The regime's calendar; years it has no file for are counted provisionally where a
-    /// provisional rule exists (China) and refused elsewhere.
+    /// The regime's calendar; years it has no file for are counted provisionally on the
+    /// calendar's own statutory rules (see [`crate::provisional`]).
     pub fn working_calendar(&self) -> WorkingCalendar {
         // The name was checked against CALENDAR_NAMES when the preset was loaded.
         WorkingCalendar::by_name(&self.calendar).unwrap_or_default().with_provisional_years()

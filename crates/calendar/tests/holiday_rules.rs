@@ -1,100 +1,39 @@
 //! The England and Wales and US holiday files against the rules that fix their dates
-//! (D-SLA-10): every shipped date is derived here from weekday arithmetic and Easter, so a
-//! typo in a year file, or a rule applied wrongly, fails a test rather than a deadline.
+//! (D-SLA-10): every shipped date is derived from weekday arithmetic and Easter by the rules
+//! that build provisional years, so a typo in a year file, or a rule applied wrongly, fails a
+//! test rather than a deadline, and a provisional year is built as an official one would be.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, NaiveDate, Weekday};
-use redress_calendar::{CALENDAR_NAMES, CalendarError, WorkingCalendar};
+use redress_calendar::{CALENDAR_NAMES, CalendarError, WorkingCalendar, provisional};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
-/// Easter Sunday (Gregorian), by the anonymous Gregorian algorithm (Meeus/Jones/Butcher).
-fn easter(year: i32) -> NaiveDate {
-    let a = year % 19;
-    let b = year / 100;
-    let c = year % 100;
-    let dd = b / 4;
-    let e = b % 4;
-    let f = (b + 8) / 25;
-    let g = (b - f + 1) / 3;
-    let h = (19 * a + b - dd - g + 15) % 30;
-    let i = c / 4;
-    let k = c % 4;
-    let l = (32 + 2 * e + 2 * i - h - k) % 7;
-    let m = (a + 11 * h + 22 * l) / 451;
-    let month = (h + l - 7 * m + 114) / 31;
-    let day = (h + l - 7 * m + 114) % 31 + 1;
-    d(year, month as u32, day as u32)
+fn dates(year: redress_calendar::YearCalendar) -> BTreeSet<NaiveDate> {
+    assert!(year.is_provisional() && year.makeup_working_days().is_empty());
+    year.holidays()
+        .iter()
+        .map(|h| {
+            assert_eq!(h.from, h.to, "{}: one day each", h.name);
+            h.from
+        })
+        .collect()
 }
 
-fn nth_weekday(year: i32, month: u32, weekday: Weekday, n: u8) -> NaiveDate {
-    NaiveDate::from_weekday_of_month_opt(year, month, weekday, n).unwrap()
-}
-
-fn last_weekday(year: i32, month: u32, weekday: Weekday) -> NaiveDate {
-    let first_of_next = if month == 12 { d(year + 1, 1, 1) } else { d(year, month + 1, 1) };
-    let mut day = first_of_next.pred_opt().unwrap();
-    while day.weekday() != weekday {
-        day = day.pred_opt().unwrap();
-    }
-    day
-}
-
-fn is_weekend(date: NaiveDate) -> bool {
-    matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
-}
-
-/// England and Wales: fixed-date holidays on a weekend move to the next weekday not already
-/// a holiday (so Christmas on Saturday and Boxing Day on Sunday become Monday and Tuesday).
 fn england_and_wales(year: i32) -> BTreeSet<NaiveDate> {
-    let easter = easter(year);
-    let mut days: BTreeSet<NaiveDate> = [
-        easter.pred_opt().unwrap().pred_opt().unwrap(), // Good Friday
-        easter.succ_opt().unwrap(),                     // Easter Monday
-        nth_weekday(year, 5, Weekday::Mon, 1),          // Early May
-        last_weekday(year, 5, Weekday::Mon),            // Spring
-        last_weekday(year, 8, Weekday::Mon),            // Summer
-    ]
-    .into();
-    for fixed in [d(year, 1, 1), d(year, 12, 25), d(year, 12, 26)] {
-        let mut day = fixed;
-        while is_weekend(day) || days.contains(&day) {
-            day = day.succ_opt().unwrap();
-        }
-        days.insert(day);
-    }
-    days
+    dates(provisional::england_and_wales(year).unwrap())
 }
 
-/// US federal holidays (5 U.S.C. 6103): fixed dates observed on the Friday before when on a
-/// Saturday and the Monday after when on a Sunday, kept in the year they are observed in.
 fn united_states(year: i32) -> BTreeSet<NaiveDate> {
-    let mut days: BTreeSet<NaiveDate> = [
-        nth_weekday(year, 1, Weekday::Mon, 3),  // Martin Luther King, Jr.
-        nth_weekday(year, 2, Weekday::Mon, 3),  // Washington's Birthday
-        last_weekday(year, 5, Weekday::Mon),    // Memorial Day
-        nth_weekday(year, 9, Weekday::Mon, 1),  // Labor Day
-        nth_weekday(year, 10, Weekday::Mon, 2), // Columbus Day
-        nth_weekday(year, 11, Weekday::Thu, 4), // Thanksgiving
-    ]
-    .into();
-    let fixed_dates = [(1, 1), (6, 19), (7, 4), (11, 11), (12, 25)].map(|(month, day)| d(year, month, day));
-    // Next year's New Year's Day is observed in this year when it is a Saturday.
-    for fixed in fixed_dates.into_iter().chain([d(year + 1, 1, 1)]) {
-        let observed = match fixed.weekday() {
-            Weekday::Sat => fixed.pred_opt().unwrap(),
-            Weekday::Sun => fixed.succ_opt().unwrap(),
-            _ => fixed,
-        };
-        if observed.year() == year {
-            days.insert(observed);
-        }
-    }
-    days
+    dates(provisional::united_states(year).unwrap())
+}
+
+fn easter(year: i32) -> NaiveDate {
+    provisional::easter(year).unwrap()
 }
 
 fn shipped_dates(calendar: &WorkingCalendar, year: i32) -> BTreeSet<NaiveDate> {
@@ -173,19 +112,70 @@ fn rule_code_handles_weekend_fixed_dates() {
 }
 
 #[test]
-fn years_without_a_file_are_refused_outside_china() {
-    for cal in [WorkingCalendar::england_and_wales(), WorkingCalendar::united_states()] {
+fn years_without_a_file_are_provisional_when_asked() {
+    for (cal, name) in [(WorkingCalendar::england_and_wales(), "gb-eng"), (WorkingCalendar::united_states(), "us")] {
         let lenient = cal.clone().with_provisional_years();
         for year in [2024, 2027] {
-            let date = d(year, 3, 3);
+            let date = d(year, 3, 4);
             assert_eq!(cal.is_working_day(date), Err(CalendarError::YearNotLoaded { year }));
-            assert_eq!(lenient.is_working_day(date), Err(CalendarError::YearNotLoaded { year }), "no provisional rule");
-            assert!(!lenient.is_provisional(year) && !lenient.counts(year));
+            assert_eq!(lenient.is_working_day(date), Ok(true), "{name} {year}: a weekday");
+            assert!(lenient.is_provisional(year) && lenient.counts(year));
+            let reason = lenient.provisional_reason(year);
+            assert!(reason.contains(name) && reason.contains(&year.to_string()), "{reason}");
+            assert!(reason.contains("one-off holidays"), "{reason}");
         }
+        assert!(!lenient.is_provisional(2026));
         assert_eq!(cal.add_working_days(d(2026, 12, 30), 2), Err(CalendarError::YearNotLoaded { year: 2027 }));
+        // 2027-01-01 is a Friday holiday on both calendars.
+        assert_eq!(lenient.add_working_days(d(2026, 12, 30), 2), Ok(d(2027, 1, 4)));
     }
-    // China keeps its provisional years.
+    // Each calendar keeps its own rule: 2027-12-27 is England and Wales' Christmas substitute
+    // (Christmas is a Saturday) and the US's observed Christmas is Friday 24 December.
+    let gb = WorkingCalendar::england_and_wales().with_provisional_years();
+    let us = WorkingCalendar::united_states().with_provisional_years();
+    assert_eq!(gb.is_working_day(d(2027, 12, 27)), Ok(false));
+    assert_eq!(gb.is_working_day(d(2027, 12, 24)), Ok(true));
+    assert_eq!(us.is_working_day(d(2027, 12, 24)), Ok(false));
+    assert_eq!(us.is_working_day(d(2027, 12, 27)), Ok(true));
+    // 2027: Christmas Saturday and Boxing Day Sunday, substitutes Monday 27 and Tuesday 28.
+    assert_eq!(gb.is_working_day(d(2027, 12, 28)), Ok(false));
+    // A loaded file replaces the provisional year.
+    let file = "year = 2027\n[[holidays]]\nname = \"One-off\"\nfrom = 2027-06-07\nto = 2027-06-07\n";
+    let loaded = gb.clone().merged(WorkingCalendar::from_year_toml(&[("gb-eng/2027.toml", file)]).unwrap());
+    assert!(!loaded.is_provisional(2027));
+    assert_eq!(loaded.is_working_day(d(2027, 6, 7)), Ok(false));
+    assert_eq!(gb.is_working_day(d(2027, 6, 7)), Ok(true));
     assert!(WorkingCalendar::china().with_provisional_years().counts(2027));
+}
+
+#[test]
+fn provisional_years_are_the_statutory_days_of_their_calendar() {
+    let gb = provisional::england_and_wales(2027).unwrap();
+    let names: Vec<&str> = gb.holidays().iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "New Year's Day",
+            "Good Friday",
+            "Easter Monday",
+            "Early May bank holiday",
+            "Spring bank holiday",
+            "Summer bank holiday",
+            "Christmas Day (substitute day)",
+            "Boxing Day (substitute day)"
+        ]
+    );
+    assert_eq!(england_and_wales(2027).len(), 8);
+    assert_eq!(gb.working_day_count(), 253);
+    let us = provisional::united_states(2027).unwrap();
+    // Twelve: New Year's Day 2028 is a Saturday, observed on Friday 31 December 2027.
+    assert_eq!(us.holidays().len(), 12);
+    assert!(united_states(2027).contains(&d(2027, 12, 31)));
+    assert!(us.holidays().iter().any(|h| h.name == "Juneteenth National Independence Day (observed)"));
+    // Juneteenth is not a federal holiday before 2021.
+    assert_eq!(united_states(2020).len(), 10);
+    assert!(!united_states(2020).contains(&d(2020, 6, 19)));
+    assert_eq!(provisional::england_and_wales(1900).unwrap_err(), CalendarError::YearNotLoaded { year: 1900 });
 }
 
 #[test]

@@ -177,8 +177,8 @@ fn fca_disp() {
             ),
         ],
     );
-    // Mon 2026-12-14: 11 business days to Thu 12-31, then 2027, which has no file and no
-    // provisional rule outside China.
+    // Mon 2026-12-14: 11 business days to Thu 12-31, then 2027, which has no file: this
+    // calculator does not count years without one.
     assert_eq!(calc.due(at("2026-12-14T10:00:00Z"), payments), Err(CalendarError::YearNotLoaded { year: 2027 }));
 }
 
@@ -205,7 +205,8 @@ fn cfpb() {
             ("final response", final_response, "2026-03-09T10:00:00-04:00", "2026-05-09T04:00:00Z"),
         ],
     );
-    // Sun 2026-12-20 + 15 = Mon 2027-01-04: 2027 has no file and no provisional rule.
+    // Sun 2026-12-20 + 15 = Mon 2027-01-04: 2027 has no file, and this calculator does not
+    // count years without one.
     assert_eq!(calc.due(at("2026-12-20T10:00:00-05:00"), response), Err(CalendarError::YearNotLoaded { year: 2027 }));
 }
 
@@ -215,11 +216,13 @@ fn a_regimes_own_calculator_counts_on_its_calendar_and_zone() {
     let fca = preset("fca-disp");
     let payments = period(&fca, "payment_services_final_response");
     assert_eq!(fca.calculator().due(received, payments), Ok(at("2026-04-24T23:00:00Z")));
-    // Outside China a missing year stays missing, even where China's counts provisionally.
-    assert_eq!(
-        fca.calculator().due(at("2026-12-14T10:00:00Z"), payments),
-        Err(CalendarError::YearNotLoaded { year: 2027 })
-    );
+    // A year without a file counts on the calendar's own provisional rules: 11 business days
+    // to Thu 2026-12-31, New Year's Day (Fri), then Mon 4 to Thu 7 January 2027.
+    let due = fca.calculator().due_explained(at("2026-12-14T10:00:00Z"), payments).unwrap();
+    assert_eq!(due.at, at("2027-01-08T00:00:00Z"));
+    let provisional = due.provisional.unwrap();
+    assert_eq!(provisional.year, 2027);
+    assert!(provisional.reason.contains("gb-eng") && provisional.reason.contains("2027"), "{}", provisional.reason);
     let cbirc = preset("cbirc");
     let decision = period(&cbirc, "regulatory_decision");
     assert!(cbirc.calculator().calendar().is_provisional(2027));

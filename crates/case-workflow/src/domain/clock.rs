@@ -306,9 +306,9 @@ fn recompute(calculator: &DeadlineCalculator, clock: &mut SlaClock, pauses: &[(D
             }
         }
         Err(e) => {
-            // A year a calendar without a provisional rule (England and Wales, US) has no
-            // file for, or a date outside every year: nothing is guessed; the alert asks
-            // for the year file, whose reload recomputes the clock.
+            // Only a date outside every year a calendar can count (provisionally included):
+            // nothing is guessed; the alert asks for the year file, whose reload recomputes
+            // the clock.
             tracing::error!(kind = clock.kind, error = %e, "a case deadline cannot be computed");
             clock.due_time = None;
             set_provisional(clock, None);

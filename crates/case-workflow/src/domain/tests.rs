@@ -783,6 +783,21 @@ fn a_case_counts_on_its_institutions_regime_and_zone() {
     assert_eq!(due(&china, ClockKind::RegulatoryDecision), Some(at("2026-03-18T00:00:00+08:00")));
 }
 
+/// A UK case whose decision clock reaches 2027, which has no bank-holiday file, is counted on
+/// the England and Wales provisional rules and marked so, never left without a due time: Sun
+/// 2026-12-20 + 56 days is Sun 2027-02-14, moved off the rest day to the end of Mon 15 February.
+#[test]
+fn a_uk_clock_reaching_a_year_without_a_file_is_provisional() {
+    let rules = rules_with_regimes();
+    let case =
+        opened_at("institutions/uk-bank/branches/leeds", Channel::default(), "2026-12-20T10:00:00+00:00", &rules);
+    assert_eq!(due(&case, ClockKind::RegulatoryDecision), Some(at("2027-02-16T00:00:00Z")));
+    let decision = clock::clock(&case, ClockKind::RegulatoryDecision).unwrap();
+    assert!(decision.provisional, "{decision:?}");
+    assert!(decision.provisional_reason.contains("gb-eng") && decision.provisional_reason.contains("2027"));
+    assert!(clock::has_provisional(&case), "found again when the year's file is loaded");
+}
+
 /// An extension keeps the regime's unit: 7 working days extended to 15 stay working days.
 #[test]
 fn an_extension_on_a_working_day_regime_stays_in_working_days() {

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use prost::Message;
-use redress_calendar::CalendarError;
-use redress_platform::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::events::serve_stream;
 use redress_platform::names::Text;
@@ -54,18 +52,10 @@ impl IntakeApi {
         let institutions = self.deadlines.current();
         let regime = institutions.of(submission.org_unit.as_str());
         let grade = grade_from_proto(classification.grade);
-        let deadlines = match receipt_deadlines(regime.calculator(), regime.policy(), receive_time, grade) {
-            // Only China has a provisional rule: a year another calendar has no file for is
-            // refused rather than guessed, until the operator loads it.
-            Err(CalendarError::YearNotLoaded { year }) => {
-                return Err(ServiceError::failed_precondition(
-                    "CALENDAR_YEAR_NOT_LOADED",
-                    format!("no {year} working-day calendar is loaded for the institution's regime"),
-                )
-                .into());
-            }
-            other => other.context("deadline computation failed")?,
-        };
+        // Every calendar counts a year without a file provisionally, so a complaint is never
+        // refused for want of one; only a date outside every countable year fails here.
+        let deadlines = receipt_deadlines(regime.calculator(), regime.policy(), receive_time, grade)
+            .context("deadline computation failed")?;
         if is_provisional(&deadlines) {
             // Counted on a year whose official arrangement is not loaded: recomputed, and the
             // complainant told of a moved decision deadline, once it is.

@@ -265,15 +265,26 @@ mod tests {
         }
     }
 
-    /// Only China has a provisional rule: a UK decision deadline reaching 2027, which has no
-    /// bank-holiday file, is refused rather than guessed; a Chinese one is provisional.
+    /// A year without a file is counted on the calendar's own provisional rules, never refused.
+    /// Worked by hand: a UK complaint received Sun 20 December 2026, FCA DISP's eight weeks
+    /// (56 calendar days) run to Sun 14 February 2027; the calculator moves a calendar-day end
+    /// off a rest day (D-SLA-5), so the decision is due at the end of Mon 15 February (not a
+    /// bank holiday on the 2027 rules), 24:00 GMT.
     #[test]
-    fn a_year_without_a_file_is_provisional_in_china_and_refused_elsewhere() {
+    fn a_year_without_a_file_is_provisional_on_every_calendar() {
         let institutions = institutions();
-        let received = at("2026-12-01T10:00:00+00:00");
         let uk = institutions.of("institutions/uk-bank");
-        let refused = receipt_deadlines(uk.calculator(), uk.policy(), received, Grade::General);
-        assert_eq!(refused, Err(CalendarError::YearNotLoaded { year: 2027 }));
+        let d =
+            receipt_deadlines(uk.calculator(), uk.policy(), at("2026-12-20T10:00:00+00:00"), Grade::General).unwrap();
+        assert_eq!(d.regulatory_decision_due_time, Some(to_timestamp(at("2027-02-16T00:00:00Z"))));
+        assert!(d.regulatory_decision_provisional, "{d:?}");
+        let reason = &d.regulatory_decision_provisional_reason;
+        assert!(reason.contains("gb-eng") && reason.contains("2027") && reason.contains("one-off"), "{reason}");
+        assert!(is_provisional(&d));
+        let us = institutions.of("institutions/us-bank");
+        let d =
+            receipt_deadlines(us.calculator(), us.policy(), at("2026-12-20T10:00:00-05:00"), Grade::General).unwrap();
+        assert!(d.regulatory_decision_provisional && d.regulatory_decision_provisional_reason.contains("us"));
         let cn = institutions.of("institutions/cn-bank");
         let d = receipt_deadlines(cn.calculator(), cn.policy(), at("2026-12-20T10:00:00+08:00"), Grade::General);
         assert!(d.unwrap().regulatory_decision_provisional);
