@@ -189,6 +189,30 @@ pub fn decision_clock(regime: &Regime) -> Option<&RegimeClock> {
     regime.clock(id)
 }
 
+/// Where the calendars come from: the institutions' regimes, the default zone, the directory
+/// of year files and the grade targets. Both services load from one, so a complaint and its
+/// case are counted on the same calendars after every reload.
+#[derive(Debug, Clone)]
+pub struct CalendarSource {
+    pub regimes: RegimeConfig,
+    pub time_zone: String,
+    pub calendars_dir: String,
+    pub sla: SlaPolicy,
+}
+
+impl CalendarSource {
+    /// Every institution's calendar as it is on disk now; a file that does not load is
+    /// refused whole.
+    pub fn load(&self) -> Result<Institutions, redress_platform::ServiceError> {
+        self.regimes.resolve(&self.time_zone, &self.calendars_dir, &self.sla).map_err(|e| {
+            redress_platform::ServiceError::failed_precondition(
+                "CALENDARS_INVALID",
+                format!("the calendars do not load: {e}"),
+            )
+        })
+    }
+}
+
 impl RegimeConfig {
     /// Resolves the configuration. `time_zone` and `sla` are the service-level keys, which
     /// configure the default regime; `calendars_dir` adds year files: `*.toml` directly

@@ -22,6 +22,8 @@ pub mod regime;
 
 pub use calendar::{CALENDAR_NAMES, CalendarError, WorkingCalendar, YearCalendar};
 pub use deadline::{DEFAULT_TIME_ZONE, DeadlineCalculator, Due, Period, Provisional, ReceiptDeadlines};
-pub use institutions::{InstitutionConfig, InstitutionRegime, Institutions, RegimeConfig, RegimeConfigError};
+pub use institutions::{
+    CalendarSource, InstitutionConfig, InstitutionRegime, Institutions, RegimeConfig, RegimeConfigError,
+};
 pub use policy::{Grade, GradeTargets, SlaPolicy};
 pub use regime::{ClockStart, ExcludedTime, Extension, PeriodUnit, REGIME_NAMES, Regime, RegimeClock, RegimeError};

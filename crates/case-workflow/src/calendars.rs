@@ -7,8 +7,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redress_calendar::{DeadlineCalculator, Institutions, RegimeConfig, SlaPolicy};
-use redress_platform::ServiceError;
+pub use redress_calendar::CalendarSource;
+use redress_calendar::{DeadlineCalculator, Institutions};
 use redress_platform::time::Clock;
 use redress_proto::redress::common::v1::ReloadCalendarsResponse;
 
@@ -74,53 +74,33 @@ impl From<Arc<Rules>> for LiveRules {
     }
 }
 
-/// Where the calendars come from: the institutions' regimes, the default zone, the directory
-/// of year files and the grade targets.
-#[derive(Debug, Clone)]
-pub struct CalendarSource {
-    pub regimes: RegimeConfig,
-    pub time_zone: String,
-    pub calendars_dir: String,
-    pub sla: SlaPolicy,
+/// Reads every institution's calendar again from `source`, puts them in force and recomputes
+/// every case with a provisional running clock. A directory with a file that does not load
+/// changes nothing.
+pub async fn reload(source: &CalendarSource, store: &dyn CaseStore) -> Result<ReloadCalendarsResponse, CaseError> {
+    let institutions = source.load()?;
+    let official_years = institutions.official_years();
+    store.rules().set_institutions(institutions);
+    let revised = store.revise_provisional().await?;
+    Ok(redress_platform::revisions::reloaded(official_years, revised))
 }
 
-impl CalendarSource {
-    /// Every institution's calendar as it is on disk now; a file that does not load is
-    /// refused whole.
-    pub fn load(&self) -> Result<Institutions, ServiceError> {
-        self.regimes.resolve(&self.time_zone, &self.calendars_dir, &self.sla).map_err(|e| {
-            ServiceError::failed_precondition("CALENDARS_INVALID", format!("the calendars do not load: {e}"))
-        })
+/// Reloads whenever a file in `source`'s `calendars_dir` changes, polling every `interval`,
+/// until `store`'s supervisor stops (run it under [`redress_platform::host::Supervisor::spawn`]).
+pub async fn watch(
+    source: CalendarSource,
+    store: Arc<dyn CaseStore>,
+    interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    if source.calendars_dir.is_empty() {
+        shutdown.cancelled().await;
+        return Ok(());
     }
-
-    /// Reads every institution's calendar again, puts them in force and recomputes every case
-    /// with a provisional running clock. A directory with a file that does not load changes
-    /// nothing.
-    pub async fn reload(&self, store: &dyn CaseStore) -> Result<ReloadCalendarsResponse, CaseError> {
-        let institutions = self.load()?;
-        let official_years = institutions.official_years();
-        store.rules().set_institutions(institutions);
-        let revised = store.revise_provisional().await?;
-        Ok(redress_platform::revisions::reloaded(official_years, revised))
-    }
-
-    /// Reloads whenever a file in `calendars_dir` changes, polling every `interval`, until
-    /// `store`'s supervisor stops (run it under [`redress_platform::host::Supervisor::spawn`]).
-    pub async fn watch(
-        self,
-        store: Arc<dyn CaseStore>,
-        interval: Duration,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> anyhow::Result<()> {
-        if self.calendars_dir.is_empty() {
-            shutdown.cancelled().await;
-            return Ok(());
-        }
-        let dir = std::path::PathBuf::from(&self.calendars_dir);
-        redress_platform::watch::watch_dir(dir, interval, shutdown, || async {
-            self.reload(store.as_ref()).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
-        })
-        .await;
-        Ok(())
-    }
+    let dir = std::path::PathBuf::from(&source.calendars_dir);
+    redress_platform::watch::watch_dir(dir, interval, shutdown, || async {
+        reload(&source, store.as_ref()).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .await;
+    Ok(())
 }

@@ -238,11 +238,13 @@ impl CaseWorkflow {
             let interval = Duration::from_millis(config.workflow.sweep_interval_ms.max(10));
             supervisor.spawn("sweeper", run_sweeper(opened.clone(), interval, stop.clone()).map(Ok));
             // Cases whose clocks a year file dropped in while the service was down would move.
-            config.calendar_source().reload(opened.as_ref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            calendars::reload(&config.calendar_source(), opened.as_ref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if config.calendars_poll_interval_ms > 0 {
                 let poll = Duration::from_millis(config.calendars_poll_interval_ms);
-                supervisor
-                    .spawn("calendar-watcher", config.calendar_source().watch(opened.clone(), poll, stop.clone()));
+                supervisor.spawn(
+                    "calendar-watcher",
+                    calendars::watch(config.calendar_source(), opened.clone(), poll, stop.clone()),
+                );
             }
             let sink: Arc<dyn EventSink> = opened.clone();
             supervisor.spawn(

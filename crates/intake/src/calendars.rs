@@ -5,8 +5,8 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use redress_calendar::{Institutions, RegimeConfig, SlaPolicy};
-use redress_platform::ServiceError;
+pub use redress_calendar::CalendarSource;
+use redress_calendar::Institutions;
 
 /// Every institution's calculator in force, replaced whole when the calendars are reloaded, so
 /// one receipt is counted on one calendar from start to end.
@@ -24,25 +24,5 @@ impl LiveCalculator {
 
     pub fn set(&self, institutions: Institutions) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(institutions);
-    }
-}
-
-/// Where the calendars come from: the institutions' regimes, the default zone, the directory
-/// of year files and the grade targets.
-#[derive(Debug, Clone)]
-pub struct CalendarSource {
-    pub regimes: RegimeConfig,
-    pub time_zone: String,
-    pub calendars_dir: String,
-    pub sla: SlaPolicy,
-}
-
-impl CalendarSource {
-    /// Every institution's calendar as it is on disk now; a file that does not load is
-    /// refused whole.
-    pub fn load(&self) -> Result<Institutions, ServiceError> {
-        self.regimes.resolve(&self.time_zone, &self.calendars_dir, &self.sla).map_err(|e| {
-            ServiceError::failed_precondition("CALENDARS_INVALID", format!("the calendars do not load: {e}"))
-        })
     }
 }

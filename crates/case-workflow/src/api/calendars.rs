@@ -22,7 +22,7 @@ impl CaseApi {
             )
             .into());
         };
-        let response = source.reload(self.store()?.as_ref()).await?;
+        let response = crate::calendars::reload(source, self.store()?.as_ref()).await?;
         tracing::info!(by = %principal.subject, "calendars reloaded on request");
         Ok(response)
     }

@@ -900,7 +900,7 @@ async fn provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded
         sla: redress_calendar::SlaPolicy::default(),
     };
     let before = committed_events(store.feed(), 0, 100).await.unwrap().len();
-    let reloaded = source.reload(store.as_ref()).await.unwrap();
+    let reloaded = crate::calendars::reload(&source, store.as_ref()).await.unwrap();
     assert!(reloaded.official_years.contains(&2027));
     assert!(reloaded.revised_count >= 1, "{reloaded:?}");
     let revised = by_complaint(1).await;
@@ -926,7 +926,7 @@ async fn provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded
     assert_eq!(changed.action, "deadlines.revised");
 
     // A second reload finds nothing provisional left to move and announces nothing.
-    let again = source.reload(store.as_ref()).await.unwrap();
+    let again = crate::calendars::reload(&source, store.as_ref()).await.unwrap();
     assert_eq!(again.revised_count, 0, "{again:?}");
     assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), events.len());
 }
