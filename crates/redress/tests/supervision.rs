@@ -102,6 +102,7 @@ async fn a_panic_in_any_supervised_task_stops_the_suite_with_an_error() {
         ("case-workflow/sweeper", redress_proto::services::CASE),
         ("case-workflow/consumer<-intake", redress_proto::services::CASE),
         ("case-workflow/retention", redress_proto::services::CASE),
+        ("case-workflow/calendar-watcher", redress_proto::services::CASE),
     ];
     let runs = tasks.iter().map(|(task, _)| async move {
         let dir = tempfile::tempdir().unwrap();
