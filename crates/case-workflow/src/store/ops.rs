@@ -71,10 +71,7 @@ pub(crate) async fn sweep_case<T: CaseTx + ?Sized>(
     rules: &Rules,
     now: DateTime<Utc>,
 ) -> Result<bool, CaseError> {
-    let loaded = tx.load(id).await?;
-    let Some(plan) = super::plan_sweep(loaded, rules, now) else { return Ok(false) };
-    tx.write_plan(&plan).await?;
-    Ok(!plan.events.is_empty())
+    replan(tx, id, |loaded| super::plan_sweep(loaded, rules, now)).await
 }
 
 /// The revision of one case's clocks on the rules now in force (D-SLA-6): whether they moved
@@ -85,8 +82,17 @@ pub(crate) async fn revise_case<T: CaseTx + ?Sized>(
     rules: &Rules,
     now: DateTime<Utc>,
 ) -> Result<bool, CaseError> {
-    let loaded = tx.load(id).await?;
-    let Some(plan) = super::plan_revision(loaded, rules, now) else { return Ok(false) };
+    replan(tx, id, |loaded| super::plan_revision(loaded, rules, now)).await
+}
+
+/// Loads and locks a case, plans what `plan` makes of it, and writes that; whether it
+/// announced anything.
+async fn replan<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    id: &str,
+    plan: impl FnOnce(Option<super::Loaded>) -> Option<super::Plan> + Send,
+) -> Result<bool, CaseError> {
+    let Some(plan) = plan(tx.load(id).await?) else { return Ok(false) };
     tx.write_plan(&plan).await?;
     Ok(!plan.events.is_empty())
 }
