@@ -303,39 +303,35 @@ impl Feed {
     /// and returns how many it removed. Only a prefix of the feed is ever removed, so that a
     /// reader resuming above the pruned position has missed nothing.
     pub async fn prune(&self, before: DateTime<Utc>, limit: i64) -> anyhow::Result<u64> {
-        // The newest position among the oldest `limit` sequenced events older than the cut-off.
-        const THROUGH: &str = "SELECT MAX(position) FROM (SELECT position FROM outbox \
-            WHERE position IS NOT NULL AND occur_time_us < $1 ORDER BY position LIMIT $2) oldest";
+        // The oldest `limit` sequenced events, in position order: reading them costs the same
+        // however long the feed is, and pruning stops at the first one not old enough.
+        const OLDEST: &str = "SELECT position, occur_time_us FROM outbox WHERE position IS NOT NULL \
+            ORDER BY position LIMIT $1";
         const DELETE: &str = "DELETE FROM outbox WHERE position <= $1";
         const RECORD: &str = "INSERT INTO feed_retention (singleton, pruned_through) VALUES (1, $1) \
             ON CONFLICT (singleton) DO UPDATE SET pruned_through = excluded.pruned_through \
             WHERE excluded.pruned_through > feed_retention.pruned_through";
         let cutoff = to_micros(before);
-        let removed = match &self.source {
-            Pool::Sqlite(pool) => {
-                // Takes the write lock up front: a deferred transaction that read first would be
-                // refused (a stale snapshot) whenever the writer committed in between.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let through: Option<i64> =
-                    sqlx::query_scalar(THROUGH).bind(cutoff).bind(limit).fetch_one(&mut *tx).await?;
-                let Some(through) = through else { return Ok(0) };
-                let removed = sqlx::query(DELETE).bind(through).execute(&mut *tx).await?.rows_affected();
-                sqlx::query(RECORD).bind(through).execute(&mut *tx).await?;
-                tx.commit().await?;
-                removed
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let through: Option<i64> =
-                    sqlx::query_scalar(THROUGH).bind(cutoff).bind(limit).fetch_one(&mut *tx).await?;
-                let Some(through) = through else { return Ok(0) };
-                let removed = sqlx::query(DELETE).bind(through).execute(&mut *tx).await?.rows_affected();
-                sqlx::query(RECORD).bind(through).execute(&mut *tx).await?;
-                tx.commit().await?;
-                removed
-            }
+        let through = |oldest: Vec<(i64, i64)>| {
+            oldest.into_iter().take_while(|(_, occurred)| *occurred < cutoff).last().map(|(position, _)| position)
         };
-        Ok(removed)
+        macro_rules! prune_in {
+            ($tx:expr) => {{
+                let mut tx = $tx;
+                let oldest: Vec<(i64, i64)> = sqlx::query_as(OLDEST).bind(limit).fetch_all(&mut *tx).await?;
+                let Some(through) = through(oldest) else { return Ok(0) };
+                let removed = sqlx::query(DELETE).bind(through).execute(&mut *tx).await?.rows_affected();
+                sqlx::query(RECORD).bind(through).execute(&mut *tx).await?;
+                tx.commit().await?;
+                removed
+            }};
+        }
+        Ok(match &self.source {
+            // Takes the write lock up front: a deferred transaction that read first would be
+            // refused (a stale snapshot) whenever the writer committed in between.
+            Pool::Sqlite(pool) => prune_in!(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => prune_in!(pool.begin().await?),
+        })
     }
 
     /// A `StreamEvents` call: every event after `after` that `scope` may read, in batches of
