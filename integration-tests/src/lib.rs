@@ -23,6 +23,7 @@ pub fn branch_principal() -> redress_platform::Principal {
         roles: vec!["handler".to_owned()],
         org_unit: BRANCH.to_owned(),
         permissions: ["complaints.create", "complaints.read", "cases.read"].map(str::to_owned).to_vec(),
+        staff_id: String::new(),
     }
 }
 
@@ -43,6 +44,7 @@ fn case_staff(subject: &str, role: &str, unit: &str) -> redress_platform::Princi
         roles: vec![role.to_owned()],
         org_unit: unit.to_owned(),
         permissions: ["cases.read", "cases.write", "cases.extend", "cases.extend.special"].map(str::to_owned).to_vec(),
+        staff_id: String::new(),
     }
 }
 
@@ -56,6 +58,7 @@ pub fn institution_a_reader() -> redress_platform::Principal {
         roles: vec!["integration".to_owned()],
         org_unit: INSTITUTION_A.to_owned(),
         permissions: ["events.read", "cases.read"].map(str::to_owned).to_vec(),
+        staff_id: String::new(),
     }
 }
 

@@ -47,6 +47,9 @@ struct CallerClaims {
     org_unit: String,
     #[serde(default)]
     permissions: Vec<String>,
+    /// Employee id of a member of staff.
+    #[serde(default)]
+    staff_id: String,
 }
 
 struct Jwt {
@@ -142,7 +145,13 @@ impl Authenticator {
         let org_unit = canonical_principal_unit(&claims.org_unit)
             .map_err(|e| ServiceError::Unauthenticated(format!("the token's org_unit claim {e}")))?;
         let principal =
-            Principal { subject: claims.sub, roles: claims.roles, org_unit, permissions: claims.permissions };
+            Principal {
+                subject: claims.sub,
+                roles: claims.roles,
+                org_unit,
+                permissions: claims.permissions,
+                staff_id: claims.staff_id.trim().to_owned(),
+            };
         Ok((principal, Some(claims.exp)))
     }
 }
@@ -184,6 +193,7 @@ mod tests {
             roles: vec!["handler".to_owned()],
             org_unit: "institutions/acme/branches/sh".to_owned(),
             permissions: vec!["complaints.read".to_owned()],
+            staff_id: String::new(),
         }
     }
 

@@ -82,8 +82,9 @@ impl Permission {
     }
 }
 
-/// Who is calling, as verified: subject, roles, organisation unit and permissions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who is calling, as verified: subject, roles, organisation unit, permissions and, for a
+/// member of staff, their employee id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub subject: String,
     #[serde(default)]
@@ -92,6 +93,11 @@ pub struct Principal {
     pub org_unit: String,
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// The employee id (工号) of the person behind the subject, when the caller is a member of
+    /// staff: the namespace complaints name staff in, so conflict-of-interest checks (回避)
+    /// compare like with like. Empty for systems and services.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub staff_id: String,
 }
 
 /// The organisation unit that stands for the whole platform (every institution).
@@ -143,6 +149,7 @@ impl Principal {
             roles: vec![SERVICE_ROLE.to_owned()],
             org_unit: String::new(),
             permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+            staff_id: String::new(),
         }
     }
 
@@ -306,6 +313,7 @@ mod tests {
             roles: vec!["handler".to_owned()],
             org_unit: "institutions/acme".to_owned(),
             permissions: vec!["complaints.read".to_owned()],
+            staff_id: String::new(),
         }
     }
 

@@ -54,6 +54,7 @@ pub fn dev_principal() -> Principal {
         roles: vec!["admin".to_owned()],
         org_unit: redress_platform::principal::ROOT_ORG_UNIT.to_owned(),
         permissions: Permission::ALL.iter().map(|p| p.as_str().to_owned()).collect(),
+        staff_id: String::new(),
     }
 }
 

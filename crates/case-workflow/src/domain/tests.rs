@@ -53,6 +53,7 @@ fn person_at(unit: &str, subject: &str, roles: &[&str], permissions: &[Permissio
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         org_unit: unit.to_owned(),
         permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        staff_id: String::new(),
     }
 }
 

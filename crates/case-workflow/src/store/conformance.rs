@@ -185,6 +185,7 @@ fn operator(org_unit: &str) -> Principal {
         roles: vec!["operator".to_owned()],
         org_unit: org_unit.to_owned(),
         permissions: vec!["events.admin".to_owned()],
+        staff_id: String::new(),
     }
 }
 

@@ -291,6 +291,7 @@ mod test_support {
             roles: vec![],
             org_unit: org_unit.to_owned(),
             permissions: vec![permission.to_owned()],
+            staff_id: String::new(),
         }
     }
 

@@ -80,6 +80,9 @@ pub fn accepted(
         classification: complaint.classification.clone(),
         risk_signals: complaint.risk_signals.clone(),
         recurrence_of: complaint.recurrence_of.clone(),
+        first_contact: complaint.first_contact.clone(),
+        complained_staff_named_only: party.is_some_and(|p| p.staff_id.is_empty() && !p.staff_name.is_empty()),
+        source: complaint.source,
     };
     let mut events =
         vec![NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &accepted, trace.clone())];
