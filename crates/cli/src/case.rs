@@ -8,18 +8,20 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::case::v1::{
-    AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest, CaseState,
-    ChangeCaseGradeRequest, DecideCaseRequest, DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, GetCaseRequest,
-    LinkCasesRequest, LinkType, ListAuditEntriesRequest, ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason,
-    ProposeResolutionRequest, RecordFirstResponseRequest, RequestCaseReviewRequest, ResolutionType,
-    ResumeCaseClocksRequest, ReviewOutcome, TransferCaseRequest, TransitionCaseRequest, VerifyAuditChainRequest,
+    AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
+    CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest, DecideCaseReviewRequest,
+    ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, LinkType, ListAuditEntriesRequest,
+    ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason, ProposeResolutionRequest, RecordFirstResponseRequest,
+    RequestCaseReviewRequest, ResolutionType, ResumeCaseClocksRequest, ReviewOutcome, TransferCaseRequest,
+    TransitionCaseRequest, VerifyAuditChainRequest,
 };
 use redress_proto::redress::common::v1::Grade;
 use sha2::{Digest, Sha256};
 
 use crate::output::{self, Reply};
 use crate::{
-    Authenticated, Failure, Global, Severity, changed, connect, gateway_url, print, read, report, resource_name, usage,
+    Authenticated, Failure, Global, Severity, changed, connect, gateway_url, parse_time, print, read, report,
+    resource_name, usage,
 };
 
 /// Exit code of `verify` when the audit chain does not verify.
@@ -225,6 +227,11 @@ enum CaseCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Add or complete a cross-department coordination task (D-CASE-1).
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
     /// List the case's audit trail.
     Audit {
         /// The case: `cases/{id}` or its bare id.
@@ -264,6 +271,38 @@ enum ReviewCommand {
         /// The review decision as told to the complainant, with its grounds.
         #[arg(long)]
         notice: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Ask another department for help by a due time; its owner is reminded when it runs late.
+    Add {
+        #[command(flatten)]
+        change: Change,
+        /// Department asked to help.
+        #[arg(long)]
+        department: String,
+        /// Owner of the task (user subject).
+        #[arg(long)]
+        owner: String,
+        /// What is asked.
+        #[arg(long)]
+        description: String,
+        /// By when, RFC 3339; must lie in the future.
+        #[arg(long, value_parser = parse_time)]
+        due: prost_types::Timestamp,
+    },
+    /// Complete an open task with what came of it.
+    Complete {
+        #[command(flatten)]
+        change: Change,
+        /// The task id, as `get` lists it.
+        #[arg(long)]
+        task: String,
+        /// What came of it.
+        #[arg(long)]
+        outcome: String,
     },
 }
 
@@ -585,6 +624,25 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
             let Target { name, etag, request_id } = change.target();
             let request = RecordFirstResponseRequest { name, etag, request_id: request_id.clone(), note };
             changed(client.record_first_response(request).await, request_id)?
+        }
+        CaseCommand::Task { command: TaskCommand::Add { change, department, owner, description, due } } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = AddCoordinationTaskRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                department,
+                owner,
+                description,
+                due_time: Some(due),
+            };
+            changed(client.add_coordination_task(request).await, request_id)?
+        }
+        CaseCommand::Task { command: TaskCommand::Complete { change, task, outcome } } => {
+            let Target { name, etag, request_id } = change.target();
+            let request =
+                CompleteCoordinationTaskRequest { name, etag, request_id: request_id.clone(), task_id: task, outcome };
+            changed(client.complete_coordination_task(request).await, request_id)?
         }
         CaseCommand::Grade { change, grade, reason } => {
             let Target { name, etag, request_id } = change.target();

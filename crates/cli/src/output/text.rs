@@ -83,12 +83,22 @@ fn case_text(c: &Case) -> String {
     }
     // The handoff period is configured per deployment; its clock says in what unit.
     let handoff_days = c.clocks.iter().rev().find(|k| k.kind == ClockKind::Handoff as i32).is_some_and(counts_days);
-    for t in &c.transfers {
-        let handoff = match &t.accept_time {
-            Some(accepted) => format!("accepted {}", zone.instant(Some(accepted))),
-            None => format!("handoff due {}", zone.due(t.handoff_due_time.as_ref(), handoff_days)),
-        };
-        s.row("transfer", format!("{} -> {}, {handoff}", or_dash(&t.from_department), t.to_department));
+    if !c.transfers.is_empty() {
+        let mut transfers = Table::new(["FROM", "TO", "WHEN", "HANDOFF", "REASON"]);
+        for t in &c.transfers {
+            let handoff = match &t.accept_time {
+                Some(accepted) => format!("accepted {}", zone.instant(Some(accepted))),
+                None => format!("due {}", zone.due(t.handoff_due_time.as_ref(), handoff_days)),
+            };
+            transfers.row([
+                or_dash(&t.from_department).to_owned(),
+                t.to_department.clone(),
+                zone.instant(t.transfer_time.as_ref()),
+                handoff,
+                t.reason.clone(),
+            ]);
+        }
+        s.table("transfers", transfers);
     }
     if let Some(r) = &c.resolution {
         let compensation = r.compensation.as_ref().map(|m| format!(", {}", money_text(m))).unwrap_or_default();
@@ -115,15 +125,38 @@ fn case_text(c: &Case) -> String {
         let comment = if survey.comment.is_empty() { String::new() } else { format!(", {:?}", survey.comment) };
         s.row("survey", format!("{}/5, {resolved}{comment}", survey.score));
     }
-    for link in &c.links {
-        s.row("link", format!("{} {}", word::<LinkType>(link.r#type), link.case));
+    if !c.links.is_empty() {
+        let mut links = Table::new(["LINK", "CASE", "REASON"]);
+        for link in &c.links {
+            links.row([word::<LinkType>(link.r#type), link.case.clone(), link.reason.clone()]);
+        }
+        s.table("links", links);
     }
-    for e in &c.evidence {
-        s.row("evidence", format!("{} {} sha256 {}", e.kind, e.uri, e.sha256));
+    if !c.evidence.is_empty() {
+        let mut evidence = Table::new(["KIND", "URI", "SHA256"]);
+        for e in &c.evidence {
+            evidence.row([e.kind.clone(), e.uri.clone(), e.sha256.clone()]);
+        }
+        s.table("evidence", evidence);
     }
-    let open = c.coordination_tasks.iter().filter(|t| t.complete_time.is_none()).count();
     if !c.coordination_tasks.is_empty() {
-        s.row("tasks", format!("{open} open, {} done", c.coordination_tasks.len() - open));
+        let mut tasks = Table::new(["TASK", "DEPARTMENT", "OWNER", "DUE", "STATUS", "WHAT"]);
+        for t in &c.coordination_tasks {
+            let status = match &t.complete_time {
+                Some(done) => format!("done {}: {}", zone.instant(Some(done)), t.outcome),
+                None if t.overdue => "overdue".to_owned(),
+                None => "open".to_owned(),
+            };
+            tasks.row([
+                t.task_id.clone(),
+                t.department.clone(),
+                t.owner.clone(),
+                zone.instant(t.due_time.as_ref()),
+                status,
+                t.description.clone(),
+            ]);
+        }
+        s.table("tasks", tasks);
     }
     if c.close_time.is_some() {
         s.row("closed", zone.instant(c.close_time.as_ref()));
@@ -701,9 +734,67 @@ mod tests {
         let text = case_text(&case);
         assert!(text.contains("1 hours         unspecified  2026-03-30 00:00 (Europe/London)"), "{text}");
         assert!(text.contains("1 working days  unspecified  2026-03-29 24:00 (Europe/London)"), "{text}");
-        assert!(text.contains("- -> cards, handoff due 2026-03-29 24:00 (Europe/London)"), "{text}");
+        let transfers: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("transfers")).take(2).collect();
+        assert!(transfers[0].contains("FROM") && transfers[0].contains("HANDOFF"), "{text}");
+        assert!(
+            transfers[1].contains("cards") && transfers[1].contains("due 2026-03-29 24:00 (Europe/London)"),
+            "{text}"
+        );
         let no_zone = Case { deadlines: None, ..case };
         assert!(case_text(&no_zone).contains("2026-03-30 07:00 (Asia/Shanghai)"));
+    }
+
+    /// Every list inside a case (transfers, links, evidence, tasks) is a table under a header row.
+    #[test]
+    fn lists_inside_a_case_have_header_rows() {
+        use redress_proto::redress::case::v1::{CaseLink, CoordinationTask, EvidenceReference};
+        let case = Case {
+            links: vec![CaseLink {
+                r#type: LinkType::Related as i32,
+                case: "cases/b".to_owned(),
+                ..CaseLink::default()
+            }],
+            evidence: vec![EvidenceReference {
+                kind: "recording".to_owned(),
+                uri: "s3://e/1.mp3".to_owned(),
+                sha256: "ab".repeat(32),
+                ..EvidenceReference::default()
+            }],
+            coordination_tasks: vec![
+                CoordinationTask {
+                    task_id: "t1".to_owned(),
+                    department: "法务部".to_owned(),
+                    owner: "user:wang".to_owned(),
+                    description: "出具法律意见".to_owned(),
+                    ..CoordinationTask::default()
+                },
+                CoordinationTask {
+                    task_id: "t2".to_owned(),
+                    department: "cards".to_owned(),
+                    owner: "user:li".to_owned(),
+                    complete_time: Some(Timestamp { seconds: 1_774_825_200, nanos: 0 }),
+                    outcome: "checked".to_owned(),
+                    ..CoordinationTask::default()
+                },
+            ],
+            ..Case::default()
+        };
+        let text = case_text(&case);
+        let after = |label: &str| -> Vec<String> {
+            text.lines().skip_while(|l| !l.starts_with(label)).map(str::to_owned).collect()
+        };
+        let links = after("links");
+        assert!(links[0].contains("LINK") && links[0].contains("REASON"), "{text}");
+        assert!(links[1].contains("related") && links[1].contains("cases/b"), "{text}");
+        let evidence = after("evidence");
+        assert!(evidence[0].contains("KIND") && evidence[0].contains("SHA256"), "{text}");
+        let tasks = after("tasks");
+        assert!(tasks[0].contains("TASK") && tasks[0].contains("OWNER") && tasks[0].contains("STATUS"), "{text}");
+        assert!(tasks[1].contains("t1") && tasks[1].contains("open") && tasks[1].contains("出具法律意见"), "{text}");
+        assert!(
+            tasks[2].contains("t2") && tasks[2].contains("done 2026-03-30") && tasks[2].contains("checked"),
+            "{text}"
+        );
     }
 
     #[test]
