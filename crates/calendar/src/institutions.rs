@@ -1,5 +1,6 @@
 //! Institutions' regimes (D-SLA-10): which regime, calendar and time zone each institution
-//! counts its clocks on, as configured, and the clocks the services run resolved from it.
+//! counts its clocks on, and which complaint taxonomy it classifies in (D-CLS), as configured,
+//! and the clocks the services run resolved from it.
 //!
 //! Both services read the same [`RegimeConfig`] and resolve it into [`Institutions`] at
 //! start-up and on every calendar reload, so a complaint and its case are always counted on
@@ -45,7 +46,7 @@ impl Default for RegimeConfig {
     }
 }
 
-/// One institution's regime; the zone and calendar default to the preset's.
+/// One institution's regime; the zone, calendar and taxonomy default to the preset's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InstitutionConfig {
@@ -54,6 +55,9 @@ pub struct InstitutionConfig {
     pub time_zone: String,
     /// Calendar name (see [`CALENDAR_NAMES`]); empty for the preset's.
     pub calendar: String,
+    /// The complaint taxonomy its complaints are classified in, `name` or `name@version`;
+    /// empty for the preset's. The service that classifies checks that it exists.
+    pub taxonomy: String,
 }
 
 /// A configuration that does not resolve, naming the key at fault.
@@ -69,6 +73,8 @@ pub enum RegimeConfigError {
 #[derive(Debug, Clone)]
 pub struct InstitutionRegime {
     regime_id: String,
+    /// The taxonomy its complaints are classified in (`name` or `name@version`).
+    taxonomy: String,
     /// The regime clock the regulatory decision clock follows.
     decision: Option<RegimeClock>,
     calculator: DeadlineCalculator,
@@ -79,6 +85,12 @@ impl InstitutionRegime {
     /// The regime's preset id.
     pub fn regime_id(&self) -> &str {
         &self.regime_id
+    }
+
+    /// The complaint taxonomy the institution classifies in, `name` or `name@version`: its own
+    /// if configured, else its regime's.
+    pub fn taxonomy(&self) -> &str {
+        &self.taxonomy
     }
 
     pub fn calculator(&self) -> &DeadlineCalculator {
@@ -119,8 +131,10 @@ pub struct Institutions {
 impl Institutions {
     /// Everything on the default regime with `calculator` and `policy` (tests, tools).
     pub fn single(calculator: DeadlineCalculator, policy: SlaPolicy) -> Self {
-        let decision = Regime::preset("cbirc").and_then(|r| decision_clock(&r).cloned());
-        let default = InstitutionRegime { regime_id: "cbirc".to_owned(), decision, calculator, policy };
+        let cbirc = Regime::preset("cbirc");
+        let decision = cbirc.as_ref().and_then(|r| decision_clock(r).cloned());
+        let taxonomy = cbirc.as_ref().map_or(crate::regime::DEFAULT_TAXONOMY, Regime::taxonomy).to_owned();
+        let default = InstitutionRegime { regime_id: "cbirc".to_owned(), taxonomy, decision, calculator, policy };
         Self { default, by_institution: BTreeMap::new() }
     }
 
@@ -159,6 +173,7 @@ impl Institutions {
     ) -> Self {
         let resolved = InstitutionRegime {
             regime_id: regime.id().to_owned(),
+            taxonomy: regime.taxonomy().to_owned(),
             decision: decision_clock(regime).cloned(),
             calculator,
             policy: policy_of(regime, sla),
@@ -214,6 +229,24 @@ impl CalendarSource {
 }
 
 impl RegimeConfig {
+    /// The taxonomy each key of the configuration makes institutions classify in, with the key
+    /// that decides it (`regimes.default`, `regimes.institutions.{id}.regime` or
+    /// `…taxonomy`), so the service that classifies can name the key whose taxonomy it cannot
+    /// serve. Regimes that are not presets are left out ([`Self::resolve`] refuses them).
+    pub fn taxonomies(&self) -> Vec<(String, String)> {
+        let preset_taxonomy = |id: &str| Regime::preset(id).map(|r| r.taxonomy().to_owned());
+        let mut out: Vec<(String, String)> =
+            preset_taxonomy(&self.default).map(|t| ("regimes.default".to_owned(), t)).into_iter().collect();
+        for (id, institution) in &self.institutions {
+            let key = format!("regimes.institutions.{id}");
+            match institution.taxonomy.trim() {
+                "" => out.extend(preset_taxonomy(&institution.regime).map(|t| (format!("{key}.regime"), t))),
+                name => out.push((format!("{key}.taxonomy"), name.to_owned())),
+            }
+        }
+        out
+    }
+
     /// Resolves the configuration. `time_zone` and `sla` are the service-level keys, which
     /// configure the default regime; `calendars_dir` adds year files: `*.toml` directly
     /// inside it are China's (`cn`), and a subdirectory named after a calendar (`cn`,
@@ -254,6 +287,7 @@ impl RegimeConfig {
             ),
             policy: policy_of(&default_regime),
             regime_id: default_regime.id().to_owned(),
+            taxonomy: default_regime.taxonomy().to_owned(),
             decision: decision_clock(&default_regime).cloned(),
         };
 
@@ -282,10 +316,21 @@ impl RegimeConfig {
                     });
                 }
             };
+            let taxonomy = match institution.taxonomy.trim() {
+                "" => regime.taxonomy().to_owned(),
+                name if name.chars().any(char::is_whitespace) => {
+                    return Err(RegimeConfigError::Invalid {
+                        key: format!("{key}.taxonomy"),
+                        message: format!("{name:?} is not a taxonomy name (name or name@version)"),
+                    });
+                }
+                name => name.to_owned(),
+            };
             let resolved = InstitutionRegime {
                 calculator: DeadlineCalculator::new(Arc::new(calendar(&calendar_name)), time_zone),
                 policy: policy_of(&regime),
                 regime_id: regime.id().to_owned(),
+                taxonomy,
                 decision: decision_clock(&regime).cloned(),
             };
             if by_institution.insert(unit.as_str().to_owned(), resolved).is_some() {
@@ -378,6 +423,45 @@ mod tests {
         assert_eq!((other.regime_id(), other.policy()), ("cbirc", &SlaPolicy::default()));
         assert_eq!(other.decision_extensions().len(), 2);
         assert!(uk.decision_extensions().is_empty());
+    }
+
+    #[test]
+    fn an_institution_classifies_in_its_regimes_taxonomy_unless_it_names_its_own() {
+        let text = r#"
+            default = "cbirc"
+            [institutions.shop]
+            regime = "samr"
+            [institutions.mall]
+            regime = "samr"
+            taxonomy = "mall@2026.1"
+            [institutions.uk-bank]
+            regime = "fca-disp"
+            "#;
+        let institutions = resolve(text).unwrap();
+        let taxonomy = |unit: &str| institutions.of(unit).taxonomy().to_owned();
+        assert_eq!(taxonomy("institutions/shop/stores/s1"), "general");
+        assert_eq!(taxonomy("institutions/mall"), "mall@2026.1");
+        assert_eq!(taxonomy("institutions/uk-bank"), "banking");
+        assert_eq!(taxonomy("institutions/cn-bank"), "banking");
+        assert_eq!(
+            Institutions::single(institutions.default_regime().calculator().clone(), SlaPolicy::default())
+                .of("institutions/x")
+                .taxonomy(),
+            "banking"
+        );
+        let keys = config(text).taxonomies();
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("regimes.default", "banking"),
+                ("regimes.institutions.mall.taxonomy", "mall@2026.1"),
+                ("regimes.institutions.shop.regime", "general"),
+                ("regimes.institutions.uk-bank.regime", "banking"),
+            ]
+        );
+        let error = resolve("[institutions.x]\nregime = \"samr\"\ntaxonomy = \"my mall\"").unwrap_err();
+        assert!(error.to_string().starts_with("regimes.institutions.x.taxonomy:"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Regimes (D-SLA-3, D-SLA-10): the clocks a complaint regime imposes, with the calendar and
-//! time zone it counts in.
+//! time zone it counts in and the complaint taxonomy (D-CLS) its institutions classify in.
 //!
 //! Regimes differ by regulator and country, so they are data: one TOML preset per regime,
 //! parsed and validated into a [`Regime`]. Shipped presets (embedded): `cbirc` (banking and
@@ -25,6 +25,9 @@ const SHIPPED_REGIMES: &[(&str, &str)] = &[
     ("regimes/fca-disp.toml", include_str!("../data/regimes/fca-disp.toml")),
     ("regimes/cfpb.toml", include_str!("../data/regimes/cfpb.toml")),
 ];
+
+/// The taxonomy of a regime that names none.
+pub const DEFAULT_TAXONOMY: &str = "banking";
 
 /// Ids of the shipped presets.
 pub const REGIME_NAMES: [&str; 4] = ["cbirc", "samr", "fca-disp", "cfpb"];
@@ -175,6 +178,9 @@ pub struct Regime {
     source: String,
     calendar: String,
     time_zone: Tz,
+    /// The complaint taxonomy institutions on the regime classify in, unless they configure
+    /// another.
+    taxonomy: String,
     /// Targets per grade, in [`Grade::ALL`] order, where the regime grades complaints.
     grades: Option<[GradeTargets; 4]>,
     clocks: Vec<RegimeClock>,
@@ -190,6 +196,8 @@ struct RawRegime {
     source: String,
     calendar: String,
     time_zone: String,
+    #[serde(default)]
+    taxonomy: Option<String>,
     grades: Option<RawGrades>,
     #[serde(default)]
     clocks: Vec<RawClock>,
@@ -270,6 +278,13 @@ impl Regime {
             .parse()
             .map_err(|_| regime(format!("time zone {:?} is not an IANA zone name", raw.time_zone)))?;
 
+        let taxonomy = raw.taxonomy.unwrap_or_else(|| DEFAULT_TAXONOMY.to_owned());
+        if !is_taxonomy_name(&taxonomy) {
+            return Err(regime(format!(
+                "taxonomy {taxonomy:?} is not lowercase letters, digits, hyphens and underscores"
+            )));
+        }
+
         let grade = |name: &str, raw: RawGradeTargets| -> Result<GradeTargets, RegimeError> {
             Ok(GradeTargets {
                 first_response: period(&format!("grade {name} first response"), raw.first_response).map_err(&regime)?,
@@ -338,7 +353,16 @@ impl Regime {
             });
         }
 
-        Ok(Self { id: raw.id, name: raw.name, source: raw.source, calendar: raw.calendar, time_zone, grades, clocks })
+        Ok(Self {
+            id: raw.id,
+            name: raw.name,
+            source: raw.source,
+            calendar: raw.calendar,
+            time_zone,
+            taxonomy,
+            grades,
+            clocks,
+        })
     }
 
     /// Every shipped preset, in [`REGIME_NAMES`] order.
@@ -382,6 +406,12 @@ impl Regime {
     /// The time zone days are counted in unless the institution configures another.
     pub fn time_zone(&self) -> Tz {
         self.time_zone
+    }
+
+    /// The name of the complaint taxonomy institutions on the regime classify in unless they
+    /// configure another (`banking` for a preset that names none).
+    pub fn taxonomy(&self) -> &str {
+        &self.taxonomy
     }
 
     /// A calculator on the regime's calendar in its default time zone.
@@ -440,6 +470,11 @@ fn describe(period: Period) -> String {
     format!("{} {}", length(period), PeriodUnit::of(period).name())
 }
 
+/// A taxonomy's name as its file gives it: `banking`, `general`, an institution's own.
+fn is_taxonomy_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 fn is_snake_case(id: &str) -> bool {
     id.starts_with(|c: char| c.is_ascii_lowercase())
         && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -451,6 +486,7 @@ fn line_of(text: &str, at: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -461,5 +497,22 @@ mod tests {
         }
         let ids: Vec<String> = Regime::presets().iter().map(|r| r.id().to_owned()).collect();
         assert_eq!(ids, REGIME_NAMES);
+        let taxonomies: Vec<String> =
+            REGIME_NAMES.iter().filter_map(|id| Regime::preset(id)).map(|r| r.taxonomy().to_owned()).collect();
+        assert_eq!(taxonomies, ["banking", "general", "banking", "banking"]);
+    }
+
+    #[test]
+    fn a_regime_names_its_taxonomy_or_classifies_in_banking() {
+        let text = |taxonomy: &str| {
+            format!(
+                "id = \"t\"\nname = \"t\"\ncalendar = \"cn\"\ntime_zone = \"Asia/Shanghai\"\n{taxonomy}\n\
+                 [[clocks]]\nid = \"c\"\nstarts = \"receipt\"\nperiod = {{ WorkingDays = 7 }}\n"
+            )
+        };
+        assert_eq!(Regime::from_toml("t", &text("")).unwrap().taxonomy(), DEFAULT_TAXONOMY);
+        assert_eq!(Regime::from_toml("t", &text("taxonomy = \"mall\"")).unwrap().taxonomy(), "mall");
+        let error = Regime::from_toml("t", &text("taxonomy = \"Mall Taxonomy\"")).unwrap_err();
+        assert!(error.to_string().contains("taxonomy \"Mall Taxonomy\""), "{error}");
     }
 }
