@@ -24,6 +24,9 @@ pub enum IntakeError {
     /// The complainant's personal information was erased, so there is nothing to change.
     #[error("the complainant's personal information was erased")]
     PersonalDataErased,
+    /// The complaint was withdrawn, so what the change records no longer applies.
+    #[error("the complaint was withdrawn")]
+    ComplaintWithdrawn,
     /// What the platform's plumbing refused: the caller's identity or permission, a service
     /// still starting, a feed position already pruned.
     #[error(transparent)]
@@ -58,7 +61,7 @@ impl ApiError for IntakeError {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::OutsideOrgUnit(_) => ErrorKind::PermissionDenied,
-            Self::PersonalDataErased => ErrorKind::FailedPrecondition,
+            Self::PersonalDataErased | Self::ComplaintWithdrawn => ErrorKind::FailedPrecondition,
             Self::Platform(e) => e.kind(),
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -70,6 +73,7 @@ impl ApiError for IntakeError {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::OutsideOrgUnit(_) => "PERMISSION_DENIED",
             Self::PersonalDataErased => "PERSONAL_DATA_ERASED",
+            Self::ComplaintWithdrawn => "COMPLAINT_WITHDRAWN",
             Self::Platform(e) => ApiError::reason(e),
             Self::Internal(_) => "INTERNAL",
         }
@@ -81,6 +85,7 @@ impl ApiError for IntakeError {
                 let fields = v.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join("、");
                 format!("请求内容有误，请检查以下字段：{fields}")
             }
+            Self::ComplaintWithdrawn => "投诉已撤回，不能再记录内容确认".to_owned(),
             Self::Platform(e) => e.localized(),
             other => other.kind().localized().to_owned(),
         }
@@ -99,6 +104,7 @@ impl ApiError for IntakeError {
             Self::NotFound { resource, name } => {
                 HashMap::from([("resource".to_owned(), (*resource).to_owned()), ("name".to_owned(), name.clone())])
             }
+            Self::ComplaintWithdrawn => HashMap::from([("state".to_owned(), "COMPLAINT_STATE_WITHDRAWN".to_owned())]),
             Self::Platform(e) => e.metadata(),
             _ => HashMap::new(),
         }
@@ -137,6 +143,10 @@ impl From<StoreError> for IntakeError {
             StoreError::Refused(ChangeError::WithdrawnBeforeReceipt) => {
                 Self::invalid("withdraw_time", "must not be before the complaint was received")
             }
+            StoreError::Refused(ChangeError::ConfirmedBeforeReceipt) => {
+                Self::invalid("confirmation.confirm_time", "must not be before the complaint was received")
+            }
+            StoreError::Refused(ChangeError::Withdrawn) => Self::ComplaintWithdrawn,
             StoreError::Other(e) => Self::Internal(e),
         }
     }
@@ -163,6 +173,10 @@ mod tests {
         assert!(taken.violations()[0].description.contains("complaints/1"));
         let erased = IntakeError::from(StoreError::Erased);
         assert_eq!(tonic::Status::from(erased).code(), Code::FailedPrecondition);
+        let withdrawn = IntakeError::from(StoreError::Refused(ChangeError::Withdrawn));
+        assert_eq!((withdrawn.kind(), withdrawn.reason()), (ErrorKind::FailedPrecondition, "COMPLAINT_WITHDRAWN"));
+        let early = IntakeError::from(StoreError::Refused(ChangeError::ConfirmedBeforeReceipt));
+        assert_eq!(early.violations()[0].field, "confirmation.confirm_time");
         let internal = tonic::Status::from(IntakeError::from(StoreError::Other(anyhow::anyhow!("disk at /var/x"))));
         assert_eq!(internal.code(), Code::Internal);
         assert!(!internal.message().contains("/var/x"), "internal causes stay in the logs");

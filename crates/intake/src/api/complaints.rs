@@ -1,5 +1,6 @@
 //! IntakeService and the event feed: submitting, reading and listing complaints, the
-//! complainant's withdrawal, a handler's override of the classification, the taxonomies.
+//! complainant's withdrawal and answer to the read-back of the record, a handler's override of
+//! the classification, the taxonomies.
 
 use std::sync::Arc;
 
@@ -7,24 +8,26 @@ use anyhow::Context;
 use prost::Message;
 use redress_platform::error::Violations;
 use redress_platform::events::serve_stream;
-use redress_platform::names::Text;
+use redress_platform::names::{RequestId, Text};
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::common::v1::{Channel, Grade as ProtoGrade};
 use redress_proto::redress::intake::v1::{
-    Complaint, ComplaintState, GetComplaintRequest, ListComplaintsRequest, ListComplaintsResponse,
-    ListTaxonomiesResponse, OverrideClassificationRequest, Receipt, RiskSignalKind, StreamEventsRequest,
-    StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse, WithdrawComplaintRequest,
+    Complaint, ComplaintState, ConfirmComplaintContentRequest, GetComplaintRequest, ListComplaintsRequest,
+    ListComplaintsResponse, ListTaxonomiesResponse, OverrideClassificationRequest, Receipt, RiskSignalKind,
+    StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse,
+    WithdrawComplaintRequest,
 };
 
 use super::{EventStream, IntakeApi, complaint_id, parsed, reason, redact};
+use crate::domain::contact::{self, recorded_first_contact};
 use crate::domain::deadlines::{grade_from_proto, is_provisional, receipt_deadlines};
 use crate::domain::lifecycle::ClassificationOverride;
 use crate::domain::validate::{self, validate_submission};
 use crate::error::IntakeError;
-use crate::store::{ListQuery, NewComplaint, PiiAccess, StoreError, Submitted};
+use crate::store::{ListQuery, NewComplaint, PiiAccess, RequestKey, StoreError, Submitted};
 
 impl IntakeApi {
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -40,6 +43,9 @@ impl IntakeApi {
             return Err(IntakeError::OutsideOrgUnit(submission.org_unit));
         }
         // Keyed, so the stored fingerprint cannot be used to guess the personal data it covers.
+        // It covers the complaint as sent, its first contact and source included; a first
+        // contact taken from the caller is not part of it, so a retry (or an import run again)
+        // by another account returns the first result.
         let request_hash =
             self.keyring.digest("request", &request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default());
         let mut complaint = request.complaint.unwrap_or_default();
@@ -67,6 +73,10 @@ impl IntakeApi {
             let kind = RiskSignalKind::try_from(signal.kind).unwrap_or_default().as_str_name();
             metrics::counter!("redress_risk_signals_total", "kind" => kind).increment(1);
         }
+        complaint.first_contact = recorded_first_contact(submission.first_contact, principal, &submission.org_unit);
+        complaint.source = submission.source as i32;
+        // A confirmation answers the read-back of the record, so it follows it.
+        complaint.content_confirmations.clear();
         complaint.org_unit = submission.org_unit.into_string();
         complaint.risk_signals = decision.signals;
         complaint.classification = Some(classification);
@@ -226,6 +236,40 @@ impl IntakeApi {
             .ok_or_else(|| IntakeError::complaint_not_found(&request.name))?;
         tracing::info!(complaint = %withdrawn.name, "complaint withdrawn");
         Ok(withdrawn)
+    }
+
+    /// Records the complainant's answer to the read-back of a complaint's recorded content
+    /// (D-INT-5); the complaint is returned as stored, personal information masked.
+    pub async fn confirm_content(
+        &self,
+        principal: &Principal,
+        request: ConfirmComplaintContentRequest,
+    ) -> Result<Complaint, IntakeError> {
+        principal.require(Permission::ComplaintsCreate)?;
+        let mut v = Violations::new();
+        let id = complaint_id(&mut v, &request.name);
+        let request_id = RequestId::parse_required(&mut v, "request_id", &request.request_id);
+        let now = self.clock.now();
+        let confirmation =
+            contact::confirmation(&mut v, "confirmation", request.confirmation.as_ref(), &principal.subject, now);
+        let parts = id.zip(request_id).zip(confirmation);
+        let ((id, request_id), confirmation) = parsed(v, parts)?;
+        self.complaint_in_scope(principal, id, &request.name).await?;
+        // Keyed, as the corrections may hold personal information; the caller is part of it, as
+        // it is the one the answer is recorded by.
+        let mut fingerprint = Vec::new();
+        for part in [principal.subject.as_bytes(), &request.encode_to_vec()] {
+            fingerprint.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            fingerprint.extend_from_slice(part);
+        }
+        let key = RequestKey { id: request_id, hash: self.keyring.digest("confirm-content", &fingerprint) };
+        let confirmed = self
+            .store()?
+            .confirm(id, key, confirmation, TraceContext::current())
+            .await?
+            .ok_or_else(|| IntakeError::complaint_not_found(&request.name))?;
+        tracing::info!(complaint = %confirmed.name, "complaint content confirmed");
+        Ok(confirmed)
     }
 
     pub async fn override_classification(
@@ -396,5 +440,184 @@ mod tests {
         // 15 days after Sep 24 is Oct 9, a Friday and a working day → 24:00 Oct 9.
         assert_eq!(deadlines.regulatory_decision_due_time, Some(shanghai_midnight(2026, 10, 10)));
         assert!(!deadlines.resolution_provisional && !deadlines.regulatory_decision_provisional);
+    }
+
+    /// A front-line clerk of the demo bank's Shanghai branch with an employee id.
+    fn staff_clerk() -> Principal {
+        Principal {
+            subject: "user:zhang".to_owned(),
+            org_unit: "institutions/demo-bank/branches/shanghai".to_owned(),
+            permissions: vec!["complaints.create".to_owned()],
+            staff_id: "E1001".to_owned(),
+            ..Principal::default()
+        }
+    }
+
+    fn fields(err: IntakeError) -> Vec<String> {
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        err.violations().into_iter().map(|v| v.field).collect()
+    }
+
+    #[tokio::test]
+    async fn the_first_contact_is_the_named_member_of_staff_else_the_calling_one_and_the_source_is_kept() {
+        use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintSource, FirstContact};
+
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db.config).await;
+        let by_staff = api.submit(&staff_clerk(), submission(now())).await.unwrap().complaint.unwrap();
+        let expected = FirstContact {
+            subject: "user:zhang".to_owned(),
+            staff_id: "E1001".to_owned(),
+            org_unit: "institutions/demo-bank/branches/shanghai".to_owned(),
+            department: String::new(),
+            recorded_by: "user:zhang".to_owned(),
+        };
+        assert_eq!(by_staff.first_contact.as_ref(), Some(&expected));
+        assert_eq!(by_staff.source, ComplaintSource::ExternalConsumer as i32);
+
+        // A channel system names the member of staff; a system naming nobody records nobody.
+        let mut named = submission(now());
+        named.request_id = "r2".to_owned();
+        let complaint = named.complaint.as_mut().unwrap();
+        complaint.first_contact = Some(FirstContact {
+            staff_id: " E2002 ".to_owned(),
+            department: "客服中心".to_owned(),
+            recorded_by: "forged".to_owned(),
+            ..FirstContact::default()
+        });
+        complaint.source = ComplaintSource::ExternalPartner as i32;
+        let named = api.submit(&clerk(), named).await.unwrap().complaint.unwrap();
+        let contact = named.first_contact.unwrap();
+        assert_eq!(
+            (contact.staff_id.as_str(), contact.org_unit.as_str(), contact.recorded_by.as_str()),
+            ("E2002", "institutions/demo-bank/branches/shanghai", "user:clerk")
+        );
+        assert_eq!(named.source, ComplaintSource::ExternalPartner as i32);
+        let mut nobody = submission(now());
+        nobody.request_id = "r3".to_owned();
+        let nobody = api.submit(&clerk(), nobody).await.unwrap().complaint.unwrap();
+        assert_eq!(nobody.first_contact, None);
+
+        // Shown on reads and carried to case-workflow.
+        let id = by_staff.name.strip_prefix("complaints/").unwrap();
+        assert_eq!(api.store().unwrap().get(id).await.unwrap().unwrap().first_contact, Some(expected.clone()));
+        let events = redress_platform::testing::committed_events(api.store().unwrap().feed(), 0, 100).await.unwrap();
+        let accepted: ComplaintAccepted = events[0].payload.as_ref().unwrap().to_msg().unwrap();
+        assert_eq!(accepted.first_contact, Some(expected));
+        assert_eq!(accepted.source, ComplaintSource::ExternalConsumer as i32);
+
+        // Bad inputs name their fields.
+        let mut bad = submission(now());
+        bad.request_id = "r4".to_owned();
+        let complaint = bad.complaint.as_mut().unwrap();
+        complaint.first_contact =
+            Some(FirstContact { org_unit: "institutions/other-bank".to_owned(), ..FirstContact::default() });
+        complaint.source = 9;
+        assert_eq!(
+            fields(api.submit(&staff_clerk(), bad).await.unwrap_err()),
+            ["complaint.first_contact.staff_id", "complaint.first_contact.org_unit", "complaint.source"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_must_name_the_same_first_contact_and_source() {
+        use redress_proto::redress::intake::v1::{ComplaintSource, FirstContact};
+
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db.config).await;
+        let receive = now();
+        let named = |staff_id: &str, source: ComplaintSource| {
+            let mut request = submission(receive);
+            let complaint = request.complaint.as_mut().unwrap();
+            complaint.first_contact = Some(FirstContact { staff_id: staff_id.to_owned(), ..FirstContact::default() });
+            complaint.source = source as i32;
+            request
+        };
+        let first = api.submit(&clerk(), named("E1", ComplaintSource::InternalStaff)).await.unwrap();
+        let retried = api.submit(&clerk(), named("E1", ComplaintSource::InternalStaff)).await.unwrap();
+        assert_eq!(retried.complaint.unwrap().name, first.complaint.unwrap().name);
+        for other in [named("E2", ComplaintSource::InternalStaff), named("E1", ComplaintSource::ExternalConsumer)] {
+            assert_eq!(fields(api.submit(&clerk(), other).await.unwrap_err()), ["request_id"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_back_answer_is_validated_scoped_idempotent_and_refused_once_withdrawn() {
+        use redress_proto::redress::intake::v1::{ConfirmationMethod, ContentConfirmation};
+
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db.config).await;
+        let complaint = api.submit(&staff_clerk(), submission(now())).await.unwrap().complaint.unwrap();
+        let request = |request_id: &str, confirmation: Option<ContentConfirmation>| ConfirmComplaintContentRequest {
+            name: complaint.name.clone(),
+            request_id: request_id.to_owned(),
+            confirmation,
+        };
+        let correction = ContentConfirmation {
+            confirmed: false,
+            method: ConfirmationMethod::ReadBackCall as i32,
+            corrections: "年费是 300 元，不是 200 元".to_owned(),
+            ..ContentConfirmation::default()
+        };
+        let stored = api.confirm_content(&staff_clerk(), request("c1", Some(correction.clone()))).await.unwrap();
+        let answer = &stored.content_confirmations[0];
+        assert_eq!(answer.corrections, crate::domain::mask::MASKED_TEXT, "returned masked");
+        assert_eq!(answer.recorded_by, "user:zhang");
+        assert!(answer.confirm_time.is_some(), "now when not given");
+        // A retry returns the complaint; the id with another request is refused.
+        let retried = api.confirm_content(&staff_clerk(), request("c1", Some(correction.clone()))).await.unwrap();
+        assert_eq!(retried.content_confirmations.len(), 1);
+        let other = ContentConfirmation { corrections: "另一处更正".to_owned(), ..correction.clone() };
+        assert_eq!(
+            fields(api.confirm_content(&staff_clerk(), request("c1", Some(other))).await.unwrap_err()),
+            ["request_id"]
+        );
+
+        // Every bad field at once.
+        let unexplained = ContentConfirmation {
+            method: ConfirmationMethod::Other as i32,
+            corrections: String::new(),
+            ..correction.clone()
+        };
+        let bad = ConfirmComplaintContentRequest {
+            name: "complaints/x".to_owned(),
+            request_id: String::new(),
+            confirmation: Some(unexplained),
+        };
+        assert_eq!(
+            fields(api.confirm_content(&staff_clerk(), bad).await.unwrap_err()),
+            ["name", "request_id", "confirmation.corrections", "confirmation.note"]
+        );
+        assert_eq!(
+            fields(api.confirm_content(&staff_clerk(), request("c2", None)).await.unwrap_err()),
+            ["confirmation"]
+        );
+        let early = ContentConfirmation {
+            confirmed: true,
+            corrections: String::new(),
+            confirm_time: Some(to_timestamp(now() - chrono::TimeDelta::days(1))),
+            ..correction.clone()
+        };
+        assert_eq!(
+            fields(api.confirm_content(&staff_clerk(), request("c3", Some(early))).await.unwrap_err()),
+            ["confirmation.confirm_time"]
+        );
+
+        // Needs complaints.create, and the complaint's unit.
+        let reader = Principal { permissions: vec!["complaints.read".to_owned()], ..staff_clerk() };
+        let denied = api.confirm_content(&reader, request("c4", Some(correction.clone()))).await.unwrap_err();
+        assert_eq!(denied.kind(), ErrorKind::PermissionDenied);
+        let elsewhere = clerk_of("institutions/demo-bank/branches/beijing");
+        let hidden = api.confirm_content(&elsewhere, request("c5", Some(correction.clone()))).await.unwrap_err();
+        assert_eq!(hidden.kind(), ErrorKind::NotFound);
+
+        let withdraw = WithdrawComplaintRequest {
+            name: complaint.name.clone(),
+            reason: "已协商解决".to_owned(),
+            withdraw_time: None,
+        };
+        api.withdraw(&staff_clerk(), withdraw).await.unwrap();
+        let refused = api.confirm_content(&staff_clerk(), request("c6", Some(correction))).await.unwrap_err();
+        assert_eq!((refused.kind(), refused.reason()), (ErrorKind::FailedPrecondition, "COMPLAINT_WITHDRAWN"));
     }
 }

@@ -21,11 +21,11 @@ use redress_proto::redress::intake::v1::intake_event_feed_service_server::Intake
 use redress_proto::redress::intake::v1::intake_service_server::IntakeService;
 use redress_proto::redress::intake::v1::personal_data_service_server::PersonalDataService;
 use redress_proto::redress::intake::v1::{
-    Complaint, CorrectPersonalDataRequest, ErasePersonalDataRequest, ErasePersonalDataResponse,
-    ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest, ListComplaintsRequest,
-    ListComplaintsResponse, ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse, ListTaxonomiesRequest,
-    ListTaxonomiesResponse, OverrideClassificationRequest, StreamEventsRequest, StreamEventsResponse,
-    SubmitComplaintRequest, SubmitComplaintResponse, WithdrawComplaintRequest,
+    Complaint, ConfirmComplaintContentRequest, CorrectPersonalDataRequest, ErasePersonalDataRequest,
+    ErasePersonalDataResponse, ExportPersonalDataRequest, ExportPersonalDataResponse, GetComplaintRequest,
+    ListComplaintsRequest, ListComplaintsResponse, ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse,
+    ListTaxonomiesRequest, ListTaxonomiesResponse, OverrideClassificationRequest, StreamEventsRequest,
+    StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse, WithdrawComplaintRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -176,6 +176,14 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<Complaint>, Status> {
         let principal = principal_of(&request)?;
         Ok(Response::new(self.withdraw(&principal, request.into_inner()).await?))
+    }
+
+    async fn confirm_complaint_content(
+        &self,
+        request: Request<ConfirmComplaintContentRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.confirm_content(&principal, request.into_inner()).await?))
     }
 
     async fn override_classification(

@@ -1,12 +1,15 @@
-//! What may happen to a complaint after it was accepted: the complainant withdraws it, or a
-//! handler overrides its classification. Each change takes the stored record and returns the
-//! new one with the event announcing it; the store applies it under a lock.
+//! What may happen to a complaint after it was accepted: the complainant withdraws it,
+//! confirms or corrects its content when it is read back, or a handler overrides its
+//! classification. Each change takes the stored record and returns the new one with the event
+//! announcing it; the store applies it under a lock.
 
 use chrono::{DateTime, Utc};
 use redress_platform::events::NewEvent;
+use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::intake::v1::{
-    Classification, ClassificationSource, Complaint, ComplaintReclassified, ComplaintState, ComplaintWithdrawn,
+    Classification, ClassificationSource, Complaint, ComplaintContentConfirmed, ComplaintReclassified, ComplaintState,
+    ComplaintWithdrawn, ContentConfirmation,
 };
 
 /// Why a change to a complaint is refused.
@@ -14,6 +17,15 @@ use redress_proto::redress::intake::v1::{
 pub enum ChangeError {
     #[error("a complaint cannot be withdrawn before it was received")]
     WithdrawnBeforeReceipt,
+    #[error("the complainant cannot have answered the read-back before the complaint was received")]
+    ConfirmedBeforeReceipt,
+    #[error("the complaint was withdrawn")]
+    Withdrawn,
+}
+
+/// Whether `at` lies before the complaint was received.
+fn before_receipt(complaint: &Complaint, at: DateTime<Utc>) -> bool {
+    complaint.receive_time.as_ref().and_then(from_timestamp).is_some_and(|received| at < received)
 }
 
 /// A change to a stored complaint: the new record with its event, `None` when the complaint
@@ -24,7 +36,7 @@ pub type Changed = Option<(Complaint, NewEvent)>;
 /// announces it. Withdrawing a withdrawn complaint changes nothing, so a retry is harmless;
 /// a withdrawal dated before the complaint was received is refused either way.
 pub fn withdrawn(mut complaint: Complaint, reason: &str, at: DateTime<Utc>) -> Result<Changed, ChangeError> {
-    if complaint.receive_time.as_ref().and_then(from_timestamp).is_some_and(|received| at < received) {
+    if before_receipt(&complaint, at) {
         return Err(ChangeError::WithdrawnBeforeReceipt);
     }
     if complaint.state == ComplaintState::Withdrawn as i32 {
@@ -43,6 +55,34 @@ pub fn withdrawn(mut complaint: Complaint, reason: &str, at: DateTime<Utc>) -> R
         },
     );
     Ok(Some((complaint, event)))
+}
+
+/// The complainant's answer to the read-back of the recorded content (D-INT-5), added after
+/// the earlier ones and announced, in the request's `trace`, by ComplaintContentConfirmed,
+/// which says whether there are corrections but not what they are. The recorded words stay as
+/// they are (D-INT-4). Refused on a withdrawn complaint, or dated before it was received.
+pub fn confirmed(
+    mut complaint: Complaint,
+    confirmation: ContentConfirmation,
+    trace: TraceContext,
+) -> Result<(Complaint, NewEvent), ChangeError> {
+    if complaint.state == ComplaintState::Withdrawn as i32 {
+        return Err(ChangeError::Withdrawn);
+    }
+    if confirmation.confirm_time.as_ref().and_then(from_timestamp).is_some_and(|at| before_receipt(&complaint, at)) {
+        return Err(ChangeError::ConfirmedBeforeReceipt);
+    }
+    let event = ComplaintContentConfirmed {
+        complaint: complaint.name.clone(),
+        confirmed: confirmation.confirmed,
+        method: confirmation.method,
+        confirm_time: confirmation.confirm_time,
+        has_corrections: !confirmation.corrections.is_empty(),
+        recorded_by: confirmation.recorded_by.clone(),
+    };
+    let event = NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &event, trace);
+    complaint.content_confirmations.push(confirmation);
+    Ok((complaint, event))
 }
 
 /// A handler's override of a complaint's classification: the parts it sets, who and why.
@@ -128,6 +168,40 @@ mod tests {
         assert_eq!(complaint.state, ComplaintState::Withdrawn as i32);
         assert_eq!(complaint.withdraw_reason, "已解决");
         assert!(withdrawn(complaint, "再次", at).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_read_back_answer_is_added_beside_the_record_and_announced_without_its_words() {
+        use prost::Message;
+        use redress_proto::redress::intake::v1::ConfirmationMethod;
+
+        let at = redress_platform::time::now();
+        let mut complaint = received(at);
+        complaint.facts = "多扣了 200 元年费".to_owned();
+        let answer = |minutes: i64, corrections: &str| ContentConfirmation {
+            confirmed: corrections.is_empty(),
+            method: ConfirmationMethod::ReadBackCall as i32,
+            corrections: corrections.to_owned(),
+            confirm_time: Some(to_timestamp(at + TimeDelta::minutes(minutes))),
+            recorded_by: "user:li".to_owned(),
+            ..ContentConfirmation::default()
+        };
+        let early = confirmed(complaint.clone(), answer(-1, ""), TraceContext::default());
+        assert_eq!(early.unwrap_err(), ChangeError::ConfirmedBeforeReceipt);
+        let (once, event) = confirmed(complaint, answer(1, "金额是 300 元"), TraceContext::default()).unwrap();
+        assert_eq!(once.facts, "多扣了 200 元年费", "the recorded words stay as they are");
+        let (twice, _) = confirmed(once, answer(2, ""), TraceContext::default()).unwrap();
+        let corrections: Vec<&str> = twice.content_confirmations.iter().map(|c| c.corrections.as_str()).collect();
+        assert_eq!(corrections, ["金额是 300 元", ""], "in the order recorded");
+        assert_eq!(event.event_type, "redress.intake.v1.ComplaintContentConfirmed");
+        let announced = ComplaintContentConfirmed::decode(event.payload.as_slice()).unwrap();
+        assert!(announced.has_corrections && !announced.confirmed);
+        assert_eq!(announced.recorded_by, "user:li");
+        assert!(!String::from_utf8_lossy(&event.payload).contains("300"), "the words stay out of the event");
+
+        let (withdrawn, _) = withdrawn(twice, "已解决", at + TimeDelta::minutes(3)).unwrap().unwrap();
+        let refused = confirmed(withdrawn, answer(4, ""), TraceContext::default());
+        assert_eq!(refused.unwrap_err(), ChangeError::Withdrawn);
     }
 
     #[test]

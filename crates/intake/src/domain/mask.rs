@@ -1,5 +1,7 @@
 //! Masking of personal information for callers without the PII permission (D-PII-2). Masked
-//! values keep just enough to recognise a record on the phone, never enough to identify.
+//! values keep just enough to recognise a record on the phone, never enough to identify; the
+//! complainant's own free text kept as personal (the corrections they gave when the record was
+//! read back) is masked whole.
 
 use redress_proto::redress::intake::v1::{Complaint, NaturalPerson, complainant::Party};
 
@@ -34,6 +36,13 @@ pub fn email(value: &str) -> String {
     }
 }
 
+/// What a masked free text shows: that there is one, nothing of it.
+pub const MASKED_TEXT: &str = "[已隐藏]";
+
+pub fn text(value: &str) -> String {
+    if value.is_empty() { String::new() } else { MASKED_TEXT.to_owned() }
+}
+
 pub fn address(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     let shown = chars.len().min(6);
@@ -51,6 +60,7 @@ struct Rewrite<'a> {
     phone: &'a dyn Fn(&str) -> String,
     email: &'a dyn Fn(&str) -> String,
     address: &'a dyn Fn(&str) -> String,
+    text: &'a dyn Fn(&str) -> String,
 }
 
 fn person(p: &mut NaturalPerson, r: &Rewrite<'_>) {
@@ -80,17 +90,33 @@ fn rewrite(c: &mut Complaint, r: &Rewrite<'_>) {
     for p in c.representatives.iter_mut().filter_map(|rep| rep.person.as_mut()) {
         person(p, r);
     }
+    for confirmation in &mut c.content_confirmations {
+        confirmation.corrections = (r.text)(&confirmation.corrections);
+    }
 }
 
 /// Masks every personal field of a complaint in place.
 pub fn complaint(c: &mut Complaint) {
-    rewrite(c, &Rewrite { name: &name, id_number: &id_number, phone: &phone, email: &email, address: &address });
+    rewrite(
+        c,
+        &Rewrite { name: &name, id_number: &id_number, phone: &phone, email: &email, address: &address, text: &text },
+    );
 }
 
 /// Replaces every non-empty personal field with `marker` (erasure).
 pub fn replace_all(c: &mut Complaint, marker: &str) {
     let replace = |v: &str| if v.is_empty() { String::new() } else { marker.to_owned() };
-    rewrite(c, &Rewrite { name: &replace, id_number: &replace, phone: &replace, email: &replace, address: &replace });
+    rewrite(
+        c,
+        &Rewrite {
+            name: &replace,
+            id_number: &replace,
+            phone: &replace,
+            email: &replace,
+            address: &replace,
+            text: &replace,
+        },
+    );
 }
 
 #[cfg(test)]
@@ -105,5 +131,28 @@ mod tests {
         assert_eq!(email("wang.li@example.cn"), "w******@example.cn");
         assert_eq!(address("上海市浦东新区世纪大道100号"), "上海市浦东新****");
         assert_eq!(phone("123"), "***");
+        assert_eq!(text("我叫张三，电话 13812345678"), MASKED_TEXT);
+        assert_eq!(text(""), "");
+    }
+
+    #[test]
+    fn corrections_are_masked_and_erased_whole_and_the_rest_of_a_confirmation_stays() {
+        use redress_proto::redress::intake::v1::ContentConfirmation;
+
+        let confirmation = |corrections: &str| ContentConfirmation {
+            corrections: corrections.to_owned(),
+            note: "录音 R-1".to_owned(),
+            ..ContentConfirmation::default()
+        };
+        let mut c = Complaint {
+            content_confirmations: vec![confirmation("我的卡号是 6222020200112233445"), confirmation("")],
+            ..Complaint::default()
+        };
+        complaint(&mut c);
+        assert_eq!(c.content_confirmations[0].corrections, MASKED_TEXT);
+        assert_eq!(c.content_confirmations[1].corrections, "");
+        assert_eq!(c.content_confirmations[0].note, "录音 R-1", "staff notes are not the complainant's");
+        replace_all(&mut c, "[已删除]");
+        assert_eq!(c.content_confirmations[0].corrections, "[已删除]");
     }
 }

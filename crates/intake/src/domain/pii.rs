@@ -4,10 +4,11 @@
 //! Each complainant (data subject) has a random 256-bit data key. It is stored only wrapped
 //! (AES-256-GCM) by a master key named by its key id, so master keys rotate without touching
 //! the data, and destroying the wrapped data key erases the subject. A complaint's personal
-//! fields (complainant, agent, representatives) are sealed with the subject's data key, the
-//! additional data binding the ciphertext to the complaint and subject, so a sealed value
-//! copied to another row does not open. Lookups go through blind indexes: keyed HMAC-SHA256
-//! digests of normalised identifiers, never the identifiers themselves.
+//! fields (complainant, agent, representatives, the corrections the complainant gave at the
+//! read-back) are sealed with the subject's data key, the additional data binding the
+//! ciphertext to the complaint and subject, so a sealed value copied to another row does not
+//! open. Lookups go through blind indexes: keyed HMAC-SHA256 digests of normalised
+//! identifiers, never the identifiers themselves.
 
 use std::collections::HashMap;
 
@@ -15,7 +16,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
 use prost::Message;
-use redress_proto::redress::intake::v1::Complaint;
+use redress_proto::redress::intake::v1::{Complaint, ContentConfirmation};
 use sha2::Sha256;
 
 const NONCE_LEN: usize = 12;
@@ -180,13 +181,20 @@ impl DataKey {
     }
 }
 
-/// The personal part of a complaint: complainant, agent and representatives as submitted.
-/// Encoded as a `Complaint` holding only those fields.
+/// The personal part of a complaint: complainant, agent and representatives as submitted, and
+/// the corrections the complainant gave when the record was read back (their own words).
+/// Encoded as a `Complaint` holding only those fields (a confirmation only its corrections, in
+/// the record's order).
 fn personal_part(complaint: &Complaint) -> Complaint {
     Complaint {
         complainant: complaint.complainant.clone(),
         agent: complaint.agent.clone(),
         representatives: complaint.representatives.clone(),
+        content_confirmations: complaint
+            .content_confirmations
+            .iter()
+            .map(|c| ContentConfirmation { corrections: c.corrections.clone(), ..ContentConfirmation::default() })
+            .collect(),
         ..Complaint::default()
     }
 }
@@ -196,6 +204,9 @@ fn restore(complaint: &mut Complaint, personal: Complaint) {
     complaint.complainant = personal.complainant;
     complaint.agent = personal.agent;
     complaint.representatives = personal.representatives;
+    for (stored, sealed) in complaint.content_confirmations.iter_mut().zip(personal.content_confirmations) {
+        stored.corrections = sealed.corrections;
+    }
 }
 
 fn decode_personal(bytes: &[u8]) -> Result<Complaint, PiiError> {
@@ -281,6 +292,27 @@ mod tests {
         assert!(new.rewrap("s1", &rewrapped).unwrap().is_none());
         let only_k1 = Keyring::new("k1", &[("k1".to_owned(), vec![1u8; 32])], &[9u8; 32]).unwrap();
         assert!(matches!(only_k1.unwrap("s1", &rewrapped), Err(PiiError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn corrections_are_sealed_with_the_complainant_and_masked_in_the_record() {
+        let ring = keyring("k1");
+        let (key, wrapped) = ring.new_data_key("s1").unwrap();
+        let mut complaint = crate::testing::complaint("facts");
+        complaint.name = "complaints/c1".to_owned();
+        complaint.content_confirmations = vec![
+            ContentConfirmation { confirmed: true, ..ContentConfirmation::default() },
+            ContentConfirmation {
+                corrections: "手机号应为 13900001111".to_owned(), ..ContentConfirmation::default()
+            },
+        ];
+        let (record, sealed) = seal(&complaint, "s1", &key).unwrap();
+        assert!(!record.windows(11).any(|w| w == b"13900001111"), "the record keeps no correction in clear");
+        let mut stored = Complaint::decode(record.as_slice()).unwrap();
+        assert_eq!(stored.content_confirmations[1].corrections, crate::domain::mask::MASKED_TEXT);
+        assert!(stored.content_confirmations[0].confirmed, "the rest of a confirmation stays in the record");
+        unseal(&ring, &mut stored, "c1", "s1", &wrapped, &sealed).unwrap();
+        assert_eq!(stored, complaint);
     }
 
     #[test]

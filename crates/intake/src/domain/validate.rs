@@ -7,10 +7,11 @@ use redress_platform::names::{OrgUnit, RequestId, Text};
 use redress_platform::time::from_timestamp;
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{
-    AgentRelation, Complainant, Complaint, EvidenceKind, IdDocumentType, NaturalPerson, SubmitComplaintRequest,
-    complainant::Party,
+    AgentRelation, Complainant, Complaint, ComplaintSource, EvidenceKind, FirstContact, IdDocumentType, NaturalPerson,
+    SubmitComplaintRequest, complainant::Party,
 };
 
+use super::contact::named_first_contact;
 use super::identifiers::{is_valid_mainland_phone, is_valid_resident_id, is_valid_uscc};
 
 /// Most representatives of a joint complaint.
@@ -28,6 +29,18 @@ pub struct Submission {
     pub org_unit: OrgUnit,
     /// The instant the complaint counts as received.
     pub receive_time: DateTime<Utc>,
+    /// The member of staff the request names as first contact, trimmed and canonical.
+    pub first_contact: Option<FirstContact>,
+    /// Where the complaint comes from; an external consumer when the request does not say.
+    pub source: ComplaintSource,
+}
+
+/// What [`validate_complaint`] parsed.
+struct Parsed {
+    receive_time: DateTime<Utc>,
+    org_unit: Option<OrgUnit>,
+    first_contact: Option<FirstContact>,
+    source: ComplaintSource,
 }
 
 fn phone(v: &mut Violations, field: &str, value: &str) {
@@ -89,9 +102,11 @@ pub fn validate_submission(request: &SubmitComplaintRequest, now: DateTime<Utc>)
         v.add("complaint", "must be set");
         return Err(v);
     };
-    let (receive_time, org_unit) = validate_complaint(&mut v, c, now);
+    let Parsed { receive_time, org_unit, first_contact, source } = validate_complaint(&mut v, c, now);
     match (request_id, org_unit) {
-        (Some(request_id), Some(org_unit)) if v.is_empty() => Ok(Submission { request_id, org_unit, receive_time }),
+        (Some(request_id), Some(org_unit)) if v.is_empty() => {
+            Ok(Submission { request_id, org_unit, receive_time, first_contact, source })
+        }
         _ => Err(v),
     }
 }
@@ -118,8 +133,9 @@ pub fn past_instant(
     }
 }
 
-/// Validates a complaint; returns its receive instant and its organisation unit.
-fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> (DateTime<Utc>, Option<OrgUnit>) {
+/// Validates a complaint; returns its receive instant, its organisation unit, the first
+/// contact it names and its source.
+fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> Parsed {
     match Channel::try_from(c.channel) {
         Ok(Channel::Unspecified) => v.add("complaint.channel", "must be set"),
         Err(_) => v.add("complaint.channel", "unknown channel"),
@@ -188,7 +204,19 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
         }
         Text::Short.check(v, &format!("{path}.description"), &e.description, false);
     }
-    (receive_time, org_unit)
+    let first_contact = c
+        .first_contact
+        .as_ref()
+        .map(|given| named_first_contact(v, "complaint.first_contact", given, org_unit.as_ref()));
+    let source = match ComplaintSource::try_from(c.source) {
+        Ok(ComplaintSource::Unspecified) => ComplaintSource::ExternalConsumer,
+        Ok(source) => source,
+        Err(_) => {
+            v.add("complaint.source", "unknown source");
+            ComplaintSource::ExternalConsumer
+        }
+    };
+    Parsed { receive_time, org_unit, first_contact, source }
 }
 
 #[cfg(test)]
@@ -258,6 +286,40 @@ pub(crate) mod tests {
         };
         c.representatives = vec![rep; 6];
         assert_eq!(fields(validate_submission(&r, Utc::now())), ["complaint.representatives"]);
+    }
+
+    #[test]
+    fn the_source_defaults_to_an_external_consumer_and_unknown_ones_are_refused() {
+        let mut r = valid_request();
+        assert_eq!(validate_submission(&r, Utc::now()).unwrap().source, ComplaintSource::ExternalConsumer);
+        r.complaint.as_mut().unwrap().source = ComplaintSource::InternalStaff as i32;
+        assert_eq!(validate_submission(&r, Utc::now()).unwrap().source, ComplaintSource::InternalStaff);
+        r.complaint.as_mut().unwrap().source = 7;
+        assert_eq!(fields(validate_submission(&r, Utc::now())), ["complaint.source"]);
+    }
+
+    #[test]
+    fn a_named_first_contact_is_checked_against_the_complaints_institution() {
+        let mut r = valid_request();
+        let c = r.complaint.as_mut().unwrap();
+        c.first_contact = Some(FirstContact {
+            staff_id: " E2002 ".to_owned(),
+            org_unit: "institutions/demo-bank/call-centres/sh".to_owned(),
+            ..Default::default()
+        });
+        let named = validate_submission(&r, Utc::now()).unwrap().first_contact.unwrap();
+        assert_eq!(
+            (named.staff_id.as_str(), named.org_unit.as_str()),
+            ("E2002", "institutions/demo-bank/call-centres/sh")
+        );
+        let c = r.complaint.as_mut().unwrap();
+        c.first_contact = Some(FirstContact { org_unit: "institutions/other".to_owned(), ..Default::default() });
+        assert_eq!(
+            fields(validate_submission(&r, Utc::now())),
+            ["complaint.first_contact.staff_id", "complaint.first_contact.org_unit"]
+        );
+        r.complaint.as_mut().unwrap().first_contact = None;
+        assert_eq!(validate_submission(&r, Utc::now()).unwrap().first_contact, None);
     }
 
     #[test]

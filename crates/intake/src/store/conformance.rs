@@ -8,11 +8,16 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use redress_platform::db::DatabaseConfig;
 use redress_platform::names::OrgUnit;
+use redress_platform::telemetry::TraceContext;
 use redress_platform::testing::committed_events;
-use redress_proto::redress::intake::v1::{Complaint, ComplaintAccepted, NaturalPerson, complainant::Party};
+use redress_proto::redress::intake::v1::{
+    Complaint, ComplaintAccepted, ComplaintContentConfirmed, ConfirmationMethod, ContentConfirmation, NaturalPerson,
+    complainant::Party,
+};
 use tokio_util::sync::CancellationToken;
 
-use super::{Erased, Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, StoreError, Submitted};
+use super::{Erased, Identifier, IntakeStore, ListQuery, NewComplaint, PiiAccess, RequestKey, StoreError, Submitted};
+use crate::domain::lifecycle::ChangeError;
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn IntakeStore> {
     crate::open_store(
@@ -69,6 +74,9 @@ redress_platform::conformance_suite!(
     a_reference_identifies_one_complaint_of_its_institution,
     concurrent_submissions_of_one_reference_create_one_complaint,
     provisional_receipt_deadlines_are_revised_once_when_the_official_year_is_loaded,
+    a_read_back_answer_is_kept_with_the_persons_information_and_announced_without_it,
+    a_read_back_answer_is_recorded_once_per_request_id,
+    a_read_back_answer_needs_an_accepted_complaint_received_before_it,
 );
 
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
@@ -777,4 +785,170 @@ async fn provisional_receipt_deadlines_are_revised_once_when_the_official_year_i
     let again = store.revise_deadlines(revise()).await.unwrap();
     assert_eq!((again.recomputed, again.revised), (0, 0));
     assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), events.len());
+}
+
+/// The complainant's answer to the read-back: `corrections` when they corrected the record
+/// (confirmed otherwise), `minutes` after now, recorded by a clerk.
+fn answer(corrections: &str, minutes: i64) -> ContentConfirmation {
+    ContentConfirmation {
+        confirmed: corrections.is_empty(),
+        method: ConfirmationMethod::ReadBackCall as i32,
+        corrections: corrections.to_owned(),
+        note: "录音 R-1".to_owned(),
+        confirm_time: Some(redress_platform::time::to_timestamp(
+            redress_platform::time::now() + Duration::minutes(minutes),
+        )),
+        recorded_by: "user:clerk".to_owned(),
+    }
+}
+
+fn request_key(id: &str, hash: &str) -> RequestKey {
+    RequestKey { id: super::conformance_support::request_id(id), hash: hash.to_owned() }
+}
+
+/// Every stored byte of the complaints table, to look for clear text in.
+async fn complaint_bytes(store: &Arc<dyn IntakeStore>) -> Vec<u8> {
+    const SQL: &str = "SELECT record, pii FROM complaints";
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = match store.feed().pool() {
+        redress_platform::db::Pool::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await.unwrap(),
+        redress_platform::db::Pool::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await.unwrap(),
+    };
+    rows.into_iter().flat_map(|(record, pii)| record.into_iter().chain(pii.unwrap_or_default())).collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+async fn a_read_back_answer_is_kept_with_the_persons_information_and_announced_without_it(store: Arc<dyn IntakeStore>) {
+    use crate::domain::mask::MASKED_TEXT;
+    use crate::domain::pii::ERASED;
+
+    const WORDS: &str = "金额应为 300 元，回电 13900009999";
+    let Submitted::Created(c) = store.submit(personal("c1", "13955556666", "11010519491231002X", BANK)).await.unwrap()
+    else {
+        panic!()
+    };
+    let id = id_of(&c);
+    let trace = TraceContext::default();
+    let stored = store.confirm(&id, request_key("a1", "h1"), answer(WORDS, 1), trace.clone()).await.unwrap().unwrap();
+    assert_eq!(stored.content_confirmations.len(), 1);
+    assert_eq!(stored.content_confirmations[0].corrections, MASKED_TEXT, "returned as stored");
+    assert_eq!(stored.content_confirmations[0].note, "录音 R-1");
+    assert_eq!(stored.facts, c.facts, "the recorded words stay as they are");
+    assert_eq!(person(&stored).phone, "139****6666");
+    assert_eq!(store.get(&id).await.unwrap().unwrap(), stored);
+    let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed[0].complaint.content_confirmations[0].corrections, MASKED_TEXT);
+    assert!(!contains(&complaint_bytes(&store).await, "13900009999"), "no correction in clear at rest");
+
+    // In clear with a recorded reason, and exported with the person.
+    let clear = store.reveal(&id, &access("read", "回访核实")).await.unwrap().unwrap();
+    assert_eq!(clear.content_confirmations[0].corrections, WORDS);
+    assert_eq!(person(&clear).phone, "13955556666");
+    let exported = store.export(&by_phone("13955556666"), &access("export", "access request")).await.unwrap();
+    assert_eq!(exported[0].content_confirmations[0].corrections, WORDS);
+
+    // A later confirmation stands after it; correcting the complainant keeps both.
+    store.confirm(&id, request_key("a2", "h2"), answer("", 2), trace.clone()).await.unwrap().unwrap();
+    let mut complainant = c.complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = complainant.party.as_mut() {
+        p.full_name = "王晓明".to_owned();
+    }
+    let corrected = store.correct(&id, complainant, &access("correct", "name misspelt")).await.unwrap().unwrap();
+    let answers: Vec<(bool, &str)> =
+        corrected.content_confirmations.iter().map(|a| (a.confirmed, a.corrections.as_str())).collect();
+    assert_eq!(answers, [(false, WORDS), (true, "")]);
+
+    // The events say whether there are corrections, never what they are.
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let confirmed: Vec<ComplaintContentConfirmed> = events
+        .iter()
+        .filter(|e| e.event_type == "redress.intake.v1.ComplaintContentConfirmed")
+        .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
+        .collect();
+    assert_eq!(confirmed.len(), 2);
+    assert_eq!((confirmed[0].complaint.as_str(), confirmed[0].has_corrections), (c.name.as_str(), true));
+    assert_eq!((confirmed[1].confirmed, confirmed[1].has_corrections), (true, false));
+    assert_eq!(confirmed[0].method, ConfirmationMethod::ReadBackCall as i32);
+    assert_eq!(confirmed[0].recorded_by, "user:clerk");
+    for event in &events {
+        assert!(!contains(&event.payload.as_ref().unwrap().value, "13900009999"));
+    }
+
+    // Erased with the person; after that only an answer without corrections can be recorded.
+    store.erase(&by_phone("13955556666"), &access("erase", "deletion request")).await.unwrap().unwrap();
+    let erased = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(erased.content_confirmations[0].corrections, ERASED);
+    assert_eq!(
+        store.reveal(&id, &access("read", "x")).await.unwrap().unwrap().content_confirmations[0].corrections,
+        ERASED
+    );
+    let refused = store.confirm(&id, request_key("a3", "h3"), answer("又有更正", 3), trace.clone()).await;
+    assert!(matches!(refused, Err(StoreError::Erased)), "{refused:?}");
+    let after = store.confirm(&id, request_key("a4", "h4"), answer("", 4), trace).await.unwrap().unwrap();
+    assert_eq!(after.content_confirmations.len(), 3);
+    assert_eq!(after.content_confirmations[0].corrections, ERASED);
+}
+
+async fn a_read_back_answer_is_recorded_once_per_request_id(store: Arc<dyn IntakeStore>) {
+    let Submitted::Created(c) = store.submit(personal("c1", "13955556666", "", BANK)).await.unwrap() else { panic!() };
+    let Submitted::Created(other) = store.submit(personal("c2", "13977778888", "", BANK)).await.unwrap() else {
+        panic!()
+    };
+    let (id, trace) = (id_of(&c), TraceContext::default());
+    let first = store.confirm(&id, request_key("a1", "h1"), answer("更正", 1), trace.clone()).await.unwrap().unwrap();
+    // Retried, also concurrently: the complaint as it is, nothing recorded again.
+    let mut retries = Vec::new();
+    for _ in 0..4 {
+        let (store, id, trace) = (store.clone(), id.clone(), trace.clone());
+        retries.push(tokio::spawn(async move {
+            store.confirm(&id, request_key("a1", "h1"), answer("更正", 1), trace).await.unwrap().unwrap()
+        }));
+    }
+    for retry in retries {
+        assert_eq!(retry.await.unwrap(), first);
+    }
+    let reused = store.confirm(&id, request_key("a1", "other"), answer("", 2), trace.clone()).await;
+    assert!(matches!(reused, Err(StoreError::RequestIdReused)), "{reused:?}");
+    let elsewhere = store.confirm(&id_of(&other), request_key("a1", "other"), answer("", 2), trace.clone()).await;
+    assert!(matches!(elsewhere, Err(StoreError::RequestIdReused)), "{elsewhere:?}");
+    assert_eq!(store.get(&id).await.unwrap().unwrap().content_confirmations.len(), 1);
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.event_type.ends_with("ComplaintContentConfirmed")).count(), 1);
+
+    // Retention forgets the request id like a submission's.
+    assert_eq!(
+        store.prune_requests(Utc::now() + Duration::minutes(1)).await.unwrap(),
+        3,
+        "two submissions, one change"
+    );
+    let again = store.confirm(&id, request_key("a1", "other"), answer("", 2), trace).await.unwrap().unwrap();
+    assert_eq!(again.content_confirmations.len(), 2);
+}
+
+async fn a_read_back_answer_needs_an_accepted_complaint_received_before_it(store: Arc<dyn IntakeStore>) {
+    let Submitted::Created(c) = store.submit(personal("c1", "13955556666", "", BANK)).await.unwrap() else { panic!() };
+    let (id, trace) = (id_of(&c), TraceContext::default());
+    let early = store.confirm(&id, request_key("a1", "h1"), answer("", -10), trace.clone()).await;
+    assert!(matches!(early, Err(StoreError::Refused(ChangeError::ConfirmedBeforeReceipt))), "{early:?}");
+    // A refused request took no request id: corrected, it is recorded.
+    let fixed = store.confirm(&id, request_key("a1", "h1-fixed"), answer("", 1), trace.clone()).await.unwrap().unwrap();
+    assert_eq!(fixed.content_confirmations.len(), 1);
+    store.withdraw(&id, "已协商解决", redress_platform::time::now()).await.unwrap().unwrap();
+    let withdrawn = store.confirm(&id, request_key("a2", "h2"), answer("", 1), trace.clone()).await;
+    assert!(matches!(withdrawn, Err(StoreError::Refused(ChangeError::Withdrawn))), "{withdrawn:?}");
+    assert_eq!(store.get(&id).await.unwrap().unwrap().content_confirmations.len(), 1, "nothing half written");
+    let missing = uuid::Uuid::now_v7().to_string();
+    assert!(store.confirm(&missing, request_key("a3", "h3"), answer("", 1), trace).await.unwrap().is_none());
+    let types: Vec<String> =
+        committed_events(store.feed(), 0, 100).await.unwrap().into_iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [
+            "redress.intake.v1.ComplaintAccepted",
+            "redress.intake.v1.ComplaintContentConfirmed",
+            "redress.intake.v1.ComplaintWithdrawn"
+        ]
+    );
 }

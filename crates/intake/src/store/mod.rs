@@ -14,7 +14,7 @@ use redress_platform::db::CommitFailed;
 use redress_platform::events::Feed;
 use redress_platform::names::RequestId;
 use redress_platform::telemetry::TraceContext;
-use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
 
 use crate::domain::acceptance::SourceReference;
 pub use crate::domain::lifecycle::ClassificationOverride;
@@ -219,6 +219,21 @@ pub trait IntakeStore: Send + Sync + 'static {
         let rewritten = self.rewrite(id, Box::new(move |c| lifecycle::withdrawn(c, &reason, at))).await?;
         Ok(announced(self.feed(), rewritten))
     }
+    /// Adds the complainant's answer to the read-back of the recorded content and announces it
+    /// with ComplaintContentConfirmed (in `trace`), with `request` recorded in the same
+    /// transaction; its corrections are sealed with the complainant's personal information.
+    /// Returns the complaint as stored (personal information masked); a retry of `request`
+    /// returns it without recording anything, the same id with another request is
+    /// [`StoreError::RequestIdReused`]. Corrections for a complainant whose personal
+    /// information was erased are [`StoreError::Erased`]. `None` when there is no such
+    /// complaint.
+    async fn confirm(
+        &self,
+        id: &str,
+        request: RequestKey,
+        confirmation: ContentConfirmation,
+        trace: TraceContext,
+    ) -> Result<Option<Complaint>, StoreError>;
     /// Replaces a complaint's classification (a handler's override) and announces it with
     /// ComplaintReclassified; the automatic classification is kept. `None` when there is no
     /// such complaint.
@@ -269,7 +284,9 @@ pub trait IntakeStore: Send + Sync + 'static {
     /// no row twice.
     async fn prune_requests(&self, before: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
         let cutoff = redress_platform::time::to_micros(before);
-        self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
+        let pool = self.feed().pool();
+        Ok(pool.delete_in_batches(PRUNE_REQUESTS, cutoff).await?
+            + pool.delete_in_batches(PRUNE_CHANGE_REQUESTS, cutoff).await?)
     }
     /// The feed of this store's outbox (its pool also serves the store's reads).
     fn feed(&self) -> &Feed;
@@ -278,6 +295,19 @@ pub trait IntakeStore: Send + Sync + 'static {
 /// Forgets up to 5,000 request ids older than `$1` (`$n` placeholders suit both backends).
 const PRUNE_REQUESTS: &str = "DELETE FROM submit_requests WHERE request_id IN \
     (SELECT request_id FROM submit_requests WHERE record_time_us < $1 LIMIT 5000)";
+
+/// Forgets up to 5,000 request ids of changes older than `$1`.
+const PRUNE_CHANGE_REQUESTS: &str = "DELETE FROM change_requests WHERE request_id IN \
+    (SELECT request_id FROM change_requests WHERE record_time_us < $1 LIMIT 5000)";
+
+/// The request id of a change to a recorded complaint, with a keyed digest of the caller and
+/// the request that first used it, so a retry is told apart from the id reused for another
+/// request.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub id: RequestId,
+    pub hash: String,
+}
 
 /// The complaint a rewrite left; the feed is told when the rewrite committed an event.
 fn announced(feed: &Feed, (complaint, changed): (Option<Complaint>, bool)) -> Option<Complaint> {

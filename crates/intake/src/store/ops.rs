@@ -5,11 +5,15 @@
 use std::future::Future;
 
 use prost::Message;
-use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use redress_platform::telemetry::TraceContext;
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
 
 use super::tx::IntakeTx;
-use super::{Erased, Identifier, NewComplaint, PiiAccess, Rewrite, SealedRow, StoreError, Subject, Submitted, codes};
+use super::{
+    Erased, Identifier, NewComplaint, PiiAccess, RequestKey, Rewrite, SealedRow, StoreError, Subject, Submitted, codes,
+};
 use crate::domain::acceptance::SourceReference;
+use crate::domain::lifecycle;
 use crate::domain::pii::{self, Keyring};
 use crate::domain::subjects;
 
@@ -120,6 +124,54 @@ pub(crate) async fn rewrite<T: IntakeTx + ?Sized>(
     tx.save_record(id, &complaint).await?;
     tx.append_events(std::slice::from_ref(&event)).await?;
     Ok((Some(complaint), true))
+}
+
+/// Adds the complainant's answer to a read-back to a locked complaint, re-sealing its personal
+/// part with the corrections, and records the request id and the event with it; the complaint
+/// as stored (masked). A retry of the request returns it as it is now and records nothing.
+pub(crate) async fn confirm<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    id: &str,
+    request: &RequestKey,
+    confirmation: ContentConfirmation,
+    trace: TraceContext,
+) -> Result<Option<Complaint>, StoreError> {
+    // Locked first, so a concurrent retry waits here and then finds the request recorded.
+    let Some(row) = tx.lock_sealed(id).await? else { return Ok(None) };
+    if let Some(hash) = tx.change_request(request.id.as_str()).await? {
+        return if hash == request.hash {
+            Ok(Some(Complaint::decode(row.record.as_slice())?))
+        } else {
+            Err(StoreError::RequestIdReused)
+        };
+    }
+    let corrected = !confirmation.corrections.is_empty();
+    let (stored, event) = match row.readable_subject() {
+        Some((subject, wrapped, _)) => {
+            let (complaint, event) = lifecycle::confirmed(row.open(keyring)?, confirmation, trace)?;
+            let subject = Subject { id: subject.to_owned(), key: keyring.unwrap(subject, &wrapped)? };
+            let (record, sealed) = subject.seal(&complaint)?;
+            tx.save_sealed(id, &record, Some(&sealed), &subject.id).await?;
+            (Complaint::decode(record.as_slice())?, event)
+        }
+        // Erased: the answer is recorded only when it holds nothing personal to keep.
+        None => {
+            let current = Complaint::decode(row.record.as_slice())?;
+            let (complaint, event) = lifecycle::confirmed(current, confirmation, trace)?;
+            if corrected {
+                return Err(StoreError::Erased);
+            }
+            tx.save_record(id, &complaint).await?;
+            (complaint, event)
+        }
+    };
+    // Taken meanwhile by a change of another complaint (this one is locked): another request.
+    if !tx.insert_change_request(request, id).await? {
+        return Err(StoreError::RequestIdReused);
+    }
+    tx.append_events(std::slice::from_ref(&event)).await?;
+    Ok(Some(stored))
 }
 
 /// The subject a complaint's complainant is, found by blind index or created, with every

@@ -10,12 +10,13 @@ use async_trait::async_trait;
 use prost::Message;
 use redress_platform::events::{Feed, Outbox};
 use redress_platform::host::Supervisor;
+use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
 use sqlx::{PgConnection, PgPool};
 
 use super::{
-    Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, codes,
+    Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Rewrite, StoreError, Submitted, codes,
     deadlines_provisional, ops,
 };
 use crate::domain::acceptance::{self, SourceReference};
@@ -199,6 +200,20 @@ impl IntakeStore for PostgresIntakeStore {
         let rewritten = ops::rewrite(&mut *tx, id, change).await?;
         tx.commit().await?;
         Ok(rewritten)
+    }
+
+    async fn confirm(
+        &self,
+        id: &str,
+        request: RequestKey,
+        confirmation: ContentConfirmation,
+        trace: TraceContext,
+    ) -> Result<Option<Complaint>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let confirmed = ops::confirm(&mut *tx, &self.keyring, id, &request, confirmation, trace).await?;
+        tx.commit().await?;
+        self.feed.notify_committed();
+        Ok(confirmed)
     }
 
     fn feed(&self) -> &Feed {

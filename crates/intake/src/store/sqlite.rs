@@ -12,11 +12,14 @@ use futures_util::future::BoxFuture;
 use redress_platform::db::Sqlite;
 use redress_platform::events::Feed;
 use redress_platform::host::Supervisor;
-use redress_proto::redress::intake::v1::{Complainant, Complaint};
+use redress_platform::telemetry::TraceContext;
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, Rewrite, StoreError, Submitted, ops};
+use super::{
+    Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Rewrite, StoreError, Submitted, ops,
+};
 use crate::domain::pii::Keyring;
 
 #[derive(Clone)]
@@ -98,6 +101,23 @@ impl IntakeStore for SqliteIntakeStore {
     async fn rewrite(&self, id: &str, change: Rewrite) -> Result<(Option<Complaint>, bool), StoreError> {
         let id = id.to_owned();
         self.write(move |conn, _| Box::pin(async move { ops::rewrite(conn, &id, change).await })).await
+    }
+
+    async fn confirm(
+        &self,
+        id: &str,
+        request: RequestKey,
+        confirmation: ContentConfirmation,
+        trace: TraceContext,
+    ) -> Result<Option<Complaint>, StoreError> {
+        let id = id.to_owned();
+        let confirmed = self
+            .write(move |conn, keyring| {
+                Box::pin(async move { ops::confirm(conn, &keyring, &id, &request, confirmation, trace).await })
+            })
+            .await?;
+        self.feed.notify_committed();
+        Ok(confirmed)
     }
 
     fn feed(&self) -> &Feed {

@@ -14,7 +14,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{
-    ListQuery, Listed, PiiAccess, PiiAccessRecord, ReferenceOwner, SealedRow, StoreError, codes, deadlines_provisional,
+    ListQuery, Listed, PiiAccess, PiiAccessRecord, ReferenceOwner, RequestKey, SealedRow, StoreError, codes,
+    deadlines_provisional,
 };
 use crate::domain::pii::WrappedKey;
 
@@ -30,6 +31,11 @@ pub(crate) trait IntakeTx: Outbox {
     async fn save_record(&mut self, id: &str, complaint: &Complaint) -> Result<(), StoreError>;
     /// One page of complaints, newest received first.
     async fn list(&mut self, query: &ListQuery) -> Result<Vec<Listed>, StoreError>;
+    /// The hash of the request that first used a change's request id.
+    async fn change_request(&mut self, request_id: &str) -> Result<Option<String>, StoreError>;
+    /// Records a change's request id for complaint `complaint_id`; `false` when another
+    /// transaction holds it.
+    async fn insert_change_request(&mut self, request: &RequestKey, complaint_id: &str) -> Result<bool, StoreError>;
     /// Up to `limit` complaints after `after` in id order whose receipt has a provisional
     /// deadline.
     async fn provisional_receipts(&mut self, after: &str, limit: i64) -> Result<Vec<String>, StoreError>;
@@ -235,6 +241,32 @@ macro_rules! intake_tx {
                         Ok(Listed { complaint, cursor: (row.receive_time_us, row.id) })
                     })
                     .collect()
+            }
+
+            async fn change_request(&mut self, request_id: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT request_hash FROM change_requests WHERE request_id = $1")
+                    .bind(request_id)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn insert_change_request(
+                &mut self,
+                request: &RequestKey,
+                complaint_id: &str,
+            ) -> Result<bool, StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO change_requests (request_id, complaint_id, request_hash, record_time_us) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
+                )
+                .bind(request.id.as_str())
+                .bind(complaint_id)
+                .bind(&request.hash)
+                .bind(to_micros(now()))
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
             }
 
             async fn provisional_receipts(&mut self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
