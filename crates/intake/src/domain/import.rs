@@ -11,7 +11,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use redress_proto::redress::common::v1::Channel;
 use redress_proto::redress::intake::v1::{
-    Complainant, ComplainedParty, Complaint, IdDocumentType, NaturalPerson, Organisation, complainant::Party,
+    Complainant, ComplainedParty, Complaint, ComplaintSource, FirstContact, IdDocumentType, NaturalPerson,
+    Organisation, complainant::Party,
 };
 
 /// A source format.
@@ -24,7 +25,10 @@ pub enum Format {
 }
 
 /// Columns of the native schema; `source_id`, `received_at`, `channel`, `name` (or
-/// `organisation`), `institution`, `demand`, `facts` and `org_unit` are required.
+/// `organisation`), `institution`, `demand`, `facts` and `org_unit` are required. The
+/// `first_contact_*` columns name the member of staff who took the complaint (a staff id is
+/// then required, as on submission); `source` is `consumer`, `partner` or `staff` (a consumer
+/// when empty).
 pub const NATIVE_COLUMNS: &[&str] = &[
     "source_id",
     "received_at",
@@ -45,6 +49,11 @@ pub const NATIVE_COLUMNS: &[&str] = &[
     "facts",
     "staff_notes",
     "org_unit",
+    "first_contact_staff_id",
+    "first_contact_subject",
+    "first_contact_org_unit",
+    "first_contact_department",
+    "source",
 ];
 
 /// Columns of the CFPB export this mapping reads.
@@ -196,6 +205,20 @@ pub fn channel_named(name: &str) -> Option<Channel> {
     Channel::from_str_name(&format!("CHANNEL_{normalised}")).filter(|c| *c != Channel::Unspecified)
 }
 
+/// Native source names: `consumer`, `partner`, `staff`, or the proto names without prefix;
+/// `Unspecified` (a consumer) when empty, `None` when unknown.
+pub fn source_named(name: &str) -> Option<ComplaintSource> {
+    let normalised = name.trim().to_ascii_uppercase().replace('-', "_");
+    match normalised.as_str() {
+        "" => Some(ComplaintSource::Unspecified),
+        "CONSUMER" => Some(ComplaintSource::ExternalConsumer),
+        "PARTNER" => Some(ComplaintSource::ExternalPartner),
+        "STAFF" => Some(ComplaintSource::InternalStaff),
+        other => ComplaintSource::from_str_name(&format!("COMPLAINT_SOURCE_{other}"))
+            .filter(|s| *s != ComplaintSource::Unspecified),
+    }
+}
+
 fn id_type_named(name: &str) -> IdDocumentType {
     match name.trim().to_ascii_lowercase().replace('-', "_").as_str() {
         "resident_id" | "身份证" => IdDocumentType::ResidentId,
@@ -305,6 +328,16 @@ impl<R: Read> Importer<R> {
         };
         let org_unit =
             Some(self.field("org_unit")).filter(|u| !u.is_empty()).unwrap_or_else(|| self.options.org_unit.clone());
+        let source = source_named(&self.field("source"))
+            .ok_or_else(|| fail(format!("source {:?} is not consumer, partner or staff", self.field("source"))))?;
+        // Only what the row says: whoever runs the import did not take these complaints.
+        let first_contact = FirstContact {
+            subject: self.field("first_contact_subject"),
+            staff_id: self.field("first_contact_staff_id"),
+            org_unit: self.field("first_contact_org_unit"),
+            department: self.field("first_contact_department"),
+            recorded_by: String::new(),
+        };
         let complaint = Complaint {
             channel: channel as i32,
             receive_time: Some(redress_platform::time::to_timestamp(received)),
@@ -320,6 +353,8 @@ impl<R: Read> Importer<R> {
             staff_notes: self.field("staff_notes"),
             org_unit,
             external_reference: format!("{}:{source_id}", self.options.source),
+            first_contact: (first_contact != FirstContact::default()).then_some(first_contact),
+            source: source as i32,
             ..Complaint::default()
         };
         Ok(ImportRow { line, request_id: format!("import:{}:{source_id}", self.options.source), source_id, complaint })
@@ -388,6 +423,26 @@ not a date,Mortgage,,Issue,,,,X,,,,,Web,,,,,6912347
         assert_eq!(a2.complaint.org_unit, "institutions/demo-bank/branches/sh");
         assert!(a2.complaint.facts.contains("Ελληνικά"));
         assert!(rows[2].as_ref().unwrap_err().error.contains("received_at"));
+    }
+
+    #[test]
+    fn native_rows_may_name_their_first_contact_and_source() {
+        let csv = "source_id,received_at,channel,name,institution,demand,facts,first_contact_staff_id,first_contact_org_unit,source\n\
+                   B-1,2024-03-01,counter,王小明,示例银行,退款,多扣年费,E1001,institutions/demo-bank/branches/sh,staff\n\
+                   B-2,2024-03-01,counter,王小明,示例银行,退款,多扣年费,,,\n\
+                   B-3,2024-03-01,counter,王小明,示例银行,退款,多扣年费,,,vendor\n";
+        let rows: Vec<_> = Importer::new(csv.as_bytes(), options(Format::Native)).unwrap().collect();
+        let b1 = &rows[0].as_ref().unwrap().complaint;
+        let contact = b1.first_contact.as_ref().unwrap();
+        assert_eq!(
+            (contact.staff_id.as_str(), contact.org_unit.as_str()),
+            ("E1001", "institutions/demo-bank/branches/sh")
+        );
+        assert_eq!(b1.source, ComplaintSource::InternalStaff as i32);
+        let b2 = &rows[1].as_ref().unwrap().complaint;
+        assert_eq!((b2.first_contact.as_ref(), b2.source), (None, ComplaintSource::Unspecified as i32));
+        assert!(rows[2].as_ref().unwrap_err().error.contains("source"));
+        assert_eq!(source_named("external-partner"), Some(ComplaintSource::ExternalPartner));
     }
 
     #[test]
