@@ -44,10 +44,16 @@ pub enum Permission {
     PiiManage,
     /// Reload the working-day calendars and recompute provisional deadlines (D-SLA-6).
     CalendarsAdmin,
+    /// Read published knowledge-base articles, search them, lint replies (D-KB).
+    KnowledgeRead,
+    /// Write knowledge-base articles: drafts, new versions, imports, retirement.
+    KnowledgeWrite,
+    /// Review knowledge-base versions: publish them or return them to their authors.
+    KnowledgeReview,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 16] = [
         Self::ComplaintsCreate,
         Self::ComplaintsRead,
         Self::ComplaintsClassify,
@@ -61,6 +67,9 @@ impl Permission {
         Self::PiiRead,
         Self::PiiManage,
         Self::CalendarsAdmin,
+        Self::KnowledgeRead,
+        Self::KnowledgeWrite,
+        Self::KnowledgeReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +87,9 @@ impl Permission {
             Self::PiiRead => "pii.read",
             Self::PiiManage => "pii.manage",
             Self::CalendarsAdmin => "calendars.admin",
+            Self::KnowledgeRead => "knowledge.read",
+            Self::KnowledgeWrite => "knowledge.write",
+            Self::KnowledgeReview => "knowledge.review",
         }
     }
 }

@@ -26,6 +26,11 @@ pub mod redress {
             tonic::include_proto!("redress.case.v1");
         }
     }
+    pub mod knowledge {
+        pub mod v1 {
+            tonic::include_proto!("redress.knowledge.v1");
+        }
+    }
 }
 
 /// Encoded `FileDescriptorSet` of every Redress proto (and its imports), for server reflection.
@@ -38,4 +43,6 @@ pub mod services {
     pub const PERSONAL_DATA: &str = "redress.intake.v1.PersonalDataService";
     pub const CASE: &str = "redress.case.v1.CaseService";
     pub const CASE_EVENTS: &str = "redress.case.v1.CaseEventFeedService";
+    pub const KNOWLEDGE: &str = "redress.knowledge.v1.KnowledgeService";
+    pub const KNOWLEDGE_EVENTS: &str = "redress.knowledge.v1.KnowledgeEventFeedService";
 }

@@ -1,0 +1,94 @@
+//! gRPC surface of the knowledge base, the only place protos meet the domain: [`articles`]
+//! validates each call on articles and their versions and hands it to the store.
+
+mod articles;
+
+use std::sync::Arc;
+
+use redress_platform::events::{FeedStream, serve_stream};
+use redress_platform::principal::Principal;
+use redress_platform::ready::Ready;
+use redress_proto::redress::knowledge::v1::knowledge_event_feed_service_server::KnowledgeEventFeedService;
+use redress_proto::redress::knowledge::v1::knowledge_service_server::KnowledgeService;
+use redress_proto::redress::knowledge::v1::{
+    Article, ArticleVersion, CreateArticleRequest, CreateArticleVersionRequest, DiffArticleVersionsRequest,
+    DiffArticleVersionsResponse, GetArticleRequest, GetArticleVersionRequest, ListArticleVersionsRequest,
+    ListArticleVersionsResponse, ListArticlesRequest, ListArticlesResponse, RetireArticleRequest,
+    ReviewArticleVersionRequest, StreamEventsRequest, StreamEventsResponse, SubmitArticleVersionRequest,
+    UpdateArticleVersionRequest,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::error::KbError;
+use crate::store::KnowledgeStore;
+
+type EventStream = FeedStream<StreamEventsResponse>;
+
+#[derive(Clone)]
+pub struct KnowledgeApi {
+    store: Ready<Arc<dyn KnowledgeStore>>,
+    shutdown: CancellationToken,
+}
+
+impl KnowledgeApi {
+    pub fn new(store: Ready<Arc<dyn KnowledgeStore>>, shutdown: CancellationToken) -> Self {
+        Self { store, shutdown }
+    }
+
+    /// The store, once it is open (UNAVAILABLE until then).
+    fn store(&self) -> Result<Arc<dyn KnowledgeStore>, KbError> {
+        Ok(self.store.get()?.clone())
+    }
+
+    async fn stream_events(
+        &self,
+        principal: &Arc<Principal>,
+        request: StreamEventsRequest,
+    ) -> Result<EventStream, KbError> {
+        let store = self.store()?;
+        Ok(serve_stream(store.feed(), principal.clone(), request.after_position, self.shutdown.clone(), |events| {
+            StreamEventsResponse { events }
+        })
+        .await?)
+    }
+}
+
+/// Implements a gRPC service on [`KnowledgeApi`]: each method takes the principal the
+/// interceptor verified and hands it, with the request, to the handler named after `=>`.
+macro_rules! delegate {
+    ($service:ident {
+        $(type $assoc:ident = $assoc_ty:ty;)*
+        $(fn $method:ident($request:ty) -> $response:ty => $handler:ident;)*
+    }) => {
+        #[tonic::async_trait]
+        impl $service for KnowledgeApi {
+            $(type $assoc = $assoc_ty;)*
+            $(
+                async fn $method(&self, request: Request<$request>) -> Result<Response<$response>, Status> {
+                    let principal = Principal::of(&request)?;
+                    Ok(Response::new(self.$handler(&principal, request.into_inner()).await?))
+                }
+            )*
+        }
+    };
+}
+
+delegate!(KnowledgeService {
+    fn create_article(CreateArticleRequest) -> Article => create_article;
+    fn get_article(GetArticleRequest) -> Article => get_article;
+    fn list_articles(ListArticlesRequest) -> ListArticlesResponse => list_articles;
+    fn create_article_version(CreateArticleVersionRequest) -> ArticleVersion => create_article_version;
+    fn update_article_version(UpdateArticleVersionRequest) -> ArticleVersion => update_article_version;
+    fn submit_article_version(SubmitArticleVersionRequest) -> ArticleVersion => submit_article_version;
+    fn review_article_version(ReviewArticleVersionRequest) -> ArticleVersion => review_article_version;
+    fn retire_article(RetireArticleRequest) -> Article => retire_article;
+    fn get_article_version(GetArticleVersionRequest) -> ArticleVersion => get_article_version;
+    fn list_article_versions(ListArticleVersionsRequest) -> ListArticleVersionsResponse => list_article_versions;
+    fn diff_article_versions(DiffArticleVersionsRequest) -> DiffArticleVersionsResponse => diff_article_versions;
+});
+
+delegate!(KnowledgeEventFeedService {
+    type StreamEventsStream = EventStream;
+    fn stream_events(StreamEventsRequest) -> EventStream => stream_events;
+});

@@ -1,0 +1,112 @@
+//! Knowledge base (D-KB): articles in versions, reviewed by someone other than their author
+//! and published within an organisation scope, with their own event feed.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod store;
+
+use std::sync::Arc;
+
+use redress_platform::config::Secret;
+use redress_platform::db::{Backend, DatabaseConfig};
+use redress_platform::events::{RetentionConfig, spawn_retention};
+use redress_platform::host::{Host, Supervisor};
+use redress_platform::principal::InternalKey;
+use redress_platform::ready::Ready;
+use redress_platform::server::ServerConfig;
+use redress_platform::telemetry::TelemetryConfig;
+use redress_proto::redress::knowledge::v1::knowledge_event_feed_service_server::KnowledgeEventFeedServiceServer;
+use redress_proto::redress::knowledge::v1::knowledge_service_server::KnowledgeServiceServer;
+use redress_proto::services;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+pub use api::KnowledgeApi;
+pub use error::KbError;
+pub use store::KnowledgeStore;
+
+/// gRPC services the knowledge base serves (and reports health for).
+pub const SERVICES: &[&str] = &[services::KNOWLEDGE, services::KNOWLEDGE_EVENTS];
+/// The identity the knowledge base uses towards other services.
+pub const SERVICE_NAME: &str = "knowledge-base";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KnowledgeConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub internal_key: Secret,
+    pub telemetry: TelemetryConfig,
+    /// How long events stay on the feed and request ids are remembered.
+    pub retention: RetentionConfig,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig { url: "sqlite://data/knowledge-base.db".to_owned(), ..DatabaseConfig::default() },
+            internal_key: Secret::default(),
+            telemetry: TelemetryConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
+pub async fn open_store(config: &DatabaseConfig, supervisor: &Supervisor) -> anyhow::Result<Arc<dyn KnowledgeStore>> {
+    Ok(match Backend::of(&config.url)? {
+        Backend::Sqlite => {
+            let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
+            Arc::new(store::SqliteKnowledgeStore::open(db).await?)
+        }
+        Backend::Postgres => {
+            let pool = redress_platform::db::connect_postgres(config).await?;
+            Arc::new(store::PostgresKnowledgeStore::open(pool, supervisor).await?)
+        }
+    })
+}
+
+pub struct KnowledgeBase {
+    host: Host,
+    config: KnowledgeConfig,
+    api: KnowledgeApi,
+    store: Ready<Arc<dyn KnowledgeStore>>,
+    key: InternalKey,
+}
+
+impl KnowledgeBase {
+    pub async fn build(config: KnowledgeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
+        let store = Ready::new();
+        let api = KnowledgeApi::new(store.clone(), host.shutdown());
+        Ok(Self { host, config, api, store, key })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { host, config, api, store, key } = self;
+        let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), key.interceptor()))
+            .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
+        let (tasks, published) = (host.supervisor().clone(), host.publishes());
+        let init = async {
+            tracing::info!(database = %config.database, "opening knowledge store");
+            let opened = open_store(&config.database, &tasks).await?;
+            store.set(opened.clone());
+            published.set(opened.feed().clone());
+            let pruned = opened.clone();
+            let prune = move |before| {
+                let store = pruned.clone();
+                async move { store.prune_requests(before).await }
+            };
+            spawn_retention(&tasks, opened.feed().clone(), config.retention.clone(), prune);
+            Ok(())
+        };
+        host.run(routes, init).await
+    }
+}

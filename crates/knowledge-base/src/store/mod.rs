@@ -1,0 +1,235 @@
+//! The knowledge base's store: one trait, SQLite and PostgreSQL implementations, one
+//! conformance suite. Every change is one operation in `ops`, written once over the
+//! per-backend transaction of `tx`: load and lock the article, plan the change, write it with
+//! its event (and the request id's first result) in one transaction.
+
+mod ops;
+mod postgres;
+mod sqlite;
+mod tx;
+
+#[cfg(test)]
+mod conformance;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use prost::Message;
+use redress_platform::events::Feed;
+use redress_platform::paging::Cursor;
+use redress_platform::principal::Principal;
+use redress_platform::time::from_micros;
+use redress_proto::redress::knowledge::v1::{ArticleKind, ArticleVersion};
+
+use crate::domain::article::{ArticleRecord, Command, Plan};
+use crate::error::KbError;
+
+pub use postgres::PostgresKnowledgeStore;
+pub use sqlite::SqliteKnowledgeStore;
+
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which articles a list returns, for whom.
+#[derive(Debug, Clone, Default)]
+pub struct ArticleQuery {
+    pub kind: Option<i64>,
+    pub state: Option<i64>,
+    pub open_state: Option<i64>,
+    pub after: Option<Cursor>,
+    /// The caller's unit (`/` for the whole platform, empty for none).
+    pub unit: String,
+    /// Whether the caller writes or reviews: the articles of the units they cover are listed
+    /// whatever their state.
+    pub editor: bool,
+    pub limit: i64,
+}
+
+/// A published version with what the search index needs of its article.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub id: String,
+    pub kind: ArticleKind,
+    pub org_unit: String,
+    pub version: ArticleVersion,
+}
+
+/// One change to an article, as the API hands it to the store.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The article's id (a new one for a creation).
+    pub id: String,
+    pub principal: Arc<Principal>,
+    pub command: Command,
+    pub request: Option<RequestKey>,
+    pub now: DateTime<Utc>,
+}
+
+/// A request id with the fingerprint of the caller and request that first used it.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub id: String,
+    pub fingerprint: String,
+}
+
+#[async_trait]
+pub trait KnowledgeStore: Send + Sync + 'static {
+    /// An article with every version; `None` when there is no such article.
+    async fn get(&self, id: &str) -> anyhow::Result<Option<ArticleRecord>>;
+    /// A page of articles, most recently changed first.
+    async fn list(&self, query: &ArticleQuery) -> anyhow::Result<Vec<ArticleRecord>>;
+    /// Applies one change with its event, all or nothing, and returns the encoded answer (an
+    /// `Article` or an `ArticleVersion`, as the command answers); a retried request id
+    /// returns the first answer and changes nothing.
+    async fn change(&self, change: Change) -> Result<Vec<u8>, KbError>;
+    /// Writes whole published articles (starter content, bulk loads) in one transaction,
+    /// passing over ids already stored; returns how many it wrote.
+    async fn seed(&self, plans: Vec<Plan>) -> Result<usize, KbError>;
+    /// How many articles are stored.
+    async fn count(&self) -> anyhow::Result<i64>;
+    /// The published versions of articles after `after` in id order, at most `limit`.
+    async fn published_after(&self, after: &str, limit: i64) -> anyhow::Result<Vec<Published>> {
+        let rows: Vec<PublishedRow> = match self.feed().pool() {
+            redress_platform::db::Pool::Sqlite(p) => {
+                sqlx::query_as(PUBLISHED_AFTER).bind(after).bind(limit).fetch_all(p).await?
+            }
+            redress_platform::db::Pool::Postgres(p) => {
+                sqlx::query_as(PUBLISHED_AFTER).bind(after).bind(limit).fetch_all(p).await?
+            }
+        };
+        rows.into_iter().map(Published::try_from).collect()
+    }
+    /// The published version of one article, if it has one.
+    async fn published(&self, id: &str) -> anyhow::Result<Option<Published>> {
+        let row: Option<PublishedRow> = match self.feed().pool() {
+            redress_platform::db::Pool::Sqlite(p) => sqlx::query_as(PUBLISHED_ONE).bind(id).fetch_optional(p).await?,
+            redress_platform::db::Pool::Postgres(p) => sqlx::query_as(PUBLISHED_ONE).bind(id).fetch_optional(p).await?,
+        };
+        row.map(Published::try_from).transpose()
+    }
+    /// Forgets request ids first used before `before` (retention); returns how many.
+    async fn prune_requests(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let cutoff = redress_platform::time::to_micros(before);
+        self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
+    }
+    fn feed(&self) -> &Feed;
+}
+
+/// Forgets up to 5,000 request ids older than `$1` (both backends).
+const PRUNE_REQUESTS: &str = "DELETE FROM kb_requests WHERE request_id IN \
+    (SELECT request_id FROM kb_requests WHERE record_time_us < $1 LIMIT 5000)";
+
+const PUBLISHED_AFTER: &str = "SELECT a.id, a.kind, a.org_unit, v.record FROM articles a \
+    JOIN article_versions v ON v.article_id = a.id AND v.version = a.published_version \
+    WHERE a.published_version > 0 AND a.state = 2 AND a.id > $1 ORDER BY a.id LIMIT $2";
+
+const PUBLISHED_ONE: &str = "SELECT a.id, a.kind, a.org_unit, v.record FROM articles a \
+    JOIN article_versions v ON v.article_id = a.id AND v.version = a.published_version \
+    WHERE a.published_version > 0 AND a.state = 2 AND a.id = $1";
+
+#[derive(sqlx::FromRow)]
+struct PublishedRow {
+    id: String,
+    kind: i64,
+    org_unit: String,
+    record: Vec<u8>,
+}
+
+impl TryFrom<PublishedRow> for Published {
+    type Error = anyhow::Error;
+
+    fn try_from(row: PublishedRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            kind: kind_of(row.kind)?,
+            version: ArticleVersion::decode(row.record.as_slice())?,
+            id: row.id,
+            org_unit: row.org_unit,
+        })
+    }
+}
+
+fn kind_of(kind: i64) -> anyhow::Result<ArticleKind> {
+    i32::try_from(kind)
+        .ok()
+        .and_then(|k| ArticleKind::try_from(k).ok())
+        .ok_or_else(|| anyhow::anyhow!("stored article kind {kind} is unknown"))
+}
+
+/// A page of articles (both backends): `$1` kind, `$2` state, `$3` open state (each NULL for
+/// any), `$4`/`$5` the keyset, `$6` the caller's unit, `$7` 1 when the caller edits, `$8` the
+/// limit. A reader sees published articles that apply to their unit or lie below it; an
+/// editor also sees every article of the units they cover.
+const LIST: &str = "SELECT id, kind, org_unit, create_time_us, update_time_us, revision FROM articles \
+     WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR open_state = $3) \
+       AND ($4 IS NULL OR (update_time_us, id) < ($4, $5)) \
+       AND ((state = 2 AND ($6 = '/' OR org_unit = '/' OR ($6 <> '' AND (org_unit = $6 \
+                OR substr(org_unit, 1, length($6) + 1) = $6 || '/' \
+                OR substr($6, 1, length(org_unit) + 1) = org_unit || '/')))) \
+            OR ($7 = 1 AND ($6 = '/' OR ($6 <> '' AND org_unit <> '/' AND (org_unit = $6 \
+                OR substr(org_unit, 1, length($6) + 1) = $6 || '/'))))) \
+     ORDER BY update_time_us DESC, id DESC LIMIT $8";
+
+/// [`LIST`] with a query bound.
+macro_rules! list_query {
+    ($q:expr) => {{
+        let q: &$crate::store::ArticleQuery = $q;
+        let (after_us, after_id) = q.after.clone().unzip();
+        sqlx::query_as::<_, $crate::store::ArticleRow>($crate::store::LIST)
+            .bind(q.kind)
+            .bind(q.state)
+            .bind(q.open_state)
+            .bind(after_us)
+            .bind(after_id)
+            .bind(q.unit.clone())
+            .bind(i64::from(q.editor))
+            .bind(q.limit)
+    }};
+}
+use list_query;
+
+/// An article's row, without its versions.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ArticleRow {
+    id: String,
+    kind: i64,
+    org_unit: String,
+    create_time_us: i64,
+    update_time_us: i64,
+    revision: i64,
+}
+
+impl ArticleRow {
+    /// The article with `versions` (encoded, oldest first).
+    fn with_versions(self, versions: Vec<Vec<u8>>) -> anyhow::Result<ArticleRecord> {
+        Ok(ArticleRecord {
+            kind: kind_of(self.kind)?,
+            id: self.id,
+            org_unit: self.org_unit,
+            create_time: from_micros(self.create_time_us),
+            update_time: from_micros(self.update_time_us),
+            revision: self.revision,
+            versions: versions.iter().map(|r| ArticleVersion::decode(r.as_slice())).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+const LOAD_ARTICLE: &str =
+    "SELECT id, kind, org_unit, create_time_us, update_time_us, revision FROM articles WHERE id = $1";
+const LOAD_VERSIONS: &str = "SELECT record FROM article_versions WHERE article_id = $1 ORDER BY version";
+const COUNT: &str = "SELECT COUNT(*) FROM articles";
+
+/// The stored first result of a request id.
+const LOAD_REQUEST: &str = "SELECT fingerprint, response FROM kb_requests WHERE request_id = $1";
+const SAVE_REQUEST: &str =
+    "INSERT INTO kb_requests (request_id, fingerprint, response, record_time_us) VALUES ($1, $2, $3, $4)";
+
+const INSERT_ARTICLE: &str = "INSERT INTO articles (id, kind, org_unit, state, published_version, latest_version, \
+    open_state, create_time_us, update_time_us, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    ON CONFLICT (id) DO NOTHING";
+/// Writes a changed article; `$8` is the revision it was loaded at.
+const UPDATE_ARTICLE: &str = "UPDATE articles SET state = $2, published_version = $3, latest_version = $4, \
+    open_state = $5, update_time_us = $6, revision = $7 WHERE id = $1 AND revision = $8";
+const UPSERT_VERSION: &str = "INSERT INTO article_versions (article_id, version, state, record) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (article_id, version) DO UPDATE SET state = excluded.state, \
+    record = excluded.record";
