@@ -1,13 +1,16 @@
 //! Knowledge base (D-KB): articles in versions, reviewed by someone other than their author
-//! and published within an organisation scope, with their own event feed.
+//! and published within an organisation scope, with their own event feed; a Chinese full-text
+//! search index derived from the store, rebuilt at start and kept up to date from the feed.
 
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod search;
 pub mod store;
 
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{RetentionConfig, spawn_retention};
@@ -25,6 +28,7 @@ use tonic::service::Routes;
 
 pub use api::KnowledgeApi;
 pub use error::KbError;
+pub use search::SearchIndex;
 pub use store::KnowledgeStore;
 
 /// gRPC services the knowledge base serves (and reports health for).
@@ -41,6 +45,8 @@ pub struct KnowledgeConfig {
     pub telemetry: TelemetryConfig,
     /// How long events stay on the feed and request ids are remembered.
     pub retention: RetentionConfig,
+    /// Where the search index lives (derived data: a lost directory is rebuilt from the store).
+    pub index_dir: String,
 }
 
 impl Default for KnowledgeConfig {
@@ -51,6 +57,7 @@ impl Default for KnowledgeConfig {
             internal_key: Secret::default(),
             telemetry: TelemetryConfig::default(),
             retention: RetentionConfig::default(),
+            index_dir: "data/knowledge-base-index".to_owned(),
         }
     }
 }
@@ -74,15 +81,27 @@ pub struct KnowledgeBase {
     config: KnowledgeConfig,
     api: KnowledgeApi,
     store: Ready<Arc<dyn KnowledgeStore>>,
+    index: Ready<Arc<SearchIndex>>,
     key: InternalKey,
+}
+
+/// Opens the index in `dir` and brings it up to date with `store` (a rebuild unless the index
+/// there reflects a position the feed still has); returns it with the position to follow from.
+pub async fn open_index(dir: &str, store: &Arc<dyn KnowledgeStore>) -> anyhow::Result<(Arc<SearchIndex>, i64)> {
+    let dir = std::path::PathBuf::from(dir);
+    let lexicon = search::text::Lexicon::shipped()?;
+    let (index, recorded) = tokio::task::spawn_blocking(move || SearchIndex::open(&dir, lexicon)).await??;
+    let index = Arc::new(index);
+    let position = search::follow::prepare(&index, store, recorded).await?;
+    Ok((index, position))
 }
 
 impl KnowledgeBase {
     pub async fn build(config: KnowledgeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
-        let store = Ready::new();
-        let api = KnowledgeApi::new(store.clone(), host.shutdown());
-        Ok(Self { host, config, api, store, key })
+        let (store, index) = (Ready::new(), Ready::new());
+        let api = KnowledgeApi::new(store.clone(), index.clone(), host.shutdown());
+        Ok(Self { host, config, api, store, index, key })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -90,7 +109,7 @@ impl KnowledgeBase {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, key } = self;
+        let Self { host, config, api, store, index, key } = self;
         let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
@@ -99,6 +118,12 @@ impl KnowledgeBase {
             let opened = open_store(&config.database, &tasks).await?;
             store.set(opened.clone());
             published.set(opened.feed().clone());
+            let (built, position) = open_index(&config.index_dir, &opened).await?;
+            index.set(built.clone());
+            tasks.spawn(
+                "search-index",
+                search::follow::follow(built, opened.clone(), position, tasks.stopping()).map(Ok),
+            );
             let pruned = opened.clone();
             let prune = move |before| {
                 let store = pruned.clone();

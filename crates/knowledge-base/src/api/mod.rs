@@ -2,6 +2,7 @@
 //! validates each call on articles and their versions and hands it to the store.
 
 mod articles;
+mod search;
 
 use std::sync::Arc;
 
@@ -14,13 +15,14 @@ use redress_proto::redress::knowledge::v1::{
     Article, ArticleVersion, CreateArticleRequest, CreateArticleVersionRequest, DiffArticleVersionsRequest,
     DiffArticleVersionsResponse, GetArticleRequest, GetArticleVersionRequest, ListArticleVersionsRequest,
     ListArticleVersionsResponse, ListArticlesRequest, ListArticlesResponse, RetireArticleRequest,
-    ReviewArticleVersionRequest, StreamEventsRequest, StreamEventsResponse, SubmitArticleVersionRequest,
-    UpdateArticleVersionRequest,
+    ReviewArticleVersionRequest, SearchArticlesRequest, SearchArticlesResponse, StreamEventsRequest,
+    StreamEventsResponse, SubmitArticleVersionRequest, UpdateArticleVersionRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::error::KbError;
+use crate::search::SearchIndex;
 use crate::store::KnowledgeStore;
 
 type EventStream = FeedStream<StreamEventsResponse>;
@@ -28,17 +30,27 @@ type EventStream = FeedStream<StreamEventsResponse>;
 #[derive(Clone)]
 pub struct KnowledgeApi {
     store: Ready<Arc<dyn KnowledgeStore>>,
+    index: Ready<Arc<SearchIndex>>,
     shutdown: CancellationToken,
 }
 
 impl KnowledgeApi {
-    pub fn new(store: Ready<Arc<dyn KnowledgeStore>>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown }
+    pub fn new(
+        store: Ready<Arc<dyn KnowledgeStore>>,
+        index: Ready<Arc<SearchIndex>>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { store, index, shutdown }
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
     fn store(&self) -> Result<Arc<dyn KnowledgeStore>, KbError> {
         Ok(self.store.get()?.clone())
+    }
+
+    /// The search index, once it is built (UNAVAILABLE until then).
+    fn index(&self) -> Result<Arc<SearchIndex>, KbError> {
+        Ok(self.index.get()?.clone())
     }
 
     async fn stream_events(
@@ -86,6 +98,7 @@ delegate!(KnowledgeService {
     fn get_article_version(GetArticleVersionRequest) -> ArticleVersion => get_article_version;
     fn list_article_versions(ListArticleVersionsRequest) -> ListArticleVersionsResponse => list_article_versions;
     fn diff_article_versions(DiffArticleVersionsRequest) -> DiffArticleVersionsResponse => diff_article_versions;
+    fn search_articles(SearchArticlesRequest) -> SearchArticlesResponse => search_articles;
 });
 
 delegate!(KnowledgeEventFeedService {

@@ -1,0 +1,242 @@
+//! How Chinese text becomes search terms, from data shipped with the service
+//! (`data/search/`): the segmenter's extra words, the stop words, the synonym groups, and the
+//! traditional characters read as simplified ones. Documents and queries go through the same
+//! analysis, so a term written one way is found written the other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jieba_rs::Jieba;
+use serde::Deserialize;
+use tantivy::tokenizer::{NgramTokenizer, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
+use tantivy_jieba::JiebaTokenizer;
+
+const DICTIONARY: &str = include_str!("../../data/search/dictionary.txt");
+const STOPWORDS: &str = include_str!("../../data/search/stopwords.txt");
+const SYNONYMS: &str = include_str!("../../data/search/synonyms.toml");
+const T2S: &str = include_str!("../../data/search/t2s.txt");
+
+#[derive(Deserialize)]
+struct SynonymFile {
+    version: String,
+    groups: Vec<Vec<String>>,
+}
+
+/// The shipped analysis data, loaded once.
+pub struct Lexicon {
+    jieba: Jieba,
+    stopwords: Vec<String>,
+    /// Synonym groups, each member normalized.
+    groups: Vec<Vec<String>>,
+    pub synonyms_version: String,
+    simplified: HashMap<char, char>,
+}
+
+/// Lines of a data file without comments and blank lines.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+impl Lexicon {
+    /// The shipped lexicon. The data is part of the build; a file that does not parse is a bug
+    /// the tests catch, reported as an error rather than a panic.
+    pub fn shipped() -> anyhow::Result<Arc<Self>> {
+        let mut simplified = HashMap::new();
+        for pair in lines(T2S).flat_map(str::split_whitespace) {
+            let mut chars = pair.chars();
+            match (chars.next(), chars.next(), chars.next()) {
+                (Some(t), Some(s), None) => {
+                    simplified.insert(t, s);
+                }
+                _ => anyhow::bail!("t2s.txt: {pair:?} is not a pair of characters"),
+            }
+        }
+        let mut jieba = Jieba::new();
+        for line in lines(DICTIONARY) {
+            let mut parts = line.split_whitespace();
+            let word = parts.next().unwrap_or_default();
+            let freq = parts.next().map(str::parse::<usize>).transpose()?;
+            jieba.add_word(word, freq, None);
+        }
+        let stopwords = lines(STOPWORDS).flat_map(str::split_whitespace).map(str::to_owned).collect();
+        let file: SynonymFile = toml::from_str(SYNONYMS).map_err(|e| anyhow::anyhow!("synonyms.toml: {e}"))?;
+        let mut lexicon = Self { jieba, stopwords, groups: Vec::new(), synonyms_version: file.version, simplified };
+        lexicon.groups = file.groups.iter().map(|g| g.iter().map(|w| lexicon.normalize(w)).collect()).collect();
+        Ok(Arc::new(lexicon))
+    }
+
+    /// The text as it is analysed: traditional characters as simplified ones, full-width ASCII
+    /// as half-width, ASCII lower-cased. One character for one, so positions do not move.
+    pub fn normalize(&self, text: &str) -> String {
+        text.chars().map(|c| self.normalize_char(c)).collect()
+    }
+
+    pub fn normalize_char(&self, c: char) -> char {
+        let c = match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        };
+        self.simplified.get(&c).copied().unwrap_or(c).to_ascii_lowercase()
+    }
+
+    /// The analyzer of article text and queries: jieba in search mode (whole words and the
+    /// shorter words inside them), punctuation dropped, stop words dropped.
+    pub fn analyzer(&self) -> TextAnalyzer {
+        TextAnalyzer::builder(JiebaTokenizer::with_jieba(self.jieba.clone()))
+            .filter(WordsOnly)
+            .filter(StopWordFilter::remove(self.stopwords.clone()))
+            .build()
+    }
+
+    /// The analyzer of the pinyin field: every two adjacent Han characters as their toneless
+    /// pinyin, so that a word typed with a wrong character of the same sound (年废 for 年费)
+    /// still matches, however the segmenter would have cut the misspelt text.
+    pub fn pinyin_analyzer(&self) -> TextAnalyzer {
+        // Two-character grams are always a valid configuration.
+        let bigrams = NgramTokenizer::all_ngrams(2, 2).unwrap_or_else(|_| unreachable!("2..=2 grams"));
+        TextAnalyzer::builder(bigrams).filter(Pinyin).build()
+    }
+
+    /// The distinct terms `analyzer` makes of `text`, in order.
+    pub fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while let Some(token) = stream.next() {
+            if !out.iter().any(|t| t == &token.text) {
+                out.push(token.text.clone());
+            }
+        }
+        out
+    }
+
+    /// The words of the synonym groups that `text` (normalized) contains, each with the other
+    /// words of its group, which a search adds.
+    pub fn synonyms_in(&self, text: &str) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for group in &self.groups {
+            if let Some(found) = group.iter().find(|w| text.contains(w.as_str())) {
+                let others = group.iter().filter(|w| *w != found).cloned().collect();
+                out.push((found.clone(), others));
+            }
+        }
+        out
+    }
+}
+
+/// Drops tokens that have no letter or digit (punctuation, spaces).
+#[derive(Clone)]
+struct WordsOnly;
+
+impl TokenFilter for WordsOnly {
+    type Tokenizer<T: Tokenizer> = Filtered<T, fn(&mut Token) -> bool>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> Self::Tokenizer<T> {
+        Filtered(tokenizer, |token| token.text.chars().any(char::is_alphanumeric))
+    }
+}
+
+/// Rewrites each token as the toneless pinyin of its characters; a token with anything but
+/// Han characters is dropped, and so is a single character (one syllable matches far too much).
+#[derive(Clone)]
+struct Pinyin;
+
+impl TokenFilter for Pinyin {
+    type Tokenizer<T: Tokenizer> = Filtered<T, fn(&mut Token) -> bool>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> Self::Tokenizer<T> {
+        Filtered(tokenizer, |token| match to_pinyin(&token.text) {
+            Some(pinyin) => {
+                token.text = pinyin;
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+/// The toneless pinyin of a word of two or more Han characters (and nothing else).
+pub fn to_pinyin(word: &str) -> Option<String> {
+    use pinyin::ToPinyin;
+    if word.chars().count() < 2 {
+        return None;
+    }
+    let mut out = String::new();
+    for p in word.to_pinyin() {
+        out.push_str(p?.plain());
+    }
+    Some(out)
+}
+
+/// A tokenizer whose tokens pass through `keep`, which may rewrite them.
+#[derive(Clone)]
+pub struct Filtered<T, F>(T, F);
+
+pub struct FilteredStream<S, F> {
+    tail: S,
+    keep: F,
+}
+
+impl<T: Tokenizer, F: Fn(&mut Token) -> bool + Clone + Send + Sync + 'static> Tokenizer for Filtered<T, F> {
+    type TokenStream<'a> = FilteredStream<T::TokenStream<'a>, F>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        FilteredStream { tail: self.0.token_stream(text), keep: self.1.clone() }
+    }
+}
+
+impl<S: TokenStream, F: Fn(&mut Token) -> bool> TokenStream for FilteredStream<S, F> {
+    fn advance(&mut self) -> bool {
+        while self.tail.advance() {
+            if (self.keep)(self.tail.token_mut()) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traditional_and_full_width_text_reads_as_simplified() {
+        let lexicon = Lexicon::shipped().unwrap();
+        assert_eq!(lexicon.normalize("這是公司規定，ＡＢＣ"), "这是公司规定,abc");
+        assert_eq!(lexicon.normalize("這是公司規定").chars().count(), 6);
+    }
+
+    #[test]
+    fn domain_words_stay_whole_and_stop_words_go() {
+        let lexicon = Lexicon::shipped().unwrap();
+        let terms = Lexicon::terms(&mut lexicon.analyzer(), "我的信用卡年费怎么又被扣了？");
+        assert!(terms.contains(&"年费".to_owned()), "{terms:?}");
+        assert!(terms.contains(&"信用卡".to_owned()), "{terms:?}");
+        assert!(!terms.iter().any(|t| t == "的" || t == "我" || t == "？"), "{terms:?}");
+    }
+
+    #[test]
+    fn a_word_with_a_wrong_character_of_the_same_sound_has_the_same_pinyin() {
+        let lexicon = Lexicon::shipped().unwrap();
+        let right = Lexicon::terms(&mut lexicon.pinyin_analyzer(), "年费");
+        let wrong = Lexicon::terms(&mut lexicon.pinyin_analyzer(), "年废");
+        assert_eq!(right, ["nianfei"]);
+        assert_eq!(wrong, right);
+        assert_eq!(Lexicon::terms(&mut lexicon.pinyin_analyzer(), "卡,年费"), ["nianfei"]);
+        let groups = lexicon.synonyms_in("卡被人刷了");
+        assert!(
+            groups.iter().any(|(found, others)| found == "被人刷" && others.contains(&"盗刷".to_owned())),
+            "{groups:?}"
+        );
+    }
+}
