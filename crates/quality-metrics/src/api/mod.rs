@@ -1,0 +1,105 @@
+//! gRPC surface of quality-metrics, the only place protos meet the domain: [`queries`] reads
+//! KPIs, breakdowns, series, Pareto charts and hotspots; [`admin`] keeps targets and
+//! denominators, the read models' status and rebuild, the event feed and dead letters.
+
+mod admin;
+mod parse;
+mod queries;
+
+use std::sync::Arc;
+
+use redress_platform::events::Subscribe;
+use redress_platform::principal::Principal;
+use redress_platform::ready::Ready;
+use redress_platform::time::Clock;
+use redress_proto::redress::common::v1::{
+    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
+};
+use redress_proto::redress::metrics::v1::metrics_event_feed_service_server::MetricsEventFeedService;
+use redress_proto::redress::metrics::v1::quality_metrics_service_server::QualityMetricsService;
+use redress_proto::redress::metrics::v1::{
+    Breakdown, Denominators, GetBreakdownRequest, GetKpisRequest, GetParetoRequest, GetReadModelStatusRequest,
+    GetSeriesRequest, GetTargetsRequest, KpiReport, ListDenominatorsRequest, ListDenominatorsResponse,
+    ListHotspotsRequest, ListHotspotsResponse, Pareto, ReadModelStatus, RebuildReadModelsRequest, Series,
+    SetDenominatorsRequest, StreamEventsRequest, Targets, UpdateTargetsRequest,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::error::MetricsError;
+use crate::store::MetricsStore;
+use admin::EventStream;
+
+/// The feeds the read models follow, each as a subscription used to check, before a rebuild,
+/// that the feed still holds its first events.
+pub type FeedChecks = Arc<tokio::sync::Mutex<Vec<(&'static str, Subscribe)>>>;
+
+#[derive(Clone)]
+pub struct MetricsApi {
+    store: Ready<Arc<dyn MetricsStore>>,
+    shutdown: CancellationToken,
+    clock: Clock,
+    feeds: FeedChecks,
+}
+
+impl MetricsApi {
+    pub fn new(store: Ready<Arc<dyn MetricsStore>>, shutdown: CancellationToken) -> Self {
+        Self { store, shutdown, clock: Clock::system(), feeds: FeedChecks::default() }
+    }
+
+    /// Reads "today" from `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Checks these feeds before a rebuild.
+    pub fn with_feeds(self, feeds: Vec<(&'static str, Subscribe)>) -> Self {
+        Self { feeds: Arc::new(tokio::sync::Mutex::new(feeds)), ..self }
+    }
+
+    /// The store, once it is open (UNAVAILABLE until then).
+    fn store(&self) -> Result<Arc<dyn MetricsStore>, MetricsError> {
+        Ok(self.store.get()?.clone())
+    }
+}
+
+/// Implements a gRPC service on [`MetricsApi`]: each method takes the principal the interceptor
+/// verified and hands it, with the request, to the handler named after `=>`.
+macro_rules! delegate {
+    ($service:ident {
+        $(type $assoc:ident = $assoc_ty:ty;)*
+        $(fn $method:ident($request:ty) -> $response:ty => $handler:ident;)*
+    }) => {
+        #[tonic::async_trait]
+        impl $service for MetricsApi {
+            $(type $assoc = $assoc_ty;)*
+            $(
+                async fn $method(&self, request: Request<$request>) -> Result<Response<$response>, Status> {
+                    let principal = Principal::of(&request)?;
+                    Ok(Response::new(self.$handler(&principal, request.into_inner()).await?))
+                }
+            )*
+        }
+    };
+}
+
+delegate!(QualityMetricsService {
+    fn get_kpis(GetKpisRequest) -> KpiReport => get_kpis;
+    fn get_breakdown(GetBreakdownRequest) -> Breakdown => get_breakdown;
+    fn get_series(GetSeriesRequest) -> Series => get_series;
+    fn get_pareto(GetParetoRequest) -> Pareto => get_pareto;
+    fn list_hotspots(ListHotspotsRequest) -> ListHotspotsResponse => list_hotspots;
+    fn get_targets(GetTargetsRequest) -> Targets => get_targets;
+    fn update_targets(UpdateTargetsRequest) -> Targets => update_targets;
+    fn set_denominators(SetDenominatorsRequest) -> Denominators => set_denominators;
+    fn list_denominators(ListDenominatorsRequest) -> ListDenominatorsResponse => list_denominators;
+    fn get_read_model_status(GetReadModelStatusRequest) -> ReadModelStatus => get_read_model_status;
+    fn rebuild_read_models(RebuildReadModelsRequest) -> ReadModelStatus => rebuild_read_models;
+});
+
+delegate!(MetricsEventFeedService {
+    type StreamEventsStream = EventStream;
+    fn stream_events(StreamEventsRequest) -> EventStream => stream_events;
+    fn list_dead_letters(ListDeadLettersRequest) -> ListDeadLettersResponse => list_dead_letters;
+    fn replay_dead_letter(ReplayDeadLetterRequest) -> DeadLetter => replay_dead_letter;
+});

@@ -1,0 +1,88 @@
+//! Everything a quality-metrics call can fail with, and the one place it is mapped to what a
+//! gRPC caller sees.
+
+use std::collections::HashMap;
+
+use redress_platform::ServiceError;
+use redress_platform::error::{ApiError, ErrorKind, FieldViolation, Violations};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The request id was first used for another request (AIP-155).
+    #[error("invalid argument: request_id: was already used for a different request")]
+    RequestIdReused,
+    /// What platform plumbing refuses: invalid requests, missing credentials or permissions,
+    /// a store not yet open, dead letters, a pruned feed.
+    #[error(transparent)]
+    Platform(#[from] ServiceError),
+    /// Anything unexpected (the database, a record that no longer decodes): logged, never
+    /// shown to the caller.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<Violations> for MetricsError {
+    fn from(v: Violations) -> Self {
+        Self::Platform(v.into())
+    }
+}
+
+impl From<sqlx::Error> for MetricsError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<redress_platform::db::CommitFailed> for MetricsError {
+    fn from(e: redress_platform::db::CommitFailed) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<MetricsError> for tonic::Status {
+    fn from(err: MetricsError) -> Self {
+        redress_platform::error::to_status(&err)
+    }
+}
+
+impl ApiError for MetricsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::RequestIdReused => ErrorKind::InvalidArgument,
+            Self::Platform(e) => e.kind(),
+            Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::RequestIdReused => "INVALID_ARGUMENT",
+            Self::Platform(e) => e.reason(),
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    fn localized(&self) -> String {
+        match self {
+            Self::Platform(e) => e.localized(),
+            other => other.kind().localized().to_owned(),
+        }
+    }
+
+    fn violations(&self) -> Vec<FieldViolation> {
+        match self {
+            Self::RequestIdReused => {
+                vec![FieldViolation::new("request_id", "was already used for a different request")]
+            }
+            Self::Platform(e) => e.violations(),
+            Self::Internal(_) => Vec::new(),
+        }
+    }
+
+    fn metadata(&self) -> HashMap<String, String> {
+        match self {
+            Self::Platform(e) => e.metadata(),
+            _ => HashMap::new(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Quality-metrics: answers the questions management and the regulator ask of complaints
+//! (D-QM) — KPIs against targets, breakdowns, series, Pareto charts and hotspots — from read
+//! models it builds only from the suite's event feeds. It follows intake's and case-workflow's
+//! feeds into one fact per complaint and rollups by unit × dimension value × day and month,
+//! each batch in one transaction with the feed position, so the read models can always be
+//! dropped and replayed.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod read;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures_util::FutureExt;
+use redress_calendar::{RegimeConfig, SlaPolicy};
+use redress_platform::config::Secret;
+use redress_platform::db::{Backend, DatabaseConfig};
+use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
+use redress_platform::host::{Host, Supervisor};
+use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
+use redress_platform::ready::Ready;
+use redress_platform::server::ServerConfig;
+use redress_platform::telemetry::TelemetryConfig;
+use redress_platform::time::Clock;
+use redress_proto::redress::metrics::v1::metrics_event_feed_service_server::MetricsEventFeedServiceServer;
+use redress_proto::redress::metrics::v1::quality_metrics_service_server::QualityMetricsServiceServer;
+use redress_proto::services;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+pub use api::MetricsApi;
+pub use domain::fact::Calendars;
+pub use error::MetricsError;
+pub use store::{FeedSink, MetricsStore};
+
+/// gRPC services quality-metrics serves (and reports health for).
+pub const SERVICES: &[&str] = &[services::METRICS, services::METRICS_EVENTS];
+/// The identity quality-metrics uses towards other services.
+pub const SERVICE_NAME: &str = "quality-metrics";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QualityMetricsConfig {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub internal_key: Secret,
+    pub telemetry: TelemetryConfig,
+    /// Where intake's event feed is served, e.g. `http://redress-intake:50051`.
+    pub intake_url: String,
+    /// Where case-workflow's event feed is served.
+    pub case_workflow_url: String,
+    /// IANA zone of institutions without a regime of their own: days are counted in it.
+    pub time_zone: String,
+    /// Extra year calendars (as intake's and case-workflow's), for business days.
+    pub calendars_dir: String,
+    /// Each institution's regime, calendar and zone, as intake and case-workflow read them.
+    pub regimes: RegimeConfig,
+    /// How long this service's own events and request ids are kept.
+    pub retention: RetentionConfig,
+}
+
+impl Default for QualityMetricsConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig {
+                url: "sqlite://data/quality-metrics.db".to_owned(),
+                ..DatabaseConfig::default()
+            },
+            internal_key: Secret::default(),
+            telemetry: TelemetryConfig::default(),
+            intake_url: "http://127.0.0.1:50052".to_owned(),
+            case_workflow_url: "http://127.0.0.1:50053".to_owned(),
+            time_zone: redress_calendar::DEFAULT_TIME_ZONE.name().to_owned(),
+            calendars_dir: String::new(),
+            regimes: RegimeConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl QualityMetricsConfig {
+    /// The institutions' calendars and zones the read models count days on.
+    pub fn calendars(&self) -> anyhow::Result<Arc<dyn Calendars>> {
+        let institutions = self.regimes.resolve(&self.time_zone, &self.calendars_dir, &SlaPolicy::default())?;
+        Ok(Arc::new(institutions))
+    }
+}
+
+/// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
+pub async fn open_store(
+    config: &DatabaseConfig,
+    calendars: Arc<dyn Calendars>,
+    supervisor: &Supervisor,
+) -> anyhow::Result<Arc<dyn MetricsStore>> {
+    Ok(match Backend::of(&config.url)? {
+        Backend::Sqlite => {
+            let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
+            Arc::new(store::SqliteMetricsStore::open(db, calendars).await?)
+        }
+        Backend::Postgres => {
+            let pool = redress_platform::db::connect_postgres(config).await?;
+            Arc::new(store::PostgresMetricsStore::open(pool, calendars, supervisor).await?)
+        }
+    })
+}
+
+/// The feeds the read models follow: consumer name, feed URL and feed service.
+fn feeds(config: &QualityMetricsConfig) -> [(&'static str, String, &'static str); 2] {
+    [
+        (store::INTAKE_CONSUMER, config.intake_url.clone(), services::INTAKE_EVENTS),
+        (store::CASE_CONSUMER, config.case_workflow_url.clone(), services::CASE_EVENTS),
+    ]
+}
+
+pub struct QualityMetrics {
+    host: Host,
+    config: QualityMetricsConfig,
+    api: MetricsApi,
+    store: Ready<Arc<dyn MetricsStore>>,
+    calendars: Arc<dyn Calendars>,
+    key: InternalKey,
+}
+
+impl QualityMetrics {
+    pub async fn build(
+        config: QualityMetricsConfig,
+        key: InternalKey,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
+        let calendars = config.calendars()?;
+        let store = Ready::new();
+        let me = credentials(&key);
+        let mut checks = Vec::new();
+        for (consumer, url, feed) in feeds(&config) {
+            checks.push((
+                consumer,
+                grpc_subscription(&url, feed, me.clone()).with_context(|| format!("{consumer} url"))?,
+            ));
+        }
+        let api = MetricsApi::new(store.clone(), host.shutdown()).with_feeds(checks);
+        Ok(Self { host, config, api, store, calendars, key })
+    }
+
+    /// Reads "today" from `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { api: self.api.with_clock(clock), ..self }
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.host.local_addr()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { host, config, api, store, calendars, key } = self;
+        let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), key.interceptor()))
+            .add_service(MetricsEventFeedServiceServer::with_interceptor(api, key.interceptor()));
+        let me = credentials(&key);
+        let mut subscriptions = Vec::new();
+        for (consumer, url, feed) in feeds(&config) {
+            subscriptions.push((consumer, grpc_subscription(&url, feed, me.clone())?));
+        }
+        let (supervisor, published) = (host.supervisor().clone(), host.publishes());
+        let init = async {
+            tracing::info!(database = %config.database, "opening quality-metrics store");
+            let opened = open_store(&config.database, calendars, &supervisor).await?;
+            store.set(opened.clone());
+            published.set(opened.feed().clone());
+            for (consumer, subscribe) in subscriptions {
+                let sink: Arc<dyn EventSink> = Arc::new(FeedSink::new(opened.clone(), consumer));
+                let name = format!("quality-metrics<-{consumer}");
+                let stop = supervisor.stopping();
+                supervisor.spawn(format!("consumer<-{consumer}"), async move {
+                    run_consumer(&name, subscribe, sink, stop).await;
+                    Ok(())
+                });
+            }
+            let pruned = opened.clone();
+            let prune_requests = move |before| {
+                let store = pruned.clone();
+                async move { store.prune_requests(before).await }
+            };
+            spawn_retention(&supervisor, opened.feed().clone(), config.retention.clone(), prune_requests);
+            tracing::info!("quality-metrics ready; following the intake and case-workflow feeds");
+            Ok(())
+        };
+        host.run(routes, init.map(|r: anyhow::Result<()>| r)).await
+    }
+}
+
+fn credentials(key: &InternalKey) -> ServiceCredentials {
+    ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]))
+}

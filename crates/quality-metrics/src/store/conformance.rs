@@ -1,0 +1,406 @@
+//! One conformance suite for both metrics stores (PostgreSQL when `REDRESS_TEST_POSTGRES_URL`
+//! is set; otherwise those runs report that they skipped).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use redress_platform::db::DatabaseConfig;
+use redress_platform::dead_letters::Replay;
+use redress_platform::principal::Principal;
+use redress_platform::time::to_timestamp;
+use redress_proto::redress::case::v1::{
+    Case, CaseChanged, CaseClosed, CaseLink, CaseOpened, CaseState, ClockBreach, LinkType, Money, Resolution,
+    ResolutionType, Survey,
+};
+use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ReplayDeadLetterRequest};
+use redress_proto::redress::intake::v1::{
+    Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn,
+};
+use redress_proto::redress::metrics::v1::{Dimension, Kpi, KpiValue};
+
+use super::{CASE_CONSUMER, INTAKE_CONSUMER, MetricsStore, Rebuilt, RequestKey, StoredDenominators, Write};
+use crate::domain::fact::Calendars;
+use crate::domain::period::{Days, parse_day};
+use crate::read::{Filter, Reader};
+
+async fn open(config: &DatabaseConfig) -> Arc<dyn MetricsStore> {
+    crate::open_store(config, calendars(), &redress_platform::host::Supervisor::detached()).await.expect("store opens")
+}
+
+pub(crate) fn calendars() -> Arc<dyn Calendars> {
+    Arc::new(redress_calendar::Institutions::single(
+        redress_calendar::DeadlineCalculator::china(),
+        redress_calendar::SlaPolicy::default(),
+    ))
+}
+
+const BANK: &str = "institutions/bank";
+const SH: &str = "institutions/bank/branches/sh";
+const BJ: &str = "institutions/bank/branches/bj";
+
+fn at(day: &str, hour: u32) -> DateTime<Utc> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+    // Shanghai is UTC+8: local hour `hour`.
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap()) + chrono::TimeDelta::hours(i64::from(hour) - 8)
+}
+
+fn event(position: i64, aggregate: &str, unit: &str, payload: &impl prost::Name) -> Event {
+    Event {
+        position,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: payload.full_name_of(),
+        aggregate: aggregate.to_owned(),
+        payload: Some(prost_types::Any::from_msg(payload).unwrap()),
+        org_unit: unit.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// `full_name` of a message value.
+trait FullName {
+    fn full_name_of(&self) -> String;
+}
+
+impl<M: prost::Name> FullName for M {
+    fn full_name_of(&self) -> String {
+        M::full_name()
+    }
+}
+
+fn accepted(position: i64, n: u32, unit: &str, channel: i32, cause: &str, received: DateTime<Utc>) -> Event {
+    let payload = ComplaintAccepted {
+        complaint: format!("complaints/{n}"),
+        complaint_number: format!("{n}"),
+        channel,
+        receive_time: Some(to_timestamp(received)),
+        org_unit: unit.to_owned(),
+        grade: 1,
+        classification: Some(Classification {
+            business_type: "B02".to_owned(),
+            cause: cause.to_owned(),
+            rights: vec!["R4".to_owned()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    event(position, &payload.complaint.clone(), unit, &payload)
+}
+
+fn case(n: u32, unit: &str, received: DateTime<Utc>, version: i64) -> Case {
+    Case {
+        name: format!("cases/{n}"),
+        complaint: format!("complaints/{n}"),
+        org_unit: unit.to_owned(),
+        channel: 3,
+        grade: 1,
+        receive_time: Some(to_timestamp(received)),
+        state: CaseState::Accepted as i32,
+        etag: format!("\"{version}\""),
+        ..Default::default()
+    }
+}
+
+fn opened(position: i64, c: &Case) -> Event {
+    event(position, &c.name, &c.org_unit, &CaseOpened { case: Some(c.clone()) })
+}
+
+fn changed(position: i64, c: &Case) -> Event {
+    event(position, &c.name, &c.org_unit, &CaseChanged { case: Some(c.clone()), ..Default::default() })
+}
+
+fn closed(position: i64, c: &Case) -> Event {
+    event(position, &c.name, &c.org_unit, &CaseClosed { case: Some(c.clone()), ..Default::default() })
+}
+
+/// A case decided at `decided` (compensation in fen), surveyed, then closed at `decided` + 1 day.
+fn decided_case(
+    n: u32,
+    unit: &str,
+    received: DateTime<Utc>,
+    decided: DateTime<Utc>,
+    compensation: i64,
+    score: i32,
+) -> Case {
+    Case {
+        state: CaseState::Closed as i32,
+        assignee: "user:li".to_owned(),
+        department: "cards".to_owned(),
+        first_response_time: Some(to_timestamp(received + chrono::TimeDelta::hours(2))),
+        decide_time: Some(to_timestamp(decided)),
+        close_time: Some(to_timestamp(decided + chrono::TimeDelta::days(1))),
+        resolution: Some(Resolution {
+            r#type: if compensation > 0 { ResolutionType::ApologyCompensation } else { ResolutionType::Explanation }
+                as i32,
+            compensation: (compensation > 0)
+                .then(|| Money { currency_code: "CNY".to_owned(), amount_minor: compensation }),
+            ..Default::default()
+        }),
+        survey: Some(Survey { score, resolved: score >= 4, ..Default::default() }),
+        etag: "\"9\"".to_owned(),
+        ..case(n, unit, received, 9)
+    }
+}
+
+fn q1() -> Days {
+    Days::new(parse_day("2026-01-01").unwrap(), parse_day("2026-03-31").unwrap())
+}
+
+fn today() -> i32 {
+    parse_day("2026-04-01").unwrap()
+}
+
+async fn kpis(store: &Arc<dyn MetricsStore>, unit: &str, period: Days, filter: &Filter) -> Vec<KpiValue> {
+    Reader::new(store.clone()).kpis(unit, period, filter, today()).await.unwrap().0
+}
+
+fn kpi(all: &[KpiValue], kpi: Kpi) -> (i64, i64, f64) {
+    let k = all.iter().find(|k| k.kpi == kpi as i32).unwrap();
+    (k.numerator, k.denominator, k.value)
+}
+
+async fn apply(store: &Arc<dyn MetricsStore>, consumer: &str, events: Vec<Event>) -> i64 {
+    let (_, epoch) = store.position(consumer).await.unwrap();
+    store.apply(consumer, epoch, events).await.unwrap()
+}
+
+/// Three complaints at two branches: one decided with redress and a happy survey, one
+/// withdrawn, one still open; and a fourth received in April.
+fn scenario() -> (Vec<Event>, Vec<Event>) {
+    let r1 = at("2026-01-10", 9);
+    let r2 = at("2026-02-03", 15);
+    let r3 = at("2026-03-30", 10);
+    let r4 = at("2026-04-02", 10);
+    let intake = vec![
+        accepted(1, 1, SH, 3, "C05", r1),
+        accepted(2, 2, BJ, 5, "C05", r2),
+        accepted(3, 3, SH, 3, "C01", r3),
+        event(
+            4,
+            "complaints/2",
+            BJ,
+            &ComplaintWithdrawn {
+                complaint: "complaints/2".to_owned(),
+                withdraw_time: Some(to_timestamp(at("2026-02-04", 9))),
+                reason: "resolved elsewhere".to_owned(),
+            },
+        ),
+        accepted(5, 4, SH, 3, "C05", r4),
+    ];
+    let c1 = case(1, SH, r1, 1);
+    let c1_done = decided_case(1, SH, r1, at("2026-01-12", 18), 5_000, 5);
+    let c2 = case(2, BJ, r2, 1);
+    let c2_withdrawn = Case {
+        state: CaseState::Withdrawn as i32,
+        close_time: Some(to_timestamp(at("2026-02-04", 9))),
+        etag: "\"2\"".to_owned(),
+        ..c2.clone()
+    };
+    let c3 = case(3, SH, r3, 1);
+    let cases = vec![opened(1, &c1), opened(2, &c2), closed(3, &c1_done), changed(4, &c2_withdrawn), opened(5, &c3)];
+    (intake, cases)
+}
+
+redress_platform::conformance_suite!(
+    open = open;
+    a_complaint_counts_once_whichever_feed_comes_first,
+    redelivered_and_stale_events_change_nothing,
+    units_see_their_own_and_everything_below,
+    a_rebuild_drops_the_read_models_and_the_replay_gives_the_same_answers,
+    an_unreadable_event_is_a_dead_letter_and_its_replay_counts_it,
+    targets_and_denominators_are_written_once_per_request_id,
+    a_reclassification_and_a_breach_move_the_counts,
+);
+
+async fn a_complaint_counts_once_whichever_feed_comes_first(store: Arc<dyn MetricsStore>) {
+    let (intake, cases) = scenario();
+    // Case-workflow's feed first, then intake's.
+    apply(&store, CASE_CONSUMER, cases).await;
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    let all = kpis(&store, BANK, q1(), &Filter::all()).await;
+    assert_eq!(kpi(&all, Kpi::Volume).0, 3, "the April complaint is outside Q1");
+    assert_eq!(kpi(&all, Kpi::Resolved).0, 2);
+    assert_eq!(kpi(&all, Kpi::Backlog).0, 1, "complaint 3 is open at the end of March");
+    assert_eq!(kpi(&all, Kpi::WithdrawalRate), (1, 2, 50.0));
+    assert_eq!(kpi(&all, Kpi::Satisfaction), (1, 1, 100.0));
+    assert_eq!(kpi(&all, Kpi::UpheldRate), (1, 1, 100.0));
+    assert_eq!(kpi(&all, Kpi::RedressPaid).0, 5_000);
+    assert_eq!(kpi(&all, Kpi::OnTime), (2, 2, 100.0));
+    assert_eq!(kpi(&all, Kpi::OneTimeResolution), (1, 1, 100.0));
+    // Complaint 1: received Sat 10 January 09:00, decided Mon 12 January 18:00: 57 hours.
+    assert_eq!(kpi(&all, Kpi::TimeToResolveP50), (1, 1, 72.0));
+    assert_eq!(kpi(&all, Kpi::FirstResponseTime), (7200, 1, 2.0));
+    // By cause: C05 twice, C01 once.
+    let by_cause =
+        Reader::new(store.clone()).breakdown(BANK, q1(), Dimension::Cause as i32, &[Kpi::Volume]).await.unwrap();
+    let volumes: Vec<(String, i64)> = by_cause.iter().map(|r| (r.value.clone(), r.kpis[0].numerator)).collect();
+    assert_eq!(volumes, [("C05".to_owned(), 2), ("C01".to_owned(), 1)]);
+
+    // The other order gives the same answers.
+    let db = redress_platform::testing::TestDatabase::sqlite("other-order").unwrap();
+    let other = open(&db.config).await;
+    let (intake, cases) = scenario();
+    apply(&other, INTAKE_CONSUMER, intake).await;
+    apply(&other, CASE_CONSUMER, cases).await;
+    assert_eq!(kpis(&other, BANK, q1(), &Filter::all()).await, all);
+    let status = store.status().await.unwrap();
+    assert_eq!(status.facts, 4);
+}
+
+async fn redelivered_and_stale_events_change_nothing(store: Arc<dyn MetricsStore>) {
+    let (intake, cases) = scenario();
+    apply(&store, INTAKE_CONSUMER, intake.clone()).await;
+    apply(&store, CASE_CONSUMER, cases.clone()).await;
+    let before = kpis(&store, BANK, q1(), &Filter::all()).await;
+    let cells = store.status().await.unwrap().cells;
+    // The same batches again: at or below the stored positions, skipped.
+    assert_eq!(apply(&store, INTAKE_CONSUMER, intake).await, 5);
+    assert_eq!(apply(&store, CASE_CONSUMER, cases).await, 5);
+    assert_eq!(kpis(&store, BANK, q1(), &Filter::all()).await, before);
+    // An older announcement of case 1 arriving late (a replayed event) does not reopen it.
+    let stale = changed(6, &case(1, SH, at("2026-01-10", 9), 3));
+    apply(&store, CASE_CONSUMER, vec![stale]).await;
+    assert_eq!(kpis(&store, BANK, q1(), &Filter::all()).await, before);
+    assert_eq!(store.status().await.unwrap().cells, cells);
+}
+
+async fn units_see_their_own_and_everything_below(store: Arc<dyn MetricsStore>) {
+    let (intake, cases) = scenario();
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    apply(&store, CASE_CONSUMER, cases).await;
+    let sh = kpis(&store, SH, q1(), &Filter::all()).await;
+    let bj = kpis(&store, BJ, q1(), &Filter::all()).await;
+    assert_eq!(kpi(&sh, Kpi::Volume).0, 2);
+    assert_eq!(kpi(&bj, Kpi::Volume).0, 1);
+    assert_eq!(kpi(&bj, Kpi::WithdrawalRate), (1, 1, 100.0));
+    let by_unit =
+        Reader::new(store.clone()).breakdown(BANK, q1(), Dimension::OrgUnit as i32, &[Kpi::Volume]).await.unwrap();
+    let units: Vec<&str> = by_unit.iter().map(|r| r.value.as_str()).collect();
+    assert_eq!(units, [SH, BJ]);
+    let phone = Filter { dimension: Dimension::Channel as i32, value: "CHANNEL_PHONE".to_owned() };
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &phone).await, Kpi::Volume).0, 2);
+    // March alone, from day cells; the ageing of what is open on 1 April.
+    let march = Days::new(parse_day("2026-03-01").unwrap(), parse_day("2026-03-31").unwrap());
+    assert_eq!(kpi(&kpis(&store, BANK, march, &Filter::all()).await, Kpi::Volume).0, 1);
+    let (_, ageing) = Reader::new(store.clone()).kpis(BANK, q1(), &Filter::all(), today()).await.unwrap();
+    let open: Vec<i64> = ageing.iter().map(|b| b.count).collect();
+    // Complaint 3 (30 March) and complaint 4 (2 April, "today" being 1 April counts it as 0-7d
+    // only once it is received: it is in the future here, so it is not aged).
+    assert_eq!(open, [1, 0, 0, 0, 0]);
+}
+
+async fn a_rebuild_drops_the_read_models_and_the_replay_gives_the_same_answers(store: Arc<dyn MetricsStore>) {
+    let (intake, cases) = scenario();
+    apply(&store, INTAKE_CONSUMER, intake.clone()).await;
+    apply(&store, CASE_CONSUMER, cases.clone()).await;
+    let before = kpis(&store, BANK, q1(), &Filter::all()).await;
+    let cells = store.status().await.unwrap().cells;
+    let (_, epoch) = store.position(INTAKE_CONSUMER).await.unwrap();
+    store.rebuild().await.unwrap();
+    let status = store.status().await.unwrap();
+    assert_eq!((status.facts, status.cells, status.rebuilds), (0, 0, 1));
+    assert!(status.consumers.iter().all(|c| c.position == 0));
+    // A consumer still streaming from before the rebuild is refused and resubscribes.
+    let refused = store.apply(INTAKE_CONSUMER, epoch, intake.clone()).await.unwrap_err();
+    assert!(refused.downcast_ref::<Rebuilt>().is_some(), "{refused:#}");
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    apply(&store, CASE_CONSUMER, cases).await;
+    assert_eq!(kpis(&store, BANK, q1(), &Filter::all()).await, before);
+    assert_eq!(store.status().await.unwrap().cells, cells);
+}
+
+async fn an_unreadable_event_is_a_dead_letter_and_its_replay_counts_it(store: Arc<dyn MetricsStore>) {
+    let (intake, _) = scenario();
+    let mut garbled = intake[0].clone();
+    garbled.payload.as_mut().unwrap().value = vec![0xff, 0xff, 0xff];
+    let mut batch = vec![garbled];
+    batch.extend(intake[1..3].iter().cloned());
+    apply(&store, INTAKE_CONSUMER, batch).await;
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &Filter::all()).await, Kpi::Volume).0, 2);
+    let admin = Arc::new(Principal {
+        subject: "ops".to_owned(),
+        org_unit: "/".to_owned(),
+        permissions: vec!["events.admin".to_owned()],
+        ..Default::default()
+    });
+    let listed = store.list_dead_letters(&admin, &ListDeadLettersRequest::default()).await.unwrap();
+    assert_eq!(listed.dead_letters.len(), 1);
+    let corrected = intake[0].payload.clone();
+    let replay = Replay::parse(
+        admin.clone(),
+        ReplayDeadLetterRequest { name: listed.dead_letters[0].name.clone(), payload: corrected },
+    )
+    .unwrap();
+    store.replay_dead_letter(replay).await.unwrap();
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &Filter::all()).await, Kpi::Volume).0, 3);
+}
+
+async fn targets_and_denominators_are_written_once_per_request_id(store: Arc<dyn MetricsStore>) {
+    let key = |id: &str, fp: &str| Some(RequestKey { id: id.to_owned(), fingerprint: fp.to_owned() });
+    let targets = Write::Targets {
+        institution: BANK.to_owned(),
+        targets: vec![(Kpi::Satisfaction as i32, Some((1, 85.0))), (Kpi::OnTime as i32, None)],
+        by: "user:head".to_owned(),
+    };
+    assert!(!store.write(key("t1", "a"), targets.clone()).await.unwrap());
+    assert!(store.write(key("t1", "a"), targets.clone()).await.unwrap(), "a retry writes nothing again");
+    assert!(store.write(key("t1", "b"), targets).await.is_err(), "a reused id is refused");
+    let merged = Reader::new(store.clone()).targets(BANK).await.unwrap();
+    assert_eq!(merged[&(Kpi::Satisfaction as i32)].0.threshold, 85.0);
+    assert!(merged[&(Kpi::Satisfaction as i32)].1);
+    assert!(!merged[&(Kpi::OnTime as i32)].1, "the seed target stands");
+    for (month, customers) in [("2026-01-01", 20_000), ("2026-02-01", 40_000), ("2026-03-01", 30_000)] {
+        let d = StoredDenominators {
+            org_unit: BANK.to_owned(),
+            month: parse_day(month).unwrap(),
+            customers,
+            branches: 2,
+            premium_minor: 0,
+            update_time_us: 1,
+            updated_by: "user:head".to_owned(),
+        };
+        store.write(key(month, month), Write::Denominators(d)).await.unwrap();
+    }
+    let (intake, cases) = scenario();
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    apply(&store, CASE_CONSUMER, cases).await;
+    let all = kpis(&store, BANK, q1(), &Filter::all()).await;
+    assert_eq!(kpi(&all, Kpi::VolumePer10kCustomers), (3, 30_000, 1.0));
+    assert_eq!(kpi(&all, Kpi::VolumePerBranch), (3, 2, 1.5));
+    assert_eq!(kpi(&all, Kpi::VolumePer100mPremium).1, 0, "no premium recorded");
+    let satisfaction = all.iter().find(|k| k.kpi == Kpi::Satisfaction as i32).unwrap();
+    assert_eq!(satisfaction.target.as_ref().map(|t| t.threshold), Some(85.0));
+}
+
+async fn a_reclassification_and_a_breach_move_the_counts(store: Arc<dyn MetricsStore>) {
+    let (intake, cases) = scenario();
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    apply(&store, CASE_CONSUMER, cases).await;
+    let reclassified = ComplaintReclassified {
+        complaint: "complaints/1".to_owned(),
+        classification: Some(Classification {
+            cause: "C07".to_owned(),
+            business_type: "B02".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    apply(&store, INTAKE_CONSUMER, vec![event(6, "complaints/1", SH, &reclassified)]).await;
+    let (_, pareto) = Reader::new(store.clone()).pareto(BANK, q1(), Dimension::Cause as i32).await.unwrap();
+    let causes: Vec<(&str, i64)> = pareto.iter().map(|r| (r.value.as_str(), r.count)).collect();
+    assert_eq!(causes, [("C01", 1), ("C05", 1), ("C07", 1)]);
+    // Case 1 turns out to have breached its first-response clock, and belongs to an incident.
+    let mut breached = decided_case(1, SH, at("2026-01-10", 9), at("2026-01-12", 18), 5_000, 5);
+    breached.etag = "\"10\"".to_owned();
+    breached.breaches.push(ClockBreach::default());
+    breached.links.push(CaseLink {
+        r#type: LinkType::Parent as i32,
+        r#case: "cases/incident".to_owned(),
+        ..Default::default()
+    });
+    apply(&store, CASE_CONSUMER, vec![changed(6, &breached)]).await;
+    let all = kpis(&store, BANK, q1(), &Filter::all()).await;
+    assert_eq!(kpi(&all, Kpi::OnTime), (1, 2, 50.0));
+    let incident = Filter { dimension: Dimension::Incident as i32, value: "cases/incident".to_owned() };
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &incident).await, Kpi::Volume).0, 1);
+}

@@ -1,0 +1,90 @@
+//! SQLite implementation: reads from the pool; every write is one of the operations in `ops`
+//! on the group-commit writer's connection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redress_platform::db::Sqlite;
+use redress_platform::dead_letters::{DeadLetter, Replay};
+use redress_platform::events::Feed;
+use redress_proto::redress::common::v1::Event;
+use redress_proto::redress::metrics::v1::ReadModelStatus;
+
+use super::{MetricsStore, RequestKey, StoredDenominators, StoredTarget, Write, ops, queries};
+use crate::domain::fact::Calendars;
+use crate::domain::period::Days;
+use crate::domain::rollup::{Cell, CellQuery};
+use crate::error::MetricsError;
+
+#[derive(Clone)]
+pub struct SqliteMetricsStore {
+    db: Sqlite,
+    feed: Feed,
+    calendars: Arc<dyn Calendars>,
+}
+
+impl SqliteMetricsStore {
+    pub async fn open(db: Sqlite, calendars: Arc<dyn Calendars>) -> anyhow::Result<Self> {
+        redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
+        redress_platform::events::migrate_sqlite(&db.pool).await?;
+        let feed = Feed::sqlite(db.pool.clone());
+        Ok(Self { db, feed, calendars })
+    }
+}
+
+#[async_trait]
+impl MetricsStore for SqliteMetricsStore {
+    async fn position(&self, consumer: &str) -> anyhow::Result<(i64, i64)> {
+        queries::position(self.feed.pool(), consumer).await
+    }
+
+    async fn apply(&self, consumer: &str, epoch: i64, events: Vec<Event>) -> anyhow::Result<i64> {
+        let (consumer, calendars) = (consumer.to_owned(), self.calendars.clone());
+        self.db
+            .writer
+            .write(move |conn| {
+                Box::pin(async move { ops::apply_batch(conn, &consumer, epoch, &events, calendars.as_ref()).await })
+            })
+            .await
+    }
+
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, MetricsError> {
+        let calendars = self.calendars.clone();
+        self.db
+            .writer
+            .write(move |conn| Box::pin(async move { ops::replay(conn, &replay, calendars.as_ref()).await }))
+            .await
+    }
+
+    async fn cells(&self, query: &CellQuery) -> anyhow::Result<Vec<Cell>> {
+        queries::cells(self.feed.pool(), query).await
+    }
+
+    async fn targets(&self, institution: &str) -> anyhow::Result<Vec<StoredTarget>> {
+        queries::targets(self.feed.pool(), institution).await
+    }
+
+    async fn denominators(&self, org_unit: &str, months: Days) -> anyhow::Result<Vec<StoredDenominators>> {
+        queries::denominators(self.feed.pool(), org_unit, months).await
+    }
+
+    async fn write(&self, request: Option<RequestKey>, write: Write) -> Result<bool, MetricsError> {
+        self.db.writer.write(move |conn| Box::pin(async move { ops::write(conn, request, write).await })).await
+    }
+
+    async fn status(&self) -> anyhow::Result<ReadModelStatus> {
+        queries::status(self.feed.pool()).await
+    }
+
+    async fn rebuild(&self) -> anyhow::Result<()> {
+        self.db.writer.write(|conn| Box::pin(async move { ops::rebuild(conn).await })).await
+    }
+
+    fn calendars(&self) -> &Arc<dyn Calendars> {
+        &self.calendars
+    }
+
+    fn feed(&self) -> &Feed {
+        &self.feed
+    }
+}
