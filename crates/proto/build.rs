@@ -10,6 +10,7 @@ const FILES: &[&str] = &[
     "redress/common/v1/event.proto",
     "redress/intake/v1/intake.proto",
     "redress/case/v1/case.proto",
+    "redress/escalation/v1/escalation.proto",
     "redress/metrics/v1/metrics.proto",
     "redress/knowledge/v1/knowledge.proto",
 ];

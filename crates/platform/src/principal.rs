@@ -44,6 +44,16 @@ pub enum Permission {
     PiiManage,
     /// Reload the working-day calendars and recompute provisional deadlines (D-SLA-6).
     CalendarsAdmin,
+    /// Read incidents, statements, escalations, alerts and watchlists (D-ESC).
+    IncidentsRead,
+    /// Work incidents: working groups, timelines, drafts, escalations, watchlists, flags.
+    IncidentsWrite,
+    /// Decide on incidents: declare them, approve statements and malicious-complaint flags.
+    IncidentsApprove,
+    /// Report mentions from a public-opinion monitoring system (D-ESC-3).
+    MentionsReport,
+    /// Maintain the VIP register from an institution's CRM (D-ESC-4).
+    VipsManage,
     /// Read published knowledge-base articles, search them, lint replies (D-KB).
     KnowledgeRead,
     /// Write knowledge-base articles: drafts, new versions, imports, retirement.
@@ -53,7 +63,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 16] = [
+    pub const ALL: [Permission; 21] = [
         Self::ComplaintsCreate,
         Self::ComplaintsRead,
         Self::ComplaintsClassify,
@@ -67,6 +77,11 @@ impl Permission {
         Self::PiiRead,
         Self::PiiManage,
         Self::CalendarsAdmin,
+        Self::IncidentsRead,
+        Self::IncidentsWrite,
+        Self::IncidentsApprove,
+        Self::MentionsReport,
+        Self::VipsManage,
         Self::KnowledgeRead,
         Self::KnowledgeWrite,
         Self::KnowledgeReview,
@@ -87,6 +102,11 @@ impl Permission {
             Self::PiiRead => "pii.read",
             Self::PiiManage => "pii.manage",
             Self::CalendarsAdmin => "calendars.admin",
+            Self::IncidentsRead => "incidents.read",
+            Self::IncidentsWrite => "incidents.write",
+            Self::IncidentsApprove => "incidents.approve",
+            Self::MentionsReport => "mentions.report",
+            Self::VipsManage => "vips.manage",
             Self::KnowledgeRead => "knowledge.read",
             Self::KnowledgeWrite => "knowledge.write",
             Self::KnowledgeReview => "knowledge.review",

@@ -26,6 +26,11 @@ pub mod redress {
             tonic::include_proto!("redress.case.v1");
         }
     }
+    pub mod escalation {
+        pub mod v1 {
+            tonic::include_proto!("redress.escalation.v1");
+        }
+    }
     pub mod metrics {
         pub mod v1 {
             tonic::include_proto!("redress.metrics.v1");
@@ -48,6 +53,8 @@ pub mod services {
     pub const PERSONAL_DATA: &str = "redress.intake.v1.PersonalDataService";
     pub const CASE: &str = "redress.case.v1.CaseService";
     pub const CASE_EVENTS: &str = "redress.case.v1.CaseEventFeedService";
+    pub const ESCALATION: &str = "redress.escalation.v1.EscalationService";
+    pub const ESCALATION_EVENTS: &str = "redress.escalation.v1.EscalationEventFeedService";
     pub const METRICS: &str = "redress.metrics.v1.QualityMetricsService";
     pub const METRICS_EVENTS: &str = "redress.metrics.v1.MetricsEventFeedService";
     pub const KNOWLEDGE: &str = "redress.knowledge.v1.KnowledgeService";

@@ -1,0 +1,119 @@
+//! The store's writes: each runs one operation of `ops` in one transaction.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redress_platform::dead_letters::{DeadLetter, Replay};
+use redress_platform::principal::Principal;
+use redress_proto::redress::common::v1::Event;
+use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement, StatementUse};
+
+use super::ops::{self, Attempt, RequestKey};
+use super::{DueAction, EscalationStore};
+use crate::error::EscalationError;
+
+type Result<T> = std::result::Result<T, EscalationError>;
+
+/// Runs `$op(tx, args…)` as one write, with the store's rules and clock when asked.
+macro_rules! write {
+    ($store:expr, |$tx:ident, $rules:ident, $now:ident| $body:expr) => {{
+        let $rules = $store.rules.clone();
+        let $now = $store.now();
+        $store.write(Box::new(move |$tx| Box::pin(async move { $body }))).await
+    }};
+}
+
+impl EscalationStore {
+    /// Applies a batch of the feed `consumer` follows; returns the new position.
+    pub async fn apply(&self, consumer: &'static str, events: Vec<Event>) -> Result<i64> {
+        write!(self, |tx, rules, now| ops::apply_batch(tx, consumer, &events, &rules, now).await)
+    }
+
+    /// Applies a dead letter again and marks it replayed, at most once.
+    pub async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter> {
+        write!(self, |tx, rules, now| ops::replay(tx, &replay, &rules, now).await)
+    }
+
+    pub async fn create_incident(&self, new: ops::NewIncident) -> Result<Incident> {
+        write!(self, |tx, rules, now| ops::create_incident(tx, new, &rules, now).await)
+    }
+
+    pub async fn update_incident(&self, update: ops::IncidentUpdate) -> Result<Incident> {
+        write!(self, |tx, rules, now| ops::update_incident(tx, update, &rules, now).await)
+    }
+
+    pub async fn add_member(&self, new: ops::NewMember) -> Result<IncidentMember> {
+        write!(self, |tx, _rules, now| ops::add_member(tx, new, now).await)
+    }
+
+    pub async fn classify_member(&self, c: ops::Classification) -> Result<IncidentMember> {
+        write!(self, |tx, _rules, now| ops::classify_member(tx, c, now).await)
+    }
+
+    pub async fn draft_statement(
+        &self,
+        incident: String,
+        text: String,
+        request: RequestKey,
+        principal: Arc<Principal>,
+    ) -> Result<Statement> {
+        write!(self, |tx, _rules, now| ops::draft_statement(tx, incident, text, request, principal, now).await)
+    }
+
+    pub async fn approve_statement(
+        &self,
+        incident: String,
+        version: i32,
+        request: Option<RequestKey>,
+        principal: Arc<Principal>,
+    ) -> Result<Statement> {
+        write!(self, |tx, rules, now| ops::approve_statement(tx, incident, version, request, principal, &rules, now)
+            .await)
+    }
+
+    pub async fn use_statement(&self, u: ops::Use) -> Result<StatementUse> {
+        write!(self, |tx, _rules, now| ops::use_statement(tx, u, now).await)
+    }
+
+    pub async fn raise_escalation(&self, r: ops::ManualRaise) -> Result<Escalation> {
+        write!(self, |tx, rules, now| ops::raise_escalation(tx, r, &rules, now).await)
+    }
+
+    pub async fn acknowledge_escalation(&self, a: ops::Acknowledgement) -> Result<Escalation> {
+        write!(self, |tx, rules, now| ops::acknowledge_escalation(tx, a, &rules, now).await)
+    }
+
+    pub async fn acknowledge_alert(
+        &self,
+        id: String,
+        request: Option<RequestKey>,
+        principal: Arc<Principal>,
+    ) -> Result<Alert> {
+        write!(self, |tx, _rules, now| ops::acknowledge_alert(tx, id, request, principal, now).await)
+    }
+
+    /// Records how a request to CaseService went.
+    pub async fn finish_action(&self, due: DueAction, attempt: Attempt, lead_case: String) -> Result<()> {
+        write!(self, |tx, _rules, now| ops::finish_action(tx, due, attempt, lead_case, now).await)
+    }
+
+    /// Raises what the ladder's timers and the crisis stages' due times call for by `now`, on
+    /// at most `limit` records of each; each record in a transaction of its own. Returns how
+    /// many it looked at (0 also when another replica holds the sweep).
+    pub async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize> {
+        let swept = self
+            .exclusively(|| async {
+                let (escalations, incidents) = self.due(now, limit).await?;
+                let looked = escalations.len().max(incidents.len());
+                for id in escalations {
+                    write!(self, |tx, rules, _now| ops::sweep_escalation(tx, id, &rules, now).await)?;
+                }
+                for id in incidents {
+                    write!(self, |tx, _rules, _now| ops::sweep_incident(tx, id, now).await)?;
+                }
+                Ok(looked)
+            })
+            .await?;
+        Ok(swept.unwrap_or(0))
+    }
+}

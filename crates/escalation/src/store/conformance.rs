@@ -1,0 +1,376 @@
+//! One suite of store tests, run on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use redress_platform::db::DatabaseConfig;
+use redress_platform::dead_letters::Replay;
+use redress_platform::host::Supervisor;
+use redress_platform::principal::Principal;
+use redress_platform::testing::committed_events;
+use redress_platform::time::{Clock, now, to_timestamp};
+use redress_proto::redress::case::v1::{Case, CaseChanged, CaseOpened, CaseState};
+use redress_proto::redress::common::v1::{Event, Grade, ReplayDeadLetterRequest};
+use redress_proto::redress::escalation::v1::{
+    AlertKind, CauseCategory, EscalationLevel, IncidentKind, IncidentState, StatementState, SystemicCause,
+};
+use redress_proto::redress::intake::v1::{
+    ComplaintAccepted, FirstContact, RiskSignal, RiskSignalKind, RiskSignalRaised,
+};
+
+use super::ops::{self, Attempt, IncidentCommand, IncidentUpdate, RequestKey};
+use super::{CASE_CONSUMER, EscalationStore, INTAKE_CONSUMER, ListQuery};
+use crate::domain::DomainError;
+use crate::domain::actions::CaseRequest;
+use crate::error::EscalationError;
+use crate::rules::Rules;
+
+const UNIT: &str = "institutions/demo/branches/sh";
+
+async fn open(config: &DatabaseConfig) -> Arc<EscalationStore> {
+    let rules = Arc::new(Rules::shipped(vec!["senior_manager".to_owned()]).unwrap());
+    Arc::new(EscalationStore::open(config, rules, Clock::system(), &Supervisor::detached()).await.unwrap())
+}
+
+fn event<M: prost::Name>(position: i64, aggregate: &str, payload: &M) -> Event {
+    Event {
+        position,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: M::full_name(),
+        aggregate: aggregate.to_owned(),
+        org_unit: UNIT.to_owned(),
+        payload: Some(prost_types::Any { type_url: M::type_url(), value: payload.encode_to_vec() }),
+        ..Event::default()
+    }
+}
+
+fn complaint(n: u32) -> String {
+    format!("complaints/0196a8f0-0000-7000-8000-{n:012}")
+}
+
+fn case_of(n: u32) -> String {
+    format!("cases/0196a8f0-0000-7000-9000-{n:012}")
+}
+
+fn accepted(n: u32, grade: Grade) -> ComplaintAccepted {
+    ComplaintAccepted {
+        complaint: complaint(n),
+        org_unit: UNIT.to_owned(),
+        grade: grade as i32,
+        receive_time: Some(to_timestamp(now())),
+        institution: "示例银行".to_owned(),
+        first_contact: Some(FirstContact { subject: "user:li".to_owned(), ..FirstContact::default() }),
+        ..ComplaintAccepted::default()
+    }
+}
+
+fn case(n: u32, grade: Grade, state: CaseState) -> Case {
+    Case {
+        name: case_of(n),
+        complaint: complaint(n),
+        org_unit: UNIT.to_owned(),
+        grade: grade as i32,
+        state: state as i32,
+        assignee: "user:li".to_owned(),
+        department: "cards".to_owned(),
+        ..Case::default()
+    }
+}
+
+fn staff(roles: &[&str]) -> Arc<Principal> {
+    Arc::new(Principal {
+        subject: "user:lead".to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        org_unit: "institutions/demo".to_owned(),
+        permissions: vec![],
+        staff_id: String::new(),
+    })
+}
+
+/// Opens complaints 1..=n with their cases.
+async fn complaints_with_cases(store: &EscalationStore, n: u32) {
+    let intake: Vec<Event> =
+        (1..=n).map(|i| event(i64::from(i), &complaint(i), &accepted(i, Grade::General))).collect();
+    store.apply(INTAKE_CONSUMER, intake).await.unwrap();
+    let cases: Vec<Event> = (1..=n)
+        .map(|i| {
+            event(i64::from(i), &case_of(i), &CaseOpened { case: Some(case(i, Grade::General, CaseState::Accepted)) })
+        })
+        .collect();
+    store.apply(CASE_CONSUMER, cases).await.unwrap();
+}
+
+async fn event_types(store: &EscalationStore) -> Vec<String> {
+    committed_events(store.feed(), 0, 10_000).await.unwrap().into_iter().map(|e| e.event_type).collect()
+}
+
+async fn complaints_and_cases_are_known_from_either_feed_in_either_order(store: Arc<EscalationStore>) {
+    // The case feed tells of complaint 1 first, intake after; complaint 2 the other way round.
+    let opened = CaseOpened { case: Some(case(1, Grade::Important, CaseState::Assigned)) };
+    store.apply(CASE_CONSUMER, vec![event(1, &case_of(1), &opened)]).await.unwrap();
+    store
+        .apply(
+            INTAKE_CONSUMER,
+            vec![
+                event(1, &complaint(1), &accepted(1, Grade::General)),
+                event(2, &complaint(2), &accepted(2, Grade::Urgent)),
+            ],
+        )
+        .await
+        .unwrap();
+    let one = store.known(&complaint(1)).await.unwrap().unwrap();
+    assert_eq!(one.case.as_deref(), Some(case_of(1).as_str()));
+    assert_eq!(one.grade, Grade::Important as i32, "the case's grade is newer than intake's");
+    assert!(one.accepted.is_some());
+    assert_eq!(one.complainant_key, complaint(1));
+    let two = store.known(&complaint(2)).await.unwrap().unwrap();
+    assert_eq!((two.case, two.grade), (None, Grade::Urgent as i32));
+    assert_eq!(store.position(INTAKE_CONSUMER).await.unwrap(), 2);
+    assert_eq!(store.position(CASE_CONSUMER).await.unwrap(), 1);
+    // A repeat of complaint 1 counts as the same complainant.
+    let repeat = ComplaintAccepted { recurrence_of: complaint(1), ..accepted(3, Grade::General) };
+    store.apply(INTAKE_CONSUMER, vec![event(3, &complaint(3), &repeat)]).await.unwrap();
+    assert_eq!(store.known(&complaint(3)).await.unwrap().unwrap().complainant_key, complaint(1));
+    // Events at or below the stored position are passed over.
+    store.apply(INTAKE_CONSUMER, vec![event(2, &complaint(9), &accepted(9, Grade::General))]).await.unwrap();
+    assert!(store.known(&complaint(9)).await.unwrap().is_none());
+}
+
+async fn a_major_case_reaches_senior_management_at_once_and_climbs_when_unacknowledged(store: Arc<EscalationStore>) {
+    let opened = CaseOpened { case: Some(case(1, Grade::Major, CaseState::Accepted)) };
+    store.apply(CASE_CONSUMER, vec![event(1, &case_of(1), &opened)]).await.unwrap();
+    let changed = CaseChanged { case: Some(case(1, Grade::Major, CaseState::Assigned)), ..CaseChanged::default() };
+    store.apply(CASE_CONSUMER, vec![event(2, &case_of(1), &changed)]).await.unwrap();
+    let all = store.escalations(&ListQuery { limit: 10, ..ListQuery::default() }, 0, None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].level(), EscalationLevel::SeniorManagement);
+    assert_eq!(all[0].steps.len(), 1, "the major grade seen again raises nothing");
+    assert_eq!(all[0].case, case_of(1));
+    let raised = event_types(&store).await.iter().filter(|t| t.ends_with("EscalationRaised")).count();
+    assert_eq!(raised, 1);
+    // Its hour passes unacknowledged: the regulator report, once.
+    let later = now() + Duration::minutes(61);
+    assert_eq!(store.sweep(now(), 100).await.unwrap(), 0);
+    assert_eq!(store.sweep(later, 100).await.unwrap(), 1);
+    assert_eq!(store.sweep(later, 100).await.unwrap(), 0, "swept once");
+    let e = store.escalation(crate::domain::actions::id_of(&all[0].name)).await.unwrap().unwrap();
+    assert_eq!(e.level(), EscalationLevel::RegulatorReport);
+    assert_eq!(e.steps[1].raised_by, "service:escalation");
+    assert!(!e.steps[1].reason.is_empty());
+    let due = store.due_actions(later, 10).await.unwrap();
+    assert!(matches!(due.as_slice(), [a] if matches!(a.request, CaseRequest::AddTask { .. })), "{due:?}");
+    // The case closes: so does its escalation.
+    let closed = CaseChanged { case: Some(case(1, Grade::Major, CaseState::Closed)), ..CaseChanged::default() };
+    store.apply(CASE_CONSUMER, vec![event(3, &case_of(1), &closed)]).await.unwrap();
+    let e = store.escalation(crate::domain::actions::id_of(&all[0].name)).await.unwrap().unwrap();
+    assert_eq!(e.state(), redress_proto::redress::escalation::v1::EscalationState::Closed);
+}
+
+async fn an_acknowledged_step_does_not_climb(store: Arc<EscalationStore>) {
+    complaints_with_cases(&store, 1).await;
+    let raise = ops::ManualRaise {
+        case: case_of(1),
+        level: None,
+        reason: "客户情绪激动".to_owned(),
+        request: None,
+        principal: staff(&["handler"]),
+    };
+    let e = store.raise_escalation(raise).await.unwrap();
+    assert_eq!(e.level(), EscalationLevel::Handler);
+    let ack = |roles: &[&str]| ops::Acknowledgement {
+        id: crate::domain::actions::id_of(&e.name).to_owned(),
+        expected_version: None,
+        note: "已联系客户".to_owned(),
+        request: None,
+        principal: staff(roles),
+    };
+    let acked = store.acknowledge_escalation(ack(&["handler"])).await.unwrap();
+    assert_eq!(acked.steps[0].acknowledged_by, "user:lead");
+    assert!(matches!(
+        store.acknowledge_escalation(ack(&["handler"])).await,
+        Err(EscalationError::Domain(DomainError::AlreadyAcknowledged))
+    ));
+    assert_eq!(store.sweep(now() + Duration::days(30), 100).await.unwrap(), 0);
+}
+
+async fn early_warning_alerts_once_regrades_and_escalates_by_rule(store: Arc<EscalationStore>) {
+    complaints_with_cases(&store, 1).await;
+    let signals = vec![
+        RiskSignal { kind: RiskSignalKind::EscalationThreat as i32, evidence: vec!["12378".to_owned()] },
+        RiskSignal { kind: RiskSignalKind::HeatedWording as i32, evidence: vec!["忍无可忍".to_owned()] },
+    ];
+    let raised = RiskSignalRaised {
+        complaint: complaint(1),
+        org_unit: UNIT.to_owned(),
+        signals,
+        grade: Grade::Important as i32,
+        ..RiskSignalRaised::default()
+    };
+    store.apply(INTAKE_CONSUMER, vec![event(2, &complaint(1), &raised)]).await.unwrap();
+    // Announced again later (a replay upstream): still one alert.
+    store.apply(INTAKE_CONSUMER, vec![event(3, &complaint(1), &raised)]).await.unwrap();
+    let alerts = store.alerts(&ListQuery { limit: 10, ..ListQuery::default() }).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind(), AlertKind::EarlyWarning);
+    assert_eq!(alerts[0].recipients, ["user:li".to_owned(), format!("supervisor:{UNIT}")]);
+    let due = store.due_actions(now(), 10).await.unwrap();
+    assert!(
+        matches!(due.as_slice(), [a] if matches!(a.request, CaseRequest::ChangeGrade { grade, .. } if grade == Grade::Urgent as i32)),
+        "{due:?}"
+    );
+    let e = store.escalations(&ListQuery { limit: 10, ..ListQuery::default() }, 0, None).await.unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].level(), EscalationLevel::Supervisor, "an urgent case starts at the supervisor");
+    let types = event_types(&store).await;
+    assert_eq!(types.iter().filter(|t| t.ends_with("AlertRaised")).count(), 1);
+}
+
+async fn an_incident_runs_from_declaration_to_close_with_one_statement_in_force(store: Arc<EscalationStore>) {
+    complaints_with_cases(&store, 3).await;
+    let lead = staff(&["senior_manager"]);
+    let new = ops::NewIncident {
+        kind: IncidentKind::Group,
+        org_unit: "institutions/demo".to_owned(),
+        title: "信用卡年费误扣".to_owned(),
+        summary: String::new(),
+        request: RequestKey { id: "r-1".to_owned(), fingerprint: "f".to_owned() },
+        principal: lead.clone(),
+    };
+    let incident = store.create_incident(new).await.unwrap();
+    assert_eq!(incident.state(), IncidentState::Declared);
+    let id = crate::domain::actions::id_of(&incident.name).to_owned();
+    for n in 1..=3 {
+        let member = ops::NewMember {
+            incident: id.clone(),
+            complaint: complaint(n),
+            source: "manual",
+            matched: None,
+            reason: "同一原因".to_owned(),
+            request: None,
+            principal: lead.clone(),
+        };
+        store.add_member(member).await.unwrap();
+    }
+    let again = ops::NewMember {
+        incident: id.clone(),
+        complaint: complaint(2),
+        source: "manual",
+        matched: None,
+        reason: "x".to_owned(),
+        request: None,
+        principal: lead.clone(),
+    };
+    assert!(matches!(store.add_member(again).await, Err(EscalationError::Domain(DomainError::AlreadyMember { .. }))));
+    let incident = store.incident(&id).await.unwrap().unwrap();
+    assert_eq!((incident.member_count, incident.complainant_count), (3, 3));
+    assert_eq!(incident.lead_case, case_of(1));
+    // Members 2 and 3 are to be linked under the lead's case, each once.
+    let due = store.due_actions(now(), 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    for d in &due {
+        store.finish_action(d.clone(), Attempt::Done, case_of(1)).await.unwrap();
+        store.finish_action(d.clone(), Attempt::Done, case_of(1)).await.unwrap();
+    }
+    assert!(store.due_actions(now(), 10).await.unwrap().is_empty());
+    let linked = event_types(&store).await.iter().filter(|t| t.ends_with("CaseLinkedToIncident")).count();
+    assert_eq!(linked, 2, "each link announced once");
+    let members = store.members(&incident.name, 0, 10).await.unwrap();
+    assert!(members.iter().skip(1).all(|(_, m)| m.linked));
+    // Statements: draft, approve, draft again, approve; the first is superseded and refused.
+    let draft = |text: &str, rid: &str| {
+        store.draft_statement(
+            id.clone(),
+            text.to_owned(),
+            RequestKey { id: rid.to_owned(), fingerprint: text.to_owned() },
+            lead.clone(),
+        )
+    };
+    let v1 = draft("第一版口径", "d-1").await.unwrap();
+    assert_eq!(draft("第一版口径", "d-1").await.unwrap().version, 1, "a retried draft is the first one");
+    assert!(matches!(
+        store.approve_statement(id.clone(), 1, None, staff(&["handler"])).await,
+        Err(EscalationError::Domain(DomainError::ApproverRoleRequired { .. }))
+    ));
+    store.approve_statement(id.clone(), v1.version, None, lead.clone()).await.unwrap();
+    draft("第二版口径", "d-2").await.unwrap();
+    let v2 = store.approve_statement(id.clone(), 2, None, lead.clone()).await.unwrap();
+    assert_eq!(v2.state(), StatementState::Approved);
+    let statements = store.statements(&incident.name).await.unwrap();
+    assert_eq!(statements[1].state(), StatementState::Superseded);
+    assert_eq!(store.incident(&id).await.unwrap().unwrap().current_statement, v2.name);
+    let use_of = |version| ops::Use {
+        incident: id.clone(),
+        version,
+        channel: "热线".to_owned(),
+        case: String::new(),
+        request: None,
+        principal: lead.clone(),
+    };
+    assert!(matches!(
+        store.use_statement(use_of(1)).await,
+        Err(EscalationError::Domain(DomainError::StatementSuperseded { .. }))
+    ));
+    assert_eq!(store.use_statement(use_of(2)).await.unwrap().statement.unwrap().text, "第二版口径");
+    // Closing needs the systemic cause.
+    let update = |command| IncidentUpdate {
+        id: id.clone(),
+        expected_version: None,
+        request: None,
+        principal: lead.clone(),
+        command,
+    };
+    let close = || update(IncidentCommand::Close { reason: "全部处理完毕".to_owned() });
+    assert!(matches!(
+        store.update_incident(close()).await,
+        Err(EscalationError::Domain(DomainError::SystemicCauseRequired))
+    ));
+    let cause = SystemicCause {
+        category: CauseCategory::System as i32,
+        description: "年费减免规则未同步".to_owned(),
+        fix: "修复规则同步并批量退费".to_owned(),
+        fix_owner: "user:it-lead".to_owned(),
+        ..SystemicCause::default()
+    };
+    store.update_incident(update(IncidentCommand::RecordSystemicCause { cause })).await.unwrap();
+    let stale = IncidentUpdate { expected_version: Some(1), ..close() };
+    assert!(matches!(store.update_incident(stale).await, Err(EscalationError::EtagMismatch { .. })));
+    let closed = store.update_incident(close()).await.unwrap();
+    assert_eq!(closed.state(), IncidentState::Closed);
+    let types = event_types(&store).await;
+    assert!(types.iter().any(|t| t.ends_with("IncidentDeclared")));
+    assert_eq!(types.iter().filter(|t| t.ends_with("StatementApproved")).count(), 2);
+}
+
+async fn an_unappliable_event_waits_as_a_dead_letter_until_replayed(store: Arc<EscalationStore>) {
+    let mut garbled = event(1, &complaint(1), &accepted(1, Grade::General));
+    garbled.payload.as_mut().unwrap().value = vec![0xff, 0xff, 0xff];
+    let later = event(2, &complaint(2), &accepted(2, Grade::General));
+    store.apply(INTAKE_CONSUMER, vec![garbled, later]).await.unwrap();
+    assert!(store.known(&complaint(1)).await.unwrap().is_none());
+    assert!(store.known(&complaint(2)).await.unwrap().is_some(), "the next aggregate's events go on");
+    let root = Arc::new(Principal {
+        org_unit: "/".to_owned(),
+        permissions: vec!["events.admin".to_owned()],
+        ..Principal::default()
+    });
+    let corrected = prost_types::Any::from_msg(&accepted(1, Grade::General)).unwrap();
+    let request =
+        ReplayDeadLetterRequest { name: "consumers/intake/deadLetters/1".to_owned(), payload: Some(corrected) };
+    let dead = store.replay_dead_letter(Replay::parse(root.clone(), request.clone()).unwrap()).await.unwrap();
+    assert!(dead.replay_time_us.is_some());
+    assert!(store.known(&complaint(1)).await.unwrap().is_some());
+    let again = store.replay_dead_letter(Replay::parse(root, request).unwrap()).await.unwrap();
+    assert_eq!(again.replay_time_us, dead.replay_time_us, "applied at most once");
+}
+
+redress_platform::conformance_suite!(
+    open = open;
+    complaints_and_cases_are_known_from_either_feed_in_either_order,
+    a_major_case_reaches_senior_management_at_once_and_climbs_when_unacknowledged,
+    an_acknowledged_step_does_not_climb,
+    early_warning_alerts_once_regrades_and_escalates_by_rule,
+    an_incident_runs_from_declaration_to_close_with_one_statement_in_force,
+    an_unappliable_event_waits_as_a_dead_letter_until_replayed,
+);

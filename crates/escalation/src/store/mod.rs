@@ -1,0 +1,493 @@
+//! The escalation store: one type for both backends. Every write is an operation of `ops`,
+//! written once over [`tx::EscTx`] and run in one transaction (SQLite: one job of the
+//! group-commit writer; PostgreSQL: a transaction of its own); reads are the same SQL on
+//! either pool. The conformance suite runs every test on both.
+
+mod commands;
+#[cfg(test)]
+mod conformance;
+pub(crate) mod ops;
+pub(crate) mod tx;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use prost::Message;
+use redress_platform::db::{Backend, DatabaseConfig, Pool, Sqlite};
+use redress_platform::events::{EventSink, Feed};
+use redress_platform::host::Supervisor;
+use redress_platform::paging::Cursor;
+use redress_platform::time::{Clock, from_timestamp, to_micros};
+use redress_proto::redress::common::v1::Event;
+use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement};
+use redress_proto::redress::intake::v1::ComplaintAccepted;
+use sqlx::PgPool;
+
+use crate::domain::actions::CaseRequest;
+use crate::error::EscalationError;
+use crate::rules::Rules;
+use tx::EscTx;
+
+pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Consumer names under which the followed feeds' positions are stored.
+pub const INTAKE_CONSUMER: &str = "intake";
+pub const CASE_CONSUMER: &str = "case-workflow";
+
+/// A record as loaded, with the version its write must find unchanged.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub record: T,
+    pub version: i64,
+}
+
+/// What the service knows of a complaint (from intake's and case-workflow's feeds).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub complaint: String,
+    pub org_unit: String,
+    /// Intake's ComplaintAccepted, once applied.
+    pub accepted: Option<ComplaintAccepted>,
+    pub case: Option<String>,
+    pub grade: i32,
+    pub assignee: String,
+    pub department: String,
+    pub case_open: bool,
+    /// Who complains, as far as the service can tell without personal information: the first
+    /// complaint of the chain of repeats intake links by its blind indexes (this complaint
+    /// when it repeats none).
+    pub complainant_key: String,
+}
+
+/// The columns of [`Known`], as a literal for `concat!`.
+macro_rules! known_sql {
+    () => {
+        "SELECT complaint, org_unit, accepted_record, case_name, grade, assignee, department, case_open, \
+         complainant_key FROM complaints"
+    };
+}
+pub(crate) use known_sql;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct KnownRow {
+    complaint: String,
+    org_unit: String,
+    accepted_record: Option<Vec<u8>>,
+    case_name: Option<String>,
+    grade: i64,
+    assignee: String,
+    department: String,
+    case_open: i64,
+    complainant_key: String,
+}
+
+impl TryFrom<KnownRow> for Known {
+    type Error = EscalationError;
+
+    fn try_from(r: KnownRow) -> Result<Self, EscalationError> {
+        Ok(Known {
+            complaint: r.complaint,
+            org_unit: r.org_unit,
+            accepted: r.accepted_record.map(|a| ComplaintAccepted::decode(a.as_slice())).transpose()?,
+            case: r.case_name,
+            grade: i32::try_from(r.grade).unwrap_or_default(),
+            assignee: r.assignee,
+            department: r.department,
+            case_open: r.case_open != 0,
+            complainant_key: r.complainant_key,
+        })
+    }
+}
+
+/// Where a case stands, as its feed last said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFacts {
+    pub case: String,
+    pub org_unit: String,
+    pub grade: i32,
+    pub assignee: String,
+    pub department: String,
+    pub open: bool,
+}
+
+/// Storage form of an optional timestamp (0 when unset).
+pub(crate) fn micros(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.and_then(from_timestamp).map(to_micros).unwrap_or_default()
+}
+
+/// A page query over records listed newest first by id (ids are UUIDv7, so creation order).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only records of organisation units within this one; `None` for all.
+    pub scope: Option<String>,
+    /// The kind (incidents, alerts) or state (escalations) asked for; 0 for any.
+    pub kind: i64,
+    pub state: i64,
+    /// Only records not yet acknowledged (alerts).
+    pub open_only: bool,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+/// A pending request to CaseService whose complaint has a case.
+#[derive(Debug, Clone)]
+pub struct DueAction {
+    pub key: String,
+    pub complaint: String,
+    pub case: String,
+    pub org_unit: String,
+    pub request: CaseRequest,
+    pub attempts: i64,
+    /// When it was recorded: what it asks is fixed from then (a retry asks the same).
+    pub create_time: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(Sqlite),
+    Postgres(PgPool),
+}
+
+/// The escalation service's store.
+#[derive(Clone)]
+pub struct EscalationStore {
+    db: Db,
+    feed: Feed,
+    rules: Arc<Rules>,
+    clock: Clock,
+}
+
+/// Runs the same statement on whichever pool the store has.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.feed.pool() {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A write of the store: an operation over one transaction.
+pub(crate) type Write<T> =
+    Box<dyn for<'c> FnOnce(&'c mut dyn EscTx) -> BoxFuture<'c, Result<T, EscalationError>> + Send>;
+
+/// Advisory lock key held by the one replica that sweeps (ASCII "redrsesc").
+const SWEEP_LOCK: i64 = 0x7265_6472_7365_7363;
+
+impl EscalationStore {
+    /// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
+    pub async fn open(
+        config: &DatabaseConfig,
+        rules: Arc<Rules>,
+        clock: Clock,
+        supervisor: &Supervisor,
+    ) -> anyhow::Result<Self> {
+        let (db, feed) = match Backend::of(&config.url)? {
+            Backend::Sqlite => {
+                let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
+                redress_platform::db::migrate_sqlite(&db.pool, &SQLITE_MIGRATIONS).await?;
+                redress_platform::events::migrate_sqlite(&db.pool).await?;
+                let feed = Feed::sqlite(db.pool.clone());
+                (Db::Sqlite(db), feed)
+            }
+            Backend::Postgres => {
+                let pool = redress_platform::db::connect_postgres(config).await?;
+                redress_platform::db::migrate_postgres(&pool, &POSTGRES_MIGRATIONS).await?;
+                redress_platform::events::migrate_postgres(&pool).await?;
+                let feed = Feed::postgres(pool.clone(), supervisor);
+                (Db::Postgres(pool), feed)
+            }
+        };
+        Ok(Self { db, feed, rules, clock })
+    }
+
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs `write` in one transaction and tells the feed when it committed events.
+    pub(crate) async fn write<T: Send + 'static>(&self, write: Write<T>) -> Result<T, EscalationError> {
+        let result = match &self.db {
+            Db::Sqlite(db) => db.writer.write(move |conn| write(conn)).await,
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let result = write(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(result)
+            }
+        };
+        if result.is_ok() {
+            // Cheap when nothing was appended: a reader wakes and finds nothing new.
+            self.feed.notify_committed();
+        }
+        result
+    }
+
+    /// Runs `sweep` only while this replica holds the sweep lock (PostgreSQL: one replica at a
+    /// time, released however the sweep ends; SQLite has one process).
+    pub(crate) async fn exclusively<F, Fut, T>(&self, sweep: F) -> anyhow::Result<Option<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        match &self.db {
+            Db::Sqlite(_) => sweep().await.map(Some),
+            Db::Postgres(pool) => {
+                let mut lock = pool.begin().await?;
+                let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(SWEEP_LOCK)
+                    .fetch_one(&mut *lock)
+                    .await?;
+                if !held {
+                    return Ok(None);
+                }
+                let result = sweep().await;
+                lock.rollback().await?;
+                result.map(Some)
+            }
+        }
+    }
+
+    /// The stored position of a consumer (0 before its first batch).
+    pub async fn position(&self, consumer: &str) -> anyhow::Result<i64> {
+        let p: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(p.unwrap_or(0))
+    }
+
+    pub async fn known(&self, complaint: &str) -> anyhow::Result<Option<Known>> {
+        let row: Option<KnownRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(known_sql!(), " WHERE complaint = $1")).bind(complaint).fetch_optional(pool).await?
+        });
+        Ok(row.map(Known::try_from).transpose()?)
+    }
+
+    pub async fn known_case(&self, case: &str) -> anyhow::Result<Option<Known>> {
+        let row: Option<KnownRow> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(known_sql!(), " WHERE case_name = $1")).bind(case).fetch_optional(pool).await?
+        });
+        Ok(row.map(Known::try_from).transpose()?)
+    }
+
+    pub async fn incident(&self, id: &str) -> anyhow::Result<Option<Incident>> {
+        let row: Option<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT record FROM incidents WHERE id = $1").bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| Incident::decode(r.as_slice())).transpose()?)
+    }
+
+    pub async fn incidents(&self, q: &ListQuery) -> anyhow::Result<Vec<Incident>> {
+        const LIST: &str = "SELECT record FROM incidents WHERE ($1 = 0 OR kind = $1) AND ($2 = 0 OR state = $2) \
+            AND ($3 IS NULL OR id < $3) \
+            AND ($4 IS NULL OR org_unit = $4 OR substr(org_unit, 1, length($4) + 1) = $4 || '/') \
+            ORDER BY id DESC LIMIT $5";
+        let after = q.after.as_ref().map(|c| c.1.clone());
+        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar(LIST)
+                .bind(q.kind)
+                .bind(q.state)
+                .bind(after.clone())
+                .bind(q.scope.clone())
+                .bind(q.limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|r| Ok(Incident::decode(r.as_slice())?)).collect()
+    }
+
+    /// Members of an incident in join order, after position `after_seq`, with their positions.
+    pub async fn members(
+        &self,
+        incident: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(i64, IncidentMember)>> {
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, record FROM incident_members WHERE incident = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(incident)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(|(seq, r)| Ok((seq, IncidentMember::decode(r.as_slice())?))).collect()
+    }
+
+    /// The incidents a complaint is a member of.
+    pub async fn incidents_of(&self, complaint: &str) -> anyhow::Result<Vec<String>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT incident FROM incident_members WHERE complaint = $1 ORDER BY incident")
+                .bind(complaint)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// An incident's statements, newest first.
+    pub async fn statements(&self, incident: &str) -> anyhow::Result<Vec<Statement>> {
+        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT record FROM statements WHERE incident = $1 ORDER BY version DESC")
+                .bind(incident)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|r| Ok(Statement::decode(r.as_slice())?)).collect()
+    }
+
+    pub async fn escalation(&self, id: &str) -> anyhow::Result<Option<Escalation>> {
+        let row: Option<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT record FROM escalations WHERE id = $1").bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| Escalation::decode(r.as_slice())).transpose()?)
+    }
+
+    /// Escalations, newest first; `complaint` narrows to one complaint's.
+    pub async fn escalations(
+        &self,
+        q: &ListQuery,
+        level: i64,
+        complaint: Option<String>,
+    ) -> anyhow::Result<Vec<Escalation>> {
+        const LIST: &str = "SELECT record FROM escalations WHERE ($1 = 0 OR state = $1) AND ($2 = 0 OR level = $2) \
+            AND ($3 IS NULL OR complaint = $3) AND ($4 IS NULL OR id < $4) \
+            AND ($5 IS NULL OR org_unit = $5 OR substr(org_unit, 1, length($5) + 1) = $5 || '/') \
+            ORDER BY id DESC LIMIT $6";
+        let after = q.after.as_ref().map(|c| c.1.clone());
+        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar(LIST)
+                .bind(q.state)
+                .bind(level)
+                .bind(complaint.clone())
+                .bind(after.clone())
+                .bind(q.scope.clone())
+                .bind(q.limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|r| Ok(Escalation::decode(r.as_slice())?)).collect()
+    }
+
+    pub async fn alerts(&self, q: &ListQuery) -> anyhow::Result<Vec<Alert>> {
+        const LIST: &str = "SELECT record FROM alerts WHERE ($1 = 0 OR kind = $1) AND ($2 = 0 OR acknowledged = 0) \
+            AND ($3 IS NULL OR id < $3) \
+            AND ($4 IS NULL OR org_unit = $4 OR substr(org_unit, 1, length($4) + 1) = $4 || '/') \
+            ORDER BY id DESC LIMIT $5";
+        let after = q.after.as_ref().map(|c| c.1.clone());
+        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar(LIST)
+                .bind(q.kind)
+                .bind(i64::from(q.open_only))
+                .bind(after.clone())
+                .bind(q.scope.clone())
+                .bind(q.limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|r| Ok(Alert::decode(r.as_slice())?)).collect()
+    }
+
+    /// Requests to CaseService that are due and whose complaint has a case, oldest first.
+    pub async fn due_actions(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<DueAction>> {
+        const DUE: &str = "SELECT a.key, a.complaint, c.case_name, a.org_unit, a.request, a.attempts, a.create_time_us \
+            FROM case_actions a JOIN complaints c ON c.complaint = a.complaint \
+            WHERE a.state = 0 AND a.next_attempt_us <= $1 AND c.case_name IS NOT NULL \
+            ORDER BY a.next_attempt_us, a.key LIMIT $2";
+        type Row = (String, String, String, String, String, i64, i64);
+        let rows: Vec<Row> =
+            on_pool!(self, |pool| { sqlx::query_as(DUE).bind(to_micros(now)).bind(limit).fetch_all(pool).await? });
+        rows.into_iter()
+            .map(|(key, complaint, case, org_unit, request, attempts, created)| {
+                Ok(DueAction {
+                    key,
+                    complaint,
+                    case,
+                    org_unit,
+                    request: serde_json::from_str(&request)?,
+                    attempts,
+                    create_time: redress_platform::time::from_micros(created),
+                })
+            })
+            .collect()
+    }
+
+    /// Counts of requests to CaseService by state (0 pending, 1 done, 2 refused), for tests
+    /// and diagnostics.
+    pub async fn action_counts(&self) -> anyhow::Result<[i64; 3]> {
+        let rows: Vec<(i64, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM case_actions GROUP BY state").fetch_all(pool).await?
+        });
+        let mut counts = [0; 3];
+        for (state, n) in rows {
+            if let Some(c) = usize::try_from(state).ok().and_then(|s| counts.get_mut(s)) {
+                *c = n;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Ids of escalations and incidents whose timers are due by `now`.
+    async fn due(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        let at = to_micros(now);
+        let escalations: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM escalations WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
+                 ORDER BY next_check_us LIMIT $2",
+            )
+            .bind(at)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        let incidents: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM incidents WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
+                 ORDER BY next_check_us LIMIT $2",
+            )
+            .bind(at)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok((escalations, incidents))
+    }
+
+    /// Forgets request ids first used before `before` (retention); returns how many.
+    pub async fn prune_requests(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        const PRUNE: &str = "DELETE FROM requests WHERE request_id IN \
+            (SELECT request_id FROM requests WHERE record_time_us < $1 LIMIT 5000)";
+        self.feed.pool().delete_in_batches(PRUNE, to_micros(before)).await
+    }
+}
+
+/// One followed feed as a consumer sink: the same store, under the consumer's name.
+pub struct FeedSink {
+    pub store: Arc<EscalationStore>,
+    pub consumer: &'static str,
+}
+
+#[async_trait::async_trait]
+impl EventSink for FeedSink {
+    async fn position(&self) -> anyhow::Result<i64> {
+        self.store.position(self.consumer).await
+    }
+
+    async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
+        Ok(self.store.apply(self.consumer, events).await?)
+    }
+}

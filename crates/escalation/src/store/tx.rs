@@ -1,0 +1,460 @@
+//! The single queries the escalation service's operations are made of, inside one transaction
+//! of either backend. Every operation is written once over [`EscTx`] in `ops`; the backends
+//! differ only in the suffix their locking reads carry.
+
+use async_trait::async_trait;
+use prost::Message;
+use redress_platform::consumer::ConsumerTx;
+use redress_platform::events::Outbox;
+use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement, StatementUse};
+use sqlx::{PgConnection, SqliteConnection};
+
+use super::{CaseFacts, Known, KnownRow, Stored};
+use crate::domain::actions::{CaseAction, id_of};
+use crate::error::EscalationError;
+
+type Result<T> = std::result::Result<T, EscalationError>;
+
+/// One transaction of the escalation store.
+#[async_trait]
+pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
+    /// What the service knows of a complaint.
+    async fn complaint(&mut self, complaint: &str) -> Result<Option<Known>>;
+    /// What the service knows of the complaint of a case.
+    async fn complaint_of_case(&mut self, case: &str) -> Result<Option<Known>>;
+    /// Records intake's ComplaintAccepted (payload as received).
+    async fn record_accepted(
+        &mut self,
+        complaint: &str,
+        org_unit: &str,
+        grade: i32,
+        complainant_key: &str,
+        payload: &[u8],
+    ) -> Result<()>;
+    /// Records where a complaint's case stands, from the case feed.
+    async fn record_case(&mut self, complaint: &str, case: &CaseFacts) -> Result<()>;
+
+    /// An incident with its version, locked until the transaction ends.
+    async fn load_incident(&mut self, id: &str) -> Result<Option<Stored<Incident>>>;
+    async fn insert_incident(&mut self, incident: &Incident, next_check_us: Option<i64>) -> Result<()>;
+    /// Writes an incident loaded at `version`; fails if it changed meanwhile.
+    async fn save_incident(&mut self, incident: &Incident, version: i64, next_check_us: Option<i64>) -> Result<()>;
+    /// An incident's members in join order.
+    async fn members(&mut self, incident: &str) -> Result<Vec<IncidentMember>>;
+    async fn load_member(&mut self, incident: &str, complaint: &str) -> Result<Option<IncidentMember>>;
+    /// Adds a member after the last, with the key of its complainant; `false` (nothing
+    /// written) when it is one already.
+    async fn insert_member(&mut self, member: &IncidentMember, complainant_key: &str) -> Result<bool>;
+    /// An incident's members and distinct complainants.
+    async fn member_counts(&mut self, incident: &str) -> Result<(i64, i64)>;
+    async fn save_member(&mut self, member: &IncidentMember) -> Result<()>;
+    /// The incidents a complaint is a member of.
+    async fn incidents_of(&mut self, complaint: &str) -> Result<Vec<String>>;
+
+    /// An incident's statements, newest first, locked.
+    async fn statements(&mut self, incident: &str) -> Result<Vec<Statement>>;
+    async fn put_statement(&mut self, statement: &Statement, new: bool) -> Result<()>;
+    async fn insert_statement_use(&mut self, id: &str, used: &StatementUse) -> Result<()>;
+
+    async fn load_escalation(&mut self, id: &str) -> Result<Option<Stored<Escalation>>>;
+    async fn escalation_of(&mut self, complaint: &str) -> Result<Option<Stored<Escalation>>>;
+    /// Inserts (`version` None) or updates an escalation loaded at `version`.
+    async fn put_escalation(
+        &mut self,
+        escalation: &Escalation,
+        version: Option<i64>,
+        next_check_us: Option<i64>,
+    ) -> Result<()>;
+
+    /// Records an alert unless one was raised for `cause` already (`false`).
+    async fn insert_alert(&mut self, alert: &Alert, cause: &str) -> Result<bool>;
+    async fn load_alert(&mut self, id: &str) -> Result<Option<Alert>>;
+    async fn save_alert(&mut self, alert: &Alert) -> Result<()>;
+
+    /// Records a request to CaseService unless its key was recorded already (`false`).
+    async fn insert_action(&mut self, action: &CaseAction, now_us: i64) -> Result<bool>;
+    /// Records how an attempt went: `state` 0 (try again at `next_attempt_us`), 1 done, 2
+    /// refused. `false` when the request was no longer pending (another replica finished it).
+    async fn finish_action(
+        &mut self,
+        key: &str,
+        state: i64,
+        error: &str,
+        next_attempt_us: i64,
+        now_us: i64,
+    ) -> Result<bool>;
+
+    /// The stored first result of a request id: its fingerprint and response.
+    async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>>;
+    async fn save_request(&mut self, id: &str, fingerprint: &str, response: &[u8], now_us: i64) -> Result<()>;
+}
+
+/// Implements [`EscTx`] for one backend's connection; `$lock` ends the reads that lock.
+macro_rules! esc_tx {
+    ($conn:ty, lock = $lock:literal) => {
+        #[async_trait]
+        impl EscTx for $conn {
+            async fn complaint(&mut self, complaint: &str) -> Result<Option<Known>> {
+                let row: Option<KnownRow> = sqlx::query_as(concat!(super::known_sql!(), " WHERE complaint = $1", $lock))
+                    .bind(complaint)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                row.map(Known::try_from).transpose()
+            }
+
+            async fn complaint_of_case(&mut self, case: &str) -> Result<Option<Known>> {
+                let row: Option<KnownRow> = sqlx::query_as(concat!(super::known_sql!(), " WHERE case_name = $1", $lock))
+                    .bind(case)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                row.map(Known::try_from).transpose()
+            }
+
+            async fn record_accepted(
+                &mut self,
+                complaint: &str,
+                org_unit: &str,
+                grade: i32,
+                complainant_key: &str,
+                payload: &[u8],
+            ) -> Result<()> {
+                // The case feed may have told of the case first: its grade is the newer one.
+                sqlx::query(
+                    "INSERT INTO complaints (complaint, org_unit, accepted, accepted_record, grade, complainant_key) \
+                     VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (complaint) DO UPDATE SET accepted = 1, \
+                     accepted_record = excluded.accepted_record, complainant_key = excluded.complainant_key, \
+                     org_unit = CASE WHEN complaints.org_unit = '' THEN excluded.org_unit ELSE complaints.org_unit END, \
+                     grade = CASE WHEN complaints.case_name IS NULL THEN excluded.grade ELSE complaints.grade END",
+                )
+                .bind(complaint)
+                .bind(org_unit)
+                .bind(payload)
+                .bind(i64::from(grade))
+                .bind(complainant_key)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn record_case(&mut self, complaint: &str, case: &CaseFacts) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO complaints (complaint, org_unit, case_name, grade, assignee, department, case_open) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (complaint) DO UPDATE SET \
+                     org_unit = excluded.org_unit, case_name = excluded.case_name, grade = excluded.grade, \
+                     assignee = excluded.assignee, department = excluded.department, case_open = excluded.case_open",
+                )
+                .bind(complaint)
+                .bind(&case.org_unit)
+                .bind(&case.case)
+                .bind(i64::from(case.grade))
+                .bind(&case.assignee)
+                .bind(&case.department)
+                .bind(i64::from(case.open))
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn load_incident(&mut self, id: &str) -> Result<Option<Stored<Incident>>> {
+                let row: Option<(Vec<u8>, i64)> =
+                    sqlx::query_as(concat!("SELECT record, version FROM incidents WHERE id = $1", $lock))
+                        .bind(id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(row.map(|(r, version)| Ok::<_, EscalationError>(Stored { record: Incident::decode(r.as_slice())?, version })).transpose()?)
+            }
+
+            async fn insert_incident(&mut self, incident: &Incident, next_check_us: Option<i64>) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO incidents (id, org_unit, kind, state, create_time_us, version, next_check_us, record) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+                )
+                .bind(id_of(&incident.name))
+                .bind(&incident.org_unit)
+                .bind(i64::from(incident.kind))
+                .bind(i64::from(incident.state))
+                .bind(super::micros(incident.create_time.as_ref()))
+                .bind(next_check_us)
+                .bind(incident.encode_to_vec())
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn save_incident(&mut self, incident: &Incident, version: i64, next_check_us: Option<i64>) -> Result<()> {
+                let saved = sqlx::query(
+                    "UPDATE incidents SET state = $2, version = $3, next_check_us = $4, record = $5 \
+                     WHERE id = $1 AND version = $6",
+                )
+                .bind(id_of(&incident.name))
+                .bind(i64::from(incident.state))
+                .bind(version + 1)
+                .bind(next_check_us)
+                .bind(incident.encode_to_vec())
+                .bind(version)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                if saved != 1 {
+                    return Err(anyhow::anyhow!("incident {} changed while it was being written", incident.name).into());
+                }
+                Ok(())
+            }
+
+            async fn members(&mut self, incident: &str) -> Result<Vec<IncidentMember>> {
+                let rows: Vec<Vec<u8>> =
+                    sqlx::query_scalar("SELECT record FROM incident_members WHERE incident = $1 ORDER BY seq")
+                        .bind(incident)
+                        .fetch_all(&mut *self)
+                        .await?;
+                rows.iter().map(|r| Ok(IncidentMember::decode(r.as_slice())?)).collect()
+            }
+
+            async fn load_member(&mut self, incident: &str, complaint: &str) -> Result<Option<IncidentMember>> {
+                let row: Option<Vec<u8>> = sqlx::query_scalar(concat!(
+                    "SELECT record FROM incident_members WHERE incident = $1 AND complaint = $2",
+                    $lock
+                ))
+                .bind(incident)
+                .bind(complaint)
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|r| IncidentMember::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn insert_member(&mut self, member: &IncidentMember, complainant_key: &str) -> Result<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO incident_members (incident, complaint, seq, record, complainant) \
+                     SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4 FROM incident_members WHERE incident = $1 \
+                     ON CONFLICT (incident, complaint) DO NOTHING",
+                )
+                .bind(&member.incident)
+                .bind(&member.complaint)
+                .bind(member.encode_to_vec())
+                .bind(complainant_key)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
+            async fn member_counts(&mut self, incident: &str) -> Result<(i64, i64)> {
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(*), COUNT(DISTINCT complainant) FROM incident_members WHERE incident = $1",
+                )
+                .bind(incident)
+                .fetch_one(&mut *self)
+                .await?)
+            }
+
+            async fn save_member(&mut self, member: &IncidentMember) -> Result<()> {
+                sqlx::query("UPDATE incident_members SET record = $3 WHERE incident = $1 AND complaint = $2")
+                    .bind(&member.incident)
+                    .bind(&member.complaint)
+                    .bind(member.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn incidents_of(&mut self, complaint: &str) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT incident FROM incident_members WHERE complaint = $1 ORDER BY incident")
+                    .bind(complaint)
+                    .fetch_all(&mut *self)
+                    .await?)
+            }
+
+            async fn statements(&mut self, incident: &str) -> Result<Vec<Statement>> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(concat!(
+                    "SELECT record FROM statements WHERE incident = $1 ORDER BY version DESC",
+                    $lock
+                ))
+                .bind(incident)
+                .fetch_all(&mut *self)
+                .await?;
+                rows.iter().map(|r| Ok(Statement::decode(r.as_slice())?)).collect()
+            }
+
+            async fn put_statement(&mut self, s: &Statement, new: bool) -> Result<()> {
+                let sql = if new {
+                    "INSERT INTO statements (incident, version, state, record) VALUES ($1, $2, $3, $4)"
+                } else {
+                    "UPDATE statements SET state = $3, record = $4 WHERE incident = $1 AND version = $2"
+                };
+                sqlx::query(sql)
+                    .bind(&s.incident)
+                    .bind(i64::from(s.version))
+                    .bind(i64::from(s.state))
+                    .bind(s.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_statement_use(&mut self, id: &str, used: &StatementUse) -> Result<()> {
+                let s = used.statement.clone().unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO statement_uses (id, incident, version, use_time_us, record) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(&s.incident)
+                .bind(i64::from(s.version))
+                .bind(super::micros(used.use_time.as_ref()))
+                .bind(used.encode_to_vec())
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn load_escalation(&mut self, id: &str) -> Result<Option<Stored<Escalation>>> {
+                let row: Option<(Vec<u8>, i64)> =
+                    sqlx::query_as(concat!("SELECT record, version FROM escalations WHERE id = $1", $lock))
+                        .bind(id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(row.map(|(r, version)| Ok::<_, EscalationError>(Stored { record: Escalation::decode(r.as_slice())?, version })).transpose()?)
+            }
+
+            async fn escalation_of(&mut self, complaint: &str) -> Result<Option<Stored<Escalation>>> {
+                let row: Option<(Vec<u8>, i64)> =
+                    sqlx::query_as(concat!("SELECT record, version FROM escalations WHERE complaint = $1", $lock))
+                        .bind(complaint)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(row.map(|(r, version)| Ok::<_, EscalationError>(Stored { record: Escalation::decode(r.as_slice())?, version })).transpose()?)
+            }
+
+            async fn put_escalation(&mut self, e: &Escalation, version: Option<i64>, next_check_us: Option<i64>) -> Result<()> {
+                let written = match version {
+                    None => sqlx::query(
+                        "INSERT INTO escalations (id, complaint, org_unit, state, level, update_time_us, version, \
+                         next_check_us, record) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)",
+                    )
+                    .bind(id_of(&e.name))
+                    .bind(&e.complaint)
+                    .bind(&e.org_unit)
+                    .bind(i64::from(e.state))
+                    .bind(i64::from(e.level))
+                    .bind(super::micros(e.update_time.as_ref()))
+                    .bind(next_check_us)
+                    .bind(e.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected(),
+                    Some(version) => sqlx::query(
+                        "UPDATE escalations SET state = $2, level = $3, update_time_us = $4, version = $5, \
+                         next_check_us = $6, record = $7 WHERE id = $1 AND version = $8",
+                    )
+                    .bind(id_of(&e.name))
+                    .bind(i64::from(e.state))
+                    .bind(i64::from(e.level))
+                    .bind(super::micros(e.update_time.as_ref()))
+                    .bind(version + 1)
+                    .bind(next_check_us)
+                    .bind(e.encode_to_vec())
+                    .bind(version)
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected(),
+                };
+                if written != 1 {
+                    return Err(anyhow::anyhow!("escalation {} changed while it was being written", e.name).into());
+                }
+                Ok(())
+            }
+
+            async fn insert_alert(&mut self, alert: &Alert, cause: &str) -> Result<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO alerts (id, org_unit, kind, acknowledged, create_time_us, cause, record) \
+                     VALUES ($1, $2, $3, 0, $4, $5, $6) ON CONFLICT (cause) DO NOTHING",
+                )
+                .bind(id_of(&alert.name))
+                .bind(&alert.org_unit)
+                .bind(i64::from(alert.kind))
+                .bind(super::micros(alert.create_time.as_ref()))
+                .bind(cause)
+                .bind(alert.encode_to_vec())
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
+            async fn load_alert(&mut self, id: &str) -> Result<Option<Alert>> {
+                let row: Option<Vec<u8>> = sqlx::query_scalar(concat!("SELECT record FROM alerts WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                Ok(row.map(|r| Alert::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn save_alert(&mut self, alert: &Alert) -> Result<()> {
+                sqlx::query("UPDATE alerts SET acknowledged = $2, record = $3 WHERE id = $1")
+                    .bind(id_of(&alert.name))
+                    .bind(i64::from(!alert.acknowledged_by.is_empty()))
+                    .bind(alert.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_action(&mut self, action: &CaseAction, now_us: i64) -> Result<bool> {
+                let request = serde_json::to_string(&action.request).map_err(anyhow::Error::from)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO case_actions (key, complaint, org_unit, kind, request, state, attempts, \
+                     next_attempt_us, create_time_us) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $6) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(&action.key)
+                .bind(&action.complaint)
+                .bind(&action.org_unit)
+                .bind(action.request.kind())
+                .bind(request)
+                .bind(now_us)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
+            async fn finish_action(&mut self, key: &str, state: i64, error: &str, next_attempt_us: i64, now_us: i64) -> Result<bool> {
+                let updated = sqlx::query(
+                    "UPDATE case_actions SET state = $2, last_error = $3, next_attempt_us = $4, attempts = attempts + 1, \
+                     done_time_us = CASE WHEN $2 = 0 THEN NULL ELSE $5 END WHERE key = $1 AND state = 0",
+                )
+                .bind(key)
+                .bind(state)
+                .bind(error)
+                .bind(next_attempt_us)
+                .bind(now_us)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>> {
+                Ok(sqlx::query_as("SELECT fingerprint, response FROM requests WHERE request_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn save_request(&mut self, id: &str, fingerprint: &str, response: &[u8], now_us: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO requests (request_id, fingerprint, response, record_time_us) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(fingerprint)
+                .bind(response)
+                .bind(now_us)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+esc_tx!(SqliteConnection, lock = "");
+esc_tx!(PgConnection, lock = " FOR UPDATE");
