@@ -27,8 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 pub use api::KnowledgeApi;
+use domain::lint::Rules;
 pub use error::KbError;
 pub use search::SearchIndex;
+use search::text::Lexicon;
 pub use store::KnowledgeStore;
 
 /// gRPC services the knowledge base serves (and reports health for).
@@ -47,6 +49,9 @@ pub struct KnowledgeConfig {
     pub retention: RetentionConfig,
     /// Where the search index lives (derived data: a lost directory is rebuilt from the store).
     pub index_dir: String,
+    /// Institutions (`institutions/{id}`) whose replies must not go out with a banned phrase:
+    /// LintReply answers `blocked` for them.
+    pub lint_blocking_institutions: Vec<String>,
 }
 
 impl Default for KnowledgeConfig {
@@ -58,6 +63,7 @@ impl Default for KnowledgeConfig {
             telemetry: TelemetryConfig::default(),
             retention: RetentionConfig::default(),
             index_dir: "data/knowledge-base-index".to_owned(),
+            lint_blocking_institutions: Vec::new(),
         }
     }
 }
@@ -82,14 +88,18 @@ pub struct KnowledgeBase {
     api: KnowledgeApi,
     store: Ready<Arc<dyn KnowledgeStore>>,
     index: Ready<Arc<SearchIndex>>,
+    lexicon: Arc<Lexicon>,
     key: InternalKey,
 }
 
 /// Opens the index in `dir` and brings it up to date with `store` (a rebuild unless the index
 /// there reflects a position the feed still has); returns it with the position to follow from.
-pub async fn open_index(dir: &str, store: &Arc<dyn KnowledgeStore>) -> anyhow::Result<(Arc<SearchIndex>, i64)> {
+pub async fn open_index(
+    dir: &str,
+    lexicon: Arc<Lexicon>,
+    store: &Arc<dyn KnowledgeStore>,
+) -> anyhow::Result<(Arc<SearchIndex>, i64)> {
     let dir = std::path::PathBuf::from(dir);
-    let lexicon = search::text::Lexicon::shipped()?;
     let (index, recorded) = tokio::task::spawn_blocking(move || SearchIndex::open(&dir, lexicon)).await??;
     let index = Arc::new(index);
     let position = search::follow::prepare(&index, store, recorded).await?;
@@ -100,8 +110,16 @@ impl KnowledgeBase {
     pub async fn build(config: KnowledgeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let (store, index) = (Ready::new(), Ready::new());
-        let api = KnowledgeApi::new(store.clone(), index.clone(), host.shutdown());
-        Ok(Self { host, config, api, store, index, key })
+        let lexicon = Lexicon::shipped()?;
+        let mut blocking = std::collections::BTreeSet::new();
+        for (i, unit) in config.lint_blocking_institutions.iter().enumerate() {
+            let unit = redress_platform::names::OrgUnit::try_from_str(unit)
+                .map_err(|e| anyhow::anyhow!("lint_blocking_institutions[{i}]: {e}"))?;
+            blocking.insert(unit.institution().into_string());
+        }
+        let settings = api::Settings { lexicon: lexicon.clone(), rules: Arc::new(Rules::shipped()?), blocking };
+        let api = KnowledgeApi::new(store.clone(), index.clone(), settings, host.shutdown());
+        Ok(Self { host, config, api, store, index, lexicon, key })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -109,7 +127,7 @@ impl KnowledgeBase {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, index, key } = self;
+        let Self { host, config, api, store, index, lexicon, key } = self;
         let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
@@ -118,7 +136,7 @@ impl KnowledgeBase {
             let opened = open_store(&config.database, &tasks).await?;
             store.set(opened.clone());
             published.set(opened.feed().clone());
-            let (built, position) = open_index(&config.index_dir, &opened).await?;
+            let (built, position) = open_index(&config.index_dir, lexicon, &opened).await?;
             index.set(built.clone());
             tasks.spawn(
                 "search-index",

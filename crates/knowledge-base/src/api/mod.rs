@@ -2,8 +2,10 @@
 //! validates each call on articles and their versions and hands it to the store.
 
 mod articles;
+mod lint;
 mod search;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use redress_platform::events::{FeedStream, serve_stream};
@@ -13,16 +15,19 @@ use redress_proto::redress::knowledge::v1::knowledge_event_feed_service_server::
 use redress_proto::redress::knowledge::v1::knowledge_service_server::KnowledgeService;
 use redress_proto::redress::knowledge::v1::{
     Article, ArticleVersion, CreateArticleRequest, CreateArticleVersionRequest, DiffArticleVersionsRequest,
-    DiffArticleVersionsResponse, GetArticleRequest, GetArticleVersionRequest, ListArticleVersionsRequest,
-    ListArticleVersionsResponse, ListArticlesRequest, ListArticlesResponse, RetireArticleRequest,
-    ReviewArticleVersionRequest, SearchArticlesRequest, SearchArticlesResponse, StreamEventsRequest,
-    StreamEventsResponse, SubmitArticleVersionRequest, UpdateArticleVersionRequest,
+    DiffArticleVersionsResponse, GetArticleRequest, GetArticleVersionRequest, LintReplyRequest, LintReplyResponse,
+    ListArticleVersionsRequest, ListArticleVersionsResponse, ListArticlesRequest, ListArticlesResponse,
+    ListLintRulesRequest, ListLintRulesResponse, RetireArticleRequest, ReviewArticleVersionRequest,
+    SearchArticlesRequest, SearchArticlesResponse, StreamEventsRequest, StreamEventsResponse,
+    SubmitArticleVersionRequest, UpdateArticleVersionRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::domain::lint::Rules;
 use crate::error::KbError;
 use crate::search::SearchIndex;
+use crate::search::text::Lexicon;
 use crate::store::KnowledgeStore;
 
 type EventStream = FeedStream<StreamEventsResponse>;
@@ -31,16 +36,30 @@ type EventStream = FeedStream<StreamEventsResponse>;
 pub struct KnowledgeApi {
     store: Ready<Arc<dyn KnowledgeStore>>,
     index: Ready<Arc<SearchIndex>>,
+    lexicon: Arc<Lexicon>,
+    rules: Arc<Rules>,
+    /// Institutions whose replies must not go out with a banned phrase.
+    blocking: Arc<BTreeSet<String>>,
     shutdown: CancellationToken,
+}
+
+/// What the API reads besides the store and the index: the text analysis, the lint rules, and
+/// which institutions block replies with banned phrases.
+pub struct Settings {
+    pub lexicon: Arc<Lexicon>,
+    pub rules: Arc<Rules>,
+    pub blocking: BTreeSet<String>,
 }
 
 impl KnowledgeApi {
     pub fn new(
         store: Ready<Arc<dyn KnowledgeStore>>,
         index: Ready<Arc<SearchIndex>>,
+        settings: Settings,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, index, shutdown }
+        let Settings { lexicon, rules, blocking } = settings;
+        Self { store, index, lexicon, rules: rules.clone(), blocking: Arc::new(blocking), shutdown }
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
@@ -99,6 +118,8 @@ delegate!(KnowledgeService {
     fn list_article_versions(ListArticleVersionsRequest) -> ListArticleVersionsResponse => list_article_versions;
     fn diff_article_versions(DiffArticleVersionsRequest) -> DiffArticleVersionsResponse => diff_article_versions;
     fn search_articles(SearchArticlesRequest) -> SearchArticlesResponse => search_articles;
+    fn lint_reply(LintReplyRequest) -> LintReplyResponse => lint_reply;
+    fn list_lint_rules(ListLintRulesRequest) -> ListLintRulesResponse => list_lint_rules;
 });
 
 delegate!(KnowledgeEventFeedService {

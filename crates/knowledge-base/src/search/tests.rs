@@ -199,7 +199,7 @@ async fn a_deleted_index_directory_is_rebuilt_from_the_store_and_answers_the_sam
     let path = dir.path().join("index");
     let dir_name = path.display().to_string();
 
-    let (index, position) = crate::open_index(&dir_name, &store).await.unwrap();
+    let (index, position) = crate::open_index(&dir_name, Lexicon::shipped().unwrap(), &store).await.unwrap();
     assert_eq!(index.len(), 3);
     // A new version is published; following the feed brings it into the index.
     let editor = |subject: &str, permission: Permission| {
@@ -246,14 +246,14 @@ async fn a_deleted_index_directory_is_rebuilt_from_the_store_and_answers_the_sam
     drop(index);
 
     // Restarted with its directory: reused, nothing to rebuild.
-    let (index, again) = crate::open_index(&dir_name, &store).await.unwrap();
+    let (index, again) = crate::open_index(&dir_name, Lexicon::shipped().unwrap(), &store).await.unwrap();
     assert_eq!(again, events.last().unwrap().position);
     assert_eq!(answers(&index, "年费"), before);
     drop(index);
 
     // Restarted without it: rebuilt from the store, the same answers.
     std::fs::remove_dir_all(&path).unwrap();
-    let (index, _) = crate::open_index(&dir_name, &store).await.unwrap();
+    let (index, _) = crate::open_index(&dir_name, Lexicon::shipped().unwrap(), &store).await.unwrap();
     assert_eq!(answers(&index, "年费"), before);
     assert_eq!(answers(&index, "处理"), everything);
 }
