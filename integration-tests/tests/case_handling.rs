@@ -45,6 +45,7 @@ async fn a_case_is_handled_to_closure_through_the_gateway() {
         request_id: "assign-1".to_owned(),
         assignee: "u-handler".to_owned(),
         department: "cards".to_owned(),
+        ..Default::default()
     };
     let assigned = cases.assign_case(assign.clone()).await.unwrap().into_inner();
     assert_eq!(assigned.state, CaseState::Assigned as i32);

@@ -74,6 +74,13 @@ fn reported(e: &WorkflowError) -> Reported {
     match e {
         W::InvalidState { .. } => Refused(FailedPrecondition, "INVALID_CASE_STATE"),
         W::ConflictOfInterest { .. } => Refused(FailedPrecondition, "CONFLICT_OF_INTEREST"),
+        W::CallerStaffIdRequired { .. } => Refused(PermissionDenied, "STAFF_ID_REQUIRED"),
+        W::ConflictCheckPending { .. } => Refused(FailedPrecondition, "CONFLICT_CHECK_PENDING"),
+        W::ConflictCheckNotRequired => Refused(FailedPrecondition, "CONFLICT_CHECK_NOT_REQUIRED"),
+        W::ConflictCheckConfirmed { .. } => Refused(FailedPrecondition, "CONFLICT_CHECK_CONFIRMED"),
+        W::SelfConfirmation => Refused(PermissionDenied, "SELF_CONFIRMATION"),
+        W::StaffIdRequired { field } => Field(field),
+        W::Unchanged => Field("classification"),
         W::HandoffPending { .. } => Refused(FailedPrecondition, "HANDOFF_PENDING"),
         W::FirstResponseRecorded => Refused(FailedPrecondition, "FIRST_RESPONSE_RECORDED"),
         W::ClocksPaused => Refused(FailedPrecondition, "CLOCKS_PAUSED"),
@@ -109,6 +116,12 @@ fn reported(e: &WorkflowError) -> Reported {
         W::OtherCaseMissing | W::SelfLink => Field("other"),
         W::NotLinkable => Field("type"),
         W::TransitionVia { .. } | W::StateRequired => Field("state"),
+        W::ContactInTheFuture | W::ContactBeforeOpening { .. } => Field("contact_time"),
+        W::NextContactNotAfterContact => Field("next_contact_due_time"),
+        W::DeflectingReason { .. } => Field("reason"),
+        W::NoSuchStep => Field("step_id"),
+        W::StepCompleted => Refused(FailedPrecondition, "STEP_COMPLETED"),
+        W::ImplementationOpen { .. } => Refused(FailedPrecondition, "IMPLEMENTATION_OPEN"),
     }
 }
 
@@ -186,7 +199,13 @@ impl ApiError for CaseError {
                 ("current_state", current.as_str_name()),
                 ("allowed_states", &crate::domain::workflow::state_names(allowed, ",")),
             ]),
-            Self::Workflow(WorkflowError::ConflictOfInterest { assignee }) => pairs(&[("assignee", assignee)]),
+            Self::Workflow(WorkflowError::ConflictOfInterest { staff_id, role }) => {
+                pairs(&[("staff_id", staff_id), ("role", role)])
+            }
+            Self::Workflow(WorkflowError::CallerStaffIdRequired { role }) => pairs(&[("role", role)]),
+            Self::Workflow(
+                WorkflowError::ConflictCheckPending { assignee } | WorkflowError::ConflictCheckConfirmed { assignee },
+            ) => pairs(&[("assignee", assignee)]),
             Self::Workflow(WorkflowError::HandoffPending { to_department }) => {
                 pairs(&[("to_department", to_department)])
             }
@@ -201,6 +220,7 @@ impl ApiError for CaseError {
             Self::Workflow(WorkflowError::ExtensionNeedsHigherUnit { handling_unit }) => {
                 pairs(&[("handling_unit", handling_unit)])
             }
+            Self::Workflow(WorkflowError::ImplementationOpen { steps }) => pairs(&[("open_steps", &steps.join(","))]),
             Self::NotFound { name } => pairs(&[("resource", "case"), ("name", name)]),
             Self::Platform(e) => e.metadata(),
             _ => HashMap::new(),
@@ -237,9 +257,21 @@ mod tests {
 
     #[test]
     fn refusals_keep_their_codes_reasons_and_metadata() {
-        let conflict = CaseError::from(WorkflowError::ConflictOfInterest { assignee: "e-042".to_owned() });
+        let conflict =
+            CaseError::from(WorkflowError::ConflictOfInterest { staff_id: "e-042".to_owned(), role: "decider" });
         assert_eq!((conflict.kind().code(), conflict.reason()), (Code::FailedPrecondition, "CONFLICT_OF_INTEREST"));
-        assert_eq!(conflict.metadata()["assignee"], "e-042");
+        assert_eq!(
+            (conflict.metadata()["staff_id"].as_str(), conflict.metadata()["role"].as_str()),
+            ("e-042", "decider")
+        );
+        let unverifiable = CaseError::from(WorkflowError::StaffIdRequired { field: "assignee_staff_id" });
+        assert_eq!((unverifiable.kind().code(), unverifiable.reason()), (Code::InvalidArgument, "INVALID_ARGUMENT"));
+        assert_eq!(unverifiable.violations()[0].field, "assignee_staff_id");
+        let system = CaseError::from(WorkflowError::CallerStaffIdRequired { role: "decider" });
+        assert_eq!((system.kind().code(), system.reason()), (Code::PermissionDenied, "STAFF_ID_REQUIRED"));
+        let pending = CaseError::from(WorkflowError::ConflictCheckPending { assignee: "user:li".to_owned() });
+        assert_eq!((pending.kind().code(), pending.reason()), (Code::FailedPrecondition, "CONFLICT_CHECK_PENDING"));
+        assert_eq!(pending.metadata()["assignee"], "user:li");
         let limit = CaseError::from(WorkflowError::AuthorityExceeded { amount: 500, limit: 100 });
         assert_eq!((limit.kind().code(), limit.reason()), (Code::PermissionDenied, "PERMISSION_DENIED"));
         assert_eq!(

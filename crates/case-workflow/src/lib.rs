@@ -8,7 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod store;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,8 @@ use tonic::service::Routes;
 pub use api::CaseApi;
 pub use calendars::{CalendarSource, LiveRules};
 pub use domain::clock::Clocks;
-pub use domain::workflow::Rules;
+pub use domain::routing::RoutingRules;
+pub use domain::workflow::{Progress, Rules};
 pub use error::CaseError;
 pub use store::CaseStore;
 
@@ -79,6 +80,19 @@ pub struct WorkflowConfig {
     pub sweep_interval_ms: u64,
     /// Highest compensation in minor units (fen) each role may grant without approval.
     pub authority_limits: HashMap<String, i64>,
+    /// A file of sensitive-complaint routing rules (D-CASE-9) in the format of the shipped
+    /// `data/routing.toml`, which it replaces; empty for the shipped rules.
+    pub routing_rules_file: String,
+    /// Working days an open case may go without contact with the complainant before its owner
+    /// is reminded (D-CASE-8), counted on the institution's calendar.
+    pub no_contact_working_days: u32,
+    /// Minutes a case may stay unassigned after opening before its channel's monitor is told
+    /// (D-INT-5).
+    pub unassigned_reminder_minutes: u32,
+    /// Who monitors each channel, by channel name (`CHANNEL_PHONE = ["user:hotline-lead"]`),
+    /// and `default` for the channels not listed; `{org_unit}` in a recipient is the case's
+    /// unit. A channel neither listed nor covered by `default` goes to the unit's supervisor.
+    pub channel_monitors: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for WorkflowConfig {
@@ -94,6 +108,12 @@ impl Default for WorkflowConfig {
                 ("senior_manager".to_owned(), 100_000_000),
                 ("admin".to_owned(), 100_000_000),
             ]),
+            routing_rules_file: String::new(),
+            no_contact_working_days: 5,
+            // An hour: every grade's first-response target but major's is longer, and a major
+            // case is escalated at once and has its at-risk reminder within the hour anyway.
+            unassigned_reminder_minutes: 60,
+            channel_monitors: domain::workflow::default_channel_monitors(),
         }
     }
 }
@@ -113,6 +133,42 @@ impl CaseWorkflowConfig {
                 at_risk_percent: self.workflow.at_risk_percent,
             },
             authority_limits: self.workflow.authority_limits.clone(),
+            routing: Arc::new(self.routing_rules()?),
+            progress: self.workflow.progress()?,
+        })
+    }
+
+    /// The routing rules: the configured file's, or the shipped ones.
+    fn routing_rules(&self) -> anyhow::Result<RoutingRules> {
+        let path = &self.workflow.routing_rules_file;
+        let rules = if path.is_empty() {
+            RoutingRules::parse("data/routing.toml", domain::routing::SHIPPED)?
+        } else {
+            let text = std::fs::read_to_string(path).with_context(|| format!("workflow.routing_rules_file: {path}"))?;
+            RoutingRules::parse(path, &text).context("workflow.routing_rules_file")?
+        };
+        tracing::info!(version = %rules.version, rules = rules.rules.len(), "routing rules loaded");
+        Ok(rules)
+    }
+}
+
+impl WorkflowConfig {
+    /// How progress to the complainant is watched (D-CASE-8, D-INT-5).
+    fn progress(&self) -> anyhow::Result<Progress> {
+        anyhow::ensure!(
+            (1..=365).contains(&self.no_contact_working_days),
+            "workflow.no_contact_working_days must be 1 to 365"
+        );
+        anyhow::ensure!(
+            self.unassigned_reminder_minutes > 0,
+            "workflow.unassigned_reminder_minutes must be at least 1"
+        );
+        Progress::check_monitors(&self.channel_monitors)
+            .map_err(|e| anyhow::anyhow!("workflow.channel_monitors: {e}"))?;
+        Ok(Progress {
+            no_contact: Period::WorkingDays(self.no_contact_working_days),
+            unassigned_after: chrono::TimeDelta::minutes(i64::from(self.unassigned_reminder_minutes)),
+            channel_monitors: self.channel_monitors.clone(),
         })
     }
 }

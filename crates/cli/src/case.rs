@@ -68,6 +68,9 @@ enum CaseCommand {
         /// Department handling the case.
         #[arg(long)]
         department: String,
+        /// The handler's employee id (工号); needed when the complaint names staff (回避).
+        #[arg(long, default_value = "")]
+        assignee_staff_id: String,
     },
     /// Transfer the case to another department (转办).
     Transfer {
@@ -286,6 +289,9 @@ enum TaskCommand {
         /// Owner of the task (user subject).
         #[arg(long)]
         owner: String,
+        /// The owner's employee id (工号); needed when the complaint names staff (回避).
+        #[arg(long, default_value = "")]
+        owner_staff_id: String,
         /// What is asked.
         #[arg(long)]
         description: String,
@@ -520,14 +526,28 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
             let result = read(client.verify_audit_chain(VerifyAuditChainRequest { case: case.clone() }).await)?;
             return Ok(Reply::Verification { case, result });
         }
-        CaseCommand::Assign { change, assignee, department } => {
+        CaseCommand::Assign { change, assignee, department, assignee_staff_id } => {
             let Target { name, etag, request_id } = change.target();
-            let request = AssignCaseRequest { name, etag, request_id: request_id.clone(), assignee, department };
+            let request = AssignCaseRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                assignee,
+                department,
+                assignee_staff_id,
+            };
             changed(client.assign_case(request).await, request_id)?
         }
         CaseCommand::Transfer { change, to_department, reason } => {
             let Target { name, etag, request_id } = change.target();
-            let request = TransferCaseRequest { name, etag, request_id: request_id.clone(), to_department, reason };
+            let request = TransferCaseRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                to_department,
+                reason,
+                ..TransferCaseRequest::default()
+            };
             changed(client.transfer_case(request).await, request_id)?
         }
         CaseCommand::Transition { change, state, reason } => {
@@ -622,10 +642,18 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
         }
         CaseCommand::Respond { change, note } => {
             let Target { name, etag, request_id } = change.target();
-            let request = RecordFirstResponseRequest { name, etag, request_id: request_id.clone(), note };
+            let request = RecordFirstResponseRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                note,
+                ..RecordFirstResponseRequest::default()
+            };
             changed(client.record_first_response(request).await, request_id)?
         }
-        CaseCommand::Task { command: TaskCommand::Add { change, department, owner, description, due } } => {
+        CaseCommand::Task {
+            command: TaskCommand::Add { change, department, owner, owner_staff_id, description, due },
+        } => {
             let Target { name, etag, request_id } = change.target();
             let request = AddCoordinationTaskRequest {
                 name,
@@ -633,6 +661,7 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
                 request_id: request_id.clone(),
                 department,
                 owner,
+                owner_staff_id,
                 description,
                 due_time: Some(due),
             };

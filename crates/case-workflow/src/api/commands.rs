@@ -11,16 +11,20 @@ use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::from_timestamp;
 use redress_proto::redress::case::v1::{
     AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
-    Case, CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest,
-    DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, LinkCasesRequest, LinkType, Money, PauseCaseClocksRequest,
-    PauseReason, ProposeResolutionRequest, RecordFirstResponseRequest, RequestCaseReviewRequest, ResolutionType,
-    ResumeCaseClocksRequest, ReviewOutcome, TransferCaseRequest, TransitionCaseRequest,
+    Case, CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, ConfirmNoConflictRequest,
+    DecideCaseRequest, DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, LinkCasesRequest, LinkType, Money,
+    PauseCaseClocksRequest, PauseReason, ProblemScope, ProposeResolutionRequest, RecordFirstResponseRequest,
+    RequestCaseReviewRequest, ResolutionType, ResumeCaseClocksRequest, ReviewOutcome, SetProblemScopeRequest,
+    TransferCaseRequest, TransitionCaseRequest,
 };
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::case::v1::{
+    AddImplementationStepRequest, CompleteImplementationStepRequest, ContactDirection, RecordContactRequest,
+};
+use redress_proto::redress::common::v1::{Channel, Grade};
 use sha2::{Digest, Sha256};
 
 use super::CaseApi;
-use crate::domain::workflow::Command;
+use crate::domain::workflow::{Command, NewContact, NewStep};
 use crate::error::CaseError;
 use crate::store::{RequestKey, Update};
 
@@ -154,7 +158,12 @@ impl ChangeRequest for AssignCaseRequest {
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "assignee", &self.assignee, true);
         Text::Name.check(v, "department", &self.department, true);
-        Some(Command::Assign { assignee: self.assignee.clone(), department: self.department.clone() })
+        Text::Name.check(v, "assignee_staff_id", &self.assignee_staff_id, false);
+        Some(Command::Assign {
+            assignee: self.assignee.clone(),
+            department: self.department.clone(),
+            assignee_staff_id: self.assignee_staff_id.trim().to_owned(),
+        })
     }
 }
 
@@ -164,7 +173,17 @@ impl ChangeRequest for TransferCaseRequest {
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "to_department", &self.to_department, true);
         Text::Reason.check(v, "reason", &self.reason, true);
-        Some(Command::Transfer { to_department: self.to_department.clone(), reason: self.reason.clone() })
+        Text::Name.check(v, "to_assignee", &self.to_assignee, false);
+        Text::Name.check(v, "to_assignee_staff_id", &self.to_assignee_staff_id, false);
+        if self.to_assignee.is_empty() && !self.to_assignee_staff_id.is_empty() {
+            v.add("to_assignee_staff_id", "names the employee id of to_assignee, which is not given");
+        }
+        Some(Command::Transfer {
+            to_department: self.to_department.clone(),
+            reason: self.reason.clone(),
+            to_assignee: self.to_assignee.clone(),
+            to_assignee_staff_id: self.to_assignee_staff_id.trim().to_owned(),
+        })
     }
 }
 
@@ -183,7 +202,14 @@ impl ChangeRequest for RecordFirstResponseRequest {
 
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Reason.check(v, "note", &self.note, true);
-        Some(Command::FirstResponse { note: self.note.clone() })
+        let channel = match Channel::try_from(self.channel) {
+            Ok(channel) => channel,
+            Err(_) => {
+                v.add("channel", "must be a known channel");
+                Channel::Unspecified
+            }
+        };
+        Some(Command::FirstResponse { note: self.note.clone(), channel })
     }
 }
 
@@ -327,6 +353,7 @@ impl ChangeRequest for AddCoordinationTaskRequest {
     fn command(&self, v: &mut Violations) -> Option<Command> {
         Text::Name.check(v, "department", &self.department, true);
         Text::Name.check(v, "owner", &self.owner, true);
+        Text::Name.check(v, "owner_staff_id", &self.owner_staff_id, false);
         Text::Reason.check(v, "description", &self.description, true);
         let due = self.due_time.as_ref().and_then(from_timestamp);
         if due.is_none() {
@@ -335,6 +362,7 @@ impl ChangeRequest for AddCoordinationTaskRequest {
         due.map(|due| Command::AddTask {
             department: self.department.clone(),
             owner: self.owner.clone(),
+            owner_staff_id: self.owner_staff_id.trim().to_owned(),
             description: self.description.clone(),
             due,
         })
@@ -367,5 +395,90 @@ impl ChangeRequest for DecideCaseReviewRequest {
         Text::Notice.check(v, "decision_notice", &self.decision_notice, true);
         let outcome: Option<ReviewOutcome> = required(v, "outcome", "review outcome", self.outcome);
         outcome.map(|outcome| Command::DecideReview { outcome, notice: self.decision_notice.clone() })
+    }
+}
+
+impl ChangeRequest for ConfirmNoConflictRequest {
+    one_case!("ConfirmNoConflict");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "note", &self.note, true);
+        Some(Command::ConfirmNoConflict { note: self.note.clone() })
+    }
+}
+
+impl ChangeRequest for SetProblemScopeRequest {
+    one_case!("SetProblemScope");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "reason", &self.reason, true);
+        let scope: Option<ProblemScope> = required(v, "scope", "problem scope", self.scope);
+        scope.map(|scope| Command::SetProblemScope { scope, reason: self.reason.clone() })
+    }
+}
+
+/// An optional timestamp field: `None` when unset, recording a violation when out of range.
+fn optional_time(
+    v: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let value = value?;
+    let time = from_timestamp(value);
+    if time.is_none() {
+        v.add(field, "is not a valid time");
+    }
+    time
+}
+
+impl ChangeRequest for RecordContactRequest {
+    one_case!("RecordContact");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        let channel: Option<Channel> = required(v, "channel", "channel", self.channel);
+        let direction: Option<ContactDirection> = required(v, "direction", "contact direction", self.direction);
+        // Staff wording of what was said; the complainant's identity is the complaint's.
+        Text::Reason.check(v, "summary", &self.summary, true);
+        let contact_time = optional_time(v, "contact_time", self.contact_time.as_ref());
+        let next_contact_due = optional_time(v, "next_contact_due_time", self.next_contact_due_time.as_ref());
+        Some(Command::RecordContact(NewContact {
+            channel: channel?,
+            direction: direction?,
+            contact_time,
+            summary: self.summary.clone(),
+            next_contact_due,
+        }))
+    }
+}
+
+impl ChangeRequest for AddImplementationStepRequest {
+    one_case!("AddImplementationStep");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Reason.check(v, "description", &self.description, true);
+        Text::Name.check(v, "owner", &self.owner, true);
+        Text::Name.check(v, "owner_staff_id", &self.owner_staff_id, false);
+        Text::Name.check(v, "department", &self.department, true);
+        let due = self.due_time.as_ref().and_then(from_timestamp);
+        if due.is_none() {
+            v.add("due_time", "required");
+        }
+        Some(Command::AddImplementationStep(NewStep {
+            description: self.description.clone(),
+            owner: self.owner.clone(),
+            owner_staff_id: self.owner_staff_id.trim().to_owned(),
+            department: self.department.clone(),
+            due: due?,
+        }))
+    }
+}
+
+impl ChangeRequest for CompleteImplementationStepRequest {
+    one_case!("CompleteImplementationStep");
+
+    fn command(&self, v: &mut Violations) -> Option<Command> {
+        Text::Name.check(v, "step_id", &self.step_id, true);
+        Text::Reason.check(v, "outcome", &self.outcome, true);
+        Some(Command::CompleteImplementationStep { step_id: self.step_id.clone(), outcome: self.outcome.clone() })
     }
 }

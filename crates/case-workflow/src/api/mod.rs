@@ -14,11 +14,14 @@ use redress_proto::redress::case::v1::case_event_feed_service_server::CaseEventF
 use redress_proto::redress::case::v1::case_service_server::CaseService;
 use redress_proto::redress::case::v1::{
     AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
-    Case, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest, DecideCaseReviewRequest,
-    ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, ListAuditEntriesRequest, ListAuditEntriesResponse,
-    ListCasesRequest, ListCasesResponse, PauseCaseClocksRequest, ProposeResolutionRequest, RecordFirstResponseRequest,
-    RequestCaseReviewRequest, ResumeCaseClocksRequest, StreamEventsRequest, TransferCaseRequest, TransitionCaseRequest,
-    VerifyAuditChainRequest, VerifyAuditChainResponse,
+    Case, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, ConfirmNoConflictRequest, DecideCaseRequest,
+    DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, ListAuditEntriesRequest,
+    ListAuditEntriesResponse, ListCasesRequest, ListCasesResponse, PauseCaseClocksRequest, ProposeResolutionRequest,
+    RecordFirstResponseRequest, RequestCaseReviewRequest, ResumeCaseClocksRequest, SetProblemScopeRequest,
+    StreamEventsRequest, TransferCaseRequest, TransitionCaseRequest, VerifyAuditChainRequest, VerifyAuditChainResponse,
+};
+use redress_proto::redress::case::v1::{
+    AddImplementationStepRequest, CompleteImplementationStepRequest, RecordContactRequest,
 };
 use redress_proto::redress::common::v1::{
     DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReloadCalendarsRequest, ReloadCalendarsResponse,
@@ -99,6 +102,11 @@ delegate!(CaseService {
     fn complete_coordination_task(CompleteCoordinationTaskRequest) -> Case => change;
     fn request_case_review(RequestCaseReviewRequest) -> Case => change;
     fn decide_case_review(DecideCaseReviewRequest) -> Case => change;
+    fn confirm_no_conflict(ConfirmNoConflictRequest) -> Case => change;
+    fn set_problem_scope(SetProblemScopeRequest) -> Case => change;
+    fn record_contact(RecordContactRequest) -> Case => change;
+    fn add_implementation_step(AddImplementationStepRequest) -> Case => change;
+    fn complete_implementation_step(CompleteImplementationStepRequest) -> Case => change;
 });
 
 delegate!(CaseEventFeedService {

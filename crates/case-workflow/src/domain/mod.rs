@@ -3,7 +3,12 @@
 pub mod audit;
 pub mod clock;
 pub mod revision;
+pub mod routing;
 pub mod workflow;
 
+#[cfg(test)]
+mod people_tests;
+#[cfg(test)]
+mod progress_tests;
 #[cfg(test)]
 pub(crate) mod tests;

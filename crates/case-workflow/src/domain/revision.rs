@@ -1,6 +1,7 @@
 //! Revising a case's deadlines once the official calendar of a year they counted provisionally
-//! is loaded (D-SLA-6): the running clocks are recomputed on the rules now in force, and a
-//! regulatory decision deadline that moved is reissued to the complainant.
+//! is loaded (D-SLA-6): the running clocks and the contact the complainant is owed are
+//! recomputed on the rules now in force, and a regulatory decision deadline that moved is
+//! reissued to the complainant.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,17 @@ pub fn revise(case: &mut Case, rules: &Rules, actor: &str, now: DateTime<Utc>) -
         {
             transfer.handoff_due_time = new.due_time;
         }
+    }
+    // The contact the complainant is owed is counted on the same calendar. A case written
+    // before it was kept has none to move (it gets one at its next change).
+    rules.refresh_contact_due(case);
+    if before.next_contact_due_time.is_some()
+        && (before.next_contact_due_time != case.next_contact_due_time
+            || before.next_contact_due_provisional != case.next_contact_due_provisional)
+    {
+        details.insert("contact.previous_due_time".to_owned(), rfc3339(&before.next_contact_due_time));
+        details.insert("contact.due_time".to_owned(), rfc3339(&case.next_contact_due_time));
+        details.insert("contact.provisional".to_owned(), case.next_contact_due_provisional.to_string());
     }
     if details.is_empty() {
         *case = before;

@@ -12,12 +12,13 @@ use redress_platform::testing::committed_events;
 use redress_platform::time::{now, to_timestamp};
 use redress_platform::{ApiError, ServiceError};
 use redress_proto::redress::case::v1::{
-    Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, ClockStatus, DeadlineBreached, LinkType, Money,
-    PauseReason, ResolutionType, ReviewOutcome, SurveyAnswered,
+    Case, CaseChanged, CaseClosed, CaseOpened, CaseState, ClockKind, ClockStatus, DeadlineBreached, EscalationRequired,
+    LinkType, Money, PauseReason, ResolutionType, ReviewOutcome, SurveyAnswered,
 };
-use redress_proto::redress::common::v1::{Event, Grade, ListDeadLettersRequest, ReplayDeadLetterRequest};
+use redress_proto::redress::common::v1::{Channel, Event, Grade, ListDeadLettersRequest, ReplayDeadLetterRequest};
 use redress_proto::redress::intake::v1::{
-    Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn,
+    Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn, FirstContact, RiskSignal,
+    RiskSignalKind,
 };
 
 use super::{CaseQuery, CaseStore, RequestKey, Update};
@@ -87,6 +88,9 @@ redress_platform::conformance_suite!(
     a_recurrence_links_the_new_case_to_the_earlier_one,
     a_breach_outlives_a_late_extension_a_downgrade_and_a_reopening,
     provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded,
+    a_case_opens_owned_routed_and_escalated_in_one_transaction_and_only_once,
+    a_grade_change_to_major_escalates_once_with_the_grade,
+    a_name_only_complaint_keeps_its_pending_confirmation_until_someone_else_confirms,
 );
 
 async fn accepted_complaints_open_cases_once_despite_redelivery(store: Arc<dyn CaseStore>) {
@@ -421,10 +425,28 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     let mut case = newest_case(&store).await;
     let mut visited = vec![case.state];
     let steps: Vec<(&Principal, Command)> = vec![
-        (&h, Command::Assign { assignee: text("u-handler"), department: text("cards") }),
-        (&h, Command::FirstResponse { note: text("called the complainant") }),
-        (&h, Command::Transfer { to_department: text("loans"), reason: text("a loan fee, not a card fee") }),
-        (&s, Command::Assign { assignee: text("u-loans"), department: text("loans") }),
+        (
+            &h,
+            Command::Assign {
+                assignee: text("u-handler"),
+                department: text("cards"),
+                assignee_staff_id: text("E1001"),
+            },
+        ),
+        (&h, Command::FirstResponse { note: text("called the complainant"), channel: Channel::Phone }),
+        (
+            &h,
+            Command::Transfer {
+                to_department: text("loans"),
+                reason: text("a loan fee, not a card fee"),
+                to_assignee: String::new(),
+                to_assignee_staff_id: String::new(),
+            },
+        ),
+        (
+            &s,
+            Command::Assign { assignee: text("u-loans"), department: text("loans"), assignee_staff_id: text("E1001") },
+        ),
         (&h, to(CaseState::Investigating)),
         (&h, Command::Pause { reason: PauseReason::WaitingForMaterials, note: text("statement") }),
         (&h, Command::Resume { note: text("statement received") }),
@@ -450,12 +472,22 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
         (&s, Command::Approve { note: text("within policy") }),
         (&h, Command::Decide { notice: text("we refund the fee and apologise") }),
         (&h, Command::RequestReview { reason: text("the refund is too small") }),
-        (&s, Command::Assign { assignee: text("u-reviewer"), department: text("consumer-protection") }),
+        (
+            &s,
+            Command::Assign {
+                assignee: text("u-reviewer"),
+                department: text("consumer-protection"),
+                assignee_staff_id: text("E1001"),
+            },
+        ),
         (&s, Command::DecideReview { outcome: ReviewOutcome::Upheld, notice: text("the review confirms the refund") }),
         (&h, Command::Survey { score: 4, resolved: true, comment: text("ok") }),
         (&h, to(CaseState::Closed)),
         (&h, to(CaseState::Reopened)),
-        (&h, Command::Assign { assignee: text("u-loans"), department: text("loans") }),
+        (
+            &h,
+            Command::Assign { assignee: text("u-loans"), department: text("loans"), assignee_staff_id: text("E1001") },
+        ),
         (&h, to(CaseState::Investigating)),
         (&h, Command::Propose { kind: ResolutionType::ProcessFix, compensation: None, grounds: text("process fixed") }),
         (&h, Command::Decide { notice: text("fixed") }),
@@ -562,7 +594,11 @@ async fn two_updates_with_the_same_etag_one_wins(store: Arc<dyn CaseStore>) {
             expected_version: Some(version),
             request: None,
             principal: Arc::new(handler()),
-            command: Command::Assign { assignee: assignee.to_owned(), department: text("cards") },
+            command: Command::Assign {
+                assignee: assignee.to_owned(),
+                department: text("cards"),
+                assignee_staff_id: text("E1001"),
+            },
         };
         tasks.push(tokio::spawn(async move { store.update(update).await }));
     }
@@ -589,7 +625,11 @@ async fn a_retried_request_returns_the_first_result(store: Arc<dyn CaseStore>) {
         expected_version: None,
         request: Some(RequestKey { id: text("req-1"), fingerprint: fingerprint.to_owned() }),
         principal: Arc::new(handler()),
-        command: Command::Assign { assignee: assignee.to_owned(), department: text("cards") },
+        command: Command::Assign {
+            assignee: assignee.to_owned(),
+            department: text("cards"),
+            assignee_staff_id: text("E1001"),
+        },
     };
     let first = store.update(update("f1", "u-a")).await.unwrap();
     let again = store.update(update("f1", "u-a")).await.unwrap();
@@ -819,7 +859,14 @@ async fn a_breach_outlives_a_late_extension_a_downgrade_and_a_reopening(store: A
         (&h, Command::ChangeGrade { grade: Grade::General, reason: text("not urgent after all") }),
         (&h, Command::Pause { reason: PauseReason::WaitingForMaterials, note: text("statement") }),
         (&h, Command::Resume { note: text("statement received") }),
-        (&h, Command::Assign { assignee: text("u-handler"), department: text("cards") }),
+        (
+            &h,
+            Command::Assign {
+                assignee: text("u-handler"),
+                department: text("cards"),
+                assignee_staff_id: text("E1001"),
+            },
+        ),
         (&h, to(CaseState::Investigating)),
         (&h, Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("g") }),
         (&h, Command::Decide { notice: text("explained") }),
@@ -877,7 +924,14 @@ async fn provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded
     let (h, s) = (handler(), supervisor());
     let mut decided = by_complaint(2).await;
     for (who, command) in [
-        (&h, Command::Assign { assignee: text("u-handler"), department: text("cards") }),
+        (
+            &h,
+            Command::Assign {
+                assignee: text("u-handler"),
+                department: text("cards"),
+                assignee_staff_id: text("E1001"),
+            },
+        ),
         (&h, to(CaseState::Investigating)),
         (&h, Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("terms") }),
         (&h, Command::Decide { notice: text("the fee stands") }),
@@ -930,4 +984,162 @@ async fn provisional_clocks_are_recomputed_once_when_the_official_year_is_loaded
     let again = crate::calendars::reload(&source, store.as_ref()).await.unwrap();
     assert_eq!(again.revised_count, 0, "{again:?}");
     assert_eq!(committed_events(store.feed(), 0, 100).await.unwrap().len(), events.len());
+}
+
+mod progress;
+
+/// The kinds of the feed's events of `case`, in order, CaseChanged with its action.
+async fn feed_of(store: &Arc<dyn CaseStore>, case: &Case) -> Vec<String> {
+    committed_events(store.feed(), 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.aggregate == case.name)
+        .map(|e| {
+            let kind = e.event_type.rsplit('.').next().unwrap_or_default().to_owned();
+            match kind.as_str() {
+                "CaseChanged" => {
+                    let changed: CaseChanged = e.payload.as_ref().unwrap().to_msg().unwrap();
+                    format!("{kind} {}", changed.action)
+                }
+                _ => kind,
+            }
+        })
+        .collect()
+}
+
+async fn trail_of(store: &Arc<dyn CaseStore>, case: &Case) -> Vec<String> {
+    store.audit_trail(&id_of(case)).await.unwrap().unwrap().entries.into_iter().map(|e| e.action).collect()
+}
+
+/// An accepted complaint taken by staff E2001, about personal information, with a threat to
+/// sue, graded major.
+fn sensitive(position: i64, n: u32) -> Event {
+    let mut event = accepted(position, n);
+    let mut payload: ComplaintAccepted = event.payload.as_ref().unwrap().to_msg().unwrap();
+    payload.grade = Grade::Major as i32;
+    payload.first_contact = Some(FirstContact {
+        subject: "user:li".to_owned(),
+        staff_id: "E2001".to_owned(),
+        department: "counter".to_owned(),
+        ..Default::default()
+    });
+    payload.classification = Some(Classification {
+        taxonomy: "banking@2026.1".to_owned(),
+        business_type: "B08".to_owned(),
+        cause: "C10".to_owned(),
+        rights: vec!["R8".to_owned()],
+        grade: Grade::Major as i32,
+        ..Default::default()
+    });
+    payload.risk_signals =
+        vec![RiskSignal { kind: RiskSignalKind::EscalationThreat as i32, evidence: vec!["律师".to_owned()] }];
+    event.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+    event
+}
+
+async fn a_case_opens_owned_routed_and_escalated_in_one_transaction_and_only_once(store: Arc<dyn CaseStore>) {
+    store.apply(vec![sensitive(1, 1), sensitive(2, 1)]).await.unwrap();
+    let case = newest_case(&store).await;
+    assert_eq!(case.state, CaseState::Assigned as i32);
+    assert_eq!((case.assignee.as_str(), case.assignee_staff_id.as_str()), ("user:li", "E2001"));
+    assert_eq!(case.first_contact_owner, "user:li");
+    assert_eq!(case.classification.as_ref().unwrap().cause, "C10");
+    assert_eq!(case.risk_signals[0].kind, "ESCALATION_THREAT");
+    let rules: Vec<&str> = case.routings.iter().map(|r| r.rule_id.as_str()).collect();
+    assert_eq!(rules, ["information-security.compliance", "legal-risk.legal-opinion"]);
+    assert_eq!(case.coordination_tasks.len(), 1);
+    assert!(case.escalation_required_time.is_some());
+    let opened =
+        ["CaseOpened", "SensitiveComplaintRouted", "SensitiveComplaintRouted", "EscalationRequired"].map(String::from);
+    assert_eq!(feed_of(&store, &case).await, opened, "a redelivered complaint adds nothing");
+    let trail = ["case.opened", "routing.applied", "routing.applied", "escalation.required"].map(String::from);
+    assert_eq!(trail_of(&store, &case).await, trail);
+    let checked = store.audit_trail(&id_of(&case)).await.unwrap().unwrap();
+    assert_eq!(crate::domain::audit::verify(&id_of(&case), &checked.entries, checked.length, &checked.head), Ok(()));
+    let opened: CaseOpened =
+        committed_events(store.feed(), 0, 10).await.unwrap()[0].payload.as_ref().unwrap().to_msg().unwrap();
+    assert_eq!(opened.case.unwrap(), case, "CaseOpened carries the case as stored");
+
+    // A reclassification that would fire the same rules, at the same grade: nothing fires
+    // again, only the new codes are recorded.
+    let mut again = reclassified(3, 1, Grade::Major);
+    let mut payload: ComplaintReclassified = again.payload.as_ref().unwrap().to_msg().unwrap();
+    let classification = payload.classification.as_mut().unwrap();
+    (classification.taxonomy, classification.business_type, classification.cause) =
+        ("banking@2026.1".to_owned(), "B01".to_owned(), "C06".to_owned());
+    classification.rights = vec!["R8".to_owned()];
+    again.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+    store.apply(vec![again.clone()]).await.unwrap();
+    store.apply(vec![Event { position: 4, ..again }]).await.unwrap();
+    let case = newest_case(&store).await;
+    assert_eq!(case.classification.as_ref().unwrap().cause, "C06");
+    assert_eq!((case.routings.len(), case.coordination_tasks.len()), (2, 1));
+    let mut expected = opened_feed();
+    expected.push("CaseChanged case.reclassified".to_owned());
+    assert_eq!(feed_of(&store, &case).await, expected);
+}
+
+fn opened_feed() -> Vec<String> {
+    ["CaseOpened", "SensitiveComplaintRouted", "SensitiveComplaintRouted", "EscalationRequired"]
+        .map(String::from)
+        .to_vec()
+}
+
+async fn a_grade_change_to_major_escalates_once_with_the_grade(store: Arc<dyn CaseStore>) {
+    store.apply(vec![accepted(1, 1)]).await.unwrap();
+    let case = newest_case(&store).await;
+    let h = handler();
+    let major = || Command::ChangeGrade { grade: Grade::Major, reason: text("threatens self-harm") };
+    let changed = change(&store, &case, &h, major()).await.unwrap();
+    assert!(changed.escalation_required_time.is_some());
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let raised: Vec<EscalationRequired> = events
+        .iter()
+        .filter(|e| e.event_type.ends_with(".EscalationRequired"))
+        .map(|e| e.payload.as_ref().unwrap().to_msg().unwrap())
+        .collect();
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].case.as_ref().unwrap(), &changed, "the event carries the case as the change wrote it");
+    change(&store, &case, &h, Command::ChangeGrade { grade: Grade::Urgent, reason: text("calmer") }).await.unwrap();
+    change(&store, &case, &h, major()).await.unwrap();
+    // Intake reclassifying it major again changes nothing either.
+    store.apply(vec![reclassified(2, 1, Grade::Major)]).await.unwrap();
+    let feed = feed_of(&store, &case).await;
+    assert_eq!(
+        feed,
+        [
+            "CaseOpened",
+            "CaseChanged case.grade_changed",
+            "EscalationRequired",
+            "CaseChanged case.grade_changed",
+            "CaseChanged case.grade_changed",
+        ]
+    );
+    let trail = trail_of(&store, &case).await;
+    assert_eq!(trail.iter().filter(|a| *a == "escalation.required").count(), 1);
+}
+
+async fn a_name_only_complaint_keeps_its_pending_confirmation_until_someone_else_confirms(store: Arc<dyn CaseStore>) {
+    let mut event = accepted(1, 1);
+    let mut payload: ComplaintAccepted = event.payload.as_ref().unwrap().to_msg().unwrap();
+    payload.complained_staff_id.clear();
+    payload.complained_staff_named_only = true;
+    event.payload = Some(prost_types::Any::from_msg(&payload).unwrap());
+    store.apply(vec![event]).await.unwrap();
+    let case = newest_case(&store).await;
+    assert!(case.conflict_check.as_ref().unwrap().required);
+    let (h, s) = (handler(), supervisor());
+    let assign =
+        Command::Assign { assignee: text("u-handler"), department: text("cards"), assignee_staff_id: text("E1001") };
+    change(&store, &case, &h, assign).await.unwrap();
+    change(&store, &case, &h, to(CaseState::Investigating)).await.unwrap();
+    let propose = || Command::Propose { kind: ResolutionType::Explanation, compensation: None, grounds: text("g") };
+    let pending = change(&store, &case, &h, propose()).await.unwrap_err();
+    assert_eq!(pending.reason(), "CONFLICT_CHECK_PENDING");
+    let confirmed = change(&store, &case, &s, Command::ConfirmNoConflict { note: text("not the same person") }).await;
+    let check = confirmed.unwrap().conflict_check.unwrap();
+    assert_eq!((check.assignee.as_str(), check.confirmed_by.as_str()), ("u-handler", "u-supervisor"));
+    change(&store, &case, &h, propose()).await.unwrap();
+    assert_eq!(trail_of(&store, &case).await.iter().filter(|a| *a == "conflict.confirmed").count(), 1);
 }

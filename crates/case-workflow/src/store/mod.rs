@@ -7,8 +7,6 @@ mod postgres;
 mod sqlite;
 mod tx;
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use prost::Message;
 use std::sync::Arc;
@@ -19,16 +17,17 @@ use redress_platform::events::{EventSink, Feed, NewEvent};
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_platform::time::to_timestamp;
-use redress_proto::redress::case::v1::{Case, CaseOpened, CaseState, LinkType};
+use redress_proto::redress::case::v1::{Case, CaseClassification, CaseRiskSignal, CaseState, LinkType};
 use redress_proto::redress::common::v1::Grade;
 use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ListDeadLettersResponse};
-use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
+use redress_proto::redress::intake::v1::{
+    Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn, RiskSignal, RiskSignalKind,
+};
 
 use crate::calendars::LiveRules;
 use crate::domain::audit::AuditRecord;
-use crate::domain::clock;
 use crate::domain::revision;
-use crate::domain::workflow::{self, Command, Context, Effects, Rules};
+use crate::domain::workflow::{self, Command, Context, Effects, FirstContact, OpeningFacts, Rules, WorkflowError};
 use crate::error::CaseError;
 
 pub use postgres::PostgresCaseStore;
@@ -376,30 +375,29 @@ fn row_write(
         state: l.case.state,
         version: if entries.is_empty() { l.version } else { l.version + 1 },
         loaded_version: l.version,
-        next_check_us: rules.clocks.next_check(&l.case).map(|t| t.timestamp_micros()),
-        provisional: clock::has_provisional(&l.case),
+        next_check_us: rules.next_check(&l.case).map(|t| t.timestamp_micros()),
+        provisional: rules.has_provisional(&l.case),
         audit_length: previous.0,
         audit_head: previous.1,
         entries,
     }
 }
 
-/// A case to open for an accepted complaint, with its CaseOpened event and the first entry
-/// of its audit trail.
+/// A case to open for an accepted complaint, with its events (CaseOpened first) and the first
+/// entries of its audit trail (`case.opened` first).
 struct Opening {
     case: Case,
     open_time_us: i64,
     record: Vec<u8>,
-    event: NewEvent,
-    audit: AuditRecord,
+    events: Vec<NewEvent>,
+    audit: Vec<AuditRecord>,
     next_check_us: Option<i64>,
     provisional: bool,
     /// A recurrence: the link to the earlier complaint's case, made once this case exists.
     link: Option<Follow>,
 }
 
-/// The actor recorded for what case-workflow does on its own, like opening a case.
-pub const SYSTEM_ACTOR: &str = "service:case-workflow";
+pub use crate::domain::workflow::SYSTEM_ACTOR;
 /// The service name behind [`SYSTEM_ACTOR`].
 const SERVICE_SUBJECT: &str = "case-workflow";
 
@@ -500,12 +498,9 @@ pub(crate) fn follow_for(event: &Event) -> anyhow::Result<Option<Follow>> {
         let changed = ComplaintReclassified::decode(payload.value.as_slice())?;
         let Some(classification) = changed.classification else { return Ok(None) };
         let grade = Grade::try_from(classification.grade).unwrap_or(Grade::Unspecified);
-        if grade == Grade::Unspecified {
-            return Ok(None);
-        }
         let reason =
             format!("reclassified at intake by {}: {}", classification.classified_by, classification.override_reason);
-        let command = Command::ChangeGrade { grade, reason };
+        let command = Command::Reclassify { classification: case_classification(&classification), grade, reason };
         return Ok(Some(Follow { complaint: changed.complaint, other: None, command }));
     }
     if event.event_type == <ComplaintWithdrawn as prost::Name>::full_name() {
@@ -527,11 +522,6 @@ pub(crate) fn plan_follow(
     now: DateTime<Utc>,
 ) -> Option<Plan> {
     let loaded = loaded?;
-    if let Command::ChangeGrade { grade, .. } = &follow.command
-        && loaded.case.grade == *grade as i32
-    {
-        return None;
-    }
     let other_id = match &other {
         Some(Some(o)) => Some(o.id.clone()),
         Some(None) => return None,
@@ -551,6 +541,8 @@ pub(crate) fn plan_follow(
     };
     match plan_update(Some(loaded), other, update, rules, now) {
         Ok(plan) => Some(plan),
+        // Intake announced what the case already has (a redelivery, the same grade again).
+        Err(CaseError::Workflow(WorkflowError::Unchanged)) => None,
         Err(e) => {
             tracing::info!(complaint = %follow.complaint, error = %e, "intake's change not applied to the case");
             None
@@ -592,6 +584,8 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
     redress_platform::telemetry::set_parent_from_trace_context(&span, &event.traceparent, &event.tracestate);
     let _entered = span.enter();
     let id = uuid::Uuid::now_v7().to_string();
+    let classification = accepted.classification.as_ref().map(case_classification);
+    let risk_signals = accepted.risk_signals.iter().map(case_risk_signal).collect();
     let mut case = Case {
         name: format!("cases/{id}"),
         case_number: accepted.complaint_number.clone(),
@@ -613,20 +607,28 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
         } else {
             vec![accepted.complained_staff_id.clone()]
         },
+        classification,
+        risk_signals,
         ..Case::default()
     };
-    workflow::opening_clocks(&mut case, rules);
-    let next_check_us = rules.clocks.next_check(&case).map(|t| t.timestamp_micros());
-    let provisional = clock::has_provisional(&case);
-    let event = NewEvent::new(case.name.clone(), case.org_unit.clone(), &CaseOpened { case: Some(case.clone()) });
+    let facts = OpeningFacts {
+        first_contact: accepted.first_contact.as_ref().map(|c| FirstContact {
+            subject: c.subject.clone(),
+            staff_id: c.staff_id.clone(),
+            department: c.department.clone(),
+        }),
+        complained_staff_named_only: accepted.complained_staff_named_only,
+    };
+    let effects = workflow::open(&mut case, facts, rules, opened);
+    let next_check_us = rules.next_check(&case).map(|t| t.timestamp_micros());
+    let provisional = rules.has_provisional(&case);
     let record = case.encode_to_vec();
-    let details = BTreeMap::from([
-        ("complaint".to_owned(), case.complaint.clone()),
-        ("case_number".to_owned(), case.case_number.clone()),
-        ("org_unit".to_owned(), case.org_unit.clone()),
-        ("state".to_owned(), CaseState::Accepted.as_str_name().to_owned()),
-    ]);
-    let audit = AuditRecord::after(&id, None, "case.opened", SYSTEM_ACTOR, opened.timestamp_micros(), details);
+    let mut audit: Vec<AuditRecord> = Vec::with_capacity(effects.audit.len());
+    for (action, details) in effects.audit {
+        let previous = audit.last().map(|a| (a.sequence, a.hash.as_str()));
+        let entry = AuditRecord::after(&id, previous, &action, SYSTEM_ACTOR, opened.timestamp_micros(), details);
+        audit.push(entry);
+    }
     let link = (!accepted.recurrence_of.is_empty()).then(|| Follow {
         complaint: accepted.complaint.clone(),
         other: Some(accepted.recurrence_of.clone()),
@@ -639,12 +641,31 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
         case,
         open_time_us: opened.timestamp_micros(),
         record,
-        event,
+        events: effects.events,
         audit,
         next_check_us,
         provisional,
         link,
     }))
+}
+
+/// The classification codes a case keeps of intake's classification (no free text).
+fn case_classification(c: &Classification) -> CaseClassification {
+    CaseClassification {
+        taxonomy: c.taxonomy.clone(),
+        business_type: c.business_type.clone(),
+        cause: c.cause.clone(),
+        rights: c.rights.clone(),
+    }
+}
+
+/// An early-warning signal as a case keeps it: its kind without the enum prefix.
+fn case_risk_signal(s: &RiskSignal) -> CaseRiskSignal {
+    let kind = RiskSignalKind::try_from(s.kind).unwrap_or(RiskSignalKind::Unspecified).as_str_name();
+    CaseRiskSignal {
+        kind: kind.strip_prefix("RISK_SIGNAL_KIND_").unwrap_or(kind).to_owned(),
+        evidence: s.evidence.clone(),
+    }
 }
 
 /// Counts what a consumer batch or replay did and wakes the feed's readers when it announced

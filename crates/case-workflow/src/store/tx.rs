@@ -71,8 +71,8 @@ macro_rules! case_tx {
                 .bind(o.open_time_us)
                 .bind(&o.record)
                 .bind(&o.case.org_unit)
-                .bind(o.audit.sequence)
-                .bind(&o.audit.hash)
+                .bind(o.audit.last().map_or(0, |a| a.sequence))
+                .bind(o.audit.last().map(|a| a.hash.clone()).unwrap_or_default())
                 .bind(o.next_check_us)
                 .bind(o.provisional)
                 .execute(&mut *self)
@@ -81,8 +81,10 @@ macro_rules! case_tx {
                 if inserted == 0 {
                     return Ok(false);
                 }
-                super::insert_audit!(case_id(&o.case), &o.audit).execute(&mut *self).await?;
-                self.append_events(std::slice::from_ref(&o.event)).await?;
+                for entry in &o.audit {
+                    super::insert_audit!(case_id(&o.case), entry).execute(&mut *self).await?;
+                }
+                self.append_events(&o.events).await?;
                 Ok(true)
             }
 

@@ -27,6 +27,8 @@ pub fn opening_clocks(case: &mut Case, rules: &Rules) {
     {
         rules.clocks.start(case, ClockKind::ReferralForwarding, REFERRAL_FORWARDING, received);
     }
+    // From its opening the complainant is owed contact (D-CASE-8).
+    super::progress::refresh(case, rules);
 }
 
 pub(super) fn change_grade(
@@ -46,10 +48,13 @@ pub(super) fn change_grade(
     let targets = clocks.policy(case).targets(clock::grade_of(grade as i32));
     clocks.set_length(case, ClockKind::FirstResponse, targets.first_response);
     clocks.set_length(case, ClockKind::Resolution, targets.resolution);
+    // A case that becomes major escalates to senior management in this same change (D-SLA-7).
+    let escalation = super::sensitive::escalate(case, format!("grade changed to major: {reason}"), ctx.now);
     Ok(Change::new(
         "case.grade_changed",
         details([("from", from.as_str_name().to_owned()), ("to", grade.as_str_name().to_owned()), ("reason", reason)]),
-    ))
+    )
+    .announcing_all(escalation))
 }
 
 pub(super) fn pause(

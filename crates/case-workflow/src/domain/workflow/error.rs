@@ -12,9 +12,34 @@ pub enum WorkflowError {
     /// The command is not allowed in the state the case is in.
     #[error("{action} is not allowed in state {}; it needs one of {}", current.as_str_name(), state_names(allowed, ", "))]
     InvalidState { action: &'static str, current: CaseState, allowed: Vec<CaseState> },
-    /// Staff named in the complaint cannot handle it (回避).
-    #[error("{assignee} is the subject of this complaint and cannot handle it (回避)")]
-    ConflictOfInterest { assignee: String },
+    /// Staff named in the complaint cannot handle it (回避): `role` says as what they were
+    /// refused (assignee, proposer, approver, decider, task owner, …).
+    #[error("staff {staff_id} is named in this complaint and cannot act on it as {role} (回避)")]
+    ConflictOfInterest { staff_id: String, role: &'static str },
+    /// The case names complained staff and the request names a person without an employee
+    /// id, so the conflict-of-interest check cannot be made.
+    #[error(
+        "required: the case names complained staff, so the employee id is needed to check for a conflict of interest"
+    )]
+    StaffIdRequired { field: &'static str },
+    /// The case names complained staff and the caller has no employee id: who stands behind
+    /// the call cannot be checked, so it may not decide the complaint.
+    #[error("the case names complained staff; acting as {role} needs a caller with an employee id")]
+    CallerStaffIdRequired { role: &'static str },
+    /// The complaint names staff by name only, and nobody confirmed yet that the current
+    /// assignee is not that person.
+    #[error("no one has yet confirmed that the assignee ({assignee}) is not the staff member the complaint names")]
+    ConflictCheckPending { assignee: String },
+    #[error("the case needs no conflict-of-interest confirmation")]
+    ConflictCheckNotRequired,
+    #[error("it is already confirmed that {assignee} is not the staff member the complaint names")]
+    ConflictCheckConfirmed { assignee: String },
+    /// The assignee cannot vouch for themselves.
+    #[error("the assignee cannot confirm their own conflict-of-interest check")]
+    SelfConfirmation,
+    /// A change intake asked of a case that leaves it as it is.
+    #[error("nothing changes")]
+    Unchanged,
     /// A transferred case is assigned by the department it was transferred to.
     #[error("the case was transferred to {to_department}; that department assigns it")]
     HandoffPending { to_department: String },
@@ -109,6 +134,27 @@ pub enum WorkflowError {
     TransitionVia { method: &'static str },
     #[error("required")]
     StateRequired,
+    /// A contact is logged once it has taken place.
+    #[error("must not be in the future")]
+    ContactInTheFuture,
+    /// A contact belongs to the case it is logged on.
+    #[error("must not be before the case was opened ({opened})")]
+    ContactBeforeOpening { opened: DateTime<Utc> },
+    #[error("must be after contact_time")]
+    NextContactNotAfterContact,
+    /// A transfer's reason is told to the complainant, who is never told "not my department"
+    /// (D-CASE-1).
+    #[error(
+        "is told to the complainant: say why the receiving department is better placed to handle it, not that this one is not responsible (\"{phrase}\")"
+    )]
+    DeflectingReason { phrase: String },
+    #[error("no such implementation step on this case")]
+    NoSuchStep,
+    #[error("the implementation step is already completed")]
+    StepCompleted,
+    /// A case is closed once its decision has been carried out (D-CASE-8).
+    #[error("implementation steps {} are still open; complete them first", steps.join(", "))]
+    ImplementationOpen { steps: Vec<String> },
     /// A deadline the rule needs cannot be computed: the calendar lacks a year.
     #[error("the calendar cannot count this period")]
     Calendar(#[from] CalendarError),

@@ -5,7 +5,9 @@
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind};
 
-use super::{Announce, Change, Context, WorkflowError, details, require_open, require_state, set_state, state_of};
+use super::{
+    Announce, Change, Context, WorkflowError, details, implementation, require_open, require_state, set_state, state_of,
+};
 use crate::domain::clock;
 
 pub(super) fn transition(
@@ -52,6 +54,8 @@ pub(super) fn transition(
         }
         CaseState::Closed => {
             require_state(case, "closing", &[CaseState::FollowUp])?;
+            // A decision is closed once it has been carried out (方案实施与跟进, D-CASE-8).
+            implementation::ensure_none_open(case)?;
             clock::stop_all(case);
             case.close_time = Some(to_timestamp(now));
             announce = Some(Announce::Closed { reason: reason.clone() });
@@ -68,7 +72,7 @@ pub(super) fn transition(
     set_state(case, target);
     let change =
         Change::new("case.transitioned", details([("to", target.as_str_name().to_owned()), ("reason", reason)]));
-    Ok(Change { announce, ..change })
+    Ok(change.announcing_all(announce))
 }
 
 /// Reopening gives the case a fresh resolution clock, by its grade, from now.

@@ -6,7 +6,8 @@ use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseLink, CaseState, LinkType};
 
 use super::{
-    Change, Context, Effects, Rules, WorkflowError, details, finish, is_terminal, require_open, set_state, state_of,
+    Change, Context, Effects, Rules, WorkflowError, details, finish, implementation, is_terminal, require_open,
+    set_state, state_of,
 };
 use crate::domain::clock;
 
@@ -53,6 +54,8 @@ pub(super) fn link(
 /// Closes `duplicate` into the open case `survivor`.
 fn merge(duplicate: &mut Case, survivor: &mut Case) -> Result<(), WorkflowError> {
     require_open(duplicate, "merging")?;
+    // Merging closes the duplicate: not while a step carrying out its decision is open.
+    implementation::ensure_none_open(duplicate)?;
     if is_terminal(state_of(survivor)) || !survivor.merged_into.is_empty() {
         return Err(WorkflowError::SurvivorClosed { survivor: survivor.name.clone(), state: state_of(survivor) });
     }

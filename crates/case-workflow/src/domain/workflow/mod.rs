@@ -3,38 +3,52 @@
 //! refused naming the state the case is in.
 //!
 //! This module holds the commands and their dispatch; each group of commands lives in its own
-//! file: people ([`assignment`]), the lifecycle moves ([`lifecycle`]), SLA clocks ([`clocks`]),
-//! the resolution ([`resolution`]), reviews of a decision ([`review`]), links between cases
-//! ([`links`]), coordination tasks and evidence ([`tasks`]) and the reminders the sweeper
-//! raises ([`sweep`]).
+//! file: people ([`assignment`]) and conflicts of interest ([`conflict`]), the lifecycle moves
+//! ([`lifecycle`]), SLA clocks ([`clocks`]), the resolution ([`resolution`]), reviews of a
+//! decision ([`review`]), links between cases ([`links`]), coordination tasks and evidence
+//! ([`tasks`]), the reminders the sweeper raises ([`sweep`]), how a case opens ([`opening`])
+//! and the sensitive routings and escalation its classification and grade call for
+//! ([`sensitive`]), progress to the complainant: contacts, their reminders and a transfer's
+//! notice ([`progress`]), and the steps carrying out a decision ([`implementation`]).
 
 mod assignment;
 mod clocks;
+pub(crate) mod conflict;
 mod error;
+mod implementation;
 mod lifecycle;
 mod links;
+mod opening;
+mod progress;
 mod resolution;
 mod review;
+mod sensitive;
 mod sweep;
 mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_platform::events::NewEvent;
 use redress_platform::names::OrgUnit;
 use redress_platform::principal::Principal;
 use redress_proto::redress::case::v1::{
-    Case, CaseChanged, CaseClosed, CaseMeasures, CaseReviewDecided, CaseState, ClockKind, DecisionDeadlineExtended,
-    LinkType, Money, PauseReason, ResolutionType, ReviewOutcome, SurveyAnswered,
+    Case, CaseChanged, CaseClassification, CaseClosed, CaseMeasures, CaseReviewDecided, CaseRouting, CaseState,
+    ClockKind, DecisionDeadlineExtended, LinkType, Money, PauseReason, ProblemScope, ResolutionType, ReviewOutcome,
+    SurveyAnswered,
 };
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{Channel, Grade};
 
 use super::clock::{self, Clocks, instant};
+use super::routing::RoutingRules;
 
 pub use clocks::opening_clocks;
 pub use error::{WorkflowError, state_names};
+pub use implementation::NewStep;
 pub use links::linked_effects;
+pub use opening::{FirstContact, OpeningFacts, open};
+pub use progress::{NewContact, Progress, default_channel_monitors};
 pub use sweep::sweep;
 
 /// What the caller asks of a case. Inputs are validated by the API before they get here;
@@ -44,10 +58,17 @@ pub enum Command {
     Assign {
         assignee: String,
         department: String,
+        /// The handler's employee id; empty when the request named none.
+        assignee_staff_id: String,
     },
     Transfer {
         to_department: String,
         reason: String,
+        /// The handler who owns the case from the transfer on; empty for the receiving
+        /// department to assign it.
+        to_assignee: String,
+        /// That handler's employee id; empty when the request named none.
+        to_assignee_staff_id: String,
     },
     Transition {
         target: CaseState,
@@ -55,6 +76,8 @@ pub enum Command {
     },
     FirstResponse {
         note: String,
+        /// How the complainant was reached (unspecified when not said).
+        channel: Channel,
     },
     ChangeGrade {
         grade: Grade,
@@ -96,6 +119,8 @@ pub enum Command {
     AddTask {
         department: String,
         owner: String,
+        /// The owner's employee id; empty when the request named none.
+        owner_staff_id: String,
         description: String,
         due: DateTime<Utc>,
     },
@@ -117,6 +142,31 @@ pub enum Command {
         outcome: ReviewOutcome,
         notice: String,
     },
+    /// Someone else confirms the assignee is not the staff member a complaint names by name
+    /// only (回避).
+    ConfirmNoConflict {
+        note: String,
+    },
+    /// Records whether the problem is systemic or individual (D-CASE-9).
+    SetProblemScope {
+        scope: ProblemScope,
+        reason: String,
+    },
+    /// Intake changed the complaint's classification: its codes and, unless unspecified, its
+    /// grade. The routing rules are evaluated again on the new codes.
+    Reclassify {
+        classification: CaseClassification,
+        grade: Grade,
+        reason: String,
+    },
+    /// Logs a contact with the complainant (D-CASE-8).
+    RecordContact(NewContact),
+    /// Adds a step carrying out the decided resolution (方案实施与跟进).
+    AddImplementationStep(NewStep),
+    CompleteImplementationStep {
+        step_id: String,
+        outcome: String,
+    },
 }
 
 /// Who acts and under which rules.
@@ -132,12 +182,16 @@ impl Context<'_> {
     }
 }
 
-/// The workflow's configuration: clocks and authority limits.
+/// The workflow's configuration: clocks, authority limits and sensitive-complaint routing.
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub clocks: Clocks,
     /// Highest compensation (minor units) each role may grant without approval (D-CASE-3).
     pub authority_limits: HashMap<String, i64>,
+    /// Which sensitive complaints are routed where (D-CASE-9).
+    pub routing: Arc<RoutingRules>,
+    /// How progress to the complainant is watched (D-CASE-8, D-INT-5).
+    pub progress: Progress,
 }
 
 impl Rules {
@@ -145,7 +199,33 @@ impl Rules {
     pub fn authority_limit(&self, principal: &Principal) -> i64 {
         principal.roles.iter().filter_map(|r| self.authority_limits.get(r)).copied().max().unwrap_or(0)
     }
+
+    /// When the sweeper must look at the case next (`None`: nothing left to raise): a clock
+    /// at risk or due, a coordination task or implementation step due, the contact the
+    /// complainant is owed, a case left unassigned.
+    pub fn next_check(&self, case: &Case) -> Option<DateTime<Utc>> {
+        [self.clocks.next_check(case), implementation::next_check(case), progress::next_check(case, self)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether a due time of the case counts a year whose official calendar is not loaded
+    /// (a running clock's, or the contact the complainant is owed), so that it is recomputed
+    /// when that calendar arrives (D-SLA-6).
+    pub fn has_provisional(&self, case: &Case) -> bool {
+        clock::has_provisional(case) || progress::contact_due(case, self).is_some_and(|d| d.provisional.is_some())
+    }
+
+    /// Writes into the case the contact its complainant is owed next, as the case stands.
+    pub fn refresh_contact_due(&self, case: &mut Case) {
+        progress::refresh(case, self);
+    }
 }
+
+/// The actor recorded for what case-workflow does on its own: opening a case, following
+/// intake, reminders, routings.
+pub const SYSTEM_ACTOR: &str = "service:case-workflow";
 
 /// The role of a head-office senior manager, who may approve 60-day extensions (D-SLA-2).
 pub const SENIOR_MANAGER_ROLE: &str = "senior_manager";
@@ -184,31 +264,52 @@ impl Effects {
     }
 }
 
-/// What one command did to a case: its audit action and details, and the event it announces
+/// What one command did to a case: its audit action and details, and the events it announces
 /// besides CaseChanged.
 struct Change {
     action: &'static str,
     details: BTreeMap<String, String>,
-    announce: Option<Announce>,
+    announce: Vec<Announce>,
 }
 
 impl Change {
     fn new(action: &'static str, details: BTreeMap<String, String>) -> Self {
-        Self { action, details, announce: None }
+        Self { action, details, announce: Vec::new() }
     }
 
-    fn announcing(self, announce: Announce) -> Self {
-        Self { announce: Some(announce), ..self }
+    fn announcing(mut self, announce: Announce) -> Self {
+        self.announce.push(announce);
+        self
+    }
+
+    fn announcing_all(mut self, announce: impl IntoIterator<Item = Announce>) -> Self {
+        self.announce.extend(announce);
+        self
     }
 }
 
-/// Events besides CaseChanged, built with the final case once the change is complete.
+/// Events besides CaseChanged, built with the final case once the change is complete. A
+/// routing and an escalation have audit entries of their own, after the change's.
 #[derive(Debug)]
 enum Announce {
-    Extended { total_days: u32, reason: String, approved_by: String },
+    Extended {
+        total_days: u32,
+        reason: String,
+        approved_by: String,
+    },
     SurveyAnswered,
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
     ReviewDecided,
+    /// A sensitive-complaint routing rule fired (D-CASE-9).
+    Routed(CaseRouting),
+    /// The case is of grade major: senior management is told at once (D-SLA-7).
+    EscalationRequired {
+        reason: String,
+    },
+    /// The case was transferred: the complainant is told why and who now handles it.
+    Transferred,
 }
 
 /// Applies `command` to `case` (and to `other` for links). On error nothing may be written:
@@ -226,9 +327,18 @@ pub fn execute(
         clock::record_breaches(other, ctx.now);
     }
     let change = match command {
-        Command::Assign { assignee, department } => assignment::assign(case, assignee, department, ctx)?,
-        Command::Transfer { to_department, reason } => assignment::transfer(case, to_department, reason, ctx)?,
-        Command::FirstResponse { note } => assignment::first_response(case, note, ctx)?,
+        Command::Assign { assignee, department, assignee_staff_id } => {
+            assignment::assign(case, assignee, department, assignee_staff_id, ctx)?
+        }
+        Command::Transfer { to_department, reason, to_assignee, to_assignee_staff_id } => {
+            let to = assignment::TransferTo {
+                department: to_department,
+                assignee: to_assignee,
+                assignee_staff_id: to_assignee_staff_id,
+            };
+            assignment::transfer(case, to, reason, ctx)?
+        }
+        Command::FirstResponse { note, channel } => assignment::first_response(case, note, channel, ctx)?,
         Command::Transition { target, reason } => lifecycle::transition(case, target, reason, ctx)?,
         Command::ChangeGrade { grade, reason } => clocks::change_grade(case, grade, reason, ctx)?,
         Command::Pause { reason, note } => clocks::pause(case, reason, note, ctx)?,
@@ -243,8 +353,8 @@ pub fn execute(
         Command::AddEvidence { uri, sha256, kind, description } => {
             tasks::add_evidence(case, uri, sha256, kind, description, ctx)?
         }
-        Command::AddTask { department, owner, description, due } => {
-            tasks::add_task(case, department, owner, description, due, ctx)?
+        Command::AddTask { department, owner, owner_staff_id, description, due } => {
+            tasks::add_task(case, tasks::NewTask { department, owner, owner_staff_id, description, due }, ctx)?
         }
         Command::CompleteTask { task_id, outcome } => tasks::complete_task(case, task_id, outcome, ctx)?,
         Command::Link { kind, reason } => {
@@ -253,7 +363,19 @@ pub fn execute(
         }
         Command::RequestReview { reason } => review::request(case, reason, ctx)?,
         Command::DecideReview { outcome, notice } => review::decide(case, outcome, notice, ctx)?,
+        Command::ConfirmNoConflict { note } => conflict::confirm(case, note, ctx)?,
+        Command::SetProblemScope { scope, reason } => sensitive::set_problem_scope(case, scope, reason)?,
+        Command::Reclassify { classification, grade, reason } => {
+            sensitive::reclassify(case, classification, grade, reason, ctx)?
+        }
+        Command::RecordContact(contact) => progress::record(case, contact, ctx)?,
+        Command::AddImplementationStep(step) => implementation::add_step(case, step, ctx)?,
+        Command::CompleteImplementationStep { step_id, outcome } => {
+            implementation::complete_step(case, step_id, outcome, ctx)?
+        }
     };
+    // The contact the complainant is owed follows every change (state, contacts, steps).
+    progress::refresh(case, ctx.rules);
     Ok(finish(case, previous_state, change, &ctx.principal.subject, ctx.rules))
 }
 
@@ -323,7 +445,21 @@ fn finish(case: &Case, previous_state: i32, change: Change, actor: &str, rules: 
         details: details.into_iter().collect(),
     };
     fx.events.push(NewEvent::new(case.name.clone(), case.org_unit.clone(), &changed));
-    let Some(announce) = announce else { return fx };
+    for announce in announce {
+        let (audit, event) = announced(case, announce, rules);
+        if let Some((action, details)) = audit {
+            fx.record(action, details);
+        }
+        fx.events.push(event);
+    }
+    fx
+}
+
+/// An audit entry: its action and details.
+type AuditEntry = (&'static str, BTreeMap<String, String>);
+
+/// The event of an announcement, and the audit entry of its own it has (routings, escalation).
+fn announced(case: &Case, announce: Announce, rules: &Rules) -> (Option<AuditEntry>, NewEvent) {
     let event = match announce {
         Announce::Extended { total_days, reason, approved_by } => {
             let due_time = clock::clock(case, ClockKind::RegulatoryDecision).and_then(|c| c.due_time);
@@ -356,9 +492,11 @@ fn finish(case: &Case, previous_state: i32, change: Change, actor: &str, rules: 
             case.org_unit.clone(),
             &CaseReviewDecided { case: Some(case.clone()), review: case.reviews.last().cloned() },
         ),
+        Announce::Routed(routing) => return sensitive::routed(case, routing),
+        Announce::EscalationRequired { reason } => return sensitive::escalation_required(case, reason),
+        Announce::Transferred => progress::transferred(case),
     };
-    fx.events.push(event);
-    fx
+    (None, event)
 }
 
 /// What quality-metrics needs of a case (D-QM).

@@ -6,7 +6,7 @@ use redress_platform::principal::Permission;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ClockKind, Money, Resolution, ResolutionType, Survey};
 
-use super::{Announce, Change, Context, WorkflowError, acting_unit, details, require_state, set_state};
+use super::{Announce, Change, Context, WorkflowError, acting_unit, conflict, details, require_state, set_state};
 use crate::domain::clock;
 
 pub(super) fn propose(
@@ -18,6 +18,8 @@ pub(super) fn propose(
 ) -> Result<Change, WorkflowError> {
     let allowed = [CaseState::Investigating, CaseState::ResolutionProposed, CaseState::InMediation];
     require_state(case, "proposing a resolution", &allowed)?;
+    conflict::ensure_caller_may_decide(case, ctx.principal, "proposer")?;
+    conflict::ensure_confirmed(case)?;
     let amount = compensation.as_ref().map_or(0, |m| m.amount_minor);
     let approval_required = amount > ctx.rules.authority_limit(ctx.principal);
     let currency = compensation.as_ref().map(|m| m.currency_code.clone()).unwrap_or_default();
@@ -49,6 +51,7 @@ pub(super) fn approve(case: &mut Case, note: String, ctx: &Context<'_>) -> Resul
     if !ctx.principal.has(Permission::CasesApprove) {
         return Err(WorkflowError::PermissionRequired(Permission::CasesApprove));
     }
+    conflict::ensure_caller_may_decide(case, ctx.principal, "approver")?;
     let limit = ctx.rules.authority_limit(ctx.principal);
     let resolution = proposed(case)?;
     if !resolution.approval_required || !resolution.approved_by.is_empty() {
@@ -69,6 +72,8 @@ pub(super) fn approve(case: &mut Case, note: String, ctx: &Context<'_>) -> Resul
 
 pub(super) fn decide(case: &mut Case, notice: String, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
     require_state(case, "deciding", &[CaseState::ResolutionProposed])?;
+    conflict::ensure_caller_may_decide(case, ctx.principal, "decider")?;
+    conflict::ensure_confirmed(case)?;
     let now = ctx.now;
     // A review of this decision is handled above this unit (D-SLA-11).
     let deciding_unit = acting_unit(ctx.principal, &case.org_unit);

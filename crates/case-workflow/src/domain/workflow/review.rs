@@ -52,7 +52,9 @@ pub(super) fn request(case: &mut Case, reason: String, ctx: &Context<'_>) -> Res
     // The deciding unit's handler does not handle the review: the reviewing unit assigns one,
     // and until then reminders go to that unit.
     case.assignee.clear();
+    case.assignee_staff_id.clear();
     case.department.clear();
+    super::conflict::reassigned(case);
     clocks.start(case, ClockKind::ReviewDecision, REVIEW_DECISION, ctx.now);
     set_state(case, CaseState::UnderReview);
     Ok(Change::new("review.requested", details([("reason", reason), ("deciding_unit", deciding_unit)])))
@@ -80,6 +82,8 @@ pub(super) fn decide(
     ctx: &Context<'_>,
 ) -> Result<Change, WorkflowError> {
     require_state(case, "deciding a review", &[CaseState::UnderReview])?;
+    super::conflict::ensure_caller_may_decide(case, ctx.principal, "review decider")?;
+    super::conflict::ensure_confirmed(case)?;
     let now = ctx.now;
     let review = open_review(case);
     require_reviewing_unit(&review.deciding_unit, ctx.principal)?;

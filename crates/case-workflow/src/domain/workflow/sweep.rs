@@ -1,6 +1,7 @@
 //! The reminders the deadline sweeper raises (D-SLA-7): a clock at risk to its owner, a breach
-//! to the owner and the supervisor, an overdue coordination task to its owner and department;
-//! each once per due time.
+//! to the owner and the supervisor, an overdue coordination task or implementation step to its
+//! owner and department, the contact the complainant is owed to the owner and a case left
+//! unassigned to its channel's monitor ([`progress`]); each once per due time.
 
 use chrono::{DateTime, Utc};
 use redress_platform::events::NewEvent;
@@ -8,13 +9,16 @@ use redress_proto::redress::case::v1::{
     Case, ClockKind, ClockStatus, CoordinationTaskOverdue, DeadlineAtRisk, DeadlineBreached, ReminderLevel,
 };
 
-use super::{Effects, Rules, details, is_terminal, review, state_of};
+use super::{Effects, Rules, details, implementation, is_terminal, progress, review, state_of};
 use crate::domain::clock::{self, instant};
 
 /// Raises the reminders that are due at `now`. Empty effects when nothing is due.
 pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
     let mut fx = Effects::default();
     clock::record_breaches(case, now);
+    // Everything due is marked before any event carries the case.
+    let steps_overdue = implementation::mark_overdue(case, now);
+    let progress_due = progress::mark(case, rules, now);
     let mut raised = Vec::new();
     for clock in &mut case.clocks {
         if clock.status != ClockStatus::Running as i32 {
@@ -42,7 +46,9 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
         }
     }
     for task in overdue {
-        let recipients = vec![format!("user:{}", task.owner), format!("department:{}", task.department)];
+        // A department's queue (`queue:{department}`, a routing rule's task) is named as it is.
+        let owner = if task.owner.starts_with("queue:") { task.owner.clone() } else { format!("user:{}", task.owner) };
+        let recipients = vec![owner, format!("department:{}", task.department)];
         let due = instant(&task.due_time).map(|d| d.to_rfc3339()).unwrap_or_default();
         fx.record(
             "task.overdue",
@@ -77,13 +83,15 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
         });
         metrics::counter!("redress_case_reminders_total", "kind" => action).increment(1);
     }
+    implementation::announce_overdue(case, steps_overdue, &mut fx);
+    progress::announce(case, progress_due, rules, &mut fx);
     fx
 }
 
 /// Who is reminded: the owner (assignee, else the department, else the organisation unit —
 /// for a review still without a reviewer, the unit that is to review it) and, for breaches,
 /// the owner's supervisor.
-fn recipients(case: &Case, level: ReminderLevel) -> Vec<String> {
+pub(super) fn recipients(case: &Case, level: ReminderLevel) -> Vec<String> {
     let unit = review::awaiting_reviewer(case).unwrap_or_else(|| case.org_unit.clone());
     let owner = if !case.assignee.is_empty() {
         format!("user:{}", case.assignee)

@@ -1,11 +1,26 @@
 //! Work around a case: coordination tasks for other departments, with an owner and a due time
-//! the sweeper watches, and references to evidence held elsewhere.
+//! the sweeper watches, and references to evidence held elsewhere. A complained member of
+//! staff neither owns nor completes a task of the case (回避).
 
 use chrono::{DateTime, Utc};
 use redress_platform::time::to_timestamp;
-use redress_proto::redress::case::v1::{Case, CaseState, CoordinationTask, EvidenceReference};
+use redress_proto::redress::case::v1::{Case, CaseState, CoordinationTask, CoordinationTaskKind, EvidenceReference};
 
-use super::{Change, Context, OPEN_STATES, WorkflowError, details, require_open, state_of, wrong_state};
+use super::{Change, Context, OPEN_STATES, WorkflowError, conflict, details, require_open, state_of, wrong_state};
+
+/// A coordination task asked for by a handler.
+pub(super) struct NewTask {
+    pub department: String,
+    pub owner: String,
+    pub owner_staff_id: String,
+    pub description: String,
+    pub due: DateTime<Utc>,
+}
+
+/// The id the next task of the case gets.
+pub(super) fn next_task_id(case: &Case) -> String {
+    format!("t{}", case.coordination_tasks.len() + 1)
+}
 
 /// References evidence by URI and hash; a closed case still takes it, a withdrawn one not.
 pub(super) fn add_evidence(
@@ -33,19 +48,14 @@ pub(super) fn add_evidence(
     Ok(Change::new("evidence.added", details([("uri", uri), ("sha256", sha256), ("kind", kind)])))
 }
 
-pub(super) fn add_task(
-    case: &mut Case,
-    department: String,
-    owner: String,
-    description: String,
-    due: DateTime<Utc>,
-    ctx: &Context<'_>,
-) -> Result<Change, WorkflowError> {
+pub(super) fn add_task(case: &mut Case, task: NewTask, ctx: &Context<'_>) -> Result<Change, WorkflowError> {
+    let NewTask { department, owner, owner_staff_id, description, due } = task;
     require_open(case, "adding a coordination task")?;
+    conflict::ensure_not_complained(case, &owner_staff_id, "owner_staff_id", "task owner")?;
     if due <= ctx.now {
         return Err(WorkflowError::DueInThePast);
     }
-    let task_id = format!("t{}", case.coordination_tasks.len() + 1);
+    let task_id = next_task_id(case);
     case.coordination_tasks.push(CoordinationTask {
         task_id: task_id.clone(),
         department: department.clone(),
@@ -56,10 +66,18 @@ pub(super) fn add_task(
         outcome: String::new(),
         created_by: ctx.actor(),
         overdue: false,
+        owner_staff_id: owner_staff_id.clone(),
+        kind: CoordinationTaskKind::Coordination as i32,
     });
     Ok(Change::new(
         "task.added",
-        details([("task_id", task_id), ("department", department), ("owner", owner), ("due_time", due.to_rfc3339())]),
+        details([
+            ("task_id", task_id),
+            ("department", department),
+            ("owner", owner),
+            ("owner_staff_id", owner_staff_id),
+            ("due_time", due.to_rfc3339()),
+        ]),
     ))
 }
 
@@ -69,6 +87,8 @@ pub(super) fn complete_task(
     outcome: String,
     ctx: &Context<'_>,
 ) -> Result<Change, WorkflowError> {
+    // A system completing a task for a department has no staff id and passes.
+    conflict::ensure_caller_not_complained(case, ctx.principal, "task completer")?;
     let task = case.coordination_tasks.iter_mut().find(|t| t.task_id == task_id).ok_or(WorkflowError::NoSuchTask)?;
     if task.complete_time.is_some() {
         return Err(WorkflowError::TaskCompleted);
