@@ -151,6 +151,18 @@ impl Institutions {
         &self.default
     }
 
+    /// The taxonomies institutions classify in: the default regime's and every configured
+    /// institution's, sorted, each once.
+    pub fn taxonomies(&self) -> Vec<&str> {
+        let mut taxonomies: Vec<&str> = std::iter::once(&self.default)
+            .chain(self.by_institution.values())
+            .map(InstitutionRegime::taxonomy)
+            .collect();
+        taxonomies.sort_unstable();
+        taxonomies.dedup();
+        taxonomies
+    }
+
     /// The official years loaded for any calendar in use, ascending.
     pub fn official_years(&self) -> Vec<i32> {
         let mut years: Vec<i32> = std::iter::once(&self.default)
@@ -449,6 +461,7 @@ mod tests {
                 .taxonomy(),
             "banking"
         );
+        assert_eq!(institutions.taxonomies(), ["banking", "general", "mall@2026.1"]);
         let keys = config(text).taxonomies();
         let keys: Vec<(&str, &str)> = keys.iter().map(|(k, t)| (k.as_str(), t.as_str())).collect();
         assert_eq!(
