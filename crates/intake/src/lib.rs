@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use domain::classify::Taxonomy;
+use domain::classify::{Catalogue, OwnTaxonomy, Taxonomy};
 use domain::pii::Keyring;
 use redress_calendar::{Institutions, RegimeConfig, SlaPolicy};
 use redress_platform::config::Secret;
@@ -65,8 +65,10 @@ pub struct IntakeConfig {
     /// An earlier complaint by the same person about the same business type and cause within
     /// this many days makes a new one a recurrence (D-CASE-5).
     pub recurrence_window_days: u32,
-    /// Directory of the institution's own taxonomy files (`*.toml`, the shipped ones' format);
-    /// empty for the shipped ones only.
+    /// Directory of the institution's own taxonomy files (`*.toml`, the shipped ones' format),
+    /// each with its labelled corpus, if it has one, beside it (`{stem}.jsonl`: `id`, `text`,
+    /// `business_type`, `cause` per line); empty for the shipped ones only. Which taxonomy an
+    /// institution classifies in is its regime's or its own `regimes.institutions.*.taxonomy`.
     pub taxonomies_dir: String,
     /// How long events stay on the feed and request ids are remembered.
     pub retention: RetentionConfig,
@@ -150,8 +152,9 @@ impl IntakeConfig {
     }
 
     /// The institution's own taxonomies: every `*.toml` file in `taxonomies_dir`, sorted by
-    /// file name; none when it is empty. A file that does not load is an error, not skipped.
-    pub fn taxonomies(&self) -> anyhow::Result<Vec<Taxonomy>> {
+    /// file name, with the corpus `{stem}.jsonl` beside it if there is one; none when it is
+    /// empty. A file that does not load is an error, not skipped.
+    pub fn taxonomies(&self) -> anyhow::Result<Vec<OwnTaxonomy>> {
         if self.taxonomies_dir.is_empty() {
             return Ok(Vec::new());
         }
@@ -166,10 +169,31 @@ impl IntakeConfig {
         paths
             .iter()
             .map(|p| {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-                Ok(Taxonomy::from_toml(&p.display().to_string(), &text)?)
+                let read = |p: &std::path::Path| {
+                    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+                };
+                let taxonomy = Taxonomy::from_toml(&p.display().to_string(), &read(p)?)?;
+                let corpus_path = p.with_extension("jsonl");
+                let corpus = if corpus_path.exists() {
+                    let source = corpus_path.display().to_string();
+                    let examples = domain::classify::parse_corpus(&source, &read(&corpus_path)?)?;
+                    Some((source, examples))
+                } else {
+                    None
+                };
+                Ok(OwnTaxonomy { taxonomy, corpus })
             })
             .collect()
+    }
+
+    /// The taxonomies and classifiers intake serves: the shipped ones and the institution's
+    /// own. Refused when an institution (or the default regime) classifies in a taxonomy that
+    /// is not loaded or has no model, naming the key at fault: complaints are never classified
+    /// in another taxonomy than their institution's.
+    pub fn catalogue(&self) -> anyhow::Result<Catalogue> {
+        let catalogue = Catalogue::shipped().with_own(self.taxonomies().context("taxonomies_dir")?)?;
+        catalogue.check(&self.regimes.taxonomies())?;
+        Ok(catalogue)
     }
 }
 
@@ -204,15 +228,15 @@ pub struct Intake {
 impl Intake {
     pub async fn build(config: IntakeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let institutions = config.institutions()?;
+        let catalogue = config.catalogue()?;
         let deadlines = institutions.default_regime().calculator().clone();
         let keyring = Arc::new(config.pii.keyring()?);
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let store = Ready::new();
-        let taxonomies = config.taxonomies().context("taxonomies_dir")?;
         let api = IntakeApi::new(store.clone(), deadlines, config.sla.clone(), keyring.clone(), host.shutdown())
             .with_institutions(institutions)
             .with_recurrence_window(config.recurrence_window_days)
-            .with_taxonomies(taxonomies)
+            .with_catalogue(catalogue)
             .with_calendars(config.calendar_source());
         Ok(Self { host, config, api, store, keyring, key })
     }
@@ -268,6 +292,8 @@ impl Intake {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use redress_calendar::InstitutionConfig;
+
     use super::*;
 
     #[test]
@@ -278,9 +304,47 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let config = IntakeConfig { taxonomies_dir: dir.path().display().to_string(), ..IntakeConfig::default() };
         let loaded = config.taxonomies().unwrap();
-        assert_eq!(loaded.iter().map(Taxonomy::id).collect::<Vec<_>>(), ["mall@2026.1"]);
+        assert_eq!(loaded.iter().map(|t| t.taxonomy.id()).collect::<Vec<_>>(), ["mall@2026.2"]);
+        assert!(loaded[0].corpus.is_none());
         std::fs::write(dir.path().join("a.toml"), "name = 1").unwrap();
         assert!(config.taxonomies().is_err(), "a broken file is an error, not skipped");
         assert!(IntakeConfig::default().taxonomies().unwrap().is_empty());
+    }
+
+    /// An institution classifying in its own taxonomy needs a corpus for it; without one
+    /// intake does not start, and says which key and file to fix.
+    #[test]
+    fn an_institutions_own_taxonomy_needs_a_corpus_to_classify_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mall = include_str!("../data/taxonomy/general.toml").replace("name = \"general\"", "name = \"mall\"");
+        std::fs::write(dir.path().join("mall.toml"), mall).unwrap();
+        let mut config = IntakeConfig { taxonomies_dir: dir.path().display().to_string(), ..IntakeConfig::default() };
+        config.regimes.institutions.insert(
+            "mall".to_owned(),
+            InstitutionConfig {
+                regime: "samr".to_owned(),
+                taxonomy: "mall".to_owned(),
+                ..InstitutionConfig::default()
+            },
+        );
+        let error = format!("{:#}", config.catalogue().unwrap_err());
+        assert!(error.contains("regimes.institutions.mall.taxonomy: taxonomy mall@2026.2 has no model"), "{error}");
+
+        let line = |id: &str, text: &str, b: &str, c: &str| {
+            format!("{{\"id\": \"{id}\", \"text\": \"{text}\", \"business_type\": \"{b}\", \"cause\": \"{c}\"}}\n")
+        };
+        let corpus = line("m1", "停车场收费太贵", "G08", "K02") + &line("m2", "快递丢了没人赔", "G03", "K08");
+        std::fs::write(dir.path().join("mall.jsonl"), corpus).unwrap();
+        let catalogue = config.catalogue().unwrap();
+        assert_eq!(catalogue.classifier("mall").unwrap().taxonomy().id(), "mall@2026.2");
+
+        std::fs::write(dir.path().join("mall.jsonl"), line("m1", "信用卡年费", "B02", "C05")).unwrap();
+        let error = format!("{:#}", config.catalogue().unwrap_err());
+        assert!(error.contains("business type \"B02\" is not a code of mall@2026.2"), "{error}");
+
+        std::fs::remove_file(dir.path().join("mall.jsonl")).unwrap();
+        config.regimes.institutions.get_mut("mall").unwrap().taxonomy = "insurance".to_owned();
+        let error = format!("{:#}", config.catalogue().unwrap_err());
+        assert!(error.contains("regimes.institutions.mall.taxonomy: unknown taxonomy \"insurance\""), "{error}");
     }
 }

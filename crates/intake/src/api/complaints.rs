@@ -51,7 +51,8 @@ impl IntakeApi {
         let mut complaint = request.complaint.unwrap_or_default();
         // The complainant's own words decide the classification; staff notes do not.
         let text = format!("{}\n{}", complaint.demand, complaint.facts);
-        let decision = self.classifier.classify(&text, complaint.interaction.as_ref());
+        let classifier = self.classifier_for(submission.org_unit.as_str())?;
+        let decision = classifier.classify(&text, complaint.interaction.as_ref());
         let mut classification = decision.classification;
         classification.classify_time = Some(to_timestamp(now));
         let receive_time = submission.receive_time;
@@ -280,16 +281,23 @@ impl IntakeApi {
         principal.require(Permission::ComplaintsClassify)?;
         let mut v = Violations::new();
         let id = complaint_id(&mut v, &request.name);
-        let taxonomy = self.classifier.taxonomy();
-        if !request.business_type.is_empty() && !taxonomy.has_business_type(&request.business_type) {
-            v.add("business_type", format!("not a business type of {}", taxonomy.id()));
-        }
-        if !request.cause.is_empty() && !taxonomy.has_cause(&request.cause) {
-            v.add("cause", format!("not a cause of {}", taxonomy.id()));
-        }
-        for (i, right) in request.rights.iter().enumerate() {
-            if !taxonomy.has_right(right) {
-                v.add(format!("rights[{i}]"), format!("not a right of {}", taxonomy.id()));
+        // The codes come from the taxonomy the complaint is classified in, so it is read first.
+        let complaint = match id {
+            Some(id) => Some(self.complaint_in_scope(principal, id, &request.name).await?),
+            None => None,
+        };
+        let taxonomy = complaint.as_ref().map(|c| self.taxonomy_of(c)).transpose()?;
+        if let Some(taxonomy) = taxonomy {
+            if !request.business_type.is_empty() && !taxonomy.has_business_type(&request.business_type) {
+                v.add("business_type", format!("not a business type of {}", taxonomy.id()));
+            }
+            if !request.cause.is_empty() && !taxonomy.has_cause(&request.cause) {
+                v.add("cause", format!("not a cause of {}", taxonomy.id()));
+            }
+            for (i, right) in request.rights.iter().enumerate() {
+                if !taxonomy.has_right(right) {
+                    v.add(format!("rights[{i}]"), format!("not a right of {}", taxonomy.id()));
+                }
             }
         }
         let grade = match ProtoGrade::try_from(request.grade) {
@@ -300,8 +308,7 @@ impl IntakeApi {
             }
         };
         let reason = reason(&mut v, &request.reason);
-        let id = parsed(v, id)?;
-        self.complaint_in_scope(principal, id, &request.name).await?;
+        let (id, taxonomy) = parsed(v, id.zip(taxonomy))?;
         // Merged with the classification in force inside the store's write, so two handlers
         // overriding different parts at once both take effect.
         let change = ClassificationOverride {
@@ -325,10 +332,9 @@ impl IntakeApi {
 
     pub fn list_taxonomies(&self, principal: &Principal) -> Result<ListTaxonomiesResponse, IntakeError> {
         principal.require(Permission::ComplaintsRead)?;
-        let active = self.classifier.taxonomy().id();
-        Ok(ListTaxonomiesResponse {
-            taxonomies: self.taxonomies.iter().map(|t| t.to_proto(t.id() == active)).collect(),
-        })
+        // Active: with a model, and some institution classifies in it.
+        let institutions = self.deadlines.current();
+        Ok(ListTaxonomiesResponse { taxonomies: self.catalogue.to_proto(institutions.taxonomies()) })
     }
 
     /// The events after `after_position` that the caller's organisation unit covers, then

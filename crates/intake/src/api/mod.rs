@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::calendars::{CalendarSource, LiveCalculator};
-use crate::domain::classify::{Classifier, Taxonomy};
+use crate::domain::classify::{Catalogue, Classifier, Taxonomy};
 use crate::domain::mask;
 use crate::domain::pii::Keyring;
 use crate::error::IntakeError;
@@ -44,8 +44,7 @@ pub struct IntakeApi {
     clock: Clock,
     calendars: Option<CalendarSource>,
     keyring: Arc<Keyring>,
-    classifier: Arc<Classifier>,
-    taxonomies: Arc<Vec<Taxonomy>>,
+    catalogue: Arc<Catalogue>,
     recurrence_window: chrono::TimeDelta,
     shutdown: CancellationToken,
 }
@@ -59,12 +58,11 @@ impl IntakeApi {
         keyring: Arc<Keyring>,
         shutdown: CancellationToken,
     ) -> Self {
-        let classifier = Arc::new(Classifier::banking());
-        let taxonomies = Arc::new(vec![classifier.taxonomy().clone(), Taxonomy::general()]);
+        let catalogue = Arc::new(Catalogue::shipped());
         let recurrence_window = chrono::TimeDelta::days(90);
         let deadlines = LiveCalculator::new(Institutions::single(deadlines, policy));
         let (clock, calendars) = (Clock::system(), None);
-        Self { store, deadlines, clock, calendars, keyring, classifier, taxonomies, recurrence_window, shutdown }
+        Self { store, deadlines, clock, calendars, keyring, catalogue, recurrence_window, shutdown }
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -72,7 +70,8 @@ impl IntakeApi {
         Self { clock, ..self }
     }
 
-    /// Counts each institution's receipts on its own regime, calendar and zone.
+    /// Counts each institution's receipts on its own regime, calendar and zone, and classifies
+    /// its complaints in its taxonomy (which [`Self::with_catalogue`] must serve).
     pub fn with_institutions(self, institutions: Institutions) -> Self {
         self.deadlines.set(institutions);
         self
@@ -84,16 +83,29 @@ impl IntakeApi {
         Self { calendars: Some(source), ..self }
     }
 
-    /// Adds an institution's own taxonomies (listed by ListTaxonomies; classification stays in
-    /// the banking taxonomy, the only one with a trained model).
-    pub fn with_taxonomies(mut self, extra: Vec<Taxonomy>) -> Self {
-        let mut all: Vec<Taxonomy> = self.taxonomies.iter().cloned().collect();
-        for t in extra {
-            all.retain(|existing| existing.id() != t.id());
-            all.push(t);
-        }
-        self.taxonomies = Arc::new(all);
-        self
+    /// The taxonomies and classifiers in place of the shipped ones (with an institution's own,
+    /// see [`Catalogue::with_own`]).
+    pub fn with_catalogue(self, catalogue: Catalogue) -> Self {
+        Self { catalogue: Arc::new(catalogue), ..self }
+    }
+
+    /// The classifier of the taxonomy the institution of `org_unit` classifies in. Start-up
+    /// checks that every configured taxonomy has one ([`Catalogue::check`]).
+    fn classifier_for(&self, org_unit: &str) -> Result<Arc<Classifier>, IntakeError> {
+        let institutions = self.deadlines.current();
+        let taxonomy = institutions.of(org_unit).taxonomy();
+        let classifier = self.catalogue.classifier(taxonomy);
+        Ok(classifier.cloned().ok_or_else(|| anyhow::anyhow!("taxonomy {taxonomy} of {org_unit} has no classifier"))?)
+    }
+
+    /// The taxonomy a handler's codes for `complaint` come from: the one it is classified in,
+    /// or its institution's when that version is no longer loaded (codes are stable).
+    fn taxonomy_of(&self, complaint: &Complaint) -> Result<&Taxonomy, IntakeError> {
+        let classified = complaint.classification.as_ref().map_or("", |c| c.taxonomy.as_str());
+        let institutions = self.deadlines.current();
+        let current = institutions.of(&complaint.org_unit).taxonomy();
+        let taxonomy = self.catalogue.taxonomy(classified).or_else(|| self.catalogue.taxonomy(current));
+        Ok(taxonomy.ok_or_else(|| anyhow::anyhow!("taxonomy {current} of {} is not loaded", complaint.org_unit))?)
     }
 
     /// How far back an earlier complaint of the same person and issue makes a new one a

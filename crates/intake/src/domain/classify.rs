@@ -1,12 +1,16 @@
 //! Classification and grading of complaints (D-CLS, D-SLA-1) and early-warning signals
-//! (D-ESC-1): keyword rules plus a multinomial naive Bayes model over jieba tokens, trained
-//! at start-up from the labelled corpus shipped in `data/classification/`. Every decision
-//! carries the model version and its reasons (matched rules, weightiest tokens).
+//! (D-ESC-1): per taxonomy, keyword rules plus a multinomial naive Bayes model over jieba
+//! tokens, trained at start-up from a labelled corpus (the shipped ones in
+//! `data/classification/{banking,general}/`). Every decision carries the taxonomy, the model
+//! version and its reasons (matched rules, weightiest tokens). Which taxonomy a complaint is
+//! classified in follows its institution (see [`catalogue`]).
+
+pub mod catalogue;
+mod rules;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
-use jieba_rs::Jieba;
 use redress_proto::redress::common::v1::Grade;
 use redress_proto::redress::intake::v1::{
     Classification, ClassificationSource, Interaction, RiskSignal, RiskSignalKind, Taxonomy as TaxonomyProto,
@@ -14,16 +18,19 @@ use redress_proto::redress::intake::v1::{
 };
 use serde::Deserialize;
 
-/// Version of the rules and model below; recorded with every automatic classification.
-pub const MODEL_VERSION: &str = "rules+nb@2026.1";
+pub use catalogue::{Catalogue, CatalogueError, OwnTaxonomy};
+pub use rules::{Lexicon, Words};
 
-static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+/// Version of the rules and model below; recorded with every automatic classification.
+pub const MODEL_VERSION: &str = "rules+nb@2026.2";
 
 const BANKING_TOML: &str = include_str!("../../data/taxonomy/banking.toml");
 const GENERAL_TOML: &str = include_str!("../../data/taxonomy/general.toml");
 const BANKING_TRAIN: &str = include_str!("../../data/classification/banking/train.jsonl");
-/// The held-out evaluation set; never used for training.
+const GENERAL_TRAIN: &str = include_str!("../../data/classification/general/train.jsonl");
+/// The held-out evaluation sets; never used for training.
 pub const BANKING_HELDOUT: &str = include_str!("../../data/classification/banking/heldout.jsonl");
+pub const GENERAL_HELDOUT: &str = include_str!("../../data/classification/general/heldout.jsonl");
 
 /// One coded value of a dimension.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -127,7 +134,8 @@ impl Taxonomy {
 }
 
 /// A labelled example of the corpus.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Example {
     pub id: String,
     pub text: String,
@@ -135,28 +143,42 @@ pub struct Example {
     pub cause: String,
 }
 
-pub fn parse_corpus(jsonl: &str) -> Result<Vec<Example>, serde_json::Error> {
-    jsonl.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect()
+/// A labelled corpus that cannot train a model.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    #[error("corpus {source_name}, line {line}: {message}")]
+    Parse { source_name: String, line: usize, message: String },
+    #[error("corpus {0} has no examples")]
+    Empty(String),
+    #[error("corpus {source_name}, example {id}: {dimension} {code:?} is not a code of {taxonomy}")]
+    UnknownCode { source_name: String, id: String, dimension: &'static str, code: String, taxonomy: String },
 }
 
-const STOPWORDS: &[&str] = &[
-    "的", "了", "我", "是", "在", "和", "就", "也", "都", "还", "说", "你们", "我们", "他们", "这", "那", "有", "被",
-    "给", "让", "把", "要", "没", "不", "又", "很", "吗", "呢", "吧", "啊", "着", "过", "对", "与", "及", "或", "后",
-    "时", "再", "才", "并", "从", "到", "为", "但", "而", "一个", "什么", "这个", "那个", "客户", "贵行", "我行",
-    "银行", "来电", "反映", "其", "该",
-];
+/// The examples of a JSON-lines corpus (`id`, `text`, `business_type`, `cause`); blank lines
+/// are skipped. `source_name` only labels errors.
+pub fn parse_corpus(source_name: &str, jsonl: &str) -> Result<Vec<Example>, CorpusError> {
+    let mut examples = Vec::new();
+    for (i, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let parse = |message: String| CorpusError::Parse { source_name: source_name.to_owned(), line: i + 1, message };
+        let example: Example = serde_json::from_str(line).map_err(|e| parse(e.to_string()))?;
+        if example.text.trim().is_empty() {
+            return Err(parse(format!("example {} has no text", example.id)));
+        }
+        examples.push(example);
+    }
+    Ok(examples)
+}
 
-/// Tokens of a text: jieba's search-mode words, lower-cased, without punctuation, numbers and
-/// stopwords.
-pub fn tokens(text: &str) -> Vec<String> {
-    static STOP: LazyLock<HashSet<&'static str>> = LazyLock::new(|| STOPWORDS.iter().copied().collect());
-    JIEBA
+/// Tokens of a text for the model: jieba's search-mode words, lower-cased, without
+/// punctuation, numbers and the lexicon's stopwords.
+pub fn tokens(text: &str, lexicon: &Lexicon) -> Vec<String> {
+    rules::SEGMENTER
         .cut_for_search(text, true)
         .into_iter()
         .map(|t| t.word.trim().to_lowercase())
         .filter(|t| !t.is_empty())
         .filter(|t| t.chars().any(|c| c.is_alphabetic()))
-        .filter(|t| !STOP.contains(t.as_str()))
+        .filter(|t| !lexicon.is_stopword(t))
         .collect()
 }
 
@@ -227,80 +249,18 @@ impl NaiveBayes {
 /// Keyword rules: a matched keyword adds `RULE_WEIGHT` to its class's log-score.
 const RULE_WEIGHT: f64 = 2.5;
 
-const BUSINESS_RULES: &[(&str, &[&str])] = &[
-    ("B01", &["借记卡", "储蓄卡", "吞卡", "ATM", "工资卡", "社保卡"]),
-    ("B02", &["信用卡", "分期", "最低还款", "账单日", "信用额度", "提额", "降额", "积分"]),
-    ("B03", &["贷款", "房贷", "车贷", "按揭", "提前还款", "LPR", "放款", "借款", "经营贷", "消费贷"]),
-    ("B04", &["存款", "定期", "存单", "活期", "大额存单", "储蓄"]),
-    ("B05", &["转账", "汇款", "扫码", "二维码", "到账", "收款码", "跨行", "快捷支付"]),
-    ("B06", &["保险", "基金", "代销", "贵金属", "保单", "银保", "金条"]),
-    ("B07", &["理财", "净值", "赎回", "理财产品", "收益率"]),
-    ("B08", &["征信", "个人信息", "信用报告", "查询记录", "泄露"]),
-];
-
-const CAUSE_RULES: &[(&str, &[&str])] = &[
-    ("C01", &["态度", "不耐烦", "辱骂", "排队", "爱答不理", "甩脸", "嘲讽"]),
-    ("C02", &["流程", "繁琐", "不给办理", "拒绝办理", "迟迟", "跑了好几趟", "材料"]),
-    ("C03", &["没有告知", "未告知", "没告诉", "未提示", "没有提示", "隐瞒", "没说清"]),
-    ("C04", &["搭售", "捆绑", "强制", "必须购买", "不买就", "强行"]),
-    ("C05", &["手续费", "收费", "年费", "违约金", "罚息", "扣费", "服务费", "管理费"]),
-    ("C06", &["合同", "条款", "格式条款", "协议"]),
-    ("C07", &["营销", "推销", "骚扰", "诱导", "夸大", "忽悠"]),
-    ("C08", &["催收", "通讯录", "上门催", "爆通讯录", "威胁"]),
-    ("C09", &["盗刷", "诈骗", "被转走", "盗用", "冒用", "被盗", "骗子"]),
-    ("C10", &["泄露", "隐私", "个人信息被", "卖给", "信息被"]),
-];
-
-fn matched<'a>(text: &str, rules: &'a [(&'a str, &'a [&'a str])]) -> Vec<(&'a str, &'a str)> {
+/// The keywords of `rules` that occur in `words`, with their class.
+fn matched(words: &Words, rules: rules::Rules) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
-    for (class, words) in rules {
-        for w in *words {
-            if text.contains(w) {
-                out.push((*class, *w));
+    for (class, keywords) in rules {
+        for keyword in *keywords {
+            if words.contains(keyword) {
+                out.push((*class, *keyword));
             }
         }
     }
     out
 }
-
-/// Phrases that raise early-warning signals and grades (D-ESC-1, D-SLA-1).
-const THREATS: &[&str] = &[
-    "监管",
-    "银保监",
-    "金融监管总局",
-    "12378",
-    "人民银行",
-    "消协",
-    "消费者协会",
-    "媒体",
-    "曝光",
-    "记者",
-    "电视台",
-    "法院",
-    "起诉",
-    "律师",
-    "打官司",
-    "报警",
-    "12315",
-];
-const HEATED: &[&str] = &[
-    "怎么回事",
-    "从来没见过",
-    "太过分",
-    "欺人太甚",
-    "气愤",
-    "愤怒",
-    "无耻",
-    "垃圾",
-    "骗子",
-    "忍无可忍",
-    "坑人",
-    "黑心",
-    "流氓",
-    "！！",
-];
-const EXTREME: &[&str] = &["自杀", "跳楼", "轻生", "以死", "同归于尽", "不想活"];
-const GROUP: &[&str] = &["集体", "群体", "多名客户", "很多客户", "上百人", "业主们", "联名"];
 
 /// Amounts written like "80,000元", "8万元", "12.5万": the largest, in yuan.
 fn largest_amount(text: &str) -> f64 {
@@ -335,6 +295,7 @@ const IMPORTANT_AMOUNT_YUAN: f64 = 50_000.0;
 #[derive(Debug, Clone)]
 pub struct Classifier {
     taxonomy: Arc<Taxonomy>,
+    lexicon: &'static Lexicon,
     business: NaiveBayes,
     cause: NaiveBayes,
 }
@@ -354,20 +315,65 @@ fn softmax_top(scores: &[f64]) -> (usize, f64) {
     (k, 1.0 / sum)
 }
 
+/// The shipped training corpus of a shipped taxonomy.
+pub fn shipped_corpus(taxonomy_name: &str) -> Option<Vec<Example>> {
+    let (source, text) = match taxonomy_name {
+        "banking" => ("banking/train.jsonl", BANKING_TRAIN),
+        "general" => ("general/train.jsonl", GENERAL_TRAIN),
+        _ => return None,
+    };
+    #[allow(clippy::expect_used)]
+    Some(parse_corpus(source, text).expect("the shipped corpora parse"))
+}
+
 impl Classifier {
-    /// The banking taxonomy with the model trained on the shipped corpus.
-    pub fn banking() -> Self {
-        #[allow(clippy::expect_used)]
-        let corpus = parse_corpus(BANKING_TRAIN).expect("the shipped corpus parses");
-        Self::train(Arc::new(Taxonomy::banking()), &corpus)
+    /// The banking taxonomy with the model trained on the shipped corpus (trained once).
+    pub fn banking() -> Arc<Self> {
+        static BANKING: LazyLock<Arc<Classifier>> = LazyLock::new(|| Classifier::shipped(Taxonomy::banking()));
+        BANKING.clone()
     }
 
-    pub fn train(taxonomy: Arc<Taxonomy>, corpus: &[Example]) -> Self {
-        let tokenised: Vec<(Vec<String>, &Example)> = corpus.iter().map(|e| (tokens(&e.text), e)).collect();
+    /// The general-enterprise taxonomy with the model trained on the shipped corpus (trained
+    /// once).
+    pub fn general() -> Arc<Self> {
+        static GENERAL: LazyLock<Arc<Classifier>> = LazyLock::new(|| Classifier::shipped(Taxonomy::general()));
+        GENERAL.clone()
+    }
+
+    fn shipped(taxonomy: Taxonomy) -> Arc<Self> {
+        let corpus = shipped_corpus(&taxonomy.name).unwrap_or_default();
+        #[allow(clippy::expect_used)]
+        Arc::new(Self::train(Arc::new(taxonomy), "shipped", &corpus).expect("the shipped corpora fit their taxonomies"))
+    }
+
+    /// A model of `taxonomy` trained on `corpus`, with the keyword rules and stopwords of the
+    /// taxonomy's name (none for a taxonomy not shipped). Every label must be a code of the
+    /// taxonomy; `source_name` only labels errors.
+    pub fn train(taxonomy: Arc<Taxonomy>, source_name: &str, corpus: &[Example]) -> Result<Self, CorpusError> {
+        if corpus.is_empty() {
+            return Err(CorpusError::Empty(source_name.to_owned()));
+        }
+        for e in corpus {
+            let unknown = |dimension: &'static str, code: &str| CorpusError::UnknownCode {
+                source_name: source_name.to_owned(),
+                id: e.id.clone(),
+                dimension,
+                code: code.to_owned(),
+                taxonomy: taxonomy.id(),
+            };
+            if !taxonomy.has_business_type(&e.business_type) {
+                return Err(unknown("business type", &e.business_type));
+            }
+            if !taxonomy.has_cause(&e.cause) {
+                return Err(unknown("cause", &e.cause));
+            }
+        }
+        let lexicon = Lexicon::of(&taxonomy.name);
+        let tokenised: Vec<(Vec<String>, &Example)> = corpus.iter().map(|e| (tokens(&e.text, lexicon), e)).collect();
         let business: Vec<(Vec<String>, &str)> =
             tokenised.iter().map(|(t, e)| (t.clone(), e.business_type.as_str())).collect();
         let cause: Vec<(Vec<String>, &str)> = tokenised.iter().map(|(t, e)| (t.clone(), e.cause.as_str())).collect();
-        Self { taxonomy, business: NaiveBayes::train(&business), cause: NaiveBayes::train(&cause) }
+        Ok(Self { taxonomy, lexicon, business: NaiveBayes::train(&business), cause: NaiveBayes::train(&cause) })
     }
 
     pub fn taxonomy(&self) -> &Taxonomy {
@@ -377,15 +383,15 @@ impl Classifier {
     /// Business type and cause of a text, with the rules and tokens behind them.
     fn dimension(
         model: &NaiveBayes,
-        rules: &[(&str, &[&str])],
+        rules: rules::Rules,
         label: &str,
-        text: &str,
+        words: &Words,
         tokens: &[String],
         reasons: &mut Vec<String>,
         top: &mut Vec<String>,
     ) -> (String, f64) {
         let mut scores = model.scores(tokens);
-        for (class, word) in matched(text, rules) {
+        for (class, word) in matched(words, rules) {
             if let Some(k) = model.classes.iter().position(|c| c == class) {
                 scores[k] += RULE_WEIGHT;
                 reasons.push(format!("{label}:{word}→{class}"));
@@ -406,23 +412,31 @@ impl Classifier {
 
     /// Classifies `text`; `interaction` feeds the repeat-contact and long-wait signals.
     pub fn classify(&self, text: &str, interaction: Option<&Interaction>) -> Decision {
-        let tokens = tokens(text);
+        let tokens = tokens(text, self.lexicon);
+        let words = Words::of(text);
         let mut matched_rules = Vec::new();
         let mut top_tokens = Vec::new();
         let (business_type, business_confidence) = Self::dimension(
             &self.business,
-            BUSINESS_RULES,
+            self.lexicon.business,
             "business",
-            text,
+            &words,
             &tokens,
             &mut matched_rules,
             &mut top_tokens,
         );
-        let (cause, cause_confidence) =
-            Self::dimension(&self.cause, CAUSE_RULES, "cause", text, &tokens, &mut matched_rules, &mut top_tokens);
+        let (cause, cause_confidence) = Self::dimension(
+            &self.cause,
+            self.lexicon.cause,
+            "cause",
+            &words,
+            &tokens,
+            &mut matched_rules,
+            &mut top_tokens,
+        );
         let rights = self.taxonomy.cause_rights.get(&cause).cloned().unwrap_or_default();
-        let signals = signals(text, interaction);
-        let (grade, grade_reasons) = grade(text, &signals);
+        let signals = signals_in(&words, interaction);
+        let (grade, grade_reasons) = grade_of(&words, text, &signals);
         Decision {
             classification: Classification {
                 taxonomy: self.taxonomy.id(),
@@ -444,12 +458,12 @@ impl Classifier {
     }
 }
 
-fn found(text: &str, phrases: &[&str]) -> Vec<String> {
-    phrases.iter().filter(|p| text.contains(*p)).map(|p| (*p).to_owned()).collect()
-}
-
 /// Early-warning signals of a complaint (D-ESC-1).
 pub fn signals(text: &str, interaction: Option<&Interaction>) -> Vec<RiskSignal> {
+    signals_in(&Words::of(text), interaction)
+}
+
+fn signals_in(words: &Words, interaction: Option<&Interaction>) -> Vec<RiskSignal> {
     let mut out = Vec::new();
     if let Some(i) = interaction {
         if i.contact_count > 3 {
@@ -465,12 +479,12 @@ pub fn signals(text: &str, interaction: Option<&Interaction>) -> Vec<RiskSignal>
             });
         }
     }
-    let threats = found(text, THREATS);
+    let threats = words.found(rules::THREATS);
     if !threats.is_empty() {
         out.push(RiskSignal { kind: RiskSignalKind::EscalationThreat as i32, evidence: threats });
     }
-    let mut heated = found(text, HEATED);
-    heated.extend(found(text, EXTREME));
+    let mut heated = words.found(rules::HEATED);
+    heated.extend(words.found(rules::EXTREME));
     if !heated.is_empty() {
         out.push(RiskSignal { kind: RiskSignalKind::HeatedWording as i32, evidence: heated });
     }
@@ -481,11 +495,15 @@ pub fn signals(text: &str, interaction: Option<&Interaction>) -> Vec<RiskSignal>
 /// for group complaints; important for escalation threats, large amounts or two or more
 /// early-warning signals; general otherwise.
 pub fn grade(text: &str, signals: &[RiskSignal]) -> (Grade, Vec<String>) {
-    let extreme = found(text, EXTREME);
+    grade_of(&Words::of(text), text, signals)
+}
+
+fn grade_of(words: &Words, text: &str, signals: &[RiskSignal]) -> (Grade, Vec<String>) {
+    let extreme = words.found(rules::EXTREME);
     if !extreme.is_empty() {
         return (Grade::Major, vec![format!("extreme wording: {}", extreme.join(","))]);
     }
-    let group = found(text, GROUP);
+    let group = words.found(rules::GROUP);
     if !group.is_empty() {
         return (Grade::Urgent, vec![format!("group complaint: {}", group.join(","))]);
     }
@@ -526,22 +544,124 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn held_out_accuracy_beats_the_bar() {
-        let classifier = Classifier::banking();
-        let heldout = parse_corpus(BANKING_HELDOUT).unwrap();
-        let train = parse_corpus(BANKING_TRAIN).unwrap();
+    fn corpus(source: &str, text: &str) -> Vec<Example> {
+        parse_corpus(source, text).unwrap()
+    }
+
+    /// Held-out accuracy of a shipped taxonomy's model, printed, after checking that no
+    /// held-out text or id is in the training set.
+    fn held_out(classifier: &Classifier, train: &str, heldout: &str) -> (f64, f64) {
+        let (train, heldout) = (corpus("train", train), corpus("heldout", heldout));
         let train_texts: HashSet<&str> = train.iter().map(|e| e.text.as_str()).collect();
-        assert!(heldout.iter().all(|e| !train_texts.contains(e.text.as_str())), "held-out texts are not trained on");
-        let (business, cause) = accuracy(&classifier, &heldout);
+        let train_ids: HashSet<&str> = train.iter().map(|e| e.id.as_str()).collect();
+        for e in &heldout {
+            assert!(
+                !train_texts.contains(e.text.as_str()) && !train_ids.contains(e.id.as_str()),
+                "{} is trained on",
+                e.id
+            );
+        }
+        let (business, cause) = accuracy(classifier, &heldout);
         println!(
-            "held-out accuracy ({} complaints, {MODEL_VERSION}): business type {:.1}%, cause {:.1}%",
+            "held-out accuracy ({}, {} complaints, {MODEL_VERSION}): business type {:.1}%, cause {:.1}%",
+            classifier.taxonomy().id(),
             heldout.len(),
             business * 100.0,
             cause * 100.0
         );
-        assert!(business >= 0.85, "business type accuracy {business:.3} below 0.85");
-        assert!(cause >= 0.75, "cause accuracy {cause:.3} below 0.75");
+        (business, cause)
+    }
+
+    #[test]
+    fn held_out_accuracy_beats_the_bar() {
+        for (classifier, train, heldout) in [
+            (Classifier::banking(), BANKING_TRAIN, BANKING_HELDOUT),
+            (Classifier::general(), GENERAL_TRAIN, GENERAL_HELDOUT),
+        ] {
+            let (business, cause) = held_out(&classifier, train, heldout);
+            let id = classifier.taxonomy().id();
+            assert!(business >= 0.85, "{id}: business type accuracy {business:.3} below 0.85");
+            assert!(cause >= 0.75, "{id}: cause accuracy {cause:.3} below 0.75");
+        }
+    }
+
+    /// Every business type and cause but "other" is taught and tested with enough examples,
+    /// and every label is a code of its taxonomy.
+    #[test]
+    fn every_class_has_examples_in_both_sets() {
+        for (taxonomy, train, heldout) in [
+            (Taxonomy::banking(), BANKING_TRAIN, BANKING_HELDOUT),
+            (Taxonomy::general(), GENERAL_TRAIN, GENERAL_HELDOUT),
+        ] {
+            for (set, text, least) in [("train", train, 15), ("heldout", heldout, 5)] {
+                let examples = corpus(set, text);
+                let ids: HashSet<&str> = examples.iter().map(|e| e.id.as_str()).collect();
+                assert_eq!(ids.len(), examples.len(), "{} {set}: ids are unique", taxonomy.id());
+                for (dimension, codes, label) in [
+                    (
+                        "business type",
+                        &taxonomy.business_types,
+                        (|e: &Example| e.business_type.clone()) as fn(&Example) -> String,
+                    ),
+                    ("cause", &taxonomy.causes, |e: &Example| e.cause.clone()),
+                ] {
+                    assert!(
+                        examples.iter().all(|e| codes.iter().any(|c| c.code == label(e))),
+                        "{set}: unknown {dimension}"
+                    );
+                    for code in codes.iter().filter(|c| !c.code.ends_with("99")) {
+                        let n = examples.iter().filter(|e| label(e) == code.code).count();
+                        assert!(
+                            n >= least,
+                            "{} {set}: {dimension} {} has {n} examples, fewer than {least}",
+                            taxonomy.id(),
+                            code.code
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Five-fold cross-validation on the training sets alone: how rules, stopwords and
+    /// smoothing are tuned, so the held-out sets stay unseen. `cargo test -p redress-intake
+    /// --lib cross_validated -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "slow; for tuning"]
+    fn cross_validated_accuracy_on_the_training_sets() {
+        for (taxonomy, train) in [(Taxonomy::banking(), BANKING_TRAIN), (Taxonomy::general(), GENERAL_TRAIN)] {
+            let examples = corpus("train", train);
+            let taxonomy = Arc::new(taxonomy);
+            let (mut business, mut cause) = (0.0, 0.0);
+            let mut confusions: BTreeMap<String, usize> = BTreeMap::new();
+            for fold in 0..5 {
+                let (test, fit): (Vec<_>, Vec<_>) =
+                    examples.iter().cloned().enumerate().partition(|(i, _)| i % 5 == fold);
+                let fit: Vec<Example> = fit.into_iter().map(|(_, e)| e).collect();
+                let test: Vec<Example> = test.into_iter().map(|(_, e)| e).collect();
+                let classifier = Classifier::train(taxonomy.clone(), "fold", &fit).unwrap();
+                let (b, c) = accuracy(&classifier, &test);
+                business += b / 5.0;
+                cause += c / 5.0;
+                for e in &test {
+                    let d = classifier.classify(&e.text, None).classification;
+                    for (want, got) in [(&e.business_type, &d.business_type), (&e.cause, &d.cause)] {
+                        if want != got {
+                            *confusions.entry(format!("{want}→{got}")).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            println!(
+                "5-fold accuracy ({}): business type {:.1}%, cause {:.1}%",
+                taxonomy.id(),
+                business * 100.0,
+                cause * 100.0
+            );
+            let mut confusions: Vec<_> = confusions.into_iter().collect();
+            confusions.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            println!("  most confused: {:?}", &confusions[..confusions.len().min(12)]);
+        }
     }
 
     #[test]
@@ -549,7 +669,7 @@ mod tests {
         let classifier = Classifier::banking();
         let d = classifier.classify("信用卡年费未经同意被扣了300元，客服态度还很差，我要向金融监管总局投诉！", None);
         let c = &d.classification;
-        assert_eq!((c.business_type.as_str(), c.taxonomy.as_str()), ("B02", "banking@2026.1"));
+        assert_eq!((c.business_type.as_str(), c.taxonomy.as_str()), ("B02", "banking@2026.2"));
         assert!(classifier.taxonomy().has_cause(&c.cause));
         assert!(c.matched_rules.iter().any(|r| r == "business:信用卡→B02"), "{:?}", c.matched_rules);
         assert!(!c.top_tokens.is_empty());
@@ -560,12 +680,70 @@ mod tests {
     }
 
     #[test]
+    fn banking_has_cash_management_facilities_and_product_return() {
+        let banking = Classifier::banking();
+        let classify = |text: &str| banking.classify(text, None).classification;
+        let cash = classify("我拿了一张缺了一角的残损币去网点兑换，柜员说不能换，让我去人民银行。");
+        assert_eq!(cash.business_type, "B09", "{:?}", cash.matched_rules);
+        let system = classify("手机银行一直登录不了，转账页面显示系统故障，工资发不出去。");
+        assert_eq!(system.cause, "C11", "{:?}", system.matched_rules);
+        let product_return = classify("买的理财产品到期收益远不及预期，只有业绩比较基准的一半。");
+        assert_eq!((product_return.business_type.as_str(), product_return.cause.as_str()), ("B07", "C12"));
+        assert_eq!(product_return.rights, Taxonomy::banking().cause_rights["C12"]);
+    }
+
+    #[test]
+    fn rules_match_words_not_characters_across_them() {
+        let c = Classifier::banking().classify("我要向银保监会投诉你们的信用卡中心", None).classification;
+        assert!(!c.matched_rules.iter().any(|r| r.contains("银保")), "{:?}", c.matched_rules);
+        let c = Classifier::banking().classify("网点推荐的银保产品退保亏了一半", None).classification;
+        assert!(c.matched_rules.iter().any(|r| r == "business:银保→B06"), "{:?}", c.matched_rules);
+        let c = Classifier::banking().classify("储蓄卡在ATM被吞了", None).classification;
+        assert!(!c.matched_rules.iter().any(|r| r == "business:储蓄→B04"), "{:?}", c.matched_rules);
+        assert!(c.matched_rules.iter().any(|r| r == "business:储蓄卡→B01"), "{:?}", c.matched_rules);
+        // A lawyer's fee threatens nothing; a lawyer does.
+        assert!(signals("贷款要交的律师费太高", None).is_empty());
+        assert_eq!(signals("我已经请了律师", None)[0].evidence, ["律师"]);
+    }
+
+    #[test]
+    fn general_enterprises_are_classified_in_their_own_taxonomy() {
+        let general = Classifier::general();
+        let c = general.classify("快递显示已签收，可我根本没收到包裹，快递员电话也不接。", None).classification;
+        assert_eq!((c.taxonomy.as_str(), c.business_type.as_str()), ("general@2026.2", "G03"));
+        assert!(general.taxonomy().has_cause(&c.cause));
+        assert!(c.rights.iter().all(|r| general.taxonomy().has_right(r)));
+        // 跳楼价 is a sales slogan, not a threat to life.
+        let c = general.classify("商场挂着跳楼价的牌子，结账时却按原价收钱。", None).classification;
+        assert_ne!(c.grade, Grade::Major as i32, "{:?}", c.grade_reasons);
+    }
+
+    #[test]
+    fn a_corpus_must_fit_its_taxonomy() {
+        let taxonomy = Arc::new(Taxonomy::general());
+        let example = |business_type: &str, cause: &str| Example {
+            id: "x-1".to_owned(),
+            text: "快递丢了".to_owned(),
+            business_type: business_type.to_owned(),
+            cause: cause.to_owned(),
+        };
+        assert!(Classifier::train(taxonomy.clone(), "ok", &[example("G03", "K08")]).is_ok());
+        let error = Classifier::train(taxonomy.clone(), "mall.jsonl", &[example("B01", "K08")]).unwrap_err();
+        assert!(error.to_string().contains("business type \"B01\" is not a code of general@2026.2"), "{error}");
+        assert!(matches!(Classifier::train(taxonomy, "empty", &[]), Err(CorpusError::Empty(_))));
+        let error = parse_corpus("c.jsonl", "\n{\"id\": \"a\"}\n").unwrap_err();
+        assert!(error.to_string().starts_with("corpus c.jsonl, line 2:"), "{error}");
+    }
+
+    #[test]
     fn grades_follow_severity() {
         assert_eq!(grade("我要跳楼", &[]).0, Grade::Major);
         assert_eq!(grade("小区业主们集体投诉房贷利率", &[]).0, Grade::Urgent);
         assert_eq!(grade("被扣了12.5万元", &[]).0, Grade::Important);
         assert_eq!(grade("被扣了80,000元", &[]).0, Grade::Important);
         assert_eq!(grade("被扣了300元", &[]).0, Grade::General);
+        assert_eq!(grade("跳楼价清仓，被扣了300元", &[]).0, Grade::General);
+        assert_eq!(grade("联名卡被扣了300元", &[]).0, Grade::General);
     }
 
     #[test]
@@ -580,7 +758,14 @@ mod tests {
 
     #[test]
     fn taxonomies_load_and_bad_ones_are_refused() {
-        assert_eq!(Taxonomy::general().id(), "general@2026.1");
+        for (taxonomy, id) in [(Taxonomy::banking(), "banking@2026.2"), (Taxonomy::general(), "general@2026.2")] {
+            assert_eq!(taxonomy.id(), id);
+            // "Other" is explicit and ends in 99; every other cause infringes some right.
+            assert!(taxonomy.business_types.iter().any(|c| c.code.ends_with("99")), "{id}");
+            for cause in taxonomy.causes.iter().filter(|c| !c.code.ends_with("99")) {
+                assert!(taxonomy.cause_rights.contains_key(&cause.code), "{id}: {} has no rights", cause.code);
+            }
+        }
         let bad = "name='x'\nversion='1'\n[[business_types]]\ncode='A'\nname='a'\n[[business_types]]\ncode='A'\nname='b'\n\
                    [[causes]]\ncode='C'\nname='c'\n[[rights]]\ncode='R'\nname='r'\n";
         assert!(matches!(Taxonomy::from_toml("bad", bad), Err(TaxonomyError::Invalid(..))));
