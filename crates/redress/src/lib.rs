@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+pub use redress_case_workflow::WorkflowConfig;
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
 use redress_gateway::{AuthConfig, DevToken, Gateway, GatewayConfig, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
@@ -37,6 +38,9 @@ pub struct SuiteOptions {
     pub regimes: redress_calendar::RegimeConfig,
     /// The clock the services read the time from (the system clock unless a test stands it).
     pub clock: Clock,
+    /// How case-workflow works cases (reminders, channel monitors, authority limits); its
+    /// defaults unless set.
+    pub workflow: Option<WorkflowConfig>,
 }
 
 impl SuiteOptions {
@@ -163,6 +167,7 @@ impl Suite {
                 calendars_poll_interval_ms: options
                     .calendars_poll_interval_ms
                     .unwrap_or(case_defaults.calendars_poll_interval_ms),
+                workflow: options.workflow.clone().unwrap_or_default(),
                 ..case_defaults
             },
             key.clone(),
