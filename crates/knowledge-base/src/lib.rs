@@ -6,6 +6,7 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod search;
+pub mod starter;
 pub mod store;
 
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct KnowledgeConfig {
     pub retention: RetentionConfig,
     /// Where the search index lives (derived data: a lost directory is rebuilt from the store).
     pub index_dir: String,
+    /// Whether an empty knowledge base loads the starter pack (`redress dev` does).
+    pub starter_content: bool,
     /// Institutions (`institutions/{id}`) whose replies must not go out with a banned phrase:
     /// LintReply answers `blocked` for them.
     pub lint_blocking_institutions: Vec<String>,
@@ -64,6 +67,7 @@ impl Default for KnowledgeConfig {
             retention: RetentionConfig::default(),
             index_dir: "data/knowledge-base-index".to_owned(),
             lint_blocking_institutions: Vec::new(),
+            starter_content: false,
         }
     }
 }
@@ -136,6 +140,10 @@ impl KnowledgeBase {
             let opened = open_store(&config.database, &tasks).await?;
             store.set(opened.clone());
             published.set(opened.feed().clone());
+            if config.starter_content && opened.count().await? == 0 {
+                let loaded = opened.seed(starter::plans(redress_platform::time::now())?).await?;
+                tracing::info!(articles = loaded, "knowledge base was empty; starter pack loaded");
+            }
             let (built, position) = open_index(&config.index_dir, lexicon, &opened).await?;
             index.set(built.clone());
             tasks.spawn(

@@ -391,19 +391,14 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let top = searcher
             .search(&full, &TopDocs::with_limit(query.limit.max(1)).and_offset(query.offset).order_by_score())?;
-        // Snippets highlight the words typed and their synonyms in the body.
-        let highlight: Vec<(Occur, Box<dyn Query>)> = words
+        // Snippets highlight the words typed and their synonyms in the body, found by the
+        // segmenter's plain mode: its words never overlap, as the snippet generator needs.
+        let terms = words
             .typed
             .iter()
-            .chain(&words.synonyms)
-            .map(|w| {
-                let term: Box<dyn Query> =
-                    Box::new(TermQuery::new(Term::from_field_text(f.body, w), IndexRecordOption::WithFreqs));
-                (Occur::Should, term)
-            })
-            .collect();
-        let mut snippets = SnippetGenerator::create(&searcher, &BooleanQuery::new(highlight), f.body)?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
+            .map(|w| (w.clone(), 1.0))
+            .chain(words.synonyms.iter().map(|w| (w.clone(), SYNONYM_WEIGHT)));
+        let snippets = SnippetGenerator::new(terms.collect(), self.lexicon.snippet_analyzer(), f.body, SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;
@@ -471,5 +466,7 @@ fn parse_payload(payload: &str) -> Option<i64> {
     value.get("position")?.as_i64()
 }
 
+#[cfg(test)]
+mod evaluation;
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,14 @@ impl Lexicon {
             .build()
     }
 
+    /// The analyzer that finds words to highlight in a snippet: jieba in its plain mode, whose
+    /// words follow one another without overlapping.
+    pub fn snippet_analyzer(&self) -> TextAnalyzer {
+        let mut plain = JiebaTokenizer::with_jieba(self.jieba.clone());
+        plain.set_search_mode(false);
+        TextAnalyzer::builder(plain).filter(WordsOnly).build()
+    }
+
     /// The analyzer of the pinyin field: every two adjacent Han characters as their toneless
     /// pinyin, so that a word typed with a wrong character of the same sound (年废 for 年费)
     /// still matches, however the segmenter would have cut the misspelt text.
