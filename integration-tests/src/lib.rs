@@ -48,6 +48,35 @@ fn case_staff(subject: &str, role: &str, unit: &str) -> redress_platform::Princi
     }
 }
 
+/// Token of a handler at [`HEAD_OFFICE`] with employee id [`STAFF_ID`], who takes complaints
+/// (first-contact owner) and handles cases.
+pub const STAFF_TOKEN: &str = "integration-test-staff-token";
+pub const STAFF_ID: &str = "E2001";
+/// Token of a supervisor at [`HEAD_OFFICE`] with employee id [`APPROVER_STAFF_ID`], who may
+/// approve resolutions and confirm conflict-of-interest checks.
+pub const APPROVER_TOKEN: &str = "integration-test-approver-token";
+pub const APPROVER_STAFF_ID: &str = "E3001";
+/// Token of a supervisor at [`HEAD_OFFICE`] with employee id [`COMPLAINED_STAFF_ID`], the
+/// member of staff complaints in the tests are about.
+pub const COMPLAINED_STAFF_TOKEN: &str = "integration-test-complained-staff-token";
+pub const COMPLAINED_STAFF_ID: &str = "E9001";
+
+/// A member of staff at [`HEAD_OFFICE`] with an employee id, who may take complaints and
+/// change cases (and approve, with role `supervisor`).
+fn staff_member(subject: &str, role: &str, staff_id: &str) -> redress_platform::Principal {
+    let mut permissions = vec!["complaints.create", "complaints.read", "cases.read", "cases.write", "events.read"];
+    if role == "supervisor" {
+        permissions.push("cases.approve");
+    }
+    redress_platform::Principal {
+        subject: subject.to_owned(),
+        roles: vec![role.to_owned()],
+        org_unit: HEAD_OFFICE.to_owned(),
+        permissions: permissions.into_iter().map(str::to_owned).collect(),
+        staff_id: staff_id.to_owned(),
+    }
+}
+
 /// Token of an integration team's reader at institution A only (events of A's units).
 pub const INSTITUTION_A_TOKEN: &str = "integration-test-institution-a-token";
 pub const INSTITUTION_A: &str = "institutions/a";
@@ -143,6 +172,12 @@ impl Sandbox {
                     (BRANCH_STAFF_TOKEN.to_owned(), case_staff("user:branch-staff", "handler", BRANCH)),
                     (HEAD_OFFICE_TOKEN.to_owned(), case_staff("user:head-office", "handler", HEAD_OFFICE)),
                     (SENIOR_MANAGER_TOKEN.to_owned(), case_staff("user:senior-manager", "senior_manager", HEAD_OFFICE)),
+                    (STAFF_TOKEN.to_owned(), staff_member("user:li-na", "handler", STAFF_ID)),
+                    (APPROVER_TOKEN.to_owned(), staff_member("user:chen-jing", "supervisor", APPROVER_STAFF_ID)),
+                    (
+                        COMPLAINED_STAFF_TOKEN.to_owned(),
+                        staff_member("user:zhang-wei", "supervisor", COMPLAINED_STAFF_ID),
+                    ),
                 ],
                 ..SuiteOptions::default()
             }
