@@ -61,11 +61,16 @@ impl Default for GatewayConfig {
 pub struct Upstreams {
     pub intake: String,
     pub case_workflow: String,
+    pub quality_metrics: String,
 }
 
 impl Default for Upstreams {
     fn default() -> Self {
-        Self { intake: "http://127.0.0.1:50052".to_owned(), case_workflow: "http://127.0.0.1:50053".to_owned() }
+        Self {
+            intake: "http://127.0.0.1:50052".to_owned(),
+            case_workflow: "http://127.0.0.1:50053".to_owned(),
+            quality_metrics: "http://127.0.0.1:50054".to_owned(),
+        }
     }
 }
 
@@ -81,6 +86,11 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
             prefix: "/redress.case.v1.",
             services: &[services::CASE, services::CASE_EVENTS],
             url: upstreams.case_workflow.clone(),
+        },
+        Route {
+            prefix: "/redress.metrics.v1.",
+            services: &[services::METRICS, services::METRICS_EVENTS],
+            url: upstreams.quality_metrics.clone(),
         },
     ]
 }

@@ -14,11 +14,13 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use redress_calendar::{RegimeConfig, SlaPolicy};
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
-use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
+use redress_platform::events::{
+    EventSink, RetentionConfig, Subscribe, grpc_subscription, run_consumer, spawn_retention,
+};
 use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
@@ -143,7 +145,8 @@ impl QualityMetrics {
                 grpc_subscription(&url, feed, me.clone()).with_context(|| format!("{consumer} url"))?,
             ));
         }
-        let api = MetricsApi::new(store.clone(), host.shutdown()).with_feeds(checks);
+        let (rebuilt, _) = tokio::sync::watch::channel(0);
+        let api = MetricsApi::new(store.clone(), host.shutdown()).with_feeds(checks, rebuilt);
         Ok(Self { host, config, api, store, calendars, key })
     }
 
@@ -158,12 +161,14 @@ impl QualityMetrics {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, calendars, key } = self;
+        let rebuilds = api.rebuilds();
         let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(MetricsEventFeedServiceServer::with_interceptor(api, key.interceptor()));
         let me = credentials(&key);
         let mut subscriptions = Vec::new();
         for (consumer, url, feed) in feeds(&config) {
-            subscriptions.push((consumer, grpc_subscription(&url, feed, me.clone())?));
+            let subscribe = grpc_subscription(&url, feed, me.clone())?;
+            subscriptions.push((consumer, restart_on_rebuild(subscribe, rebuilds.clone())));
         }
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
@@ -191,6 +196,25 @@ impl QualityMetrics {
         };
         host.run(routes, init.map(|r: anyhow::Result<()>| r)).await
     }
+}
+
+/// A subscription whose stream ends when the read models are rebuilt, so that the consumer
+/// resumes from its stored position (the start) at once rather than at the next event.
+fn restart_on_rebuild(mut subscribe: Subscribe, rebuilds: tokio::sync::watch::Receiver<u64>) -> Subscribe {
+    Box::new(move |after| {
+        let mut rebuilt = rebuilds.clone();
+        rebuilt.mark_unchanged();
+        let opening = subscribe(after);
+        Box::pin(async move {
+            let stream = opening.await?;
+            let rebuilt = async move {
+                if rebuilt.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            Ok(stream.take_until(rebuilt).boxed())
+        })
+    })
 }
 
 fn credentials(key: &InternalKey) -> ServiceCredentials {

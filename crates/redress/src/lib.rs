@@ -15,6 +15,7 @@ use redress_platform::db::DatabaseConfig;
 use redress_platform::principal::{InternalKey, Permission, Principal};
 use redress_platform::server::ServerConfig;
 use redress_platform::time::Clock;
+use redress_quality_metrics::{QualityMetrics, QualityMetricsConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +73,7 @@ pub struct Suite {
     pub gateway_addr: SocketAddr,
     pub intake_addr: SocketAddr,
     pub case_workflow_addr: SocketAddr,
+    pub quality_metrics_addr: SocketAddr,
     key: InternalKey,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
@@ -176,12 +178,29 @@ impl Suite {
         .await?
         .with_clock(options.clock.clone());
         let case_workflow_addr = case_workflow.local_addr();
+        let quality_metrics = QualityMetrics::build(
+            QualityMetricsConfig {
+                server: loopback(),
+                database: sqlite(&options.data_dir, "quality-metrics"),
+                intake_url: format!("http://{intake_addr}"),
+                case_workflow_url: format!("http://{case_workflow_addr}"),
+                calendars_dir: options.calendars_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+                regimes: options.regimes.clone(),
+                ..QualityMetricsConfig::default()
+            },
+            key.clone(),
+            shutdown.clone(),
+        )
+        .await?
+        .with_clock(options.clock.clone());
+        let quality_metrics_addr = quality_metrics.local_addr();
         let gateway = Gateway::build(
             GatewayConfig {
                 server: ServerConfig { listen_addr: options.gateway_addr.clone(), ..ServerConfig::default() },
                 upstreams: Upstreams {
                     intake: format!("http://{intake_addr}"),
                     case_workflow: format!("http://{case_workflow_addr}"),
+                    quality_metrics: format!("http://{quality_metrics_addr}"),
                 },
                 auth: AuthConfig {
                     dev_tokens: std::iter::once((options.dev_token.clone(), dev_principal()))
@@ -200,8 +219,9 @@ impl Suite {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
+        tasks.spawn(async move { quality_metrics.run_until_stopped().await.context("quality-metrics") });
         tasks.spawn(async move { gateway.run_until_stopped().await.context("gateway") });
-        Ok(Self { gateway_addr, intake_addr, case_workflow_addr, key, tasks, shutdown })
+        Ok(Self { gateway_addr, intake_addr, case_workflow_addr, quality_metrics_addr, key, tasks, shutdown })
     }
 
     /// The suite's internal key, for calling a service directly (benchmarks, diagnostics).

@@ -25,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start gateway, intake and case-workflow in one process on SQLite (development).
+    /// Start gateway, intake, case-workflow and quality-metrics in one process on SQLite
+    /// (development).
     Dev {
         /// Directory for each service's SQLite file.
         #[arg(long, default_value = "./data")]
@@ -64,6 +65,7 @@ enum Command {
 enum Service {
     Intake,
     CaseWorkflow,
+    QualityMetrics,
     Gateway,
 }
 
@@ -71,6 +73,7 @@ enum Service {
 enum StoreOwner {
     Intake,
     CaseWorkflow,
+    QualityMetrics,
 }
 
 fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
@@ -121,6 +124,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                     tracing::info!(addr = %service.local_addr(), "case-workflow listening");
                     service.run_until_stopped().await
                 }
+                Service::QualityMetrics => {
+                    let config: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(file)?;
+                    let _telemetry = telemetry::init(&config.telemetry, "redress-quality-metrics")?;
+                    let key = internal_key(&config.internal_key)?;
+                    let service = redress_quality_metrics::QualityMetrics::build(config, key, shutdown).await?;
+                    tracing::info!(addr = %service.local_addr(), "quality-metrics listening");
+                    service.run_until_stopped().await
+                }
                 Service::Gateway => {
                     let config: redress_gateway::GatewayConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-gateway")?;
@@ -148,6 +159,12 @@ async fn main() -> anyhow::Result<ExitCode> {
                     redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), &tasks)
                         .await
                         .context("case-workflow migrations")?;
+                }
+                StoreOwner::QualityMetrics => {
+                    let service: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(None)?;
+                    redress_quality_metrics::open_store(&config, service.calendars()?, &tasks)
+                        .await
+                        .context("quality-metrics migrations")?;
                 }
             }
             tasks.stop().await;

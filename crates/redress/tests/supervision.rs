@@ -103,6 +103,10 @@ async fn a_panic_in_any_supervised_task_stops_the_suite_with_an_error() {
         ("case-workflow/consumer<-intake", redress_proto::services::CASE),
         ("case-workflow/retention", redress_proto::services::CASE),
         ("case-workflow/calendar-watcher", redress_proto::services::CASE),
+        ("quality-metrics/sqlite-writer", redress_proto::services::METRICS),
+        ("quality-metrics/consumer<-intake", redress_proto::services::METRICS),
+        ("quality-metrics/consumer<-case-workflow", redress_proto::services::METRICS),
+        ("quality-metrics/retention", redress_proto::services::METRICS),
     ];
     let runs = tasks.iter().map(|(task, _)| async move {
         let dir = tempfile::tempdir().unwrap();
@@ -123,6 +127,7 @@ async fn a_panic_in_the_postgres_outbox_sequencer_stops_the_service_with_an_erro
     for (service, task, health) in [
         ("intake", "intake/outbox-sequencer", redress_proto::services::INTAKE),
         ("case-workflow", "case-workflow/outbox-sequencer", redress_proto::services::CASE),
+        ("quality-metrics", "quality-metrics/outbox-sequencer", redress_proto::services::METRICS),
     ] {
         let Some(url) = redress_platform::testing::fresh_postgres_database(test).await.unwrap() else { return };
         let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));

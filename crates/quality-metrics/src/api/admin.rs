@@ -210,6 +210,7 @@ impl MetricsApi {
         drop(feeds);
         let store = self.store()?;
         store.rebuild().await?;
+        self.rebuilt.send_modify(|n| *n += 1);
         tracing::info!(by = %principal.subject, "read models dropped; the consumers replay their feeds");
         Ok(store.status().await?)
     }

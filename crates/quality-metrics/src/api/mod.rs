@@ -40,11 +40,14 @@ pub struct MetricsApi {
     shutdown: CancellationToken,
     clock: Clock,
     feeds: FeedChecks,
+    /// Counts rebuilds, so that the consumers resubscribe at once.
+    rebuilt: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl MetricsApi {
     pub fn new(store: Ready<Arc<dyn MetricsStore>>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown, clock: Clock::system(), feeds: FeedChecks::default() }
+        let rebuilt = Arc::new(tokio::sync::watch::channel(0).0);
+        Self { store, shutdown, clock: Clock::system(), feeds: FeedChecks::default(), rebuilt }
     }
 
     /// Reads "today" from `clock`.
@@ -52,9 +55,14 @@ impl MetricsApi {
         Self { clock, ..self }
     }
 
-    /// Checks these feeds before a rebuild.
-    pub fn with_feeds(self, feeds: Vec<(&'static str, Subscribe)>) -> Self {
-        Self { feeds: Arc::new(tokio::sync::Mutex::new(feeds)), ..self }
+    /// Checks these feeds before a rebuild, and tells `rebuilt`'s receivers after one.
+    pub fn with_feeds(self, feeds: Vec<(&'static str, Subscribe)>, rebuilt: tokio::sync::watch::Sender<u64>) -> Self {
+        Self { feeds: Arc::new(tokio::sync::Mutex::new(feeds)), rebuilt: Arc::new(rebuilt), ..self }
+    }
+
+    /// Changes after each rebuild.
+    pub fn rebuilds(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rebuilt.subscribe()
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
