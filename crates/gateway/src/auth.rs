@@ -144,14 +144,13 @@ impl Authenticator {
         // One spelling of each unit, so scope checks compare like with like.
         let org_unit = canonical_principal_unit(&claims.org_unit)
             .map_err(|e| ServiceError::Unauthenticated(format!("the token's org_unit claim {e}")))?;
-        let principal =
-            Principal {
-                subject: claims.sub,
-                roles: claims.roles,
-                org_unit,
-                permissions: claims.permissions,
-                staff_id: claims.staff_id.trim().to_owned(),
-            };
+        let principal = Principal {
+            subject: claims.sub,
+            roles: claims.roles,
+            org_unit,
+            permissions: claims.permissions,
+            staff_id: claims.staff_id.trim().to_owned(),
+        };
         Ok((principal, Some(claims.exp)))
     }
 }
@@ -227,6 +226,26 @@ mod tests {
         assert_eq!(*key.verify(signed.to_str().unwrap()).unwrap(), principal());
         let dev = auth.authenticate(Some("Bearer dev-token")).unwrap();
         assert_eq!(key.verify(dev.to_str().unwrap()).unwrap().subject, "dev");
+    }
+
+    /// The employee id reaches the services with the principal: conflict-of-interest checks
+    /// (回避) compare it with the staff a complaint names.
+    #[test]
+    fn a_staff_id_claim_travels_with_the_principal() {
+        let key = InternalKey::generate();
+        let auth = Authenticator::new(&config(), key.clone()).unwrap();
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+        let claims = serde_json::json!({
+            "sub": "user:zhang", "iss": "https://idp.example", "aud": "redress", "exp": exp,
+            "org_unit": "institutions/acme", "staff_id": " E1001 ",
+        });
+        let secret = EncodingKey::from_secret(b"a-shared-secret-of-enough-length!!");
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &secret).unwrap();
+        let signed = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap().staff_id, "E1001");
+        // Without the claim there is no staff id.
+        let signed = auth.authenticate(Some(&format!("Bearer {}", jwt("https://idp.example", 600)))).unwrap();
+        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap().staff_id, "");
     }
 
     #[test]
