@@ -8,7 +8,9 @@ use redress_platform::events::NewEvent;
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseState, ImplementationStep, ImplementationStepOverdue};
 
-use super::{Change, Context, Effects, WorkflowError, details, is_terminal, require_open, require_state, state_of};
+use super::{
+    Change, Context, Effects, WorkflowError, details, is_terminal, require_open, require_state, state_of, sweep,
+};
 use crate::domain::clock::instant;
 
 /// A step to add, as the caller stated it.
@@ -114,7 +116,7 @@ pub(super) fn mark_overdue(case: &mut Case, now: DateTime<Utc>) -> Vec<Implement
 /// ImplementationStepOverdue to each overdue step's owner and department.
 pub(super) fn announce_overdue(case: &Case, overdue: Vec<ImplementationStep>, fx: &mut Effects) {
     for step in overdue {
-        let recipients = vec![format!("user:{}", step.owner), format!("department:{}", step.department)];
+        let recipients = vec![sweep::person(&step.owner), format!("department:{}", step.department)];
         let due = instant(&step.due_time).map(|d| d.to_rfc3339()).unwrap_or_default();
         fx.record(
             "implementation.step_overdue",

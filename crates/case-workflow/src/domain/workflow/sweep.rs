@@ -46,9 +46,7 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
         }
     }
     for task in overdue {
-        // A department's queue (`queue:{department}`, a routing rule's task) is named as it is.
-        let owner = if task.owner.starts_with("queue:") { task.owner.clone() } else { format!("user:{}", task.owner) };
-        let recipients = vec![owner, format!("department:{}", task.department)];
+        let recipients = vec![person(&task.owner), format!("department:{}", task.department)];
         let due = instant(&task.due_time).map(|d| d.to_rfc3339()).unwrap_or_default();
         fx.record(
             "task.overdue",
@@ -88,13 +86,22 @@ pub fn sweep(case: &mut Case, rules: &Rules, now: DateTime<Utc>) -> Effects {
     fx
 }
 
+/// A person (or queue) as a recipient: a subject that already names its kind (`user:li`,
+/// `staff:E1001`, `queue:legal`) as it is, a bare one (`li`) as `user:li`.
+pub(super) fn person(subject: &str) -> String {
+    let named = subject.split_once(':').is_some_and(|(kind, rest)| {
+        !kind.is_empty() && !rest.is_empty() && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    });
+    if named { subject.to_owned() } else { format!("user:{subject}") }
+}
+
 /// Who is reminded: the owner (assignee, else the department, else the organisation unit —
 /// for a review still without a reviewer, the unit that is to review it) and, for breaches,
 /// the owner's supervisor.
 pub(super) fn recipients(case: &Case, level: ReminderLevel) -> Vec<String> {
     let unit = review::awaiting_reviewer(case).unwrap_or_else(|| case.org_unit.clone());
     let owner = if !case.assignee.is_empty() {
-        format!("user:{}", case.assignee)
+        person(&case.assignee)
     } else if !case.department.is_empty() {
         format!("department:{}", case.department)
     } else {
@@ -106,4 +113,20 @@ pub(super) fn recipients(case: &Case, level: ReminderLevel) -> Vec<String> {
         to.push(format!("supervisor:{unit}"));
     }
     to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::person;
+
+    #[test]
+    fn a_subject_is_named_once_as_a_recipient() {
+        assert_eq!(person("li-na"), "user:li-na");
+        assert_eq!(person("user:li-na"), "user:li-na");
+        assert_eq!(person("staff:E1001"), "staff:E1001");
+        assert_eq!(person("queue:legal"), "queue:legal");
+        // Not a kind: an empty or odd prefix is part of a bare subject.
+        assert_eq!(person(":x"), "user::x");
+        assert_eq!(person("Mr:x"), "user:Mr:x");
+    }
 }
