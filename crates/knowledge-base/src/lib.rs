@@ -11,6 +11,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use futures_util::FutureExt;
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
@@ -50,6 +51,9 @@ pub struct KnowledgeConfig {
     pub retention: RetentionConfig,
     /// Where the search index lives (derived data: a lost directory is rebuilt from the store).
     pub index_dir: String,
+    /// Where intake serves, e.g. `http://redress-intake:50051`: SuggestForComplaint reads named
+    /// complaints there, as the caller. Empty: suggestions take a complaint's text only.
+    pub intake_url: String,
     /// Whether an empty knowledge base loads the starter pack (`redress dev` does).
     pub starter_content: bool,
     /// Institutions (`institutions/{id}`) whose replies must not go out with a banned phrase:
@@ -68,6 +72,7 @@ impl Default for KnowledgeConfig {
             index_dir: "data/knowledge-base-index".to_owned(),
             lint_blocking_institutions: Vec::new(),
             starter_content: false,
+            intake_url: String::new(),
         }
     }
 }
@@ -121,7 +126,11 @@ impl KnowledgeBase {
                 .map_err(|e| anyhow::anyhow!("lint_blocking_institutions[{i}]: {e}"))?;
             blocking.insert(unit.institution().into_string());
         }
-        let settings = api::Settings { lexicon: lexicon.clone(), rules: Arc::new(Rules::shipped()?), blocking };
+        let intake = match config.intake_url.trim() {
+            "" => None,
+            url => Some(redress_platform::server::suite_endpoint(url).context("intake_url")?.connect_lazy()),
+        };
+        let settings = api::Settings { lexicon: lexicon.clone(), rules: Arc::new(Rules::shipped()?), blocking, intake };
         let api = KnowledgeApi::new(store.clone(), index.clone(), settings, host.shutdown());
         Ok(Self { host, config, api, store, index, lexicon, key })
     }

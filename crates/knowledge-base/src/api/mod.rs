@@ -4,13 +4,15 @@
 mod articles;
 mod lint;
 mod search;
+mod suggest;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use redress_platform::events::{FeedStream, serve_stream};
-use redress_platform::principal::Principal;
+use redress_platform::principal::{PRINCIPAL_METADATA_KEY, Principal};
 use redress_platform::ready::Ready;
+use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
 use redress_proto::redress::knowledge::v1::knowledge_event_feed_service_server::KnowledgeEventFeedService;
 use redress_proto::redress::knowledge::v1::knowledge_service_server::KnowledgeService;
 use redress_proto::redress::knowledge::v1::{
@@ -21,7 +23,9 @@ use redress_proto::redress::knowledge::v1::{
     SearchArticlesRequest, SearchArticlesResponse, StreamEventsRequest, StreamEventsResponse,
     SubmitArticleVersionRequest, UpdateArticleVersionRequest,
 };
+use redress_proto::redress::knowledge::v1::{SuggestForComplaintRequest, SuggestForComplaintResponse};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::domain::lint::Rules;
@@ -40,6 +44,8 @@ pub struct KnowledgeApi {
     rules: Arc<Rules>,
     /// Institutions whose replies must not go out with a banned phrase.
     blocking: Arc<BTreeSet<String>>,
+    /// Intake, where named complaints are read (as the caller).
+    intake: Option<IntakeServiceClient<Channel>>,
     shutdown: CancellationToken,
 }
 
@@ -49,6 +55,8 @@ pub struct Settings {
     pub lexicon: Arc<Lexicon>,
     pub rules: Arc<Rules>,
     pub blocking: BTreeSet<String>,
+    /// Intake's channel, when the knowledge base knows where intake is.
+    pub intake: Option<Channel>,
 }
 
 impl KnowledgeApi {
@@ -58,8 +66,9 @@ impl KnowledgeApi {
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Self {
-        let Settings { lexicon, rules, blocking } = settings;
-        Self { store, index, lexicon, rules: rules.clone(), blocking: Arc::new(blocking), shutdown }
+        let Settings { lexicon, rules, blocking, intake } = settings;
+        let intake = intake.map(IntakeServiceClient::new);
+        Self { store, index, lexicon, rules, blocking: Arc::new(blocking), intake, shutdown }
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
@@ -91,7 +100,7 @@ macro_rules! delegate {
     ($service:ident {
         $(type $assoc:ident = $assoc_ty:ty;)*
         $(fn $method:ident($request:ty) -> $response:ty => $handler:ident;)*
-    }) => {
+    } $($extra:item)*) => {
         #[tonic::async_trait]
         impl $service for KnowledgeApi {
             $(type $assoc = $assoc_ty;)*
@@ -101,6 +110,8 @@ macro_rules! delegate {
                     Ok(Response::new(self.$handler(&principal, request.into_inner()).await?))
                 }
             )*
+
+            $($extra)*
         }
     };
 }
@@ -120,9 +131,22 @@ delegate!(KnowledgeService {
     fn search_articles(SearchArticlesRequest) -> SearchArticlesResponse => search_articles;
     fn lint_reply(LintReplyRequest) -> LintReplyResponse => lint_reply;
     fn list_lint_rules(ListLintRulesRequest) -> ListLintRulesResponse => list_lint_rules;
-});
+}
+            async fn suggest_for_complaint(
+                &self,
+                request: Request<SuggestForComplaintRequest>,
+            ) -> Result<Response<SuggestForComplaintResponse>, Status> {
+                let principal = Principal::of(&request)?;
+                // Intake is asked as the caller, with the caller's own principal token.
+                let token = request.metadata().get(PRINCIPAL_METADATA_KEY).cloned();
+                Ok(Response::new(self.suggest(&principal, token, request.into_inner()).await?))
+            }
+);
 
 delegate!(KnowledgeEventFeedService {
     type StreamEventsStream = EventStream;
     fn stream_events(StreamEventsRequest) -> EventStream => stream_events;
 });
+
+#[cfg(test)]
+mod tests;

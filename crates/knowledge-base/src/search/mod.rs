@@ -277,10 +277,11 @@ impl SearchIndex {
         let normalized = self.lexicon.normalize(text);
         let mut analyzer = self.lexicon.analyzer();
         let typed = Lexicon::terms(&mut analyzer, &normalized);
+        let mut plain = self.lexicon.plain_analyzer();
         let mut synonyms = Vec::new();
         for (_, others) in self.lexicon.synonyms_in(&normalized) {
             for word in others {
-                for term in Lexicon::terms(&mut analyzer, &word) {
+                for term in Lexicon::terms(&mut plain, &word) {
                     if !typed.contains(&term) && !synonyms.contains(&term) {
                         synonyms.push(term);
                     }
@@ -288,6 +289,37 @@ impl SearchIndex {
             }
         }
         QueryWords { typed, synonyms }
+    }
+
+    /// The words of `text` that tell most about it against the articles indexed (term
+    /// frequency times inverse document frequency over title, tags and body); words no article
+    /// has are left out, single characters weigh half. At most `n`, best first.
+    pub fn keywords(&self, text: &str, n: usize) -> anyhow::Result<Vec<String>> {
+        let normalized = self.lexicon.normalize(text);
+        let mut counts: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+        let mut analyzer = self.lexicon.analyzer();
+        let mut stream = analyzer.token_stream(&normalized);
+        while let Some(token) = stream.next() {
+            *counts.entry(token.text.clone()).or_default() += 1.0;
+        }
+        let searcher = self.reader.searcher();
+        let docs = searcher.num_docs().max(1) as f64;
+        let f = &self.fields;
+        let mut scored = Vec::new();
+        for (word, count) in counts {
+            let mut df = 0;
+            for field in [f.title, f.tags, f.body] {
+                df = df.max(searcher.doc_freq(&Term::from_field_text(field, &word))?);
+            }
+            if df == 0 {
+                continue;
+            }
+            let idf = (1.0 + docs / df as f64).ln();
+            let weight = if word.chars().count() == 1 { 0.5 } else { 1.0 };
+            scored.push((count.sqrt() * idf * weight, word));
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(scored.into_iter().take(n).map(|(_, word)| word).collect())
     }
 
     /// The scoring part of a search: every word in title, tags and body, synonyms weighing
@@ -398,7 +430,7 @@ impl SearchIndex {
             .iter()
             .map(|w| (w.clone(), 1.0))
             .chain(words.synonyms.iter().map(|w| (w.clone(), SYNONYM_WEIGHT)));
-        let snippets = SnippetGenerator::new(terms.collect(), self.lexicon.snippet_analyzer(), f.body, SNIPPET_CHARS);
+        let snippets = SnippetGenerator::new(terms.collect(), self.lexicon.plain_analyzer(), f.body, SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;

@@ -89,9 +89,9 @@ impl Lexicon {
             .build()
     }
 
-    /// The analyzer that finds words to highlight in a snippet: jieba in its plain mode, whose
-    /// words follow one another without overlapping.
-    pub fn snippet_analyzer(&self) -> TextAnalyzer {
+    /// Jieba in its plain mode, whose words follow one another without overlapping: finds the
+    /// words to highlight in a snippet, and keeps a synonym whole (账户管理费, not 管理).
+    pub fn plain_analyzer(&self) -> TextAnalyzer {
         let mut plain = JiebaTokenizer::with_jieba(self.jieba.clone());
         plain.set_search_mode(false);
         TextAnalyzer::builder(plain).filter(WordsOnly).build()
