@@ -7,14 +7,14 @@ use redress_platform::principal::{Permission, Principal};
 use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{
     Case, CaseClassification, CaseRiskSignal, CaseState, ClockKind, ClockStatus, CoordinationTaskKind,
-    EscalationRequired, ProblemScope, ResolutionType, RoutingAction, SensitiveComplaintRouted,
+    EscalationRequired, LinkType, ProblemScope, ResolutionType, RoutingAction, SensitiveComplaintRouted,
 };
 use redress_proto::redress::common::v1::{Channel, Grade};
 
 use super::clock;
 use super::routing::RoutingRules;
 use super::tests::{assign, at, handler, opened, person, reason, rules, run, supervisor};
-use super::workflow::{self, Command, Context, Effects, FirstContact, OpeningFacts, Rules, WorkflowError};
+use super::workflow::{self, Command, Context, Effects, FirstContact, OpeningFacts, Rules, WorkflowError, conflict};
 
 const RECEIVED: &str = "2026-11-02T10:00:00+08:00";
 const LATER: &str = "2026-11-02T11:00:00+08:00";
@@ -471,4 +471,35 @@ fn routing_rules_are_checked_when_loaded() {
         let err = RoutingRules::parse("mine.toml", text).unwrap_err().to_string();
         assert!(err.starts_with("mine.toml: ") && err.contains(says), "{err}");
     }
+}
+
+/// Merging a duplicate into a survivor carries 回避 with it: the survivor's handler may not be
+/// someone the duplicate is about, and a name-only complaint asks the survivor to confirm.
+#[test]
+fn merging_carries_the_conflict_of_interest_to_the_survivor() {
+    let rules = rules();
+    let t = "2026-11-02T12:00:00+08:00";
+    let merge = || Command::Link { kind: LinkType::MergedInto, reason: reason("same complaint twice") };
+    let ctx = Context { principal: &handler(), now: at(t), rules: &rules };
+
+    // The survivor is handled by E1001, whom the duplicate names: the merge is refused.
+    let mut duplicate = opened("2026-11-02T10:00:00+08:00", &rules);
+    duplicate.complained_staff_ids = vec!["e1001".to_owned()];
+    let mut survivor = opened("2026-11-02T09:00:00+08:00", &rules);
+    survivor.name = "cases/0193f1a0-0000-7000-8000-000000000002".to_owned();
+    survivor.complained_staff_ids.clear();
+    assign(&mut survivor, &rules, "2026-11-02T11:00:00+08:00");
+    let err = workflow::execute(&mut duplicate.clone(), Some(&mut survivor.clone()), merge(), &ctx).unwrap_err();
+    assert!(matches!(&err, WorkflowError::ConflictOfInterest { role: "assignee", .. }), "{err}");
+
+    // A duplicate naming staff by name only: the survivor waits for a confirmation.
+    let mut named_only = opened("2026-11-02T10:00:00+08:00", &rules);
+    named_only.complained_staff_ids.clear();
+    conflict::require_check(&mut named_only, conflict::NAMED_ONLY_REASON);
+    assert!(survivor.conflict_check.is_none());
+    workflow::execute(&mut named_only, Some(&mut survivor), merge(), &ctx).unwrap();
+    let check = survivor.conflict_check.clone().unwrap();
+    assert!(check.required && check.confirm_time.is_none());
+    assert_eq!(check.assignee, survivor.assignee);
+    assert!(conflict::ensure_confirmed(&survivor).is_err());
 }

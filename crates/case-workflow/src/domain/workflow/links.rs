@@ -6,8 +6,8 @@ use redress_platform::time::to_timestamp;
 use redress_proto::redress::case::v1::{Case, CaseLink, CaseState, LinkType};
 
 use super::{
-    Change, Context, Effects, Rules, WorkflowError, details, finish, implementation, is_terminal, require_open,
-    set_state, state_of,
+    Change, Context, Effects, Rules, WorkflowError, conflict, details, finish, implementation, is_terminal,
+    require_open, set_state, state_of,
 };
 use crate::domain::clock;
 
@@ -71,6 +71,17 @@ fn merge(duplicate: &mut Case, survivor: &mut Case) -> Result<(), WorkflowError>
         if !survivor.complained_staff_ids.contains(s) {
             survivor.complained_staff_ids.push(s.clone());
         }
+    }
+    // 回避 holds for the merged case as a whole: its handler may not be anyone either complaint
+    // is about, and a complaint naming staff by name only asks the survivor for confirmation.
+    if conflict::is_complained(survivor, &survivor.assignee_staff_id) {
+        return Err(WorkflowError::ConflictOfInterest {
+            staff_id: survivor.assignee_staff_id.trim().to_owned(),
+            role: "assignee",
+        });
+    }
+    if duplicate.conflict_check.as_ref().is_some_and(|c| c.required) {
+        conflict::require_check(survivor, conflict::NAMED_ONLY_REASON);
     }
     clock::stop_all(duplicate);
     set_state(duplicate, CaseState::Closed);
