@@ -89,7 +89,7 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
         },
         Route {
             prefix: "/redress.metrics.v1.",
-            services: &[services::METRICS, services::METRICS_EVENTS],
+            services: &[services::METRICS, services::IMPROVEMENT, services::METRICS_EVENTS],
             url: upstreams.quality_metrics.clone(),
         },
     ]

@@ -56,6 +56,7 @@ pub mod services {
     pub const ESCALATION: &str = "redress.escalation.v1.EscalationService";
     pub const ESCALATION_EVENTS: &str = "redress.escalation.v1.EscalationEventFeedService";
     pub const METRICS: &str = "redress.metrics.v1.QualityMetricsService";
+    pub const IMPROVEMENT: &str = "redress.metrics.v1.ImprovementService";
     pub const METRICS_EVENTS: &str = "redress.metrics.v1.MetricsEventFeedService";
     pub const KNOWLEDGE: &str = "redress.knowledge.v1.KnowledgeService";
     pub const KNOWLEDGE_EVENTS: &str = "redress.knowledge.v1.KnowledgeEventFeedService";

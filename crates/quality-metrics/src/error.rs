@@ -6,11 +6,25 @@ use std::collections::HashMap;
 use redress_platform::ServiceError;
 use redress_platform::error::{ApiError, ErrorKind, FieldViolation, Violations};
 
+use crate::domain::improvement::ActionError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// The request id was first used for another request (AIP-155).
     #[error("invalid argument: request_id: was already used for a different request")]
     RequestIdReused,
+    /// No such record, or none within the caller's organisation unit.
+    #[error("{name} not found")]
+    NotFound { name: String },
+    /// The caller changed a record from a stale read.
+    #[error("the action changed since etag \"{expected}\"; read it again (current etag \"{current}\")")]
+    EtagMismatch { expected: i64, current: i64 },
+    /// An action refuses the change.
+    #[error("{0}")]
+    Action(#[from] crate::domain::improvement::ActionError),
+    /// An effect is measured from the day an action was done.
+    #[error("the action is not done yet; its effect is measured from the day it is")]
+    ActionNotDone,
     /// What platform plumbing refuses: invalid requests, missing credentials or permissions,
     /// a store not yet open, dead letters, a pruned feed.
     #[error(transparent)]
@@ -49,6 +63,10 @@ impl ApiError for MetricsError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::RequestIdReused => ErrorKind::InvalidArgument,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::EtagMismatch { .. } => ErrorKind::Aborted,
+            Self::Action(ActionError::Closed(_)) | Self::ActionNotDone => ErrorKind::FailedPrecondition,
+            Self::Action(ActionError::Transition { .. }) => ErrorKind::InvalidArgument,
             Self::Platform(e) => e.kind(),
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -56,7 +74,11 @@ impl ApiError for MetricsError {
 
     fn reason(&self) -> &'static str {
         match self {
-            Self::RequestIdReused => "INVALID_ARGUMENT",
+            Self::RequestIdReused | Self::Action(ActionError::Transition { .. }) => "INVALID_ARGUMENT",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::EtagMismatch { .. } => "ETAG_MISMATCH",
+            Self::Action(ActionError::Closed(_)) => "ACTION_CLOSED",
+            Self::ActionNotDone => "ACTION_NOT_DONE",
             Self::Platform(e) => e.reason(),
             Self::Internal(_) => "INTERNAL",
         }
@@ -74,8 +96,9 @@ impl ApiError for MetricsError {
             Self::RequestIdReused => {
                 vec![FieldViolation::new("request_id", "was already used for a different request")]
             }
+            Self::Action(e @ ActionError::Transition { .. }) => vec![FieldViolation::new("status", e.to_string())],
             Self::Platform(e) => e.violations(),
-            Self::Internal(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 

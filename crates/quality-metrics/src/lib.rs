@@ -12,6 +12,7 @@ pub mod read;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{FutureExt, StreamExt};
@@ -27,6 +28,7 @@ use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
 use redress_platform::time::Clock;
+use redress_proto::redress::metrics::v1::improvement_service_server::ImprovementServiceServer;
 use redress_proto::redress::metrics::v1::metrics_event_feed_service_server::MetricsEventFeedServiceServer;
 use redress_proto::redress::metrics::v1::quality_metrics_service_server::QualityMetricsServiceServer;
 use redress_proto::services;
@@ -40,7 +42,7 @@ pub use error::MetricsError;
 pub use store::{FeedSink, MetricsStore};
 
 /// gRPC services quality-metrics serves (and reports health for).
-pub const SERVICES: &[&str] = &[services::METRICS, services::METRICS_EVENTS];
+pub const SERVICES: &[&str] = &[services::METRICS, services::IMPROVEMENT, services::METRICS_EVENTS];
 /// The identity quality-metrics uses towards other services.
 pub const SERVICE_NAME: &str = "quality-metrics";
 
@@ -63,6 +65,8 @@ pub struct QualityMetricsConfig {
     pub regimes: RegimeConfig,
     /// How long this service's own events and request ids are kept.
     pub retention: RetentionConfig,
+    /// How often improvement actions are looked at for reminders, in milliseconds.
+    pub reminder_interval_ms: u64,
 }
 
 impl Default for QualityMetricsConfig {
@@ -81,6 +85,7 @@ impl Default for QualityMetricsConfig {
             calendars_dir: String::new(),
             regimes: RegimeConfig::default(),
             retention: RetentionConfig::default(),
+            reminder_interval_ms: 60_000,
         }
     }
 }
@@ -111,6 +116,29 @@ pub async fn open_store(
     })
 }
 
+/// Reminds the owners of improvement actions that fall due or are overdue (D-CASE-7), until
+/// `stop`. Each reminder commits with its event, once per due date.
+pub async fn run_reminders(store: Arc<dyn MetricsStore>, clock: Clock, interval: Duration, stop: CancellationToken) {
+    const BATCH: i64 = 200;
+    loop {
+        let now = clock.now();
+        match store.actions_to_remind(now, BATCH).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(e) = store.improve(None, store::Improvement::Remind { id, now }).await {
+                        tracing::warn!(error = %e, "an improvement action's reminder failed; retrying later");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "looking for action reminders failed; retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
 /// The feeds the read models follow: consumer name, feed URL and feed service.
 fn feeds(config: &QualityMetricsConfig) -> [(&'static str, String, &'static str); 2] {
     [
@@ -126,6 +154,7 @@ pub struct QualityMetrics {
     store: Ready<Arc<dyn MetricsStore>>,
     calendars: Arc<dyn Calendars>,
     key: InternalKey,
+    clock: Clock,
 }
 
 impl QualityMetrics {
@@ -147,12 +176,12 @@ impl QualityMetrics {
         }
         let (rebuilt, _) = tokio::sync::watch::channel(0);
         let api = MetricsApi::new(store.clone(), host.shutdown()).with_feeds(checks, rebuilt);
-        Ok(Self { host, config, api, store, calendars, key })
+        Ok(Self { host, config, api, store, calendars, key, clock: Clock::system() })
     }
 
     /// Reads "today" from `clock` instead of the system clock.
     pub fn with_clock(self, clock: Clock) -> Self {
-        Self { api: self.api.with_clock(clock), ..self }
+        Self { api: self.api.with_clock(clock.clone()), clock, ..self }
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -160,9 +189,10 @@ impl QualityMetrics {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, calendars, key } = self;
+        let Self { host, config, api, store, calendars, key, clock } = self;
         let rebuilds = api.rebuilds();
         let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), key.interceptor()))
+            .add_service(ImprovementServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(MetricsEventFeedServiceServer::with_interceptor(api, key.interceptor()));
         let me = credentials(&key);
         let mut subscriptions = Vec::new();
@@ -191,6 +221,11 @@ impl QualityMetrics {
                 async move { store.prune_requests(before).await }
             };
             spawn_retention(&supervisor, opened.feed().clone(), config.retention.clone(), prune_requests);
+            let interval = Duration::from_millis(config.reminder_interval_ms.max(10));
+            supervisor.spawn(
+                "action-reminders",
+                run_reminders(opened.clone(), clock, interval, supervisor.stopping()).map(Ok),
+            );
             tracing::info!("quality-metrics ready; following the intake and case-workflow feeds");
             Ok(())
         };

@@ -208,6 +208,32 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// Complaints received, and how many of them recurrences, with any of `values` of
+    /// `dimension` over each of two periods.
+    pub async fn target_volumes(
+        &self,
+        unit: &str,
+        dimension: i32,
+        values: &[String],
+        first: Days,
+        second: Days,
+    ) -> anyhow::Result<((i64, i64), (i64, i64))> {
+        let all = Days::new(first.first.min(second.first), first.last.max(second.last));
+        let cells = self.cells(CellQuery::over(unit, dimension, None, all, false, true)).await?;
+        let mut out = ((0, 0), (0, 0));
+        for (value, c) in cells.values.iter().filter(|(v, _)| values.contains(v)) {
+            let (a, b) = (c.sum(first), c.sum(second));
+            tracing::debug!(value, "measuring an action's target");
+            out.0.0 += a.get(m::RECEIVED);
+            out.0.1 += a.get(m::RECURRENCES);
+            out.1.0 += b.get(m::RECEIVED);
+            out.1.1 += b.get(m::RECURRENCES);
+        }
+        Ok(out)
+    }
+}
+
 /// What a hotspot search looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct HotspotQuery {

@@ -28,7 +28,12 @@ use crate::store::{RequestKey, StoredDenominators, Write};
 pub type EventStream = FeedStream<StreamEventsResponse>;
 
 /// The request key of a mutating call: its id with a fingerprint of caller, method and request.
-fn request_key(id: &RequestId, principal: &Principal, method: &str, request: &impl prost::Message) -> RequestKey {
+pub(super) fn request_key(
+    id: &RequestId,
+    principal: &Principal,
+    method: &str,
+    request: &impl prost::Message,
+) -> RequestKey {
     let mut hash = Sha256::new();
     hash.update(principal.subject.as_bytes());
     hash.update([0]);

@@ -3,6 +3,9 @@
 //! denominators, the read models' status and rebuild, the event feed and dead letters.
 
 mod admin;
+#[cfg(test)]
+mod conformance;
+mod improvement;
 mod parse;
 mod queries;
 
@@ -15,8 +18,15 @@ use redress_platform::time::Clock;
 use redress_proto::redress::common::v1::{
     DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
 };
+use redress_proto::redress::metrics::v1::improvement_service_server::ImprovementService;
 use redress_proto::redress::metrics::v1::metrics_event_feed_service_server::MetricsEventFeedService;
 use redress_proto::redress::metrics::v1::quality_metrics_service_server::QualityMetricsService;
+use redress_proto::redress::metrics::v1::{
+    ActionEffect, CreateImprovementActionRequest, CreateRootCauseRequest, GetActionEffectRequest,
+    GetImprovementActionRequest, GetRootCauseRequest, ImprovementAction, ListImprovementActionsRequest,
+    ListImprovementActionsResponse, ListRootCausesRequest, ListRootCausesResponse, RootCause,
+    UpdateImprovementActionRequest,
+};
 use redress_proto::redress::metrics::v1::{
     Breakdown, Denominators, GetBreakdownRequest, GetKpisRequest, GetParetoRequest, GetReadModelStatusRequest,
     GetSeriesRequest, GetTargetsRequest, KpiReport, ListDenominatorsRequest, ListDenominatorsResponse,
@@ -103,6 +113,17 @@ delegate!(QualityMetricsService {
     fn list_denominators(ListDenominatorsRequest) -> ListDenominatorsResponse => list_denominators;
     fn get_read_model_status(GetReadModelStatusRequest) -> ReadModelStatus => get_read_model_status;
     fn rebuild_read_models(RebuildReadModelsRequest) -> ReadModelStatus => rebuild_read_models;
+});
+
+delegate!(ImprovementService {
+    fn create_root_cause(CreateRootCauseRequest) -> RootCause => create_root_cause;
+    fn get_root_cause(GetRootCauseRequest) -> RootCause => get_root_cause;
+    fn list_root_causes(ListRootCausesRequest) -> ListRootCausesResponse => list_root_causes;
+    fn create_improvement_action(CreateImprovementActionRequest) -> ImprovementAction => create_improvement_action;
+    fn get_improvement_action(GetImprovementActionRequest) -> ImprovementAction => get_improvement_action;
+    fn list_improvement_actions(ListImprovementActionsRequest) -> ListImprovementActionsResponse => list_improvement_actions;
+    fn update_improvement_action(UpdateImprovementActionRequest) -> ImprovementAction => update_improvement_action;
+    fn get_action_effect(GetActionEffectRequest) -> ActionEffect => get_action_effect;
 });
 
 delegate!(MetricsEventFeedService {

@@ -447,6 +447,8 @@ pub trait Calendars: Send + Sync {
     fn today(&self, org_unit: &str, now: DateTime<Utc>) -> i32 {
         self.local_day(org_unit, now)
     }
+    /// The instant a day (since 1970-01-01) begins in the unit's institution's zone.
+    fn day_start(&self, org_unit: &str, day: i32) -> DateTime<Utc>;
 }
 
 impl Calendars for redress_calendar::Institutions {
@@ -457,6 +459,11 @@ impl Calendars for redress_calendar::Institutions {
     fn within_business_days(&self, org_unit: &str, from: DateTime<Utc>, to: DateTime<Utc>, n: u32) -> bool {
         let calculator = self.of(org_unit).calculator();
         calculator.due(from, redress_calendar::Period::WorkingDays(n)).is_ok_and(|due| to <= due)
+    }
+
+    fn day_start(&self, org_unit: &str, day: i32) -> DateTime<Utc> {
+        let calculator = self.of(org_unit).calculator();
+        calculator.end_of_day(super::period::date_of(day - 1)).unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 }
 

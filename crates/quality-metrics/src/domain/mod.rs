@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod dims;
 pub mod fact;
+pub mod improvement;
 pub mod kpi;
 pub mod measures;
 pub mod period;

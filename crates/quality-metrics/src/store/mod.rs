@@ -3,6 +3,7 @@
 //! per transaction together with the consumer's position; everything else here (targets,
 //! denominators) is the service's own record.
 
+mod improvement;
 mod ops;
 mod postgres;
 mod queries;
@@ -16,15 +17,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed};
+use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ListDeadLettersResponse};
-use redress_proto::redress::metrics::v1::ReadModelStatus;
+use redress_proto::redress::metrics::v1::{ImprovementAction, ReadModelStatus, RootCause};
 
 use crate::domain::fact::Calendars;
 use crate::domain::period::Days;
 use crate::domain::rollup::{Cell, CellQuery};
 use crate::error::MetricsError;
 
+pub use improvement::{ActionUpdate, Improvement, etag};
 pub use postgres::PostgresMetricsStore;
 pub use sqlite::SqliteMetricsStore;
 
@@ -114,6 +117,40 @@ pub trait MetricsStore: Send + Sync + 'static {
         let cutoff = redress_platform::time::to_micros(before);
         self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
     }
+    /// Applies a change to the root causes or improvement actions with its event; returns the
+    /// record it leaves (encoded), `None` for a reminder no longer owed. A retried request id
+    /// returns the first result; one reused for another request is refused.
+    async fn improve(&self, request: Option<RequestKey>, change: Improvement) -> Result<Option<Vec<u8>>, MetricsError>;
+    async fn root_cause(&self, id: &str) -> anyhow::Result<Option<RootCause>> {
+        queries::root_cause(self.feed().pool(), id).await
+    }
+    /// Root causes of units within `scope` (all for `None`), newest first, after `after`.
+    async fn root_causes(
+        &self,
+        scope: Option<String>,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(RootCause, Cursor)>> {
+        queries::root_causes(self.feed().pool(), scope, after, limit).await
+    }
+    /// An action with its version.
+    async fn action(&self, id: &str) -> anyhow::Result<Option<(i64, ImprovementAction)>> {
+        queries::action(self.feed().pool(), id).await
+    }
+    /// Actions of units within `scope`, of one status or all, by due date, after `after`.
+    async fn actions(
+        &self,
+        scope: Option<String>,
+        status: Option<i32>,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(ImprovementAction, Cursor)>> {
+        queries::actions(self.feed().pool(), scope, status, after, limit).await
+    }
+    /// Actions whose next reminder may be due by `now`.
+    async fn actions_to_remind(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<String>> {
+        queries::actions_to_remind(self.feed().pool(), redress_platform::time::to_micros(now), limit).await
+    }
     fn calendars(&self) -> &Arc<dyn Calendars>;
     fn feed(&self) -> &Feed;
 }
@@ -165,3 +202,5 @@ pub struct Rebuilt;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+pub(crate) use conformance::calendars as conformance_calendars;

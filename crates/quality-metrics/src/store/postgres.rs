@@ -12,7 +12,9 @@ use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::metrics::v1::ReadModelStatus;
 use sqlx::PgPool;
 
-use super::{MetricsStore, RequestKey, StoredDenominators, StoredTarget, Write, ops, queries};
+use super::{
+    Improvement, MetricsStore, RequestKey, StoredDenominators, StoredTarget, Write, improvement, ops, queries,
+};
 use crate::domain::fact::Calendars;
 use crate::domain::period::Days;
 use crate::domain::rollup::{Cell, CellQuery};
@@ -71,6 +73,14 @@ impl MetricsStore for PostgresMetricsStore {
         let replayed = ops::write(&mut *tx, request, write).await?;
         tx.commit().await?;
         Ok(replayed)
+    }
+
+    async fn improve(&self, request: Option<RequestKey>, change: Improvement) -> Result<Option<Vec<u8>>, MetricsError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = improvement::improve(&mut *tx, request, change, self.calendars.as_ref()).await?;
+        tx.commit().await?;
+        self.feed.notify_committed();
+        Ok(changed)
     }
 
     async fn status(&self) -> anyhow::Result<ReadModelStatus> {

@@ -1,7 +1,9 @@
 //! Reads, the same SQL on either backend's pool.
 
+use prost::Message;
 use redress_platform::db::Pool;
-use redress_proto::redress::metrics::v1::{ConsumerStatus, ReadModelStatus};
+use redress_platform::paging::Cursor;
+use redress_proto::redress::metrics::v1::{ConsumerStatus, ImprovementAction, ReadModelStatus, RootCause};
 
 use super::{CELLS, STATUS_POSITIONS, StoredDenominators, StoredTarget};
 use crate::domain::measures::Measures;
@@ -91,4 +93,87 @@ pub(crate) async fn status(pool: &Pool) -> anyhow::Result<ReadModelStatus> {
         cells,
         rebuilds: rebuilds.unwrap_or(0),
     })
+}
+
+/// Scope filter on `org_unit` by the unit in `$s` (both backends).
+macro_rules! scope_sql {
+    ($s:literal) => {
+        concat!(
+            "($",
+            $s,
+            " IS NULL OR org_unit = $",
+            $s,
+            " OR substr(org_unit, 1, length($",
+            $s,
+            ") + 1) = $",
+            $s,
+            " || '/')"
+        )
+    };
+}
+
+pub(crate) async fn root_cause(pool: &Pool, id: &str) -> anyhow::Result<Option<RootCause>> {
+    const READ: &str = "SELECT record FROM root_causes WHERE id = $1";
+    let record: Option<Vec<u8>> = on_pool!(pool, |p| sqlx::query_scalar(READ).bind(id).fetch_optional(p).await?);
+    Ok(record.map(|r| RootCause::decode(r.as_slice())).transpose()?)
+}
+
+pub(crate) async fn root_causes(
+    pool: &Pool,
+    scope: Option<String>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> anyhow::Result<Vec<(RootCause, Cursor)>> {
+    const LIST: &str = concat!(
+        "SELECT record, create_time_us, id FROM root_causes WHERE ($1 IS NULL OR (create_time_us, id) < ($1, $2)) AND ",
+        scope_sql!("3"),
+        " ORDER BY create_time_us DESC, id DESC LIMIT $4"
+    );
+    let (after_us, after_id) = after.unzip();
+    let rows: Vec<(Vec<u8>, i64, String)> = on_pool!(pool, |p| sqlx::query_as(LIST)
+        .bind(after_us)
+        .bind(after_id)
+        .bind(scope)
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
+    rows.into_iter().map(|(r, t, id)| Ok((RootCause::decode(r.as_slice())?, (t, id)))).collect()
+}
+
+pub(crate) async fn action(pool: &Pool, id: &str) -> anyhow::Result<Option<(i64, ImprovementAction)>> {
+    const READ: &str = "SELECT version, record FROM improvement_actions WHERE id = $1";
+    let row: Option<(i64, Vec<u8>)> = on_pool!(pool, |p| sqlx::query_as(READ).bind(id).fetch_optional(p).await?);
+    Ok(row.map(|(v, r)| ImprovementAction::decode(r.as_slice()).map(|a| (v, a))).transpose()?)
+}
+
+pub(crate) async fn actions(
+    pool: &Pool,
+    scope: Option<String>,
+    status: Option<i32>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> anyhow::Result<Vec<(ImprovementAction, Cursor)>> {
+    const LIST: &str = concat!(
+        "SELECT record, due_day, id FROM improvement_actions WHERE ($1 IS NULL OR status = $1) ",
+        "AND ($2 IS NULL OR (due_day, id) > ($2, $3)) AND ",
+        scope_sql!("4"),
+        " ORDER BY due_day, id LIMIT $5"
+    );
+    let (after_day, after_id) = after.unzip();
+    let after_day = after_day.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
+    let rows: Vec<(Vec<u8>, i32, String)> = on_pool!(pool, |p| sqlx::query_as(LIST)
+        .bind(status)
+        .bind(after_day)
+        .bind(after_id)
+        .bind(scope)
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
+    rows.into_iter().map(|(r, d, id)| Ok((ImprovementAction::decode(r.as_slice())?, (i64::from(d), id)))).collect()
+}
+
+pub(crate) async fn actions_to_remind(pool: &Pool, now_us: i64, limit: i64) -> anyhow::Result<Vec<String>> {
+    const DUE: &str = "SELECT id FROM improvement_actions WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
+        ORDER BY next_check_us LIMIT $2";
+    Ok(on_pool!(pool, |p| sqlx::query_scalar(DUE).bind(now_us).bind(limit).fetch_all(p).await?))
 }

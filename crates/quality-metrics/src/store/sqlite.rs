@@ -10,7 +10,9 @@ use redress_platform::events::Feed;
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::metrics::v1::ReadModelStatus;
 
-use super::{MetricsStore, RequestKey, StoredDenominators, StoredTarget, Write, ops, queries};
+use super::{
+    Improvement, MetricsStore, RequestKey, StoredDenominators, StoredTarget, Write, improvement, ops, queries,
+};
 use crate::domain::fact::Calendars;
 use crate::domain::period::Days;
 use crate::domain::rollup::{Cell, CellQuery};
@@ -70,6 +72,19 @@ impl MetricsStore for SqliteMetricsStore {
 
     async fn write(&self, request: Option<RequestKey>, write: Write) -> Result<bool, MetricsError> {
         self.db.writer.write(move |conn| Box::pin(async move { ops::write(conn, request, write).await })).await
+    }
+
+    async fn improve(&self, request: Option<RequestKey>, change: Improvement) -> Result<Option<Vec<u8>>, MetricsError> {
+        let calendars = self.calendars.clone();
+        let changed = self
+            .db
+            .writer
+            .write(move |conn| {
+                Box::pin(async move { improvement::improve(conn, request, change, calendars.as_ref()).await })
+            })
+            .await?;
+        self.feed.notify_committed();
+        Ok(changed)
     }
 
     async fn status(&self) -> anyhow::Result<ReadModelStatus> {

@@ -40,6 +40,28 @@ pub(crate) trait MetricsTx: Outbox + ConsumerTx {
         by: &str,
     ) -> Result<(), sqlx::Error>;
     async fn set_denominators(&mut self, d: &StoredDenominators) -> Result<(), sqlx::Error>;
+    async fn insert_root_cause(
+        &mut self,
+        id: &str,
+        org_unit: &str,
+        at_us: i64,
+        record: &[u8],
+    ) -> Result<(), sqlx::Error>;
+    /// An action with its version, locked until the transaction ends (PostgreSQL).
+    async fn load_action(&mut self, id: &str) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error>;
+    /// Inserts (`version` 1) or replaces an action.
+    async fn save_action(&mut self, row: &ActionRow) -> Result<(), sqlx::Error>;
+}
+
+/// An improvement action as stored.
+pub(crate) struct ActionRow {
+    pub id: String,
+    pub org_unit: String,
+    pub status: i32,
+    pub due_day: i32,
+    pub next_check_us: Option<i64>,
+    pub version: i64,
+    pub record: Vec<u8>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -55,7 +77,7 @@ struct CellRow {
 /// Implements [`MetricsTx`] for one backend's connection (`$db` its sqlx database); `$lock`
 /// serialises read-model writers.
 macro_rules! metrics_tx {
-    ($conn:ty, $db:ty, lock = $lock:path) => {
+    ($conn:ty, $db:ty, lock = $lock:path, for_update = $for_update:literal) => {
         #[async_trait]
         impl MetricsTx for $conn {
             async fn lock_read_models(&mut self) -> Result<(), sqlx::Error> {
@@ -230,6 +252,49 @@ macro_rules! metrics_tx {
                 .map(|_| ())
             }
 
+            async fn insert_root_cause(
+                &mut self,
+                id: &str,
+                org_unit: &str,
+                at_us: i64,
+                record: &[u8],
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query("INSERT INTO root_causes (id, org_unit, create_time_us, record) VALUES ($1, $2, $3, $4)")
+                    .bind(id)
+                    .bind(org_unit)
+                    .bind(at_us)
+                    .bind(record)
+                    .execute(&mut *self)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn load_action(&mut self, id: &str) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
+                sqlx::query_as(concat!("SELECT version, record FROM improvement_actions WHERE id = $1", $for_update))
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await
+            }
+
+            async fn save_action(&mut self, row: &ActionRow) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO improvement_actions (id, org_unit, status, due_day, next_check_us, version, record) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET org_unit = excluded.org_unit, \
+                     status = excluded.status, due_day = excluded.due_day, next_check_us = excluded.next_check_us, \
+                     version = excluded.version, record = excluded.record",
+                )
+                .bind(&row.id)
+                .bind(&row.org_unit)
+                .bind(row.status)
+                .bind(row.due_day)
+                .bind(row.next_check_us)
+                .bind(row.version)
+                .bind(&row.record)
+                .execute(&mut *self)
+                .await
+                .map(|_| ())
+            }
+
             async fn set_denominators(&mut self, d: &StoredDenominators) -> Result<(), sqlx::Error> {
                 sqlx::query(
                     "INSERT INTO denominators \
@@ -264,5 +329,5 @@ async fn lock_postgres(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(8243105135697423736)").execute(&mut *conn).await.map(|_| ())
 }
 
-metrics_tx!(SqliteConnection, sqlx::Sqlite, lock = no_lock);
-metrics_tx!(PgConnection, sqlx::Postgres, lock = lock_postgres);
+metrics_tx!(SqliteConnection, sqlx::Sqlite, lock = no_lock, for_update = "");
+metrics_tx!(PgConnection, sqlx::Postgres, lock = lock_postgres, for_update = " FOR UPDATE");
