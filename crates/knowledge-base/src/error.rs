@@ -7,12 +7,16 @@ use redress_platform::ServiceError;
 use redress_platform::error::{ApiError, ErrorKind, FieldViolation, Violations};
 
 use crate::domain::article::ArticleError;
+use crate::domain::candidates::CandidateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
     /// The article refuses the command.
     #[error("{0}")]
     Article(#[from] ArticleError),
+    /// The typical-case candidate refuses the change.
+    #[error("{0}")]
+    Candidate(#[from] CandidateError),
     /// No such article, or none the caller may see.
     #[error("{name} not found")]
     NotFound { name: String },
@@ -63,6 +67,7 @@ impl ApiError for KbError {
                 ArticleError::CommentRequired | ArticleError::OutcomeNotTypicalCase => ErrorKind::InvalidArgument,
                 _ => ErrorKind::FailedPrecondition,
             },
+            Self::Candidate(_) => ErrorKind::FailedPrecondition,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Conflict => ErrorKind::Aborted,
             Self::RequestIdReused => ErrorKind::InvalidArgument,
@@ -82,6 +87,7 @@ impl ApiError for KbError {
                 ArticleError::NothingPublished => "NOTHING_PUBLISHED",
                 ArticleError::CommentRequired | ArticleError::OutcomeNotTypicalCase => "INVALID_ARGUMENT",
             },
+            Self::Candidate(_) => "CANDIDATE_NOT_OPEN",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::Conflict => "CONCURRENT_CHANGE",
             Self::RequestIdReused => "INVALID_ARGUMENT",
@@ -97,6 +103,7 @@ impl ApiError for KbError {
             Self::Article(ArticleError::NotDraft { .. }) => "只有草稿可以修改或提交审核".to_owned(),
             Self::Article(ArticleError::NotInReview { .. }) => "只有待审核的版本可以审核".to_owned(),
             Self::Article(ArticleError::NothingPublished) => "该文章没有已发布的版本".to_owned(),
+            Self::Candidate(_) => "该案例候选已处理".to_owned(),
             Self::Platform(e) => e.localized(),
             other => other.kind().localized().to_owned(),
         }

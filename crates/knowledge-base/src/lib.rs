@@ -1,6 +1,7 @@
 //! Knowledge base (D-KB): articles in versions, reviewed by someone other than their author
 //! and published within an organisation scope, with their own event feed; a Chinese full-text
-//! search index derived from the store, rebuilt at start and kept up to date from the feed.
+//! search index derived from the store, rebuilt at start and kept up to date from the feed;
+//! reply lint; suggestions for a complaint; and the case library, fed by case-workflow's feed.
 
 pub mod api;
 pub mod domain;
@@ -15,9 +16,9 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
-use redress_platform::events::{RetentionConfig, spawn_retention};
+use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
-use redress_platform::principal::InternalKey;
+use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
@@ -54,6 +55,9 @@ pub struct KnowledgeConfig {
     /// Where intake serves, e.g. `http://redress-intake:50051`: SuggestForComplaint reads named
     /// complaints there, as the caller. Empty: suggestions take a complaint's text only.
     pub intake_url: String,
+    /// Where case-workflow serves its event feed, e.g. `http://redress-case-workflow:50051`:
+    /// closed cases with notable outcomes become typical-case candidates. Empty: no case library.
+    pub case_workflow_url: String,
     /// Whether an empty knowledge base loads the starter pack (`redress dev` does).
     pub starter_content: bool,
     /// Institutions (`institutions/{id}`) whose replies must not go out with a banned phrase:
@@ -73,6 +77,7 @@ impl Default for KnowledgeConfig {
             lint_blocking_institutions: Vec::new(),
             starter_content: false,
             intake_url: String::new(),
+            case_workflow_url: String::new(),
         }
     }
 }
@@ -144,6 +149,14 @@ impl KnowledgeBase {
         let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), key.interceptor()))
             .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
+        let cases = match config.case_workflow_url.trim() {
+            "" => None,
+            url => {
+                let me =
+                    ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
+                Some(grpc_subscription(url, services::CASE_EVENTS, me).context("case_workflow_url")?)
+            }
+        };
         let init = async {
             tracing::info!(database = %config.database, "opening knowledge store");
             let opened = open_store(&config.database, &tasks).await?;
@@ -155,6 +168,11 @@ impl KnowledgeBase {
             }
             let (built, position) = open_index(&config.index_dir, lexicon, &opened).await?;
             index.set(built.clone());
+            if let Some(cases) = cases {
+                let sink: Arc<dyn EventSink> = opened.clone();
+                let consumer = run_consumer("knowledge-base<-case-workflow", cases, sink, tasks.stopping());
+                tasks.spawn("consumer<-case-workflow", consumer.map(Ok));
+            }
             tasks.spawn(
                 "search-index",
                 search::follow::follow(built, opened.clone(), position, tasks.stopping()).map(Ok),

@@ -2,6 +2,7 @@
 //! validates each call on articles and their versions and hands it to the store.
 
 mod articles;
+mod candidates;
 mod lint;
 mod search;
 mod suggest;
@@ -12,9 +13,16 @@ use std::sync::Arc;
 use redress_platform::events::{FeedStream, serve_stream};
 use redress_platform::principal::{PRINCIPAL_METADATA_KEY, Principal};
 use redress_platform::ready::Ready;
+use redress_proto::redress::common::v1::{
+    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
+};
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
 use redress_proto::redress::knowledge::v1::knowledge_event_feed_service_server::KnowledgeEventFeedService;
 use redress_proto::redress::knowledge::v1::knowledge_service_server::KnowledgeService;
+use redress_proto::redress::knowledge::v1::{
+    AdoptCaseCandidateRequest, CaseCandidate, DismissCaseCandidateRequest, ListCaseCandidatesRequest,
+    ListCaseCandidatesResponse, SuggestForComplaintRequest, SuggestForComplaintResponse,
+};
 use redress_proto::redress::knowledge::v1::{
     Article, ArticleVersion, CreateArticleRequest, CreateArticleVersionRequest, DiffArticleVersionsRequest,
     DiffArticleVersionsResponse, GetArticleRequest, GetArticleVersionRequest, LintReplyRequest, LintReplyResponse,
@@ -23,7 +31,6 @@ use redress_proto::redress::knowledge::v1::{
     SearchArticlesRequest, SearchArticlesResponse, StreamEventsRequest, StreamEventsResponse,
     SubmitArticleVersionRequest, UpdateArticleVersionRequest,
 };
-use redress_proto::redress::knowledge::v1::{SuggestForComplaintRequest, SuggestForComplaintResponse};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -131,6 +138,9 @@ delegate!(KnowledgeService {
     fn search_articles(SearchArticlesRequest) -> SearchArticlesResponse => search_articles;
     fn lint_reply(LintReplyRequest) -> LintReplyResponse => lint_reply;
     fn list_lint_rules(ListLintRulesRequest) -> ListLintRulesResponse => list_lint_rules;
+    fn list_case_candidates(ListCaseCandidatesRequest) -> ListCaseCandidatesResponse => list_case_candidates;
+    fn adopt_case_candidate(AdoptCaseCandidateRequest) -> Article => adopt_case_candidate;
+    fn dismiss_case_candidate(DismissCaseCandidateRequest) -> CaseCandidate => dismiss_case_candidate;
 }
             async fn suggest_for_complaint(
                 &self,
@@ -146,6 +156,8 @@ delegate!(KnowledgeService {
 delegate!(KnowledgeEventFeedService {
     type StreamEventsStream = EventStream;
     fn stream_events(StreamEventsRequest) -> EventStream => stream_events;
+    fn list_dead_letters(ListDeadLettersRequest) -> ListDeadLettersResponse => list_dead_letters;
+    fn replay_dead_letter(ReplayDeadLetterRequest) -> DeadLetter => replay_dead_letter;
 });
 
 #[cfg(test)]

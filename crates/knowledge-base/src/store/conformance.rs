@@ -287,4 +287,134 @@ redress_platform::conformance_suite!(
     a_retried_request_returns_the_first_result_and_a_reused_id_is_refused,
     seeded_articles_are_published_once_and_paged_for_the_index,
     lists_filter_by_kind_state_and_review_queue_with_pages,
+    notable_closed_cases_become_candidates_once_and_a_broken_event_waits_as_a_dead_letter,
+    an_editor_adopts_a_candidate_into_a_draft_typical_case_of_its_unit,
 );
+
+mod case_library {
+    use prost::Message;
+    use redress_platform::principal::Permission;
+    use redress_platform::testing::committed_events;
+    use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ReplayDeadLetterRequest};
+    use redress_proto::redress::knowledge::v1::{Article, ArticleKind, ArticleState, CandidateState, CaseCandidate};
+
+    use super::super::{CandidateAction, CandidateChange, CandidateQuery, KnowledgeStore};
+    use super::{author, person};
+    use crate::domain::candidates::tests::closed;
+    use crate::error::KbError;
+
+    fn event(position: i64, closed: &redress_proto::redress::case::v1::CaseClosed) -> Event {
+        let case = closed.case.as_ref().unwrap();
+        Event {
+            position,
+            event_id: uuid::Uuid::now_v7().to_string(),
+            event_type: "redress.case.v1.CaseClosed".to_owned(),
+            aggregate: case.name.clone(),
+            org_unit: case.org_unit.clone(),
+            payload: Some(prost_types::Any::from_msg(closed).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    fn with_case(
+        mut c: redress_proto::redress::case::v1::CaseClosed,
+        n: u32,
+        unit: &str,
+    ) -> redress_proto::redress::case::v1::CaseClosed {
+        let case = c.case.as_mut().unwrap();
+        case.name = format!("cases/0199aaaa-0000-7000-8000-{n:012}");
+        case.org_unit = unit.to_owned();
+        c
+    }
+
+    async fn candidates(store: &dyn KnowledgeStore, unit: &str) -> Vec<CaseCandidate> {
+        let query = CandidateQuery { unit: unit.to_owned(), limit: 100, ..CandidateQuery::default() };
+        store.list_candidates(&query).await.unwrap().into_iter().map(|l| l.candidate).collect()
+    }
+
+    pub(super) async fn notable_closed_cases_become_candidates_once_and_a_broken_event_waits_as_a_dead_letter(
+        store: std::sync::Arc<dyn KnowledgeStore>,
+    ) {
+        let sh = "institutions/acme/branches/sh";
+        let notable = with_case(closed(1, false), 1, sh);
+        let ordinary = with_case(closed(4, false), 2, sh);
+        let other = with_case(closed(5, false), 3, "institutions/zeta");
+        let mut broken = event(4, &with_case(closed(5, false), 4, sh));
+        broken.payload.as_mut().unwrap().value = vec![0xff, 0xff];
+        let batch = vec![event(1, &notable), event(2, &ordinary), event(3, &other), broken];
+        assert_eq!(store.apply(batch.clone()).await.unwrap(), 4);
+        assert_eq!(store.apply(batch).await.unwrap(), 4, "a redelivered batch changes nothing");
+        assert_eq!(store.position().await.unwrap(), 4);
+        assert_eq!(candidates(store.as_ref(), "/").await.len(), 2);
+        let acme = candidates(store.as_ref(), "institutions/acme").await;
+        assert_eq!(acme.len(), 1, "candidates are listed within the caller's units");
+        assert_eq!(acme[0].case, notable.case.as_ref().unwrap().name);
+        assert!(!acme[0].summary.contains("13812345678"));
+
+        let admin = person("user:ops", "/", &[Permission::EventsAdmin]);
+        let dead = store.list_dead_letters(&admin, &ListDeadLettersRequest::default()).await.unwrap().dead_letters;
+        assert_eq!(dead.len(), 1);
+        let fixed = prost_types::Any::from_msg(&with_case(closed(5, false), 4, sh)).unwrap();
+        let replay = redress_platform::dead_letters::Replay::parse(
+            admin.clone(),
+            ReplayDeadLetterRequest { name: dead[0].name.clone(), payload: Some(fixed) },
+        )
+        .unwrap();
+        store.replay_dead_letter(replay).await.unwrap();
+        assert_eq!(
+            candidates(store.as_ref(), "institutions/acme").await.len(),
+            2,
+            "the replayed case is a candidate now"
+        );
+    }
+
+    pub(super) async fn an_editor_adopts_a_candidate_into_a_draft_typical_case_of_its_unit(
+        store: std::sync::Arc<dyn KnowledgeStore>,
+    ) {
+        let sh = "institutions/acme/branches/sh";
+        store
+            .apply(vec![event(1, &with_case(closed(1, false), 1, sh)), event(2, &with_case(closed(2, false), 2, sh))])
+            .await
+            .unwrap();
+        let listed = candidates(store.as_ref(), sh).await;
+        let id = |c: &CaseCandidate| c.name.trim_start_matches("caseCandidates/").to_owned();
+        let change = |who, id: String, action| CandidateChange {
+            id,
+            principal: who,
+            action,
+            request: None,
+            now: redress_platform::time::now(),
+        };
+        // Another institution's editor does not see it.
+        let outsider = author("institutions/zeta");
+        let adopt = CandidateAction::Adopt { article_id: uuid::Uuid::now_v7().to_string() };
+        let refused = store.change_candidate(change(outsider, id(&listed[0]), adopt.clone())).await.unwrap_err();
+        assert!(matches!(refused, KbError::NotFound { .. }), "{refused:?}");
+        let answer = store.change_candidate(change(author(sh), id(&listed[0]), adopt.clone())).await.unwrap();
+        let article = Article::decode(answer.as_slice()).unwrap();
+        assert_eq!(
+            (article.kind, article.org_unit.as_str(), article.state),
+            (ArticleKind::TypicalCase as i32, sh, ArticleState::Draft as i32)
+        );
+        assert!(article.open.as_ref().unwrap().content.as_ref().unwrap().title.starts_with("典型案例："));
+        let again = store.change_candidate(change(author(sh), id(&listed[0]), adopt)).await.unwrap_err();
+        assert!(matches!(again, KbError::Candidate(_)), "{again:?}");
+        let dismiss = CandidateAction::Dismiss { reason: "同类案例已有".to_owned() };
+        let dismissed = CaseCandidate::decode(
+            store.change_candidate(change(author(sh), id(&listed[1]), dismiss)).await.unwrap().as_slice(),
+        )
+        .unwrap();
+        assert_eq!(dismissed.state, CandidateState::Dismissed as i32);
+        let states: Vec<i32> = candidates(store.as_ref(), sh).await.iter().map(|c| c.state).collect();
+        assert!(
+            states.contains(&(CandidateState::Adopted as i32)) && states.contains(&(CandidateState::Dismissed as i32))
+        );
+        let created = committed_events(store.feed(), 0, 10).await.unwrap();
+        assert_eq!(created.len(), 1, "the adopted draft announces itself; the candidates do not");
+    }
+}
+
+use case_library::{
+    an_editor_adopts_a_candidate_into_a_draft_typical_case_of_its_unit,
+    notable_closed_cases_become_candidates_once_and_a_broken_event_waits_as_a_dead_letter,
+};

@@ -16,11 +16,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
+use redress_platform::dead_letters::{DeadLetter, Replay};
+use redress_platform::events::EventSink;
 use redress_platform::events::Feed;
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_platform::time::from_micros;
-use redress_proto::redress::knowledge::v1::{ArticleKind, ArticleVersion};
+use redress_proto::redress::common::v1::{ListDeadLettersRequest, ListDeadLettersResponse};
+use redress_proto::redress::knowledge::v1::{ArticleKind, ArticleVersion, CaseCandidate};
 
 use crate::domain::article::{ArticleRecord, Command, Plan};
 use crate::error::KbError;
@@ -74,7 +77,7 @@ pub struct RequestKey {
 }
 
 #[async_trait]
-pub trait KnowledgeStore: Send + Sync + 'static {
+pub trait KnowledgeStore: EventSink + Send + Sync + 'static {
     /// An article with every version; `None` when there is no such article.
     async fn get(&self, id: &str) -> anyhow::Result<Option<ArticleRecord>>;
     /// A page of articles, most recently changed first.
@@ -113,6 +116,48 @@ pub trait KnowledgeStore: Send + Sync + 'static {
         let cutoff = redress_platform::time::to_micros(before);
         self.feed().pool().delete_in_batches(PRUNE_REQUESTS, cutoff).await
     }
+    /// A page of typical-case candidates, newest first.
+    async fn list_candidates(&self, query: &CandidateQuery) -> anyhow::Result<Vec<ListedCandidate>> {
+        let (after_us, after_id) = query.after.clone().unzip();
+        macro_rules! fetch {
+            ($pool:expr) => {
+                sqlx::query_as::<_, (Vec<u8>, i64, String)>(LIST_CANDIDATES)
+                    .bind(query.state)
+                    .bind(after_us)
+                    .bind(after_id.clone())
+                    .bind(query.unit.clone())
+                    .bind(query.limit)
+                    .fetch_all($pool)
+                    .await?
+            };
+        }
+        let rows = match self.feed().pool() {
+            redress_platform::db::Pool::Sqlite(p) => fetch!(p),
+            redress_platform::db::Pool::Postgres(p) => fetch!(p),
+        };
+        rows.into_iter()
+            .map(|(record, time, id)| {
+                Ok(ListedCandidate {
+                    candidate: <CaseCandidate as Message>::decode(record.as_slice())?,
+                    cursor: (time, id),
+                })
+            })
+            .collect()
+    }
+    /// Adopts or dismisses a candidate (adoption writes the draft typical case in the same
+    /// transaction) and returns the encoded answer: the `Article` adopted into, or the
+    /// `CaseCandidate` dismissed. A retried request id returns the first answer.
+    async fn change_candidate(&self, change: CandidateChange) -> Result<Vec<u8>, KbError>;
+    /// The events of case-workflow's feed passed over as unappliable (`ListDeadLetters`).
+    async fn list_dead_letters(
+        &self,
+        principal: &Principal,
+        request: &ListDeadLettersRequest,
+    ) -> Result<ListDeadLettersResponse, KbError> {
+        Ok(redress_platform::dead_letters::list(self.feed().pool(), principal, request).await?)
+    }
+    /// Applies a dead letter again and marks it replayed, at most once (`ReplayDeadLetter`).
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, KbError>;
     fn feed(&self) -> &Feed;
 }
 
@@ -218,6 +263,7 @@ const LOAD_ARTICLE: &str =
     "SELECT id, kind, org_unit, create_time_us, update_time_us, revision FROM articles WHERE id = $1";
 const LOAD_VERSIONS: &str = "SELECT record FROM article_versions WHERE article_id = $1 ORDER BY version";
 const COUNT: &str = "SELECT COUNT(*) FROM articles";
+const CONSUMER_POSITION: &str = "SELECT position FROM consumer_positions WHERE consumer = $1";
 
 /// The stored first result of a request id.
 const LOAD_REQUEST: &str = "SELECT fingerprint, response FROM kb_requests WHERE request_id = $1";
@@ -230,6 +276,64 @@ const INSERT_ARTICLE: &str = "INSERT INTO articles (id, kind, org_unit, state, p
 /// Writes a changed article; `$8` is the revision it was loaded at.
 const UPDATE_ARTICLE: &str = "UPDATE articles SET state = $2, published_version = $3, latest_version = $4, \
     open_state = $5, update_time_us = $6, revision = $7 WHERE id = $1 AND revision = $8";
+const INSERT_CANDIDATE: &str = "INSERT INTO case_candidates (id, case_name, org_unit, state, create_time_us, \
+    update_time_us, record) VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT DO NOTHING";
+const SAVE_CANDIDATE: &str = "UPDATE case_candidates SET state = $2, update_time_us = $3, record = $4 WHERE id = $1";
+
+/// The id in a candidate's name `caseCandidates/{id}`.
+fn candidate_key(candidate: &CaseCandidate) -> &str {
+    candidate.name.strip_prefix("caseCandidates/").unwrap_or(&candidate.name)
+}
+
+/// A page of candidates (both backends): `$1` state or NULL, `$2`/`$3` the keyset, `$4` the
+/// caller's unit (`/` for all), `$5` the limit.
+const LIST_CANDIDATES: &str = "SELECT record, create_time_us, id FROM case_candidates \
+     WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR (create_time_us, id) < ($2, $3)) \
+       AND ($4 = '/' OR ($4 <> '' AND (org_unit = $4 OR substr(org_unit, 1, length($4) + 1) = $4 || '/'))) \
+     ORDER BY create_time_us DESC, id DESC LIMIT $5";
+
+/// Which candidates a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct CandidateQuery {
+    pub state: Option<i64>,
+    pub after: Option<Cursor>,
+    /// The caller's unit (`/` for the whole platform).
+    pub unit: String,
+    pub limit: i64,
+}
+
+/// A listed candidate and its keyset cursor.
+#[derive(Debug, Clone)]
+pub struct ListedCandidate {
+    pub candidate: CaseCandidate,
+    pub cursor: Cursor,
+}
+
+/// What an editor does with a candidate.
+#[derive(Debug, Clone)]
+pub enum CandidateAction {
+    /// Turn it into a draft typical case with this id.
+    Adopt {
+        article_id: String,
+    },
+    Dismiss {
+        reason: String,
+    },
+}
+
+/// One change to a candidate, as the API hands it to the store.
+#[derive(Debug, Clone)]
+pub struct CandidateChange {
+    pub id: String,
+    pub principal: Arc<Principal>,
+    pub action: CandidateAction,
+    pub request: Option<RequestKey>,
+    pub now: DateTime<Utc>,
+}
+
+/// Consumer name under which case-workflow's feed position is stored.
+pub const CASE_CONSUMER: &str = "case-workflow";
+
 const UPSERT_VERSION: &str = "INSERT INTO article_versions (article_id, version, state, record) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (article_id, version) DO UPDATE SET state = excluded.state, \
     record = excluded.record";

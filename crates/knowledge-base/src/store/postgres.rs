@@ -3,11 +3,16 @@
 //! once apply one change after the other.
 
 use async_trait::async_trait;
-use redress_platform::events::Feed;
+use redress_platform::dead_letters::{DeadLetter, Replay};
+use redress_platform::events::{EventSink, Feed};
 use redress_platform::host::Supervisor;
+use redress_proto::redress::common::v1::Event;
 use sqlx::PgPool;
 
-use super::{ArticleQuery, ArticleRow, COUNT, Change, KnowledgeStore, LOAD_ARTICLE, LOAD_VERSIONS, list_query, ops};
+use super::{
+    ArticleQuery, ArticleRow, CASE_CONSUMER, CONSUMER_POSITION, COUNT, CandidateChange, Change, KnowledgeStore,
+    LOAD_ARTICLE, LOAD_VERSIONS, list_query, ops,
+};
 use crate::domain::article::{ArticleRecord, Plan};
 use crate::error::KbError;
 
@@ -23,6 +28,22 @@ impl PostgresKnowledgeStore {
         redress_platform::events::migrate_postgres(&pool).await?;
         let feed = Feed::postgres(pool.clone(), supervisor);
         Ok(Self { pool, feed })
+    }
+}
+
+#[async_trait]
+impl EventSink for PostgresKnowledgeStore {
+    async fn position(&self) -> anyhow::Result<i64> {
+        let p: Option<i64> =
+            sqlx::query_scalar(CONSUMER_POSITION).bind(CASE_CONSUMER).fetch_optional(&self.pool).await?;
+        Ok(p.unwrap_or(0))
+    }
+
+    async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let (position, _) = ops::apply_case_events(&mut *tx, &events, redress_platform::time::now()).await?;
+        tx.commit().await?;
+        Ok(position)
     }
 }
 
@@ -67,6 +88,23 @@ impl KnowledgeStore for PostgresKnowledgeStore {
 
     async fn count(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(COUNT).fetch_one(&self.pool).await?)
+    }
+
+    async fn change_candidate(&self, change: CandidateChange) -> Result<Vec<u8>, KbError> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = ops::change_candidate(&mut *tx, change).await?;
+        if outcome.written {
+            tx.commit().await?;
+            self.feed.notify_committed();
+        }
+        Ok(outcome.answer)
+    }
+
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, KbError> {
+        let mut tx = self.pool.begin().await?;
+        let dead = ops::replay(&mut *tx, &replay, redress_platform::time::now()).await?;
+        tx.commit().await?;
+        Ok(dead)
     }
 
     fn feed(&self) -> &Feed {

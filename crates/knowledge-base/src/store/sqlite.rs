@@ -3,9 +3,14 @@
 
 use async_trait::async_trait;
 use redress_platform::db::Sqlite;
-use redress_platform::events::Feed;
+use redress_platform::dead_letters::{DeadLetter, Replay};
+use redress_platform::events::{EventSink, Feed};
+use redress_proto::redress::common::v1::Event;
 
-use super::{ArticleQuery, ArticleRow, COUNT, Change, KnowledgeStore, LOAD_ARTICLE, LOAD_VERSIONS, list_query, ops};
+use super::{
+    ArticleQuery, ArticleRow, CASE_CONSUMER, CONSUMER_POSITION, COUNT, CandidateChange, Change, KnowledgeStore,
+    LOAD_ARTICLE, LOAD_VERSIONS, list_query, ops,
+};
 use crate::domain::article::{ArticleRecord, Plan};
 use crate::error::KbError;
 
@@ -21,6 +26,25 @@ impl SqliteKnowledgeStore {
         redress_platform::events::migrate_sqlite(&db.pool).await?;
         let feed = Feed::sqlite(db.pool.clone());
         Ok(Self { db, feed })
+    }
+}
+
+#[async_trait]
+impl EventSink for SqliteKnowledgeStore {
+    async fn position(&self) -> anyhow::Result<i64> {
+        let p: Option<i64> =
+            sqlx::query_scalar(CONSUMER_POSITION).bind(CASE_CONSUMER).fetch_optional(&self.db.pool).await?;
+        Ok(p.unwrap_or(0))
+    }
+
+    async fn apply(&self, events: Vec<Event>) -> anyhow::Result<i64> {
+        let now = redress_platform::time::now();
+        let (position, _) = self
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { ops::apply_case_events(conn, &events, now).await }))
+            .await?;
+        Ok(position)
     }
 }
 
@@ -63,6 +87,23 @@ impl KnowledgeStore for SqliteKnowledgeStore {
 
     async fn count(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(COUNT).fetch_one(&self.db.pool).await?)
+    }
+
+    async fn change_candidate(&self, change: CandidateChange) -> Result<Vec<u8>, KbError> {
+        let outcome = self
+            .db
+            .writer
+            .write(move |conn| Box::pin(async move { ops::change_candidate(conn, change).await }))
+            .await?;
+        if outcome.written {
+            self.feed.notify_committed();
+        }
+        Ok(outcome.answer)
+    }
+
+    async fn replay_dead_letter(&self, replay: Replay) -> Result<DeadLetter, KbError> {
+        let now = redress_platform::time::now();
+        self.db.writer.write(move |conn| Box::pin(async move { ops::replay(conn, &replay, now).await })).await
     }
 
     fn feed(&self) -> &Feed {

@@ -8,8 +8,12 @@ use redress_platform::events::{NewEvent, Outbox};
 use redress_platform::time::{now, to_micros};
 use sqlx::{PgConnection, SqliteConnection};
 
+use redress_platform::time::from_timestamp;
+use redress_proto::redress::knowledge::v1::CaseCandidate;
+
 use super::{
-    ArticleRow, INSERT_ARTICLE, LOAD_REQUEST, LOAD_VERSIONS, RequestKey, SAVE_REQUEST, UPDATE_ARTICLE, UPSERT_VERSION,
+    ArticleRow, INSERT_ARTICLE, INSERT_CANDIDATE, LOAD_REQUEST, LOAD_VERSIONS, RequestKey, SAVE_CANDIDATE,
+    SAVE_REQUEST, UPDATE_ARTICLE, UPSERT_VERSION, candidate_key,
 };
 use crate::domain::article::{ArticleRecord, Plan};
 use crate::error::KbError;
@@ -26,6 +30,11 @@ pub(crate) trait KbTx: Outbox + ConsumerTx {
     /// The stored first result of a request id: its fingerprint and answer.
     async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, KbError>;
     async fn save_request(&mut self, key: &RequestKey, answer: &[u8]) -> Result<(), KbError>;
+    /// Records a new candidate; `false` (and nothing written) when its case has one already.
+    async fn insert_candidate(&mut self, candidate: &CaseCandidate) -> Result<bool, KbError>;
+    /// A candidate, locked until the transaction ends (PostgreSQL).
+    async fn load_candidate(&mut self, id: &str) -> Result<Option<CaseCandidate>, KbError>;
+    async fn save_candidate(&mut self, candidate: &CaseCandidate) -> Result<(), KbError>;
 }
 
 /// Implements [`KbTx`] for one backend's connection; `$lock` is appended to the reads that
@@ -96,6 +105,44 @@ macro_rules! kb_tx {
 
             async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, KbError> {
                 Ok(sqlx::query_as(LOAD_REQUEST).bind(id).fetch_optional(&mut *self).await?)
+            }
+
+            async fn insert_candidate(&mut self, c: &CaseCandidate) -> Result<bool, KbError> {
+                let time = c.create_time.as_ref().and_then(from_timestamp).map_or(0, to_micros);
+                let inserted = sqlx::query(INSERT_CANDIDATE)
+                    .bind(candidate_key(c))
+                    .bind(&c.case)
+                    .bind(&c.org_unit)
+                    .bind(i64::from(c.state))
+                    .bind(time)
+                    .bind(prost::Message::encode_to_vec(c))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(inserted.rows_affected() == 1)
+            }
+
+            async fn load_candidate(&mut self, id: &str) -> Result<Option<CaseCandidate>, KbError> {
+                let record: Option<Vec<u8>> =
+                    sqlx::query_scalar(concat!("SELECT record FROM case_candidates WHERE id = $1", $lock))
+                        .bind(id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(record
+                    .map(|r| <CaseCandidate as prost::Message>::decode(r.as_slice()))
+                    .transpose()
+                    .map_err(anyhow::Error::from)?)
+            }
+
+            async fn save_candidate(&mut self, c: &CaseCandidate) -> Result<(), KbError> {
+                let time = c.update_time.as_ref().and_then(from_timestamp).map_or(0, to_micros);
+                sqlx::query(SAVE_CANDIDATE)
+                    .bind(candidate_key(c))
+                    .bind(i64::from(c.state))
+                    .bind(time)
+                    .bind(prost::Message::encode_to_vec(c))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
             }
 
             async fn save_request(&mut self, key: &RequestKey, answer: &[u8]) -> Result<(), KbError> {
