@@ -26,6 +26,12 @@ use crate::store::{DueAction, EscalationStore};
 #[derive(Clone)]
 pub struct Credentials(ServiceCredentials);
 
+impl Credentials {
+    pub fn new(credentials: ServiceCredentials) -> Self {
+        Self(credentials)
+    }
+}
+
 impl tonic::service::Interceptor for Credentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         self.0.apply(&mut request)?;

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cases;
 pub mod domain;
 pub mod error;
+pub mod matcher;
 pub mod rules;
 pub mod store;
 
@@ -59,6 +60,10 @@ pub struct EscalationConfig {
     pub sweep_interval_ms: u64,
     /// How often recorded requests to CaseService are carried out, in milliseconds.
     pub case_requests_interval_ms: u64,
+    /// How often complaints waiting to be matched are looked for, in milliseconds.
+    pub match_interval_ms: u64,
+    /// When similar complaints become a group incident.
+    pub grouping: domain::grouping::GroupingConfig,
 }
 
 impl Default for EscalationConfig {
@@ -79,6 +84,8 @@ impl Default for EscalationConfig {
             ],
             sweep_interval_ms: 1000,
             case_requests_interval_ms: 200,
+            match_interval_ms: 100,
+            grouping: domain::grouping::GroupingConfig::default(),
         }
     }
 }
@@ -86,7 +93,7 @@ impl Default for EscalationConfig {
 impl EscalationConfig {
     pub fn rules(&self) -> anyhow::Result<Rules> {
         anyhow::ensure!(!self.statement_approver_roles.is_empty(), "statement_approver_roles: at least one role");
-        Rules::shipped(self.statement_approver_roles.clone())
+        Rules::with(self.statement_approver_roles.clone(), self.grouping.clone())
     }
 }
 
@@ -143,7 +150,8 @@ impl Escalation {
             grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, me.clone()).context("intake_url")?;
         let cases_feed = grpc_subscription(&config.case_workflow_url, services::CASE_EVENTS, me.clone())
             .context("case_workflow_url")?;
-        let case_client = cases::case_client(&config.case_workflow_url, me).context("case_workflow_url")?;
+        let case_client = cases::case_client(&config.case_workflow_url, me.clone()).context("case_workflow_url")?;
+        let intake_client = matcher::intake_client(&config.intake_url, me).context("intake_url")?;
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening escalation store");
@@ -164,6 +172,8 @@ impl Escalation {
             tasks.spawn("sweeper", run_sweeper(opened.clone(), interval, stop.clone()).map(Ok));
             let interval = Duration::from_millis(config.case_requests_interval_ms.max(10));
             tasks.spawn("case-requests", cases::run(opened.clone(), case_client, interval, stop.clone()).map(Ok));
+            let interval = Duration::from_millis(config.match_interval_ms.max(10));
+            tasks.spawn("matcher", matcher::run(opened.clone(), intake_client, interval, stop.clone()).map(Ok));
             let pruned = opened.clone();
             let prune = move |before| {
                 let store = pruned.clone();

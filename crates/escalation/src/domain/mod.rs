@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod early_warning;
 mod error;
+pub mod grouping;
 pub mod incident;
 pub mod ladder;
 pub mod statement;

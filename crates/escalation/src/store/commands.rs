@@ -97,12 +97,18 @@ impl EscalationStore {
         write!(self, |tx, _rules, now| ops::finish_action(tx, due, attempt, lead_case, now).await)
     }
 
+    /// Matches an accepted complaint against the recent ones of its institution, in one
+    /// transaction with taking it off the queue (see `ops::match_complaint`).
+    pub async fn match_complaint(&self, input: ops::MatchInput) -> Result<Option<ops::MatchOutcome>> {
+        write!(self, |tx, rules, now| ops::match_complaint(tx, input, &rules, now).await)
+    }
+
     /// Raises what the ladder's timers and the crisis stages' due times call for by `now`, on
     /// at most `limit` records of each; each record in a transaction of its own. Returns how
     /// many it looked at (0 also when another replica holds the sweep).
     pub async fn sweep(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<usize> {
         let swept = self
-            .exclusively(|| async {
+            .exclusively(super::SWEEP_LOCK, || async {
                 let (escalations, incidents) = self.due(now, limit).await?;
                 let looked = escalations.len().max(incidents.len());
                 for id in escalations {

@@ -374,3 +374,70 @@ redress_platform::conformance_suite!(
     an_incident_runs_from_declaration_to_close_with_one_statement_in_force,
     an_unappliable_event_waits_as_a_dead_letter_until_replayed,
 );
+
+/// Matching, with thresholds small enough to cross in a few complaints.
+mod matching {
+    use super::*;
+    use crate::domain::grouping::GroupingConfig;
+    use crate::store::MatchInput;
+
+    async fn open_small(config: &DatabaseConfig) -> Arc<EscalationStore> {
+        let grouping = GroupingConfig { propose_at: 2, declare_at: 3, ..GroupingConfig::default() };
+        let rules = Arc::new(Rules::with(vec!["senior_manager".to_owned()], grouping).unwrap());
+        Arc::new(EscalationStore::open(config, rules, Clock::system(), &Supervisor::detached()).await.unwrap())
+    }
+
+    const FEE: &str = "信用卡去年消费满了免年费的次数，这个月账单还是被扣了年费，客服说系统升级后免年费条件没同步";
+
+    fn input(n: u32, facts: &str) -> MatchInput {
+        MatchInput { complaint: complaint(n), facts: facts.to_owned(), demand: "要求退还年费".to_owned() }
+    }
+
+    async fn similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked(
+        store: Arc<EscalationStore>,
+    ) {
+        complaints_with_cases(&store, 5).await;
+        assert_eq!(store.pending_matches(10).await.unwrap().len(), 5);
+        let first = store.match_complaint(input(1, FEE)).await.unwrap().unwrap();
+        assert_eq!((first.incident.clone(), first.matched_with.as_str()), (None, ""));
+        let unrelated =
+            store.match_complaint(input(2, "手机银行升级后无法登录，人脸识别一直失败")).await.unwrap().unwrap();
+        assert_ne!(unrelated.cluster, first.cluster);
+        let second = store.match_complaint(input(3, &format!("{FEE}。"))).await.unwrap().unwrap();
+        assert_eq!(second.cluster, first.cluster);
+        assert_eq!(second.matched_with, complaint(1));
+        let incident = second.incident.clone().unwrap();
+        let id = crate::domain::actions::id_of(&incident).to_owned();
+        assert_eq!(store.incident(&id).await.unwrap().unwrap().state(), IncidentState::Proposed);
+        let third = store.match_complaint(input(4, FEE)).await.unwrap().unwrap();
+        assert_eq!(third.incident.as_deref(), Some(incident.as_str()));
+        let declared = store.incident(&id).await.unwrap().unwrap();
+        assert_eq!(declared.state(), IncidentState::Declared);
+        assert_eq!(declared.declared_by, "service:escalation");
+        assert_eq!(declared.lead_case, case_of(1));
+        let evidence = declared.evidence.unwrap();
+        assert_eq!(evidence.complainant_count, 3);
+        assert!(evidence.shared_terms.contains(&"年费".to_owned()), "{:?}", evidence.shared_terms);
+        let links = |due: Vec<super::super::DueAction>| {
+            due.into_iter().filter(|d| matches!(d.request, CaseRequest::LinkParent { .. })).count()
+        };
+        assert_eq!(links(store.due_actions(now(), 100).await.unwrap()), 2, "members 3 and 4 under the lead's case");
+        // A late one joins and is linked; matching it again changes nothing.
+        store.match_complaint(input(5, FEE)).await.unwrap().unwrap();
+        assert!(store.match_complaint(input(5, FEE)).await.unwrap().is_none());
+        assert_eq!(links(store.due_actions(now(), 100).await.unwrap()), 3);
+        let members = store.members(&incident, 0, 10).await.unwrap();
+        assert_eq!(members.len(), 4);
+        assert_eq!(members[0].1.source, "lead");
+        assert!(members[1].1.r#match.as_ref().is_some_and(|m| m.score > 0.3 && !m.shared_terms.is_empty()));
+        assert!(store.pending_matches(10).await.unwrap().is_empty());
+        let types = event_types(&store).await;
+        assert_eq!(types.iter().filter(|t| t.ends_with("IncidentDeclared")).count(), 1);
+        assert!(types.iter().any(|t| t.ends_with("IncidentChanged")));
+    }
+
+    redress_platform::conformance_suite!(
+        open = open_small;
+        similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked,
+    );
+}

@@ -29,6 +29,8 @@ use crate::error::EscalationError;
 use crate::rules::Rules;
 use tx::EscTx;
 
+pub use ops::{MatchInput, MatchOutcome};
+
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -98,6 +100,59 @@ impl TryFrom<KnownRow> for Known {
             case_open: r.case_open != 0,
             complainant_key: r.complainant_key,
         })
+    }
+}
+
+/// The columns of [`FingerprintRow`], each prefixed (`"f."` or `""`), as a literal.
+macro_rules! fingerprint_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "complaint, ",
+            $p,
+            "institution, ",
+            $p,
+            "receive_time_us, ",
+            $p,
+            "cluster, ",
+            $p,
+            "complainant_key, ",
+            $p,
+            "tokens, ",
+            $p,
+            "business_type, ",
+            $p,
+            "cause, ",
+            $p,
+            "matched_with, ",
+            $p,
+            "score, ",
+            $p,
+            "shared_terms"
+        )
+    };
+}
+pub(crate) use fingerprint_columns;
+
+/// A matched complaint as stored: what it is compared by, its cluster and its match.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FingerprintRow {
+    pub complaint: String,
+    pub institution: String,
+    pub receive_time_us: i64,
+    pub cluster: String,
+    pub complainant_key: String,
+    pub tokens: String,
+    pub business_type: String,
+    pub cause: String,
+    pub matched_with: String,
+    pub score: f64,
+    pub shared_terms: String,
+}
+
+impl FingerprintRow {
+    pub fn tokens(&self) -> Vec<String> {
+        self.tokens.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect()
     }
 }
 
@@ -174,7 +229,10 @@ pub(crate) type Write<T> =
     Box<dyn for<'c> FnOnce(&'c mut dyn EscTx) -> BoxFuture<'c, Result<T, EscalationError>> + Send>;
 
 /// Advisory lock key held by the one replica that sweeps (ASCII "redrsesc").
-const SWEEP_LOCK: i64 = 0x7265_6472_7365_7363;
+pub(crate) const SWEEP_LOCK: i64 = 0x7265_6472_7365_7363;
+/// Advisory lock key held by the one replica that matches complaints (ASCII "redrsgrp"):
+/// clusters grow one complaint at a time.
+pub(crate) const MATCH_LOCK: i64 = 0x7265_6472_7367_7270;
 
 impl EscalationStore {
     /// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
@@ -233,9 +291,9 @@ impl EscalationStore {
         result
     }
 
-    /// Runs `sweep` only while this replica holds the sweep lock (PostgreSQL: one replica at a
-    /// time, released however the sweep ends; SQLite has one process).
-    pub(crate) async fn exclusively<F, Fut, T>(&self, sweep: F) -> anyhow::Result<Option<T>>
+    /// Runs `sweep` only while this replica holds the advisory lock `key` (PostgreSQL: one
+    /// replica at a time, released however the sweep ends; SQLite has one process).
+    pub async fn exclusively<F, Fut, T>(&self, key: i64, sweep: F) -> anyhow::Result<Option<T>>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -244,10 +302,8 @@ impl EscalationStore {
             Db::Sqlite(_) => sweep().await.map(Some),
             Db::Postgres(pool) => {
                 let mut lock = pool.begin().await?;
-                let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(SWEEP_LOCK)
-                    .fetch_one(&mut *lock)
-                    .await?;
+                let held: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(key).fetch_one(&mut *lock).await?;
                 if !held {
                     return Ok(None);
                 }
@@ -424,6 +480,26 @@ impl EscalationStore {
                 })
             })
             .collect()
+    }
+
+    /// Complaints waiting to be matched, in intake's feed order: (complaint, organisation unit).
+    pub async fn pending_matches(&self, limit: i64) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT complaint, org_unit FROM match_queue ORDER BY enqueue_seq LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// The fingerprints of the members of a complaint's cluster (for diagnostics and tests).
+    pub async fn cluster_of(&self, complaint: &str) -> anyhow::Result<Option<String>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT cluster FROM fingerprints WHERE complaint = $1")
+                .bind(complaint)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Counts of requests to CaseService by state (0 pending, 1 done, 2 refused), for tests

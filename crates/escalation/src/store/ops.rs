@@ -10,20 +10,21 @@ use redress_platform::consumer::{self, ApplyEvent, Effect};
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::NewEvent;
 use redress_platform::principal::Principal;
-use redress_platform::time::{to_micros, to_timestamp};
+use redress_platform::time::{from_timestamp, to_micros, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseChanged, CaseClosed, CaseOpened, CaseState};
 use redress_proto::redress::common::v1::{Event, Grade};
 use redress_proto::redress::escalation::v1::{
-    Alert, AlertKind, AlertRaised, CaseLinkedToIncident, Escalation, EscalationLevel, EscalationRaised, Incident,
-    IncidentChanged, IncidentDeclared, IncidentKind, IncidentMember, MemberMatch, Statement, StatementApproved,
-    StatementUse, SystemicCause, TimelineEntry, WorkingGroupMember,
+    Alert, AlertKind, AlertRaised, CaseLinkedToIncident, DetectionEvidence, Escalation, EscalationLevel,
+    EscalationRaised, Incident, IncidentChanged, IncidentDeclared, IncidentKind, IncidentMember, IncidentState,
+    MemberMatch, Statement, StatementApproved, StatementUse, SystemicCause, TimelineEntry, WorkingGroupMember,
 };
 use redress_proto::redress::intake::v1::{ComplaintAccepted, RiskSignalRaised};
 
 use super::tx::EscTx;
-use super::{CASE_CONSUMER, CaseFacts, INTAKE_CONSUMER, Known, Stored};
+use super::{CASE_CONSUMER, CaseFacts, FingerprintRow, INTAKE_CONSUMER, Known, Stored};
 use crate::domain::actions::{CaseAction, CaseRequest, id_of};
 use crate::domain::early_warning::{self, Signalled};
+use crate::domain::grouping::{self, Fingerprint, GroupingConfig};
 use crate::domain::incident::{self, stage_label};
 use crate::domain::ladder::{self, Raise, Target};
 use crate::domain::{Actor, Change, DomainError, statement};
@@ -783,6 +784,256 @@ pub async fn finish_action(
     save_incident(tx, &mut incident, version, &[event]).await
 }
 
+/// The text of a complaint to match, as intake holds it.
+#[derive(Debug, Clone)]
+pub struct MatchInput {
+    pub complaint: String,
+    pub facts: String,
+    pub demand: String,
+}
+
+/// What matching a complaint did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchOutcome {
+    pub cluster: String,
+    /// The incident the cluster is (or became), if any.
+    pub incident: Option<String>,
+    /// The complaint it matched best and how well ("" and 0 when none).
+    pub matched_with: String,
+    pub score: f64,
+}
+
+fn member_match(row: &FingerprintRow) -> MemberMatch {
+    MemberMatch {
+        complaint: row.complaint.clone(),
+        matched_with: row.matched_with.clone(),
+        score: row.score,
+        shared_terms: row.shared_terms.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+    }
+}
+
+/// The evidence of a cluster's decision: its members, how each matched, what they share.
+fn evidence(
+    rule: String,
+    complainants: i64,
+    burst: i64,
+    members: &[FingerprintRow],
+    config: &GroupingConfig,
+) -> DetectionEvidence {
+    let tokens: Vec<Vec<String>> = members.iter().map(FingerprintRow::tokens).collect();
+    DetectionEvidence {
+        rule,
+        complainant_count: i32::try_from(complainants).unwrap_or(i32::MAX),
+        burst_count: i32::try_from(burst).unwrap_or(i32::MAX),
+        shared_terms: grouping::shared_terms(tokens.iter().map(Vec::as_slice), 8),
+        matches: members.iter().take(200).map(member_match).collect(),
+        method: config.matching.method(),
+    }
+}
+
+/// Matches an accepted complaint against the recent ones of its institution (D-ESC-2): it
+/// joins the cluster of what it matches (merging clusters it bridges that have no incident
+/// yet); a cluster that reaches the thresholds is proposed or declared as an incident, and a
+/// member of one that already is joins it (and is linked under its lead case once declared).
+/// Matched once: a complaint matched before is only taken off the queue.
+pub async fn match_complaint(
+    tx: &mut dyn EscTx,
+    input: MatchInput,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<Option<MatchOutcome>> {
+    tx.dequeue_match(&input.complaint).await?;
+    if tx.fingerprinted(&input.complaint).await? {
+        return Ok(None);
+    }
+    let Some(known) = tx.complaint(&input.complaint).await?.filter(|k| k.accepted.is_some()) else { return Ok(None) };
+    let accepted = known.accepted.clone().unwrap_or_default();
+    let config = &rules.grouping;
+    let institution = crate::domain::institution_of(&known.org_unit);
+    let receive = accepted.receive_time.as_ref().and_then(from_timestamp).unwrap_or(now);
+    let class = accepted.classification.clone().unwrap_or_default();
+    let fp = grouping::fingerprint(&input.facts, &input.demand, &class.business_type, &class.cause, &config.matching);
+    let window = config.window();
+    let candidates =
+        tx.candidates(&institution, &fp.buckets, to_micros(receive - window), to_micros(receive + window)).await?;
+    let mut scored = Vec::new();
+    for c in candidates.into_iter().filter(|c| c.complaint != input.complaint) {
+        let other = Fingerprint {
+            tokens: c.tokens(),
+            buckets: Vec::new(),
+            business_type: c.business_type.clone(),
+            cause: c.cause.clone(),
+        };
+        let (score, shared) = grouping::similarity(&fp, &other, &config.matching);
+        if grouping::matches(score, &shared, &config.matching) {
+            scored.push((c, score, shared));
+        }
+    }
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (c, _, _) in &scored {
+        *counts.entry(c.cluster.clone()).or_default() += 1;
+    }
+    let mut matched = Vec::new();
+    for (cluster, count) in counts {
+        let incident = match tx.cluster(&cluster).await?.flatten() {
+            Some(name) => tx.load_incident(id_of(&name)).await?.map(|s| s.record.state()),
+            None => None,
+        };
+        matched.push(grouping::Matched { cluster, incident, count });
+    }
+    let target = match grouping::choose(&matched) {
+        Some(m) => m.cluster.clone(),
+        None => {
+            let id = id_of(&input.complaint).to_owned();
+            tx.insert_cluster(&id, &institution).await?;
+            id
+        }
+    };
+    for m in matched.iter().filter(|m| m.cluster != target && m.incident.is_none()) {
+        tx.merge_cluster(&m.cluster, &target).await?;
+    }
+    let best = scored
+        .iter()
+        .filter(|(c, _, _)| matched.iter().any(|m| m.cluster == c.cluster))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.complaint.cmp(&a.0.complaint)));
+    let row = FingerprintRow {
+        complaint: input.complaint.clone(),
+        institution: institution.clone(),
+        receive_time_us: to_micros(receive),
+        cluster: target.clone(),
+        complainant_key: if known.complainant_key.is_empty() {
+            known.complaint.clone()
+        } else {
+            known.complainant_key.clone()
+        },
+        tokens: fp.tokens.join(" "),
+        business_type: class.business_type.clone(),
+        cause: class.cause.clone(),
+        matched_with: best.map(|b| b.0.complaint.clone()).unwrap_or_default(),
+        score: best.map(|b| b.1).unwrap_or_default(),
+        shared_terms: best.map(|b| b.2.join(" ")).unwrap_or_default(),
+    };
+    tx.insert_fingerprint(&row, &fp.buckets).await?;
+    let incident = grow(tx, &target, &institution, receive, rules, now).await?;
+    Ok(Some(MatchOutcome { cluster: target, incident, matched_with: row.matched_with, score: row.score }))
+}
+
+/// What a cluster that grew calls for: its incident takes the new members (and is declared
+/// once it reaches the declaring threshold), or it becomes an incident at the thresholds.
+async fn grow(
+    tx: &mut dyn EscTx,
+    cluster: &str,
+    institution: &str,
+    receive: DateTime<Utc>,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let config = &rules.grouping;
+    let (complainants, burst) =
+        tx.cluster_counts(cluster, to_micros(receive - config.burst_window()), to_micros(receive)).await?;
+    let threshold = grouping::threshold(
+        u32::try_from(complainants).unwrap_or(u32::MAX),
+        u32::try_from(burst).unwrap_or(u32::MAX),
+        config,
+    );
+    let actor = Actor::service(now);
+    let existing = tx.cluster(cluster).await?.flatten();
+    let (mut incident, version) = match existing {
+        Some(name) => match tx.load_incident(id_of(&name)).await? {
+            Some(Stored { record, version }) => (record, Some(version)),
+            None => return Ok(None),
+        },
+        None => {
+            let (grouping::Threshold::Propose(_) | grouping::Threshold::Declare(_)) = &threshold else {
+                return Ok(None);
+            };
+            let members = tx.cluster_members(cluster).await?;
+            let tokens: Vec<Vec<String>> = members.iter().map(FingerprintRow::tokens).collect();
+            let terms = grouping::shared_terms(tokens.iter().map(Vec::as_slice), 3);
+            let title = format!("疑似群体性投诉：{}", terms.join("、"));
+            let summary = format!("{} 位投诉人反映相似问题（{}）", complainants, institution);
+            let incident = incident::open(
+                new_name("incidents"),
+                IncidentKind::Group,
+                institution.to_owned(),
+                title,
+                summary,
+                None,
+                &actor,
+            );
+            tx.set_cluster_incident(cluster, &incident.name).await?;
+            (incident, None)
+        }
+    };
+    if incident.state() == IncidentState::Closed {
+        return Ok(Some(incident.name));
+    }
+    // Every member of the cluster not yet a member of the incident joins, earliest first.
+    let members = tx.cluster_members(cluster).await?;
+    let already: std::collections::BTreeSet<String> =
+        tx.members(&incident.name).await?.into_iter().map(|m| m.complaint).collect();
+    let mut joined = Vec::new();
+    for row in members.iter().filter(|m| !already.contains(&m.complaint)) {
+        let Some(known) = tx.complaint(&row.complaint).await? else { continue };
+        join(tx, &mut incident, &known, "detected", Some(member_match(row)), &actor).await?;
+        joined.push(row.complaint.clone());
+    }
+    let rule = match &threshold {
+        grouping::Threshold::Propose(r) | grouping::Threshold::Declare(r) => r.clone(),
+        grouping::Threshold::Below => String::new(),
+    };
+    let mut events = Vec::new();
+    let declare = matches!(threshold, grouping::Threshold::Declare(_))
+        && matches!(incident.state(), IncidentState::Proposed | IncidentState::Dismissed);
+    if version.is_none() || declare {
+        incident.evidence = Some(evidence(rule.clone(), complainants, burst, &members, config));
+    }
+    if version.is_none() {
+        let alert = Alert {
+            name: new_name("alerts"),
+            kind: AlertKind::IncidentProposed as i32,
+            org_unit: incident.org_unit.clone(),
+            recipients: vec![format!("org_unit:{}", incident.org_unit), "role:senior_manager".to_owned()],
+            reason: format!("{}：{}", incident.title, rule),
+            evidence: incident.evidence.as_ref().map(|e| e.shared_terms.clone()).unwrap_or_default(),
+            incident: incident.name.clone(),
+            create_time: Some(to_timestamp(now)),
+            ..Alert::default()
+        };
+        raise_alert(tx, &alert, &format!("incident-proposed:{}", id_of(&incident.name))).await?;
+        if !declare {
+            let change =
+                Change::new("incident.proposed", [("rule", rule.clone()), ("members", members.len().to_string())]);
+            events.push(incident_changed(&incident, &change, &actor));
+        }
+    } else if !joined.is_empty() && incident.state() != IncidentState::Dismissed {
+        let change = Change::new(
+            "incident.member_joined",
+            [
+                ("complaint", joined.join(",")),
+                ("source", "detected".to_owned()),
+                ("members", incident.member_count.to_string()),
+            ],
+        );
+        events.push(incident_changed(&incident, &change, &actor));
+    }
+    if declare {
+        let change = incident::declare(&mut incident, rule, first_stage(rules)?, &actor)?;
+        link_members(tx, &mut incident, now).await?;
+        events.push(announce(&incident, &change, &actor));
+    }
+    incident::touch(&mut incident, now);
+    match version {
+        None => {
+            incident.etag = etag(1);
+            tx.insert_incident(&incident, check_us(incident::next_check(&incident))).await?;
+            tx.append_events(&events).await?;
+        }
+        Some(version) => save_incident(tx, &mut incident, version, &events).await?,
+    }
+    Ok(Some(incident.name))
+}
+
 /// Applies a batch of a followed feed strictly in order after the stored position.
 pub async fn apply_batch(
     tx: &mut dyn EscTx,
@@ -831,6 +1082,7 @@ impl<'a> ApplyEvent<dyn EscTx + 'a> for Feeds<'_> {
             (INTAKE_CONSUMER, "redress.intake.v1.ComplaintAccepted") => {
                 let accepted = decode!(ComplaintAccepted);
                 accept(tx, &accepted, payload).await?;
+                tx.enqueue_match(&accepted.complaint, event.position, &accepted.org_unit).await?;
             }
             (INTAKE_CONSUMER, "redress.intake.v1.RiskSignalRaised") => {
                 let raised = decode!(RiskSignalRaised);

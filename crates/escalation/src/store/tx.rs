@@ -9,7 +9,7 @@ use redress_platform::events::Outbox;
 use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement, StatementUse};
 use sqlx::{PgConnection, SqliteConnection};
 
-use super::{CaseFacts, Known, KnownRow, Stored};
+use super::{CaseFacts, FingerprintRow, Known, KnownRow, Stored, fingerprint_columns};
 use crate::domain::actions::{CaseAction, id_of};
 use crate::error::EscalationError;
 
@@ -84,14 +84,39 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
         now_us: i64,
     ) -> Result<bool>;
 
+    /// Queues an accepted complaint for matching (once).
+    async fn enqueue_match(&mut self, complaint: &str, seq: i64, org_unit: &str) -> Result<()>;
+    async fn dequeue_match(&mut self, complaint: &str) -> Result<()>;
+    async fn fingerprinted(&mut self, complaint: &str) -> Result<bool>;
+    /// Complaints of `institution` received within `from_us..=to_us` sharing a bucket.
+    async fn candidates(
+        &mut self,
+        institution: &str,
+        buckets: &[i64],
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<FingerprintRow>>;
+    async fn insert_fingerprint(&mut self, row: &FingerprintRow, buckets: &[i64]) -> Result<()>;
+    /// The incident a cluster became, if any; the cluster row is locked.
+    async fn cluster(&mut self, id: &str) -> Result<Option<Option<String>>>;
+    async fn insert_cluster(&mut self, id: &str, institution: &str) -> Result<()>;
+    /// Moves every member of `from` to `to` and forgets `from`.
+    async fn merge_cluster(&mut self, from: &str, to: &str) -> Result<()>;
+    async fn set_cluster_incident(&mut self, id: &str, incident: &str) -> Result<()>;
+    /// Distinct complainants of a cluster, and of those received within `from_us..=to_us`.
+    async fn cluster_counts(&mut self, id: &str, from_us: i64, to_us: i64) -> Result<(i64, i64)>;
+    /// A cluster's members, earliest received first.
+    async fn cluster_members(&mut self, id: &str) -> Result<Vec<FingerprintRow>>;
+
     /// The stored first result of a request id: its fingerprint and response.
     async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>>;
     async fn save_request(&mut self, id: &str, fingerprint: &str, response: &[u8], now_us: i64) -> Result<()>;
 }
 
-/// Implements [`EscTx`] for one backend's connection; `$lock` ends the reads that lock.
+/// Implements [`EscTx`] for one backend's connection of database `$db`; `$lock` ends the
+/// reads that lock.
 macro_rules! esc_tx {
-    ($conn:ty, lock = $lock:literal) => {
+    ($conn:ty, $db:ty, lock = $lock:literal) => {
         #[async_trait]
         impl EscTx for $conn {
             async fn complaint(&mut self, complaint: &str) -> Result<Option<Known>> {
@@ -433,6 +458,146 @@ macro_rules! esc_tx {
                 Ok(updated == 1)
             }
 
+            async fn enqueue_match(&mut self, complaint: &str, seq: i64, org_unit: &str) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO match_queue (complaint, enqueue_seq, org_unit) VALUES ($1, $2, $3) \
+                     ON CONFLICT (complaint) DO NOTHING",
+                )
+                .bind(complaint)
+                .bind(seq)
+                .bind(org_unit)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn dequeue_match(&mut self, complaint: &str) -> Result<()> {
+                sqlx::query("DELETE FROM match_queue WHERE complaint = $1").bind(complaint).execute(&mut *self).await?;
+                Ok(())
+            }
+
+            async fn fingerprinted(&mut self, complaint: &str) -> Result<bool> {
+                let found: Option<String> = sqlx::query_scalar("SELECT complaint FROM fingerprints WHERE complaint = $1")
+                    .bind(complaint)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            async fn candidates(
+                &mut self,
+                institution: &str,
+                buckets: &[i64],
+                from_us: i64,
+                to_us: i64,
+            ) -> Result<Vec<FingerprintRow>> {
+                if buckets.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", fingerprint_columns!("f."), " FROM fingerprints f WHERE f.complaint IN \
+                     (SELECT DISTINCT b.complaint FROM lsh_buckets b WHERE b.institution = "
+                ));
+                q.push_bind(institution);
+                q.push(" AND b.receive_time_us >= ").push_bind(from_us);
+                q.push(" AND b.receive_time_us <= ").push_bind(to_us);
+                q.push(" AND b.bucket IN (");
+                let mut list = q.separated(", ");
+                for b in buckets {
+                    list.push_bind(*b);
+                }
+                q.push("))");
+                Ok(q.build_query_as::<FingerprintRow>().fetch_all(&mut *self).await?)
+            }
+
+            async fn insert_fingerprint(&mut self, row: &FingerprintRow, buckets: &[i64]) -> Result<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO fingerprints (", fingerprint_columns!(""), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(&row.complaint)
+                .bind(&row.institution)
+                .bind(row.receive_time_us)
+                .bind(&row.cluster)
+                .bind(&row.complainant_key)
+                .bind(&row.tokens)
+                .bind(&row.business_type)
+                .bind(&row.cause)
+                .bind(&row.matched_with)
+                .bind(row.score)
+                .bind(&row.shared_terms)
+                .execute(&mut *self)
+                .await?;
+                if !buckets.is_empty() {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO lsh_buckets (institution, bucket, receive_time_us, complaint) ",
+                    );
+                    q.push_values(buckets, |mut r, b| {
+                        r.push_bind(&row.institution).push_bind(*b).push_bind(row.receive_time_us).push_bind(&row.complaint);
+                    });
+                    q.build().execute(&mut *self).await?;
+                }
+                Ok(())
+            }
+
+            async fn cluster(&mut self, id: &str) -> Result<Option<Option<String>>> {
+                Ok(sqlx::query_scalar(concat!("SELECT incident FROM clusters WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn insert_cluster(&mut self, id: &str, institution: &str) -> Result<()> {
+                sqlx::query("INSERT INTO clusters (id, institution) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(id)
+                    .bind(institution)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn merge_cluster(&mut self, from: &str, to: &str) -> Result<()> {
+                sqlx::query("UPDATE fingerprints SET cluster = $2 WHERE cluster = $1")
+                    .bind(from)
+                    .bind(to)
+                    .execute(&mut *self)
+                    .await?;
+                sqlx::query("DELETE FROM clusters WHERE id = $1").bind(from).execute(&mut *self).await?;
+                Ok(())
+            }
+
+            async fn set_cluster_incident(&mut self, id: &str, incident: &str) -> Result<()> {
+                sqlx::query("UPDATE clusters SET incident = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(incident)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn cluster_counts(&mut self, id: &str, from_us: i64, to_us: i64) -> Result<(i64, i64)> {
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(DISTINCT complainant_key), \
+                     COUNT(DISTINCT CASE WHEN receive_time_us >= $2 AND receive_time_us <= $3 THEN complainant_key END) \
+                     FROM fingerprints WHERE cluster = $1",
+                )
+                .bind(id)
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_one(&mut *self)
+                .await?)
+            }
+
+            async fn cluster_members(&mut self, id: &str) -> Result<Vec<FingerprintRow>> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", fingerprint_columns!(""), " FROM fingerprints WHERE cluster = $1 \
+                     ORDER BY receive_time_us, complaint"
+                ))
+                .bind(id)
+                .fetch_all(&mut *self)
+                .await?)
+            }
+
             async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>> {
                 Ok(sqlx::query_as("SELECT fingerprint, response FROM requests WHERE request_id = $1")
                     .bind(id)
@@ -456,5 +621,5 @@ macro_rules! esc_tx {
     };
 }
 
-esc_tx!(SqliteConnection, lock = "");
-esc_tx!(PgConnection, lock = " FOR UPDATE");
+esc_tx!(SqliteConnection, sqlx::Sqlite, lock = "");
+esc_tx!(PgConnection, sqlx::Postgres, lock = " FOR UPDATE");

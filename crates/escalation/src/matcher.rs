@@ -1,0 +1,83 @@
+//! Matches accepted complaints as they arrive (D-ESC-2). Intake's events carry no free text,
+//! so each complaint's facts and demand are read from IntakeService (masked: personal
+//! information plays no part in matching) and matched in one transaction with taking the
+//! complaint off the queue the consumer put it on: none is missed, none matched twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redress_platform::principal::ServiceCredentials;
+use redress_proto::redress::intake::v1::GetComplaintRequest;
+use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::cases::Credentials;
+use crate::store::ops::MatchInput;
+use crate::store::{EscalationStore, MATCH_LOCK};
+
+pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// An IntakeService client calling as `credentials`.
+pub fn intake_client(url: &str, credentials: ServiceCredentials) -> anyhow::Result<IntakeClient> {
+    let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy();
+    Ok(IntakeServiceClient::with_interceptor(channel, Credentials::new(credentials)))
+}
+
+/// Complaints matched per pass.
+const BATCH: i64 = 200;
+
+/// Matches queued complaints until `stop`, every `interval` (at once again after a full batch).
+pub async fn run(store: Arc<EscalationStore>, intake: IntakeClient, interval: Duration, stop: CancellationToken) {
+    loop {
+        let matched = match store.exclusively(MATCH_LOCK, || match_pending(&store, &intake, &stop)).await {
+            Ok(n) => n.unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "matching complaints failed; retrying");
+                0
+            }
+        };
+        if matched < BATCH as usize {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        } else if stop.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// One pass over the queue; returns how many complaints it matched.
+pub async fn match_pending(
+    store: &EscalationStore,
+    intake: &IntakeClient,
+    stop: &CancellationToken,
+) -> anyhow::Result<usize> {
+    let pending = store.pending_matches(BATCH).await?;
+    let mut done = 0;
+    for (complaint, _) in pending {
+        if stop.is_cancelled() {
+            break;
+        }
+        let request = GetComplaintRequest { name: complaint.clone(), ..GetComplaintRequest::default() };
+        let input = match intake.clone().get_complaint(request).await {
+            Ok(found) => {
+                let found = found.into_inner();
+                MatchInput { complaint, facts: found.facts, demand: found.demand }
+            }
+            // Gone (never there, or unknown to intake): nothing to compare it by.
+            Err(status) if status.code() == Code::NotFound => {
+                MatchInput { complaint, facts: String::new(), demand: String::new() }
+            }
+            Err(status) => anyhow::bail!("reading {complaint} from intake: {status}"),
+        };
+        let started = std::time::Instant::now();
+        store.match_complaint(input).await?;
+        metrics::histogram!("redress_escalation_match_seconds").record(started.elapsed().as_secs_f64());
+        done += 1;
+    }
+    Ok(done)
+}
