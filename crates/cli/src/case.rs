@@ -8,19 +8,21 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::case::v1::{
-    AddCoordinationTaskRequest, AddEvidenceRequest, AnswerSurveyRequest, ApproveResolutionRequest, AssignCaseRequest,
-    CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest, DecideCaseRequest, DecideCaseReviewRequest,
-    ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, LinkType, ListAuditEntriesRequest,
-    ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason, ProposeResolutionRequest, RecordFirstResponseRequest,
-    RequestCaseReviewRequest, ResolutionType, ResumeCaseClocksRequest, ReviewOutcome, TransferCaseRequest,
+    AddCoordinationTaskRequest, AddEvidenceRequest, AddImplementationStepRequest, AnswerSurveyRequest,
+    ApproveResolutionRequest, AssignCaseRequest, CaseState, ChangeCaseGradeRequest, CompleteCoordinationTaskRequest,
+    CompleteImplementationStepRequest, ConfirmNoConflictRequest, ContactDirection, DecideCaseRequest,
+    DecideCaseReviewRequest, ExtendDecisionDeadlineRequest, GetCaseRequest, LinkCasesRequest, LinkType,
+    ListAuditEntriesRequest, ListCasesRequest, Money, PauseCaseClocksRequest, PauseReason, ProblemScope,
+    ProposeResolutionRequest, RecordContactRequest, RecordFirstResponseRequest, RequestCaseReviewRequest,
+    ResolutionType, ResumeCaseClocksRequest, ReviewOutcome, SetProblemScopeRequest, TransferCaseRequest,
     TransitionCaseRequest, VerifyAuditChainRequest,
 };
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{Channel, Grade};
 use sha2::{Digest, Sha256};
 
 use crate::output::{self, Reply};
 use crate::{
-    Authenticated, Failure, Global, Severity, changed, connect, gateway_url, parse_time, print, read, report,
+    Authenticated, Failure, Global, Severity, Via, changed, connect, gateway_url, parse_time, print, read, report,
     resource_name, usage,
 };
 
@@ -73,15 +75,25 @@ enum CaseCommand {
         assignee_staff_id: String,
     },
     /// Transfer the case to another department (转办).
+    ///
+    /// The complainant is told why and who now handles it. A named `--to-assignee` owns the case
+    /// at once; otherwise the receiving department assigns it within the handoff clock.
     Transfer {
         #[command(flatten)]
         change: Change,
         /// Receiving department.
         #[arg(long)]
         to_department: String,
-        /// Why.
+        /// Why the receiving department is better placed; told to the complainant.
         #[arg(long)]
         reason: String,
+        /// The handler in the receiving department who owns the case from now on (user subject);
+        /// without one, the receiving department assigns it.
+        #[arg(long, default_value = "", hide_default_value = true)]
+        to_assignee: String,
+        /// That handler's employee id (工号); needed when the complaint names staff (回避).
+        #[arg(long, default_value = "", hide_default_value = true, requires = "to_assignee")]
+        to_assignee_staff_id: String,
     },
     /// Move the case to another state.
     Transition {
@@ -211,13 +223,41 @@ enum CaseCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Record the first response to the complainant.
+    /// Record the first response to the complainant; it is logged as a contact too.
     Respond {
         #[command(flatten)]
         change: Change,
         /// How and what was responded.
         #[arg(long)]
         note: String,
+        /// How the complainant was reached.
+        #[arg(long, value_enum)]
+        channel: Option<Via>,
+    },
+    /// Log a contact with the complainant (及时反馈处理进展).
+    ///
+    /// The next one is owed within the configured working days, or by `--next-contact` when
+    /// that is sooner; the case's owner is reminded when it is not made.
+    Contact {
+        #[command(flatten)]
+        change: Change,
+        /// How the complainant was reached, or reached the institution.
+        #[arg(long, value_enum)]
+        channel: Via,
+        /// Which way the contact went.
+        #[arg(long, value_enum)]
+        direction: Direction,
+        /// What was said or agreed, in staff wording.
+        #[arg(long)]
+        summary: String,
+        /// When it took place, RFC 3339 (default now); not in the future, not before the case
+        /// was opened.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        at: Option<prost_types::Timestamp>,
+        /// By when the complainant is to be contacted next, as agreed, RFC 3339; after the
+        /// contact.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        next_contact: Option<prost_types::Timestamp>,
     },
     /// Change the case's severity grade.
     Grade {
@@ -234,6 +274,34 @@ enum CaseCommand {
     Task {
         #[command(subcommand)]
         command: TaskCommand,
+    },
+    /// Add or complete a step carrying out the decided resolution (方案实施与跟进).
+    Step {
+        #[command(subcommand)]
+        command: StepCommand,
+    },
+    /// Confirm that the handler is not the member of staff the complaint names (回避).
+    ///
+    /// Needed when the complaint names staff by name only, before a resolution is proposed or
+    /// decided, and again for every new handler. Needs the approve permission and an employee
+    /// id; the handler cannot confirm for themselves.
+    ConfirmNoConflict {
+        #[command(flatten)]
+        change: Change,
+        /// How it was established, e.g. rosters and employee ids checked.
+        #[arg(long)]
+        note: String,
+    },
+    /// Record whether the problem behind the case is systemic or individual, and why.
+    Scope {
+        #[command(flatten)]
+        change: Change,
+        /// Systemic (affects others too) or individual (this complainant's alone).
+        #[arg(long, value_enum)]
+        scope: Scope,
+        /// Why.
+        #[arg(long)]
+        reason: String,
     },
     /// List the case's audit trail.
     Audit {
@@ -306,6 +374,43 @@ enum TaskCommand {
         /// The task id, as `get` lists it.
         #[arg(long)]
         task: String,
+        /// What came of it.
+        #[arg(long)]
+        outcome: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StepCommand {
+    /// Add a step once the case is decided, with its owner, department and due time.
+    ///
+    /// Its owner is reminded when it runs late, and the case cannot be closed while it is open.
+    Add {
+        #[command(flatten)]
+        change: Change,
+        /// What is to be done.
+        #[arg(long)]
+        description: String,
+        /// Owner of the step (user subject).
+        #[arg(long)]
+        owner: String,
+        /// The owner's employee id (工号).
+        #[arg(long, default_value = "", hide_default_value = true)]
+        owner_staff_id: String,
+        /// The owner's department.
+        #[arg(long)]
+        department: String,
+        /// By when, RFC 3339; must lie in the future.
+        #[arg(long, value_parser = parse_time)]
+        due: prost_types::Timestamp,
+    },
+    /// Complete an open step with what came of it.
+    Complete {
+        #[command(flatten)]
+        change: Change,
+        /// The step id, as `get` lists it.
+        #[arg(long)]
+        step: String,
         /// What came of it.
         #[arg(long)]
         outcome: String,
@@ -458,6 +563,40 @@ impl From<Link> for LinkType {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Direction {
+    /// The institution reached the complainant.
+    Outbound,
+    /// The complainant reached the institution.
+    Inbound,
+}
+
+impl From<Direction> for ContactDirection {
+    fn from(direction: Direction) -> Self {
+        match direction {
+            Direction::Outbound => ContactDirection::Outbound,
+            Direction::Inbound => ContactDirection::Inbound,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scope {
+    /// This complainant's problem alone (个案问题).
+    Individual,
+    /// A problem of a product, process or system that affects others too (系统性问题).
+    Systemic,
+}
+
+impl From<Scope> for ProblemScope {
+    fn from(scope: Scope) -> Self {
+        match scope {
+            Scope::Individual => ProblemScope::Individual,
+            Scope::Systemic => ProblemScope::Systemic,
+        }
+    }
+}
+
 /// An amount in yuan with at most two decimals ("120.50") in fen (12050).
 fn parse_yuan(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -538,7 +677,7 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
             };
             changed(client.assign_case(request).await, request_id)?
         }
-        CaseCommand::Transfer { change, to_department, reason } => {
+        CaseCommand::Transfer { change, to_department, reason, to_assignee, to_assignee_staff_id } => {
             let Target { name, etag, request_id } = change.target();
             let request = TransferCaseRequest {
                 name,
@@ -546,7 +685,8 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
                 request_id: request_id.clone(),
                 to_department,
                 reason,
-                ..TransferCaseRequest::default()
+                to_assignee,
+                to_assignee_staff_id,
             };
             changed(client.transfer_case(request).await, request_id)?
         }
@@ -640,16 +780,68 @@ async fn call(mut client: Client, command: CaseCommand) -> Result<Reply, Failure
             };
             changed(client.link_cases(request).await, request_id)?
         }
-        CaseCommand::Respond { change, note } => {
+        CaseCommand::Respond { change, note, channel } => {
             let Target { name, etag, request_id } = change.target();
-            let request = RecordFirstResponseRequest {
+            let channel = channel.map_or(Channel::Unspecified, Channel::from).into();
+            let request = RecordFirstResponseRequest { name, etag, request_id: request_id.clone(), note, channel };
+            changed(client.record_first_response(request).await, request_id)?
+        }
+        CaseCommand::Contact { change, channel, direction, summary, at, next_contact } => {
+            if let (Some(at), Some(next)) = (&at, &next_contact)
+                && (next.seconds, next.nanos) <= (at.seconds, at.nanos)
+            {
+                return Err(usage("--next-contact must lie after --at, when the contact took place"));
+            }
+            let Target { name, etag, request_id } = change.target();
+            let request = RecordContactRequest {
                 name,
                 etag,
                 request_id: request_id.clone(),
-                note,
-                ..RecordFirstResponseRequest::default()
+                channel: Channel::from(channel).into(),
+                direction: ContactDirection::from(direction).into(),
+                contact_time: at,
+                summary,
+                next_contact_due_time: next_contact,
             };
-            changed(client.record_first_response(request).await, request_id)?
+            changed(client.record_contact(request).await, request_id)?
+        }
+        CaseCommand::Step {
+            command: StepCommand::Add { change, description, owner, owner_staff_id, department, due },
+        } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = AddImplementationStepRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                description,
+                owner,
+                owner_staff_id,
+                department,
+                due_time: Some(due),
+            };
+            changed(client.add_implementation_step(request).await, request_id)?
+        }
+        CaseCommand::Step { command: StepCommand::Complete { change, step, outcome } } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = CompleteImplementationStepRequest {
+                name,
+                etag,
+                request_id: request_id.clone(),
+                step_id: step,
+                outcome,
+            };
+            changed(client.complete_implementation_step(request).await, request_id)?
+        }
+        CaseCommand::ConfirmNoConflict { change, note } => {
+            let Target { name, etag, request_id } = change.target();
+            let request = ConfirmNoConflictRequest { name, etag, request_id: request_id.clone(), note };
+            changed(client.confirm_no_conflict(request).await, request_id)?
+        }
+        CaseCommand::Scope { change, scope, reason } => {
+            let Target { name, etag, request_id } = change.target();
+            let scope = ProblemScope::from(scope).into();
+            let request = SetProblemScopeRequest { name, etag, request_id: request_id.clone(), scope, reason };
+            changed(client.set_problem_scope(request).await, request_id)?
         }
         CaseCommand::Task {
             command: TaskCommand::Add { change, department, owner, owner_staff_id, description, due },
@@ -744,15 +936,70 @@ mod tests {
         assert_eq!(change(Some("retry-1")).target().request_id, "retry-1");
     }
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        case: CaseArgs,
+    }
+
     #[test]
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory as _;
-
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            case: CaseArgs,
-        }
         Cli::command().debug_assert();
+    }
+
+    /// The command `redress case <args>` parses to, or clap's refusal.
+    fn parsed(args: &[&str]) -> Result<CaseCommand, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from([&["redress"], args].concat()).map(|cli| cli.case.command)
+    }
+
+    #[test]
+    fn a_transfer_names_its_new_owner_or_leaves_it_to_the_department() {
+        let plain = parsed(&["transfer", "c", "--to-department", "cards", "--reason", "r"]);
+        assert!(
+            matches!(plain, Ok(CaseCommand::Transfer { ref to_assignee, .. }) if to_assignee.is_empty()),
+            "{:?}",
+            plain.err()
+        );
+        let owned = ["transfer", "c", "--to-department", "cards", "--reason", "r", "--to-assignee", "user:wang"];
+        let owned = parsed(&[&owned[..], &["--to-assignee-staff-id", "E2001"]].concat());
+        assert!(
+            matches!(owned, Ok(CaseCommand::Transfer { ref to_assignee, ref to_assignee_staff_id, .. })
+                if to_assignee == "user:wang" && to_assignee_staff_id == "E2001"),
+            "{:?}",
+            owned.err()
+        );
+        let staff_id_alone = ["transfer", "c", "--to-department", "d", "--reason", "r", "--to-assignee-staff-id", "E1"];
+        let refused = parsed(&staff_id_alone).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("--to-assignee <TO_ASSIGNEE>"), "{refused}");
+    }
+
+    #[test]
+    fn a_contact_takes_its_channel_and_direction_by_word_and_its_times_in_rfc3339() {
+        let args = ["contact", "c", "--channel", "phone", "--direction", "inbound", "--summary", "s"];
+        let contact = parsed(&[&args[..], &["--at", "2026-06-09T10:13:20+08:00"]].concat());
+        assert!(
+            matches!(
+                contact,
+                Ok(CaseCommand::Contact {
+                    channel: Via::Phone,
+                    direction: Direction::Inbound,
+                    at: Some(_),
+                    next_contact: None,
+                    ..
+                })
+            ),
+            "{:?}",
+            contact.err()
+        );
+        for bad in [&["--direction", "sideways"][..], &["--next-contact", "tomorrow"]] {
+            let args = ["contact", "c", "--channel", "phone", "--direction", "outbound", "--summary", "s"];
+            assert!(parsed(&[&args[..], bad].concat()).is_err(), "{bad:?}");
+        }
+        let scope = parsed(&["scope", "c", "--scope", "systemic", "--reason", "r"]);
+        assert!(matches!(scope, Ok(CaseCommand::Scope { scope: Scope::Systemic, .. })), "{:?}", scope.err());
+        let step = ["step", "add", "c", "--description", "d", "--owner", "o", "--department", "ops", "--due", "soon"];
+        assert!(parsed(&step).is_err());
     }
 }

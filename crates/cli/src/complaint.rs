@@ -4,14 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use prost_types::Timestamp;
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
 use redress_proto::redress::intake::v1::{
-    Agent, AgentRelation, Complainant, ComplainedParty, Complaint, EvidenceKind, EvidenceReference,
-    GetComplaintRequest, IdDocumentType, Interaction, ListComplaintsRequest, ListTaxonomiesRequest, NaturalPerson,
-    Organisation, OverrideClassificationRequest, Representative, SubmitComplaintRequest, WithdrawComplaintRequest,
+    Agent, AgentRelation, Complainant, ComplainedParty, Complaint, ComplaintSource, ConfirmComplaintContentRequest,
+    ConfirmationMethod, ContentConfirmation, EvidenceKind, EvidenceReference, FirstContact, GetComplaintRequest,
+    IdDocumentType, Interaction, ListComplaintsRequest, ListTaxonomiesRequest, NaturalPerson, Organisation,
+    OverrideClassificationRequest, Representative, SubmitComplaintRequest, WithdrawComplaintRequest,
     complainant::Party,
 };
 use serde_json::{Map, Value};
@@ -19,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::output::{self, Reply};
 use crate::words::{ProtoEnum, from_word, words};
 use crate::{
-    Authenticated, Failure, Global, Severity, changed, connect, gateway_url, parse_time, print, read, report,
+    Authenticated, Failure, Global, Severity, Via, changed, connect, gateway_url, parse_time, print, read, report,
     resource_name, usage,
 };
 
@@ -98,6 +100,35 @@ enum ComplaintCommand {
         #[arg(long, value_name = "TEXT")]
         reason: String,
     },
+    /// Record the complainant's answer when the recorded content was read back to them
+    /// (向客户确认投诉内容).
+    ///
+    /// Either they confirmed it as recorded, or they corrected it: the corrections are kept
+    /// beside the record, which itself never changes.
+    #[command(group(ArgGroup::new("answer").args(["confirmed", "corrections"]).required(true)))]
+    Confirm {
+        /// The complaint: `complaints/{id}` or its bare id.
+        complaint: String,
+        /// How the content was read back.
+        #[arg(long, value_enum)]
+        method: Method,
+        /// The complainant confirmed the content as recorded.
+        #[arg(long)]
+        confirmed: bool,
+        /// The complainant's corrections, verbatim; kept sealed like their personal information.
+        #[arg(long, value_name = "TEXT")]
+        corrections: Option<String>,
+        /// Staff note, e.g. the call recording's reference (required with `--method other`).
+        #[arg(long, value_name = "TEXT", required_if_eq("method", "other"))]
+        note: Option<String>,
+        /// When the complainant answered, RFC 3339 (default now).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        at: Option<Timestamp>,
+        /// Idempotency key: an answer repeated with the same id is recorded once. Random when
+        /// unset, and printed.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// List the taxonomies complaints are classified in, with their codes.
     Taxonomies,
     /// Import complaints from a CSV file: the native schema or the CFPB export. Rows are
@@ -113,7 +144,8 @@ struct Submit {
     /// The complaint as a JSON object (`-` reads stdin): channel, complainant {person {…} or
     /// organisation {…}}, complained_party {…}, demand, facts, org_unit, and optionally
     /// receive_time, interaction, agent, representatives, evidence, staff_notes,
-    /// external_reference (field names as in intake.proto, enums by their lower-case words).
+    /// external_reference, first_contact {staff_id, subject, org_unit, department}, source
+    /// (field names as in intake.proto, enums by their lower-case words).
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Channel the complaint arrived through.
@@ -146,46 +178,72 @@ struct Submit {
     /// When the institution received the complaint, RFC 3339 (default now).
     #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "file")]
     receive_time: Option<Timestamp>,
+    /// Employee id (工号) of the member of staff who took the complaint (首问负责); the case
+    /// starts owned by them. Default: you, when your token carries an employee id.
+    #[arg(long, value_name = "ID", value_parser = NonEmptyStringValueParser::new(), conflicts_with = "file")]
+    first_contact_staff_id: Option<String>,
+    /// Their user subject, e.g. user:li-na; the case is assigned to it.
+    #[arg(long, value_name = "SUBJECT", requires = "first_contact_staff_id", conflicts_with = "file")]
+    first_contact_subject: Option<String>,
+    /// Their department, e.g. counter-services; the case's department when it opens.
+    #[arg(long, value_name = "DEPARTMENT", requires = "first_contact_staff_id", conflicts_with = "file")]
+    first_contact_department: Option<String>,
+    /// Where the complaint comes from (default consumer).
+    #[arg(long, value_enum, conflicts_with = "file")]
+    source: Option<Source>,
     /// Idempotency key: a submission repeated with the same id records the complaint once.
     /// Random when unset, and printed.
     #[arg(long)]
     request_id: Option<String>,
 }
 
-/// A channel as the command line names it.
+/// Where a complaint comes from, as the command line names it.
 #[derive(Clone, Copy, ValueEnum)]
-enum Via {
-    Counter,
-    SelfService,
-    Phone,
+enum Source {
+    /// A consumer, or their agent.
+    #[value(alias = "external-consumer")]
+    Consumer,
+    /// A business partner: merchant, agent institution, outsourcer.
+    #[value(alias = "external-partner")]
+    Partner,
+    /// A member of the institution's own staff.
+    #[value(alias = "internal-staff")]
+    Staff,
+}
+
+impl From<Source> for ComplaintSource {
+    fn from(source: Source) -> Self {
+        match source {
+            Source::Consumer => ComplaintSource::ExternalConsumer,
+            Source::Partner => ComplaintSource::ExternalPartner,
+            Source::Staff => ComplaintSource::InternalStaff,
+        }
+    }
+}
+
+/// How recorded content was read back, as the command line names it.
+#[derive(Clone, Copy, ValueEnum)]
+enum Method {
+    /// On the phone, on a recorded call.
+    ReadBackCall,
+    /// In person, and signed.
+    SignedInPerson,
+    /// Online (web, app), by the complainant.
     Online,
-    MobileApp,
-    SocialMedia,
-    Sms,
-    Email,
-    Letter,
-    Visit,
-    ThirdParty,
-    RegulatorReferral,
+    /// By SMS or email reply.
+    MessageReply,
+    /// Another way, stated in the note.
     Other,
 }
 
-impl From<Via> for Channel {
-    fn from(via: Via) -> Self {
-        match via {
-            Via::Counter => Channel::Counter,
-            Via::SelfService => Channel::SelfService,
-            Via::Phone => Channel::Phone,
-            Via::Online => Channel::Online,
-            Via::MobileApp => Channel::MobileApp,
-            Via::SocialMedia => Channel::SocialMedia,
-            Via::Sms => Channel::Sms,
-            Via::Email => Channel::Email,
-            Via::Letter => Channel::Letter,
-            Via::Visit => Channel::Visit,
-            Via::ThirdParty => Channel::ThirdParty,
-            Via::RegulatorReferral => Channel::RegulatorReferral,
-            Via::Other => Channel::Other,
+impl From<Method> for ConfirmationMethod {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::ReadBackCall => ConfirmationMethod::ReadBackCall,
+            Method::SignedInPerson => ConfirmationMethod::SignedInPerson,
+            Method::Online => ConfirmationMethod::Online,
+            Method::MessageReply => ConfirmationMethod::MessageReply,
+            Method::Other => ConfirmationMethod::Other,
         }
     }
 }
@@ -253,6 +311,28 @@ async fn call(mut client: Client, command: ComplaintCommand) -> Result<Reply, Fa
             };
             read(client.override_classification(request).await)?
         }
+        ComplaintCommand::Confirm { complaint, method, confirmed, corrections, note, at, request_id } => {
+            let corrections = corrections.unwrap_or_default();
+            if !confirmed && corrections.trim().is_empty() {
+                return Err(usage("--corrections must say what the complainant corrected"));
+            }
+            let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let request = ConfirmComplaintContentRequest {
+                name: resource_name("complaints/", &complaint),
+                request_id: request_id.clone(),
+                confirmation: Some(ContentConfirmation {
+                    confirmed,
+                    method: ConfirmationMethod::from(method).into(),
+                    // The complainant's words are kept verbatim.
+                    corrections,
+                    note: note.unwrap_or_default(),
+                    confirm_time: at,
+                    ..ContentConfirmation::default()
+                }),
+            };
+            let complaint = changed(client.confirm_complaint_content(request).await, request_id.clone())?;
+            return Ok(Reply::Confirmed { complaint: Box::new(complaint), request_id });
+        }
         ComplaintCommand::Taxonomies => {
             return Ok(Reply::Taxonomies(read(client.list_taxonomies(ListTaxonomiesRequest {}).await)?));
         }
@@ -287,6 +367,12 @@ impl Submit {
         let id_number = text(&self.id_number);
         let id_document_type =
             if id_number.is_empty() { IdDocumentType::Unspecified } else { IdDocumentType::ResidentId };
+        let first_contact = self.first_contact_staff_id.as_ref().map(|staff_id| FirstContact {
+            staff_id: staff_id.trim().to_owned(),
+            subject: text(&self.first_contact_subject),
+            department: text(&self.first_contact_department),
+            ..FirstContact::default()
+        });
         Complaint {
             channel: self.channel.map_or(Channel::Unspecified, Channel::from).into(),
             receive_time: self.receive_time,
@@ -308,6 +394,8 @@ impl Submit {
             demand: self.demand.clone().unwrap_or_default(),
             facts: self.facts.clone().unwrap_or_default(),
             org_unit: text(&self.org_unit),
+            first_contact,
+            source: self.source.map_or(ComplaintSource::Unspecified, ComplaintSource::from).into(),
             ..Complaint::default()
         }
     }
@@ -413,6 +501,8 @@ fn complaint_from_json(value: &Value) -> Result<Complaint, String> {
         "org_unit",
         "external_reference",
         "interaction",
+        "first_contact",
+        "source",
     ])?;
     let complainant = match c.object("complainant")? {
         None => None,
@@ -476,6 +566,20 @@ fn complaint_from_json(value: &Value) -> Result<Complaint, String> {
             Some(Interaction { contact_count: i.int("contact_count")?, wait_seconds: i.int("wait_seconds")? })
         }
     };
+    let first_contact = match c.object("first_contact")? {
+        None => None,
+        Some(f) => {
+            // `recorded_by` is the caller's, never the file's.
+            f.only(&["subject", "staff_id", "org_unit", "department"])?;
+            Some(FirstContact {
+                subject: f.string("subject")?,
+                staff_id: f.string("staff_id")?,
+                org_unit: f.string("org_unit")?,
+                department: f.string("department")?,
+                ..FirstContact::default()
+            })
+        }
+    };
     Ok(Complaint {
         channel: c.enumerated::<Channel>("channel")?,
         receive_time: c.time("receive_time")?,
@@ -490,8 +594,21 @@ fn complaint_from_json(value: &Value) -> Result<Complaint, String> {
         org_unit: c.string("org_unit")?,
         external_reference: c.string("external_reference")?,
         interaction,
+        first_contact,
+        source: source(&c)?,
         ..Complaint::default()
     })
+}
+
+/// The complaint's source: by its word (`external-partner`, as the text output prints it) or by
+/// the word `--source` takes (`partner`).
+fn source(c: &Object<'_>) -> Result<i32, String> {
+    if let Some(Value::String(s)) = c.get("source")
+        && let Ok(source) = Source::from_str(s.trim(), true)
+    {
+        return Ok(ComplaintSource::from(source).into());
+    }
+    c.enumerated::<ComplaintSource>("source").map_err(|e| format!("{e} (or consumer, partner, staff)"))
 }
 
 fn person(p: &Object<'_>) -> Result<NaturalPerson, String> {
@@ -591,6 +708,10 @@ mod tests {
             demand: Some("退还年费".to_owned()),
             facts: Some(" 原话 ".to_owned()),
             receive_time: None,
+            first_contact_staff_id: None,
+            first_contact_subject: None,
+            first_contact_department: None,
+            source: None,
             request_id: None,
         };
         let c = submit.flags_complaint();
@@ -601,14 +722,97 @@ mod tests {
     }
 
     #[test]
+    fn a_complaint_file_names_who_took_it_and_where_it_comes_from() {
+        let value = json!({
+            "channel": "counter",
+            "first_contact": { "staff_id": "E2001", "subject": "user:li-na", "department": "counter-services" },
+            "source": "partner",
+        });
+        let c = complaint_from_json(&value).unwrap_or_else(|e| panic!("{e}"));
+        let first = c.first_contact.unwrap_or_default();
+        assert_eq!(
+            (first.staff_id.as_str(), first.subject.as_str(), first.department.as_str()),
+            ("E2001", "user:li-na", "counter-services")
+        );
+        assert_eq!(c.source, ComplaintSource::ExternalPartner as i32);
+        // The word the text output prints, and the enum's name, are taken too.
+        for word in ["internal-staff", "COMPLAINT_SOURCE_INTERNAL_STAFF", "staff"] {
+            let c = complaint_from_json(&json!({ "source": word })).unwrap_or_else(|e| panic!("{word}: {e}"));
+            assert_eq!(c.source, ComplaintSource::InternalStaff as i32, "{word}");
+        }
+        let error = |value: Value| complaint_from_json(&value).err().unwrap_or_default();
+        let unknown = error(json!({ "source": "regulator" }));
+        assert!(unknown.starts_with("source must be one of: external-consumer, external-partner"), "{unknown}");
+        // Who recorded the first contact is the caller, never the file.
+        assert!(
+            error(json!({ "first_contact": { "recorded_by": "x" } }))
+                .starts_with("unknown field first_contact.recorded_by")
+        );
+        assert!(error(json!({ "content_confirmations": [] })).starts_with("unknown field content_confirmations"));
+    }
+
+    #[test]
+    fn flags_name_who_took_the_complaint_and_where_it_comes_from() {
+        use clap::Parser as _;
+        let base = [
+            "redress",
+            "submit",
+            "--channel",
+            "counter",
+            "--name",
+            "n",
+            "--institution",
+            "i",
+            "--org-unit",
+            "o",
+            "--demand",
+            "d",
+            "--facts",
+            "f",
+        ];
+        let submit = |extra: &[&str]| {
+            Cli::try_parse_from([&base[..], extra].concat()).map(|cli| match cli.complaint.command {
+                ComplaintCommand::Submit(submit) => submit.flags_complaint(),
+                _ => Complaint::default(),
+            })
+        };
+        let taken = submit(&["--first-contact-staff-id", " E2001 ", "--first-contact-subject", "user:li-na"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = taken.first_contact.unwrap_or_default();
+        assert_eq!((first.staff_id.as_str(), first.subject.as_str()), ("E2001", "user:li-na"));
+        assert_eq!(taken.source, ComplaintSource::Unspecified as i32, "left to intake");
+        let staff = submit(&["--source", "staff"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((staff.source, staff.first_contact), (ComplaintSource::InternalStaff as i32, None));
+        let printed = submit(&["--source", "external-partner"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(printed.source, ComplaintSource::ExternalPartner as i32, "the word the output prints");
+        let refused = submit(&["--first-contact-department", "cards"]).err().map(|e| e.to_string());
+        assert!(refused.unwrap_or_default().contains("--first-contact-staff-id"));
+        assert!(submit(&["--first-contact-staff-id", ""]).is_err());
+    }
+
+    #[test]
+    fn a_read_back_answer_is_a_confirmation_or_corrections_and_other_needs_a_note() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| Cli::try_parse_from([&["redress", "confirm", "c"][..], args].concat());
+        assert!(parse(&["--method", "read-back-call", "--confirmed"]).is_ok());
+        assert!(parse(&["--method", "online", "--corrections", "年费是 300 元"]).is_ok());
+        assert!(parse(&["--method", "online"]).is_err(), "one of --confirmed and --corrections");
+        assert!(parse(&["--method", "online", "--confirmed", "--corrections", "x"]).is_err(), "not both");
+        let unexplained = parse(&["--method", "other", "--confirmed"]).err().map(|e| e.to_string());
+        assert!(unexplained.unwrap_or_default().contains("--note"));
+        assert!(parse(&["--method", "other", "--confirmed", "--note", "微信回复"]).is_ok());
+        assert!(parse(&["--method", "fax", "--confirmed"]).is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        complaint: ComplaintArgs,
+    }
+
+    #[test]
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory as _;
-
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            complaint: ComplaintArgs,
-        }
         Cli::command().debug_assert();
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::DateTime;
 use clap::{Args, ValueEnum};
 use prost_types::Timestamp;
-use redress_proto::redress::common::v1::Grade;
+use redress_proto::redress::common::v1::{self as common, Grade};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -75,6 +75,44 @@ impl From<Severity> for Grade {
             Severity::Important => Grade::Important,
             Severity::Urgent => Grade::Urgent,
             Severity::Major => Grade::Major,
+        }
+    }
+}
+
+/// A channel as the command line names it.
+#[derive(Clone, Copy, ValueEnum)]
+enum Via {
+    Counter,
+    SelfService,
+    Phone,
+    Online,
+    MobileApp,
+    SocialMedia,
+    Sms,
+    Email,
+    Letter,
+    Visit,
+    ThirdParty,
+    RegulatorReferral,
+    Other,
+}
+
+impl From<Via> for common::Channel {
+    fn from(via: Via) -> Self {
+        match via {
+            Via::Counter => common::Channel::Counter,
+            Via::SelfService => common::Channel::SelfService,
+            Via::Phone => common::Channel::Phone,
+            Via::Online => common::Channel::Online,
+            Via::MobileApp => common::Channel::MobileApp,
+            Via::SocialMedia => common::Channel::SocialMedia,
+            Via::Sms => common::Channel::Sms,
+            Via::Email => common::Channel::Email,
+            Via::Letter => common::Channel::Letter,
+            Via::Visit => common::Channel::Visit,
+            Via::ThirdParty => common::Channel::ThirdParty,
+            Via::RegulatorReferral => common::Channel::RegulatorReferral,
+            Via::Other => common::Channel::Other,
         }
     }
 }

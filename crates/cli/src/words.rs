@@ -2,11 +2,13 @@
 //! text output and in a `--file` complaint alike, so that what a person reads they can type.
 
 use redress_proto::redress::case::v1::{
-    CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, PauseReason, ResolutionType, ReviewOutcome,
+    CaseState, ClockKind, ClockStatus, ClockUnit, ContactDirection, CoordinationTaskKind, LinkType, PauseReason,
+    ProblemScope, ResolutionType, ReviewOutcome, RoutingAction,
 };
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::{
-    AgentRelation, ClassificationSource, ComplaintState, EvidenceKind, IdDocumentType, RiskSignalKind,
+    AgentRelation, ClassificationSource, ComplaintSource, ComplaintState, ConfirmationMethod, EvidenceKind,
+    IdDocumentType, RiskSignalKind,
 };
 
 /// A proto enum, known by its value names (`CASE_STATE_FOLLOW_UP`).
@@ -42,12 +44,18 @@ proto_enums! {
     ResolutionType => "RESOLUTION_TYPE_",
     LinkType => "LINK_TYPE_",
     ReviewOutcome => "REVIEW_OUTCOME_",
+    ContactDirection => "CONTACT_DIRECTION_",
+    ProblemScope => "PROBLEM_SCOPE_",
+    RoutingAction => "ROUTING_ACTION_",
+    CoordinationTaskKind => "COORDINATION_TASK_KIND_",
     ComplaintState => "COMPLAINT_STATE_",
     IdDocumentType => "ID_DOCUMENT_TYPE_",
     AgentRelation => "AGENT_RELATION_",
     EvidenceKind => "EVIDENCE_KIND_",
     ClassificationSource => "CLASSIFICATION_SOURCE_",
     RiskSignalKind => "RISK_SIGNAL_KIND_",
+    ComplaintSource => "COMPLAINT_SOURCE_",
+    ConfirmationMethod => "CONFIRMATION_METHOD_",
 }
 
 /// The word the command line uses for an enum value: `CASE_STATE_FOLLOW_UP` → `follow-up`.
@@ -83,5 +91,9 @@ mod tests {
         assert_eq!(from_word::<Channel>("mobile-app"), Some(Channel::MobileApp as i32));
         assert_eq!(from_word::<Channel>("CHANNEL_MOBILE_APP"), Some(Channel::MobileApp as i32));
         assert_eq!(from_word::<Channel>("unspecified"), None);
+        assert_eq!(word::<ConfirmationMethod>(ConfirmationMethod::ReadBackCall as i32), "read-back-call");
+        assert_eq!(word::<RoutingAction>(RoutingAction::LegalOpinionTask as i32), "legal-opinion-task");
+        assert_eq!(from_word::<ComplaintSource>("internal-staff"), Some(ComplaintSource::InternalStaff as i32));
+        assert_eq!(words::<ConfirmationMethod>().last().map(String::as_str), Some("other"), "99 is a value too");
     }
 }

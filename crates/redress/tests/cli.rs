@@ -181,6 +181,173 @@ async fn a_review_is_requested_and_decided_from_the_command_line_above_the_decid
     sandbox.stop().await.unwrap();
 }
 
+/// The due time of the case's clock of `kind` (e.g. "CLOCK_KIND_RESOLUTION"), in RFC 3339, as
+/// `get --output json` prints it: a time days ahead that the case itself names.
+async fn clock_due(sandbox: &Sandbox, case: &str, kind: &str) -> String {
+    let got = redress_case(sandbox, &["get", case, "--output", "json"]).await;
+    assert!(got.status.success(), "{}", stderr(&got));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&got)).unwrap();
+    let clocks = json["clocks"].as_array().unwrap();
+    let clock = clocks.iter().find(|c| c["kind"] == kind).unwrap_or_else(|| panic!("no {kind}: {json}"));
+    clock["due_time"].as_str().unwrap().to_owned()
+}
+
+/// The line of `text`'s table labelled `label` that holds `cell`, to read a row by.
+fn row<'a>(text: &'a str, label: &str, cell: &str) -> &'a str {
+    let rows = text.lines().skip_while(|l| !l.starts_with(label));
+    rows.take_while(|l| l.starts_with(label) || l.starts_with(' ')).find(|l| l.contains(cell)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_scope_tasks_a_transfer_and_the_steps_after_a_decision_are_driven_from_the_command_line() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let case = a_case(&sandbox, "cli-progress").await;
+    let name = case.name.clone();
+    let later = clock_due(&sandbox, &name, "CLOCK_KIND_RESOLUTION").await;
+
+    // A transfer naming its new owner: they own the case at once, and the handoff is done.
+    let transfer = [
+        "transfer",
+        name.as_str(),
+        "--to-department",
+        "cards",
+        "--reason",
+        "信用卡年费由卡部核查更快",
+        "--to-assignee",
+        "user:li-na",
+        "--to-assignee-staff-id",
+        "E2001",
+    ];
+    let transferred = redress_case(&sandbox, &transfer).await;
+    assert!(transferred.status.success(), "{}", stderr(&transferred));
+    let text = stdout(&transferred);
+    assert!(text.contains("state       assigned (was accepted)"), "{text}");
+    assert!(text.contains("handler     user:li-na (E2001) in cards"), "{text}");
+    let moved = row(&text, "transfers", "信用卡年费由卡部核查更快");
+    assert!(moved.contains("cards  user:li-na (E2001)") && moved.contains("accepted"), "{text}");
+
+    // The first response and a contact are logged with their channel and direction.
+    let respond = ["respond", name.as_str(), "--note", "电话告知已受理", "--channel", "phone"];
+    let responded = redress_case(&sandbox, &respond).await;
+    assert!(responded.status.success(), "{}", stderr(&responded));
+    let contact = [
+        "contact",
+        name.as_str(),
+        "--channel",
+        "sms",
+        "--direction",
+        "inbound",
+        "--summary",
+        "客户短信询问进展",
+        "--next-contact",
+        later.as_str(),
+    ];
+    let contacted = redress_case(&sandbox, &contact).await;
+    assert!(contacted.status.success(), "{}", stderr(&contacted));
+    let text = stdout(&contacted);
+    let header = text.lines().find(|l| l.starts_with("contacts")).unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["contacts", "WHEN", "CHANNEL", "DIRECTION", "BY", "SUMMARY"]
+    );
+    let inbound = row(&text, "contacts", "客户短信询问进展");
+    assert!(inbound.contains("sms") && inbound.contains("inbound") && inbound.contains("dev"), "{text}");
+    let first = row(&text, "contacts", "电话告知已受理");
+    assert!(first.contains("phone") && first.contains("outbound"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("contact due") && l.contains("(Asia/Shanghai)")), "{text}");
+
+    // Bad input: refused before any call (2) or by the service naming the field (1).
+    let sideways = ["contact", name.as_str(), "--channel", "sms", "--direction", "sideways", "--summary", "s"];
+    let refused = redress_case(&sandbox, &sideways).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--direction"), "{}", stderr(&refused));
+    let backwards = [&contact[..], &["--at", later.as_str()]].concat();
+    let refused = redress_case(&sandbox, &backwards).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--next-contact must lie after --at"), "{}", stderr(&refused));
+    let future = ["contact", name.as_str(), "--channel", "sms", "--direction", "inbound", "--summary", "s"];
+    let refused = redress_case(&sandbox, &[&future[..], &["--at", "2999-01-01T00:00:00Z"]].concat()).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("INVALID_ARGUMENT") && stderr(&refused).contains("contact_time"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Systemic or individual, with why.
+    let scope = ["scope", name.as_str(), "--scope", "systemic", "--reason", "同批次客户均被重复扣收"];
+    let scoped = redress_case(&sandbox, &scope).await;
+    assert!(scoped.status.success(), "{}", stderr(&scoped));
+    assert!(stdout(&scoped).contains("scope       systemic: 同批次客户均被重复扣收"), "{}", stdout(&scoped));
+
+    // A coordination task, added and completed.
+    let task = [
+        "task",
+        "add",
+        name.as_str(),
+        "--department",
+        "legal",
+        "--owner",
+        "user:wang",
+        "--description",
+        "出具法律意见",
+        "--due",
+        later.as_str(),
+    ];
+    let added = redress_case(&sandbox, &task).await;
+    assert!(added.status.success(), "{}", stderr(&added));
+    let open = row(&stdout(&added), "tasks", "出具法律意见").to_owned();
+    assert!(open.contains("t1") && open.contains("coordination") && open.contains("open"), "{}", stdout(&added));
+    let complete = ["task", "complete", name.as_str(), "--task", "t1", "--outcome", "收费符合合同约定"];
+    let completed = redress_case(&sandbox, &complete).await;
+    assert!(completed.status.success(), "{}", stderr(&completed));
+    assert!(row(&stdout(&completed), "tasks", "t1").contains("done"), "{}", stdout(&completed));
+
+    // Steps carry out a decision: none before it.
+    let step = [
+        "step",
+        "add",
+        name.as_str(),
+        "--description",
+        "退还已扣收的年费",
+        "--owner",
+        "user:ops-zhao",
+        "--owner-staff-id",
+        "E4001",
+        "--department",
+        "operations",
+        "--due",
+        later.as_str(),
+    ];
+    let early = redress_case(&sandbox, &step).await;
+    assert_eq!(early.status.code(), Some(1), "{}", stdout(&early));
+    assert!(stderr(&early).contains("FAILED_PRECONDITION"), "{}", stderr(&early));
+    sandbox.decide(&name).await;
+    let added = redress_case(&sandbox, &step).await;
+    assert!(added.status.success(), "{}", stderr(&added));
+    let text = stdout(&added);
+    let header = text.lines().find(|l| l.starts_with("steps")).unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["steps", "STEP", "OWNER", "DEPARTMENT", "DUE", "STATUS", "WHAT"]
+    );
+    let open = row(&text, "steps", "退还已扣收的年费");
+    assert!(
+        open.contains("s1") && open.contains("user:ops-zhao (E4001)  operations") && open.contains("open"),
+        "{text}"
+    );
+    let unknown = redress_case(&sandbox, &["step", "complete", &name, "--step", "s9", "--outcome", "x"]).await;
+    assert_eq!(unknown.status.code(), Some(1), "{}", stdout(&unknown));
+    let complete = ["step", "complete", name.as_str(), "--step", "s1", "--outcome", "已退还 200 元"];
+    let completed = redress_case(&sandbox, &complete).await;
+    assert!(completed.status.success(), "{}", stderr(&completed));
+    let text = stdout(&completed);
+    let done = row(&text, "steps", "s1");
+    assert!(done.contains("done") && done.contains("已退还 200 元"), "{text}");
+    assert!(text.contains("state       decided"), "{text}");
+    sandbox.stop().await.unwrap();
+}
+
 /// Runs `redress case <args>` against an address where nothing listens.
 async fn offline(args: &[&str], token: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));

@@ -37,33 +37,36 @@ const ID_NUMBER: &str = "11010519491231002X";
 
 /// Submits a natural person's phone complaint with flags; the complaint's name and number.
 async fn submit(sandbox: &Sandbox, request_id: &str) -> (String, String) {
-    let output = redress_complaint(
-        sandbox,
-        &[
-            "submit",
-            "--channel",
-            "phone",
-            "--name",
-            "王小明",
-            "--phone",
-            PHONE,
-            "--id-number",
-            ID_NUMBER,
-            "--institution",
-            "示例银行",
-            "--branch",
-            "上海分行",
-            "--org-unit",
-            "institutions/demo-bank/branches/shanghai",
-            "--demand",
-            "退还多收的信用卡年费",
-            "--facts",
-            "信用卡年费已达标仍被扣收。",
-            "--request-id",
-            request_id,
-        ],
-    )
-    .await;
+    let (name, number, _) = submit_with(sandbox, request_id, &[]).await;
+    (name, number)
+}
+
+/// [`submit`] with `extra` flags; the complaint's name, number and the printed summary.
+async fn submit_with(sandbox: &Sandbox, request_id: &str, extra: &[&str]) -> (String, String, String) {
+    let flags = [
+        "submit",
+        "--channel",
+        "phone",
+        "--name",
+        "王小明",
+        "--phone",
+        PHONE,
+        "--id-number",
+        ID_NUMBER,
+        "--institution",
+        "示例银行",
+        "--branch",
+        "上海分行",
+        "--org-unit",
+        "institutions/demo-bank/branches/shanghai",
+        "--demand",
+        "退还多收的信用卡年费",
+        "--facts",
+        "信用卡年费已达标仍被扣收。",
+        "--request-id",
+        request_id,
+    ];
+    let output = redress_complaint(sandbox, &[&flags[..], extra].concat()).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     let first = text.lines().next().unwrap();
@@ -75,7 +78,7 @@ async fn submit(sandbox: &Sandbox, request_id: &str) -> (String, String) {
     assert!(name.starts_with("complaints/"), "{text}");
     assert!(number.len() >= 8 && number.bytes().all(|b| b.is_ascii_digit()), "a complaint number: {text}");
     assert!(text.contains(&format!("request id  {request_id}")), "{text}");
-    (name, number)
+    (name, number, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +185,8 @@ async fn a_complaint_is_submitted_from_a_json_file_or_stdin() {
         "facts": "对公账户被收取账户管理费，事先未告知。",
         "org_unit": "institutions/demo-bank/branches/shanghai",
         "interaction": { "contact_count": 4, "wait_seconds": 420 },
+        "first_contact": { "staff_id": "E2002", "department": "客服中心" },
+        "source": "external-partner",
     });
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("complaint.json");
@@ -195,6 +200,9 @@ async fn a_complaint_is_submitted_from_a_json_file_or_stdin() {
     assert_eq!(json["complaint"]["receive_time"], "2026-01-05T01:30:00Z");
     assert_eq!(json["complaint"]["complained_party"]["staff_id"], "E1024");
     assert_eq!(json["complaint"]["interaction"]["wait_seconds"], 420);
+    assert_eq!(json["complaint"]["first_contact"]["staff_id"], "E2002");
+    assert_eq!(json["complaint"]["first_contact"]["department"], "客服中心");
+    assert_eq!(json["complaint"]["source"], "COMPLAINT_SOURCE_EXTERNAL_PARTNER");
     let kinds: Vec<_> =
         json["complaint"]["risk_signals"].as_array().unwrap().iter().map(|s| s["kind"].clone()).collect();
     assert!(kinds.contains(&"RISK_SIGNAL_KIND_LONG_WAIT".into()), "{json}");
@@ -239,6 +247,107 @@ async fn a_withdrawn_complaint_reads_as_withdrawn() {
     sandbox.stop().await.unwrap();
 }
 
+/// The request id a change printed, to repeat it with.
+fn printed_request_id(text: &str) -> String {
+    let line = text.lines().find(|l| l.starts_with("request id")).unwrap_or_default();
+    line.split_whitespace().nth(2).unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_took_a_complaint_is_named_and_the_read_back_answers_are_recorded() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let first_contact = [
+        "--first-contact-staff-id",
+        "E2001",
+        "--first-contact-subject",
+        "user:li-na",
+        "--first-contact-department",
+        "counter-services",
+        "--source",
+        "partner",
+    ];
+    let (name, _, text) = submit_with(&sandbox, "cli-confirm-1", &first_contact).await;
+    assert!(text.contains("source      external-partner"), "{text}");
+    let unit = "institutions/demo-bank/branches/shanghai";
+    assert!(text.contains(&format!("taken by    staff E2001, user:li-na, {unit}, counter-services")), "{text}");
+    // Its case starts owned by whoever took it.
+    let case = sandbox.case_of(&name).await;
+    assert_eq!((case.assignee.as_str(), case.department.as_str()), ("user:li-na", "counter-services"));
+
+    // The complainant corrects the record on a read-back call: the corrections stand beside the
+    // record, masked like the complainant's other personal information.
+    let corrections = "年费是 300 元，不是 200 元";
+    let corrected =
+        ["confirm", &name, "--method", "read-back-call", "--corrections", corrections, "--note", "录音 R-1"];
+    let output = redress_complaint(&sandbox, &corrected).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let answers = read_back(&text);
+    assert_eq!(
+        answers[0].split_whitespace().collect::<Vec<_>>(),
+        ["read", "back", "ANSWER", "METHOD", "WHEN", "BY", "CORRECTIONS", "NOTE"],
+        "{text}"
+    );
+    assert_eq!(answers.len(), 2, "{text}");
+    assert!(answers[1].contains("corrected  read-back-call") && answers[1].contains("dev"), "{text}");
+    assert!(answers[1].contains("[已隐藏]") && answers[1].ends_with("录音 R-1"), "{text}");
+    assert!(!text.contains(corrections), "{text}");
+    let request_id = printed_request_id(&text);
+    assert!(uuid_like(&request_id), "a random request id, printed: {text}");
+    assert!(text.contains(&format!("request id  {request_id}  (repeat it to retry safely)")), "{text}");
+
+    // Then confirms it online; repeated with its request id, it is recorded once.
+    let confirmed = ["confirm", &name, "--method", "online", "--confirmed", "--request-id", "cli-confirm-2"];
+    let output = redress_complaint(&sandbox, &confirmed).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let again = redress_complaint(&sandbox, &confirmed).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(stdout(&again), stdout(&output), "the retry answers the first result");
+    let text = stdout(&output);
+    let answers = read_back(&text);
+    assert_eq!(answers.len(), 3, "{text}");
+    assert!(answers[2].contains("confirmed  online") && answers[2].ends_with(" -"), "{text}");
+    assert!(text.contains("request id  cli-confirm-2"), "{text}");
+
+    // With a reason the corrections read in clear; JSON names them by their enums.
+    let clear = redress_complaint(&sandbox, &["get", &name, "--reveal-reason", "核对客户更正"]).await;
+    assert!(clear.status.success(), "{}", stderr(&clear));
+    assert!(stdout(&clear).contains(corrections), "{}", stdout(&clear));
+    let json = redress_complaint(&sandbox, &["get", &name, "--output", "json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(json["source"], "COMPLAINT_SOURCE_EXTERNAL_PARTNER");
+    assert_eq!(json["first_contact"]["staff_id"], "E2001");
+    assert_eq!(json["first_contact"]["recorded_by"], "dev");
+    let answers = json["content_confirmations"].as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{json}");
+    assert_eq!(answers[0]["method"], "CONFIRMATION_METHOD_READ_BACK_CALL");
+    assert_eq!(answers[0]["confirmed"], false);
+    assert_eq!(answers[1]["confirmed"], true);
+    let output = redress_complaint(&sandbox, &[&confirmed[..5], &["--output", "json"]].concat()).await;
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["name"], name.as_str());
+    assert!(!json["request_id"].as_str().unwrap().is_empty(), "{json}");
+
+    // The service names what it refuses: an answer from before the complaint was received.
+    let early = ["confirm", &name, "--method", "online", "--confirmed", "--at", "2001-01-01T00:00:00Z"];
+    let refused = redress_complaint(&sandbox, &early).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(stderr(&refused).contains("confirmation.confirm_time"), "{}", stderr(&refused));
+    sandbox.stop().await.unwrap();
+}
+
+/// The read-back answers' table in a complaint's summary: its header row, then a row each.
+fn read_back(text: &str) -> Vec<&str> {
+    let table = text.lines().skip_while(|l| !l.starts_with("read back"));
+    table.enumerate().take_while(|(i, l)| *i == 0 || l.starts_with(' ')).map(|(_, l)| l).collect()
+}
+
+/// Whether `id` reads as a UUID (8-4-4-4-12 hex digits).
+fn uuid_like(id: &str) -> bool {
+    let parts: Vec<usize> = id.split('-').map(str::len).collect();
+    parts == [8, 4, 4, 4, 12] && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+}
+
 /// Runs `redress complaint <args>` against an address where nothing listens.
 async fn offline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redress"))
@@ -281,6 +390,17 @@ async fn bad_input_is_a_usage_error_before_any_call() {
     assert_eq!(output.status.code(), Some(2), "nothing to change: {}", stderr(&output));
     let output = offline(&["list", "--received-before", "yesterday"]).await;
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = offline(&[&flags[..], &["--first-contact-subject", "user:li-na"]].concat()).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--first-contact-staff-id"), "{}", stderr(&output));
+    let output = offline(&["confirm", "abc", "--method", "other", "--confirmed"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--note"), "{}", stderr(&output));
+    let output = offline(&["confirm", "abc", "--method", "online"]).await;
+    assert_eq!(output.status.code(), Some(2), "--confirmed or --corrections: {}", stderr(&output));
+    let output = offline(&["confirm", "abc", "--method", "online", "--corrections", " "]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--corrections"), "{}", stderr(&output));
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("complaint.json");

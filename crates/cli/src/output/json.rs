@@ -28,10 +28,12 @@ pub(super) fn render(reply: &Reply) -> Result<String, String> {
         Reply::Complaint(complaint) => messages.of(complaint.as_ref())?,
         Reply::Complaints(list) => messages.of(list)?,
         Reply::Taxonomies(list) => messages.of(list)?,
+        // The request id is no field of the response, yet a script needs it to retry.
         Reply::Submitted { response, request_id } => {
-            // The request id is no field of the response, yet a script needs it to retry.
-            let submitted = Submitted { response: messages.of(response.as_ref())?, request_id };
-            return pretty(&submitted);
+            return pretty(&Retryable { response: messages.of(response.as_ref())?, request_id });
+        }
+        Reply::Confirmed { complaint, request_id } => {
+            return pretty(&Retryable { response: messages.of(complaint.as_ref())?, request_id });
         }
     };
     pretty(&value)
@@ -63,9 +65,9 @@ impl Serialize for Proto {
     }
 }
 
-/// A submission's response with the request id that repeats it, in one object.
+/// A change's response with the request id that repeats it, in one object.
 #[derive(Serialize)]
-struct Submitted<'a> {
+struct Retryable<'a> {
     #[serde(flatten)]
     response: Proto,
     request_id: &'a str,
@@ -130,5 +132,24 @@ mod tests {
         let json = parsed(&Reply::Submitted { response: Box::new(response), request_id: "r-1".to_owned() });
         assert_eq!(json["request_id"], "r-1");
         assert_eq!(json["complaint"]["name"], "complaints/1");
+    }
+
+    #[test]
+    fn a_read_back_answer_carries_its_request_id_beside_the_complaint() {
+        use redress_proto::redress::intake::v1::{ConfirmationMethod, ContentConfirmation};
+        let complaint = Complaint {
+            name: "complaints/1".to_owned(),
+            content_confirmations: vec![ContentConfirmation {
+                confirmed: true,
+                method: ConfirmationMethod::ReadBackCall as i32,
+                ..ContentConfirmation::default()
+            }],
+            ..Complaint::default()
+        };
+        let json = parsed(&Reply::Confirmed { complaint: Box::new(complaint), request_id: "r-2".to_owned() });
+        assert_eq!(json["request_id"], "r-2");
+        assert_eq!(json["name"], "complaints/1");
+        assert_eq!(json["content_confirmations"][0]["method"], "CONFIRMATION_METHOD_READ_BACK_CALL");
+        assert_eq!(json["source"], "COMPLAINT_SOURCE_UNSPECIFIED");
     }
 }

@@ -39,6 +39,11 @@ pub enum Reply {
         response: Box<SubmitComplaintResponse>,
         request_id: String,
     },
+    /// A complaint with a read-back answer recorded, with the request id that repeats it safely.
+    Confirmed {
+        complaint: Box<Complaint>,
+        request_id: String,
+    },
     Complaints(ListComplaintsResponse),
     Taxonomies(ListTaxonomiesResponse),
 }

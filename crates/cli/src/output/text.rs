@@ -9,13 +9,15 @@ use std::fmt::Display;
 use chrono::{DateTime, SecondsFormat};
 use prost_types::Timestamp;
 use redress_proto::redress::case::v1::{
-    Case, CaseReview, CaseState, ClockKind, ClockStatus, ClockUnit, LinkType, ListAuditEntriesResponse,
-    ListCasesResponse, Money, PauseReason, ResolutionType, ReviewOutcome, SlaClock,
+    Case, CaseReview, CaseState, ClockKind, ClockStatus, ClockUnit, ConflictCheck, ContactDirection,
+    CoordinationTaskKind, LinkType, ListAuditEntriesResponse, ListCasesResponse, Money, PauseReason, ProblemScope,
+    ResolutionType, ReviewOutcome, RoutingAction, SlaClock,
 };
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::{
-    AgentRelation, Classification, ClassificationSource, Complaint, ComplaintState, EvidenceKind, IdDocumentType,
-    ListComplaintsResponse, ListTaxonomiesResponse, NaturalPerson, RiskSignalKind, complainant::Party,
+    AgentRelation, Classification, ClassificationSource, Complaint, ComplaintSource, ComplaintState,
+    ConfirmationMethod, EvidenceKind, IdDocumentType, ListComplaintsResponse, ListTaxonomiesResponse, NaturalPerson,
+    RiskSignalKind, complainant::Party,
 };
 
 use super::Reply;
@@ -37,13 +39,18 @@ pub(super) fn render(reply: &Reply) -> String {
         ),
         Reply::Complaint(c) => complaint_text(c),
         Reply::Submitted { response, request_id } => {
-            let mut text = response.complaint.as_ref().map(complaint_text).unwrap_or_default();
-            text.push_str(&format!("{:<12}{request_id}  (repeat it to retry safely)\n", "request id"));
-            text
+            let text = response.complaint.as_ref().map(complaint_text).unwrap_or_default();
+            text + &retry_text(request_id)
         }
+        Reply::Confirmed { complaint, request_id } => complaint_text(complaint) + &retry_text(request_id),
         Reply::Complaints(list) => complaints_text(list),
         Reply::Taxonomies(list) => taxonomies_text(list),
     }
+}
+
+/// The request id a change was made with, to repeat it safely.
+fn retry_text(request_id: &str) -> String {
+    format!("{:<12}{request_id}  (repeat it to retry safely)\n", "request id")
 }
 
 fn case_text(c: &Case) -> String {
@@ -57,15 +64,25 @@ fn case_text(c: &Case) -> String {
     }
     s.row("state", state);
     s.row("complaint", &c.complaint);
+    let assignee = with_staff_id(&c.assignee, &c.assignee_staff_id);
     let handler = match (c.assignee.is_empty(), c.department.is_empty()) {
         (true, true) => "unassigned".to_owned(),
         (true, false) => format!("unassigned, with {}", c.department),
-        (false, true) => c.assignee.clone(),
-        (false, false) => format!("{} in {}", c.assignee, c.department),
+        (false, true) => assignee,
+        (false, false) => format!("{assignee} in {}", c.department),
     };
     s.row("handler", handler);
+    if let Some(check) = c.conflict_check.as_ref().filter(|k| k.required) {
+        conflict_text(&mut s, check, &zone);
+    }
     s.row("org unit", or_dash(&c.org_unit));
     s.row("grade", word::<Grade>(c.grade));
+    if c.escalation_required_time.is_some() {
+        s.row("escalation", format!("required {}", zone.instant(c.escalation_required_time.as_ref())));
+    }
+    if c.problem_scope != ProblemScope::Unspecified as i32 {
+        s.row("scope", format!("{}: {}", word::<ProblemScope>(c.problem_scope), c.problem_scope_reason));
+    }
     s.row("opened", zone.instant(c.open_time.as_ref()));
     if !c.clocks.is_empty() {
         let mut clocks = Table::new(["KIND", "LENGTH", "STATUS", "DUE", "NOTE"]);
@@ -84,21 +101,58 @@ fn case_text(c: &Case) -> String {
     // The handoff period is configured per deployment; its clock says in what unit.
     let handoff_days = c.clocks.iter().rev().find(|k| k.kind == ClockKind::Handoff as i32).is_some_and(counts_days);
     if !c.transfers.is_empty() {
-        let mut transfers = Table::new(["FROM", "TO", "WHEN", "HANDOFF", "REASON"]);
+        let mut transfers = Table::new(["FROM", "TO", "OWNER", "WHEN", "HANDOFF", "REASON"]);
         for t in &c.transfers {
             let handoff = match &t.accept_time {
                 Some(accepted) => format!("accepted {}", zone.instant(Some(accepted))),
                 None => format!("due {}", zone.due(t.handoff_due_time.as_ref(), handoff_days)),
             };
+            // Without a named handler the receiving department assigns the case.
             transfers.row([
                 or_dash(&t.from_department).to_owned(),
                 t.to_department.clone(),
+                or_dash(&with_staff_id(&t.to_assignee, &t.to_assignee_staff_id)).to_owned(),
                 zone.instant(t.transfer_time.as_ref()),
                 handoff,
                 t.reason.clone(),
             ]);
         }
         s.table("transfers", transfers);
+    }
+    if !c.routings.is_empty() {
+        let mut routings = Table::new(["RULE", "ACTION", "WHEN", "RECIPIENTS/TASK"]);
+        for r in &c.routings {
+            let task = if r.task_id.is_empty() { String::new() } else { format!("task {}", r.task_id) };
+            let recipients = r.recipients.join(", ");
+            routings.row([
+                r.rule_id.clone(),
+                word::<RoutingAction>(r.action),
+                zone.instant(r.route_time.as_ref()),
+                joined([recipients.as_str(), &task]),
+            ]);
+        }
+        s.table("routings", routings);
+    }
+    if !c.contacts.is_empty() {
+        let mut contacts = Table::new(["WHEN", "CHANNEL", "DIRECTION", "BY", "SUMMARY"]);
+        for contact in &c.contacts {
+            contacts.row([
+                zone.instant(contact.contact_time.as_ref()),
+                word::<Channel>(contact.channel),
+                word::<ContactDirection>(contact.direction),
+                or_dash(&with_staff_id(&contact.recorded_by, &contact.recorded_by_staff_id)).to_owned(),
+                contact.summary.clone(),
+            ]);
+        }
+        s.table("contacts", contacts);
+    }
+    if c.next_contact_due_time.is_some() {
+        // Counted in working days (D-SLA-5), unless the last contact agreed a sooner time.
+        let mut due = zone.due(c.next_contact_due_time.as_ref(), true);
+        if c.next_contact_due_provisional {
+            due.push_str(" (provisional)");
+        }
+        s.row("contact due", due);
     }
     if let Some(r) = &c.resolution {
         let compensation = r.compensation.as_ref().map(|m| format!(", {}", money_text(m))).unwrap_or_default();
@@ -120,6 +174,25 @@ fn case_text(c: &Case) -> String {
     for review in &c.reviews {
         review_text(&mut s, review, &zone);
     }
+    if !c.implementation_steps.is_empty() {
+        let mut steps = Table::new(["STEP", "OWNER", "DEPARTMENT", "DUE", "STATUS", "WHAT"]);
+        for step in &c.implementation_steps {
+            let status = match &step.complete_time {
+                Some(done) => format!("done {}: {}", zone.instant(Some(done)), step.outcome),
+                None if step.overdue => "overdue".to_owned(),
+                None => "open".to_owned(),
+            };
+            steps.row([
+                step.step_id.clone(),
+                with_staff_id(&step.owner, &step.owner_staff_id),
+                step.department.clone(),
+                zone.instant(step.due_time.as_ref()),
+                status,
+                step.description.clone(),
+            ]);
+        }
+        s.table("steps", steps);
+    }
     if let Some(survey) = &c.survey {
         let resolved = if survey.resolved { "resolved" } else { "not resolved" };
         let comment = if survey.comment.is_empty() { String::new() } else { format!(", {:?}", survey.comment) };
@@ -140,17 +213,24 @@ fn case_text(c: &Case) -> String {
         s.table("evidence", evidence);
     }
     if !c.coordination_tasks.is_empty() {
-        let mut tasks = Table::new(["TASK", "DEPARTMENT", "OWNER", "DUE", "STATUS", "WHAT"]);
+        let mut tasks = Table::new(["TASK", "KIND", "DEPARTMENT", "OWNER", "DUE", "STATUS", "WHAT"]);
         for t in &c.coordination_tasks {
             let status = match &t.complete_time {
                 Some(done) => format!("done {}: {}", zone.instant(Some(done)), t.outcome),
                 None if t.overdue => "overdue".to_owned(),
                 None => "open".to_owned(),
             };
+            // A task recorded before tasks had kinds is a coordination task.
+            let kind = if t.kind == CoordinationTaskKind::Unspecified as i32 {
+                CoordinationTaskKind::Coordination as i32
+            } else {
+                t.kind
+            };
             tasks.row([
                 t.task_id.clone(),
+                word::<CoordinationTaskKind>(kind),
                 t.department.clone(),
-                t.owner.clone(),
+                with_staff_id(&t.owner, &t.owner_staff_id),
                 zone.instant(t.due_time.as_ref()),
                 status,
                 t.description.clone(),
@@ -163,6 +243,25 @@ fn case_text(c: &Case) -> String {
     }
     s.row("etag", &c.etag);
     s.0
+}
+
+/// The conflict-of-interest (回避) check under [`case_text`]: pending, or who confirmed it.
+fn conflict_text(s: &mut Summary, check: &ConflictCheck, zone: &Zone) {
+    let whom = with_staff_id(&check.assignee, &check.assignee_staff_id);
+    let whom = if whom.is_empty() { String::new() } else { format!(" for {whom}") };
+    if check.confirmed_by.is_empty() {
+        s.row("conflict", format!("check pending{whom}: {}", check.reason));
+    } else {
+        s.row(
+            "conflict",
+            format!(
+                "none{whom}, confirmed {} by {}: {}",
+                zone.instant(check.confirm_time.as_ref()),
+                check.confirmed_by,
+                check.note
+            ),
+        );
+    }
 }
 
 /// A review under [`case_text`]: asked when, by whom and why; who reviews it; how it ended.
@@ -269,6 +368,13 @@ fn complaint_text(c: &Complaint) -> String {
         s.row("withdrawn", format!("{}: {}", zone.instant(c.withdraw_time.as_ref()), c.withdraw_reason));
     }
     s.row("channel", word::<Channel>(c.channel));
+    // Unspecified is recorded as a consumer's.
+    let source = if c.source == ComplaintSource::Unspecified as i32 {
+        ComplaintSource::ExternalConsumer as i32
+    } else {
+        c.source
+    };
+    s.row("source", word::<ComplaintSource>(source));
     s.row("received", zone.instant(c.receive_time.as_ref()));
     match c.complainant.as_ref().and_then(|c| c.party.as_ref()) {
         Some(Party::Person(p)) => s.row("complainant", person_text(p)),
@@ -299,6 +405,10 @@ fn complaint_text(c: &Complaint) -> String {
         s.row("against", joined([p.institution.as_str(), &p.branch, &staff]));
     }
     s.row("org unit", or_dash(&c.org_unit));
+    if let Some(f) = &c.first_contact {
+        let staff = if f.staff_id.is_empty() { String::new() } else { format!("staff {}", f.staff_id) };
+        s.row("taken by", joined([staff.as_str(), &f.subject, &f.org_unit, &f.department]));
+    }
     s.row("demand", &c.demand);
     s.row("facts", &c.facts);
     s.row("grade", word::<Grade>(c.grade));
@@ -322,6 +432,21 @@ fn complaint_text(c: &Complaint) -> String {
     }
     if !c.staff_notes.is_empty() {
         s.row("staff notes", &c.staff_notes);
+    }
+    if !c.content_confirmations.is_empty() {
+        // Corrections as returned: masked unless the caller revealed personal information.
+        let mut answers = Table::new(["ANSWER", "METHOD", "WHEN", "BY", "CORRECTIONS", "NOTE"]);
+        for a in &c.content_confirmations {
+            answers.row([
+                if a.confirmed { "confirmed" } else { "corrected" }.to_owned(),
+                word::<ConfirmationMethod>(a.method),
+                zone.instant(a.confirm_time.as_ref()),
+                or_dash(&a.recorded_by).to_owned(),
+                or_dash(&a.corrections).to_owned(),
+                a.note.clone(),
+            ]);
+        }
+        s.table("read back", answers);
     }
     if let Some(receipt) = &c.receipt {
         s.row("accepted", zone.instant(receipt.accept_time.as_ref()));
@@ -496,6 +621,15 @@ impl Table {
 /// How to ask for the next page, when there is one.
 fn more(next_page_token: &str) -> String {
     if next_page_token.is_empty() { String::new() } else { format!("more: --page-token {next_page_token}\n") }
+}
+
+/// A member of staff with their employee id (工号) when known: `user:li-na (E2001)`.
+fn with_staff_id(subject: &str, staff_id: &str) -> String {
+    match (subject.is_empty(), staff_id.is_empty()) {
+        (_, true) => subject.to_owned(),
+        (true, false) => format!("staff {staff_id}"),
+        (false, false) => format!("{subject} ({staff_id})"),
+    }
 }
 
 fn or_dash(text: &str) -> &str {
@@ -795,6 +929,229 @@ mod tests {
             tasks[2].contains("t2") && tasks[2].contains("done 2026-03-30") && tasks[2].contains("checked"),
             "{text}"
         );
+    }
+
+    /// The people around a case and its progress to the complainant: who handles it by employee
+    /// id, the conflict check, scope and escalation, routings, contacts and the next one due,
+    /// the steps carrying out the decision, a task's kind and a transfer's new owner.
+    #[test]
+    fn a_cases_people_and_progress_are_in_its_summary() {
+        use redress_proto::redress::case::v1::{
+            CaseContact, CaseRouting, CoordinationTask, ImplementationStep, Transfer,
+        };
+        let at = Some(Timestamp { seconds: 1_781_000_000, nanos: 0 });
+        // 2026-06-12T16:00:00Z, the end of Friday 12 June in Shanghai.
+        let friday = Some(Timestamp { seconds: 1_781_280_000, nanos: 0 });
+        let case = Case {
+            name: "cases/1".to_owned(),
+            case_number: "2026060900001".to_owned(),
+            complaint: "complaints/1".to_owned(),
+            etag: "\"7\"".to_owned(),
+            assignee: "user:li-na".to_owned(),
+            assignee_staff_id: "E2001".to_owned(),
+            department: "cards".to_owned(),
+            conflict_check: Some(ConflictCheck {
+                required: true,
+                reason: "the complaint names staff by name only".to_owned(),
+                assignee: "user:li-na".to_owned(),
+                assignee_staff_id: "E2001".to_owned(),
+                ..ConflictCheck::default()
+            }),
+            problem_scope: ProblemScope::Systemic as i32,
+            problem_scope_reason: "同一批次年费均被重复扣收".to_owned(),
+            escalation_required_time: at,
+            transfers: vec![Transfer {
+                from_department: "retail".to_owned(),
+                to_department: "cards".to_owned(),
+                to_assignee: "user:li-na".to_owned(),
+                to_assignee_staff_id: "E2001".to_owned(),
+                transfer_time: at,
+                accept_time: at,
+                reason: "卡部负责年费".to_owned(),
+                ..Transfer::default()
+            }],
+            routings: vec![
+                CaseRouting {
+                    rule_id: "information-security.compliance".to_owned(),
+                    action: RoutingAction::NotifyCompliance as i32,
+                    recipients: vec!["department:compliance".to_owned()],
+                    route_time: at,
+                    ..CaseRouting::default()
+                },
+                CaseRouting {
+                    rule_id: "litigation.legal".to_owned(),
+                    action: RoutingAction::LegalOpinionTask as i32,
+                    recipients: vec!["department:legal".to_owned()],
+                    task_id: "t1".to_owned(),
+                    route_time: at,
+                    ..CaseRouting::default()
+                },
+            ],
+            contacts: vec![CaseContact {
+                contact_id: "c1".to_owned(),
+                channel: Channel::Phone as i32,
+                direction: ContactDirection::Outbound as i32,
+                contact_time: at,
+                summary: "告知正在核实".to_owned(),
+                recorded_by: "user:li-na".to_owned(),
+                recorded_by_staff_id: "E2001".to_owned(),
+                ..CaseContact::default()
+            }],
+            next_contact_due_time: friday,
+            next_contact_due_provisional: true,
+            implementation_steps: vec![ImplementationStep {
+                step_id: "s1".to_owned(),
+                description: "退还年费".to_owned(),
+                owner: "user:ops-zhao".to_owned(),
+                owner_staff_id: "E4001".to_owned(),
+                department: "operations".to_owned(),
+                due_time: at,
+                overdue: true,
+                ..ImplementationStep::default()
+            }],
+            coordination_tasks: vec![
+                CoordinationTask {
+                    task_id: "t1".to_owned(),
+                    kind: CoordinationTaskKind::LegalOpinion as i32,
+                    department: "legal".to_owned(),
+                    ..CoordinationTask::default()
+                },
+                CoordinationTask { task_id: "t2".to_owned(), ..CoordinationTask::default() },
+            ],
+            ..Case::default()
+        };
+        let text = case_text(&case);
+        let after = |label: &str| -> Vec<String> {
+            text.lines().skip_while(|l| !l.starts_with(label)).map(str::to_owned).collect()
+        };
+        assert!(text.contains("handler     user:li-na (E2001) in cards\n"), "{text}");
+        assert!(
+            text.contains("conflict    check pending for user:li-na (E2001): the complaint names staff by name only\n"),
+            "{text}"
+        );
+        assert!(text.contains("escalation  required 2026-06-09 18:13 (Asia/Shanghai)\n"), "{text}");
+        assert!(text.contains("scope       systemic: 同一批次年费均被重复扣收\n"), "{text}");
+        let transfers = after("transfers");
+        assert_eq!(
+            transfers[0].split_whitespace().collect::<Vec<_>>()[1..],
+            ["FROM", "TO", "OWNER", "WHEN", "HANDOFF", "REASON"]
+        );
+        assert!(transfers[1].contains("retail  cards  user:li-na (E2001)  2026-06-09 18:13"), "{text}");
+        let routings = after("routings");
+        assert_eq!(
+            routings[0],
+            "routings    RULE                             ACTION              WHEN                              RECIPIENTS/TASK"
+        );
+        assert!(routings[1].contains("information-security.compliance  notify-compliance"), "{text}");
+        assert!(routings[1].ends_with("department:compliance"), "{text}");
+        assert!(
+            routings[2].contains("legal-opinion-task") && routings[2].ends_with("department:legal, task t1"),
+            "{text}"
+        );
+        let contacts = after("contacts");
+        assert_eq!(
+            contacts[0].split_whitespace().collect::<Vec<_>>()[1..],
+            ["WHEN", "CHANNEL", "DIRECTION", "BY", "SUMMARY"]
+        );
+        assert_eq!(
+            contacts[1],
+            "            2026-06-09 18:13 (Asia/Shanghai)  phone    outbound   user:li-na (E2001)  告知正在核实"
+        );
+        assert!(text.contains("contact due 2026-06-12 24:00 (Asia/Shanghai) (provisional)\n"), "{text}");
+        let steps = after("steps");
+        assert_eq!(
+            steps[0].split_whitespace().collect::<Vec<_>>()[1..],
+            ["STEP", "OWNER", "DEPARTMENT", "DUE", "STATUS", "WHAT"]
+        );
+        assert!(
+            steps[1].contains("s1    user:ops-zhao (E4001)  operations") && steps[1].contains("overdue  退还年费"),
+            "{text}"
+        );
+        let tasks = after("tasks");
+        assert!(tasks[0].contains("TASK  KIND"), "{text}");
+        assert!(tasks[1].contains("t1    legal-opinion  legal"), "{text}");
+        assert!(tasks[2].contains("t2    coordination"), "a task from before kinds: {text}");
+        assert!(text.lines().all(|l| l == l.trim_end()), "no trailing blanks: {text:?}");
+
+        // Once confirmed, the check says by whom; a case nobody needs a check for shows none.
+        let check = ConflictCheck {
+            confirmed_by: "user:chen-jing".to_owned(),
+            confirm_time: at,
+            note: "核对排班".to_owned(),
+            ..case.conflict_check.clone().unwrap_or_default()
+        };
+        let confirmed = case_text(&Case { conflict_check: Some(check), ..case.clone() });
+        assert!(
+            confirmed.contains(
+                "conflict    none for user:li-na (E2001), confirmed 2026-06-09 18:13 (Asia/Shanghai) by user:chen-jing: 核对排班\n"
+            ),
+            "{confirmed}"
+        );
+        let plain = case_text(&Case::default());
+        for label in ["conflict", "escalation", "scope", "routings", "contacts", "contact due", "steps"] {
+            assert!(!plain.lines().any(|l| l.starts_with(label)), "{label}: {plain}");
+        }
+    }
+
+    /// Who took a complaint, where it comes from, and the complainant's read-back answers.
+    #[test]
+    fn a_complaints_first_contact_source_and_read_back_are_in_its_summary() {
+        use redress_proto::redress::intake::v1::{ContentConfirmation, FirstContact};
+        let at = Some(Timestamp { seconds: 1_781_000_000, nanos: 0 });
+        let complaint = Complaint {
+            source: ComplaintSource::ExternalPartner as i32,
+            first_contact: Some(FirstContact {
+                subject: "user:li-na".to_owned(),
+                staff_id: "E2001".to_owned(),
+                org_unit: "institutions/demo-bank".to_owned(),
+                department: "counter-services".to_owned(),
+                recorded_by: "dev".to_owned(),
+            }),
+            content_confirmations: vec![
+                ContentConfirmation {
+                    confirmed: false,
+                    method: ConfirmationMethod::ReadBackCall as i32,
+                    corrections: "****".to_owned(),
+                    note: "录音 R-1".to_owned(),
+                    confirm_time: at,
+                    recorded_by: "user:li-na".to_owned(),
+                },
+                ContentConfirmation {
+                    confirmed: true,
+                    method: ConfirmationMethod::Online as i32,
+                    confirm_time: at,
+                    recorded_by: "dev".to_owned(),
+                    ..ContentConfirmation::default()
+                },
+            ],
+            ..Complaint::default()
+        };
+        let text = complaint_text(&complaint);
+        assert!(text.contains("source      external-partner\n"), "{text}");
+        assert!(
+            text.contains("taken by    staff E2001, user:li-na, institutions/demo-bank, counter-services\n"),
+            "{text}"
+        );
+        let answers: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("read back")).collect();
+        assert_eq!(
+            answers,
+            [
+                "read back   ANSWER     METHOD          WHEN                              BY          CORRECTIONS  NOTE",
+                "            corrected  read-back-call  2026-06-09 18:13 (Asia/Shanghai)  user:li-na  ****         录音 R-1",
+                "            confirmed  online          2026-06-09 18:13 (Asia/Shanghai)  dev         -",
+            ],
+            "{text}"
+        );
+        // Unspecified is recorded as a consumer's; nobody named took it.
+        let plain = complaint_text(&Complaint::default());
+        assert!(plain.contains("source      external-consumer\n"), "{plain}");
+        assert!(!plain.contains("taken by") && !plain.contains("read back"), "{plain}");
+    }
+
+    #[test]
+    fn a_confirmed_complaint_prints_the_request_id_to_retry_with() {
+        let reply = Reply::Confirmed { complaint: Box::default(), request_id: "r-1".to_owned() };
+        assert!(render(&reply).ends_with("request id  r-1  (repeat it to retry safely)\n"));
     }
 
     #[test]
