@@ -9,6 +9,7 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod read;
+pub mod report;
 pub mod store;
 
 use std::sync::Arc;

@@ -83,6 +83,11 @@ impl Reader {
         Ok(CellSet::of(self.store.cells(&q).await?))
     }
 
+    /// The cells a query reads, by value.
+    pub async fn values(&self, q: CellQuery) -> anyhow::Result<CellSet> {
+        self.cells(q).await
+    }
+
     /// Every KPI of the unit's complaints (or those with one dimension value) over `period`,
     /// against the institution's targets, and the ageing of the cases open now (`today`).
     pub async fn kpis(

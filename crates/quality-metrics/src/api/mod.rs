@@ -28,10 +28,11 @@ use redress_proto::redress::metrics::v1::{
     UpdateImprovementActionRequest,
 };
 use redress_proto::redress::metrics::v1::{
-    Breakdown, Denominators, GetBreakdownRequest, GetKpisRequest, GetParetoRequest, GetReadModelStatusRequest,
-    GetSeriesRequest, GetTargetsRequest, KpiReport, ListDenominatorsRequest, ListDenominatorsResponse,
-    ListHotspotsRequest, ListHotspotsResponse, Pareto, ReadModelStatus, RebuildReadModelsRequest, Series,
-    SetDenominatorsRequest, StreamEventsRequest, Targets, UpdateTargetsRequest,
+    Breakdown, Denominators, GenerateReportRequest, GetBreakdownRequest, GetKpisRequest, GetParetoRequest,
+    GetReadModelStatusRequest, GetSeriesRequest, GetTargetsRequest, KpiReport, ListDenominatorsRequest,
+    ListDenominatorsResponse, ListHotspotsRequest, ListHotspotsResponse, Pareto, ReadModelStatus,
+    RebuildReadModelsRequest, Report, Series, SetDenominatorsRequest, StreamEventsRequest, Targets,
+    UpdateTargetsRequest,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -111,6 +112,7 @@ delegate!(QualityMetricsService {
     fn update_targets(UpdateTargetsRequest) -> Targets => update_targets;
     fn set_denominators(SetDenominatorsRequest) -> Denominators => set_denominators;
     fn list_denominators(ListDenominatorsRequest) -> ListDenominatorsResponse => list_denominators;
+    fn generate_report(GenerateReportRequest) -> Report => generate_report;
     fn get_read_model_status(GetReadModelStatusRequest) -> ReadModelStatus => get_read_model_status;
     fn rebuild_read_models(RebuildReadModelsRequest) -> ReadModelStatus => rebuild_read_models;
 });

@@ -3,14 +3,15 @@
 use redress_platform::error::Violations;
 use redress_platform::principal::{Permission, Principal};
 use redress_proto::redress::metrics::v1::{
-    Breakdown, BreakdownRow, Dimension, GetBreakdownRequest, GetKpisRequest, GetParetoRequest, GetSeriesRequest,
-    Granularity, Hotspot, Kpi, KpiReport, ListHotspotsRequest, ListHotspotsResponse, Pareto, ParetoRow, Series,
-    SeriesPoint,
+    Breakdown, BreakdownRow, Dimension, GenerateReportRequest, GetBreakdownRequest, GetKpisRequest, GetParetoRequest,
+    GetSeriesRequest, Granularity, Hotspot, Kpi, KpiReport, ListHotspotsRequest, ListHotspotsResponse, Pareto,
+    ParetoRow, Report, ReportFormat, ReportKind, ReportRow, ReportTable, Series, SeriesPoint,
 };
 
 use super::MetricsApi;
 use super::parse;
 use crate::domain::dims::label;
+use crate::domain::period::Days;
 use crate::error::MetricsError;
 use crate::read::{HotspotQuery, Reader};
 
@@ -19,6 +20,54 @@ fn label_of(dimension: i32, value: &str) -> String {
 }
 
 impl MetricsApi {
+    pub(super) async fn generate_report(
+        &self,
+        principal: &Principal,
+        r: GenerateReportRequest,
+    ) -> Result<Report, MetricsError> {
+        let mut v = Violations::new();
+        let unit = parse::unit(principal, Permission::CasesRead, &mut v, "org_unit", &r.org_unit)?;
+        let kind = ReportKind::try_from(r.kind).unwrap_or(ReportKind::Unspecified);
+        if kind == ReportKind::Unspecified {
+            v.add("kind", "required: regulator quarterly, insurance indicators, FCA return or management");
+        }
+        let format = ReportFormat::try_from(r.format).unwrap_or(ReportFormat::Unspecified);
+        if format == ReportFormat::Unspecified {
+            v.add("format", "required: CSV, XLSX or HTML");
+        }
+        let days = Days::quarter(&r.quarter);
+        if days.is_none() {
+            v.add("quarter", "must be a quarter YYYY-Qn, e.g. 2026-Q1");
+        }
+        v.into_result()?;
+        let (Some(unit), Some(days)) = (unit, days) else {
+            return Err(MetricsError::Internal(anyhow::anyhow!("unparsed request")));
+        };
+        let first = crate::domain::period::date_of(days.first);
+        let label = format!("{}-Q{}", chrono::Datelike::year(&first), (chrono::Datelike::month(&first) - 1) / 3 + 1);
+        let today = self.today(unit.as_str())?;
+        let written =
+            crate::report::generate(&self.reader()?, unit.as_str(), days, &label, kind, format, today).await?;
+        Ok(Report {
+            kind: kind as i32,
+            format: format as i32,
+            org_unit: unit.into_string(),
+            period: Some(days.to_proto()),
+            file_name: written.file_name,
+            content_type: written.content_type.to_owned(),
+            content: written.content,
+            tables: written
+                .tables
+                .into_iter()
+                .map(|t| ReportTable {
+                    title: t.title,
+                    columns: t.columns,
+                    rows: t.rows.into_iter().map(|cells| ReportRow { cells }).collect(),
+                })
+                .collect(),
+        })
+    }
+
     fn reader(&self) -> Result<Reader, MetricsError> {
         Ok(Reader::new(self.store()?))
     }

@@ -9,5 +9,6 @@ pub mod improvement;
 pub mod kpi;
 pub mod measures;
 pub mod period;
+pub mod report;
 pub mod rollup;
 pub mod taxonomy;
