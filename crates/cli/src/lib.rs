@@ -9,6 +9,7 @@
 mod case;
 mod complaint;
 mod import;
+mod kb;
 mod output;
 mod words;
 
@@ -27,6 +28,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use case::{CaseArgs, run as run_case};
 pub use complaint::{ComplaintArgs, run as run_complaint};
+pub use kb::{KbArgs, run as run_kb};
 use output::Format;
 
 /// Exit code of input refused before any call (clap uses the same for its own usage errors).

@@ -62,6 +62,7 @@ pub struct Upstreams {
     pub intake: String,
     pub case_workflow: String,
     pub quality_metrics: String,
+    pub knowledge_base: String,
 }
 
 impl Default for Upstreams {
@@ -70,6 +71,7 @@ impl Default for Upstreams {
             intake: "http://127.0.0.1:50052".to_owned(),
             case_workflow: "http://127.0.0.1:50053".to_owned(),
             quality_metrics: "http://127.0.0.1:50054".to_owned(),
+            knowledge_base: "http://127.0.0.1:50056".to_owned(),
         }
     }
 }
@@ -91,6 +93,11 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
             prefix: "/redress.metrics.v1.",
             services: &[services::METRICS, services::IMPROVEMENT, services::METRICS_EVENTS],
             url: upstreams.quality_metrics.clone(),
+        },
+        Route {
+            prefix: "/redress.knowledge.v1.",
+            services: &[services::KNOWLEDGE, services::KNOWLEDGE_EVENTS],
+            url: upstreams.knowledge_base.clone(),
         },
     ]
 }

@@ -10,6 +10,7 @@ pub use redress_case_workflow::WorkflowConfig;
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
 use redress_gateway::{AuthConfig, DevToken, Gateway, GatewayConfig, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
+use redress_knowledge_base::{KnowledgeBase, KnowledgeConfig};
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::principal::{InternalKey, Permission, Principal};
@@ -42,6 +43,8 @@ pub struct SuiteOptions {
     /// How case-workflow works cases (reminders, channel monitors, authority limits); its
     /// defaults unless set.
     pub workflow: Option<WorkflowConfig>,
+    /// Whether the knowledge base loads its starter pack when it starts empty (`redress dev`).
+    pub starter_content: bool,
 }
 
 impl SuiteOptions {
@@ -73,6 +76,7 @@ pub struct Suite {
     pub gateway_addr: SocketAddr,
     pub intake_addr: SocketAddr,
     pub case_workflow_addr: SocketAddr,
+    pub knowledge_base_addr: SocketAddr,
     pub quality_metrics_addr: SocketAddr,
     key: InternalKey,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -178,6 +182,21 @@ impl Suite {
         .await?
         .with_clock(options.clock.clone());
         let case_workflow_addr = case_workflow.local_addr();
+        let knowledge_base = KnowledgeBase::build(
+            KnowledgeConfig {
+                server: loopback(),
+                database: sqlite(&options.data_dir, "knowledge-base"),
+                index_dir: options.data_dir.join("knowledge-base-index").display().to_string(),
+                intake_url: format!("http://{intake_addr}"),
+                case_workflow_url: format!("http://{case_workflow_addr}"),
+                starter_content: options.starter_content,
+                ..KnowledgeConfig::default()
+            },
+            key.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let knowledge_base_addr = knowledge_base.local_addr();
         let quality_metrics = QualityMetrics::build(
             QualityMetricsConfig {
                 server: loopback(),
@@ -200,6 +219,7 @@ impl Suite {
                 upstreams: Upstreams {
                     intake: format!("http://{intake_addr}"),
                     case_workflow: format!("http://{case_workflow_addr}"),
+                    knowledge_base: format!("http://{knowledge_base_addr}"),
                     quality_metrics: format!("http://{quality_metrics_addr}"),
                 },
                 auth: AuthConfig {
@@ -219,9 +239,19 @@ impl Suite {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
+        tasks.spawn(async move { knowledge_base.run_until_stopped().await.context("knowledge-base") });
         tasks.spawn(async move { quality_metrics.run_until_stopped().await.context("quality-metrics") });
         tasks.spawn(async move { gateway.run_until_stopped().await.context("gateway") });
-        Ok(Self { gateway_addr, intake_addr, case_workflow_addr, quality_metrics_addr, key, tasks, shutdown })
+        Ok(Self {
+            gateway_addr,
+            intake_addr,
+            case_workflow_addr,
+            knowledge_base_addr,
+            quality_metrics_addr,
+            key,
+            tasks,
+            shutdown,
+        })
     }
 
     /// The suite's internal key, for calling a service directly (benchmarks, diagnostics).

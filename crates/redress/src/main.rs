@@ -59,6 +59,9 @@ enum Command {
     Case(redress_cli::CaseArgs),
     /// Submit, read, withdraw and reclassify complaints by hand through a running gateway.
     Complaint(redress_cli::ComplaintArgs),
+    /// Search the knowledge base, get suggestions for a complaint, lint replies, publish and
+    /// import articles through a running gateway.
+    Kb(redress_cli::KbArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +69,7 @@ enum Service {
     Intake,
     CaseWorkflow,
     QualityMetrics,
+    KnowledgeBase,
     Gateway,
 }
 
@@ -74,6 +78,7 @@ enum StoreOwner {
     Intake,
     CaseWorkflow,
     QualityMetrics,
+    KnowledgeBase,
 }
 
 fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
@@ -87,13 +92,20 @@ async fn main() -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
         Command::Case(args) => return Ok(redress_cli::run_case(args).await),
         Command::Complaint(args) => return Ok(redress_cli::run_complaint(args).await),
+        Command::Kb(args) => return Ok(redress_cli::run_kb(args).await),
         Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {
             let _telemetry =
                 telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;
             let shutdown = redress_platform::shutdown::on_signal();
             let dev_token = dev_token.filter(|t| !t.is_empty()).unwrap_or_else(random_dev_token);
             let suite = Suite::start(
-                SuiteOptions { data_dir, gateway_addr, dev_token: dev_token.clone(), ..SuiteOptions::default() },
+                SuiteOptions {
+                    data_dir,
+                    gateway_addr,
+                    dev_token: dev_token.clone(),
+                    starter_content: true,
+                    ..SuiteOptions::default()
+                },
                 shutdown,
             )
             .await?;
@@ -132,6 +144,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                     tracing::info!(addr = %service.local_addr(), "quality-metrics listening");
                     service.run_until_stopped().await
                 }
+                Service::KnowledgeBase => {
+                    let config: redress_knowledge_base::KnowledgeConfig = redress_platform::config::load(file)?;
+                    let _telemetry = telemetry::init(&config.telemetry, "redress-knowledge-base")?;
+                    let key = internal_key(&config.internal_key)?;
+                    let service = redress_knowledge_base::KnowledgeBase::build(config, key, shutdown).await?;
+                    tracing::info!(addr = %service.local_addr(), "knowledge-base listening");
+                    service.run_until_stopped().await
+                }
                 Service::Gateway => {
                     let config: redress_gateway::GatewayConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-gateway")?;
@@ -165,6 +185,9 @@ async fn main() -> anyhow::Result<ExitCode> {
                     redress_quality_metrics::open_store(&config, service.calendars()?, &tasks)
                         .await
                         .context("quality-metrics migrations")?;
+                }
+                StoreOwner::KnowledgeBase => {
+                    redress_knowledge_base::open_store(&config, &tasks).await.context("knowledge-base migrations")?;
                 }
             }
             tasks.stop().await;

@@ -107,6 +107,10 @@ async fn a_panic_in_any_supervised_task_stops_the_suite_with_an_error() {
         ("quality-metrics/consumer<-intake", redress_proto::services::METRICS),
         ("quality-metrics/consumer<-case-workflow", redress_proto::services::METRICS),
         ("quality-metrics/retention", redress_proto::services::METRICS),
+        ("knowledge-base/sqlite-writer", redress_proto::services::KNOWLEDGE),
+        ("knowledge-base/search-index", redress_proto::services::KNOWLEDGE),
+        ("knowledge-base/consumer<-case-workflow", redress_proto::services::KNOWLEDGE),
+        ("knowledge-base/retention", redress_proto::services::KNOWLEDGE),
     ];
     let runs = tasks.iter().map(|(task, _)| async move {
         let dir = tempfile::tempdir().unwrap();
@@ -128,6 +132,7 @@ async fn a_panic_in_the_postgres_outbox_sequencer_stops_the_service_with_an_erro
         ("intake", "intake/outbox-sequencer", redress_proto::services::INTAKE),
         ("case-workflow", "case-workflow/outbox-sequencer", redress_proto::services::CASE),
         ("quality-metrics", "quality-metrics/outbox-sequencer", redress_proto::services::METRICS),
+        ("knowledge-base", "knowledge-base/outbox-sequencer", redress_proto::services::KNOWLEDGE),
     ] {
         let Some(url) = redress_platform::testing::fresh_postgres_database(test).await.unwrap() else { return };
         let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));
@@ -137,6 +142,7 @@ async fn a_panic_in_the_postgres_outbox_sequencer_stops_the_service_with_an_erro
             .env("REDRESS_DATABASE__URL", &url)
             .env("REDRESS_INTERNAL_KEY", KEY)
             .env("REDRESS_INTAKE_URL", "http://127.0.0.1:9")
+            .env("REDRESS_INDEX_DIR", std::env::temp_dir().join("redress-supervision-knowledge-index"))
             .env("REDRESS_PII__ACTIVE_KEY_ID", "k1")
             .env("REDRESS_PII__MASTER_KEYS__K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")
             .env("REDRESS_PII__INDEX_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=");

@@ -73,6 +73,13 @@ struct Retryable<'a> {
     request_id: &'a str,
 }
 
+/// One message of the contracts as pretty JSON.
+pub(super) fn message<M: prost::Message + prost::Name>(message: &M) -> Result<String, String> {
+    let pool = DescriptorPool::decode(redress_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| format!("the contracts' descriptor set does not load: {e}"))?;
+    pretty(&Messages(&pool).of(message)?)
+}
+
 fn pretty(value: &impl Serialize) -> Result<String, String> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| format!("cannot print the JSON: {e}"))?;
     text.push('\n');

@@ -56,6 +56,11 @@ pub fn render(reply: &Reply, format: Format) -> Result<String, Failure> {
     }
 }
 
+/// Any message of the contracts as JSON, for commands whose replies are not a [`Reply`].
+pub fn message_json<M: prost::Message + prost::Name>(message: &M) -> Result<String, Failure> {
+    json::message(message).map_err(Failure::Other)
+}
+
 /// The canonical name of a status code, as gRPC documents it.
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;

@@ -26,7 +26,7 @@ use crate::store::Published;
 use text::Lexicon;
 
 /// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 
 /// Weights of the fields, and of the words a synonym group adds to a query.
 const TITLE_BOOST: f32 = 3.0;
@@ -49,6 +49,10 @@ struct Fields {
     tags: Field,
     body: Field,
     pinyin: Field,
+    /// The text as written (the indexed fields hold it normalized), for hits and snippets.
+    shown_title: Field,
+    shown_tags: Field,
+    shown_body: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -66,10 +70,13 @@ fn schema() -> (Schema, Fields) {
         scope_within: builder.add_text_field("scope_within", STRING),
         codes: builder.add_text_field("codes", STRING | STORED),
         version: builder.add_u64_field("version", STORED),
-        title: builder.add_text_field("title", text("zh", true)),
-        tags: builder.add_text_field("tags", text("zh", true)),
-        body: builder.add_text_field("body", text("zh", true)),
+        title: builder.add_text_field("title", text("zh", false)),
+        tags: builder.add_text_field("tags", text("zh", false)),
+        body: builder.add_text_field("body", text("zh", false)),
         pinyin: builder.add_text_field("pinyin", text("pinyin", false)),
+        shown_title: builder.add_text_field("shown_title", STORED),
+        shown_tags: builder.add_text_field("shown_tags", STORED),
+        shown_body: builder.add_text_field("shown_body", STORED),
     };
     (builder.build(), fields)
 }
@@ -258,11 +265,14 @@ impl SearchIndex {
             f.title => normalize(&content.title),
             f.body => normalize(&content.body),
             f.pinyin => normalize(&content.title),
+            f.shown_title => content.title.as_str(),
+            f.shown_body => content.body.as_str(),
         );
         for unit in applying_to(&article.org_unit).into_iter().skip(1) {
             document.add_text(f.scope_within, unit);
         }
         for tag in &content.tags {
+            document.add_text(f.shown_tags, tag);
             document.add_text(f.tags, normalize(tag));
             document.add_text(f.pinyin, normalize(tag));
         }
@@ -445,18 +455,26 @@ impl SearchIndex {
         let all = |field: Field| -> Vec<String> {
             document.get_all(field).filter_map(|v| v.as_str().map(str::to_owned)).collect()
         };
-        let snippet = snippets.snippet_from_doc(document);
+        let (title, body, tags) = (text(f.shown_title), text(f.shown_body), all(f.shown_tags));
+        // The snippet is cut from the body as written; its words are found in its normalized
+        // form, which has the same characters at the same places.
+        let snippet = snippets.snippet(&self.lexicon.normalize(&body));
         let fragment = snippet.fragment();
         let to_chars = |byte: usize| fragment.get(..byte).map_or(0, |s| s.chars().count());
-        let highlights = snippet.highlighted().iter().map(|r| (to_chars(r.start), to_chars(r.end))).collect();
-        let (title, body, tags) = (text(f.title), text(f.body), all(f.tags));
-        let contains = |w: &String| {
-            title.contains(w.as_str()) || body.contains(w.as_str()) || tags.iter().any(|t| t.contains(w.as_str()))
-        };
+        let highlights: Vec<(usize, usize)> =
+            snippet.highlighted().iter().map(|r| (to_chars(r.start), to_chars(r.end))).collect();
+        let normalized = self.lexicon.normalize(&format!("{title}\n{body}\n{}", tags.join("\n")));
+        let contains = |w: &String| normalized.contains(w.as_str());
         let matched = words.typed.iter().chain(&words.synonyms).filter(|w| contains(w)).cloned().collect();
         let kind = text(f.kind).parse::<i32>().ok().and_then(|k| ArticleKind::try_from(k).ok()).unwrap_or_default();
-        let snippet_text =
-            if fragment.is_empty() { body.chars().take(SNIPPET_CHARS).collect() } else { fragment.to_owned() };
+        // The fragment's characters, taken from the body as written.
+        let snippet_text: String = if fragment.is_empty() {
+            body.chars().take(SNIPPET_CHARS).collect()
+        } else {
+            let normalized_body = self.lexicon.normalize(&body);
+            let start = normalized_body.find(fragment).map_or(0, |at| normalized_body[..at].chars().count());
+            body.chars().skip(start).take(fragment.chars().count()).collect()
+        };
         Hit {
             id: text(f.id),
             kind,
