@@ -71,7 +71,7 @@ enum CaseCommand {
         #[arg(long)]
         department: String,
         /// The handler's employee id (工号); needed when the complaint names staff (回避).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         assignee_staff_id: String,
     },
     /// Transfer the case to another department (转办).
@@ -358,7 +358,7 @@ enum TaskCommand {
         #[arg(long)]
         owner: String,
         /// The owner's employee id (工号); needed when the complaint names staff (回避).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         owner_staff_id: String,
         /// What is asked.
         #[arg(long)]
