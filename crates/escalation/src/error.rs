@@ -8,11 +8,17 @@ use redress_platform::db::CommitFailed;
 use redress_platform::error::{ApiError, ErrorKind, FieldViolation, ServiceError, to_status};
 
 use crate::domain::DomainError;
+use crate::domain::malicious::FlagError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EscalationError {
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    /// The VIP register needs the blind-index key (`pii.index_key`), which is not configured.
+    #[error("the VIP register is not configured: pii.index_key is missing")]
+    VipRegisterUnconfigured,
     #[error("{resource} {name} not found")]
     NotFound { resource: &'static str, name: String },
     /// The etag the caller sent is not the current one (AIP-154).
@@ -104,6 +110,7 @@ impl ApiError for EscalationError {
                 Reported::Field(_) => ErrorKind::InvalidArgument,
                 Reported::Refused(kind, _) => kind,
             },
+            Self::Flag(_) | Self::VipRegisterUnconfigured => ErrorKind::FailedPrecondition,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::EtagMismatch { .. } => ErrorKind::Aborted,
             Self::RequestIdReused => ErrorKind::InvalidArgument,
@@ -118,6 +125,9 @@ impl ApiError for EscalationError {
                 Reported::Field(_) => "INVALID_ARGUMENT",
                 Reported::Refused(_, reason) => reason,
             },
+            Self::Flag(FlagError::SecondApproverRequired { .. }) => "SECOND_APPROVER_REQUIRED",
+            Self::Flag(FlagError::NotProposed { .. }) => "FLAG_NOT_PROPOSED",
+            Self::VipRegisterUnconfigured => "VIP_REGISTER_UNCONFIGURED",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
             Self::RequestIdReused => "INVALID_ARGUMENT",
@@ -130,6 +140,7 @@ impl ApiError for EscalationError {
         match self {
             Self::Platform(e) => e.localized(),
             Self::Domain(e) if localized_refusal(e).is_some() => localized_refusal(e).unwrap_or_default().to_owned(),
+            Self::Flag(FlagError::SecondApproverRequired { .. }) => "恶意投诉认定须由提出人以外的第二人审批".to_owned(),
             _ if self.kind() == ErrorKind::InvalidArgument => {
                 ServiceError::InvalidArgument(self.violations()).localized()
             }
@@ -160,6 +171,7 @@ impl ApiError for EscalationError {
             | Self::Domain(DomainError::AcknowledgeRoleRequired { roles, .. }) => pairs(&[("roles", &roles.join(","))]),
             Self::NotFound { resource, name } => pairs(&[("resource", resource), ("name", name)]),
             Self::EtagMismatch { current, .. } => pairs(&[("current_etag", current)]),
+            Self::Flag(FlagError::SecondApproverRequired { proposer }) => pairs(&[("proposed_by", proposer)]),
             Self::Platform(e) => e.metadata(),
             _ => HashMap::new(),
         }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::FutureExt;
+use redress_platform::blind_index::BlindIndexKey;
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
@@ -64,6 +65,31 @@ pub struct EscalationConfig {
     pub match_interval_ms: u64,
     /// When similar complaints become a group incident.
     pub grouping: domain::grouping::GroupingConfig,
+    /// The blind-index key (`pii.index_key`, base64), the one intake keeps, so the VIP
+    /// register meets complainants on the same digests; without it there is no register.
+    pub pii: PiiIndexConfig,
+    /// Where a VIP's complaint goes (D-ESC-4).
+    pub vip: domain::vip::VipRouting,
+    /// Where an approved malicious-complaint flag is referred (D-ESC-5).
+    pub legal: domain::malicious::LegalReferral,
+}
+
+/// The part of the personal-information keys the escalation service needs: the blind-index
+/// key, configured as intake's (`REDRESS_PII__INDEX_KEY`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PiiIndexConfig {
+    pub index_key: Secret,
+}
+
+impl PiiIndexConfig {
+    /// The key, or `None` when it is not configured.
+    pub fn key(&self) -> anyhow::Result<Option<BlindIndexKey>> {
+        if self.index_key.is_empty() {
+            return Ok(None);
+        }
+        BlindIndexKey::from_base64(self.index_key.expose()).context("pii.index_key").map(Some)
+    }
 }
 
 impl Default for EscalationConfig {
@@ -86,6 +112,9 @@ impl Default for EscalationConfig {
             case_requests_interval_ms: 200,
             match_interval_ms: 100,
             grouping: domain::grouping::GroupingConfig::default(),
+            pii: PiiIndexConfig::default(),
+            vip: domain::vip::VipRouting::default(),
+            legal: domain::malicious::LegalReferral::default(),
         }
     }
 }
@@ -93,7 +122,10 @@ impl Default for EscalationConfig {
 impl EscalationConfig {
     pub fn rules(&self) -> anyhow::Result<Rules> {
         anyhow::ensure!(!self.statement_approver_roles.is_empty(), "statement_approver_roles: at least one role");
-        Rules::with(self.statement_approver_roles.clone(), self.grouping.clone())
+        let mut rules = Rules::with(self.statement_approver_roles.clone(), self.grouping.clone())?;
+        rules.vip = self.vip.clone();
+        rules.legal = self.legal.clone();
+        Ok(rules)
     }
 }
 
@@ -104,7 +136,14 @@ pub fn service_principal() -> Principal {
         org_unit: ROOT_ORG_UNIT.to_owned(),
         ..Principal::service(
             SERVICE_NAME,
-            &[Permission::EventsRead, Permission::ComplaintsRead, Permission::CasesRead, Permission::CasesWrite],
+            &[
+                Permission::EventsRead,
+                Permission::ComplaintsRead,
+                Permission::CasesRead,
+                Permission::CasesWrite,
+                // Only to digest a complainant's identifiers against a VIP register.
+                Permission::PiiRead,
+            ],
         )
     }
 }
@@ -128,7 +167,7 @@ impl Escalation {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let rules = Arc::new(config.rules()?);
         let store = Ready::new();
-        let api = EscalationApi::new(store.clone(), host.shutdown());
+        let api = EscalationApi::new(store.clone(), host.shutdown()).with_index_key(config.pii.key()?);
         Ok(Self { host, config, api, store, rules, clock: Clock::system(), key })
     }
 
@@ -173,7 +212,11 @@ impl Escalation {
             let interval = Duration::from_millis(config.case_requests_interval_ms.max(10));
             tasks.spawn("case-requests", cases::run(opened.clone(), case_client, interval, stop.clone()).map(Ok));
             let interval = Duration::from_millis(config.match_interval_ms.max(10));
-            tasks.spawn("matcher", matcher::run(opened.clone(), intake_client, interval, stop.clone()).map(Ok));
+            let key = config.pii.key()?;
+            if key.is_none() {
+                tracing::warn!("pii.index_key is not configured: complaints are not matched against a VIP register");
+            }
+            tasks.spawn("matcher", matcher::run(opened.clone(), intake_client, key, interval, stop.clone()).map(Ok));
             let pruned = opened.clone();
             let prune = move |before| {
                 let store = pruned.clone();

@@ -1,11 +1,15 @@
-//! Matches accepted complaints as they arrive (D-ESC-2). Intake's events carry no free text,
-//! so each complaint's facts and demand are read from IntakeService (masked: personal
-//! information plays no part in matching) and matched in one transaction with taking the
-//! complaint off the queue the consumer put it on: none is missed, none matched twice.
+//! Matches accepted complaints as they arrive (D-ESC-2, D-ESC-4). Intake's events carry no
+//! free text, so each complaint's facts and demand are read from IntakeService, masked, and
+//! matched in one transaction with taking the complaint off the queue the consumer put it on:
+//! none is missed, none matched twice. Only for an institution that keeps a VIP register is
+//! the complaint read in clear (recorded by intake as a read by this service, for this
+//! purpose), to compute its complainant's blind indexes; the clear identifiers are never
+//! stored or logged.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use redress_platform::blind_index::BlindIndexKey;
 use redress_platform::principal::ServiceCredentials;
 use redress_proto::redress::intake::v1::GetComplaintRequest;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
@@ -26,13 +30,23 @@ pub fn intake_client(url: &str, credentials: ServiceCredentials) -> anyhow::Resu
     Ok(IntakeServiceClient::with_interceptor(channel, Credentials::new(credentials)))
 }
 
+/// Why the service reads a complaint in clear, as intake records it (D-PII-4).
+const VIP_MATCHING: &str = "重要客户绿色通道：比对VIP名册（D-ESC-4），仅计算盲索引，不留存明文";
+
 /// Complaints matched per pass.
 const BATCH: i64 = 200;
 
 /// Matches queued complaints until `stop`, every `interval` (at once again after a full batch).
-pub async fn run(store: Arc<EscalationStore>, intake: IntakeClient, interval: Duration, stop: CancellationToken) {
+pub async fn run(
+    store: Arc<EscalationStore>,
+    intake: IntakeClient,
+    key: Option<BlindIndexKey>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
     loop {
-        let matched = match store.exclusively(MATCH_LOCK, || match_pending(&store, &intake, &stop)).await {
+        let pass = || match_pending(&store, &intake, key.as_ref(), &stop);
+        let matched = match store.exclusively(MATCH_LOCK, pass).await {
             Ok(n) => n.unwrap_or(0),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), "matching complaints failed; retrying");
@@ -54,23 +68,35 @@ pub async fn run(store: Arc<EscalationStore>, intake: IntakeClient, interval: Du
 pub async fn match_pending(
     store: &EscalationStore,
     intake: &IntakeClient,
+    key: Option<&BlindIndexKey>,
     stop: &CancellationToken,
 ) -> anyhow::Result<usize> {
     let pending = store.pending_matches(BATCH).await?;
     let mut done = 0;
-    for (complaint, _) in pending {
+    for (complaint, org_unit) in pending {
         if stop.is_cancelled() {
             break;
         }
-        let request = GetComplaintRequest { name: complaint.clone(), ..GetComplaintRequest::default() };
+        let institution = crate::domain::institution_of(&org_unit);
+        let vip_key = match key {
+            Some(key) if store.institution_has_vips(&institution).await? => Some(key),
+            _ => None,
+        };
+        let request = GetComplaintRequest {
+            name: complaint.clone(),
+            pii_access_reason: if vip_key.is_some() { VIP_MATCHING.to_owned() } else { String::new() },
+        };
         let input = match intake.clone().get_complaint(request).await {
             Ok(found) => {
                 let found = found.into_inner();
-                MatchInput { complaint, facts: found.facts, demand: found.demand }
+                let digests = vip_key
+                    .map(|key| crate::domain::vip::complainant_digests(key, &institution, &found))
+                    .unwrap_or_default();
+                MatchInput { complaint, facts: found.facts, demand: found.demand, digests }
             }
             // Gone (never there, or unknown to intake): nothing to compare it by.
             Err(status) if status.code() == Code::NotFound => {
-                MatchInput { complaint, facts: String::new(), demand: String::new() }
+                MatchInput { complaint, facts: String::new(), demand: String::new(), digests: Vec::new() }
             }
             Err(status) => anyhow::bail!("reading {complaint} from intake: {status}"),
         };

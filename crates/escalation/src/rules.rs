@@ -5,6 +5,8 @@ use crate::domain::early_warning::EarlyWarningRules;
 use crate::domain::grouping::GroupingConfig;
 use crate::domain::incident::CrisisPolicy;
 use crate::domain::ladder::LadderPolicy;
+use crate::domain::malicious::LegalReferral;
+use crate::domain::vip::VipRouting;
 
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -15,6 +17,10 @@ pub struct Rules {
     pub statement_approver_roles: Vec<String>,
     /// When similar complaints become an incident.
     pub grouping: GroupingConfig,
+    /// Where a VIP's complaint goes.
+    pub vip: VipRouting,
+    /// Where an approved malicious-complaint flag is referred.
+    pub legal: LegalReferral,
 }
 
 impl Rules {
@@ -28,6 +34,8 @@ impl Rules {
         grouping.validate()?;
         Ok(Self {
             grouping,
+            vip: VipRouting::default(),
+            legal: LegalReferral::default(),
             ladder: LadderPolicy::shipped()?,
             crisis: CrisisPolicy::shipped()?,
             early_warning: EarlyWarningRules::shipped()?,

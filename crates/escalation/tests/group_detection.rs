@@ -95,7 +95,7 @@ async fn run(db: &TestDatabase) {
     assert_eq!(pending.len(), items.len(), "every accepted complaint is queued");
     for (complaint, _) in pending {
         let item = by_name[&complaint];
-        let input = MatchInput { complaint, facts: item.facts.clone(), demand: item.demand.clone() };
+        let input = MatchInput { complaint, facts: item.facts.clone(), demand: item.demand.clone(), digests: vec![] };
         store.match_complaint(input).await.unwrap();
     }
     assert!(store.pending_matches(10).await.unwrap().is_empty());

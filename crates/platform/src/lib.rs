@@ -4,6 +4,7 @@
 //! event feed and consumer loop; the verified caller principal; and the single mapping from
 //! domain errors to `google.rpc.Status`.
 
+pub mod blind_index;
 pub mod config;
 pub mod consumer;
 pub mod db;

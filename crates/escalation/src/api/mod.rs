@@ -6,10 +6,12 @@
 mod escalations;
 mod feed;
 mod incidents;
+mod special;
 
 use std::sync::Arc;
 
 use prost::Message;
+use redress_platform::blind_index::BlindIndexKey;
 use redress_platform::error::Violations;
 use redress_platform::names::RequestId;
 use redress_platform::principal::Principal;
@@ -33,11 +35,19 @@ use feed::EventStream;
 pub struct EscalationApi {
     store: Ready<Arc<EscalationStore>>,
     shutdown: CancellationToken,
+    /// The blind-index key the VIP register digests identifiers with; without it the
+    /// register is refused.
+    index_key: Option<BlindIndexKey>,
 }
 
 impl EscalationApi {
     pub fn new(store: Ready<Arc<EscalationStore>>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown }
+        Self { store, shutdown, index_key: None }
+    }
+
+    /// Keeps a VIP register, its identifiers digested with `key`.
+    pub fn with_index_key(self, key: Option<BlindIndexKey>) -> Self {
+        Self { index_key: key, ..self }
     }
 
     /// The store, once it is open (UNAVAILABLE until then).
@@ -127,6 +137,25 @@ delegate!(EscalationService {
     fn acknowledge_escalation(AcknowledgeEscalationRequest) -> Escalation => acknowledge_escalation;
     fn list_alerts(ListAlertsRequest) -> ListAlertsResponse => list_alerts;
     fn acknowledge_alert(AcknowledgeAlertRequest) -> Alert => acknowledge_alert;
+    fn create_watchlist(CreateWatchlistRequest) -> Watchlist => create_watchlist;
+    fn get_watchlist(GetWatchlistRequest) -> Watchlist => get_watchlist;
+    fn list_watchlists(ListWatchlistsRequest) -> ListWatchlistsResponse => list_watchlists;
+    fn update_watchlist(UpdateWatchlistRequest) -> Watchlist => update_watchlist;
+    fn delete_watchlist(DeleteWatchlistRequest) -> DeleteWatchlistResponse => delete_watchlist;
+    fn report_mention(ReportMentionRequest) -> Mention => report_mention;
+    fn list_mentions(ListMentionsRequest) -> ListMentionsResponse => list_mentions;
+    fn attach_mention(AttachMentionRequest) -> Mention => attach_mention;
+    fn create_response_template(CreateResponseTemplateRequest) -> ResponseTemplate => create_response_template;
+    fn list_response_templates(ListResponseTemplatesRequest) -> ListResponseTemplatesResponse => list_response_templates;
+    fn register_vip(RegisterVipRequest) -> Vip => register_vip;
+    fn import_vips(ImportVipsRequest) -> ImportVipsResponse => import_vips;
+    fn list_vips(ListVipsRequest) -> ListVipsResponse => list_vips;
+    fn delete_vip(DeleteVipRequest) -> DeleteVipResponse => delete_vip;
+    fn flag_malicious_complaint(FlagMaliciousComplaintRequest) -> MaliciousFlag => flag_malicious_complaint;
+    fn approve_malicious_flag(ApproveMaliciousFlagRequest) -> MaliciousFlag => approve_malicious_flag;
+    fn reject_malicious_flag(RejectMaliciousFlagRequest) -> MaliciousFlag => reject_malicious_flag;
+    fn get_malicious_flag(GetMaliciousFlagRequest) -> MaliciousFlag => get_malicious_flag;
+    fn list_malicious_flags(ListMaliciousFlagsRequest) -> ListMaliciousFlagsResponse => list_malicious_flags;
 });
 
 delegate!(EscalationEventFeedService {

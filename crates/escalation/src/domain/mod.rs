@@ -11,7 +11,10 @@ mod error;
 pub mod grouping;
 pub mod incident;
 pub mod ladder;
+pub mod malicious;
+pub mod media;
 pub mod statement;
+pub mod vip;
 
 use std::collections::BTreeMap;
 

@@ -6,9 +6,13 @@ use chrono::{DateTime, Utc};
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::principal::Principal;
 use redress_proto::redress::common::v1::Event;
-use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement, StatementUse};
+use redress_proto::redress::escalation::v1::{
+    Alert, Escalation, Incident, IncidentMember, MaliciousFlag, Mention, ResponseTemplate, Statement, StatementUse,
+    Vip, Watchlist,
+};
 
 use super::ops::{self, Attempt, RequestKey};
+use super::special;
 use super::{DueAction, EscalationStore};
 use crate::error::EscalationError;
 
@@ -95,6 +99,76 @@ impl EscalationStore {
     /// Records how a request to CaseService went.
     pub async fn finish_action(&self, due: DueAction, attempt: Attempt, lead_case: String) -> Result<()> {
         write!(self, |tx, _rules, now| ops::finish_action(tx, due, attempt, lead_case, now).await)
+    }
+
+    pub async fn create_watchlist(
+        &self,
+        w: Watchlist,
+        request: RequestKey,
+        principal: Arc<Principal>,
+    ) -> Result<Watchlist> {
+        write!(self, |tx, _rules, now| special::create_watchlist(tx, w, request, principal, now).await)
+    }
+
+    pub async fn update_watchlist(&self, u: special::WatchlistUpdate) -> Result<Watchlist> {
+        write!(self, |tx, _rules, now| special::update_watchlist(tx, u, now).await)
+    }
+
+    pub async fn delete_watchlist(&self, id: String, principal: Arc<Principal>) -> Result<()> {
+        write!(self, |tx, _rules, _now| special::delete_watchlist(tx, id, principal).await)
+    }
+
+    pub async fn report_mention(&self, m: Mention, request: RequestKey, principal: Arc<Principal>) -> Result<Mention> {
+        write!(self, |tx, _rules, now| special::report_mention(tx, m, request, principal, now).await)
+    }
+
+    pub async fn attach_mention(
+        &self,
+        mention: String,
+        incident: String,
+        request: Option<RequestKey>,
+        principal: Arc<Principal>,
+    ) -> Result<Mention> {
+        write!(self, |tx, _rules, now| special::attach_mention(tx, mention, incident, request, principal, now).await)
+    }
+
+    pub async fn create_template(
+        &self,
+        t: ResponseTemplate,
+        request: RequestKey,
+        principal: Arc<Principal>,
+    ) -> Result<ResponseTemplate> {
+        write!(self, |tx, _rules, now| special::create_template(tx, t, request, principal, now).await)
+    }
+
+    pub async fn register_vip(
+        &self,
+        row: special::Registration,
+        request: Option<RequestKey>,
+        principal: Arc<Principal>,
+    ) -> Result<Vip> {
+        write!(self, |tx, _rules, now| special::register_vip(tx, row, request, principal, now).await)
+    }
+
+    pub async fn register_vips(&self, rows: Vec<special::Registration>, principal: Arc<Principal>) -> Result<Vec<Vip>> {
+        write!(self, |tx, _rules, now| special::register_vips(tx, rows, principal, now).await)
+    }
+
+    pub async fn delete_vip(&self, id: String, principal: Arc<Principal>) -> Result<()> {
+        write!(self, |tx, _rules, _now| special::delete_vip(tx, id, principal).await)
+    }
+
+    pub async fn flag_malicious(
+        &self,
+        f: MaliciousFlag,
+        request: RequestKey,
+        principal: Arc<Principal>,
+    ) -> Result<MaliciousFlag> {
+        write!(self, |tx, _rules, now| special::flag_malicious(tx, f, request, principal, now).await)
+    }
+
+    pub async fn decide_flag(&self, d: special::FlagDecision) -> Result<MaliciousFlag> {
+        write!(self, |tx, rules, now| special::decide_flag(tx, d, &rules, now).await)
     }
 
     /// Matches an accepted complaint against the recent ones of its institution, in one

@@ -390,7 +390,12 @@ mod matching {
     const FEE: &str = "信用卡去年消费满了免年费的次数，这个月账单还是被扣了年费，客服说系统升级后免年费条件没同步";
 
     fn input(n: u32, facts: &str) -> MatchInput {
-        MatchInput { complaint: complaint(n), facts: facts.to_owned(), demand: "要求退还年费".to_owned() }
+        MatchInput {
+            complaint: complaint(n),
+            facts: facts.to_owned(),
+            demand: "要求退还年费".to_owned(),
+            digests: vec![],
+        }
     }
 
     async fn similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked(
@@ -439,5 +444,158 @@ mod matching {
     redress_platform::conformance_suite!(
         open = open_small;
         similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked,
+    );
+}
+
+mod special_complaints {
+    use super::*;
+    use crate::domain::vip::register_digests;
+    use crate::store::{FlagDecision, MatchInput, Registration};
+    use redress_platform::blind_index::BlindIndexKey;
+    use redress_proto::redress::escalation::v1::vip_identifier::Identifier;
+    use redress_proto::redress::escalation::v1::{
+        EvidenceRef, MaliciousFlag, MaliciousFlagState, MaliciousGround, Mention, Vip, VipIdentifier, Watchlist,
+    };
+
+    fn key(id: &str) -> RequestKey {
+        RequestKey { id: id.to_owned(), fingerprint: id.to_owned() }
+    }
+
+    async fn mentions_alert_once_per_watchlist_and_window_and_open_one_media_incident(store: Arc<EscalationStore>) {
+        let watchlist = Watchlist {
+            org_unit: "institutions/demo".to_owned(),
+            display_name: "理财舆情".to_owned(),
+            keywords: vec!["爆雷".to_owned(), "维权".to_owned()],
+            entities: vec!["示例银行".to_owned()],
+            volume_threshold: 2,
+            volume_window_minutes: 60,
+            incident_reach: 100_000,
+            ..Watchlist::default()
+        };
+        let w = store.create_watchlist(watchlist, key("w-1"), staff(&["pr"])).await.unwrap();
+        let mention = |text: &str, reach| Mention {
+            org_unit: UNIT.to_owned(),
+            source: "微博".to_owned(),
+            url: "https://weibo.example/1".to_owned(),
+            publish_time: Some(to_timestamp(now())),
+            text: text.to_owned(),
+            reach,
+            ..Mention::default()
+        };
+        let reporter = staff(&["monitor"]);
+        let quiet =
+            store.report_mention(mention("示例银行网点服务不错", 50), key("m-0"), reporter.clone()).await.unwrap();
+        assert!(quiet.watchlists.is_empty() && quiet.incident.is_empty());
+        let first =
+            store.report_mention(mention("示例银行理财爆雷了", 500), key("m-1"), reporter.clone()).await.unwrap();
+        assert_eq!(first.watchlists, std::slice::from_ref(&w.name));
+        assert!(first.incident.is_empty(), "a small reach opens no incident");
+        assert_eq!(
+            store.report_mention(mention("示例银行理财爆雷了", 500), key("m-1"), reporter.clone()).await.unwrap(),
+            first
+        );
+        let loud = store
+            .report_mention(mention("示例银行理财爆雷，大家维权", 200_000), key("m-2"), reporter.clone())
+            .await
+            .unwrap();
+        assert!(!loud.incident.is_empty());
+        let third = store.report_mention(mention("又见示例银行维权", 10), key("m-3"), reporter.clone()).await.unwrap();
+        assert_eq!(third.incident, loud.incident, "the volume joins the same incident");
+        let alerts = store.alerts(&ListQuery { limit: 100, ..ListQuery::default() }).await.unwrap();
+        let count = |kind: AlertKind| alerts.iter().filter(|a| a.kind() == kind).count();
+        assert_eq!(count(AlertKind::MentionKeyword), 3);
+        assert_eq!(count(AlertKind::MentionVolume), 1, "one volume alert per window");
+        let incident = store.incident(crate::domain::actions::id_of(&loud.incident)).await.unwrap().unwrap();
+        assert_eq!((incident.kind(), incident.state()), (IncidentKind::Media, IncidentState::Proposed));
+        assert_eq!(incident.mention_count, 2);
+        let types = event_types(&store).await;
+        assert_eq!(types.iter().filter(|t| t.ends_with("MentionAlert")).count(), 4);
+    }
+
+    async fn a_vips_complaint_goes_to_the_senior_team_at_once_matched_on_blind_indexes(store: Arc<EscalationStore>) {
+        let index = BlindIndexKey::new(&[9; 32]).unwrap();
+        let ids = [VipIdentifier { identifier: Some(Identifier::Phone("139 0000 1111".to_owned())) }];
+        let vip = Vip {
+            org_unit: "institutions/demo".to_owned(),
+            crm_reference: "CRM-001".to_owned(),
+            tier: "私人银行".to_owned(),
+            account_manager: "user:zhao".to_owned(),
+            ..Vip::default()
+        };
+        let digests: Vec<String> =
+            register_digests(&index, "institutions/demo", &ids).into_iter().map(|(_, d)| d).collect();
+        let registered = store
+            .register_vip(Registration { vip: vip.clone(), digests: digests.clone() }, None, staff(&["crm"]))
+            .await
+            .unwrap();
+        // Registered again from the CRM: the same VIP, updated.
+        let again =
+            store.register_vips(vec![Registration { vip, digests: digests.clone() }], staff(&["crm"])).await.unwrap();
+        assert_eq!(again[0].name, registered.name);
+        assert!(store.institution_has_vips("institutions/demo").await.unwrap());
+        complaints_with_cases(&store, 2).await;
+        let input = |n, digests: Vec<String>| MatchInput {
+            complaint: complaint(n),
+            facts: "理财收益不对".to_owned(),
+            demand: "说明".to_owned(),
+            digests,
+        };
+        store.match_complaint(input(1, digests.clone())).await.unwrap();
+        store.match_complaint(input(2, vec!["not-a-vip".to_owned()])).await.unwrap();
+        let escalations = store.escalations(&ListQuery { limit: 10, ..ListQuery::default() }, 0, None).await.unwrap();
+        assert_eq!(escalations.len(), 1);
+        assert_eq!(escalations[0].complaint, complaint(1));
+        assert_eq!(escalations[0].level(), EscalationLevel::SeniorManagement);
+        let tasks: Vec<_> = store.due_actions(now(), 10).await.unwrap();
+        assert_eq!(tasks.len(), 2, "{tasks:?}");
+        assert!(tasks.iter().any(|t| matches!(&t.request, CaseRequest::AddTask { owner, .. } if owner == "user:zhao")));
+        let alerts = store.alerts(&ListQuery { limit: 10, ..ListQuery::default() }).await.unwrap();
+        assert_eq!(alerts.iter().filter(|a| a.kind() == AlertKind::Vip).count(), 1);
+    }
+
+    async fn a_malicious_flag_needs_a_second_approver_and_touches_no_clock(store: Arc<EscalationStore>) {
+        complaints_with_cases(&store, 1).await;
+        let flag = MaliciousFlag {
+            case: case_of(1),
+            grounds: vec![MaliciousGround::ThreatsForGain as i32],
+            description: "以曝光相威胁索要高额赔偿".to_owned(),
+            evidence: vec![EvidenceRef {
+                uri: "s3://evidence/call.mp3".to_owned(),
+                sha256: "ab".repeat(32),
+                kind: "recording".to_owned(),
+                description: "通话录音".to_owned(),
+            }],
+            ..MaliciousFlag::default()
+        };
+        let proposer = Arc::new(Principal { subject: "user:a".to_owned(), ..(*staff(&["handler"])).clone() });
+        let flagged = store.flag_malicious(flag, key("f-1"), proposer.clone()).await.unwrap();
+        assert_eq!(flagged.state(), MaliciousFlagState::Proposed);
+        assert!(store.due_actions(now(), 10).await.unwrap().is_empty(), "a proposal alone does nothing");
+        let id = crate::domain::actions::id_of(&flagged.name).to_owned();
+        let decide = |principal: Arc<Principal>| FlagDecision {
+            id: id.clone(),
+            approve: true,
+            note: "同意".to_owned(),
+            request: None,
+            principal,
+        };
+        let refused = store.decide_flag(decide(proposer)).await.unwrap_err();
+        assert_eq!(redress_platform::error::ApiError::reason(&refused), "SECOND_APPROVER_REQUIRED");
+        let approved = store.decide_flag(decide(staff(&["senior_manager"]))).await.unwrap();
+        assert_eq!(approved.state(), MaliciousFlagState::Approved);
+        let due = store.due_actions(now(), 10).await.unwrap();
+        assert!(matches!(due[0].request, CaseRequest::AddEvidence { .. }));
+        assert!(matches!(&due[1].request, CaseRequest::AddTask { department, .. } if department == "legal"));
+        assert!(
+            due.iter().all(|d| !matches!(d.request, CaseRequest::ChangeGrade { .. } | CaseRequest::LinkParent { .. }))
+        );
+        assert!(event_types(&store).await.iter().any(|t| t.ends_with("MaliciousFlagApproved")));
+    }
+
+    redress_platform::conformance_suite!(
+        open = open;
+        mentions_alert_once_per_watchlist_and_window_and_open_one_media_incident,
+        a_vips_complaint_goes_to_the_senior_team_at_once_matched_on_blind_indexes,
+        a_malicious_flag_needs_a_second_approver_and_touches_no_clock,
     );
 }

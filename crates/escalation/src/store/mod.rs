@@ -7,6 +7,7 @@ mod commands;
 #[cfg(test)]
 mod conformance;
 pub(crate) mod ops;
+pub(crate) mod special;
 pub(crate) mod tx;
 
 use std::sync::Arc;
@@ -20,7 +21,9 @@ use redress_platform::host::Supervisor;
 use redress_platform::paging::Cursor;
 use redress_platform::time::{Clock, from_timestamp, to_micros};
 use redress_proto::redress::common::v1::Event;
-use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement};
+use redress_proto::redress::escalation::v1::{
+    Alert, Escalation, Incident, IncidentMember, MaliciousFlag, Mention, ResponseTemplate, Statement, Vip, Watchlist,
+};
 use redress_proto::redress::intake::v1::ComplaintAccepted;
 use sqlx::PgPool;
 
@@ -30,6 +33,7 @@ use crate::rules::Rules;
 use tx::EscTx;
 
 pub use ops::{MatchInput, MatchOutcome};
+pub use special::{FlagDecision, Registration, WatchlistUpdate};
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -500,6 +504,108 @@ impl EscalationStore {
                 .fetch_optional(pool)
                 .await?
         }))
+    }
+
+    /// Whether an institution keeps a VIP register (its complaints are then matched against it).
+    pub async fn institution_has_vips(&self, institution: &str) -> anyhow::Result<bool> {
+        let found: Option<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM vips WHERE institution = $1 LIMIT 1")
+                .bind(institution)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Records of `table` (one with `id`, `org_unit` and `record` columns) within `scope`,
+    /// newest first, after the id `after`.
+    async fn scoped_records(
+        &self,
+        sql: &'static str,
+        scope: Option<String>,
+        after: Option<String>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Vec<u8>>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(sql).bind(scope.clone()).bind(after.clone()).bind(limit).fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn watchlist(&self, id: &str) -> anyhow::Result<Option<Watchlist>> {
+        let row: Option<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT record FROM watchlists WHERE id = $1").bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| Watchlist::decode(r.as_slice())).transpose()?)
+    }
+
+    pub async fn watchlists(&self, q: &ListQuery) -> anyhow::Result<Vec<Watchlist>> {
+        const LIST: &str = "SELECT record FROM watchlists WHERE \
+            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
+            AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+        let rows = self.scoped_records(LIST, q.scope.clone(), q.after.as_ref().map(|c| c.1.clone()), q.limit).await?;
+        rows.iter().map(|r| Ok(Watchlist::decode(r.as_slice())?)).collect()
+    }
+
+    /// Mentions newest first; `incident` narrows to one incident's.
+    pub async fn mentions(&self, q: &ListQuery, incident: Option<String>) -> anyhow::Result<Vec<Mention>> {
+        const LIST: &str = "SELECT record FROM mentions WHERE \
+            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
+            AND ($2 IS NULL OR id < $2) AND ($4 IS NULL OR incident = $4) ORDER BY id DESC LIMIT $3";
+        let after = q.after.as_ref().map(|c| c.1.clone());
+        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar(LIST)
+                .bind(q.scope.clone())
+                .bind(after.clone())
+                .bind(q.limit)
+                .bind(incident.clone())
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|r| Ok(Mention::decode(r.as_slice())?)).collect()
+    }
+
+    /// Response templates within `scope` (all stages when `stage` is 0), newest first.
+    pub async fn templates(&self, scope: Option<String>, stage: i64) -> anyhow::Result<Vec<ResponseTemplate>> {
+        const LIST: &str = "SELECT record FROM response_templates WHERE \
+            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
+            AND ($2 = 0 OR stage = $2) ORDER BY id DESC LIMIT 1000";
+        let rows: Vec<Vec<u8>> =
+            on_pool!(self, |pool| { sqlx::query_scalar(LIST).bind(scope.clone()).bind(stage).fetch_all(pool).await? });
+        rows.iter().map(|r| Ok(ResponseTemplate::decode(r.as_slice())?)).collect()
+    }
+
+    pub async fn vips(&self, q: &ListQuery) -> anyhow::Result<Vec<Vip>> {
+        const LIST: &str = "SELECT record FROM vips WHERE \
+            ($1 IS NULL OR institution = $1 OR substr(institution, 1, length($1) + 1) = $1 || '/' \
+             OR substr($1, 1, length(institution) + 1) = institution || '/') \
+            AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+        let rows = self.scoped_records(LIST, q.scope.clone(), q.after.as_ref().map(|c| c.1.clone()), q.limit).await?;
+        rows.iter().map(|r| Ok(Vip::decode(r.as_slice())?)).collect()
+    }
+
+    pub async fn flag(&self, id: &str) -> anyhow::Result<Option<MaliciousFlag>> {
+        let row: Option<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT record FROM malicious_flags WHERE id = $1").bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| MaliciousFlag::decode(r.as_slice())).transpose()?)
+    }
+
+    /// Flags newest first; `complaint` narrows to one complaint's.
+    pub async fn flags(&self, q: &ListQuery, complaint: Option<String>) -> anyhow::Result<Vec<MaliciousFlag>> {
+        const LIST: &str = "SELECT record FROM malicious_flags WHERE \
+            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
+            AND ($2 IS NULL OR id < $2) AND ($4 IS NULL OR complaint = $4) ORDER BY id DESC LIMIT $3";
+        let after = q.after.as_ref().map(|c| c.1.clone());
+        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
+            sqlx::query_scalar(LIST)
+                .bind(q.scope.clone())
+                .bind(after.clone())
+                .bind(q.limit)
+                .bind(complaint.clone())
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter().map(|r| Ok(MaliciousFlag::decode(r.as_slice())?)).collect()
     }
 
     /// Counts of requests to CaseService by state (0 pending, 1 done, 2 refused), for tests

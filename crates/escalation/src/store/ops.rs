@@ -41,7 +41,7 @@ pub struct RequestKey {
 }
 
 /// The stored first result of a request id, if it was used before by the same request.
-async fn replayed<M: Message + Default>(tx: &mut dyn EscTx, key: Option<&RequestKey>) -> Result<Option<M>> {
+pub(crate) async fn replayed<M: Message + Default>(tx: &mut dyn EscTx, key: Option<&RequestKey>) -> Result<Option<M>> {
     let Some(key) = key else { return Ok(None) };
     match tx.load_request(&key.id).await? {
         Some((fingerprint, response)) if fingerprint == key.fingerprint => Ok(Some(M::decode(response.as_slice())?)),
@@ -50,7 +50,7 @@ async fn replayed<M: Message + Default>(tx: &mut dyn EscTx, key: Option<&Request
     }
 }
 
-async fn remember<M: Message>(
+pub(crate) async fn remember<M: Message>(
     tx: &mut dyn EscTx,
     key: Option<&RequestKey>,
     response: &M,
@@ -62,7 +62,7 @@ async fn remember<M: Message>(
     Ok(())
 }
 
-fn new_name(collection: &str) -> String {
+pub(crate) fn new_name(collection: &str) -> String {
     format!("{collection}/{}", uuid::Uuid::now_v7())
 }
 
@@ -70,7 +70,7 @@ fn details(change: &Change) -> std::collections::HashMap<String, String> {
     change.details.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn incident_changed(incident: &Incident, change: &Change, actor: &Actor) -> NewEvent {
+pub(crate) fn incident_changed(incident: &Incident, change: &Change, actor: &Actor) -> NewEvent {
     NewEvent::new(
         &incident.name,
         &incident.org_unit,
@@ -83,12 +83,12 @@ fn incident_changed(incident: &Incident, change: &Change, actor: &Actor) -> NewE
     )
 }
 
-fn etag(version: i64) -> String {
+pub(crate) fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
 /// The storage form of a record's next check.
-fn check_us(at: Option<DateTime<Utc>>) -> Option<i64> {
+pub(crate) fn check_us(at: Option<DateTime<Utc>>) -> Option<i64> {
     at.map(to_micros)
 }
 
@@ -115,7 +115,7 @@ pub struct IncidentUpdate {
 }
 
 /// Loads and locks an incident the principal may see.
-async fn incident_in_scope(tx: &mut dyn EscTx, id: &str, principal: &Principal) -> Result<Stored<Incident>> {
+pub(crate) async fn incident_in_scope(tx: &mut dyn EscTx, id: &str, principal: &Principal) -> Result<Stored<Incident>> {
     let name = format!("incidents/{id}");
     tx.load_incident(id)
         .await?
@@ -124,7 +124,12 @@ async fn incident_in_scope(tx: &mut dyn EscTx, id: &str, principal: &Principal) 
 }
 
 /// Saves an incident loaded at `version` with its events.
-async fn save_incident(tx: &mut dyn EscTx, incident: &mut Incident, version: i64, events: &[NewEvent]) -> Result<()> {
+pub(crate) async fn save_incident(
+    tx: &mut dyn EscTx,
+    incident: &mut Incident,
+    version: i64,
+    events: &[NewEvent],
+) -> Result<()> {
     incident.etag = etag(version + 1);
     tx.save_incident(incident, version, check_us(incident::next_check(incident))).await?;
     // The events carry the incident as saved.
@@ -153,8 +158,8 @@ pub async fn update_incident(
     let declared_before = incident::is_declared(&incident);
     let change = match update.command {
         IncidentCommand::Declare { reason } => {
-            let first = first_stage(rules)?;
-            incident::declare(&mut incident, reason, first, &actor)?
+            let first = super::special::stage_with_template(tx, &incident.org_unit, first_stage(rules)?).await?;
+            incident::declare(&mut incident, reason, &first, &actor)?
         }
         IncidentCommand::Dismiss { reason } => incident::dismiss(&mut incident, reason, &actor)?,
         IncidentCommand::SetWorkingGroup { members } => incident::set_working_group(&mut incident, members, &actor)?,
@@ -163,8 +168,11 @@ pub async fn update_incident(
             incident::record_systemic_cause(&mut incident, cause, &actor)?
         }
         IncidentCommand::AdvanceStage { note } => {
-            let next = rules.crisis.next(incident.stage());
-            incident::advance_stage(&mut incident, note, next, &actor)?
+            let next = match rules.crisis.next(incident.stage()) {
+                Some(next) => Some(super::special::stage_with_template(tx, &incident.org_unit, next).await?),
+                None => None,
+            };
+            incident::advance_stage(&mut incident, note, next.as_ref(), &actor)?
         }
         IncidentCommand::Close { reason } => incident::close(&mut incident, reason, &actor)?,
     };
@@ -188,7 +196,7 @@ fn announce(incident: &Incident, change: &Change, actor: &Actor) -> NewEvent {
     }
 }
 
-fn first_stage(rules: &Rules) -> Result<&crate::domain::incident::StagePolicy> {
+pub(crate) fn first_stage(rules: &Rules) -> Result<&crate::domain::incident::StagePolicy> {
     use redress_proto::redress::escalation::v1::CrisisStage;
     rules
         .crisis
@@ -235,7 +243,7 @@ async fn record_link(
     Ok(())
 }
 
-fn kind_label(kind: IncidentKind) -> &'static str {
+pub(crate) fn kind_label(kind: IncidentKind) -> &'static str {
     match kind {
         IncidentKind::Unspecified => "事件",
         IncidentKind::Group => "群体性投诉事件",
@@ -267,7 +275,8 @@ pub async fn create_incident(
     let actor = Actor::of(&new.principal, now);
     let mut incident =
         incident::open(new_name("incidents"), new.kind, new.org_unit, new.title, new.summary, None, &actor);
-    let change = incident::declare(&mut incident, "人工立项".to_owned(), first_stage(rules)?, &actor)?;
+    let first = super::special::stage_with_template(tx, &incident.org_unit, first_stage(rules)?).await?;
+    let change = incident::declare(&mut incident, "人工立项".to_owned(), &first, &actor)?;
     incident.etag = etag(1);
     tx.insert_incident(&incident, check_us(incident::next_check(&incident))).await?;
     tx.append_events(&[announce(&incident, &change, &actor)]).await?;
@@ -790,6 +799,8 @@ pub struct MatchInput {
     pub complaint: String,
     pub facts: String,
     pub demand: String,
+    /// The blind indexes of the complainant, when the institution keeps a VIP register.
+    pub digests: Vec<String>,
 }
 
 /// What matching a complaint did.
@@ -847,6 +858,9 @@ pub async fn match_complaint(
         return Ok(None);
     }
     let Some(known) = tx.complaint(&input.complaint).await?.filter(|k| k.accepted.is_some()) else { return Ok(None) };
+    if !input.digests.is_empty() {
+        super::special::route_vip(tx, &known, &input.digests, rules, now).await?;
+    }
     let accepted = known.accepted.clone().unwrap_or_default();
     let config = &rules.grouping;
     let institution = crate::domain::institution_of(&known.org_unit);
@@ -1018,7 +1032,8 @@ async fn grow(
         events.push(incident_changed(&incident, &change, &actor));
     }
     if declare {
-        let change = incident::declare(&mut incident, rule, first_stage(rules)?, &actor)?;
+        let first = super::special::stage_with_template(tx, &incident.org_unit, first_stage(rules)?).await?;
+        let change = incident::declare(&mut incident, rule, &first, &actor)?;
         link_members(tx, &mut incident, now).await?;
         events.push(announce(&incident, &change, &actor));
     }

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use prost::Message;
 use redress_platform::consumer::ConsumerTx;
 use redress_platform::events::Outbox;
-use redress_proto::redress::escalation::v1::{Alert, Escalation, Incident, IncidentMember, Statement, StatementUse};
+use redress_proto::redress::escalation::v1::{
+    Alert, Escalation, Incident, IncidentMember, MaliciousFlag, Mention, ResponseTemplate, Statement, StatementUse,
+    Vip, Watchlist,
+};
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::{CaseFacts, FingerprintRow, Known, KnownRow, Stored, fingerprint_columns};
@@ -108,6 +111,40 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
     /// A cluster's members, earliest received first.
     async fn cluster_members(&mut self, id: &str) -> Result<Vec<FingerprintRow>>;
 
+    async fn load_watchlist(&mut self, id: &str) -> Result<Option<Stored<Watchlist>>>;
+    /// Inserts (`version` None) or updates a watchlist loaded at `version`.
+    async fn put_watchlist(&mut self, watchlist: &Watchlist, version: Option<i64>) -> Result<()>;
+    async fn delete_watchlist(&mut self, id: &str) -> Result<bool>;
+    /// The watchlists whose unit covers `org_unit`.
+    async fn watchlists_covering(&mut self, org_unit: &str) -> Result<Vec<Watchlist>>;
+    async fn load_mention(&mut self, id: &str) -> Result<Option<Mention>>;
+    async fn put_mention(&mut self, mention: &Mention, new: bool) -> Result<()>;
+    /// Records that a mention matched a watchlist; returns the watchlist's matches published
+    /// within `from_us..=to_us`.
+    async fn record_mention_match(
+        &mut self,
+        watchlist: &str,
+        mention: &str,
+        at_us: i64,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<i64>;
+    /// The open (proposed or declared) media incident a watchlist opened, if any.
+    async fn open_incident_of_watchlist(&mut self, watchlist: &str) -> Result<Option<String>>;
+    /// The newest stored template for a stage whose unit covers `org_unit`.
+    async fn template_for(&mut self, org_unit: &str, stage: i32) -> Result<Option<ResponseTemplate>>;
+    async fn insert_template(&mut self, template: &ResponseTemplate) -> Result<()>;
+    async fn vip_by_reference(&mut self, institution: &str, crm_reference: &str) -> Result<Option<Vip>>;
+    /// Inserts or replaces a VIP with its blind indexes.
+    async fn put_vip(&mut self, vip: &Vip, digests: &[String], new: bool) -> Result<()>;
+    async fn delete_vip(&mut self, id: &str) -> Result<Option<Vip>>;
+    /// The VIP any of `digests` names at `institution`.
+    async fn vip_of(&mut self, institution: &str, digests: &[String]) -> Result<Option<Vip>>;
+    /// Records that a complaint is a VIP's; `false` when it was recorded before.
+    async fn record_vip_match(&mut self, complaint: &str, vip: &str, now_us: i64) -> Result<bool>;
+    async fn load_flag(&mut self, id: &str) -> Result<Option<Stored<MaliciousFlag>>>;
+    async fn put_flag(&mut self, flag: &MaliciousFlag, version: Option<i64>) -> Result<()>;
+
     /// The stored first result of a request id: its fingerprint and response.
     async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>>;
     async fn save_request(&mut self, id: &str, fingerprint: &str, response: &[u8], now_us: i64) -> Result<()>;
@@ -191,8 +228,8 @@ macro_rules! esc_tx {
 
             async fn insert_incident(&mut self, incident: &Incident, next_check_us: Option<i64>) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO incidents (id, org_unit, kind, state, create_time_us, version, next_check_us, record) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
+                    "INSERT INTO incidents (id, org_unit, kind, state, create_time_us, version, next_check_us, record, \
+                     watchlist) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8)",
                 )
                 .bind(id_of(&incident.name))
                 .bind(&incident.org_unit)
@@ -201,6 +238,7 @@ macro_rules! esc_tx {
                 .bind(super::micros(incident.create_time.as_ref()))
                 .bind(next_check_us)
                 .bind(incident.encode_to_vec())
+                .bind(Some(incident.watchlist.clone()).filter(|w| !w.is_empty()))
                 .execute(&mut *self)
                 .await?;
                 Ok(())
@@ -596,6 +634,256 @@ macro_rules! esc_tx {
                 .bind(id)
                 .fetch_all(&mut *self)
                 .await?)
+            }
+
+            async fn load_watchlist(&mut self, id: &str) -> Result<Option<Stored<Watchlist>>> {
+                let row: Option<(Vec<u8>, i64)> =
+                    sqlx::query_as(concat!("SELECT record, version FROM watchlists WHERE id = $1", $lock))
+                        .bind(id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(row.map(|(r, version)| Ok::<_, EscalationError>(Stored { record: Watchlist::decode(r.as_slice())?, version })).transpose()?)
+            }
+
+            async fn put_watchlist(&mut self, w: &Watchlist, version: Option<i64>) -> Result<()> {
+                let written = match version {
+                    None => sqlx::query("INSERT INTO watchlists (id, org_unit, version, record) VALUES ($1, $2, 1, $3)")
+                        .bind(id_of(&w.name))
+                        .bind(&w.org_unit)
+                        .bind(w.encode_to_vec())
+                        .execute(&mut *self)
+                        .await?
+                        .rows_affected(),
+                    Some(version) => sqlx::query("UPDATE watchlists SET version = $2, record = $3 WHERE id = $1 AND version = $4")
+                        .bind(id_of(&w.name))
+                        .bind(version + 1)
+                        .bind(w.encode_to_vec())
+                        .bind(version)
+                        .execute(&mut *self)
+                        .await?
+                        .rows_affected(),
+                };
+                if written != 1 {
+                    return Err(anyhow::anyhow!("watchlist {} changed while it was being written", w.name).into());
+                }
+                Ok(())
+            }
+
+            async fn delete_watchlist(&mut self, id: &str) -> Result<bool> {
+                Ok(sqlx::query("DELETE FROM watchlists WHERE id = $1").bind(id).execute(&mut *self).await?.rows_affected() == 1)
+            }
+
+            async fn watchlists_covering(&mut self, org_unit: &str) -> Result<Vec<Watchlist>> {
+                let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT record FROM watchlists WHERE org_unit = $1 OR substr($1, 1, length(org_unit) + 1) = org_unit || '/' \
+                     ORDER BY id",
+                )
+                .bind(org_unit)
+                .fetch_all(&mut *self)
+                .await?;
+                rows.iter().map(|r| Ok(Watchlist::decode(r.as_slice())?)).collect()
+            }
+
+            async fn load_mention(&mut self, id: &str) -> Result<Option<Mention>> {
+                let row: Option<Vec<u8>> = sqlx::query_scalar(concat!("SELECT record FROM mentions WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                Ok(row.map(|r| Mention::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn put_mention(&mut self, m: &Mention, new: bool) -> Result<()> {
+                let incident = Some(m.incident.clone()).filter(|i| !i.is_empty());
+                let sql = if new {
+                    "INSERT INTO mentions (id, org_unit, publish_time_us, incident, record) VALUES ($1, $2, $3, $4, $5)"
+                } else {
+                    "UPDATE mentions SET org_unit = $2, publish_time_us = $3, incident = $4, record = $5 WHERE id = $1"
+                };
+                sqlx::query(sql)
+                    .bind(id_of(&m.name))
+                    .bind(&m.org_unit)
+                    .bind(super::micros(m.publish_time.as_ref()))
+                    .bind(incident)
+                    .bind(m.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn record_mention_match(&mut self, watchlist: &str, mention: &str, at_us: i64, from_us: i64, to_us: i64) -> Result<i64> {
+                sqlx::query(
+                    "INSERT INTO mention_matches (watchlist, mention, publish_time_us) VALUES ($1, $2, $3) \
+                     ON CONFLICT (watchlist, mention) DO NOTHING",
+                )
+                .bind(watchlist)
+                .bind(mention)
+                .bind(at_us)
+                .execute(&mut *self)
+                .await?;
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM mention_matches WHERE watchlist = $1 AND publish_time_us >= $2 AND publish_time_us <= $3",
+                )
+                .bind(watchlist)
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_one(&mut *self)
+                .await?)
+            }
+
+            async fn open_incident_of_watchlist(&mut self, watchlist: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM incidents WHERE watchlist = $1 AND state IN (1, 2) ORDER BY id DESC LIMIT 1",
+                )
+                .bind(watchlist)
+                .fetch_optional(&mut *self)
+                .await?)
+            }
+
+            async fn template_for(&mut self, org_unit: &str, stage: i32) -> Result<Option<ResponseTemplate>> {
+                let row: Option<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT record FROM response_templates WHERE stage = $2 \
+                     AND (org_unit = $1 OR substr($1, 1, length(org_unit) + 1) = org_unit || '/') \
+                     ORDER BY length(org_unit) DESC, id DESC LIMIT 1",
+                )
+                .bind(org_unit)
+                .bind(i64::from(stage))
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|r| ResponseTemplate::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn insert_template(&mut self, t: &ResponseTemplate) -> Result<()> {
+                sqlx::query("INSERT INTO response_templates (id, org_unit, stage, record) VALUES ($1, $2, $3, $4)")
+                    .bind(id_of(&t.name))
+                    .bind(&t.org_unit)
+                    .bind(i64::from(t.stage))
+                    .bind(t.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn vip_by_reference(&mut self, institution: &str, crm_reference: &str) -> Result<Option<Vip>> {
+                let row: Option<Vec<u8>> = sqlx::query_scalar(concat!(
+                    "SELECT record FROM vips WHERE institution = $1 AND crm_reference = $2",
+                    $lock
+                ))
+                .bind(institution)
+                .bind(crm_reference)
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|r| Vip::decode(r.as_slice())).transpose()?)
+            }
+
+            async fn put_vip(&mut self, vip: &Vip, digests: &[String], new: bool) -> Result<()> {
+                let id = id_of(&vip.name);
+                let sql = if new {
+                    "INSERT INTO vips (id, institution, crm_reference, record) VALUES ($1, $2, $3, $4)"
+                } else {
+                    "UPDATE vips SET institution = $2, crm_reference = $3, record = $4 WHERE id = $1"
+                };
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(&vip.org_unit)
+                    .bind(&vip.crm_reference)
+                    .bind(vip.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?;
+                sqlx::query("DELETE FROM vip_index WHERE vip = $1").bind(id).execute(&mut *self).await?;
+                for digest in digests {
+                    // A digest another VIP holds moves to this one: the CRM's latest word counts.
+                    sqlx::query(
+                        "INSERT INTO vip_index (institution, digest, vip) VALUES ($1, $2, $3) \
+                         ON CONFLICT (institution, digest) DO UPDATE SET vip = excluded.vip",
+                    )
+                    .bind(&vip.org_unit)
+                    .bind(digest)
+                    .bind(id)
+                    .execute(&mut *self)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn delete_vip(&mut self, id: &str) -> Result<Option<Vip>> {
+                let row: Option<Vec<u8>> = sqlx::query_scalar(concat!("SELECT record FROM vips WHERE id = $1", $lock))
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                sqlx::query("DELETE FROM vip_index WHERE vip = $1").bind(id).execute(&mut *self).await?;
+                sqlx::query("DELETE FROM vips WHERE id = $1").bind(id).execute(&mut *self).await?;
+                Ok(Some(Vip::decode(row.as_slice())?))
+            }
+
+            async fn vip_of(&mut self, institution: &str, digests: &[String]) -> Result<Option<Vip>> {
+                for digest in digests {
+                    let row: Option<Vec<u8>> = sqlx::query_scalar(
+                        "SELECT v.record FROM vip_index i JOIN vips v ON v.id = i.vip \
+                         WHERE i.institution = $1 AND i.digest = $2",
+                    )
+                    .bind(institution)
+                    .bind(digest)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                    if let Some(row) = row {
+                        return Ok(Some(Vip::decode(row.as_slice())?));
+                    }
+                }
+                Ok(None)
+            }
+
+            async fn record_vip_match(&mut self, complaint: &str, vip: &str, now_us: i64) -> Result<bool> {
+                Ok(sqlx::query(
+                    "INSERT INTO vip_matches (complaint, vip, match_time_us) VALUES ($1, $2, $3) ON CONFLICT (complaint) DO NOTHING",
+                )
+                .bind(complaint)
+                .bind(vip)
+                .bind(now_us)
+                .execute(&mut *self)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn load_flag(&mut self, id: &str) -> Result<Option<Stored<MaliciousFlag>>> {
+                let row: Option<(Vec<u8>, i64)> =
+                    sqlx::query_as(concat!("SELECT record, version FROM malicious_flags WHERE id = $1", $lock))
+                        .bind(id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(row.map(|(r, version)| Ok::<_, EscalationError>(Stored { record: MaliciousFlag::decode(r.as_slice())?, version })).transpose()?)
+            }
+
+            async fn put_flag(&mut self, f: &MaliciousFlag, version: Option<i64>) -> Result<()> {
+                let written = match version {
+                    None => sqlx::query(
+                        "INSERT INTO malicious_flags (id, complaint, org_unit, state, version, record) VALUES ($1, $2, $3, $4, 1, $5)",
+                    )
+                    .bind(id_of(&f.name))
+                    .bind(&f.complaint)
+                    .bind(&f.org_unit)
+                    .bind(i64::from(f.state))
+                    .bind(f.encode_to_vec())
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected(),
+                    Some(version) => sqlx::query(
+                        "UPDATE malicious_flags SET state = $2, version = $3, record = $4 WHERE id = $1 AND version = $5",
+                    )
+                    .bind(id_of(&f.name))
+                    .bind(i64::from(f.state))
+                    .bind(version + 1)
+                    .bind(f.encode_to_vec())
+                    .bind(version)
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected(),
+                };
+                if written != 1 {
+                    return Err(anyhow::anyhow!("flag {} changed while it was being written", f.name).into());
+                }
+                Ok(())
             }
 
             async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>> {
