@@ -102,10 +102,18 @@ async fn no_clear_phone_or_id_number_on_disk_or_in_logs() {
     Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
 
+    // Every file the suite wrote, also in the directories a service keeps (a search index).
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    let mut dirs = vec![dir.path().to_owned()];
+    while let Some(at) = dirs.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
     }
     assert!(
         files.iter().any(|(p, _)| p.ends_with("intake.db")),
