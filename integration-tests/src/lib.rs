@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redress::{Suite, SuiteOptions};
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
+use redress_proto::redress::escalation::v1::escalation_service_client::EscalationServiceClient;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
 use redress_proto::redress::metrics::v1::quality_metrics_service_client::QualityMetricsServiceClient;
 use tokio_util::sync::CancellationToken;
@@ -196,9 +197,12 @@ impl Sandbox {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         for _ in 0..200 {
             let mut all = true;
-            for service in
-                [redress_proto::services::INTAKE, redress_proto::services::CASE, redress_proto::services::METRICS]
-            {
+            for service in [
+                redress_proto::services::INTAKE,
+                redress_proto::services::CASE,
+                redress_proto::services::METRICS,
+                redress_proto::services::ESCALATION,
+            ] {
                 let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
                 let status = health.check(request).await?.into_inner().status;
                 all &= status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
@@ -233,6 +237,14 @@ impl Sandbox {
 
     pub fn metrics_with(&self, token: &str) -> QualityMetricsServiceClient<InterceptedService<Channel, Bearer>> {
         QualityMetricsServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(token.to_owned())))
+    }
+
+    pub fn escalation(&self) -> EscalationServiceClient<InterceptedService<Channel, Bearer>> {
+        self.escalation_with(TOKEN)
+    }
+
+    pub fn escalation_with(&self, token: &str) -> EscalationServiceClient<InterceptedService<Channel, Bearer>> {
+        EscalationServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(token.to_owned())))
     }
 
     /// Stops the suite and hands back its data directory (to start again on the same files).

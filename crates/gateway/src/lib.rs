@@ -63,6 +63,7 @@ pub struct Upstreams {
     pub case_workflow: String,
     pub quality_metrics: String,
     pub knowledge_base: String,
+    pub escalation: String,
 }
 
 impl Default for Upstreams {
@@ -72,6 +73,7 @@ impl Default for Upstreams {
             case_workflow: "http://127.0.0.1:50053".to_owned(),
             quality_metrics: "http://127.0.0.1:50054".to_owned(),
             knowledge_base: "http://127.0.0.1:50056".to_owned(),
+            escalation: "http://127.0.0.1:50055".to_owned(),
         }
     }
 }
@@ -98,6 +100,11 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
             prefix: "/redress.knowledge.v1.",
             services: &[services::KNOWLEDGE, services::KNOWLEDGE_EVENTS],
             url: upstreams.knowledge_base.clone(),
+        },
+        Route {
+            prefix: "/redress.escalation.v1.",
+            services: &[services::ESCALATION, services::ESCALATION_EVENTS],
+            url: upstreams.escalation.clone(),
         },
     ]
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 pub use redress_case_workflow::WorkflowConfig;
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
+use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
 use redress_gateway::{AuthConfig, DevToken, Gateway, GatewayConfig, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
 use redress_knowledge_base::{KnowledgeBase, KnowledgeConfig};
@@ -76,6 +77,7 @@ pub struct Suite {
     pub gateway_addr: SocketAddr,
     pub intake_addr: SocketAddr,
     pub case_workflow_addr: SocketAddr,
+    pub escalation_addr: SocketAddr,
     pub knowledge_base_addr: SocketAddr,
     pub quality_metrics_addr: SocketAddr,
     key: InternalKey,
@@ -182,6 +184,23 @@ impl Suite {
         .await?
         .with_clock(options.clock.clone());
         let case_workflow_addr = case_workflow.local_addr();
+        let escalation = Escalation::build(
+            EscalationConfig {
+                server: loopback(),
+                database: sqlite(&options.data_dir, "escalation"),
+                intake_url: format!("http://{intake_addr}"),
+                case_workflow_url: format!("http://{case_workflow_addr}"),
+                // Intake's own blind-index key, so the VIP register meets complainants on the
+                // digests intake keeps.
+                pii: PiiIndexConfig { index_key: dev_pii_keys(&options.data_dir)?.index_key },
+                ..EscalationConfig::default()
+            },
+            key.clone(),
+            shutdown.clone(),
+        )
+        .await?
+        .with_clock(options.clock.clone());
+        let escalation_addr = escalation.local_addr();
         let knowledge_base = KnowledgeBase::build(
             KnowledgeConfig {
                 server: loopback(),
@@ -220,6 +239,7 @@ impl Suite {
                     intake: format!("http://{intake_addr}"),
                     case_workflow: format!("http://{case_workflow_addr}"),
                     knowledge_base: format!("http://{knowledge_base_addr}"),
+                    escalation: format!("http://{escalation_addr}"),
                     quality_metrics: format!("http://{quality_metrics_addr}"),
                 },
                 auth: AuthConfig {
@@ -239,6 +259,7 @@ impl Suite {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
+        tasks.spawn(async move { escalation.run_until_stopped().await.context("escalation") });
         tasks.spawn(async move { knowledge_base.run_until_stopped().await.context("knowledge-base") });
         tasks.spawn(async move { quality_metrics.run_until_stopped().await.context("quality-metrics") });
         tasks.spawn(async move { gateway.run_until_stopped().await.context("gateway") });
@@ -246,6 +267,7 @@ impl Suite {
             gateway_addr,
             intake_addr,
             case_workflow_addr,
+            escalation_addr,
             knowledge_base_addr,
             quality_metrics_addr,
             key,

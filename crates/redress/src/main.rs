@@ -68,6 +68,7 @@ enum Command {
 enum Service {
     Intake,
     CaseWorkflow,
+    Escalation,
     QualityMetrics,
     KnowledgeBase,
     Gateway,
@@ -77,6 +78,7 @@ enum Service {
 enum StoreOwner {
     Intake,
     CaseWorkflow,
+    Escalation,
     QualityMetrics,
     KnowledgeBase,
 }
@@ -136,6 +138,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                     tracing::info!(addr = %service.local_addr(), "case-workflow listening");
                     service.run_until_stopped().await
                 }
+                Service::Escalation => {
+                    let config: redress_escalation::EscalationConfig = redress_platform::config::load(file)?;
+                    let _telemetry = telemetry::init(&config.telemetry, "redress-escalation")?;
+                    let key = internal_key(&config.internal_key)?;
+                    let service = redress_escalation::Escalation::build(config, key, shutdown).await?;
+                    tracing::info!(addr = %service.local_addr(), "escalation listening");
+                    service.run_until_stopped().await
+                }
                 Service::QualityMetrics => {
                     let config: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-quality-metrics")?;
@@ -179,6 +189,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                     redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), &tasks)
                         .await
                         .context("case-workflow migrations")?;
+                }
+                StoreOwner::Escalation => {
+                    let service: redress_escalation::EscalationConfig = redress_platform::config::load(None)?;
+                    let rules = std::sync::Arc::new(service.rules()?);
+                    let clock = redress_platform::time::Clock::system();
+                    redress_escalation::EscalationStore::open(&config, rules, clock, &tasks)
+                        .await
+                        .context("escalation migrations")?;
                 }
                 StoreOwner::QualityMetrics => {
                     let service: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(None)?;

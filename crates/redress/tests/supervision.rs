@@ -111,6 +111,13 @@ async fn a_panic_in_any_supervised_task_stops_the_suite_with_an_error() {
         ("knowledge-base/search-index", redress_proto::services::KNOWLEDGE),
         ("knowledge-base/consumer<-case-workflow", redress_proto::services::KNOWLEDGE),
         ("knowledge-base/retention", redress_proto::services::KNOWLEDGE),
+        ("escalation/sqlite-writer", redress_proto::services::ESCALATION),
+        ("escalation/consumer<-intake", redress_proto::services::ESCALATION),
+        ("escalation/consumer<-case-workflow", redress_proto::services::ESCALATION),
+        ("escalation/sweeper", redress_proto::services::ESCALATION),
+        ("escalation/case-requests", redress_proto::services::ESCALATION),
+        ("escalation/matcher", redress_proto::services::ESCALATION),
+        ("escalation/retention", redress_proto::services::ESCALATION),
     ];
     let runs = tasks.iter().map(|(task, _)| async move {
         let dir = tempfile::tempdir().unwrap();
@@ -133,6 +140,7 @@ async fn a_panic_in_the_postgres_outbox_sequencer_stops_the_service_with_an_erro
         ("case-workflow", "case-workflow/outbox-sequencer", redress_proto::services::CASE),
         ("quality-metrics", "quality-metrics/outbox-sequencer", redress_proto::services::METRICS),
         ("knowledge-base", "knowledge-base/outbox-sequencer", redress_proto::services::KNOWLEDGE),
+        ("escalation", "escalation/outbox-sequencer", redress_proto::services::ESCALATION),
     ] {
         let Some(url) = redress_platform::testing::fresh_postgres_database(test).await.unwrap() else { return };
         let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));
