@@ -168,6 +168,23 @@ async fn a_major_case_reaches_senior_management_at_once_and_climbs_when_unacknow
     assert_eq!(e.state(), redress_proto::redress::escalation::v1::EscalationState::Closed);
 }
 
+async fn escalation_required_reaches_senior_management_once_with_its_reason(store: Arc<EscalationStore>) {
+    complaints_with_cases(&store, 1).await;
+    let required = redress_proto::redress::case::v1::EscalationRequired {
+        case: Some(case(1, Grade::Major, CaseState::Assigned)),
+        grade: Grade::Major as i32,
+        reason: "改为重大：涉及人身安全".to_owned(),
+        recipients: vec!["role:senior_manager".to_owned()],
+        raise_time: Some(to_timestamp(now())),
+    };
+    store.apply(CASE_CONSUMER, vec![event(2, &case_of(1), &required), event(3, &case_of(1), &required)]).await.unwrap();
+    let all = store.escalations(&ListQuery { limit: 10, ..ListQuery::default() }, 0, None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].level(), EscalationLevel::SeniorManagement);
+    assert_eq!(all[0].steps.len(), 1);
+    assert!(all[0].steps[0].reason.contains("涉及人身安全"), "{:?}", all[0].steps[0]);
+}
+
 async fn an_acknowledged_step_does_not_climb(store: Arc<EscalationStore>) {
     complaints_with_cases(&store, 1).await;
     let raise = ops::ManualRaise {
@@ -370,6 +387,7 @@ redress_platform::conformance_suite!(
     complaints_and_cases_are_known_from_either_feed_in_either_order,
     a_major_case_reaches_senior_management_at_once_and_climbs_when_unacknowledged,
     an_acknowledged_step_does_not_climb,
+    escalation_required_reaches_senior_management_once_with_its_reason,
     early_warning_alerts_once_regrades_and_escalates_by_rule,
     an_incident_runs_from_declaration_to_close_with_one_statement_in_force,
     an_unappliable_event_waits_as_a_dead_letter_until_replayed,

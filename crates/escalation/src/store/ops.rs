@@ -11,7 +11,7 @@ use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::NewEvent;
 use redress_platform::principal::Principal;
 use redress_platform::time::{from_timestamp, to_micros, to_timestamp};
-use redress_proto::redress::case::v1::{Case, CaseChanged, CaseClosed, CaseOpened, CaseState};
+use redress_proto::redress::case::v1::{Case, CaseChanged, CaseClosed, CaseOpened, CaseState, EscalationRequired};
 use redress_proto::redress::common::v1::{Event, Grade};
 use redress_proto::redress::escalation::v1::{
     Alert, AlertKind, AlertRaised, CaseLinkedToIncident, DetectionEvidence, Escalation, EscalationLevel,
@@ -1115,6 +1115,22 @@ impl<'a> ApplyEvent<dyn EscTx + 'a> for Feeds<'_> {
                 let case = decode!(CaseClosed).case.unwrap_or_default();
                 follow_case(tx, &case, self.rules, self.now).await?;
             }
+            (CASE_CONSUMER, "redress.case.v1.EscalationRequired") => {
+                let required = decode!(EscalationRequired);
+                let case = required.case.clone().unwrap_or_default();
+                // Recorded without the generic major-grade step: this one says why.
+                follow_case_as(tx, &case, false, self.rules, self.now).await?;
+                let known = tx.complaint(&case.complaint).await?.unwrap_or_default();
+                if !known.complaint.is_empty() && known.case_open {
+                    let reason = if required.reason.is_empty() {
+                        ladder::grade_reason(Grade::Major)
+                    } else {
+                        format!("{}（{}）", ladder::grade_reason(Grade::Major), required.reason)
+                    };
+                    let how = Raise::AtLeast(EscalationLevel::SeniorManagement);
+                    raise_for(tx, &known, how, reason, &Actor::service(self.now), self.rules).await?;
+                }
+            }
             // Everything else on these feeds means nothing here.
             _ => {}
         }
@@ -1185,6 +1201,17 @@ async fn early_warning(tx: &mut dyn EscTx, raised: &RiskSignalRaised, rules: &Ru
 /// Where a case stands, from its feed; a major case reaches senior management at once, and an
 /// ended case's escalation closes.
 async fn follow_case(tx: &mut dyn EscTx, case: &Case, rules: &Rules, now: DateTime<Utc>) -> Result<()> {
+    follow_case_as(tx, case, true, rules, now).await
+}
+
+/// [`follow_case`], raising a major case itself only when `raise_major`.
+async fn follow_case_as(
+    tx: &mut dyn EscTx,
+    case: &Case,
+    raise_major: bool,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if case.complaint.is_empty() || case.name.is_empty() {
         return Ok(());
     }
@@ -1210,7 +1237,7 @@ async fn follow_case(tx: &mut dyn EscTx, case: &Case, rules: &Rules, now: DateTi
             tx.put_escalation(&escalation, Some(version), check_us(ladder::next_check(&escalation))).await?;
         }
     }
-    if facts.open && case.grade == Grade::Major as i32 {
+    if raise_major && facts.open && case.grade == Grade::Major as i32 {
         let reason = ladder::grade_reason(Grade::Major);
         raise_for(tx, &known, Raise::AtLeast(EscalationLevel::SeniorManagement), reason, &Actor::service(now), rules)
             .await?;
