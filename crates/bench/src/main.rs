@@ -27,6 +27,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+mod knowledge;
+
 mod echo {
     tonic::include_proto!("redress.bench.v1");
 }
@@ -49,6 +51,9 @@ struct Args {
     /// Rounds of all scenarios, interleaved; results are medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Run the knowledge-base search benchmark (10,000 then 100,000 articles) instead.
+    #[arg(long)]
+    knowledge: bool,
 }
 
 struct Outcome {
@@ -209,6 +214,9 @@ async fn main() -> anyhow::Result<()> {
     let telemetry =
         redress_platform::telemetry::TelemetryConfig { log_filter: "warn".to_owned(), ..Default::default() };
     let _telemetry = redress_platform::telemetry::init(&telemetry, "redress-bench")?;
+    if args.knowledge {
+        return knowledge::run(&args).await;
+    }
     println!(
         "redress-bench: concurrency {}, {} s measured after {} s warm-up, {} connections, {} cores",
         args.concurrency,

@@ -440,7 +440,7 @@ impl SearchIndex {
             .iter()
             .map(|w| (w.clone(), 1.0))
             .chain(words.synonyms.iter().map(|w| (w.clone(), SYNONYM_WEIGHT)));
-        let snippets = SnippetGenerator::new(terms.collect(), self.lexicon.plain_analyzer(), f.body, SNIPPET_CHARS);
+        let snippets = SnippetGenerator::new(terms.collect(), self.lexicon.snippet_analyzer(), f.body, SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;

@@ -24,7 +24,10 @@ struct SynonymFile {
 
 /// The shipped analysis data, loaded once.
 pub struct Lexicon {
-    jieba: Jieba,
+    /// Jieba in search mode and in its plain mode, each loaded once and shared by every
+    /// analyzer made from it.
+    search: SharedJieba,
+    plain: SharedJieba,
     stopwords: Vec<String>,
     /// Synonym groups, each member normalized.
     groups: Vec<Vec<String>>,
@@ -60,7 +63,17 @@ impl Lexicon {
         }
         let stopwords = lines(STOPWORDS).flat_map(str::split_whitespace).map(str::to_owned).collect();
         let file: SynonymFile = toml::from_str(SYNONYMS).map_err(|e| anyhow::anyhow!("synonyms.toml: {e}"))?;
-        let mut lexicon = Self { jieba, stopwords, groups: Vec::new(), synonyms_version: file.version, simplified };
+        let mut plain = JiebaTokenizer::with_jieba(jieba.clone());
+        plain.set_search_mode(false);
+        let search = SharedJieba::new(JiebaTokenizer::with_jieba(jieba));
+        let mut lexicon = Self {
+            search,
+            plain: SharedJieba::new(plain),
+            stopwords,
+            groups: Vec::new(),
+            synonyms_version: file.version,
+            simplified,
+        };
         lexicon.groups = file.groups.iter().map(|g| g.iter().map(|w| lexicon.normalize(w)).collect()).collect();
         Ok(Arc::new(lexicon))
     }
@@ -83,18 +96,23 @@ impl Lexicon {
     /// The analyzer of article text and queries: jieba in search mode (whole words and the
     /// shorter words inside them), punctuation dropped, stop words dropped.
     pub fn analyzer(&self) -> TextAnalyzer {
-        TextAnalyzer::builder(JiebaTokenizer::with_jieba(self.jieba.clone()))
+        TextAnalyzer::builder(self.search.clone())
             .filter(WordsOnly)
             .filter(StopWordFilter::remove(self.stopwords.clone()))
             .build()
     }
 
-    /// Jieba in its plain mode, whose words follow one another without overlapping: finds the
-    /// words to highlight in a snippet, and keeps a synonym whole (账户管理费, not 管理).
+    /// Jieba in its plain mode, whose words follow one another without overlapping: keeps a
+    /// synonym whole (账户管理费, not 管理).
     pub fn plain_analyzer(&self) -> TextAnalyzer {
-        let mut plain = JiebaTokenizer::with_jieba(self.jieba.clone());
-        plain.set_search_mode(false);
-        TextAnalyzer::builder(plain).filter(WordsOnly).build()
+        TextAnalyzer::builder(self.plain.clone()).filter(WordsOnly).build()
+    }
+
+    /// Finds the words to highlight in a snippet: jieba in search mode (the words a query has),
+    /// keeping only words that start after the last one kept ended, as the snippet generator
+    /// needs its words in order and not overlapping.
+    pub fn snippet_analyzer(&self) -> TextAnalyzer {
+        TextAnalyzer::builder(self.search.clone()).filter(WordsOnly).filter(InOrder).build()
     }
 
     /// The analyzer of the pinyin field: every two adjacent Han characters as their toneless
@@ -141,6 +159,121 @@ impl TokenFilter for WordsOnly {
 
     fn transform<T: Tokenizer>(self, tokenizer: T) -> Self::Tokenizer<T> {
         Filtered(tokenizer, |token| token.text.chars().any(char::is_alphanumeric))
+    }
+}
+
+/// Drops tokens that start before the end of the last token kept.
+#[derive(Clone)]
+struct InOrder;
+
+impl TokenFilter for InOrder {
+    type Tokenizer<T: Tokenizer> = InOrderTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> Self::Tokenizer<T> {
+        InOrderTokenizer(tokenizer)
+    }
+}
+
+#[derive(Clone)]
+pub struct InOrderTokenizer<T>(T);
+
+pub struct InOrderStream<S> {
+    tail: S,
+    end: usize,
+}
+
+impl<T: Tokenizer> Tokenizer for InOrderTokenizer<T> {
+    type TokenStream<'a> = InOrderStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        InOrderStream { tail: self.0.token_stream(text), end: 0 }
+    }
+}
+
+impl<S: TokenStream> TokenStream for InOrderStream<S> {
+    fn advance(&mut self) -> bool {
+        while self.tail.advance() {
+            let token = self.tail.token();
+            if token.offset_from >= self.end {
+                self.end = token.offset_to;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
+}
+
+/// Jieba tokenizers (tantivy-jieba) shared by every analyzer: an analyzer is cloned for every
+/// field of every segment and every query, and jieba's dictionary is far too large to copy
+/// each time. There is one tokenizer per core, so searches on different cores do not wait for
+/// each other; a stream takes its tokens in one go, so a tokenizer is held only that long.
+#[derive(Clone)]
+pub struct SharedJieba(Arc<Vec<std::sync::Mutex<JiebaTokenizer>>>);
+
+impl SharedJieba {
+    fn new(tokenizer: JiebaTokenizer) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        Self(Arc::new((0..cores).map(|_| std::sync::Mutex::new(tokenizer.clone())).collect()))
+    }
+
+    /// A tokenizer free now, or else the first one, waited for.
+    fn take(&self) -> std::sync::MutexGuard<'_, JiebaTokenizer> {
+        for tokenizer in self.0.iter() {
+            if let Ok(free) = tokenizer.try_lock() {
+                return free;
+            }
+        }
+        self.0[0].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The tokens of one text, taken in one go.
+pub struct Collected {
+    tokens: std::vec::IntoIter<Token>,
+    current: Token,
+}
+
+impl Tokenizer for SharedJieba {
+    type TokenStream<'a> = Collected;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Collected {
+        let mut tokens = Vec::new();
+        {
+            let mut tokenizer = self.take();
+            let mut stream = tokenizer.token_stream(text);
+            while stream.advance() {
+                tokens.push(stream.token().clone());
+            }
+        }
+        Collected { tokens: tokens.into_iter(), current: Token::default() }
+    }
+}
+
+impl TokenStream for Collected {
+    fn advance(&mut self) -> bool {
+        match self.tokens.next() {
+            Some(token) => {
+                self.current = token;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.current
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.current
     }
 }
 

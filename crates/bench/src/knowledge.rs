@@ -1,0 +1,288 @@
+//! `redress-bench --knowledge`: the knowledge base's search at 10,000 and at 100,000 articles
+//! in one run. Articles are generated from the starter pack (its titles, tags, codes and the
+//! sentences of all its bodies, recombined), written to the knowledge base's SQLite store, and
+//! the search index is rebuilt from that store (timed); then the embedded suite serves it and
+//! handler queries (the search evaluation set) are searched through the gateway. Each search
+//! reports the time it took at the service (`took`), beside the gateway round trip.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use redress::{Suite, SuiteOptions};
+use redress_knowledge_base::domain::article::plan_seeded;
+use redress_knowledge_base::domain::diff::sentences;
+use redress_knowledge_base::domain::scope::Scope;
+use redress_knowledge_base::search::text::Lexicon;
+use redress_platform::db::DatabaseConfig;
+use redress_platform::host::Supervisor;
+use redress_platform::names::OrgUnit;
+use redress_proto::redress::knowledge::v1::knowledge_service_client::KnowledgeServiceClient;
+use redress_proto::redress::knowledge::v1::{ArticleContent, SearchArticlesRequest};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Args, bearer, channels};
+
+const QUERIES: &str = include_str!("../../knowledge-base/data/eval/queries.toml");
+/// Articles written per store transaction while generating.
+const BATCH: usize = 2_000;
+/// Targets of issue 12, checked in the report.
+const TARGET_P99_MS: f64 = 5.0;
+const TARGET_REBUILD_S: f64 = 60.0;
+
+#[derive(Deserialize)]
+struct QuerySet {
+    queries: Vec<Query>,
+}
+
+#[derive(Deserialize)]
+struct Query {
+    query: String,
+}
+
+/// A small deterministic generator (xorshift), so every run writes the same articles.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Writes articles `from..to` (generated) into the store at `database`.
+async fn generate(database: &DatabaseConfig, from: usize, to: usize) -> anyhow::Result<()> {
+    let tasks = Supervisor::detached();
+    let store = redress_knowledge_base::open_store(database, &tasks).await?;
+    let (_, pack) = redress_knowledge_base::starter::pack()?;
+    let mut pool: Vec<String> = Vec::new();
+    for article in &pack {
+        pool.extend(sentences(&article.content()?.body));
+    }
+    let now = redress_platform::time::now();
+    let mut i = from;
+    while i < to {
+        let end = (i + BATCH).min(to);
+        let mut plans = Vec::with_capacity(end - i);
+        for n in i..end {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (n as u64 + 1));
+            let base = &pack[rng.below(pack.len())];
+            let mut content: ArticleContent = base.content()?;
+            let lines = 3 + rng.below(4);
+            content.body = (0..lines).map(|_| pool[rng.below(pool.len())].clone()).collect::<Vec<_>>().join("");
+            content.title = format!("{}（第{}号）", content.title, n);
+            // Nine in ten belong to one of 50 institutions, the rest to the whole platform.
+            let scope = if n % 10 == 0 {
+                Scope::Platform
+            } else {
+                Scope::Unit(
+                    OrgUnit::try_from_str(&format!("institutions/bench-{}", n % 50)).map_err(anyhow::Error::msg)?,
+                )
+            };
+            let id = format!("00000000-0000-7000-8000-{n:012}");
+            plans.push(plan_seeded(&id, base.kind()?, &scope, content, ("bench:author", "bench:reviewer"), now));
+        }
+        store.seed(plans).await?;
+        i = end;
+    }
+    tasks.stop().await;
+    Ok(())
+}
+
+/// Rebuilds the index in `dir` from the store (the directory emptied first); returns seconds.
+async fn rebuild(database: &DatabaseConfig, dir: &std::path::Path) -> anyhow::Result<(f64, u64)> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    let tasks = Supervisor::detached();
+    let store = redress_knowledge_base::open_store(database, &tasks).await?;
+    let started = Instant::now();
+    let (index, _) =
+        redress_knowledge_base::open_index(&dir.display().to_string(), Lexicon::shipped()?, &store).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let articles = index.len();
+    drop(index);
+    tasks.stop().await;
+    Ok((seconds, articles))
+}
+
+/// What one load of searches measured.
+struct Measured {
+    server: Histogram<u64>,
+    round_trip: Histogram<u64>,
+    searches: u64,
+    errors: u64,
+    elapsed: Duration,
+}
+
+fn ms(histogram: &Histogram<u64>, q: f64) -> f64 {
+    histogram.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Searches the query set through the gateway from `concurrency` tasks for warm-up plus the
+/// measured seconds.
+async fn searches(suite: &Suite, token: &str, args: &Args, concurrency: usize) -> anyhow::Result<Measured> {
+    let set: QuerySet = toml::from_str(QUERIES)?;
+    let queries: Arc<Vec<String>> = Arc::new(set.queries.into_iter().map(|q| q.query).collect());
+    let gateway = channels(suite.gateway_addr, args.connections).await?;
+    let token: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse()?;
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.seconds);
+    let mut tasks = JoinSet::new();
+    for worker in 0..concurrency {
+        let (queries, token) = (queries.clone(), token.clone());
+        let mut client = KnowledgeServiceClient::new(gateway[worker % gateway.len()].clone());
+        tasks.spawn(async move {
+            let mut server = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut round_trip = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let (mut done, mut errors, mut i) = (0u64, 0u64, worker);
+            loop {
+                let issued = Instant::now();
+                if issued >= end {
+                    break;
+                }
+                let request = SearchArticlesRequest { query: queries[i % queries.len()].clone(), ..Default::default() };
+                i += concurrency;
+                let answer = client.search_articles(bearer(tonic::Request::new(request), &token)).await;
+                let finished = Instant::now();
+                if issued < measure_from || finished > end {
+                    continue;
+                }
+                match answer {
+                    Ok(response) => {
+                        let took = response.into_inner().took.unwrap_or_default();
+                        let took_us = u64::try_from(took.seconds).unwrap_or(0) * 1_000_000
+                            + u64::try_from(took.nanos).unwrap_or(0) / 1000;
+                        server.record(took_us.max(1))?;
+                        round_trip.record((finished - issued).as_micros().max(1) as u64)?;
+                        done += 1;
+                    }
+                    Err(status) => {
+                        if errors == 0 {
+                            eprintln!("search: {status}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            anyhow::Ok((server, round_trip, done, errors))
+        });
+    }
+    let mut measured = Measured {
+        server: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        round_trip: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        searches: 0,
+        errors: 0,
+        elapsed: Duration::from_secs(args.seconds),
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let (server, round_trip, done, errors) = joined??;
+        measured.server.add(server)?;
+        measured.round_trip.add(round_trip)?;
+        measured.searches += done;
+        measured.errors += errors;
+    }
+    Ok(measured)
+}
+
+async fn wait_knowledge_serving(suite: &Suite) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let channel = channels(suite.gateway_addr, 1).await?.remove(0);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..2400 {
+        let request = tonic_health::pb::HealthCheckRequest { service: redress_proto::services::KNOWLEDGE.to_owned() };
+        if health.check(request).await?.into_inner().status == ServingStatus::Serving as i32 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("the knowledge base did not become SERVING")
+}
+
+/// One size: the store grown to `total` articles, the index rebuilt from it, then searched.
+async fn at_size(
+    dir: &std::path::Path,
+    database: &DatabaseConfig,
+    from: usize,
+    total: usize,
+    args: &Args,
+    concurrency: usize,
+) -> anyhow::Result<(f64, Measured)> {
+    let started = Instant::now();
+    generate(database, from, total).await.context("generating articles")?;
+    println!(
+        "{total} articles in the store ({:.1} s to write {} of them)",
+        started.elapsed().as_secs_f64(),
+        total - from
+    );
+    let index_dir = dir.join("knowledge-base-index");
+    let (rebuild_s, indexed) = rebuild(database, &index_dir).await.context("rebuilding the index")?;
+    println!("index rebuilt from the store: {indexed} articles in {rebuild_s:.1} s");
+    let token = "bench-token";
+    let shutdown = CancellationToken::new();
+    let suite = Suite::start(
+        SuiteOptions {
+            data_dir: dir.to_owned(),
+            gateway_addr: "127.0.0.1:0".to_owned(),
+            dev_token: token.to_owned(),
+            ..SuiteOptions::default()
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    wait_knowledge_serving(&suite).await?;
+    let measured = searches(&suite, token, args, concurrency).await?;
+    println!(
+        "{total:>7} articles: {:>6.0} searches/s  server p50 {:.2} ms  p99 {:.2} ms   gateway round trip p50 {:.2} ms  p99 {:.2} ms   errors {}",
+        measured.searches as f64 / measured.elapsed.as_secs_f64(),
+        ms(&measured.server, 0.5),
+        ms(&measured.server, 0.99),
+        ms(&measured.round_trip, 0.5),
+        ms(&measured.round_trip, 0.99),
+        measured.errors
+    );
+    suite.stop().await?;
+    Ok((rebuild_s, measured))
+}
+
+/// Runs the knowledge-base benchmark: 10,000 articles, then 100,000, in one run.
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    // As many searches at once as the machine has cores: each search has a core, so the time
+    // measured is the search's, not the queue's.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let concurrency = args.concurrency.min(cores);
+    println!(
+        "knowledge-base search: {} s measured after {} s warm-up, concurrency {concurrency}, {cores} cores",
+        args.seconds, args.warmup
+    );
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let database = DatabaseConfig {
+        url: format!("sqlite://{}", dir.path().join("knowledge-base.db").display()),
+        max_connections: 8,
+    };
+    let (rebuild_10k, small) = at_size(dir.path(), &database, 0, 10_000, args, concurrency).await?;
+    let (rebuild_100k, large) = at_size(dir.path(), &database, 10_000, 100_000, args, concurrency).await?;
+    let (p99_small, p99_large) = (ms(&small.server, 0.99), ms(&large.server, 0.99));
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    println!();
+    println!("summary (server-side = `took` at the knowledge base; round trip = through the gateway):");
+    println!("  search p99 at 10k   server {p99_small:.2} ms, round trip {:.2} ms", ms(&small.round_trip, 0.99));
+    println!("  search p99 at 100k  server {p99_large:.2} ms, round trip {:.2} ms", ms(&large.round_trip, 0.99));
+    println!("  p99 at 100k ≤ {TARGET_P99_MS} ms server-side: {}", verdict(p99_large <= TARGET_P99_MS));
+    println!("  p99 100k / 10k = {:.2} (≤ 2): {}", p99_large / p99_small, verdict(p99_large <= 2.0 * p99_small));
+    println!(
+        "  rebuild 10k {rebuild_10k:.1} s, 100k {rebuild_100k:.1} s (≤ {TARGET_REBUILD_S} s): {}",
+        verdict(rebuild_100k <= TARGET_REBUILD_S)
+    );
+    Ok(())
+}
