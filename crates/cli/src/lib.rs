@@ -9,6 +9,7 @@
 mod case;
 mod complaint;
 mod import;
+mod incident;
 mod kb;
 mod output;
 mod words;
@@ -28,6 +29,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use case::{CaseArgs, run as run_case};
 pub use complaint::{ComplaintArgs, run as run_complaint};
+pub use incident::{IncidentArgs, MentionArgs, run_incident, run_mention};
 pub use kb::{KbArgs, run as run_kb};
 use output::Format;
 
