@@ -32,6 +32,7 @@ mod knowledge;
 mod echo {
     tonic::include_proto!("redress.bench.v1");
 }
+mod metrics;
 
 #[derive(Parser, Clone)]
 #[command(name = "redress-bench", about = "Throughput and latency of the Redress suite against a raw tonic baseline")]
@@ -54,6 +55,20 @@ struct Args {
     /// Run the knowledge-base search benchmark (10,000 then 100,000 articles) instead.
     #[arg(long)]
     knowledge: bool,
+    /// Benchmark quality-metrics' read models instead: KPIs and breakdowns over a quarter at
+    /// `--metrics-small` and `--metrics-large` cases, and the consumer at `--metrics-rate`.
+    #[arg(long)]
+    metrics: bool,
+    #[arg(long, default_value_t = 100_000)]
+    metrics_small: u64,
+    #[arg(long, default_value_t = 1_000_000)]
+    metrics_large: u64,
+    /// Events per second the consumer is offered.
+    #[arg(long, default_value_t = 2_000)]
+    metrics_rate: u64,
+    /// Seconds the consumer is offered them for.
+    #[arg(long, default_value_t = 30)]
+    metrics_seconds: u64,
 }
 
 struct Outcome {
@@ -216,6 +231,9 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = redress_platform::telemetry::init(&telemetry, "redress-bench")?;
     if args.knowledge {
         return knowledge::run(&args).await;
+    }
+    if args.metrics {
+        return metrics::run(args.metrics_small, args.metrics_large, args.metrics_rate, args.metrics_seconds).await;
     }
     println!(
         "redress-bench: concurrency {}, {} s measured after {} s warm-up, {} connections, {} cores",

@@ -11,6 +11,7 @@ mod complaint;
 mod import;
 mod incident;
 mod kb;
+mod metrics;
 mod output;
 mod words;
 
@@ -31,6 +32,7 @@ pub use case::{CaseArgs, run as run_case};
 pub use complaint::{ComplaintArgs, run as run_complaint};
 pub use incident::{IncidentArgs, MentionArgs, run_incident, run_mention};
 pub use kb::{KbArgs, run as run_kb};
+pub use metrics::{MetricsArgs, run as run_metrics};
 use output::Format;
 
 /// Exit code of input refused before any call (clap uses the same for its own usage errors).

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod gauges;
 pub mod read;
 pub mod report;
 pub mod store;
@@ -68,6 +69,8 @@ pub struct QualityMetricsConfig {
     pub retention: RetentionConfig,
     /// How often improvement actions are looked at for reminders, in milliseconds.
     pub reminder_interval_ms: u64,
+    /// How often the KPI gauges are refreshed, in milliseconds.
+    pub gauge_interval_ms: u64,
 }
 
 impl Default for QualityMetricsConfig {
@@ -87,6 +90,7 @@ impl Default for QualityMetricsConfig {
             regimes: RegimeConfig::default(),
             retention: RetentionConfig::default(),
             reminder_interval_ms: 60_000,
+            gauge_interval_ms: 60_000,
         }
     }
 }
@@ -225,8 +229,10 @@ impl QualityMetrics {
             let interval = Duration::from_millis(config.reminder_interval_ms.max(10));
             supervisor.spawn(
                 "action-reminders",
-                run_reminders(opened.clone(), clock, interval, supervisor.stopping()).map(Ok),
+                run_reminders(opened.clone(), clock.clone(), interval, supervisor.stopping()).map(Ok),
             );
+            let every = Duration::from_millis(config.gauge_interval_ms.max(100));
+            supervisor.spawn("kpi-gauges", gauges::run(opened.clone(), clock, every, supervisor.stopping()).map(Ok));
             tracing::info!("quality-metrics ready; following the intake and case-workflow feeds");
             Ok(())
         };

@@ -62,6 +62,8 @@ enum Command {
     /// Search the knowledge base, get suggestions for a complaint, lint replies, publish and
     /// import articles through a running gateway.
     Kb(redress_cli::KbArgs),
+    /// Quality metrics: KPIs, breakdowns, Pareto, reports, root causes, improvement actions.
+    Metrics(redress_cli::MetricsArgs),
     /// Incidents (group, media, VIP, malicious) and their one approved statement.
     Incident(redress_cli::IncidentArgs),
     /// Mentions from public-opinion monitoring, and the watchlists they are matched on.
@@ -99,6 +101,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Case(args) => return Ok(redress_cli::run_case(args).await),
         Command::Complaint(args) => return Ok(redress_cli::run_complaint(args).await),
         Command::Kb(args) => return Ok(redress_cli::run_kb(args).await),
+        Command::Metrics(args) => return Ok(redress_cli::run_metrics(args).await),
         Command::Incident(args) => return Ok(redress_cli::run_incident(args).await),
         Command::Mention(args) => return Ok(redress_cli::run_mention(args).await),
         Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {

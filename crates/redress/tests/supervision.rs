@@ -107,6 +107,8 @@ async fn a_panic_in_any_supervised_task_stops_the_suite_with_an_error() {
         ("quality-metrics/consumer<-intake", redress_proto::services::METRICS),
         ("quality-metrics/consumer<-case-workflow", redress_proto::services::METRICS),
         ("quality-metrics/retention", redress_proto::services::METRICS),
+        ("quality-metrics/action-reminders", redress_proto::services::METRICS),
+        ("quality-metrics/kpi-gauges", redress_proto::services::METRICS),
         ("knowledge-base/sqlite-writer", redress_proto::services::KNOWLEDGE),
         ("knowledge-base/search-index", redress_proto::services::KNOWLEDGE),
         ("knowledge-base/consumer<-case-workflow", redress_proto::services::KNOWLEDGE),

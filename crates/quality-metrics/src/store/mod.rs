@@ -151,6 +151,10 @@ pub trait MetricsStore: Send + Sync + 'static {
     async fn actions_to_remind(&self, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<String>> {
         queries::actions_to_remind(self.feed().pool(), redress_platform::time::to_micros(now), limit).await
     }
+    /// The institutions the read models hold complaints of.
+    async fn institutions(&self) -> anyhow::Result<Vec<String>> {
+        queries::institutions(self.feed().pool()).await
+    }
     fn calendars(&self) -> &Arc<dyn Calendars>;
     fn feed(&self) -> &Feed;
 }

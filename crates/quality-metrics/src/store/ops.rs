@@ -96,6 +96,14 @@ impl<'a> Applier<'a> {
             out.push((key, cell));
         }
         tx.save_cells(&out).await?;
+        let mut institutions: Vec<String> = out
+            .iter()
+            .filter(|(k, _)| k.dimension == 0 && k.unit.matches('/').count() == 1)
+            .map(|(k, _)| k.unit.clone())
+            .collect();
+        institutions.sort();
+        institutions.dedup();
+        tx.note_institutions(&institutions).await?;
         Ok(facts.len())
     }
 }

@@ -177,3 +177,8 @@ pub(crate) async fn actions_to_remind(pool: &Pool, now_us: i64, limit: i64) -> a
         ORDER BY next_check_us LIMIT $2";
     Ok(on_pool!(pool, |p| sqlx::query_scalar(DUE).bind(now_us).bind(limit).fetch_all(p).await?))
 }
+
+pub(crate) async fn institutions(pool: &Pool) -> anyhow::Result<Vec<String>> {
+    const READ: &str = "SELECT unit FROM metric_institutions ORDER BY unit";
+    Ok(on_pool!(pool, |p| sqlx::query_scalar(READ).fetch_all(p).await?))
+}

@@ -29,6 +29,17 @@ impl SqliteMetricsStore {
     pub async fn open(db: Sqlite, calendars: Arc<dyn Calendars>) -> anyhow::Result<Self> {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
         redress_platform::events::migrate_sqlite(&db.pool).await?;
+        // The writer reads every cell a batch touches before writing it: a page cache that
+        // holds the recent months' cells saves most of those reads.
+        db.writer
+            .write(|conn| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA cache_size = -131072").execute(&mut *conn).await?;
+                    Ok::<_, MetricsError>(())
+                })
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("configuring the sqlite writer: {e}"))?;
         let feed = Feed::sqlite(db.pool.clone());
         Ok(Self { db, feed, calendars })
     }

@@ -51,6 +51,8 @@ pub(crate) trait MetricsTx: Outbox + ConsumerTx {
     async fn load_action(&mut self, id: &str) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error>;
     /// Inserts (`version` 1) or replaces an action.
     async fn save_action(&mut self, row: &ActionRow) -> Result<(), sqlx::Error>;
+    /// Records institutions the read models hold complaints of.
+    async fn note_institutions(&mut self, units: &[String]) -> Result<(), sqlx::Error>;
 }
 
 /// An improvement action as stored.
@@ -293,6 +295,16 @@ macro_rules! metrics_tx {
                 .execute(&mut *self)
                 .await
                 .map(|_| ())
+            }
+
+            async fn note_institutions(&mut self, units: &[String]) -> Result<(), sqlx::Error> {
+                for unit in units {
+                    sqlx::query("INSERT INTO metric_institutions (unit) VALUES ($1) ON CONFLICT DO NOTHING")
+                        .bind(unit)
+                        .execute(&mut *self)
+                        .await?;
+                }
+                Ok(())
             }
 
             async fn set_denominators(&mut self, d: &StoredDenominators) -> Result<(), sqlx::Error> {
