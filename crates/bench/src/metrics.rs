@@ -266,12 +266,7 @@ type Loaded = (u64, Arc<dyn MetricsStore>, (i64, i64));
 
 /// Each query kind's p99 on both stores, over `rounds` interleaved rounds (the median of the
 /// rounds' p99s), their ratio and the 50 ms target.
-async fn results_by_kind(
-    stores: &[Loaded],
-    quarter: Days,
-    today: i32,
-    rounds: usize,
-) -> anyhow::Result<()> {
+async fn results_by_kind(stores: &[Loaded], quarter: Days, today: i32, rounds: usize) -> anyhow::Result<()> {
     let mut p99s: Vec<Vec<Vec<u64>>> = vec![Vec::new(); stores.len()];
     let mut names = Vec::new();
     for _ in 0..rounds {
