@@ -427,9 +427,15 @@ impl SearchIndex {
             return Ok(Vec::new());
         }
         let mut clauses = self.filter_clauses(query);
-        let text_query: Box<dyn Query> = Box::new(BooleanQuery::new(scoring));
-        clauses.push((Occur::Must, text_query));
-        let full = BooleanQuery::new(clauses);
+        let text_query = BooleanQuery::new(scoring);
+        // Without filters the union of term queries is searched as it is, which lets tantivy
+        // skip blocks of documents that cannot reach the top (block-max WAND).
+        let full = if clauses.is_empty() {
+            text_query
+        } else {
+            clauses.push((Occur::Must, Box::new(text_query)));
+            BooleanQuery::new(clauses)
+        };
         let searcher = self.reader.searcher();
         let top = searcher
             .search(&full, &TopDocs::with_limit(query.limit.max(1)).and_offset(query.offset).order_by_score())?;
