@@ -59,6 +59,8 @@ pub struct QualityMetricsConfig {
     pub intake_url: String,
     /// Where case-workflow's event feed is served.
     pub case_workflow_url: String,
+    /// Where escalation's event feed is served (incidents).
+    pub escalation_url: String,
     /// IANA zone of institutions without a regime of their own: days are counted in it.
     pub time_zone: String,
     /// Extra year calendars (as intake's and case-workflow's), for business days.
@@ -85,6 +87,7 @@ impl Default for QualityMetricsConfig {
             telemetry: TelemetryConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
             case_workflow_url: "http://127.0.0.1:50053".to_owned(),
+            escalation_url: "http://127.0.0.1:50055".to_owned(),
             time_zone: redress_calendar::DEFAULT_TIME_ZONE.name().to_owned(),
             calendars_dir: String::new(),
             regimes: RegimeConfig::default(),
@@ -145,10 +148,11 @@ pub async fn run_reminders(store: Arc<dyn MetricsStore>, clock: Clock, interval:
 }
 
 /// The feeds the read models follow: consumer name, feed URL and feed service.
-fn feeds(config: &QualityMetricsConfig) -> [(&'static str, String, &'static str); 2] {
+fn feeds(config: &QualityMetricsConfig) -> [(&'static str, String, &'static str); 3] {
     [
         (store::INTAKE_CONSUMER, config.intake_url.clone(), services::INTAKE_EVENTS),
         (store::CASE_CONSUMER, config.case_workflow_url.clone(), services::CASE_EVENTS),
+        (store::ESCALATION_CONSUMER, config.escalation_url.clone(), services::ESCALATION_EVENTS),
     ]
 }
 
@@ -233,7 +237,7 @@ impl QualityMetrics {
             );
             let every = Duration::from_millis(config.gauge_interval_ms.max(100));
             supervisor.spawn("kpi-gauges", gauges::run(opened.clone(), clock, every, supervisor.stopping()).map(Ok));
-            tracing::info!("quality-metrics ready; following the intake and case-workflow feeds");
+            tracing::info!("quality-metrics ready; following the intake, case-workflow and escalation feeds");
             Ok(())
         };
         host.run(routes, init.map(|r: anyhow::Result<()>| r)).await

@@ -222,6 +222,7 @@ impl Suite {
                 database: sqlite(&options.data_dir, "quality-metrics"),
                 intake_url: format!("http://{intake_addr}"),
                 case_workflow_url: format!("http://{case_workflow_addr}"),
+                escalation_url: format!("http://{escalation_addr}"),
                 calendars_dir: options.calendars_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
                 regimes: options.regimes.clone(),
                 ..QualityMetricsConfig::default()

@@ -11,6 +11,7 @@ use prost::Message;
 use redress_platform::time::{from_micros, from_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseState, LinkType, ResolutionType};
 use redress_proto::redress::common::v1::Event;
+use redress_proto::redress::escalation::v1::CaseLinkedToIncident;
 use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
 use redress_proto::redress::metrics::v1::Dimension;
 
@@ -53,6 +54,9 @@ pub struct Fact {
     /// What the fact was last counted as in the rollups.
     #[prost(message, optional, tag = "14")]
     pub counted: Option<Counted>,
+    /// The incident escalation linked it to, "incidents/{id}" (escalation's part).
+    #[prost(string, tag = "15")]
+    pub incident: String,
 }
 
 /// What the metrics need of a case.
@@ -142,6 +146,8 @@ pub enum Change {
     Reclassified(Box<ComplaintReclassified>),
     Withdrawn(ComplaintWithdrawn),
     Case(Box<Case>),
+    /// Escalation linked the complaint's case under an incident.
+    Incident(String),
 }
 
 /// Case-workflow's events, each carrying the case after the change as its field 1.
@@ -186,6 +192,10 @@ impl Change {
             "redress.intake.v1.ComplaintWithdrawn" => {
                 let withdrawn = ComplaintWithdrawn::decode(bytes).map_err(bad)?;
                 (withdrawn.complaint.clone(), Change::Withdrawn(withdrawn))
+            }
+            "redress.escalation.v1.CaseLinkedToIncident" => {
+                let linked = CaseLinkedToIncident::decode(bytes).map_err(bad)?;
+                (linked.complaint.clone(), Change::Incident(linked.incident))
             }
             t if CASE_EVENTS.contains(&t) => {
                 let Some(case) = CarriesCase::decode(bytes).map_err(bad)?.case else { return Ok(None) };
@@ -243,6 +253,7 @@ impl Fact {
                 }
             }
             Change::Withdrawn(w) => self.withdraw_us = micros(&w.withdraw_time).max(1),
+            Change::Incident(incident) => self.incident = incident.clone(),
             Change::Case(case) => {
                 let version = version_of(&case.etag);
                 if self.case.as_ref().is_some_and(|known| known.version > version) {
@@ -282,6 +293,8 @@ impl Fact {
                 Dimension::Department => vec![case.map(|c| c.department.clone()).unwrap_or_default()],
                 Dimension::OrgUnit => vec![org_unit.to_owned()],
                 Dimension::Handler => vec![case.map(|c| c.handler.clone()).unwrap_or_default()],
+                // Escalation's incident when it linked one, else the case's parent link.
+                Dimension::Incident if !self.incident.is_empty() => vec![self.incident.clone()],
                 Dimension::Incident => vec![case.map(|c| c.incident.clone()).unwrap_or_default()],
                 Dimension::Source => vec![dims::source_value(self.source)],
                 Dimension::Unspecified => vec![String::new()],

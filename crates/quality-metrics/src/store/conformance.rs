@@ -14,6 +14,7 @@ use redress_proto::redress::case::v1::{
     ResolutionType, Survey,
 };
 use redress_proto::redress::common::v1::{Event, ListDeadLettersRequest, ReplayDeadLetterRequest};
+use redress_proto::redress::escalation::v1::CaseLinkedToIncident;
 use redress_proto::redress::intake::v1::{
     Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn,
 };
@@ -403,4 +404,16 @@ async fn a_reclassification_and_a_breach_move_the_counts(store: Arc<dyn MetricsS
     assert_eq!(kpi(&all, Kpi::OnTime), (1, 2, 50.0));
     let incident = Filter { dimension: Dimension::Incident as i32, value: "cases/incident".to_owned() };
     assert_eq!(kpi(&kpis(&store, BANK, q1(), &incident).await, Kpi::Volume).0, 1);
+    // Escalation's feed names the incident itself: one more consumer, the same read models.
+    let linked = CaseLinkedToIncident {
+        incident: "incidents/7".to_owned(),
+        complaint: "complaints/1".to_owned(),
+        r#case: "cases/1".to_owned(),
+        lead_case: "cases/incident".to_owned(),
+        ..Default::default()
+    };
+    apply(&store, super::ESCALATION_CONSUMER, vec![event(1, "incidents/7", SH, &linked)]).await;
+    let declared = Filter { dimension: Dimension::Incident as i32, value: "incidents/7".to_owned() };
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &declared).await, Kpi::Volume).0, 1);
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &incident).await, Kpi::Volume).0, 0);
 }

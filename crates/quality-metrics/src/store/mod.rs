@@ -38,8 +38,10 @@ pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migr
 pub const INTAKE_CONSUMER: &str = "intake";
 /// The consumer of case-workflow's feed.
 pub const CASE_CONSUMER: &str = "case-workflow";
+/// The consumer of escalation's feed (incidents).
+pub const ESCALATION_CONSUMER: &str = "escalation";
 /// Every feed the read models are built from.
-pub const CONSUMERS: &[&str] = &[INTAKE_CONSUMER, CASE_CONSUMER];
+pub const CONSUMERS: &[&str] = &[INTAKE_CONSUMER, CASE_CONSUMER, ESCALATION_CONSUMER];
 
 /// An institution's own target for one KPI.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
