@@ -331,8 +331,7 @@ pub(crate) async fn join(
     matched: Option<MemberMatch>,
     actor: &Actor,
 ) -> Result<IncidentMember> {
-    let existing = tx.members(&incident.name).await?;
-    let lead = existing.first().map(|m| m.complaint.clone());
+    let lead = tx.lead_member(&incident.name).await?;
     let member = IncidentMember {
         incident: incident.name.clone(),
         complaint: known.complaint.clone(),
@@ -345,14 +344,17 @@ pub(crate) async fn join(
         updated_by: actor.subject.clone(),
     };
     let key = if known.complainant_key.is_empty() { known.complaint.as_str() } else { known.complainant_key.as_str() };
+    let new_complainant = !tx.has_complainant(&incident.name, key).await?;
     if !tx.insert_member(&member, key).await? {
         return Err(
             DomainError::AlreadyMember { complaint: known.complaint.clone(), incident: incident.name.clone() }.into()
         );
     }
-    let (members, complainants) = tx.member_counts(&incident.name).await?;
-    incident.member_count = i32::try_from(members).unwrap_or(i32::MAX);
-    incident.complainant_count = i32::try_from(complainants).unwrap_or(i32::MAX);
+    // Counted as they join (indexed look-ups), not recounted: a join costs the same at any size.
+    incident.member_count = incident.member_count.saturating_add(1);
+    if new_complainant {
+        incident.complainant_count = incident.complainant_count.saturating_add(1);
+    }
     match lead {
         None => {
             incident.lead_case = known.case.clone().unwrap_or_default();
@@ -928,7 +930,8 @@ pub async fn match_complaint(
         shared_terms: best.map(|b| b.2.join(" ")).unwrap_or_default(),
     };
     tx.insert_fingerprint(&row, &fp.buckets).await?;
-    let incident = grow(tx, &target, &institution, receive, rules, now).await?;
+    let merged = matched.iter().any(|m| m.cluster != target && m.incident.is_none());
+    let incident = grow(tx, &row, merged, receive, rules, now).await?;
     Ok(Some(MatchOutcome { cluster: target, incident, matched_with: row.matched_with, score: row.score }))
 }
 
@@ -936,27 +939,42 @@ pub async fn match_complaint(
 /// once it reaches the declaring threshold), or it becomes an incident at the thresholds.
 async fn grow(
     tx: &mut dyn EscTx,
-    cluster: &str,
-    institution: &str,
+    row: &FingerprintRow,
+    merged: bool,
     receive: DateTime<Utc>,
     rules: &Rules,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
+    let (cluster, institution) = (row.cluster.as_str(), row.institution.as_str());
     let config = &rules.grouping;
-    let (complainants, burst) =
-        tx.cluster_counts(cluster, to_micros(receive - config.burst_window()), to_micros(receive)).await?;
-    let threshold = grouping::threshold(
-        u32::try_from(complainants).unwrap_or(u32::MAX),
-        u32::try_from(burst).unwrap_or(u32::MAX),
-        config,
-    );
     let actor = Actor::service(now);
-    let existing = tx.cluster(cluster).await?.flatten();
-    let (mut incident, version) = match existing {
+    let existing = match tx.cluster(cluster).await?.flatten() {
         Some(name) => match tx.load_incident(id_of(&name)).await? {
-            Some(Stored { record, version }) => (record, Some(version)),
+            Some(stored) => Some(stored),
             None => return Ok(None),
         },
+        None => None,
+    };
+    // A declared incident's cluster needs no counting any more: it only takes members.
+    let decided =
+        existing.as_ref().is_some_and(|s| matches!(s.record.state(), IncidentState::Declared | IncidentState::Closed));
+    let (complainants, burst) = if decided {
+        (0, 0)
+    } else {
+        tx.cluster_counts(cluster, to_micros(receive - config.burst_window()), to_micros(receive)).await?
+    };
+    let threshold = if decided {
+        grouping::Threshold::Below
+    } else {
+        grouping::threshold(
+            u32::try_from(complainants).unwrap_or(u32::MAX),
+            u32::try_from(burst).unwrap_or(u32::MAX),
+            config,
+        )
+    };
+    let fresh = existing.is_none();
+    let (mut incident, version) = match existing {
+        Some(Stored { record, version }) => (record, Some(version)),
         None => {
             let (grouping::Threshold::Propose(_) | grouping::Threshold::Declare(_)) = &threshold else {
                 return Ok(None);
@@ -982,15 +1000,21 @@ async fn grow(
     if incident.state() == IncidentState::Closed {
         return Ok(Some(incident.name));
     }
-    // Every member of the cluster not yet a member of the incident joins, earliest first.
-    let members = tx.cluster_members(cluster).await?;
-    let already: std::collections::BTreeSet<String> =
-        tx.members(&incident.name).await?.into_iter().map(|m| m.complaint).collect();
+    // The members who join: the whole cluster when the incident is new or clusters merged
+    // (earliest first, those not members yet), else just this complaint.
+    let members = if fresh || merged || !matches!(threshold, grouping::Threshold::Below) {
+        tx.cluster_members(cluster).await?
+    } else {
+        vec![row.clone()]
+    };
     let mut joined = Vec::new();
-    for row in members.iter().filter(|m| !already.contains(&m.complaint)) {
-        let Some(known) = tx.complaint(&row.complaint).await? else { continue };
-        join(tx, &mut incident, &known, "detected", Some(member_match(row)), &actor).await?;
-        joined.push(row.complaint.clone());
+    for member in &members {
+        if !fresh && tx.load_member(&incident.name, &member.complaint).await?.is_some() {
+            continue;
+        }
+        let Some(known) = tx.complaint(&member.complaint).await? else { continue };
+        join(tx, &mut incident, &known, "detected", Some(member_match(member)), &actor).await?;
+        joined.push(member.complaint.clone());
     }
     let rule = match &threshold {
         grouping::Threshold::Propose(r) | grouping::Threshold::Declare(r) => r.clone(),

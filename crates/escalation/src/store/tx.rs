@@ -48,8 +48,10 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
     /// Adds a member after the last, with the key of its complainant; `false` (nothing
     /// written) when it is one already.
     async fn insert_member(&mut self, member: &IncidentMember, complainant_key: &str) -> Result<bool>;
-    /// An incident's members and distinct complainants.
-    async fn member_counts(&mut self, incident: &str) -> Result<(i64, i64)>;
+    /// An incident's first member (its lead), if any.
+    async fn lead_member(&mut self, incident: &str) -> Result<Option<String>>;
+    /// Whether a complainant (by key) is a member of an incident already.
+    async fn has_complainant(&mut self, incident: &str, complainant_key: &str) -> Result<bool>;
     async fn save_member(&mut self, member: &IncidentMember) -> Result<()>;
     /// The incidents a complaint is a member of.
     async fn incidents_of(&mut self, complaint: &str) -> Result<Vec<String>>;
@@ -301,13 +303,22 @@ macro_rules! esc_tx {
                 Ok(inserted == 1)
             }
 
-            async fn member_counts(&mut self, incident: &str) -> Result<(i64, i64)> {
-                Ok(sqlx::query_as(
-                    "SELECT COUNT(*), COUNT(DISTINCT complainant) FROM incident_members WHERE incident = $1",
+            async fn lead_member(&mut self, incident: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT complaint FROM incident_members WHERE incident = $1 ORDER BY seq LIMIT 1")
+                    .bind(incident)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn has_complainant(&mut self, incident: &str, complainant_key: &str) -> Result<bool> {
+                let found: Option<String> = sqlx::query_scalar(
+                    "SELECT complaint FROM incident_members WHERE incident = $1 AND complainant = $2 LIMIT 1",
                 )
                 .bind(incident)
-                .fetch_one(&mut *self)
-                .await?)
+                .bind(complainant_key)
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(found.is_some())
             }
 
             async fn save_member(&mut self, member: &IncidentMember) -> Result<()> {
