@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+mod escalation;
 mod knowledge;
 
 mod echo {
@@ -55,6 +56,10 @@ struct Args {
     /// Run the knowledge-base search benchmark (10,000 then 100,000 articles) instead.
     #[arg(long)]
     knowledge: bool,
+    /// Run the escalation benchmark instead: matching latency at 10,000 and 200,000 complaints
+    /// in the window, and intake's throughput with and without the escalation service.
+    #[arg(long)]
+    escalation: bool,
     /// Benchmark quality-metrics' read models instead: KPIs and breakdowns over a quarter at
     /// `--metrics-small` and `--metrics-large` cases, and the consumer at `--metrics-rate`.
     #[arg(long)]
@@ -229,11 +234,14 @@ async fn main() -> anyhow::Result<()> {
     let telemetry =
         redress_platform::telemetry::TelemetryConfig { log_filter: "warn".to_owned(), ..Default::default() };
     let _telemetry = redress_platform::telemetry::init(&telemetry, "redress-bench")?;
+    if args.metrics {
+        return metrics::run(args.metrics_small, args.metrics_large, args.metrics_rate, args.metrics_seconds).await;
+    }
     if args.knowledge {
         return knowledge::run(&args).await;
     }
-    if args.metrics {
-        return metrics::run(args.metrics_small, args.metrics_large, args.metrics_rate, args.metrics_seconds).await;
+    if args.escalation {
+        return escalation::run(&args).await;
     }
     println!(
         "redress-bench: concurrency {}, {} s measured after {} s warm-up, {} connections, {} cores",

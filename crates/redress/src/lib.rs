@@ -46,6 +46,8 @@ pub struct SuiteOptions {
     pub workflow: Option<WorkflowConfig>,
     /// Whether the knowledge base loads its starter pack when it starts empty (`redress dev`).
     pub starter_content: bool,
+    /// Leaves the escalation service out (the benchmark's baseline of intake without it).
+    pub without_escalation: bool,
 }
 
 impl SuiteOptions {
@@ -77,6 +79,8 @@ pub struct Suite {
     pub gateway_addr: SocketAddr,
     pub intake_addr: SocketAddr,
     pub case_workflow_addr: SocketAddr,
+    /// Where the escalation service listens (the discard port of loopback, where nothing
+    /// listens, when the suite runs without it).
     pub escalation_addr: SocketAddr,
     pub knowledge_base_addr: SocketAddr,
     pub quality_metrics_addr: SocketAddr,
@@ -184,23 +188,29 @@ impl Suite {
         .await?
         .with_clock(options.clock.clone());
         let case_workflow_addr = case_workflow.local_addr();
-        let escalation = Escalation::build(
-            EscalationConfig {
-                server: loopback(),
-                database: sqlite(&options.data_dir, "escalation"),
-                intake_url: format!("http://{intake_addr}"),
-                case_workflow_url: format!("http://{case_workflow_addr}"),
-                // Intake's own blind-index key, so the VIP register meets complainants on the
-                // digests intake keeps.
-                pii: PiiIndexConfig { index_key: dev_pii_keys(&options.data_dir)?.index_key },
-                ..EscalationConfig::default()
-            },
-            key.clone(),
-            shutdown.clone(),
-        )
-        .await?
-        .with_clock(options.clock.clone());
-        let escalation_addr = escalation.local_addr();
+        let escalation = if options.without_escalation {
+            None
+        } else {
+            let escalation = Escalation::build(
+                EscalationConfig {
+                    server: loopback(),
+                    database: sqlite(&options.data_dir, "escalation"),
+                    intake_url: format!("http://{intake_addr}"),
+                    case_workflow_url: format!("http://{case_workflow_addr}"),
+                    // Intake's own blind-index key, so the VIP register meets complainants on the
+                    // digests intake keeps.
+                    pii: PiiIndexConfig { index_key: dev_pii_keys(&options.data_dir)?.index_key },
+                    ..EscalationConfig::default()
+                },
+                key.clone(),
+                shutdown.clone(),
+            )
+            .await?
+            .with_clock(options.clock.clone());
+            Some(escalation)
+        };
+        let escalation_addr =
+            escalation.as_ref().map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)), Escalation::local_addr);
         let knowledge_base = KnowledgeBase::build(
             KnowledgeConfig {
                 server: loopback(),
@@ -260,7 +270,9 @@ impl Suite {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
-        tasks.spawn(async move { escalation.run_until_stopped().await.context("escalation") });
+        if let Some(escalation) = escalation {
+            tasks.spawn(async move { escalation.run_until_stopped().await.context("escalation") });
+        }
         tasks.spawn(async move { knowledge_base.run_until_stopped().await.context("knowledge-base") });
         tasks.spawn(async move { quality_metrics.run_until_stopped().await.context("quality-metrics") });
         tasks.spawn(async move { gateway.run_until_stopped().await.context("gateway") });
