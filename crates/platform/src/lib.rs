@@ -11,6 +11,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod error;
 pub mod events;
+pub mod free_text_pii;
 pub mod host;
 pub mod metrics;
 pub mod names;

@@ -73,6 +73,8 @@ impl CaseApi {
         let (Some(id), Some(command)) = (id, command) else {
             return Err(CaseError::Internal(anyhow::anyhow!("a valid request produced no command")));
         };
+        // Kept, announced and audited only with the identifiers in its text masked (D-PII-5).
+        let command = crate::domain::free_text::masked(command);
         let update = Update {
             id: id.to_owned(),
             other: other.flatten().map(str::to_owned),

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod free_text;
 pub mod revision;
 pub mod routing;
 pub mod workflow;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use prost::Message;
 use redress_platform::error::Violations;
 use redress_platform::events::serve_stream;
+use redress_platform::free_text_pii;
 use redress_platform::names::{RequestId, Text};
 use redress_platform::paging;
 use redress_platform::principal::{Permission, Principal};
@@ -49,8 +50,10 @@ impl IntakeApi {
         let request_hash =
             self.keyring.digest("request", &request.complaint.as_ref().map(Message::encode_to_vec).unwrap_or_default());
         let mut complaint = request.complaint.unwrap_or_default();
-        // The complainant's own words decide the classification; staff notes do not.
-        let text = format!("{}\n{}", complaint.demand, complaint.facts);
+        // The complainant's own words decide the classification; staff notes do not. Read with
+        // identifiers masked, so none becomes a "top token" of the classification, which is
+        // announced and kept in clear.
+        let text = free_text_pii::mask(&format!("{}\n{}", complaint.demand, complaint.facts)).into_owned();
         let classifier = self.classifier_for(submission.org_unit.as_str())?;
         let decision = classifier.classify(&text, complaint.interaction.as_ref());
         let mut classification = decision.classification;
@@ -163,7 +166,8 @@ impl IntakeApi {
         if reason.is_empty() {
             return Ok(complaint);
         }
-        let access = PiiAccess { actor: principal.subject.clone(), action: "read", reason: reason.to_owned() };
+        let reason = free_text_pii::mask(reason).into_owned();
+        let access = PiiAccess { actor: principal.subject.clone(), action: "read", reason };
         let clear = self.store()?.reveal(id, &access).await?;
         clear.ok_or_else(|| IntakeError::complaint_not_found(&request.name))
     }

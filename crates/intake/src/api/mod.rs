@@ -146,7 +146,8 @@ fn complaint_id<'a>(v: &mut Violations, name: &'a str) -> Option<&'a str> {
 /// A required reason (for a change, an override, an access to personal data), trimmed.
 fn reason(v: &mut Violations, reason: &str) -> String {
     Text::Reason.check(v, "reason", reason, true);
-    reason.trim().to_owned()
+    // Kept in the access log: with the identifiers written into it masked (D-PII-5).
+    redress_platform::free_text_pii::mask(reason.trim()).into_owned()
 }
 
 /// What a request's fields parsed to, once every violation of them is reported.

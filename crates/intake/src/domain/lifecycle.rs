@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use redress_platform::events::NewEvent;
+use redress_platform::free_text_pii;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::intake::v1::{
@@ -34,8 +35,11 @@ pub type Changed = Option<(Complaint, NewEvent)>;
 
 /// The complainant's withdrawal at `at` (D-INT): the complaint ends and ComplaintWithdrawn
 /// announces it. Withdrawing a withdrawn complaint changes nothing, so a retry is harmless;
-/// a withdrawal dated before the complaint was received is refused either way.
+/// a withdrawal dated before the complaint was received is refused either way. The reason is
+/// kept, and announced, with the identifiers written into it masked (D-PII-5): the change is
+/// made on the stored record, without the complainant's key.
 pub fn withdrawn(mut complaint: Complaint, reason: &str, at: DateTime<Utc>) -> Result<Changed, ChangeError> {
+    let reason = free_text_pii::mask(reason);
     if before_receipt(&complaint, at) {
         return Err(ChangeError::WithdrawnBeforeReceipt);
     }
@@ -44,14 +48,14 @@ pub fn withdrawn(mut complaint: Complaint, reason: &str, at: DateTime<Utc>) -> R
     }
     complaint.state = ComplaintState::Withdrawn as i32;
     complaint.withdraw_time = Some(to_timestamp(at));
-    complaint.withdraw_reason = reason.to_owned();
+    complaint.withdraw_reason = reason.clone().into_owned();
     let event = NewEvent::new(
         complaint.name.clone(),
         complaint.org_unit.clone(),
         &ComplaintWithdrawn {
             complaint: complaint.name.clone(),
             withdraw_time: complaint.withdraw_time,
-            reason: reason.to_owned(),
+            reason: reason.into_owned(),
         },
     );
     Ok(Some((complaint, event)))
@@ -119,7 +123,8 @@ impl ClassificationOverride {
         c.taxonomy.clone_from(&self.taxonomy);
         c.source = ClassificationSource::Handler as i32;
         c.classified_by.clone_from(&self.classified_by);
-        c.override_reason.clone_from(&self.reason);
+        // A handler's reason is kept and announced with identifiers masked (D-PII-5).
+        c.override_reason = free_text_pii::mask(&self.reason).into_owned();
         c.classify_time = Some(self.time);
         c
     }

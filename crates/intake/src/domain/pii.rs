@@ -5,7 +5,8 @@
 //! (AES-256-GCM) by a master key named by its key id, so master keys rotate without touching
 //! the data, and destroying the wrapped data key erases the subject. A complaint's personal
 //! fields (complainant, agent, representatives, the corrections the complainant gave at the
-//! read-back) are sealed with the subject's data key, the additional data binding the
+//! read-back, and the free text that carries identifiers, D-PII-5) are sealed with the
+//! subject's data key, the additional data binding the
 //! ciphertext to the complaint and subject, so a sealed value copied to another row does not
 //! open. Lookups go through blind indexes: keyed HMAC-SHA256 digests of normalised
 //! identifiers, never the identifiers themselves.
@@ -16,7 +17,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
 use prost::Message;
-use redress_proto::redress::intake::v1::{Complaint, ContentConfirmation};
+use redress_proto::redress::intake::v1::{Complaint, ContentConfirmation, EvidenceReference};
 use sha2::Sha256;
 
 const NONCE_LEN: usize = 12;
@@ -181,22 +182,42 @@ impl DataKey {
     }
 }
 
-/// The personal part of a complaint: complainant, agent and representatives as submitted, and
-/// the corrections the complainant gave when the record was read back (their own words).
-/// Encoded as a `Complaint` holding only those fields (a confirmation only its corrections, in
-/// the record's order).
+/// The personal part of a complaint: complainant, agent and representatives as submitted, the
+/// corrections the complainant gave when the record was read back (their own words), and
+/// every free-text field whose words carry identifiers (D-PII-5), in clear; the record keeps
+/// those fields with the identifiers masked. Encoded as a `Complaint` holding only those
+/// fields (a free-text field left empty when it holds no identifier; evidence and
+/// confirmations in the record's order).
 fn personal_part(complaint: &Complaint) -> Complaint {
-    Complaint {
+    let mut personal = Complaint {
         complainant: complaint.complainant.clone(),
         agent: complaint.agent.clone(),
         representatives: complaint.representatives.clone(),
         content_confirmations: complaint
             .content_confirmations
             .iter()
-            .map(|c| ContentConfirmation { corrections: c.corrections.clone(), ..ContentConfirmation::default() })
+            .map(|c| ContentConfirmation {
+                corrections: c.corrections.clone(),
+                note: c.note.clone(),
+                ..ContentConfirmation::default()
+            })
+            .collect(),
+        demand: complaint.demand.clone(),
+        facts: complaint.facts.clone(),
+        staff_notes: complaint.staff_notes.clone(),
+        withdraw_reason: complaint.withdraw_reason.clone(),
+        evidence: complaint
+            .evidence
+            .iter()
+            .map(|e| EvidenceReference { description: e.description.clone(), ..EvidenceReference::default() })
             .collect(),
         ..Complaint::default()
-    }
+    };
+    // Only the words that masking changes need keeping twice.
+    super::mask::free_texts(&mut personal, &|text| {
+        if redress_platform::free_text_pii::contains(text) { text.to_owned() } else { String::new() }
+    });
+    personal
 }
 
 /// Puts the personal part (decrypted) back into a stored complaint.
@@ -206,6 +227,22 @@ fn restore(complaint: &mut Complaint, personal: Complaint) {
     complaint.representatives = personal.representatives;
     for (stored, sealed) in complaint.content_confirmations.iter_mut().zip(personal.content_confirmations) {
         stored.corrections = sealed.corrections;
+        restore_text(&mut stored.note, sealed.note);
+    }
+    restore_text(&mut complaint.demand, personal.demand);
+    restore_text(&mut complaint.facts, personal.facts);
+    restore_text(&mut complaint.staff_notes, personal.staff_notes);
+    restore_text(&mut complaint.withdraw_reason, personal.withdraw_reason);
+    for (stored, sealed) in complaint.evidence.iter_mut().zip(personal.evidence) {
+        restore_text(&mut stored.description, sealed.description);
+    }
+}
+
+/// A free-text field sealed in clear replaces its masked form (one sealed empty had nothing
+/// to mask, or was sealed before free text was).
+fn restore_text(stored: &mut String, sealed: String) {
+    if !sealed.is_empty() {
+        *stored = sealed;
     }
 }
 
@@ -243,7 +280,8 @@ pub fn unseal(
 /// What is left of a complainant's personal fields once the subject is erased.
 pub const ERASED: &str = "[已删除]";
 
-/// Replaces every personal field of a stored (masked) complaint with [`ERASED`].
+/// Replaces every personal field of a stored (masked) complaint with [`ERASED`]; free text
+/// keeps its masked words, the only form of it left once the key is destroyed.
 pub fn erase(complaint: &mut Complaint) {
     crate::domain::mask::replace_all(complaint, ERASED);
 }
@@ -313,6 +351,29 @@ mod tests {
         assert!(stored.content_confirmations[0].confirmed, "the rest of a confirmation stays in the record");
         unseal(&ring, &mut stored, "c1", "s1", &wrapped, &sealed).unwrap();
         assert_eq!(stored, complaint);
+    }
+
+    #[test]
+    fn identifiers_in_free_text_are_sealed_masked_in_the_record_and_only_masked_once_erased() {
+        let ring = keyring("k1");
+        let (key, wrapped) = ring.new_data_key("s1").unwrap();
+        let mut complaint = crate::testing::complaint("卡号 6222020200112233446 被扣 300.00 元");
+        complaint.name = "complaints/c1".to_owned();
+        complaint.demand = "退款".to_owned();
+        complaint.staff_notes = "客户另留邮箱 wang.li@example.cn".to_owned();
+        let (record, sealed) = seal(&complaint, "s1", &key).unwrap();
+        for clear in [&b"6222020200112233446"[..], b"wang.li@"] {
+            assert!(!record.windows(clear.len()).any(|w| w == clear), "the record keeps no identifier in clear");
+        }
+        let mut stored = Complaint::decode(record.as_slice()).unwrap();
+        assert_eq!(stored.facts, "卡号 6222***********3446 被扣 300.00 元");
+        assert_eq!(stored.demand, "退款");
+        let masked = stored.clone();
+        unseal(&ring, &mut stored, "c1", "s1", &wrapped, &sealed).unwrap();
+        assert_eq!(stored, complaint, "the key restores the words as written");
+        let mut erased = masked.clone();
+        erase(&mut erased);
+        assert_eq!((erased.facts, erased.staff_notes), (masked.facts, masked.staff_notes));
     }
 
     #[test]
