@@ -61,11 +61,17 @@ pub async fn rebuild(index: &Arc<SearchIndex>, store: &Arc<dyn KnowledgeStore>, 
         blocking(move || page.iter().try_for_each(|p| adding.add(p))).await?;
     }
     let committing = index.clone();
-    blocking(move || committing.commit(head)).await?;
+    // One segment, not one per indexing thread and flush: searches stay quick as the index grows.
+    blocking(move || {
+        committing.commit(head)?;
+        committing.merge_segments()
+    })
+    .await?;
     let took = started.elapsed();
     metrics::gauge!("redress_knowledge_index_rebuild_seconds").set(took.as_secs_f64());
     tracing::info!(
         articles = indexed,
+        segments = index.segments(),
         seconds = took.as_secs_f64(),
         position = head,
         "search index rebuilt from the store"

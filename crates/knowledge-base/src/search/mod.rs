@@ -244,6 +244,25 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Merges the index's segments into one and waits for it (after a rebuild, which leaves one
+    /// segment per indexing thread and flush): a search then walks one posting list per term
+    /// instead of one per segment, and its pruning threshold is not learnt again per segment.
+    /// The merged segment keeps the last commit's feed position.
+    pub fn merge_segments(&self) -> anyhow::Result<()> {
+        let segments = self.reader.searcher().index().searchable_segment_ids()?;
+        if segments.len() > 1 {
+            let merging = self.writer().merge(&segments);
+            merging.wait().context("merging the index's segments")?;
+        }
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// How many segments searches walk (as of the last commit or merge).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// How many articles the index holds (as of the last commit).
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
@@ -405,6 +424,13 @@ impl SearchIndex {
 
     /// Searches the published articles: the best `limit` after `offset`, with snippets.
     pub fn search(&self, query: &SearchQuery) -> anyhow::Result<Vec<Hit>> {
+        self.search_page(query).map(|(hits, _)| hits)
+    }
+
+    /// Searches the published articles: the best `limit` after `offset`, with snippets, and
+    /// whether more follow. Only the hits returned are read from the store of documents and get
+    /// a snippet; the one after them is only counted.
+    pub fn search_page(&self, query: &SearchQuery) -> anyhow::Result<(Vec<Hit>, bool)> {
         let words = self.words(&query.text);
         let mut scoring = self.text_query(&query.text, &words);
         let f = self.fields;
@@ -424,7 +450,7 @@ impl SearchIndex {
             scoring.push(boost('r', code, 0.5));
         }
         if !has_text && scoring.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let mut clauses = self.filter_clauses(query);
         let text_query = BooleanQuery::new(scoring);
@@ -437,8 +463,11 @@ impl SearchIndex {
             BooleanQuery::new(clauses)
         };
         let searcher = self.reader.searcher();
-        let top = searcher
-            .search(&full, &TopDocs::with_limit(query.limit.max(1)).and_offset(query.offset).order_by_score())?;
+        let limit = query.limit.max(1);
+        let mut top =
+            searcher.search(&full, &TopDocs::with_limit(limit + 1).and_offset(query.offset).order_by_score())?;
+        let more = top.len() > limit;
+        top.truncate(limit);
         // Snippets highlight the words typed and their synonyms in the body, found by the
         // segmenter's plain mode: its words never overlap, as the snippet generator needs.
         let terms = words
@@ -452,7 +481,7 @@ impl SearchIndex {
             let document: TantivyDocument = searcher.doc(address)?;
             hits.push(self.hit(&document, score, &snippets, &words));
         }
-        Ok(hits)
+        Ok((hits, more))
     }
 
     fn hit(&self, document: &TantivyDocument, score: f32, snippets: &SnippetGenerator, words: &QueryWords) -> Hit {
@@ -464,20 +493,21 @@ impl SearchIndex {
         let (title, body, tags) = (text(f.shown_title), text(f.shown_body), all(f.shown_tags));
         // The snippet is cut from the body as written; its words are found in its normalized
         // form, which has the same characters at the same places.
-        let snippet = snippets.snippet(&self.lexicon.normalize(&body));
+        let normalized_body = self.lexicon.normalize(&body);
+        let snippet = snippets.snippet(&normalized_body);
         let fragment = snippet.fragment();
         let to_chars = |byte: usize| fragment.get(..byte).map_or(0, |s| s.chars().count());
         let highlights: Vec<(usize, usize)> =
             snippet.highlighted().iter().map(|r| (to_chars(r.start), to_chars(r.end))).collect();
-        let normalized = self.lexicon.normalize(&format!("{title}\n{body}\n{}", tags.join("\n")));
-        let contains = |w: &String| normalized.contains(w.as_str());
+        let normalized = [self.lexicon.normalize(&title), self.lexicon.normalize(&tags.join("\n"))];
+        let contains =
+            |w: &String| normalized_body.contains(w.as_str()) || normalized.iter().any(|t| t.contains(w.as_str()));
         let matched = words.typed.iter().chain(&words.synonyms).filter(|w| contains(w)).cloned().collect();
         let kind = text(f.kind).parse::<i32>().ok().and_then(|k| ArticleKind::try_from(k).ok()).unwrap_or_default();
         // The fragment's characters, taken from the body as written.
         let snippet_text: String = if fragment.is_empty() {
             body.chars().take(SNIPPET_CHARS).collect()
         } else {
-            let normalized_body = self.lexicon.normalize(&body);
             let start = normalized_body.find(fragment).map_or(0, |at| normalized_body[..at].chars().count());
             body.chars().skip(start).take(fragment.chars().count()).collect()
         };
