@@ -24,6 +24,7 @@ pub fn branch_principal() -> redress_platform::Principal {
         subject: "user:branch-handler".to_owned(),
         roles: vec!["handler".to_owned()],
         org_unit: BRANCH.to_owned(),
+        department: String::new(),
         permissions: ["complaints.create", "complaints.read", "cases.read"].map(str::to_owned).to_vec(),
         staff_id: String::new(),
     }
@@ -45,6 +46,7 @@ fn case_staff(subject: &str, role: &str, unit: &str) -> redress_platform::Princi
         subject: subject.to_owned(),
         roles: vec![role.to_owned()],
         org_unit: unit.to_owned(),
+        department: String::new(),
         permissions: ["cases.read", "cases.write", "cases.extend", "cases.extend.special"].map(str::to_owned).to_vec(),
         staff_id: String::new(),
     }
@@ -74,6 +76,7 @@ fn staff_member(subject: &str, role: &str, staff_id: &str) -> redress_platform::
         subject: subject.to_owned(),
         roles: vec![role.to_owned()],
         org_unit: HEAD_OFFICE.to_owned(),
+        department: String::new(),
         permissions: permissions.into_iter().map(str::to_owned).collect(),
         staff_id: staff_id.to_owned(),
     }
@@ -88,6 +91,7 @@ pub fn institution_a_reader() -> redress_platform::Principal {
         subject: "user:a-integration".to_owned(),
         roles: vec!["integration".to_owned()],
         org_unit: INSTITUTION_A.to_owned(),
+        department: String::new(),
         permissions: ["events.read", "cases.read"].map(str::to_owned).to_vec(),
         staff_id: String::new(),
     }
@@ -171,7 +175,14 @@ impl Sandbox {
                 extra_dev_tokens: vec![
                     (BRANCH_TOKEN.to_owned(), branch_principal()),
                     (INSTITUTION_A_TOKEN.to_owned(), institution_a_reader()),
-                    (BRANCH_STAFF_TOKEN.to_owned(), case_staff("user:branch-staff", "handler", BRANCH)),
+                    (
+                        BRANCH_STAFF_TOKEN.to_owned(),
+                        // Of the department transferred cases go to in the tests.
+                        redress_platform::Principal {
+                            department: "wealth".to_owned(),
+                            ..case_staff("user:branch-staff", "handler", BRANCH)
+                        },
+                    ),
                     (HEAD_OFFICE_TOKEN.to_owned(), case_staff("user:head-office", "handler", HEAD_OFFICE)),
                     (SENIOR_MANAGER_TOKEN.to_owned(), case_staff("user:senior-manager", "senior_manager", HEAD_OFFICE)),
                     (STAFF_TOKEN.to_owned(), staff_member("user:li-na", "handler", STAFF_ID)),

@@ -190,6 +190,7 @@ async fn a_flagged_complainants_case_keeps_its_clocks_and_gets_a_decision() {
         subject: "user:compliance-lead".to_owned(),
         roles: vec!["senior_manager".to_owned()],
         org_unit: "institutions/demo-bank".to_owned(),
+        department: String::new(),
         permissions: ["incidents.read", "incidents.approve", "cases.read"].map(str::to_owned).to_vec(),
         staff_id: String::new(),
     };

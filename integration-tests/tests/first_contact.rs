@@ -24,6 +24,7 @@ fn clerk() -> Principal {
         subject: "user:clerk-wang".to_owned(),
         roles: vec!["front_line".to_owned()],
         org_unit: BRANCH.to_owned(),
+        department: String::new(),
         permissions: ["complaints.create", "complaints.read", "cases.read", "cases.write"].map(str::to_owned).to_vec(),
         staff_id: CLERK_STAFF_ID.to_owned(),
     }

@@ -32,6 +32,7 @@ fn person(subject: &str, unit: &str, permissions: &[&str]) -> Principal {
         subject: subject.to_owned(),
         roles: vec!["handler".to_owned()],
         org_unit: unit.to_owned(),
+        department: String::new(),
         permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
         staff_id: String::new(),
     }

@@ -3,11 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use redress_integration_tests::{Sandbox, TOKEN};
+use redress_integration_tests::{BRANCH_TOKEN, Sandbox, TOKEN};
 use redress_proto::redress::case::v1::{CaseState, ListCasesRequest};
 use redress_proto::redress::common::v1::Channel;
+use redress_proto::redress::intake::v1::personal_data_service_client::PersonalDataServiceClient;
 use redress_proto::redress::intake::v1::{
-    Complaint, GetComplaintRequest, ListComplaintsRequest, SubmitComplaintRequest, complainant::Party,
+    Complaint, ExportPersonalDataRequest, GetComplaintRequest, ListComplaintsRequest, PersonIdentifier,
+    SubmitComplaintRequest, complainant::Party, person_identifier,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -311,5 +313,37 @@ async fn editing_a_stored_audit_entry_is_detected() {
     assert!(!broken.intact);
     assert_eq!(broken.first_broken_sequence, 1);
     assert!(broken.reason.contains("no longer matches"), "{}", broken.reason);
+    sandbox.stop().await.unwrap();
+}
+
+/// Only the gateway speaks for a caller: a principal the caller sends along is dropped, and the
+/// service sees the principal of the caller's own token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_sent_by_the_caller_is_replaced_by_the_gateway() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let export = || {
+        let phone = person_identifier::Identifier::Phone("13812345678".to_owned());
+        tonic::Request::new(ExportPersonalDataRequest {
+            person: Some(PersonIdentifier { identifier: Some(phone) }),
+            institution: "institutions/demo-bank".to_owned(),
+            reason: "数据主体查阅申请".to_owned(),
+        })
+    };
+    // A principal for intake holding pii.manage over every institution, validly signed with the
+    // gateway's own key: intake accepts it when it reaches intake itself.
+    let forged = || {
+        let mut request = export();
+        sandbox.suite.gateway_credentials(redress::dev_principal(), "intake").apply(&mut request).unwrap();
+        request
+    };
+    let mut direct = PersonalDataServiceClient::connect(format!("http://{}", sandbox.suite.intake_addr)).await.unwrap();
+    direct.export_personal_data(forged()).await.unwrap();
+    // Sent to the gateway with a branch handler's token (no pii.manage), it is replaced.
+    let mut gateway = PersonalDataServiceClient::new(sandbox.channel.clone());
+    let mut request = forged();
+    request.metadata_mut().insert("authorization", format!("Bearer {BRANCH_TOKEN}").parse().unwrap());
+    assert_eq!(gateway.export_personal_data(request).await.unwrap_err().code(), Code::PermissionDenied);
+    // Sent with no token at all, it is no token.
+    assert_eq!(gateway.export_personal_data(forged()).await.unwrap_err().code(), Code::Unauthenticated);
     sandbox.stop().await.unwrap();
 }

@@ -19,7 +19,6 @@ use redress_escalation::store::MatchInput;
 use redress_escalation::{EscalationStore, INTAKE_CONSUMER, Rules};
 use redress_platform::db::DatabaseConfig;
 use redress_platform::host::Supervisor;
-use redress_platform::principal::ServiceCredentials;
 use redress_platform::time::{Clock, to_timestamp};
 use redress_proto::redress::common::v1::{Event, Grade};
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
@@ -199,7 +198,7 @@ async fn throughput(args: &Args) -> anyhow::Result<()> {
         )
         .await?;
         super::wait_serving(&channels(suite.gateway_addr, 1).await?[0]).await?;
-        let credentials = ServiceCredentials::new(suite.internal_key().clone(), redress::dev_principal());
+        let credentials = suite.gateway_credentials(redress::dev_principal(), "intake");
         let intake = channels(suite.intake_addr, args.connections).await?;
         scenarios.push(Scenario::new(label, move |i| {
             let mut client = IntakeServiceClient::new(intake[i as usize % intake.len()].clone());

@@ -18,7 +18,6 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hdrhistogram::Histogram;
 use redress::{Suite, SuiteOptions};
-use redress_platform::principal::ServiceCredentials;
 use redress_proto::redress::case::v1::GetCaseRequest;
 use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
@@ -291,7 +290,7 @@ async fn main() -> anyhow::Result<()> {
     wait_serving(&gateway_channels[0]).await?;
 
     // SubmitComplaint straight to intake, with a principal signed as the gateway would.
-    let credentials = ServiceCredentials::new(suite.internal_key().clone(), redress::dev_principal());
+    let credentials = suite.gateway_credentials(redress::dev_principal(), "intake");
     let intake_channels = channels(suite.intake_addr, args.connections).await?;
     let direct = Scenario::new("SubmitComplaint direct to intake", move |i| {
         let mut client = IntakeServiceClient::new(intake_channels[i as usize % intake_channels.len()].clone());

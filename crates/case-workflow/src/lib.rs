@@ -15,11 +15,11 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::FutureExt;
 use redress_calendar::{Period, RegimeConfig, SlaPolicy};
-use redress_platform::config::Secret;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
-use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
+use redress_platform::principal::{Permission, Principal, ServiceAuth};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
@@ -48,7 +48,10 @@ pub const SERVICE_NAME: &str = "case-workflow";
 pub struct CaseWorkflowConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
-    pub internal_key: Secret,
+    /// How calls to the service are authenticated and its own calls signed: its Ed25519 key,
+    /// the gateway's public key, and the services allowed to call it with the permissions each
+    /// may claim (docs/authorization.md).
+    pub auth: ServiceAuthConfig,
     pub telemetry: TelemetryConfig,
     /// Where intake's event feed is served, e.g. `http://redress-intake:50051`.
     pub intake_url: String,
@@ -190,7 +193,7 @@ impl Default for CaseWorkflowConfig {
         Self {
             server: ServerConfig::default(),
             database: DatabaseConfig { url: "sqlite://data/case-workflow.db".to_owned(), ..DatabaseConfig::default() },
-            internal_key: Secret::default(),
+            auth: ServiceAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
             time_zone: "Asia/Shanghai".to_owned(),
@@ -253,20 +256,20 @@ pub struct CaseWorkflow {
     api: CaseApi,
     store: Ready<Arc<dyn CaseStore>>,
     rules: LiveRules,
-    key: InternalKey,
+    auth: ServiceAuth,
 }
 
 impl CaseWorkflow {
     pub async fn build(
         config: CaseWorkflowConfig,
-        key: InternalKey,
+        auth: ServiceAuth,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let rules = LiveRules::new(config.rules()?);
         let store = Ready::new();
         let api = CaseApi::new(store.clone(), host.shutdown()).with_calendars(config.calendar_source());
-        Ok(Self { host, config, api, store, rules, key })
+        Ok(Self { host, config, api, store, rules, auth })
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -279,11 +282,12 @@ impl CaseWorkflow {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, rules, key } = self;
-        let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(CaseEventFeedServiceServer::with_interceptor(api, key.interceptor()));
-        let me = ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
-        let subscribe = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, me).context("intake_url")?;
+        let Self { host, config, api, store, rules, auth } = self;
+        let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(CaseEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let me = Principal::service(SERVICE_NAME, &[Permission::EventsRead]);
+        let subscribe = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, auth.credentials(me, "intake"))
+            .context("intake_url")?;
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening case store");

@@ -18,10 +18,11 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use redress_platform::blind_index::BlindIndexKey;
 use redress_platform::config::Secret;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::Host;
-use redress_platform::principal::{InternalKey, Permission, Principal, ROOT_ORG_UNIT, ServiceCredentials};
+use redress_platform::principal::{Permission, Principal, ROOT_ORG_UNIT, ServiceAuth};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
@@ -48,7 +49,10 @@ pub const SERVICE_NAME: &str = "escalation";
 pub struct EscalationConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
-    pub internal_key: Secret,
+    /// How calls to the service are authenticated and its own calls signed: its Ed25519 key,
+    /// the gateway's public key, and the services allowed to call it with the permissions each
+    /// may claim (docs/authorization.md).
+    pub auth: ServiceAuthConfig,
     pub telemetry: TelemetryConfig,
     pub retention: RetentionConfig,
     /// Where intake serves its feed, e.g. `http://redress-intake:50051`.
@@ -97,7 +101,7 @@ impl Default for EscalationConfig {
         Self {
             server: ServerConfig::default(),
             database: DatabaseConfig { url: "sqlite://data/escalation.db".to_owned(), ..DatabaseConfig::default() },
-            internal_key: Secret::default(),
+            auth: ServiceAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             retention: RetentionConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
@@ -129,23 +133,16 @@ impl EscalationConfig {
     }
 }
 
-/// The principal the service acts as: it follows every feed and works cases of every unit,
-/// never more than CaseService allows any caller.
-pub fn service_principal() -> Principal {
-    Principal {
-        org_unit: ROOT_ORG_UNIT.to_owned(),
-        ..Principal::service(
-            SERVICE_NAME,
-            &[
-                Permission::EventsRead,
-                Permission::ComplaintsRead,
-                Permission::CasesRead,
-                Permission::CasesWrite,
-                // Only to digest a complainant's identifiers against a VIP register.
-                Permission::PiiRead,
-            ],
-        )
-    }
+/// What the service claims at intake: its feed, and complaints to match, in clear only to
+/// digest a complainant's identifiers against a VIP register.
+pub const INTAKE_PERMISSIONS: &[Permission] = &[Permission::EventsRead, Permission::ComplaintsRead, Permission::PiiRead];
+/// What the service claims at case-workflow: its feed, and cases to work, never more than
+/// CaseService allows any caller.
+pub const CASE_PERMISSIONS: &[Permission] = &[Permission::EventsRead, Permission::CasesRead, Permission::CasesWrite];
+
+/// The principal the service acts as, holding `permissions`, over every unit.
+pub fn service_principal(permissions: &[Permission]) -> Principal {
+    Principal { org_unit: ROOT_ORG_UNIT.to_owned(), ..Principal::service(SERVICE_NAME, permissions) }
 }
 
 pub struct Escalation {
@@ -155,20 +152,20 @@ pub struct Escalation {
     store: Ready<Arc<EscalationStore>>,
     rules: Arc<Rules>,
     clock: Clock,
-    key: InternalKey,
+    auth: ServiceAuth,
 }
 
 impl Escalation {
     pub async fn build(
         config: EscalationConfig,
-        key: InternalKey,
+        auth: ServiceAuth,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let rules = Arc::new(config.rules()?);
         let store = Ready::new();
         let api = EscalationApi::new(store.clone(), host.shutdown()).with_index_key(config.pii.key()?);
-        Ok(Self { host, config, api, store, rules, clock: Clock::system(), key })
+        Ok(Self { host, config, api, store, rules, clock: Clock::system(), auth })
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -181,16 +178,17 @@ impl Escalation {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, rules, clock, key } = self;
-        let routes = Routes::new(EscalationServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(EscalationEventFeedServiceServer::with_interceptor(api, key.interceptor()));
-        let me = ServiceCredentials::new(key.clone(), service_principal());
+        let Self { host, config, api, store, rules, clock, auth } = self;
+        let routes = Routes::new(EscalationServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(EscalationEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let to_intake = auth.credentials(service_principal(INTAKE_PERMISSIONS), "intake");
+        let to_cases = auth.credentials(service_principal(CASE_PERMISSIONS), "case-workflow");
         let intake =
-            grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, me.clone()).context("intake_url")?;
-        let cases_feed = grpc_subscription(&config.case_workflow_url, services::CASE_EVENTS, me.clone())
+            grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, to_intake.clone()).context("intake_url")?;
+        let cases_feed = grpc_subscription(&config.case_workflow_url, services::CASE_EVENTS, to_cases.clone())
             .context("case_workflow_url")?;
-        let case_client = cases::case_client(&config.case_workflow_url, me.clone()).context("case_workflow_url")?;
-        let intake_client = matcher::intake_client(&config.intake_url, me).context("intake_url")?;
+        let case_client = cases::case_client(&config.case_workflow_url, to_cases).context("case_workflow_url")?;
+        let intake_client = matcher::intake_client(&config.intake_url, to_intake).context("intake_url")?;
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening escalation store");

@@ -1,39 +1,127 @@
-//! Caller authentication at the edge. Development mode accepts configured static dev tokens;
-//! production verifies JWTs (HS256 secret or RS256 public key, issuer and audience checked).
-//! Either way the caller becomes a [`Principal`] that is re-signed with the internal key for
-//! the services, and the signed form is cached per token until shortly before it expires.
+//! Caller authentication at the edge. Production verifies the identity provider's JWTs: by a
+//! JWKS file whose keys are picked by `kid` and re-read periodically (key rotation), or by one
+//! static key (RS256 public key or HS256 secret); issuer, audience and expiry are checked.
+//! Roles map to permissions here, by configuration (RBAC), never by a permissions claim.
+//! Static dev tokens are accepted only when the gateway runs in development mode.
+//!
+//! The caller becomes a [`Principal`] that the gateway signs with its own key, once per
+//! forwarded call, for the one service the call goes to.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
 use redress_platform::names::canonical_principal_unit;
-use redress_platform::principal::{InternalKey, Principal, SERVICE_ROLE, SERVICE_SUBJECT_PREFIX};
+use redress_platform::principal::{Permission, Principal, SERVICE_ROLE, SERVICE_SUBJECT_PREFIX};
+use redress_platform::signing::SigningKey;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
-    /// Static tokens for development, each mapped to the principal it stands for.
+    /// Static tokens for development, each mapped to the principal it stands for. Refused
+    /// unless the gateway runs in development mode (`redress dev`, or `redress serve gateway
+    /// --allow-dev-tokens`).
     pub dev_tokens: Vec<DevToken>,
     /// Expected `iss` of caller JWTs.
     pub jwt_issuer: String,
     /// Expected `aud` of caller JWTs.
     pub jwt_audience: String,
+    /// JWKS file of the identity provider (`{"keys":[…]}`): each key names its `kid`, and a
+    /// token is verified with the key its header names. RS256, ES256 and EdDSA keys.
+    pub jwks_file: String,
+    /// How often the JWKS file is read again (seconds); an unknown `kid` reads it at once (at
+    /// most every 10 s), so a rotated-in key works as soon as the file has it.
+    pub jwks_refresh_secs: u64,
     /// Shared secret for HS256 caller JWTs.
     pub jwt_hs256_secret: Secret,
     /// PEM public key for RS256 caller JWTs.
     pub jwt_rs256_public_key_pem: String,
+    /// Permissions of each role (RBAC). A role named here replaces its default; roles not
+    /// named keep theirs (see [`default_roles`]); a caller's permissions are those of all its
+    /// roles together.
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            dev_tokens: Vec::new(),
+            jwt_issuer: String::new(),
+            jwt_audience: String::new(),
+            jwks_file: String::new(),
+            jwks_refresh_secs: 300,
+            jwt_hs256_secret: Secret::default(),
+            jwt_rs256_public_key_pem: String::new(),
+            roles: default_roles(),
+        }
+    }
+}
+
+/// The default role set and what each role may do (docs/authorization.md).
+pub fn default_roles() -> BTreeMap<String, Vec<String>> {
+    use Permission as P;
+    let handler = [
+        P::ComplaintsCreate,
+        P::ComplaintsRead,
+        P::ComplaintsClassify,
+        P::CasesRead,
+        P::CasesWrite,
+        P::IncidentsRead,
+        P::KnowledgeRead,
+    ];
+    let supervisor = [&handler[..], &[P::CasesApprove, P::CasesExtend, P::IncidentsWrite, P::KnowledgeWrite]].concat();
+    let department_head = [&supervisor[..], &[P::KnowledgeReview, P::IncidentsApprove]].concat();
+    let senior_manager = [&department_head[..], &[P::CasesExtendSpecial]].concat();
+    let compliance = [
+        P::ComplaintsRead,
+        P::CasesRead,
+        P::PiiRead,
+        P::PiiManage,
+        P::IncidentsRead,
+        P::IncidentsWrite,
+        P::IncidentsApprove,
+        P::VipsManage,
+        P::KnowledgeRead,
+        P::KnowledgeReview,
+        P::EventsRead,
+    ];
+    let auditor = [P::ComplaintsRead, P::CasesRead, P::IncidentsRead, P::KnowledgeRead, P::EventsRead];
+    let integration =
+        [P::ComplaintsCreate, P::ComplaintsRead, P::CasesRead, P::EventsRead, P::MentionsReport, P::VipsManage];
+    let admin: Vec<P> = P::ALL.into_iter().filter(|p| !matches!(p, P::PiiRead | P::PiiManage)).collect();
+    let names = |ps: &[P]| ps.iter().map(|p| p.as_str().to_owned()).collect::<Vec<_>>();
+    BTreeMap::from([
+        ("handler".to_owned(), names(&handler)),
+        ("supervisor".to_owned(), names(&supervisor)),
+        ("department_head".to_owned(), names(&department_head)),
+        ("senior_manager".to_owned(), names(&senior_manager)),
+        ("compliance".to_owned(), names(&compliance)),
+        ("auditor".to_owned(), names(&auditor)),
+        ("integration".to_owned(), names(&integration)),
+        ("admin".to_owned(), names(&admin)),
+    ])
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DevToken {
     pub token: Secret,
     pub principal: Principal,
+}
+
+/// Whether static dev tokens may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevTokens {
+    /// Production: configuring dev tokens is an error.
+    Refused,
+    /// Development (`redress dev`, or `--allow-dev-tokens`).
+    Allowed,
 }
 
 /// Claims Redress reads from a caller JWT.
@@ -45,33 +133,118 @@ struct CallerClaims {
     roles: Vec<String>,
     #[serde(default)]
     org_unit: String,
+    /// The department of a member of staff.
     #[serde(default)]
-    permissions: Vec<String>,
+    department: String,
     /// Employee id of a member of staff.
     #[serde(default)]
     staff_id: String,
 }
 
-struct Jwt {
-    key: DecodingKey,
-    validation: Validation,
+/// How caller JWTs are checked: one static key, or a JWKS file.
+enum Keys {
+    Static(DecodingKey, Validation),
+    Jwks(Jwks),
 }
 
-/// Turns bearer tokens into signed principals for the services.
+/// The keys of a JWKS file by `kid`, re-read every `refresh` or on an unknown `kid`.
+struct Jwks {
+    path: PathBuf,
+    refresh: Duration,
+    base: Validation,
+    keys: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
+    loaded_at: Mutex<Instant>,
+}
+
+/// An unknown `kid` reads the file again at most this often.
+const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(10);
+
+impl Jwks {
+    fn open(path: &str, refresh: Duration, base: Validation) -> anyhow::Result<Self> {
+        let keys = read_jwks(path.as_ref())?;
+        anyhow::ensure!(!keys.is_empty(), "jwks_file {path} has no usable key");
+        Ok(Self { path: path.into(), refresh, base, keys: RwLock::new(keys), loaded_at: Mutex::new(Instant::now()) })
+    }
+
+    /// Reads the file again when `due` says so; a failed read keeps the keys in hand.
+    fn reload_if(&self, due: impl Fn(Duration) -> bool) {
+        let mut loaded_at = self.loaded_at.lock().unwrap_or_else(|p| p.into_inner());
+        if !due(loaded_at.elapsed()) {
+            return;
+        }
+        *loaded_at = Instant::now();
+        match read_jwks(&self.path) {
+            Ok(keys) => *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "re-reading the JWKS file failed; keeping its keys"),
+        }
+    }
+
+    fn key(&self, kid: &str) -> Option<(DecodingKey, Validation)> {
+        self.reload_if(|age| age >= self.refresh);
+        let found = |keys: &HashMap<String, (DecodingKey, Algorithm)>| keys.get(kid).cloned();
+        let hit = found(&self.keys.read().unwrap_or_else(|p| p.into_inner()));
+        let (key, alg) = match hit {
+            Some(hit) => hit,
+            None => {
+                self.reload_if(|age| age >= UNKNOWN_KID_RELOAD);
+                found(&self.keys.read().unwrap_or_else(|p| p.into_inner()))?
+            }
+        };
+        let mut validation = self.base.clone();
+        validation.algorithms = vec![alg];
+        Some((key, validation))
+    }
+}
+
+fn read_jwks(path: &std::path::Path) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("jwks_file {}", path.display()))?;
+    let set: JwkSet =
+        serde_json::from_str(&text).with_context(|| format!("jwks_file {} is not a JWKS", path.display()))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else {
+            tracing::warn!("a JWKS key without kid is ignored");
+            continue;
+        };
+        let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(alg), _) => alg.to_string().parse::<Algorithm>().ok(),
+            (None, AlgorithmParameters::RSA(_)) => Some(Algorithm::RS256),
+            (None, AlgorithmParameters::EllipticCurve(ec)) if ec.curve == EllipticCurve::P256 => Some(Algorithm::ES256),
+            (None, AlgorithmParameters::OctetKeyPair(_)) => Some(Algorithm::EdDSA),
+            _ => None,
+        };
+        // Symmetric keys have no place in a published key set.
+        let Some(alg) = alg.filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) else {
+            tracing::warn!(kid, "a JWKS key of an unsupported algorithm is ignored");
+            continue;
+        };
+        let key = DecodingKey::from_jwk(jwk).with_context(|| format!("JWKS key {kid}"))?;
+        keys.insert(kid, (key, alg));
+    }
+    Ok(keys)
+}
+
+/// Turns bearer tokens into principals and signs them for the services.
 pub struct Authenticator {
     dev: HashMap<String, Principal>,
-    jwt: Option<Jwt>,
-    key: InternalKey,
-    cache: RwLock<HashMap<String, (http::HeaderValue, u64)>>,
+    jwt: Option<Keys>,
+    roles: HashMap<String, Vec<String>>,
+    key: SigningKey,
+    /// Verified callers by token, until their token expires.
+    cache: RwLock<HashMap<String, (std::sync::Arc<Principal>, u64)>>,
 }
 
 /// Cached entries above this count are dropped wholesale (tokens are re-verified on demand).
 const CACHE_LIMIT: usize = 10_000;
-/// A cached signed principal is renewed this long before it expires.
-const RENEW_BEFORE_S: u64 = 60;
 
 impl Authenticator {
-    pub fn new(config: &AuthConfig, key: InternalKey) -> anyhow::Result<Self> {
+    /// Authenticates callers as `config` says and signs their principals with `key`.
+    pub fn new(config: &AuthConfig, key: SigningKey, dev_tokens: DevTokens) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            config.dev_tokens.is_empty() || dev_tokens == DevTokens::Allowed,
+            "auth.dev_tokens are configured but the gateway does not run in development mode: static dev tokens \
+             never expire and are refused in production (start with --allow-dev-tokens only for development)"
+        );
         let mut dev = HashMap::new();
         for d in &config.dev_tokens {
             let org_unit = canonical_principal_unit(&d.principal.org_unit)
@@ -79,64 +252,105 @@ impl Authenticator {
             dev.insert(d.token.expose().to_owned(), Principal { org_unit, ..d.principal.clone() });
         }
         anyhow::ensure!(!dev.contains_key(""), "a dev token must not be empty");
-        let jwt = match (config.jwt_hs256_secret.is_empty(), config.jwt_rs256_public_key_pem.is_empty()) {
-            (true, true) => None,
-            (false, false) => anyhow::bail!("configure either jwt_hs256_secret or jwt_rs256_public_key_pem, not both"),
-            (false, true) => Some(Jwt {
-                key: DecodingKey::from_secret(config.jwt_hs256_secret.expose().as_bytes()),
-                validation: validation(Algorithm::HS256, config)?,
-            }),
-            (true, false) => Some(Jwt {
-                key: DecodingKey::from_rsa_pem(config.jwt_rs256_public_key_pem.as_bytes())
+        let sources = [
+            !config.jwks_file.is_empty(),
+            !config.jwt_hs256_secret.is_empty(),
+            !config.jwt_rs256_public_key_pem.is_empty(),
+        ];
+        anyhow::ensure!(
+            sources.iter().filter(|s| **s).count() <= 1,
+            "configure one of jwks_file, jwt_hs256_secret or jwt_rs256_public_key_pem"
+        );
+        let jwt = if !config.jwks_file.is_empty() {
+            let mut base = validation(Algorithm::RS256, config)?;
+            base.algorithms.clear();
+            let refresh = Duration::from_secs(config.jwks_refresh_secs.max(1));
+            Some(Keys::Jwks(Jwks::open(&config.jwks_file, refresh, base)?))
+        } else if !config.jwt_hs256_secret.is_empty() {
+            Some(Keys::Static(
+                DecodingKey::from_secret(config.jwt_hs256_secret.expose().as_bytes()),
+                validation(Algorithm::HS256, config)?,
+            ))
+        } else if !config.jwt_rs256_public_key_pem.is_empty() {
+            Some(Keys::Static(
+                DecodingKey::from_rsa_pem(config.jwt_rs256_public_key_pem.as_bytes())
                     .context("invalid jwt_rs256_public_key_pem")?,
-                validation: validation(Algorithm::RS256, config)?,
-            }),
+                validation(Algorithm::RS256, config)?,
+            ))
+        } else {
+            None
         };
         anyhow::ensure!(
             !dev.is_empty() || jwt.is_some(),
             "no way to authenticate callers: configure JWT or dev tokens"
         );
-        if !dev.is_empty() {
-            tracing::warn!(tokens = dev.len(), "static dev tokens are accepted; do not use them in production");
+        let mut roles = HashMap::new();
+        for (role, permissions) in &config.roles {
+            for p in permissions {
+                anyhow::ensure!(Permission::parse(p).is_some(), "auth.roles.{role}: unknown permission {p:?}");
+            }
+            roles.insert(role.clone(), permissions.clone());
         }
-        Ok(Self { dev, jwt, key, cache: RwLock::default() })
+        if !dev.is_empty() {
+            tracing::warn!(tokens = dev.len(), "development mode: static dev tokens are accepted");
+        }
+        Ok(Self { dev, jwt, roles, key, cache: RwLock::default() })
     }
 
-    /// The signed principal for the `authorization` header value of a call.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<http::HeaderValue, ServiceError> {
+    /// The principal signed for `audience` (the service the call goes to), for the
+    /// `authorization` header value of a call.
+    pub fn authenticate(&self, authorization: Option<&str>, audience: &str) -> Result<http::HeaderValue, ServiceError> {
+        let principal = self.principal(authorization)?;
+        let signed = self.key.sign(&principal, audience)?;
+        Ok(http::HeaderValue::from_str(&signed).map_err(anyhow::Error::from)?)
+    }
+
+    /// The caller of the `authorization` header value, verified.
+    pub fn principal(&self, authorization: Option<&str>) -> Result<std::sync::Arc<Principal>, ServiceError> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ServiceError::Unauthenticated("a bearer token is required".to_owned()))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(anyhow::Error::from)?.as_secs();
-        if let Some((value, valid_until)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(token)
-            && *valid_until > now + RENEW_BEFORE_S
+        if let Some((principal, valid_until)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(token)
+            && *valid_until > now
         {
-            return Ok(value.clone());
+            return Ok(principal.clone());
         }
-        let (principal, caller_exp) = self.verify(token)?;
-        let (signed, exp) = self.key.sign(&principal)?;
-        let value = http::HeaderValue::from_str(&signed).map_err(anyhow::Error::from)?;
-        let valid_until = caller_exp.map_or(exp, |c| c.min(exp));
+        let (principal, valid_until) = self.verify(token)?;
+        let principal = std::sync::Arc::new(principal);
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(token.to_owned(), (value.clone(), valid_until));
-        Ok(value)
+        cache.insert(token.to_owned(), (principal.clone(), valid_until));
+        Ok(principal)
     }
 
-    fn verify(&self, token: &str) -> Result<(Principal, Option<u64>), ServiceError> {
+    fn verify(&self, token: &str) -> Result<(Principal, u64), ServiceError> {
         if let Some(p) = self.dev.get(token) {
-            return Ok((p.clone(), None));
+            return Ok((p.clone(), u64::MAX));
         }
         let Some(jwt) = &self.jwt else {
             return Err(ServiceError::Unauthenticated("unknown token".to_owned()));
         };
-        let claims = jsonwebtoken::decode::<CallerClaims>(token, &jwt.key, &jwt.validation)
-            .map_err(|e| ServiceError::Unauthenticated(format!("invalid token: {e}")))?
-            .claims;
+        let invalid = |e: jsonwebtoken::errors::Error| ServiceError::Unauthenticated(format!("invalid token: {e}"));
+        let claims = match jwt {
+            Keys::Static(key, validation) => jsonwebtoken::decode::<CallerClaims>(token, key, validation),
+            Keys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
+                let kid = header
+                    .kid
+                    .ok_or_else(|| ServiceError::Unauthenticated("the token names no key (kid)".to_owned()))?;
+                let (key, validation) = jwks
+                    .key(&kid)
+                    .ok_or_else(|| ServiceError::Unauthenticated(format!("the token's key {kid} is not known")))?;
+                jsonwebtoken::decode::<CallerClaims>(token, &key, &validation)
+            }
+        }
+        .map_err(invalid)?
+        .claims;
         // Service principals are signed by the services themselves; no caller may pose as one.
         if claims.sub.starts_with(SERVICE_SUBJECT_PREFIX) || claims.roles.iter().any(|r| r == SERVICE_ROLE) {
             return Err(ServiceError::Unauthenticated("the token claims a service identity".to_owned()));
@@ -144,14 +358,19 @@ impl Authenticator {
         // One spelling of each unit, so scope checks compare like with like.
         let org_unit = canonical_principal_unit(&claims.org_unit)
             .map_err(|e| ServiceError::Unauthenticated(format!("the token's org_unit claim {e}")))?;
+        let mut permissions: Vec<String> =
+            claims.roles.iter().filter_map(|r| self.roles.get(r)).flatten().cloned().collect();
+        permissions.sort();
+        permissions.dedup();
         let principal = Principal {
             subject: claims.sub,
             roles: claims.roles,
             org_unit,
-            permissions: claims.permissions,
+            department: claims.department.trim().to_owned(),
+            permissions,
             staff_id: claims.staff_id.trim().to_owned(),
         };
-        Ok((principal, Some(claims.exp)))
+        Ok((principal, claims.exp))
     }
 }
 
@@ -168,113 +387,4 @@ fn validation(alg: Algorithm, config: &AuthConfig) -> anyhow::Result<Validation>
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use jsonwebtoken::{EncodingKey, Header};
-
-    use super::*;
-
-    fn config() -> AuthConfig {
-        AuthConfig {
-            dev_tokens: vec![DevToken {
-                token: Secret::new("dev-token"),
-                principal: Principal { subject: "dev".to_owned(), ..principal() },
-            }],
-            jwt_issuer: "https://idp.example".to_owned(),
-            jwt_audience: "redress".to_owned(),
-            jwt_hs256_secret: Secret::new("a-shared-secret-of-enough-length!!"),
-            jwt_rs256_public_key_pem: String::new(),
-        }
-    }
-
-    fn principal() -> Principal {
-        Principal {
-            subject: "user:zhang".to_owned(),
-            roles: vec!["handler".to_owned()],
-            org_unit: "institutions/acme/branches/sh".to_owned(),
-            permissions: vec!["complaints.read".to_owned()],
-            staff_id: String::new(),
-        }
-    }
-
-    fn jwt(iss: &str, exp_in: i64) -> String {
-        jwt_as(iss, exp_in, "user:zhang", "handler")
-    }
-
-    fn jwt_as(iss: &str, exp_in: i64, sub: &str, role: &str) -> String {
-        jwt_in(iss, exp_in, sub, role, "institutions/acme/branches/sh")
-    }
-
-    fn jwt_in(iss: &str, exp_in: i64, sub: &str, role: &str, org_unit: &str) -> String {
-        let exp = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + exp_in) as u64;
-        let claims = serde_json::json!({
-            "sub": sub, "iss": iss, "aud": "redress", "exp": exp,
-            "roles": [role], "org_unit": org_unit, "permissions": ["complaints.read"],
-        });
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(b"a-shared-secret-of-enough-length!!"),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn callers_become_principals_the_services_can_verify() {
-        let key = InternalKey::generate();
-        let auth = Authenticator::new(&config(), key.clone()).unwrap();
-        let signed = auth.authenticate(Some(&format!("Bearer {}", jwt("https://idp.example", 600)))).unwrap();
-        assert_eq!(*key.verify(signed.to_str().unwrap()).unwrap(), principal());
-        let dev = auth.authenticate(Some("Bearer dev-token")).unwrap();
-        assert_eq!(key.verify(dev.to_str().unwrap()).unwrap().subject, "dev");
-    }
-
-    /// The employee id reaches the services with the principal: conflict-of-interest checks
-    /// (回避) compare it with the staff a complaint names.
-    #[test]
-    fn a_staff_id_claim_travels_with_the_principal() {
-        let key = InternalKey::generate();
-        let auth = Authenticator::new(&config(), key.clone()).unwrap();
-        let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
-        let claims = serde_json::json!({
-            "sub": "user:zhang", "iss": "https://idp.example", "aud": "redress", "exp": exp,
-            "org_unit": "institutions/acme", "staff_id": " E1001 ",
-        });
-        let secret = EncodingKey::from_secret(b"a-shared-secret-of-enough-length!!");
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &secret).unwrap();
-        let signed = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
-        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap().staff_id, "E1001");
-        // Without the claim there is no staff id.
-        let signed = auth.authenticate(Some(&format!("Bearer {}", jwt("https://idp.example", 600)))).unwrap();
-        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap().staff_id, "");
-    }
-
-    #[test]
-    fn a_claimed_unit_is_taken_in_its_canonical_spelling() {
-        let key = InternalKey::generate();
-        let auth = Authenticator::new(&config(), key.clone()).unwrap();
-        let token = jwt_in("https://idp.example", 600, "user:zhang", "handler", "/Institutions/ACME/branches/sh/");
-        let signed = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
-        assert_eq!(key.verify(signed.to_str().unwrap()).unwrap().org_unit, "institutions/acme/branches/sh");
-        let token = jwt_in("https://idp.example", 600, "user:zhang", "handler", "acme");
-        assert!(matches!(auth.authenticate(Some(&format!("Bearer {token}"))), Err(ServiceError::Unauthenticated(_))));
-    }
-
-    #[test]
-    fn bad_callers_are_unauthenticated() {
-        let auth = Authenticator::new(&config(), InternalKey::generate()).unwrap();
-        for header in [
-            None,
-            Some("Bearer ".to_owned()),
-            Some("Basic abc".to_owned()),
-            Some("Bearer nope".to_owned()),
-            Some(format!("Bearer {}", jwt("https://evil.example", 600))),
-            Some(format!("Bearer {}", jwt("https://idp.example", -600))),
-            // A caller posing as a service of the suite (which reads every institution's feed).
-            Some(format!("Bearer {}", jwt_as("https://idp.example", 600, "service:case-workflow", "handler"))),
-            Some(format!("Bearer {}", jwt_as("https://idp.example", 600, "user:zhang", "service"))),
-        ] {
-            let err = auth.authenticate(header.as_deref()).unwrap_err();
-            assert!(matches!(err, ServiceError::Unauthenticated(_)), "{header:?}: {err:?}");
-        }
-    }
-}
+mod tests;

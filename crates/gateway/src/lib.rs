@@ -1,5 +1,6 @@
 //! Gateway: the one gRPC endpoint of the suite. It authenticates each caller, replaces the
-//! caller's credentials with a principal the services can verify, routes the call by its
+//! caller's credentials (and any principal the caller sent) with a principal signed by the
+//! gateway's own key for the one service the call goes to, routes the call by its
 //! proto package to the owning service, and serves health and reflection for the whole public
 //! API so reflection-based tools work with nothing but its address. Deadlines (`grpc-timeout`)
 //! pass through and are enforced here too; the W3C trace context of the gateway's span is
@@ -16,8 +17,9 @@ use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
-use redress_platform::principal::{InternalKey, PRINCIPAL_METADATA_KEY};
+use redress_platform::principal::PRINCIPAL_METADATA_KEY;
 use redress_platform::server::{GrpcServer, ServerConfig, suite_endpoint};
+use redress_platform::signing::SigningKey;
 use redress_platform::telemetry::{TelemetryConfig, inject_into_headers};
 use redress_proto::services;
 use serde::{Deserialize, Serialize};
@@ -31,13 +33,16 @@ use tonic_health::pb::health_check_response::ServingStatus as PbStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{Service, ServiceExt};
 
-pub use auth::{AuthConfig, Authenticator, DevToken};
+pub use auth::{AuthConfig, Authenticator, DevToken, DevTokens, default_roles};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GatewayConfig {
     pub server: ServerConfig,
-    pub internal_key: Secret,
+    /// The gateway's Ed25519 private key (PKCS#8 PEM) that signs forwarded principals, or the
+    /// file holding it; the services verify with its public half.
+    pub signing_key: Secret,
+    pub signing_key_file: String,
     pub telemetry: TelemetryConfig,
     pub upstreams: Upstreams,
     pub auth: AuthConfig,
@@ -47,7 +52,8 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             server: ServerConfig { listen_addr: "127.0.0.1:50051".to_owned(), ..ServerConfig::default() },
-            internal_key: Secret::default(),
+            signing_key: Secret::default(),
+            signing_key_file: String::new(),
             telemetry: TelemetryConfig::default(),
             upstreams: Upstreams::default(),
             auth: AuthConfig::default(),
@@ -83,26 +89,31 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
     vec![
         Route {
             prefix: "/redress.intake.v1.",
+            audience: "intake",
             services: &[services::INTAKE, services::INTAKE_EVENTS, services::PERSONAL_DATA],
             url: upstreams.intake.clone(),
         },
         Route {
             prefix: "/redress.case.v1.",
+            audience: "case-workflow",
             services: &[services::CASE, services::CASE_EVENTS],
             url: upstreams.case_workflow.clone(),
         },
         Route {
             prefix: "/redress.metrics.v1.",
+            audience: "quality-metrics",
             services: &[services::METRICS, services::IMPROVEMENT, services::METRICS_EVENTS],
             url: upstreams.quality_metrics.clone(),
         },
         Route {
             prefix: "/redress.knowledge.v1.",
+            audience: "knowledge-base",
             services: &[services::KNOWLEDGE, services::KNOWLEDGE_EVENTS],
             url: upstreams.knowledge_base.clone(),
         },
         Route {
             prefix: "/redress.escalation.v1.",
+            audience: "escalation",
             services: &[services::ESCALATION, services::ESCALATION_EVENTS],
             url: upstreams.escalation.clone(),
         },
@@ -111,8 +122,15 @@ fn routes(upstreams: &Upstreams) -> Vec<Route> {
 
 struct Route {
     prefix: &'static str,
+    /// The owning service's name: the audience of the principals forwarded to it.
+    audience: &'static str,
     services: &'static [&'static str],
     url: String,
+}
+
+/// The services the gateway forwards to, by name (the audience of their principals).
+pub fn upstream_audiences() -> Vec<&'static str> {
+    routes(&Upstreams::default()).iter().map(|r| r.audience).collect()
 }
 
 /// Every public service name the gateway serves.
@@ -123,6 +141,7 @@ pub fn public_services() -> Vec<&'static str> {
 #[derive(Clone)]
 struct Upstream {
     prefix: &'static str,
+    audience: &'static str,
     channel: Channel,
 }
 
@@ -152,6 +171,8 @@ impl Service<http::Request<Body>> for Router {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // Only the gateway speaks for a caller: whatever principal the caller sent is dropped.
+        request.headers_mut().remove(PRINCIPAL_METADATA_KEY);
         let path = request.uri().path();
         if is_local(path) {
             let mut local = self.local.clone();
@@ -162,11 +183,12 @@ impl Service<http::Request<Body>> for Router {
             return Box::pin(async move { Ok(status_response(status)) });
         };
         let mut channel = upstream.channel.clone();
+        let audience = upstream.audience;
         let auth = self.auth.clone();
         // Runs inside the server's per-call span (entered while the future is polled).
         Box::pin(async move {
             let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let principal = match auth.authenticate(authorization) {
+            let principal = match auth.authenticate(authorization, audience) {
                 Ok(p) => p,
                 Err(e) => return Ok(status_response(e.into())),
             };
@@ -196,12 +218,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn build(config: GatewayConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let auth = Arc::new(Authenticator::new(&config.auth, key)?);
+    /// A gateway signing with `key`; static dev tokens only with [`DevTokens::Allowed`].
+    pub async fn build(
+        config: GatewayConfig,
+        key: SigningKey,
+        dev_tokens: DevTokens,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(key.issuer() == redress_platform::signing::GATEWAY, "the gateway signs as gateway");
+        let auth = Arc::new(Authenticator::new(&config.auth, key, dev_tokens)?);
         let mut upstreams = Vec::new();
         for route in routes(&config.upstreams) {
             let channel = suite_endpoint(&route.url).context("upstream url")?.connect_lazy();
-            upstreams.push(Upstream { prefix: route.prefix, channel });
+            upstreams.push(Upstream { prefix: route.prefix, audience: route.audience, channel });
         }
         let server = GrpcServer::bind(&config.server, &public_services()).await?;
         Ok(Self { server, router_parts: (upstreams.into(), auth), shutdown })

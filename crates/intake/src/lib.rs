@@ -18,10 +18,11 @@ use domain::classify::{Catalogue, OwnTaxonomy, Taxonomy};
 use domain::pii::Keyring;
 use redress_calendar::{Institutions, RegimeConfig, SlaPolicy};
 use redress_platform::config::Secret;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{RetentionConfig, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
-use redress_platform::principal::InternalKey;
+use redress_platform::principal::ServiceAuth;
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
@@ -48,7 +49,10 @@ pub struct IntakeConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     /// Key that verifies principals forwarded by the gateway.
-    pub internal_key: Secret,
+    /// How calls to the service are authenticated and its own calls signed: its Ed25519 key,
+    /// the gateway's public key, and the services allowed to call it with the permissions each
+    /// may claim (docs/authorization.md).
+    pub auth: ServiceAuthConfig,
     pub telemetry: TelemetryConfig,
     /// IANA zone the institution counts its days in.
     pub time_zone: String,
@@ -117,7 +121,7 @@ impl Default for IntakeConfig {
         Self {
             server: ServerConfig::default(),
             database: DatabaseConfig { url: "sqlite://data/intake.db".to_owned(), ..DatabaseConfig::default() },
-            internal_key: Secret::default(),
+            auth: ServiceAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             time_zone: "Asia/Shanghai".to_owned(),
             calendars_dir: String::new(),
@@ -222,11 +226,11 @@ pub struct Intake {
     api: IntakeApi,
     store: Ready<Arc<dyn IntakeStore>>,
     keyring: Arc<Keyring>,
-    key: InternalKey,
+    auth: ServiceAuth,
 }
 
 impl Intake {
-    pub async fn build(config: IntakeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn build(config: IntakeConfig, auth: ServiceAuth, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let institutions = config.institutions()?;
         let catalogue = config.catalogue()?;
         let deadlines = institutions.default_regime().calculator().clone();
@@ -238,7 +242,7 @@ impl Intake {
             .with_recurrence_window(config.recurrence_window_days)
             .with_catalogue(catalogue)
             .with_calendars(config.calendar_source());
-        Ok(Self { host, config, api, store, keyring, key })
+        Ok(Self { host, config, api, store, keyring, auth })
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -251,11 +255,11 @@ impl Intake {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, keyring, key } = self;
+        let Self { host, config, api, store, keyring, auth } = self;
         let calendars = api.clone();
-        let routes = Routes::new(IntakeServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(PersonalDataServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(IntakeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
+        let routes = Routes::new(IntakeServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(PersonalDataServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(IntakeEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening intake store");

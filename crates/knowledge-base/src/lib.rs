@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::FutureExt;
-use redress_platform::config::Secret;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
-use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
+use redress_platform::principal::{Permission, Principal, ServiceAuth};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
@@ -46,7 +46,10 @@ pub const SERVICE_NAME: &str = "knowledge-base";
 pub struct KnowledgeConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
-    pub internal_key: Secret,
+    /// How calls to the service are authenticated and its own calls signed: its Ed25519 key,
+    /// the gateway's public key, and the services allowed to call it with the permissions each
+    /// may claim (docs/authorization.md).
+    pub auth: ServiceAuthConfig,
     pub telemetry: TelemetryConfig,
     /// How long events stay on the feed and request ids are remembered.
     pub retention: RetentionConfig,
@@ -70,7 +73,7 @@ impl Default for KnowledgeConfig {
         Self {
             server: ServerConfig::default(),
             database: DatabaseConfig { url: "sqlite://data/knowledge-base.db".to_owned(), ..DatabaseConfig::default() },
-            internal_key: Secret::default(),
+            auth: ServiceAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             retention: RetentionConfig::default(),
             index_dir: "data/knowledge-base-index".to_owned(),
@@ -103,7 +106,7 @@ pub struct KnowledgeBase {
     store: Ready<Arc<dyn KnowledgeStore>>,
     index: Ready<Arc<SearchIndex>>,
     lexicon: Arc<Lexicon>,
-    key: InternalKey,
+    auth: ServiceAuth,
 }
 
 /// Opens the index in `dir` and brings it up to date with `store` (a rebuild unless the index
@@ -121,7 +124,7 @@ pub async fn open_index(
 }
 
 impl KnowledgeBase {
-    pub async fn build(config: KnowledgeConfig, key: InternalKey, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn build(config: KnowledgeConfig, auth: ServiceAuth, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let (store, index) = (Ready::new(), Ready::new());
         let lexicon = Lexicon::shipped()?;
@@ -133,11 +136,15 @@ impl KnowledgeBase {
         }
         let intake = match config.intake_url.trim() {
             "" => None,
-            url => Some(redress_platform::server::suite_endpoint(url).context("intake_url")?.connect_lazy()),
+            url => Some((
+                redress_platform::server::suite_endpoint(url).context("intake_url")?.connect_lazy(),
+                // Used for calls as the caller (SuggestForComplaint), never as the service itself.
+                auth.credentials(Principal::service(SERVICE_NAME, &[]), "intake"),
+            )),
         };
         let settings = api::Settings { lexicon: lexicon.clone(), rules: Arc::new(Rules::shipped()?), blocking, intake };
         let api = KnowledgeApi::new(store.clone(), index.clone(), settings, host.shutdown());
-        Ok(Self { host, config, api, store, index, lexicon, key })
+        Ok(Self { host, config, api, store, index, lexicon, auth })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -145,15 +152,15 @@ impl KnowledgeBase {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, index, lexicon, key } = self;
-        let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, key.interceptor()));
+        let Self { host, config, api, store, index, lexicon, auth } = self;
+        let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
         let cases = match config.case_workflow_url.trim() {
             "" => None,
             url => {
                 let me =
-                    ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]));
+                    auth.credentials(Principal::service(SERVICE_NAME, &[Permission::EventsRead]), "case-workflow");
                 Some(grpc_subscription(url, services::CASE_EVENTS, me).context("case_workflow_url")?)
             }
         };

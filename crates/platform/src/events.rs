@@ -645,8 +645,8 @@ struct FeedBatch {
     events: Vec<Event>,
 }
 
-/// Follows another service's feed over gRPC as `principal` (a service principal with
-/// `events.read`, signed with the suite's internal key): `feed_service` is the feed service's
+/// Follows another service's feed over gRPC with `credentials` (the follower's service
+/// principal with `events.read`, signed with its own key for the feed's service): `feed_service` is the feed service's
 /// full name, e.g. `redress.intake.v1.IntakeEventFeedService`. Every feed of the suite has the
 /// same `StreamEvents` shape, so one client follows any of them.
 pub fn grpc_subscription(

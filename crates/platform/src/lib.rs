@@ -21,6 +21,7 @@ pub mod ready;
 pub mod revisions;
 pub mod server;
 pub mod shutdown;
+pub mod signing;
 pub mod telemetry;
 pub mod testing;
 pub mod time;

@@ -93,3 +93,22 @@ macro_rules! conformance_suite {
         }
     };
 }
+
+/// A member of staff of `org_unit`, working in `department`, holding `permissions`.
+pub fn staff(subject: &str, org_unit: &str, department: &str, permissions: &[crate::Permission]) -> crate::Principal {
+    crate::Principal {
+        subject: subject.to_owned(),
+        org_unit: org_unit.to_owned(),
+        department: department.to_owned(),
+        permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        ..crate::Principal::default()
+    }
+}
+
+/// Credentials signing `principal` for calls to `audience` with a fresh key of the principal's
+/// service (or `test` for a person), which no service trusts unless told: for tests of clients.
+pub fn credentials(principal: crate::Principal, audience: &str) -> crate::signing::ServiceCredentials {
+    let signer = principal.subject.strip_prefix(crate::principal::SERVICE_SUBJECT_PREFIX).unwrap_or("test").to_owned();
+    let key = std::sync::Arc::new(crate::signing::SigningKey::generate(&signer));
+    crate::signing::ServiceCredentials::new(key, principal, audience)
+}

@@ -19,13 +19,13 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::{FutureExt, StreamExt};
 use redress_calendar::{RegimeConfig, SlaPolicy};
-use redress_platform::config::Secret;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{
     EventSink, RetentionConfig, Subscribe, grpc_subscription, run_consumer, spawn_retention,
 };
 use redress_platform::host::{Host, Supervisor};
-use redress_platform::principal::{InternalKey, Permission, Principal, ServiceCredentials};
+use redress_platform::principal::{Permission, Principal, ServiceAuth, ServiceCredentials};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
 use redress_platform::telemetry::TelemetryConfig;
@@ -53,7 +53,10 @@ pub const SERVICE_NAME: &str = "quality-metrics";
 pub struct QualityMetricsConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
-    pub internal_key: Secret,
+    /// How calls to the service are authenticated and its own calls signed: its Ed25519 key,
+    /// the gateway's public key, and the services allowed to call it with the permissions each
+    /// may claim (docs/authorization.md).
+    pub auth: ServiceAuthConfig,
     pub telemetry: TelemetryConfig,
     /// Where intake's event feed is served, e.g. `http://redress-intake:50051`.
     pub intake_url: String,
@@ -83,7 +86,7 @@ impl Default for QualityMetricsConfig {
                 url: "sqlite://data/quality-metrics.db".to_owned(),
                 ..DatabaseConfig::default()
             },
-            internal_key: Secret::default(),
+            auth: ServiceAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
             case_workflow_url: "http://127.0.0.1:50053".to_owned(),
@@ -147,12 +150,13 @@ pub async fn run_reminders(store: Arc<dyn MetricsStore>, clock: Clock, interval:
     }
 }
 
-/// The feeds the read models follow: consumer name, feed URL and feed service.
-fn feeds(config: &QualityMetricsConfig) -> [(&'static str, String, &'static str); 3] {
+/// The feeds the read models follow: consumer name, feed URL, feed service and the name of the
+/// service serving it.
+fn feeds(config: &QualityMetricsConfig) -> [(&'static str, String, &'static str, &'static str); 3] {
     [
-        (store::INTAKE_CONSUMER, config.intake_url.clone(), services::INTAKE_EVENTS),
-        (store::CASE_CONSUMER, config.case_workflow_url.clone(), services::CASE_EVENTS),
-        (store::ESCALATION_CONSUMER, config.escalation_url.clone(), services::ESCALATION_EVENTS),
+        (store::INTAKE_CONSUMER, config.intake_url.clone(), services::INTAKE_EVENTS, "intake"),
+        (store::CASE_CONSUMER, config.case_workflow_url.clone(), services::CASE_EVENTS, "case-workflow"),
+        (store::ESCALATION_CONSUMER, config.escalation_url.clone(), services::ESCALATION_EVENTS, "escalation"),
     ]
 }
 
@@ -162,30 +166,29 @@ pub struct QualityMetrics {
     api: MetricsApi,
     store: Ready<Arc<dyn MetricsStore>>,
     calendars: Arc<dyn Calendars>,
-    key: InternalKey,
+    auth: ServiceAuth,
     clock: Clock,
 }
 
 impl QualityMetrics {
     pub async fn build(
         config: QualityMetricsConfig,
-        key: InternalKey,
+        auth: ServiceAuth,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let calendars = config.calendars()?;
         let store = Ready::new();
-        let me = credentials(&key);
         let mut checks = Vec::new();
-        for (consumer, url, feed) in feeds(&config) {
+        for (consumer, url, feed, owner) in feeds(&config) {
             checks.push((
                 consumer,
-                grpc_subscription(&url, feed, me.clone()).with_context(|| format!("{consumer} url"))?,
+                grpc_subscription(&url, feed, credentials(&auth, owner)).with_context(|| format!("{consumer} url"))?,
             ));
         }
         let (rebuilt, _) = tokio::sync::watch::channel(0);
         let api = MetricsApi::new(store.clone(), host.shutdown()).with_feeds(checks, rebuilt);
-        Ok(Self { host, config, api, store, calendars, key, clock: Clock::system() })
+        Ok(Self { host, config, api, store, calendars, auth, clock: Clock::system() })
     }
 
     /// Reads "today" from `clock` instead of the system clock.
@@ -198,15 +201,14 @@ impl QualityMetrics {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { host, config, api, store, calendars, key, clock } = self;
+        let Self { host, config, api, store, calendars, auth, clock } = self;
         let rebuilds = api.rebuilds();
-        let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(ImprovementServiceServer::with_interceptor(api.clone(), key.interceptor()))
-            .add_service(MetricsEventFeedServiceServer::with_interceptor(api, key.interceptor()));
-        let me = credentials(&key);
+        let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(ImprovementServiceServer::with_interceptor(api.clone(), auth.interceptor()))
+            .add_service(MetricsEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
         let mut subscriptions = Vec::new();
-        for (consumer, url, feed) in feeds(&config) {
-            let subscribe = grpc_subscription(&url, feed, me.clone())?;
+        for (consumer, url, feed, owner) in feeds(&config) {
+            let subscribe = grpc_subscription(&url, feed, credentials(&auth, owner))?;
             subscriptions.push((consumer, restart_on_rebuild(subscribe, rebuilds.clone())));
         }
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
@@ -263,6 +265,7 @@ fn restart_on_rebuild(mut subscribe: Subscribe, rebuilds: tokio::sync::watch::Re
     })
 }
 
-fn credentials(key: &InternalKey) -> ServiceCredentials {
-    ServiceCredentials::new(key.clone(), Principal::service(SERVICE_NAME, &[Permission::EventsRead]))
+/// The service's credentials for following the feed of `audience`.
+fn credentials(auth: &ServiceAuth, audience: &str) -> ServiceCredentials {
+    auth.credentials(Principal::service(SERVICE_NAME, &[Permission::EventsRead]), audience)
 }

@@ -9,12 +9,13 @@ use anyhow::Context;
 pub use redress_case_workflow::WorkflowConfig;
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
 use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
-use redress_gateway::{AuthConfig, DevToken, Gateway, GatewayConfig, Upstreams};
+use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
 use redress_knowledge_base::{KnowledgeBase, KnowledgeConfig};
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
-use redress_platform::principal::{InternalKey, Permission, Principal};
+use redress_platform::principal::{Permission, Principal, ServiceAuth, ServiceCredentials};
+use redress_platform::signing::{GATEWAY, PublicKey, SigningKey, Verifier};
 use redress_platform::server::ServerConfig;
 use redress_platform::time::Clock;
 use redress_quality_metrics::{QualityMetrics, QualityMetricsConfig};
@@ -58,12 +59,102 @@ impl SuiteOptions {
     }
 }
 
+/// The services of the suite allowed to call each service, and the permissions each caller may
+/// claim there (the callers' allow-lists): `(service, caller, permissions)`. The deployment
+/// configures the same (`auth.callers` of each service; docs/authorization.md).
+pub fn service_callers() -> Vec<(&'static str, &'static str, &'static [Permission])> {
+    use Permission as P;
+    vec![
+        ("intake", redress_case_workflow::SERVICE_NAME, &[P::EventsRead]),
+        ("intake", redress_escalation::SERVICE_NAME, redress_escalation::INTAKE_PERMISSIONS),
+        // SuggestForComplaint reads the named complaint as the caller, with no more than this.
+        ("intake", redress_knowledge_base::SERVICE_NAME, &[P::ComplaintsRead]),
+        ("intake", redress_quality_metrics::SERVICE_NAME, &[P::EventsRead]),
+        ("case-workflow", redress_escalation::SERVICE_NAME, redress_escalation::CASE_PERMISSIONS),
+        ("case-workflow", redress_knowledge_base::SERVICE_NAME, &[P::EventsRead]),
+        ("case-workflow", redress_quality_metrics::SERVICE_NAME, &[P::EventsRead]),
+        // Replies to complainants are linted at the knowledge base (D-KB-3).
+        ("knowledge-base", redress_case_workflow::SERVICE_NAME, &[P::KnowledgeRead]),
+        ("escalation", redress_quality_metrics::SERVICE_NAME, &[P::EventsRead]),
+    ]
+}
+
+/// The signers of the suite: the gateway and every service.
+pub const SIGNERS: [&str; 6] = [
+    GATEWAY,
+    redress_intake::SERVICE_NAME,
+    redress_case_workflow::SERVICE_NAME,
+    redress_escalation::SERVICE_NAME,
+    redress_knowledge_base::SERVICE_NAME,
+    redress_quality_metrics::SERVICE_NAME,
+];
+
+/// The signing keys of the suite, by signer.
+pub struct SuiteKeys(std::collections::BTreeMap<&'static str, SigningKey>);
+
+impl SuiteKeys {
+    /// The keys in `dir` (`{signer}.pem`, owner-only), each generated and written on first use.
+    pub fn in_dir(dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut keys = std::collections::BTreeMap::new();
+        for signer in SIGNERS {
+            let path = dir.join(format!("{signer}.pem"));
+            let key = match std::fs::read_to_string(&path) {
+                Ok(text) => SigningKey::from_pem(signer, &text).with_context(|| format!("{}", path.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = SigningKey::generate(signer);
+                    write_private(&path, &key.to_pem())?;
+                    key
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+            };
+            keys.insert(signer, key);
+        }
+        Ok(Self(keys))
+    }
+
+    fn public(&self, signer: &str) -> anyhow::Result<PublicKey> {
+        Ok(self.0.get(signer).with_context(|| format!("no key of {signer}"))?.public_key())
+    }
+
+    /// Service `name`'s identity: its key, trusting the gateway and its callers as
+    /// [`service_callers`] says.
+    pub fn service_auth(&self, name: &str) -> anyhow::Result<ServiceAuth> {
+        let mut verifier = Verifier::new(name, Some(self.public(GATEWAY)?));
+        for (_, caller, permissions) in service_callers().into_iter().filter(|(to, _, _)| *to == name) {
+            verifier = verifier.trust(caller, self.public(caller)?, permissions);
+        }
+        let key = SigningKey::from_pem(name, &self.0.get(name).with_context(|| format!("no key of {name}"))?.to_pem())?;
+        ServiceAuth::new(key, verifier)
+    }
+
+    /// The gateway's key.
+    pub fn gateway(&self) -> anyhow::Result<SigningKey> {
+        SigningKey::from_pem(GATEWAY, &self.0.get(GATEWAY).context("no gateway key")?.to_pem())
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// The principal behind the development token: every permission, over the whole platform.
 pub fn dev_principal() -> Principal {
     Principal {
         subject: "dev".to_owned(),
         roles: vec!["admin".to_owned()],
         org_unit: redress_platform::principal::ROOT_ORG_UNIT.to_owned(),
+        department: String::new(),
         permissions: Permission::ALL.iter().map(|p| p.as_str().to_owned()).collect(),
         staff_id: String::new(),
     }
@@ -84,7 +175,8 @@ pub struct Suite {
     pub escalation_addr: SocketAddr,
     pub knowledge_base_addr: SocketAddr,
     pub quality_metrics_addr: SocketAddr,
-    key: InternalKey,
+    /// The gateway's key, for calling a service directly as the gateway would.
+    gateway_key: std::sync::Arc<SigningKey>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -147,7 +239,8 @@ impl Suite {
     pub async fn start(options: SuiteOptions, shutdown: CancellationToken) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("cannot create data dir {}", options.data_dir.display()))?;
-        let key = InternalKey::generate();
+        // The development keys live with the data (loopback only; `keys/`, owner-only).
+        let keys = SuiteKeys::in_dir(&options.data_dir.join("keys"))?;
         let calendars_dir = options.calendars_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
         let intake_defaults = IntakeConfig::default();
         let intake = Intake::build(
@@ -162,7 +255,7 @@ impl Suite {
                     .unwrap_or(intake_defaults.calendars_poll_interval_ms),
                 ..intake_defaults
             },
-            key.clone(),
+            keys.service_auth(redress_intake::SERVICE_NAME)?,
             shutdown.clone(),
         )
         .await?
@@ -182,7 +275,7 @@ impl Suite {
                 workflow: options.workflow.clone().unwrap_or_default(),
                 ..case_defaults
             },
-            key.clone(),
+            keys.service_auth(redress_case_workflow::SERVICE_NAME)?,
             shutdown.clone(),
         )
         .await?
@@ -202,7 +295,7 @@ impl Suite {
                     pii: PiiIndexConfig { index_key: dev_pii_keys(&options.data_dir)?.index_key },
                     ..EscalationConfig::default()
                 },
-                key.clone(),
+                keys.service_auth(redress_escalation::SERVICE_NAME)?,
                 shutdown.clone(),
             )
             .await?
@@ -221,7 +314,7 @@ impl Suite {
                 starter_content: options.starter_content,
                 ..KnowledgeConfig::default()
             },
-            key.clone(),
+            keys.service_auth(redress_knowledge_base::SERVICE_NAME)?,
             shutdown.clone(),
         )
         .await?;
@@ -237,7 +330,7 @@ impl Suite {
                 regimes: options.regimes.clone(),
                 ..QualityMetricsConfig::default()
             },
-            key.clone(),
+            keys.service_auth(redress_quality_metrics::SERVICE_NAME)?,
             shutdown.clone(),
         )
         .await?
@@ -246,6 +339,7 @@ impl Suite {
         let gateway = Gateway::build(
             GatewayConfig {
                 server: ServerConfig { listen_addr: options.gateway_addr.clone(), ..ServerConfig::default() },
+        let gateway_key = keys.gateway()?;
                 upstreams: Upstreams {
                     intake: format!("http://{intake_addr}"),
                     case_workflow: format!("http://{case_workflow_addr}"),
@@ -262,7 +356,8 @@ impl Suite {
                 },
                 ..GatewayConfig::default()
             },
-            key.clone(),
+            gateway_key,
+            DevTokens::Allowed,
             shutdown.clone(),
         )
         .await?;
@@ -270,6 +365,7 @@ impl Suite {
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
+        let gateway_key = std::sync::Arc::new(keys.gateway()?);
         if let Some(escalation) = escalation {
             tasks.spawn(async move { escalation.run_until_stopped().await.context("escalation") });
         }
@@ -283,15 +379,16 @@ impl Suite {
             escalation_addr,
             knowledge_base_addr,
             quality_metrics_addr,
-            key,
+            gateway_key,
             tasks,
             shutdown,
         })
     }
 
-    /// The suite's internal key, for calling a service directly (benchmarks, diagnostics).
-    pub fn internal_key(&self) -> &InternalKey {
-        &self.key
+    /// Credentials signing `principal` for calls straight to `audience` (a service's name), as
+    /// the gateway would sign them (benchmarks, diagnostics).
+    pub fn gateway_credentials(&self, principal: Principal, audience: &str) -> ServiceCredentials {
+        ServiceCredentials::new(self.gateway_key.clone(), principal, audience)
     }
 
     /// Waits until every service has stopped (after shutdown), or the first one fails; a

@@ -12,8 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use redress::{Suite, SuiteOptions, random_dev_token};
-use redress_platform::config::Secret;
-use redress_platform::principal::InternalKey;
+use redress_platform::signing::{GATEWAY, SigningKey};
 use redress_platform::telemetry::{self, TelemetryConfig};
 
 #[derive(Parser)]
@@ -47,6 +46,10 @@ enum Command {
         /// TOML configuration file.
         #[arg(long, env = "REDRESS_CONFIG")]
         config: Option<PathBuf>,
+        /// Gateway only: accept the static dev tokens of `auth.dev_tokens`, which never expire.
+        /// For development; without it a gateway configured with dev tokens does not start.
+        #[arg(long)]
+        allow_dev_tokens: bool,
     },
     /// Apply a service's database migrations and exit.
     Migrate {
@@ -89,11 +92,6 @@ enum StoreOwner {
     KnowledgeBase,
 }
 
-fn internal_key(secret: &Secret) -> anyhow::Result<InternalKey> {
-    anyhow::ensure!(!secret.is_empty(), "REDRESS_INTERNAL_KEY (internal_key) is required");
-    InternalKey::new(secret.expose().as_bytes())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
@@ -127,55 +125,64 @@ async fn main() -> anyhow::Result<ExitCode> {
             println!("       http://{}/redress.case.v1.CaseService/ListCases", suite.gateway_addr);
             suite.wait().await
         }
-        Command::Serve { service, config } => {
+        Command::Serve { service, config, allow_dev_tokens } => {
+            anyhow::ensure!(
+                !allow_dev_tokens || matches!(service, Service::Gateway),
+                "--allow-dev-tokens applies to the gateway only"
+            );
             let shutdown = redress_platform::shutdown::on_signal();
             let file = config.as_deref();
             match service {
                 Service::Intake => {
                     let config: redress_intake::IntakeConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-intake")?;
-                    let key = internal_key(&config.internal_key)?;
-                    let intake = redress_intake::Intake::build(config, key, shutdown).await?;
+                    let auth = config.auth.load(redress_intake::SERVICE_NAME)?;
+                    let intake = redress_intake::Intake::build(config, auth, shutdown).await?;
                     tracing::info!(addr = %intake.local_addr(), "intake listening");
                     intake.run_until_stopped().await
                 }
                 Service::CaseWorkflow => {
                     let config: redress_case_workflow::CaseWorkflowConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-case-workflow")?;
-                    let key = internal_key(&config.internal_key)?;
-                    let service = redress_case_workflow::CaseWorkflow::build(config, key, shutdown).await?;
+                    let auth = config.auth.load(redress_case_workflow::SERVICE_NAME)?;
+                    let service = redress_case_workflow::CaseWorkflow::build(config, auth, shutdown).await?;
                     tracing::info!(addr = %service.local_addr(), "case-workflow listening");
                     service.run_until_stopped().await
                 }
                 Service::Escalation => {
                     let config: redress_escalation::EscalationConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-escalation")?;
-                    let key = internal_key(&config.internal_key)?;
-                    let service = redress_escalation::Escalation::build(config, key, shutdown).await?;
+                    let auth = config.auth.load(redress_escalation::SERVICE_NAME)?;
+                    let service = redress_escalation::Escalation::build(config, auth, shutdown).await?;
                     tracing::info!(addr = %service.local_addr(), "escalation listening");
                     service.run_until_stopped().await
                 }
                 Service::QualityMetrics => {
                     let config: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-quality-metrics")?;
-                    let key = internal_key(&config.internal_key)?;
-                    let service = redress_quality_metrics::QualityMetrics::build(config, key, shutdown).await?;
+                    let auth = config.auth.load(redress_quality_metrics::SERVICE_NAME)?;
+                    let service = redress_quality_metrics::QualityMetrics::build(config, auth, shutdown).await?;
                     tracing::info!(addr = %service.local_addr(), "quality-metrics listening");
                     service.run_until_stopped().await
                 }
                 Service::KnowledgeBase => {
                     let config: redress_knowledge_base::KnowledgeConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-knowledge-base")?;
-                    let key = internal_key(&config.internal_key)?;
-                    let service = redress_knowledge_base::KnowledgeBase::build(config, key, shutdown).await?;
+                    let auth = config.auth.load(redress_knowledge_base::SERVICE_NAME)?;
+                    let service = redress_knowledge_base::KnowledgeBase::build(config, auth, shutdown).await?;
                     tracing::info!(addr = %service.local_addr(), "knowledge-base listening");
                     service.run_until_stopped().await
                 }
                 Service::Gateway => {
                     let config: redress_gateway::GatewayConfig = redress_platform::config::load(file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-gateway")?;
-                    let key = internal_key(&config.internal_key)?;
-                    let gateway = redress_gateway::Gateway::build(config, key, shutdown).await?;
+                    let key = SigningKey::load(GATEWAY, &config.signing_key, &config.signing_key_file, "signing_key")?;
+                    let dev_tokens = if allow_dev_tokens {
+                        redress_gateway::DevTokens::Allowed
+                    } else {
+                        redress_gateway::DevTokens::Refused
+                    };
+                    let gateway = redress_gateway::Gateway::build(config, key, dev_tokens, shutdown).await?;
                     tracing::info!(addr = %gateway.local_addr(), "gateway listening");
                     gateway.run_until_stopped().await
                 }

@@ -32,6 +32,7 @@ async fn sandbox() -> Sandbox {
         subject: "user:cli-reviewer".to_owned(),
         roles: vec!["editor".to_owned()],
         org_unit: "/".to_owned(),
+        department: String::new(),
         permissions: ["knowledge.read", "knowledge.review"].map(str::to_owned).to_vec(),
         staff_id: String::new(),
     };

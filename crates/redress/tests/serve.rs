@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const KEY: &str = "an-internal-key-of-at-least-32-bytes!!";
+use redress_platform::signing::{GATEWAY, SigningKey};
+
+/// A fresh Ed25519 private key of `signer`, PEM.
+fn key_pem(signer: &str) -> String {
+    SigningKey::generate(signer).to_pem()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_intake_from_the_environment_becomes_serving_and_stops_on_sigterm() {
@@ -16,7 +21,8 @@ async fn serve_intake_from_the_environment_becomes_serving_and_stops_on_sigterm(
         .args(["serve", "intake"])
         .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
         .env("REDRESS_DATABASE__URL", format!("sqlite://{}/intake.db", dir.path().display()))
-        .env("REDRESS_INTERNAL_KEY", KEY)
+        .env("REDRESS_AUTH__SIGNING_KEY", key_pem("intake"))
+        .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", SigningKey::generate(GATEWAY).public_key().to_pem())
         .env("REDRESS_PII__ACTIVE_KEY_ID", "k2")
         .env("REDRESS_PII__MASTER_KEYS__K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")
         .env("REDRESS_PII__MASTER_KEYS__K2", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=")
@@ -55,17 +61,66 @@ async fn serve_intake_from_the_environment_becomes_serving_and_stops_on_sigterm(
 }
 
 #[tokio::test]
-async fn serve_refuses_to_start_without_an_internal_key() {
-    let output = Command::new(env!("CARGO_BIN_EXE_redress"))
-        .args(["serve", "gateway"])
-        .env_remove("REDRESS_INTERNAL_KEY")
-        .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
-        .output()
-        .await
-        .unwrap();
+async fn serve_refuses_to_start_without_a_signing_key() {
+    for service in ["gateway", "case-workflow"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_redress"))
+            .args(["serve", service])
+            .env_remove("REDRESS_SIGNING_KEY")
+            .env_remove("REDRESS_AUTH__SIGNING_KEY")
+            .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("signing_key"), "{service}: {stderr}");
+    }
+}
+
+/// A gateway configured with static dev tokens (which never expire and stand for whoever they
+/// say) starts only with the development flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_gateway_refuses_dev_tokens_without_the_development_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let toml = r#"
+[[auth.dev_tokens]]
+token = "dev-token-of-a-test"
+principal = { subject = "dev", org_unit = "/", permissions = ["pii.manage"] }
+"#;
+    std::fs::write(&config, toml).unwrap();
+    let gateway = |flag: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));
+        command.args(["serve", "gateway", "--config", config.to_str().unwrap()]).args(flag);
+        command
+            .env("REDRESS_SIGNING_KEY", key_pem(GATEWAY))
+            .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+            .env("REDRESS_TELEMETRY__JSON", "true")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    let output = gateway(None).output().await.unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("REDRESS_INTERNAL_KEY"), "{stderr}");
+    assert!(stderr.contains("development mode"), "{stderr}");
+    // With the flag it starts (and says that dev tokens are accepted).
+    let mut child = gateway(Some("--allow-dev-tokens")).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut warned = false;
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let message = json["fields"]["message"].as_str().unwrap_or_default();
+        warned |= message.contains("dev tokens are accepted");
+        if message == "gateway listening" {
+            break;
+        }
+    }
+    assert!(warned);
+    child.kill().await.unwrap();
 }
 
 #[tokio::test]
@@ -73,7 +128,7 @@ async fn serve_intake_refuses_to_start_without_personal_information_keys() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_redress"))
         .args(["serve", "intake"])
-        .env("REDRESS_INTERNAL_KEY", KEY)
+        .env("REDRESS_AUTH__SIGNING_KEY", key_pem("intake"))
         .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
         .env("REDRESS_DATABASE__URL", format!("sqlite://{}/intake.db", dir.path().display()))
         .env_remove("REDRESS_PII__INDEX_KEY")

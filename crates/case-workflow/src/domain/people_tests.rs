@@ -503,3 +503,38 @@ fn merging_carries_the_conflict_of_interest_to_the_survivor() {
     assert_eq!(check.assignee, survivor.assignee);
     assert!(conflict::ensure_confirmed(&survivor).is_err());
 }
+
+/// A transferred case is taken by its receiving department: the department the caller's
+/// principal states (from the identity provider), not the one the request names.
+#[test]
+fn only_the_receiving_department_by_its_principal_takes_a_transferred_case() {
+    let rules = rules();
+    let mut case = opened(RECEIVED, &rules);
+    assign(&mut case, &rules, LATER);
+    let transfer = Command::Transfer {
+        to_department: "loans".to_owned(),
+        reason: reason("a loan fee, not a card fee"),
+        to_assignee: String::new(),
+        to_assignee_staff_id: String::new(),
+    };
+    run(&mut case, &handler(), LATER, transfer, &rules).unwrap();
+    let take = |department: &str| Command::Assign {
+        assignee: "u-loans".to_owned(),
+        department: department.to_owned(),
+        assignee_staff_id: "E2001".to_owned(),
+    };
+    // A handler of cards naming loans in the request: refused, the case still waits.
+    assert_eq!(handler().department, "cards");
+    let err = run(&mut case, &handler(), LATER, take("loans"), &rules).unwrap_err();
+    assert!(matches!(err, WorkflowError::HandoffPending { ref to_department } if to_department == "loans"), "{err:?}");
+    assert!(case.assignee.is_empty());
+    // Nor does a principal without a department take it.
+    let nowhere = Principal { department: String::new(), ..handler() };
+    assert!(run(&mut case, &nowhere, LATER, take("loans"), &rules).is_err());
+    // Someone of loans does, for loans only.
+    let loans = Principal { department: "loans".to_owned(), subject: "u-loans-head".to_owned(), ..supervisor() };
+    assert!(run(&mut case, &loans, LATER, take("cards"), &rules).is_err());
+    run(&mut case, &loans, LATER, take("loans"), &rules).unwrap();
+    assert_eq!((case.department.as_str(), case.assignee.as_str()), ("loans", "u-loans"));
+    assert_eq!(clock::clock(&case, ClockKind::Handoff).unwrap().status, ClockStatus::Met as i32);
+}

@@ -55,6 +55,8 @@ fn person_at(unit: &str, subject: &str, roles: &[&str], permissions: &[Permissio
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         org_unit: unit.to_owned(),
         permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        // Where the tests' cases are assigned.
+        department: "cards".to_owned(),
         // Staff act with their employee id: the cases they handle name complained staff.
         staff_id: format!("E-{subject}"),
     }

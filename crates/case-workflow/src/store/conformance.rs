@@ -188,6 +188,7 @@ fn operator(org_unit: &str) -> Principal {
         subject: "user:ops".to_owned(),
         roles: vec!["operator".to_owned()],
         org_unit: org_unit.to_owned(),
+        department: String::new(),
         permissions: vec!["events.admin".to_owned()],
         staff_id: String::new(),
     }
@@ -422,6 +423,8 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     store.apply(vec![accepted(1, 1)]).await.unwrap();
     let h = handler();
     let s = supervisor();
+    // The receiving department's supervisor takes the transferred case.
+    let loans = Principal { department: "loans".to_owned(), ..supervisor() };
     let mut case = newest_case(&store).await;
     let mut visited = vec![case.state];
     let steps: Vec<(&Principal, Command)> = vec![
@@ -444,7 +447,7 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
             },
         ),
         (
-            &s,
+            &loans,
             Command::Assign { assignee: text("u-loans"), department: text("loans"), assignee_staff_id: text("E1001") },
         ),
         (&h, to(CaseState::Investigating)),

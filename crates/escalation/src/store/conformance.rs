@@ -84,6 +84,7 @@ fn staff(roles: &[&str]) -> Arc<Principal> {
         subject: "user:lead".to_owned(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         org_unit: "institutions/demo".to_owned(),
+        department: String::new(),
         permissions: vec![],
         staff_id: String::new(),
     })

@@ -311,6 +311,7 @@ mod test_support {
             subject: subject.to_owned(),
             roles: vec![],
             org_unit: org_unit.to_owned(),
+            department: String::new(),
             permissions: vec![permission.to_owned()],
             staff_id: String::new(),
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use redress_platform::events::{FeedStream, serve_stream};
-use redress_platform::principal::{PRINCIPAL_METADATA_KEY, Principal};
+use redress_platform::principal::{Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
 use redress_proto::redress::common::v1::{
     DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
@@ -51,8 +51,9 @@ pub struct KnowledgeApi {
     rules: Arc<Rules>,
     /// Institutions whose replies must not go out with a banned phrase.
     blocking: Arc<BTreeSet<String>>,
-    /// Intake, where named complaints are read (as the caller).
-    intake: Option<IntakeServiceClient<Channel>>,
+    /// Intake, where named complaints are read (as the caller), and the service's credentials
+    /// for it.
+    intake: Option<(IntakeServiceClient<Channel>, ServiceCredentials)>,
     shutdown: CancellationToken,
 }
 
@@ -62,8 +63,9 @@ pub struct Settings {
     pub lexicon: Arc<Lexicon>,
     pub rules: Arc<Rules>,
     pub blocking: BTreeSet<String>,
-    /// Intake's channel, when the knowledge base knows where intake is.
-    pub intake: Option<Channel>,
+    /// Intake's channel, when the knowledge base knows where intake is, and the knowledge
+    /// base's credentials for calls to intake.
+    pub intake: Option<(Channel, ServiceCredentials)>,
 }
 
 impl KnowledgeApi {
@@ -74,7 +76,7 @@ impl KnowledgeApi {
         shutdown: CancellationToken,
     ) -> Self {
         let Settings { lexicon, rules, blocking, intake } = settings;
-        let intake = intake.map(IntakeServiceClient::new);
+        let intake = intake.map(|(channel, credentials)| (IntakeServiceClient::new(channel), credentials));
         Self { store, index, lexicon, rules, blocking: Arc::new(blocking), intake, shutdown }
     }
 
@@ -147,9 +149,7 @@ delegate!(KnowledgeService {
                 request: Request<SuggestForComplaintRequest>,
             ) -> Result<Response<SuggestForComplaintResponse>, Status> {
                 let principal = Principal::of(&request)?;
-                // Intake is asked as the caller, with the caller's own principal token.
-                let token = request.metadata().get(PRINCIPAL_METADATA_KEY).cloned();
-                Ok(Response::new(self.suggest(&principal, token, request.into_inner()).await?))
+                Ok(Response::new(self.suggest(&principal, request.into_inner()).await?))
             }
 );
 

@@ -1,16 +1,14 @@
-//! Suggestions for a complaint: its words and codes (read from intake with the caller's own
-//! principal, or given), its most telling words searched in each kind a handler needs, the
+//! Suggestions for a complaint: its words and codes (read from intake as the caller, or given), its most telling words searched in each kind a handler needs, the
 //! codes weighing in, and each suggestion with why it matched.
 
 use redress_platform::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::names::{Text, resource_id};
-use redress_platform::principal::{PRINCIPAL_METADATA_KEY, Permission, Principal};
+use redress_platform::principal::{Permission, Principal};
 use redress_proto::redress::intake::v1::GetComplaintRequest;
 use redress_proto::redress::knowledge::v1::{
     ArticleKind, SuggestForComplaintRequest, SuggestForComplaintResponse, Suggestion, SuggestionGroup, TaxonomyCodes,
 };
-use tonic::metadata::{Ascii, MetadataValue};
 
 use super::KnowledgeApi;
 use super::search::{reader_of, to_hit};
@@ -25,9 +23,6 @@ const KEYWORDS: usize = 12;
 const DEFAULT_PER_KIND: i32 = 3;
 const MAX_PER_KIND: i32 = 10;
 
-/// The caller's principal token, to call intake as the caller.
-pub(super) type CallerToken = Option<MetadataValue<Ascii>>;
-
 fn is_code(code: &str) -> bool {
     let mut chars = code.chars();
     chars.next().is_some_and(|c| c.is_ascii_uppercase())
@@ -36,9 +31,11 @@ fn is_code(code: &str) -> bool {
 }
 
 impl KnowledgeApi {
-    /// A complaint's words and codes, read from intake as the caller.
-    async fn complaint(&self, name: &str, token: CallerToken) -> Result<(String, TaxonomyCodes), KbError> {
-        let Some(mut intake) = self.intake.clone() else {
+    /// A complaint's words and codes, read from intake as the caller: the caller's principal,
+    /// holding no more than the permission to read complaints, signed by the knowledge base for
+    /// intake (which allows it that permission and no other).
+    async fn complaint(&self, name: &str, caller: &Principal) -> Result<(String, TaxonomyCodes), KbError> {
+        let Some((mut intake, credentials)) = self.intake.clone() else {
             return Err(ServiceError::failed_precondition(
                 "INTAKE_NOT_CONFIGURED",
                 "this knowledge base does not know where intake is (intake_url); give the complaint's text instead",
@@ -47,9 +44,12 @@ impl KnowledgeApi {
         };
         let mut request =
             tonic::Request::new(GetComplaintRequest { name: name.to_owned(), pii_access_reason: String::new() });
-        if let Some(token) = token {
-            request.metadata_mut().insert(PRINCIPAL_METADATA_KEY, token);
-        }
+        let read = Permission::ComplaintsRead.as_str();
+        let as_caller = Principal {
+            permissions: caller.permissions.iter().filter(|p| p.as_str() == read).cloned().collect(),
+            ..caller.clone()
+        };
+        credentials.apply_as(&mut request, &as_caller)?;
         let complaint = match intake.get_complaint(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
@@ -80,7 +80,6 @@ impl KnowledgeApi {
     pub(super) async fn suggest(
         &self,
         principal: &Principal,
-        token: CallerToken,
         request: SuggestForComplaintRequest,
     ) -> Result<SuggestForComplaintResponse, KbError> {
         principal.require(Permission::KnowledgeRead)?;
@@ -116,8 +115,11 @@ impl KnowledgeApi {
             n => n.min(MAX_PER_KIND),
         };
         v.into_result()?;
-        let (text, codes) =
-            if named { self.complaint(request.complaint.trim(), token).await? } else { (request.text.clone(), given) };
+        let (text, codes) = if named {
+            self.complaint(request.complaint.trim(), principal).await?
+        } else {
+            (request.text.clone(), given)
+        };
         let index = self.index()?;
         let reader = reader_of(principal);
         let boosts = Boosts {

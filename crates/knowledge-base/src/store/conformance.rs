@@ -27,6 +27,7 @@ fn person(subject: &str, unit: &str, permissions: &[Permission]) -> Arc<Principa
         subject: subject.to_owned(),
         roles: vec!["editor".to_owned()],
         org_unit: unit.to_owned(),
+        department: String::new(),
         permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
         staff_id: String::new(),
     })

@@ -43,6 +43,7 @@ fn manager() -> Principal {
         subject: "user:quality".to_owned(),
         roles: vec!["quality_manager".to_owned()],
         org_unit: "institutions/bank".to_owned(),
+        department: String::new(),
         permissions: ["cases.read", "cases.write"].map(str::to_owned).to_vec(),
         staff_id: String::new(),
     }

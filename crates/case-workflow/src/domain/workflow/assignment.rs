@@ -44,8 +44,10 @@ pub(super) fn assign(
     // A regulator referral is forwarded once it reaches a handling department (D-SLA-11).
     clock::meet(case, ClockKind::ReferralForwarding, ctx.now);
     if let Some(handoff) = pending_handoff(case) {
-        // Only the receiving department takes a transferred case, which meets its handoff clock.
-        if handoff.to_department != department {
+        // Only the receiving department takes a transferred case, which meets its handoff clock:
+        // the caller works there (the department the identity provider states for them, never
+        // one a request names) and keeps the case there.
+        if ctx.principal.department != handoff.to_department || handoff.to_department != department {
             return Err(WorkflowError::HandoffPending { to_department: handoff.to_department.clone() });
         }
         handoff.accept_time = Some(to_timestamp(ctx.now));
