@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use redress_platform::ServiceError;
 use redress_platform::error::{ApiError, ErrorKind, FieldViolation, Violations};
 
-use crate::domain::workflow::WorkflowError;
+use redress_proto::redress::case::v1::ReplyFinding;
+
+use crate::domain::workflow::{WorkflowError, replies};
 use crate::store::etag;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,19 @@ pub enum CaseError {
 }
 
 const REQUEST_ID_REUSED: &str = "was already used for a different request";
+
+/// One lint finding as a field violation: the rule, where, what and what to say instead.
+fn finding_description(f: &ReplyFinding) -> String {
+    let mut text = format!("{} [{}, {}) {} {}", f.rule, f.start, f.end, f.kind, f.severity);
+    if !f.text.is_empty() {
+        text.push_str(&format!(" 「{}」", f.text));
+    }
+    text.push_str(&format!(": {}", f.message));
+    if !f.alternatives.is_empty() {
+        text.push_str(&format!(" 可以说：{}", f.alternatives.join("；")));
+    }
+    text
+}
 
 impl From<Violations> for CaseError {
     fn from(v: Violations) -> Self {
@@ -122,6 +137,7 @@ fn reported(e: &WorkflowError) -> Reported {
         W::NoSuchStep => Field("step_id"),
         W::StepCompleted => Refused(FailedPrecondition, "STEP_COMPLETED"),
         W::ImplementationOpen { .. } => Refused(FailedPrecondition, "IMPLEMENTATION_OPEN"),
+        W::ReplyBlocked { .. } => Refused(FailedPrecondition, "REPLY_BLOCKED"),
     }
 }
 
@@ -182,6 +198,10 @@ impl ApiError for CaseError {
 
     fn violations(&self) -> Vec<FieldViolation> {
         match self {
+            // Every finding, on the field the reply came in, so the reply can be reworded.
+            Self::Workflow(WorkflowError::ReplyBlocked { field, findings, .. }) => {
+                findings.iter().map(|f| FieldViolation::new(*field, finding_description(f))).collect()
+            }
             Self::Workflow(e) => match reported(e) {
                 Reported::Field(field) => vec![FieldViolation::new(field, e.to_string())],
                 Reported::Refused(..) => Vec::new(),
@@ -221,6 +241,12 @@ impl ApiError for CaseError {
                 pairs(&[("handling_unit", handling_unit)])
             }
             Self::Workflow(WorkflowError::ImplementationOpen { steps }) => pairs(&[("open_steps", &steps.join(","))]),
+            Self::Workflow(WorkflowError::ReplyBlocked { field, rules_version, findings }) => {
+                let blocking: Vec<_> = findings.iter().filter(|f| replies::is_blocking(f)).collect();
+                let rules = blocking.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().join(",");
+                let spans = blocking.iter().map(|f| format!("{}-{}", f.start, f.end)).collect::<Vec<_>>().join(",");
+                pairs(&[("field", field), ("rules_version", rules_version), ("rules", &rules), ("spans", &spans)])
+            }
             Self::NotFound { name } => pairs(&[("resource", "case"), ("name", name)]),
             Self::Platform(e) => e.metadata(),
             _ => HashMap::new(),
@@ -320,6 +346,45 @@ mod tests {
         assert_eq!(late.metadata()["review_window_end"], "2026-03-24T16:00:00+00:00");
         let again = CaseError::from(WorkflowError::AlreadyReviewed);
         assert_eq!((again.kind().code(), again.reason()), (Code::FailedPrecondition, "ALREADY_REVIEWED"));
+    }
+
+    #[test]
+    fn a_blocked_reply_is_refused_with_every_finding_on_its_field() {
+        let finding = |rule: &str, kind: &str, severity: &str, at: (i32, i32), text: &str| ReplyFinding {
+            rule: rule.to_owned(),
+            kind: kind.to_owned(),
+            severity: severity.to_owned(),
+            start: at.0,
+            end: at.1,
+            text: text.to_owned(),
+            message: "说明".to_owned(),
+            alternatives: vec!["我理解您的着急".to_owned()],
+        };
+        let err = CaseError::from(WorkflowError::ReplyBlocked {
+            field: "decision_notice",
+            rules_version: "2026.1".to_owned(),
+            findings: vec![
+                finding("banned.calm-down", "BANNED_PHRASE", "ERROR", (0, 4), "您别着急"),
+                finding("missing.review-right", "MISSING_ELEMENT", "ERROR", (20, 20), ""),
+            ],
+        });
+        assert_eq!((err.kind().code(), err.reason()), (Code::FailedPrecondition, "REPLY_BLOCKED"));
+        assert!(err.to_string().contains("「您别着急」"), "{err}");
+        let metadata = err.metadata();
+        assert_eq!(
+            (metadata["field"].as_str(), metadata["rules_version"].as_str(), metadata["rules"].as_str()),
+            ("decision_notice", "2026.1", "banned.calm-down")
+        );
+        assert_eq!(metadata["spans"], "0-4");
+        let violations = err.violations();
+        assert_eq!(violations.len(), 2);
+        assert!(violations.iter().all(|v| v.field == "decision_notice"));
+        assert_eq!(
+            violations[0].description,
+            "banned.calm-down [0, 4) BANNED_PHRASE ERROR 「您别着急」: 说明 可以说：我理解您的着急"
+        );
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), Code::FailedPrecondition);
     }
 
     #[test]

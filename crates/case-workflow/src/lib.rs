@@ -6,6 +6,7 @@ pub mod api;
 pub mod calendars;
 pub mod domain;
 pub mod error;
+pub mod lint;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +56,13 @@ pub struct CaseWorkflowConfig {
     pub telemetry: TelemetryConfig,
     /// Where intake's event feed is served, e.g. `http://redress-intake:50051`.
     pub intake_url: String,
+    /// Where the knowledge base serves, e.g. `http://redress-knowledge-base:50051`: first
+    /// responses and decision notices are linted there (D-KB-3). Empty: replies are recorded as
+    /// not linted.
+    pub knowledge_base_url: String,
+    /// How replies are linted: the knowledge base's time to answer, and how often replies it
+    /// could not lint are tried again.
+    pub reply_lint: lint::ReplyLintConfig,
     /// IANA zone the institution counts its days in.
     pub time_zone: String,
     /// Directory of extra or replacement year calendars (`*.toml`); empty for the shipped ones.
@@ -96,6 +104,18 @@ pub struct WorkflowConfig {
     /// and `default` for the channels not listed; `{org_unit}` in a recipient is the case's
     /// unit. A channel neither listed nor covered by `default` goes to the unit's supervisor.
     pub channel_monitors: BTreeMap<String, Vec<String>>,
+    /// Settings of single institutions, by institution (`institutions/{id}` or just `{id}`).
+    pub institutions: BTreeMap<String, InstitutionWorkflow>,
+}
+
+/// How one institution's cases are worked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstitutionWorkflow {
+    /// Refuse a first response or decision notice in which the reply lint finds a banned phrase
+    /// (FAILED_PRECONDITION `REPLY_BLOCKED`, nothing recorded); off: the reply is recorded with
+    /// its findings. A reply the knowledge base cannot lint is never refused.
+    pub block_banned_phrases: bool,
 }
 
 impl Default for WorkflowConfig {
@@ -117,6 +137,7 @@ impl Default for WorkflowConfig {
             // case is escalated at once and has its at-risk reminder within the hour anyway.
             unassigned_reminder_minutes: 60,
             channel_monitors: domain::workflow::default_channel_monitors(),
+            institutions: BTreeMap::new(),
         }
     }
 }
@@ -138,6 +159,7 @@ impl CaseWorkflowConfig {
             authority_limits: self.workflow.authority_limits.clone(),
             routing: Arc::new(self.routing_rules()?),
             progress: self.workflow.progress()?,
+            replies: self.workflow.replies()?,
         })
     }
 
@@ -156,6 +178,21 @@ impl CaseWorkflowConfig {
 }
 
 impl WorkflowConfig {
+    /// Which institutions refuse replies with banned phrases (D-KB-3).
+    fn replies(&self) -> anyhow::Result<domain::workflow::ReplyRules> {
+        let mut blocking = std::collections::BTreeSet::new();
+        for (key, institution) in &self.institutions {
+            let name = if key.contains('/') { key.clone() } else { format!("institutions/{key}") };
+            let unit = redress_platform::names::OrgUnit::try_from_str(&name)
+                .map_err(|e| anyhow::anyhow!("workflow.institutions.{key}: {e}"))?;
+            anyhow::ensure!(unit.is_institution(), "workflow.institutions.{key}: must name an institution");
+            if institution.block_banned_phrases {
+                blocking.insert(unit.into_string());
+            }
+        }
+        Ok(domain::workflow::ReplyRules { blocking_institutions: blocking })
+    }
+
     /// How progress to the complainant is watched (D-CASE-8, D-INT-5).
     fn progress(&self) -> anyhow::Result<Progress> {
         anyhow::ensure!(
@@ -196,6 +233,8 @@ impl Default for CaseWorkflowConfig {
             auth: ServiceAuthConfig::default(),
             telemetry: TelemetryConfig::default(),
             intake_url: "http://127.0.0.1:50052".to_owned(),
+            knowledge_base_url: String::new(),
+            reply_lint: lint::ReplyLintConfig::default(),
             time_zone: "Asia/Shanghai".to_owned(),
             calendars_dir: String::new(),
             calendars_poll_interval_ms: 60_000,
@@ -277,15 +316,30 @@ impl CaseWorkflow {
         Self { rules: self.rules.with_clock(clock), ..self }
     }
 
+    /// Lints replies at the knowledge base serving at `url` (for a suite whose knowledge base
+    /// is bound after case-workflow, as it follows case-workflow's feed).
+    pub fn with_knowledge_base_url(mut self, url: String) -> Self {
+        self.config.knowledge_base_url = url;
+        self
+    }
+
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.host.local_addr()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, rules, auth } = self;
+        let me = Principal::service(SERVICE_NAME, &[Permission::EventsRead]);
+        let to_knowledge_base =
+            auth.credentials(Principal::service(SERVICE_NAME, &[Permission::KnowledgeRead]), "knowledge-base");
+        let linter = lint::ReplyLinter::new(&config.knowledge_base_url, to_knowledge_base, config.reply_lint.clone())
+            .context("knowledge_base_url")?;
+        if !linter.is_configured() {
+            tracing::warn!("knowledge_base_url is not configured: replies to complainants are recorded as not linted");
+        }
+        let api = api.with_linter(linter.clone());
         let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), auth.interceptor()))
             .add_service(CaseEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
-        let me = Principal::service(SERVICE_NAME, &[Permission::EventsRead]);
         let subscribe = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, auth.credentials(me, "intake"))
             .context("intake_url")?;
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
@@ -317,7 +371,16 @@ impl CaseWorkflow {
                 async move { store.prune_requests(before).await }
             };
             spawn_retention(&supervisor, opened.feed().clone(), config.retention.clone(), prune_requests);
-            tracing::info!(intake = %config.intake_url, "case-workflow ready; following intake events");
+            if linter.is_configured() {
+                let interval = Duration::from_millis(config.reply_lint.retry_interval_ms.max(10));
+                let relinter = lint::run_relinter(opened.clone(), linter, interval, stop.clone());
+                supervisor.spawn("relinter", relinter.map(Ok));
+            }
+            tracing::info!(
+                intake = %config.intake_url,
+                knowledge_base = %config.knowledge_base_url,
+                "case-workflow ready; following intake events"
+            );
             Ok(())
         };
         host.run(routes, init).await

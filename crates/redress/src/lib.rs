@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 pub use redress_case_workflow::WorkflowConfig;
+pub use redress_case_workflow::{InstitutionWorkflow, WorkflowConfig};
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
 use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
 use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, Upstreams};
@@ -318,6 +319,9 @@ impl Suite {
             shutdown.clone(),
         )
         .await?;
+        // Case-workflow lints replies to complainants at the knowledge base, which is bound only
+        // now: it follows case-workflow's feed, so it needs case-workflow's address first.
+        let case_workflow = case_workflow.with_knowledge_base_url(format!("http://{knowledge_base_addr}"));
         let knowledge_base_addr = knowledge_base.local_addr();
         let quality_metrics = QualityMetrics::build(
             QualityMetricsConfig {

@@ -75,6 +75,7 @@ impl CaseApi {
         };
         // Kept, announced and audited only with the identifiers in its text masked (D-PII-5).
         let command = crate::domain::free_text::masked(command);
+        let command = self.linted(principal, id, command).await?;
         let update = Update {
             id: id.to_owned(),
             other: other.flatten().map(str::to_owned),
@@ -84,6 +85,20 @@ impl CaseApi {
             command,
         };
         self.store()?.update(update).await
+    }
+}
+
+impl CaseApi {
+    /// A change that sends the complainant a reply, with the reply linted at the knowledge base
+    /// for the case's institution; any other change as it is. The case is read first for its
+    /// organisation unit: one the caller may not see is not found, and is not linted.
+    async fn linted(&self, principal: &Principal, id: &str, command: Command) -> Result<Command, CaseError> {
+        let Some((kind, text)) = crate::lint::reply_of(&command) else { return Ok(command) };
+        let case = self.store()?.get(id).await?;
+        let case = case.filter(|c| principal.covers(&c.org_unit));
+        let Some(case) = case else { return Err(CaseError::NotFound { name: format!("cases/{id}") }) };
+        let reply = self.linter.lint(text, kind, &case.org_unit).await;
+        Ok(Command::Linted { command: Box::new(command), reply: Box::new(reply) })
     }
 }
 

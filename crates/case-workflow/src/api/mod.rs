@@ -32,6 +32,7 @@ use tonic::{Request, Response, Status};
 
 use crate::calendars::CalendarSource;
 use crate::error::CaseError;
+use crate::lint::ReplyLinter;
 use crate::store::CaseStore;
 use queries::EventStream;
 
@@ -40,11 +41,17 @@ pub struct CaseApi {
     store: Ready<Arc<dyn CaseStore>>,
     shutdown: CancellationToken,
     calendars: Option<CalendarSource>,
+    linter: ReplyLinter,
 }
 
 impl CaseApi {
     pub fn new(store: Ready<Arc<dyn CaseStore>>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown, calendars: None }
+        Self { store, shutdown, calendars: None, linter: ReplyLinter::not_configured() }
+    }
+
+    /// First responses and decision notices are linted by `linter` (D-KB-3).
+    pub fn with_linter(self, linter: ReplyLinter) -> Self {
+        Self { linter, ..self }
     }
 
     /// `ReloadCalendars` reads the calendars from `source`.

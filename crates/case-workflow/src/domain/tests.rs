@@ -42,6 +42,7 @@ pub(crate) fn rules() -> Rules {
         authority_limits: HashMap::from([("handler".to_owned(), 100_000), ("supervisor".to_owned(), 1_000_000)]),
         routing: Arc::new(crate::domain::routing::RoutingRules::shipped()),
         progress: workflow::Progress::default(),
+        replies: workflow::ReplyRules::default(),
     }
 }
 
@@ -54,9 +55,9 @@ fn person_at(unit: &str, subject: &str, roles: &[&str], permissions: &[Permissio
         subject: subject.to_owned(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         org_unit: unit.to_owned(),
-        permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
         // Where the tests' cases are assigned.
         department: "cards".to_owned(),
+        permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
         // Staff act with their employee id: the cases they handle name complained staff.
         staff_id: format!("E-{subject}"),
     }

@@ -133,6 +133,11 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
         };
         ops::revise_provisional(page, |id| self.revise_case(id)).await
     }
+    /// Cases with a reply waiting to be linted (the knowledge base could not be reached when it
+    /// was recorded), after `after` in id order, `limit` at most.
+    async fn lint_pending(&self, after: &str, limit: i64) -> anyhow::Result<Vec<String>> {
+        self.feed().pool().ids_after(LINT_PENDING_CASES, after, limit).await
+    }
     /// Recomputes one case's provisional clocks in a transaction of its own; whether it moved.
     async fn revise_case(&self, id: String) -> Result<bool, CaseError>;
     /// The rules the store applies, and its clock.
@@ -144,6 +149,9 @@ pub use redress_platform::revisions::Revised;
 
 /// Cases with a running provisional clock after `$1` in id order, `$2` at most.
 pub(crate) const PROVISIONAL_CASES: &str = "SELECT id FROM cases WHERE provisional AND id > $1 ORDER BY id LIMIT $2";
+
+/// Cases with a reply waiting to be linted after `$1` in id order, `$2` at most.
+pub(crate) const LINT_PENDING_CASES: &str = "SELECT id FROM cases WHERE lint_pending AND id > $1 ORDER BY id LIMIT $2";
 
 /// How many cases one page of a revision reads.
 pub(crate) const REVISION_PAGE: i64 = 200;
@@ -190,7 +198,7 @@ pub(crate) const SAVE_REQUEST: &str = "INSERT INTO case_requests \
 
 /// Writes a changed case; `$8` is the version it was loaded at.
 pub(crate) const SAVE: &str = "UPDATE cases SET record = $2, state = $3, version = $4, next_check_us = $5, \
-    audit_length = $6, audit_head = $7, provisional = $9 WHERE id = $1 AND version = $8";
+    audit_length = $6, audit_head = $7, provisional = $9, lint_pending = $10 WHERE id = $1 AND version = $8";
 
 /// Cases the sweeper must look at by `$1`, earliest first.
 pub(crate) const DUE_FOR_SWEEP: &str = "SELECT id FROM cases WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
@@ -206,6 +214,8 @@ pub(crate) struct RowWrite {
     pub next_check_us: Option<i64>,
     /// Whether a running clock counts a provisional year (found again when calendars load).
     pub provisional: bool,
+    /// Whether a reply waits to be linted (found again by the relinter).
+    pub lint_pending: bool,
     pub audit_length: i64,
     pub audit_head: String,
     pub entries: Vec<AuditRecord>,
@@ -232,6 +242,7 @@ macro_rules! save_row {
             .bind(row.audit_head.clone())
             .bind(row.loaded_version)
             .bind(row.provisional)
+            .bind(row.lint_pending)
     }};
 }
 use save_row;
@@ -377,6 +388,7 @@ fn row_write(
         loaded_version: l.version,
         next_check_us: rules.next_check(&l.case).map(|t| t.timestamp_micros()),
         provisional: rules.has_provisional(&l.case),
+        lint_pending: workflow::replies::lint_pending(&l.case),
         audit_length: previous.0,
         audit_head: previous.1,
         entries,
@@ -689,3 +701,5 @@ fn case_id(case: &Case) -> &str {
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod reply_conformance;

@@ -11,7 +11,7 @@ use prost_types::Timestamp;
 use redress_proto::redress::case::v1::{
     Case, CaseReview, CaseState, ClockKind, ClockStatus, ClockUnit, ConflictCheck, ContactDirection,
     CoordinationTaskKind, LinkType, ListAuditEntriesResponse, ListCasesResponse, Money, PauseReason, ProblemScope,
-    ResolutionType, ReviewOutcome, RoutingAction, SlaClock,
+    ReplyKind, ReplyLint, ReplyLintStatus, ResolutionType, ReviewOutcome, RoutingAction, SlaClock,
 };
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::{
@@ -23,6 +23,37 @@ use redress_proto::redress::intake::v1::{
 use super::Reply;
 use super::zone::Zone;
 use crate::words::word;
+
+/// What the knowledge base's reply lint found in each reply to the complainant: the rule, its
+/// span in characters and the text there, or why a reply is not linted.
+fn reply_lint_table(lints: &[ReplyLint], zone: &Zone) -> Table {
+    let name = |n: &str, prefix: &str| n.strip_prefix(prefix).unwrap_or(n).to_ascii_lowercase().replace('_', "-");
+    let mut table = Table::new(["REPLY", "KIND", "WHEN", "LINT", "FINDINGS"]);
+    for l in lints {
+        let kind = name(ReplyKind::try_from(l.kind).unwrap_or_default().as_str_name(), "REPLY_KIND_");
+        let status = ReplyLintStatus::try_from(l.status).unwrap_or_default();
+        let lint = match status {
+            ReplyLintStatus::Linted => format!("rules {}", l.rules_version),
+            ReplyLintStatus::Pending => format!("pending: {}", l.pending_reason),
+            other => name(other.as_str_name(), "REPLY_LINT_STATUS_"),
+        };
+        let findings: Vec<String> = l
+            .findings
+            .iter()
+            .map(|f| {
+                let at = if f.text.is_empty() { String::new() } else { format!(" 「{}」", f.text) };
+                format!("{} {} [{},{}){at}", f.rule, f.severity.to_ascii_lowercase(), f.start, f.end)
+            })
+            .collect();
+        let findings = match (status, findings.is_empty()) {
+            (ReplyLintStatus::Linted, true) => "none".to_owned(),
+            (_, true) => "-".to_owned(),
+            _ => findings.join("; "),
+        };
+        table.row([l.lint_id.clone(), kind, zone.instant(l.record_time.as_ref()), lint, findings]);
+    }
+    table
+}
 
 /// The reply as printed, ending in a newline.
 pub(super) fn render(reply: &Reply) -> String {
@@ -145,6 +176,9 @@ fn case_text(c: &Case) -> String {
             ]);
         }
         s.table("contacts", contacts);
+    }
+    if !c.reply_lints.is_empty() {
+        s.table("reply lint", reply_lint_table(&c.reply_lints, &zone));
     }
     if c.next_contact_due_time.is_some() {
         // Counted in working days (D-SLA-5), unless the last contact agreed a sooner time.

@@ -155,6 +155,17 @@ pub enum WorkflowError {
     /// A case is closed once its decision has been carried out (D-CASE-8).
     #[error("implementation steps {} are still open; complete them first", steps.join(", "))]
     ImplementationOpen { steps: Vec<String> },
+    /// The case's institution refuses replies with banned phrases (禁用语), and the reply has
+    /// one (D-KB-3); `findings` are everything the lint found, to reword the reply by.
+    #[error(
+        "the reply has banned phrases ({}), which this institution does not send; reword it",
+        findings.iter().filter(|f| super::replies::is_blocking(f)).map(|f| format!("「{}」", f.text)).collect::<Vec<_>>().join("")
+    )]
+    ReplyBlocked {
+        field: &'static str,
+        rules_version: String,
+        findings: Vec<redress_proto::redress::case::v1::ReplyFinding>,
+    },
     /// A deadline the rule needs cannot be computed: the calendar lacks a year.
     #[error("the calendar cannot count this period")]
     Calendar(#[from] CalendarError),

@@ -9,7 +9,8 @@
 //! ([`tasks`]), the reminders the sweeper raises ([`sweep`]), how a case opens ([`opening`])
 //! and the sensitive routings and escalation its classification and grade call for
 //! ([`sensitive`]), progress to the complainant: contacts, their reminders and a transfer's
-//! notice ([`progress`]), and the steps carrying out a decision ([`implementation`]).
+//! notice ([`progress`]), the steps carrying out a decision ([`implementation`]), and what the
+//! reply lint found in the replies to the complainant ([`replies`]).
 
 mod assignment;
 mod clocks;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod links;
 mod opening;
 mod progress;
+pub mod replies;
 mod resolution;
 mod review;
 mod sensitive;
@@ -49,6 +51,7 @@ pub use implementation::NewStep;
 pub use links::linked_effects;
 pub use opening::{FirstContact, OpeningFacts, open};
 pub use progress::{NewContact, Progress, default_channel_monitors};
+pub use replies::{LintedReply, ReplyRules};
 pub use sweep::sweep;
 
 /// What the caller asks of a case. Inputs are validated by the API before they get here;
@@ -167,6 +170,15 @@ pub enum Command {
         step_id: String,
         outcome: String,
     },
+    /// A reply to the complainant (a first response or a decision notice, `command`) with what
+    /// the reply lint found in it (D-KB-3): kept with the case, or the change refused where the
+    /// institution blocks banned phrases.
+    Linted {
+        command: Box<Command>,
+        reply: Box<LintedReply>,
+    },
+    /// The lint of a reply that was recorded while the knowledge base could not be reached.
+    RecordLint(Box<redress_proto::redress::case::v1::ReplyLint>),
 }
 
 /// Who acts and under which rules.
@@ -192,6 +204,8 @@ pub struct Rules {
     pub routing: Arc<RoutingRules>,
     /// How progress to the complainant is watched (D-CASE-8, D-INT-5).
     pub progress: Progress,
+    /// Which institutions refuse replies with banned phrases (D-KB-3).
+    pub replies: ReplyRules,
 }
 
 impl Rules {
@@ -326,7 +340,11 @@ pub fn execute(
     if let Some(other) = other.as_deref_mut() {
         clock::record_breaches(other, ctx.now);
     }
-    let change = match command {
+    let (command, reply) = match command {
+        Command::Linted { command, reply } => (*command, Some(reply)),
+        command => (command, None),
+    };
+    let mut change = match command {
         Command::Assign { assignee, department, assignee_staff_id } => {
             assignment::assign(case, assignee, department, assignee_staff_id, ctx)?
         }
@@ -373,7 +391,14 @@ pub fn execute(
         Command::CompleteImplementationStep { step_id, outcome } => {
             implementation::complete_step(case, step_id, outcome, ctx)?
         }
+        Command::RecordLint(lint) => replies::complete(case, *lint, ctx)?,
+        // A reply is linted once, as the change it is part of.
+        Command::Linted { .. } => return Err(WorkflowError::Unchanged),
     };
+    if let Some(reply) = reply {
+        replies::admit(case, &reply, &ctx.rules.replies)?;
+        replies::record(case, *reply, &mut change, ctx);
+    }
     // The contact the complainant is owed follows every change (state, contacts, steps).
     progress::refresh(case, ctx.rules);
     Ok(finish(case, previous_state, change, &ctx.principal.subject, ctx.rules))
