@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-pub use redress_case_workflow::WorkflowConfig;
 pub use redress_case_workflow::{InstitutionWorkflow, WorkflowConfig};
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
 use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
