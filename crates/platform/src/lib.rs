@@ -25,6 +25,7 @@ pub mod signing;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod watch;
 
 pub use error::{ApiError, ErrorKind, FieldViolation, ServiceError};

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Connected, TcpIncoming};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
@@ -25,15 +25,55 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An endpoint for calling another service of the suite: no Nagle delay, and HTTP/2 pings so
-/// that a dead peer is detected even on an idle connection (event feeds are long-lived).
-pub fn suite_endpoint(url: &str) -> anyhow::Result<tonic::transport::Endpoint> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+/// that a dead peer is detected even on an idle connection (event feeds are long-lived). An
+/// `https://` URL is called over TLS with the process's TLS for calls (see
+/// [`crate::tls::use_for_calls`]), an `http://` URL in plaintext.
+pub fn suite_endpoint(url: &str) -> anyhow::Result<SuiteEndpoint> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("invalid url {url}"))?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true);
+    match endpoint.uri().scheme_str() {
+        Some("http" | "https") => {}
+        _ => anyhow::bail!("url {url} must start with http:// or https://"),
+    }
+    Ok(SuiteEndpoint { endpoint })
+}
+
+/// A service URL with the suite's connection settings; see [`suite_endpoint`].
+#[derive(Debug, Clone)]
+pub struct SuiteEndpoint {
+    endpoint: tonic::transport::Endpoint,
+}
+
+impl SuiteEndpoint {
+    /// A channel that connects on first use, over TLS for `https://` with the TLS for calls
+    /// current at each (re)connection.
+    pub fn connect_lazy(&self) -> tonic::transport::Channel {
+        let tls = crate::tls::for_calls();
+        if self.is_https() && tls.is_none() {
+            tracing::warn!(url = %self.endpoint.uri(), "https url but no TLS CA configured; calls will fail");
+        } else if !self.is_https() && tls.is_some() {
+            tracing::warn!(url = %self.endpoint.uri(), "calling a service in plaintext although TLS is configured");
+        }
+        self.connect_lazy_with(tls)
+    }
+
+    /// As [`SuiteEndpoint::connect_lazy`], with `tls` instead of the process's TLS for calls.
+    pub fn connect_lazy_with(&self, tls: Option<crate::tls::Tls>) -> tonic::transport::Channel {
+        let connector = tower::service_fn(move |uri: http::Uri| {
+            let tls = tls.clone();
+            async move { crate::tls::connect(uri, tls).await.map(hyper_util::rt::TokioIo::new) }
+        });
+        self.endpoint.connect_with_connector_lazy(connector)
+    }
+
+    fn is_https(&self) -> bool {
+        self.endpoint.uri().scheme_str() == Some("https")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +91,8 @@ pub struct ServerConfig {
     /// caller onto one connection per upstream, so this must exceed its peak concurrency:
     /// streams over the limit are refused, and h2 answers a run of refusals with GOAWAY.
     pub max_concurrent_streams: u32,
+    /// TLS for what the service serves and the calls it makes; plaintext (h2c) when not set.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +103,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 4096,
             drain_timeout_ms: 10_000,
             max_concurrent_streams: 4096,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -73,6 +116,8 @@ pub struct GrpcServer {
     /// Adds health and reflection to a service's routes.
     add_base: Box<dyn FnOnce(Routes) -> Routes + Send>,
     config: ServerConfig,
+    /// The server's TLS (reloaded while the server lives), or none for plaintext.
+    tls: Option<crate::tls::Tls>,
 }
 
 impl GrpcServer {
@@ -83,6 +128,24 @@ impl GrpcServer {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let tls = crate::tls::Tls::load_watched(&config.tls).context("server.tls")?;
+        match &tls {
+            Some(tls) if tls.server_config().is_some() => {
+                crate::tls::use_for_calls(tls);
+                tracing::info!(addr = %local_addr, mutual = tls.requires_client_certificates(), "serving gRPC over TLS");
+            }
+            _ if local_addr.ip().is_loopback() => {
+                tracing::debug!(addr = %local_addr, "serving plaintext gRPC (h2c) on loopback");
+            }
+            _ => {
+                tracing::warn!(addr = %local_addr, "TLS is not configured (server.tls): serving plaintext gRPC (h2c)");
+            }
+        }
+        if let Some(tls) = &tls
+            && tls.server_config().is_none()
+        {
+            crate::tls::use_for_calls(tls);
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_service_status("", ServingStatus::NotServing).await;
         for service in services {
@@ -101,7 +164,7 @@ impl GrpcServer {
         let add_base = Box::new(move |routes: Routes| {
             routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha)
         });
-        Ok(Self { listener, local_addr, health, add_base, config: config.clone() })
+        Ok(Self { listener, local_addr, health, add_base, config: config.clone(), tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -130,39 +193,66 @@ impl GrpcServer {
         S::Future: Send + 'static,
     {
         let service = make(self.add_base);
-        let layers = ServiceBuilder::new()
-            .layer(crate::metrics::GrpcMetricsLayer)
-            .layer(LoadShedLayer::new())
-            .layer(GlobalConcurrencyLimitLayer::new(self.config.max_concurrent_requests));
-        let drain = Duration::from_millis(self.config.drain_timeout_ms);
-        let signal = shutdown.clone();
-        let server = tonic::transport::Server::builder()
-            .timeout(Duration::from_millis(self.config.request_timeout_ms))
-            .tcp_nodelay(true)
-            .max_concurrent_streams(self.config.max_concurrent_streams)
-            // Ping idle connections so a peer that vanished (power loss, partition) is noticed
-            // and long-lived feed streams end instead of hanging.
-            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-            .trace_fn(crate::telemetry::grpc_server_span)
-            .layer(layers)
-            .serve_with_incoming_shutdown(
-                service,
-                // Set per accepted socket: the builder's tcp_nodelay does not apply to an incoming stream.
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                async move { signal.cancelled().await },
-            );
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => return result.context("grpc server failed"),
-            () = shutdown.cancelled() => {}
-        }
-        match tokio::time::timeout(drain, server).await {
-            Ok(result) => result.context("grpc server failed"),
-            Err(_) => {
-                tracing::warn!(addr = %self.local_addr, "drain timed out; closing remaining calls");
-                Ok(())
+        let tls = self.tls.filter(|tls| tls.server_config().is_some());
+        match tls {
+            Some(tls) => {
+                let incoming = crate::tls::incoming(self.listener, tls);
+                drive(&self.config, self.local_addr, service, incoming, shutdown).await
             }
+            None => {
+                // Set per accepted socket: the builder's tcp_nodelay does not apply to an incoming stream.
+                let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+                drive(&self.config, self.local_addr, service, incoming, shutdown).await
+            }
+        }
+    }
+}
+
+/// Serves `service` on the connections `incoming` yields until `shutdown`, then drains.
+async fn drive<S, I, IO, IE>(
+    config: &ServerConfig,
+    local_addr: SocketAddr,
+    service: S,
+    incoming: I,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let layers = ServiceBuilder::new()
+        .layer(crate::metrics::GrpcMetricsLayer)
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests));
+    let drain = Duration::from_millis(config.drain_timeout_ms);
+    let signal = shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .timeout(Duration::from_millis(config.request_timeout_ms))
+        .tcp_nodelay(true)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        // Ping idle connections so a peer that vanished (power loss, partition) is noticed
+        // and long-lived feed streams end instead of hanging.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .trace_fn(crate::telemetry::grpc_server_span)
+        .layer(layers)
+        .serve_with_incoming_shutdown(service, incoming, async move { signal.cancelled().await });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.context("grpc server failed"),
+        () = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(drain, server).await {
+        Ok(result) => result.context("grpc server failed"),
+        Err(_) => {
+            tracing::warn!(addr = %local_addr, "drain timed out; closing remaining calls");
+            Ok(())
         }
     }
 }
