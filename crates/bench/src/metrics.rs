@@ -210,26 +210,33 @@ where
     Ok((h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
 }
 
-/// Every query of the benchmark with its (p50, p99) in µs.
-async fn queries(reader: &Reader, quarter: Days, today: i32, reps: usize) -> anyhow::Result<Vec<(String, (u64, u64))>> {
-    let mut out = Vec::new();
-    out.push((
-        "KPIs, quarter".to_owned(),
-        time(reps, || async { reader.kpis(UNIT, quarter, &Filter::all(), today).await.map(|_| ()) }).await?,
-    ));
-    let phone = Filter { dimension: Dimension::Channel as i32, value: "CHANNEL_PHONE".to_owned() };
-    out.push((
-        "KPIs, quarter, channel = phone".to_owned(),
-        time(reps, || async { reader.kpis(UNIT, quarter, &phone, today).await.map(|_| ()) }).await?,
-    ));
-    for d in DIMENSIONS {
-        let name = format!("breakdown by {}", d.as_str_name().trim_start_matches("DIMENSION_").to_lowercase());
-        out.push((
-            name,
-            time(reps, || async { reader.breakdown(UNIT, quarter, d as i32, &[]).await.map(|_| ()) }).await?,
-        ));
+/// One query of the benchmark.
+enum Query {
+    Kpis(Filter),
+    Breakdown(Dimension),
+}
+
+impl Query {
+    /// Every query of the benchmark with its name.
+    fn all() -> Vec<(String, Query)> {
+        let phone = Filter { dimension: Dimension::Channel as i32, value: "CHANNEL_PHONE".to_owned() };
+        let mut out = vec![
+            ("KPIs, quarter".to_owned(), Query::Kpis(Filter::all())),
+            ("KPIs, quarter, channel = phone".to_owned(), Query::Kpis(phone)),
+        ];
+        for d in DIMENSIONS {
+            let name = format!("breakdown by {}", d.as_str_name().trim_start_matches("DIMENSION_").to_lowercase());
+            out.push((name, Query::Breakdown(d)));
+        }
+        out
     }
-    Ok(out)
+
+    async fn run(&self, reader: &Reader, quarter: Days, today: i32) -> anyhow::Result<()> {
+        match self {
+            Query::Kpis(filter) => reader.kpis(UNIT, quarter, filter, today).await.map(|_| ()),
+            Query::Breakdown(d) => reader.breakdown(UNIT, quarter, *d as i32, &[]).await.map(|_| ()),
+        }
+    }
 }
 
 /// Records, for every event a consumer batch applied, how long after its commit on the feed
@@ -264,42 +271,69 @@ impl EventSink for Lagging {
 /// A loaded store: its cases, the store, and the feed positions it is at.
 type Loaded = (u64, Arc<dyn MetricsStore>, (i64, i64));
 
-/// Each query kind's p99 on both stores, over `rounds` interleaved rounds (the median of the
-/// rounds' p99s), their ratio and the 50 ms target.
-async fn results_by_kind(stores: &[Loaded], quarter: Days, today: i32, rounds: usize) -> anyhow::Result<()> {
-    let mut p99s: Vec<Vec<Vec<u64>>> = vec![Vec::new(); stores.len()];
-    let mut names = Vec::new();
+/// Each query kind's p50 and p99 on both stores and their ratio, against the 50 ms target.
+/// The stores take turns call by call (small, large, small, …) so that both see the same
+/// machine: on a shared 2-core machine another process's burst otherwise lands on whichever
+/// store is being measured at that moment, and a p99 of a few milliseconds is that burst. Each
+/// figure is the median over `rounds` rounds of `calls` calls per store.
+async fn results_by_kind(
+    stores: &[Loaded],
+    quarter: Days,
+    today: i32,
+    rounds: usize,
+    calls: usize,
+) -> anyhow::Result<()> {
+    let readers: Vec<Reader> = stores.iter().map(|(_, store, _)| Reader::new(store.clone())).collect();
+    let queries = Query::all();
+    // [query][store]: the rounds' p50s and p99s.
+    let mut figures = vec![vec![(Vec::new(), Vec::new()); readers.len()]; queries.len()];
     for _ in 0..rounds {
-        for (k, (_, store, _)) in stores.iter().enumerate() {
-            let timed = queries(&Reader::new(store.clone()), quarter, today, 100).await?;
-            names = timed.iter().map(|(n, _)| n.clone()).collect();
-            if p99s[k].is_empty() {
-                p99s[k] = vec![Vec::new(); timed.len()];
+        for (q, (_, query)) in queries.iter().enumerate() {
+            let mut h = Vec::new();
+            for _ in &readers {
+                h.push(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?);
             }
-            for (q, (_, (_, p99))) in timed.iter().enumerate() {
-                p99s[k][q].push(*p99);
+            for _ in 0..calls {
+                for (k, reader) in readers.iter().enumerate() {
+                    let t = Instant::now();
+                    query.run(reader, quarter, today).await?;
+                    h[k].record(t.elapsed().as_micros().max(1) as u64)?;
+                }
+            }
+            for (k, h) in h.iter().enumerate() {
+                figures[q][k].0.push(h.value_at_quantile(0.5));
+                figures[q][k].1.push(h.value_at_quantile(0.99));
             }
         }
     }
-    let median = |mut v: Vec<u64>| {
+    let median = |v: &[u64]| {
+        let mut v = v.to_vec();
         v.sort_unstable();
         v.get(v.len() / 2).copied().unwrap_or(0)
     };
     println!(
-        "  p99 per query, median of {rounds} interleaved rounds of 100 calls: {} cases | {} cases | ratio (target <= 2.0) | 50 ms target",
+        "  per query, median of {rounds} rounds of {calls} calls per store taking turns call by call: \
+         p50 p99 at {} cases | p50 p99 at {} cases | p99 ratio (target <= 2.0), p50 ratio | 50 ms target",
         stores[0].0, stores[1].0
     );
     let (mut worst_ratio, mut worst_p99) = (0.0f64, 0u64);
-    for (q, name) in names.iter().enumerate() {
-        let small = median(p99s[0][q].clone());
-        let large = median(p99s[1][q].clone());
-        let ratio = large as f64 / small.max(1) as f64;
+    for (q, (name, _)) in queries.iter().enumerate() {
+        let (small50, small99) = (median(&figures[q][0].0), median(&figures[q][0].1));
+        let (large50, large99) = (median(&figures[q][1].0), median(&figures[q][1].1));
+        let ratio = large99 as f64 / small99.max(1) as f64;
+        let ratio50 = large50 as f64 / small50.max(1) as f64;
         worst_ratio = worst_ratio.max(ratio);
-        worst_p99 = worst_p99.max(large);
-        let verdict = if ms(large) <= 50.0 { "<= 50 ms" } else { "OVER 50 ms" };
-        println!("    {name:<36} {:>7.2} ms | {:>7.2} ms | {ratio:>5.2}x | {verdict}", ms(small), ms(large));
+        worst_p99 = worst_p99.max(large99);
+        let verdict = if ms(large99) <= 50.0 { "<= 50 ms" } else { "OVER 50 ms" };
+        println!(
+            "    {name:<32} {:>6.2} {:>6.2} ms | {:>6.2} {:>6.2} ms | {ratio:>5.2}x {ratio50:>5.2}x | {verdict}",
+            ms(small50),
+            ms(small99),
+            ms(large50),
+            ms(large99)
+        );
     }
-    println!("  worst p99 at {}: {:.2} ms; worst ratio {:.2}", stores[1].0, ms(worst_p99), worst_ratio);
+    println!("  worst p99 at {}: {:.2} ms; worst p99 ratio {:.2}", stores[1].0, ms(worst_p99), worst_ratio);
     Ok(())
 }
 
@@ -359,7 +393,7 @@ pub async fn run(cases_small: u64, cases_large: u64, rate: u64, seconds: u64) ->
         time(200, || async { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(Into::into) }).await?;
     println!("  floor: trivial query p50 {:.3} ms p99 {:.3} ms", ms(floor.0), ms(floor.1));
 
-    results_by_kind(&stores, quarter, today, 5).await?;
+    results_by_kind(&stores, quarter, today, 5, 200).await?;
 
     // The consumer following a live feed at `rate` events/s, on the large store.
     let (_, store, positions) = &stores[1];

@@ -165,10 +165,10 @@ pub trait MetricsStore: Send + Sync + 'static {
 const PRUNE_REQUESTS: &str = "DELETE FROM metrics_requests WHERE request_id IN \
     (SELECT request_id FROM metrics_requests WHERE record_time_us < $1 LIMIT 5000)";
 
-/// Cells of one unit and dimension: `$3` one value or every value (NULL), month cells from
-/// `$4` to `$5`; the day ranges follow as `(day BETWEEN .. AND ..)` terms.
-const CELLS: &str = "SELECT value, grain, day, measures FROM cells WHERE unit = $1 AND dimension = $2 \
-    AND ($3 IS NULL OR value = $3) AND ((grain = 1 AND day BETWEEN $4 AND $5)";
+/// Cells of one unit and dimension; `queries::cells` adds the value (when one is asked for:
+/// a condition of its own, so that `cells_by_value` serves it), the month cells' range and the
+/// day cells' ranges.
+const CELLS: &str = "SELECT value, grain, day, measures FROM cells WHERE unit = $1 AND dimension = $2";
 
 const STATUS_POSITIONS: &str = "SELECT c.consumer, c.position, \
     (SELECT COUNT(*) FROM dead_letters d WHERE d.consumer = c.consumer AND d.replay_time_us IS NULL) \

@@ -38,19 +38,24 @@ struct CellRow {
 
 pub(crate) async fn cells(pool: &Pool, q: &CellQuery) -> anyhow::Result<Vec<Cell>> {
     let mut sql = CELLS.to_owned();
-    for (i, _) in q.days.iter().enumerate() {
-        let n = 6 + 2 * i;
+    let mut n = 3;
+    if q.value.is_some() {
+        sql.push_str(" AND value = $3");
+        n += 1;
+    }
+    sql.push_str(&format!(" AND ((grain = 1 AND day BETWEEN ${n} AND ${})", n + 1));
+    for i in 0..q.days.len() {
+        let n = n + 2 + 2 * i;
         sql.push_str(&format!(" OR (grain = 0 AND day BETWEEN ${n} AND ${})", n + 1));
     }
     sql.push(')');
     let sql = sqlx::AssertSqlSafe(sql);
     let rows: Vec<CellRow> = on_pool!(pool, |p| {
-        let mut query = sqlx::query_as(sql)
-            .bind(q.unit.clone())
-            .bind(q.dimension)
-            .bind(q.value.clone())
-            .bind(q.months.first)
-            .bind(q.months.last);
+        let mut query = sqlx::query_as(sql).bind(q.unit.clone()).bind(q.dimension);
+        if let Some(value) = &q.value {
+            query = query.bind(value.clone());
+        }
+        query = query.bind(q.months.first).bind(q.months.last);
         for days in &q.days {
             query = query.bind(days.first).bind(days.last);
         }
