@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-pub use redress_case_workflow::{InstitutionWorkflow, WorkflowConfig};
 use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
+pub use redress_case_workflow::{InstitutionWorkflow, WorkflowConfig};
 use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
 use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
@@ -318,10 +318,10 @@ impl Suite {
             shutdown.clone(),
         )
         .await?;
+        let knowledge_base_addr = knowledge_base.local_addr();
         // Case-workflow lints replies to complainants at the knowledge base, which is bound only
         // now: it follows case-workflow's feed, so it needs case-workflow's address first.
         let case_workflow = case_workflow.with_knowledge_base_url(format!("http://{knowledge_base_addr}"));
-        let knowledge_base_addr = knowledge_base.local_addr();
         let quality_metrics = QualityMetrics::build(
             QualityMetricsConfig {
                 server: loopback(),
@@ -339,10 +339,10 @@ impl Suite {
         .await?
         .with_clock(options.clock.clone());
         let quality_metrics_addr = quality_metrics.local_addr();
+        let gateway_key = keys.gateway()?;
         let gateway = Gateway::build(
             GatewayConfig {
                 server: ServerConfig { listen_addr: options.gateway_addr.clone(), ..ServerConfig::default() },
-        let gateway_key = keys.gateway()?;
                 upstreams: Upstreams {
                     intake: format!("http://{intake_addr}"),
                     case_workflow: format!("http://{case_workflow_addr}"),
@@ -365,10 +365,10 @@ impl Suite {
         )
         .await?;
         let gateway_addr = gateway.local_addr();
+        let gateway_key = std::sync::Arc::new(keys.gateway()?);
         let mut tasks = JoinSet::new();
         tasks.spawn(async move { intake.run_until_stopped().await.context("intake") });
         tasks.spawn(async move { case_workflow.run_until_stopped().await.context("case-workflow") });
-        let gateway_key = std::sync::Arc::new(keys.gateway()?);
         if let Some(escalation) = escalation {
             tasks.spawn(async move { escalation.run_until_stopped().await.context("escalation") });
         }
