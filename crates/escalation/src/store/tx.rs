@@ -577,13 +577,18 @@ macro_rules! esc_tx {
                 .bind(&row.shared_terms)
                 .execute(&mut *self)
                 .await?;
-                if !buckets.is_empty() {
+                // Two bands hashing alike would be one key twice: each key is written once.
+                let mut keys = buckets.to_vec();
+                keys.sort_unstable();
+                keys.dedup();
+                if !keys.is_empty() {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO lsh_buckets (institution, bucket, receive_time_us, complaint) ",
                     );
-                    q.push_values(buckets, |mut r, b| {
+                    q.push_values(&keys, |mut r, b| {
                         r.push_bind(&row.institution).push_bind(*b).push_bind(row.receive_time_us).push_bind(&row.complaint);
                     });
+                    q.push(" ON CONFLICT DO NOTHING");
                     q.build().execute(&mut *self).await?;
                 }
                 Ok(())
