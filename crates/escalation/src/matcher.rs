@@ -89,9 +89,8 @@ pub async fn match_pending(
         let input = match intake.clone().get_complaint(request).await {
             Ok(found) => {
                 let found = found.into_inner();
-                let digests = vip_key
-                    .map(|key| crate::domain::vip::complainant_digests(key, &institution, &found))
-                    .unwrap_or_default();
+                let digests =
+                    vip_key.map(|key| crate::domain::vip::match_digests(key, &institution, &found)).unwrap_or_default();
                 MatchInput { complaint, facts: found.facts, demand: found.demand, digests }
             }
             // Gone (never there, or unknown to intake): nothing to compare it by.

@@ -64,4 +64,15 @@ fn escalation_computes_the_digests_intake_stores() {
     let intake: Vec<String> =
         redress_intake::domain::subjects::digests(&keyring, &person).into_iter().map(|(_, d)| d).collect();
     assert!(intake.iter().all(|d| registered.iter().any(|(_, r)| r == d)));
+    // However either side writes the phone, both index it in E.164: the same digest.
+    let (_, registered_phone) = &registered[0];
+    for spelling in ["+86 138 1234 5678", "86 13812345678", "008613812345678", "13812345678"] {
+        let mut complaint = person.clone();
+        if let Some(Party::Person(p)) = complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+            p.phone = spelling.to_owned();
+        }
+        let intake = redress_intake::domain::subjects::digests(&keyring, &complaint);
+        assert_eq!(&intake[1].1, registered_phone, "{spelling}");
+        assert_eq!(complainant_digests(&key, "institutions/demo-bank", &complaint)[1], intake[1].1);
+    }
 }

@@ -1,5 +1,9 @@
 //! The VIP green channel (D-ESC-4): a register per institution fed from its CRM, matched on
 //! the same keyed blind indexes intake keeps of complainants, never on identifiers in clear.
+//! The CRM sends identifiers in clear and they are digested here, phones in E.164 as intake
+//! digests them. The register keeps only digests, so those made before phones were
+//! canonicalised cannot be re-indexed: a complainant is also matched on the digests their
+//! phone had then, in its usual spellings, until the CRM imports its register again.
 
 use redress_platform::blind_index::{BlindIndexKey, ID_DOCUMENT, PHONE, id_document};
 use redress_proto::redress::escalation::v1::VipIdentifier;
@@ -43,6 +47,26 @@ pub fn complainant_digests(key: &BlindIndexKey, institution: &str, complaint: &C
             out.push(key.identifier(PHONE, institution, &o.contact_phone));
         }
         _ => {}
+    }
+    out
+}
+
+/// The digests a complainant is looked up by in the register: [`complainant_digests`] first,
+/// then those their phone had before phones were canonicalised, which a register imported
+/// then still holds.
+pub fn match_digests(key: &BlindIndexKey, institution: &str, complaint: &Complaint) -> Vec<String> {
+    let mut out = complainant_digests(key, institution, complaint);
+    let phone = match complaint.complainant.as_ref().and_then(|c| c.party.as_ref()) {
+        Some(Party::Person(p)) => p.phone.as_str(),
+        Some(Party::Organisation(o)) => o.contact_phone.as_str(),
+        None => "",
+    };
+    if !phone.is_empty() {
+        for earlier in key.earlier_phone_identifiers(institution, phone) {
+            if !out.contains(&earlier) {
+                out.push(earlier);
+            }
+        }
     }
     out
 }
@@ -134,5 +158,34 @@ mod tests {
                 .iter()
                 .all(|d| !registered.iter().any(|(_, r)| r == d))
         );
+        // The CRM writes the number its own way: the same digest.
+        for spelling in ["+86 138 1234 5678", "008613812345678", "86-138-1234-5678"] {
+            let crm = [VipIdentifier { identifier: Some(Identifier::Phone(spelling.into())) }];
+            assert_eq!(register_digests(&key, "institutions/demo", &crm)[0].1, found[1], "{spelling}");
+        }
+    }
+
+    #[test]
+    fn a_register_digested_before_phones_were_canonical_still_matches() {
+        let key = BlindIndexKey::new(&[3; 32]).unwrap();
+        let complaint = Complaint {
+            complainant: Some(Complainant {
+                party: Some(Party::Person(NaturalPerson {
+                    phone: "+8613812345678".into(),
+                    ..NaturalPerson::default()
+                })),
+            }),
+            ..Complaint::default()
+        };
+        let found = match_digests(&key, "institutions/demo", &complaint);
+        assert_eq!(found[..1], complainant_digests(&key, "institutions/demo", &complaint)[..]);
+        // What registering "138-1234-5678" or "86 138 1234 5678" stored then: the number
+        // without spaces or dashes, digested as it was.
+        for written in ["13812345678", "8613812345678", "008613812345678"] {
+            let then = key.digest("phone@institutions/demo", written.as_bytes());
+            assert!(found.contains(&then), "{written}");
+        }
+        let someone_else = key.digest("phone@institutions/demo", b"13812345679");
+        assert!(!found.contains(&someone_else));
     }
 }

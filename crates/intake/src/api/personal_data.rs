@@ -207,7 +207,57 @@ mod tests {
     redress_platform::conformance_suite!(
         open = open;
         a_complaint_filed_under_any_spelling_of_its_unit_is_found_by_its_institution,
+        every_spelling_of_a_phone_finds_every_complaint_of_its_person,
     );
+
+    /// A person who gave their phone as `13812345678`, `+8613812345678`, `8613812345678` and
+    /// `+86-13812345678` (no identity document) is one data subject, exported and erased by
+    /// any spelling of it: `+86 138 1234 5678`, `86 13812345678`, `008613812345678` or
+    /// `138-1234-5678` finds every complaint.
+    async fn every_spelling_of_a_phone_finds_every_complaint_of_its_person(api: IntakeApi) {
+        let mut filed = Vec::new();
+        for (n, phone) in ["13812345678", "+8613812345678", "8613812345678", "+86-13812345678"].into_iter().enumerate()
+        {
+            let mut request = submission(now());
+            request.request_id = format!("spelling-{n}");
+            let complainant = request.complaint.as_mut().and_then(|c| c.complainant.as_mut());
+            let Some(redress_proto::redress::intake::v1::complainant::Party::Person(p)) =
+                complainant.and_then(|c| c.party.as_mut())
+            else {
+                panic!("the example complainant is a person")
+            };
+            (p.phone, p.id_number, p.id_document_type) = (phone.to_owned(), String::new(), 0);
+            filed.push(api.submit(&clerk(), request).await.unwrap().complaint.unwrap().name);
+        }
+        filed.sort();
+        let dpo = dpo("institutions/demo-bank");
+        let mut subjects = Vec::new();
+        for spelling in ["+86 138 1234 5678", "86 13812345678", "008613812345678", "138-1234-5678"] {
+            let export = ExportPersonalDataRequest {
+                person: by_phone(spelling),
+                institution: "institutions/demo-bank".to_owned(),
+                reason: "access request".to_owned(),
+            };
+            let exported = api.export_personal_data(&dpo, export).await.unwrap();
+            let mut names: Vec<String> = exported.complaints.into_iter().map(|c| c.name).collect();
+            names.sort();
+            assert_eq!(names, filed, "{spelling}");
+            subjects.push(exported.subject);
+        }
+        subjects.dedup();
+        assert_eq!(subjects.len(), 1, "one subject: {subjects:?}");
+        let erase = |phone: &str| ErasePersonalDataRequest {
+            person: by_phone(phone),
+            institution: "institutions/demo-bank".to_owned(),
+            reason: "deletion request".to_owned(),
+        };
+        let erased = api.erase_personal_data(&dpo, erase("008613812345678")).await.unwrap();
+        assert_eq!((erased.subject, erased.erased_complaints), (subjects[0].clone(), 4));
+        for spelling in ["138-1234-5678", "+86 138 1234 5678"] {
+            let erased = api.erase_personal_data(&dpo, erase(spelling)).await.unwrap();
+            assert_eq!(erased.erased_complaints, 0, "nothing of the person is left to find by {spelling}");
+        }
+    }
 
     /// Units are stored in their canonical spelling, so the person behind a complaint filed as
     /// ` Institutions/Demo-Bank/ ` is exported and erased by `institutions/demo-bank`.

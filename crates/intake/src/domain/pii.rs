@@ -9,16 +9,16 @@
 //! subject's data key, the additional data binding the
 //! ciphertext to the complaint and subject, so a sealed value copied to another row does not
 //! open. Lookups go through blind indexes: keyed HMAC-SHA256 digests of normalised
-//! identifiers, never the identifiers themselves.
+//! identifiers (phones in E.164), never the identifiers themselves, computed by the
+//! platform's `blind_index` as every other service computes them.
 
 use std::collections::HashMap;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use hmac::{Hmac, Mac};
 use prost::Message;
+use redress_platform::blind_index::BlindIndexKey;
 use redress_proto::redress::intake::v1::{Complaint, ContentConfirmation, EvidenceReference};
-use sha2::Sha256;
 
 const NONCE_LEN: usize = 12;
 
@@ -39,7 +39,7 @@ pub enum PiiError {
 pub struct Keyring {
     active: String,
     masters: HashMap<String, Aes256Gcm>,
-    index: Hmac<Sha256>,
+    index: BlindIndexKey,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -77,11 +77,7 @@ impl Keyring {
         if !map.contains_key(active) {
             return Err(PiiError::UnknownKey(active.to_owned()));
         }
-        if index_key.len() < 32 {
-            return Err(PiiError::InvalidKey("the blind-index key must be at least 32 bytes".to_owned()));
-        }
-        let index =
-            <Hmac<Sha256> as Mac>::new_from_slice(index_key).map_err(|e| PiiError::InvalidKey(e.to_string()))?;
+        let index = BlindIndexKey::new(index_key).map_err(|e| PiiError::InvalidKey(e.to_string()))?;
         Ok(Self { active: active.to_owned(), masters: map, index })
     }
 
@@ -121,26 +117,18 @@ impl Keyring {
         self.wrap(subject_id, &raw).map(Some)
     }
 
-    /// The blind index of an identifier of `kind` ("id", "phone", ...): lower-case hex of a
-    /// keyed HMAC over the normalised value.
-    pub fn blind_index(&self, kind: &str, value: &str) -> String {
-        self.digest(kind, normalise(value).as_bytes())
+    /// The blind index of an identifier of `kind` ("id", "phone") naming a person at
+    /// `institution`: lower-case hex of a keyed HMAC over the normalised value (a phone in
+    /// E.164), the digest every service computes (`redress_platform::blind_index`).
+    pub fn identifier(&self, kind: &str, institution: &str, value: &str) -> String {
+        self.index.identifier(kind, institution, value)
     }
 
     /// A keyed digest of arbitrary bytes (e.g. a request fingerprint that must not reveal the
     /// personal information it covers).
     pub fn digest(&self, kind: &str, bytes: &[u8]) -> String {
-        let mut mac = self.index.clone();
-        mac.update(kind.as_bytes());
-        mac.update(&[0]);
-        mac.update(bytes);
-        hex::encode(mac.finalize().into_bytes())
+        self.index.digest(kind, bytes)
     }
-}
-
-/// Identifiers compare without spaces, dashes or case ("138-1234 5678" = "13812345678").
-fn normalise(value: &str) -> String {
-    value.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
 }
 
 fn wrap_aad(subject_id: &str, key_id: &str) -> Vec<u8> {
@@ -379,12 +367,16 @@ mod tests {
     #[test]
     fn blind_indexes_are_keyed_and_normalised() {
         let ring = keyring("k1");
-        let a = ring.blind_index("phone", "138-1234 5678");
-        assert_eq!(a, ring.blind_index("phone", "13812345678"));
-        assert_ne!(a, ring.blind_index("id", "13812345678"));
+        let a = ring.identifier("phone", "institutions/acme", "138-1234 5678");
+        for spelling in ["13812345678", "+86 138 1234 5678", "86 13812345678", "008613812345678"] {
+            assert_eq!(a, ring.identifier("phone", "institutions/acme", spelling), "{spelling}");
+        }
+        assert_ne!(a, ring.identifier("id", "institutions/acme", "13812345678"));
         let other = Keyring::new("k1", &[("k1".to_owned(), vec![1u8; 32])], &[8u8; 32]).unwrap();
-        assert_ne!(a, other.blind_index("phone", "13812345678"));
+        assert_ne!(a, other.identifier("phone", "institutions/acme", "13812345678"));
         assert!(!a.contains("5678"));
+        let platform = BlindIndexKey::new(&[9u8; 32]).unwrap();
+        assert_eq!(a, platform.identifier("phone", "institutions/acme", "+8613812345678"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Who a complainant is (D-PII): a data subject of each institution separately, since rights
 //! are exercised against the institution. A subject is found by the blind-index digests of
-//! its identifiers, scoped to the institution, and a person with an identity document is
-//! never taken for someone else who shares their phone.
+//! its identifiers, scoped to the institution (a phone in its E.164 form, however it was
+//! written), and a person with an identity document is never taken for someone else who
+//! shares their phone.
 
 use redress_platform::names::OrgUnit;
 use redress_proto::redress::intake::v1::{Complaint, complainant::Party};
@@ -9,10 +10,11 @@ use redress_proto::redress::intake::v1::{Complaint, complainant::Party};
 use super::acceptance::institution_of;
 use super::pii::Keyring;
 
-/// The kind of identifier an identity document number (with its type) is.
-pub const ID_DOCUMENT: &str = "id";
-/// The kind of identifier a phone number is.
-pub const PHONE: &str = "phone";
+pub use redress_platform::blind_index::{ID_DOCUMENT, PHONE, id_document};
+
+/// The form of the blind indexes this version writes (`subjects.index_form`): 2, phones in
+/// E.164. Subjects recorded in an older form are re-indexed when the store opens.
+pub const INDEX_FORM: i32 = 2;
 
 /// An identifier naming a person at one institution: its kind ([`ID_DOCUMENT`], whose value
 /// is [`id_document`], or [`PHONE`]) and value. Its `Debug` hides the value.
@@ -39,12 +41,6 @@ impl std::fmt::Debug for Identifier {
     }
 }
 
-/// The value of an identity document identifier: the document type's number and the
-/// document number.
-pub fn id_document(document_type: i32, number: &str) -> String {
-    format!("{document_type}:{number}")
-}
-
 /// The identifiers a complainant is found by, as (kind, value): the identity document
 /// number (with its type) and the phone, for natural persons; the contact phone for
 /// organisations.
@@ -68,7 +64,7 @@ pub fn identifiers(complaint: &Complaint) -> Vec<(&'static str, String)> {
 }
 
 fn index_digest(keyring: &Keyring, kind: &str, institution: &str, value: &str) -> String {
-    keyring.blind_index(&format!("{kind}@{institution}"), value)
+    keyring.identifier(kind, institution, value)
 }
 
 /// The blind-index digests of a complaint's complainant, as (kind, digest), scoped to the
@@ -92,4 +88,40 @@ pub fn same_person(kind: &str, complainant_has_id: bool, subject_has_id: bool) -
 /// Whether the complainant of `digests` is known by an identity document.
 pub fn has_id_document(digests: &[(&str, String)]) -> bool {
     digests.iter().any(|(kind, _)| *kind == ID_DOCUMENT)
+}
+
+/// Of the subjects that carry a phone of `subject` (in id order, each with whether it is known
+/// by an identity document), those that prove to be one person with it: each joins unless it
+/// and one already joined (or `subject` itself) both have an identity document, since then
+/// the documents decide and they differ (a document's digest names one subject).
+pub fn one_person(subject_has_id: bool, sharing_a_phone: &[(String, bool)]) -> Vec<&str> {
+    let mut has_id = subject_has_id;
+    let mut joined = Vec::new();
+    for (other, other_has_id) in sharing_a_phone {
+        if same_person(PHONE, has_id, *other_has_id) {
+            has_id |= *other_has_id;
+            joined.push(other.as_str());
+        }
+    }
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_sharing_a_phone_are_one_person_unless_their_documents_differ() {
+        let others = |list: &[(&str, bool)]| -> Vec<(String, bool)> {
+            list.iter().map(|(id, has_id)| ((*id).to_owned(), *has_id)).collect()
+        };
+        let none = others(&[("a", false), ("b", false)]);
+        assert_eq!(one_person(false, &none), ["a", "b"]);
+        assert_eq!(one_person(true, &none), ["a", "b"]);
+        // One document among them: all join; a second document stays apart.
+        let two = others(&[("a", true), ("b", false), ("c", true)]);
+        assert_eq!(one_person(false, &two), ["a", "b"]);
+        assert_eq!(one_person(true, &two), ["b"]);
+        assert!(one_person(true, &others(&[("a", true)])).is_empty());
+    }
 }

@@ -63,6 +63,7 @@ redress_platform::conformance_suite!(
     feed_order_is_commit_order_under_concurrent_writers,
     personal_information_is_sealed_masked_and_revealed_with_a_record,
     one_person_is_one_subject_per_institution,
+    every_spelling_of_a_phone_is_one_subject,
     export_correct_and_erase_a_person,
     a_repeat_complaint_within_the_window_is_a_recurrence,
     a_withdrawal_ends_the_complaint_once,
@@ -336,6 +337,43 @@ async fn one_person_is_one_subject_per_institution(store: Arc<dyn IntakeStore>) 
     assert_eq!(subjects[0], subjects[1]);
     assert_eq!(subjects[1], subjects[2]);
     assert_ne!(subjects[0], subjects[3], "a person is a separate subject at each institution");
+}
+
+/// A phone is one identifier however it is written (indexed in E.164), also when the
+/// spellings arrive together (one batch on SQLite).
+async fn every_spelling_of_a_phone_is_one_subject(store: Arc<dyn IntakeStore>) {
+    let spellings = ["+86 138 1234 5678", "86 13812345678", "008613812345678", "138-1234-5678"];
+    let submitted =
+        futures_util::future::join_all(
+            spellings.iter().enumerate().map(|(n, phone)| {
+                let store = store.clone();
+                async move {
+                    store.submit(personal(&format!("sp{n}"), phone, "", "institutions/demo-bank/branches/sh")).await
+                }
+            }),
+        )
+        .await;
+    let mut subjects = Vec::new();
+    let mut names = Vec::new();
+    for submitted in submitted {
+        let Submitted::Created(c) = submitted.unwrap() else { panic!() };
+        subjects.push(store.subject_of(&id_of(&c)).await.unwrap().unwrap());
+        names.push(c.name);
+    }
+    subjects.dedup();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    names.sort();
+    let exported = store.export(&by_phone("13812345678"), &access("export", "access request")).await.unwrap();
+    let mut found: Vec<String> = exported.into_iter().map(|c| c.name).collect();
+    found.sort();
+    assert_eq!(found, names);
+    // Another number is another person.
+    let Submitted::Created(other) =
+        store.submit(personal("sp9", "138-1234-5679", "", "institutions/demo-bank/branches/sh")).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_ne!(store.subject_of(&id_of(&other)).await.unwrap().unwrap(), subjects[0]);
 }
 
 async fn export_correct_and_erase_a_person(store: Arc<dyn IntakeStore>) {

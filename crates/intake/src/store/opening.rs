@@ -1,6 +1,7 @@
 //! What opening a store does to data already there, on both backends: complaints recorded
 //! before encryption at rest are sealed, complaints recorded before source references were
-//! kept get theirs, and data keys are re-wrapped after a rotation.
+//! kept get theirs, data keys are re-wrapped after a rotation, and subjects indexed by phones
+//! as written are re-indexed by phones in E.164 and merged where they prove to be one person.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -10,8 +11,12 @@ use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::host::Supervisor;
 use sqlx::{PgPool, SqlitePool};
 
+use redress_proto::redress::intake::v1::Complaint;
+use redress_proto::redress::intake::v1::complainant::Party;
+
 use super::{IntakeStore, PiiAccess, StoreError, Submitted};
 use crate::domain::pii::Keyring;
+use crate::domain::subjects::{ID_DOCUMENT, INDEX_FORM, Identifier, PHONE};
 
 async fn open_with(config: &DatabaseConfig, keyring: Keyring) -> Arc<dyn IntakeStore> {
     crate::open_store(config, Arc::new(keyring), &Supervisor::detached()).await.unwrap()
@@ -27,6 +32,7 @@ redress_platform::conformance_suite!(
     records_from_before_encryption_are_sealed_on_open,
     source_references_of_earlier_complaints_are_derived_on_open,
     rotation_rewraps_every_subject_under_the_active_key,
+    subjects_indexed_by_phones_as_written_are_reindexed_and_merged_on_open,
 );
 
 /// Either backend's pool on the test database, outside any store.
@@ -44,7 +50,7 @@ impl Raw {
     }
 
     /// Records a complaint the way intake did before personal information was sealed.
-    async fn insert_unsealed(&self, id: &str, complaint: &redress_proto::redress::intake::v1::Complaint) {
+    async fn insert_unsealed(&self, id: &str, complaint: &Complaint) {
         const SQL: &str = "INSERT INTO complaints \
             (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us) \
             VALUES ($1, '2025010100000001', 3, 0, $2, 1, $3, 0)";
@@ -90,6 +96,103 @@ impl Raw {
         match self {
             Self::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
             Self::Postgres(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    /// Records a complaint of a subject the way intake did before phones were indexed in
+    /// E.164: the subject without an index form, the phone digested as written (spaces and
+    /// dashes removed), the identity document as it still is, the personal part sealed with
+    /// the subject's key. `erased` records a subject whose key and index entries are gone.
+    async fn insert_indexed_as_written(&self, keyring: &Keyring, complaint: &Complaint, erased: bool) -> String {
+        const SUBJECT: &str = "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) VALUES ($1, $2, $3, 0)";
+        const COMPLAINT: &str = "INSERT INTO complaints \
+            (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us, pii, subject_id) \
+            VALUES ($1, $2, 3, 0, $3, 1, $4, 0, $5, $6)";
+        // As then, a digest another subject holds stays with it.
+        const INDEX: &str =
+            "INSERT INTO subject_index (kind, digest, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        let subject = uuid::Uuid::now_v7().to_string();
+        let id = complaint.name.strip_prefix("complaints/").unwrap().to_owned();
+        let number = format!("legacy-{id}");
+        let (key, wrapped) = keyring.new_data_key(&subject).unwrap();
+        let (record, sealed) = crate::domain::pii::seal(complaint, &subject, &key).unwrap();
+        let institution = crate::domain::acceptance::institution_of(&complaint.org_unit);
+        let mut index = Vec::new();
+        for (kind, value) in crate::domain::subjects::identifiers(complaint) {
+            let written: String =
+                value.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect();
+            index.push((kind, keyring.digest(&format!("{kind}@{institution}"), written.as_bytes())));
+        }
+        let (wrapped_key, pii) = if erased { (None, None) } else { (Some(wrapped.sealed), Some(sealed)) };
+        macro_rules! insert {
+            ($pool:expr) => {{
+                sqlx::query(SUBJECT)
+                    .bind(&subject)
+                    .bind(&wrapped.key_id)
+                    .bind(wrapped_key)
+                    .execute($pool)
+                    .await
+                    .unwrap();
+                sqlx::query(COMPLAINT)
+                    .bind(&id)
+                    .bind(&number)
+                    .bind(&complaint.org_unit)
+                    .bind(record)
+                    .bind(pii)
+                    .bind(&subject)
+                    .execute($pool)
+                    .await
+                    .unwrap();
+                for (kind, digest) in index.iter().filter(|_| !erased) {
+                    sqlx::query(INDEX).bind(*kind).bind(digest).bind(&subject).execute($pool).await.unwrap();
+                }
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => insert!(pool),
+            Self::Postgres(pool) => insert!(pool),
+        }
+        subject
+    }
+
+    /// Everything re-indexing may change, as text: subjects, index entries, which subject
+    /// each complaint is sealed for, and how many accesses were recorded.
+    async fn subjects_snapshot(&self) -> Vec<String> {
+        const SUBJECTS: &str = "SELECT id || ' ' || key_id || ' ' || index_form || ' ' || \
+            COALESCE(merged_into, '-') || ' ' || CASE WHEN wrapped_key IS NULL THEN 'no key' ELSE 'key' END \
+            FROM subjects ORDER BY id";
+        const INDEX: &str =
+            "SELECT kind || ' ' || digest || ' ' || subject_id FROM subject_index ORDER BY kind, digest";
+        const COMPLAINTS: &str = "SELECT id || ' ' || COALESCE(subject_id, '-') FROM complaints ORDER BY id";
+        const PII: &str = "SELECT pii FROM complaints WHERE pii IS NOT NULL ORDER BY id";
+        const ACCESSES: &str = "SELECT CAST(COUNT(*) AS TEXT) FROM pii_access";
+        let mut out: Vec<String> = Vec::new();
+        match self {
+            Self::Sqlite(pool) => {
+                for sql in [SUBJECTS, INDEX, COMPLAINTS, ACCESSES] {
+                    out.extend(sqlx::query_scalar::<_, String>(sql).fetch_all(pool).await.unwrap());
+                }
+                let sealed: Vec<Vec<u8>> = sqlx::query_scalar(PII).fetch_all(pool).await.unwrap();
+                out.extend(sealed.iter().map(hex::encode));
+            }
+            Self::Postgres(pool) => {
+                for sql in [SUBJECTS, INDEX, COMPLAINTS, ACCESSES] {
+                    out.extend(sqlx::query_scalar::<_, String>(sql).fetch_all(pool).await.unwrap());
+                }
+                let sealed: Vec<Vec<u8>> = sqlx::query_scalar(PII).fetch_all(pool).await.unwrap();
+                out.extend(sealed.iter().map(hex::encode));
+            }
+        }
+        out
+    }
+
+    /// Subject `id`'s row: (index form, merged into, whether it keeps a key).
+    async fn subject(&self, id: &str) -> (i32, Option<String>, bool) {
+        const SQL: &str = "SELECT index_form, merged_into, wrapped_key IS NOT NULL FROM subjects WHERE id = $1";
+        match self {
+            Self::Sqlite(pool) => sqlx::query_as(SQL).bind(id).fetch_one(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(SQL).bind(id).fetch_one(pool).await,
         }
         .unwrap()
     }
@@ -207,4 +310,141 @@ async fn rotation_rewraps_every_subject_under_the_active_key(config: DatabaseCon
     let store = open_with(&config, Keyring::new("k2", &[k2], &index).unwrap()).await;
     let id = created.name.strip_prefix("complaints/").unwrap();
     assert_eq!(store.reveal(id, &read("check")).await.unwrap().unwrap(), created);
+}
+
+/// A complaint by a person with `phone` and, when given, the resident ID `id_number`.
+fn complaint_by(phone: &str, id_number: Option<&str>) -> Complaint {
+    let mut complaint = crate::testing::complaint("旧索引记录");
+    complaint.name = format!("complaints/{}", uuid::Uuid::now_v7());
+    if let Some(Party::Person(p)) = complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+        p.phone = phone.to_owned();
+        p.id_number = id_number.unwrap_or_default().to_owned();
+        if id_number.is_none() {
+            p.id_document_type = 0;
+        }
+    }
+    complaint
+}
+
+fn at_demo_bank(kind: &'static str, value: &str) -> Identifier {
+    let institution = redress_platform::names::OrgUnit::parse(
+        &mut redress_platform::error::Violations::new(),
+        "institution",
+        "institutions/demo-bank",
+    )
+    .unwrap();
+    Identifier { institution, kind, value: value.to_owned() }
+}
+
+/// Names of the complaints the person `identifier` names, sorted.
+async fn exported(store: &Arc<dyn IntakeStore>, identifier: &Identifier) -> Vec<String> {
+    let access = PiiAccess { actor: "user:dpo".to_owned(), action: "export", reason: "access request".to_owned() };
+    let mut names: Vec<String> = store.export(identifier, &access).await.unwrap().into_iter().map(|c| c.name).collect();
+    names.sort();
+    names
+}
+
+/// Subjects recorded when phones were digested as written (`138…`, `+86 138…`, `86138…`) are
+/// re-indexed in E.164 when the store opens, and those that prove to be one person are merged
+/// into the earliest: their complaints re-sealed under its key, the merge in the access log.
+/// Two people whose identity documents differ stay apart though they share the phone. Done
+/// once: opening again changes nothing, and a subject an earlier version records meanwhile is
+/// merged at the next opening.
+async fn subjects_indexed_by_phones_as_written_are_reindexed_and_merged_on_open(config: DatabaseConfig) {
+    let keyring = crate::domain::pii::test_keyring;
+    drop(open_with(&config, keyring()).await);
+    let raw = Raw::connect(&config).await;
+    let ring = keyring();
+    let plain = complaint_by("13812345678", None);
+    let with_document = complaint_by("+86 138 1234 5678", Some("11010519491231002X"));
+    let with_prefix = complaint_by("8613812345678", None);
+    // Recorded as another person then (its document differs), its phone's digest left with
+    // the one before.
+    let other_document = complaint_by("+86-138-1234-5678", Some("110105194912310029"));
+    let someone_else = complaint_by("13900001111", None);
+    let erased = complaint_by("13812345678", None);
+    let mut subjects = Vec::new();
+    for (complaint, erased) in [
+        (&plain, false),
+        (&with_document, false),
+        (&with_prefix, false),
+        (&other_document, false),
+        (&someone_else, false),
+        (&erased, true),
+    ] {
+        subjects.push(raw.insert_indexed_as_written(&ring, complaint, erased).await);
+    }
+    let [survivor, merged_document, merged_prefix, apart, alone, erased_subject] = subjects.as_slice() else {
+        panic!()
+    };
+
+    let store = open_with(&config, keyring()).await;
+    let same_person = {
+        let mut names = vec![plain.name.clone(), with_document.name.clone(), with_prefix.name.clone()];
+        names.sort();
+        names
+    };
+    for spelling in ["+86 138 1234 5678", "86 13812345678", "008613812345678", "138-1234-5678", "13812345678"] {
+        assert_eq!(exported(&store, &at_demo_bank(PHONE, spelling)).await, same_person, "{spelling}");
+    }
+    assert_eq!(exported(&store, &at_demo_bank(ID_DOCUMENT, "1:11010519491231002X")).await, same_person);
+    assert_eq!(
+        exported(&store, &at_demo_bank(ID_DOCUMENT, "1:110105194912310029")).await,
+        std::slice::from_ref(&other_document.name),
+        "another identity document is another person, whatever the phone"
+    );
+    assert_eq!(exported(&store, &at_demo_bank(PHONE, "139 0000 1111")).await, std::slice::from_ref(&someone_else.name));
+    for (complaint, subject) in
+        [(&plain, survivor), (&with_document, survivor), (&with_prefix, survivor), (&other_document, apart)]
+    {
+        let id = complaint.name.strip_prefix("complaints/").unwrap();
+        assert_eq!(store.subject_of(id).await.unwrap().as_deref(), Some(subject.as_str()));
+        assert_eq!(&store.reveal(id, &read("check")).await.unwrap().unwrap(), complaint, "opens under the survivor");
+    }
+    assert_eq!(raw.subject(survivor).await, (INDEX_FORM, None, true));
+    for merged in [merged_document, merged_prefix] {
+        assert_eq!(raw.subject(merged).await, (INDEX_FORM, Some(survivor.clone()), false));
+    }
+    for kept in [apart, alone] {
+        assert_eq!(raw.subject(kept).await, (INDEX_FORM, None, true));
+    }
+    assert_eq!(raw.subject(erased_subject).await, (1, None, false), "an erased subject has nothing to index");
+    // Each moved complaint is in the access log of the survivor and of the subject it left.
+    let merges: Vec<_> = store
+        .pii_accesses(survivor)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == "merge")
+        .map(|a| (a.complaint_id.unwrap(), a.actor))
+        .collect();
+    assert_eq!(merges.len(), 4, "{merges:?}");
+    for moved in [&with_document, &with_prefix] {
+        let id = moved.name.strip_prefix("complaints/").unwrap().to_owned();
+        assert!(merges.contains(&(id, "service:intake".to_owned())));
+    }
+    assert!(store.pii_accesses(apart).await.unwrap().iter().all(|a| a.action != "merge"));
+    drop(store);
+
+    // Done once: opening again changes nothing.
+    let before = raw.subjects_snapshot().await;
+    drop(open_with(&config, keyring()).await);
+    assert_eq!(raw.subjects_snapshot().await, before);
+
+    // An earlier version still running records the same person as written meanwhile: merged
+    // at the next opening.
+    let late = complaint_by("008613812345678", None);
+    let late_subject = raw.insert_indexed_as_written(&ring, &late, false).await;
+    let store = open_with(&config, keyring()).await;
+    let mut all = same_person.clone();
+    all.push(late.name.clone());
+    all.sort();
+    assert_eq!(exported(&store, &at_demo_bank(PHONE, "+86 138-1234-5678")).await, all);
+    assert_eq!(raw.subject(&late_subject).await, (INDEX_FORM, Some(survivor.clone()), false));
+    // Erasure by any spelling erases them all.
+    let erase = PiiAccess { actor: "user:dpo".to_owned(), action: "erase", reason: "deletion request".to_owned() };
+    let erased = store.erase(&at_demo_bank(PHONE, "138 1234 5678"), &erase).await.unwrap().unwrap();
+    assert_eq!((erased.subject_id.as_str(), erased.complaints), (survivor.as_str(), 4));
+    assert!(exported(&store, &at_demo_bank(PHONE, "13812345678")).await.is_empty());
+    raw.close().await;
 }

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::domain::acceptance::SourceReference;
 use crate::domain::lifecycle;
-use crate::domain::pii::{self, Keyring};
-use crate::domain::subjects;
+use crate::domain::pii::{self, Keyring, PiiError};
+use crate::domain::subjects::{self, PHONE};
 
 /// The complaint with its personal information in clear, the access recorded.
 pub(crate) async fn reveal<T: IntakeTx + ?Sized>(
@@ -388,6 +388,217 @@ where
             "data keys of some subjects could not be re-wrapped: keep their master keys configured"
         );
         metrics::counter!("redress_pii_rewrap_failures_total").increment(failures as u64);
+    }
+    Ok(())
+}
+
+/// Subjects one batch of re-indexing looks at.
+const REINDEX_BATCH: i64 = 100;
+
+/// What one batch of re-indexing did.
+#[derive(Debug, Default)]
+pub(crate) struct Reindexed {
+    /// The last subject looked at; `None` when none was left.
+    pub last: Option<String>,
+    /// Subjects whose blind indexes are now canonical (survivors of merges among them).
+    pub reindexed: usize,
+    /// Subjects merged into another.
+    pub merged: usize,
+    /// Subjects left as they were because their personal information does not open.
+    pub skipped: usize,
+}
+
+/// A complaint of a subject being re-indexed: its stored record and, while its personal
+/// information can be opened, the complaint in clear.
+struct Opened {
+    id: String,
+    record: Vec<u8>,
+    pii: Option<Complaint>,
+}
+
+/// A subject being re-indexed or merged, with its complaints opened.
+struct Member {
+    id: String,
+    wrapped: pii::WrappedKey,
+    complaints: Vec<Opened>,
+}
+
+/// Opens complaints of a subject; a key that does not unwrap or a value that does not open
+/// fails the whole subject, before anything is written.
+fn open_rows(keyring: &Keyring, rows: Vec<SealedRow>) -> Result<Vec<Opened>, PiiError> {
+    rows.into_iter()
+        .map(|row| {
+            let pii = match row.readable_subject() {
+                Some((subject, wrapped, sealed)) => {
+                    let mut complaint =
+                        Complaint::decode(row.record.as_slice()).map_err(|e| PiiError::Corrupt(e.to_string()))?;
+                    pii::unseal(keyring, &mut complaint, &row.id, subject, &wrapped, sealed)?;
+                    Some(complaint)
+                }
+                None => None,
+            };
+            Ok(Opened { id: row.id, record: row.record, pii })
+        })
+        .collect()
+}
+
+/// Every blind-index digest, as (kind, digest), the opened complaints of `members` carry.
+fn carried_digests(keyring: &Keyring, members: &[Member]) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for complaint in members.iter().flat_map(|m| &m.complaints).filter_map(|c| c.pii.as_ref()) {
+        for (kind, digest) in subjects::digests(keyring, complaint) {
+            if !out.iter().any(|(_, d)| *d == digest) {
+                out.push((kind, digest));
+            }
+        }
+    }
+    out
+}
+
+/// The subject a merge leaves, and why, as the access log records it.
+fn merge_access(merged: &str, survivor: &str) -> PiiAccess {
+    PiiAccess {
+        actor: "service:intake".to_owned(),
+        action: "merge",
+        reason: format!(
+            "数据主体合并：电话号码按 E.164 规范后相同且身份证件不冲突，subjects/{merged} 并入 subjects/{survivor}"
+        ),
+    }
+}
+
+/// Re-indexes subject `id` in the canonical form, from the identifiers its complaints carry,
+/// merging into one the subjects that prove to be the same person: those carrying one of its
+/// phones, unless both are known by (differing) identity documents. The survivor is the
+/// earliest created; the others' complaints are re-sealed under its key (their AAD names it),
+/// their keys destroyed and their index entries deleted, each moved complaint recorded in the
+/// access log of both. Returns how many subjects were merged into the survivor, or the reason
+/// the subject's personal information cannot be opened (then nothing was written).
+async fn reindex_subject<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    id: &str,
+) -> Result<Result<usize, PiiError>, StoreError> {
+    // Merged into another earlier in this batch: re-indexed with it.
+    let Some(wrapped) = tx.subject_key(id).await? else { return Ok(Ok(0)) };
+    let rows = tx.lock_sealed_of_subject(id).await?;
+    let complaints = match open_rows(keyring, rows) {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut members = vec![Member { id: id.to_owned(), wrapped, complaints }];
+    let own = carried_digests(keyring, &members);
+    let mut sharing: Vec<(String, pii::WrappedKey)> = Vec::new();
+    for (_, digest) in own.iter().filter(|(kind, _)| *kind == PHONE) {
+        if let Some((other, wrapped)) = tx.find_subject(PHONE, digest).await?
+            && other != id
+            && !sharing.iter().any(|(s, _)| *s == other)
+        {
+            sharing.push((other, wrapped));
+        }
+    }
+    sharing.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut with_id = Vec::with_capacity(sharing.len());
+    for (other, _) in &sharing {
+        with_id.push((other.clone(), tx.subject_has_id(other).await?));
+    }
+    let has_id = tx.subject_has_id(id).await?;
+    for other in subjects::one_person(has_id, &with_id) {
+        let Some((_, wrapped)) = sharing.iter().find(|(s, _)| s == other) else { continue };
+        let rows = tx.lock_sealed_of_subject(other).await?;
+        match open_rows(keyring, rows) {
+            Ok(complaints) => members.push(Member { id: other.to_owned(), wrapped: wrapped.clone(), complaints }),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    // Subject ids are time-ordered: the earliest created survives.
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    let survivor = match keyring.unwrap(&members[0].id, &members[0].wrapped) {
+        Ok(key) => Subject { id: members[0].id.clone(), key },
+        Err(e) => return Ok(Err(e)),
+    };
+    for member in &members[1..] {
+        let access = merge_access(&member.id, &survivor.id);
+        for complaint in &member.complaints {
+            match &complaint.pii {
+                Some(clear) => {
+                    let (record, sealed) = survivor.seal(clear)?;
+                    tx.save_sealed(&complaint.id, &record, Some(&sealed), &survivor.id).await?;
+                }
+                None => tx.save_sealed(&complaint.id, &complaint.record, None, &survivor.id).await?,
+            }
+            tx.record_access(Some(&complaint.id), &survivor.id, &access).await?;
+            tx.record_access(Some(&complaint.id), &member.id, &access).await?;
+        }
+        tx.prune_index(&member.id, &[]).await?;
+        tx.merge_subject(&member.id, &survivor.id).await?;
+    }
+    let carried = carried_digests(keyring, &members);
+    for (kind, digest) in &carried {
+        tx.insert_index(kind, digest, &survivor.id).await?;
+    }
+    let keep: Vec<String> = carried.into_iter().map(|(_, digest)| digest).collect();
+    tx.prune_index(&survivor.id, &keep).await?;
+    tx.set_index_form(&survivor.id).await?;
+    Ok(Ok(members.len() - 1))
+}
+
+/// Re-indexes, in the canonical form, a batch of live subjects after `after` whose blind
+/// indexes are in an older form (see [`reindex_subject`]), under the lock that serialises
+/// changes to subjects. A subject whose personal information does not open is left as it is
+/// and reported.
+pub(crate) async fn reindex_stale<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    after: &str,
+) -> Result<Reindexed, StoreError> {
+    tx.lock_subjects().await?;
+    let stale = tx.stale_subjects(after, REINDEX_BATCH).await?;
+    let mut batch = Reindexed { last: stale.last().cloned(), ..Reindexed::default() };
+    for id in stale {
+        match reindex_subject(tx, keyring, &id).await? {
+            Ok(merged) => {
+                batch.reindexed += 1;
+                batch.merged += merged;
+            }
+            Err(e) => {
+                tracing::error!(subject = %id, error = %e, "a subject cannot be re-indexed: its personal information does not open");
+                batch.skipped += 1;
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// Re-indexes every subject recorded with blind indexes of an older form (phones as written)
+/// in the canonical one (phones in E.164), merging the subjects that prove to be one person;
+/// `batch` runs [`reindex_stale`] after the given subject in a transaction of its own, so a
+/// merge is whole or not at all and an interrupted run resumes where it stopped.
+pub(crate) async fn reindex_subjects<F, Fut>(mut batch: F) -> anyhow::Result<()>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<Reindexed, StoreError>>,
+{
+    let mut after = String::new();
+    let mut skipped = 0;
+    loop {
+        let Reindexed { last, reindexed, merged, skipped: skips } = batch(after.clone()).await?;
+        skipped += skips;
+        if reindexed > 0 {
+            tracing::info!(subjects = reindexed, merged, "re-indexed subjects with phones in E.164");
+        }
+        match last {
+            Some(last) => after = last,
+            None => break,
+        }
+    }
+    if skipped > 0 {
+        // Found only by identifiers written as before until their master keys are configured
+        // and the store opens again.
+        tracing::error!(
+            subjects = skipped,
+            "some subjects could not be re-indexed: their personal information does not open"
+        );
+        metrics::counter!("redress_pii_reindex_failures_total").increment(skipped as u64);
     }
     Ok(())
 }

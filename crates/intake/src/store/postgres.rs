@@ -57,6 +57,13 @@ impl PostgresIntakeStore {
             Ok(rewrapped)
         })
         .await?;
+        ops::reindex_subjects(|after| async move {
+            let mut tx = pool.begin().await?;
+            let reindexed = ops::reindex_stale(&mut *tx, keyring, &after).await?;
+            tx.commit().await?;
+            Ok(reindexed)
+        })
+        .await?;
         Ok(store)
     }
 

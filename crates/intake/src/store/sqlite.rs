@@ -49,6 +49,10 @@ impl SqliteIntakeStore {
             store.write(move |conn, keyring| Box::pin(async move { ops::rewrap_stale(conn, &keyring, &after).await }))
         })
         .await?;
+        ops::reindex_subjects(|after| {
+            store.write(move |conn, keyring| Box::pin(async move { ops::reindex_stale(conn, &keyring, &after).await }))
+        })
+        .await?;
         Ok(store)
     }
 

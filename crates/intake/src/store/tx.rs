@@ -18,6 +18,7 @@ use super::{
     deadlines_provisional,
 };
 use crate::domain::pii::WrappedKey;
+use crate::domain::subjects::INDEX_FORM;
 
 /// One transaction of an intake store.
 #[async_trait]
@@ -56,6 +57,8 @@ pub(crate) trait IntakeTx: Outbox {
     async fn lock_sealed(&mut self, id: &str) -> Result<Option<SealedRow>, StoreError>;
     /// Every complaint of a subject, oldest received first.
     async fn sealed_of_subject(&mut self, subject_id: &str) -> Result<Vec<SealedRow>, StoreError>;
+    /// [`IntakeTx::sealed_of_subject`], locking the complaints until the transaction ends.
+    async fn lock_sealed_of_subject(&mut self, subject_id: &str) -> Result<Vec<SealedRow>, StoreError>;
     /// Stores a complaint's record and sealed personal part (`None` once erased).
     async fn save_sealed(
         &mut self,
@@ -89,7 +92,18 @@ pub(crate) trait IntakeTx: Outbox {
     async fn find_subject(&mut self, kind: &str, digest: &str) -> Result<Option<(String, WrappedKey)>, StoreError>;
     /// Whether a subject is known by an identity document.
     async fn subject_has_id(&mut self, subject_id: &str) -> Result<bool, StoreError>;
+    /// Records a new subject, its blind indexes in the form this version writes.
     async fn insert_subject(&mut self, id: &str, wrapped: &WrappedKey) -> Result<(), StoreError>;
+    /// A live subject's wrapped data key; `None` once it was erased or merged into another.
+    async fn subject_key(&mut self, subject_id: &str) -> Result<Option<WrappedKey>, StoreError>;
+    /// Up to `limit` live subjects, after `after` in id order, whose blind indexes are in a
+    /// form older than [`INDEX_FORM`].
+    async fn stale_subjects(&mut self, after: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+    /// Records that a subject's blind indexes are in the form this version writes.
+    async fn set_index_form(&mut self, subject_id: &str) -> Result<(), StoreError>;
+    /// Records that subject `merged` was merged into `survivor`: its key is destroyed, and the
+    /// subjects merged into it before name the survivor too.
+    async fn merge_subject(&mut self, merged: &str, survivor: &str) -> Result<(), StoreError>;
     /// Makes a digest name a subject, unless it names one already.
     async fn insert_index(&mut self, kind: &str, digest: &str, subject_id: &str) -> Result<(), StoreError>;
     /// Deletes a subject's index entries but those whose digest is in `keep`.
@@ -112,7 +126,8 @@ pub(crate) trait IntakeTx: Outbox {
         subject_id: &str,
         access: &PiiAccess,
     ) -> Result<(), StoreError>;
-    /// Who accessed a subject's personal information, newest first.
+    /// Who accessed a subject's personal information, newest first, also while it was a
+    /// subject merged into this one since.
     async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
 }
 
@@ -316,6 +331,11 @@ macro_rules! intake_tx {
                 Ok(sqlx::query_as(sql).bind(subject_id).fetch_all(&mut *self).await?)
             }
 
+            async fn lock_sealed_of_subject(&mut self, subject_id: &str) -> Result<Vec<SealedRow>, StoreError> {
+                let sql = sealed_sql!("WHERE c.subject_id = $1 ORDER BY c.receive_time_us, c.id", $lock_complaint);
+                Ok(sqlx::query_as(sql).bind(subject_id).fetch_all(&mut *self).await?)
+            }
+
             async fn save_sealed(
                 &mut self,
                 id: &str,
@@ -413,11 +433,61 @@ macro_rules! intake_tx {
             }
 
             async fn insert_subject(&mut self, id: &str, wrapped: &WrappedKey) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) VALUES ($1, $2, $3, $4)")
-                    .bind(id)
-                    .bind(&wrapped.key_id)
-                    .bind(&wrapped.sealed)
-                    .bind(to_micros(now()))
+                sqlx::query(
+                    "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us, index_form) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(&wrapped.key_id)
+                .bind(&wrapped.sealed)
+                .bind(to_micros(now()))
+                .bind(INDEX_FORM)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn subject_key(&mut self, subject_id: &str) -> Result<Option<WrappedKey>, StoreError> {
+                let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT key_id, wrapped_key FROM subjects WHERE id = $1 AND wrapped_key IS NOT NULL",
+                )
+                .bind(subject_id)
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|(key_id, sealed)| WrappedKey { key_id, sealed }))
+            }
+
+            async fn stale_subjects(&mut self, after: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM subjects WHERE index_form < $1 AND wrapped_key IS NOT NULL AND id > $2 \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(INDEX_FORM)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self)
+                .await?)
+            }
+
+            async fn set_index_form(&mut self, subject_id: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE subjects SET index_form = $2 WHERE id = $1")
+                    .bind(subject_id)
+                    .bind(INDEX_FORM)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn merge_subject(&mut self, merged: &str, survivor: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE subjects SET wrapped_key = NULL, merged_into = $2, index_form = $3 WHERE id = $1")
+                    .bind(merged)
+                    .bind(survivor)
+                    .bind(INDEX_FORM)
+                    .execute(&mut *self)
+                    .await?;
+                sqlx::query("UPDATE subjects SET merged_into = $2 WHERE merged_into = $1")
+                    .bind(merged)
+                    .bind(survivor)
                     .execute(&mut *self)
                     .await?;
                 Ok(())
@@ -514,9 +584,11 @@ macro_rules! intake_tx {
             }
 
             async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError> {
+                // A subject merged into this one was the same person: its log is this one's.
                 Ok(sqlx::query_as(
                     "SELECT complaint_id, actor, action, reason, access_time_us FROM pii_access \
-                     WHERE subject_id = $1 ORDER BY access_time_us DESC, id DESC",
+                     WHERE subject_id = $1 OR subject_id IN (SELECT id FROM subjects WHERE merged_into = $1) \
+                     ORDER BY access_time_us DESC, id DESC",
                 )
                 .bind(subject_id)
                 .fetch_all(&mut *self)

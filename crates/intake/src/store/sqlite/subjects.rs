@@ -120,14 +120,17 @@ impl Subjects {
     /// Writes the subjects and index entries the batch created.
     pub async fn write(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         let now = to_micros(now());
-        for chunk in self.new_subjects.chunks(200) {
-            let mut query =
-                QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) ");
+        // Five values a row, within SQLite's classic limit of 999 per statement.
+        for chunk in self.new_subjects.chunks(150) {
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us, index_form) ",
+            );
             query.push_values(chunk, |mut row, (id, wrapped)| {
                 row.push_bind(id.as_str())
                     .push_bind(wrapped.key_id.as_str())
                     .push_bind(wrapped.sealed.as_slice())
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(subjects::INDEX_FORM);
             });
             query.build().execute(&mut *conn).await?;
         }
