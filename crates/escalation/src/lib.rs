@@ -18,13 +18,13 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use redress_platform::blind_index::BlindIndexKey;
 use redress_platform::config::Secret;
-use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::Host;
 use redress_platform::principal::{Permission, Principal, ROOT_ORG_UNIT, ServiceAuth};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::telemetry::TelemetryConfig;
 use redress_platform::time::Clock;
 use redress_proto::redress::escalation::v1::escalation_event_feed_service_server::EscalationEventFeedServiceServer;
@@ -135,7 +135,8 @@ impl EscalationConfig {
 
 /// What the service claims at intake: its feed, and complaints to match, in clear only to
 /// digest a complainant's identifiers against a VIP register.
-pub const INTAKE_PERMISSIONS: &[Permission] = &[Permission::EventsRead, Permission::ComplaintsRead, Permission::PiiRead];
+pub const INTAKE_PERMISSIONS: &[Permission] =
+    &[Permission::EventsRead, Permission::ComplaintsRead, Permission::PiiRead];
 /// What the service claims at case-workflow: its feed, and cases to work, never more than
 /// CaseService allows any caller.
 pub const CASE_PERMISSIONS: &[Permission] = &[Permission::EventsRead, Permission::CasesRead, Permission::CasesWrite];

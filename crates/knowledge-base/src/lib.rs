@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::FutureExt;
-use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::{Permission, Principal, ServiceAuth};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::telemetry::TelemetryConfig;
 use redress_proto::redress::knowledge::v1::knowledge_event_feed_service_server::KnowledgeEventFeedServiceServer;
 use redress_proto::redress::knowledge::v1::knowledge_service_server::KnowledgeServiceServer;
@@ -124,7 +124,11 @@ pub async fn open_index(
 }
 
 impl KnowledgeBase {
-    pub async fn build(config: KnowledgeConfig, auth: ServiceAuth, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn build(
+        config: KnowledgeConfig,
+        auth: ServiceAuth,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let (store, index) = (Ready::new(), Ready::new());
         let lexicon = Lexicon::shipped()?;
@@ -159,8 +163,7 @@ impl KnowledgeBase {
         let cases = match config.case_workflow_url.trim() {
             "" => None,
             url => {
-                let me =
-                    auth.credentials(Principal::service(SERVICE_NAME, &[Permission::EventsRead]), "case-workflow");
+                let me = auth.credentials(Principal::service(SERVICE_NAME, &[Permission::EventsRead]), "case-workflow");
                 Some(grpc_subscription(url, services::CASE_EVENTS, me).context("case_workflow_url")?)
             }
         };

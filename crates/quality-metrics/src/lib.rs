@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::{FutureExt, StreamExt};
 use redress_calendar::{RegimeConfig, SlaPolicy};
-use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{
     EventSink, RetentionConfig, Subscribe, grpc_subscription, run_consumer, spawn_retention,
@@ -28,6 +27,7 @@ use redress_platform::host::{Host, Supervisor};
 use redress_platform::principal::{Permission, Principal, ServiceAuth, ServiceCredentials};
 use redress_platform::ready::Ready;
 use redress_platform::server::ServerConfig;
+use redress_platform::signing::ServiceAuthConfig;
 use redress_platform::telemetry::TelemetryConfig;
 use redress_platform::time::Clock;
 use redress_proto::redress::metrics::v1::improvement_service_server::ImprovementServiceServer;
