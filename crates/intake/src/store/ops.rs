@@ -158,6 +158,9 @@ pub(crate) async fn confirm<T: IntakeTx + ?Sized>(
         // Erased: the answer is recorded only when it holds nothing personal to keep.
         None => {
             let current = Complaint::decode(row.record.as_slice())?;
+            // No key is left to seal the note with: only its masked words are kept.
+            let mut confirmation = confirmation;
+            redress_platform::free_text_pii::mask_in_place(&mut confirmation.note);
             let (complaint, event) = lifecycle::confirmed(current, confirmation, trace)?;
             if corrected {
                 return Err(StoreError::Erased);
