@@ -227,12 +227,14 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(key.issuer() == redress_platform::signing::GATEWAY, "the gateway signs as gateway");
         let auth = Arc::new(Authenticator::new(&config.auth, key, dev_tokens)?);
+        // Bound first: binding installs the process's TLS for outgoing calls, which the
+        // upstream channels take when they are made.
+        let server = GrpcServer::bind(&config.server, &public_services()).await?;
         let mut upstreams = Vec::new();
         for route in routes(&config.upstreams) {
             let channel = suite_endpoint(&route.url).context("upstream url")?.connect_lazy();
             upstreams.push(Upstream { prefix: route.prefix, audience: route.audience, channel });
         }
-        let server = GrpcServer::bind(&config.server, &public_services()).await?;
         Ok(Self { server, router_parts: (upstreams.into(), auth), shutdown })
     }
 
