@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redress_integration_tests::TOKEN;
+use redress_platform::signing::{GATEWAY, SigningKey};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-const KEY: &str = "an-internal-key-of-at-least-32-bytes!!";
 
 /// What one run showed: the health statuses seen on the watch, the exit status, the log.
 struct Outcome {
@@ -150,7 +149,8 @@ async fn a_panic_in_the_postgres_outbox_sequencer_stops_the_service_with_an_erro
             .args(["serve", service])
             .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
             .env("REDRESS_DATABASE__URL", &url)
-            .env("REDRESS_INTERNAL_KEY", KEY)
+            .env("REDRESS_AUTH__SIGNING_KEY", SigningKey::generate(service).to_pem())
+            .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", SigningKey::generate(GATEWAY).public_key().to_pem())
             .env("REDRESS_INTAKE_URL", "http://127.0.0.1:9")
             .env("REDRESS_INDEX_DIR", std::env::temp_dir().join("redress-supervision-knowledge-index"))
             .env("REDRESS_PII__ACTIVE_KEY_ID", "k1")
