@@ -61,12 +61,9 @@ pub async fn rebuild(index: &Arc<SearchIndex>, store: &Arc<dyn KnowledgeStore>, 
         blocking(move || page.iter().try_for_each(|p| adding.add(p))).await?;
     }
     let committing = index.clone();
-    // One segment, not one per indexing thread and flush: searches stay quick as the index grows.
-    blocking(move || {
-        committing.commit(head)?;
-        committing.merge_segments()
-    })
-    .await?;
+    // Not merged into one segment here: a merged rebuild scored ties in another order than the
+    // index it replaced, so a lost index directory did not answer the same after the rebuild.
+    blocking(move || committing.commit(head)).await?;
     let took = started.elapsed();
     metrics::gauge!("redress_knowledge_index_rebuild_seconds").set(took.as_secs_f64());
     tracing::info!(
