@@ -26,6 +26,7 @@ const AUTHOR: &str = "kb-author-token";
 const REVIEWER: &str = "kb-reviewer-token";
 const BRANCH_READER: &str = "kb-branch-reader-token";
 const OTHER_READER: &str = "kb-other-reader-token";
+const KB_ONLY_READER: &str = "kb-only-reader-token";
 
 fn person(subject: &str, unit: &str, permissions: &[&str]) -> Principal {
     Principal {
@@ -65,6 +66,10 @@ async fn sandbox_in(dir: tempfile::TempDir) -> Sandbox {
             (
                 OTHER_READER.to_owned(),
                 person("user:kb-other", "institutions/other-bank", &["knowledge.read", "complaints.read"]),
+            ),
+            (
+                KB_ONLY_READER.to_owned(),
+                person("user:kb-only", "institutions/demo-bank/branches/shanghai", &["knowledge.read"]),
             ),
         ]);
     })
@@ -192,8 +197,13 @@ async fn suggestions_read_the_complaint_as_the_caller_and_closed_cases_feed_the_
     assert!(answer.keywords.iter().any(|k| k == "年费"), "{:?}", answer.keywords);
     assert!(answer.groups.iter().flat_map(|g| &g.suggestions).all(|s| !s.reasons.is_empty()));
     // Intake is asked as the caller: another institution's reader does not learn of the complaint.
-    let refused = kb(&sandbox, OTHER_READER).suggest_for_complaint(suggest).await.unwrap_err();
+    let refused = kb(&sandbox, OTHER_READER).suggest_for_complaint(suggest.clone()).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::NotFound);
+    // Nor does a reader of the same branch who may not read complaints: the knowledge base's
+    // permission at intake is not lent to its caller.
+    let refused = kb(&sandbox, KB_ONLY_READER).suggest_for_complaint(suggest).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("complaints.read"), "{refused:?}");
 
     // A very dissatisfied complainant: the closed case becomes a candidate for the institution's editors.
     let case = sandbox.case_of(&submitted.name).await;

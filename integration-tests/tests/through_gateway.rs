@@ -316,8 +316,8 @@ async fn editing_a_stored_audit_entry_is_detected() {
     sandbox.stop().await.unwrap();
 }
 
-/// Only the gateway speaks for a caller: a principal the caller sends along is dropped, and the
-/// service sees the principal of the caller's own token.
+/// Only the gateway speaks for a caller: a principal (or a token to act on behalf of someone)
+/// the caller sends along is dropped, and the service sees the principal of the caller's own token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_principal_sent_by_the_caller_is_replaced_by_the_gateway() {
     let sandbox = Sandbox::start().await.unwrap();
@@ -345,5 +345,14 @@ async fn a_principal_sent_by_the_caller_is_replaced_by_the_gateway() {
     assert_eq!(gateway.export_personal_data(request).await.unwrap_err().code(), Code::PermissionDenied);
     // Sent with no token at all, it is no token.
     assert_eq!(gateway.export_personal_data(forged()).await.unwrap_err().code(), Code::Unauthenticated);
+    // A token to act on behalf of someone, sent along by the caller, is dropped too: the call is
+    // the branch handler's own (were it passed on, intake would refuse the call as unsigned by a
+    // service).
+    let mut request = export();
+    let on_behalf = forged().metadata().get(redress_platform::principal::PRINCIPAL_METADATA_KEY).unwrap().clone();
+    request.metadata_mut().insert(redress_platform::principal::ON_BEHALF_METADATA_KEY, on_behalf);
+    request.metadata_mut().insert("authorization", format!("Bearer {BRANCH_TOKEN}").parse().unwrap());
+    let refused = gateway.export_personal_data(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     sandbox.stop().await.unwrap();
 }

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
-use redress_platform::principal::PRINCIPAL_METADATA_KEY;
+use redress_platform::principal::{ON_BEHALF_METADATA_KEY, PRINCIPAL_METADATA_KEY};
 use redress_platform::server::{GrpcServer, ServerConfig, suite_endpoint};
 use redress_platform::signing::SigningKey;
 use redress_platform::telemetry::{TelemetryConfig, inject_into_headers};
@@ -171,8 +171,10 @@ impl Service<http::Request<Body>> for Router {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        // Only the gateway speaks for a caller: whatever principal the caller sent is dropped.
+        // Only the gateway speaks for a caller: whatever principal (or token to act on behalf
+        // of) the caller sent is dropped.
         request.headers_mut().remove(PRINCIPAL_METADATA_KEY);
+        request.headers_mut().remove(ON_BEHALF_METADATA_KEY);
         let path = request.uri().path();
         if is_local(path) {
             let mut local = self.local.clone();

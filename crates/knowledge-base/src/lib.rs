@@ -142,8 +142,9 @@ impl KnowledgeBase {
             "" => None,
             url => Some((
                 redress_platform::server::suite_endpoint(url).context("intake_url")?.connect_lazy(),
-                // Used for calls as the caller (SuggestForComplaint), never as the service itself.
-                auth.credentials(Principal::service(SERVICE_NAME, &[]), "intake"),
+                // Used only on behalf of the caller (SuggestForComplaint), who is granted at most
+                // the permission to read complaints.
+                auth.credentials(Principal::service(SERVICE_NAME, &[Permission::ComplaintsRead]), "intake"),
             )),
         };
         let settings = api::Settings { lexicon: lexicon.clone(), rules: Arc::new(Rules::shipped()?), blocking, intake };

@@ -1,7 +1,8 @@
 //! The verified caller. The gateway authenticates a caller and forwards a short-lived principal
 //! token (an EdDSA JWT signed with the gateway's own key, addressed to one service) in the
 //! `x-redress-principal` metadata entry; every service verifies it before it serves a call.
-//! Services calling each other sign their own service principal with their own keys
+//! Services calling each other sign their own service principal with their own keys, and act
+//! on behalf of their caller only with the caller's own gateway-signed token
 //! ([`crate::signing`]).
 
 use std::sync::Arc;
@@ -10,10 +11,13 @@ use serde::{Deserialize, Serialize};
 use tonic::Request;
 
 use crate::ServiceError;
-pub use crate::signing::{ServiceAuth, ServiceCredentials};
+pub use crate::signing::{CallerToken, ServiceAuth, ServiceCredentials};
 
 /// Metadata key carrying the signed principal between the gateway and services.
 pub const PRINCIPAL_METADATA_KEY: &str = "x-redress-principal";
+/// Metadata key carrying, on a call a service makes on behalf of its own caller, that caller's
+/// token as the gateway signed it for the calling service ([`crate::signing`]).
+pub const ON_BEHALF_METADATA_KEY: &str = "x-redress-on-behalf-of";
 
 /// A permission a principal may hold. Strings are stable and appear in tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

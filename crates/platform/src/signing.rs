@@ -1,12 +1,19 @@
 //! Signed principals between the parts of the suite. Each signer holds its own Ed25519 key
 //! (EdDSA JWTs): the gateway signs the principal of the caller it authenticated, and a service
-//! calling another service signs its own service principal. Every token names one audience
-//! (the service it is for), carries a unique `jti` and lives at most [`TOKEN_LIFETIME`].
+//! calling another service signs its own service principal — never anyone else's. Every token
+//! names one audience (the service it is for), carries a unique `jti` and lives at most
+//! [`TOKEN_LIFETIME`].
 //!
 //! A service verifies with public keys only: the gateway's, and those of the services allowed
 //! to call it, each with the permissions that caller may claim (its allow-list). So no service
 //! can mint a principal another service accepts beyond what it was configured for, and a
-//! leaked service key reaches nothing its allow-lists do not grant.
+//! leaked service key reaches nothing its allow-lists do not grant, as nobody but that service.
+//!
+//! On behalf of its caller: a service that reads from another service *as the person who called
+//! it* sends its own service token and, in [`ON_BEHALF_METADATA_KEY`], that person's token as
+//! the gateway signed it for the calling service. The callee accepts the person only from a
+//! trusted caller and only with a gateway token addressed to that caller, and grants the
+//! permissions both tokens hold.
 //!
 //! Replay: each service remembers the `jti` of every token it accepted until that token
 //! expires (at most [`TOKEN_LIFETIME`] plus leeway), in memory, per replica. A token is
@@ -26,7 +33,10 @@ use tonic::{Request, Status};
 
 use crate::ServiceError;
 use crate::config::Secret;
-use crate::principal::{PRINCIPAL_METADATA_KEY, Permission, Principal};
+use crate::principal::{
+    ON_BEHALF_METADATA_KEY, PRINCIPAL_METADATA_KEY, Permission, Principal, ROOT_ORG_UNIT, SERVICE_ROLE,
+    SERVICE_SUBJECT_PREFIX,
+};
 
 /// The issuer name (and key id) of the gateway.
 pub const GATEWAY: &str = "gateway";
@@ -298,25 +308,53 @@ impl Verifier {
 
     /// The principal of `token`, once: a token is refused when its signer is unknown, it is
     /// for another audience, expired or longer-lived than [`TOKEN_LIFETIME`], seen before, or
-    /// (signed by a service) claims more than that caller is allowed.
+    /// (signed by a service) carries any principal but that service's own or claims more than
+    /// that caller is allowed.
     pub fn verify(&self, token: &str) -> Result<Arc<Principal>, ServiceError> {
-        let refuse = |why: String| ServiceError::Unauthenticated(format!("principal token refused: {why}"));
+        let (issuer, claims) = self.decode(token, &self.audience)?;
+        let principal = self.admit(&issuer, claims.principal.clone())?;
+        self.first_use(&[&claims])?;
+        Ok(Arc::new(principal))
+    }
+
+    /// The person a trusted service calls on behalf of: `token` is the calling service's own
+    /// token (as for [`Verifier::verify`]) and `caller_token` the person's token as the gateway
+    /// signed it for that service. The person is granted only the permissions both tokens hold;
+    /// each token is accepted once.
+    pub fn verify_on_behalf(&self, token: &str, caller_token: &str) -> Result<Arc<Principal>, ServiceError> {
+        let (issuer, outer) = self.decode(token, &self.audience)?;
+        if issuer == GATEWAY {
+            return Err(refuse("only a service calls on behalf of its caller".to_owned()));
+        }
+        let service = self.admit(&issuer, outer.principal.clone())?;
+        let (signer, inner) = self.decode(caller_token, &issuer)?;
+        if signer != GATEWAY {
+            tracing::warn!(signer = %issuer, audience = %self.audience, "a caller's token not signed by the gateway was refused");
+            return Err(refuse(format!("the token {issuer} acts on was not signed by the gateway")));
+        }
+        let person = self.admit(GATEWAY, inner.principal.clone())?;
+        self.first_use(&[&outer, &inner])?;
+        let permissions = person.permissions.iter().filter(|p| service.permissions.contains(p)).cloned().collect();
+        Ok(Arc::new(Principal { permissions, ..person }))
+    }
+
+    /// The signer and claims of `token`, checked with the signer's public key for `audience`,
+    /// its lifetime and `jti` present (not yet checked against replay).
+    fn decode(&self, token: &str, audience: &str) -> Result<(String, Claims), ServiceError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| refuse(e.to_string()))?;
         let issuer = header.kid.ok_or_else(|| refuse("no key id".to_owned()))?;
-        let (key, caller) = if issuer == GATEWAY {
-            (self.gateway.as_ref().ok_or_else(|| refuse("the gateway is not trusted here".to_owned()))?, None)
+        let key = if issuer == GATEWAY {
+            self.gateway.as_ref().ok_or_else(|| refuse("the gateway is not trusted here".to_owned()))?
         } else {
-            let caller =
-                self.callers.get(&issuer).ok_or_else(|| refuse(format!("{issuer} may not call {}", self.audience)))?;
-            (&caller.key, Some(caller))
+            &self.callers.get(&issuer).ok_or_else(|| refuse(format!("{issuer} may not call {}", self.audience)))?.key
         };
         let mut validation = self.validation.clone();
         validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[audience]);
         let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|e| refuse(e.to_string()))?
             .claims;
-        let now = now_s();
-        if claims.exp > now + TOKEN_LIFETIME.as_secs() + LEEWAY_S
+        if claims.exp > now_s() + TOKEN_LIFETIME.as_secs() + LEEWAY_S
             || claims.exp.saturating_sub(claims.iat) > TOKEN_LIFETIME.as_secs()
         {
             return Err(refuse(format!("it lives longer than {} s", TOKEN_LIFETIME.as_secs())));
@@ -324,45 +362,104 @@ impl Verifier {
         if claims.jti.is_empty() {
             return Err(refuse("no jti".to_owned()));
         }
-        let principal = claims.principal;
-        match caller {
-            // The gateway forwards callers; a service identity is never one of them.
-            None if principal.is_service() => {
-                return Err(refuse("the gateway does not sign service principals".to_owned()));
-            }
-            None => {}
-            Some(caller) => {
-                if principal.is_service()
-                    && principal.subject != format!("{}{issuer}", crate::principal::SERVICE_SUBJECT_PREFIX)
-                {
-                    return Err(refuse(format!("{issuer} signed for another service")));
-                }
-                if let Some(extra) =
-                    principal.permissions.iter().find(|p| !caller.permissions.iter().any(|a| a.as_str() == p.as_str()))
-                {
-                    return Err(ServiceError::PermissionDenied(format!(
-                        "{issuer} may not claim the {extra} permission when calling {}",
-                        self.audience
-                    )));
-                }
-            }
-        }
-        if !self.seen.lock().unwrap_or_else(|p| p.into_inner()).first_use(&claims.jti, claims.exp, now) {
-            return Err(refuse("it was used before".to_owned()));
-        }
-        Ok(Arc::new(principal))
+        Ok((issuer, claims))
     }
 
-    /// Verifies the forwarded principal of a request and places it in the request extensions.
+    /// `principal` as signed by `issuer`: the gateway forwards people and systems, never a
+    /// service; a service signs only its own service principal, within its allow-list here.
+    fn admit(&self, issuer: &str, principal: Principal) -> Result<Principal, ServiceError> {
+        if issuer == GATEWAY {
+            if principal.is_service() {
+                return Err(refuse("the gateway does not sign service principals".to_owned()));
+            }
+            return Ok(principal);
+        }
+        let Some(caller) = self.callers.get(issuer) else {
+            return Err(refuse(format!("{issuer} may not call {}", self.audience)));
+        };
+        if !is_own_principal(issuer, &principal) {
+            tracing::warn!(signer = %issuer, audience = %self.audience, "a service-signed token not carrying the service's own principal was refused");
+            return Err(refuse(format!("{issuer} signs only its own principal ({SERVICE_SUBJECT_PREFIX}{issuer})")));
+        }
+        if let Some(extra) =
+            principal.permissions.iter().find(|p| !caller.permissions.iter().any(|a| a.as_str() == p.as_str()))
+        {
+            return Err(ServiceError::PermissionDenied(format!(
+                "{issuer} may not claim the {extra} permission when calling {}",
+                self.audience
+            )));
+        }
+        Ok(principal)
+    }
+
+    /// Records the `jti` of each token; refuses when any was used before.
+    fn first_use(&self, tokens: &[&Claims]) -> Result<(), ServiceError> {
+        let now = now_s();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for claims in tokens {
+            if !seen.first_use(&claims.jti, claims.exp, now) {
+                return Err(refuse("it was used before".to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the forwarded principal of a request and places it in the request extensions;
+    /// a principal the gateway signed is placed with its token ([`CallerToken`]), so the
+    /// service can call another on that caller's behalf.
     pub fn authenticate<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
-        let token = request
-            .metadata()
-            .get(PRINCIPAL_METADATA_KEY)
-            .and_then(|v| v.to_str().ok())
+        let text = |key: &str| match request.metadata().get(key) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(|t| Some(t.to_owned())).map_err(|_| refuse(format!("{key} is not text"))),
+        };
+        let token = text(PRINCIPAL_METADATA_KEY)?
             .ok_or_else(|| Status::from(ServiceError::Unauthenticated("missing principal".to_owned())))?;
-        let principal = self.verify(token)?;
+        let principal = match text(ON_BEHALF_METADATA_KEY)? {
+            Some(caller_token) => self.verify_on_behalf(&token, &caller_token)?,
+            None => {
+                let principal = self.verify(&token)?;
+                if !principal.is_service() {
+                    request.extensions_mut().insert(CallerToken(token.into()));
+                }
+                principal
+            }
+        };
         request.extensions_mut().insert(principal);
         Ok(request)
+    }
+}
+
+fn refuse(why: String) -> ServiceError {
+    ServiceError::Unauthenticated(format!("principal token refused: {why}"))
+}
+
+/// Whether `principal` is service `issuer`'s own: subject `service:<issuer>`, only the service
+/// role, no department or employee id, and no organisation unit or the whole platform.
+fn is_own_principal(issuer: &str, principal: &Principal) -> bool {
+    principal.subject.strip_prefix(SERVICE_SUBJECT_PREFIX) == Some(issuer)
+        && principal.roles.len() == 1
+        && principal.roles[0] == SERVICE_ROLE
+        && principal.department.is_empty()
+        && principal.staff_id.is_empty()
+        && (principal.org_unit.is_empty() || principal.org_unit == ROOT_ORG_UNIT)
+}
+
+/// The gateway-signed token a call came with (addressed to the service serving it), kept in the
+/// request extensions so that service can call another on the caller's behalf
+/// ([`ServiceCredentials::apply_on_behalf`]).
+#[derive(Clone)]
+pub struct CallerToken(Arc<str>);
+
+impl std::fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerToken(<redacted>)")
+    }
+}
+
+impl CallerToken {
+    /// The token of a request's caller, when the gateway signed it.
+    pub fn of<T>(request: &Request<T>) -> Option<Self> {
+        request.extensions().get::<Self>().cloned()
     }
 }
 
@@ -420,15 +517,19 @@ impl ServiceCredentials {
 
     /// Signs the principal for this call.
     pub fn apply<T>(&self, request: &mut Request<T>) -> Result<(), ServiceError> {
-        self.apply_as(request, &self.principal)
-    }
-
-    /// Signs `principal` for this call instead: a service acting for the caller it serves
-    /// (its permissions cut to what the target allows this service).
-    pub fn apply_as<T>(&self, request: &mut Request<T>, principal: &Principal) -> Result<(), ServiceError> {
-        let token = self.key.sign(principal, &self.audience)?;
+        let token = self.key.sign(&self.principal, &self.audience)?;
         let value = token.parse().map_err(anyhow::Error::from)?;
         request.metadata_mut().insert(PRINCIPAL_METADATA_KEY, value);
+        Ok(())
+    }
+
+    /// Signs the principal for this call and adds `caller`'s own token: the service acting on
+    /// behalf of the caller it serves, who is granted at the target only the permissions both
+    /// this service's principal and the caller hold.
+    pub fn apply_on_behalf<T>(&self, request: &mut Request<T>, caller: &CallerToken) -> Result<(), ServiceError> {
+        self.apply(request)?;
+        let value = caller.0.parse().map_err(anyhow::Error::from)?;
+        request.metadata_mut().insert(ON_BEHALF_METADATA_KEY, value);
         Ok(())
     }
 }
@@ -588,7 +689,7 @@ mod tests {
         // A made-up member of staff with pii.manage, signed with case-workflow's key: refused.
         let forged = Principal { permissions: vec!["pii.manage".to_owned()], ..user() };
         let token = cw.sign(&forged, "intake").unwrap();
-        assert!(matches!(verifier.verify(&token), Err(ServiceError::PermissionDenied(_))));
+        assert!(matches!(verifier.verify(&token), Err(ServiceError::Unauthenticated(_))));
         // Posing as another service, or as the gateway with its own key: refused.
         let other = cw.sign(&Principal::service("escalation", &[Permission::EventsRead]), "intake").unwrap();
         assert!(verifier.verify(&other).is_err());
@@ -600,6 +701,129 @@ mod tests {
         let kb = SigningKey::generate("knowledge-base");
         let token = kb.sign(&Principal::service("knowledge-base", &[]), "intake").unwrap();
         assert!(matches!(verifier.verify(&token), Err(ServiceError::Unauthenticated(m)) if m.contains("may not call")));
+    }
+
+    #[test]
+    fn a_service_key_signs_only_its_own_principal() {
+        let (gateway, cw) = (SigningKey::generate(GATEWAY), SigningKey::generate("case-workflow"));
+        let verifier = intake(&gateway, &cw);
+        // Any user, even one holding only what case-workflow may claim: refused.
+        let as_user = Principal { permissions: vec!["events.read".to_owned()], ..user() };
+        let err = verifier.verify(&cw.sign(&as_user, "intake").unwrap()).unwrap_err();
+        assert!(matches!(err, ServiceError::Unauthenticated(ref m) if m.contains("its own principal")), "{err:?}");
+        // Its own subject dressed up as a person of a unit, a department or with another role: refused.
+        let own = Principal::service("case-workflow", &[Permission::EventsRead]);
+        for dressed in [
+            Principal { org_unit: "institutions/acme".to_owned(), ..own.clone() },
+            Principal { department: "cards".to_owned(), ..own.clone() },
+            Principal { staff_id: "E1001".to_owned(), ..own.clone() },
+            Principal { roles: vec![SERVICE_ROLE.to_owned(), "compliance".to_owned()], ..own.clone() },
+            Principal { roles: vec![], ..own.clone() },
+        ] {
+            let token = cw.sign(&dressed, "intake").unwrap();
+            assert!(matches!(verifier.verify(&token), Err(ServiceError::Unauthenticated(_))), "{dressed:?}");
+        }
+        // Its own principal, for no unit or the whole platform: accepted.
+        assert_eq!(*verifier.verify(&cw.sign(&own, "intake").unwrap()).unwrap(), own);
+        let everywhere = Principal { org_unit: ROOT_ORG_UNIT.to_owned(), ..own };
+        assert_eq!(*verifier.verify(&cw.sign(&everywhere, "intake").unwrap()).unwrap(), everywhere);
+    }
+
+    /// Intake trusting the gateway, and the knowledge base to read complaints.
+    fn intake_for_kb(gateway: &SigningKey, kb: &SigningKey) -> Verifier {
+        Verifier::new("intake", Some(gateway.public_key())).trust(
+            "knowledge-base",
+            kb.public_key(),
+            &[Permission::ComplaintsRead],
+        )
+    }
+
+    #[test]
+    fn a_service_acts_on_behalf_of_its_caller_only_with_the_callers_gateway_token() {
+        let (gateway, kb) = (SigningKey::generate(GATEWAY), SigningKey::generate("knowledge-base"));
+        let verifier = intake_for_kb(&gateway, &kb);
+        let service = Principal::service("knowledge-base", &[Permission::ComplaintsRead]);
+        let person = Principal {
+            permissions: vec!["knowledge.read".to_owned(), "complaints.read".to_owned(), "pii.read".to_owned()],
+            ..user()
+        };
+        // The person's token for the knowledge base: the person, with what both tokens hold.
+        let caller = gateway.sign(&person, "knowledge-base").unwrap();
+        let got = verifier.verify_on_behalf(&kb.sign(&service, "intake").unwrap(), &caller).unwrap();
+        assert_eq!(*got, Principal { permissions: vec!["complaints.read".to_owned()], ..person.clone() });
+        // Once only.
+        let again = verifier.verify_on_behalf(&kb.sign(&service, "intake").unwrap(), &caller).unwrap_err();
+        assert!(matches!(again, ServiceError::Unauthenticated(ref m) if m.contains("used before")), "{again:?}");
+        // A person without the permission gets none.
+        let reader = Principal { permissions: vec!["knowledge.read".to_owned()], ..user() };
+        let caller = gateway.sign(&reader, "knowledge-base").unwrap();
+        let got = verifier.verify_on_behalf(&kb.sign(&service, "intake").unwrap(), &caller).unwrap();
+        assert!(got.permissions.is_empty(), "{got:?}");
+
+        let outer = || kb.sign(&service, "intake").unwrap();
+        let refused = |outer: &str, inner: &str| match verifier.verify_on_behalf(outer, inner) {
+            Err(ServiceError::Unauthenticated(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        // The person's token must be the gateway's, for the calling service, and current.
+        let minted = kb.sign(&person, "knowledge-base").unwrap();
+        assert!(refused(&outer(), &minted).contains("gateway"));
+        let for_intake = gateway.sign(&person, "intake").unwrap();
+        assert!(refused(&outer(), &for_intake).contains("Audience"));
+        let now = now_s();
+        let expired = gateway.sign_at(&person, "knowledge-base", now - 120, now - 60, "old").unwrap();
+        assert!(refused(&outer(), &expired).contains("Expired"));
+        let a_service = gateway.sign(&service, "knowledge-base").unwrap();
+        assert!(refused(&outer(), &a_service).contains("service principals"));
+        // The outer token must be the calling service's own, from a trusted caller.
+        let fresh = || gateway.sign(&person, "knowledge-base").unwrap();
+        let gateway_outer = gateway.sign(&person, "intake").unwrap();
+        assert!(refused(&gateway_outer, &fresh()).contains("only a service"));
+        let kb_as_person = kb.sign(&person, "intake").unwrap();
+        assert!(refused(&kb_as_person, &fresh()).contains("its own principal"));
+        let stranger = SigningKey::generate("escalation");
+        let stranger_outer = stranger.sign(&Principal::service("escalation", &[]), "intake").unwrap();
+        assert!(refused(&stranger_outer, &fresh()).contains("may not call"));
+        // A token signed for someone else's caller: case-workflow's caller relayed by the knowledge base.
+        let for_cw = gateway.sign(&person, "case-workflow").unwrap();
+        assert!(refused(&outer(), &for_cw).contains("Audience"));
+    }
+
+    #[test]
+    fn credentials_carry_the_callers_own_token_on_their_behalf() {
+        let (gateway, kb) = (SigningKey::generate(GATEWAY), SigningKey::generate("knowledge-base"));
+        let intake = intake_for_kb(&gateway, &kb);
+        let at_kb = Verifier::new("knowledge-base", Some(gateway.public_key()));
+        let auth = ServiceAuth::new(kb, at_kb).unwrap();
+        // The person calls the knowledge base through the gateway; the verified call keeps the token.
+        let mut incoming = Request::new(());
+        let token = gateway.sign(&user(), "knowledge-base").unwrap();
+        incoming.metadata_mut().insert(PRINCIPAL_METADATA_KEY, token.parse().unwrap());
+        let incoming = auth.verifier().authenticate(incoming).unwrap();
+        let caller = CallerToken::of(&incoming).unwrap();
+        assert_eq!(format!("{caller:?}"), "CallerToken(<redacted>)");
+        // The knowledge base asks intake on the person's behalf: intake sees the person.
+        let credentials =
+            auth.credentials(Principal::service("knowledge-base", &[Permission::ComplaintsRead]), "intake");
+        let mut outgoing = Request::new(());
+        credentials.apply_on_behalf(&mut outgoing, &caller).unwrap();
+        let served = intake.authenticate(outgoing).unwrap();
+        assert_eq!(*Principal::of(&served).unwrap(), user());
+        // Neither a service's own call nor a call on someone's behalf keeps a token to pass on.
+        assert!(CallerToken::of(&served).is_none());
+        let mut own = Request::new(());
+        credentials.apply(&mut own).unwrap();
+        let served = intake.authenticate(own).unwrap();
+        assert!(Principal::of(&served).unwrap().is_service());
+        assert!(CallerToken::of(&served).is_none());
+        // A caller's token sent straight to intake alongside a gateway principal: refused.
+        let mut smuggled = Request::new(());
+        smuggled
+            .metadata_mut()
+            .insert(PRINCIPAL_METADATA_KEY, gateway.sign(&user(), "intake").unwrap().parse().unwrap());
+        let inner = gateway.sign(&user(), "knowledge-base").unwrap();
+        smuggled.metadata_mut().insert(ON_BEHALF_METADATA_KEY, inner.parse().unwrap());
+        assert_eq!(intake.authenticate(smuggled).unwrap_err().code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

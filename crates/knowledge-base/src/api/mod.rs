@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use redress_platform::events::{FeedStream, serve_stream};
-use redress_platform::principal::{Principal, ServiceCredentials};
+use redress_platform::principal::{CallerToken, Principal, ServiceCredentials};
 use redress_platform::ready::Ready;
 use redress_proto::redress::common::v1::{
     DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLetterRequest,
@@ -51,8 +51,8 @@ pub struct KnowledgeApi {
     rules: Arc<Rules>,
     /// Institutions whose replies must not go out with a banned phrase.
     blocking: Arc<BTreeSet<String>>,
-    /// Intake, where named complaints are read (as the caller), and the service's credentials
-    /// for it.
+    /// Intake, where named complaints are read (on behalf of the caller), and the service's
+    /// credentials for it.
     intake: Option<(IntakeServiceClient<Channel>, ServiceCredentials)>,
     shutdown: CancellationToken,
 }
@@ -149,7 +149,8 @@ delegate!(KnowledgeService {
                 request: Request<SuggestForComplaintRequest>,
             ) -> Result<Response<SuggestForComplaintResponse>, Status> {
                 let principal = Principal::of(&request)?;
-                Ok(Response::new(self.suggest(&principal, request.into_inner()).await?))
+                let caller = CallerToken::of(&request);
+                Ok(Response::new(self.suggest(&principal, caller.as_ref(), request.into_inner()).await?))
             }
 );
 

@@ -4,7 +4,7 @@
 use redress_platform::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::names::{Text, resource_id};
-use redress_platform::principal::{Permission, Principal};
+use redress_platform::principal::{CallerToken, Permission, Principal};
 use redress_proto::redress::intake::v1::GetComplaintRequest;
 use redress_proto::redress::knowledge::v1::{
     ArticleKind, SuggestForComplaintRequest, SuggestForComplaintResponse, Suggestion, SuggestionGroup, TaxonomyCodes,
@@ -31,10 +31,11 @@ fn is_code(code: &str) -> bool {
 }
 
 impl KnowledgeApi {
-    /// A complaint's words and codes, read from intake as the caller: the caller's principal,
-    /// holding no more than the permission to read complaints, signed by the knowledge base for
-    /// intake (which allows it that permission and no other).
-    async fn complaint(&self, name: &str, caller: &Principal) -> Result<(String, TaxonomyCodes), KbError> {
+    /// A complaint's words and codes, read from intake as the caller: the knowledge base's own
+    /// token with the caller's, as the gateway signed it for the knowledge base. Intake grants
+    /// the caller no more than the permission to read complaints (all the knowledge base may
+    /// claim there).
+    async fn complaint(&self, name: &str, caller: Option<&CallerToken>) -> Result<(String, TaxonomyCodes), KbError> {
         let Some((mut intake, credentials)) = self.intake.clone() else {
             return Err(ServiceError::failed_precondition(
                 "INTAKE_NOT_CONFIGURED",
@@ -42,14 +43,15 @@ impl KnowledgeApi {
             )
             .into());
         };
+        let caller = caller.ok_or_else(|| {
+            ServiceError::PermissionDenied(
+                "a complaint is read from intake only for a caller signed in at the gateway; give the complaint's text instead"
+                    .to_owned(),
+            )
+        })?;
         let mut request =
             tonic::Request::new(GetComplaintRequest { name: name.to_owned(), pii_access_reason: String::new() });
-        let read = Permission::ComplaintsRead.as_str();
-        let as_caller = Principal {
-            permissions: caller.permissions.iter().filter(|p| p.as_str() == read).cloned().collect(),
-            ..caller.clone()
-        };
-        credentials.apply_as(&mut request, &as_caller)?;
+        credentials.apply_on_behalf(&mut request, caller)?;
         let complaint = match intake.get_complaint(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => {
@@ -77,9 +79,12 @@ impl KnowledgeApi {
         Ok((format!("{}\n{}", complaint.demand, complaint.facts), codes))
     }
 
+    /// Suggestions for a complaint named or given; a named complaint is read from intake on
+    /// behalf of `caller` (the token the call came with, when the gateway signed it).
     pub(super) async fn suggest(
         &self,
         principal: &Principal,
+        caller: Option<&CallerToken>,
         request: SuggestForComplaintRequest,
     ) -> Result<SuggestForComplaintResponse, KbError> {
         principal.require(Permission::KnowledgeRead)?;
@@ -115,11 +120,8 @@ impl KnowledgeApi {
             n => n.min(MAX_PER_KIND),
         };
         v.into_result()?;
-        let (text, codes) = if named {
-            self.complaint(request.complaint.trim(), principal).await?
-        } else {
-            (request.text.clone(), given)
-        };
+        let (text, codes) =
+            if named { self.complaint(request.complaint.trim(), caller).await? } else { (request.text.clone(), given) };
         let index = self.index()?;
         let reader = reader_of(principal);
         let boosts = Boosts {

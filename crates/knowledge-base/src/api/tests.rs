@@ -123,7 +123,7 @@ async fn suggestions_for_a_complaints_text_come_by_kind_with_reasons() {
         codes: Some(TaxonomyCodes { business_types: vec!["B02".to_owned()], causes: vec!["C05".to_owned()], rights: vec!["R4".to_owned()] }),
         ..Default::default()
     };
-    let answer = f.api.suggest(&reader("institutions/acme"), request).await.unwrap();
+    let answer = f.api.suggest(&reader("institutions/acme"), None, request).await.unwrap();
     let kinds: Vec<i32> = answer.groups.iter().map(|g| g.kind).collect();
     assert_eq!(
         kinds,
@@ -154,11 +154,11 @@ async fn suggestions_for_a_complaints_text_come_by_kind_with_reasons() {
     assert!(regulation.reasons.iter().any(|r| r.contains("C05")), "{:?}", regulation.reasons);
     let named = SuggestForComplaintRequest { complaint: "complaints/not-a-uuid".to_owned(), ..Default::default() };
     assert!(matches!(
-        f.api.suggest(&reader("/"), named).await,
+        f.api.suggest(&reader("/"), None, named).await,
         Err(KbError::Platform(ServiceError::InvalidArgument(_)))
     ));
     let unknown =
         SuggestForComplaintRequest { complaint: format!("complaints/{}", uuid::Uuid::now_v7()), ..Default::default() };
-    let refused = f.api.suggest(&reader("/"), unknown).await.unwrap_err();
+    let refused = f.api.suggest(&reader("/"), None, unknown).await.unwrap_err();
     assert!(refused.to_string().contains("intake_url"), "{refused}");
 }
