@@ -23,7 +23,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 use crate::domain::scope::applying_to;
 use crate::store::Published;
-use text::Lexicon;
+use text::{Lexicon, Occurrences};
 
 /// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
 pub const INDEX_VERSION: u32 = 2;
@@ -368,7 +368,7 @@ impl SearchIndex {
             }
         }
         let normalized = self.lexicon.normalize(text);
-        for gram in Lexicon::terms(&mut self.lexicon.pinyin_analyzer(), &normalized) {
+        for gram in self.lexicon.pinyin_grams(&normalized, &words.typed) {
             add(f.pinyin, &gram, PINYIN_BOOST);
         }
         clauses
@@ -468,14 +468,14 @@ impl SearchIndex {
             searcher.search(&full, &TopDocs::with_limit(limit + 1).and_offset(query.offset).order_by_score())?;
         let more = top.len() > limit;
         top.truncate(limit);
-        // Snippets highlight the words typed and their synonyms in the body, found by the
-        // segmenter's plain mode: its words never overlap, as the snippet generator needs.
+        // Snippets highlight the words typed and their synonyms where they stand in the body.
         let terms = words
             .typed
             .iter()
             .map(|w| (w.clone(), 1.0))
             .chain(words.synonyms.iter().map(|w| (w.clone(), SYNONYM_WEIGHT)));
-        let snippets = SnippetGenerator::new(terms.collect(), self.lexicon.snippet_analyzer(), f.body, SNIPPET_CHARS);
+        let occurrences = Occurrences::of(words.typed.iter().chain(&words.synonyms));
+        let snippets = SnippetGenerator::new(terms.collect(), occurrences.analyzer(), f.body, SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address)?;

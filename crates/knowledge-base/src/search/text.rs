@@ -108,13 +108,6 @@ impl Lexicon {
         TextAnalyzer::builder(self.plain.clone()).filter(WordsOnly).build()
     }
 
-    /// Finds the words to highlight in a snippet: jieba in search mode (the words a query has),
-    /// keeping only words that start after the last one kept ended, as the snippet generator
-    /// needs its words in order and not overlapping.
-    pub fn snippet_analyzer(&self) -> TextAnalyzer {
-        TextAnalyzer::builder(self.search.clone()).filter(WordsOnly).filter(InOrder).build()
-    }
-
     /// The analyzer of the pinyin field: every two adjacent Han characters as their toneless
     /// pinyin, so that a word typed with a wrong character of the same sound (年废 for 年费)
     /// still matches, however the segmenter would have cut the misspelt text.
@@ -122,6 +115,28 @@ impl Lexicon {
         // Two-character grams are always a valid configuration.
         let bigrams = NgramTokenizer::all_ngrams(2, 2).unwrap_or_else(|_| unreachable!("2..=2 grams"));
         TextAnalyzer::builder(bigrams).filter(Pinyin).build()
+    }
+
+    /// The pinyin terms a query searches for: those of every two adjacent Han characters of
+    /// `text` (normalized) that are not already a word of the query. A word the segmenter
+    /// found is searched as itself; its pinyin would only add the same articles again (and a
+    /// long list of them). Two characters that are no word of the query are where a wrong
+    /// character of the same sound hides (年废 for 年费).
+    pub fn pinyin_grams(&self, text: &str, words: &[String]) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out: Vec<String> = Vec::new();
+        for pair in chars.windows(2) {
+            let gram: String = pair.iter().collect();
+            if words.contains(&gram) {
+                continue;
+            }
+            if let Some(pinyin) = to_pinyin(&gram)
+                && !out.contains(&pinyin)
+            {
+                out.push(pinyin);
+            }
+        }
+        out
     }
 
     /// The distinct terms `analyzer` makes of `text`, in order.
@@ -162,52 +177,52 @@ impl TokenFilter for WordsOnly {
     }
 }
 
-/// Drops tokens that start before the end of the last token kept.
+/// Finds the words to highlight in a snippet: the places where one of a query's words (and
+/// synonyms) stands in the text, left to right, the longest word where several start at one
+/// place, never overlapping, as the snippet generator needs. A search already knows its
+/// words, so the text of a hit is scanned for them instead of being segmented again.
 #[derive(Clone)]
-struct InOrder;
+pub struct Occurrences {
+    /// Longest first, so that 信用卡 is found before the 信用 inside it.
+    words: Arc<Vec<String>>,
+}
 
-impl TokenFilter for InOrder {
-    type Tokenizer<T: Tokenizer> = InOrderTokenizer<T>;
+impl Occurrences {
+    pub fn of<'a>(words: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut words: Vec<String> = words.into_iter().filter(|w| !w.is_empty()).cloned().collect();
+        words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        words.dedup();
+        Self { words: Arc::new(words) }
+    }
 
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> Self::Tokenizer<T> {
-        InOrderTokenizer(tokenizer)
+    pub fn analyzer(&self) -> TextAnalyzer {
+        TextAnalyzer::builder(self.clone()).build()
     }
 }
 
-#[derive(Clone)]
-pub struct InOrderTokenizer<T>(T);
+impl Tokenizer for Occurrences {
+    type TokenStream<'a> = Collected;
 
-pub struct InOrderStream<S> {
-    tail: S,
-    end: usize,
-}
-
-impl<T: Tokenizer> Tokenizer for InOrderTokenizer<T> {
-    type TokenStream<'a> = InOrderStream<T::TokenStream<'a>>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        InOrderStream { tail: self.0.token_stream(text), end: 0 }
-    }
-}
-
-impl<S: TokenStream> TokenStream for InOrderStream<S> {
-    fn advance(&mut self) -> bool {
-        while self.tail.advance() {
-            let token = self.tail.token();
-            if token.offset_from >= self.end {
-                self.end = token.offset_to;
-                return true;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Collected {
+        let mut tokens = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let rest = &text[at..];
+            match self.words.iter().find(|w| rest.starts_with(w.as_str())) {
+                Some(word) => {
+                    tokens.push(Token {
+                        offset_from: at,
+                        offset_to: at + word.len(),
+                        position: tokens.len(),
+                        text: word.clone(),
+                        position_length: 1,
+                    });
+                    at += word.len();
+                }
+                None => at += rest.chars().next().map_or(1, char::len_utf8),
             }
         }
-        false
-    }
-
-    fn token(&self) -> &Token {
-        self.tail.token()
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        self.tail.token_mut()
+        Collected { tokens: tokens.into_iter(), current: Token::default() }
     }
 }
 
@@ -364,6 +379,27 @@ mod tests {
         assert!(terms.contains(&"年费".to_owned()), "{terms:?}");
         assert!(terms.contains(&"信用卡".to_owned()), "{terms:?}");
         assert!(!terms.iter().any(|t| t == "的" || t == "我" || t == "？"), "{terms:?}");
+    }
+
+    #[test]
+    fn a_snippet_finds_the_longest_word_at_each_place_without_overlaps() {
+        let words = ["信用".to_owned(), "信用卡".to_owned(), "年费".to_owned()];
+        let mut analyzer = Occurrences::of(&words).analyzer();
+        let mut stream = analyzer.token_stream("信用卡年费,信用好");
+        let mut found = Vec::new();
+        while let Some(token) = stream.next() {
+            found.push((token.text.clone(), token.offset_from, token.offset_to));
+        }
+        assert_eq!(found, [("信用卡".to_owned(), 0, 9), ("年费".to_owned(), 9, 15), ("信用".to_owned(), 16, 22)]);
+    }
+
+    #[test]
+    fn a_query_searches_pinyin_only_where_no_word_of_it_stands() {
+        let lexicon = Lexicon::shipped().unwrap();
+        let words = ["年费".to_owned()];
+        assert!(lexicon.pinyin_grams("年费", &words).is_empty());
+        assert_eq!(lexicon.pinyin_grams("年废", &[]), ["nianfei"]);
+        assert_eq!(lexicon.pinyin_grams("卡年费", &words), ["kanian"]);
     }
 
     #[test]
