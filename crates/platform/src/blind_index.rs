@@ -127,6 +127,16 @@ pub fn canonical_phone(value: &str) -> String {
     }
 }
 
+/// Whether `value` is a valid mainland China number (country code 86) in any spelling
+/// [`canonical_phone`] reads that is written with digits, spaces, `+`, `-` and parentheses only
+/// (full-width ones too): `13812345678`, `+86 138 1234 5678`, `+86-138-1234-5678`, `0086138…`,
+/// `86 138…`, `(010) 1234 5678`. Letters (vanity numbers, `x123` extensions) are not accepted.
+pub fn is_mainland_phone(value: &str) -> bool {
+    let value = half_width(value);
+    value.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '（' | '）'))
+        && parse_phone(&value).is_ok_and(|number| number.code().value() == 86 && phonenumber::is_valid(&number))
+}
+
 /// Parses a phone number as [`canonical_phone`] reads it.
 fn parse_phone(value: &str) -> Result<phonenumber::PhoneNumber, phonenumber::ParseError> {
     let value = half_width(value.trim());

@@ -46,8 +46,15 @@ pub fn is_valid_uscc(code: &str) -> bool {
 }
 
 /// Mainland mobile (`1[3-9]` + 9 digits, optionally `+86`/`86`) or landline (area code starting
-/// with 0, then 7–8 digits, optional `-` and extension).
+/// with 0, then 7–8 digits, optional `-` and extension), or any other spelling of a valid
+/// mainland number that phones are canonicalised from for the blind index (`+86 138 1234 5678`,
+/// `+86-138-1234-5678`, `0086138…`, `138 1234 5678`, full-width digits): whatever names the
+/// same person there is accepted here.
 pub fn is_valid_mainland_phone(phone: &str) -> bool {
+    is_mainland_phone_as_written(phone) || redress_platform::blind_index::is_mainland_phone(phone)
+}
+
+fn is_mainland_phone_as_written(phone: &str) -> bool {
     let p = phone.trim();
     let p = p.strip_prefix("+86").or_else(|| p.strip_prefix("86").filter(|r| r.len() == 11)).unwrap_or(p);
     let p = p.trim_start_matches(['-', ' ']);
@@ -115,6 +122,41 @@ mod tests {
             assert!(is_valid_mainland_phone(ok), "{ok}");
         }
         for bad in ["12812345678", "1381234567", "abc", "", "12345678", "010-123", "13812345678x"] {
+            assert!(!is_valid_mainland_phone(bad), "{bad}");
+        }
+    }
+
+    /// Every spelling the blind index reads as a mainland mobile is accepted, and each names the
+    /// same number there.
+    #[test]
+    fn spellings_of_a_mobile_with_its_country_code() {
+        let canonical = redress_platform::blind_index::canonical_phone("13812345678");
+        for ok in [
+            "+86 138 1234 5678",
+            "+86 13812345678",
+            "+86-138-1234-5678",
+            "+86-13812345678",
+            "0086138 1234 5678",
+            "008613812345678",
+            "86 138 1234 5678",
+            "138 1234 5678",
+            "138-1234-5678",
+            "+８６ １３８ １２３４ ５６７８",
+            " +86 (138) 1234-5678 ",
+        ] {
+            assert!(is_valid_mainland_phone(ok), "{ok}");
+            assert_eq!(redress_platform::blind_index::canonical_phone(ok), canonical, "{ok}");
+        }
+        // Not mainland numbers, or not numbers: still refused.
+        for bad in [
+            "+86 128 1234 5678",
+            "0086 138 1234 567",
+            "+852 9123 4567",
+            "+1 415 555 2671",
+            "+86 abc",
+            "+86 138 1234 5678 x12",
+            "1-800-FLOWERS",
+        ] {
             assert!(!is_valid_mainland_phone(bad), "{bad}");
         }
     }
