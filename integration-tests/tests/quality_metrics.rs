@@ -45,6 +45,9 @@ const FACTS: [&str; 4] = [
     "手机银行转账失败但资金已扣减，长时间未到账。",
 ];
 const CHANNELS: [Channel; 4] = [Channel::Phone, Channel::Counter, Channel::MobileApp, Channel::Online];
+/// The product each complaint names, by `n % 3`, as a channel system might send it (intake trims
+/// it); the third names none.
+const PRODUCTS: [&str; 3] = [" 信用卡 ", "手机银行", ""];
 
 /// What the test asks of complaint `n`'s case, by `n % 10`.
 fn plan(n: u32) -> u32 {
@@ -64,6 +67,7 @@ struct Submitted {
     channel: Channel,
     unit: &'static str,
     cause: String,
+    product: String,
     recurrence: bool,
 }
 
@@ -86,6 +90,7 @@ async fn submit_all(sandbox: &Sandbox, now: DateTime<Utc>) -> Vec<Submitted> {
         let channel = CHANNELS[(n % 4) as usize];
         complaint.org_unit = unit.to_owned();
         complaint.channel = channel as i32;
+        complaint.product = PRODUCTS[(n % 3) as usize].to_owned();
         // A fifth were received ten days ago: their first-response and resolution clocks are
         // breached by the time they are handled; the rest within the last day.
         let received = if n % 5 == 0 {
@@ -105,6 +110,7 @@ async fn submit_all(sandbox: &Sandbox, now: DateTime<Utc>) -> Vec<Submitted> {
             channel,
             unit,
             cause,
+            product: recorded.product,
             recurrence: !recorded.recurrence_of.is_empty(),
         });
     }
@@ -416,7 +422,8 @@ async fn every_kpi_of_300_complaints_matches_what_their_cases_say_and_survives_a
     let open_now: i64 = got.ageing.iter().map(|b| b.count).sum();
     assert_eq!(open_now, want[&Kpi::Backlog].0);
 
-    // Breakdowns by channel and by branch, a filtered KPI, Pareto of causes and a daily series.
+    // Breakdowns by channel, branch and product, filtered KPIs, Pareto of causes and a daily
+    // series.
     let by = |dimension: Dimension| GetBreakdownRequest {
         org_unit: BANK.to_owned(),
         period: Some(period.clone()),
@@ -429,11 +436,14 @@ async fn every_kpi_of_300_complaints_matches_what_their_cases_say_and_survives_a
     let mut channels: BTreeMap<String, i64> = BTreeMap::new();
     let mut units: BTreeMap<String, i64> = BTreeMap::new();
     let mut causes: BTreeMap<String, i64> = BTreeMap::new();
+    let mut products: BTreeMap<String, i64> = BTreeMap::new();
     for s in &submitted {
         *channels.entry(s.channel.as_str_name().to_owned()).or_default() += 1;
         *units.entry(s.unit.to_owned()).or_default() += 1;
         *causes.entry(s.cause.clone()).or_default() += 1;
+        *products.entry(s.product.clone()).or_default() += 1;
     }
+    assert_eq!(products.keys().collect::<Vec<_>>(), ["", "信用卡", "手机银行"], "recorded trimmed");
     let by_channel = sandbox.metrics().get_breakdown(by(Dimension::Channel)).await.unwrap().into_inner();
     assert_eq!(volumes(by_channel.clone()), channels);
     assert!(!by_channel.rows[0].label.is_empty(), "channels have labels");
@@ -445,6 +455,15 @@ async fn every_kpi_of_300_complaints_matches_what_their_cases_say_and_survives_a
     };
     let phone = sandbox.metrics().get_kpis(phone).await.unwrap().into_inner();
     assert_eq!(phone.kpis[0].numerator, channels["CHANNEL_PHONE"]);
+    let by_product = sandbox.metrics().get_breakdown(by(Dimension::Product)).await.unwrap().into_inner();
+    assert_eq!(volumes(by_product.clone()), products);
+    let card = GetKpisRequest {
+        org_unit: BANK.to_owned(),
+        period: Some(period.clone()),
+        filter: Some(DimensionValue { dimension: Dimension::Product as i32, value: "信用卡".to_owned() }),
+    };
+    let card = sandbox.metrics().get_kpis(card).await.unwrap().into_inner();
+    assert_eq!(card.kpis[0].numerator, products["信用卡"]);
     let pareto = GetParetoRequest { org_unit: BANK.to_owned(), period: Some(period.clone()), dimension: 0 };
     let pareto = sandbox.metrics().get_pareto(pareto).await.unwrap().into_inner();
     assert_eq!(pareto.total, COMPLAINTS as i64);
@@ -489,13 +508,15 @@ async fn every_kpi_of_300_complaints_matches_what_their_cases_say_and_survives_a
     );
 
     // Drop the read models and replay the feeds: the same answers.
-    let before = (got, volumes(by_channel), pareto);
+    let before = (got, volumes(by_channel), pareto, volumes(by_product));
     let rebuilt = sandbox.metrics().rebuild_read_models(RebuildReadModelsRequest {}).await.unwrap().into_inner();
     assert_eq!(rebuilt.rebuilds, 1);
     let again = report_once_caught_up(&sandbox, &period, &pairs(&before.0)).await;
     assert_eq!(again, before.0);
     let channels_again = sandbox.metrics().get_breakdown(by(Dimension::Channel)).await.unwrap().into_inner();
     assert_eq!(volumes(channels_again), before.1);
+    let products_again = sandbox.metrics().get_breakdown(by(Dimension::Product)).await.unwrap().into_inner();
+    assert_eq!(volumes(products_again), before.3);
     let pareto = GetParetoRequest { org_unit: BANK.to_owned(), period: Some(period.clone()), dimension: 0 };
     assert_eq!(sandbox.metrics().get_pareto(pareto).await.unwrap().into_inner(), before.2);
     let status = sandbox.metrics().get_read_model_status(GetReadModelStatusRequest {}).await.unwrap().into_inner();

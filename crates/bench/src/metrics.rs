@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 const UNIT: &str = "institutions/bench-bank";
 const BRANCHES: u64 = 10;
 const HANDLERS: u64 = 100;
+/// The products complaints name (one in eight names none).
+const PRODUCTS: [&str; 8] = ["信用卡", "借记卡", "个人住房贷款", "理财产品", "手机银行", "重疾险", "代销基金", ""];
 const BATCH: usize = 1000;
 
 /// A small deterministic generator (SplitMix64).
@@ -84,6 +86,7 @@ fn complaint(n: u64, received: DateTime<Utc>, rng: &mut Rng) -> (Event, Option<E
             rights: vec![format!("R{}", 1 + rng.below(8))],
             ..Default::default()
         }),
+        product: PRODUCTS[rng.below(PRODUCTS.len() as u64) as usize].to_owned(),
         ..Default::default()
     };
     let acceptance = event(&accepted, complaint.clone(), received);

@@ -144,8 +144,8 @@ struct Submit {
     /// The complaint as a JSON object (`-` reads stdin): channel, complainant {person {…} or
     /// organisation {…}}, complained_party {…}, demand, facts, org_unit, and optionally
     /// receive_time, interaction, agent, representatives, evidence, staff_notes,
-    /// external_reference, first_contact {staff_id, subject, org_unit, department}, source
-    /// (field names as in intake.proto, enums by their lower-case words).
+    /// external_reference, first_contact {staff_id, subject, org_unit, department}, source,
+    /// product (field names as in intake.proto, enums by their lower-case words).
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Channel the complaint arrived through.
@@ -191,6 +191,9 @@ struct Submit {
     /// Where the complaint comes from (default consumer).
     #[arg(long, value_enum, conflicts_with = "file")]
     source: Option<Source>,
+    /// The product or service complained about, as the institution names it, e.g. 信用卡.
+    #[arg(long, conflicts_with = "file")]
+    product: Option<String>,
     /// Idempotency key: a submission repeated with the same id records the complaint once.
     /// Random when unset, and printed.
     #[arg(long)]
@@ -396,6 +399,7 @@ impl Submit {
             org_unit: text(&self.org_unit),
             first_contact,
             source: self.source.map_or(ComplaintSource::Unspecified, ComplaintSource::from).into(),
+            product: text(&self.product),
             ..Complaint::default()
         }
     }
@@ -503,6 +507,7 @@ fn complaint_from_json(value: &Value) -> Result<Complaint, String> {
         "interaction",
         "first_contact",
         "source",
+        "product",
     ])?;
     let complainant = match c.object("complainant")? {
         None => None,
@@ -596,6 +601,7 @@ fn complaint_from_json(value: &Value) -> Result<Complaint, String> {
         interaction,
         first_contact,
         source: source(&c)?,
+        product: c.string("product")?,
         ..Complaint::default()
     })
 }
@@ -712,9 +718,11 @@ mod tests {
             first_contact_subject: None,
             first_contact_department: None,
             source: None,
+            product: Some(" 信用卡 ".to_owned()),
             request_id: None,
         };
         let c = submit.flags_complaint();
+        assert_eq!(c.product, "信用卡");
         assert_eq!(c.channel, Channel::Counter as i32);
         let Some(Party::Person(p)) = c.complainant.and_then(|c| c.party) else { panic!("no person") };
         assert_eq!((p.id_document_type, p.phone.as_str()), (IdDocumentType::ResidentId as i32, "13812345678"));
@@ -727,8 +735,10 @@ mod tests {
             "channel": "counter",
             "first_contact": { "staff_id": "E2001", "subject": "user:li-na", "department": "counter-services" },
             "source": "partner",
+            "product": "重疾险",
         });
         let c = complaint_from_json(&value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.product, "重疾险");
         let first = c.first_contact.unwrap_or_default();
         assert_eq!(
             (first.staff_id.as_str(), first.subject.as_str(), first.department.as_str()),

@@ -43,7 +43,8 @@ pub struct Import {
 enum Schema {
     /// Redress's own columns: source_id, received_at, channel, name, id_type, id_number,
     /// phone, email, address, organisation, uscc, institution, branch, staff_name, staff_id,
-    /// demand, facts, staff_notes, org_unit.
+    /// demand, facts, staff_notes, org_unit, first_contact_staff_id, first_contact_subject,
+    /// first_contact_org_unit, first_contact_department, source, product.
     Native,
     /// The US CFPB consumer complaint database export.
     Cfpb,

@@ -192,6 +192,7 @@ enum By {
     Handler,
     Incident,
     Source,
+    Product,
 }
 
 impl From<By> for Dimension {
@@ -207,6 +208,7 @@ impl From<By> for Dimension {
             By::Handler => Dimension::Handler,
             By::Incident => Dimension::Incident,
             By::Source => Dimension::Source,
+            By::Product => Dimension::Product,
         }
     }
 }

@@ -438,6 +438,9 @@ fn complaint_text(c: &Complaint) -> String {
         };
         s.row("against", joined([p.institution.as_str(), &p.branch, &staff]));
     }
+    if !c.product.is_empty() {
+        s.row("product", &c.product);
+    }
     s.row("org unit", or_dash(&c.org_unit));
     if let Some(f) = &c.first_contact {
         let staff = if f.staff_id.is_empty() { String::new() } else { format!("staff {}", f.staff_id) };
@@ -1127,13 +1130,15 @@ mod tests {
         }
     }
 
-    /// Who took a complaint, where it comes from, and the complainant's read-back answers.
+    /// Who took a complaint, where it comes from, its product and the complainant's read-back
+    /// answers.
     #[test]
     fn a_complaints_first_contact_source_and_read_back_are_in_its_summary() {
         use redress_proto::redress::intake::v1::{ContentConfirmation, FirstContact};
         let at = Some(Timestamp { seconds: 1_781_000_000, nanos: 0 });
         let complaint = Complaint {
             source: ComplaintSource::ExternalPartner as i32,
+            product: "信用卡".to_owned(),
             first_contact: Some(FirstContact {
                 subject: "user:li-na".to_owned(),
                 staff_id: "E2001".to_owned(),
@@ -1162,6 +1167,7 @@ mod tests {
         };
         let text = complaint_text(&complaint);
         assert!(text.contains("source      external-partner\n"), "{text}");
+        assert!(text.contains("product     信用卡\n"), "{text}");
         assert!(
             text.contains("taken by    staff E2001, user:li-na, institutions/demo-bank, counter-services\n"),
             "{text}"
@@ -1180,6 +1186,7 @@ mod tests {
         let plain = complaint_text(&Complaint::default());
         assert!(plain.contains("source      external-consumer\n"), "{plain}");
         assert!(!plain.contains("taken by") && !plain.contains("read back"), "{plain}");
+        assert!(!plain.lines().any(|l| l.starts_with("product")), "no product, no row: {plain}");
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl IntakeApi {
         }
         complaint.first_contact = recorded_first_contact(submission.first_contact, principal, &submission.org_unit);
         complaint.source = submission.source as i32;
+        complaint.product = submission.product;
         // A confirmation answers the read-back of the record, so it follows it.
         complaint.content_confirmations.clear();
         complaint.org_unit = submission.org_unit.into_string();
@@ -527,6 +528,56 @@ mod tests {
             fields(api.submit(&staff_clerk(), bad).await.unwrap_err()),
             ["complaint.first_contact.staff_id", "complaint.first_contact.org_unit", "complaint.source"]
         );
+    }
+
+    #[tokio::test]
+    async fn the_product_is_kept_trimmed_shown_on_reads_and_announced() {
+        use redress_proto::redress::intake::v1::ComplaintAccepted;
+
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db.config).await;
+        let receive = now();
+        let with = |request_id: &str, product: &str| {
+            let mut request = submission(receive);
+            request.request_id = request_id.to_owned();
+            request.complaint.as_mut().unwrap().product = product.to_owned();
+            request
+        };
+        let card = api.submit(&clerk(), with("p1", " 信用卡 ")).await.unwrap().complaint.unwrap();
+        assert_eq!(card.product, "信用卡");
+        let none = api.submit(&clerk(), with("p2", "")).await.unwrap().complaint.unwrap();
+        assert_eq!(none.product, "");
+
+        // Gets and lists return it.
+        let reader = Principal { permissions: vec!["complaints.read".to_owned()], ..clerk() };
+        let got =
+            api.get(&reader, GetComplaintRequest { name: card.name.clone(), ..Default::default() }).await.unwrap();
+        assert_eq!(got.product, "信用卡");
+        let listed = api.list(&reader, ListComplaintsRequest::default()).await.unwrap().complaints;
+        let mut products: Vec<(String, String)> = listed.into_iter().map(|c| (c.name, c.product)).collect();
+        products.sort();
+        let mut expected = vec![(card.name.clone(), "信用卡".to_owned()), (none.name.clone(), String::new())];
+        expected.sort();
+        assert_eq!(products, expected);
+
+        // Carried on ComplaintAccepted for the metrics.
+        let events = redress_platform::testing::committed_events(api.store().unwrap().feed(), 0, 100).await.unwrap();
+        let accepted: Vec<(String, String)> = events
+            .iter()
+            .filter(|e| e.event_type == "redress.intake.v1.ComplaintAccepted")
+            .map(|e| e.payload.as_ref().unwrap().to_msg::<ComplaintAccepted>().unwrap())
+            .map(|a| (a.complaint, a.product))
+            .collect();
+        assert_eq!(accepted, [(card.name.clone(), "信用卡".to_owned()), (none.name, String::new())]);
+
+        // A retry names the same product; another one is another request.
+        let retried = api.submit(&clerk(), with("p1", " 信用卡 ")).await.unwrap().complaint.unwrap();
+        assert_eq!(retried.name, card.name);
+        assert_eq!(fields(api.submit(&clerk(), with("p1", "借记卡")).await.unwrap_err()), ["request_id"]);
+        // One line, at most 200 characters.
+        for bad in ["信用卡\n借记卡".to_owned(), "险".repeat(201)] {
+            assert_eq!(fields(api.submit(&clerk(), with("p3", &bad)).await.unwrap_err()), ["complaint.product"]);
+        }
     }
 
     #[tokio::test]

@@ -83,6 +83,7 @@ pub fn accepted(
         first_contact: complaint.first_contact.clone(),
         complained_staff_named_only: party.is_some_and(|p| p.staff_id.is_empty() && !p.staff_name.is_empty()),
         source: complaint.source,
+        product: complaint.product.clone(),
     };
     let mut events =
         vec![NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &accepted, trace.clone())];

@@ -28,7 +28,7 @@ pub enum Format {
 /// `organisation`), `institution`, `demand`, `facts` and `org_unit` are required. The
 /// `first_contact_*` columns name the member of staff who took the complaint (a staff id is
 /// then required, as on submission); `source` is `consumer`, `partner` or `staff` (a consumer
-/// when empty).
+/// when empty); `product` names the product or service complained about (optional).
 pub const NATIVE_COLUMNS: &[&str] = &[
     "source_id",
     "received_at",
@@ -54,6 +54,7 @@ pub const NATIVE_COLUMNS: &[&str] = &[
     "first_contact_org_unit",
     "first_contact_department",
     "source",
+    "product",
 ];
 
 /// Columns of the CFPB export this mapping reads.
@@ -355,6 +356,7 @@ impl<R: Read> Importer<R> {
             external_reference: format!("{}:{source_id}", self.options.source),
             first_contact: (first_contact != FirstContact::default()).then_some(first_contact),
             source: source as i32,
+            product: self.field("product"),
             ..Complaint::default()
         };
         Ok(ImportRow { line, request_id: format!("import:{}:{source_id}", self.options.source), source_id, complaint })
@@ -443,6 +445,21 @@ not a date,Mortgage,,Issue,,,,X,,,,,Web,,,,,6912347
         assert_eq!((b2.first_contact.as_ref(), b2.source), (None, ComplaintSource::Unspecified as i32));
         assert!(rows[2].as_ref().unwrap_err().error.contains("source"));
         assert_eq!(source_named("external-partner"), Some(ComplaintSource::ExternalPartner));
+    }
+
+    #[test]
+    fn native_rows_may_name_their_product() {
+        let csv = "source_id,received_at,channel,name,institution,demand,facts,product\n\
+                   P-1,2024-03-01,counter,王小明,示例银行,退款,多扣年费, 信用卡 \n\
+                   P-2,2024-03-01,counter,王小明,示例银行,退款,多扣年费,\n";
+        let rows: Vec<_> = Importer::new(csv.as_bytes(), options(Format::Native)).unwrap().collect();
+        let products: Vec<&str> = rows.iter().map(|r| r.as_ref().unwrap().complaint.product.as_str()).collect();
+        assert_eq!(products, ["信用卡", ""]);
+        // A file without the column imports as before: the same complaint, so the same request.
+        let without = "source_id,received_at,channel,name,institution,demand,facts\n\
+                       P-2,2024-03-01,counter,王小明,示例银行,退款,多扣年费\n";
+        let row = Importer::new(without.as_bytes(), options(Format::Native)).unwrap().next().unwrap().unwrap();
+        assert_eq!(row.complaint, rows[1].as_ref().unwrap().complaint);
     }
 
     #[test]

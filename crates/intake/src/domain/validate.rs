@@ -33,6 +33,8 @@ pub struct Submission {
     pub first_contact: Option<FirstContact>,
     /// Where the complaint comes from; an external consumer when the request does not say.
     pub source: ComplaintSource,
+    /// The product or service complained about, trimmed ("" when not named).
+    pub product: String,
 }
 
 /// What [`validate_complaint`] parsed.
@@ -41,6 +43,7 @@ struct Parsed {
     org_unit: Option<OrgUnit>,
     first_contact: Option<FirstContact>,
     source: ComplaintSource,
+    product: String,
 }
 
 fn phone(v: &mut Violations, field: &str, value: &str) {
@@ -102,10 +105,10 @@ pub fn validate_submission(request: &SubmitComplaintRequest, now: DateTime<Utc>)
         v.add("complaint", "must be set");
         return Err(v);
     };
-    let Parsed { receive_time, org_unit, first_contact, source } = validate_complaint(&mut v, c, now);
+    let Parsed { receive_time, org_unit, first_contact, source, product } = validate_complaint(&mut v, c, now);
     match (request_id, org_unit) {
         (Some(request_id), Some(org_unit)) if v.is_empty() => {
-            Ok(Submission { request_id, org_unit, receive_time, first_contact, source })
+            Ok(Submission { request_id, org_unit, receive_time, first_contact, source, product })
         }
         _ => Err(v),
     }
@@ -134,7 +137,7 @@ pub fn past_instant(
 }
 
 /// Validates a complaint; returns its receive instant, its organisation unit, the first
-/// contact it names and its source.
+/// contact it names, its source and its product.
 fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> Parsed {
     match Channel::try_from(c.channel) {
         Ok(Channel::Unspecified) => v.add("complaint.channel", "must be set"),
@@ -216,7 +219,9 @@ fn validate_complaint(v: &mut Violations, c: &Complaint, now: DateTime<Utc>) -> 
             ComplaintSource::ExternalConsumer
         }
     };
-    Parsed { receive_time, org_unit, first_contact, source }
+    let product = c.product.trim();
+    Text::Name.check(v, "complaint.product", product, false);
+    Parsed { receive_time, org_unit, first_contact, source, product: product.to_owned() }
 }
 
 #[cfg(test)]
@@ -296,6 +301,20 @@ pub(crate) mod tests {
         assert_eq!(validate_submission(&r, Utc::now()).unwrap().source, ComplaintSource::InternalStaff);
         r.complaint.as_mut().unwrap().source = 7;
         assert_eq!(fields(validate_submission(&r, Utc::now())), ["complaint.source"]);
+    }
+
+    #[test]
+    fn the_product_is_optional_trimmed_one_line_and_at_most_200_characters() {
+        let mut r = valid_request();
+        assert_eq!(validate_submission(&r, Utc::now()).unwrap().product, "");
+        r.complaint.as_mut().unwrap().product = " 信用卡 \n".to_owned();
+        assert_eq!(validate_submission(&r, Utc::now()).unwrap().product, "信用卡");
+        for bad in ["信用卡\n年费", &"险".repeat(201), "卡\u{7}"] {
+            r.complaint.as_mut().unwrap().product = bad.to_owned();
+            assert_eq!(fields(validate_submission(&r, Utc::now())), ["complaint.product"], "{bad:?}");
+        }
+        r.complaint.as_mut().unwrap().product = "险".repeat(200);
+        assert!(validate_submission(&r, Utc::now()).is_ok());
     }
 
     #[test]

@@ -45,6 +45,7 @@ fn new_complaint(request_id: &str, facts: &str, minutes_ago: i64, channel: i32) 
             facts: facts.to_owned(),
             org_unit: "institutions/demo".to_owned(),
             receive_time: Some(redress_platform::time::to_timestamp(receive_time)),
+            product: "信用卡".to_owned(),
             ..Default::default()
         },
         trace: Default::default(),
@@ -83,8 +84,11 @@ redress_platform::conformance_suite!(
 async fn submit_get_and_idempotent_replay(store: Arc<dyn IntakeStore>) {
     let new = new_complaint("r1", "facts", 0, 3);
     let Submitted::Created(created) = store.submit(new.clone()).await.unwrap() else { panic!("not created") };
-    assert_eq!(created.complaint_number, "2026112500000001");
+    assert_eq!((created.complaint_number.as_str(), created.product.as_str()), ("2026112500000001", "信用卡"));
     assert_eq!(store.get(&new.id).await.unwrap().unwrap(), created);
+    let events = redress_platform::testing::committed_events(store.feed(), 0, 10).await.unwrap();
+    let accepted: ComplaintAccepted = events[0].payload.as_ref().unwrap().to_msg().unwrap();
+    assert_eq!(accepted.product, "信用卡");
     // A retry, even with another generated id, returns the first result.
     let mut retry = new_complaint("r1", "facts", 0, 3);
     retry.request_hash = new.request_hash.clone();

@@ -9,7 +9,7 @@ use redress_proto::redress::metrics::v1::Dimension;
 pub const ALL: i32 = 0;
 
 /// The dimensions a fact is counted under, besides [`ALL`].
-pub const DIMENSIONS: [Dimension; 10] = [
+pub const DIMENSIONS: [Dimension; 11] = [
     Dimension::Channel,
     Dimension::BusinessType,
     Dimension::Cause,
@@ -20,6 +20,7 @@ pub const DIMENSIONS: [Dimension; 10] = [
     Dimension::Handler,
     Dimension::Incident,
     Dimension::Source,
+    Dimension::Product,
 ];
 
 /// A readable label of a dimension value ("" when none is known beyond the value itself).

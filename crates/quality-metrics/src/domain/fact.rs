@@ -57,6 +57,9 @@ pub struct Fact {
     /// The incident escalation linked it to, "incidents/{id}" (escalation's part).
     #[prost(string, tag = "15")]
     pub incident: String,
+    /// The product or service complained about, as intake recorded it.
+    #[prost(string, tag = "16")]
+    pub product: String,
 }
 
 /// What the metrics need of a case.
@@ -235,6 +238,7 @@ impl Fact {
                 self.receive_us = micros(&a.receive_time);
                 self.grade = a.grade;
                 self.source = a.source;
+                self.product = a.product.clone();
                 self.recurrence = !a.recurrence_of.is_empty();
                 if let Some(c) = &a.classification {
                     self.business_type = c.business_type.clone();
@@ -297,6 +301,7 @@ impl Fact {
                 Dimension::Incident if !self.incident.is_empty() => vec![self.incident.clone()],
                 Dimension::Incident => vec![case.map(|c| c.incident.clone()).unwrap_or_default()],
                 Dimension::Source => vec![dims::source_value(self.source)],
+                Dimension::Product => vec![self.product.clone()],
                 Dimension::Unspecified => vec![String::new()],
             }
         };

@@ -18,12 +18,12 @@ use redress_proto::redress::escalation::v1::CaseLinkedToIncident;
 use redress_proto::redress::intake::v1::{
     Classification, ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn,
 };
-use redress_proto::redress::metrics::v1::{Dimension, Kpi, KpiValue};
+use redress_proto::redress::metrics::v1::{Dimension, Granularity, Kpi, KpiValue};
 
 use super::{CASE_CONSUMER, INTAKE_CONSUMER, MetricsStore, Rebuilt, RequestKey, StoredDenominators, Write};
 use crate::domain::fact::Calendars;
 use crate::domain::period::{Days, parse_day};
-use crate::read::{Filter, Reader};
+use crate::read::{Filter, HotspotQuery, Reader};
 
 async fn open(config: &DatabaseConfig) -> Arc<dyn MetricsStore> {
     crate::open_store(config, calendars(), &redress_platform::host::Supervisor::detached()).await.expect("store opens")
@@ -88,6 +88,15 @@ fn accepted(position: i64, n: u32, unit: &str, channel: i32, cause: &str, receiv
     event(position, &payload.complaint.clone(), unit, &payload)
 }
 
+/// An acceptance naming the product complained about.
+fn of_product(mut accepted: Event, product: &str) -> Event {
+    let any = accepted.payload.as_mut().unwrap();
+    let mut payload: ComplaintAccepted = any.to_msg().unwrap();
+    payload.product = product.to_owned();
+    *any = prost_types::Any::from_msg(&payload).unwrap();
+    accepted
+}
+
 fn case(n: u32, unit: &str, received: DateTime<Utc>, version: i64) -> Case {
     Case {
         name: format!("cases/{n}"),
@@ -143,6 +152,9 @@ fn decided_case(
     }
 }
 
+const CARD: &str = "信用卡";
+const COVER: &str = "重疾险";
+
 fn q1() -> Days {
     Days::new(parse_day("2026-01-01").unwrap(), parse_day("2026-03-31").unwrap())
 }
@@ -166,16 +178,17 @@ async fn apply(store: &Arc<dyn MetricsStore>, consumer: &str, events: Vec<Event>
 }
 
 /// Three complaints at two branches: one decided with redress and a happy survey, one
-/// withdrawn, one still open; and a fourth received in April.
+/// withdrawn, one still open; and a fourth received in April. Complaints 1, 3 and 4 are about
+/// a credit card (信用卡), complaint 2 about critical illness cover (重疾险).
 fn scenario() -> (Vec<Event>, Vec<Event>) {
     let r1 = at("2026-01-10", 9);
     let r2 = at("2026-02-03", 15);
     let r3 = at("2026-03-30", 10);
     let r4 = at("2026-04-02", 10);
     let intake = vec![
-        accepted(1, 1, SH, 3, "C05", r1),
-        accepted(2, 2, BJ, 5, "C05", r2),
-        accepted(3, 3, SH, 3, "C01", r3),
+        of_product(accepted(1, 1, SH, 3, "C05", r1), CARD),
+        of_product(accepted(2, 2, BJ, 5, "C05", r2), COVER),
+        of_product(accepted(3, 3, SH, 3, "C01", r3), CARD),
         event(
             4,
             "complaints/2",
@@ -186,7 +199,7 @@ fn scenario() -> (Vec<Event>, Vec<Event>) {
                 reason: "resolved elsewhere".to_owned(),
             },
         ),
-        accepted(5, 4, SH, 3, "C05", r4),
+        of_product(accepted(5, 4, SH, 3, "C05", r4), CARD),
     ];
     let c1 = case(1, SH, r1, 1);
     let c1_done = decided_case(1, SH, r1, at("2026-01-12", 18), 5_000, 5);
@@ -211,6 +224,7 @@ redress_platform::conformance_suite!(
     an_unreadable_event_is_a_dead_letter_and_its_replay_counts_it,
     targets_and_denominators_are_written_once_per_request_id,
     a_reclassification_and_a_breach_move_the_counts,
+    a_breakdown_by_product_counts_each_product_like_any_other_dimension,
 );
 
 async fn a_complaint_counts_once_whichever_feed_comes_first(store: Arc<dyn MetricsStore>) {
@@ -295,6 +309,7 @@ async fn a_rebuild_drops_the_read_models_and_the_replay_gives_the_same_answers(s
     apply(&store, INTAKE_CONSUMER, intake.clone()).await;
     apply(&store, CASE_CONSUMER, cases.clone()).await;
     let before = kpis(&store, BANK, q1(), &Filter::all()).await;
+    let by_product = products(&store, q1()).await;
     let cells = store.status().await.unwrap().cells;
     let (_, epoch) = store.position(INTAKE_CONSUMER).await.unwrap();
     store.rebuild().await.unwrap();
@@ -307,7 +322,67 @@ async fn a_rebuild_drops_the_read_models_and_the_replay_gives_the_same_answers(s
     apply(&store, INTAKE_CONSUMER, intake).await;
     apply(&store, CASE_CONSUMER, cases).await;
     assert_eq!(kpis(&store, BANK, q1(), &Filter::all()).await, before);
+    assert_eq!(products(&store, q1()).await, by_product);
     assert_eq!(store.status().await.unwrap().cells, cells);
+}
+
+/// Each product's (received, resolved, open at the end) over `period`, as the breakdown orders
+/// them.
+async fn products(store: &Arc<dyn MetricsStore>, period: Days) -> Vec<(String, i64, i64, i64)> {
+    let kpis = [Kpi::Volume, Kpi::Resolved, Kpi::Backlog];
+    let rows = Reader::new(store.clone()).breakdown(BANK, period, Dimension::Product as i32, &kpis).await.unwrap();
+    rows.iter().map(|r| (r.value.clone(), r.kpis[0].numerator, r.kpis[1].numerator, r.kpis[2].numerator)).collect()
+}
+
+async fn a_breakdown_by_product_counts_each_product_like_any_other_dimension(store: Arc<dyn MetricsStore>) {
+    let (intake, cases) = scenario();
+    // Case-workflow's feed first: the product comes only with intake's acceptance, so until it
+    // arrives the complaints count under no product.
+    apply(&store, CASE_CONSUMER, cases).await;
+    assert_eq!(products(&store, q1()).await, [(String::new(), 3, 2, 1)]);
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    // A complaint naming no product, received 2 March and open.
+    let unnamed = accepted(6, 5, BJ, 3, "C01", at("2026-03-02", 11));
+    apply(&store, INTAKE_CONSUMER, vec![unnamed]).await;
+    // Q1: complaints 1 (decided) and 3 (open) about the card, 2 (withdrawn) about the cover, 5
+    // about nothing named; complaint 4 is April's.
+    let q1_products = [(CARD.to_owned(), 2, 1, 1), (COVER.to_owned(), 1, 1, 0), (String::new(), 1, 0, 1)];
+    assert_eq!(products(&store, q1()).await, q1_products);
+    let april = Days::new(parse_day("2026-04-01").unwrap(), parse_day("2026-04-30").unwrap());
+    assert_eq!(products(&store, april).await, [(CARD.to_owned(), 1, 0, 2), (String::new(), 0, 0, 1)]);
+
+    // A product filters the KPIs.
+    let card = Filter { dimension: Dimension::Product as i32, value: CARD.to_owned() };
+    let card_kpis = kpis(&store, BANK, q1(), &card).await;
+    assert_eq!(kpi(&card_kpis, Kpi::Volume).0, 2);
+    assert_eq!(kpi(&card_kpis, Kpi::Resolved).0, 1);
+    assert_eq!(kpi(&card_kpis, Kpi::RedressPaid).0, 5_000);
+    let cover = Filter { dimension: Dimension::Product as i32, value: COVER.to_owned() };
+    assert_eq!(kpi(&kpis(&store, BANK, q1(), &cover).await, Kpi::WithdrawalRate), (1, 1, 100.0));
+    let sh_card = kpis(&store, SH, q1(), &card).await;
+    assert_eq!(kpi(&sh_card, Kpi::Volume).0, 2, "a branch sees its own complaints by product");
+    assert_eq!(kpi(&kpis(&store, BJ, q1(), &card).await, Kpi::Volume).0, 0);
+
+    // Pareto, the monthly series of one product and hotspots read the same cells.
+    let reader = Reader::new(store.clone());
+    let (total, pareto) = reader.pareto(BANK, q1(), Dimension::Product as i32).await.unwrap();
+    let shares: Vec<(&str, i64)> = pareto.iter().map(|r| (r.value.as_str(), r.count)).collect();
+    assert_eq!((total, shares), (4, vec![(CARD, 2), ("", 1), (COVER, 1)]));
+    let series = reader.series(BANK, q1(), Kpi::Volume, Granularity::Month, &card).await.unwrap();
+    let monthly: Vec<i64> = series.iter().map(|(_, k)| k.numerator).collect();
+    assert_eq!(monthly, [1, 0, 1]);
+    let hotspots = HotspotQuery {
+        dimension: Dimension::Product as i32,
+        end: parse_day("2026-04-20").unwrap(),
+        window_days: 20,
+        baseline_windows: 3,
+        min_ratio: 1.5,
+        min_count: 1,
+    };
+    let (_, _, found) = reader.hotspots(BANK, &hotspots).await.unwrap();
+    let found: Vec<(&str, i64)> = found.iter().map(|h| (h.value.as_str(), h.count)).collect();
+    // 1–20 April: the card's one complaint against one in the three 20-day windows before it.
+    assert_eq!(found, [(CARD, 1)]);
 }
 
 async fn an_unreadable_event_is_a_dead_letter_and_its_replay_counts_it(store: Arc<dyn MetricsStore>) {
@@ -416,4 +491,51 @@ async fn a_reclassification_and_a_breach_move_the_counts(store: Arc<dyn MetricsS
     let declared = Filter { dimension: Dimension::Incident as i32, value: "incidents/7".to_owned() };
     assert_eq!(kpi(&kpis(&store, BANK, q1(), &declared).await, Kpi::Volume).0, 1);
     assert_eq!(kpi(&kpis(&store, BANK, q1(), &incident).await, Kpi::Volume).0, 0);
+}
+
+/// Read models built in an older layout (before facts were counted by product) are dropped when
+/// the store opens, and the replay counts every complaint under its product; a store of the
+/// current layout is opened as it is.
+async fn an_older_layout_is_replayed_when_the_store_opens(config: &DatabaseConfig) {
+    let store = open(config).await;
+    let (intake, cases) = scenario();
+    apply(&store, INTAKE_CONSUMER, intake.clone()).await;
+    apply(&store, CASE_CONSUMER, cases.clone()).await;
+    let before = (kpis(&store, BANK, q1(), &Filter::all()).await, products(&store, q1()).await);
+    drop(store);
+
+    let store = open(config).await;
+    let status = store.status().await.unwrap();
+    assert_eq!((status.facts, status.rebuilds), (4, 0), "the current layout is kept");
+    let older = "UPDATE read_model_state SET layout = 0";
+    match store.feed().pool() {
+        redress_platform::db::Pool::Sqlite(pool) => sqlx::query(older).execute(pool).await.map(|_| ()),
+        redress_platform::db::Pool::Postgres(pool) => sqlx::query(older).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+    drop(store);
+
+    let store = open(config).await;
+    let status = store.status().await.unwrap();
+    assert_eq!((status.facts, status.cells, status.rebuilds), (0, 0, 1));
+    assert!(status.consumers.iter().all(|c| c.position == 0), "{status:?}");
+    apply(&store, INTAKE_CONSUMER, intake).await;
+    apply(&store, CASE_CONSUMER, cases).await;
+    assert_eq!((kpis(&store, BANK, q1(), &Filter::all()).await, products(&store, q1()).await), before);
+    drop(store);
+    let store = open(config).await;
+    assert_eq!(store.status().await.unwrap().rebuilds, 1, "replayed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_layout_is_replayed_when_the_store_opens_on_sqlite() {
+    let db = redress_platform::testing::TestDatabase::sqlite("older-layout").unwrap();
+    an_older_layout_is_replayed_when_the_store_opens(&db.config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_layout_is_replayed_when_the_store_opens_on_postgres() {
+    let test = concat!(module_path!(), "::an_older_layout_is_replayed_when_the_store_opens");
+    let Some(db) = redress_platform::testing::TestDatabase::postgres(test).await.unwrap() else { return };
+    an_older_layout_is_replayed_when_the_store_opens(&db.config).await;
 }

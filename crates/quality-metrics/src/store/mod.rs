@@ -201,6 +201,16 @@ impl EventSink for FeedSink {
     }
 }
 
+/// Says so when opening the store dropped read models built in an older layout.
+fn log_layout_upgrade(replay: bool) {
+    if replay {
+        tracing::info!(
+            layout = ops::LAYOUT,
+            "the read models were built in an older layout; dropped, the consumers replay the feeds from the start"
+        );
+    }
+}
+
 /// The error that makes a consumer resubscribe after a rebuild.
 #[derive(Debug, thiserror::Error)]
 #[error("the read models were rebuilt; resuming the feed from its start")]

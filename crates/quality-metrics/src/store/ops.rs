@@ -169,6 +169,27 @@ pub(crate) async fn replay<T: MetricsTx + ?Sized>(
     Ok(dead)
 }
 
+/// What the read models count a fact under: bumped whenever that changes (a dimension added),
+/// so that read models built before are replayed from the feeds rather than mixed with new
+/// counts. 1: the product dimension.
+pub(crate) const LAYOUT: i64 = 1;
+
+/// Brings read models built in an older layout to [`LAYOUT`] by dropping them (the consumers
+/// then replay their feeds from the start); empty ones only take the layout. Whether they were
+/// dropped.
+pub(crate) async fn upgrade_layout<T: MetricsTx + ?Sized>(tx: &mut T) -> anyhow::Result<bool> {
+    tx.lock_read_models().await?;
+    let (layout, holds_facts) = tx.layout().await?;
+    if layout >= LAYOUT {
+        return Ok(false);
+    }
+    if holds_facts {
+        tx.drop_read_models(CONSUMERS).await?;
+    }
+    tx.set_layout(LAYOUT).await?;
+    Ok(holds_facts)
+}
+
 /// Drops the read models; the consumers replay their feeds from the start.
 pub(crate) async fn rebuild<T: MetricsTx + ?Sized>(tx: &mut T) -> anyhow::Result<()> {
     tx.lock_read_models().await?;

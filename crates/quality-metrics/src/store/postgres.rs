@@ -31,6 +31,10 @@ impl PostgresMetricsStore {
     pub async fn open(pool: PgPool, calendars: Arc<dyn Calendars>, supervisor: &Supervisor) -> anyhow::Result<Self> {
         redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
         redress_platform::events::migrate_postgres(&pool).await?;
+        let mut tx = pool.begin().await?;
+        let replay = ops::upgrade_layout(&mut *tx).await?;
+        tx.commit().await?;
+        super::log_layout_upgrade(replay);
         let feed = Feed::postgres(pool.clone(), supervisor);
         Ok(Self { pool, feed, calendars })
     }

@@ -44,6 +44,8 @@ impl SqliteMetricsStore {
             })
             .await
             .map_err(|e| anyhow::anyhow!("configuring the sqlite writer: {e}"))?;
+        let replay = db.writer.write(|conn| Box::pin(async move { ops::upgrade_layout(conn).await })).await?;
+        super::log_layout_upgrade(replay);
         let feed = Feed::sqlite(db.pool.clone());
         Ok(Self { db, feed, calendars })
     }

@@ -23,6 +23,9 @@ pub(crate) trait MetricsTx: Outbox + ConsumerTx {
     /// transaction ends (PostgreSQL; SQLite's writer holds the whole database).
     async fn lock_read_models(&mut self) -> Result<(), sqlx::Error>;
     async fn epoch(&mut self) -> Result<i64, sqlx::Error>;
+    /// The layout the read models were built in, and whether they hold any fact.
+    async fn layout(&mut self) -> Result<(i64, bool), sqlx::Error>;
+    async fn set_layout(&mut self, layout: i64) -> Result<(), sqlx::Error>;
     async fn load_facts(&mut self, complaints: &[String]) -> anyhow::Result<Vec<Fact>>;
     async fn save_facts(&mut self, facts: &[&Fact]) -> Result<(), sqlx::Error>;
     async fn load_cells(&mut self, keys: &[CellKey]) -> anyhow::Result<Vec<(CellKey, Measures)>>;
@@ -88,6 +91,22 @@ macro_rules! metrics_tx {
 
             async fn epoch(&mut self) -> Result<i64, sqlx::Error> {
                 sqlx::query_scalar("SELECT epoch FROM read_model_state WHERE singleton = 1").fetch_one(&mut *self).await
+            }
+
+            async fn layout(&mut self) -> Result<(i64, bool), sqlx::Error> {
+                sqlx::query_as(
+                    "SELECT layout, EXISTS (SELECT 1 FROM facts) FROM read_model_state WHERE singleton = 1",
+                )
+                .fetch_one(&mut *self)
+                .await
+            }
+
+            async fn set_layout(&mut self, layout: i64) -> Result<(), sqlx::Error> {
+                sqlx::query("UPDATE read_model_state SET layout = $1 WHERE singleton = 1")
+                    .bind(layout)
+                    .execute(&mut *self)
+                    .await
+                    .map(|_| ())
             }
 
             async fn load_facts(&mut self, complaints: &[String]) -> anyhow::Result<Vec<Fact>> {
