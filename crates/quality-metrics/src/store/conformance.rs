@@ -180,7 +180,7 @@ async fn apply(store: &Arc<dyn MetricsStore>, consumer: &str, events: Vec<Event>
 /// Three complaints at two branches: one decided with redress and a happy survey, one
 /// withdrawn, one still open; and a fourth received in April. Complaints 1, 3 and 4 are about
 /// a credit card (信用卡), complaint 2 about critical illness cover (重疾险).
-fn scenario() -> (Vec<Event>, Vec<Event>) {
+pub(crate) fn scenario() -> (Vec<Event>, Vec<Event>) {
     let r1 = at("2026-01-10", 9);
     let r2 = at("2026-02-03", 15);
     let r3 = at("2026-03-30", 10);

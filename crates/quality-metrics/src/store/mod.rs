@@ -219,4 +219,4 @@ pub struct Rebuilt;
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
-pub(crate) use conformance::calendars as conformance_calendars;
+pub(crate) use conformance::{calendars as conformance_calendars, scenario as conformance_scenario};
