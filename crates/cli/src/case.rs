@@ -630,8 +630,8 @@ pub async fn run(args: CaseArgs) -> ExitCode {
 }
 
 async fn execute(gateway: &str, args: CaseArgs) -> Result<ExitCode, Failure> {
-    let CaseArgs { global: Global { token, output: format, .. }, command } = args;
-    let client = CaseServiceClient::new(connect(gateway, token.as_deref())?);
+    let CaseArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
+    let client = CaseServiceClient::new(connect(gateway, token.as_deref(), ca_file.as_deref())?);
     let reply = call(client, command).await?;
     let broken = matches!(&reply, Reply::Verification { result, .. } if !result.intact);
     print(&output::render(&reply, format)?)?;

@@ -261,8 +261,8 @@ pub async fn run(args: ComplaintArgs) -> ExitCode {
 }
 
 async fn execute(gateway: &str, args: ComplaintArgs) -> Result<ExitCode, Failure> {
-    let ComplaintArgs { global: Global { token, output: format, .. }, command } = args;
-    let client = IntakeServiceClient::new(connect(gateway, token.as_deref())?);
+    let ComplaintArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
+    let client = IntakeServiceClient::new(connect(gateway, token.as_deref(), ca_file.as_deref())?);
     if let ComplaintCommand::Import(import) = command {
         return crate::import::run(client, import, format).await;
     }

@@ -353,8 +353,8 @@ pub async fn run_mention(args: MentionArgs) -> ExitCode {
 }
 
 async fn incident(gateway: &str, args: IncidentArgs) -> Result<ExitCode, Failure> {
-    let IncidentArgs { global: Global { token, output: format, .. }, command } = args;
-    let mut client: Client = EscalationServiceClient::new(connect(gateway, token.as_deref())?);
+    let IncidentArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
+    let mut client: Client = EscalationServiceClient::new(connect(gateway, token.as_deref(), ca_file.as_deref())?);
     let name = |arg: &str| resource_name("incidents/", arg);
     match command {
         IncidentCommand::List { kind, state, page_size, page_token } => {
@@ -510,8 +510,8 @@ async fn incident(gateway: &str, args: IncidentArgs) -> Result<ExitCode, Failure
 }
 
 async fn mention(gateway: &str, args: MentionArgs) -> Result<ExitCode, Failure> {
-    let MentionArgs { global: Global { token, output: format, .. }, command } = args;
-    let mut client: Client = EscalationServiceClient::new(connect(gateway, token.as_deref())?);
+    let MentionArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
+    let mut client: Client = EscalationServiceClient::new(connect(gateway, token.as_deref(), ca_file.as_deref())?);
     match command {
         MentionCommand::Report { org_unit, source, url, text, reach, published, request_id } => {
             let publish_time = match published {

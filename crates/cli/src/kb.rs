@@ -357,8 +357,8 @@ impl ImportArticle {
 }
 
 async fn execute(gateway: &str, args: KbArgs) -> Result<ExitCode, Failure> {
-    let KbArgs { global: Global { token, output: format, .. }, command } = args;
-    let mut client: Client = KnowledgeServiceClient::new(connect(gateway, token.as_deref())?);
+    let KbArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
+    let mut client: Client = KnowledgeServiceClient::new(connect(gateway, token.as_deref(), ca_file.as_deref())?);
     match command {
         KbCommand::Search { query, kinds, page_size, page_token } => {
             let request = SearchArticlesRequest {

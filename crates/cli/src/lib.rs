@@ -16,17 +16,20 @@ mod output;
 mod words;
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::DateTime;
 use clap::{Args, ValueEnum};
 use prost_types::Timestamp;
+use redress_platform::server::suite_endpoint;
+use redress_platform::tls::{Tls, TlsConfig};
 use redress_proto::redress::common::v1::{self as common, Grade};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub use case::{CaseArgs, run as run_case};
 pub use complaint::{ComplaintArgs, run as run_complaint};
@@ -60,6 +63,10 @@ struct Global {
     /// Bearer token (required; `redress dev` prints one).
     #[arg(long, global = true, env = "REDRESS_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
     token: Option<String>,
+    /// CA certificates (PEM) an `https://` gateway's certificate must chain to, for a private
+    /// CA; without it the public web PKI roots are trusted.
+    #[arg(long, global = true, env = "REDRESS_CA_FILE", value_name = "PEM", help_heading = GLOBAL)]
+    ca_file: Option<PathBuf>,
     /// How to print the result.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text, help_heading = GLOBAL)]
     output: Format,
@@ -203,8 +210,9 @@ fn gateway_url(arg: &str) -> String {
 }
 
 /// An authenticated channel to the gateway; it connects on the first call, so input is checked
-/// first.
-fn connect(gateway: &str, token: Option<&str>) -> Result<Authenticated, Failure> {
+/// first. An `https://` gateway is reached over TLS (rustls), its certificate verified against
+/// `ca_file` when given, else against the public web PKI roots.
+fn connect(gateway: &str, token: Option<&str>, ca_file: Option<&Path>) -> Result<Authenticated, Failure> {
     let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
         usage("a bearer token is required: --token <TOKEN> or REDRESS_TOKEN (`redress dev` prints one)")
     })?;
@@ -212,11 +220,27 @@ fn connect(gateway: &str, token: Option<&str>) -> Result<Authenticated, Failure>
         .parse()
         .map_err(|_| usage("the token must be printable ASCII without line breaks"))?;
     bearer.set_sensitive(true);
-    let endpoint = Endpoint::from_shared(gateway.to_owned())
-        .map_err(|e| usage(format!("--gateway {gateway:?} is not a valid URL: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30));
-    Ok(InterceptedService::new(endpoint.connect_lazy(), Bearer(bearer)))
+    let endpoint = suite_endpoint(gateway)
+        .map_err(|e| usage(format!("--gateway {gateway:?} is not a valid URL: {e:#}")))?
+        .with_timeout(Duration::from_secs(30));
+    // A CA file (say from REDRESS_CA_FILE) is only used for an https:// gateway.
+    let tls = if endpoint.is_https() { Some(gateway_tls(ca_file)?) } else { None };
+    Ok(InterceptedService::new(endpoint.connect_lazy_with(tls), Bearer(bearer)))
+}
+
+/// What an `https://` gateway's certificate is verified against: the CA file given, or the
+/// public web PKI roots.
+fn gateway_tls(ca_file: Option<&Path>) -> Result<Tls, Failure> {
+    let Some(path) = ca_file else {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        return Tls::client_trusting(roots).map_err(|e| Failure::Other(format!("TLS: {e:#}")));
+    };
+    let config = TlsConfig { ca_file: path.display().to_string(), ..TlsConfig::default() };
+    match Tls::load(&config) {
+        Ok(Some(tls)) if tls.client_config().is_some() => Ok(tls),
+        Ok(_) => Err(usage(format!("--ca-file {}: no CA certificate", path.display()))),
+        Err(e) => Err(usage(format!("--ca-file {}: {e:#}", path.display()))),
+    }
 }
 
 /// What a read answered, or the error.

@@ -338,8 +338,8 @@ fn action_rows(actions: &[ImprovementAction]) -> Vec<[String; 6]> {
 }
 
 async fn execute(gateway: &str, args: MetricsArgs) -> Result<ExitCode, Failure> {
-    let MetricsArgs { global: Global { token, output: format, .. }, command } = args;
-    let channel = connect(gateway, token.as_deref())?;
+    let MetricsArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
+    let channel = connect(gateway, token.as_deref(), ca_file.as_deref())?;
     let mut metrics = QualityMetricsServiceClient::new(channel.clone());
     let mut improvement = ImprovementServiceClient::new(channel);
     let text = match command {

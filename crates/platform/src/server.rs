@@ -71,8 +71,14 @@ impl SuiteEndpoint {
         self.endpoint.connect_with_connector_lazy(connector)
     }
 
-    fn is_https(&self) -> bool {
+    /// Whether the URL is `https://`.
+    pub fn is_https(&self) -> bool {
         self.endpoint.uri().scheme_str() == Some("https")
+    }
+
+    /// The same endpoint with every call limited to `timeout`.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { endpoint: self.endpoint.timeout(timeout) }
     }
 }
 

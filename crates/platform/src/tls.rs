@@ -271,6 +271,28 @@ impl Tls {
         Ok(tls)
     }
 
+    /// A caller's TLS that trusts `roots` and presents no certificate: for clients outside the
+    /// suite, such as the command line reaching a gateway whose certificate a public CA issued.
+    /// It has no files, so it never reloads.
+    pub fn client_trusting(roots: rustls::RootCertStore) -> anyhow::Result<Self> {
+        anyhow::ensure!(!roots.is_empty(), "no trusted root certificates");
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        let none = Contents { cert: None, key: None, ca: None };
+        Ok(Self {
+            inner: Arc::new(Shared {
+                files: Files { cert: None, key: None, ca: None },
+                client_auth: false,
+                current: RwLock::new(Built { server: None, client: Some(Arc::new(config)) }),
+                digest: Mutex::new(none.digest()),
+            }),
+        })
+    }
+
     /// The configuration for serving, if a certificate is configured.
     pub fn server_config(&self) -> Option<Arc<rustls::ServerConfig>> {
         self.inner.current.read().ok().and_then(|c| c.server.clone())
@@ -479,4 +501,27 @@ pub async fn connect(uri: http::Uri, tls: Option<Tls>) -> io::Result<Connection>
     let name = ServerName::try_from(host).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
     Ok(Connection::Tls(Box::new(stream)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_trusting_given_roots_keeps_them_and_serves_nothing() {
+        assert!(Tls::client_trusting(rustls::RootCertStore::empty()).is_err());
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let root = params.self_signed(&key).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(root.der().clone()).unwrap();
+        let tls = Tls::client_trusting(roots).unwrap();
+        assert_eq!(tls.client_config().unwrap().alpn_protocols, [ALPN_H2.to_vec()]);
+        assert!(tls.server_config().is_none());
+        assert!(!tls.requires_client_certificates());
+        // It has no files: reading them again changes nothing and keeps the roots.
+        assert!(!tls.reload().unwrap());
+        assert!(tls.client_config().is_some());
+    }
 }

@@ -156,6 +156,36 @@ async fn the_gateway_and_services_speak_tls_with_mutual_tls_between_them_and_ref
     let taxonomies = IntakeServiceClient::new(channel).list_taxonomies(request).await.unwrap().into_inner();
     assert!(!taxonomies.taxonomies.is_empty(), "intake answered through the gateway over TLS");
 
+    // The command line reaches the https gateway with the private CA given (--ca-file or
+    // REDRESS_CA_FILE); without it the public roots do not vouch for the gateway, and a CA file
+    // that holds no certificate is a usage error.
+    let cli = |ca: Option<&Path>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_redress"));
+        command.args(["complaint", "taxonomies", "--gateway", &gateway_url, "--token", TOKEN]);
+        command.env_remove("REDRESS_CA_FILE").env_remove("REDRESS_GATEWAY").env_remove("REDRESS_TOKEN");
+        if let Some(ca) = ca {
+            command.arg("--ca-file").arg(ca);
+        }
+        command.output()
+    };
+    let listed = cli(Some(&ca_file)).await.unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(!listed.stdout.is_empty());
+    let unverified = cli(None).await.unwrap();
+    assert_eq!(unverified.status.code(), Some(1), "{}", String::from_utf8_lossy(&unverified.stderr));
+    let stranger_ca = dir.path().join("stranger-ca.crt");
+    std::fs::write(&stranger_ca, Ca::new().pem).unwrap();
+    assert_eq!(cli(Some(&stranger_ca)).await.unwrap().status.code(), Some(1));
+    let empty = dir.path().join("empty.crt");
+    std::fs::write(&empty, "").unwrap();
+    let bad = cli(Some(&empty)).await.unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--ca-file"));
+    let mut env_ca = tokio::process::Command::new(env!("CARGO_BIN_EXE_redress"));
+    env_ca.args(["complaint", "taxonomies", "--gateway", &gateway_url]).env("REDRESS_TOKEN", TOKEN);
+    let by_env = env_ca.env("REDRESS_CA_FILE", &ca_file).output().await.unwrap();
+    assert!(by_env.status.success(), "{}", String::from_utf8_lossy(&by_env.stderr));
+
     // Without a client certificate a service refuses the connection.
     let anonymous = to_intake.connect_lazy_with(Some(caller(&ca_file, None)));
     let refused = HealthClient::new(anonymous).check(HealthCheckRequest::default()).await;
