@@ -81,13 +81,19 @@ pub struct IntakeConfig {
 /// Keys protecting personal information at rest (D-PII). Master keys are base64 of 32 bytes,
 /// by key id; `active_key_id` wraps new subjects' keys, older ids stay to unwrap existing
 /// ones (rotation). `index_key` (base64, at least 32 bytes) keys the blind indexes and must
-/// never change while data exists.
+/// never change while data exists. `access_log_keys` (base64, at least 32 bytes, by key id)
+/// key the hash chain of the access log, new entries under `access_log_active_key_id`, older
+/// ids kept to verify what they chained; when none is configured, a key derived from
+/// `index_key` chains it (key id "index"). Like the master keys, they never live in the
+/// database, so whoever can write it cannot rebuild a chain that verifies.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PiiConfig {
     pub active_key_id: String,
     pub master_keys: std::collections::BTreeMap<String, Secret>,
     pub index_key: Secret,
+    pub access_log_active_key_id: String,
+    pub access_log_keys: std::collections::BTreeMap<String, Secret>,
 }
 
 impl PiiConfig {
@@ -98,6 +104,8 @@ impl PiiConfig {
             active_key_id: "k1".to_owned(),
             master_keys: std::collections::BTreeMap::from([("k1".to_owned(), key())]),
             index_key: key(),
+            access_log_active_key_id: String::new(),
+            access_log_keys: std::collections::BTreeMap::new(),
         }
     }
 
@@ -112,7 +120,17 @@ impl PiiConfig {
             masters.push((id.clone(), key));
         }
         let index = BASE64.decode(self.index_key.expose()).context("pii.index_key is not base64")?;
-        Ok(Keyring::new(&self.active_key_id, &masters, &index)?)
+        let keyring = Keyring::new(&self.active_key_id, &masters, &index)?;
+        if self.access_log_keys.is_empty() && self.access_log_active_key_id.is_empty() {
+            return Ok(keyring);
+        }
+        let mut log_keys = Vec::new();
+        for (id, secret) in &self.access_log_keys {
+            let key =
+                BASE64.decode(secret.expose()).with_context(|| format!("pii.access_log_keys.{id} is not base64"))?;
+            log_keys.push((id.clone(), key));
+        }
+        keyring.with_access_log_keys(&self.access_log_active_key_id, &log_keys).context("pii.access_log_keys")
     }
 }
 

@@ -27,6 +27,10 @@ use redress_proto::redress::intake::v1::{
     ListTaxonomiesRequest, ListTaxonomiesResponse, OverrideClassificationRequest, StreamEventsRequest,
     StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse, WithdrawComplaintRequest,
 };
+use redress_proto::redress::intake::v1::{
+    LiftSubjectRestrictionRequest, RestrictSubjectProcessingRequest, SubjectProcessingRestriction,
+    SupplementPersonalDataRequest, VerifyPersonalDataAccessLogRequest, VerifyPersonalDataAccessLogResponse,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -256,6 +260,38 @@ impl PersonalDataService for IntakeApi {
     ) -> Result<Response<ListPersonalDataAccessesResponse>, Status> {
         let principal = principal_of(&request)?;
         Ok(Response::new(self.list_personal_data_accesses(&principal, request.into_inner()).await?))
+    }
+
+    async fn restrict_subject_processing(
+        &self,
+        request: Request<RestrictSubjectProcessingRequest>,
+    ) -> Result<Response<SubjectProcessingRestriction>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.restrict_subject_processing(&principal, request.into_inner()).await?))
+    }
+
+    async fn lift_subject_restriction(
+        &self,
+        request: Request<LiftSubjectRestrictionRequest>,
+    ) -> Result<Response<SubjectProcessingRestriction>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.lift_subject_restriction(&principal, request.into_inner()).await?))
+    }
+
+    async fn supplement_personal_data(
+        &self,
+        request: Request<SupplementPersonalDataRequest>,
+    ) -> Result<Response<Complaint>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.supplement_personal_data(&principal, request.into_inner()).await?))
+    }
+
+    async fn verify_personal_data_access_log(
+        &self,
+        request: Request<VerifyPersonalDataAccessLogRequest>,
+    ) -> Result<Response<VerifyPersonalDataAccessLogResponse>, Status> {
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.verify_personal_data_access_log(&principal, request.into_inner()).await?))
     }
 }
 

@@ -1,22 +1,43 @@
-//! PersonalDataService: a data subject's rights (export, correction, erasure) and the record
-//! of who touched their personal information. Every call needs `pii.manage` and a reason,
-//! and is recorded.
+//! PersonalDataService: a data subject's rights (export, correction, supplement, erasure,
+//! restriction of processing) and the record of who touched their personal information, kept
+//! as a keyed hash chain. Every call needs `pii.manage` and a reason, and is recorded.
 
+use prost::Message;
 use redress_platform::error::Violations;
-use redress_platform::names::{OrgUnit, resource_id};
+use redress_platform::names::{OrgUnit, RequestId, Text, resource_id};
 use redress_platform::principal::{Permission, Principal};
+use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_micros, to_timestamp};
 use redress_proto::redress::intake::v1::{
     Complaint, CorrectPersonalDataRequest, ErasePersonalDataRequest, ErasePersonalDataResponse,
-    ExportPersonalDataRequest, ExportPersonalDataResponse, IdDocumentType, ListPersonalDataAccessesRequest,
-    ListPersonalDataAccessesResponse, PersonIdentifier, PersonalDataAccess, person_identifier,
+    ExportPersonalDataRequest, ExportPersonalDataResponse, IdDocumentType, LiftSubjectRestrictionRequest,
+    ListPersonalDataAccessesRequest, ListPersonalDataAccessesResponse, PersonIdentifier, PersonalDataAccess,
+    PersonalDataSupplement, RestrictSubjectProcessingRequest, SubjectProcessingRestriction,
+    SupplementPersonalDataRequest, VerifyPersonalDataAccessLogRequest, VerifyPersonalDataAccessLogResponse,
+    person_identifier,
 };
 
 use super::{IntakeApi, complaint_id, parsed, reason};
 use crate::domain::subjects::{self, Identifier};
 use crate::domain::validate;
 use crate::error::IntakeError;
-use crate::store::PiiAccess;
+use crate::store::{PiiAccess, RequestKey, Restriction};
+
+/// The fields of a complaint a supplement may name (PIPL Art.46): the complainant's personal
+/// information and the free text of their own words.
+pub const SUPPLEMENTED_FIELDS: &[&str] = &[
+    "complainant",
+    "complainant.full_name",
+    "complainant.id_number",
+    "complainant.phone",
+    "complainant.email",
+    "complainant.address",
+    "agent",
+    "representatives",
+    "demand",
+    "facts",
+    "evidence",
+];
 
 impl IntakeApi {
     pub async fn export_personal_data(
@@ -117,6 +138,145 @@ impl IntakeApi {
     }
 }
 
+impl IntakeApi {
+    pub async fn restrict_subject_processing(
+        &self,
+        principal: &Principal,
+        request: RestrictSubjectProcessingRequest,
+    ) -> Result<SubjectProcessingRestriction, IntakeError> {
+        let RestrictSubjectProcessingRequest { request_id, person, institution, reason } = request;
+        self.restriction(principal, true, "restrict-processing", &request_id, person, &institution, &reason).await
+    }
+
+    pub async fn lift_subject_restriction(
+        &self,
+        principal: &Principal,
+        request: LiftSubjectRestrictionRequest,
+    ) -> Result<SubjectProcessingRestriction, IntakeError> {
+        let LiftSubjectRestrictionRequest { request_id, person, institution, reason } = request;
+        self.restriction(principal, false, "lift-restriction", &request_id, person, &institution, &reason).await
+    }
+
+    /// Restricts (`restrict`) or lifts the restriction of a person's processing.
+    #[allow(clippy::too_many_arguments)]
+    async fn restriction(
+        &self,
+        principal: &Principal,
+        restrict: bool,
+        kind: &str,
+        request_id: &str,
+        person: Option<PersonIdentifier>,
+        institution: &str,
+        reason: &str,
+    ) -> Result<SubjectProcessingRestriction, IntakeError> {
+        principal.require(Permission::PiiManage)?;
+        let mut v = Violations::new();
+        let request_id = RequestId::parse_required(&mut v, "request_id", request_id);
+        let identifier = self::person(principal, institution, person.as_ref(), &mut v);
+        let reason = self::reason(&mut v, reason);
+        let (request_id, identifier) = parsed(v, request_id.zip(identifier))?;
+        // Keyed, as the request names a person; the caller is part of it.
+        let digest = identifier.digest(&self.keyring);
+        let parts = [identifier.institution.as_str().as_bytes(), digest.as_bytes(), reason.as_bytes()];
+        let hash = self.keyring.digest(kind, &fingerprint(principal, &parts));
+        let key = RequestKey { id: request_id, hash };
+        let action = if restrict { "restrict" } else { "lift" };
+        let access = PiiAccess { actor: principal.subject.clone(), action, reason };
+        let done = self
+            .store()?
+            .restrict(&identifier, restrict, key, &access, TraceContext::current())
+            .await?
+            .ok_or_else(|| IntakeError::NotFound { resource: "person", name: "person".to_owned() })?;
+        tracing::info!(subject = %done.subject_id, restricted = restrict, "processing restriction of a data subject");
+        Ok(restriction_of(done))
+    }
+
+    pub async fn supplement_personal_data(
+        &self,
+        principal: &Principal,
+        request: SupplementPersonalDataRequest,
+    ) -> Result<Complaint, IntakeError> {
+        principal.require(Permission::PiiManage)?;
+        let mut v = Violations::new();
+        let id = complaint_id(&mut v, &request.name);
+        let request_id = RequestId::parse_required(&mut v, "request_id", &request.request_id);
+        let field = request.field.trim();
+        if field.is_empty() {
+            v.add("field", "required");
+        } else if !SUPPLEMENTED_FIELDS.contains(&field) {
+            v.add("field", format!("must be one of {}", SUPPLEMENTED_FIELDS.join(", ")));
+        }
+        Text::Reason.check(&mut v, "text", &request.text, true);
+        let reason = reason(&mut v, &request.reason);
+        let (id, request_id) = parsed(v, id.zip(request_id))?;
+        self.complaint_in_scope(principal, id, &request.name).await?;
+        let hash = self.keyring.digest("supplement", &fingerprint(principal, &[&request.encode_to_vec()]));
+        let supplement = PersonalDataSupplement {
+            field: field.to_owned(),
+            text: request.text.trim().to_owned(),
+            reason: reason.clone(),
+            recorded_by: principal.subject.clone(),
+            record_time: Some(to_timestamp(self.clock.now())),
+        };
+        let access = PiiAccess { actor: principal.subject.clone(), action: "supplement", reason };
+        let key = RequestKey { id: request_id, hash };
+        let supplemented = self
+            .store()?
+            .supplement(id, key, supplement, &access)
+            .await?
+            .ok_or_else(|| IntakeError::complaint_not_found(&request.name))?;
+        tracing::info!(complaint = %supplemented.name, "personal information supplemented");
+        Ok(supplemented)
+    }
+
+    /// Recomputes the access log's chain; a broken one is answered, logged and counted.
+    pub async fn verify_personal_data_access_log(
+        &self,
+        principal: &Principal,
+        _request: VerifyPersonalDataAccessLogRequest,
+    ) -> Result<VerifyPersonalDataAccessLogResponse, IntakeError> {
+        principal.require(Permission::PiiManage)?;
+        let verdict = self.store()?.verify_access_log().await?;
+        let mut response = VerifyPersonalDataAccessLogResponse {
+            intact: verdict.broken.is_none() && verdict.unchained == 0,
+            entries: verdict.entries,
+            first_broken_position: 0,
+            reason: String::new(),
+            unchained: verdict.unchained,
+        };
+        if let Some(broken) = verdict.broken {
+            (response.first_broken_position, response.reason) = (broken.position, broken.reason);
+        } else if verdict.unchained > 0 {
+            response.reason = format!("{} entries are outside the chain", verdict.unchained);
+        }
+        if !response.intact {
+            tracing::error!(position = response.first_broken_position, reason = %response.reason, "the personal-data access log does not verify");
+            metrics::counter!("redress_pii_access_log_broken_total").increment(1);
+        }
+        Ok(response)
+    }
+}
+
+/// What a restriction answers.
+fn restriction_of(done: Restriction) -> SubjectProcessingRestriction {
+    SubjectProcessingRestriction {
+        subject: format!("subjects/{}", done.subject_id),
+        restricted: done.since_us.is_some(),
+        restrict_time: done.since_us.map(|us| to_timestamp(from_micros(us))),
+        complaints: done.complaints,
+    }
+}
+
+/// The caller and the parts of a request, length-prefixed, to be digested with a key.
+fn fingerprint(principal: &Principal, parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in std::iter::once(principal.subject.as_bytes()).chain(parts.iter().copied()) {
+        out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
 /// The person a data-subject request names, at the institution it is made to.
 fn person(
     principal: &Principal,
@@ -175,6 +335,10 @@ mod tests {
     use redress_platform::testing::TestDatabase;
     use redress_platform::time::now;
 
+    use redress_proto::redress::intake::v1::{
+        ComplaintAccepted, ComplaintProcessingRestricted, GetComplaintRequest, SubmitComplaintRequest,
+    };
+
     use super::super::test_support::{api, clerk, dpo, submission};
     use super::*;
 
@@ -208,7 +372,160 @@ mod tests {
         open = open;
         a_complaint_filed_under_any_spelling_of_its_unit_is_found_by_its_institution,
         every_spelling_of_a_phone_finds_every_complaint_of_its_person,
+        a_restricted_subjects_complaints_are_not_matched_and_say_so_until_lifted,
+        a_supplement_is_sealed_beside_the_record_masked_and_erased_with_the_person,
     );
+
+    fn filed(n: u32) -> SubmitComplaintRequest {
+        let mut request = submission(now());
+        request.request_id = format!("filed-{n}");
+        request
+    }
+
+    fn restrict(request_id: &str, reason: &str) -> RestrictSubjectProcessingRequest {
+        RestrictSubjectProcessingRequest {
+            request_id: request_id.to_owned(),
+            person: by_phone("13812345678"),
+            institution: "institutions/demo-bank".to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The ComplaintAccepted and ComplaintProcessingRestricted events committed so far.
+    async fn restriction_events(api: &IntakeApi) -> (Vec<ComplaintAccepted>, Vec<ComplaintProcessingRestricted>) {
+        let events = redress_platform::testing::committed_events(api.store().unwrap().feed(), 0, 100).await.unwrap();
+        let (mut accepted, mut restricted) = (Vec::new(), Vec::new());
+        for event in events {
+            let payload = event.payload.unwrap();
+            match event.event_type.as_str() {
+                "redress.intake.v1.ComplaintAccepted" => accepted.push(payload.to_msg().unwrap()),
+                "redress.intake.v1.ComplaintProcessingRestricted" => restricted.push(payload.to_msg().unwrap()),
+                _ => {}
+            }
+        }
+        (accepted, restricted)
+    }
+
+    /// While a person's processing is restricted, their new complaint is linked to no earlier
+    /// one (nor a later one to it), and their complaints and events say so; lifting it makes
+    /// new complaints recurrences again. Both are idempotent on the request id and recorded.
+    async fn a_restricted_subjects_complaints_are_not_matched_and_say_so_until_lifted(api: IntakeApi) {
+        let dpo = dpo("institutions/demo-bank");
+        let first = api.submit(&clerk(), filed(1)).await.unwrap().complaint.unwrap();
+        assert!(!first.personal_data_restricted);
+        let restricted =
+            api.restrict_subject_processing(&dpo, restrict("restrict-1", "客户要求限制处理")).await.unwrap();
+        assert!(restricted.restricted && restricted.restrict_time.is_some(), "{restricted:?}");
+        assert_eq!(restricted.complaints, 1);
+        // A retry answers the same; the id with another request is refused.
+        let again = api.restrict_subject_processing(&dpo, restrict("restrict-1", "客户要求限制处理")).await.unwrap();
+        assert_eq!(again, restricted);
+        let err = api.restrict_subject_processing(&dpo, restrict("restrict-1", "另一理由")).await.unwrap_err();
+        assert!(format!("{err:?}").contains("request_id"), "{err:?}");
+
+        let second = api.submit(&clerk(), filed(2)).await.unwrap().complaint.unwrap();
+        assert!(second.recurrence_of.is_empty(), "a restricted subject's complaint is not matched as a recurrence");
+        assert!(second.personal_data_restricted);
+        let third = api.submit(&clerk(), filed(3)).await.unwrap().complaint.unwrap();
+        assert!(third.recurrence_of.is_empty(), "nor is another matched to it");
+        let stored_first = api.store().unwrap().get(first.name.strip_prefix("complaints/").unwrap()).await.unwrap();
+        assert!(stored_first.unwrap().personal_data_restricted, "the earlier complaint is marked too");
+        let (accepted, changes) = restriction_events(&api).await;
+        let flags: Vec<bool> = accepted.iter().map(|a| a.personal_data_restricted).collect();
+        assert_eq!(flags, [false, true, true]);
+        assert_eq!(
+            changes.iter().map(|c| (c.complaint.as_str(), c.restricted)).collect::<Vec<_>>(),
+            [(first.name.as_str(), true)]
+        );
+
+        let lift = LiftSubjectRestrictionRequest {
+            request_id: "lift-1".to_owned(),
+            person: by_phone("+86 138 1234 5678"),
+            institution: "institutions/demo-bank".to_owned(),
+            reason: "客户撤回限制".to_owned(),
+        };
+        let lifted = api.lift_subject_restriction(&dpo, lift).await.unwrap();
+        assert!(!lifted.restricted && lifted.restrict_time.is_none());
+        assert_eq!((lifted.subject, lifted.complaints), (restricted.subject.clone(), 3));
+        let fourth = api.submit(&clerk(), filed(4)).await.unwrap().complaint.unwrap();
+        assert_eq!(fourth.recurrence_of, third.name, "matched again once lifted");
+        assert!(!fourth.personal_data_restricted);
+        let (accepted, changes) = restriction_events(&api).await;
+        assert!(!accepted[3].personal_data_restricted);
+        assert_eq!(changes.iter().filter(|c| !c.restricted).count(), 3, "each complaint is announced lifted");
+
+        let log = api
+            .list_personal_data_accesses(&dpo, ListPersonalDataAccessesRequest { subject: restricted.subject })
+            .await
+            .unwrap();
+        let actions: Vec<&str> = log.accesses.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(actions, ["lift", "restrict"], "newest first, the retry not recorded twice");
+        let verified = api.verify_personal_data_access_log(&dpo, VerifyPersonalDataAccessLogRequest {}).await.unwrap();
+        assert!(verified.intact && verified.entries == 2, "{verified:?}");
+        let err = api.restrict_subject_processing(&clerk(), restrict("restrict-2", "x")).await.unwrap_err();
+        assert!(format!("{err:?}").contains("ermission"), "{err:?}");
+    }
+
+    fn supplement(request_id: &str, name: &str, field: &str, text: &str) -> SupplementPersonalDataRequest {
+        SupplementPersonalDataRequest {
+            name: name.to_owned(),
+            request_id: request_id.to_owned(),
+            field: field.to_owned(),
+            text: text.to_owned(),
+            reason: "客户补充信息".to_owned(),
+        }
+    }
+
+    /// A supplement keeps the record as first recorded, is in clear for `pii.read` readers and
+    /// masked for others, and is erased with the person.
+    async fn a_supplement_is_sealed_beside_the_record_masked_and_erased_with_the_person(api: IntakeApi) {
+        let dpo = dpo("institutions/demo-bank");
+        let filed = api.submit(&clerk(), submission(now())).await.unwrap().complaint.unwrap();
+        let text = "新住址：上海市浦东新区世纪大道 100 号，备用电话 13900001111";
+        let err = api.supplement_personal_data(&dpo, supplement("s1", &filed.name, "complaint.colour", text)).await;
+        assert!(format!("{:?}", err.unwrap_err()).contains("field"));
+        let err = api.supplement_personal_data(&dpo, supplement("s1", &filed.name, "facts", " ")).await;
+        assert!(format!("{:?}", err.unwrap_err()).contains("text"));
+
+        let done = api.supplement_personal_data(&dpo, supplement("s1", &filed.name, "complainant.address", text)).await;
+        let done = done.unwrap();
+        assert_eq!(done.personal_data_supplements.len(), 1);
+        assert_eq!(done.personal_data_supplements[0].text, text);
+        assert_eq!(done.personal_data_supplements[0].recorded_by, "user:dpo");
+        assert_eq!(done.facts, filed.facts, "the record stays as first recorded");
+        let retried = api.supplement_personal_data(&dpo, supplement("s1", &filed.name, "complainant.address", text));
+        assert_eq!(retried.await.unwrap().personal_data_supplements.len(), 1, "a retry adds nothing");
+
+        let get = |reason: &str| GetComplaintRequest { name: filed.name.clone(), pii_access_reason: reason.to_owned() };
+        let mut clerk = clerk();
+        clerk.permissions.push("complaints.read".to_owned());
+        let masked = api.get(&clerk, get("")).await.unwrap();
+        assert_eq!(masked.personal_data_supplements[0].text, crate::domain::mask::MASKED_TEXT);
+        assert_eq!(masked.personal_data_supplements[0].field, "complainant.address");
+        let mut reader = clerk.clone();
+        reader.permissions.push("pii.read".to_owned());
+        let clear = api.get(&reader, get("回电核实")).await.unwrap();
+        assert_eq!(clear.personal_data_supplements[0].text, text);
+
+        let subject = api.store().unwrap().subject_of(filed.name.strip_prefix("complaints/").unwrap()).await;
+        let subject = format!("subjects/{}", subject.unwrap().unwrap());
+        let erase = ErasePersonalDataRequest {
+            person: by_phone("13812345678"),
+            institution: "institutions/demo-bank".to_owned(),
+            reason: "deletion request".to_owned(),
+        };
+        api.erase_personal_data(&dpo, erase).await.unwrap();
+        let erased = api.get(&reader, get("回电核实")).await.unwrap();
+        assert_eq!(erased.personal_data_supplements[0].text, crate::domain::pii::ERASED);
+        let err = api.supplement_personal_data(&dpo, supplement("s2", &filed.name, "facts", "补充")).await.unwrap_err();
+        assert!(matches!(err, IntakeError::PersonalDataErased), "{err:?}");
+
+        let log = api.list_personal_data_accesses(&dpo, ListPersonalDataAccessesRequest { subject }).await.unwrap();
+        let actions: Vec<&str> = log.accesses.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(actions, ["erase", "read", "read", "supplement"]);
+        let verified = api.verify_personal_data_access_log(&dpo, VerifyPersonalDataAccessLogRequest {}).await.unwrap();
+        assert!(verified.intact, "{verified:?}");
+    }
 
     /// A person who gave their phone as `13812345678`, `+8613812345678`, `8613812345678`,
     /// `+86-13812345678`, `+86 138 1234 5678`, `+86-138-1234-5678` and `008613812345678` (no

@@ -52,16 +52,19 @@ pub fn repeats(since: DateTime<Utc>, received: DateTime<Utc>, earlier: DateTime<
 }
 
 /// The complaint as recorded under `number` (a recurrence of `recurrence_of`, a complaint
-/// name, when it repeats one), and its events in the request's trace: ComplaintAccepted,
+/// name, when it repeats one; `restricted` when its complainant restricted the processing of
+/// their personal information), and its events in the request's trace: ComplaintAccepted,
 /// then RiskSignalRaised when early-warning signals were raised.
 pub fn accepted(
     complaint: &Complaint,
     number: String,
     recurrence_of: Option<String>,
+    restricted: bool,
     trace: &TraceContext,
 ) -> (Complaint, Vec<NewEvent>) {
     let mut complaint = complaint.clone();
     complaint.recurrence_of = recurrence_of.unwrap_or_default();
+    complaint.personal_data_restricted = restricted;
     complaint.complaint_number.clone_from(&number);
     if let Some(receipt) = complaint.receipt.as_mut() {
         receipt.complaint_number.clone_from(&number);
@@ -84,6 +87,7 @@ pub fn accepted(
         complained_staff_named_only: party.is_some_and(|p| p.staff_id.is_empty() && !p.staff_name.is_empty()),
         source: complaint.source,
         product: complaint.product.clone(),
+        personal_data_restricted: restricted,
     };
     let mut events =
         vec![NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &accepted, trace.clone())];

@@ -1,7 +1,7 @@
 //! Masking of personal information for callers without the PII permission (D-PII-2). Masked
 //! values keep just enough to recognise a record on the phone, never enough to identify; the
 //! complainant's own free text kept as personal (the corrections they gave when the record was
-//! read back) is masked whole. The other free text (demand, facts, notes, descriptions, reasons)
+//! read back, the supplements they added to their personal information) is masked whole. The other free text (demand, facts, notes, descriptions, reasons)
 //! stays readable with the identifiers written into it masked (D-PII-5).
 
 use redress_platform::free_text_pii;
@@ -100,6 +100,9 @@ fn rewrite(c: &mut Complaint, r: &Rewrite<'_>) {
     }
     for confirmation in &mut c.content_confirmations {
         confirmation.corrections = (r.text)(&confirmation.corrections);
+    }
+    for supplement in &mut c.personal_data_supplements {
+        supplement.text = (r.text)(&supplement.text);
     }
     free_texts(c, r.free_text);
 }

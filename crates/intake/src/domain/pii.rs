@@ -18,7 +18,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use prost::Message;
 use redress_platform::blind_index::BlindIndexKey;
-use redress_proto::redress::intake::v1::{Complaint, ContentConfirmation, EvidenceReference};
+use redress_proto::redress::intake::v1::{Complaint, ContentConfirmation, EvidenceReference, PersonalDataSupplement};
+
+use super::access_log::AccessLogKeys;
 
 const NONCE_LEN: usize = 12;
 
@@ -34,12 +36,14 @@ pub enum PiiError {
     Corrupt(String),
 }
 
-/// The master keys (by id), which one wraps new data keys, and the blind-index key.
+/// The master keys (by id), which one wraps new data keys, the blind-index key and the keys
+/// the access log is chained under.
 #[derive(Clone)]
 pub struct Keyring {
     active: String,
     masters: HashMap<String, Aes256Gcm>,
     index: BlindIndexKey,
+    access_log: AccessLogKeys,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -64,7 +68,9 @@ pub struct DataKey(Aes256Gcm);
 
 impl Keyring {
     /// `masters` maps key ids to 32-byte keys; `active` wraps new data keys; `index_key` (at
-    /// least 32 bytes) keys the blind indexes and never rotates (the digests are stored).
+    /// least 32 bytes) keys the blind indexes and never rotates (the digests are stored). The
+    /// access log is chained under a key derived from `index_key` until
+    /// [`Keyring::with_access_log_keys`] configures its own.
     pub fn new(active: &str, masters: &[(String, Vec<u8>)], index_key: &[u8]) -> Result<Self, PiiError> {
         let mut map = HashMap::new();
         for (id, key) in masters {
@@ -78,7 +84,19 @@ impl Keyring {
             return Err(PiiError::UnknownKey(active.to_owned()));
         }
         let index = BlindIndexKey::new(index_key).map_err(|e| PiiError::InvalidKey(e.to_string()))?;
-        Ok(Self { active: active.to_owned(), masters: map, index })
+        let access_log = AccessLogKeys::derived(index_key).map_err(PiiError::InvalidKey)?;
+        Ok(Self { active: active.to_owned(), masters: map, index, access_log })
+    }
+
+    /// Chains the access log under `keys` (by id, each at least 32 bytes), new entries under
+    /// `active`, instead of the key derived from the blind-index key.
+    pub fn with_access_log_keys(self, active: &str, keys: &[(String, Vec<u8>)]) -> Result<Self, PiiError> {
+        Ok(Self { access_log: AccessLogKeys::new(active, keys).map_err(PiiError::InvalidKey)?, ..self })
+    }
+
+    /// The keys the access log is chained under.
+    pub fn access_log(&self) -> &AccessLogKeys {
+        &self.access_log
     }
 
     pub fn active_key_id(&self) -> &str {
@@ -174,8 +192,9 @@ impl DataKey {
 /// corrections the complainant gave when the record was read back (their own words), and
 /// every free-text field whose words carry identifiers (D-PII-5), in clear; the record keeps
 /// those fields with the identifiers masked. Encoded as a `Complaint` holding only those
-/// fields (a free-text field left empty when it holds no identifier; evidence and
-/// confirmations in the record's order).
+/// fields (a free-text field left empty when it holds no identifier; evidence, confirmations
+/// and supplements in the record's order). Supplements to personal information (Art.46) are
+/// kept whole, as corrections are.
 fn personal_part(complaint: &Complaint) -> Complaint {
     let mut personal = Complaint {
         complainant: complaint.complainant.clone(),
@@ -189,6 +208,11 @@ fn personal_part(complaint: &Complaint) -> Complaint {
                 note: c.note.clone(),
                 ..ContentConfirmation::default()
             })
+            .collect(),
+        personal_data_supplements: complaint
+            .personal_data_supplements
+            .iter()
+            .map(|s| PersonalDataSupplement { text: s.text.clone(), ..PersonalDataSupplement::default() })
             .collect(),
         demand: complaint.demand.clone(),
         facts: complaint.facts.clone(),
@@ -216,6 +240,9 @@ fn restore(complaint: &mut Complaint, personal: Complaint) {
     for (stored, sealed) in complaint.content_confirmations.iter_mut().zip(personal.content_confirmations) {
         stored.corrections = sealed.corrections;
         restore_text(&mut stored.note, sealed.note);
+    }
+    for (stored, sealed) in complaint.personal_data_supplements.iter_mut().zip(personal.personal_data_supplements) {
+        stored.text = sealed.text;
     }
     restore_text(&mut complaint.demand, personal.demand);
     restore_text(&mut complaint.facts, personal.facts);

@@ -14,7 +14,7 @@ use redress_platform::db::CommitFailed;
 use redress_platform::events::Feed;
 use redress_platform::names::RequestId;
 use redress_platform::telemetry::TraceContext;
-use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
 
 use crate::domain::acceptance::SourceReference;
 pub use crate::domain::lifecycle::ClassificationOverride;
@@ -212,6 +212,32 @@ pub trait IntakeStore: Send + Sync + 'static {
     /// Erases the person an identifier names: destroys their key, blanks their personal
     /// fields and index entries. The complaints remain (and count); returns how many.
     async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError>;
+    /// Restricts (`restrict`) or lifts the restriction of the processing of the person an
+    /// identifier names (PIPL Art.44), marking their complaints and announcing each with
+    /// ComplaintProcessingRestricted (in `trace`), `request` and the access recorded in the
+    /// same transaction. A retry of `request` returns the state as it is; the same id with
+    /// another request is [`StoreError::RequestIdReused`]. `None` when nothing is held.
+    async fn restrict(
+        &self,
+        identifier: &Identifier,
+        restrict: bool,
+        request: RequestKey,
+        access: &PiiAccess,
+        trace: TraceContext,
+    ) -> Result<Option<Restriction>, StoreError>;
+    /// Adds a supplement to a complaint's personal information (PIPL Art.46), sealed with the
+    /// complainant's key, `request` and the access recorded with it; the complaint in clear.
+    /// A retry of `request` returns the complaint and adds nothing. [`StoreError::Erased`]
+    /// once the complainant was erased; `None` when there is no such complaint.
+    async fn supplement(
+        &self,
+        id: &str,
+        request: RequestKey,
+        supplement: PersonalDataSupplement,
+        access: &PiiAccess,
+    ) -> Result<Option<Complaint>, StoreError>;
+    /// Recomputes the access log's keyed hash chain (see [`ops::verify_access_log`]).
+    async fn verify_access_log(&self) -> Result<AccessLogVerdict, StoreError>;
     /// Records the complainant's withdrawal and announces ComplaintWithdrawn; a withdrawn
     /// complaint is returned as is. `None` when there is no such complaint.
     async fn withdraw(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<Option<Complaint>, StoreError> {
@@ -286,7 +312,8 @@ pub trait IntakeStore: Send + Sync + 'static {
         let cutoff = redress_platform::time::to_micros(before);
         let pool = self.feed().pool();
         Ok(pool.delete_in_batches(PRUNE_REQUESTS, cutoff).await?
-            + pool.delete_in_batches(PRUNE_CHANGE_REQUESTS, cutoff).await?)
+            + pool.delete_in_batches(PRUNE_CHANGE_REQUESTS, cutoff).await?
+            + pool.delete_in_batches(PRUNE_SUBJECT_REQUESTS, cutoff).await?)
     }
     /// The feed of this store's outbox (its pool also serves the store's reads).
     fn feed(&self) -> &Feed;
@@ -299,6 +326,10 @@ const PRUNE_REQUESTS: &str = "DELETE FROM submit_requests WHERE request_id IN \
 /// Forgets up to 5,000 request ids of changes older than `$1`.
 const PRUNE_CHANGE_REQUESTS: &str = "DELETE FROM change_requests WHERE request_id IN \
     (SELECT request_id FROM change_requests WHERE record_time_us < $1 LIMIT 5000)";
+
+/// Forgets up to 5,000 request ids of data-subject requests older than `$1`.
+const PRUNE_SUBJECT_REQUESTS: &str = "DELETE FROM subject_requests WHERE request_id IN \
+    (SELECT request_id FROM subject_requests WHERE record_time_us < $1 LIMIT 5000)";
 
 /// The request id of a change to a recorded complaint, with a keyed digest of the caller and
 /// the request that first used it, so a retry is told apart from the id reused for another
@@ -320,11 +351,32 @@ fn announced(feed: &Feed, (complaint, changed): (Option<Complaint>, bool)) -> Op
 /// A change to a stored complaint's record, with its event (see [`IntakeStore::rewrite`]).
 pub type Rewrite = Box<dyn FnOnce(Complaint) -> Result<lifecycle::Changed, ChangeError> + Send>;
 
+/// Whether a data subject's processing is restricted (PIPL Art.44).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    pub subject_id: String,
+    /// Since when (µs), while restricted.
+    pub since_us: Option<i64>,
+    /// The subject's complaints.
+    pub complaints: i64,
+}
+
+/// What verifying the access log's chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogVerdict {
+    /// Entries in the chain.
+    pub entries: i64,
+    /// Entries outside it.
+    pub unchained: i64,
+    /// Where it does not verify.
+    pub broken: Option<crate::domain::access_log::Broken>,
+}
+
 /// Why and by whom personal information is read or changed.
 #[derive(Debug, Clone)]
 pub struct PiiAccess {
     pub actor: String,
-    /// "read", "export", "correct" or "erase".
+    /// "read", "export", "correct", "supplement", "erase", "merge", "restrict" or "lift".
     pub action: &'static str,
     pub reason: String,
 }
@@ -413,6 +465,8 @@ fn codes(complaint: &Complaint) -> (Option<String>, Option<String>) {
     (c.map(|c| c.business_type.clone()), c.map(|c| c.cause.clone()))
 }
 
+#[cfg(test)]
+mod access_log_tests;
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]

@@ -5,14 +5,20 @@
 use std::future::Future;
 
 use prost::Message;
+use redress_platform::events::NewEvent;
 use redress_platform::telemetry::TraceContext;
-use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
+use redress_platform::time::{now, to_micros, to_timestamp};
+use redress_proto::redress::intake::v1::{
+    Complainant, Complaint, ComplaintProcessingRestricted, ContentConfirmation, PersonalDataSupplement,
+};
 
 use super::tx::IntakeTx;
 use super::{
-    Erased, Identifier, NewComplaint, PiiAccess, RequestKey, Rewrite, SealedRow, StoreError, Subject, Submitted, codes,
+    AccessLogVerdict, Erased, Identifier, NewComplaint, PiiAccess, RequestKey, Restriction, Rewrite, SealedRow,
+    StoreError, Subject, Submitted, codes,
 };
 use crate::domain::acceptance::SourceReference;
+use crate::domain::access_log::{LogEntry, Verifier};
 use crate::domain::lifecycle;
 use crate::domain::pii::{self, Keyring, PiiError};
 use crate::domain::subjects::{self, PHONE};
@@ -28,7 +34,7 @@ pub(crate) async fn reveal<T: IntakeTx + ?Sized>(
     let complaint = row.open(keyring)?;
     // Erased information reveals nothing, so there is no access to record.
     if let Some((subject, ..)) = row.readable_subject() {
-        tx.record_access(Some(id), subject, access).await?;
+        record_access(tx, keyring, Some(id), subject, access).await?;
     }
     Ok(Some(complaint))
 }
@@ -47,7 +53,7 @@ pub(crate) async fn export<T: IntakeTx + ?Sized>(
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         out.push(row.open(keyring)?);
-        tx.record_access(Some(&row.id), &subject, access).await?;
+        record_access(tx, keyring, Some(&row.id), &subject, access).await?;
     }
     Ok(out)
 }
@@ -73,6 +79,12 @@ pub(crate) async fn correct<T: IntakeTx + ?Sized>(
     // new identifiers name (found, or new), and the old subject keeps only the identifiers
     // its remaining complaints still carry.
     let subject = subject_for(tx, keyring, &complaint).await?;
+    // The complaint follows the restriction of the subject it now belongs to.
+    let restricted = tx.subject_restriction(&subject.id).await?.is_some();
+    if complaint.personal_data_restricted != restricted {
+        complaint.personal_data_restricted = restricted;
+        tx.append_events(&[restriction_event(&complaint, restricted, TraceContext::default())]).await?;
+    }
     let (record, sealed) = subject.seal(&complaint)?;
     tx.save_sealed(id, &record, Some(&sealed), &subject.id).await?;
     let remaining = tx.sealed_of_subject(&old_subject).await?;
@@ -81,9 +93,9 @@ pub(crate) async fn correct<T: IntakeTx + ?Sized>(
     for (kind, digest) in subjects::digests(keyring, &complaint) {
         tx.insert_index(kind, &digest, &subject.id).await?;
     }
-    tx.record_access(Some(id), &subject.id, access).await?;
+    record_access(tx, keyring, Some(id), &subject.id, access).await?;
     if subject.id != old_subject {
-        tx.record_access(Some(id), &old_subject, access).await?;
+        record_access(tx, keyring, Some(id), &old_subject, access).await?;
     }
     Ok(Some(complaint))
 }
@@ -108,7 +120,7 @@ pub(crate) async fn erase<T: IntakeTx + ?Sized>(
     }
     tx.destroy_key(&subject).await?;
     tx.prune_index(&subject, &[]).await?;
-    tx.record_access(None, &subject, access).await?;
+    record_access(tx, keyring, None, &subject, access).await?;
     Ok(Some(Erased { subject_id: subject, complaints: rows.len() as i64 }))
 }
 
@@ -213,12 +225,18 @@ pub(crate) async fn subject_for<T: IntakeTx + ?Sized>(
     Ok(subject)
 }
 
-/// The latest stored complaint that `new`, filed by `subject_id`, repeats (D-CASE-5).
+/// The latest stored complaint that `new`, filed by `subject_id`, repeats (D-CASE-5); none
+/// while the subject restricted its processing (`restricted`), whose personal information then
+/// serves only to handle the complaint itself.
 pub(crate) async fn recurrence_of<T: IntakeTx + ?Sized>(
     tx: &mut T,
     subject_id: &str,
+    restricted: bool,
     new: &NewComplaint,
 ) -> Result<Option<String>, StoreError> {
+    if restricted {
+        return Ok(None);
+    }
     let (Some(business_type), Some(cause)) = codes(&new.complaint) else { return Ok(None) };
     tx.latest_of_issue(subject_id, &business_type, &cause, new.recurrence_since, new.receive_time).await
 }
@@ -529,8 +547,8 @@ async fn reindex_subject<T: IntakeTx + ?Sized>(
                 }
                 None => tx.save_sealed(&complaint.id, &complaint.record, None, &survivor.id).await?,
             }
-            tx.record_access(Some(&complaint.id), &survivor.id, &access).await?;
-            tx.record_access(Some(&complaint.id), &member.id, &access).await?;
+            record_access(tx, keyring, Some(&complaint.id), &survivor.id, &access).await?;
+            record_access(tx, keyring, Some(&complaint.id), &member.id, &access).await?;
         }
         tx.prune_index(&member.id, &[]).await?;
         tx.merge_subject(&member.id, &survivor.id).await?;
@@ -604,4 +622,185 @@ where
         metrics::counter!("redress_pii_reindex_failures_total").increment(skipped as u64);
     }
     Ok(())
+}
+
+/// Records an access to a subject's personal information in the access log, chained after its
+/// head under the active access-log key (D-PII-4).
+pub(crate) async fn record_access<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    complaint_id: Option<&str>,
+    subject_id: &str,
+    access: &PiiAccess,
+) -> Result<(), StoreError> {
+    let (length, head) = tx.lock_access_chain().await?;
+    let mut entry = LogEntry {
+        chain_position: 0,
+        complaint_id: complaint_id.map(str::to_owned),
+        subject_id: subject_id.to_owned(),
+        actor: access.actor.clone(),
+        action: access.action.to_owned(),
+        reason: access.reason.clone(),
+        access_time_us: to_micros(now()),
+        previous_hash: String::new(),
+        hash: String::new(),
+        key_id: String::new(),
+    };
+    entry.chain(keyring.access_log(), length, &head);
+    tx.insert_access(&entry).await?;
+    tx.set_access_chain(entry.chain_position, &entry.hash).await?;
+    Ok(())
+}
+
+/// Appends a batch of access-log entries recorded outside the chain (before it existed, or by
+/// an earlier version still running) to it, in the order they were recorded; how many.
+pub(crate) async fn chain_unchained<T: IntakeTx + ?Sized>(tx: &mut T, keyring: &Keyring) -> Result<usize, StoreError> {
+    let (mut length, mut head) = tx.lock_access_chain().await?;
+    let rows = tx.unchained_accesses(500).await?;
+    for (id, mut entry) in rows.iter().cloned() {
+        entry.chain(keyring.access_log(), length, &head);
+        tx.chain_access(id, &entry).await?;
+        (length, head) = (entry.chain_position, entry.hash);
+    }
+    if !rows.is_empty() {
+        tx.set_access_chain(length, &head).await?;
+    }
+    Ok(rows.len())
+}
+
+/// Chains every access-log entry recorded outside the chain; `batch` runs [`chain_unchained`]
+/// in a transaction of its own.
+pub(crate) async fn chain_access_log<F, Fut>(mut batch: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize, StoreError>>,
+{
+    loop {
+        let chained = batch().await?;
+        if chained == 0 {
+            return Ok(());
+        }
+        tracing::info!(entries = chained, "chained earlier entries of the personal-data access log");
+    }
+}
+
+/// Entries one page of verification reads.
+const VERIFY_PAGE: i64 = 1_000;
+
+/// Recomputes the access log's chain, page by page, up to the head it recorded when the
+/// verification began (entries chained meanwhile are left to the next one).
+pub(crate) async fn verify_access_log(
+    tx: &mut dyn IntakeTx,
+    keyring: &Keyring,
+) -> Result<AccessLogVerdict, StoreError> {
+    let (length, head) = tx.access_chain().await?;
+    let mut verifier = Verifier::new(keyring.access_log());
+    let mut after = 0;
+    loop {
+        let page = tx.chained_accesses(after, length, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.chain_position;
+        verifier.page(&page);
+    }
+    let unchained = tx.count_unchained().await?;
+    let entries = verifier.checked();
+    Ok(AccessLogVerdict { entries, unchained, broken: verifier.finish(length, &head).err() })
+}
+
+/// The event announcing that a complaint's processing is restricted, or no longer.
+fn restriction_event(complaint: &Complaint, restricted: bool, trace: TraceContext) -> NewEvent {
+    let event = ComplaintProcessingRestricted {
+        complaint: complaint.name.clone(),
+        org_unit: complaint.org_unit.clone(),
+        restricted,
+        change_time: Some(to_timestamp(now())),
+    };
+    NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &event, trace)
+}
+
+/// Restricts (`restrict`) or lifts the restriction of the processing of the person
+/// `identifier` names (PIPL Art.44): the subject's complaints are marked, each announced with
+/// ComplaintProcessingRestricted, and the request recorded in the access log. A retry of
+/// `request` returns the state as it is; the same id with another request is
+/// [`StoreError::RequestIdReused`]. `None` when nothing is held about the person.
+pub(crate) async fn restrict<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    identifier: &Identifier,
+    restrict: bool,
+    request: &RequestKey,
+    access: &PiiAccess,
+    trace: TraceContext,
+) -> Result<Option<Restriction>, StoreError> {
+    tx.lock_subjects().await?;
+    let Some((subject, _)) = tx.find_subject(identifier.kind, &identifier.digest(keyring)).await? else {
+        return Ok(None);
+    };
+    let rows = tx.lock_sealed_of_subject(&subject).await?;
+    let complaints = rows.len() as i64;
+    let since = tx.subject_restriction(&subject).await?;
+    if let Some(hash) = tx.subject_request(request.id.as_str()).await? {
+        return if hash == request.hash {
+            Ok(Some(Restriction { subject_id: subject, since_us: since, complaints }))
+        } else {
+            Err(StoreError::RequestIdReused)
+        };
+    }
+    let since = match (since, restrict) {
+        (Some(at), true) => Some(at),
+        (None, false) => None,
+        (_, restrict) => {
+            let since = restrict.then(|| to_micros(now()));
+            tx.set_restriction(&subject, since).await?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut complaint = Complaint::decode(row.record.as_slice())?;
+                complaint.personal_data_restricted = restrict;
+                tx.save_record(&row.id, &complaint).await?;
+                events.push(restriction_event(&complaint, restrict, trace.clone()));
+            }
+            tx.append_events(&events).await?;
+            since
+        }
+    };
+    if !tx.insert_subject_request(request, &subject).await? {
+        return Err(StoreError::RequestIdReused);
+    }
+    record_access(tx, keyring, None, &subject, access).await?;
+    Ok(Some(Restriction { subject_id: subject, since_us: since, complaints }))
+}
+
+/// Adds a supplement to a locked complaint's personal information (PIPL Art.46), sealed with
+/// the complainant's key, the request id and the access recorded with it; the complaint in
+/// clear. A retry of `request` returns the complaint (the read recorded) and adds nothing.
+pub(crate) async fn supplement<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    id: &str,
+    request: &RequestKey,
+    supplement: PersonalDataSupplement,
+    access: &PiiAccess,
+) -> Result<Option<Complaint>, StoreError> {
+    // As a correction: after any erasure of the same person, never meanwhile.
+    tx.lock_subjects().await?;
+    let Some(row) = tx.lock_sealed(id).await? else { return Ok(None) };
+    let Some((subject, wrapped, _)) = row.readable_subject() else { return Err(StoreError::Erased) };
+    let subject = Subject { id: subject.to_owned(), key: keyring.unwrap(subject, &wrapped)? };
+    let mut complaint = row.open(keyring)?;
+    if let Some(hash) = tx.change_request(request.id.as_str()).await? {
+        if hash != request.hash {
+            return Err(StoreError::RequestIdReused);
+        }
+        let read = PiiAccess { action: "read", ..access.clone() };
+        record_access(tx, keyring, Some(id), &subject.id, &read).await?;
+        return Ok(Some(complaint));
+    }
+    complaint.personal_data_supplements.push(supplement);
+    let (record, sealed) = subject.seal(&complaint)?;
+    tx.save_sealed(id, &record, Some(&sealed), &subject.id).await?;
+    if !tx.insert_change_request(request, id).await? {
+        return Err(StoreError::RequestIdReused);
+    }
+    record_access(tx, keyring, Some(id), &subject.id, access).await?;
+    Ok(Some(complaint))
 }

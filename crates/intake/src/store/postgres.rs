@@ -12,12 +12,13 @@ use redress_platform::events::{Feed, Outbox};
 use redress_platform::host::Supervisor;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
-use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
 use sqlx::{PgConnection, PgPool};
 
+use super::tx::IntakeTx;
 use super::{
-    Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Rewrite, StoreError, Submitted, codes,
-    deadlines_provisional, ops,
+    AccessLogVerdict, Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Restriction, Rewrite,
+    StoreError, Submitted, codes, deadlines_provisional, ops,
 };
 use crate::domain::acceptance::{self, SourceReference};
 use crate::domain::pii::Keyring;
@@ -62,6 +63,13 @@ impl PostgresIntakeStore {
             let reindexed = ops::reindex_stale(&mut *tx, keyring, &after).await?;
             tx.commit().await?;
             Ok(reindexed)
+        })
+        .await?;
+        ops::chain_access_log(|| async {
+            let mut tx = pool.begin().await?;
+            let chained = ops::chain_unchained(&mut *tx, keyring).await?;
+            tx.commit().await?;
+            Ok(chained)
         })
         .await?;
         Ok(store)
@@ -154,9 +162,10 @@ impl IntakeStore for PostgresIntakeStore {
         }
         let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')").fetch_one(&mut *tx).await?;
         let subject = ops::subject_for(&mut *tx, &self.keyring, &new.complaint).await?;
-        let earlier = ops::recurrence_of(&mut *tx, &subject.id, &new).await?;
+        let restricted = tx.subject_restriction(&subject.id).await?.is_some();
+        let earlier = ops::recurrence_of(&mut *tx, &subject.id, restricted, &new).await?;
         let number = acceptance::complaint_number(&new.number_prefix, seq);
-        let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, &new.trace);
+        let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, restricted, &new.trace);
         let inserted = insert_complaint(&mut tx, &new, &complaint, subject.seal(&complaint)?, &subject.id).await;
         if inserted.as_ref().is_err_and(StoreError::is_reference_conflict) {
             // A submission of the same reference committed since it was looked up: this one
@@ -221,6 +230,39 @@ impl IntakeStore for PostgresIntakeStore {
         tx.commit().await?;
         self.feed.notify_committed();
         Ok(confirmed)
+    }
+
+    async fn restrict(
+        &self,
+        identifier: &Identifier,
+        restrict: bool,
+        request: RequestKey,
+        access: &PiiAccess,
+        trace: TraceContext,
+    ) -> Result<Option<Restriction>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = ops::restrict(&mut *tx, &self.keyring, identifier, restrict, &request, access, trace).await?;
+        tx.commit().await?;
+        self.feed.notify_committed();
+        Ok(done)
+    }
+
+    async fn supplement(
+        &self,
+        id: &str,
+        request: RequestKey,
+        supplement: PersonalDataSupplement,
+        access: &PiiAccess,
+    ) -> Result<Option<Complaint>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = ops::supplement(&mut *tx, &self.keyring, id, &request, supplement, access).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn verify_access_log(&self) -> Result<AccessLogVerdict, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        ops::verify_access_log(&mut *conn, &self.keyring).await
     }
 
     fn feed(&self) -> &Feed {

@@ -13,12 +13,14 @@ use redress_platform::db::Sqlite;
 use redress_platform::events::Feed;
 use redress_platform::host::Supervisor;
 use redress_platform::telemetry::TraceContext;
-use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation};
+use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::tx::Reader;
 use super::{
-    Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Rewrite, StoreError, Submitted, ops,
+    AccessLogVerdict, Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Restriction, Rewrite,
+    StoreError, Submitted, ops,
 };
 use crate::domain::pii::Keyring;
 
@@ -51,6 +53,10 @@ impl SqliteIntakeStore {
         .await?;
         ops::reindex_subjects(|after| {
             store.write(move |conn, keyring| Box::pin(async move { ops::reindex_stale(conn, &keyring, &after).await }))
+        })
+        .await?;
+        ops::chain_access_log(|| {
+            store.write(|conn, keyring| Box::pin(async move { ops::chain_unchained(conn, &keyring).await }))
         })
         .await?;
         Ok(store)
@@ -122,6 +128,45 @@ impl IntakeStore for SqliteIntakeStore {
             .await?;
         self.feed.notify_committed();
         Ok(confirmed)
+    }
+
+    async fn restrict(
+        &self,
+        identifier: &Identifier,
+        restrict: bool,
+        request: RequestKey,
+        access: &PiiAccess,
+        trace: TraceContext,
+    ) -> Result<Option<Restriction>, StoreError> {
+        let (identifier, access) = (identifier.clone(), access.clone());
+        let done = self
+            .write(move |conn, keyring| {
+                Box::pin(
+                    async move { ops::restrict(conn, &keyring, &identifier, restrict, &request, &access, trace).await },
+                )
+            })
+            .await?;
+        self.feed.notify_committed();
+        Ok(done)
+    }
+
+    async fn supplement(
+        &self,
+        id: &str,
+        request: RequestKey,
+        supplement: PersonalDataSupplement,
+        access: &PiiAccess,
+    ) -> Result<Option<Complaint>, StoreError> {
+        let (id, access) = (id.to_owned(), access.clone());
+        self.write(move |conn, keyring| {
+            Box::pin(async move { ops::supplement(conn, &keyring, &id, &request, supplement, &access).await })
+        })
+        .await
+    }
+
+    async fn verify_access_log(&self) -> Result<AccessLogVerdict, StoreError> {
+        let mut reader = Reader::of(&self.feed).await?;
+        ops::verify_access_log(reader.conn(), &self.keyring).await
     }
 
     fn feed(&self) -> &Feed {

@@ -204,15 +204,20 @@ async fn insert_batch(
             let (business_type, cause) = codes(&new.complaint);
             let key = (subject.id.clone(), business_type.clone(), cause.clone());
             // Only a subject known before this batch can have earlier complaints stored.
-            let mut earlier = if known { ops::recurrence_of(conn, &subject.id, new).await? } else { None };
-            if let Some((at, name)) = in_batch.get(&key)
-                && acceptance::repeats(new.recurrence_since, new.receive_time, *at)
-            {
-                earlier = Some(name.clone());
+            // A subject that restricted its processing has no complaint matched (nor matched
+            // against), in the batch or before it.
+            let restricted = known && subjects.restricted(&subject.id);
+            let mut earlier = if known { ops::recurrence_of(conn, &subject.id, restricted, new).await? } else { None };
+            if !restricted {
+                if let Some((at, name)) = in_batch.get(&key)
+                    && acceptance::repeats(new.recurrence_since, new.receive_time, *at)
+                {
+                    earlier = Some(name.clone());
+                }
+                in_batch.insert(key, (new.receive_time, new.complaint.name.clone()));
             }
-            in_batch.insert(key, (new.receive_time, new.complaint.name.clone()));
             let number = acceptance::complaint_number(&new.number_prefix, last - count + 1 + k as i64);
-            let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, &new.trace);
+            let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, restricted, &new.trace);
             let (record, pii) = subject.seal(&complaint)?;
             let source_reference = references[i].as_ref().map(|r| r.as_str().to_owned());
             let sealed = Sealed { record, pii, subject_id: subject.id, business_type, cause, source_reference };

@@ -26,6 +26,8 @@ pub(super) struct Subjects {
     new_index: Vec<(&'static str, String, String)>,
     /// Subjects known by an identity document.
     with_id: HashSet<String>,
+    /// Subjects that restricted the processing of their personal information.
+    restricted: HashSet<String>,
 }
 
 impl Subjects {
@@ -43,10 +45,11 @@ impl Subjects {
             new_subjects: Vec::new(),
             new_index: Vec::new(),
             with_id: HashSet::new(),
+            restricted: HashSet::new(),
         };
         for chunk in digests.chunks(LOOKUP_CHUNK) {
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT i.digest, s.id, s.key_id, s.wrapped_key FROM subject_index i \
+                "SELECT i.digest, s.id, s.key_id, s.wrapped_key, s.restrict_time_us IS NOT NULL FROM subject_index i \
                  JOIN subjects s ON s.id = i.subject_id WHERE s.wrapped_key IS NOT NULL AND i.digest IN (",
             );
             let mut list = query.separated(", ");
@@ -54,8 +57,12 @@ impl Subjects {
                 list.push_bind(d.as_str());
             }
             query.push(")");
-            let rows: Vec<(String, String, String, Vec<u8>)> = query.build_query_as().fetch_all(&mut *conn).await?;
-            for (digest, id, key_id, sealed) in rows {
+            let rows: Vec<(String, String, String, Vec<u8>, bool)> =
+                query.build_query_as().fetch_all(&mut *conn).await?;
+            for (digest, id, key_id, sealed, restricted) in rows {
+                if restricted {
+                    found.restricted.insert(id.clone());
+                }
                 found.stored.insert(id.clone(), WrappedKey { key_id, sealed });
                 found.by_digest.insert(digest, id);
             }
@@ -74,6 +81,11 @@ impl Subjects {
             found.with_id.extend(with_id);
         }
         Ok(found)
+    }
+
+    /// Whether a subject stored before this batch restricted its processing.
+    pub fn restricted(&self, subject_id: &str) -> bool {
+        self.restricted.contains(subject_id)
     }
 
     /// The complaint's subject, and whether it was stored before this batch.
