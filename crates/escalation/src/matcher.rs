@@ -78,8 +78,12 @@ pub async fn match_pending(
             break;
         }
         let institution = crate::domain::institution_of(&org_unit);
+        // A complainant who restricted the processing of their personal information (PIPL
+        // Art.44) is not read in clear for the VIP register: it serves only their complaint.
+        let known = store.known(&complaint).await?;
+        let restricted = known.and_then(|k| k.accepted).is_some_and(|a| a.personal_data_restricted);
         let vip_key = match key {
-            Some(key) if store.institution_has_vips(&institution).await? => Some(key),
+            Some(key) if !restricted && store.institution_has_vips(&institution).await? => Some(key),
             _ => None,
         };
         let request = GetComplaintRequest {

@@ -572,6 +572,51 @@ mod special_complaints {
         assert_eq!(alerts.iter().filter(|a| a.kind() == AlertKind::Vip).count(), 1);
     }
 
+    /// A complaint whose complainant restricted the processing of their personal information
+    /// (intake's `personal_data_restricted`) is handled, but not looked up in the VIP register.
+    async fn a_vip_who_restricted_processing_is_not_matched_against_the_register(store: Arc<EscalationStore>) {
+        let index = BlindIndexKey::new(&[9; 32]).unwrap();
+        let ids = [VipIdentifier { identifier: Some(Identifier::Phone("139 0000 1111".to_owned())) }];
+        let vip = Vip {
+            org_unit: "institutions/demo".to_owned(),
+            crm_reference: "CRM-001".to_owned(),
+            account_manager: "user:zhao".to_owned(),
+            ..Vip::default()
+        };
+        let digests: Vec<String> =
+            register_digests(&index, "institutions/demo", &ids).into_iter().map(|(_, d)| d).collect();
+        store.register_vip(Registration { vip, digests: digests.clone() }, None, staff(&["crm"])).await.unwrap();
+        let intake: Vec<Event> = (1..=2)
+            .map(|i| {
+                let accepted = ComplaintAccepted { personal_data_restricted: i == 1, ..accepted(i, Grade::General) };
+                event(i64::from(i), &complaint(i), &accepted)
+            })
+            .collect();
+        store.apply(INTAKE_CONSUMER, intake).await.unwrap();
+        let cases: Vec<Event> = (1..=2)
+            .map(|i| {
+                event(
+                    i64::from(i),
+                    &case_of(i),
+                    &CaseOpened { case: Some(case(i, Grade::General, CaseState::Accepted)) },
+                )
+            })
+            .collect();
+        store.apply(CASE_CONSUMER, cases).await.unwrap();
+        for n in 1..=2 {
+            let input = MatchInput {
+                complaint: complaint(n),
+                facts: format!("理财收益不对 {n}"),
+                demand: "说明".to_owned(),
+                digests: digests.clone(),
+            };
+            store.match_complaint(input).await.unwrap();
+        }
+        let escalations = store.escalations(&ListQuery { limit: 10, ..ListQuery::default() }, 0, None).await.unwrap();
+        let escalated: Vec<&str> = escalations.iter().map(|e| e.complaint.as_str()).collect();
+        assert_eq!(escalated, [complaint(2).as_str()], "only the complaint of the unrestricted VIP");
+    }
+
     async fn a_malicious_flag_needs_a_second_approver_and_touches_no_clock(store: Arc<EscalationStore>) {
         complaints_with_cases(&store, 1).await;
         let flag = MaliciousFlag {
@@ -615,6 +660,7 @@ mod special_complaints {
         open = open;
         mentions_alert_once_per_watchlist_and_window_and_open_one_media_incident,
         a_vips_complaint_goes_to_the_senior_team_at_once_matched_on_blind_indexes,
+        a_vip_who_restricted_processing_is_not_matched_against_the_register,
         a_malicious_flag_needs_a_second_approver_and_touches_no_clock,
     );
 }

@@ -860,7 +860,11 @@ pub async fn match_complaint(
         return Ok(None);
     }
     let Some(known) = tx.complaint(&input.complaint).await?.filter(|k| k.accepted.is_some()) else { return Ok(None) };
-    if !input.digests.is_empty() {
+    // A complainant who restricted the processing of their personal information (PIPL
+    // Art.44) is not looked up in the VIP register: their information serves only to handle
+    // the complaint itself.
+    let restricted = known.accepted.as_ref().is_some_and(|a| a.personal_data_restricted);
+    if !input.digests.is_empty() && !restricted {
         super::special::route_vip(tx, &known, &input.digests, rules, now).await?;
     }
     let accepted = known.accepted.clone().unwrap_or_default();
