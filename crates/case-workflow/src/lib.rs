@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::FutureExt;
 use redress_calendar::{Period, RegimeConfig, SlaPolicy};
+use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
@@ -33,6 +34,7 @@ use tonic::service::Routes;
 
 pub use api::CaseApi;
 pub use calendars::{CalendarSource, LiveRules};
+pub use domain::audit::AuditKeys;
 pub use domain::clock::Clocks;
 pub use domain::routing::RoutingRules;
 pub use domain::workflow::{Progress, Rules};
@@ -77,6 +79,45 @@ pub struct CaseWorkflowConfig {
     pub workflow: WorkflowConfig,
     /// How long events stay on the feed and request ids are remembered.
     pub retention: RetentionConfig,
+    /// The keys audit trails are chained under (required).
+    pub audit: AuditConfig,
+}
+
+/// Keys of the audit trails' HMAC-SHA256 chains (D-CASE-2), kept outside the database so that
+/// someone who can write the database cannot rebuild a trail that verifies. Keys are base64 of
+/// at least 32 bytes, by key id; `active_key_id` chains new entries, and older ids stay
+/// configured to verify the entries chained under them (rotation).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    pub active_key_id: String,
+    pub keys: BTreeMap<String, Secret>,
+}
+
+impl AuditConfig {
+    /// A random key (for a new development data directory).
+    pub fn generate() -> Self {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+        Self { active_key_id: "k1".to_owned(), keys: BTreeMap::from([("k1".to_owned(), Secret::new(key))]) }
+    }
+
+    pub fn keys(&self) -> anyhow::Result<AuditKeys> {
+        use base64::Engine;
+        anyhow::ensure!(
+            !self.active_key_id.is_empty() && !self.keys.is_empty(),
+            "audit.active_key_id and audit.keys are required: the audit trails are chained under a key kept \
+             outside the database (REDRESS_AUDIT__ACTIVE_KEY_ID, REDRESS_AUDIT__KEYS__<id>=<base64 of 32 bytes>)"
+        );
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (id, secret) in &self.keys {
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(secret.expose().trim())
+                .with_context(|| format!("audit.keys.{id} is not base64"))?;
+            keys.push((id.clone(), key));
+        }
+        AuditKeys::new(&self.active_key_id, &keys).context("audit.keys")
+    }
 }
 
 /// How cases are worked: handoffs, reminders, authority limits.
@@ -160,6 +201,7 @@ impl CaseWorkflowConfig {
             routing: Arc::new(self.routing_rules()?),
             progress: self.workflow.progress()?,
             replies: self.workflow.replies()?,
+            audit: Arc::new(self.audit.keys()?),
         })
     }
 
@@ -242,6 +284,7 @@ impl Default for CaseWorkflowConfig {
             regimes: RegimeConfig::default(),
             workflow: WorkflowConfig::default(),
             retention: RetentionConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -253,7 +296,7 @@ pub async fn open_store(
     supervisor: &Supervisor,
 ) -> anyhow::Result<Arc<dyn CaseStore>> {
     let rules = rules.into();
-    Ok(match Backend::of(&config.url)? {
+    let store: Arc<dyn CaseStore> = match Backend::of(&config.url)? {
         Backend::Sqlite => {
             let db = redress_platform::db::connect_sqlite(config, supervisor).await?;
             Arc::new(store::SqliteCaseStore::open(db, rules).await?)
@@ -262,7 +305,21 @@ pub async fn open_store(
             let pool = redress_platform::db::connect_postgres(config).await?;
             Arc::new(store::PostgresCaseStore::open(pool, rules, supervisor).await?)
         }
-    })
+    };
+    // Trails written before they were keyed are chained under the key before anything is
+    // served, so that verification can refuse every unkeyed entry.
+    let keyed = store.key_unkeyed_trails().await.context("chaining audit trails under the audit key")?;
+    if !keyed.already_keyed {
+        tracing::info!(
+            rechained = keyed.rechained,
+            broken = keyed.broken.len(),
+            "audit trails written before keying chained under the audit key"
+        );
+    }
+    if !keyed.broken.is_empty() {
+        metrics::counter!("redress_audit_chain_broken_total").increment(keyed.broken.len() as u64);
+    }
+    Ok(store)
 }
 
 /// Raises deadline reminders until `shutdown` (D-SLA-7). Each case's reminders commit with

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use redress_case_workflow::{CaseWorkflow, CaseWorkflowConfig};
+use redress_case_workflow::{AuditConfig, CaseWorkflow, CaseWorkflowConfig};
 pub use redress_case_workflow::{InstitutionWorkflow, WorkflowConfig};
 use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
 use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, Upstreams};
@@ -214,16 +214,57 @@ fn dev_pii_keys(dir: &std::path::Path) -> anyhow::Result<PiiConfig> {
             for (id, key) in &config.master_keys {
                 text.push_str(&format!("master_key.{id}={}\n", key.expose()));
             }
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
+            create_owner_only(&path, &text)?;
+            Ok(config)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    }
+}
+
+/// Writes a new file readable by its owner only.
+fn create_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The development data directory's audit-trail keys (`audit-keys`, owner-only), generated on
+/// first start: the case trails are chained under them, so they stay with the data.
+fn dev_audit_keys(dir: &std::path::Path) -> anyhow::Result<AuditConfig> {
+    let path = dir.join("audit-keys");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut config = AuditConfig::default();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let (key, value) =
+                    line.split_once('=').with_context(|| format!("malformed line in {}", path.display()))?;
+                match key.trim() {
+                    "active_key_id" => config.active_key_id = value.trim().to_owned(),
+                    other => {
+                        let id = other
+                            .strip_prefix("key.")
+                            .with_context(|| format!("unknown entry {other:?} in {}", path.display()))?;
+                        config.keys.insert(id.to_owned(), Secret::new(value.trim()));
+                    }
+                }
+            }
+            Ok(config)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let config = AuditConfig::generate();
+            let mut text = format!("active_key_id={}\n", config.active_key_id);
+            for (id, key) in &config.keys {
+                text.push_str(&format!("key.{id}={}\n", key.expose()));
+            }
+            create_owner_only(&path, &text)?;
             Ok(config)
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
@@ -273,6 +314,7 @@ impl Suite {
                     .calendars_poll_interval_ms
                     .unwrap_or(case_defaults.calendars_poll_interval_ms),
                 workflow: options.workflow.clone().unwrap_or_default(),
+                audit: dev_audit_keys(&options.data_dir)?,
                 ..case_defaults
             },
             keys.service_auth(redress_case_workflow::SERVICE_NAME)?,

@@ -201,7 +201,10 @@ async fn main() -> anyhow::Result<ExitCode> {
                     redress_intake::open_store(&config, keyring, &tasks).await.context("intake migrations")?;
                 }
                 StoreOwner::CaseWorkflow => {
-                    let rules = redress_case_workflow::CaseWorkflowConfig::default().rules()?;
+                    // Migrating chains audit trails written before keying under the audit key,
+                    // so it needs the service's keys (REDRESS_AUDIT__...).
+                    let service: redress_case_workflow::CaseWorkflowConfig = redress_platform::config::load(None)?;
+                    let rules = service.rules()?;
                     redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), &tasks)
                         .await
                         .context("case-workflow migrations")?;

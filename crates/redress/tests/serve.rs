@@ -77,6 +77,26 @@ async fn serve_refuses_to_start_without_a_signing_key() {
     }
 }
 
+/// Case-workflow chains its audit trails under a key kept outside the database: without one
+/// it does not start, and says which settings are missing.
+#[tokio::test]
+async fn serve_case_workflow_refuses_to_start_without_an_audit_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_redress"))
+        .args(["serve", "case-workflow"])
+        .env("REDRESS_AUTH__SIGNING_KEY", key_pem("case-workflow"))
+        .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", SigningKey::generate(GATEWAY).public_key().to_pem())
+        .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+        .env("REDRESS_DATABASE__URL", format!("sqlite://{}/case-workflow.db", dir.path().display()))
+        .env_remove("REDRESS_AUDIT__ACTIVE_KEY_ID")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("audit.active_key_id and audit.keys are required"), "{stderr}");
+}
+
 /// A gateway configured with static dev tokens (which never expire and stand for whoever they
 /// say) starts only with the development flag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,7 +155,9 @@ async fn a_panic_in_the_postgres_outbox_sequencer_stops_the_service_with_an_erro
             .env("REDRESS_INDEX_DIR", std::env::temp_dir().join("redress-supervision-knowledge-index"))
             .env("REDRESS_PII__ACTIVE_KEY_ID", "k1")
             .env("REDRESS_PII__MASTER_KEYS__K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")
-            .env("REDRESS_PII__INDEX_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=");
+            .env("REDRESS_PII__INDEX_KEY", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=")
+            .env("REDRESS_AUDIT__ACTIVE_KEY_ID", "k1")
+            .env("REDRESS_AUDIT__KEYS__K1", "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=");
         let outcome = run_with_panic(command, task, health, false).await;
         assert_stopped_for(&outcome, task);
     }

@@ -100,7 +100,8 @@ impl CaseApi {
     ) -> Result<VerifyAuditChainResponse, CaseError> {
         let (id, trail) = self.trail(principal, &request.case).await?;
         let entries = trail.entries.len() as i64;
-        Ok(match audit::verify(&id, &trail.entries, trail.length, &trail.head) {
+        let keys = self.store()?.rules().current().audit.clone();
+        Ok(match audit::verify(&keys, &id, &trail.entries, trail.length, &trail.head) {
             Ok(()) => {
                 VerifyAuditChainResponse { intact: true, entries, first_broken_sequence: 0, reason: String::new() }
             }

@@ -1,10 +1,65 @@
-//! The tamper-evident audit trail of a case (D-CASE-2). Every entry's hash covers its own
-//! fields and the previous entry's hash, and the case keeps the length and head hash of its
-//! trail, so editing, removing, inserting or truncating stored entries is detected.
+//! The tamper-evident audit trail of a case (D-CASE-2). Every entry's hash is an
+//! HMAC-SHA256, under a key kept outside the database, of its own fields and the previous
+//! entry's hash, and the case keeps the length and head hash of its trail. So editing,
+//! removing, inserting or truncating stored entries is detected, and so is a trail rebuilt by
+//! someone who can write the database but does not hold the key.
+//!
+//! Each entry names the key it was chained under (`key_id`), so keys can be rotated: entries
+//! chained under a retired key verify as long as that key stays configured. Entries written
+//! before the trail was keyed carry no key id; opening the store chains them again under the
+//! active key once their unkeyed chain still verifies ([`rechain`]), and [`verify`] refuses
+//! any entry without a key.
 
 use std::collections::BTreeMap;
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+
+/// The keys an audit trail is chained under: the active one, which chains new entries, and
+/// retired ones, kept to verify the entries chained under them.
+#[derive(Clone)]
+pub struct AuditKeys {
+    active: String,
+    keys: BTreeMap<String, Hmac<Sha256>>,
+}
+
+impl std::fmt::Debug for AuditKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKeys").field("active", &self.active).field("ids", &self.keys.keys()).finish()
+    }
+}
+
+/// Shortest accepted key, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl AuditKeys {
+    /// `keys` by id (each at least [`MIN_KEY_BYTES`] bytes), new entries chained under `active`.
+    pub fn new(active: &str, keys: &[(String, Vec<u8>)]) -> anyhow::Result<Self> {
+        anyhow::ensure!(!active.is_empty(), "the active audit key id is empty");
+        let mut ring = BTreeMap::new();
+        for (id, key) in keys {
+            anyhow::ensure!(!id.is_empty(), "an audit key has an empty id");
+            anyhow::ensure!(
+                key.len() >= MIN_KEY_BYTES,
+                "audit key {id} has {} bytes, at least {MIN_KEY_BYTES} are required",
+                key.len()
+            );
+            let mac = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|e| anyhow::anyhow!("audit key {id}: {e}"))?;
+            ring.insert(id.clone(), mac);
+        }
+        anyhow::ensure!(ring.contains_key(active), "the active audit key {active} is not among the audit keys");
+        Ok(Self { active: active.to_owned(), keys: ring })
+    }
+
+    /// The id new entries are chained under.
+    pub fn active_id(&self) -> &str {
+        &self.active
+    }
+
+    fn mac(&self, id: &str) -> Option<&Hmac<Sha256>> {
+        self.keys.get(id)
+    }
+}
 
 /// One recorded entry of a case's trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,16 +71,68 @@ pub struct AuditRecord {
     pub details: BTreeMap<String, String>,
     pub previous_hash: String,
     pub hash: String,
+    /// The key the entry's hash was made with; empty for an entry chained before the trail
+    /// was keyed (a plain SHA-256, which anyone can recompute).
+    pub key_id: String,
 }
 
-fn field(hasher: &mut Sha256, bytes: &[u8]) {
-    // Length-prefixed, so that no two different entries hash the same bytes.
-    hasher.update((bytes.len() as u64).to_le_bytes());
-    hasher.update(bytes);
+/// Length-prefixed, so that no two different entries hash the same bytes.
+fn field(out: &mut impl FnMut(&[u8]), bytes: &[u8]) {
+    out(&(bytes.len() as u64).to_le_bytes());
+    out(bytes);
 }
 
-/// The hash of an entry of `case_id`'s trail.
-pub fn entry_hash(
+/// Feeds an entry's fields to `out`, after the `label` of its scheme.
+#[allow(clippy::too_many_arguments)]
+fn entry_bytes(
+    out: &mut impl FnMut(&[u8]),
+    label: &[u8],
+    case_id: &str,
+    sequence: i64,
+    action: &str,
+    actor: &str,
+    record_time_us: i64,
+    details: &BTreeMap<String, String>,
+    previous_hash: &str,
+) {
+    field(out, label);
+    field(out, case_id.as_bytes());
+    out(&sequence.to_le_bytes());
+    field(out, action.as_bytes());
+    field(out, actor.as_bytes());
+    out(&record_time_us.to_le_bytes());
+    out(&(details.len() as u64).to_le_bytes());
+    for (key, value) in details {
+        field(out, key.as_bytes());
+        field(out, value.as_bytes());
+    }
+    field(out, previous_hash.as_bytes());
+}
+
+/// The unkeyed hash entries had before the trail was keyed; only read, to chain such entries
+/// again under a key.
+fn legacy_hash(case_id: &str, e: &AuditRecord) -> String {
+    let mut hasher = Sha256::new();
+    let label = b"redress.audit.v1";
+    let details = &e.details;
+    entry_bytes(
+        &mut |b| hasher.update(b),
+        label,
+        case_id,
+        e.sequence,
+        &e.action,
+        &e.actor,
+        e.record_time_us,
+        details,
+        &e.previous_hash,
+    );
+    hex::encode(hasher.finalize())
+}
+
+/// The keyed hash of an entry of `case_id`'s trail.
+#[allow(clippy::too_many_arguments)]
+fn keyed_hash(
+    mac: &Hmac<Sha256>,
     case_id: &str,
     sequence: i64,
     action: &str,
@@ -34,25 +141,26 @@ pub fn entry_hash(
     details: &BTreeMap<String, String>,
     previous_hash: &str,
 ) -> String {
-    let mut hasher = Sha256::new();
-    field(&mut hasher, b"redress.audit.v1");
-    field(&mut hasher, case_id.as_bytes());
-    hasher.update(sequence.to_le_bytes());
-    field(&mut hasher, action.as_bytes());
-    field(&mut hasher, actor.as_bytes());
-    hasher.update(record_time_us.to_le_bytes());
-    hasher.update((details.len() as u64).to_le_bytes());
-    for (key, value) in details {
-        field(&mut hasher, key.as_bytes());
-        field(&mut hasher, value.as_bytes());
-    }
-    field(&mut hasher, previous_hash.as_bytes());
-    hex::encode(hasher.finalize())
+    let mut mac = mac.clone();
+    entry_bytes(
+        &mut |b| mac.update(b),
+        b"redress.audit.v2",
+        case_id,
+        sequence,
+        action,
+        actor,
+        record_time_us,
+        details,
+        previous_hash,
+    );
+    hex::encode(mac.finalize().into_bytes())
 }
 
 impl AuditRecord {
-    /// The entry that follows `previous` (or starts the trail) in `case_id`'s trail.
+    /// The entry that follows `previous` (or starts the trail) in `case_id`'s trail, chained
+    /// under the active key.
     pub fn after(
+        keys: &AuditKeys,
         case_id: &str,
         previous: Option<(i64, &str)>,
         action: &str,
@@ -61,16 +169,34 @@ impl AuditRecord {
         details: BTreeMap<String, String>,
     ) -> Self {
         let (sequence, previous_hash) = previous.map_or((1, String::new()), |(s, h)| (s + 1, h.to_owned()));
-        let hash = entry_hash(case_id, sequence, action, actor, record_time_us, &details, &previous_hash);
-        Self {
+        let mut record = Self {
             sequence,
             action: action.to_owned(),
             actor: actor.to_owned(),
             record_time_us,
             details,
             previous_hash,
-            hash,
-        }
+            hash: String::new(),
+            key_id: String::new(),
+        };
+        record.seal(keys, case_id);
+        record
+    }
+
+    /// Chains the entry under the active key (after its `previous_hash` is set).
+    fn seal(&mut self, keys: &AuditKeys, case_id: &str) {
+        let mac = keys.mac(&keys.active).expect("the active key is in the ring");
+        self.hash = keyed_hash(
+            mac,
+            case_id,
+            self.sequence,
+            &self.action,
+            &self.actor,
+            self.record_time_us,
+            &self.details,
+            &self.previous_hash,
+        );
+        self.key_id = keys.active.clone();
     }
 }
 
@@ -83,8 +209,22 @@ pub struct Broken {
 }
 
 /// Checks `entries` (in stored order) against each other and against the head the case
-/// recorded (`length` entries ending in `head`).
-pub fn verify(case_id: &str, entries: &[AuditRecord], length: i64, head: &str) -> Result<(), Broken> {
+/// recorded (`length` entries ending in `head`), each entry under the key it names. An entry
+/// without a key, or under a key not configured, does not verify; where entries without a key
+/// were also altered, the first altered one is reported.
+pub fn verify(keys: &AuditKeys, case_id: &str, entries: &[AuditRecord], length: i64, head: &str) -> Result<(), Broken> {
+    check(keys, case_id, entries, length, head)?;
+    match entries.iter().find(|e| e.key_id.is_empty()) {
+        Some(unkeyed) => {
+            Err(Broken { sequence: unkeyed.sequence, reason: "is not chained under an audit key".to_owned() })
+        }
+        None => Ok(()),
+    }
+}
+
+/// Checks the links and hashes of `entries` and the recorded head, an entry without a key
+/// against its unkeyed hash.
+fn check(keys: &AuditKeys, case_id: &str, entries: &[AuditRecord], length: i64, head: &str) -> Result<(), Broken> {
     let mut previous = String::new();
     for (i, entry) in entries.iter().enumerate() {
         let expected = i as i64 + 1;
@@ -97,15 +237,26 @@ pub fn verify(case_id: &str, entries: &[AuditRecord], length: i64, head: &str) -
         if entry.previous_hash != previous {
             return Err(Broken { sequence: expected, reason: "does not link to the previous entry".to_owned() });
         }
-        let recomputed = entry_hash(
-            case_id,
-            entry.sequence,
-            &entry.action,
-            &entry.actor,
-            entry.record_time_us,
-            &entry.details,
-            &entry.previous_hash,
-        );
+        let recomputed = if entry.key_id.is_empty() {
+            legacy_hash(case_id, entry)
+        } else {
+            let Some(mac) = keys.mac(&entry.key_id) else {
+                return Err(Broken {
+                    sequence: expected,
+                    reason: format!("is chained under audit key {}, which is not configured", entry.key_id),
+                });
+            };
+            keyed_hash(
+                mac,
+                case_id,
+                entry.sequence,
+                &entry.action,
+                &entry.actor,
+                entry.record_time_us,
+                &entry.details,
+                &entry.previous_hash,
+            )
+        };
         if recomputed != entry.hash {
             return Err(Broken { sequence: expected, reason: "content no longer matches its hash".to_owned() });
         }
@@ -121,59 +272,206 @@ pub fn verify(case_id: &str, entries: &[AuditRecord], length: i64, head: &str) -
     Ok(())
 }
 
+/// Chains a trail's entries made before the trail was keyed again under the active key, from
+/// the first of them on (every later entry's link changes with it); the entries and the new
+/// head, or `None` when there is nothing to chain again. A trail that does not verify as
+/// stored (under its keys, or unkeyed where it has none) is left as it is, so that
+/// verification keeps reporting where it broke.
+pub fn rechain(
+    keys: &AuditKeys,
+    case_id: &str,
+    entries: &[AuditRecord],
+    length: i64,
+    head: &str,
+) -> Result<Option<(Vec<AuditRecord>, String)>, Broken> {
+    let Some(first) = entries.iter().position(|e| e.key_id.is_empty()) else { return Ok(None) };
+    check(keys, case_id, entries, length, head)?;
+    let mut previous = if first == 0 { String::new() } else { entries[first - 1].hash.clone() };
+    let mut changed = Vec::with_capacity(entries.len() - first);
+    for entry in &entries[first..] {
+        let mut entry = entry.clone();
+        entry.previous_hash = previous.clone();
+        entry.seal(keys, case_id);
+        previous.clone_from(&entry.hash);
+        changed.push(entry);
+    }
+    Ok(Some((changed, previous)))
+}
+
+/// `entries` chained the way trails were before they were keyed: plain SHA-256, no key id (what
+/// a database written before keying holds, and what someone without the key can compute).
 #[cfg(test)]
+pub(crate) fn unkeyed_chain(case_id: &str, entries: &[AuditRecord]) -> Vec<AuditRecord> {
+    let mut previous = String::new();
+    entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.previous_hash = previous.clone();
+            e.key_id = String::new();
+            e.hash = legacy_hash(case_id, &e);
+            previous.clone_from(&e.hash);
+            e
+        })
+        .collect()
+}
+
+/// `entries` chained under `keys`' active key, as someone holding those keys would.
+#[cfg(test)]
+pub(crate) fn chain_under(keys: &AuditKeys, case_id: &str, entries: &[AuditRecord]) -> Vec<AuditRecord> {
+    let mut previous = String::new();
+    entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.previous_hash = previous.clone();
+            e.seal(keys, case_id);
+            previous.clone_from(&e.hash);
+            e
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    fn trail(n: i64) -> Vec<AuditRecord> {
+    fn keys() -> AuditKeys {
+        AuditKeys::new("k1", &[("k1".to_owned(), vec![7; 32])]).unwrap()
+    }
+
+    fn trail_under(keys: &AuditKeys, n: i64) -> Vec<AuditRecord> {
         let mut entries: Vec<AuditRecord> = Vec::new();
         for i in 0..n {
             let previous = entries.last().map(|e| (e.sequence, e.hash.as_str()));
             let details = BTreeMap::from([("step".to_owned(), i.to_string())]);
-            let entry = AuditRecord::after("c1", previous, "case.step", "user:li", 1_000 + i, details);
+            let entry = AuditRecord::after(keys, "c1", previous, "case.step", "user:li", 1_000 + i, details);
             entries.push(entry);
         }
         entries
+    }
+
+    fn trail(n: i64) -> Vec<AuditRecord> {
+        trail_under(&keys(), n)
     }
 
     fn head(entries: &[AuditRecord]) -> (i64, String) {
         (entries.len() as i64, entries.last().map(|e| e.hash.clone()).unwrap_or_default())
     }
 
+    fn unkeyed(entries: &[AuditRecord]) -> Vec<AuditRecord> {
+        unkeyed_chain("c1", entries)
+    }
+
     #[test]
     fn an_untouched_trail_verifies() {
         let entries = trail(4);
         let (length, hash) = head(&entries);
-        assert_eq!(verify("c1", &entries, length, &hash), Ok(()));
-        assert_eq!(verify("c1", &[], 0, ""), Ok(()));
+        assert_eq!(verify(&keys(), "c1", &entries, length, &hash), Ok(()));
+        assert_eq!(verify(&keys(), "c1", &[], 0, ""), Ok(()));
+        assert!(entries.iter().all(|e| e.key_id == "k1"));
     }
 
     #[test]
     fn altering_removing_inserting_or_truncating_is_detected() {
+        let keys = keys();
         let entries = trail(4);
         let (length, hash) = head(&entries);
 
         let mut altered = entries.clone();
         altered[1].details.insert("step".to_owned(), "forged".to_owned());
-        assert_eq!(verify("c1", &altered, length, &hash).map_err(|b| b.sequence), Err(2));
+        assert_eq!(verify(&keys, "c1", &altered, length, &hash).map_err(|b| b.sequence), Err(2));
 
         let mut actor = entries.clone();
         actor[2].actor = "user:someone-else".to_owned();
-        assert_eq!(verify("c1", &actor, length, &hash).map_err(|b| b.sequence), Err(3));
+        assert_eq!(verify(&keys, "c1", &actor, length, &hash).map_err(|b| b.sequence), Err(3));
 
         let mut removed = entries.clone();
         removed.remove(1);
-        assert_eq!(verify("c1", &removed, length, &hash).map_err(|b| b.sequence), Err(2));
+        assert_eq!(verify(&keys, "c1", &removed, length, &hash).map_err(|b| b.sequence), Err(2));
 
         let mut inserted = entries.clone();
-        let forged = AuditRecord::after("c1", Some((1, &entries[0].hash)), "case.step", "x", 1, BTreeMap::new());
+        let forged = AuditRecord::after(&keys, "c1", Some((1, &entries[0].hash)), "case.step", "x", 1, BTreeMap::new());
         inserted.insert(1, forged);
-        assert!(verify("c1", &inserted, length, &hash).is_err());
+        assert!(verify(&keys, "c1", &inserted, length, &hash).is_err());
 
         let truncated = &entries[..3];
-        assert_eq!(verify("c1", truncated, length, &hash).map_err(|b| b.sequence), Err(4));
+        assert_eq!(verify(&keys, "c1", truncated, length, &hash).map_err(|b| b.sequence), Err(4));
 
         // The same entries are not valid for another case.
-        assert!(verify("c2", &entries, length, &hash).is_err());
+        assert!(verify(&keys, "c2", &entries, length, &hash).is_err());
+    }
+
+    #[test]
+    fn a_trail_rebuilt_without_the_key_is_detected() {
+        let keys = keys();
+        let mut entries = trail(3);
+        entries[1].details.insert("step".to_owned(), "forged".to_owned());
+        // Rebuilt as plain SHA-256, the way the trail was chained before it was keyed.
+        let plain = unkeyed(&entries);
+        let (length, hash) = head(&plain);
+        let broken = verify(&keys, "c1", &plain, length, &hash).unwrap_err();
+        assert_eq!((broken.sequence, broken.reason.as_str()), (1, "is not chained under an audit key"));
+        // Rebuilt under a key of the forger's choosing, named as the real one.
+        let guessed = AuditKeys::new("k1", &[("k1".to_owned(), vec![8; 32])]).unwrap();
+        let forged = trail_under(&guessed, 3);
+        let (length, hash) = head(&forged);
+        assert_eq!(verify(&keys, "c1", &forged, length, &hash).map_err(|b| b.sequence), Err(1));
+        // Under a key id that is not configured.
+        let other = AuditKeys::new("k9", &[("k9".to_owned(), vec![8; 32])]).unwrap();
+        let forged = trail_under(&other, 2);
+        let (length, hash) = head(&forged);
+        let broken = verify(&keys, "c1", &forged, length, &hash).unwrap_err();
+        assert!(broken.reason.contains("k9, which is not configured"), "{}", broken.reason);
+    }
+
+    #[test]
+    fn entries_under_a_retired_key_verify_while_it_stays_configured() {
+        let old = keys();
+        let mut entries = trail_under(&old, 2);
+        let rotated = AuditKeys::new("k2", &[("k1".to_owned(), vec![7; 32]), ("k2".to_owned(), vec![9; 32])]).unwrap();
+        let previous = entries.last().map(|e| (e.sequence, e.hash.clone())).unwrap();
+        entries.push(AuditRecord::after(
+            &rotated,
+            "c1",
+            Some((previous.0, &previous.1)),
+            "case.step",
+            "user:li",
+            5,
+            BTreeMap::new(),
+        ));
+        assert_eq!(entries[2].key_id, "k2");
+        let (length, hash) = head(&entries);
+        assert_eq!(verify(&rotated, "c1", &entries, length, &hash), Ok(()));
+        let dropped = AuditKeys::new("k2", &[("k2".to_owned(), vec![9; 32])]).unwrap();
+        assert_eq!(verify(&dropped, "c1", &entries, length, &hash).map_err(|b| b.sequence), Err(1));
+    }
+
+    #[test]
+    fn an_unkeyed_trail_is_chained_again_only_when_it_still_verifies() {
+        let keys = keys();
+        let plain = unkeyed(&trail(3));
+        let (length, hash) = head(&plain);
+        let (rechained, new_head) = rechain(&keys, "c1", &plain, length, &hash).unwrap().unwrap();
+        assert_eq!(verify(&keys, "c1", &rechained, length, &new_head), Ok(()));
+        assert_eq!(
+            rechained.iter().map(|e| (&e.action, &e.details)).collect::<Vec<_>>(),
+            plain.iter().map(|e| (&e.action, &e.details)).collect::<Vec<_>>()
+        );
+        // Nothing to do for a keyed trail.
+        assert_eq!(rechain(&keys, "c1", &rechained, length, &new_head), Ok(None));
+        // A trail already altered before keying stays broken instead of being sealed.
+        let mut altered = plain.clone();
+        altered[1].actor = "user:someone-else".to_owned();
+        assert_eq!(rechain(&keys, "c1", &altered, length, &hash).map_err(|b| b.sequence), Err(2));
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(AuditKeys::new("k1", &[("k1".to_owned(), vec![7; 16])]).is_err());
+        assert!(AuditKeys::new("k2", &[("k1".to_owned(), vec![7; 32])]).is_err());
+        assert!(AuditKeys::new("", &[]).is_err());
+        assert!(!format!("{:?}", keys()).contains("7, 7"));
     }
 }

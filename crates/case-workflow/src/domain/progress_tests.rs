@@ -439,7 +439,7 @@ fn a_duplicate_with_open_implementation_steps_is_not_merged_away() {
 
 #[test]
 fn the_service_refuses_a_broken_progress_configuration() {
-    let config = crate::CaseWorkflowConfig::default();
+    let config = crate::CaseWorkflowConfig { audit: crate::AuditConfig::generate(), ..Default::default() };
     let progress = config.rules().unwrap().progress;
     assert_eq!(progress.no_contact, redress_calendar::Period::WorkingDays(5));
     assert_eq!(progress.unassigned_after, chrono::TimeDelta::minutes(60));
@@ -450,4 +450,18 @@ fn the_service_refuses_a_broken_progress_configuration() {
     let mut never = crate::CaseWorkflowConfig::default();
     never.workflow.no_contact_working_days = 0;
     assert!(never.rules().unwrap_err().to_string().contains("no_contact_working_days"));
+}
+
+#[test]
+fn the_service_refuses_to_start_without_an_audit_key() {
+    let err = crate::CaseWorkflowConfig::default().rules().unwrap_err().to_string();
+    assert!(err.contains("audit.active_key_id and audit.keys are required"), "{err}");
+    let mut short = crate::CaseWorkflowConfig::default();
+    short.audit.active_key_id = "k1".to_owned();
+    short.audit.keys.insert("k1".to_owned(), redress_platform::config::Secret::new("c2hvcnQ="));
+    let err = format!("{:#}", short.rules().unwrap_err());
+    assert!(err.contains("at least 32"), "{err}");
+    let mut missing = crate::CaseWorkflowConfig { audit: crate::AuditConfig::generate(), ..Default::default() };
+    missing.audit.active_key_id = "k2".to_owned();
+    assert!(format!("{:#}", missing.rules().unwrap_err()).contains("k2 is not among"));
 }

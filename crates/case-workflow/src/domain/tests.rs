@@ -43,7 +43,13 @@ pub(crate) fn rules() -> Rules {
         routing: Arc::new(crate::domain::routing::RoutingRules::shipped()),
         progress: workflow::Progress::default(),
         replies: workflow::ReplyRules::default(),
+        audit: Arc::new(audit_keys()),
     }
+}
+
+/// The audit keys of the tests' stores.
+pub(crate) fn audit_keys() -> crate::domain::audit::AuditKeys {
+    crate::domain::audit::AuditKeys::new("k1", &[("k1".to_owned(), vec![7; 32])]).expect("test audit key")
 }
 
 pub(crate) fn person(subject: &str, roles: &[&str], permissions: &[Permission]) -> Principal {

@@ -386,7 +386,10 @@ async fn an_opened_case_starts_a_verifiable_audit_trail(store: Arc<dyn CaseStore
     assert_eq!((entry.sequence, entry.action.as_str(), entry.actor.as_str()), (1, "case.opened", super::SYSTEM_ACTOR));
     assert_eq!(entry.details.get("complaint").map(String::as_str), Some("complaints/00000001"));
     assert_eq!((trail.length, trail.head.as_str()), (1, entry.hash.as_str()));
-    assert_eq!(crate::domain::audit::verify(id, &trail.entries, trail.length, &trail.head), Ok(()));
+    assert_eq!(
+        crate::domain::audit::verify(&store.rules().current().audit, id, &trail.entries, trail.length, &trail.head),
+        Ok(())
+    );
     assert!(store.audit_trail(&uuid::Uuid::now_v7().to_string()).await.unwrap().is_none());
 }
 
@@ -538,7 +541,10 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     let id = id_of(&case);
     let trail = store.audit_trail(&id).await.unwrap().unwrap();
     assert_eq!(trail.entries.len(), count + 1);
-    assert_eq!(crate::domain::audit::verify(&id, &trail.entries, trail.length, &trail.head), Ok(()));
+    assert_eq!(
+        crate::domain::audit::verify(&store.rules().current().audit, &id, &trail.entries, trail.length, &trail.head),
+        Ok(())
+    );
     let events = committed_events(store.feed(), 0, 1000).await.unwrap();
     let of_type = |t: &str| events.iter().filter(|e| e.event_type == format!("redress.case.v1.{t}")).count();
     assert_eq!(of_type("CaseChanged"), count);
@@ -689,7 +695,16 @@ async fn reminders_are_raised_once_even_when_sweeps_are_interrupted(store: Arc<d
         let id = id_of(&listed.case);
         let trail = store.audit_trail(&id).await.unwrap().unwrap();
         assert_eq!(trail.entries.iter().filter(|e| e.action == "deadline.breached").count(), 3);
-        assert_eq!(crate::domain::audit::verify(&id, &trail.entries, trail.length, &trail.head), Ok(()));
+        assert_eq!(
+            crate::domain::audit::verify(
+                &store.rules().current().audit,
+                &id,
+                &trail.entries,
+                trail.length,
+                &trail.head
+            ),
+            Ok(())
+        );
     }
     assert_eq!(store.sweep(now(), 100).await.unwrap(), 0, "nothing left to raise");
 }
@@ -1059,7 +1074,16 @@ async fn a_case_opens_owned_routed_and_escalated_in_one_transaction_and_only_onc
     let trail = ["case.opened", "routing.applied", "routing.applied", "escalation.required"].map(String::from);
     assert_eq!(trail_of(&store, &case).await, trail);
     let checked = store.audit_trail(&id_of(&case)).await.unwrap().unwrap();
-    assert_eq!(crate::domain::audit::verify(&id_of(&case), &checked.entries, checked.length, &checked.head), Ok(()));
+    assert_eq!(
+        crate::domain::audit::verify(
+            &store.rules().current().audit,
+            &id_of(&case),
+            &checked.entries,
+            checked.length,
+            &checked.head
+        ),
+        Ok(())
+    );
     let opened: CaseOpened =
         committed_events(store.feed(), 0, 10).await.unwrap()[0].payload.as_ref().unwrap().to_msg().unwrap();
     assert_eq!(opened.case.unwrap(), case, "CaseOpened carries the case as stored");

@@ -138,6 +138,11 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
     async fn lint_pending(&self, after: &str, limit: i64) -> anyhow::Result<Vec<String>> {
         self.feed().pool().ids_after(LINT_PENDING_CASES, after, limit).await
     }
+    /// Chains the audit entries written before trails were keyed again under the active key,
+    /// once for the database, in one transaction that also records it (run when the store
+    /// opens). A trail that no longer verifies as stored is left as it is and reported, so that
+    /// verification keeps showing where it broke.
+    async fn key_unkeyed_trails(&self) -> anyhow::Result<RechainedTrails>;
     /// Recomputes one case's provisional clocks in a transaction of its own; whether it moved.
     async fn revise_case(&self, id: String) -> Result<bool, CaseError>;
     /// The rules the store applies, and its clock.
@@ -152,6 +157,28 @@ pub(crate) const PROVISIONAL_CASES: &str = "SELECT id FROM cases WHERE provision
 
 /// Cases with a reply waiting to be linted after `$1` in id order, `$2` at most.
 pub(crate) const LINT_PENDING_CASES: &str = "SELECT id FROM cases WHERE lint_pending AND id > $1 ORDER BY id LIMIT $2";
+
+/// What chaining one case's unkeyed audit entries again under the active key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rechained {
+    /// The entries were chained again.
+    Rechained,
+    /// Nothing to do: no such case, or no unkeyed entries (another replica chained them).
+    Nothing,
+    /// The trail did not verify as stored, so it was left as it is.
+    Broken(crate::domain::audit::Broken),
+}
+
+/// What chaining the unkeyed audit trails again did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RechainedTrails {
+    /// Cases whose trails were chained again under the active key.
+    pub rechained: usize,
+    /// Cases whose trails did not verify as stored, left unkeyed.
+    pub broken: Vec<String>,
+    /// Whether the database had been keyed before (nothing was chained again).
+    pub already_keyed: bool,
+}
 
 /// How many cases one page of a revision reads.
 pub(crate) const REVISION_PAGE: i64 = 200;
@@ -375,7 +402,7 @@ fn row_write(
     let mut entries = Vec::with_capacity(effects.audit.len());
     for (action, details) in effects.audit {
         let prev = if previous.0 == 0 { None } else { Some((previous.0, previous.1.as_str())) };
-        let record = AuditRecord::after(&l.id, prev, &action, actor, now.timestamp_micros(), details);
+        let record = AuditRecord::after(&rules.audit, &l.id, prev, &action, actor, now.timestamp_micros(), details);
         previous = (record.sequence, record.hash.clone());
         entries.push(record);
     }
@@ -416,8 +443,8 @@ const SERVICE_SUBJECT: &str = "case-workflow";
 /// Appends an audit entry (with its details as a JSON object, keys sorted); bound by
 /// [`insert_audit!`].
 const INSERT_AUDIT: &str = "INSERT INTO audit_entries \
-    (case_id, sequence, action, actor, record_time_us, details, previous_hash, hash) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    (case_id, sequence, action, actor, record_time_us, details, previous_hash, hash, key_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// [`INSERT_AUDIT`] with a case id and an [`AuditRecord`] bound.
 macro_rules! insert_audit {
@@ -432,6 +459,7 @@ macro_rules! insert_audit {
             .bind(serde_json::to_string(&a.details).unwrap_or_default())
             .bind(a.previous_hash.clone())
             .bind(a.hash.clone())
+            .bind(a.key_id.clone())
     }};
 }
 use insert_audit;
@@ -439,7 +467,7 @@ use insert_audit;
 /// A case's head and trail in sequence order, in one statement (so from one snapshot on
 /// either backend); a case without entries yields one row with the entry columns NULL.
 const AUDIT_TRAIL: &str = "SELECT c.audit_length, c.audit_head, e.sequence, e.action, e.actor, e.record_time_us, \
-    e.details, e.previous_hash, e.hash \
+    e.details, e.previous_hash, e.hash, e.key_id \
     FROM cases c LEFT JOIN audit_entries e ON e.case_id = c.id WHERE c.id = $1 ORDER BY e.sequence";
 
 #[derive(sqlx::FromRow)]
@@ -453,6 +481,7 @@ struct AuditRow {
     details: Option<String>,
     previous_hash: Option<String>,
     hash: Option<String>,
+    key_id: Option<String>,
 }
 
 /// The trail of [`AUDIT_TRAIL`]'s rows; `None` when the case does not exist.
@@ -470,6 +499,7 @@ fn trail_from(rows: Vec<AuditRow>) -> anyhow::Result<Option<AuditTrail>> {
             details: serde_json::from_str(row.details.as_deref().unwrap_or("{}"))?,
             previous_hash: row.previous_hash.unwrap_or_default(),
             hash: row.hash.unwrap_or_default(),
+            key_id: row.key_id.unwrap_or_default(),
         });
     }
     Ok(Some(AuditTrail { entries, length, head }))
@@ -638,7 +668,8 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
     let mut audit: Vec<AuditRecord> = Vec::with_capacity(effects.audit.len());
     for (action, details) in effects.audit {
         let previous = audit.last().map(|a| (a.sequence, a.hash.as_str()));
-        let entry = AuditRecord::after(&id, previous, &action, SYSTEM_ACTOR, opened.timestamp_micros(), details);
+        let at = opened.timestamp_micros();
+        let entry = AuditRecord::after(&rules.audit, &id, previous, &action, SYSTEM_ACTOR, at, details);
         audit.push(entry);
     }
     let link = (!accepted.recurrence_of.is_empty()).then(|| Follow {
@@ -699,6 +730,8 @@ fn case_id(case: &Case) -> &str {
     case.name.strip_prefix("cases/").unwrap_or(&case.name)
 }
 
+#[cfg(test)]
+mod audit_conformance;
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use redress_proto::redress::case::v1::Case;
 use redress_proto::redress::common::v1::Event;
 
 use super::tx::CaseTx;
-use super::{Effect, Follow, INTAKE_CONSUMER, Update, effect_of, follow_for, recurrence_of};
+use super::{Effect, Follow, INTAKE_CONSUMER, Rechained, Update, effect_of, follow_for, recurrence_of};
 use crate::domain::workflow::Rules;
 use crate::error::CaseError;
 
@@ -120,6 +120,70 @@ where
         }
         after = last;
     }
+}
+
+/// Chains a case's audit entries written before the trail was keyed again under the active
+/// key, once their unkeyed chain verifies; all in the caller's transaction.
+async fn rechain_case<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    id: &str,
+    keys: &crate::domain::audit::AuditKeys,
+) -> Result<Rechained, CaseError> {
+    if tx.load(id).await?.is_none() {
+        return Ok(Rechained::Nothing);
+    }
+    let Some(trail) = tx.trail(id).await? else { return Ok(Rechained::Nothing) };
+    match crate::domain::audit::rechain(keys, id, &trail.entries, trail.length, &trail.head) {
+        Ok(None) => Ok(Rechained::Nothing),
+        Ok(Some((entries, head))) => {
+            tx.rechain(id, &entries, &head).await?;
+            Ok(Rechained::Rechained)
+        }
+        Err(broken) => Ok(Rechained::Broken(broken)),
+    }
+}
+
+/// Chains every trail's unkeyed entries again under the active key, once for the database,
+/// and records that it was done; all in the caller's transaction. Once recorded, nothing is
+/// chained again: an unkeyed entry found later was written by someone without the key. When
+/// the record is missing although keyed entries exist, it was removed from the database, and
+/// nothing is chained either (that would seal whatever was rewritten meanwhile).
+pub(crate) async fn key_trails<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    keys: &crate::domain::audit::AuditKeys,
+    now: DateTime<Utc>,
+) -> Result<super::RechainedTrails, CaseError> {
+    let mut done = super::RechainedTrails::default();
+    if tx.keying_recorded().await? {
+        done.already_keyed = true;
+        return Ok(done);
+    }
+    let unkeyed = tx.unkeyed_cases().await?;
+    if tx.any_keyed_entry().await? {
+        if !unkeyed.is_empty() {
+            tracing::error!(
+                cases = unkeyed.len(),
+                "the record of keying the audit trails is missing while keyed entries exist; \
+                 unkeyed entries are not chained again and do not verify"
+            );
+        }
+        done.already_keyed = true;
+        done.broken = unkeyed;
+    } else {
+        for id in unkeyed {
+            match rechain_case(tx, &id, keys).await? {
+                Rechained::Rechained => done.rechained += 1,
+                Rechained::Nothing => {}
+                Rechained::Broken(broken) => {
+                    tracing::error!(case = %id, sequence = broken.sequence, reason = %broken.reason,
+                        "audit trail did not verify as stored before keying; left unkeyed");
+                    done.broken.push(id);
+                }
+            }
+        }
+    }
+    tx.record_keying(keys.active_id(), now.timestamp_micros(), done.rechained as i64).await?;
+    Ok(done)
 }
 
 /// Applies a batch of intake's events strictly in feed order after the stored position, and

@@ -126,6 +126,16 @@ impl CaseStore for PostgresCaseStore {
         swept
     }
 
+    async fn key_unkeyed_trails(&self) -> anyhow::Result<super::RechainedTrails> {
+        let (keys, now) = (self.rules.current().audit.clone(), self.rules.now());
+        let mut tx = self.pool.begin().await?;
+        // Replicas starting at once key the trails one after the other; the second finds it done.
+        sqlx::query("LOCK TABLE audit_keying IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+        let done = ops::key_trails(&mut *tx, &keys, now).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     async fn revise_case(&self, id: String) -> Result<bool, CaseError> {
         let (rules, now) = (self.rules.current(), self.rules.now());
         let mut tx = self.pool.begin().await?;

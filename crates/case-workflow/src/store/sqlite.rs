@@ -111,6 +111,11 @@ impl CaseStore for SqliteCaseStore {
         Ok(swept)
     }
 
+    async fn key_unkeyed_trails(&self) -> anyhow::Result<super::RechainedTrails> {
+        let (keys, now) = (self.rules.current().audit.clone(), self.rules.now());
+        Ok(self.db.writer.write(move |conn| Box::pin(async move { ops::key_trails(conn, &keys, now).await })).await?)
+    }
+
     async fn revise_case(&self, id: String) -> Result<bool, CaseError> {
         let (rules, now) = (self.rules.current(), self.rules.now());
         let revised = self

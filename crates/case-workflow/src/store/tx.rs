@@ -7,7 +7,8 @@ use redress_platform::consumer::ConsumerTx;
 use redress_platform::events::Outbox;
 use sqlx::{PgConnection, SqliteConnection};
 
-use super::{Loaded, LoadedRow, Opening, Plan, RequestKey, case_id};
+use super::{AuditTrail, Loaded, LoadedRow, Opening, Plan, RequestKey, case_id};
+use crate::domain::audit::AuditRecord;
 use crate::error::CaseError;
 
 /// One transaction of a case store.
@@ -28,6 +29,18 @@ pub(crate) trait CaseTx: Outbox + ConsumerTx {
     /// The stored first result of a request id: its fingerprint and response.
     async fn load_request(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, CaseError>;
     async fn save_request(&mut self, key: &RequestKey, case_id: &str, response: &[u8]) -> Result<(), CaseError>;
+    /// A case's audit trail as stored (after [`CaseTx::load`] has locked the case).
+    async fn trail(&mut self, id: &str) -> Result<Option<AuditTrail>, CaseError>;
+    /// Writes entries chained again (their links, hashes and key ids) and the case's new head.
+    async fn rechain(&mut self, id: &str, entries: &[AuditRecord], head: &str) -> Result<(), CaseError>;
+    /// Whether the audit trails' keying was recorded.
+    async fn keying_recorded(&mut self) -> Result<bool, CaseError>;
+    /// Whether any audit entry is chained under a key.
+    async fn any_keyed_entry(&mut self) -> Result<bool, CaseError>;
+    /// Cases with audit entries chained without a key, in id order.
+    async fn unkeyed_cases(&mut self) -> Result<Vec<String>, CaseError>;
+    /// Records that the trails were keyed (locking out a second keying running at once).
+    async fn record_keying(&mut self, key_id: &str, time_us: i64, rechained: i64) -> Result<(), CaseError>;
 }
 
 /// Implements [`CaseTx`] for one backend's connection; `$lock` is appended to the reads that
@@ -120,6 +133,63 @@ macro_rules! case_tx {
                     .bind(redress_platform::time::to_micros(redress_platform::time::now()))
                     .execute(&mut *self)
                     .await?;
+                Ok(())
+            }
+
+            async fn trail(&mut self, id: &str) -> Result<Option<AuditTrail>, CaseError> {
+                let rows = sqlx::query_as(super::AUDIT_TRAIL).bind(id).fetch_all(&mut *self).await?;
+                Ok(super::trail_from(rows)?)
+            }
+
+            async fn rechain(&mut self, id: &str, entries: &[AuditRecord], head: &str) -> Result<(), CaseError> {
+                for e in entries {
+                    sqlx::query(
+                        "UPDATE audit_entries SET previous_hash = $3, hash = $4, key_id = $5 \
+                         WHERE case_id = $1 AND sequence = $2",
+                    )
+                    .bind(id)
+                    .bind(e.sequence)
+                    .bind(&e.previous_hash)
+                    .bind(&e.hash)
+                    .bind(&e.key_id)
+                    .execute(&mut *self)
+                    .await?;
+                }
+                sqlx::query("UPDATE cases SET audit_head = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(head)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn keying_recorded(&mut self) -> Result<bool, CaseError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_keying").fetch_one(&mut *self).await?;
+                Ok(n > 0)
+            }
+
+            async fn any_keyed_entry(&mut self) -> Result<bool, CaseError> {
+                let keyed: Option<String> = sqlx::query_scalar("SELECT case_id FROM audit_entries WHERE key_id <> '' LIMIT 1")
+                    .fetch_optional(&mut *self)
+                    .await?;
+                Ok(keyed.is_some())
+            }
+
+            async fn unkeyed_cases(&mut self) -> Result<Vec<String>, CaseError> {
+                Ok(sqlx::query_scalar("SELECT DISTINCT case_id FROM audit_entries WHERE key_id = '' ORDER BY case_id")
+                    .fetch_all(&mut *self)
+                    .await?)
+            }
+
+            async fn record_keying(&mut self, key_id: &str, time_us: i64, rechained: i64) -> Result<(), CaseError> {
+                sqlx::query(
+                    "INSERT INTO audit_keying (id, key_id, keyed_time_us, rechained_cases) VALUES (1, $1, $2, $3)",
+                )
+                .bind(key_id)
+                .bind(time_us)
+                .bind(rechained)
+                .execute(&mut *self)
+                .await?;
                 Ok(())
             }
         }

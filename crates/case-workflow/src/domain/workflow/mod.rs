@@ -206,6 +206,8 @@ pub struct Rules {
     pub progress: Progress,
     /// Which institutions refuse replies with banned phrases (D-KB-3).
     pub replies: ReplyRules,
+    /// The keys audit trails are chained under (D-CASE-2).
+    pub audit: Arc<crate::domain::audit::AuditKeys>,
 }
 
 impl Rules {
