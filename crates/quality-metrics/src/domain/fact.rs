@@ -12,7 +12,9 @@ use redress_platform::time::{from_micros, from_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseState, LinkType, ResolutionType};
 use redress_proto::redress::common::v1::Event;
 use redress_proto::redress::escalation::v1::CaseLinkedToIncident;
-use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintReclassified, ComplaintWithdrawn};
+use redress_proto::redress::intake::v1::{
+    ComplaintAccepted, ComplaintProcessingRestricted, ComplaintReclassified, ComplaintWithdrawn,
+};
 use redress_proto::redress::metrics::v1::Dimension;
 
 use super::dims::{self, ALL, DIMENSIONS};
@@ -60,6 +62,11 @@ pub struct Fact {
     /// The product or service complained about, as intake recorded it.
     #[prost(string, tag = "16")]
     pub product: String,
+    /// The complainant restricted the processing of their personal information (PIPL Art.44):
+    /// the complaint is counted, under its unit and days, and kept out of every other
+    /// breakdown; the fact keeps none of the values it would be broken down by.
+    #[prost(bool, tag = "17")]
+    pub restricted: bool,
 }
 
 /// What the metrics need of a case.
@@ -151,6 +158,8 @@ pub enum Change {
     Case(Box<Case>),
     /// Escalation linked the complaint's case under an incident.
     Incident(String),
+    /// Intake announced the complainant's restriction of processing (true) or its lifting.
+    Restricted(bool),
 }
 
 /// Case-workflow's events, each carrying the case after the change as its field 1.
@@ -196,6 +205,10 @@ impl Change {
                 let withdrawn = ComplaintWithdrawn::decode(bytes).map_err(bad)?;
                 (withdrawn.complaint.clone(), Change::Withdrawn(withdrawn))
             }
+            "redress.intake.v1.ComplaintProcessingRestricted" => {
+                let changed = ComplaintProcessingRestricted::decode(bytes).map_err(bad)?;
+                (changed.complaint.clone(), Change::Restricted(changed.restricted))
+            }
             "redress.escalation.v1.CaseLinkedToIncident" => {
                 let linked = CaseLinkedToIncident::decode(bytes).map_err(bad)?;
                 (linked.complaint.clone(), Change::Incident(linked.incident))
@@ -227,10 +240,29 @@ impl Fact {
         Self { complaint: complaint.to_owned(), ..Self::default() }
     }
 
+    /// Marks the fact restricted and forgets every value it would be broken down by but its
+    /// unit and days. Lifting the restriction later does not bring them back: a complaint
+    /// counted while restricted stays counted by its unit only (a later reclassification
+    /// fills its classification again).
+    fn restrict(&mut self) {
+        self.restricted = true;
+        (self.channel, self.grade, self.source, self.recurrence) = (0, 0, 0, false);
+        for value in [&mut self.business_type, &mut self.cause, &mut self.product, &mut self.incident] {
+            value.clear();
+        }
+        self.rights.clear();
+    }
+
     /// Applies what an event says; whether anything changed.
     pub fn apply(&mut self, change: &Change) -> bool {
         let before = self.clone();
         match change {
+            Change::Accepted(a) if a.personal_data_restricted => {
+                self.accepted = true;
+                self.org_unit = a.org_unit.clone();
+                self.receive_us = micros(&a.receive_time);
+                self.restrict();
+            }
             Change::Accepted(a) => {
                 self.accepted = true;
                 self.org_unit = a.org_unit.clone();
@@ -246,6 +278,9 @@ impl Fact {
                     self.rights = c.rights.clone();
                 }
             }
+            Change::Reclassified(_) if self.restricted => {}
+            Change::Restricted(true) => self.restrict(),
+            Change::Restricted(false) => self.restricted = false,
             Change::Reclassified(r) => {
                 if let Some(c) = &r.classification {
                     self.business_type = c.business_type.clone();
@@ -257,6 +292,7 @@ impl Fact {
                 }
             }
             Change::Withdrawn(w) => self.withdraw_us = micros(&w.withdraw_time).max(1),
+            Change::Incident(_) if self.restricted => {}
             Change::Incident(incident) => self.incident = incident.clone(),
             Change::Case(case) => {
                 let version = version_of(&case.etag);
@@ -283,6 +319,9 @@ impl Fact {
         let grade = case.map(|c| c.grade).filter(|g| *g != 0).unwrap_or(self.grade);
         let value = |d: Dimension| -> Vec<String> {
             match d {
+                // Counted under its unit only, whatever the case shows (PIPL Art.44).
+                Dimension::OrgUnit => vec![org_unit.to_owned()],
+                _ if self.restricted => vec![String::new()],
                 Dimension::Channel => vec![dims::channel_value(channel)],
                 Dimension::BusinessType => vec![self.business_type.clone()],
                 Dimension::Cause => vec![self.cause.clone()],
@@ -295,7 +334,6 @@ impl Fact {
                 }
                 Dimension::Grade => vec![dims::grade_value(grade)],
                 Dimension::Department => vec![case.map(|c| c.department.clone()).unwrap_or_default()],
-                Dimension::OrgUnit => vec![org_unit.to_owned()],
                 Dimension::Handler => vec![case.map(|c| c.handler.clone()).unwrap_or_default()],
                 // Escalation's incident when it linked one, else the case's parent link.
                 Dimension::Incident if !self.incident.is_empty() => vec![self.incident.clone()],
@@ -488,5 +526,81 @@ impl Calendars for redress_calendar::Institutions {
 impl Counted {
     pub fn measures(&self) -> Measures {
         Measures::decode(&self.measures).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod restriction_tests {
+    use redress_proto::redress::intake::v1::Classification;
+
+    use super::*;
+
+    struct Utc0;
+
+    impl Calendars for Utc0 {
+        fn local_day(&self, _: &str, t: DateTime<Utc>) -> i32 {
+            (t.timestamp().div_euclid(86_400)) as i32
+        }
+
+        fn within_business_days(&self, _: &str, _: DateTime<Utc>, _: DateTime<Utc>, _: u32) -> bool {
+            true
+        }
+
+        fn day_start(&self, _: &str, day: i32) -> DateTime<Utc> {
+            DateTime::from_timestamp(i64::from(day) * 86_400, 0).unwrap_or_default()
+        }
+    }
+
+    fn accepted(restricted: bool) -> Change {
+        Change::Accepted(Box::new(ComplaintAccepted {
+            complaint: "complaints/c1".to_owned(),
+            org_unit: "institutions/demo/branches/sh".to_owned(),
+            channel: 3,
+            grade: 2,
+            receive_time: Some(prost_types::Timestamp { seconds: 1_764_000_000, nanos: 0 }),
+            classification: Some(Classification {
+                business_type: "B02".to_owned(),
+                cause: "C05".to_owned(),
+                rights: vec!["R4".to_owned()],
+                ..Classification::default()
+            }),
+            product: "信用卡".to_owned(),
+            recurrence_of: "complaints/c0".to_owned(),
+            personal_data_restricted: restricted,
+            ..ComplaintAccepted::default()
+        }))
+    }
+
+    /// The dimension values a fact is counted under, other than the total and its unit.
+    fn breakdown(fact: &Fact) -> Vec<String> {
+        let counted = fact.count(&Utc0).expect("placed");
+        assert_eq!(Measures::decode(counted.measures.as_slice()).unwrap_or_default().get(m::RECEIVED), 1);
+        counted
+            .dims
+            .iter()
+            .filter(|d| d.dimension != ALL && d.dimension != Dimension::OrgUnit as i32)
+            .map(|d| d.value.clone())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn a_restricted_complaint_is_counted_by_its_unit_and_days_only() {
+        let mut open = Fact::new("complaints/c1");
+        open.apply(&accepted(false));
+        assert!(breakdown(&open).contains(&"B02".to_owned()), "an unrestricted complaint is broken down");
+
+        let mut restricted = Fact::new("complaints/c1");
+        restricted.apply(&accepted(true));
+        assert!(breakdown(&restricted).is_empty(), "{:?}", restricted.count(&Utc0));
+        assert_eq!((restricted.business_type.as_str(), restricted.product.as_str()), ("", ""), "nothing kept");
+        assert!(!restricted.recurrence);
+        let counted = restricted.count(&Utc0).expect("placed");
+        assert_eq!(counted.org_unit, "institutions/demo/branches/sh");
+
+        // Restricted after it was counted: the breakdown is forgotten too.
+        open.apply(&Change::Restricted(true));
+        assert!(breakdown(&open).is_empty());
+        assert!(!open.apply(&Change::Reclassified(Box::default())), "a reclassification adds nothing back");
     }
 }
