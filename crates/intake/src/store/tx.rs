@@ -14,9 +14,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{
-    ListQuery, Listed, PiiAccess, PiiAccessRecord, ReferenceOwner, RequestKey, SealedRow, StoreError, codes,
-    deadlines_provisional,
+    ListQuery, Listed, PiiAccessRecord, ReferenceOwner, RequestKey, SealedRow, StoreError, codes, deadlines_provisional,
 };
+use crate::domain::access_log::LogEntry;
 use crate::domain::pii::WrappedKey;
 use crate::domain::subjects::INDEX_FORM;
 
@@ -120,12 +120,33 @@ pub(crate) trait IntakeTx: Outbox {
     /// The subject whose personal information a complaint holds.
     async fn subject_of(&mut self, complaint_id: &str) -> Result<Option<String>, StoreError>;
 
-    async fn record_access(
-        &mut self,
-        complaint_id: Option<&str>,
-        subject_id: &str,
-        access: &PiiAccess,
-    ) -> Result<(), StoreError>;
+    /// The length and head hash of the access log's chain, locked until the transaction ends
+    /// (PostgreSQL), so entries are chained one after the other.
+    async fn lock_access_chain(&mut self) -> Result<(i64, String), StoreError>;
+    /// The length and head hash of the access log's chain, as committed.
+    async fn access_chain(&mut self) -> Result<(i64, String), StoreError>;
+    /// Records the access log's new length and head hash.
+    async fn set_access_chain(&mut self, length: i64, head: &str) -> Result<(), StoreError>;
+    /// Records an access-log entry, chained.
+    async fn insert_access(&mut self, entry: &LogEntry) -> Result<(), StoreError>;
+    /// Up to `limit` access-log entries recorded outside the chain (before it existed, or by
+    /// an earlier version), in the order recorded, each with its row id.
+    async fn unchained_accesses(&mut self, limit: i64) -> Result<Vec<(i64, LogEntry)>, StoreError>;
+    /// Chains the entry of row `id` as `entry` says.
+    async fn chain_access(&mut self, id: i64, entry: &LogEntry) -> Result<(), StoreError>;
+    /// How many access-log entries lie outside the chain.
+    async fn count_unchained(&mut self) -> Result<i64, StoreError>;
+    /// Up to `limit` chained entries after position `after`, up to position `until`, in order.
+    async fn chained_accesses(&mut self, after: i64, until: i64, limit: i64) -> Result<Vec<LogEntry>, StoreError>;
+    /// When a subject restricted its processing (µs); `None` when it has not.
+    async fn subject_restriction(&mut self, subject_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Records (`Some` time) or lifts (`None`) a subject's restriction of processing.
+    async fn set_restriction(&mut self, subject_id: &str, since_us: Option<i64>) -> Result<(), StoreError>;
+    /// The subject and the hash of the request that first used a data-subject request id.
+    async fn subject_request(&mut self, request_id: &str) -> Result<Option<String>, StoreError>;
+    /// Records a data-subject request id for `subject_id`; `false` when another transaction
+    /// holds it.
+    async fn insert_subject_request(&mut self, request: &RequestKey, subject_id: &str) -> Result<bool, StoreError>;
     /// Who accessed a subject's personal information, newest first, also while it was a
     /// subject merged into this one since.
     async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError>;
@@ -156,6 +177,36 @@ macro_rules! reference_owners_sql {
             $condition
         )
     };
+}
+
+/// An access-log entry recorded outside the chain.
+#[derive(sqlx::FromRow)]
+struct UnchainedRow {
+    id: i64,
+    complaint_id: Option<String>,
+    subject_id: String,
+    actor: String,
+    action: String,
+    reason: String,
+    access_time_us: i64,
+}
+
+impl UnchainedRow {
+    fn entry(self) -> (i64, LogEntry) {
+        let entry = LogEntry {
+            chain_position: 0,
+            complaint_id: self.complaint_id,
+            subject_id: self.subject_id,
+            actor: self.actor,
+            action: self.action,
+            reason: self.reason,
+            access_time_us: self.access_time_us,
+            previous_hash: String::new(),
+            hash: String::new(),
+            key_id: String::new(),
+        };
+        (self.id, entry)
+    }
 }
 
 /// A stored complaint with the columns a listing needs.
@@ -562,25 +613,137 @@ macro_rules! intake_tx {
                 Ok(subject.flatten())
             }
 
-            async fn record_access(
-                &mut self,
-                complaint_id: Option<&str>,
-                subject_id: &str,
-                access: &PiiAccess,
-            ) -> Result<(), StoreError> {
+            async fn lock_access_chain(&mut self) -> Result<(i64, String), StoreError> {
+                Ok(sqlx::query_as(concat!("SELECT length, head FROM pii_access_chain WHERE id = 1", $lock))
+                    .fetch_one(&mut *self)
+                    .await?)
+            }
+
+            async fn access_chain(&mut self) -> Result<(i64, String), StoreError> {
+                Ok(sqlx::query_as("SELECT length, head FROM pii_access_chain WHERE id = 1").fetch_one(&mut *self).await?)
+            }
+
+            async fn set_access_chain(&mut self, length: i64, head: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE pii_access_chain SET length = $1, head = $2 WHERE id = 1")
+                    .bind(length)
+                    .bind(head)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_access(&mut self, e: &LogEntry) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO pii_access (complaint_id, subject_id, actor, action, reason, access_time_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO pii_access (complaint_id, subject_id, actor, action, reason, access_time_us, \
+                     chain_position, previous_hash, hash, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
-                .bind(complaint_id)
-                .bind(subject_id)
-                .bind(&access.actor)
-                .bind(access.action)
-                .bind(&access.reason)
-                .bind(to_micros(now()))
+                .bind(e.complaint_id.as_deref())
+                .bind(&e.subject_id)
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.reason)
+                .bind(e.access_time_us)
+                .bind(e.chain_position)
+                .bind(&e.previous_hash)
+                .bind(&e.hash)
+                .bind(&e.key_id)
                 .execute(&mut *self)
                 .await?;
                 Ok(())
+            }
+
+            async fn unchained_accesses(&mut self, limit: i64) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+                let rows: Vec<UnchainedRow> = sqlx::query_as(
+                    "SELECT id, complaint_id, subject_id, actor, action, reason, access_time_us FROM pii_access \
+                     WHERE chain_position IS NULL ORDER BY id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&mut *self)
+                .await?;
+                Ok(rows.into_iter().map(UnchainedRow::entry).collect())
+            }
+
+            async fn chain_access(&mut self, id: i64, e: &LogEntry) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE pii_access SET chain_position = $2, previous_hash = $3, hash = $4, key_id = $5 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(e.chain_position)
+                .bind(&e.previous_hash)
+                .bind(&e.hash)
+                .bind(&e.key_id)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn count_unchained(&mut self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM pii_access WHERE chain_position IS NULL")
+                    .fetch_one(&mut *self)
+                    .await?)
+            }
+
+            async fn chained_accesses(
+                &mut self,
+                after: i64,
+                until: i64,
+                limit: i64,
+            ) -> Result<Vec<LogEntry>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT chain_position, complaint_id, subject_id, actor, action, reason, access_time_us, \
+                     previous_hash, hash, key_id FROM pii_access \
+                     WHERE chain_position > $1 AND chain_position <= $2 ORDER BY chain_position LIMIT $3",
+                )
+                .bind(after)
+                .bind(until)
+                .bind(limit)
+                .fetch_all(&mut *self)
+                .await?)
+            }
+
+            async fn subject_restriction(&mut self, subject_id: &str) -> Result<Option<i64>, StoreError> {
+                let since: Option<Option<i64>> =
+                    sqlx::query_scalar("SELECT restrict_time_us FROM subjects WHERE id = $1")
+                        .bind(subject_id)
+                        .fetch_optional(&mut *self)
+                        .await?;
+                Ok(since.flatten())
+            }
+
+            async fn set_restriction(&mut self, subject_id: &str, since_us: Option<i64>) -> Result<(), StoreError> {
+                sqlx::query("UPDATE subjects SET restrict_time_us = $2 WHERE id = $1")
+                    .bind(subject_id)
+                    .bind(since_us)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn subject_request(&mut self, request_id: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT request_hash FROM subject_requests WHERE request_id = $1")
+                    .bind(request_id)
+                    .fetch_optional(&mut *self)
+                    .await?)
+            }
+
+            async fn insert_subject_request(
+                &mut self,
+                request: &RequestKey,
+                subject_id: &str,
+            ) -> Result<bool, StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO subject_requests (request_id, subject_id, request_hash, record_time_us) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
+                )
+                .bind(request.id.as_str())
+                .bind(subject_id)
+                .bind(&request.hash)
+                .bind(to_micros(now()))
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
             }
 
             async fn accesses(&mut self, subject_id: &str) -> Result<Vec<PiiAccessRecord>, StoreError> {
