@@ -453,6 +453,11 @@ impl EscalationApi {
         principal: &Principal,
         request: GetCurrentStatementRequest,
     ) -> Result<Statement, EscalationError> {
+        // Incidents' readers, or the readers of a member case; which one the request needs is
+        // checked once it is parsed.
+        if !principal.has(Permission::IncidentsRead) {
+            principal.require(Permission::CasesRead)?;
+        }
         let mut v = Violations::new();
         Text::Name.check(&mut v, "channel", &request.channel, false);
         checked(v)?;

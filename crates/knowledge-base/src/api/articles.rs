@@ -159,6 +159,21 @@ fn request_key(
     Some(RequestKey { id: id.as_str().to_owned(), fingerprint: hex::encode(hasher.finalize()) })
 }
 
+/// Who reads articles: readers of published versions, and their editors.
+const READERS: &[Permission] = &[Permission::KnowledgeRead, Permission::KnowledgeWrite, Permission::KnowledgeReview];
+/// Who edits articles (and so sees their history).
+const EDITORS: &[Permission] = &[Permission::KnowledgeWrite, Permission::KnowledgeReview];
+
+/// PERMISSION_DENIED unless the caller holds one of `permissions`: checked before the request
+/// is looked at, so a caller without them learns nothing from its validation.
+fn require_any(principal: &Principal, permissions: &[Permission]) -> Result<(), ServiceError> {
+    if permissions.iter().any(|p| principal.has(*p)) {
+        return Ok(());
+    }
+    let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+    Err(ServiceError::PermissionDenied(format!("one of the {} permissions is required", names.join(", "))))
+}
+
 fn decode<M: Message + Default>(answer: &[u8]) -> Result<M, KbError> {
     M::decode(answer).map_err(|e| KbError::Internal(anyhow::anyhow!("stored answer does not decode: {e}")))
 }
@@ -241,6 +256,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: GetArticleRequest,
     ) -> Result<Article, KbError> {
+        require_any(principal, READERS)?;
         let article = self.visible(principal, "name", &request.name).await?;
         let editor = request.view == ArticleView::Editor as i32 && article::is_editor(principal, &article);
         Ok(article.to_proto(editor))
@@ -302,6 +318,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: CreateArticleVersionRequest,
     ) -> Result<ArticleVersion, KbError> {
+        principal.require(Permission::KnowledgeWrite)?;
         let mut v = Violations::new();
         let id = resource_id(&mut v, "parent", &request.parent, "articles").map(str::to_owned);
         let content = request.content.as_ref().map(|c| check_content(&mut v, "content", c, None));
@@ -317,6 +334,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: UpdateArticleVersionRequest,
     ) -> Result<ArticleVersion, KbError> {
+        principal.require(Permission::KnowledgeWrite)?;
         let mut v = Violations::new();
         let target = version_name(&mut v, "name", &request.name);
         let mut mask = Vec::new();
@@ -346,6 +364,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: SubmitArticleVersionRequest,
     ) -> Result<ArticleVersion, KbError> {
+        principal.require(Permission::KnowledgeWrite)?;
         let mut v = Violations::new();
         let target = version_name(&mut v, "name", &request.name);
         let key = request_key(&mut v, principal, "SubmitArticleVersion", &request.request_id, &request);
@@ -359,6 +378,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: ReviewArticleVersionRequest,
     ) -> Result<ArticleVersion, KbError> {
+        principal.require(Permission::KnowledgeReview)?;
         let mut v = Violations::new();
         let target = version_name(&mut v, "name", &request.name);
         let approve = match ReviewDecision::try_from(request.decision) {
@@ -382,6 +402,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: RetireArticleRequest,
     ) -> Result<Article, KbError> {
+        principal.require(Permission::KnowledgeWrite)?;
         let mut v = Violations::new();
         let id = resource_id(&mut v, "name", &request.name, "articles").map(str::to_owned);
         Text::Reason.check(&mut v, "reason", &request.reason, true);
@@ -396,6 +417,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: GetArticleVersionRequest,
     ) -> Result<ArticleVersion, KbError> {
+        require_any(principal, READERS)?;
         let mut v = Violations::new();
         let target = version_name(&mut v, "name", &request.name);
         v.into_result()?;
@@ -415,6 +437,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: ListArticleVersionsRequest,
     ) -> Result<ListArticleVersionsResponse, KbError> {
+        require_any(principal, EDITORS)?;
         let mut v = Violations::new();
         let page_size = paging::page_size(request.page_size, &mut v);
         let before = paging::decode_token(&request.page_token, &mut v).map(|(version, _)| version);
@@ -436,6 +459,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: DiffArticleVersionsRequest,
     ) -> Result<DiffArticleVersionsResponse, KbError> {
+        require_any(principal, EDITORS)?;
         let mut v = Violations::new();
         if request.from_version <= 0 {
             v.add("from_version", "a version number, from 1");

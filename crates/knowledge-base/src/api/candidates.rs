@@ -91,6 +91,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: AdoptCaseCandidateRequest,
     ) -> Result<Article, KbError> {
+        principal.require(Permission::KnowledgeWrite)?;
         let mut v = Violations::new();
         let id = resource_id(&mut v, "name", &request.name, "caseCandidates").map(str::to_owned);
         let key = key(&mut v, principal, "AdoptCaseCandidate", &request.request_id, &request);
@@ -104,6 +105,7 @@ impl KnowledgeApi {
         principal: &Principal,
         request: DismissCaseCandidateRequest,
     ) -> Result<CaseCandidate, KbError> {
+        principal.require(Permission::KnowledgeWrite)?;
         let mut v = Violations::new();
         let id = resource_id(&mut v, "name", &request.name, "caseCandidates").map(str::to_owned);
         Text::Reason.check(&mut v, "reason", &request.reason, true);
