@@ -481,6 +481,10 @@ impl SearchIndex {
             let document: TantivyDocument = searcher.doc(address)?;
             hits.push(self.hit(&document, score, &snippets, &words));
         }
+        // Equal scores come back in the order of the index's segments, which differs between
+        // an index that followed the feed and one rebuilt from the store: they are ordered by
+        // article id, so a rebuilt index answers in the same order.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         Ok((hits, more))
     }
 

@@ -257,3 +257,25 @@ async fn a_deleted_index_directory_is_rebuilt_from_the_store_and_answers_the_sam
     assert_eq!(answers(&index, "年费"), before);
     assert_eq!(answers(&index, "处理"), everything);
 }
+
+#[test]
+fn equal_scores_come_back_in_the_order_of_their_ids_whatever_the_segments() {
+    let index = SearchIndex::in_memory(Lexicon::shipped().unwrap()).unwrap();
+    // The same text under three ids, each committed alone (its own segment), the last id first.
+    for (position, id) in ["c", "b", "a"].into_iter().enumerate() {
+        index.add(&published(id, ArticleKind::Faq, "/", "年费减免", "年费可以减免。", &[], &[])).unwrap();
+        index.commit(position as i64 + 1).unwrap();
+    }
+    assert!(index.segments() >= 2, "{} segments", index.segments());
+    let query = SearchQuery {
+        text: "年费".to_owned(),
+        filters: Filters::default(),
+        boosts: Boosts::default(),
+        reader: Reader::All,
+        offset: 0,
+        limit: 10,
+    };
+    let hits = index.search(&query).unwrap();
+    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert!(hits.windows(2).all(|w| w[0].score == w[1].score), "{hits:?}");
+}
