@@ -134,6 +134,7 @@ impl SuiteKeys {
     }
 }
 
+/// Writes a new file readable by its owner only.
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -214,26 +215,11 @@ fn dev_pii_keys(dir: &std::path::Path) -> anyhow::Result<PiiConfig> {
             for (id, key) in &config.master_keys {
                 text.push_str(&format!("master_key.{id}={}\n", key.expose()));
             }
-            create_owner_only(&path, &text)?;
+            write_private(&path, &text)?;
             Ok(config)
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
     }
-}
-
-/// Writes a new file readable by its owner only.
-fn create_owner_only(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
 }
 
 /// The development data directory's audit-trail keys (`audit-keys`, owner-only), generated on
@@ -264,7 +250,7 @@ fn dev_audit_keys(dir: &std::path::Path) -> anyhow::Result<AuditConfig> {
             for (id, key) in &config.keys {
                 text.push_str(&format!("key.{id}={}\n", key.expose()));
             }
-            create_owner_only(&path, &text)?;
+            write_private(&path, &text)?;
             Ok(config)
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
