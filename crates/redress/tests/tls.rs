@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use redress::{SuiteKeys, dev_principal};
@@ -10,15 +11,23 @@ use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, U
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
+use redress_platform::principal::Permission;
 use redress_platform::server::{ServerConfig, suite_endpoint};
+use redress_platform::signing::{GATEWAY, SigningKey};
 use redress_platform::tls::{Tls, TlsConfig};
-use redress_proto::redress::intake::v1::ListTaxonomiesRequest;
+use redress_proto::redress::case::v1::ListCasesRequest;
+use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+use redress_proto::redress::intake::v1::{ListTaxonomiesRequest, SubmitComplaintRequest};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 const TOKEN: &str = "tls-test-token";
+
+/// The services as `redress serve` names them; the gateway last.
+const SERVED: [&str; 6] = ["intake", "case-workflow", "escalation", "knowledge-base", "quality-metrics", GATEWAY];
 
 /// A private CA issuing certificates for `localhost`/`127.0.0.1`, written as cert-manager
 /// secrets are mounted (`tls.crt`, `tls.key`, `ca.crt`).
@@ -160,7 +169,7 @@ async fn the_gateway_and_services_speak_tls_with_mutual_tls_between_them_and_ref
     // REDRESS_CA_FILE); without it the public roots do not vouch for the gateway, and a CA file
     // that holds no certificate is a usage error.
     let cli = |ca: Option<&Path>| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_redress"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));
         command.args(["complaint", "taxonomies", "--gateway", &gateway_url, "--token", TOKEN]);
         command.env_remove("REDRESS_CA_FILE").env_remove("REDRESS_GATEWAY").env_remove("REDRESS_TOKEN");
         if let Some(ca) = ca {
@@ -181,7 +190,7 @@ async fn the_gateway_and_services_speak_tls_with_mutual_tls_between_them_and_ref
     let bad = cli(Some(&empty)).await.unwrap();
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--ca-file"));
-    let mut env_ca = tokio::process::Command::new(env!("CARGO_BIN_EXE_redress"));
+    let mut env_ca = Command::new(env!("CARGO_BIN_EXE_redress"));
     env_ca.args(["complaint", "taxonomies", "--gateway", &gateway_url]).env("REDRESS_TOKEN", TOKEN);
     let by_env = env_ca.env("REDRESS_CA_FILE", &ca_file).output().await.unwrap();
     assert!(by_env.status.success(), "{}", String::from_utf8_lossy(&by_env.stderr));
@@ -270,4 +279,226 @@ async fn postgres_connects_with_sslmode_verify_full() {
     assert!(
         redress_platform::db::connect_postgres(&DatabaseConfig { url: untrusted, max_connections: 2 }).await.is_err()
     );
+}
+
+/// The suite as deployed: one `redress serve` process per service, each serving TLS with its
+/// own certificate from the private CA (the services require client certificates, the
+/// gateway does not), calling the others over `https://` with mutual TLS, and reaching
+/// PostgreSQL with `sslmode=verify-full`. A complaint submitted through the gateway opens its
+/// case; plaintext callers and callers that do not trust the CA get nothing from any port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_served_one_process_per_service_speaks_tls_on_every_hop() {
+    let test = "the_suite_served_one_process_per_service_speaks_tls_on_every_hop";
+    let Ok(server) = std::env::var(redress_platform::testing::POSTGRES_URL_ENV) else {
+        eprintln!("skipped: {test} on PostgreSQL ({} is not set)", redress_platform::testing::POSTGRES_URL_ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // PostgreSQL's own CA (.ci/postgres made it and turned TLS on), for verify-full.
+    let admin = sqlx::PgPool::connect(&server).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&admin).await.unwrap();
+    assert_eq!(ssl, "on", "the local PostgreSQL has TLS on (.ci/postgres turns it on)");
+    let data_dir: String = sqlx::query_scalar("SHOW data_directory").fetch_one(&admin).await.unwrap();
+    let postgres_ca = dir.path().join("postgres-ca.crt");
+    std::fs::copy(Path::new(&data_dir).join("redress-ca.crt"), &postgres_ca).unwrap();
+    let mut databases = std::collections::BTreeMap::new();
+    for service in &SERVED[..5] {
+        let url = redress_platform::testing::fresh_postgres_database(test).await.unwrap().unwrap();
+        let name = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let verified = format!("{url}{separator}sslmode=verify-full&sslrootcert={}", postgres_ca.display());
+        databases.insert(*service, (name, verified));
+    }
+
+    // The suite's CA, a certificate per service, and one for an operator calling a service
+    // directly.
+    let ca = Ca::new();
+    let certs = dir.path().join("certs");
+    for name in SERVED.iter().chain(&["operator"]) {
+        ca.issue(&certs.join(name), name);
+    }
+    let ca_file = certs.join("gateway").join("ca.crt");
+
+    // Each process binds the port picked for it here, so that every service knows the others'
+    // URLs before any of them starts (case-workflow and the knowledge base call each other).
+    let ports: std::collections::BTreeMap<&str, u16> = {
+        let listeners: Vec<_> =
+            SERVED.iter().map(|s| (*s, std::net::TcpListener::bind("127.0.0.1:0").unwrap())).collect();
+        listeners.iter().map(|(s, l)| (*s, l.local_addr().unwrap().port())).collect()
+    };
+    let url = |service: &str| format!("https://localhost:{}", ports[service]);
+
+    let keys: std::collections::BTreeMap<&str, SigningKey> =
+        redress::SIGNERS.iter().map(|s| (*s, SigningKey::generate(s))).collect();
+    let index_key = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+    let token_file = dir.path().join("gateway.toml");
+    let permissions: Vec<String> = Permission::ALL.iter().map(|p| format!("{:?}", p.as_str())).collect();
+    std::fs::write(
+        &token_file,
+        format!(
+            "[[auth.dev_tokens]]\ntoken = \"{TOKEN}\"\nprincipal = {{ subject = \"dev\", roles = [\"admin\"], \
+             org_unit = \"/\", permissions = [{}] }}\n",
+            permissions.join(", ")
+        ),
+    )
+    .unwrap();
+
+    let mut children = Vec::new();
+    for service in SERVED {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_redress"));
+        command
+            .args(["serve", service])
+            .env("REDRESS_SERVER__LISTEN_ADDR", format!("127.0.0.1:{}", ports[service]))
+            .env("REDRESS_SERVER__TLS__DIR", certs.join(service))
+            .env("REDRESS_SERVER__TLS__CLIENT_AUTH", (service != GATEWAY).to_string())
+            .env("REDRESS_TELEMETRY__METRICS_ADDR", "")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(format!("{service}.log"))).unwrap())
+            .kill_on_drop(true);
+        if service == GATEWAY {
+            command
+                .arg("--allow-dev-tokens")
+                .arg("--config")
+                .arg(&token_file)
+                .env("REDRESS_SIGNING_KEY", keys[GATEWAY].to_pem())
+                .env("REDRESS_UPSTREAMS__INTAKE", url("intake"))
+                .env("REDRESS_UPSTREAMS__CASE_WORKFLOW", url("case-workflow"))
+                .env("REDRESS_UPSTREAMS__ESCALATION", url("escalation"))
+                .env("REDRESS_UPSTREAMS__KNOWLEDGE_BASE", url("knowledge-base"))
+                .env("REDRESS_UPSTREAMS__QUALITY_METRICS", url("quality-metrics"));
+        } else {
+            command
+                .env("REDRESS_DATABASE__URL", &databases[service].1)
+                .env("REDRESS_AUTH__SIGNING_KEY", keys[service].to_pem())
+                .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", keys[GATEWAY].public_key().to_pem())
+                .env("REDRESS_INTAKE_URL", url("intake"))
+                .env("REDRESS_CASE_WORKFLOW_URL", url("case-workflow"))
+                .env("REDRESS_ESCALATION_URL", url("escalation"))
+                .env("REDRESS_KNOWLEDGE_BASE_URL", url("knowledge-base"))
+                .env("REDRESS_INDEX_DIR", dir.path().join("knowledge-base-index"))
+                .env("REDRESS_PII__ACTIVE_KEY_ID", "k1")
+                .env("REDRESS_PII__MASTER_KEYS__K1", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")
+                .env("REDRESS_PII__INDEX_KEY", index_key)
+                .env("REDRESS_AUDIT__ACTIVE_KEY_ID", "k1")
+                .env("REDRESS_AUDIT__KEYS__K1", "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=");
+            for (_, caller, allowed) in redress::service_callers().into_iter().filter(|(to, _, _)| *to == service) {
+                let setting = format!("REDRESS_AUTH__CALLERS__{}", caller.replace('-', "_").to_uppercase());
+                let allowed: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
+                command
+                    .env(format!("{setting}__PUBLIC_KEY"), keys[caller].public_key().to_pem())
+                    .env(format!("{setting}__PERMISSIONS"), allowed.join(","));
+            }
+        }
+        children.push(command.spawn().unwrap());
+    }
+    let logs = || {
+        SERVED
+            .iter()
+            .map(|s| {
+                let log = std::fs::read_to_string(dir.path().join(format!("{s}.log"))).unwrap_or_default();
+                format!("--- {s}\n{log}")
+            })
+            .collect::<String>()
+    };
+
+    // Every service serves TLS to a caller with a client certificate from the CA, and the
+    // gateway sees every upstream SERVING over its own mutual-TLS hops.
+    let operator = caller(&ca_file, Some(&certs.join("operator")));
+    let started = Instant::now();
+    let serving = |channel: tonic::transport::Channel, service: &'static str| async move {
+        let request = HealthCheckRequest { service: service.to_owned() };
+        HealthClient::new(channel).check(request).await.is_ok_and(|r| r.get_ref().status == 1)
+    };
+    for service in &SERVED[..5] {
+        let channel = suite_endpoint(&url(service)).unwrap().connect_lazy_with(Some(operator.clone()));
+        while !serving(channel.clone(), "").await {
+            assert!(started.elapsed() < Duration::from_secs(45), "{service} not serving over TLS:\n{}", logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let gateway = suite_endpoint(&url(GATEWAY)).unwrap().connect_lazy_with(Some(caller(&ca_file, None)));
+    for service in [
+        redress_proto::services::INTAKE,
+        redress_proto::services::CASE,
+        redress_proto::services::ESCALATION,
+        redress_proto::services::KNOWLEDGE,
+        redress_proto::services::METRICS,
+    ] {
+        while !serving(gateway.clone(), service).await {
+            assert!(started.elapsed() < Duration::from_secs(45), "{service} not serving via the gateway:\n{}", logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // A complaint submitted through the gateway reaches intake, whose feed case-workflow
+    // follows over TLS; the case it opens is read back through the gateway.
+    let with_token = |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        Ok::<_, tonic::Status>(request)
+    };
+    let mut intake = IntakeServiceClient::with_interceptor(gateway.clone(), with_token);
+    let submit = SubmitComplaintRequest {
+        request_id: "tls-suite-1".to_owned(),
+        complaint: Some(redress_intake::testing::complaint("信用卡年费未经同意被扣收。")),
+    };
+    let complaint = intake.submit_complaint(submit).await.unwrap().into_inner().complaint.unwrap();
+    let mut cases = CaseServiceClient::with_interceptor(gateway.clone(), with_token);
+    let case = loop {
+        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
+        if let Some(case) = cases.list_cases(request).await.unwrap().into_inner().cases.pop() {
+            break case;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no case opened:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(case.complaint, complaint.name);
+
+    // Every service's connections to its database are encrypted.
+    for (service, (database, _)) in &databases {
+        let (connections, encrypted): (i64, bool) = sqlx::query_as(
+            "SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1",
+        )
+        .bind(database)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert!(connections > 0 && encrypted, "{service}: {connections} connections, all encrypted: {encrypted}");
+    }
+
+    // Refused on every port: plaintext (h2c), a caller trusting another CA (with that CA's
+    // certificate), and on the services a caller without a client certificate.
+    let stranger = Ca::new();
+    stranger.issue(&dir.path().join("stranger"), "stranger");
+    let untrusting = caller(&dir.path().join("stranger").join("ca.crt"), Some(&dir.path().join("stranger")));
+    for service in SERVED {
+        let port = ports[service];
+        let plain = suite_endpoint(&format!("http://localhost:{port}")).unwrap().connect_lazy_with(None);
+        let refused = tokio::time::timeout(
+            Duration::from_secs(10),
+            HealthClient::new(plain).check(HealthCheckRequest::default()),
+        )
+        .await
+        .expect("a plaintext call is refused, not left hanging");
+        assert!(refused.is_err(), "{service} answered plaintext");
+        let foreign = suite_endpoint(&url(service)).unwrap().connect_lazy_with(Some(untrusting.clone()));
+        let refused = HealthClient::new(foreign).check(HealthCheckRequest::default()).await;
+        assert!(refused.is_err(), "{service} was trusted by a caller that trusts another CA");
+        if service != GATEWAY {
+            let anonymous = suite_endpoint(&url(service)).unwrap().connect_lazy_with(Some(caller(&ca_file, None)));
+            let refused = HealthClient::new(anonymous).check(HealthCheckRequest::default()).await;
+            assert!(refused.is_err(), "{service} answered a caller without a client certificate");
+        }
+    }
+
+    for child in &children {
+        let pid = child.id().unwrap();
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
+    }
+    for (service, mut child) in SERVED.into_iter().zip(children) {
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+        assert!(status.success(), "{service} stopped with {status}:\n{}", logs());
+    }
 }
