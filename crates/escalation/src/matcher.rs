@@ -81,7 +81,7 @@ pub async fn match_pending(
         // A complainant who restricted the processing of their personal information (PIPL
         // Art.44) is not read in clear for the VIP register: it serves only their complaint.
         let known = store.known(&complaint).await?;
-        let restricted = known.and_then(|k| k.accepted).is_some_and(|a| a.personal_data_restricted);
+        let restricted = known.is_some_and(|k| k.restricted);
         let vip_key = match key {
             Some(key) if !restricted && store.institution_has_vips(&institution).await? => Some(key),
             _ => None,

@@ -17,7 +17,7 @@ use redress_proto::redress::escalation::v1::{
     AlertKind, CauseCategory, EscalationLevel, IncidentKind, IncidentState, StatementState, SystemicCause,
 };
 use redress_proto::redress::intake::v1::{
-    ComplaintAccepted, FirstContact, RiskSignal, RiskSignalKind, RiskSignalRaised,
+    ComplaintAccepted, ComplaintProcessingRestricted, FirstContact, RiskSignal, RiskSignalKind, RiskSignalRaised,
 };
 
 use super::ops::{self, Attempt, IncidentCommand, IncidentUpdate, RequestKey};
@@ -617,6 +617,51 @@ mod special_complaints {
         assert_eq!(escalated, [complaint(2).as_str()], "only the complaint of the unrestricted VIP");
     }
 
+    /// A restriction intake announces after acceptance (ComplaintProcessingRestricted) keeps a
+    /// complaint not matched yet out of the VIP register; one lifted again lets it be matched.
+    async fn a_restriction_announced_after_acceptance_keeps_the_complaint_from_the_register(
+        store: Arc<EscalationStore>,
+    ) {
+        let index = BlindIndexKey::new(&[9; 32]).unwrap();
+        let ids = [VipIdentifier { identifier: Some(Identifier::Phone("139 0000 2222".to_owned())) }];
+        let vip = Vip {
+            org_unit: "institutions/demo".to_owned(),
+            crm_reference: "CRM-002".to_owned(),
+            account_manager: "user:zhao".to_owned(),
+            ..Vip::default()
+        };
+        let digests: Vec<String> =
+            register_digests(&index, "institutions/demo", &ids).into_iter().map(|(_, d)| d).collect();
+        store.register_vip(Registration { vip, digests: digests.clone() }, None, staff(&["crm"])).await.unwrap();
+        complaints_with_cases(&store, 3).await;
+        let changed = |n: u32, restricted: bool| ComplaintProcessingRestricted {
+            complaint: complaint(n),
+            org_unit: UNIT.to_owned(),
+            restricted,
+            change_time: Some(to_timestamp(now())),
+        };
+        // Complaint 1's complainant restricts processing; complaint 3's restricts and lifts it.
+        let changes = [changed(1, true), changed(3, true), changed(3, false)];
+        let intake: Vec<Event> =
+            changes.iter().enumerate().map(|(i, c)| event(4 + i as i64, &c.complaint, c)).collect();
+        store.apply(INTAKE_CONSUMER, intake).await.unwrap();
+        assert!(store.known(&complaint(1)).await.unwrap().unwrap().restricted);
+        assert!(!store.known(&complaint(3)).await.unwrap().unwrap().restricted);
+        for n in 1..=3 {
+            let input = MatchInput {
+                complaint: complaint(n),
+                facts: format!("信用卡年费争议 {n}"),
+                demand: "退费".to_owned(),
+                digests: digests.clone(),
+            };
+            store.match_complaint(input).await.unwrap();
+        }
+        let escalations = store.escalations(&ListQuery { limit: 10, ..ListQuery::default() }, 0, None).await.unwrap();
+        let mut escalated: Vec<&str> = escalations.iter().map(|e| e.complaint.as_str()).collect();
+        escalated.sort_unstable();
+        assert_eq!(escalated, [complaint(2).as_str(), complaint(3).as_str()], "not the restricted complaint");
+    }
+
     async fn a_malicious_flag_needs_a_second_approver_and_touches_no_clock(store: Arc<EscalationStore>) {
         complaints_with_cases(&store, 1).await;
         let flag = MaliciousFlag {
@@ -661,6 +706,7 @@ mod special_complaints {
         mentions_alert_once_per_watchlist_and_window_and_open_one_media_incident,
         a_vips_complaint_goes_to_the_senior_team_at_once_matched_on_blind_indexes,
         a_vip_who_restricted_processing_is_not_matched_against_the_register,
+        a_restriction_announced_after_acceptance_keeps_the_complaint_from_the_register,
         a_malicious_flag_needs_a_second_approver_and_touches_no_clock,
     );
 }

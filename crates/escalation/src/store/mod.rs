@@ -65,13 +65,16 @@ pub struct Known {
     /// complaint of the chain of repeats intake links by its blind indexes (this complaint
     /// when it repeats none).
     pub complainant_key: String,
+    /// The complainant restricted the processing of their personal information (PIPL Art.44):
+    /// as intake's latest ComplaintProcessingRestricted says, else as its ComplaintAccepted did.
+    pub restricted: bool,
 }
 
 /// The columns of [`Known`], as a literal for `concat!`.
 macro_rules! known_sql {
     () => {
         "SELECT complaint, org_unit, accepted_record, case_name, grade, assignee, department, case_open, \
-         complainant_key FROM complaints"
+         complainant_key, restricted FROM complaints"
     };
 }
 pub(crate) use known_sql;
@@ -87,22 +90,29 @@ pub(crate) struct KnownRow {
     department: String,
     case_open: i64,
     complainant_key: String,
+    restricted: Option<i64>,
 }
 
 impl TryFrom<KnownRow> for Known {
     type Error = EscalationError;
 
     fn try_from(r: KnownRow) -> Result<Self, EscalationError> {
+        let accepted = r.accepted_record.map(|a| ComplaintAccepted::decode(a.as_slice())).transpose()?;
+        let restricted = match r.restricted {
+            Some(restricted) => restricted != 0,
+            None => accepted.as_ref().is_some_and(|a| a.personal_data_restricted),
+        };
         Ok(Known {
             complaint: r.complaint,
             org_unit: r.org_unit,
-            accepted: r.accepted_record.map(|a| ComplaintAccepted::decode(a.as_slice())).transpose()?,
+            accepted,
             case: r.case_name,
             grade: i32::try_from(r.grade).unwrap_or_default(),
             assignee: r.assignee,
             department: r.department,
             case_open: r.case_open != 0,
             complainant_key: r.complainant_key,
+            restricted,
         })
     }
 }

@@ -18,7 +18,7 @@ use redress_proto::redress::escalation::v1::{
     EscalationRaised, Incident, IncidentChanged, IncidentDeclared, IncidentKind, IncidentMember, IncidentState,
     MemberMatch, Statement, StatementApproved, StatementUse, SystemicCause, TimelineEntry, WorkingGroupMember,
 };
-use redress_proto::redress::intake::v1::{ComplaintAccepted, RiskSignalRaised};
+use redress_proto::redress::intake::v1::{ComplaintAccepted, ComplaintProcessingRestricted, RiskSignalRaised};
 
 use super::tx::EscTx;
 use super::{CASE_CONSUMER, CaseFacts, FingerprintRow, INTAKE_CONSUMER, Known, Stored};
@@ -863,8 +863,7 @@ pub async fn match_complaint(
     // A complainant who restricted the processing of their personal information (PIPL
     // Art.44) is not looked up in the VIP register: their information serves only to handle
     // the complaint itself.
-    let restricted = known.accepted.as_ref().is_some_and(|a| a.personal_data_restricted);
-    if !input.digests.is_empty() && !restricted {
+    if !input.digests.is_empty() && !known.restricted {
         super::special::route_vip(tx, &known, &input.digests, rules, now).await?;
     }
     let accepted = known.accepted.clone().unwrap_or_default();
@@ -1126,6 +1125,13 @@ impl<'a> ApplyEvent<dyn EscTx + 'a> for Feeds<'_> {
                 let accepted = decode!(ComplaintAccepted);
                 accept(tx, &accepted, payload).await?;
                 tx.enqueue_match(&accepted.complaint, event.position, &accepted.org_unit).await?;
+            }
+            // The complainant restricted the processing of their personal information, or lifted
+            // that: a complaint not matched yet is matched (or not) against the VIP register by
+            // what holds when it is.
+            (INTAKE_CONSUMER, "redress.intake.v1.ComplaintProcessingRestricted") => {
+                let changed = decode!(ComplaintProcessingRestricted);
+                tx.record_restriction(&changed.complaint, &changed.org_unit, changed.restricted).await?;
             }
             (INTAKE_CONSUMER, "redress.intake.v1.RiskSignalRaised") => {
                 let raised = decode!(RiskSignalRaised);

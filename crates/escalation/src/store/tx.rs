@@ -34,6 +34,9 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
         complainant_key: &str,
         payload: &[u8],
     ) -> Result<()>;
+    /// Records whether the complainant restricted the processing of their personal information
+    /// (intake's ComplaintProcessingRestricted), from now on.
+    async fn record_restriction(&mut self, complaint: &str, org_unit: &str, restricted: bool) -> Result<()>;
     /// Records where a complaint's case stands, from the case feed.
     async fn record_case(&mut self, complaint: &str, case: &CaseFacts) -> Result<()>;
 
@@ -195,6 +198,19 @@ macro_rules! esc_tx {
                 .bind(payload)
                 .bind(i64::from(grade))
                 .bind(complainant_key)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn record_restriction(&mut self, complaint: &str, org_unit: &str, restricted: bool) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO complaints (complaint, org_unit, restricted) VALUES ($1, $2, $3) \
+                     ON CONFLICT (complaint) DO UPDATE SET restricted = excluded.restricted",
+                )
+                .bind(complaint)
+                .bind(org_unit)
+                .bind(i64::from(restricted))
                 .execute(&mut *self)
                 .await?;
                 Ok(())
