@@ -69,6 +69,7 @@ redress_platform::conformance_suite!(
     a_repeat_complaint_within_the_window_is_a_recurrence,
     a_withdrawal_ends_the_complaint_once,
     a_correction_to_another_person_moves_the_complaint_to_them,
+    a_restriction_follows_its_person_through_a_correction,
     an_override_is_what_recurrence_compares,
     people_sharing_a_phone_stay_apart_when_their_id_numbers_differ,
     retention_prunes_the_oldest_events_and_a_reader_below_them_is_told_where_to_resume,
@@ -554,6 +555,72 @@ async fn a_correction_to_another_person_moves_the_complaint_to_them(store: Arc<d
     assert_eq!(store.subject_of(&id_of(&c)).await.unwrap().unwrap(), subject);
     assert!(store.export(&by_phone("13933330000"), &access("export", "x")).await.unwrap().is_empty());
     assert_eq!(store.export(&by_phone("13933331111"), &access("export", "x")).await.unwrap().len(), 1);
+}
+
+/// A complainant who restricted the processing of their information (PIPL Art.44) stays
+/// restricted when a correction moves their complaint to another subject: a new one (their
+/// corrected phone names nobody yet) or one already held, whose complaints are then marked and
+/// announced too.
+async fn a_restriction_follows_its_person_through_a_correction(store: Arc<dyn IntakeStore>) {
+    let key = |id: &str| RequestKey { id: super::conformance_support::request_id(id), hash: format!("hash-{id}") };
+    let Submitted::Created(alice) = store.submit(personal("r1", "13955550000", "", BANK)).await.unwrap() else {
+        panic!()
+    };
+    let Submitted::Created(bob) = store.submit(personal("r2", "13966660000", "", BANK)).await.unwrap() else {
+        panic!()
+    };
+    let restriction = store
+        .restrict(
+            &by_phone("13955550000"),
+            true,
+            key("restrict-1"),
+            &access("restrict", "客户要求"),
+            TraceContext::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let since = restriction.since_us.unwrap();
+    assert!(store.get(&id_of(&alice)).await.unwrap().unwrap().personal_data_restricted);
+
+    // Her phone was recorded wrong: the corrected one names nobody held, a new subject.
+    let mut corrected = alice.complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = corrected.party.as_mut() {
+        p.phone = "13955551111".to_owned();
+    }
+    let moved = store.correct(&id_of(&alice), corrected, &access("correct", "号码有误")).await.unwrap().unwrap();
+    assert!(moved.personal_data_restricted, "the corrected complaint stays restricted");
+    let subject = store.subject_of(&id_of(&alice)).await.unwrap().unwrap();
+    assert_ne!(subject, restriction.subject_id, "a new subject");
+    let again = store
+        .restrict(
+            &by_phone("13955551111"),
+            true,
+            key("restrict-2"),
+            &access("restrict", "核对"),
+            TraceContext::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.subject_id.as_str(), again.since_us), (subject.as_str(), Some(since)), "restricted since then");
+
+    // It was Bob's after all: Bob is held already, unrestricted; the restriction goes with the
+    // complaint, so Bob's own complaint is restricted and announced too.
+    let mut to_bob = bob.complainant.clone().unwrap();
+    if let Some(Party::Person(p)) = to_bob.party.as_mut() {
+        p.full_name = "李四".to_owned();
+    }
+    let moved = store.correct(&id_of(&alice), to_bob, &access("correct", "投诉人为李四")).await.unwrap().unwrap();
+    assert!(moved.personal_data_restricted);
+    assert!(store.get(&id_of(&bob)).await.unwrap().unwrap().personal_data_restricted);
+    let events = committed_events(store.feed(), 0, 100).await.unwrap();
+    let announced: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event_type == "redress.intake.v1.ComplaintProcessingRestricted")
+        .map(|e| e.aggregate.as_str())
+        .collect();
+    assert_eq!(announced, [alice.name.as_str(), bob.name.as_str()]);
 }
 
 async fn an_override_is_what_recurrence_compares(store: Arc<dyn IntakeStore>) {

@@ -33,6 +33,7 @@ redress_platform::conformance_suite!(
     source_references_of_earlier_complaints_are_derived_on_open,
     rotation_rewraps_every_subject_under_the_active_key,
     subjects_indexed_by_phones_as_written_are_reindexed_and_merged_on_open,
+    a_merge_keeps_the_restriction_of_any_subject_it_merges,
 );
 
 /// Either backend's pool on the test database, outside any store.
@@ -193,6 +194,26 @@ impl Raw {
         match self {
             Self::Sqlite(pool) => sqlx::query_as(SQL).bind(id).fetch_one(pool).await,
             Self::Postgres(pool) => sqlx::query_as(SQL).bind(id).fetch_one(pool).await,
+        }
+        .unwrap()
+    }
+
+    /// Records that subject `id` restricted its processing at `since_us`.
+    async fn restrict(&self, id: &str, since_us: i64) {
+        const SQL: &str = "UPDATE subjects SET restrict_time_us = $2 WHERE id = $1";
+        match self {
+            Self::Sqlite(pool) => sqlx::query(SQL).bind(id).bind(since_us).execute(pool).await.map(drop),
+            Self::Postgres(pool) => sqlx::query(SQL).bind(id).bind(since_us).execute(pool).await.map(drop),
+        }
+        .unwrap()
+    }
+
+    /// Since when subject `id` restricted its processing.
+    async fn restriction(&self, id: &str) -> Option<i64> {
+        const SQL: &str = "SELECT restrict_time_us FROM subjects WHERE id = $1";
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(SQL).bind(id).fetch_one(pool).await,
+            Self::Postgres(pool) => sqlx::query_scalar(SQL).bind(id).fetch_one(pool).await,
         }
         .unwrap()
     }
@@ -446,5 +467,37 @@ async fn subjects_indexed_by_phones_as_written_are_reindexed_and_merged_on_open(
     let erased = store.erase(&at_demo_bank(PHONE, "138 1234 5678"), &erase).await.unwrap().unwrap();
     assert_eq!((erased.subject_id.as_str(), erased.complaints), (survivor.as_str(), 4));
     assert!(exported(&store, &at_demo_bank(PHONE, "13812345678")).await.is_empty());
+    raw.close().await;
+}
+
+/// Two subjects proved one person by their phone are merged; one of them had restricted the
+/// processing of its information (PIPL Art.44): the surviving subject is restricted from then,
+/// and every complaint it now holds is marked and announced as restricted.
+async fn a_merge_keeps_the_restriction_of_any_subject_it_merges(config: DatabaseConfig) {
+    let keyring = crate::domain::pii::test_keyring;
+    drop(open_with(&config, keyring()).await);
+    let raw = Raw::connect(&config).await;
+    let ring = keyring();
+    let earlier = complaint_by("13812345678", None);
+    let mut restricted = complaint_by("+86 138 1234 5678", None);
+    restricted.personal_data_restricted = true;
+    let survivor = raw.insert_indexed_as_written(&ring, &earlier, false).await;
+    let merged = raw.insert_indexed_as_written(&ring, &restricted, false).await;
+    raw.restrict(&merged, 1_700_000_000_000_000).await;
+
+    let store = open_with(&config, keyring()).await;
+    assert_eq!(raw.subject(&merged).await, (INDEX_FORM, Some(survivor.clone()), false));
+    assert_eq!(raw.restriction(&survivor).await, Some(1_700_000_000_000_000), "the person stays restricted");
+    for complaint in [&earlier, &restricted] {
+        let id = complaint.name.strip_prefix("complaints/").unwrap();
+        assert!(store.get(id).await.unwrap().unwrap().personal_data_restricted, "{id}");
+    }
+    let events = redress_platform::testing::committed_events(store.feed(), 0, 100).await.unwrap();
+    let announced: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event_type == "redress.intake.v1.ComplaintProcessingRestricted")
+        .map(|e| e.aggregate.as_str())
+        .collect();
+    assert_eq!(announced, [earlier.name.as_str()], "the complaint that was not restricted yet is announced");
     raw.close().await;
 }

@@ -78,7 +78,15 @@ pub(crate) async fn correct<T: IntakeTx + ?Sized>(
     // The corrected complainant may be someone else: the complaint moves to the subject its
     // new identifiers name (found, or new), and the old subject keeps only the identifiers
     // its remaining complaints still carry.
+    let old_restriction = tx.subject_restriction(&old_subject).await?;
     let subject = subject_for(tx, keyring, &complaint).await?;
+    // A restriction follows the person (PIPL Art.44): the subject the complaint moves to is
+    // restricted from when the old one was, unless it is already.
+    if let Some(since) = old_restriction
+        && subject.id != old_subject
+    {
+        restrict_complaints_of(tx, &subject.id, since).await?;
+    }
     // The complaint follows the restriction of the subject it now belongs to.
     let restricted = tx.subject_restriction(&subject.id).await?.is_some();
     if complaint.personal_data_restricted != restricted {
@@ -553,6 +561,17 @@ async fn reindex_subject<T: IntakeTx + ?Sized>(
         tx.prune_index(&member.id, &[]).await?;
         tx.merge_subject(&member.id, &survivor.id).await?;
     }
+    // A restriction follows the person (PIPL Art.44): the survivor is restricted from the
+    // earliest restriction among the merged subjects, and every complaint it now holds with it.
+    let mut restricted_since: Option<i64> = None;
+    for member in &members {
+        if let Some(since) = tx.subject_restriction(&member.id).await? {
+            restricted_since = Some(restricted_since.map_or(since, |earlier| earlier.min(since)));
+        }
+    }
+    if let Some(since) = restricted_since {
+        restrict_complaints_of(tx, &survivor.id, since).await?;
+    }
     let carried = carried_digests(keyring, &members);
     for (kind, digest) in &carried {
         tx.insert_index(kind, digest, &survivor.id).await?;
@@ -716,6 +735,34 @@ fn restriction_event(complaint: &Complaint, restricted: bool, trace: TraceContex
         change_time: Some(to_timestamp(now())),
     };
     NewEvent::in_trace(complaint.name.clone(), complaint.org_unit.clone(), &event, trace)
+}
+
+/// Restricts `subject` from `since_us` unless it is restricted already, and marks every one
+/// of its complaints not marked yet, each announced with ComplaintProcessingRestricted: how a
+/// restriction follows its person to the subject their complaints end up with (a correction
+/// moving a complaint, a merge of subjects).
+async fn restrict_complaints_of<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    subject: &str,
+    since_us: i64,
+) -> Result<(), StoreError> {
+    if tx.subject_restriction(subject).await?.is_none() {
+        tx.set_restriction(subject, Some(since_us)).await?;
+    }
+    let mut events = Vec::new();
+    for row in tx.lock_sealed_of_subject(subject).await? {
+        let mut complaint = Complaint::decode(row.record.as_slice())?;
+        if complaint.personal_data_restricted {
+            continue;
+        }
+        complaint.personal_data_restricted = true;
+        tx.save_record(&row.id, &complaint).await?;
+        events.push(restriction_event(&complaint, true, TraceContext::default()));
+    }
+    if !events.is_empty() {
+        tx.append_events(&events).await?;
+    }
+    Ok(())
 }
 
 /// Restricts (`restrict`) or lifts the restriction of the processing of the person
