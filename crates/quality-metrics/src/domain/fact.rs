@@ -120,6 +120,20 @@ pub struct CaseFacts {
     pub incident: String,
 }
 
+impl CaseFacts {
+    /// Keeps of a restricted complaint's case (PIPL Art.44) only what counting it needs: its
+    /// unit, state and the times that place it on days, and the counts of its breaches, reviews
+    /// and reopenings. Its handler, department, channel, grade, incident, resolution,
+    /// compensation and the complainant's survey answers are forgotten.
+    fn restrict(&mut self) {
+        (self.channel, self.grade, self.resolution_type, self.compensation_minor) = (0, 0, 0, 0);
+        (self.survey_score, self.survey_resolved) = (0, false);
+        for value in [&mut self.department, &mut self.handler, &mut self.incident] {
+            value.clear();
+        }
+    }
+}
+
 /// What a fact counts for: its unit, its dimension values, the days it is counted on and its
 /// counters.
 #[derive(Clone, PartialEq, Message)]
@@ -241,9 +255,10 @@ impl Fact {
     }
 
     /// Marks the fact restricted and forgets every value it would be broken down by but its
-    /// unit and days. Lifting the restriction later does not bring them back: a complaint
-    /// counted while restricted stays counted by its unit only (a later reclassification
-    /// fills its classification again).
+    /// unit and days, and of its case all but what counting it needs (see
+    /// [`CaseFacts::restricted`]). Lifting the restriction later does not bring them back: a
+    /// complaint counted while restricted stays counted by its unit only (a later
+    /// reclassification or case event fills them again).
     fn restrict(&mut self) {
         self.restricted = true;
         (self.channel, self.grade, self.source, self.recurrence) = (0, 0, 0, false);
@@ -251,6 +266,9 @@ impl Fact {
             value.clear();
         }
         self.rights.clear();
+        if let Some(case) = self.case.as_mut() {
+            case.restrict();
+        }
     }
 
     /// Applies what an event says; whether anything changed.
@@ -299,7 +317,11 @@ impl Fact {
                 if self.case.as_ref().is_some_and(|known| known.version > version) {
                     return false;
                 }
-                self.case = Some(case_facts(case, version));
+                let mut facts = case_facts(case, version);
+                if self.restricted {
+                    facts.restrict();
+                }
+                self.case = Some(facts);
             }
         }
         *self != before
@@ -358,7 +380,7 @@ impl Fact {
         let resolution = self.resolution();
         match &resolution {
             None => measures.set(m::OPEN, 1),
-            Some(r) => count_resolution(&mut measures, r, case, received, org_unit, calendars),
+            Some(r) => count_resolution(&mut measures, r, case, self.restricted, received, org_unit, calendars),
         }
         Some(Counted {
             org_unit: org_unit.to_owned(),
@@ -410,6 +432,7 @@ fn count_resolution(
     measures: &mut Measures,
     r: &Resolution,
     case: Option<&CaseFacts>,
+    restricted: bool,
     received: DateTime<Utc>,
     org_unit: &str,
     calendars: &dyn Calendars,
@@ -435,7 +458,10 @@ fn count_resolution(
     } else {
         measures.set(m::ON_TIME, 1);
     }
+    // A restricted complaint's resolution and survey are not kept: it counts as resolved, on
+    // time or not, but in no rate of decisions.
     if r.kind == Ended::Decided
+        && !restricted
         && let Some(c) = case
     {
         measures.set(m::DECIDED, 1);
@@ -602,5 +628,78 @@ mod restriction_tests {
         open.apply(&Change::Restricted(true));
         assert!(breakdown(&open).is_empty());
         assert!(!open.apply(&Change::Reclassified(Box::default())), "a reclassification adds nothing back");
+    }
+
+    /// A decided case with its handler, department, compensation and survey answer.
+    fn decided_case(etag: &str) -> Change {
+        use redress_proto::redress::case::v1::{Money, Resolution, Survey};
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        Change::Case(Box::new(Case {
+            name: "cases/k1".to_owned(),
+            complaint: "complaints/c1".to_owned(),
+            etag: etag.to_owned(),
+            state: CaseState::Closed as i32,
+            org_unit: "institutions/demo/branches/sh".to_owned(),
+            channel: 3,
+            grade: 2,
+            receive_time: at(1_764_000_000),
+            department: "信用卡中心".to_owned(),
+            assignee: "user:wang".to_owned(),
+            first_response_time: at(1_764_003_600),
+            decide_time: at(1_764_086_400),
+            close_time: at(1_764_172_800),
+            resolution: Some(Resolution {
+                r#type: ResolutionType::ApologyCompensation as i32,
+                compensation: Some(Money { currency_code: "CNY".to_owned(), amount_minor: 50_000 }),
+                ..Resolution::default()
+            }),
+            survey: Some(Survey { score: 5, resolved: true, ..Survey::default() }),
+            review_count: 1,
+            ..Case::default()
+        }))
+    }
+
+    /// What a restricted complaint's case keeps: unit, state, the times and counts that place
+    /// and count it, nothing the complainant or the handling could be told by.
+    fn assert_case_kept_for_counting_only(fact: &Fact) {
+        let case = fact.case.as_ref().expect("the case is known");
+        assert_eq!(case.org_unit, "institutions/demo/branches/sh");
+        assert_eq!(
+            (case.decide_us, case.close_us, case.review_count),
+            (1_764_086_400_000_000, 1_764_172_800_000_000, 1)
+        );
+        assert_eq!((case.department.as_str(), case.handler.as_str()), ("", ""), "{case:?}");
+        assert_eq!((case.channel, case.grade, case.resolution_type, case.compensation_minor), (0, 0, 0, 0));
+        assert_eq!((case.survey_score, case.survey_resolved), (0, false));
+        let counted = fact.count(&Utc0).expect("placed");
+        let measures = counted.measures();
+        assert_eq!((measures.get(m::RECEIVED), measures.get(m::RESOLVED), measures.get(m::TIMED)), (1, 1, 1));
+        for kept_out in [m::DECIDED, m::UPHELD, m::REDRESS_MINOR, m::SURVEYED, m::SCORE_SUM] {
+            assert_eq!(measures.get(kept_out), 0, "measure {kept_out}");
+        }
+    }
+
+    #[test]
+    fn a_restricted_complaints_case_keeps_only_what_counting_needs() {
+        // The case was known before the restriction arrived.
+        let mut fact = Fact::new("complaints/c1");
+        fact.apply(&accepted(false));
+        fact.apply(&decided_case("\"3\""));
+        assert_eq!(
+            fact.count(&Utc0).expect("placed").measures().get(m::REDRESS_MINOR),
+            50_000,
+            "counted in full before"
+        );
+        assert!(fact.apply(&Change::Restricted(true)));
+        assert_case_kept_for_counting_only(&fact);
+        // A later announcement of the case keeps no more.
+        fact.apply(&decided_case("\"4\""));
+        assert_case_kept_for_counting_only(&fact);
+
+        // Restricted at acceptance, the case told after.
+        let mut fact = Fact::new("complaints/c1");
+        fact.apply(&accepted(true));
+        fact.apply(&decided_case("\"3\""));
+        assert_case_kept_for_counting_only(&fact);
     }
 }
