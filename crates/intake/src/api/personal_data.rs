@@ -3,9 +3,10 @@
 //! as a keyed hash chain. Every call needs `pii.manage` and a reason, and is recorded.
 
 use prost::Message;
+use redress_platform::error::ServiceError;
 use redress_platform::error::Violations;
 use redress_platform::names::{OrgUnit, RequestId, Text, resource_id};
-use redress_platform::principal::{Permission, Principal};
+use redress_platform::principal::{Permission, Principal, ROOT_ORG_UNIT};
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_micros, to_timestamp};
 use redress_proto::redress::intake::v1::{
@@ -236,6 +237,14 @@ impl IntakeApi {
         _request: VerifyPersonalDataAccessLogRequest,
     ) -> Result<VerifyPersonalDataAccessLogResponse, IntakeError> {
         principal.require(Permission::PiiManage)?;
+        // One chain holds every institution's entries: its length and where it breaks tell of
+        // all of them, so only a caller of the whole platform verifies it.
+        if !principal.covers(ROOT_ORG_UNIT) {
+            return Err(ServiceError::PermissionDenied(
+                "only a data-protection officer of the whole platform may verify the access log".to_owned(),
+            )
+            .into());
+        }
         let verdict = self.store()?.verify_access_log().await?;
         let mut response = VerifyPersonalDataAccessLogResponse {
             intact: verdict.broken.is_none() && verdict.unchained == 0,
@@ -460,8 +469,13 @@ mod tests {
             .unwrap();
         let actions: Vec<&str> = log.accesses.iter().map(|a| a.action.as_str()).collect();
         assert_eq!(actions, ["lift", "restrict"], "newest first, the retry not recorded twice");
-        let verified = api.verify_personal_data_access_log(&dpo, VerifyPersonalDataAccessLogRequest {}).await.unwrap();
+        let platform = super::super::test_support::dpo(ROOT_ORG_UNIT);
+        let verified =
+            api.verify_personal_data_access_log(&platform, VerifyPersonalDataAccessLogRequest {}).await.unwrap();
         assert!(verified.intact && verified.entries == 2, "{verified:?}");
+        // An institution's officer learns nothing of a log that holds other institutions' entries.
+        let err = api.verify_personal_data_access_log(&dpo, VerifyPersonalDataAccessLogRequest {}).await.unwrap_err();
+        assert!(format!("{err:?}").contains("whole platform"), "{err:?}");
         let err = api.restrict_subject_processing(&clerk(), restrict("restrict-2", "x")).await.unwrap_err();
         assert!(format!("{err:?}").contains("ermission"), "{err:?}");
     }
@@ -523,7 +537,9 @@ mod tests {
         let log = api.list_personal_data_accesses(&dpo, ListPersonalDataAccessesRequest { subject }).await.unwrap();
         let actions: Vec<&str> = log.accesses.iter().map(|a| a.action.as_str()).collect();
         assert_eq!(actions, ["erase", "read", "read", "supplement"]);
-        let verified = api.verify_personal_data_access_log(&dpo, VerifyPersonalDataAccessLogRequest {}).await.unwrap();
+        let platform = super::super::test_support::dpo(ROOT_ORG_UNIT);
+        let verified =
+            api.verify_personal_data_access_log(&platform, VerifyPersonalDataAccessLogRequest {}).await.unwrap();
         assert!(verified.intact, "{verified:?}");
     }
 
