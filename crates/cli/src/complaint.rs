@@ -9,12 +9,14 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use prost_types::Timestamp;
 use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+use redress_proto::redress::intake::v1::personal_data_service_client::PersonalDataServiceClient;
 use redress_proto::redress::intake::v1::{
     Agent, AgentRelation, Complainant, ComplainedParty, Complaint, ComplaintSource, ConfirmComplaintContentRequest,
     ConfirmationMethod, ContentConfirmation, EvidenceKind, EvidenceReference, FirstContact, GetComplaintRequest,
-    IdDocumentType, Interaction, ListComplaintsRequest, ListTaxonomiesRequest, NaturalPerson, Organisation,
-    OverrideClassificationRequest, Representative, SubmitComplaintRequest, WithdrawComplaintRequest,
-    complainant::Party,
+    IdDocument, IdDocumentType, Interaction, LiftSubjectRestrictionRequest, ListComplaintsRequest,
+    ListTaxonomiesRequest, NaturalPerson, Organisation, OverrideClassificationRequest, PersonIdentifier,
+    Representative, RestrictSubjectProcessingRequest, SubmitComplaintRequest, SupplementPersonalDataRequest,
+    WithdrawComplaintRequest, complainant::Party, person_identifier,
 };
 use serde_json::{Map, Value};
 
@@ -125,6 +127,33 @@ enum ComplaintCommand {
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         at: Option<Timestamp>,
         /// Idempotency key: an answer repeated with the same id is recorded once. Random when
+        /// unset, and printed.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Restrict the processing of a person's information (PIPL Art.44): their complaints are
+    /// kept and handled, but not matched as repeats, against a VIP register, nor broken down
+    /// in the metrics. Needs the pii.manage permission; recorded in the access log.
+    Restrict(Box<PersonRequest>),
+    /// Lift a person's restriction of processing: their new complaints are matched again.
+    LiftRestriction(Box<PersonRequest>),
+    /// Add the person's supplement to a complaint's personal information or free text (PIPL
+    /// Art.46), kept beside the words first recorded. Needs the pii.manage permission.
+    Supplement {
+        /// The complaint: `complaints/{id}` or its bare id.
+        complaint: String,
+        /// The field supplemented: complainant, complainant.full-name, complainant.id-number,
+        /// complainant.phone, complainant.email, complainant.address, agent, representatives,
+        /// demand, facts or evidence.
+        #[arg(long, value_name = "FIELD")]
+        field: String,
+        /// The supplement, as the person gave it (1..2000 characters).
+        #[arg(long, value_name = "TEXT")]
+        text: String,
+        /// Why (e.g. the reference of the person's request).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Idempotency key: a supplement repeated with the same id is added once. Random when
         /// unset, and printed.
         #[arg(long)]
         request_id: Option<String>,
@@ -253,6 +282,53 @@ impl From<Method> for ConfirmationMethod {
 
 type Client = IntakeServiceClient<Authenticated>;
 
+/// The person a data-subject request is about, by phone or identity document, and the request.
+#[derive(Args)]
+#[command(group(ArgGroup::new("person").args(["phone", "id_number"]).required(true)))]
+struct PersonRequest {
+    /// The person's phone number, as they give it (any spelling of a mainland number).
+    #[arg(long, value_name = "PHONE", conflicts_with = "id_number")]
+    phone: Option<String>,
+    /// The number of the person's identity document.
+    #[arg(long, value_name = "NUMBER")]
+    id_number: Option<String>,
+    /// The kind of that document (default resident-id).
+    #[arg(long, value_name = "TYPE", requires = "id_number", value_parser = id_document_type)]
+    id_type: Option<i32>,
+    /// The institution the person exercises the right against: `institutions/{id}` or its
+    /// bare id.
+    #[arg(long, value_name = "INSTITUTION")]
+    institution: String,
+    /// Why (e.g. the reference of the person's request).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// Idempotency key: a request repeated with the same id is carried out once. Random when
+    /// unset, and printed.
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+/// An identity document's kind by its word (`resident-id`, `passport`, ...).
+fn id_document_type(text: &str) -> Result<i32, String> {
+    from_word::<IdDocumentType>(text).ok_or_else(|| format!("expected one of {}", words::<IdDocumentType>().join(", ")))
+}
+
+impl PersonRequest {
+    /// The person, the institution, the reason and the request id to send.
+    fn parts(self) -> (PersonIdentifier, String, String, String) {
+        let identifier = match (self.phone, self.id_number) {
+            (Some(phone), _) => person_identifier::Identifier::Phone(phone.trim().to_owned()),
+            (None, number) => person_identifier::Identifier::IdDocument(IdDocument {
+                r#type: self.id_type.unwrap_or(IdDocumentType::ResidentId as i32),
+                number: number.unwrap_or_default().trim().to_owned(),
+            }),
+        };
+        let request_id = self.request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let institution = resource_name("institutions/", &self.institution);
+        (PersonIdentifier { identifier: Some(identifier) }, institution, self.reason, request_id)
+    }
+}
+
 /// Runs one `redress complaint` command and says how it went in the exit code.
 pub async fn run(args: ComplaintArgs) -> ExitCode {
     let gateway = gateway_url(&args.global.gateway);
@@ -262,13 +338,60 @@ pub async fn run(args: ComplaintArgs) -> ExitCode {
 
 async fn execute(gateway: &str, args: ComplaintArgs) -> Result<ExitCode, Failure> {
     let ComplaintArgs { global: Global { token, output: format, ca_file, .. }, command } = args;
-    let client = IntakeServiceClient::new(connect(gateway, token.as_deref(), ca_file.as_deref())?);
-    if let ComplaintCommand::Import(import) = command {
-        return crate::import::run(client, import, format).await;
-    }
-    let reply = call(client, command).await?;
+    let channel = connect(gateway, token.as_deref(), ca_file.as_deref())?;
+    let reply = match command {
+        ComplaintCommand::Import(import) => {
+            return crate::import::run(IntakeServiceClient::new(channel), import, format).await;
+        }
+        ComplaintCommand::Restrict(person) => {
+            restriction(PersonalDataServiceClient::new(channel), true, *person).await?
+        }
+        ComplaintCommand::LiftRestriction(person) => {
+            restriction(PersonalDataServiceClient::new(channel), false, *person).await?
+        }
+        ComplaintCommand::Supplement { complaint, field, text, reason, request_id } => {
+            let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let request = SupplementPersonalDataRequest {
+                name: resource_name("complaints/", &complaint),
+                request_id: request_id.clone(),
+                // Field names as the contract spells them (`complainant.full_name`).
+                field: field.trim().replace('-', "_"),
+                // The person's words are kept verbatim.
+                text,
+                reason,
+            };
+            let mut client = PersonalDataServiceClient::new(channel);
+            let complaint = changed(client.supplement_personal_data(request).await, request_id.clone())?;
+            Reply::Supplemented { complaint: Box::new(complaint), request_id }
+        }
+        command => call(IntakeServiceClient::new(channel), command).await?,
+    };
     print(&output::render(&reply, format)?)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Restricts (`restrict`) or lifts the restriction of the processing of a person's information.
+async fn restriction(
+    mut client: PersonalDataServiceClient<Authenticated>,
+    restrict: bool,
+    person: PersonRequest,
+) -> Result<Reply, Failure> {
+    let (person, institution, reason, request_id) = person.parts();
+    let answer = if restrict {
+        let request = RestrictSubjectProcessingRequest {
+            request_id: request_id.clone(),
+            person: Some(person),
+            institution,
+            reason,
+        };
+        client.restrict_subject_processing(request).await
+    } else {
+        let request =
+            LiftSubjectRestrictionRequest { request_id: request_id.clone(), person: Some(person), institution, reason };
+        client.lift_subject_restriction(request).await
+    };
+    let restriction = changed(answer, request_id.clone())?;
+    Ok(Reply::Restriction { restriction, request_id })
 }
 
 async fn call(mut client: Client, command: ComplaintCommand) -> Result<Reply, Failure> {
@@ -339,7 +462,10 @@ async fn call(mut client: Client, command: ComplaintCommand) -> Result<Reply, Fa
         ComplaintCommand::Taxonomies => {
             return Ok(Reply::Taxonomies(read(client.list_taxonomies(ListTaxonomiesRequest {}).await)?));
         }
-        ComplaintCommand::Import(_) => return Err(usage("import runs on its own")),
+        ComplaintCommand::Import(_)
+        | ComplaintCommand::Restrict(_)
+        | ComplaintCommand::LiftRestriction(_)
+        | ComplaintCommand::Supplement { .. } => return Err(usage("this command calls another service")),
     };
     Ok(Reply::Complaint(Box::new(complaint)))
 }

@@ -1,6 +1,6 @@
 //! `redress complaint …` against the embedded suite: the built binary submits, reads,
-//! reclassifies and withdraws complaints through the gateway, and says in its exit code and on
-//! stderr when a call is refused.
+//! reclassifies and withdraws complaints, and restricts, supplements and lifts for the person,
+//! through the gateway, and says in its exit code and on stderr when a call is refused.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Output, Stdio};
@@ -441,4 +441,93 @@ async fn an_unreachable_gateway_is_reported_with_a_safe_retry() {
     let errors = stderr(&output);
     assert!(errors.contains("UNAVAILABLE"), "{errors}");
     assert!(errors.contains("--request-id retry-me"), "{errors}");
+}
+
+/// A person's rights from the command line: their processing restricted by phone (in any
+/// spelling), a supplement added to their complaint, the restriction lifted by identity
+/// document; each repeatable with the request id it prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_processing_is_restricted_supplemented_and_lifted() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let (name, _) = submit(&sandbox, "cli-restrict-1").await;
+    let restrict = [
+        "restrict",
+        "--phone",
+        "+86 138 1234 5678",
+        "--institution",
+        "demo-bank",
+        "--reason",
+        "客户来函要求限制处理",
+        "--request-id",
+        "cli-restrict-2",
+    ];
+    let output = redress_complaint(&sandbox, &restrict).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("subject     subjects/"), "{text}");
+    assert!(text.contains("processing  restricted since "), "{text}");
+    assert!(text.contains("complaints  1\n"), "{text}");
+    assert!(text.contains("request id  cli-restrict-2"), "{text}");
+    let read = stdout(&redress_complaint(&sandbox, &["get", &name]).await);
+    assert!(read.contains("processing  restricted by the complainant"), "{read}");
+
+    let supplement = [
+        "supplement",
+        &name,
+        "--field",
+        "complainant.address",
+        "--text",
+        "新住址：上海市浦东新区世纪大道 100 号",
+        "--reason",
+        "客户补充住址",
+        "--request-id",
+        "cli-supplement-1",
+        "--output",
+        "json",
+    ];
+    let output = redress_complaint(&sandbox, &supplement).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["request_id"], "cli-supplement-1");
+    assert_eq!(json["personal_data_supplements"][0]["field"], "complainant.address", "{json}");
+    assert_eq!(json["personal_data_supplements"][0]["text"], "新住址：上海市浦东新区世纪大道 100 号", "in clear");
+    // Repeated with its request id, it is added once.
+    let again = redress_complaint(&sandbox, &supplement).await;
+    let json: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(json["personal_data_supplements"].as_array().map(Vec::len), Some(1), "{json}");
+
+    let lift = [
+        "lift-restriction",
+        "--id-number",
+        ID_NUMBER,
+        "--institution",
+        "institutions/demo-bank",
+        "--reason",
+        "客户撤回",
+    ];
+    let output = redress_complaint(&sandbox, &lift).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("processing  not restricted"), "{}", stdout(&output));
+    let read = stdout(&redress_complaint(&sandbox, &["get", &name]).await);
+    assert!(!read.contains("processing  restricted"), "{read}");
+
+    // Refused by the service: an empty reason, named.
+    let output =
+        redress_complaint(&sandbox, &["restrict", "--phone", PHONE, "--institution", "demo-bank", "--reason", " "])
+            .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("reason"), "{}", stderr(&output));
+}
+
+/// The person is named by exactly one identifier, and a document's kind by its word.
+#[tokio::test]
+async fn a_restriction_names_its_person_once() {
+    let output = offline(&["restrict", "--institution", "demo-bank", "--reason", "x"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let both = ["restrict", "--phone", PHONE, "--id-number", ID_NUMBER, "--institution", "demo-bank", "--reason", "x"];
+    assert_eq!(offline(&both).await.status.code(), Some(2));
+    let kind = ["lift-restriction", "--id-number", "E1234", "--id-type", "card", "--institution", "b", "--reason", "x"];
+    let output = offline(&kind).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("passport"), "{}", stderr(&output));
 }

@@ -32,8 +32,11 @@ pub(super) fn render(reply: &Reply) -> Result<String, String> {
         Reply::Submitted { response, request_id } => {
             return pretty(&Retryable { response: messages.of(response.as_ref())?, request_id });
         }
-        Reply::Confirmed { complaint, request_id } => {
+        Reply::Confirmed { complaint, request_id } | Reply::Supplemented { complaint, request_id } => {
             return pretty(&Retryable { response: messages.of(complaint.as_ref())?, request_id });
+        }
+        Reply::Restriction { restriction, request_id } => {
+            return pretty(&Retryable { response: messages.of(restriction)?, request_id });
         }
     };
     pretty(&value)

@@ -9,7 +9,7 @@ mod zone;
 use clap::ValueEnum;
 use redress_proto::redress::case::v1::{Case, ListAuditEntriesResponse, ListCasesResponse, VerifyAuditChainResponse};
 use redress_proto::redress::intake::v1::{
-    Complaint, ListComplaintsResponse, ListTaxonomiesResponse, SubmitComplaintResponse,
+    Complaint, ListComplaintsResponse, ListTaxonomiesResponse, SubjectProcessingRestriction, SubmitComplaintResponse,
 };
 use tonic_types::StatusExt;
 
@@ -42,6 +42,17 @@ pub enum Reply {
     /// A complaint with a read-back answer recorded, with the request id that repeats it safely.
     Confirmed {
         complaint: Box<Complaint>,
+        request_id: String,
+    },
+    /// A complaint with a supplement added, with the request id that repeats it safely.
+    Supplemented {
+        complaint: Box<Complaint>,
+        request_id: String,
+    },
+    /// Whether a person's processing is restricted, after a restriction or its lifting, with
+    /// the request id that repeats it safely.
+    Restriction {
+        restriction: SubjectProcessingRestriction,
         request_id: String,
     },
     Complaints(ListComplaintsResponse),

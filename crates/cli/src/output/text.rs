@@ -17,7 +17,7 @@ use redress_proto::redress::common::v1::{Channel, Grade};
 use redress_proto::redress::intake::v1::{
     AgentRelation, Classification, ClassificationSource, Complaint, ComplaintSource, ComplaintState,
     ConfirmationMethod, EvidenceKind, IdDocumentType, ListComplaintsResponse, ListTaxonomiesResponse, NaturalPerson,
-    RiskSignalKind, complainant::Party,
+    RiskSignalKind, SubjectProcessingRestriction, complainant::Party,
 };
 
 use super::Reply;
@@ -73,7 +73,10 @@ pub(super) fn render(reply: &Reply) -> String {
             let text = response.complaint.as_ref().map(complaint_text).unwrap_or_default();
             text + &retry_text(request_id)
         }
-        Reply::Confirmed { complaint, request_id } => complaint_text(complaint) + &retry_text(request_id),
+        Reply::Confirmed { complaint, request_id } | Reply::Supplemented { complaint, request_id } => {
+            complaint_text(complaint) + &retry_text(request_id)
+        }
+        Reply::Restriction { restriction, request_id } => restriction_text(restriction) + &retry_text(request_id),
         Reply::Complaints(list) => complaints_text(list),
         Reply::Taxonomies(list) => taxonomies_text(list),
     }
@@ -82,6 +85,20 @@ pub(super) fn render(reply: &Reply) -> String {
 /// The request id a change was made with, to repeat it safely.
 fn retry_text(request_id: &str) -> String {
     format!("{:<12}{request_id}  (repeat it to retry safely)\n", "request id")
+}
+
+/// Whether a person's processing is restricted (PIPL Art.44).
+fn restriction_text(r: &SubjectProcessingRestriction) -> String {
+    let mut s = Summary::default();
+    s.row("subject", &r.subject);
+    let state = if r.restricted {
+        format!("restricted since {}", Zone::named("").instant(r.restrict_time.as_ref()))
+    } else {
+        "not restricted".to_owned()
+    };
+    s.row("processing", state);
+    s.row("complaints", r.complaints);
+    s.0
 }
 
 fn case_text(c: &Case) -> String {
@@ -484,6 +501,22 @@ fn complaint_text(c: &Complaint) -> String {
             ]);
         }
         s.table("read back", answers);
+    }
+    if !c.personal_data_supplements.is_empty() {
+        // As returned: masked unless the caller revealed personal information.
+        let mut supplements = Table::new(["FIELD", "WHEN", "BY", "SUPPLEMENT"]);
+        for p in &c.personal_data_supplements {
+            supplements.row([
+                p.field.clone(),
+                zone.instant(p.record_time.as_ref()),
+                or_dash(&p.recorded_by).to_owned(),
+                p.text.clone(),
+            ]);
+        }
+        s.table("supplements", supplements);
+    }
+    if c.personal_data_restricted {
+        s.row("processing", "restricted by the complainant (PIPL Art.44): used only to handle this complaint");
     }
     if let Some(receipt) = &c.receipt {
         s.row("accepted", zone.instant(receipt.accept_time.as_ref()));
