@@ -87,11 +87,18 @@ pub struct CaseWorkflowConfig {
 /// someone who can write the database cannot rebuild a trail that verifies. Keys are base64 of
 /// at least 32 bytes, by key id; `active_key_id` chains new entries, and older ids stay
 /// configured to verify the entries chained under them (rotation).
+///
+/// `rechain_legacy` is the one-time migration of trails written before keying or before heads
+/// were sealed: when set, opening the store chains unkeyed entries again under the active key
+/// (only while no entry anywhere is keyed yet) and seals unsealed heads, wherever the trail
+/// still verifies as stored. The database cannot be trusted to say whether that is needed, so
+/// it is never done unless set; set it for one start after upgrading, then remove it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditConfig {
     pub active_key_id: String,
     pub keys: BTreeMap<String, Secret>,
+    pub rechain_legacy: bool,
 }
 
 impl AuditConfig {
@@ -99,7 +106,11 @@ impl AuditConfig {
     pub fn generate() -> Self {
         use base64::Engine;
         let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
-        Self { active_key_id: "k1".to_owned(), keys: BTreeMap::from([("k1".to_owned(), Secret::new(key))]) }
+        Self {
+            active_key_id: "k1".to_owned(),
+            keys: BTreeMap::from([("k1".to_owned(), Secret::new(key))]),
+            rechain_legacy: false,
+        }
     }
 
     pub fn keys(&self) -> anyhow::Result<AuditKeys> {
@@ -116,7 +127,7 @@ impl AuditConfig {
                 .with_context(|| format!("audit.keys.{id} is not base64"))?;
             keys.push((id.clone(), key));
         }
-        AuditKeys::new(&self.active_key_id, &keys).context("audit.keys")
+        Ok(AuditKeys::new(&self.active_key_id, &keys).context("audit.keys")?.rechaining_legacy(self.rechain_legacy))
     }
 }
 
@@ -306,16 +317,19 @@ pub async fn open_store(
             Arc::new(store::PostgresCaseStore::open(pool, rules, supervisor).await?)
         }
     };
-    // Trails written before they were keyed are chained under the key before anything is
-    // served, so that verification can refuse every unkeyed entry.
-    let keyed = store.key_unkeyed_trails().await.context("chaining audit trails under the audit key")?;
-    if !keyed.already_keyed {
-        tracing::info!(
-            rechained = keyed.rechained,
-            broken = keyed.broken.len(),
-            "audit trails written before keying chained under the audit key"
-        );
+    // Trails written before they were keyed, or before their heads were sealed, are chained
+    // and sealed under the key before anything is served, only when the operator asks for it.
+    if !store.rules().current().audit.rechains_legacy() {
+        return Ok(store);
     }
+    let keyed = store.key_unkeyed_trails().await.context("chaining audit trails under the audit key")?;
+    tracing::warn!(
+        rechained = keyed.rechained,
+        sealed = keyed.sealed,
+        broken = keyed.broken.len(),
+        "audit.rechain_legacy is set: audit trails written before keying were chained and sealed under the \
+         audit key; remove the setting now, while it is set, a trail rewritten in the database could be sealed"
+    );
     if !keyed.broken.is_empty() {
         metrics::counter!("redress_audit_chain_broken_total").increment(keyed.broken.len() as u64);
     }

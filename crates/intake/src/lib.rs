@@ -86,6 +86,12 @@ pub struct IntakeConfig {
 /// ids kept to verify what they chained; when none is configured, a key derived from
 /// `index_key` chains it (key id "index"). Like the master keys, they never live in the
 /// database, so whoever can write it cannot rebuild a chain that verifies.
+///
+/// `chain_legacy_access_log` is the one-time migration of an access log written before it was
+/// chained or before its head was sealed: when set, opening the store appends the entries
+/// recorded outside the chain before its first chained entry to it and seals the head, if the
+/// chain verifies as stored. The database cannot be trusted to say whether that is needed, so
+/// it is never done unless set; set it for one start after upgrading, then remove it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PiiConfig {
@@ -94,6 +100,7 @@ pub struct PiiConfig {
     pub index_key: Secret,
     pub access_log_active_key_id: String,
     pub access_log_keys: std::collections::BTreeMap<String, Secret>,
+    pub chain_legacy_access_log: bool,
 }
 
 impl PiiConfig {
@@ -106,6 +113,7 @@ impl PiiConfig {
             index_key: key(),
             access_log_active_key_id: String::new(),
             access_log_keys: std::collections::BTreeMap::new(),
+            chain_legacy_access_log: false,
         }
     }
 
@@ -120,7 +128,8 @@ impl PiiConfig {
             masters.push((id.clone(), key));
         }
         let index = BASE64.decode(self.index_key.expose()).context("pii.index_key is not base64")?;
-        let keyring = Keyring::new(&self.active_key_id, &masters, &index)?;
+        let keyring = Keyring::new(&self.active_key_id, &masters, &index)?
+            .chaining_legacy_access_log(self.chain_legacy_access_log);
         if self.access_log_keys.is_empty() && self.access_log_active_key_id.is_empty() {
             return Ok(keyring);
         }
@@ -130,7 +139,10 @@ impl PiiConfig {
                 BASE64.decode(secret.expose()).with_context(|| format!("pii.access_log_keys.{id} is not base64"))?;
             log_keys.push((id.clone(), key));
         }
-        keyring.with_access_log_keys(&self.access_log_active_key_id, &log_keys).context("pii.access_log_keys")
+        Ok(keyring
+            .with_access_log_keys(&self.access_log_active_key_id, &log_keys)
+            .context("pii.access_log_keys")?
+            .chaining_legacy_access_log(self.chain_legacy_access_log))
     }
 }
 

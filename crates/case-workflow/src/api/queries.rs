@@ -87,6 +87,7 @@ impl CaseApi {
                 details: e.details.into_iter().collect(),
                 previous_hash: e.previous_hash,
                 hash: e.hash,
+                key_id: e.key_id,
             })
             .collect();
         Ok(ListAuditEntriesResponse { audit_entries, next_page_token })
@@ -101,7 +102,7 @@ impl CaseApi {
         let (id, trail) = self.trail(principal, &request.case).await?;
         let entries = trail.entries.len() as i64;
         let keys = self.store()?.rules().current().audit.clone();
-        Ok(match audit::verify(&keys, &id, &trail.entries, trail.length, &trail.head) {
+        Ok(match audit::verify(&keys, &id, &trail.entries, trail.length, &trail.head, &trail.seal) {
             Ok(()) => {
                 VerifyAuditChainResponse { intact: true, entries, first_broken_sequence: 0, reason: String::new() }
             }

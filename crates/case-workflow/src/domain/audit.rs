@@ -1,14 +1,17 @@
 //! The tamper-evident audit trail of a case (D-CASE-2). Every entry's hash is an
 //! HMAC-SHA256, under a key kept outside the database, of its own fields and the previous
-//! entry's hash, and the case keeps the length and head hash of its trail. So editing,
-//! removing, inserting or truncating stored entries is detected, and so is a trail rebuilt by
+//! entry's hash, and the case keeps the length and head hash of its trail, sealed with an
+//! HMAC under the same keys. So editing, removing, inserting or truncating stored entries is
+//! detected, and so is a trail rebuilt, or cut short with an earlier head written back, by
 //! someone who can write the database but does not hold the key.
 //!
 //! Each entry names the key it was chained under (`key_id`), so keys can be rotated: entries
 //! chained under a retired key verify as long as that key stays configured. Entries written
-//! before the trail was keyed carry no key id; opening the store chains them again under the
-//! active key once their unkeyed chain still verifies ([`rechain`]), and [`verify`] refuses
-//! any entry without a key.
+//! before the trail was keyed carry no key id, and heads written before they were sealed
+//! carry no seal; [`verify`] refuses both. Only when the operator asks for it
+//! (`audit.rechain_legacy`) does opening the store chain such entries again under the active
+//! key ([`rechain`]) and seal such heads, and only where the trail still verifies as stored:
+//! nothing in the database decides it, since whoever can write the database could fake that.
 
 use std::collections::BTreeMap;
 
@@ -21,11 +24,18 @@ use sha2::{Digest, Sha256};
 pub struct AuditKeys {
     active: String,
     keys: BTreeMap<String, Hmac<Sha256>>,
+    /// Whether opening the store chains entries written before keying again under the active
+    /// key and seals heads written before sealing (`audit.rechain_legacy`).
+    rechain_legacy: bool,
 }
 
 impl std::fmt::Debug for AuditKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditKeys").field("active", &self.active).field("ids", &self.keys.keys()).finish()
+        f.debug_struct("AuditKeys")
+            .field("active", &self.active)
+            .field("ids", &self.keys.keys())
+            .field("rechain_legacy", &self.rechain_legacy)
+            .finish()
     }
 }
 
@@ -48,7 +58,42 @@ impl AuditKeys {
             ring.insert(id.clone(), mac);
         }
         anyhow::ensure!(ring.contains_key(active), "the active audit key {active} is not among the audit keys");
-        Ok(Self { active: active.to_owned(), keys: ring })
+        Ok(Self { active: active.to_owned(), keys: ring, rechain_legacy: false })
+    }
+
+    /// The same keys, with entries and heads written before keying chained again and sealed
+    /// when the store opens (`yes`), or not.
+    pub fn rechaining_legacy(self, yes: bool) -> Self {
+        Self { rechain_legacy: yes, ..self }
+    }
+
+    /// Whether opening the store chains legacy entries again and seals legacy heads.
+    pub fn rechains_legacy(&self) -> bool {
+        self.rechain_legacy
+    }
+
+    /// The seal of `case_id`'s head (`length` entries ending in `head`) under the active key,
+    /// as stored: `<key id>:<hex HMAC>`.
+    pub fn seal_head(&self, case_id: &str, length: i64, head: &str) -> String {
+        let mac = self.mac(&self.active).expect("the active key is in the ring");
+        format!("{}:{}", self.active, head_mac(mac, case_id, length, head))
+    }
+
+    /// Whether `seal` is the seal of `case_id`'s head under the key it names; why not.
+    fn check_seal(&self, case_id: &str, length: i64, head: &str, seal: &str) -> Result<(), String> {
+        let Some((id, mac)) = seal.rsplit_once(':') else {
+            return Err(format!("the head the case records ({length} entries) is not sealed"));
+        };
+        let Some(key) = self.mac(id) else {
+            return Err(format!("the head the case records is sealed under audit key {id}, which is not configured"));
+        };
+        if head_mac(key, case_id, length, head) != mac {
+            return Err(format!(
+                "the head the case records ({length} entries) does not match its seal: \
+                 entries may have been removed from the end"
+            ));
+        }
+        Ok(())
     }
 
     /// The id new entries are chained under.
@@ -156,6 +201,35 @@ fn keyed_hash(
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The keyed hash of `case_id`'s head: the length of its trail and the hash it ends in.
+fn head_mac(mac: &Hmac<Sha256>, case_id: &str, length: i64, head: &str) -> String {
+    let mut mac = mac.clone();
+    let mut out = |b: &[u8]| mac.update(b);
+    field(&mut out, b"redress.audit.head.v1");
+    field(&mut out, case_id.as_bytes());
+    out(&length.to_le_bytes());
+    field(&mut out, head.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The seal to store with `case_id`'s head after an append moved it from `loaded` (length,
+/// head and seal as read) to `length` entries ending in `head`. A loaded head whose seal does
+/// not verify keeps that seal, so an append cannot make a head cut short or unsealed in the
+/// database verify again.
+pub fn reseal(keys: &AuditKeys, case_id: &str, loaded: (i64, &str, &str), length: i64, head: &str) -> String {
+    let (loaded_length, loaded_head, loaded_seal) = loaded;
+    if (loaded_length, loaded_head) == (length, head) {
+        return loaded_seal.to_owned();
+    }
+    match keys.check_seal(case_id, loaded_length, loaded_head, loaded_seal) {
+        Ok(()) => keys.seal_head(case_id, length, head),
+        Err(why) => {
+            tracing::error!(case = %case_id, reason = %why, "audit trail head does not verify; it stays unsealed");
+            loaded_seal.to_owned()
+        }
+    }
+}
+
 impl AuditRecord {
     /// The entry that follows `previous` (or starts the trail) in `case_id`'s trail, chained
     /// under the active key.
@@ -209,10 +283,30 @@ pub struct Broken {
 }
 
 /// Checks `entries` (in stored order) against each other and against the head the case
-/// recorded (`length` entries ending in `head`), each entry under the key it names. An entry
-/// without a key, or under a key not configured, does not verify; where entries without a key
-/// were also altered, the first altered one is reported.
-pub fn verify(keys: &AuditKeys, case_id: &str, entries: &[AuditRecord], length: i64, head: &str) -> Result<(), Broken> {
+/// recorded (`length` entries ending in `head`, sealed with `seal`), each entry under the key it
+/// names. An entry without a key, or under a key not configured, does not verify, nor does a
+/// head without a seal that verifies; where entries without a key were also altered, the first
+/// altered one is reported.
+pub fn verify(
+    keys: &AuditKeys,
+    case_id: &str,
+    entries: &[AuditRecord],
+    length: i64,
+    head: &str,
+    seal: &str,
+) -> Result<(), Broken> {
+    verify_entries(keys, case_id, entries, length, head)?;
+    keys.check_seal(case_id, length, head, seal).map_err(|reason| Broken { sequence: length + 1, reason })
+}
+
+/// [`verify`] but for the head's seal.
+fn verify_entries(
+    keys: &AuditKeys,
+    case_id: &str,
+    entries: &[AuditRecord],
+    length: i64,
+    head: &str,
+) -> Result<(), Broken> {
     check(keys, case_id, entries, length, head)?;
     match entries.iter().find(|e| e.key_id.is_empty()) {
         Some(unkeyed) => {
@@ -220,6 +314,24 @@ pub fn verify(keys: &AuditKeys, case_id: &str, entries: &[AuditRecord], length: 
         }
         None => Ok(()),
     }
+}
+
+/// The seal for a head written before heads were sealed, when its trail verifies as stored
+/// under the configured keys; `Ok(None)` when it is sealed already. Run only when the operator
+/// asks for it (`audit.rechain_legacy`).
+pub fn seal_legacy_head(
+    keys: &AuditKeys,
+    case_id: &str,
+    entries: &[AuditRecord],
+    length: i64,
+    head: &str,
+    seal: &str,
+) -> Result<Option<String>, Broken> {
+    if keys.check_seal(case_id, length, head, seal).is_ok() {
+        return Ok(None);
+    }
+    verify_entries(keys, case_id, entries, length, head)?;
+    Ok(Some(keys.seal_head(case_id, length, head)))
 }
 
 /// Checks the links and hashes of `entries` and the recorded head, an entry without a key
@@ -356,8 +468,11 @@ mod tests {
         trail_under(&keys(), n)
     }
 
-    fn head(entries: &[AuditRecord]) -> (i64, String) {
-        (entries.len() as i64, entries.last().map(|e| e.hash.clone()).unwrap_or_default())
+    /// The head of `entries` and its seal under `keys`.
+    fn head(keys: &AuditKeys, entries: &[AuditRecord]) -> (i64, String, String) {
+        let (length, hash) = (entries.len() as i64, entries.last().map(|e| e.hash.clone()).unwrap_or_default());
+        let seal = keys.seal_head("c1", length, &hash);
+        (length, hash, seal)
     }
 
     fn unkeyed(entries: &[AuditRecord]) -> Vec<AuditRecord> {
@@ -367,9 +482,10 @@ mod tests {
     #[test]
     fn an_untouched_trail_verifies() {
         let entries = trail(4);
-        let (length, hash) = head(&entries);
-        assert_eq!(verify(&keys(), "c1", &entries, length, &hash), Ok(()));
-        assert_eq!(verify(&keys(), "c1", &[], 0, ""), Ok(()));
+        let (length, hash, seal) = head(&keys(), &entries);
+        assert_eq!(verify(&keys(), "c1", &entries, length, &hash, &seal), Ok(()));
+        let (_, _, empty) = head(&keys(), &[]);
+        assert_eq!(verify(&keys(), "c1", &[], 0, "", &empty), Ok(()));
         assert!(entries.iter().all(|e| e.key_id == "k1"));
     }
 
@@ -377,30 +493,30 @@ mod tests {
     fn altering_removing_inserting_or_truncating_is_detected() {
         let keys = keys();
         let entries = trail(4);
-        let (length, hash) = head(&entries);
+        let (length, hash, seal) = head(&keys, &entries);
 
         let mut altered = entries.clone();
         altered[1].details.insert("step".to_owned(), "forged".to_owned());
-        assert_eq!(verify(&keys, "c1", &altered, length, &hash).map_err(|b| b.sequence), Err(2));
+        assert_eq!(verify(&keys, "c1", &altered, length, &hash, &seal).map_err(|b| b.sequence), Err(2));
 
         let mut actor = entries.clone();
         actor[2].actor = "user:someone-else".to_owned();
-        assert_eq!(verify(&keys, "c1", &actor, length, &hash).map_err(|b| b.sequence), Err(3));
+        assert_eq!(verify(&keys, "c1", &actor, length, &hash, &seal).map_err(|b| b.sequence), Err(3));
 
         let mut removed = entries.clone();
         removed.remove(1);
-        assert_eq!(verify(&keys, "c1", &removed, length, &hash).map_err(|b| b.sequence), Err(2));
+        assert_eq!(verify(&keys, "c1", &removed, length, &hash, &seal).map_err(|b| b.sequence), Err(2));
 
         let mut inserted = entries.clone();
         let forged = AuditRecord::after(&keys, "c1", Some((1, &entries[0].hash)), "case.step", "x", 1, BTreeMap::new());
         inserted.insert(1, forged);
-        assert!(verify(&keys, "c1", &inserted, length, &hash).is_err());
+        assert!(verify(&keys, "c1", &inserted, length, &hash, &seal).is_err());
 
         let truncated = &entries[..3];
-        assert_eq!(verify(&keys, "c1", truncated, length, &hash).map_err(|b| b.sequence), Err(4));
+        assert_eq!(verify(&keys, "c1", truncated, length, &hash, &seal).map_err(|b| b.sequence), Err(4));
 
         // The same entries are not valid for another case.
-        assert!(verify(&keys, "c2", &entries, length, &hash).is_err());
+        assert!(verify(&keys, "c2", &entries, length, &hash, &seal).is_err());
     }
 
     #[test]
@@ -410,19 +526,19 @@ mod tests {
         entries[1].details.insert("step".to_owned(), "forged".to_owned());
         // Rebuilt as plain SHA-256, the way the trail was chained before it was keyed.
         let plain = unkeyed(&entries);
-        let (length, hash) = head(&plain);
-        let broken = verify(&keys, "c1", &plain, length, &hash).unwrap_err();
+        let (length, hash, seal) = head(&keys, &plain);
+        let broken = verify(&keys, "c1", &plain, length, &hash, &seal).unwrap_err();
         assert_eq!((broken.sequence, broken.reason.as_str()), (1, "is not chained under an audit key"));
         // Rebuilt under a key of the forger's choosing, named as the real one.
         let guessed = AuditKeys::new("k1", &[("k1".to_owned(), vec![8; 32])]).unwrap();
         let forged = trail_under(&guessed, 3);
-        let (length, hash) = head(&forged);
-        assert_eq!(verify(&keys, "c1", &forged, length, &hash).map_err(|b| b.sequence), Err(1));
+        let (length, hash, seal) = head(&keys, &forged);
+        assert_eq!(verify(&keys, "c1", &forged, length, &hash, &seal).map_err(|b| b.sequence), Err(1));
         // Under a key id that is not configured.
         let other = AuditKeys::new("k9", &[("k9".to_owned(), vec![8; 32])]).unwrap();
         let forged = trail_under(&other, 2);
-        let (length, hash) = head(&forged);
-        let broken = verify(&keys, "c1", &forged, length, &hash).unwrap_err();
+        let (length, hash, seal) = head(&keys, &forged);
+        let broken = verify(&keys, "c1", &forged, length, &hash, &seal).unwrap_err();
         assert!(broken.reason.contains("k9, which is not configured"), "{}", broken.reason);
     }
 
@@ -442,19 +558,22 @@ mod tests {
             BTreeMap::new(),
         ));
         assert_eq!(entries[2].key_id, "k2");
-        let (length, hash) = head(&entries);
-        assert_eq!(verify(&rotated, "c1", &entries, length, &hash), Ok(()));
+        let (length, hash, seal) = head(&rotated, &entries);
+        assert_eq!(verify(&rotated, "c1", &entries, length, &hash, &seal), Ok(()));
         let dropped = AuditKeys::new("k2", &[("k2".to_owned(), vec![9; 32])]).unwrap();
-        assert_eq!(verify(&dropped, "c1", &entries, length, &hash).map_err(|b| b.sequence), Err(1));
+        assert_eq!(verify(&dropped, "c1", &entries, length, &hash, &seal).map_err(|b| b.sequence), Err(1));
     }
 
     #[test]
     fn an_unkeyed_trail_is_chained_again_only_when_it_still_verifies() {
         let keys = keys();
         let plain = unkeyed(&trail(3));
-        let (length, hash) = head(&plain);
+        let (length, hash, _) = head(&keys, &plain);
         let (rechained, new_head) = rechain(&keys, "c1", &plain, length, &hash).unwrap().unwrap();
-        assert_eq!(verify(&keys, "c1", &rechained, length, &new_head), Ok(()));
+        assert_eq!(
+            verify(&keys, "c1", &rechained, length, &new_head, &keys.seal_head("c1", length, &new_head)),
+            Ok(())
+        );
         assert_eq!(
             rechained.iter().map(|e| (&e.action, &e.details)).collect::<Vec<_>>(),
             plain.iter().map(|e| (&e.action, &e.details)).collect::<Vec<_>>()
@@ -465,6 +584,50 @@ mod tests {
         let mut altered = plain.clone();
         altered[1].actor = "user:someone-else".to_owned();
         assert_eq!(rechain(&keys, "c1", &altered, length, &hash).map_err(|b| b.sequence), Err(2));
+    }
+
+    #[test]
+    fn a_trail_cut_short_with_an_earlier_head_written_back_is_detected() {
+        let keys = keys();
+        let entries = trail(4);
+        let (_, _, seal) = head(&keys, &entries);
+        // The newest entry removed, and the head of the three before it written back with the
+        // seal left as it was, emptied, or made under a key of the forger's own.
+        let cut = &entries[..3];
+        let (length, hash) = (3, cut[2].hash.clone());
+        let forger = AuditKeys::new("k1", &[("k1".to_owned(), vec![8; 32])]).unwrap();
+        for (stale, why) in [
+            (seal.clone(), "does not match its seal"),
+            (String::new(), "is not sealed"),
+            (forger.seal_head("c1", length, &hash), "does not match its seal"),
+        ] {
+            let broken = verify(&keys, "c1", cut, length, &hash, &stale).unwrap_err();
+            assert_eq!(broken.sequence, 4);
+            assert!(broken.reason.contains(why), "{}", broken.reason);
+        }
+        // An append after the cut does not seal it again: the stale seal is kept.
+        let next = AuditRecord::after(&keys, "c1", Some((3, &hash)), "case.step", "user:li", 9, BTreeMap::new());
+        let resealed = reseal(&keys, "c1", (length, &hash, &seal), 4, &next.hash);
+        assert_eq!(resealed, seal);
+        let appended: Vec<AuditRecord> = cut.iter().cloned().chain([next.clone()]).collect();
+        assert!(verify(&keys, "c1", &appended, 4, &next.hash, &resealed).is_err());
+        // An append to an intact trail seals the new head.
+        let next = AuditRecord::after(&keys, "c1", Some((4, &entries[3].hash)), "case.step", "u", 9, BTreeMap::new());
+        let resealed = reseal(&keys, "c1", (4, &entries[3].hash, &seal), 5, &next.hash);
+        let appended: Vec<AuditRecord> = entries.iter().cloned().chain([next.clone()]).collect();
+        assert_eq!(verify(&keys, "c1", &appended, 5, &next.hash, &resealed), Ok(()));
+    }
+
+    #[test]
+    fn an_unsealed_head_is_sealed_only_over_a_trail_that_verifies() {
+        let keys = keys();
+        let entries = trail(3);
+        let (length, hash, seal) = head(&keys, &entries);
+        assert_eq!(seal_legacy_head(&keys, "c1", &entries, length, &hash, ""), Ok(Some(seal.clone())));
+        assert_eq!(seal_legacy_head(&keys, "c1", &entries, length, &hash, &seal), Ok(None));
+        let plain = unkeyed(&entries);
+        let (length, hash, _) = head(&keys, &plain);
+        assert_eq!(seal_legacy_head(&keys, "c1", &plain, length, &hash, "").map_err(|b| b.sequence), Err(1));
     }
 
     #[test]

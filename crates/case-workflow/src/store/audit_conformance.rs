@@ -1,6 +1,8 @@
 //! The keyed audit trail on both case stores, through the `VerifyAuditChain` RPC: a row edited
 //! in the database is found, so is a trail rebuilt by someone without the key (also after a
-//! restart, which must not seal it), and trails written before keying verify after the upgrade.
+//! restart, which must not seal it, even with every trail rewritten and the record of keying
+//! removed), and so is a trail cut short with an earlier head written back; trails written
+//! before keying verify after the upgrade only when the operator asks for it.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -9,7 +11,9 @@ use redress_platform::db::{DatabaseConfig, Pool};
 use redress_platform::ready::Ready;
 use redress_platform::time::{now, to_timestamp};
 use redress_proto::redress::case::v1::case_service_server::CaseService;
-use redress_proto::redress::case::v1::{Case, VerifyAuditChainRequest, VerifyAuditChainResponse};
+use redress_proto::redress::case::v1::{
+    Case, ListAuditEntriesRequest, PauseReason, VerifyAuditChainRequest, VerifyAuditChainResponse,
+};
 use redress_proto::redress::common::v1::{Channel, Event};
 use redress_proto::redress::intake::v1::ComplaintAccepted;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +33,8 @@ redress_platform::conformance_suite!(
     an_edited_audit_row_does_not_verify,
     a_trail_rebuilt_without_the_key_does_not_verify_even_after_a_restart,
     trails_written_before_keying_verify_after_the_upgrade,
+    trails_rewritten_unkeyed_with_the_keying_record_removed_are_not_sealed_on_restart,
+    a_trail_cut_short_with_an_earlier_head_written_back_does_not_verify,
 );
 
 async fn open_with(config: &DatabaseConfig, rules: Rules) -> Arc<dyn CaseStore> {
@@ -103,6 +109,16 @@ async fn verify_rpc(store: &Arc<dyn CaseStore>, id: &str) -> VerifyAuditChainRes
     api.verify_audit_chain(request).await.unwrap().into_inner()
 }
 
+/// `ListAuditEntries` as a supervisor of the case's unit calls it: each entry's key id.
+async fn listed_key_ids(store: &Arc<dyn CaseStore>, id: &str) -> Vec<String> {
+    let api = crate::CaseApi::new(Ready::from(store.clone()), CancellationToken::new());
+    let mut request =
+        tonic::Request::new(ListAuditEntriesRequest { case: format!("cases/{id}"), ..Default::default() });
+    request.extensions_mut().insert(Arc::new(supervisor()));
+    let listed = api.list_audit_entries(request).await.unwrap().into_inner();
+    listed.audit_entries.into_iter().map(|e| e.key_id).collect()
+}
+
 /// Runs one statement with text and integer parameters on either backend.
 async fn execute(store: &Arc<dyn CaseStore>, sql: &'static str, params: &[Param<'_>]) {
     macro_rules! run {
@@ -167,6 +183,9 @@ async fn an_edited_audit_row_does_not_verify(config: DatabaseConfig) {
     let intact = verify_rpc(&store, &id).await;
     assert!(intact.intact, "{intact:?}");
     assert!(intact.entries >= 3);
+    let key_ids = listed_key_ids(&store, &id).await;
+    assert_eq!(key_ids.len() as i64, intact.entries);
+    assert!(key_ids.iter().all(|k| k == "k1"), "{key_ids:?}");
 
     execute(
         &store,
@@ -236,16 +255,27 @@ async fn trails_written_before_keying_verify_after_the_upgrade(config: DatabaseC
     for sql in [
         "DROP TABLE audit_keying",
         "ALTER TABLE audit_entries DROP COLUMN key_id",
+        "ALTER TABLE cases DROP COLUMN audit_seal",
         "DELETE FROM _sqlx_migrations WHERE version >= 10",
     ] {
         execute(&store, sql, &[]).await;
     }
     drop(store);
 
-    // The upgraded service opens the old database, with a key and a retired one configured.
+    // The upgraded service opens the old database, with a key and a retired one configured:
+    // unless the operator asks for it, nothing is chained again, and nothing verifies.
+    let keys = AuditKeys::new("k2", &[("k1".to_owned(), vec![7; 32]), ("k2".to_owned(), vec![9; 32])]).unwrap();
     let mut rules = rules();
-    rules.audit =
-        Arc::new(AuditKeys::new("k2", &[("k1".to_owned(), vec![7; 32]), ("k2".to_owned(), vec![9; 32])]).unwrap());
+    rules.audit = Arc::new(keys.clone());
+    let store = open_with(&config, rules.clone()).await;
+    for id in &ids[..2] {
+        let unkeyed = verify_rpc(&store, id).await;
+        assert_eq!((unkeyed.intact, unkeyed.reason.as_str()), (false, "is not chained under an audit key"));
+        assert_eq!(listed_key_ids(&store, id).await[0], "");
+    }
+    drop(store);
+    // It asks for it (audit.rechain_legacy).
+    rules.audit = Arc::new(keys.rechaining_legacy(true));
     let store = open_with(&config, rules.clone()).await;
     for id in &ids[..2] {
         let verified = verify_rpc(&store, id).await;
@@ -260,11 +290,104 @@ async fn trails_written_before_keying_verify_after_the_upgrade(config: DatabaseC
     drop(store);
     let store = open_with(&config, rules).await;
     let again = store.key_unkeyed_trails().await.unwrap();
-    assert!(again.already_keyed && again.rechained == 0, "{again:?}");
+    assert!(again.already_keyed && again.rechained == 0 && again.sealed == 0, "{again:?}");
+    assert_eq!(again.broken, [ids[2].clone()]);
     assert!(verify_rpc(&store, &ids[0]).await.intact);
     // Without the key the trails were chained under, they do not verify.
     drop(store);
     let store = open(&config).await;
     let unknown = verify_rpc(&store, &ids[0]).await;
     assert_eq!(unknown.reason, "is chained under audit key k2, which is not configured");
+}
+
+async fn trails_rewritten_unkeyed_with_the_keying_record_removed_are_not_sealed_on_restart(config: DatabaseConfig) {
+    let store = open(&config).await;
+    let ids = [worked_case(&store, 1).await, worked_case(&store, 2).await];
+    // Every trail rewritten as plain SHA-256 (one of them forged), so that no keyed entry is
+    // left, and the record of keying removed: the database looks as if never keyed.
+    for (n, id) in ids.iter().enumerate() {
+        let entries =
+            if n == 0 { forged_trail(&store, id).await } else { store.audit_trail(id).await.unwrap().unwrap().entries };
+        overwrite_trail(&store, id, &audit::unkeyed_chain(id, &entries)).await;
+    }
+    execute(&store, "DELETE FROM audit_keying", &[]).await;
+    drop(store);
+
+    // Restarted without audit.rechain_legacy: nothing is chained again or sealed.
+    let store = open(&config).await;
+    for id in &ids {
+        let broken = verify_rpc(&store, id).await;
+        assert_eq!((broken.intact, broken.first_broken_sequence), (false, 1), "{broken:?}");
+        assert_eq!(broken.reason, "is not chained under an audit key");
+        assert!(listed_key_ids(&store, id).await.iter().all(String::is_empty));
+    }
+    // Changing a case afterwards does not make its trail verify either.
+    pause(&store, &ids[0]).await;
+    assert_eq!(verify_rpc(&store, &ids[0]).await.first_broken_sequence, 1);
+}
+
+/// The handler pauses the case: one more audit entry.
+async fn pause(store: &Arc<dyn CaseStore>, id: &str) {
+    let command = Command::Pause { reason: PauseReason::WaitingForMaterials, note: "statement".to_owned() };
+    let principal = Arc::new(handler());
+    let update = Update { id: id.to_owned(), other: None, expected_version: None, request: None, principal, command };
+    store.update(update).await.unwrap();
+}
+
+/// Removes a case's newest audit entry and writes back the length and head of the entries
+/// before it, as someone who can write the database would to hide the last thing done.
+async fn cut_last_entry(store: &Arc<dyn CaseStore>, id: &str) -> i64 {
+    let trail = store.audit_trail(id).await.unwrap().unwrap();
+    let length = trail.length - 1;
+    let head = trail.entries[length as usize - 1].hash.clone();
+    execute(
+        store,
+        "DELETE FROM audit_entries WHERE case_id = $1 AND sequence = $2",
+        &[Param::Text(id), Param::Int(trail.length)],
+    )
+    .await;
+    execute(
+        store,
+        "UPDATE cases SET audit_length = $2, audit_head = $3 WHERE id = $1",
+        &[Param::Text(id), Param::Int(length), Param::Text(&head)],
+    )
+    .await;
+    length
+}
+
+async fn a_trail_cut_short_with_an_earlier_head_written_back_does_not_verify(config: DatabaseConfig) {
+    let store = open(&config).await;
+    let cut = worked_case(&store, 1).await;
+    let unsealed = worked_case(&store, 2).await;
+    let untouched = worked_case(&store, 3).await;
+
+    let length = cut_last_entry(&store, &cut).await;
+    let broken = verify_rpc(&store, &cut).await;
+    assert_eq!((broken.intact, broken.first_broken_sequence, broken.entries), (false, length + 1, length));
+    assert!(broken.reason.contains("does not match its seal"), "{broken:?}");
+
+    // The seal removed as well.
+    let length = cut_last_entry(&store, &unsealed).await;
+    execute(&store, "UPDATE cases SET audit_seal = '' WHERE id = $1", &[Param::Text(&unsealed)]).await;
+    let broken = verify_rpc(&store, &unsealed).await;
+    assert_eq!((broken.intact, broken.first_broken_sequence), (false, length + 1));
+    assert!(broken.reason.contains("is not sealed"), "{broken:?}");
+
+    // Working the cases on, or starting again, does not seal the cut heads.
+    for id in [&cut, &unsealed] {
+        pause(&store, id).await;
+        assert!(!verify_rpc(&store, id).await.intact);
+    }
+    drop(store);
+    let store = open(&config).await;
+    assert!(!verify_rpc(&store, &cut).await.intact);
+    assert!(!verify_rpc(&store, &unsealed).await.intact);
+    assert!(verify_rpc(&store, &untouched).await.intact, "another case is not affected");
+    // Nor does a start with the migration setting: it seals only heads that never had a seal.
+    drop(store);
+    let mut rules = rules();
+    rules.audit = Arc::new(crate::domain::tests::audit_keys().rechaining_legacy(true));
+    let store = open_with(&config, rules).await;
+    assert!(!verify_rpc(&store, &cut).await.intact);
+    assert!(verify_rpc(&store, &untouched).await.intact);
 }

@@ -387,7 +387,14 @@ async fn an_opened_case_starts_a_verifiable_audit_trail(store: Arc<dyn CaseStore
     assert_eq!(entry.details.get("complaint").map(String::as_str), Some("complaints/00000001"));
     assert_eq!((trail.length, trail.head.as_str()), (1, entry.hash.as_str()));
     assert_eq!(
-        crate::domain::audit::verify(&store.rules().current().audit, id, &trail.entries, trail.length, &trail.head),
+        crate::domain::audit::verify(
+            &store.rules().current().audit,
+            id,
+            &trail.entries,
+            trail.length,
+            &trail.head,
+            &trail.seal
+        ),
         Ok(())
     );
     assert!(store.audit_trail(&uuid::Uuid::now_v7().to_string()).await.unwrap().is_none());
@@ -542,7 +549,14 @@ async fn a_case_walks_through_every_state(store: Arc<dyn CaseStore>) {
     let trail = store.audit_trail(&id).await.unwrap().unwrap();
     assert_eq!(trail.entries.len(), count + 1);
     assert_eq!(
-        crate::domain::audit::verify(&store.rules().current().audit, &id, &trail.entries, trail.length, &trail.head),
+        crate::domain::audit::verify(
+            &store.rules().current().audit,
+            &id,
+            &trail.entries,
+            trail.length,
+            &trail.head,
+            &trail.seal
+        ),
         Ok(())
     );
     let events = committed_events(store.feed(), 0, 1000).await.unwrap();
@@ -701,7 +715,8 @@ async fn reminders_are_raised_once_even_when_sweeps_are_interrupted(store: Arc<d
                 &id,
                 &trail.entries,
                 trail.length,
-                &trail.head
+                &trail.head,
+                &trail.seal
             ),
             Ok(())
         );
@@ -1080,7 +1095,8 @@ async fn a_case_opens_owned_routed_and_escalated_in_one_transaction_and_only_onc
             &id_of(&case),
             &checked.entries,
             checked.length,
-            &checked.head
+            &checked.head,
+            &checked.seal
         ),
         Ok(())
     );

@@ -139,9 +139,10 @@ pub trait CaseStore: EventSink + Send + Sync + 'static {
         self.feed().pool().ids_after(LINT_PENDING_CASES, after, limit).await
     }
     /// Chains the audit entries written before trails were keyed again under the active key,
-    /// once for the database, in one transaction that also records it (run when the store
-    /// opens). A trail that no longer verifies as stored is left as it is and reported, so that
-    /// verification keeps showing where it broke.
+    /// once for the database, and seals the heads written before heads were sealed, in one
+    /// transaction that also records it (run when the store opens, only when the operator set
+    /// `audit.rechain_legacy`). A trail that no longer verifies as stored is left as it is and
+    /// reported, so that verification keeps showing where it broke.
     async fn key_unkeyed_trails(&self) -> anyhow::Result<RechainedTrails>;
     /// Recomputes one case's provisional clocks in a transaction of its own; whether it moved.
     async fn revise_case(&self, id: String) -> Result<bool, CaseError>;
@@ -163,6 +164,8 @@ pub(crate) const LINT_PENDING_CASES: &str = "SELECT id FROM cases WHERE lint_pen
 pub enum Rechained {
     /// The entries were chained again.
     Rechained,
+    /// The head, written before heads were sealed, was sealed.
+    Sealed,
     /// Nothing to do: no such case, or no unkeyed entries (another replica chained them).
     Nothing,
     /// The trail did not verify as stored, so it was left as it is.
@@ -174,6 +177,8 @@ pub enum Rechained {
 pub struct RechainedTrails {
     /// Cases whose trails were chained again under the active key.
     pub rechained: usize,
+    /// Cases whose heads were sealed (heads written before they were sealed).
+    pub sealed: usize,
     /// Cases whose trails did not verify as stored, left unkeyed.
     pub broken: Vec<String>,
     /// Whether the database had been keyed before (nothing was chained again).
@@ -215,6 +220,7 @@ pub(crate) struct LoadedRow {
     version: i64,
     audit_length: i64,
     audit_head: String,
+    audit_seal: String,
 }
 
 /// The stored first result of a request id.
@@ -225,7 +231,8 @@ pub(crate) const SAVE_REQUEST: &str = "INSERT INTO case_requests \
 
 /// Writes a changed case; `$8` is the version it was loaded at.
 pub(crate) const SAVE: &str = "UPDATE cases SET record = $2, state = $3, version = $4, next_check_us = $5, \
-    audit_length = $6, audit_head = $7, provisional = $9, lint_pending = $10 WHERE id = $1 AND version = $8";
+    audit_length = $6, audit_head = $7, provisional = $9, lint_pending = $10, audit_seal = $11 \
+    WHERE id = $1 AND version = $8";
 
 /// Cases the sweeper must look at by `$1`, earliest first.
 pub(crate) const DUE_FOR_SWEEP: &str = "SELECT id FROM cases WHERE next_check_us IS NOT NULL AND next_check_us <= $1 \
@@ -245,6 +252,8 @@ pub(crate) struct RowWrite {
     pub lint_pending: bool,
     pub audit_length: i64,
     pub audit_head: String,
+    /// The head's seal ([`crate::domain::audit::reseal`]).
+    pub audit_seal: String,
     pub entries: Vec<AuditRecord>,
 }
 
@@ -270,6 +279,7 @@ macro_rules! save_row {
             .bind(row.loaded_version)
             .bind(row.provisional)
             .bind(row.lint_pending)
+            .bind(row.audit_seal.clone())
     }};
 }
 use save_row;
@@ -281,6 +291,7 @@ pub(crate) struct Loaded {
     version: i64,
     audit_length: i64,
     audit_head: String,
+    audit_seal: String,
 }
 
 impl Loaded {
@@ -291,6 +302,7 @@ impl Loaded {
             version: row.version,
             audit_length: row.audit_length,
             audit_head: row.audit_head,
+            audit_seal: row.audit_seal,
         })
     }
 }
@@ -407,6 +419,8 @@ fn row_write(
         entries.push(record);
     }
     events.extend(effects.events);
+    let loaded = (l.audit_length, l.audit_head.as_str(), l.audit_seal.as_str());
+    let audit_seal = crate::domain::audit::reseal(&rules.audit, &l.id, loaded, previous.0, &previous.1);
     RowWrite {
         id: l.id.clone(),
         record: l.case.encode_to_vec(),
@@ -418,6 +432,7 @@ fn row_write(
         lint_pending: workflow::replies::lint_pending(&l.case),
         audit_length: previous.0,
         audit_head: previous.1,
+        audit_seal,
         entries,
     }
 }
@@ -430,6 +445,8 @@ struct Opening {
     record: Vec<u8>,
     events: Vec<NewEvent>,
     audit: Vec<AuditRecord>,
+    /// The seal of the trail's head after `audit`.
+    audit_seal: String,
     next_check_us: Option<i64>,
     provisional: bool,
     /// A recurrence: the link to the earlier complaint's case, made once this case exists.
@@ -466,7 +483,7 @@ use insert_audit;
 
 /// A case's head and trail in sequence order, in one statement (so from one snapshot on
 /// either backend); a case without entries yields one row with the entry columns NULL.
-const AUDIT_TRAIL: &str = "SELECT c.audit_length, c.audit_head, e.sequence, e.action, e.actor, e.record_time_us, \
+const AUDIT_TRAIL: &str = "SELECT c.audit_length, c.audit_head, c.audit_seal, e.sequence, e.action, e.actor, e.record_time_us, \
     e.details, e.previous_hash, e.hash, e.key_id \
     FROM cases c LEFT JOIN audit_entries e ON e.case_id = c.id WHERE c.id = $1 ORDER BY e.sequence";
 
@@ -474,6 +491,7 @@ const AUDIT_TRAIL: &str = "SELECT c.audit_length, c.audit_head, e.sequence, e.ac
 struct AuditRow {
     audit_length: i64,
     audit_head: String,
+    audit_seal: String,
     sequence: Option<i64>,
     action: Option<String>,
     actor: Option<String>,
@@ -487,7 +505,7 @@ struct AuditRow {
 /// The trail of [`AUDIT_TRAIL`]'s rows; `None` when the case does not exist.
 fn trail_from(rows: Vec<AuditRow>) -> anyhow::Result<Option<AuditTrail>> {
     let Some(first) = rows.first() else { return Ok(None) };
-    let (length, head) = (first.audit_length, first.audit_head.clone());
+    let (length, head, seal) = (first.audit_length, first.audit_head.clone(), first.audit_seal.clone());
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(sequence) = row.sequence else { continue };
@@ -502,15 +520,17 @@ fn trail_from(rows: Vec<AuditRow>) -> anyhow::Result<Option<AuditTrail>> {
             key_id: row.key_id.unwrap_or_default(),
         });
     }
-    Ok(Some(AuditTrail { entries, length, head }))
+    Ok(Some(AuditTrail { entries, length, head, seal }))
 }
 
-/// A case's audit trail as stored, with the length and head hash the case records of it.
+/// A case's audit trail as stored, with the length and head hash the case records of it and
+/// their seal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditTrail {
     pub entries: Vec<AuditRecord>,
     pub length: i64,
     pub head: String,
+    pub seal: String,
 }
 
 /// What one intake event means for cases.
@@ -672,6 +692,8 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
         let entry = AuditRecord::after(&rules.audit, &id, previous, &action, SYSTEM_ACTOR, at, details);
         audit.push(entry);
     }
+    let head = audit.last().map(|a| (a.sequence, a.hash.as_str())).unwrap_or((0, ""));
+    let audit_seal = rules.audit.seal_head(&id, head.0, head.1);
     let link = (!accepted.recurrence_of.is_empty()).then(|| Follow {
         complaint: accepted.complaint.clone(),
         other: Some(accepted.recurrence_of.clone()),
@@ -686,6 +708,7 @@ fn opening_for(event: &Event, rules: &Rules, opened: DateTime<Utc>) -> anyhow::R
         record,
         events: effects.events,
         audit,
+        audit_seal,
         next_check_us,
         provisional,
         link,

@@ -123,7 +123,8 @@ where
 }
 
 /// Chains a case's audit entries written before the trail was keyed again under the active
-/// key, once their unkeyed chain verifies; all in the caller's transaction.
+/// key, once their unkeyed chain verifies, and seals the new head; all in the caller's
+/// transaction.
 async fn rechain_case<T: CaseTx + ?Sized>(
     tx: &mut T,
     id: &str,
@@ -136,18 +137,42 @@ async fn rechain_case<T: CaseTx + ?Sized>(
     match crate::domain::audit::rechain(keys, id, &trail.entries, trail.length, &trail.head) {
         Ok(None) => Ok(Rechained::Nothing),
         Ok(Some((entries, head))) => {
-            tx.rechain(id, &entries, &head).await?;
+            tx.rechain(id, &entries, &head, &keys.seal_head(id, trail.length, &head)).await?;
             Ok(Rechained::Rechained)
         }
         Err(broken) => Ok(Rechained::Broken(broken)),
     }
 }
 
-/// Chains every trail's unkeyed entries again under the active key, once for the database,
-/// and records that it was done; all in the caller's transaction. Once recorded, nothing is
-/// chained again: an unkeyed entry found later was written by someone without the key. When
-/// the record is missing although keyed entries exist, it was removed from the database, and
-/// nothing is chained either (that would seal whatever was rewritten meanwhile).
+/// Seals a case's head written before heads were sealed, once its trail verifies under the
+/// configured keys; all in the caller's transaction.
+async fn seal_case<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    id: &str,
+    keys: &crate::domain::audit::AuditKeys,
+) -> Result<Rechained, CaseError> {
+    if tx.load(id).await?.is_none() {
+        return Ok(Rechained::Nothing);
+    }
+    let Some(trail) = tx.trail(id).await? else { return Ok(Rechained::Nothing) };
+    let (entries, length, head) = (&trail.entries, trail.length, &trail.head);
+    match crate::domain::audit::seal_legacy_head(keys, id, entries, length, head, &trail.seal) {
+        Ok(None) => Ok(Rechained::Nothing),
+        Ok(Some(seal)) => {
+            tx.rechain(id, &[], head, &seal).await?;
+            Ok(Rechained::Sealed)
+        }
+        Err(broken) => Ok(Rechained::Broken(broken)),
+    }
+}
+
+/// What the operator asks for with `audit.rechain_legacy`, all in the caller's transaction:
+/// chains every trail's unkeyed entries again under the active key, once for the database, and
+/// records that it was done; then seals every head written before heads were sealed whose
+/// trail verifies. Once recorded, nothing is chained again: an unkeyed entry found later was
+/// written by someone without the key. When the record is missing although keyed entries
+/// exist, it was removed from the database, and nothing is chained either (that would seal
+/// whatever was rewritten meanwhile).
 pub(crate) async fn key_trails<T: CaseTx + ?Sized>(
     tx: &mut T,
     keys: &crate::domain::audit::AuditKeys,
@@ -156,8 +181,32 @@ pub(crate) async fn key_trails<T: CaseTx + ?Sized>(
     let mut done = super::RechainedTrails::default();
     if tx.keying_recorded().await? {
         done.already_keyed = true;
-        return Ok(done);
+    } else {
+        key_unkeyed(tx, keys, &mut done).await?;
+        tx.record_keying(keys.active_id(), now.timestamp_micros(), done.rechained as i64).await?;
     }
+    for id in tx.unsealed_cases().await? {
+        match seal_case(tx, &id, keys).await? {
+            Rechained::Sealed | Rechained::Rechained => done.sealed += 1,
+            Rechained::Nothing => {}
+            Rechained::Broken(broken) => {
+                if !done.broken.contains(&id) {
+                    tracing::error!(case = %id, sequence = broken.sequence, reason = %broken.reason,
+                        "audit trail did not verify as stored; its head is left unsealed");
+                    done.broken.push(id);
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The keying of [`key_trails`]: chains unkeyed trails again unless any entry is keyed.
+async fn key_unkeyed<T: CaseTx + ?Sized>(
+    tx: &mut T,
+    keys: &crate::domain::audit::AuditKeys,
+    done: &mut super::RechainedTrails,
+) -> Result<(), CaseError> {
     let unkeyed = tx.unkeyed_cases().await?;
     if tx.any_keyed_entry().await? {
         if !unkeyed.is_empty() {
@@ -169,21 +218,20 @@ pub(crate) async fn key_trails<T: CaseTx + ?Sized>(
         }
         done.already_keyed = true;
         done.broken = unkeyed;
-    } else {
-        for id in unkeyed {
-            match rechain_case(tx, &id, keys).await? {
-                Rechained::Rechained => done.rechained += 1,
-                Rechained::Nothing => {}
-                Rechained::Broken(broken) => {
-                    tracing::error!(case = %id, sequence = broken.sequence, reason = %broken.reason,
-                        "audit trail did not verify as stored before keying; left unkeyed");
-                    done.broken.push(id);
-                }
+        return Ok(());
+    }
+    for id in unkeyed {
+        match rechain_case(tx, &id, keys).await? {
+            Rechained::Rechained | Rechained::Sealed => done.rechained += 1,
+            Rechained::Nothing => {}
+            Rechained::Broken(broken) => {
+                tracing::error!(case = %id, sequence = broken.sequence, reason = %broken.reason,
+                    "audit trail did not verify as stored before keying; left unkeyed");
+                done.broken.push(id);
             }
         }
     }
-    tx.record_keying(keys.active_id(), now.timestamp_micros(), done.rechained as i64).await?;
-    Ok(done)
+    Ok(())
 }
 
 /// Applies a batch of intake's events strictly in feed order after the stored position, and

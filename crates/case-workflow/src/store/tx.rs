@@ -31,14 +31,17 @@ pub(crate) trait CaseTx: Outbox + ConsumerTx {
     async fn save_request(&mut self, key: &RequestKey, case_id: &str, response: &[u8]) -> Result<(), CaseError>;
     /// A case's audit trail as stored (after [`CaseTx::load`] has locked the case).
     async fn trail(&mut self, id: &str) -> Result<Option<AuditTrail>, CaseError>;
-    /// Writes entries chained again (their links, hashes and key ids) and the case's new head.
-    async fn rechain(&mut self, id: &str, entries: &[AuditRecord], head: &str) -> Result<(), CaseError>;
+    /// Writes entries chained again (their links, hashes and key ids, none when only the head
+    /// is sealed) and the case's new head and seal.
+    async fn rechain(&mut self, id: &str, entries: &[AuditRecord], head: &str, seal: &str) -> Result<(), CaseError>;
     /// Whether the audit trails' keying was recorded.
     async fn keying_recorded(&mut self) -> Result<bool, CaseError>;
     /// Whether any audit entry is chained under a key.
     async fn any_keyed_entry(&mut self) -> Result<bool, CaseError>;
     /// Cases with audit entries chained without a key, in id order.
     async fn unkeyed_cases(&mut self) -> Result<Vec<String>, CaseError>;
+    /// Cases whose head carries no seal, in id order.
+    async fn unsealed_cases(&mut self) -> Result<Vec<String>, CaseError>;
     /// Records that the trails were keyed (locking out a second keying running at once).
     async fn record_keying(&mut self, key_id: &str, time_us: i64, rechained: i64) -> Result<(), CaseError>;
 }
@@ -51,7 +54,7 @@ macro_rules! case_tx {
         impl CaseTx for $conn {
             async fn load(&mut self, id: &str) -> Result<Option<Loaded>, CaseError> {
                 let row: Option<LoadedRow> = sqlx::query_as(concat!(
-                    "SELECT record, version, audit_length, audit_head FROM cases WHERE id = $1",
+                    "SELECT record, version, audit_length, audit_head, audit_seal FROM cases WHERE id = $1",
                     $lock
                 ))
                 .bind(id)
@@ -74,8 +77,8 @@ macro_rules! case_tx {
             async fn insert_opening(&mut self, o: &Opening) -> Result<bool, CaseError> {
                 let inserted = sqlx::query(
                     "INSERT INTO cases (id, case_number, complaint, state, open_time_us, version, record, org_unit, \
-                     audit_length, audit_head, next_check_us, provisional) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11) ON CONFLICT (complaint) DO NOTHING",
+                     audit_length, audit_head, next_check_us, provisional, audit_seal) \
+                     VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (complaint) DO NOTHING",
                 )
                 .bind(case_id(&o.case))
                 .bind(&o.case.case_number)
@@ -88,6 +91,7 @@ macro_rules! case_tx {
                 .bind(o.audit.last().map(|a| a.hash.clone()).unwrap_or_default())
                 .bind(o.next_check_us)
                 .bind(o.provisional)
+                .bind(&o.audit_seal)
                 .execute(&mut *self)
                 .await?
                 .rows_affected();
@@ -141,7 +145,13 @@ macro_rules! case_tx {
                 Ok(super::trail_from(rows)?)
             }
 
-            async fn rechain(&mut self, id: &str, entries: &[AuditRecord], head: &str) -> Result<(), CaseError> {
+            async fn rechain(
+                &mut self,
+                id: &str,
+                entries: &[AuditRecord],
+                head: &str,
+                seal: &str,
+            ) -> Result<(), CaseError> {
                 for e in entries {
                     sqlx::query(
                         "UPDATE audit_entries SET previous_hash = $3, hash = $4, key_id = $5 \
@@ -155,9 +165,10 @@ macro_rules! case_tx {
                     .execute(&mut *self)
                     .await?;
                 }
-                sqlx::query("UPDATE cases SET audit_head = $2 WHERE id = $1")
+                sqlx::query("UPDATE cases SET audit_head = $2, audit_seal = $3 WHERE id = $1")
                     .bind(id)
                     .bind(head)
+                    .bind(seal)
                     .execute(&mut *self)
                     .await?;
                 Ok(())
@@ -177,6 +188,12 @@ macro_rules! case_tx {
 
             async fn unkeyed_cases(&mut self) -> Result<Vec<String>, CaseError> {
                 Ok(sqlx::query_scalar("SELECT DISTINCT case_id FROM audit_entries WHERE key_id = '' ORDER BY case_id")
+                    .fetch_all(&mut *self)
+                    .await?)
+            }
+
+            async fn unsealed_cases(&mut self) -> Result<Vec<String>, CaseError> {
+                Ok(sqlx::query_scalar("SELECT id FROM cases WHERE audit_seal = '' ORDER BY id")
                     .fetch_all(&mut *self)
                     .await?)
             }

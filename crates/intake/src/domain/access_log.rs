@@ -1,13 +1,18 @@
 //! The access log of personal information (D-PII-4) as a tamper-evident chain. Every entry's
 //! hash is an HMAC-SHA256, under a key kept outside the database (`pii.access_log_keys`), of
 //! its own fields and the previous entry's hash, and the log keeps the length and head hash of
-//! its chain. So editing, removing or inserting entries is detected, and so is a chain rebuilt
-//! by someone who can write the database but does not hold the key.
+//! its chain, sealed with an HMAC under the same keys. So editing, removing or inserting
+//! entries is detected, and so is a chain rebuilt, or cut short with an earlier head written
+//! back, by someone who can write the database but does not hold the key.
 //!
 //! Each entry names the key it was chained under, so keys can be rotated: entries chained
 //! under a retired key verify while that key stays configured. Entries written before the log
-//! was chained (or by an earlier version still running) carry no position; opening the store
-//! appends them to the chain.
+//! was chained carry no position, and a head written before heads were sealed carries no
+//! seal. Only when the operator asks for it (`pii.chain_legacy_access_log`) does opening the
+//! store append such entries (those recorded before the first chained one) to the chain and
+//! seal such a head, over a chain that verifies: nothing in the database decides it, since
+//! whoever can write the database could fake that. An entry outside the chain recorded after
+//! the first chained one is a break.
 
 use std::collections::BTreeMap;
 
@@ -27,11 +32,18 @@ pub const DERIVED_KEY_ID: &str = "index";
 pub struct AccessLogKeys {
     active: String,
     keys: BTreeMap<String, Hmac<Sha256>>,
+    /// Whether opening the store chains entries recorded before the chain existed and seals a
+    /// head written before heads were sealed (`pii.chain_legacy_access_log`).
+    chain_legacy: bool,
 }
 
 impl std::fmt::Debug for AccessLogKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessLogKeys").field("active", &self.active).field("ids", &self.keys.keys()).finish()
+        f.debug_struct("AccessLogKeys")
+            .field("active", &self.active)
+            .field("ids", &self.keys.keys())
+            .field("chain_legacy", &self.chain_legacy)
+            .finish()
     }
 }
 
@@ -52,7 +64,7 @@ impl AccessLogKeys {
         if !ring.contains_key(active) {
             return Err(format!("the active access-log key {active:?} is not among the access-log keys"));
         }
-        Ok(Self { active: active.to_owned(), keys: ring })
+        Ok(Self { active: active.to_owned(), keys: ring, chain_legacy: false })
     }
 
     /// The key used when none is configured: derived from the blind-index key (itself kept
@@ -67,6 +79,82 @@ impl AccessLogKeys {
     pub fn active_id(&self) -> &str {
         &self.active
     }
+
+    /// The same keys, with entries recorded before the chain existed chained and a head
+    /// written before heads were sealed sealed when the store opens (`yes`), or not.
+    pub fn chaining_legacy(self, yes: bool) -> Self {
+        Self { chain_legacy: yes, ..self }
+    }
+
+    /// Whether opening the store chains legacy entries and seals a legacy head.
+    pub fn chains_legacy(&self) -> bool {
+        self.chain_legacy
+    }
+
+    /// The seal of a head (`length` entries ending in `head`) under the active key, as stored:
+    /// `<key id>:<hex HMAC>`.
+    pub fn seal_head(&self, length: i64, head: &str) -> String {
+        let mac = self.keys.get(&self.active).expect("the active key is in the ring");
+        format!("{}:{}", self.active, head_mac(mac, length, head))
+    }
+
+    /// Whether the head's seal verifies under the key it names. The head of a log never
+    /// written to (no entries, no seal) needs none.
+    pub fn check_seal(&self, head: &ChainHead) -> Result<(), Broken> {
+        if (head.length, head.head.as_str(), head.seal.as_str()) == (0, "", "") {
+            return Ok(());
+        }
+        let fail = |reason: String| Err(Broken { position: head.length + 1, reason });
+        let Some((id, mac)) = head.seal.rsplit_once(':') else {
+            return fail(format!("the head the log records ({} entries) is not sealed", head.length));
+        };
+        let Some(key) = self.keys.get(id) else {
+            return fail(format!(
+                "the head the log records is sealed under access-log key {id:?}, which is not configured"
+            ));
+        };
+        if head_mac(key, head.length, &head.head) != mac {
+            return fail(format!(
+                "the head the log records ({} entries) does not match its seal: entries may have been removed \
+                 from the end",
+                head.length
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The length and head hash of the access log's chain, and their seal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChainHead {
+    pub length: i64,
+    pub head: String,
+    pub seal: String,
+}
+
+impl ChainHead {
+    /// The head after `entry` was chained onto this one, sealed under the active key when this
+    /// one's seal verifies; otherwise it keeps this one's seal, so an append cannot make a head
+    /// cut short or unsealed in the database verify again.
+    pub fn after(&self, keys: &AccessLogKeys, entry: &LogEntry) -> Self {
+        let seal = match keys.check_seal(self) {
+            Ok(()) => keys.seal_head(entry.chain_position, &entry.hash),
+            Err(broken) => {
+                tracing::error!(reason = %broken.reason, "the access log's head does not verify; it stays unsealed");
+                self.seal.clone()
+            }
+        };
+        Self { length: entry.chain_position, head: entry.hash.clone(), seal }
+    }
+}
+
+/// The keyed hash of the chain's head: its length and the hash it ends in.
+fn head_mac(mac: &Hmac<Sha256>, length: i64, head: &str) -> String {
+    let mut mac = mac.clone();
+    field(&mut mac, b"redress.pii-access.head.v1");
+    mac.update(&length.to_le_bytes());
+    field(&mut mac, head.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// One entry of the access log, as stored.
@@ -270,6 +358,36 @@ mod tests {
             head.clone_from(&entry.hash);
         }
         assert_eq!(verify(&keys, &entries, 3, &head).map_err(|b| b.position), Err(1));
+    }
+
+    #[test]
+    fn a_head_cut_short_unsealed_or_sealed_without_the_key_does_not_verify() {
+        let keys = keys(1);
+        let entries = chain(&keys, 4);
+        let sealed = |n: usize| {
+            let (length, head) = (n as i64, entries[n - 1].hash.clone());
+            ChainHead { seal: keys.seal_head(length, &head), length, head }
+        };
+        assert_eq!(keys.check_seal(&sealed(4)), Ok(()));
+        assert_eq!(keys.check_seal(&ChainHead::default()), Ok(()), "a log never written to");
+        // The newest entry removed and the head before it written back: with the seal as it
+        // was, without one, or with one of the forger's own.
+        let cut = ChainHead { seal: sealed(4).seal, ..sealed(3) };
+        let forger = keys_with_id("a1", 2);
+        let forged = ChainHead { seal: forger.seal_head(3, &cut.head), ..cut.clone() };
+        let unsealed = ChainHead { seal: String::new(), ..cut.clone() };
+        for head in [&cut, &forged, &unsealed] {
+            assert_eq!(keys.check_seal(head).map_err(|b| b.position), Err(4), "{head:?}");
+        }
+        let emptied = ChainHead { seal: sealed(4).seal, length: 0, head: String::new() };
+        assert!(keys.check_seal(&emptied).is_err());
+        // An append after the cut keeps the stale seal; after an intact head it seals.
+        let mut next = LogEntry { reason: "after the cut".to_owned(), ..entries[3].clone() };
+        next.chain(&keys, 3, &cut.head);
+        assert!(keys.check_seal(&cut.after(&keys, &next)).is_err());
+        let mut next = entries[3].clone();
+        next.chain(&keys, 4, &entries[3].hash);
+        assert_eq!(keys.check_seal(&sealed(4).after(&keys, &next)), Ok(()));
     }
 
     fn keys_with_id(id: &str, byte: u8) -> AccessLogKeys {

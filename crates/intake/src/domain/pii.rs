@@ -94,6 +94,12 @@ impl Keyring {
         Ok(Self { access_log: AccessLogKeys::new(active, keys).map_err(PiiError::InvalidKey)?, ..self })
     }
 
+    /// The same keys, with the access log's entries recorded before it was chained chained,
+    /// and a head written before heads were sealed sealed, when the store opens (`yes`).
+    pub fn chaining_legacy_access_log(self, yes: bool) -> Self {
+        Self { access_log: self.access_log.chaining_legacy(yes), ..self }
+    }
+
     /// The keys the access log is chained under.
     pub fn access_log(&self) -> &AccessLogKeys {
         &self.access_log

@@ -18,7 +18,7 @@ use super::{
     StoreError, Subject, Submitted, codes,
 };
 use crate::domain::acceptance::SourceReference;
-use crate::domain::access_log::{LogEntry, Verifier};
+use crate::domain::access_log::{AccessLogKeys, Broken, LogEntry, Verifier};
 use crate::domain::lifecycle;
 use crate::domain::pii::{self, Keyring, PiiError};
 use crate::domain::subjects::{self, PHONE};
@@ -652,7 +652,7 @@ pub(crate) async fn record_access<T: IntakeTx + ?Sized>(
     subject_id: &str,
     access: &PiiAccess,
 ) -> Result<(), StoreError> {
-    let (length, head) = tx.lock_access_chain().await?;
+    let at = tx.lock_access_chain().await?;
     let mut entry = LogEntry {
         chain_position: 0,
         complaint_id: complaint_id.map(str::to_owned),
@@ -665,40 +665,81 @@ pub(crate) async fn record_access<T: IntakeTx + ?Sized>(
         hash: String::new(),
         key_id: String::new(),
     };
-    entry.chain(keyring.access_log(), length, &head);
+    entry.chain(keyring.access_log(), at.length, &at.head);
     tx.insert_access(&entry).await?;
-    tx.set_access_chain(entry.chain_position, &entry.hash).await?;
+    tx.set_access_chain(&at.after(keyring.access_log(), &entry)).await?;
     Ok(())
 }
 
-/// Appends a batch of access-log entries recorded outside the chain (before it existed, or by
-/// an earlier version still running) to it, in the order they were recorded; how many.
-pub(crate) async fn chain_unchained<T: IntakeTx + ?Sized>(tx: &mut T, keyring: &Keyring) -> Result<usize, StoreError> {
-    let (mut length, mut head) = tx.lock_access_chain().await?;
-    let rows = tx.unchained_accesses(500).await?;
-    for (id, mut entry) in rows.iter().cloned() {
-        entry.chain(keyring.access_log(), length, &head);
-        tx.chain_access(id, &entry).await?;
-        (length, head) = (entry.chain_position, entry.hash);
+/// Appends a batch of access-log entries recorded outside the chain before row `before` (the
+/// first chained entry when the migration began; all when there was none) to it, in the order
+/// they were recorded; how many. A head written before heads were sealed (no seal) is sealed
+/// first, once the chain up to it verifies; when it does not, or the head has a seal that does
+/// not verify, nothing is chained or sealed. Run only when the operator asks for it
+/// (`pii.chain_legacy_access_log`).
+pub(crate) async fn chain_unchained<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    before: Option<i64>,
+) -> Result<usize, StoreError> {
+    let keys = keyring.access_log();
+    let mut at = tx.lock_access_chain().await?;
+    let mut sealed = false;
+    match keys.check_seal(&at) {
+        Ok(()) => {}
+        Err(_) if at.seal.is_empty() => {
+            // Every chained entry, so that entries beyond the head break it too.
+            let verifier = verify_chain(tx, keys, i64::MAX).await?;
+            if let Err(broken) = verifier.finish(at.length, &at.head) {
+                tracing::error!(position = broken.position, reason = %broken.reason,
+                    "the personal-data access log does not verify as stored; it is not sealed and nothing is chained");
+                return Ok(0);
+            }
+            at.seal = keys.seal_head(at.length, &at.head);
+            sealed = true;
+        }
+        Err(broken) => {
+            tracing::error!(position = broken.position, reason = %broken.reason,
+                "the personal-data access log's head does not verify; nothing is chained");
+            return Ok(0);
+        }
     }
-    if !rows.is_empty() {
-        tx.set_access_chain(length, &head).await?;
+    let rows = tx.unchained_accesses(before, 500).await?;
+    for (id, mut entry) in rows.iter().cloned() {
+        entry.chain(keys, at.length, &at.head);
+        tx.chain_access(id, &entry).await?;
+        at = at.after(keys, &entry);
+    }
+    if sealed || !rows.is_empty() {
+        tx.set_access_chain(&at).await?;
     }
     Ok(rows.len())
 }
 
-/// Chains every access-log entry recorded outside the chain; `batch` runs [`chain_unchained`]
-/// in a transaction of its own.
-pub(crate) async fn chain_access_log<F, Fut>(mut batch: F) -> anyhow::Result<()>
+/// Chains every access-log entry recorded outside the chain before its first chained entry;
+/// `first` reads that entry's row id, `batch` runs [`chain_unchained`] in a transaction of its
+/// own.
+pub(crate) async fn chain_access_log<FF, FFut, F, Fut>(first: FF, mut batch: F) -> anyhow::Result<()>
 where
-    F: FnMut() -> Fut,
+    FF: FnOnce() -> FFut,
+    FFut: Future<Output = Result<Option<i64>, StoreError>>,
+    F: FnMut(Option<i64>) -> Fut,
     Fut: Future<Output = Result<usize, StoreError>>,
 {
+    let before = first().await?;
+    let mut total = 0;
     loop {
-        let chained = batch().await?;
+        let chained = batch(before).await?;
         if chained == 0 {
+            tracing::warn!(
+                entries = total,
+                "pii.chain_legacy_access_log is set: earlier entries of the personal-data access log were chained \
+                 and its head sealed; remove the setting now, while it is set, entries inserted in the database \
+                 could be chained"
+            );
             return Ok(());
         }
+        total += chained;
         tracing::info!(entries = chained, "chained earlier entries of the personal-data access log");
     }
 }
@@ -706,24 +747,54 @@ where
 /// Entries one page of verification reads.
 const VERIFY_PAGE: i64 = 1_000;
 
-/// Recomputes the access log's chain, page by page, up to the head it recorded when the
-/// verification began (entries chained meanwhile are left to the next one).
-pub(crate) async fn verify_access_log(
-    tx: &mut dyn IntakeTx,
-    keyring: &Keyring,
-) -> Result<AccessLogVerdict, StoreError> {
-    let (length, head) = tx.access_chain().await?;
-    let mut verifier = Verifier::new(keyring.access_log());
+/// Recomputes the chain's entries up to position `until`, page by page.
+async fn verify_chain<'k, T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keys: &'k AccessLogKeys,
+    until: i64,
+) -> Result<Verifier<'k>, StoreError> {
+    let mut verifier = Verifier::new(keys);
     let mut after = 0;
     loop {
-        let page = tx.chained_accesses(after, length, VERIFY_PAGE).await?;
+        let page = tx.chained_accesses(after, until, VERIFY_PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.chain_position;
         verifier.page(&page);
     }
+    Ok(verifier)
+}
+
+/// Recomputes the access log's chain, page by page, up to the head it recorded when the
+/// verification began (entries chained meanwhile are left to the next one), and checks the
+/// head's seal, that no chained entry lies beyond it, and that no entry recorded after the
+/// chain began is outside it; the first break found, by position.
+pub(crate) async fn verify_access_log(
+    tx: &mut dyn IntakeTx,
+    keyring: &Keyring,
+) -> Result<AccessLogVerdict, StoreError> {
+    let keys = keyring.access_log();
     let unchained = tx.count_unchained().await?;
+    let Some((at, beyond)) = tx.access_chain().await? else {
+        let reason = "the head the log records (its length and last hash) is missing".to_owned();
+        return Ok(AccessLogVerdict { entries: 0, unchained, broken: Some(Broken { position: 1, reason }) });
+    };
+    let verifier = verify_chain(tx, keys, at.length).await?;
     let entries = verifier.checked();
-    Ok(AccessLogVerdict { entries, unchained, broken: verifier.finish(length, &head).err() })
+    let mut broken = verifier.finish(at.length, &at.head).err();
+    if broken.is_none() && beyond > 0 {
+        let reason = format!("{beyond} chained entries lie beyond the head the log records");
+        broken = Some(Broken { position: at.length + 1, reason });
+    }
+    if broken.is_none() {
+        broken = keys.check_seal(&at).err();
+    }
+    if let Some(position) = tx.first_unchained_after_chain().await?
+        && broken.as_ref().is_none_or(|b| position < b.position)
+    {
+        let reason = "an entry recorded after the chain began is outside it".to_owned();
+        broken = Some(Broken { position, reason });
+    }
+    Ok(AccessLogVerdict { entries, unchained, broken })
 }
 
 /// The event announcing that a complaint's processing is restricted, or no longer.

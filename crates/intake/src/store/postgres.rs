@@ -65,13 +65,18 @@ impl PostgresIntakeStore {
             Ok(reindexed)
         })
         .await?;
-        ops::chain_access_log(|| async {
-            let mut tx = pool.begin().await?;
-            let chained = ops::chain_unchained(&mut *tx, keyring).await?;
-            tx.commit().await?;
-            Ok(chained)
-        })
-        .await?;
+        if keyring.access_log().chains_legacy() {
+            ops::chain_access_log(
+                || async { pool.acquire().await?.first_chained_access().await },
+                |before| async move {
+                    let mut tx = pool.begin().await?;
+                    let chained = ops::chain_unchained(&mut *tx, keyring, before).await?;
+                    tx.commit().await?;
+                    Ok(chained)
+                },
+            )
+            .await?;
+        }
         Ok(store)
     }
 

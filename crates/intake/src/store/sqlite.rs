@@ -17,7 +17,7 @@ use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirma
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::tx::Reader;
+use super::tx::{IntakeTx, Reader};
 use super::{
     AccessLogVerdict, Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Restriction, Rewrite,
     StoreError, Submitted, ops,
@@ -55,10 +55,17 @@ impl SqliteIntakeStore {
             store.write(move |conn, keyring| Box::pin(async move { ops::reindex_stale(conn, &keyring, &after).await }))
         })
         .await?;
-        ops::chain_access_log(|| {
-            store.write(|conn, keyring| Box::pin(async move { ops::chain_unchained(conn, &keyring).await }))
-        })
-        .await?;
+        if store.keyring.access_log().chains_legacy() {
+            ops::chain_access_log(
+                || store.write(|conn, _| Box::pin(async move { conn.first_chained_access().await })),
+                |before| {
+                    store.write(move |conn, keyring| {
+                        Box::pin(async move { ops::chain_unchained(conn, &keyring, before).await })
+                    })
+                },
+            )
+            .await?;
+        }
         Ok(store)
     }
 

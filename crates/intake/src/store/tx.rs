@@ -16,7 +16,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 use super::{
     ListQuery, Listed, PiiAccessRecord, ReferenceOwner, RequestKey, SealedRow, StoreError, codes, deadlines_provisional,
 };
-use crate::domain::access_log::LogEntry;
+use crate::domain::access_log::{ChainHead, LogEntry};
 use crate::domain::pii::WrappedKey;
 use crate::domain::subjects::INDEX_FORM;
 
@@ -120,18 +120,25 @@ pub(crate) trait IntakeTx: Outbox {
     /// The subject whose personal information a complaint holds.
     async fn subject_of(&mut self, complaint_id: &str) -> Result<Option<String>, StoreError>;
 
-    /// The length and head hash of the access log's chain, locked until the transaction ends
-    /// (PostgreSQL), so entries are chained one after the other.
-    async fn lock_access_chain(&mut self) -> Result<(i64, String), StoreError>;
-    /// The length and head hash of the access log's chain, as committed.
-    async fn access_chain(&mut self) -> Result<(i64, String), StoreError>;
-    /// Records the access log's new length and head hash.
-    async fn set_access_chain(&mut self, length: i64, head: &str) -> Result<(), StoreError>;
+    /// The length, head hash and seal of the access log's chain, locked until the transaction
+    /// ends (PostgreSQL), so entries are chained one after the other.
+    async fn lock_access_chain(&mut self) -> Result<ChainHead, StoreError>;
+    /// The head of the access log's chain, as committed, with how many chained entries lie
+    /// beyond it (read together); `None` when the head was removed.
+    async fn access_chain(&mut self) -> Result<Option<(ChainHead, i64)>, StoreError>;
+    /// Records the access log's new length, head hash and seal.
+    async fn set_access_chain(&mut self, head: &ChainHead) -> Result<(), StoreError>;
     /// Records an access-log entry, chained.
     async fn insert_access(&mut self, entry: &LogEntry) -> Result<(), StoreError>;
-    /// Up to `limit` access-log entries recorded outside the chain (before it existed, or by
-    /// an earlier version), in the order recorded, each with its row id.
-    async fn unchained_accesses(&mut self, limit: i64) -> Result<Vec<(i64, LogEntry)>, StoreError>;
+    /// Up to `limit` access-log entries recorded outside the chain, before row `before` (all
+    /// when `None`), in the order recorded, each with its row id.
+    async fn unchained_accesses(&mut self, before: Option<i64>, limit: i64)
+    -> Result<Vec<(i64, LogEntry)>, StoreError>;
+    /// The row id of the first chained access-log entry, in the order recorded.
+    async fn first_chained_access(&mut self) -> Result<Option<i64>, StoreError>;
+    /// Where the first entry outside the chain recorded after the first chained one would be
+    /// in the chain (1 + the chained entries recorded before it), if there is one.
+    async fn first_unchained_after_chain(&mut self) -> Result<Option<i64>, StoreError>;
     /// Chains the entry of row `id` as `entry` says.
     async fn chain_access(&mut self, id: i64, entry: &LogEntry) -> Result<(), StoreError>;
     /// How many access-log entries lie outside the chain.
@@ -613,20 +620,28 @@ macro_rules! intake_tx {
                 Ok(subject.flatten())
             }
 
-            async fn lock_access_chain(&mut self) -> Result<(i64, String), StoreError> {
-                Ok(sqlx::query_as(concat!("SELECT length, head FROM pii_access_chain WHERE id = 1", $lock))
+            async fn lock_access_chain(&mut self) -> Result<ChainHead, StoreError> {
+                Ok(sqlx::query_as(concat!("SELECT length, head, seal FROM pii_access_chain WHERE id = 1", $lock))
                     .fetch_one(&mut *self)
                     .await?)
             }
 
-            async fn access_chain(&mut self) -> Result<(i64, String), StoreError> {
-                Ok(sqlx::query_as("SELECT length, head FROM pii_access_chain WHERE id = 1").fetch_one(&mut *self).await?)
+            async fn access_chain(&mut self) -> Result<Option<(ChainHead, i64)>, StoreError> {
+                let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT c.length, c.head, c.seal, \
+                     (SELECT COUNT(*) FROM pii_access a WHERE a.chain_position > c.length) \
+                     FROM pii_access_chain c WHERE c.id = 1",
+                )
+                .fetch_optional(&mut *self)
+                .await?;
+                Ok(row.map(|(length, head, seal, beyond)| (ChainHead { length, head, seal }, beyond)))
             }
 
-            async fn set_access_chain(&mut self, length: i64, head: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE pii_access_chain SET length = $1, head = $2 WHERE id = 1")
-                    .bind(length)
-                    .bind(head)
+            async fn set_access_chain(&mut self, head: &ChainHead) -> Result<(), StoreError> {
+                sqlx::query("UPDATE pii_access_chain SET length = $1, head = $2, seal = $3 WHERE id = 1")
+                    .bind(head.length)
+                    .bind(&head.head)
+                    .bind(&head.seal)
                     .execute(&mut *self)
                     .await?;
                 Ok(())
@@ -652,11 +667,16 @@ macro_rules! intake_tx {
                 Ok(())
             }
 
-            async fn unchained_accesses(&mut self, limit: i64) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+            async fn unchained_accesses(
+                &mut self,
+                before: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<(i64, LogEntry)>, StoreError> {
                 let rows: Vec<UnchainedRow> = sqlx::query_as(
                     "SELECT id, complaint_id, subject_id, actor, action, reason, access_time_us FROM pii_access \
-                     WHERE chain_position IS NULL ORDER BY id LIMIT $1",
+                     WHERE chain_position IS NULL AND id < $1 ORDER BY id LIMIT $2",
                 )
+                .bind(before.unwrap_or(i64::MAX))
                 .bind(limit)
                 .fetch_all(&mut *self)
                 .await?;
@@ -676,6 +696,23 @@ macro_rules! intake_tx {
                 .execute(&mut *self)
                 .await?;
                 Ok(())
+            }
+
+            async fn first_chained_access(&mut self) -> Result<Option<i64>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT MIN(id) FROM pii_access WHERE chain_position IS NOT NULL")
+                    .fetch_one(&mut *self)
+                    .await?)
+            }
+
+            async fn first_unchained_after_chain(&mut self) -> Result<Option<i64>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM pii_access c WHERE c.chain_position IS NOT NULL AND c.id < u.id) + 1 \
+                     FROM pii_access u WHERE u.chain_position IS NULL \
+                     AND u.id > (SELECT MIN(id) FROM pii_access WHERE chain_position IS NOT NULL) \
+                     ORDER BY u.id LIMIT 1",
+                )
+                .fetch_optional(&mut *self)
+                .await?)
             }
 
             async fn count_unchained(&mut self) -> Result<i64, StoreError> {
