@@ -167,7 +167,7 @@ impl ApiError for CaseError {
             Self::EtagMismatch { .. } => ErrorKind::Aborted,
             Self::RequestIdReused => ErrorKind::InvalidArgument,
             Self::Platform(e) => e.kind(),
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal(e) => redress_platform::error::internal_kind(e),
         }
     }
 
@@ -181,7 +181,7 @@ impl ApiError for CaseError {
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
             Self::RequestIdReused => "INVALID_ARGUMENT",
             Self::Platform(e) => ApiError::reason(e),
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(e) => redress_platform::error::internal_reason(e),
         }
     }
 
@@ -416,5 +416,8 @@ mod tests {
         let status = tonic::Status::from(CaseError::Internal(anyhow::anyhow!("disk on fire")));
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("disk"));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = tonic::Status::from(CaseError::from(sqlx::Error::Io(refused)));
+        assert_eq!(status.code(), Code::Unavailable, "a database out of reach is worth a retry");
     }
 }

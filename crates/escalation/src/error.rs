@@ -115,7 +115,7 @@ impl ApiError for EscalationError {
             Self::EtagMismatch { .. } => ErrorKind::Aborted,
             Self::RequestIdReused => ErrorKind::InvalidArgument,
             Self::Platform(e) => e.kind(),
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal(e) => redress_platform::error::internal_kind(e),
         }
     }
 
@@ -132,7 +132,7 @@ impl ApiError for EscalationError {
             Self::EtagMismatch { .. } => "ETAG_MISMATCH",
             Self::RequestIdReused => "INVALID_ARGUMENT",
             Self::Platform(e) => ApiError::reason(e),
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(e) => redress_platform::error::internal_reason(e),
         }
     }
 

@@ -63,7 +63,7 @@ impl ApiError for IntakeError {
             Self::OutsideOrgUnit(_) => ErrorKind::PermissionDenied,
             Self::PersonalDataErased | Self::ComplaintWithdrawn => ErrorKind::FailedPrecondition,
             Self::Platform(e) => e.kind(),
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal(e) => redress_platform::error::internal_kind(e),
         }
     }
 
@@ -75,7 +75,7 @@ impl ApiError for IntakeError {
             Self::PersonalDataErased => "PERSONAL_DATA_ERASED",
             Self::ComplaintWithdrawn => "COMPLAINT_WITHDRAWN",
             Self::Platform(e) => ApiError::reason(e),
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(e) => redress_platform::error::internal_reason(e),
         }
     }
 
@@ -180,6 +180,9 @@ mod tests {
         let internal = tonic::Status::from(IntakeError::from(StoreError::Other(anyhow::anyhow!("disk at /var/x"))));
         assert_eq!(internal.code(), Code::Internal);
         assert!(!internal.message().contains("/var/x"), "internal causes stay in the logs");
+        let unreachable = StoreError::Other(anyhow::Error::new(sqlx::Error::PoolTimedOut).context("submitting"));
+        let status = tonic::Status::from(IntakeError::from(unreachable));
+        assert_eq!(status.code(), Code::Unavailable, "a database out of reach is worth a retry");
     }
 
     #[test]

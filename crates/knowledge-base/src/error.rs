@@ -72,7 +72,7 @@ impl ApiError for KbError {
             Self::Conflict => ErrorKind::Aborted,
             Self::RequestIdReused => ErrorKind::InvalidArgument,
             Self::Platform(e) => e.kind(),
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal(e) => redress_platform::error::internal_kind(e),
         }
     }
 
@@ -92,7 +92,7 @@ impl ApiError for KbError {
             Self::Conflict => "CONCURRENT_CHANGE",
             Self::RequestIdReused => "INVALID_ARGUMENT",
             Self::Platform(e) => e.reason(),
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(e) => redress_platform::error::internal_reason(e),
         }
     }
 

@@ -119,8 +119,8 @@ pub trait ApiError: std::error::Error + Send + Sync + 'static {
     }
 }
 
-/// The one mapping of an API error to `google.rpc.Status` (AIP-193). Internal causes stay in
-/// the logs; callers get an opaque message.
+/// The one mapping of an API error to `google.rpc.Status` (AIP-193). Internal causes, and those
+/// of a database out of reach, stay in the logs; callers get an opaque message.
 pub fn to_status<E: ApiError + ?Sized>(err: &E) -> Status {
     let kind = err.kind();
     let mut details = ErrorDetails::new();
@@ -130,6 +130,9 @@ pub fn to_status<E: ApiError + ?Sized>(err: &E) -> Status {
     let message = if kind == ErrorKind::Internal {
         tracing::error!(error = %DisplayChain(err), "internal error");
         "internal error".to_owned()
+    } else if err.reason() == DATABASE_UNAVAILABLE {
+        tracing::warn!(error = %DisplayChain(err), "database unavailable");
+        "database unavailable; retry later".to_owned()
     } else {
         err.to_string()
     };
@@ -151,6 +154,67 @@ impl<E: std::error::Error + ?Sized> fmt::Display for DisplayChain<'_, E> {
         }
         Ok(())
     }
+}
+
+/// `ErrorInfo.reason` of a call that failed because the database is out of reach (UNAVAILABLE:
+/// retry it).
+pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+
+/// The kind of an unexpected failure (a service's `Internal(anyhow::Error)`): UNAVAILABLE when
+/// the database is out of reach ([`is_database_unavailable`]), else INTERNAL.
+pub fn internal_kind(err: &anyhow::Error) -> ErrorKind {
+    if is_database_unavailable(err) { ErrorKind::Unavailable } else { ErrorKind::Internal }
+}
+
+/// The reason going with [`internal_kind`]: `DATABASE_UNAVAILABLE` or `INTERNAL`.
+pub fn internal_reason(err: &anyhow::Error) -> &'static str {
+    if is_database_unavailable(err) { DATABASE_UNAVAILABLE } else { "INTERNAL" }
+}
+
+/// Whether a failure is the database being out of reach (unreachable, restarting, shutting
+/// down, its pool exhausted or closed) rather than a fault: such a call may succeed when retried,
+/// so it is reported as UNAVAILABLE, never INTERNAL. Looks through `err`'s whole chain.
+pub fn is_database_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+            sqlx_unavailable(e)
+        } else {
+            cause.downcast_ref::<std::io::Error>().is_some_and(io_unavailable)
+        }
+    })
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(io) => io_unavailable(io),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| sqlstate_unavailable(&code)),
+        _ => false,
+    }
+}
+
+/// Connection exceptions (class 08) and the server shutting down or starting
+/// (`admin_shutdown` 57P01, `crash_shutdown` 57P02, `cannot_connect_now` 57P03).
+fn sqlstate_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+fn io_unavailable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::UnexpectedEof
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::AddrNotAvailable
+    )
 }
 
 /// The small set of failures a Redress API can report. Each maps to exactly one gRPC code.
@@ -211,7 +275,7 @@ impl ApiError for ServiceError {
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Self::Unavailable(_) => ErrorKind::Unavailable,
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal(e) => internal_kind(e),
         }
     }
 
@@ -225,7 +289,7 @@ impl ApiError for ServiceError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::Unavailable(_) => "UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(e) => internal_reason(e),
         }
     }
 
@@ -290,5 +354,89 @@ mod tests {
         let status: Status = ServiceError::Internal(anyhow::anyhow!("disk on fire at /var/x")).into();
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("disk"));
+    }
+
+    /// A database error as a store returns it: `sqlx::Error` in an `anyhow::Error`, perhaps
+    /// under context.
+    fn store_failure(e: sqlx::Error) -> ServiceError {
+        ServiceError::Internal(anyhow::Error::new(e).context("reading the case"))
+    }
+
+    #[derive(Debug)]
+    struct PgCode(&'static str);
+
+    impl fmt::Display for PgCode {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "database error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for PgCode {}
+
+    impl sqlx::error::DatabaseError for PgCode {
+        fn message(&self) -> &str {
+            "database error"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn database(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(PgCode(code)))
+    }
+
+    #[test]
+    fn an_unreachable_or_restarting_database_is_unavailable_and_retryable() {
+        let io = |kind| sqlx::Error::Io(std::io::Error::from(kind));
+        let failures = [
+            ("pool timed out", sqlx::Error::PoolTimedOut),
+            ("pool closed", sqlx::Error::PoolClosed),
+            ("refused", io(std::io::ErrorKind::ConnectionRefused)),
+            ("reset", io(std::io::ErrorKind::ConnectionReset)),
+            ("eof", io(std::io::ErrorKind::UnexpectedEof)),
+            ("admin shutdown", database("57P01")),
+            ("crash shutdown", database("57P02")),
+            ("cannot connect now", database("57P03")),
+            ("connection failure", database("08006")),
+            ("connection does not exist", database("08003")),
+        ];
+        for (what, e) in failures {
+            let status: Status = store_failure(e).into();
+            assert_eq!(status.code(), Code::Unavailable, "{what}");
+            assert_eq!(status.get_error_details().error_info().unwrap().reason, DATABASE_UNAVAILABLE, "{what}");
+            assert!(!status.message().contains("reading the case"), "{what}: causes stay in the logs");
+        }
+        let direct: Status = ServiceError::Internal(sqlx::Error::PoolTimedOut.into()).into();
+        assert_eq!(direct.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn other_database_failures_stay_internal() {
+        let failures = [
+            ("unique violation", database("23505")),
+            ("syntax", database("42601")),
+            ("row not found", sqlx::Error::RowNotFound),
+            (
+                "permission denied on a file",
+                sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+            ),
+        ];
+        for (what, e) in failures {
+            let status: Status = store_failure(e).into();
+            assert_eq!(status.code(), Code::Internal, "{what}");
+        }
     }
 }

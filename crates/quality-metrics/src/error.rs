@@ -68,7 +68,7 @@ impl ApiError for MetricsError {
             Self::Action(ActionError::Closed(_)) | Self::ActionNotDone => ErrorKind::FailedPrecondition,
             Self::Action(ActionError::Transition { .. }) => ErrorKind::InvalidArgument,
             Self::Platform(e) => e.kind(),
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal(e) => redress_platform::error::internal_kind(e),
         }
     }
 
@@ -80,7 +80,7 @@ impl ApiError for MetricsError {
             Self::Action(ActionError::Closed(_)) => "ACTION_CLOSED",
             Self::ActionNotDone => "ACTION_NOT_DONE",
             Self::Platform(e) => e.reason(),
-            Self::Internal(_) => "INTERNAL",
+            Self::Internal(e) => redress_platform::error::internal_reason(e),
         }
     }
 
