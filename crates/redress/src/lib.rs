@@ -2,6 +2,8 @@
 //! its own loopback port with its own SQLite file), used by `redress dev`, the integration
 //! tests and the benchmark.
 
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -40,7 +40,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9464")]
         metrics_addr: String,
     },
-    /// Run one service, configured by file and `REDRESS_*` environment variables.
+    /// Run one service, configured by file and `REDRESS_*` environment variables (see
+    /// docs/CONFIGURATION.md). Every service but the gateway needs `database.url`.
     Serve {
         service: Service,
         /// TOML configuration file.
@@ -51,12 +52,16 @@ enum Command {
         #[arg(long)]
         allow_dev_tokens: bool,
     },
-    /// Apply a service's database migrations and exit.
+    /// Apply a service's database migrations and exit, configured as `serve` is (file and
+    /// `REDRESS_*` environment variables; `database.url` is required).
     Migrate {
         service: StoreOwner,
-        /// `sqlite://…` or `postgres://…`.
-        #[arg(long, env = "REDRESS_DATABASE__URL", hide_env_values = true)]
-        database_url: String,
+        /// TOML configuration file, the service's own.
+        #[arg(long, env = "REDRESS_CONFIG")]
+        config: Option<PathBuf>,
+        /// `sqlite://…` or `postgres://…`, instead of the configuration's `database.url`.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Drive a case by hand through a running gateway.
     Case(redress_cli::CaseArgs),
@@ -90,6 +95,33 @@ enum StoreOwner {
     Escalation,
     QualityMetrics,
     KnowledgeBase,
+}
+
+impl Service {
+    fn serve(self) -> redress::serve::Service {
+        use redress::serve::Service as S;
+        match self {
+            Self::Intake => S::Intake,
+            Self::CaseWorkflow => S::CaseWorkflow,
+            Self::Escalation => S::Escalation,
+            Self::QualityMetrics => S::QualityMetrics,
+            Self::KnowledgeBase => S::KnowledgeBase,
+            Self::Gateway => S::Gateway,
+        }
+    }
+}
+
+impl StoreOwner {
+    fn serve(self) -> redress::serve::Service {
+        use redress::serve::Service as S;
+        match self {
+            Self::Intake => S::Intake,
+            Self::CaseWorkflow => S::CaseWorkflow,
+            Self::Escalation => S::Escalation,
+            Self::QualityMetrics => S::QualityMetrics,
+            Self::KnowledgeBase => S::KnowledgeBase,
+        }
+    }
 }
 
 #[tokio::main]
@@ -132,9 +164,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             );
             let shutdown = redress_platform::shutdown::on_signal();
             let file = config.as_deref();
+            let serve = service.serve();
             match service {
                 Service::Intake => {
-                    let config: redress_intake::IntakeConfig = redress_platform::config::load(file)?;
+                    let config: redress_intake::IntakeConfig = redress::serve::config(serve, file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-intake")?;
                     let auth = config.auth.load(redress_intake::SERVICE_NAME)?;
                     let intake = redress_intake::Intake::build(config, auth, shutdown).await?;
@@ -142,7 +175,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     intake.run_until_stopped().await
                 }
                 Service::CaseWorkflow => {
-                    let config: redress_case_workflow::CaseWorkflowConfig = redress_platform::config::load(file)?;
+                    let config: redress_case_workflow::CaseWorkflowConfig = redress::serve::config(serve, file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-case-workflow")?;
                     let auth = config.auth.load(redress_case_workflow::SERVICE_NAME)?;
                     let service = redress_case_workflow::CaseWorkflow::build(config, auth, shutdown).await?;
@@ -150,7 +183,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     service.run_until_stopped().await
                 }
                 Service::Escalation => {
-                    let config: redress_escalation::EscalationConfig = redress_platform::config::load(file)?;
+                    let config: redress_escalation::EscalationConfig = redress::serve::config(serve, file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-escalation")?;
                     let auth = config.auth.load(redress_escalation::SERVICE_NAME)?;
                     let service = redress_escalation::Escalation::build(config, auth, shutdown).await?;
@@ -158,7 +191,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     service.run_until_stopped().await
                 }
                 Service::QualityMetrics => {
-                    let config: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(file)?;
+                    let config: redress_quality_metrics::QualityMetricsConfig = redress::serve::config(serve, file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-quality-metrics")?;
                     let auth = config.auth.load(redress_quality_metrics::SERVICE_NAME)?;
                     let service = redress_quality_metrics::QualityMetrics::build(config, auth, shutdown).await?;
@@ -166,7 +199,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     service.run_until_stopped().await
                 }
                 Service::KnowledgeBase => {
-                    let config: redress_knowledge_base::KnowledgeConfig = redress_platform::config::load(file)?;
+                    let config: redress_knowledge_base::KnowledgeConfig = redress::serve::config(serve, file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-knowledge-base")?;
                     let auth = config.auth.load(redress_knowledge_base::SERVICE_NAME)?;
                     let service = redress_knowledge_base::KnowledgeBase::build(config, auth, shutdown).await?;
@@ -174,7 +207,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     service.run_until_stopped().await
                 }
                 Service::Gateway => {
-                    let config: redress_gateway::GatewayConfig = redress_platform::config::load(file)?;
+                    let config: redress_gateway::GatewayConfig = redress::serve::config(serve, file)?;
                     let _telemetry = telemetry::init(&config.telemetry, "redress-gateway")?;
                     let key = SigningKey::load(GATEWAY, &config.signing_key, &config.signing_key_file, "signing_key")?;
                     let dev_tokens = if allow_dev_tokens {
@@ -188,47 +221,65 @@ async fn main() -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Migrate { service, database_url } => {
+        Command::Migrate { service, config, database_url } => {
             let _telemetry = telemetry::init(&TelemetryConfig::default(), "redress-migrate")?;
-            let config = redress_platform::db::DatabaseConfig { url: database_url, max_connections: 2 };
+            let file = config.as_deref();
+            if database_url.is_none() {
+                redress::serve::require_database_url(service.serve(), file)?;
+            }
+            let load = |configured: &redress_platform::db::DatabaseConfig| redress_platform::db::DatabaseConfig {
+                url: database_url.clone().unwrap_or_else(|| configured.url.clone()),
+                max_connections: 2,
+            };
             let tasks = redress_platform::host::Supervisor::detached();
-            match service {
+            let applied = match service {
                 StoreOwner::Intake => {
                     // Migrating seals personal information recorded before encryption at rest,
-                    // so it needs the service's keys (REDRESS_PII__...).
-                    let service: redress_intake::IntakeConfig = redress_platform::config::load(None)?;
+                    // so it needs the service's keys (pii.*).
+                    let service: redress_intake::IntakeConfig = redress_platform::config::load(file)?;
+                    let config = load(&service.database);
                     let keyring = std::sync::Arc::new(service.pii.keyring()?);
                     redress_intake::open_store(&config, keyring, &tasks).await.context("intake migrations")?;
+                    config
                 }
                 StoreOwner::CaseWorkflow => {
                     // Migrating chains audit trails written before keying under the audit key,
-                    // so it needs the service's keys (REDRESS_AUDIT__...).
-                    let service: redress_case_workflow::CaseWorkflowConfig = redress_platform::config::load(None)?;
+                    // so it needs the service's keys (audit.*).
+                    let service: redress_case_workflow::CaseWorkflowConfig = redress_platform::config::load(file)?;
+                    let config = load(&service.database);
                     let rules = service.rules()?;
                     redress_case_workflow::open_store(&config, std::sync::Arc::new(rules), &tasks)
                         .await
                         .context("case-workflow migrations")?;
+                    config
                 }
                 StoreOwner::Escalation => {
-                    let service: redress_escalation::EscalationConfig = redress_platform::config::load(None)?;
+                    let service: redress_escalation::EscalationConfig = redress_platform::config::load(file)?;
+                    let config = load(&service.database);
                     let rules = std::sync::Arc::new(service.rules()?);
                     let clock = redress_platform::time::Clock::system();
                     redress_escalation::EscalationStore::open(&config, rules, clock, &tasks)
                         .await
                         .context("escalation migrations")?;
+                    config
                 }
                 StoreOwner::QualityMetrics => {
-                    let service: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(None)?;
+                    let service: redress_quality_metrics::QualityMetricsConfig = redress_platform::config::load(file)?;
+                    let config = load(&service.database);
                     redress_quality_metrics::open_store(&config, service.calendars()?, &tasks)
                         .await
                         .context("quality-metrics migrations")?;
+                    config
                 }
                 StoreOwner::KnowledgeBase => {
+                    let service: redress_knowledge_base::KnowledgeConfig = redress_platform::config::load(file)?;
+                    let config = load(&service.database);
                     redress_knowledge_base::open_store(&config, &tasks).await.context("knowledge-base migrations")?;
+                    config
                 }
-            }
+            };
             tasks.stop().await;
-            println!("migrations applied to {config}");
+            println!("migrations applied to {applied}");
             Ok(())
         }
     };

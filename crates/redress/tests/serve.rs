@@ -62,9 +62,11 @@ async fn serve_intake_from_the_environment_becomes_serving_and_stops_on_sigterm(
 
 #[tokio::test]
 async fn serve_refuses_to_start_without_a_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
     for service in ["gateway", "case-workflow"] {
         let output = Command::new(env!("CARGO_BIN_EXE_redress"))
             .args(["serve", service])
+            .env("REDRESS_DATABASE__URL", format!("sqlite://{}/{service}.db", dir.path().display()))
             .env_remove("REDRESS_SIGNING_KEY")
             .env_remove("REDRESS_AUTH__SIGNING_KEY")
             .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
@@ -158,4 +160,95 @@ async fn serve_intake_refuses_to_start_without_personal_information_keys() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("pii.index_key"), "{stderr}");
+}
+
+/// Production mode never picks a database: a service with a store does not start, and its
+/// migrations do not run, without `database.url`, and the error names the setting and its
+/// environment variable. Nothing is created in the working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_migrate_refuse_to_start_without_a_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    for service in ["intake", "case-workflow", "escalation", "quality-metrics", "knowledge-base"] {
+        for command in ["serve", "migrate"] {
+            let run = Command::new(env!("CARGO_BIN_EXE_redress"))
+                .args([command, service])
+                .current_dir(dir.path())
+                .env_remove("REDRESS_DATABASE__URL")
+                .env_remove("REDRESS_CONFIG")
+                .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+                .env("REDRESS_AUTH__SIGNING_KEY", key_pem(service))
+                .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", SigningKey::generate(GATEWAY).public_key().to_pem())
+                .kill_on_drop(true)
+                .output();
+            let output = tokio::time::timeout(Duration::from_secs(30), run)
+                .await
+                .unwrap_or_else(|_| panic!("{command} {service} started without a database url"))
+                .unwrap();
+            assert!(!output.status.success(), "{command} {service}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("database.url is not set"), "{command} {service}: {stderr}");
+            assert!(stderr.contains("REDRESS_DATABASE__URL"), "{command} {service}: {stderr}");
+        }
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written to the working directory");
+}
+
+const MASTER_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const INDEX_KEY: &str = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+
+/// `redress migrate` reads the service's configuration file and environment as `serve` does:
+/// the database from the file, a key from the environment (`…__K1` names key id `k1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_takes_the_configuration_file_and_environment_of_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("intake.db");
+    let config = dir.path().join("intake.toml");
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{}\"\n\n[pii]\nactive_key_id = \"k1\"\nindex_key = \"{INDEX_KEY}\"\n",
+        database.display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_redress"))
+        .args(["migrate", "intake", "--config", config.to_str().unwrap()])
+        .env_remove("REDRESS_DATABASE__URL")
+        .env_remove("REDRESS_PII__ACTIVE_KEY_ID")
+        .env_remove("REDRESS_PII__INDEX_KEY")
+        .env("REDRESS_PII__MASTER_KEYS__K1", MASTER_KEY)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("migrations applied to sqlite://"));
+    assert!(database.exists(), "the file's database was migrated");
+}
+
+/// Key ids are lower case in a file as in the environment (whose names are lowercased): an
+/// upper-case one is refused, naming the setting, rather than silently naming another key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upper_case_key_id_in_a_configuration_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("intake.toml");
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{}/intake.db\"\n\n[pii]\nactive_key_id = \"k1\"\nindex_key = \"{INDEX_KEY}\"\n\
+         [pii.master_keys]\nK1 = \"{MASTER_KEY}\"\n",
+        dir.path().display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    for command in ["migrate", "serve"] {
+        let run = Command::new(env!("CARGO_BIN_EXE_redress"))
+            .args([command, "intake", "--config", config.to_str().unwrap()])
+            .env_remove("REDRESS_DATABASE__URL")
+            .env_remove("REDRESS_PII__ACTIVE_KEY_ID")
+            .env_remove("REDRESS_PII__INDEX_KEY")
+            .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+            .env("REDRESS_AUTH__SIGNING_KEY", key_pem("intake"))
+            .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", SigningKey::generate(GATEWAY).public_key().to_pem())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(30), run).await.unwrap().unwrap();
+        assert!(!output.status.success(), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("pii.master_keys.K1") && stderr.contains("must be lower case"), "{command}: {stderr}");
+    }
 }
