@@ -121,7 +121,7 @@ impl IntakeApi {
         })?;
         let mut complaint = match submitted {
             Submitted::Created(c) => {
-                tracing::info!(complaint = %c.name, number = %c.complaint_number, "complaint accepted");
+                tracing::debug!(complaint = %c.name, number = %c.complaint_number, "complaint accepted");
                 let channel = Channel::try_from(c.channel).unwrap_or_default().as_str_name();
                 metrics::counter!("redress_complaints_accepted_total", "channel" => channel).increment(1);
                 c
@@ -240,7 +240,7 @@ impl IntakeApi {
             .withdraw(id, &reason, at)
             .await?
             .ok_or_else(|| IntakeError::complaint_not_found(&request.name))?;
-        tracing::info!(complaint = %withdrawn.name, "complaint withdrawn");
+        tracing::debug!(complaint = %withdrawn.name, "complaint withdrawn");
         Ok(withdrawn)
     }
 
@@ -274,7 +274,7 @@ impl IntakeApi {
             .confirm(id, key, confirmation, TraceContext::current())
             .await?
             .ok_or_else(|| IntakeError::complaint_not_found(&request.name))?;
-        tracing::info!(complaint = %confirmed.name, "complaint content confirmed");
+        tracing::debug!(complaint = %confirmed.name, "complaint content confirmed");
         Ok(confirmed)
     }
 
@@ -331,7 +331,7 @@ impl IntakeApi {
             .reclassify(id, change)
             .await?
             .ok_or_else(|| IntakeError::complaint_not_found(&request.name))?;
-        tracing::info!(complaint = %updated.name, "classification overridden");
+        tracing::debug!(complaint = %updated.name, "classification overridden");
         Ok(updated)
     }
 
