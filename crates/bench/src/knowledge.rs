@@ -24,6 +24,7 @@ use redress_knowledge_base::domain::article::plan_seeded;
 use redress_knowledge_base::domain::diff::sentences;
 use redress_knowledge_base::domain::scope::Scope;
 use redress_knowledge_base::search::text::Lexicon;
+use redress_knowledge_base::search::{Boosts, Filters, Reader, SearchIndex, SearchQuery};
 use redress_platform::db::DatabaseConfig;
 use redress_platform::host::Supervisor;
 use redress_platform::names::OrgUnit;
@@ -41,6 +42,11 @@ const BATCH: usize = 2_000;
 /// Targets, checked in the report.
 const TARGET_P99_MS: f64 = 5.0;
 const TARGET_REBUILD_S: f64 = 60.0;
+/// Times each query is searched at the index in [`one_at_a_time`].
+const ALONE_ROUNDS: usize = 40;
+
+/// Searches one at a time at the index: their histogram and the slowest queries.
+type Alone = (Histogram<u64>, Vec<(f64, usize, String)>);
 
 #[derive(Deserialize)]
 struct QuerySet {
@@ -308,7 +314,7 @@ async fn generate(database: &DatabaseConfig, from: usize, to: usize) -> anyhow::
 }
 
 /// Rebuilds the index in `dir` from the store (the directory emptied first); returns seconds.
-async fn rebuild(database: &DatabaseConfig, dir: &std::path::Path) -> anyhow::Result<(f64, u64)> {
+async fn rebuild(database: &DatabaseConfig, dir: &std::path::Path) -> anyhow::Result<(f64, u64, Alone)> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
@@ -319,9 +325,43 @@ async fn rebuild(database: &DatabaseConfig, dir: &std::path::Path) -> anyhow::Re
         redress_knowledge_base::open_index(&dir.display().to_string(), Lexicon::shipped()?, &store).await?;
     let seconds = started.elapsed().as_secs_f64();
     let articles = index.len();
-    drop(index);
+    let alone = tokio::task::spawn_blocking(move || one_at_a_time(&index)).await??;
     tasks.stop().await;
-    Ok((seconds, articles))
+    Ok((seconds, articles, alone))
+}
+
+/// Each query of the set searched at the index itself, one at a time in one thread (no RPC,
+/// nothing else running): the cost of the search alone, for comparison with the time the
+/// service reports under load. Returns the histogram and the slowest queries (mean ms, the
+/// articles they match, query).
+fn one_at_a_time(index: &SearchIndex) -> anyhow::Result<Alone> {
+    let set: QuerySet = toml::from_str(QUERIES)?;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut means = Vec::new();
+    for query in set.queries {
+        let search = SearchQuery {
+            text: query.query.clone(),
+            filters: Filters::default(),
+            boosts: Boosts::default(),
+            reader: Reader::All,
+            offset: 0,
+            limit: 10,
+        };
+        index.search_page(&search)?;
+        let mut total = 0.0;
+        for _ in 0..ALONE_ROUNDS {
+            let started = Instant::now();
+            index.search_page(&search)?;
+            let took = started.elapsed();
+            histogram.record((took.as_micros() as u64).max(1))?;
+            total += took.as_secs_f64() * 1000.0;
+        }
+        let matching = index.matching(&search)?;
+        means.push((total / ALONE_ROUNDS as f64, matching, query.query));
+    }
+    means.sort_by(|a, b| b.0.total_cmp(&a.0));
+    means.truncate(5);
+    Ok((histogram, means))
 }
 
 /// What one load of searches measured.
@@ -426,7 +466,7 @@ async fn at_size(
     total: usize,
     args: &Args,
     concurrency: usize,
-) -> anyhow::Result<(f64, Measured)> {
+) -> anyhow::Result<(f64, Measured, Histogram<u64>)> {
     let started = Instant::now();
     generate(database, from, total).await.context("generating articles")?;
     println!(
@@ -435,8 +475,19 @@ async fn at_size(
         total - from
     );
     let index_dir = dir.join("knowledge-base-index");
-    let (rebuild_s, indexed) = rebuild(database, &index_dir).await.context("rebuilding the index")?;
+    let (rebuild_s, indexed, (alone, slowest)) = rebuild(database, &index_dir).await.context("rebuilding the index")?;
     println!("index rebuilt from the store: {indexed} articles in {rebuild_s:.1} s");
+    println!(
+        "one search at a time at the index: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms; slowest queries:",
+        ms(&alone, 0.5),
+        ms(&alone, 0.9),
+        ms(&alone, 0.99),
+        ms(&alone, 1.0)
+    );
+    for (mean, matching, query) in &slowest {
+        let per = mean * 1000.0 / (*matching).max(1) as f64;
+        println!("    {mean:>6.2}  {matching:>6} articles match ({per:.2} µs each)  {query}");
+    }
     let token = "bench-token";
     let shutdown = CancellationToken::new();
     let suite = Suite::start(
@@ -461,7 +512,7 @@ async fn at_size(
         measured.errors
     );
     suite.stop().await?;
-    Ok((rebuild_s, measured))
+    Ok((rebuild_s, measured, alone))
 }
 
 /// Runs the knowledge-base benchmark: 10,000 articles, then 100,000, in one run.
@@ -479,14 +530,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         url: format!("sqlite://{}", dir.path().join("knowledge-base.db").display()),
         max_connections: 8,
     };
-    let (rebuild_10k, small) = at_size(dir.path(), &database, 0, 10_000, args, concurrency).await?;
-    let (rebuild_100k, large) = at_size(dir.path(), &database, 10_000, 100_000, args, concurrency).await?;
+    let (rebuild_10k, small, alone_small) = at_size(dir.path(), &database, 0, 10_000, args, concurrency).await?;
+    let (rebuild_100k, large, alone_large) = at_size(dir.path(), &database, 10_000, 100_000, args, concurrency).await?;
     let (p99_small, p99_large) = (ms(&small.server, 0.99), ms(&large.server, 0.99));
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
     println!();
     println!("summary (server-side = `took` at the knowledge base; round trip = through the gateway):");
     println!("  search p99 at 10k   server {p99_small:.2} ms, round trip {:.2} ms", ms(&small.round_trip, 0.99));
     println!("  search p99 at 100k  server {p99_large:.2} ms, round trip {:.2} ms", ms(&large.round_trip, 0.99));
+    println!(
+        "  one search at a time at the index: p99 at 10k {:.2} ms, at 100k {:.2} ms (ratio {:.2})",
+        ms(&alone_small, 0.99),
+        ms(&alone_large, 0.99),
+        ms(&alone_large, 0.99) / ms(&alone_small, 0.99)
+    );
     println!("  p99 at 100k ≤ {TARGET_P99_MS} ms server-side: {}", verdict(p99_large <= TARGET_P99_MS));
     println!("  p99 100k / 10k = {:.2} (≤ 2): {}", p99_large / p99_small, verdict(p99_large <= 2.0 * p99_small));
     println!(

@@ -304,7 +304,7 @@ impl SearchIndex {
     /// The words a query searches for.
     pub fn words(&self, text: &str) -> QueryWords {
         let normalized = self.lexicon.normalize(text);
-        let mut analyzer = self.lexicon.analyzer();
+        let mut analyzer = self.lexicon.query_analyzer();
         let typed = Lexicon::terms(&mut analyzer, &normalized);
         let mut plain = self.lexicon.plain_analyzer();
         let mut synonyms = Vec::new();
@@ -351,8 +351,8 @@ impl SearchIndex {
         Ok(scored.into_iter().take(n).map(|(_, word)| word).collect())
     }
 
-    /// The scoring part of a search: every word in title, tags and body, synonyms weighing
-    /// less, and the pinyin of the text typed.
+    /// The scoring part of a search: every word in title, tags and body (single characters in
+    /// title and tags only), synonyms weighing less, and the pinyin of the text typed.
     fn text_query(&self, text: &str, words: &QueryWords) -> Vec<(Occur, Box<dyn Query>)> {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -364,7 +364,12 @@ impl SearchIndex {
             for word in words {
                 add(f.title, word, TITLE_BOOST * weight);
                 add(f.tags, word, TAGS_BOOST * weight);
-                add(f.body, word, BODY_BOOST * weight);
+                // A single character (刷, 卡, 钱) tells little in a body, where nearly every
+                // article has it: a posting list nearly as long as the index, for a score
+                // that hardly separates them. It counts in titles and tags.
+                if word.chars().nth(1).is_some() {
+                    add(f.body, word, BODY_BOOST * weight);
+                }
             }
         }
         let normalized = self.lexicon.normalize(text);
@@ -427,12 +432,10 @@ impl SearchIndex {
         self.search_page(query).map(|(hits, _)| hits)
     }
 
-    /// Searches the published articles: the best `limit` after `offset`, with snippets, and
-    /// whether more follow. Only the hits returned are read from the store of documents and get
-    /// a snippet; the one after them is only counted.
-    pub fn search_page(&self, query: &SearchQuery) -> anyhow::Result<(Vec<Hit>, bool)> {
-        let words = self.words(&query.text);
-        let mut scoring = self.text_query(&query.text, &words);
+    /// The query searched for `query`: its words scored, its boosts, its filters required;
+    /// `None` when there is nothing to score.
+    fn query_of(&self, query: &SearchQuery, words: &QueryWords) -> Option<BooleanQuery> {
+        let mut scoring = self.text_query(&query.text, words);
         let f = self.fields;
         let boost = |dimension: char, code: &str, weight: f32| -> (Occur, Box<dyn Query>) {
             let term =
@@ -450,18 +453,35 @@ impl SearchIndex {
             scoring.push(boost('r', code, 0.5));
         }
         if !has_text && scoring.is_empty() {
-            return Ok((Vec::new(), false));
+            return None;
         }
         let mut clauses = self.filter_clauses(query);
         let text_query = BooleanQuery::new(scoring);
         // Without filters the union of term queries is searched as it is, which lets tantivy
         // skip blocks of documents that cannot reach the top (block-max WAND).
-        let full = if clauses.is_empty() {
+        Some(if clauses.is_empty() {
             text_query
         } else {
             clauses.push((Occur::Must, Box::new(text_query)));
             BooleanQuery::new(clauses)
-        };
+        })
+    }
+
+    /// How many articles a search matches (all of them, not only the best): the work a search
+    /// cannot avoid grows with this number.
+    pub fn matching(&self, query: &SearchQuery) -> anyhow::Result<usize> {
+        let words = self.words(&query.text);
+        let Some(full) = self.query_of(query, &words) else { return Ok(0) };
+        Ok(self.reader.searcher().search(&full, &tantivy::collector::Count)?)
+    }
+
+    /// Searches the published articles: the best `limit` after `offset`, with snippets, and
+    /// whether more follow. Only the hits returned are read from the store of documents and get
+    /// a snippet; the one after them is only counted.
+    pub fn search_page(&self, query: &SearchQuery) -> anyhow::Result<(Vec<Hit>, bool)> {
+        let words = self.words(&query.text);
+        let Some(full) = self.query_of(query, &words) else { return Ok((Vec::new(), false)) };
+        let f = self.fields;
         let searcher = self.reader.searcher();
         let limit = query.limit.max(1);
         let mut top =

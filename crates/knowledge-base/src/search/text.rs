@@ -102,6 +102,18 @@ impl Lexicon {
             .build()
     }
 
+    /// The analyzer of queries: jieba in its plain mode, punctuation and stop words dropped.
+    /// Articles are indexed in search mode (whole words and the shorter words inside them), so
+    /// a whole word typed finds them; searched in search mode, a query would also look for
+    /// every shorter word inside its words (信用 in 信用卡), each a posting list as long or
+    /// longer that finds the same articles again.
+    pub fn query_analyzer(&self) -> TextAnalyzer {
+        TextAnalyzer::builder(self.plain.clone())
+            .filter(WordsOnly)
+            .filter(StopWordFilter::remove(self.stopwords.clone()))
+            .build()
+    }
+
     /// Jieba in its plain mode, whose words follow one another without overlapping: keeps a
     /// synonym whole (账户管理费, not 管理).
     pub fn plain_analyzer(&self) -> TextAnalyzer {
@@ -118,7 +130,7 @@ impl Lexicon {
     }
 
     /// The pinyin terms a query searches for: those of every two adjacent Han characters of
-    /// `text` (normalized) that are not already a word of the query. A word the segmenter
+    /// `text` (normalized) that are not part of a word of the query. A word the segmenter
     /// found is searched as itself; its pinyin would only add the same articles again (and a
     /// long list of them). Two characters that are no word of the query are where a wrong
     /// character of the same sound hides (年废 for 年费).
@@ -127,7 +139,7 @@ impl Lexicon {
         let mut out: Vec<String> = Vec::new();
         for pair in chars.windows(2) {
             let gram: String = pair.iter().collect();
-            if words.contains(&gram) {
+            if words.iter().any(|w| w.contains(&gram)) {
                 continue;
             }
             if let Some(pinyin) = to_pinyin(&gram)
