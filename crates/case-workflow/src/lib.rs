@@ -403,16 +403,27 @@ impl CaseWorkflow {
         let me = Principal::service(SERVICE_NAME, &[Permission::EventsRead]);
         let to_knowledge_base =
             auth.credentials(Principal::service(SERVICE_NAME, &[Permission::KnowledgeRead]), "knowledge-base");
-        let linter = lint::ReplyLinter::new(&config.knowledge_base_url, to_knowledge_base, config.reply_lint.clone())
-            .context("knowledge_base_url")?;
+        let tls = host.tls_for_calls();
+        let linter = lint::ReplyLinter::new(
+            &config.knowledge_base_url,
+            to_knowledge_base,
+            config.reply_lint.clone(),
+            tls.as_ref(),
+        )
+        .context("knowledge_base_url")?;
         if !linter.is_configured() {
             tracing::warn!("knowledge_base_url is not configured: replies to complainants are recorded as not linted");
         }
         let api = api.with_linter(linter.clone());
         let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), auth.interceptor()))
             .add_service(CaseEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
-        let subscribe = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, auth.credentials(me, "intake"))
-            .context("intake_url")?;
+        let subscribe = grpc_subscription(
+            &config.intake_url,
+            services::INTAKE_EVENTS,
+            auth.credentials(me, "intake"),
+            tls.as_ref(),
+        )
+        .context("intake_url")?;
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening case store");

@@ -68,13 +68,18 @@ impl std::fmt::Debug for ReplyLinter {
 }
 
 impl ReplyLinter {
-    /// A linter calling the knowledge base at `url` as `credentials`; with `url` empty, one that
-    /// records every reply as not linted.
-    pub fn new(url: &str, credentials: ServiceCredentials, config: ReplyLintConfig) -> anyhow::Result<Self> {
+    /// A linter calling the knowledge base at `url` as `credentials` (over `tls`, the service's
+    /// own, for an `https://` URL); with `url` empty, one that records every reply as not linted.
+    pub fn new(
+        url: &str,
+        credentials: ServiceCredentials,
+        config: ReplyLintConfig,
+        tls: Option<&redress_platform::tls::Tls>,
+    ) -> anyhow::Result<Self> {
         let client = match url.trim() {
             "" => None,
             url => {
-                let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy();
+                let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy(tls);
                 Some(KnowledgeServiceClient::with_interceptor(channel, Credentials(credentials)))
             }
         };
@@ -339,7 +344,7 @@ mod tests {
         // Nothing listens on the discard port of loopback.
         let me = redress_platform::testing::credentials(Principal::service("case-workflow", &[]), "knowledge-base");
         let config = ReplyLintConfig { timeout_ms: 500, attempts: 2, retry_interval_ms: 1_000 };
-        let linter = ReplyLinter::new("http://127.0.0.1:9", me, config).expect("a valid url");
+        let linter = ReplyLinter::new("http://127.0.0.1:9", me, config, None).expect("a valid url");
         let linted = linter.lint("您好", ReplyKind::DecisionNotice, "institutions/a").await;
         assert_eq!(linted.lint.status, ReplyLintStatus::Pending as i32);
         assert!(!linted.lint.pending_reason.is_empty());

@@ -42,9 +42,13 @@ impl tonic::service::Interceptor for Credentials {
 
 pub type CaseClient = CaseServiceClient<InterceptedService<Channel, Credentials>>;
 
-/// A CaseService client calling as `credentials`.
-pub fn case_client(url: &str, credentials: ServiceCredentials) -> anyhow::Result<CaseClient> {
-    let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy();
+/// A CaseService client calling as `credentials`, over `tls` (the service's own) for `https://`.
+pub fn case_client(
+    url: &str,
+    credentials: ServiceCredentials,
+    tls: Option<&redress_platform::tls::Tls>,
+) -> anyhow::Result<CaseClient> {
+    let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy(tls);
     Ok(CaseServiceClient::with_interceptor(channel, Credentials(credentials)))
 }
 

@@ -184,12 +184,14 @@ impl Escalation {
             .add_service(EscalationEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
         let to_intake = auth.credentials(service_principal(INTAKE_PERMISSIONS), "intake");
         let to_cases = auth.credentials(service_principal(CASE_PERMISSIONS), "case-workflow");
-        let intake =
-            grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, to_intake.clone()).context("intake_url")?;
-        let cases_feed = grpc_subscription(&config.case_workflow_url, services::CASE_EVENTS, to_cases.clone())
+        let tls = host.tls_for_calls();
+        let tls = tls.as_ref();
+        let intake = grpc_subscription(&config.intake_url, services::INTAKE_EVENTS, to_intake.clone(), tls)
+            .context("intake_url")?;
+        let cases_feed = grpc_subscription(&config.case_workflow_url, services::CASE_EVENTS, to_cases.clone(), tls)
             .context("case_workflow_url")?;
-        let case_client = cases::case_client(&config.case_workflow_url, to_cases).context("case_workflow_url")?;
-        let intake_client = matcher::intake_client(&config.intake_url, to_intake).context("intake_url")?;
+        let case_client = cases::case_client(&config.case_workflow_url, to_cases, tls).context("case_workflow_url")?;
+        let intake_client = matcher::intake_client(&config.intake_url, to_intake, tls).context("intake_url")?;
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening escalation store");

@@ -24,9 +24,14 @@ use crate::store::{EscalationStore, MATCH_LOCK};
 
 pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, Credentials>>;
 
-/// An IntakeService client calling as `credentials`.
-pub fn intake_client(url: &str, credentials: ServiceCredentials) -> anyhow::Result<IntakeClient> {
-    let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy();
+/// An IntakeService client calling as `credentials`, over `tls` (the service's own) for
+/// `https://`.
+pub fn intake_client(
+    url: &str,
+    credentials: ServiceCredentials,
+    tls: Option<&redress_platform::tls::Tls>,
+) -> anyhow::Result<IntakeClient> {
+    let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy(tls);
     Ok(IntakeServiceClient::with_interceptor(channel, Credentials::new(credentials)))
 }
 

@@ -229,12 +229,13 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(key.issuer() == redress_platform::signing::GATEWAY, "the gateway signs as gateway");
         let auth = Arc::new(Authenticator::new(&config.auth, key, dev_tokens)?);
-        // Bound first: binding installs the process's TLS for outgoing calls, which the
-        // upstream channels take when they are made.
+        // Bound first: the upstream channels call with the gateway's own TLS (its certificate
+        // as the client certificate, its CA for the upstreams), loaded by binding.
         let server = GrpcServer::bind(&config.server, &public_services()).await?;
+        let tls = server.tls_for_calls();
         let mut upstreams = Vec::new();
         for route in routes(&config.upstreams) {
-            let channel = suite_endpoint(&route.url).context("upstream url")?.connect_lazy();
+            let channel = suite_endpoint(&route.url).context("upstream url")?.connect_lazy(tls.as_ref());
             upstreams.push(Upstream { prefix: route.prefix, audience: route.audience, channel });
         }
         Ok(Self { server, router_parts: (upstreams.into(), auth), shutdown })

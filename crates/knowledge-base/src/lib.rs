@@ -138,10 +138,11 @@ impl KnowledgeBase {
                 .map_err(|e| anyhow::anyhow!("lint_blocking_institutions[{i}]: {e}"))?;
             blocking.insert(unit.institution().into_string());
         }
+        let tls = host.tls_for_calls();
         let intake = match config.intake_url.trim() {
             "" => None,
             url => Some((
-                redress_platform::server::suite_endpoint(url).context("intake_url")?.connect_lazy(),
+                redress_platform::server::suite_endpoint(url).context("intake_url")?.connect_lazy(tls.as_ref()),
                 // Used only on behalf of the caller (SuggestForComplaint), who is granted at most
                 // the permission to read complaints.
                 auth.credentials(Principal::service(SERVICE_NAME, &[Permission::ComplaintsRead]), "intake"),
@@ -165,7 +166,8 @@ impl KnowledgeBase {
             "" => None,
             url => {
                 let me = auth.credentials(Principal::service(SERVICE_NAME, &[Permission::EventsRead]), "case-workflow");
-                Some(grpc_subscription(url, services::CASE_EVENTS, me).context("case_workflow_url")?)
+                let tls = host.tls_for_calls();
+                Some(grpc_subscription(url, services::CASE_EVENTS, me, tls.as_ref()).context("case_workflow_url")?)
             }
         };
         let init = async {

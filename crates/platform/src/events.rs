@@ -648,13 +648,15 @@ struct FeedBatch {
 /// Follows another service's feed over gRPC with `credentials` (the follower's service
 /// principal with `events.read`, signed with its own key for the feed's service): `feed_service` is the feed service's
 /// full name, e.g. `redress.intake.v1.IntakeEventFeedService`. Every feed of the suite has the
-/// same `StreamEvents` shape, so one client follows any of them.
+/// same `StreamEvents` shape, so one client follows any of them. An `https://` URL is called
+/// with `tls`, the follower's own ([`crate::host::Host::tls_for_calls`]).
 pub fn grpc_subscription(
     url: &str,
     feed_service: &str,
     credentials: crate::principal::ServiceCredentials,
+    tls: Option<&crate::tls::Tls>,
 ) -> anyhow::Result<Subscribe> {
-    let channel = crate::server::suite_endpoint(url)?.connect_lazy();
+    let channel = crate::server::suite_endpoint(url)?.connect_lazy(tls);
     let path = http::uri::PathAndQuery::try_from(format!("/{feed_service}/StreamEvents"))
         .with_context(|| format!("feed service {feed_service}"))?;
     Ok(Box::new(move |after| {

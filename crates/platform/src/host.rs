@@ -237,6 +237,11 @@ impl Host {
         self.server.local_addr()
     }
 
+    /// The TLS this service calls the others with (see [`GrpcServer::tls_for_calls`]).
+    pub fn tls_for_calls(&self) -> Option<crate::tls::Tls> {
+        self.server.tls_for_calls()
+    }
+
     /// Cancelled when the service begins to stop (shutdown, or a failed task): long-lived
     /// calls such as feed streams end on it so that draining finishes.
     pub fn shutdown(&self) -> CancellationToken {

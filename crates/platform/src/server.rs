@@ -26,8 +26,8 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An endpoint for calling another service of the suite: no Nagle delay, and HTTP/2 pings so
 /// that a dead peer is detected even on an idle connection (event feeds are long-lived). An
-/// `https://` URL is called over TLS with the process's TLS for calls (see
-/// [`crate::tls::use_for_calls`]), an `http://` URL in plaintext.
+/// `https://` URL is called over TLS with the calling service's own TLS (see
+/// [`GrpcServer::tls_for_calls`]), an `http://` URL in plaintext.
 pub fn suite_endpoint(url: &str) -> anyhow::Result<SuiteEndpoint> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("invalid url {url}"))?
@@ -50,19 +50,22 @@ pub struct SuiteEndpoint {
 }
 
 impl SuiteEndpoint {
-    /// A channel that connects on first use, over TLS for `https://` with the TLS for calls
-    /// current at each (re)connection.
-    pub fn connect_lazy(&self) -> tonic::transport::Channel {
-        let tls = crate::tls::for_calls();
+    /// A channel of a service of the suite that connects on first use, over TLS for `https://`
+    /// with `tls`, the calling service's own (its certificate and CA as current at each
+    /// (re)connection; see [`GrpcServer::tls_for_calls`]). A mismatch between the URL and the
+    /// service's TLS (an `https://` URL without a CA, or an `http://` one although TLS is
+    /// configured) is logged.
+    pub fn connect_lazy(&self, tls: Option<&crate::tls::Tls>) -> tonic::transport::Channel {
         if self.is_https() && tls.is_none() {
             tracing::warn!(url = %self.endpoint.uri(), "https url but no TLS CA configured; calls will fail");
         } else if !self.is_https() && tls.is_some() {
             tracing::warn!(url = %self.endpoint.uri(), "calling a service in plaintext although TLS is configured");
         }
-        self.connect_lazy_with(tls)
+        self.connect_lazy_with(tls.cloned())
     }
 
-    /// As [`SuiteEndpoint::connect_lazy`], with `tls` instead of the process's TLS for calls.
+    /// A channel that connects on first use with `tls` (a caller outside the suite's services:
+    /// the command line, tests), without [`SuiteEndpoint::connect_lazy`]'s warnings.
     pub fn connect_lazy_with(&self, tls: Option<crate::tls::Tls>) -> tonic::transport::Channel {
         let connector = tower::service_fn(move |uri: http::Uri| {
             let tls = tls.clone();
@@ -137,7 +140,6 @@ impl GrpcServer {
         let tls = crate::tls::Tls::load_watched(&config.tls).context("server.tls")?;
         match &tls {
             Some(tls) if tls.server_config().is_some() => {
-                crate::tls::use_for_calls(tls);
                 tracing::info!(addr = %local_addr, mutual = tls.requires_client_certificates(), "serving gRPC over TLS");
             }
             _ if local_addr.ip().is_loopback() => {
@@ -146,11 +148,6 @@ impl GrpcServer {
             _ => {
                 tracing::warn!(addr = %local_addr, "TLS is not configured (server.tls): serving plaintext gRPC (h2c)");
             }
-        }
-        if let Some(tls) = &tls
-            && tls.server_config().is_none()
-        {
-            crate::tls::use_for_calls(tls);
         }
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_service_status("", ServingStatus::NotServing).await;
@@ -175,6 +172,13 @@ impl GrpcServer {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TLS this service calls the others with: its own certificate (presented as the client
+    /// certificate) and its CA, reloaded with the files; none without a CA. Each service of a
+    /// process has its own, so services embedded together (`redress dev`) keep their settings.
+    pub fn tls_for_calls(&self) -> Option<crate::tls::Tls> {
+        self.tls.clone().filter(|tls| tls.client_config().is_some())
     }
 
     pub fn health(&self) -> HealthReporter {

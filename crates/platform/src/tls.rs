@@ -351,25 +351,6 @@ impl Tls {
     }
 }
 
-/// The TLS settings the calls of this process to other services use: set once a service with
-/// TLS binds (its certificate and CA), read at every new connection.
-static CALLS: RwLock<Option<Tls>> = RwLock::new(None);
-
-/// Makes `tls` the TLS of this process's calls to `https://` service URLs.
-pub fn use_for_calls(tls: &Tls) {
-    if tls.client_config().is_none() {
-        return;
-    }
-    if let Ok(mut calls) = CALLS.write() {
-        *calls = Some(tls.clone());
-    }
-}
-
-/// The TLS this process calls other services with, if any.
-pub fn for_calls() -> Option<Tls> {
-    CALLS.read().ok().and_then(|c| c.clone())
-}
-
 /// Accepts connections on `listener` and hands on those whose TLS handshake succeeds (each
 /// with the configuration current when it was accepted). Handshakes run concurrently; a client
 /// that speaks plaintext, presents no or an untrusted certificate when one is required, or

@@ -179,11 +179,13 @@ impl QualityMetrics {
         let host = Host::bind(SERVICE_NAME, &config.server, SERVICES, shutdown).await?;
         let calendars = config.calendars()?;
         let store = Ready::new();
+        let tls = host.tls_for_calls();
         let mut checks = Vec::new();
         for (consumer, url, feed, owner) in feeds(&config) {
             checks.push((
                 consumer,
-                grpc_subscription(&url, feed, credentials(&auth, owner)).with_context(|| format!("{consumer} url"))?,
+                grpc_subscription(&url, feed, credentials(&auth, owner), tls.as_ref())
+                    .with_context(|| format!("{consumer} url"))?,
             ));
         }
         let (rebuilt, _) = tokio::sync::watch::channel(0);
@@ -206,9 +208,10 @@ impl QualityMetrics {
         let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), auth.interceptor()))
             .add_service(ImprovementServiceServer::with_interceptor(api.clone(), auth.interceptor()))
             .add_service(MetricsEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let tls = host.tls_for_calls();
         let mut subscriptions = Vec::new();
         for (consumer, url, feed, owner) in feeds(&config) {
-            let subscribe = grpc_subscription(&url, feed, credentials(&auth, owner))?;
+            let subscribe = grpc_subscription(&url, feed, credentials(&auth, owner), tls.as_ref())?;
             subscriptions.push((consumer, restart_on_rebuild(subscribe, rebuilds.clone())));
         }
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());

@@ -7,12 +7,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use redress::{SuiteKeys, dev_principal};
+use redress_case_workflow::{AuditConfig, CaseWorkflow, CaseWorkflowConfig};
 use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
-use redress_platform::principal::Permission;
-use redress_platform::server::{ServerConfig, suite_endpoint};
+use redress_platform::principal::{Permission, ServiceCredentials};
+use redress_platform::server::{GrpcServer, ServerConfig, suite_endpoint};
 use redress_platform::signing::{GATEWAY, SigningKey};
 use redress_platform::tls::{Tls, TlsConfig};
 use redress_proto::redress::case::v1::ListCasesRequest;
@@ -279,6 +280,100 @@ async fn postgres_connects_with_sslmode_verify_full() {
     assert!(
         redress_platform::db::connect_postgres(&DatabaseConfig { url: untrusted, max_connections: 2 }).await.is_err()
     );
+}
+
+/// Services embedded in one process (as `redress dev` runs them) call the others each with its
+/// own TLS: a service bound later with a certificate from another CA does not change what
+/// case-workflow follows intake's feed with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_of_a_process_calls_with_its_own_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let certs = dir.path().join("certs");
+    for name in ["intake", "case-workflow", "operator"] {
+        ca.issue(&certs.join(name), name);
+    }
+    let outside = Ca::new();
+    outside.issue(&certs.join("outside"), "outside");
+    let shutdown = CancellationToken::new();
+    let keys = SuiteKeys::in_dir(&dir.path().join("keys")).unwrap();
+    let sqlite = |name: &str| DatabaseConfig {
+        url: format!("sqlite://{}", dir.path().join(format!("{name}.db")).display()),
+        max_connections: 4,
+    };
+    let intake = Intake::build(
+        IntakeConfig {
+            server: served(tls_in(&certs.join("intake"), true)),
+            database: sqlite("intake"),
+            pii: PiiConfig::generate(),
+            ..IntakeConfig::default()
+        },
+        keys.service_auth(redress_intake::SERVICE_NAME).unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let intake_url = format!("https://localhost:{}", intake.local_addr().port());
+    let case_workflow = CaseWorkflow::build(
+        CaseWorkflowConfig {
+            server: served(tls_in(&certs.join("case-workflow"), true)),
+            database: sqlite("case-workflow"),
+            intake_url: intake_url.clone(),
+            audit: AuditConfig::generate(),
+            ..CaseWorkflowConfig::default()
+        },
+        keys.service_auth(redress_case_workflow::SERVICE_NAME).unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let case_url = format!("https://localhost:{}", case_workflow.local_addr().port());
+    // Bound last, with a certificate and CA that intake does not know.
+    let other = GrpcServer::bind(&served(tls_in(&certs.join("outside"), false)), &[]).await.unwrap();
+    assert!(other.tls_for_calls().is_some());
+    let intake_task = tokio::spawn(intake.run_until_stopped());
+    let case_task = tokio::spawn(case_workflow.run_until_stopped());
+
+    let operator = caller(&certs.join("operator").join("ca.crt"), Some(&certs.join("operator")));
+    let gateway_key = std::sync::Arc::new(keys.gateway().unwrap());
+    let as_gateway = |audience: &str| {
+        let credentials = ServiceCredentials::new(gateway_key.clone(), dev_principal(), audience);
+        move |mut request: tonic::Request<()>| {
+            credentials.apply(&mut request).map_err(tonic::Status::from)?;
+            Ok(request)
+        }
+    };
+    let to_intake = suite_endpoint(&intake_url).unwrap().connect_lazy_with(Some(operator.clone()));
+    wait_serving(to_intake.clone(), redress_proto::services::INTAKE).await;
+    let submit = SubmitComplaintRequest {
+        request_id: "own-tls-1".to_owned(),
+        complaint: Some(redress_intake::testing::complaint("理财产品赎回款迟迟未到账。")),
+    };
+    let complaint = IntakeServiceClient::with_interceptor(to_intake, as_gateway("intake"))
+        .submit_complaint(submit)
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap();
+    let to_cases = suite_endpoint(&case_url).unwrap().connect_lazy_with(Some(operator));
+    let mut cases = CaseServiceClient::with_interceptor(to_cases, as_gateway("case-workflow"));
+    let started = Instant::now();
+    loop {
+        let request = ListCasesRequest { complaint: complaint.name.clone(), ..Default::default() };
+        if let Ok(found) = cases.list_cases(request).await
+            && !found.into_inner().cases.is_empty()
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "case-workflow did not follow intake over its own TLS");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    shutdown.cancel();
+    intake_task.await.unwrap().unwrap();
+    case_task.await.unwrap().unwrap();
+    drop(other);
 }
 
 /// The suite as deployed: one `redress serve` process per service, each serving TLS with its

@@ -94,7 +94,7 @@ async fn a_reply_recorded_unlinted_is_found_again_and_linted_once(store: Arc<dyn
     // The knowledge base still cannot be reached: the relinter leaves it pending.
     let me = redress_platform::testing::credentials(Principal::service("case-workflow", &[]), "knowledge-base");
     let config = ReplyLintConfig { timeout_ms: 300, attempts: 1, retry_interval_ms: 1_000 };
-    let down = ReplyLinter::new("http://127.0.0.1:9", me, config).unwrap();
+    let down = ReplyLinter::new("http://127.0.0.1:9", me, config, None).unwrap();
     assert_eq!(relint(store.as_ref(), &down).await.unwrap(), 0);
     assert_eq!(store.lint_pending("", 10).await.unwrap(), std::slice::from_ref(&pending));
 
