@@ -8,11 +8,13 @@ use sqlx::postgres::PgPoolOptions;
 /// Environment variable naming the PostgreSQL server used by conformance tests.
 pub const POSTGRES_URL_ENV: &str = "REDRESS_TEST_POSTGRES_URL";
 
-/// A database URL for a new, empty PostgreSQL database, or `None` (and a note on stderr)
-/// when no server is configured.
+/// A database URL for a new, empty PostgreSQL database, or `None` when no server is
+/// configured: the test is skipped, saying so on the terminal (a line starting `skipped:`,
+/// shown even though the test passes). Under `CI=true` a missing server is an error instead,
+/// so that CI never passes without the PostgreSQL tests.
 pub async fn fresh_postgres_database(test: &str) -> anyhow::Result<Option<String>> {
-    let Ok(server) = std::env::var(POSTGRES_URL_ENV) else {
-        eprintln!("skipped: {test} on PostgreSQL ({POSTGRES_URL_ENV} is not set)");
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let Some(server) = postgres_server(std::env::var(POSTGRES_URL_ENV).ok(), ci, test)? else {
         return Ok(None);
     };
     let name = format!("redress_test_{}", uuid::Uuid::new_v4().simple());
@@ -25,6 +27,27 @@ pub async fn fresh_postgres_database(test: &str) -> anyhow::Result<Option<String
     };
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     Ok(Some(format!("{base}/{name}{query}")))
+}
+
+/// The PostgreSQL server to test `test` on: `url` when set; otherwise an error on CI, else
+/// `None` after printing the skip.
+fn postgres_server(url: Option<String>, ci: bool, test: &str) -> anyhow::Result<Option<String>> {
+    match url.filter(|u| !u.trim().is_empty()) {
+        Some(url) => Ok(Some(url)),
+        None if ci => anyhow::bail!("{test} needs PostgreSQL: {POSTGRES_URL_ENV} is not set but CI=true"),
+        None => {
+            skipped(&format!("{test} on PostgreSQL ({POSTGRES_URL_ENV} is not set)"));
+            Ok(None)
+        }
+    }
+}
+
+/// Says on the terminal that a test was skipped, as `skipped: <what>`. Written to the process's
+/// stderr directly, not through `eprintln!`, which the test harness captures and shows only for
+/// a failing test.
+pub fn skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {what}");
 }
 
 /// A URL for a new SQLite file in `dir`.
@@ -111,4 +134,20 @@ pub fn credentials(principal: crate::Principal, audience: &str) -> crate::signin
     let signer = principal.subject.strip_prefix(crate::principal::SERVICE_SUBJECT_PREFIX).unwrap_or("test").to_owned();
     let key = std::sync::Arc::new(crate::signing::SigningKey::generate(&signer));
     crate::signing::ServiceCredentials::new(key, principal, audience)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_postgresql_skips_locally_and_fails_on_ci() {
+        assert_eq!(postgres_server(None, false, "t").unwrap(), None);
+        assert_eq!(postgres_server(Some(" ".to_owned()), false, "t").unwrap(), None);
+        let e = postgres_server(None, true, "store::t").unwrap_err().to_string();
+        assert!(e.contains("store::t") && e.contains(POSTGRES_URL_ENV) && e.contains("CI=true"), "{e}");
+        let url = "postgres://u@127.0.0.1/postgres".to_owned();
+        assert_eq!(postgres_server(Some(url.clone()), true, "t").unwrap(), Some(url));
+    }
 }
