@@ -282,6 +282,24 @@ pub fn seal(complaint: &Complaint, subject_id: &str, key: &DataKey) -> Result<(V
     Ok((masked.encode_to_vec(), sealed))
 }
 
+/// The form of free-text checking [`seal`] gives a record (`complaints.free_text_form`): every
+/// free-text field's identifiers masked in the record, the words as written sealed. Complaints
+/// recorded before identifiers in free text were detected are of form 0.
+pub const FREE_TEXT_FORM: i32 = 1;
+
+/// Whether a stored record's free text holds identifiers in clear, as records written before
+/// they were detected may.
+pub fn holds_clear_free_text(record: &Complaint) -> bool {
+    let found = std::cell::Cell::new(false);
+    super::mask::free_texts(&mut record.clone(), &|text| {
+        if !found.get() && redress_platform::free_text_pii::contains(text) {
+            found.set(true);
+        }
+        text.to_owned()
+    });
+    found.get()
+}
+
 /// Puts the personal part sealed by [`seal`] back into the stored record of complaint
 /// `complaint_id`, with the subject's wrapped data key.
 pub fn unseal(
@@ -389,6 +407,7 @@ mod tests {
         let mut stored = Complaint::decode(record.as_slice()).unwrap();
         assert_eq!(stored.facts, "卡号 6222***********3446 被扣 300.00 元");
         assert_eq!(stored.demand, "退款");
+        assert!(holds_clear_free_text(&complaint) && !holds_clear_free_text(&stored));
         let masked = stored.clone();
         unseal(&ring, &mut stored, "c1", "s1", &wrapped, &sealed).unwrap();
         assert_eq!(stored, complaint, "the key restores the words as written");

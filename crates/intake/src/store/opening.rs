@@ -34,7 +34,11 @@ redress_platform::conformance_suite!(
     rotation_rewraps_every_subject_under_the_active_key,
     subjects_indexed_by_phones_as_written_are_reindexed_and_merged_on_open,
     a_merge_keeps_the_restriction_of_any_subject_it_merges,
+    free_text_from_before_detection_is_sealed_on_open,
 );
+
+/// A complaint's id, stored record and sealed personal part.
+type StoredRow = (String, Vec<u8>, Option<Vec<u8>>);
 
 /// Either backend's pool on the test database, outside any store.
 enum Raw {
@@ -155,6 +159,86 @@ impl Raw {
             Self::Postgres(pool) => insert!(pool),
         }
         subject
+    }
+
+    /// Records a complaint the way intake did before identifiers in free text were detected:
+    /// its subject indexed as now, its personal part sealed without the free text, which the
+    /// record keeps as written. `erased` records it after its subject's erasure then: no key,
+    /// nothing sealed, the personal fields replaced and the free text as written.
+    async fn insert_sealed_before_detection(&self, keyring: &Keyring, complaint: &Complaint, erased: bool) -> String {
+        const SUBJECT: &str = "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us, index_form) \
+            VALUES ($1, $2, $3, 0, $4)";
+        const COMPLAINT: &str = "INSERT INTO complaints \
+            (id, complaint_number, channel, receive_time_us, org_unit, state, record, create_time_us, pii, subject_id) \
+            VALUES ($1, $2, 3, 0, $3, 1, $4, 0, $5, $6)";
+        const INDEX: &str = "INSERT INTO subject_index (kind, digest, subject_id) VALUES ($1, $2, $3)";
+        let subject = uuid::Uuid::now_v7().to_string();
+        let id = complaint.name.strip_prefix("complaints/").unwrap().to_owned();
+        let number = format!("legacy-{id}");
+        let (key, wrapped) = keyring.new_data_key(&subject).unwrap();
+        let mut without_text = complaint.clone();
+        crate::domain::mask::free_texts(&mut without_text, &|_| String::new());
+        let (record, sealed) = crate::domain::pii::seal(&without_text, &subject, &key).unwrap();
+        let mut record = Complaint::decode(record.as_slice()).unwrap();
+        if erased {
+            crate::domain::pii::erase(&mut record);
+        }
+        crate::domain::mask::free_texts(&mut record, &|_| String::new());
+        (record.demand, record.facts, record.staff_notes) =
+            (complaint.demand.clone(), complaint.facts.clone(), complaint.staff_notes.clone());
+        let record = record.encode_to_vec();
+        let index = if erased { Vec::new() } else { crate::domain::subjects::digests(keyring, complaint) };
+        let (wrapped_key, pii) = if erased { (None, None) } else { (Some(wrapped.sealed), Some(sealed)) };
+        macro_rules! insert {
+            ($pool:expr) => {{
+                sqlx::query(SUBJECT)
+                    .bind(&subject)
+                    .bind(&wrapped.key_id)
+                    .bind(wrapped_key)
+                    .bind(INDEX_FORM)
+                    .execute($pool)
+                    .await
+                    .unwrap();
+                sqlx::query(COMPLAINT)
+                    .bind(&id)
+                    .bind(&number)
+                    .bind(&complaint.org_unit)
+                    .bind(record)
+                    .bind(pii)
+                    .bind(&subject)
+                    .execute($pool)
+                    .await
+                    .unwrap();
+                for (kind, digest) in &index {
+                    sqlx::query(INDEX).bind(*kind).bind(digest).bind(&subject).execute($pool).await.unwrap();
+                }
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => insert!(pool),
+            Self::Postgres(pool) => insert!(pool),
+        }
+        subject
+    }
+
+    /// Every complaint's stored record and sealed part, byte for byte.
+    async fn complaint_rows(&self) -> Vec<StoredRow> {
+        const SQL: &str = "SELECT id, record, pii FROM complaints ORDER BY id";
+        match self {
+            Self::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    /// Marks every complaint's free text as unchecked, as an earlier version left it.
+    async fn forget_free_text_form(&self) {
+        const SQL: &str = "UPDATE complaints SET free_text_form = 0";
+        match self {
+            Self::Sqlite(pool) => sqlx::query(SQL).execute(pool).await.map(drop),
+            Self::Postgres(pool) => sqlx::query(SQL).execute(pool).await.map(drop),
+        }
+        .unwrap();
     }
 
     /// Everything re-indexing may change, as text: subjects, index entries, which subject
@@ -499,5 +583,96 @@ async fn a_merge_keeps_the_restriction_of_any_subject_it_merges(config: Database
         .map(|e| e.aggregate.as_str())
         .collect();
     assert_eq!(announced, [earlier.name.as_str()], "the complaint that was not restricted yet is announced");
+    raw.close().await;
+}
+
+/// Complaints stored before identifiers in free text were detected hold them in clear in their
+/// records: recorded before encryption at rest, sealed without their free text, or erased
+/// then. When the store opens, each is sealed as a submission now seals it: masked for every
+/// reader of the record, the words as written only for a `pii.read` reader with the
+/// subject's key, and nothing left to recover once the subject is erased. Nothing else of the
+/// complaints changes, no access is recorded and the access log still verifies; opening
+/// again, or after the marks were lost, changes nothing.
+async fn free_text_from_before_detection_is_sealed_on_open(config: DatabaseConfig) {
+    const PHONE_IN_TEXT: &str = "13900112233";
+    const CARD: &str = "6222020200112233446";
+    const EMAIL: &str = "wang.li@example.cn";
+    let keyring = crate::domain::pii::test_keyring;
+    drop(open_with(&config, keyring()).await);
+    let raw = Raw::connect(&config).await;
+    let ring = keyring();
+    let with_text = |mut complaint: Complaint| {
+        complaint.facts = format!("来电 {PHONE_IN_TEXT}，尾号 3446 的卡 {CARD} 于 2026-01-05 被扣 300.00 元");
+        complaint.demand = format!("退款至卡 {CARD}");
+        complaint.staff_notes = format!("客户另留邮箱 {EMAIL}");
+        complaint
+    };
+    let unsealed = with_text(complaint_by("13812345678", Some("11010519491231002X")));
+    let unsealed_id = unsealed.name.strip_prefix("complaints/").unwrap().to_owned();
+    raw.insert_unsealed(&unsealed_id, &unsealed).await;
+    let sealed = with_text(complaint_by("13700001111", None));
+    let sealed_subject = raw.insert_sealed_before_detection(&ring, &sealed, false).await;
+    let erased = with_text(complaint_by("13600002222", None));
+    raw.insert_sealed_before_detection(&ring, &erased, true).await;
+    let in_clear = |rows: &[StoredRow]| -> Vec<&str> {
+        let mut found = Vec::new();
+        for clear in [PHONE_IN_TEXT, CARD, EMAIL] {
+            let held = rows
+                .iter()
+                .flat_map(|(_, record, pii)| std::iter::once(record).chain(pii))
+                .any(|bytes| bytes.windows(clear.len()).any(|w| w == clear.as_bytes()));
+            if held {
+                found.push(clear);
+            }
+        }
+        found
+    };
+    assert_eq!(in_clear(&raw.complaint_rows().await), [PHONE_IN_TEXT, CARD, EMAIL], "recorded in clear");
+
+    let store = open_with(&config, keyring()).await;
+    assert!(in_clear(&raw.complaint_rows().await).is_empty(), "no identifier in clear left in any row");
+    let verdict = store.verify_access_log().await.unwrap();
+    assert_eq!((verdict.entries, verdict.unchained, verdict.broken.is_none()), (0, 0, true), "nothing read");
+    for complaint in [&unsealed, &sealed] {
+        let id = complaint.name.strip_prefix("complaints/").unwrap();
+        let mut masked = complaint.clone();
+        crate::domain::mask::complaint(&mut masked);
+        let stored = store.get(id).await.unwrap().unwrap();
+        assert_eq!(stored, masked, "a reader without pii.read gets the masked words, and nothing else changed");
+        assert!(
+            stored.facts.contains("139****2233") && stored.facts.contains("6222***********3446"),
+            "{}",
+            stored.facts
+        );
+        assert_eq!(&store.reveal(id, &read("check")).await.unwrap().unwrap(), complaint, "pii.read gets the words");
+    }
+    let erased_id = erased.name.strip_prefix("complaints/").unwrap();
+    let left = store.get(erased_id).await.unwrap().unwrap();
+    assert_eq!(left.facts, crate::domain::mask::free_text(&erased.facts));
+    assert_eq!(left.staff_notes, crate::domain::mask::free_text(&erased.staff_notes));
+    assert!(left.staff_notes.ends_with("@example.cn") && !left.staff_notes.contains(EMAIL), "{}", left.staff_notes);
+    assert_eq!(store.reveal(erased_id, &read("check")).await.unwrap().unwrap(), left, "nothing more to reveal");
+    assert_eq!(store.pii_accesses(&sealed_subject).await.unwrap().len(), 1, "the one read, by user:dpo");
+    drop(store);
+
+    // Done once: opening again changes nothing, nor does it once the marks are lost.
+    let before = raw.complaint_rows().await;
+    drop(open_with(&config, keyring()).await);
+    assert_eq!(raw.complaint_rows().await, before);
+    raw.forget_free_text_form().await;
+    let store = open_with(&config, keyring()).await;
+    assert_eq!(raw.complaint_rows().await, before);
+
+    // Erased, the words as written are gone.
+    let erase = PiiAccess { actor: "user:dpo".to_owned(), action: "erase", reason: "deletion request".to_owned() };
+    for (complaint, phone) in [(&unsealed, "13812345678"), (&sealed, "13700001111")] {
+        store.erase(&at_demo_bank(PHONE, phone), &erase).await.unwrap().unwrap();
+        let id = complaint.name.strip_prefix("complaints/").unwrap();
+        let revealed = store.reveal(id, &read("check")).await.unwrap().unwrap();
+        assert_eq!(revealed.facts, crate::domain::mask::free_text(&complaint.facts));
+        assert_eq!(revealed.demand, crate::domain::mask::free_text(&complaint.demand));
+    }
+    assert!(in_clear(&raw.complaint_rows().await).is_empty());
+    assert!(store.verify_access_log().await.unwrap().broken.is_none());
     raw.close().await;
 }

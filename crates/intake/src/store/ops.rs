@@ -281,6 +281,7 @@ pub(crate) async fn seal_unsealed<T: IntakeTx + ?Sized>(tx: &mut T, keyring: &Ke
         let subject = subject_for(tx, keyring, complaint).await?;
         let (record, sealed) = subject.seal(complaint)?;
         tx.save_sealed(id, &record, Some(&sealed), &subject.id).await?;
+        tx.set_free_text_form(id).await?;
     }
     Ok(rows.len())
 }
@@ -299,6 +300,103 @@ where
         }
         tracing::info!(complaints = sealed, "sealed personal information of earlier complaints");
     }
+}
+
+/// Complaints one batch of free-text sealing looks at.
+const FREE_TEXT_BATCH: i64 = 200;
+
+/// What one batch of free-text sealing did.
+#[derive(Debug, Default)]
+pub(crate) struct FreeTextSealed {
+    /// The last complaint looked at; `None` when none was left.
+    pub last: Option<String>,
+    /// Complaints whose free text held identifiers in clear: now masked in the record and,
+    /// while their subject's key lives, sealed in clear with it.
+    pub sealed: usize,
+    /// Complaints left as they were because their personal information does not open.
+    pub skipped: usize,
+}
+
+/// Seals the free text of a batch of complaints after `after` recorded before identifiers in
+/// free text were detected, as a submission now seals it: the complaint opened with its
+/// subject's key and sealed again, the identifiers masked in the record and the words as
+/// written in the personal part. A complaint whose subject was erased has only the masked
+/// words left in its record. Nothing else of a complaint changes, no event is announced (the
+/// complaint did not change) and no access is recorded (no one read anything). Each complaint
+/// is marked in the same transaction, so an interrupted run resumes with those not done yet.
+pub(crate) async fn seal_free_text<T: IntakeTx + ?Sized>(
+    tx: &mut T,
+    keyring: &Keyring,
+    after: &str,
+) -> Result<FreeTextSealed, StoreError> {
+    let rows = tx.unchecked_free_text(after, FREE_TEXT_BATCH).await?;
+    let mut batch = FreeTextSealed { last: rows.last().map(|r| r.id.clone()), ..FreeTextSealed::default() };
+    for row in &rows {
+        let stored = Complaint::decode(row.record.as_slice())?;
+        if pii::holds_clear_free_text(&stored) {
+            let subject_id = row.subject_id.as_deref().unwrap_or_default();
+            match row.readable_subject() {
+                Some((subject, wrapped, sealed)) => {
+                    let mut complaint = stored;
+                    let opened = keyring.unwrap(subject, &wrapped).and_then(|key| {
+                        pii::unseal(keyring, &mut complaint, &row.id, subject, &wrapped, sealed).map(|()| key)
+                    });
+                    let key = match opened {
+                        Ok(key) => key,
+                        Err(e) => {
+                            tracing::error!(complaint = %row.id, error = %e,
+                                "a complaint's personal information does not open; its free text stays as recorded");
+                            batch.skipped += 1;
+                            continue;
+                        }
+                    };
+                    let subject = Subject { id: subject.to_owned(), key };
+                    let (record, sealed) = subject.seal(&complaint)?;
+                    tx.save_sealed(&row.id, &record, Some(&sealed), &subject.id).await?;
+                }
+                None => {
+                    let mut masked = stored;
+                    crate::domain::mask::free_texts(&mut masked, &crate::domain::mask::free_text);
+                    tx.save_sealed(&row.id, &masked.encode_to_vec(), row.pii.as_deref(), subject_id).await?;
+                }
+            }
+            batch.sealed += 1;
+        }
+        tx.set_free_text_form(&row.id).await?;
+    }
+    Ok(batch)
+}
+
+/// Seals the free text of every complaint recorded before identifiers in free text were
+/// detected; `batch` runs [`seal_free_text`] after the given complaint in a transaction of
+/// its own.
+pub(crate) async fn seal_legacy_free_text<F, Fut>(mut batch: F) -> anyhow::Result<()>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<FreeTextSealed, StoreError>>,
+{
+    let mut after = String::new();
+    let mut skipped = 0;
+    loop {
+        let FreeTextSealed { last, sealed, skipped: skips } = batch(after.clone()).await?;
+        skipped += skips;
+        if sealed > 0 {
+            tracing::info!(complaints = sealed, "sealed identifiers written into the free text of earlier complaints");
+        }
+        match last {
+            Some(last) => after = last,
+            None => break,
+        }
+    }
+    if skipped > 0 {
+        // Their free text stays in clear in the record until their key opens again.
+        tracing::error!(
+            complaints = skipped,
+            "the free text of some complaints could not be sealed: their personal information does not open"
+        );
+        metrics::counter!("redress_pii_free_text_failures_total").increment(skipped as u64);
+    }
+    Ok(())
 }
 
 /// Derives the source reference of a batch of complaints recorded without one (before it was

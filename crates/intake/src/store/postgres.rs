@@ -21,7 +21,7 @@ use super::{
     StoreError, Submitted, codes, deadlines_provisional, ops,
 };
 use crate::domain::acceptance::{self, SourceReference};
-use crate::domain::pii::Keyring;
+use crate::domain::pii::{FREE_TEXT_FORM, Keyring};
 
 #[derive(Clone)]
 pub struct PostgresIntakeStore {
@@ -40,6 +40,13 @@ impl PostgresIntakeStore {
         ops::seal_legacy(|| async {
             let mut tx = pool.begin().await?;
             let sealed = ops::seal_unsealed(&mut *tx, keyring).await?;
+            tx.commit().await?;
+            Ok(sealed)
+        })
+        .await?;
+        ops::seal_legacy_free_text(|after| async move {
+            let mut tx = pool.begin().await?;
+            let sealed = ops::seal_free_text(&mut *tx, keyring, &after).await?;
             tx.commit().await?;
             Ok(sealed)
         })
@@ -129,8 +136,8 @@ async fn insert_complaint(
     sqlx::query(
         "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
          create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived, \
-         deadlines_provisional) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, TRUE, $14)",
+         deadlines_provisional, free_text_form) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, TRUE, $14, $15)",
     )
     .bind(&new.id)
     .bind(&complaint.complaint_number)
@@ -146,6 +153,7 @@ async fn insert_complaint(
     .bind(cause)
     .bind(new.source_reference().as_ref().map(SourceReference::as_str))
     .bind(deadlines_provisional(complaint))
+    .bind(FREE_TEXT_FORM)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -43,6 +43,10 @@ impl SqliteIntakeStore {
             store.write(|conn, keyring| Box::pin(async move { ops::seal_unsealed(conn, &keyring).await }))
         })
         .await?;
+        ops::seal_legacy_free_text(|after| {
+            store.write(move |conn, keyring| Box::pin(async move { ops::seal_free_text(conn, &keyring, &after).await }))
+        })
+        .await?;
         ops::derive_legacy_references(|| {
             store.write(|conn, _| Box::pin(async move { ops::derive_references(conn).await }))
         })

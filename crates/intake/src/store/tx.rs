@@ -17,7 +17,7 @@ use super::{
     ListQuery, Listed, PiiAccessRecord, ReferenceOwner, RequestKey, SealedRow, StoreError, codes, deadlines_provisional,
 };
 use crate::domain::access_log::{ChainHead, LogEntry};
-use crate::domain::pii::WrappedKey;
+use crate::domain::pii::{FREE_TEXT_FORM, WrappedKey};
 use crate::domain::subjects::INDEX_FORM;
 
 /// One transaction of an intake store.
@@ -70,6 +70,13 @@ pub(crate) trait IntakeTx: Outbox {
     /// Up to 200 complaints recorded before personal information was sealed, locked (and
     /// passed over by other replicas) until the transaction ends.
     async fn unsealed(&mut self) -> Result<Vec<(String, Complaint)>, StoreError>;
+    /// Up to `limit` sealed complaints after `after` in id order whose free text was checked
+    /// in a form older than [`FREE_TEXT_FORM`], locked (and passed over while another
+    /// transaction holds them) until the transaction ends.
+    async fn unchecked_free_text(&mut self, after: &str, limit: i64) -> Result<Vec<SealedRow>, StoreError>;
+    /// Records that a complaint's free text is in the form [`seal`](crate::domain::pii::seal)
+    /// writes.
+    async fn set_free_text_form(&mut self, id: &str) -> Result<(), StoreError>;
 
     /// The complaints that hold these source references, each with the reference.
     async fn reference_owners(&mut self, references: &[&str]) -> Result<Vec<(String, ReferenceOwner)>, StoreError>;
@@ -238,7 +245,8 @@ macro_rules! sealed_sql {
 
 /// Implements [`IntakeTx`] for one backend's connection. `$lock` is appended to the reads that
 /// must lock what they read, `$lock_complaint` to those joining a complaint with its subject,
-/// and `$skip_locked` to the batches replicas share; `$lock_subjects`, `$lock_references`,
+/// and `$skip_locked` (`$skip_locked_complaint` joining a subject) to the batches replicas
+/// share; `$lock_subjects`, `$lock_references`,
 /// `$prune_index` and `$reference_owners` are the backend's own ways of serialising subjects
 /// and the derivation of references, and of binding a list of digests or references.
 macro_rules! intake_tx {
@@ -247,6 +255,7 @@ macro_rules! intake_tx {
         lock = $lock:literal,
         lock_complaint = $lock_complaint:literal,
         skip_locked = $skip_locked:literal,
+        skip_locked_complaint = $skip_locked_complaint:literal,
         lock_subjects = $lock_subjects:path,
         lock_references = $lock_references:path,
         prune_index = $prune_index:path,
@@ -419,6 +428,23 @@ macro_rules! intake_tx {
                 .fetch_all(&mut *self)
                 .await?;
                 rows.into_iter().map(|(id, record)| Ok((id, Complaint::decode(record.as_slice())?))).collect()
+            }
+
+            async fn unchecked_free_text(&mut self, after: &str, limit: i64) -> Result<Vec<SealedRow>, StoreError> {
+                let sql = sealed_sql!(
+                    "WHERE c.free_text_form < $1 AND c.subject_id IS NOT NULL AND c.id > $2 ORDER BY c.id LIMIT $3",
+                    $skip_locked_complaint
+                );
+                Ok(sqlx::query_as(sql).bind(FREE_TEXT_FORM).bind(after).bind(limit).fetch_all(&mut *self).await?)
+            }
+
+            async fn set_free_text_form(&mut self, id: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE complaints SET free_text_form = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(FREE_TEXT_FORM)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
             }
 
             async fn reference_owners(
@@ -872,6 +898,7 @@ intake_tx!(
     lock = "",
     lock_complaint = "",
     skip_locked = "",
+    skip_locked_complaint = "",
     lock_subjects = no_lock,
     lock_references = no_lock,
     prune_index = prune_index_sqlite,
@@ -882,6 +909,7 @@ intake_tx!(
     lock = " FOR UPDATE",
     lock_complaint = " FOR UPDATE OF c",
     skip_locked = " FOR UPDATE SKIP LOCKED",
+    skip_locked_complaint = " FOR UPDATE OF c SKIP LOCKED",
     lock_subjects = lock_subjects_postgres,
     lock_references = lock_references_postgres,
     prune_index = prune_index_postgres,

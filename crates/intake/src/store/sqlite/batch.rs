@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::subjects::Subjects;
 use crate::domain::acceptance::{self, SourceReference};
-use crate::domain::pii::Keyring;
+use crate::domain::pii::{FREE_TEXT_FORM, Keyring};
 use crate::store::tx::IntakeTx;
 use crate::store::{NewComplaint, ReferenceOwner, StoreError, Submitted, codes, deadlines_provisional, ops};
 
@@ -228,7 +228,7 @@ async fn insert_batch(
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
                  create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived, \
-                 deadlines_provisional) ",
+                 deadlines_provisional, free_text_form) ",
             );
             query.push_values(chunk, |mut row, (new, complaint, sealed, _)| {
                 row.push_bind(new.id.as_str())
@@ -245,7 +245,8 @@ async fn insert_batch(
                     .push_bind(sealed.cause.as_deref())
                     .push_bind(sealed.source_reference.as_deref())
                     .push_bind(true)
-                    .push_bind(deadlines_provisional(complaint));
+                    .push_bind(deadlines_provisional(complaint))
+                    .push_bind(FREE_TEXT_FORM);
             });
             query.build().execute(&mut *conn).await?;
             let mut query = QueryBuilder::<sqlx::Sqlite>::new(
