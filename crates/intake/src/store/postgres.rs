@@ -214,6 +214,8 @@ impl IntakeStore for PostgresIntakeStore {
         let mut tx = self.pool.begin().await?;
         let corrected = ops::correct(&mut *tx, &self.keyring, id, to, access).await?;
         tx.commit().await?;
+        // A correction moving the complaint to another subject may announce its restriction.
+        self.feed.notify_committed();
         Ok(corrected)
     }
 

@@ -109,8 +109,12 @@ impl IntakeStore for SqliteIntakeStore {
 
     async fn correct(&self, id: &str, to: Complainant, access: &PiiAccess) -> Result<Option<Complaint>, StoreError> {
         let (id, access) = (id.to_owned(), access.clone());
-        self.write(move |conn, keyring| Box::pin(async move { ops::correct(conn, &keyring, &id, to, &access).await }))
-            .await
+        let corrected = self
+            .write(move |conn, keyring| Box::pin(async move { ops::correct(conn, &keyring, &id, to, &access).await }))
+            .await?;
+        // A correction moving the complaint to another subject may announce its restriction.
+        self.feed.notify_committed();
+        Ok(corrected)
     }
 
     async fn erase(&self, identifier: &Identifier, access: &PiiAccess) -> Result<Option<Erased>, StoreError> {
