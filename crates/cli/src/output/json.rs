@@ -134,6 +134,17 @@ mod tests {
     }
 
     #[test]
+    fn an_audit_entry_carries_its_key_id() {
+        use redress_proto::redress::case::v1::{AuditEntry, ListAuditEntriesResponse};
+        let entry = |key_id: &str| AuditEntry { sequence: 1, key_id: key_id.to_owned(), ..AuditEntry::default() };
+        let list =
+            ListAuditEntriesResponse { audit_entries: vec![entry("audit-2026"), entry("")], ..Default::default() };
+        let json = parsed(&Reply::Audit(list));
+        assert_eq!(json["audit_entries"][0]["key_id"], "audit-2026", "{json}");
+        assert_eq!(json["audit_entries"][1]["key_id"], "", "an entry written before trails were keyed: {json}");
+    }
+
+    #[test]
     fn a_submission_carries_its_request_id_beside_the_response() {
         let response = SubmitComplaintResponse {
             complaint: Some(Complaint { name: "complaints/1".to_owned(), ..Complaint::default() }),

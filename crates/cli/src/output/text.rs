@@ -393,7 +393,7 @@ fn audit_text(list: &ListAuditEntriesResponse) -> String {
     if list.audit_entries.is_empty() {
         return "no audit entries\n".to_owned();
     }
-    let mut table = Table::new(["#", "RECORDED", "ACTOR", "ACTION", "DETAILS"]);
+    let mut table = Table::new(["#", "RECORDED", "ACTOR", "ACTION", "KEY", "DETAILS"]);
     for e in &list.audit_entries {
         // Sorted, as the map arrives in no particular order.
         let details: BTreeMap<_, _> = e.details.iter().collect();
@@ -403,6 +403,8 @@ fn audit_text(list: &ListAuditEntriesResponse) -> String {
             time_text(e.record_time.as_ref()),
             e.actor.clone(),
             e.action.clone(),
+            // An entry written before trails were keyed names no key (and does not verify).
+            if e.key_id.is_empty() { "-".to_owned() } else { e.key_id.clone() },
             details.join(" "),
         ]);
     }
@@ -1226,6 +1228,29 @@ mod tests {
     fn a_confirmed_complaint_prints_the_request_id_to_retry_with() {
         let reply = Reply::Confirmed { complaint: Box::default(), request_id: "r-1".to_owned() };
         assert!(render(&reply).ends_with("request id  r-1  (repeat it to retry safely)\n"));
+    }
+
+    #[test]
+    fn an_audit_entry_names_the_key_its_hash_was_made_with() {
+        use redress_proto::redress::case::v1::AuditEntry;
+        let entry = |sequence: i64, key_id: &str| AuditEntry {
+            case: "cases/1".to_owned(),
+            sequence,
+            action: "case.opened".to_owned(),
+            actor: "service:case-workflow".to_owned(),
+            details: [("grade".to_owned(), "2".to_owned())].into(),
+            key_id: key_id.to_owned(),
+            ..AuditEntry::default()
+        };
+        let list = ListAuditEntriesResponse {
+            audit_entries: vec![entry(1, ""), entry(2, "audit-2026")],
+            ..Default::default()
+        };
+        let text = audit_text(&list);
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["#", "RECORDED", "ACTOR", "ACTION", "KEY", "DETAILS"], "{text}");
+        assert_eq!(lines[1], ["1", "-", "service:case-workflow", "case.opened", "-", "grade=2"], "{text}");
+        assert_eq!(lines[2], ["2", "-", "service:case-workflow", "case.opened", "audit-2026", "grade=2"], "{text}");
     }
 
     #[test]
