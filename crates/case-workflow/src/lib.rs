@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::FutureExt;
 use redress_calendar::{Period, RegimeConfig, SlaPolicy};
+use redress_platform::bounded_service;
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
@@ -415,8 +416,8 @@ impl CaseWorkflow {
             tracing::warn!("knowledge_base_url is not configured: replies to complainants are recorded as not linted");
         }
         let api = api.with_linter(linter.clone());
-        let routes = Routes::new(CaseServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(CaseEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let routes = Routes::new(bounded_service!(CaseServiceServer, api.clone(), auth.interceptor(), config.server))
+            .add_service(bounded_service!(CaseEventFeedServiceServer, api, auth.interceptor(), config.server));
         let subscribe = grpc_subscription(
             &config.intake_url,
             services::INTAKE_EVENTS,

@@ -80,7 +80,11 @@ impl ReplyLinter {
             "" => None,
             url => {
                 let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy(tls);
-                Some(KnowledgeServiceClient::with_interceptor(channel, Credentials(credentials)))
+                Some(
+                    KnowledgeServiceClient::with_interceptor(channel, Credentials(credentials))
+                        .max_decoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE)
+                        .max_encoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE),
+                )
             }
         };
         Ok(Self { client, config })

@@ -49,7 +49,9 @@ pub fn case_client(
     tls: Option<&redress_platform::tls::Tls>,
 ) -> anyhow::Result<CaseClient> {
     let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy(tls);
-    Ok(CaseServiceClient::with_interceptor(channel, Credentials(credentials)))
+    Ok(CaseServiceClient::with_interceptor(channel, Credentials(credentials))
+        .max_decoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE))
 }
 
 /// Requests carried out per pass.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::FutureExt;
 use redress_platform::blind_index::BlindIndexKey;
+use redress_platform::bounded_service;
 use redress_platform::config::Secret;
 use redress_platform::db::DatabaseConfig;
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
@@ -180,8 +181,14 @@ impl Escalation {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, rules, clock, auth } = self;
-        let routes = Routes::new(EscalationServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(EscalationEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let routes =
+            Routes::new(bounded_service!(EscalationServiceServer, api.clone(), auth.interceptor(), config.server))
+                .add_service(bounded_service!(
+                    EscalationEventFeedServiceServer,
+                    api,
+                    auth.interceptor(),
+                    config.server
+                ));
         let to_intake = auth.credentials(service_principal(INTAKE_PERMISSIONS), "intake");
         let to_cases = auth.credentials(service_principal(CASE_PERMISSIONS), "case-workflow");
         let tls = host.tls_for_calls();

@@ -32,7 +32,9 @@ pub fn intake_client(
     tls: Option<&redress_platform::tls::Tls>,
 ) -> anyhow::Result<IntakeClient> {
     let channel = redress_platform::server::suite_endpoint(url)?.connect_lazy(tls);
-    Ok(IntakeServiceClient::with_interceptor(channel, Credentials::new(credentials)))
+    Ok(IntakeServiceClient::with_interceptor(channel, Credentials::new(credentials))
+        .max_decoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE))
 }
 
 /// Why the service reads a complaint in clear, as intake records it (D-PII-4).

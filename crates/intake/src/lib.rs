@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use domain::classify::{Catalogue, OwnTaxonomy, Taxonomy};
 use domain::pii::Keyring;
 use redress_calendar::{Institutions, RegimeConfig, SlaPolicy};
+use redress_platform::bounded_service;
 use redress_platform::config::Secret;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{RetentionConfig, spawn_retention};
@@ -287,9 +288,9 @@ impl Intake {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, keyring, auth } = self;
         let calendars = api.clone();
-        let routes = Routes::new(IntakeServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(PersonalDataServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(IntakeEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let routes = Routes::new(bounded_service!(IntakeServiceServer, api.clone(), auth.interceptor(), config.server))
+            .add_service(bounded_service!(PersonalDataServiceServer, api.clone(), auth.interceptor(), config.server))
+            .add_service(bounded_service!(IntakeEventFeedServiceServer, api, auth.interceptor(), config.server));
         let (supervisor, published) = (host.supervisor().clone(), host.publishes());
         let init = async {
             tracing::info!(database = %config.database, "opening intake store");

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::FutureExt;
+use redress_platform::bounded_service;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{EventSink, RetentionConfig, grpc_subscription, run_consumer, spawn_retention};
 use redress_platform::host::{Host, Supervisor};
@@ -159,8 +160,9 @@ impl KnowledgeBase {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, index, lexicon, auth } = self;
-        let routes = Routes::new(KnowledgeServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(KnowledgeEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let routes =
+            Routes::new(bounded_service!(KnowledgeServiceServer, api.clone(), auth.interceptor(), config.server))
+                .add_service(bounded_service!(KnowledgeEventFeedServiceServer, api, auth.interceptor(), config.server));
         let (tasks, published) = (host.supervisor().clone(), host.publishes());
         let cases = match config.case_workflow_url.trim() {
             "" => None,

@@ -63,6 +63,8 @@ pub enum ErrorKind {
     Aborted,
     Unauthenticated,
     PermissionDenied,
+    /// A bound on what one caller or all callers may hold at once was reached.
+    ResourceExhausted,
     Unavailable,
     Internal,
 }
@@ -77,6 +79,7 @@ impl ErrorKind {
             Self::Aborted => Code::Aborted,
             Self::Unauthenticated => Code::Unauthenticated,
             Self::PermissionDenied => Code::PermissionDenied,
+            Self::ResourceExhausted => Code::ResourceExhausted,
             Self::Unavailable => Code::Unavailable,
             Self::Internal => Code::Internal,
         }
@@ -92,6 +95,7 @@ impl ErrorKind {
             Self::Aborted => "记录已被他人修改，请刷新后重试",
             Self::Unauthenticated => "身份验证失败，请重新登录",
             Self::PermissionDenied => "您没有执行该操作的权限",
+            Self::ResourceExhausted => "请求过多，请稍后重试",
             Self::Unavailable => "服务暂时不可用，请稍后重试",
             Self::Internal => "系统内部错误，请稍后重试",
         }
@@ -234,6 +238,8 @@ pub enum ServiceError {
     Unauthenticated(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    #[error("{message}")]
+    ResourceExhausted { reason: &'static str, message: String },
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -274,6 +280,7 @@ impl ApiError for ServiceError {
             Self::Aborted { .. } => ErrorKind::Aborted,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Self::ResourceExhausted { .. } => ErrorKind::ResourceExhausted,
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Internal(e) => internal_kind(e),
         }
@@ -285,7 +292,8 @@ impl ApiError for ServiceError {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::AlreadyExists { reason, .. }
             | Self::FailedPrecondition { reason, .. }
-            | Self::Aborted { reason, .. } => reason,
+            | Self::Aborted { reason, .. }
+            | Self::ResourceExhausted { reason, .. } => reason,
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::Unavailable(_) => "UNAVAILABLE",

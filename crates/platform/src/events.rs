@@ -8,7 +8,9 @@
 //! (transaction-level advisory lock). A reader that has seen position `p` can therefore never
 //! later find a new event at or below `p`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -208,6 +210,62 @@ pub struct Feed {
     committed: Arc<Notify>,
     /// Woken when new positions become readable.
     readable: Arc<tokio::sync::watch::Sender<u64>>,
+    /// `StreamEvents` streams open on the feed and their bounds.
+    streams: Arc<OpenStreams>,
+}
+
+/// The `StreamEvents` streams open on one feed, per caller and in total, and how many of each
+/// may be (0: unbounded).
+#[derive(Debug)]
+struct OpenStreams {
+    per_caller: AtomicUsize,
+    total: AtomicUsize,
+    open: std::sync::Mutex<(HashMap<String, usize>, usize)>,
+}
+
+impl OpenStreams {
+    /// A stream of `caller`, if the bounds leave room for it; it counts until the permit drops.
+    fn open(self: &Arc<Self>, caller: &str) -> Result<StreamPermit, ServiceError> {
+        let (per_caller, total) = (self.per_caller.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_caller, all) = &mut *open;
+        let mine = by_caller.get(caller).copied().unwrap_or(0);
+        let refused = |message: String| {
+            metrics::counter!("redress_feed_streams_refused_total").increment(1);
+            Err(ServiceError::ResourceExhausted { reason: "TOO_MANY_STREAMS", message })
+        };
+        if per_caller > 0 && mine >= per_caller {
+            return refused(format!(
+                "caller {caller} already holds {mine} event streams, the most one caller may hold; close one first"
+            ));
+        }
+        if total > 0 && *all >= total {
+            return refused(format!("{all} event streams are open, the most this service holds; retry later"));
+        }
+        by_caller.insert(caller.to_owned(), mine + 1);
+        *all += 1;
+        Ok(StreamPermit { streams: self.clone(), caller: caller.to_owned() })
+    }
+}
+
+/// One open `StreamEvents` stream, counted until dropped.
+struct StreamPermit {
+    streams: Arc<OpenStreams>,
+    caller: String,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_caller, all) = &mut *open;
+        *all = all.saturating_sub(1);
+        if let Some(n) = by_caller.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                by_caller.remove(&self.caller);
+            }
+        }
+    }
 }
 
 impl Feed {
@@ -233,7 +291,25 @@ impl Feed {
     }
 
     fn with(source: Pool) -> Self {
-        Self { source, committed: Arc::new(Notify::new()), readable: Arc::new(tokio::sync::watch::channel(0).0) }
+        let defaults = crate::server::ServerConfig::default();
+        let streams = OpenStreams {
+            per_caller: AtomicUsize::new(defaults.max_event_streams_per_caller),
+            total: AtomicUsize::new(defaults.max_event_streams),
+            open: std::sync::Mutex::default(),
+        };
+        Self {
+            source,
+            committed: Arc::new(Notify::new()),
+            readable: Arc::new(tokio::sync::watch::channel(0).0),
+            streams: Arc::new(streams),
+        }
+    }
+
+    /// Bounds the `StreamEvents` streams one caller (`per_caller`) and all callers (`total`)
+    /// may hold open at once on this feed; 0 leaves that bound off. Streams already open stay.
+    pub fn bound_streams(&self, per_caller: usize, total: usize) {
+        self.streams.per_caller.store(per_caller, Ordering::Relaxed);
+        self.streams.total.store(total, Ordering::Relaxed);
     }
 
     /// Tells the feed that the publisher committed events.
@@ -599,7 +675,9 @@ pub type FeedStream<R> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Resul
 
 /// The whole of a `StreamEvents` handler: the caller needs `events.read` and sees only the
 /// events of the organisation units it covers; each batch is wrapped by `respond` in the
-/// service's response message.
+/// service's response message. A caller holding as many streams of this feed as it may
+/// (`server.max_event_streams_per_caller`), or a feed with as many open as it serves
+/// (`server.max_event_streams`), is refused with RESOURCE_EXHAUSTED (`TOO_MANY_STREAMS`).
 pub async fn serve_stream<R, F>(
     feed: &Feed,
     principal: Arc<Principal>,
@@ -612,8 +690,13 @@ where
     F: Fn(Vec<Event>) -> R + Send + 'static,
 {
     principal.require(crate::Permission::EventsRead)?;
+    let permit = feed.streams.open(&principal.subject)?;
     let stream = feed.subscribe(after, FeedScope::of(principal), shutdown).await?;
-    Ok(Box::pin(stream.map(move |batch| batch.map(&respond))))
+    // The stream counts against the bounds until the caller goes away and it is dropped.
+    Ok(Box::pin(stream.map(move |batch| {
+        let _open = &permit;
+        batch.map(&respond)
+    })))
 }
 
 /// Batches of consecutive events, as a feed delivers them.
@@ -660,7 +743,9 @@ pub fn grpc_subscription(
     let path = http::uri::PathAndQuery::try_from(format!("/{feed_service}/StreamEvents"))
         .with_context(|| format!("feed service {feed_service}"))?;
     Ok(Box::new(move |after| {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        let mut grpc = tonic::client::Grpc::new(channel.clone())
+            .max_decoding_message_size(crate::server::DEFAULT_MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(crate::server::DEFAULT_MAX_MESSAGE_SIZE);
         let credentials = credentials.clone();
         let path = path.clone();
         Box::pin(async move {
@@ -747,5 +832,56 @@ async fn consume_once(
         };
         metrics::counter!("redress_consumer_events_total", "consumer" => name.to_owned()).increment(applied);
         metrics::gauge!("redress_consumer_position", "consumer" => name.to_owned()).set(position as f64);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Permission;
+    use crate::testing::{TestDatabase, staff};
+
+    async fn feed() -> (Feed, TestDatabase) {
+        let db = TestDatabase::sqlite("streams").unwrap();
+        let sqlite = crate::db::connect_sqlite(&db.config, &Supervisor::detached()).await.unwrap();
+        migrate_sqlite(&sqlite.pool).await.unwrap();
+        (Feed::sqlite(sqlite.pool), db)
+    }
+
+    async fn open(feed: &Feed, subject: &str, shutdown: &CancellationToken) -> Result<FeedStream<()>, ServiceError> {
+        let principal = Arc::new(staff(subject, "institutions/acme", "", &[Permission::EventsRead]));
+        serve_stream(feed, principal, 0, shutdown.clone(), |_| ()).await
+    }
+
+    fn refusal(opened: Result<FeedStream<()>, ServiceError>) -> String {
+        let Err(e) = opened else { panic!("a stream over the bound was opened") };
+        let status: tonic::Status = e.into();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        status.message().to_owned()
+    }
+
+    #[tokio::test]
+    async fn event_streams_are_bounded_per_caller_and_in_total_until_one_closes() {
+        let (feed, _db) = feed().await;
+        let shutdown = CancellationToken::new();
+        feed.bound_streams(2, 3);
+        let a1 = open(&feed, "a", &shutdown).await.unwrap();
+        let _a2 = open(&feed, "a", &shutdown).await.unwrap();
+        assert!(refusal(open(&feed, "a", &shutdown).await).contains("caller a already holds 2"));
+        let _b1 = open(&feed, "b", &shutdown).await.unwrap();
+        assert!(refusal(open(&feed, "b", &shutdown).await).contains("3 event streams are open"));
+        // A stream the caller closed no longer counts.
+        drop(a1);
+        let _b2 = open(&feed, "b", &shutdown).await.unwrap();
+        refusal(open(&feed, "c", &shutdown).await);
+        // Without bounds, nothing is refused.
+        feed.bound_streams(0, 0);
+        let _more: Vec<_> = futures_util::future::join_all((0..5).map(|_| open(&feed, "a", &shutdown)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        shutdown.cancel();
     }
 }

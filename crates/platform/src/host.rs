@@ -214,6 +214,8 @@ pub struct Host {
     supervisor: Supervisor,
     /// The service's own feed, once its store is open: sequenced one last time after the drain.
     feed: Ready<Feed>,
+    /// Event streams one caller and all callers may hold on the feed (`server.max_event_streams…`).
+    stream_bounds: (usize, usize),
 }
 
 impl Host {
@@ -230,7 +232,8 @@ impl Host {
         // only when it shares it, nothing else).
         let stop_serving = shutdown.child_token();
         let supervisor = Supervisor::new(name, stop_serving.clone());
-        Ok(Self { server, services, shutdown: stop_serving, supervisor, feed: Ready::new() })
+        let stream_bounds = (config.max_event_streams_per_caller, config.max_event_streams);
+        Ok(Self { server, services, shutdown: stop_serving, supervisor, feed: Ready::new(), stream_bounds })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -268,7 +271,7 @@ impl Host {
     where
         I: Future<Output = anyhow::Result<()>>,
     {
-        let Self { server, services, shutdown, supervisor, feed } = self;
+        let Self { server, services, shutdown, supervisor, feed, stream_bounds } = self;
         let health = server.health();
         let server_stop = CancellationToken::new();
         let serving = tokio::spawn(server.serve(routes, server_stop.clone()));
@@ -281,6 +284,9 @@ impl Host {
             let _ = serving.await;
             supervisor.stop().await;
             return Err(e);
+        }
+        if let Ok(feed) = feed.get() {
+            feed.bound_streams(stream_bounds.0, stream_bounds.1);
         }
         if !shutdown.is_cancelled() {
             set_serving(&health, services).await;

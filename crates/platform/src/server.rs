@@ -23,6 +23,9 @@ use tower::load_shed::LoadShedLayer;
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a ping may go unanswered before the connection is closed.
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message a server or client of the suite decodes or encodes unless configured
+/// otherwise (`server.max_decoding_message_size`, `server.max_encoding_message_size`): 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 /// An endpoint for calling another service of the suite: no Nagle delay, and HTTP/2 pings so
 /// that a dead peer is detected even on an idle connection (event feeds are long-lived). An
@@ -100,6 +103,17 @@ pub struct ServerConfig {
     /// caller onto one connection per upstream, so this must exceed its peak concurrency:
     /// streams over the limit are refused, and h2 answers a run of refusals with GOAWAY.
     pub max_concurrent_streams: u32,
+    /// Largest request message a service decodes (bytes); a larger one is refused (OUT_OF_RANGE
+    /// from a service, RESOURCE_EXHAUSTED from the gateway, which refuses it before forwarding).
+    pub max_decoding_message_size: usize,
+    /// Largest response message a service encodes (bytes); a larger one fails the call.
+    pub max_encoding_message_size: usize,
+    /// Event feed streams (`StreamEvents`) one caller may hold open at once on this service;
+    /// beyond it a new one is refused with RESOURCE_EXHAUSTED. 0 turns the bound off.
+    pub max_event_streams_per_caller: usize,
+    /// Event feed streams all callers together may hold open at once on this service; 0 turns
+    /// the bound off.
+    pub max_event_streams: usize,
     /// TLS for what the service serves and the calls it makes; plaintext (h2c) when not set.
     pub tls: crate::tls::TlsConfig,
 }
@@ -112,6 +126,10 @@ impl Default for ServerConfig {
             max_concurrent_requests: 4096,
             drain_timeout_ms: 10_000,
             max_concurrent_streams: 4096,
+            max_decoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_encoding_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_event_streams_per_caller: 16,
+            max_event_streams: 1024,
             tls: crate::tls::TlsConfig::default(),
         }
     }
@@ -281,4 +299,19 @@ pub async fn set_not_serving(health: &HealthReporter, services: &[&str]) {
     for service in services {
         health.set_service_status(*service, ServingStatus::NotServing).await;
     }
+}
+
+/// A generated gRPC server `$server` of `$api` behind `$interceptor`, its request and response
+/// messages bounded by `$config` (a [`ServerConfig`]: `max_decoding_message_size`,
+/// `max_encoding_message_size`).
+#[macro_export]
+macro_rules! bounded_service {
+    ($server:ident, $api:expr, $interceptor:expr, $config:expr) => {
+        ::tonic::service::interceptor::InterceptedService::new(
+            $server::new($api)
+                .max_decoding_message_size($config.max_decoding_message_size)
+                .max_encoding_message_size($config.max_encoding_message_size),
+            $interceptor,
+        )
+    };
 }

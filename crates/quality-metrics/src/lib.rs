@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::{FutureExt, StreamExt};
 use redress_calendar::{RegimeConfig, SlaPolicy};
+use redress_platform::bounded_service;
 use redress_platform::db::{Backend, DatabaseConfig};
 use redress_platform::events::{
     EventSink, RetentionConfig, Subscribe, grpc_subscription, run_consumer, spawn_retention,
@@ -205,9 +206,10 @@ impl QualityMetrics {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { host, config, api, store, calendars, auth, clock } = self;
         let rebuilds = api.rebuilds();
-        let routes = Routes::new(QualityMetricsServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(ImprovementServiceServer::with_interceptor(api.clone(), auth.interceptor()))
-            .add_service(MetricsEventFeedServiceServer::with_interceptor(api, auth.interceptor()));
+        let routes =
+            Routes::new(bounded_service!(QualityMetricsServiceServer, api.clone(), auth.interceptor(), config.server))
+                .add_service(bounded_service!(ImprovementServiceServer, api.clone(), auth.interceptor(), config.server))
+                .add_service(bounded_service!(MetricsEventFeedServiceServer, api, auth.interceptor(), config.server));
         let tls = host.tls_for_calls();
         let mut subscriptions = Vec::new();
         for (consumer, url, feed, owner) in feeds(&config) {

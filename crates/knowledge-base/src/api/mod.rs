@@ -76,7 +76,12 @@ impl KnowledgeApi {
         shutdown: CancellationToken,
     ) -> Self {
         let Settings { lexicon, rules, blocking, intake } = settings;
-        let intake = intake.map(|(channel, credentials)| (IntakeServiceClient::new(channel), credentials));
+        let intake = intake.map(|(channel, credentials)| {
+            let client = IntakeServiceClient::new(channel)
+                .max_decoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(redress_platform::server::DEFAULT_MAX_MESSAGE_SIZE);
+            (client, credentials)
+        });
         Self { store, index, lexicon, rules, blocking: Arc::new(blocking), intake, shutdown }
     }
 
