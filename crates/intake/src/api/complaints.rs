@@ -16,7 +16,7 @@ use redress_platform::telemetry::TraceContext;
 use redress_platform::time::{from_timestamp, to_timestamp};
 use redress_proto::redress::common::v1::{Channel, Grade as ProtoGrade};
 use redress_proto::redress::intake::v1::{
-    Complaint, ComplaintState, ConfirmComplaintContentRequest, GetComplaintRequest, ListComplaintsRequest,
+    Complaint, ComplaintState, ConfirmComplaintContentRequest, GetComplaintRequest, Interaction, ListComplaintsRequest,
     ListComplaintsResponse, ListTaxonomiesResponse, OverrideClassificationRequest, Receipt, RiskSignalKind,
     StreamEventsRequest, StreamEventsResponse, SubmitComplaintRequest, SubmitComplaintResponse,
     WithdrawComplaintRequest,
@@ -29,6 +29,10 @@ use crate::domain::lifecycle::ClassificationOverride;
 use crate::domain::validate::{self, validate_submission};
 use crate::error::IntakeError;
 use crate::store::{ListQuery, NewComplaint, PiiAccess, RequestKey, StoreError, Submitted};
+
+/// Complaint text (demand and facts, UTF-8 bytes) up to which it is masked and classified on the
+/// async worker; longer text is read on the blocking pool.
+const INLINE_TEXT_BYTES: usize = 8 * 1024;
 
 impl IntakeApi {
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
@@ -53,9 +57,19 @@ impl IntakeApi {
         // The complainant's own words decide the classification; staff notes do not. Read with
         // identifiers masked, so none becomes a "top token" of the classification, which is
         // announced and kept in clear.
-        let text = free_text_pii::mask(&format!("{}\n{}", complaint.demand, complaint.facts)).into_owned();
+        let text = format!("{}\n{}", complaint.demand, complaint.facts);
         let classifier = self.classifier_for(submission.org_unit.as_str())?;
-        let decision = classifier.classify(&text, complaint.interaction.as_ref());
+        let read = move |text: String, interaction: Option<Interaction>| {
+            classifier.classify(&free_text_pii::mask(&text), interaction.as_ref())
+        };
+        // Masking and segmenting a long account (facts run to 200 000 characters) is long CPU
+        // work: off the async workers, so that other calls are not held up behind it.
+        let decision = if text.len() > INLINE_TEXT_BYTES {
+            let interaction = complaint.interaction;
+            tokio::task::spawn_blocking(move || read(text, interaction)).await.context("classifying the complaint")?
+        } else {
+            read(text, complaint.interaction)
+        };
         let mut classification = decision.classification;
         classification.classify_time = Some(to_timestamp(now));
         let receive_time = submission.receive_time;
@@ -401,6 +415,23 @@ mod tests {
         assert!(!refused(err).contains(&first.name));
         let again = api.submit(&clerk(), with("r5", sh, "其他事实")).await.unwrap().complaint.unwrap();
         assert_eq!((again.name, again.facts), (first.name, first.facts));
+    }
+
+    #[tokio::test]
+    async fn a_long_account_is_classified_off_the_workers_as_it_would_be_inline() {
+        let db = TestDatabase::sqlite("intake").unwrap();
+        let api = api(WorkingCalendar::china(), &db.config).await;
+        let mut request = submission(now());
+        let complaint = request.complaint.as_mut().unwrap();
+        complaint.facts = "信用卡被盗刷了，银行客服一直推诿不处理，我的电话是13800138000。".repeat(300);
+        let text = format!("{}\n{}", complaint.demand, complaint.facts);
+        assert!(text.len() > INLINE_TEXT_BYTES);
+        let classifier = api.classifier_for(&complaint.org_unit).unwrap();
+        let expected = classifier.classify(&free_text_pii::mask(&text), complaint.interaction.as_ref()).classification;
+        let mut classified = api.submit(&clerk(), request).await.unwrap().complaint.unwrap().classification.unwrap();
+        assert!(classified.classify_time.is_some());
+        classified.classify_time = None;
+        assert_eq!(classified, expected);
     }
 
     #[tokio::test]
