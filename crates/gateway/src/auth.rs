@@ -301,7 +301,12 @@ impl Authenticator {
     /// `authorization` header value of a call.
     pub fn authenticate(&self, authorization: Option<&str>, audience: &str) -> Result<http::HeaderValue, ServiceError> {
         let principal = self.principal(authorization)?;
-        let signed = self.key.sign(&principal, audience)?;
+        self.sign(&principal, audience)
+    }
+
+    /// `principal` (a caller [`Authenticator::principal`] verified) signed for `audience`.
+    pub fn sign(&self, principal: &Principal, audience: &str) -> Result<http::HeaderValue, ServiceError> {
+        let signed = self.key.sign(principal, audience)?;
         Ok(http::HeaderValue::from_str(&signed).map_err(anyhow::Error::from)?)
     }
 

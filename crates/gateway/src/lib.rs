@@ -4,9 +4,12 @@
 //! proto package to the owning service, and serves health and reflection for the whole public
 //! API so reflection-based tools work with nothing but its address. Deadlines (`grpc-timeout`)
 //! pass through and are enforced here too; the W3C trace context of the gateway's span is
-//! injected into every forwarded call.
+//! injected into every forwarded call. Each caller and each institution is held to a request
+//! rate, and a request message larger than `server.max_decoding_message_size` is refused here
+//! rather than forwarded (see [`limits`]).
 
 pub mod auth;
+pub mod limits;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tower::{Service, ServiceExt};
 
 pub use auth::{AuthConfig, Authenticator, DevToken, DevTokens, default_roles};
+pub use limits::{Limiter, RateLimits};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -46,6 +50,8 @@ pub struct GatewayConfig {
     pub telemetry: TelemetryConfig,
     pub upstreams: Upstreams,
     pub auth: AuthConfig,
+    /// Request rates per caller and per institution; 0 turns a limit off.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +63,7 @@ impl Default for GatewayConfig {
             telemetry: TelemetryConfig::default(),
             upstreams: Upstreams::default(),
             auth: AuthConfig::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -151,6 +158,9 @@ struct Router {
     local: Routes,
     upstreams: Arc<[Upstream]>,
     auth: Arc<Authenticator>,
+    limiter: Arc<Limiter>,
+    /// Largest request message forwarded (`server.max_decoding_message_size`).
+    max_message: usize,
 }
 
 fn is_local(path: &str) -> bool {
@@ -186,13 +196,24 @@ impl Service<http::Request<Body>> for Router {
         };
         let mut channel = upstream.channel.clone();
         let audience = upstream.audience;
-        let auth = self.auth.clone();
+        let (auth, limiter, max_message) = (self.auth.clone(), self.limiter.clone(), self.max_message);
         // Runs inside the server's per-call span (entered while the future is polled).
         Box::pin(async move {
             let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let principal = match auth.authenticate(authorization, audience) {
+            let caller = match auth.principal(authorization) {
+                Ok(caller) => caller,
+                Err(e) => return Ok(status_response(e.into())),
+            };
+            if let Err(refused) = limiter.check(&caller) {
+                return Ok(status_response(refused));
+            }
+            let principal = match auth.sign(&caller, audience) {
                 Ok(p) => p,
                 Err(e) => return Ok(status_response(e.into())),
+            };
+            let mut request = match first_message_within(request, max_message).await {
+                Ok(request) => request,
+                Err(status) => return Ok(status_response(status)),
             };
             let headers = request.headers_mut();
             headers.remove(http::header::AUTHORIZATION);
@@ -213,9 +234,43 @@ impl Service<http::Request<Body>> for Router {
     }
 }
 
+/// Reads the request up to its first message's header (a compression flag and the length)
+/// and refuses a message longer than `limit` with RESOURCE_EXHAUSTED before anything is
+/// forwarded; what was read goes on to the upstream unchanged. Later messages of a request
+/// stream are held to the upstream's own limit.
+async fn first_message_within(
+    request: http::Request<Body>,
+    limit: usize,
+) -> Result<http::Request<Body>, tonic::Status> {
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, BodyStream, StreamBody};
+    const HEADER: usize = 5;
+    let (parts, mut body) = request.into_parts();
+    let mut read = Vec::new();
+    let mut header = Vec::with_capacity(HEADER);
+    while header.len() < HEADER {
+        let Some(frame) = body.frame().await else { break };
+        let frame = frame?;
+        let Some(data) = frame.data_ref() else {
+            read.push(frame);
+            break;
+        };
+        header.extend(data.iter().take(HEADER - header.len()));
+        read.push(frame);
+    }
+    if let [_, a, b, c, d] = header[..] {
+        let len = u32::from_be_bytes([a, b, c, d]) as usize;
+        if len > limit {
+            return Err(limits::oversize(len, limit));
+        }
+    }
+    let replayed = futures_util::stream::iter(read.into_iter().map(Ok)).chain(BodyStream::new(body));
+    Ok(http::Request::from_parts(parts, Body::new(StreamBody::new(replayed))))
+}
+
 pub struct Gateway {
     server: GrpcServer,
-    router_parts: (Arc<[Upstream]>, Arc<Authenticator>),
+    router_parts: (Arc<[Upstream]>, Arc<Authenticator>, Arc<Limiter>, usize),
     shutdown: CancellationToken,
 }
 
@@ -238,7 +293,9 @@ impl Gateway {
             let channel = suite_endpoint(&route.url).context("upstream url")?.connect_lazy(tls.as_ref());
             upstreams.push(Upstream { prefix: route.prefix, audience: route.audience, channel });
         }
-        Ok(Self { server, router_parts: (upstreams.into(), auth), shutdown })
+        let limiter = Arc::new(Limiter::new(&config.rate_limits));
+        let max_message = config.server.max_decoding_message_size;
+        Ok(Self { server, router_parts: (upstreams.into(), auth, limiter, max_message), shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -247,12 +304,18 @@ impl Gateway {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let health = self.server.health();
-        let (upstreams, auth) = self.router_parts;
+        let (upstreams, auth, limiter, max_message) = self.router_parts;
         tokio::spawn(mirror_upstream_health(health.clone(), upstreams.clone(), self.shutdown.clone()));
         health.set_service_status("", ServingStatus::Serving).await;
         self.server
             .serve_with(
-                move |add_base| Router { local: add_base(Routes::builder().routes()), upstreams, auth },
+                move |add_base| Router {
+                    local: add_base(Routes::builder().routes()),
+                    upstreams,
+                    auth,
+                    limiter,
+                    max_message,
+                },
                 self.shutdown,
             )
             .await

@@ -11,7 +11,7 @@ use anyhow::Context;
 use redress_case_workflow::{AuditConfig, CaseWorkflow, CaseWorkflowConfig};
 pub use redress_case_workflow::{InstitutionWorkflow, WorkflowConfig};
 use redress_escalation::{Escalation, EscalationConfig, PiiIndexConfig};
-use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, Upstreams};
+use redress_gateway::{AuthConfig, DevToken, DevTokens, Gateway, GatewayConfig, RateLimits, Upstreams};
 use redress_intake::{Intake, IntakeConfig, PiiConfig};
 use redress_knowledge_base::{KnowledgeBase, KnowledgeConfig};
 use redress_platform::config::Secret;
@@ -387,6 +387,8 @@ impl Suite {
                         .collect(),
                     ..AuthConfig::default()
                 },
+                // One developer (or the benchmark) on one machine: no request rate limits.
+                rate_limits: RateLimits::off(),
                 ..GatewayConfig::default()
             },
             gateway_key,
