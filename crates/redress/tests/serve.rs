@@ -252,3 +252,82 @@ async fn an_upper_case_key_id_in_a_configuration_file_is_refused() {
         assert!(stderr.contains("pii.master_keys.K1") && stderr.contains("must be lower case"), "{command}: {stderr}");
     }
 }
+
+/// One line per accepted complaint is not written at INFO (a busy intake would log each one);
+/// at DEBUG it is, and the count is the `redress_complaints_accepted_total` counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_complaint_is_logged_at_debug_not_at_info() {
+    use redress_platform::principal::{Permission, Principal};
+    use redress_platform::signing::ServiceCredentials;
+    use redress_proto::redress::intake::v1::SubmitComplaintRequest;
+    use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+
+    for (level, logged) in [("info", false), ("debug", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = SigningKey::generate(GATEWAY);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_redress"))
+            .args(["serve", "intake"])
+            .env("REDRESS_SERVER__LISTEN_ADDR", "127.0.0.1:0")
+            .env("REDRESS_DATABASE__URL", format!("sqlite://{}/intake.db", dir.path().display()))
+            .env("REDRESS_AUTH__SIGNING_KEY", key_pem("intake"))
+            .env("REDRESS_AUTH__GATEWAY_PUBLIC_KEY", gateway.public_key().to_pem())
+            .env("REDRESS_PII__ACTIVE_KEY_ID", "k1")
+            .env("REDRESS_PII__MASTER_KEYS__K1", MASTER_KEY)
+            .env("REDRESS_PII__INDEX_KEY", INDEX_KEY)
+            .env("REDRESS_TELEMETRY__JSON", "true")
+            .env("RUST_LOG", level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line =
+                tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if json["fields"]["message"] == "intake listening" {
+                break json["fields"]["addr"].as_str().unwrap().to_owned();
+            }
+        };
+        let messages = tokio::spawn(async move {
+            let mut messages = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                messages.push(json["fields"]["message"].as_str().unwrap_or_default().to_owned());
+            }
+            messages
+        });
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut intake = IntakeServiceClient::new(channel);
+        let principal = Principal {
+            subject: "user:li-na".to_owned(),
+            org_unit: "institutions/demo-bank".to_owned(),
+            permissions: vec![Permission::ComplaintsCreate.as_str().to_owned()],
+            ..Principal::default()
+        };
+        let credentials = ServiceCredentials::new(std::sync::Arc::new(gateway), principal, "intake");
+        let started = Instant::now();
+        loop {
+            let mut request = tonic::Request::new(SubmitComplaintRequest {
+                request_id: "log-level-1".to_owned(),
+                complaint: Some(redress_intake::testing::complaint("年费已达标仍被扣收。")),
+            });
+            credentials.apply(&mut request).unwrap();
+            match intake.submit_complaint(request).await {
+                Ok(_) => break,
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    assert!(started.elapsed() < Duration::from_secs(30), "not serving: {status:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("{status:?}"),
+            }
+        }
+        let pid = child.id().unwrap();
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+        let messages = messages.await.unwrap();
+        assert_eq!(messages.iter().any(|m| m == "complaint accepted"), logged, "at {level}: {messages:?}");
+    }
+}
