@@ -242,21 +242,24 @@ async fn first_message_within(
     request: http::Request<Body>,
     limit: usize,
 ) -> Result<http::Request<Body>, tonic::Status> {
-    use futures_util::StreamExt;
-    use http_body_util::{BodyExt, BodyStream, StreamBody};
+    use http_body_util::BodyExt;
     const HEADER: usize = 5;
     let (parts, mut body) = request.into_parts();
-    let mut read = Vec::new();
+    let mut read = std::collections::VecDeque::new();
     let mut header = Vec::with_capacity(HEADER);
+    let mut ended = false;
     while header.len() < HEADER {
-        let Some(frame) = body.frame().await else { break };
+        let Some(frame) = body.frame().await else {
+            ended = true;
+            break;
+        };
         let frame = frame?;
         let Some(data) = frame.data_ref() else {
-            read.push(frame);
+            read.push_back(frame);
             break;
         };
         header.extend(data.iter().take(HEADER - header.len()));
-        read.push(frame);
+        read.push_back(frame);
     }
     if let [_, a, b, c, d] = header[..] {
         let len = u32::from_be_bytes([a, b, c, d]) as usize;
@@ -264,8 +267,40 @@ async fn first_message_within(
             return Err(limits::oversize(len, limit));
         }
     }
-    let replayed = futures_util::stream::iter(read.into_iter().map(Ok)).chain(BodyStream::new(body));
-    Ok(http::Request::from_parts(parts, Body::new(StreamBody::new(replayed))))
+    let rest = (!ended).then_some(body);
+    Ok(http::Request::from_parts(parts, Body::new(Replayed { read, rest })))
+}
+
+/// A request body whose first frames were read already: those frames again, then the rest
+/// of the body (none once it ended; an ended body is never polled again, and the end is
+/// told as soon as it is known, so the upstream sees the stream end with its last frame).
+struct Replayed {
+    read: std::collections::VecDeque<http_body::Frame<bytes::Bytes>>,
+    rest: Option<Body>,
+}
+
+impl http_body::Body for Replayed {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(frame) = self.read.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        let Some(rest) = self.rest.as_mut() else { return Poll::Ready(None) };
+        let polled = std::pin::Pin::new(rest).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.rest = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_empty() && self.rest.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
 }
 
 pub struct Gateway {
