@@ -678,6 +678,8 @@ pub type FeedStream<R> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Resul
 /// service's response message. A caller holding as many streams of this feed as it may
 /// (`server.max_event_streams_per_caller`), or a feed with as many open as it serves
 /// (`server.max_event_streams`), is refused with RESOURCE_EXHAUSTED (`TOO_MANY_STREAMS`).
+/// Streams of the suite's own services are neither counted nor refused: their feed consumers
+/// hold one stream each and must be able to resubscribe however many outside callers hold.
 pub async fn serve_stream<R, F>(
     feed: &Feed,
     principal: Arc<Principal>,
@@ -690,9 +692,9 @@ where
     F: Fn(Vec<Event>) -> R + Send + 'static,
 {
     principal.require(crate::Permission::EventsRead)?;
-    let permit = feed.streams.open(&principal.subject)?;
+    let permit = if principal.is_service() { None } else { Some(feed.streams.open(&principal.subject)?) };
     let stream = feed.subscribe(after, FeedScope::of(principal), shutdown).await?;
-    // The stream counts against the bounds until the caller goes away and it is dropped.
+    // A caller's stream counts against the bounds until the caller goes away and it is dropped.
     Ok(Box::pin(stream.map(move |batch| {
         let _open = &permit;
         batch.map(&respond)
@@ -882,6 +884,30 @@ mod tests {
             .into_iter()
             .map(Result::unwrap)
             .collect();
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn service_streams_are_served_when_callers_fill_the_bounds() {
+        let (feed, _db) = feed().await;
+        let shutdown = CancellationToken::new();
+        feed.bound_streams(1, 2);
+        let _a = open(&feed, "a", &shutdown).await.unwrap();
+        let _b = open(&feed, "b", &shutdown).await.unwrap();
+        assert!(refusal(open(&feed, "c", &shutdown).await).contains("2 event streams are open"));
+        let service = Arc::new(Principal::service("case-workflow", &[Permission::EventsRead]));
+        let open_service = || serve_stream(&feed, service.clone(), 0, shutdown.clone(), |_| ());
+        let first = open_service().await.unwrap();
+        // Neither bound applies to a service, and its streams take no caller's place.
+        let _second = open_service().await.unwrap();
+        drop(first);
+        assert!(refusal(open(&feed, "c", &shutdown).await).contains("2 event streams are open"));
+        // A service still needs `events.read`.
+        let unpermitted = Arc::new(Principal::service("gateway", &[]));
+        let Err(e) = serve_stream(&feed, unpermitted, 0, shutdown.clone(), |_| ()).await else {
+            panic!("a service without events.read was served")
+        };
+        assert_eq!(tonic::Status::from(e).code(), tonic::Code::PermissionDenied);
         shutdown.cancel();
     }
 }
