@@ -21,7 +21,7 @@ use crate::domain::acceptance::SourceReference;
 use crate::domain::access_log::{AccessLogKeys, Broken, LogEntry, Verifier};
 use crate::domain::lifecycle;
 use crate::domain::pii::{self, Keyring, PiiError};
-use crate::domain::subjects::{self, PHONE};
+use crate::domain::subjects::{self, ID_DOCUMENT, PHONE};
 
 /// The complaint with its personal information in clear, the access recorded.
 pub(crate) async fn reveal<T: IntakeTx + ?Sized>(
@@ -198,8 +198,10 @@ pub(crate) async fn confirm<T: IntakeTx + ?Sized>(
 }
 
 /// The subject a complaint's complainant is, found by blind index or created, with every
-/// identifier of the complaint naming it. Creation is serialised so that concurrent first
-/// complaints of one person agree.
+/// identifier of the complaint naming it. Complaints sharing an identifier are serialised
+/// (their identifiers locked before the lookup), so concurrent complaints of one person agree
+/// on one subject and the later one sees the earlier; complaints of other people go on
+/// meanwhile.
 pub(crate) async fn subject_for<T: IntakeTx + ?Sized>(
     tx: &mut T,
     keyring: &Keyring,
@@ -207,12 +209,18 @@ pub(crate) async fn subject_for<T: IntakeTx + ?Sized>(
 ) -> Result<Subject, StoreError> {
     let digests = subjects::digests(keyring, complaint);
     if !digests.is_empty() {
-        tx.lock_subjects().await?;
+        tx.lock_identifiers(&digests).await?;
     }
     let has_id = subjects::has_id_document(&digests);
     let mut found = None;
     for (kind, digest) in &digests {
         let Some((id, wrapped)) = tx.find_subject(kind, digest).await? else { continue };
+        if *kind != ID_DOCUMENT && has_id {
+            // Found by a phone: whether it is known by an identity document decides. Another
+            // person's complaint, with other identifiers (not locked here), may be giving it
+            // one through another of its phones; that one holds the subject locked.
+            tx.lock_subject(&id).await?;
+        }
         if subjects::same_person(kind, has_id, tx.subject_has_id(&id).await?) {
             found = Some(Subject { key: keyring.unwrap(&id, &wrapped)?, id });
             break;
@@ -276,6 +284,9 @@ fn live_digests(keyring: &Keyring, rows: &[SealedRow]) -> Result<Vec<String>, St
 /// Seals one batch of complaints recorded before personal information was encrypted at
 /// rest; how many it sealed.
 pub(crate) async fn seal_unsealed<T: IntakeTx + ?Sized>(tx: &mut T, keyring: &Keyring) -> Result<usize, StoreError> {
+    // A batch finds the subjects of many people: it runs alone, as a merge does, rather than
+    // taking their identifiers one complaint after another.
+    tx.lock_subjects().await?;
     let rows = tx.unsealed().await?;
     for (id, complaint) in &rows {
         let subject = subject_for(tx, keyring, complaint).await?;

@@ -291,10 +291,149 @@ mod tests {
 
     use std::sync::Arc;
 
-    use redress_platform::testing::TestDatabase;
-    use redress_proto::redress::intake::v1::complainant::Party;
+    use redress_proto::redress::intake::v1::Complaint;
 
-    use crate::store::NewComplaint;
+    use redress_platform::testing::TestDatabase;
+    use redress_proto::redress::intake::v1::Classification;
+    use redress_proto::redress::intake::v1::complainant::Party;
+    use sqlx::PgPool;
+
+    use crate::domain::pii::Keyring;
+    use crate::domain::subjects::PHONE;
+    use crate::store::{IntakeStore, NewComplaint, Submitted};
+
+    /// A complaint by the person with `phone` (and no identity document), classified.
+    fn complaint_of(request_id: &str, phone: &str) -> NewComplaint {
+        let mut new = crate::store::conformance_support::personal_new(request_id);
+        new.recurrence_since = new.receive_time - chrono::TimeDelta::days(90);
+        if let Some(Party::Person(p)) = new.complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+            (p.phone, p.id_number) = (phone.to_owned(), String::new());
+        }
+        new.complaint.classification =
+            Some(Classification { business_type: "B02".to_owned(), cause: "C05".to_owned(), ..Default::default() });
+        new
+    }
+
+    /// The advisory lock a submission of `new` takes for its complainant's phone.
+    fn phone_lock(keyring: &Keyring, new: &NewComplaint) -> i64 {
+        let digests = crate::domain::subjects::digests(keyring, &new.complaint);
+        let (_, digest) = digests.iter().find(|(kind, _)| *kind == PHONE).unwrap();
+        crate::store::tx::identifier_lock_key(digest)
+    }
+
+    /// How many lock requests of this database's sessions wait, and of those how many wait for
+    /// the advisory lock `key`.
+    async fn waiting(pool: &PgPool, key: i64) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE locktype = 'advisory' AND objsubid = 1 \
+                 AND ((classid::bigint << 32) | objid::bigint) = $1) \
+             FROM pg_locks WHERE NOT granted \
+             AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
+        )
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    }
+
+    type Submission = tokio::task::JoinHandle<Result<Submitted, crate::store::StoreError>>;
+
+    fn submit(store: &Arc<dyn IntakeStore>, new: NewComplaint) -> Submission {
+        let store = store.clone();
+        tokio::spawn(async move { store.submit(new).await })
+    }
+
+    /// Waits until `n` submissions wait for the advisory lock `key`; none of `running` may end
+    /// meanwhile (it would have passed the lock).
+    async fn until_waiting(pool: &PgPool, key: i64, n: i64, running: &[&Submission]) {
+        loop {
+            assert!(running.iter().all(|s| !s.is_finished()), "a submission went past its person's lock");
+            if waiting(pool, key).await.1 == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    fn created(done: Result<Result<Submitted, crate::store::StoreError>, tokio::task::JoinError>) -> Complaint {
+        match done.unwrap().unwrap() {
+            Submitted::Created(c) => c,
+            Submitted::Replayed(c) => panic!("replayed {}", c.name),
+        }
+    }
+
+    async fn subject_of(store: &Arc<dyn IntakeStore>, c: &Complaint) -> String {
+        store.subject_of(c.name.strip_prefix("complaints/").unwrap()).await.unwrap().unwrap()
+    }
+
+    /// Two complaints of one person submitted at once run one after the other: one subject is
+    /// created, and whichever commits second is a recurrence of the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn complaints_of_one_person_at_once_make_one_subject_and_see_each_other() {
+        let Some(db) = TestDatabase::postgres("complaints_of_one_person_at_once").await.unwrap() else { return };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let supervisor = redress_platform::host::Supervisor::detached();
+        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
+        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let a = complaint_of("same-a", "13911112222");
+        // Received at the same moment, so either is a repeat of the other once it committed.
+        let mut b = complaint_of("same-b", "139-1111-2222");
+        (b.receive_time, b.recurrence_since) = (a.receive_time, a.recurrence_since);
+        b.complaint.receive_time = a.complaint.receive_time;
+        let key = phone_lock(&keyring, &a);
+        assert_eq!(key, phone_lock(&keyring, &b), "one phone, however written, is one lock");
+
+        // Held here, the person's lock keeps both submissions waiting together.
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *holder).await.unwrap();
+        let (first, second) = (submit(&store, a), submit(&store, b));
+        until_waiting(&pool, key, 2, &[&first, &second]).await;
+        holder.commit().await.unwrap();
+        let (a, b) = (created(first.await), created(second.await));
+
+        assert_eq!(subject_of(&store, &a).await, subject_of(&store, &b).await, "one person, one subject");
+        let subjects: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subjects").fetch_one(&pool).await.unwrap();
+        assert_eq!(subjects, 1);
+        let repeats = [a.recurrence_of == b.name, b.recurrence_of == a.name];
+        assert_eq!(repeats.iter().filter(|r| **r).count(), 1, "the second committed repeats the first: {repeats:?}");
+        pool.close().await;
+    }
+
+    /// A complaint of one person does not wait while another person's lock is held; one of
+    /// that person waits until it is released, and then completes as their second complaint.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn complaints_of_other_people_do_not_wait_for_each_other() {
+        let Some(db) = TestDatabase::postgres("complaints_of_other_people").await.unwrap() else { return };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let supervisor = redress_platform::host::Supervisor::detached();
+        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
+        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let earlier = created(Ok(store.submit(complaint_of("a-1", "13911112222")).await));
+        let again = complaint_of("a-2", "13911112222");
+        let other = complaint_of("b-1", "13933334444");
+        let key = phone_lock(&keyring, &again);
+        assert_ne!(key, phone_lock(&keyring, &other));
+
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *holder).await.unwrap();
+        // The other person's complaint completes while the lock is held, never waiting for it.
+        let elsewhere = submit(&store, other);
+        while !elsewhere.is_finished() {
+            assert_eq!(waiting(&pool, key).await.0, 0, "another person's complaint waits for a lock");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let elsewhere = created(elsewhere.await);
+        assert!(elsewhere.recurrence_of.is_empty());
+        // The same person's waits for the lock until it is released.
+        let blocked = submit(&store, again);
+        until_waiting(&pool, key, 1, &[&blocked]).await;
+        holder.commit().await.unwrap();
+        let again = created(blocked.await);
+        assert_eq!(again.recurrence_of, earlier.name);
+        assert_eq!(subject_of(&store, &again).await, subject_of(&store, &earlier).await);
+        assert_ne!(subject_of(&store, &elsewhere).await, subject_of(&store, &earlier).await);
+        pool.close().await;
+    }
 
     /// What PostgreSQL stores holds no clear phone or ID number, in any table.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,6 +497,77 @@ mod tests {
         for secret in &secrets {
             assert!(!dump.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in clear");
         }
+        pool.close().await;
+    }
+
+    /// A complaint by the person with `phone` and identity document number `id_number`.
+    fn complaint_with_id(request_id: &str, phone: &str, id_number: &str) -> NewComplaint {
+        let mut new = complaint_of(request_id, phone);
+        if let Some(Party::Person(p)) = new.complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+            p.id_number = id_number.to_owned();
+        }
+        new
+    }
+
+    /// A subject known by two phones and no identity document (left so by corrections) is
+    /// taken by the first of two people with documents complaining at once, each through one
+    /// of its phones; the second, finding it known by the first one's document, is someone
+    /// else, as when the two complain one after the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_people_reaching_one_subject_by_different_phones_do_not_both_join_it() {
+        let Some(db) = TestDatabase::postgres("two_people_reaching_one_subject").await.unwrap() else { return };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let supervisor = redress_platform::host::Supervisor::detached();
+        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
+        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let (document, others) =
+            (crate::testing::identity(1).1, [crate::testing::identity(2).1, crate::testing::identity(3).1]);
+        let access =
+            crate::store::PiiAccess { actor: "user:dpo".to_owned(), action: "correct", reason: "x".to_owned() };
+        let mut filed = Vec::new();
+        for (request, phone) in [("s-1", "13911112222"), ("s-2", "13933334444")] {
+            filed.push(created(Ok(store.submit(complaint_with_id(request, phone, &document)).await)));
+        }
+        let subject = subject_of(&store, &filed[0]).await;
+        for c in &filed {
+            let mut complainant = c.complainant.clone().unwrap();
+            if let Some(Party::Person(p)) = complainant.party.as_mut() {
+                p.id_number.clear();
+            }
+            let id = c.name.strip_prefix("complaints/").unwrap();
+            store.correct(id, complainant, &access).await.unwrap().unwrap();
+            assert_eq!(subject_of(&store, c).await, subject);
+        }
+        let documents: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM subject_index WHERE subject_id = $1 AND kind = $2")
+                .bind(&subject)
+                .bind(crate::domain::subjects::ID_DOCUMENT)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(documents, 0, "the corrections left the subject without a document");
+
+        // Held here, the subject's row keeps both complaints waiting together.
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query("SELECT id FROM subjects WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(&subject)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let first = submit(&store, complaint_with_id("t-1", "13911112222", &others[0]));
+        let second = submit(&store, complaint_with_id("t-2", "13933334444", &others[1]));
+        loop {
+            assert!(!first.is_finished() && !second.is_finished(), "a complaint went past the subject's lock");
+            if waiting(&pool, 0).await.0 == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        holder.commit().await.unwrap();
+        let (first, second) = (created(first.await), created(second.await));
+        let subjects = [subject_of(&store, &first).await, subject_of(&store, &second).await];
+        assert_ne!(subjects[0], subjects[1], "two documents, two people");
+        assert!(subjects.contains(&subject), "one of them is the subject their phone names");
         pool.close().await;
     }
 }

@@ -92,9 +92,20 @@ pub(crate) trait IntakeTx: Outbox {
     /// Records a complaint's source reference (`None`: it holds none) as derived.
     async fn set_source_reference(&mut self, id: &str, reference: Option<&str>) -> Result<(), StoreError>;
 
-    /// Serialises changes to data subjects until the transaction ends, so two first
-    /// complaints of one person, or a correction and an erasure, run one after the other.
+    /// Serialises changes to data subjects until the transaction ends: a correction, an
+    /// erasure, a restriction, a supplement, a merge or a batch sealing earlier complaints runs
+    /// alone, after the submissions under way (see [`IntakeTx::lock_identifiers`]) and before
+    /// any later one.
     async fn lock_subjects(&mut self) -> Result<(), StoreError>;
+    /// Serialises, until the transaction ends, the submissions that share one of these
+    /// blind-index digests, so two complaints of one person run one after the other and the
+    /// later one finds the earlier one's subject and complaint; submissions of other people
+    /// go on meanwhile. Taken before the subject is looked up, and waits for any
+    /// [`IntakeTx::lock_subjects`] under way.
+    async fn lock_identifiers(&mut self, digests: &[(&str, String)]) -> Result<(), StoreError>;
+    /// Locks a live subject until the transaction ends (PostgreSQL), so whether it is known by
+    /// an identity document is read after any submission giving it one has committed.
+    async fn lock_subject(&mut self, subject_id: &str) -> Result<(), StoreError>;
     /// The live subject a blind-index digest names, with its wrapped data key.
     async fn find_subject(&mut self, kind: &str, digest: &str) -> Result<Option<(String, WrappedKey)>, StoreError>;
     /// Whether a subject is known by an identity document.
@@ -246,9 +257,10 @@ macro_rules! sealed_sql {
 /// Implements [`IntakeTx`] for one backend's connection. `$lock` is appended to the reads that
 /// must lock what they read, `$lock_complaint` to those joining a complaint with its subject,
 /// and `$skip_locked` (`$skip_locked_complaint` joining a subject) to the batches replicas
-/// share; `$lock_subjects`, `$lock_references`,
-/// `$prune_index` and `$reference_owners` are the backend's own ways of serialising subjects
-/// and the derivation of references, and of binding a list of digests or references.
+/// share; `$lock_subjects`, `$lock_identifiers`, `$lock_subject`, `$lock_references`,
+/// `$prune_index` and `$reference_owners` are the backend's own ways of serialising subjects,
+/// the submissions of one person and the derivation of references, and of binding a list of
+/// digests or references.
 macro_rules! intake_tx {
     (
         $conn:ty,
@@ -257,6 +269,8 @@ macro_rules! intake_tx {
         skip_locked = $skip_locked:literal,
         skip_locked_complaint = $skip_locked_complaint:literal,
         lock_subjects = $lock_subjects:path,
+        lock_identifiers = $lock_identifiers:path,
+        lock_subject = $lock_subject:path,
         lock_references = $lock_references:path,
         prune_index = $prune_index:path,
         reference_owners = $reference_owners:path $(,)?
@@ -489,6 +503,14 @@ macro_rules! intake_tx {
 
             async fn lock_subjects(&mut self) -> Result<(), StoreError> {
                 $lock_subjects(self).await
+            }
+
+            async fn lock_identifiers(&mut self, digests: &[(&str, String)]) -> Result<(), StoreError> {
+                $lock_identifiers(self, digests).await
+            }
+
+            async fn lock_subject(&mut self, subject_id: &str) -> Result<(), StoreError> {
+                $lock_subject(self, subject_id).await
             }
 
             async fn find_subject(
@@ -829,10 +851,69 @@ async fn no_lock(_: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Serialises changes to subjects with a transaction-scoped advisory lock (ASCII "redrsubj").
+async fn no_identifier_lock(_: &mut SqliteConnection, _: &[(&str, String)]) -> Result<(), StoreError> {
+    Ok(())
+}
+
+async fn no_subject_lock(_: &mut SqliteConnection, _: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// The transaction-scoped advisory lock on data subjects (ASCII "redrsubj"): held exclusively
+/// by the changes that run alone, shared by submissions.
+const SUBJECT_LOCK: i64 = 0x7265_6472_7375_626a;
+
+/// The high 16 bits of every per-identifier advisory lock key (ASCII "sd", subject digest).
+/// Every other advisory lock of the suite is a constant whose high 16 bits differ (the
+/// ASCII "redr…" keys start 0x7265, the feed sequencer's is below 2^48), so an identifier's
+/// lock never meets one of them.
+const IDENTIFIER_LOCK_TAG: i64 = 0x7364;
+
+/// The advisory lock key of a blind-index digest: [`IDENTIFIER_LOCK_TAG`] followed by the
+/// digest's first 6 bytes. Digests are keyed hashes (hex), so two identifiers share a key
+/// only by a 2^-48 chance, which would make their submissions wait for each other and
+/// nothing worse.
+pub(crate) fn identifier_lock_key(digest: &str) -> i64 {
+    let mut low = [0u8; 8];
+    match digest.get(..12).and_then(|prefix| hex::decode(prefix).ok()) {
+        Some(bytes) => low[2..].copy_from_slice(&bytes),
+        // Not hex (never written): its first bytes as they are.
+        None => {
+            let bytes = &digest.as_bytes()[..digest.len().min(6)];
+            low[8 - bytes.len()..].copy_from_slice(bytes);
+        }
+    }
+    (IDENTIFIER_LOCK_TAG << 48) | i64::from_be_bytes(low)
+}
+
+/// Changes to subjects that run alone take [`SUBJECT_LOCK`] exclusively: they wait for the
+/// submissions under way, and later ones wait for them.
 async fn lock_subjects_postgres(conn: &mut PgConnection) -> Result<(), StoreError> {
-    const SUBJECT_LOCK: i64 = 0x7265_6472_7375_626a;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SUBJECT_LOCK).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// A submission shares [`SUBJECT_LOCK`] with the others and takes one advisory lock per
+/// digest, in key order, so that two submissions sharing digests never wait for each other
+/// in a cycle.
+async fn lock_identifiers_postgres(conn: &mut PgConnection, digests: &[(&str, String)]) -> Result<(), StoreError> {
+    let mut keys: Vec<i64> = digests.iter().map(|(_, digest)| identifier_lock_key(digest)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(SUBJECT_LOCK).execute(&mut *conn).await?;
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Locks the subject's row against another submission locking it; inserting a row that
+/// refers to the subject (which takes a key-share lock) does not wait for it.
+async fn lock_subject_postgres(conn: &mut PgConnection, subject_id: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM subjects WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(subject_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -900,6 +981,8 @@ intake_tx!(
     skip_locked = "",
     skip_locked_complaint = "",
     lock_subjects = no_lock,
+    lock_identifiers = no_identifier_lock,
+    lock_subject = no_subject_lock,
     lock_references = no_lock,
     prune_index = prune_index_sqlite,
     reference_owners = reference_owners_sqlite,
@@ -911,6 +994,8 @@ intake_tx!(
     skip_locked = " FOR UPDATE SKIP LOCKED",
     skip_locked_complaint = " FOR UPDATE OF c SKIP LOCKED",
     lock_subjects = lock_subjects_postgres,
+    lock_identifiers = lock_identifiers_postgres,
+    lock_subject = lock_subject_postgres,
     lock_references = lock_references_postgres,
     prune_index = prune_index_postgres,
     reference_owners = reference_owners_postgres,
@@ -936,5 +1021,35 @@ impl Reader {
             Self::Sqlite(conn) => &mut **conn,
             Self::Postgres(conn) => &mut **conn,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IDENTIFIER_LOCK_TAG, SUBJECT_LOCK, identifier_lock_key};
+
+    #[test]
+    fn an_identifier_lock_is_its_digest_under_a_tag_of_its_own() {
+        let digest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(identifier_lock_key(digest), 0x7364_0123_4567_89ab);
+        assert_eq!(identifier_lock_key(digest) >> 48, IDENTIFIER_LOCK_TAG);
+        let other = "ff23456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(identifier_lock_key(other), 0x7364_ff23_4567_89ab);
+        // Never written, still a key under the tag.
+        assert_eq!(identifier_lock_key("xy") >> 48, IDENTIFIER_LOCK_TAG);
+        assert_ne!(identifier_lock_key("xy"), identifier_lock_key("xz"));
+        // The suite's other advisory locks: intake's subjects and references, the feed's
+        // sequencer, case-workflow's and escalation's sweeps, escalation's matcher and
+        // quality-metrics' read models.
+        let others: [i64; 7] = [
+            SUBJECT_LOCK,
+            0x7265_6472_7372_6566,
+            7_262_657_373,
+            0x7265_6472_7377_6570,
+            0x7265_6472_7365_7363,
+            0x7265_6472_7367_7270,
+            8_243_105_135_697_423_736,
+        ];
+        assert!(others.iter().all(|key| key >> 48 != IDENTIFIER_LOCK_TAG));
     }
 }
