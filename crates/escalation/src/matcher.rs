@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use redress_platform::blind_index::BlindIndexKey;
 use redress_platform::principal::ServiceCredentials;
-use redress_proto::redress::intake::v1::GetComplaintRequest;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
+use redress_proto::redress::intake::v1::{Complaint, GetComplaintRequest};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -71,6 +71,16 @@ pub async fn run(
     }
 }
 
+/// The blind indexes a complaint read from intake is matched against the VIP register by: none
+/// without a key, or when intake says its complainant restricted the processing of their
+/// personal information (escalation's own copy of the restriction may not have caught up yet).
+fn vip_digests(key: Option<&BlindIndexKey>, institution: &str, found: &Complaint) -> Vec<String> {
+    match key {
+        Some(key) if !found.personal_data_restricted => crate::domain::vip::match_digests(key, institution, found),
+        _ => Vec::new(),
+    }
+}
+
 /// One pass over the queue; returns how many complaints it matched.
 pub async fn match_pending(
     store: &EscalationStore,
@@ -100,8 +110,7 @@ pub async fn match_pending(
         let input = match intake.clone().get_complaint(request).await {
             Ok(found) => {
                 let found = found.into_inner();
-                let digests =
-                    vip_key.map(|key| crate::domain::vip::match_digests(key, &institution, &found)).unwrap_or_default();
+                let digests = vip_digests(vip_key, &institution, &found);
                 MatchInput { complaint, facts: found.facts, demand: found.demand, digests }
             }
             // Gone (never there, or unknown to intake): nothing to compare it by.
@@ -116,4 +125,40 @@ pub async fn match_pending(
         done += 1;
     }
     Ok(done)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use redress_proto::redress::intake::v1::complainant::Party;
+    use redress_proto::redress::intake::v1::{Complainant, NaturalPerson};
+
+    use super::*;
+
+    fn complaint(restricted: bool) -> Complaint {
+        Complaint {
+            org_unit: "institutions/demo-bank".to_owned(),
+            complainant: Some(Complainant {
+                party: Some(Party::Person(NaturalPerson {
+                    full_name: "张三".to_owned(),
+                    id_document_type: 1,
+                    id_number: "11010519491231002X".to_owned(),
+                    phone: "13812345678".to_owned(),
+                    ..NaturalPerson::default()
+                })),
+            }),
+            personal_data_restricted: restricted,
+            ..Complaint::default()
+        }
+    }
+
+    #[test]
+    fn a_complaint_intake_reports_restricted_is_not_matched_against_the_vip_register() {
+        let key = BlindIndexKey::new(&[5; 32]).unwrap();
+        let open = vip_digests(Some(&key), "institutions/demo-bank", &complaint(false));
+        assert_eq!(open, crate::domain::vip::match_digests(&key, "institutions/demo-bank", &complaint(false)));
+        assert!(!open.is_empty());
+        assert!(vip_digests(Some(&key), "institutions/demo-bank", &complaint(true)).is_empty());
+        assert!(vip_digests(None, "institutions/demo-bank", &complaint(false)).is_empty());
+    }
 }
