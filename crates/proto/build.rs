@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use prost::Message;
-
 const FILES: &[&str] = &[
     "redress/common/v1/common.proto",
     "redress/common/v1/event.proto",
@@ -13,6 +11,9 @@ const FILES: &[&str] = &[
     "redress/escalation/v1/escalation.proto",
     "redress/metrics/v1/metrics.proto",
     "redress/knowledge/v1/knowledge.proto",
+    // Error details, so that the gateway can render `grpc-status-details-bin` as JSON.
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,9 +21,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // by a clone at another path must still find this clone's protos.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     println!("cargo:rerun-if-changed={}", root.display());
-    let fds = protox::compile(FILES, [&root])?;
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_source_info(true).include_imports(true).open_files(FILES)?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("redress_descriptor.bin"), fds.encode_to_vec())?;
+    // Encoded from the compiler's own descriptors, not from `prost_types`, which drops the
+    // extension options it has no field for: the gateway reads `google.api.http` from here.
+    std::fs::write(out.join("redress_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    let fds = compiler.file_descriptor_set();
     // Type names let events carry their payloads as `google.protobuf.Any` by full name.
     let mut config = prost_build::Config::new();
     config.enable_type_names();

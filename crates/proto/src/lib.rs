@@ -8,6 +8,9 @@ pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
     }
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
 }
 
 pub mod redress {
