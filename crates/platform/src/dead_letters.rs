@@ -10,8 +10,9 @@ use redress_proto::redress::common::v1 as pb;
 use redress_proto::redress::common::v1::Event;
 
 use crate::ServiceError;
-use crate::db::Pool;
+use crate::db::{Backend, Pool};
 use crate::error::Violations;
+use crate::listing::ListSql;
 use crate::paging::{Cursor, decode_token, finish_page, page_size};
 use crate::principal::{Permission, Principal};
 use crate::time::{from_micros, now, to_micros, to_timestamp};
@@ -57,15 +58,33 @@ pub const OUTSTANDING: &str = "SELECT aggregate, MIN(position) FROM dead_letters
 pub const MARK_REPLAYED: &str = "UPDATE dead_letters SET replay_time_us = $3, replayed_by = $4, replay_payload = $5 \
     WHERE consumer = $1 AND position = $2 AND replay_time_us IS NULL";
 
-/// A page of dead letters: `$1` consumer or NULL, `$2` whether replayed ones count, `$3`/`$4`
-/// the keyset (consumer, position) after which to start, `$5` the scope (organisation unit)
-/// or NULL, `$6` the limit.
-const LIST: &str = "SELECT consumer, position, event_id, event_type, aggregate, error, payload, org_unit, \
-    record_time_us, replay_time_us, replayed_by, replay_payload FROM dead_letters \
-    WHERE ($1 IS NULL OR consumer = $1) AND ($2 OR replay_time_us IS NULL) \
-      AND ($3 IS NULL OR (consumer, position) > ($3, $4)) \
-      AND ($5 IS NULL OR (org_unit <> '' AND (org_unit = $5 OR substr(org_unit, 1, length($5) + 1) = $5 || '/'))) \
-    ORDER BY consumer, position LIMIT $6";
+/// A page of dead letters, with only the filters that are set: of one consumer (`None` for
+/// all), outstanding only unless `show_replayed`, after a keyset (consumer, position), within a
+/// scope (organisation unit; a dead letter without one is then never shown), `limit` at most.
+pub fn list_sql(
+    backend: Backend,
+    consumer: Option<&str>,
+    show_replayed: bool,
+    after: Option<(&str, i64)>,
+    scope: Option<&str>,
+    limit: i64,
+) -> ListSql {
+    let mut q = ListSql::new(
+        backend,
+        "SELECT consumer, position, event_id, event_type, aggregate, error, payload, org_unit, \
+         record_time_us, replay_time_us, replayed_by, replay_payload FROM dead_letters",
+    );
+    q.and_eq("consumer", consumer);
+    if !show_replayed {
+        q.and("replay_time_us IS NULL");
+    }
+    q.and_after(("consumer", "position"), ">", after);
+    if scope.is_some() {
+        q.and("org_unit <> ''");
+    }
+    q.and_within("org_unit", scope);
+    q.finish("ORDER BY consumer, position", limit)
+}
 
 /// [`INSERT`] with a [`DeadLetter`] bound, for either backend's connection.
 #[macro_export]
@@ -264,22 +283,11 @@ pub async fn list(
     let scope = if principal.is_service() { None } else { principal.scope() };
     let (after_position, after_consumer) = after.unzip();
     let limit = i64::from(size) + 1;
-    macro_rules! fetch {
-        ($pool:expr) => {
-            sqlx::query_as::<_, DeadLetter>(LIST)
-                .bind(consumer.clone())
-                .bind(request.show_replayed)
-                .bind(after_consumer.clone())
-                .bind(after_position)
-                .bind(scope.clone())
-                .bind(limit)
-                .fetch_all($pool)
-                .await
-        };
-    }
+    let after = after_consumer.as_deref().zip(after_position);
+    let list = |backend| list_sql(backend, consumer.as_deref(), request.show_replayed, after, scope.as_deref(), limit);
     let mut rows = match pool {
-        Pool::Sqlite(pool) => fetch!(pool),
-        Pool::Postgres(pool) => fetch!(pool),
+        Pool::Sqlite(pool) => list(Backend::Sqlite).query_as::<_, DeadLetter>().fetch_all(pool).await,
+        Pool::Postgres(pool) => list(Backend::Postgres).query_as::<_, DeadLetter>().fetch_all(pool).await,
     }
     .map_err(anyhow::Error::from)?;
     let next_page_token = finish_page(&mut rows, size, |d| (d.position, d.consumer.clone()));

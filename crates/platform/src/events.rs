@@ -37,6 +37,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Events read from the store per query.
 const READ_BATCH: i64 = 500;
 
+/// The events after position `$1`, `$2` at most, in feed order: a range of the unique index on
+/// `position` (`$n` placeholders are understood by both SQLite and PostgreSQL).
+pub(crate) const FEED_READ: &str = "SELECT position, event_id, event_type, aggregate, org_unit, occur_time_us, \
+    payload, traceparent, tracestate FROM outbox WHERE position > $1 ORDER BY position LIMIT $2";
+
 /// An event to append to the outbox in the same transaction as its state change.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -346,12 +351,9 @@ impl Feed {
 
     /// [`Feed::read_after`], each event with its organisation unit.
     async fn read_rows(&self, after: i64, limit: i64) -> anyhow::Result<Vec<(String, Event)>> {
-        // `$n` placeholders are understood by both SQLite and PostgreSQL.
-        const READ: &str = "SELECT position, event_id, event_type, aggregate, org_unit, occur_time_us, payload, \
-                            traceparent, tracestate FROM outbox WHERE position > $1 ORDER BY position LIMIT $2";
         let rows: Vec<OutboxRow> = match &self.source {
-            Pool::Sqlite(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
-            Pool::Postgres(pool) => sqlx::query_as(READ).bind(after).bind(limit).fetch_all(pool).await?,
+            Pool::Sqlite(pool) => sqlx::query_as(FEED_READ).bind(after).bind(limit).fetch_all(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_as(FEED_READ).bind(after).bind(limit).fetch_all(pool).await?,
         };
         Ok(rows.into_iter().map(|r| (r.org_unit.clone(), Event::from(r))).collect())
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod free_text_pii;
 pub mod host;
+pub mod listing;
 pub mod metrics;
 pub mod names;
 pub mod paging;

@@ -1,6 +1,8 @@
 //! Support for tests that need a real database: a fresh SQLite file per test, and a fresh
 //! PostgreSQL database per test when `REDRESS_TEST_POSTGRES_URL` names a server.
 
+pub mod plans;
+
 use anyhow::Context;
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
