@@ -347,6 +347,48 @@ fn merging_keeps_the_duplicates_evidence_on_the_survivor() {
     assert!(matches!(&err, WorkflowError::Merged { into } if *into == survivor.name), "{err}");
 }
 
+/// The lead case of a group incident is linked to by every member: its record lists the
+/// first links and counts the rest, so it stays the same size however large the group grows,
+/// while every member lists its own link and a second link of the same pair is still refused.
+#[test]
+fn a_case_linked_to_by_many_lists_a_bounded_number_and_counts_the_rest() {
+    let rules = rules();
+    let mut lead = opened("2026-11-02T09:00:00+08:00", &rules);
+    lead.name = "cases/0193f1a0-0000-7000-8000-000000000001".to_owned();
+    let t = "2026-11-02T12:00:00+08:00";
+    let ctx = Context { principal: &handler(), now: at(t), rules: &rules };
+    let extra = 25;
+    let mut members = Vec::new();
+    for n in 0..workflow::MAX_LISTED_LINKS + extra {
+        let mut member = opened("2026-11-02T10:00:00+08:00", &rules);
+        member.name = format!("cases/0193f1a0-0000-7000-8000-{:012}", 1000 + n);
+        let link = Command::Link { kind: LinkType::Parent, reason: reason("same group incident") };
+        workflow::execute(&mut member, Some(&mut lead), link, &ctx).unwrap();
+        assert_eq!(member.links.len(), 1);
+        assert_eq!(member.links[0].case, lead.name);
+        assert_eq!(member.links[0].r#type, LinkType::Parent as i32);
+        members.push(member);
+    }
+    assert_eq!(lead.links.len(), workflow::MAX_LISTED_LINKS);
+    assert!(lead.links.iter().all(|l| l.r#type == LinkType::Child as i32));
+    assert_eq!(lead.unlisted_link_count, extra as i32);
+    let size = prost::Message::encoded_len(&lead);
+    // Linking more members does not grow the lead's record beyond the count.
+    let mut another = opened("2026-11-02T10:00:00+08:00", &rules);
+    another.name = "cases/0193f1a0-0000-7000-8000-000000099999".to_owned();
+    let link = Command::Link { kind: LinkType::Parent, reason: reason("same group incident") };
+    workflow::execute(&mut another, Some(&mut lead), link, &ctx).unwrap();
+    assert!(prost::Message::encoded_len(&lead) <= size + 1);
+    // A member beyond the listed ones is linked once only, whichever side asks again.
+    let last = members.last_mut().unwrap();
+    let again = Command::Link { kind: LinkType::Parent, reason: reason("same group incident") };
+    let err = workflow::execute(last, Some(&mut lead), again, &ctx).unwrap_err();
+    assert!(matches!(err, WorkflowError::LinkExists { .. }), "{err}");
+    let back = Command::Link { kind: LinkType::Child, reason: reason("same group incident") };
+    let err = workflow::execute(&mut lead, Some(last), back, &ctx).unwrap_err();
+    assert!(matches!(err, WorkflowError::LinkExists { .. }), "{err}");
+}
+
 #[test]
 fn an_open_coordination_task_past_its_due_time_reminds_its_owner_once() {
     let rules = rules();

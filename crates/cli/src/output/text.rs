@@ -256,6 +256,9 @@ fn case_text(c: &Case) -> String {
         }
         s.table("links", links);
     }
+    if c.unlisted_link_count > 0 {
+        s.row("more links", format!("{} (in the audit trail and on the linking cases)", c.unlisted_link_count));
+    }
     if !c.evidence.is_empty() {
         let mut evidence = Table::new(["KIND", "URI", "SHA256"]);
         for e in &c.evidence {

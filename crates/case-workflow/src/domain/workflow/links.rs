@@ -11,6 +11,32 @@ use super::{
 };
 use crate::domain::clock;
 
+/// Links a case lists in its record. Links beyond these are counted
+/// (`unlisted_link_count`), recorded in the audit trail and listed on the other case, so a
+/// case that many cases link to (the lead of a group incident) keeps a record of bounded size.
+pub const MAX_LISTED_LINKS: usize = 100;
+
+/// Lists a link on `case`, or counts it once `case` lists [`MAX_LISTED_LINKS`].
+fn list(case: &mut Case, link: CaseLink) {
+    if case.links.len() < MAX_LISTED_LINKS {
+        case.links.push(link);
+    } else {
+        case.unlisted_link_count = case.unlisted_link_count.saturating_add(1);
+    }
+}
+
+/// How `other` relates to a case that relates to it as `kind`.
+pub fn back_of(kind: LinkType) -> LinkType {
+    match kind {
+        LinkType::MergedInto => LinkType::MergedFrom,
+        LinkType::MergedFrom => LinkType::MergedInto,
+        LinkType::Parent => LinkType::Child,
+        LinkType::Child => LinkType::Parent,
+        LinkType::Related => LinkType::Related,
+        LinkType::Unspecified => LinkType::Unspecified,
+    }
+}
+
 /// Links `case` to `other`; `kind` is how `case` relates to `other`.
 pub(super) fn link(
     case: &mut Case,
@@ -23,7 +49,10 @@ pub(super) fn link(
     if case.name == other.name {
         return Err(WorkflowError::SelfLink);
     }
-    if case.links.iter().any(|l| l.case == other.name && l.r#type == kind as i32) {
+    // Either side may list the link only (the other side stopped listing at its bound).
+    if case.links.iter().any(|l| l.case == other.name && l.r#type == kind as i32)
+        || other.links.iter().any(|l| l.case == case.name && l.r#type == back_of(kind) as i32)
+    {
         return Err(WorkflowError::LinkExists { case: case.name.clone(), other: other.name.clone() });
     }
     let back = match kind {
@@ -46,8 +75,8 @@ pub(super) fn link(
         linked_by: ctx.actor(),
         link_time: now,
     };
-    case.links.push(make(kind, &other.name));
-    other.links.push(make(back, &case.name));
+    list(case, make(kind, &other.name));
+    list(other, make(back, &case.name));
     Ok(Change::new("case.linked", details([("type", kind.as_str_name().to_owned()), ("reason", reason)])))
 }
 
@@ -102,7 +131,7 @@ pub fn linked_effects(
         .iter()
         .rev()
         .find(|l| l.case == case_name)
-        .map_or(kind, |l| LinkType::try_from(l.r#type).unwrap_or(LinkType::Unspecified));
+        .map_or(back_of(kind), |l| LinkType::try_from(l.r#type).unwrap_or(LinkType::Unspecified));
     let detail = details([
         ("type", back.as_str_name().to_owned()),
         ("case", case_name.to_owned()),

@@ -48,7 +48,7 @@ use super::routing::RoutingRules;
 pub use clocks::opening_clocks;
 pub use error::{WorkflowError, state_names};
 pub use implementation::NewStep;
-pub use links::linked_effects;
+pub use links::{MAX_LISTED_LINKS, linked_effects};
 pub use opening::{FirstContact, OpeningFacts, open};
 pub use progress::{NewContact, Progress, default_channel_monitors};
 pub use replies::{LintedReply, ReplyRules};
