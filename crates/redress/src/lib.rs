@@ -51,6 +51,8 @@ pub struct SuiteOptions {
     pub starter_content: bool,
     /// Leaves the escalation service out (the benchmark's baseline of intake without it).
     pub without_escalation: bool,
+    /// The gateway's request rate limits; `None` turns them off (one developer on one machine).
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl SuiteOptions {
@@ -387,8 +389,8 @@ impl Suite {
                         .collect(),
                     ..AuthConfig::default()
                 },
-                // One developer (or the benchmark) on one machine: no request rate limits.
-                rate_limits: RateLimits::off(),
+                // One developer (or the benchmark) on one machine: no request rate limits unless asked.
+                rate_limits: options.rate_limits.clone().unwrap_or_else(RateLimits::off),
                 ..GatewayConfig::default()
             },
             gateway_key,
