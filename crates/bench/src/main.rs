@@ -34,6 +34,12 @@ mod echo {
 }
 mod metrics;
 
+mod burst;
+mod footprint;
+mod latency;
+mod postgres;
+mod sys;
+
 #[derive(Parser, Clone)]
 #[command(name = "redress-bench", about = "Throughput and latency of the Redress suite against a raw tonic baseline")]
 struct Args {
@@ -73,6 +79,26 @@ struct Args {
     /// Seconds the consumer is offered them for.
     #[arg(long, default_value_t = 30)]
     metrics_seconds: u64,
+    /// Benchmark intake on PostgreSQL at this server instead (a database of its own is created
+    /// and dropped): durable SubmitComplaint against a raw INSERT + COMMIT loop.
+    #[arg(long, env = "REDRESS_BENCH_POSTGRES_URL", hide_env_values = true)]
+    postgres: Option<String>,
+    /// Connections (and tasks) of the PostgreSQL benchmark.
+    #[arg(long, default_value_t = 32)]
+    postgres_connections: usize,
+    /// Benchmark the gateway's rate limits instead: one caller bursting at ten times its limit
+    /// beside another at a modest rate.
+    #[arg(long)]
+    burst: bool,
+    /// Seconds of the shorter burst (the longer one is three times as long).
+    #[arg(long, default_value_t = 10)]
+    burst_seconds: u64,
+    /// Measure the embedded suite's start-up time and idle memory instead.
+    #[arg(long)]
+    footprint: bool,
+    /// Complaints of the accepted → visible measurement.
+    #[arg(long, default_value_t = 500)]
+    visible_samples: u64,
 }
 
 struct Outcome {
@@ -233,6 +259,15 @@ async fn main() -> anyhow::Result<()> {
     let telemetry =
         redress_platform::telemetry::TelemetryConfig { log_filter: "warn".to_owned(), ..Default::default() };
     let _telemetry = redress_platform::telemetry::init(&telemetry, "redress-bench")?;
+    if let Some(url) = &args.postgres {
+        return postgres::run(url, &args).await;
+    }
+    if args.burst {
+        return burst::run(&args).await;
+    }
+    if args.footprint {
+        return footprint::run().await;
+    }
     if args.metrics {
         return metrics::run(args.metrics_small, args.metrics_large, args.metrics_rate, args.metrics_seconds).await;
     }
@@ -250,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
         args.connections,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    sys::print_load("start");
     let shutdown = CancellationToken::new();
 
     // Baseline: raw tonic echo with a payload the size of an encoded complaint.
@@ -337,6 +373,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let names: Arc<Vec<String>> = Arc::new(names.into_iter().map(|c| c.name).collect());
     anyhow::ensure!(names.len() >= 500, "the consumer did not open the seeded cases");
+    let case_credentials = suite.gateway_credentials(redress::dev_principal(), "case-workflow");
+    let case_channels = channels(suite.case_workflow_addr, args.connections).await?;
+    let read_direct = latency::direct_get_case(case_credentials.clone(), case_channels.clone(), names.clone());
     let channels_for_read = gateway_channels.clone();
     let read = Scenario::new("GetCase through gateway", move |i| {
         let mut client = CaseServiceClient::new(channels_for_read[i as usize % channels_for_read.len()].clone());
@@ -349,7 +388,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Rounds interleave the scenarios so that a slow spell of a shared machine hits all of
     // them alike; ratios are taken between medians.
-    let scenarios = [echo, direct, gateway, read];
+    let scenarios = [echo, direct, gateway, read, read_direct];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=args.rounds {
         println!("round {round}/{}", args.rounds);
@@ -357,7 +396,7 @@ async fn main() -> anyhow::Result<()> {
             rates[k].push(drive(scenario, &args).await?.rate());
         }
     }
-    let [echo, direct, gateway, read] = [0, 1, 2, 3].map(|k| median(rates[k].clone()));
+    let [echo, direct, gateway, read, read_direct] = [0, 1, 2, 3, 4].map(|k| median(rates[k].clone()));
     println!();
     println!("medians over {} rounds (req/s):", args.rounds);
     for (k, scenario) in scenarios.iter().enumerate() {
@@ -365,9 +404,31 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("ratios (same run, medians):");
     println!("  submit through gateway / raw echo      {:.3}  (target >= 0.25)", gateway / echo);
-    println!("  submit through gateway / direct intake {:.3}  (target >= 0.50)", gateway / direct);
+    println!(
+        "  submit through gateway / direct intake {:.3}  (target >= 0.80) {}",
+        gateway / direct,
+        sys::verdict(gateway / direct >= 0.8)
+    );
     println!("  submit direct to intake / raw echo     {:.3}", direct / echo);
     println!("  GetCase through gateway / raw echo     {:.3}  (target >= 0.60)", read / echo);
+    println!(
+        "  GetCase through gateway / direct       {:.3}  (target >= 0.50) {}",
+        read / read_direct,
+        sys::verdict(read / read_direct >= 0.5)
+    );
+    let [_, direct, gateway, read, read_direct] = &scenarios;
+    latency::gateway_overhead(&[("SubmitComplaint", direct, gateway), ("GetCase", read_direct, read)], &args).await?;
+    println!();
+    println!("complaint accepted → case visible (embedded, SQLite; idle: one complaint at a time, no other load):");
+    let visibility = latency::Visibility {
+        intake: channels(suite.intake_addr, 1).await?.remove(0),
+        intake_credentials: suite.gateway_credentials(redress::dev_principal(), "intake"),
+        cases: case_channels[0].clone(),
+        case_credentials,
+    };
+    let visible = latency::accepted_to_visible(&visibility, args.visible_samples, 15_000_000, "visible").await?;
+    latency::print_visibility("accepted → CaseOpened on the case feed", &visible, 50.0);
+    sys::print_load("end");
     suite.stop().await?;
     shutdown.cancel();
     Ok(())
