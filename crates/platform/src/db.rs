@@ -172,11 +172,37 @@ pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool>
 
 /// Error of a write whose batch could not be committed.
 #[derive(Debug, thiserror::Error)]
-#[error("write not committed: {0}")]
-pub struct CommitFailed(pub String);
+#[error("write not committed: {message}")]
+pub struct CommitFailed {
+    pub message: String,
+    /// The batch failed because the disk holding the database is full (`SQLITE_FULL`).
+    pub storage_full: bool,
+}
+
+impl CommitFailed {
+    fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), storage_full: false }
+    }
+
+    fn of(failure: &BatchFailure) -> Self {
+        Self { message: failure.message.clone(), storage_full: failure.storage_full }
+    }
+}
+
+/// Why a batch was not committed, shared by every write in it.
+struct BatchFailure {
+    message: String,
+    storage_full: bool,
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(e: sqlx::Error) -> Self {
+        Self { message: e.to_string(), storage_full: crate::error::sqlx_storage_full(&e) }
+    }
+}
 
 /// Hands a write its outcome once its batch has committed (`None`) or failed (`Some(error)`).
-type Complete = Box<dyn FnOnce(Option<&str>) + Send>;
+type Complete = Box<dyn FnOnce(Option<&BatchFailure>) + Send>;
 
 struct Staged {
     rollback: bool,
@@ -223,7 +249,7 @@ impl SqliteWriter {
                     rollback: result.is_err(),
                     complete: Box::new(move |commit_error| {
                         let outcome = match commit_error {
-                            Some(e) if result.is_ok() => Err(E::from(CommitFailed(e.to_owned()))),
+                            Some(e) if result.is_ok() => Err(E::from(CommitFailed::of(e))),
                             _ => result,
                         };
                         let _ = tx.send(outcome);
@@ -231,8 +257,8 @@ impl SqliteWriter {
                 }
             })
         });
-        self.jobs.send(job).await.map_err(|_| E::from(CommitFailed("sqlite writer stopped".to_owned())))?;
-        rx.await.map_err(|_| E::from(CommitFailed("batch failed before commit".to_owned())))?
+        self.jobs.send(job).await.map_err(|_| E::from(CommitFailed::new("sqlite writer stopped")))?;
+        rx.await.map_err(|_| E::from(CommitFailed::new("batch failed before commit")))?
     }
 }
 
@@ -282,7 +308,7 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, sto
         }
         failed_begins = 0;
         let mut staged = Vec::with_capacity(batch.len());
-        let mut broken: Option<String> = None;
+        let mut broken: Option<BatchFailure> = None;
         // A lone write needs no savepoint: its failure rolls back the whole transaction, and
         // SQLite skips the sub-journal it would otherwise keep for the savepoint.
         let alone = batch.len() == 1;
@@ -291,7 +317,7 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, sto
                 break;
             }
             if !alone && let Err(e) = exec(&mut conn, "SAVEPOINT w").await {
-                broken = Some(e.to_string());
+                broken = Some(e.into());
                 break;
             }
             let s = job(&mut conn).await;
@@ -304,7 +330,7 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, sto
                 (false, false) => exec(&mut conn, "RELEASE w").await,
             };
             if let Err(e) = end {
-                broken = Some(e.to_string());
+                broken = Some(e.into());
             }
             staged.push(s);
         }
@@ -319,17 +345,21 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, sto
         }
         let outcome = match broken {
             Some(e) => Err(e),
-            None => exec(&mut conn, "COMMIT").await.map_err(|e| e.to_string()),
+            None => exec(&mut conn, "COMMIT").await.map_err(BatchFailure::from),
         };
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, jobs = staged.len(), "sqlite write batch failed");
+            if e.storage_full {
+                tracing::warn!(error = %e.message, jobs = staged.len(), "sqlite write batch failed: storage full");
+            } else {
+                tracing::error!(error = %e.message, jobs = staged.len(), "sqlite write batch failed");
+            }
             if let Err(e) = exec(&mut conn, "ROLLBACK").await {
                 tracing::warn!(error = %e, "rollback after failed batch");
             }
         }
         let error = outcome.err();
         for s in staged {
-            (s.complete)(error.as_deref());
+            (s.complete)(error.as_ref());
         }
         batch.clear();
     }

@@ -131,17 +131,22 @@ pub fn to_status<E: ApiError + ?Sized>(err: &E) -> Status {
     for v in err.violations() {
         details.add_bad_request_violation(v.field, v.description);
     }
+    let mut localized = err.localized();
     let message = if kind == ErrorKind::Internal {
         tracing::error!(error = %DisplayChain(err), "internal error");
         "internal error".to_owned()
     } else if err.reason() == DATABASE_UNAVAILABLE {
         tracing::warn!(error = %DisplayChain(err), "database unavailable");
         "database unavailable; retry later".to_owned()
+    } else if err.reason() == STORAGE_FULL {
+        tracing::warn!(error = %DisplayChain(err), "storage full");
+        localized = "存储空间不足，请稍后重试".to_owned();
+        "storage full; retry later".to_owned()
     } else {
         err.to_string()
     };
     details.set_error_info(err.reason(), ERROR_DOMAIN, err.metadata());
-    details.set_localized_message("zh-CN", err.localized());
+    details.set_localized_message("zh-CN", localized);
     Status::with_error_details(kind.code(), message, details)
 }
 
@@ -164,15 +169,60 @@ impl<E: std::error::Error + ?Sized> fmt::Display for DisplayChain<'_, E> {
 /// retry it).
 pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
 
+/// `ErrorInfo.reason` of a call that failed because the disk holding the service's database is
+/// full (RESOURCE_EXHAUSTED: nothing was written; retry once space is freed).
+pub const STORAGE_FULL: &str = "STORAGE_FULL";
+
 /// The kind of an unexpected failure (a service's `Internal(anyhow::Error)`): UNAVAILABLE when
-/// the database is out of reach ([`is_database_unavailable`]), else INTERNAL.
+/// the database is out of reach ([`is_database_unavailable`]), RESOURCE_EXHAUSTED when its disk
+/// is full ([`is_storage_full`]), else INTERNAL.
 pub fn internal_kind(err: &anyhow::Error) -> ErrorKind {
-    if is_database_unavailable(err) { ErrorKind::Unavailable } else { ErrorKind::Internal }
+    if is_database_unavailable(err) {
+        ErrorKind::Unavailable
+    } else if is_storage_full(err) {
+        ErrorKind::ResourceExhausted
+    } else {
+        ErrorKind::Internal
+    }
 }
 
-/// The reason going with [`internal_kind`]: `DATABASE_UNAVAILABLE` or `INTERNAL`.
+/// The reason going with [`internal_kind`]: `DATABASE_UNAVAILABLE`, `STORAGE_FULL` or `INTERNAL`.
 pub fn internal_reason(err: &anyhow::Error) -> &'static str {
-    if is_database_unavailable(err) { DATABASE_UNAVAILABLE } else { "INTERNAL" }
+    if is_database_unavailable(err) {
+        DATABASE_UNAVAILABLE
+    } else if is_storage_full(err) {
+        STORAGE_FULL
+    } else {
+        "INTERNAL"
+    }
+}
+
+/// Whether a failure is the disk holding the database being full: SQLite's `SQLITE_FULL`, a batch
+/// of the SQLite writer that could not commit for it, PostgreSQL's `disk_full` (53100), or
+/// `ENOSPC`/`EDQUOT` from the file system. Looks through `err`'s whole chain.
+pub fn is_storage_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+            sqlx_storage_full(e)
+        } else if let Some(e) = cause.downcast_ref::<crate::db::CommitFailed>() {
+            e.storage_full
+        } else {
+            cause.downcast_ref::<std::io::Error>().is_some_and(io_storage_full)
+        }
+    })
+}
+
+pub(crate) fn sqlx_storage_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(io) => io_storage_full(io),
+        // SQLITE_FULL (13; SQLite reports it for ENOSPC), and PostgreSQL's disk_full.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| matches!(&*code, "13" | "53100")),
+        _ => false,
+    }
+}
+
+fn io_storage_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded
 }
 
 /// Whether a failure is the database being out of reach (unreachable, restarting, shutting
@@ -429,6 +479,37 @@ mod tests {
         }
         let direct: Status = ServiceError::Internal(sqlx::Error::PoolTimedOut.into()).into();
         assert_eq!(direct.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_full_disk_is_resource_exhausted_with_its_reason() {
+        let failures = [
+            ("SQLITE_FULL", store_failure(database("13"))),
+            ("PostgreSQL disk_full", store_failure(database("53100"))),
+            ("ENOSPC", store_failure(sqlx::Error::Io(std::io::Error::from_raw_os_error(28)))),
+            (
+                "a batch of the writer",
+                ServiceError::Internal(
+                    anyhow::Error::new(crate::db::CommitFailed {
+                        message: "(code: 13) database or disk is full".to_owned(),
+                        storage_full: true,
+                    })
+                    .context("submitting"),
+                ),
+            ),
+        ];
+        for (what, e) in failures {
+            let status: Status = e.into();
+            assert_eq!(status.code(), Code::ResourceExhausted, "{what}");
+            let details = status.get_error_details();
+            assert_eq!(details.error_info().unwrap().reason, STORAGE_FULL, "{what}");
+            assert!(details.localized_message().unwrap().message.contains("存储空间不足"), "{what}");
+            assert!(!status.message().contains("reading the case"), "{what}: causes stay in the logs");
+        }
+        let other = ServiceError::Internal(
+            crate::db::CommitFailed { message: "disk I/O error".to_owned(), storage_full: false }.into(),
+        );
+        assert_eq!(Status::from(other).code(), Code::Internal);
     }
 
     #[test]
