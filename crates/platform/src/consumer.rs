@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use redress_proto::redress::common::v1::Event;
 use sqlx::{PgConnection, SqliteConnection};
+use tracing::Instrument as _;
 
 use crate::ServiceError;
 use crate::dead_letters::{DeadLetter, LOAD, MARK_REPLAYED, OUTSTANDING, Replay, WAITING_BEHIND};
@@ -158,7 +159,7 @@ where
         let waits_for = blocked.get(&event.aggregate).copied().filter(|_| !event.aggregate.is_empty());
         let unappliable = match waits_for {
             Some(first) => Some(format!("waits for the dead letter at position {first} of the same aggregate")),
-            None => match apply.apply(tx, event).await? {
+            None => match apply.apply(tx, event).instrument(applying(consumer, event)).await? {
                 Effect::Applied => None,
                 Effect::Unappliable(why) => Some(why),
             },
@@ -173,6 +174,15 @@ where
     }
     tx.save_consumer_position(consumer, position).await?;
     Ok(position)
+}
+
+/// The span applying one event runs in: a child of the span that published it (its stored W3C
+/// context), so that what a consumer does with an event stays in the trace of the request that
+/// caused it.
+fn applying(consumer: &str, event: &Event) -> tracing::Span {
+    let span = tracing::info_span!("event.apply", consumer, event.type = %event.event_type, event.position);
+    crate::telemetry::set_parent_from_trace_context(&span, &event.traceparent, &event.tracestate);
+    span
 }
 
 /// Applies a dead letter again with `apply` and marks it replayed, in the caller's
