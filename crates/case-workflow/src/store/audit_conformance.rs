@@ -256,6 +256,8 @@ async fn trails_written_before_keying_verify_after_the_upgrade(config: DatabaseC
         "DROP TABLE audit_keying",
         "ALTER TABLE audit_entries DROP COLUMN key_id",
         "ALTER TABLE cases DROP COLUMN audit_seal",
+        "DROP INDEX cases_by_org_unit_time",
+        "CREATE INDEX cases_by_org_unit ON cases (org_unit)",
         "DELETE FROM _sqlx_migrations WHERE version >= 10",
     ] {
         execute(&store, sql, &[]).await;

@@ -12,8 +12,10 @@ use prost::Message;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use redress_platform::db::Backend;
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed, NewEvent};
+use redress_platform::listing::ListSql;
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_platform::time::to_timestamp;
@@ -49,30 +51,17 @@ pub struct CaseQuery {
     pub limit: i64,
 }
 
-/// One page of cases; `$n` placeholders and these functions suit both backends (bound by
-/// [`list_query!`]).
-const LIST: &str = "SELECT record, open_time_us, id FROM cases \
-     WHERE ($1 IS NULL OR state = $1) \
-       AND ($2 IS NULL OR complaint = $2) \
-       AND ($3 IS NULL OR (open_time_us, id) < ($3, $4)) \
-       AND ($6 IS NULL OR org_unit = $6 OR substr(org_unit, 1, length($6) + 1) = $6 || '/') \
-     ORDER BY open_time_us DESC, id DESC LIMIT $5";
-
-/// [`LIST`] with the parameters of a [`CaseQuery`] bound.
-macro_rules! list_query {
-    ($q:expr) => {{
-        let q: &$crate::store::CaseQuery = $q;
-        let (after_us, after_id) = q.after.clone().unzip();
-        sqlx::query_as::<_, $crate::store::ListedRow>($crate::store::LIST)
-            .bind(q.state)
-            .bind(q.complaint.clone())
-            .bind(after_us)
-            .bind(after_id)
-            .bind(q.limit)
-            .bind(q.scope.clone())
-    }};
+/// The statement of one page of cases, with only the filters `q` sets (so that each
+/// combination is planned on the index that serves it: `cases_by_state`, the unique complaint,
+/// `cases_by_org_unit_time`, `cases_by_open_time`).
+pub(crate) fn list_sql(backend: Backend, q: &CaseQuery) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record, open_time_us, id FROM cases");
+    sql.and_eq("state", q.state)
+        .and_eq("complaint", q.complaint.as_deref())
+        .and_after(("open_time_us", "id"), "<", q.after.clone())
+        .and_within("org_unit", q.scope.as_deref());
+    sql.finish("ORDER BY open_time_us DESC, id DESC", q.limit)
 }
-use list_query;
 
 #[derive(sqlx::FromRow)]
 struct ListedRow {
@@ -757,5 +746,7 @@ fn case_id(case: &Case) -> &str {
 mod audit_conformance;
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod plans;
 #[cfg(test)]
 mod reply_conformance;

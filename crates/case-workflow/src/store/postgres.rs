@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
+use redress_platform::db::Backend;
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed};
 use redress_platform::host::Supervisor;
@@ -79,7 +80,8 @@ impl CaseStore for PostgresCaseStore {
     }
 
     async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
-        let rows = super::list_query!(q).fetch_all(&self.pool).await?;
+        let rows: Vec<super::ListedRow> =
+            super::list_sql(Backend::Postgres, q).query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(ListedCase::try_from).collect()
     }
 

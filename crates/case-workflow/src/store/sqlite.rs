@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redress_platform::db::Sqlite;
+use redress_platform::db::{Backend, Sqlite};
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::{EventSink, Feed};
 use redress_proto::redress::case::v1::Case;
@@ -61,7 +61,8 @@ impl CaseStore for SqliteCaseStore {
     }
 
     async fn list(&self, q: &CaseQuery) -> anyhow::Result<Vec<ListedCase>> {
-        let rows = super::list_query!(q).fetch_all(&self.db.pool).await?;
+        let rows: Vec<super::ListedRow> =
+            super::list_sql(Backend::Sqlite, q).query_as().fetch_all(&self.db.pool).await?;
         rows.into_iter().map(ListedCase::try_from).collect()
     }
 
