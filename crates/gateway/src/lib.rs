@@ -7,9 +7,16 @@
 //! injected into every forwarded call. Each caller and each institution is held to a request
 //! rate, and a request message larger than `server.max_decoding_message_size` is refused here
 //! rather than forwarded (see [`limits`]).
+//!
+//! Callers without gRPC reach the same router: grpc-web (`application/grpc-web…`, translated
+//! by tonic-web), and REST/JSON over HTTP/1.1 or HTTP/2 transcoded from each RPC's
+//! `google.api.http` rule (see [`rest`]), with its OpenAPI document at `GET /openapi.json`.
+//! A request whose content type is `application/grpc` goes straight to the router.
 
 pub mod auth;
 pub mod limits;
+pub mod openapi;
+pub mod rest;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use redress_platform::ServiceError;
 use redress_platform::config::Secret;
 use redress_platform::principal::{ON_BEHALF_METADATA_KEY, PRINCIPAL_METADATA_KEY};
@@ -303,9 +310,94 @@ impl http_body::Body for Replayed {
     }
 }
 
+/// What the gateway serves: gRPC to the router as it is, grpc-web through tonic-web, and
+/// anything else as REST/JSON (with CORS preflight for browsers).
+#[derive(Clone)]
+struct Front {
+    router: Router,
+    web: tonic_web::GrpcWebService<Router>,
+    rest: Arc<rest::Transcoder>,
+}
+
+/// Headers a browser may read from a cross-origin reply.
+const EXPOSED: &str = "grpc-status, grpc-message, grpc-status-details-bin, content-type";
+
+impl Service<http::Request<Body>> for Front {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Either<
+        <Router as Service<http::Request<Body>>>::Future,
+        BoxFuture<'static, Result<Self::Response, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let content_type = request.headers().get(http::header::CONTENT_TYPE).map(http::HeaderValue::as_bytes);
+        let grpc_web = match content_type {
+            Some(t) if t.starts_with(b"application/grpc") => t.starts_with(b"application/grpc-web"),
+            _ => {
+                let origin = request.headers().get(http::header::ORIGIN).cloned();
+                if let Some(preflight) = preflight(&request) {
+                    return Either::Right(Box::pin(async move { Ok(preflight) }));
+                }
+                let (rest, router, max_message) = (self.rest.clone(), self.router.clone(), self.router.max_message);
+                return Either::Right(Box::pin(async move {
+                    let response = rest.serve(request, router, max_message).await;
+                    Ok(allow_origin(response, origin))
+                }));
+            }
+        };
+        if !grpc_web {
+            return Either::Left(self.router.call(request));
+        }
+        let origin = request.headers().get(http::header::ORIGIN).cloned();
+        let call = self.web.call(request);
+        Either::Right(Box::pin(async move { Ok(allow_origin(call.await?, origin)) }))
+    }
+}
+
+/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`): any
+/// origin may call, since callers authenticate with a bearer token and never with cookies.
+fn preflight(request: &http::Request<Body>) -> Option<http::Response<Body>> {
+    use http::header::{
+        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_MAX_AGE,
+        ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
+    };
+    let headers = request.headers();
+    if request.method() != http::Method::OPTIONS || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
+        return None;
+    }
+    let origin = headers.get(ORIGIN)?.clone();
+    let mut response = http::Response::new(Body::empty());
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    let out = response.headers_mut();
+    out.insert(ACCESS_CONTROL_ALLOW_METHODS, http::HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
+    let requested = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    out.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        requested.unwrap_or_else(|| http::HeaderValue::from_static("authorization, content-type")),
+    );
+    out.insert(ACCESS_CONTROL_MAX_AGE, http::HeaderValue::from_static("86400"));
+    Some(allow_origin(response, Some(origin)))
+}
+
+fn allow_origin(mut response: http::Response<Body>, origin: Option<http::HeaderValue>) -> http::Response<Body> {
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, http::HeaderValue::from_static(EXPOSED));
+        headers.append(http::header::VARY, http::HeaderValue::from_static("origin"));
+    }
+    response
+}
+
 pub struct Gateway {
     server: GrpcServer,
     router_parts: (Arc<[Upstream]>, Arc<Authenticator>, Arc<Limiter>, usize),
+    rest: Arc<rest::Transcoder>,
     shutdown: CancellationToken,
 }
 
@@ -321,7 +413,10 @@ impl Gateway {
         let auth = Arc::new(Authenticator::new(&config.auth, key, dev_tokens)?);
         // Bound first: the upstream channels call with the gateway's own TLS (its certificate
         // as the client certificate, its CA for the upstreams), loaded by binding.
-        let server = GrpcServer::bind(&config.server, &public_services()).await?;
+        let server = GrpcServer::bind(&config.server, &public_services()).await?.accept_http1(true);
+        let rest = Arc::new(
+            rest::Transcoder::new(redress_proto::FILE_DESCRIPTOR_SET, &public_services()).context("REST routes")?,
+        );
         let tls = server.tls_for_calls();
         let mut upstreams = Vec::new();
         for route in routes(&config.upstreams) {
@@ -330,7 +425,7 @@ impl Gateway {
         }
         let limiter = Arc::new(Limiter::new(&config.rate_limits));
         let max_message = config.server.max_decoding_message_size;
-        Ok(Self { server, router_parts: (upstreams.into(), auth, limiter, max_message), shutdown })
+        Ok(Self { server, router_parts: (upstreams.into(), auth, limiter, max_message), rest, shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -340,16 +435,16 @@ impl Gateway {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let health = self.server.health();
         let (upstreams, auth, limiter, max_message) = self.router_parts;
+        let rest = self.rest;
         tokio::spawn(mirror_upstream_health(health.clone(), upstreams.clone(), self.shutdown.clone()));
         health.set_service_status("", ServingStatus::Serving).await;
         self.server
             .serve_with(
-                move |add_base| Router {
-                    local: add_base(Routes::builder().routes()),
-                    upstreams,
-                    auth,
-                    limiter,
-                    max_message,
+                move |add_base| {
+                    let router =
+                        Router { local: add_base(Routes::builder().routes()), upstreams, auth, limiter, max_message };
+                    let web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), router.clone());
+                    Front { router, web, rest }
                 },
                 self.shutdown,
             )

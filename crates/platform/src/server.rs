@@ -145,6 +145,8 @@ pub struct GrpcServer {
     config: ServerConfig,
     /// The server's TLS (reloaded while the server lives), or none for plaintext.
     tls: Option<crate::tls::Tls>,
+    /// Serve HTTP/1.1 beside HTTP/2 (the gateway's REST and grpc-web callers).
+    accept_http1: bool,
 }
 
 impl GrpcServer {
@@ -185,7 +187,13 @@ impl GrpcServer {
         let add_base = Box::new(move |routes: Routes| {
             routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha)
         });
-        Ok(Self { listener, local_addr, health, add_base, config: config.clone(), tls })
+        Ok(Self { listener, local_addr, health, add_base, config: config.clone(), tls, accept_http1: false })
+    }
+
+    /// Accepts HTTP/1.1 connections too (off by default: gRPC needs HTTP/2 only).
+    pub fn accept_http1(mut self, accept: bool) -> Self {
+        self.accept_http1 = accept;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -224,13 +232,13 @@ impl GrpcServer {
         let tls = self.tls.filter(|tls| tls.server_config().is_some());
         match tls {
             Some(tls) => {
-                let incoming = crate::tls::incoming(self.listener, tls);
-                drive(&self.config, self.local_addr, service, incoming, shutdown).await
+                let incoming = crate::tls::incoming(self.listener, tls, self.accept_http1);
+                drive(&self.config, self.accept_http1, self.local_addr, service, incoming, shutdown).await
             }
             None => {
                 // Set per accepted socket: the builder's tcp_nodelay does not apply to an incoming stream.
                 let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-                drive(&self.config, self.local_addr, service, incoming, shutdown).await
+                drive(&self.config, self.accept_http1, self.local_addr, service, incoming, shutdown).await
             }
         }
     }
@@ -239,6 +247,7 @@ impl GrpcServer {
 /// Serves `service` on the connections `incoming` yields until `shutdown`, then drains.
 async fn drive<S, I, IO, IE>(
     config: &ServerConfig,
+    accept_http1: bool,
     local_addr: SocketAddr,
     service: S,
     incoming: I,
@@ -263,6 +272,7 @@ where
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_millis(config.request_timeout_ms))
         .tcp_nodelay(true)
+        .accept_http1(accept_http1)
         .max_concurrent_streams(config.max_concurrent_streams)
         // Ping idle connections so a peer that vanished (power loss, partition) is noticed
         // and long-lived feed streams end instead of hanging.

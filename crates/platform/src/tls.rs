@@ -358,6 +358,7 @@ impl Tls {
 pub fn incoming(
     listener: TcpListener,
     tls: Tls,
+    http1: bool,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
@@ -375,7 +376,11 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let Some(config) = tls.server_config() else { return };
+            let Some(mut config) = tls.server_config() else { return };
+            if http1 {
+                // Offered after h2, for HTTP/1.1 callers (the gateway's REST and grpc-web).
+                Arc::make_mut(&mut config).alpn_protocols.push(b"http/1.1".to_vec());
+            }
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsAcceptor::from(config).accept(tcp)).await
