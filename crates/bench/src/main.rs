@@ -28,6 +28,7 @@ use tonic::transport::{Channel, Endpoint};
 
 mod escalation;
 mod knowledge;
+mod scale;
 
 mod echo {
     tonic::include_proto!("redress.bench.v1");
@@ -73,6 +74,15 @@ struct Args {
     metrics_small: u64,
     #[arg(long, default_value_t = 1_000_000)]
     metrics_large: u64,
+    /// Run the store-size benchmark instead: the same scenarios against an empty store and one
+    /// of `--scale-complaints` complaints.
+    #[arg(long)]
+    scale: bool,
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_complaints: u64,
+    /// Keeps the filled store here and reuses it in later runs (it is measured on a copy).
+    #[arg(long)]
+    scale_dir: Option<std::path::PathBuf>,
     /// Events per second the consumer is offered.
     #[arg(long, default_value_t = 2_000)]
     metrics_rate: u64,
@@ -276,6 +286,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.escalation {
         return escalation::run(&args).await;
+    }
+    if args.scale {
+        return scale::run(&args).await;
     }
     println!(
         "redress-bench: concurrency {}, {} s measured after {} s warm-up, {} connections, {} cores",
