@@ -334,10 +334,10 @@ impl Transcoder {
 
     async fn reply(&self, route: &HttpRoute, response: http::Response<Body>) -> http::Response<Body> {
         let (parts, body) = response.into_parts();
-        if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
-            if status.code() != Code::Ok {
-                return self.status_response(&status);
-            }
+        if let Some(status) = tonic::Status::from_header_map(&parts.headers)
+            && status.code() != Code::Ok
+        {
+            return self.status_response(&status);
         }
         let collected = match body.collect().await {
             Ok(collected) => collected,
@@ -345,10 +345,10 @@ impl Transcoder {
         };
         let trailers = collected.trailers().cloned();
         let mut data = collected.to_bytes();
-        if let Some(status) = trailers.as_ref().and_then(tonic::Status::from_header_map) {
-            if status.code() != Code::Ok {
-                return self.status_response(&status);
-            }
+        if let Some(status) = trailers.as_ref().and_then(tonic::Status::from_header_map)
+            && status.code() != Code::Ok
+        {
+            return self.status_response(&status);
         }
         if data.len() < 5 || data[0] != 0 {
             return self.status_response(&tonic::Status::internal("the reply is not one uncompressed gRPC message"));
