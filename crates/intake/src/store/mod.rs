@@ -10,8 +10,9 @@ mod tx;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redress_platform::db::CommitFailed;
+use redress_platform::db::{Backend, CommitFailed};
 use redress_platform::events::Feed;
+use redress_platform::listing::ListSql;
 use redress_platform::names::RequestId;
 use redress_platform::telemetry::TraceContext;
 use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
@@ -177,6 +178,19 @@ pub struct ListQuery {
     /// Only complaints owned by this organisation unit or one below it; `None` for all.
     pub scope: Option<String>,
     pub limit: i64,
+}
+
+/// The statement of one page of complaints, with only the filters `q` sets (so that each
+/// combination is planned on the index that serves it: `complaints_by_channel`,
+/// `complaints_by_org_unit_time`, `complaints_by_receive_time`).
+pub(crate) fn list_sql(backend: Backend, q: &ListQuery) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record, receive_time_us, id FROM complaints");
+    sql.and_eq("channel", q.channel)
+        .and_cmp("receive_time_us", ">=", q.receive_from.map(redress_platform::time::to_micros))
+        .and_cmp("receive_time_us", "<", q.receive_to.map(redress_platform::time::to_micros))
+        .and_after(("receive_time_us", "id"), "<", q.after.clone())
+        .and_within("org_unit", q.scope.as_deref());
+    sql.finish("ORDER BY receive_time_us DESC, id DESC", q.limit)
 }
 
 /// One complaint of a listing with its keyset cursor.
@@ -471,6 +485,8 @@ mod access_log_tests;
 mod conformance;
 #[cfg(test)]
 mod opening;
+#[cfg(test)]
+mod plans;
 
 /// Builders shared by tests outside the conformance suite.
 #[cfg(test)]

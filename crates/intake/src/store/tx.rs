@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redress_platform::db::Pool;
+use redress_platform::db::{Backend, Pool};
 use redress_platform::events::{Feed, Outbox};
 use redress_platform::time::{now, to_micros};
 use redress_proto::redress::intake::v1::Complaint;
@@ -273,7 +273,8 @@ macro_rules! intake_tx {
         lock_subject = $lock_subject:path,
         lock_references = $lock_references:path,
         prune_index = $prune_index:path,
-        reference_owners = $reference_owners:path $(,)?
+        reference_owners = $reference_owners:path,
+        backend = $backend:ident $(,)?
     ) => {
         #[async_trait]
         impl IntakeTx for $conn {
@@ -312,25 +313,8 @@ macro_rules! intake_tx {
             }
 
             async fn list(&mut self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
-                let (after_us, after_id) = q.after.clone().unzip();
-                let rows: Vec<ListedRow> = sqlx::query_as(
-                    "SELECT record, receive_time_us, id FROM complaints \
-                     WHERE ($1 IS NULL OR channel = $1) \
-                       AND ($2 IS NULL OR receive_time_us >= $2) \
-                       AND ($3 IS NULL OR receive_time_us < $3) \
-                       AND ($4 IS NULL OR (receive_time_us, id) < ($4, $5)) \
-                       AND ($7 IS NULL OR org_unit = $7 OR substr(org_unit, 1, length($7) + 1) = $7 || '/') \
-                     ORDER BY receive_time_us DESC, id DESC LIMIT $6",
-                )
-                .bind(q.channel)
-                .bind(q.receive_from.map(to_micros))
-                .bind(q.receive_to.map(to_micros))
-                .bind(after_us)
-                .bind(after_id)
-                .bind(q.limit)
-                .bind(q.scope.clone())
-                .fetch_all(&mut *self)
-                .await?;
+                let rows: Vec<ListedRow> =
+                    super::list_sql(Backend::$backend, q).query_as().fetch_all(&mut *self).await?;
                 rows.into_iter()
                     .map(|row| {
                         let complaint = Complaint::decode(row.record.as_slice())?;
@@ -986,6 +970,7 @@ intake_tx!(
     lock_references = no_lock,
     prune_index = prune_index_sqlite,
     reference_owners = reference_owners_sqlite,
+    backend = Sqlite,
 );
 intake_tx!(
     PgConnection,
@@ -999,6 +984,7 @@ intake_tx!(
     lock_references = lock_references_postgres,
     prune_index = prune_index_postgres,
     reference_owners = reference_owners_postgres,
+    backend = Postgres,
 );
 
 /// A pooled connection of either backend, for reads outside a transaction.
