@@ -148,5 +148,7 @@ async fn sigkill_during_a_burst_misses_no_complaint_and_links_no_case_twice() {
         *children.entry(link.case.as_str()).or_default() += 1;
     }
     assert!(children.values().all(|n| *n == 1), "a case linked twice under the lead");
-    assert_eq!(children.len(), members.len() - 1);
+    // The lead lists its first links and counts the rest (each member lists its own, above).
+    assert_eq!(children.len(), (members.len() - 1).min(100));
+    assert_eq!(children.len() + lead.unlisted_link_count as usize, members.len() - 1);
 }
