@@ -2,6 +2,7 @@
 //! its own loopback port with its own SQLite file), used by `redress dev`, the integration
 //! tests and the benchmark.
 
+pub mod memory;
 pub mod serve;
 
 use std::net::SocketAddr;

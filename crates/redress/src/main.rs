@@ -127,6 +127,7 @@ impl StoreOwner {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    redress::memory::without_transparent_huge_pages();
     let outcome = match cli.command {
         Command::Case(args) => return Ok(redress_cli::run_case(args).await),
         Command::Complaint(args) => return Ok(redress_cli::run_complaint(args).await),

@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use jieba_rs::Jieba;
+use jieba_rs::{Jieba, TokenizeMode};
 use serde::Deserialize;
 use tantivy::tokenizer::{NgramTokenizer, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
-use tantivy_jieba::JiebaTokenizer;
 
 const DICTIONARY: &str = include_str!("../../data/search/dictionary.txt");
 const STOPWORDS: &str = include_str!("../../data/search/stopwords.txt");
@@ -24,10 +23,10 @@ struct SynonymFile {
 
 /// The shipped analysis data, loaded once.
 pub struct Lexicon {
-    /// Jieba in search mode and in its plain mode, each loaded once and shared by every
-    /// analyzer made from it.
-    search: SharedJieba,
-    plain: SharedJieba,
+    /// Jieba in search mode and in its plain mode, over one dictionary loaded once and shared
+    /// by every analyzer made from it.
+    search: JiebaWords,
+    plain: JiebaWords,
     stopwords: Vec<String>,
     /// Synonym groups, each member normalized.
     groups: Vec<Vec<String>>,
@@ -63,12 +62,10 @@ impl Lexicon {
         }
         let stopwords = lines(STOPWORDS).flat_map(str::split_whitespace).map(str::to_owned).collect();
         let file: SynonymFile = toml::from_str(SYNONYMS).map_err(|e| anyhow::anyhow!("synonyms.toml: {e}"))?;
-        let mut plain = JiebaTokenizer::with_jieba(jieba.clone());
-        plain.set_search_mode(false);
-        let search = SharedJieba::new(JiebaTokenizer::with_jieba(jieba));
+        let jieba = Arc::new(jieba);
         let mut lexicon = Self {
-            search,
-            plain: SharedJieba::new(plain),
+            search: JiebaWords { jieba: jieba.clone(), mode: TokenizeMode::Search },
+            plain: JiebaWords { jieba, mode: TokenizeMode::Default },
             stopwords,
             groups: Vec::new(),
             synonyms_version: file.version,
@@ -238,28 +235,16 @@ impl Tokenizer for Occurrences {
     }
 }
 
-/// Jieba tokenizers (tantivy-jieba) shared by every analyzer: an analyzer is cloned for every
-/// field of every segment and every query, and jieba's dictionary is far too large to copy
-/// each time. There is one tokenizer per core, so searches on different cores do not wait for
-/// each other; a stream takes its tokens in one go, so a tokenizer is held only that long.
+/// Jieba as a tantivy tokenizer over one dictionary shared by every analyzer: an analyzer is
+/// cloned for every field of every segment and every query, and jieba's dictionary (about 25 MB
+/// in memory) is not copied with it. Cutting reads the dictionary only, so clones cut at once
+/// on every core without waiting for each other. Tokens carry byte offsets and, as positions,
+/// character offsets with the word's length in characters (search mode's shorter words inside
+/// a longer one overlap it).
 #[derive(Clone)]
-pub struct SharedJieba(Arc<Vec<std::sync::Mutex<JiebaTokenizer>>>);
-
-impl SharedJieba {
-    fn new(tokenizer: JiebaTokenizer) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-        Self(Arc::new((0..cores).map(|_| std::sync::Mutex::new(tokenizer.clone())).collect()))
-    }
-
-    /// A tokenizer free now, or else the first one, waited for.
-    fn take(&self) -> std::sync::MutexGuard<'_, JiebaTokenizer> {
-        for tokenizer in self.0.iter() {
-            if let Ok(free) = tokenizer.try_lock() {
-                return free;
-            }
-        }
-        self.0[0].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+pub struct JiebaWords {
+    jieba: Arc<Jieba>,
+    mode: TokenizeMode,
 }
 
 /// The tokens of one text, taken in one go.
@@ -268,18 +253,26 @@ pub struct Collected {
     current: Token,
 }
 
-impl Tokenizer for SharedJieba {
+impl Tokenizer for JiebaWords {
     type TokenStream<'a> = Collected;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Collected {
-        let mut tokens = Vec::new();
-        {
-            let mut tokenizer = self.take();
-            let mut stream = tokenizer.token_stream(text);
-            while stream.advance() {
-                tokens.push(stream.token().clone());
-            }
-        }
+        let start = text.as_ptr() as usize;
+        let tokens: Vec<Token> = self
+            .jieba
+            .tokenize(text, self.mode, true)
+            .into_iter()
+            .map(|t| {
+                let offset_from = t.word.as_ptr() as usize - start;
+                Token {
+                    offset_from,
+                    offset_to: offset_from + t.word.len(),
+                    position: t.start,
+                    position_length: t.end - t.start,
+                    text: t.word.to_owned(),
+                }
+            })
+            .collect();
         Collected { tokens: tokens.into_iter(), current: Token::default() }
     }
 }
@@ -391,6 +384,28 @@ mod tests {
         assert!(terms.contains(&"年费".to_owned()), "{terms:?}");
         assert!(terms.contains(&"信用卡".to_owned()), "{terms:?}");
         assert!(!terms.iter().any(|t| t == "的" || t == "我" || t == "？"), "{terms:?}");
+    }
+
+    #[test]
+    fn search_mode_adds_the_words_inside_a_word_at_their_own_places_and_plain_mode_does_not() {
+        let lexicon = Lexicon::shipped().unwrap();
+        let cut = |tokenizer: &JiebaWords| {
+            let mut tokenizer = tokenizer.clone();
+            let mut stream = tokenizer.token_stream("还信用卡");
+            let mut found = Vec::new();
+            while let Some(t) = stream.next() {
+                found.push((t.text.clone(), t.offset_from, t.offset_to, t.position, t.position_length));
+            }
+            found
+        };
+        let search = cut(&lexicon.search);
+        assert!(search.contains(&("信用卡".to_owned(), 3, 12, 1, 3)), "{search:?}");
+        assert!(search.contains(&("信用".to_owned(), 3, 9, 1, 2)), "{search:?}");
+        let plain = cut(&lexicon.plain);
+        assert!(plain.contains(&("信用卡".to_owned(), 3, 12, 1, 3)), "{plain:?}");
+        assert!(!plain.iter().any(|t| t.0 == "信用"), "{plain:?}");
+        // Both modes and every analyzer made from them read one dictionary.
+        assert!(Arc::ptr_eq(&lexicon.search.jieba, &lexicon.plain.jieba));
     }
 
     #[test]
