@@ -158,6 +158,9 @@ pub async fn connect_sqlite(config: &DatabaseConfig, supervisor: &Supervisor) ->
     Ok(Sqlite { pool, writer: SqliteWriter::spawn(conn, supervisor) })
 }
 
+/// How long a PostgreSQL connection may sit idle in the pool and still be handed out untested.
+const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
+
 pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&config.url)
         .with_context(|| format!("invalid postgres url {}", redact_url(&config.url)))?
@@ -165,6 +168,18 @@ pub async fn connect_postgres(config: &DatabaseConfig) -> anyhow::Result<PgPool>
     PgPoolOptions::new()
         .max_connections(config.max_connections.max(2))
         .acquire_timeout(Duration::from_secs(10))
+        // The pool tests a connection when it is released; testing it again when it is taken a
+        // moment later is one more round trip per call for nothing. One that sat idle longer
+        // (the server may have restarted meanwhile) is tested before it is handed out.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_BEFORE_TEST {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to {}", redact_url(&config.url)))

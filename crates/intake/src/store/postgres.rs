@@ -13,7 +13,7 @@ use redress_platform::host::Supervisor;
 use redress_platform::telemetry::TraceContext;
 use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::tx::IntakeTx;
 use super::{
@@ -86,40 +86,36 @@ impl PostgresIntakeStore {
         }
         Ok(store)
     }
-
-    /// The first result of a request id recorded before (see [`Submitted::replay`]).
-    async fn replay(&self, new: &NewComplaint) -> Result<Option<Submitted>, StoreError> {
-        let stored: Option<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT r.request_hash, c.record FROM submit_requests r JOIN complaints c ON c.id = r.complaint_id \
-             WHERE r.request_id = $1",
-        )
-        .bind(new.request_id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((hash, record)) = stored else { return Ok(None) };
-        Submitted::replay(&hash, &new.request_hash, Complaint::decode(record.as_slice())?).map(Some)
-    }
-
-    /// The answer to `new` when its source reference identifies a complaint.
-    async fn by_reference(&self, new: &NewComplaint) -> Result<Option<Submitted>, StoreError> {
-        ops::answer_by_reference(&mut *self.pool.acquire().await?, new).await
-    }
 }
 
-/// Claims `new`'s request id for it; `false` when another submission holds it.
-async fn claim(conn: &mut PgConnection, new: &NewComplaint) -> Result<bool, StoreError> {
-    let claimed = sqlx::query(
+/// The first result of `new`'s request id if it was recorded before (see [`Submitted::replay`]).
+async fn replay(conn: &mut PgConnection, new: &NewComplaint) -> Result<Option<Submitted>, StoreError> {
+    let stored: Option<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT r.request_hash, c.record FROM submit_requests r JOIN complaints c ON c.id = r.complaint_id \
+         WHERE r.request_id = $1",
+    )
+    .bind(new.request_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((hash, record)) = stored else { return Ok(None) };
+    Submitted::replay(&hash, &new.request_hash, Complaint::decode(record.as_slice())?).map(Some)
+}
+
+/// Claims `new`'s request id for it and draws its complaint number's sequence value (one
+/// round trip); `None` when another submission holds the request id, and then no number is
+/// drawn.
+async fn claim(conn: &mut PgConnection, new: &NewComplaint) -> Result<Option<i64>, StoreError> {
+    let seq = sqlx::query_scalar(
         "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING RETURNING nextval('complaint_number_seq')",
     )
     .bind(new.request_id.as_str())
     .bind(&new.request_hash)
     .bind(&new.id)
     .bind(to_micros(new.create_time))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(claimed == 1)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(seq)
 }
 
 /// Records an accepted complaint's row: its record, its sealed personal part and the columns
@@ -162,18 +158,20 @@ async fn insert_complaint(
 #[async_trait]
 impl IntakeStore for PostgresIntakeStore {
     async fn submit(&self, new: NewComplaint) -> Result<Submitted, StoreError> {
-        if let Some(done) = self.replay(&new).await? {
+        // One connection for the whole submission: each connection taken from the pool and
+        // given back costs a round trip (it is tested when it returns).
+        let mut conn = self.pool.acquire().await?;
+        if let Some(done) = replay(&mut conn, &new).await? {
             return Ok(done);
         }
-        if let Some(done) = self.by_reference(&new).await? {
+        if let Some(done) = ops::answer_by_reference(&mut *conn, &new).await? {
             return Ok(done);
         }
-        let mut tx = self.pool.begin().await?;
-        if !claim(&mut tx, &new).await? {
+        let mut tx = conn.begin().await?;
+        let Some(seq) = claim(&mut tx, &new).await? else {
             tx.rollback().await?;
-            return self.replay(&new).await?.ok_or_else(|| anyhow::anyhow!("claimed request vanished").into());
-        }
-        let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')").fetch_one(&mut *tx).await?;
+            return replay(&mut conn, &new).await?.ok_or_else(|| anyhow::anyhow!("claimed request vanished").into());
+        };
         let subject = ops::subject_for(&mut *tx, &self.keyring, &new.complaint).await?;
         let restricted = tx.subject_restriction(&subject.id).await?.is_some();
         let earlier = ops::recurrence_of(&mut *tx, &subject.id, restricted, &new).await?;
@@ -184,8 +182,7 @@ impl IntakeStore for PostgresIntakeStore {
             // A submission of the same reference committed since it was looked up: this one
             // is answered as any later one is, and its request id is not recorded.
             tx.rollback().await?;
-            return self
-                .by_reference(&new)
+            return ops::answer_by_reference(&mut *conn, &new)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("referenced complaint vanished").into());
         }
