@@ -18,6 +18,7 @@ use prost::Message;
 use redress_platform::db::{Backend, DatabaseConfig, Pool, Sqlite};
 use redress_platform::events::{EventSink, Feed};
 use redress_platform::host::Supervisor;
+use redress_platform::listing::ListSql;
 use redress_platform::paging::Cursor;
 use redress_platform::time::{Clock, from_timestamp, to_micros};
 use redress_proto::redress::common::v1::Event;
@@ -228,6 +229,49 @@ pub struct EscalationStore {
     clock: Clock,
 }
 
+/// A page of incidents, newest first, with only the filters `q` sets (0 for any kind or state).
+pub(crate) fn incidents_sql(backend: Backend, q: &ListQuery) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record FROM incidents");
+    sql.and_eq("kind", Some(q.kind).filter(|k| *k != 0))
+        .and_eq("state", Some(q.state).filter(|s| *s != 0))
+        .and_cmp("id", "<", q.after.as_ref().map(|c| c.1.clone()))
+        .and_within("org_unit", q.scope.as_deref());
+    sql.finish("ORDER BY id DESC", q.limit)
+}
+
+/// A page of escalations, newest first, with only the filters set (0 for any state or level).
+pub(crate) fn escalations_sql(backend: Backend, q: &ListQuery, level: i64, complaint: Option<&str>) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record FROM escalations");
+    sql.and_eq("state", Some(q.state).filter(|s| *s != 0))
+        .and_eq("level", Some(level).filter(|l| *l != 0))
+        .and_eq("complaint", complaint)
+        .and_cmp("id", "<", q.after.as_ref().map(|c| c.1.clone()))
+        .and_within("org_unit", q.scope.as_deref());
+    sql.finish("ORDER BY id DESC", q.limit)
+}
+
+/// A page of alerts, newest first, with only the filters `q` sets.
+pub(crate) fn alerts_sql(backend: Backend, q: &ListQuery) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record FROM alerts");
+    sql.and_eq("kind", Some(q.kind).filter(|k| *k != 0));
+    if q.open_only {
+        sql.and("acknowledged = 0");
+    }
+    sql.and_cmp("id", "<", q.after.as_ref().map(|c| c.1.clone())).and_within("org_unit", q.scope.as_deref());
+    sql.finish("ORDER BY id DESC", q.limit)
+}
+
+/// A page of `table`'s records within the scope of `q`, newest first, narrowed to one value of
+/// a column when it is set.
+fn newest_sql(backend: Backend, table: &str, q: &ListQuery, narrow: Option<(&str, Option<&str>)>) -> ListSql {
+    let mut sql = ListSql::new(backend, &format!("SELECT record FROM {table}"));
+    sql.and_within("org_unit", q.scope.as_deref()).and_cmp("id", "<", q.after.as_ref().map(|c| c.1.clone()));
+    if let Some((column, value)) = narrow {
+        sql.and_eq(column, value);
+    }
+    sql.finish("ORDER BY id DESC", q.limit)
+}
+
 /// Runs the same statement on whichever pool the store has.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
@@ -361,21 +405,7 @@ impl EscalationStore {
     }
 
     pub async fn incidents(&self, q: &ListQuery) -> anyhow::Result<Vec<Incident>> {
-        const LIST: &str = "SELECT record FROM incidents WHERE ($1 = 0 OR kind = $1) AND ($2 = 0 OR state = $2) \
-            AND ($3 IS NULL OR id < $3) \
-            AND ($4 IS NULL OR org_unit = $4 OR substr(org_unit, 1, length($4) + 1) = $4 || '/') \
-            ORDER BY id DESC LIMIT $5";
-        let after = q.after.as_ref().map(|c| c.1.clone());
-        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
-            sqlx::query_scalar(LIST)
-                .bind(q.kind)
-                .bind(q.state)
-                .bind(after.clone())
-                .bind(q.scope.clone())
-                .bind(q.limit)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = self.records(|backend| incidents_sql(backend, q)).await?;
         rows.iter().map(|r| Ok(Incident::decode(r.as_slice())?)).collect()
     }
 
@@ -434,41 +464,12 @@ impl EscalationStore {
         level: i64,
         complaint: Option<String>,
     ) -> anyhow::Result<Vec<Escalation>> {
-        const LIST: &str = "SELECT record FROM escalations WHERE ($1 = 0 OR state = $1) AND ($2 = 0 OR level = $2) \
-            AND ($3 IS NULL OR complaint = $3) AND ($4 IS NULL OR id < $4) \
-            AND ($5 IS NULL OR org_unit = $5 OR substr(org_unit, 1, length($5) + 1) = $5 || '/') \
-            ORDER BY id DESC LIMIT $6";
-        let after = q.after.as_ref().map(|c| c.1.clone());
-        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
-            sqlx::query_scalar(LIST)
-                .bind(q.state)
-                .bind(level)
-                .bind(complaint.clone())
-                .bind(after.clone())
-                .bind(q.scope.clone())
-                .bind(q.limit)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = self.records(|backend| escalations_sql(backend, q, level, complaint.as_deref())).await?;
         rows.iter().map(|r| Ok(Escalation::decode(r.as_slice())?)).collect()
     }
 
     pub async fn alerts(&self, q: &ListQuery) -> anyhow::Result<Vec<Alert>> {
-        const LIST: &str = "SELECT record FROM alerts WHERE ($1 = 0 OR kind = $1) AND ($2 = 0 OR acknowledged = 0) \
-            AND ($3 IS NULL OR id < $3) \
-            AND ($4 IS NULL OR org_unit = $4 OR substr(org_unit, 1, length($4) + 1) = $4 || '/') \
-            ORDER BY id DESC LIMIT $5";
-        let after = q.after.as_ref().map(|c| c.1.clone());
-        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
-            sqlx::query_scalar(LIST)
-                .bind(q.kind)
-                .bind(i64::from(q.open_only))
-                .bind(after.clone())
-                .bind(q.scope.clone())
-                .bind(q.limit)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = self.records(|backend| alerts_sql(backend, q)).await?;
         rows.iter().map(|r| Ok(Alert::decode(r.as_slice())?)).collect()
     }
 
@@ -527,6 +528,15 @@ impl EscalationStore {
         Ok(found.is_some())
     }
 
+    /// The `record` column of a list statement built for the store's backend.
+    async fn records(&self, build: impl Fn(Backend) -> ListSql) -> anyhow::Result<Vec<Vec<u8>>> {
+        let rows: Vec<(Vec<u8>,)> = match self.feed.pool() {
+            Pool::Sqlite(pool) => build(Backend::Sqlite).query_as().fetch_all(pool).await?,
+            Pool::Postgres(pool) => build(Backend::Postgres).query_as().fetch_all(pool).await?,
+        };
+        Ok(rows.into_iter().map(|(record,)| record).collect())
+    }
+
     /// Records of `table` (one with `id`, `org_unit` and `record` columns) within `scope`,
     /// newest first, after the id `after`.
     async fn scoped_records(
@@ -549,38 +559,26 @@ impl EscalationStore {
     }
 
     pub async fn watchlists(&self, q: &ListQuery) -> anyhow::Result<Vec<Watchlist>> {
-        const LIST: &str = "SELECT record FROM watchlists WHERE \
-            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
-            AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
-        let rows = self.scoped_records(LIST, q.scope.clone(), q.after.as_ref().map(|c| c.1.clone()), q.limit).await?;
+        let rows = self.records(|backend| newest_sql(backend, "watchlists", q, None)).await?;
         rows.iter().map(|r| Ok(Watchlist::decode(r.as_slice())?)).collect()
     }
 
     /// Mentions newest first; `incident` narrows to one incident's.
     pub async fn mentions(&self, q: &ListQuery, incident: Option<String>) -> anyhow::Result<Vec<Mention>> {
-        const LIST: &str = "SELECT record FROM mentions WHERE \
-            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
-            AND ($2 IS NULL OR id < $2) AND ($4 IS NULL OR incident = $4) ORDER BY id DESC LIMIT $3";
-        let after = q.after.as_ref().map(|c| c.1.clone());
-        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
-            sqlx::query_scalar(LIST)
-                .bind(q.scope.clone())
-                .bind(after.clone())
-                .bind(q.limit)
-                .bind(incident.clone())
-                .fetch_all(pool)
-                .await?
-        });
+        let rows =
+            self.records(|backend| newest_sql(backend, "mentions", q, Some(("incident", incident.as_deref())))).await?;
         rows.iter().map(|r| Ok(Mention::decode(r.as_slice())?)).collect()
     }
 
     /// Response templates within `scope` (all stages when `stage` is 0), newest first.
     pub async fn templates(&self, scope: Option<String>, stage: i64) -> anyhow::Result<Vec<ResponseTemplate>> {
-        const LIST: &str = "SELECT record FROM response_templates WHERE \
-            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
-            AND ($2 = 0 OR stage = $2) ORDER BY id DESC LIMIT 1000";
-        let rows: Vec<Vec<u8>> =
-            on_pool!(self, |pool| { sqlx::query_scalar(LIST).bind(scope.clone()).bind(stage).fetch_all(pool).await? });
+        let rows = self
+            .records(|backend| {
+                let mut sql = ListSql::new(backend, "SELECT record FROM response_templates");
+                sql.and_within("org_unit", scope.as_deref()).and_eq("stage", Some(stage).filter(|s| *s != 0));
+                sql.finish("ORDER BY id DESC", 1000)
+            })
+            .await?;
         rows.iter().map(|r| Ok(ResponseTemplate::decode(r.as_slice())?)).collect()
     }
 
@@ -602,19 +600,9 @@ impl EscalationStore {
 
     /// Flags newest first; `complaint` narrows to one complaint's.
     pub async fn flags(&self, q: &ListQuery, complaint: Option<String>) -> anyhow::Result<Vec<MaliciousFlag>> {
-        const LIST: &str = "SELECT record FROM malicious_flags WHERE \
-            ($1 IS NULL OR org_unit = $1 OR substr(org_unit, 1, length($1) + 1) = $1 || '/') \
-            AND ($2 IS NULL OR id < $2) AND ($4 IS NULL OR complaint = $4) ORDER BY id DESC LIMIT $3";
-        let after = q.after.as_ref().map(|c| c.1.clone());
-        let rows: Vec<Vec<u8>> = on_pool!(self, |pool| {
-            sqlx::query_scalar(LIST)
-                .bind(q.scope.clone())
-                .bind(after.clone())
-                .bind(q.limit)
-                .bind(complaint.clone())
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = self
+            .records(|backend| newest_sql(backend, "malicious_flags", q, Some(("complaint", complaint.as_deref()))))
+            .await?;
         rows.iter().map(|r| Ok(MaliciousFlag::decode(r.as_slice())?)).collect()
     }
 

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
+use redress_platform::db::Backend;
 use redress_platform::dead_letters::{DeadLetter, Replay};
 use redress_platform::events::EventSink;
 use redress_platform::events::Feed;
+use redress_platform::listing::ListSql;
 use redress_platform::paging::Cursor;
 use redress_platform::principal::Principal;
 use redress_platform::time::from_micros;
@@ -118,22 +120,13 @@ pub trait KnowledgeStore: EventSink + Send + Sync + 'static {
     }
     /// A page of typical-case candidates, newest first.
     async fn list_candidates(&self, query: &CandidateQuery) -> anyhow::Result<Vec<ListedCandidate>> {
-        let (after_us, after_id) = query.after.clone().unzip();
-        macro_rules! fetch {
-            ($pool:expr) => {
-                sqlx::query_as::<_, (Vec<u8>, i64, String)>(LIST_CANDIDATES)
-                    .bind(query.state)
-                    .bind(after_us)
-                    .bind(after_id.clone())
-                    .bind(query.unit.clone())
-                    .bind(query.limit)
-                    .fetch_all($pool)
-                    .await?
-            };
-        }
-        let rows = match self.feed().pool() {
-            redress_platform::db::Pool::Sqlite(p) => fetch!(p),
-            redress_platform::db::Pool::Postgres(p) => fetch!(p),
+        let rows: Vec<(Vec<u8>, i64, String)> = match self.feed().pool() {
+            redress_platform::db::Pool::Sqlite(p) => {
+                candidates_sql(Backend::Sqlite, query).query_as().fetch_all(p).await?
+            }
+            redress_platform::db::Pool::Postgres(p) => {
+                candidates_sql(Backend::Postgres, query).query_as().fetch_all(p).await?
+            }
         };
         rows.into_iter()
             .map(|(record, time, id)| {
@@ -201,37 +194,40 @@ fn kind_of(kind: i64) -> anyhow::Result<ArticleKind> {
         .ok_or_else(|| anyhow::anyhow!("stored article kind {kind} is unknown"))
 }
 
-/// A page of articles (both backends): `$1` kind, `$2` state, `$3` open state (each NULL for
-/// any), `$4`/`$5` the keyset, `$6` the caller's unit, `$7` 1 when the caller edits, `$8` the
-/// limit. A reader sees published articles that apply to their unit or lie below it; an
-/// editor also sees every article of the units they cover.
-const LIST: &str = "SELECT id, kind, org_unit, create_time_us, update_time_us, revision FROM articles \
-     WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR open_state = $3) \
-       AND ($4 IS NULL OR (update_time_us, id) < ($4, $5)) \
-       AND ((state = 2 AND ($6 = '/' OR org_unit = '/' OR ($6 <> '' AND (org_unit = $6 \
-                OR substr(org_unit, 1, length($6) + 1) = $6 || '/' \
-                OR substr($6, 1, length(org_unit) + 1) = org_unit || '/')))) \
-            OR ($7 = 1 AND ($6 = '/' OR ($6 <> '' AND org_unit <> '/' AND (org_unit = $6 \
-                OR substr(org_unit, 1, length($6) + 1) = $6 || '/'))))) \
-     ORDER BY update_time_us DESC, id DESC LIMIT $8";
-
-/// [`LIST`] with a query bound.
-macro_rules! list_query {
-    ($q:expr) => {{
-        let q: &$crate::store::ArticleQuery = $q;
-        let (after_us, after_id) = q.after.clone().unzip();
-        sqlx::query_as::<_, $crate::store::ArticleRow>($crate::store::LIST)
-            .bind(q.kind)
-            .bind(q.state)
-            .bind(q.open_state)
-            .bind(after_us)
-            .bind(after_id)
-            .bind(q.unit.clone())
-            .bind(i64::from(q.editor))
-            .bind(q.limit)
-    }};
+/// The statement of a page of articles, with only the filters `q` sets. A reader sees published
+/// articles that apply to their unit (`/` for the whole platform, empty for none) or lie below
+/// it; an editor also sees every article of the units they cover.
+pub(crate) fn list_sql(backend: Backend, q: &ArticleQuery) -> ListSql {
+    let mut sql =
+        ListSql::new(backend, "SELECT id, kind, org_unit, create_time_us, update_time_us, revision FROM articles");
+    sql.and_eq("kind", q.kind).and_eq("state", q.state).and_eq("open_state", q.open_state).and_after(
+        ("update_time_us", "id"),
+        "<",
+        q.after.clone(),
+    );
+    match q.unit.as_str() {
+        "/" if q.editor => {}
+        "/" => {
+            sql.and("state = 2");
+        }
+        "" => {
+            sql.and("state = 2 AND org_unit = '/'");
+        }
+        unit => {
+            let (own, below) = (sql.bind(unit), sql.bind(format!("{unit}/")));
+            let within = format!("(org_unit = {own} OR substr(org_unit, 1, length({own}) + 1) = {below})");
+            let published = format!(
+                "(state = 2 AND (org_unit = '/' OR {within} OR substr({own}, 1, length(org_unit) + 1) = org_unit || '/'))"
+            );
+            if q.editor {
+                sql.and(&format!("({published} OR (org_unit <> '/' AND {within}))"));
+            } else {
+                sql.and(&published);
+            }
+        }
+    }
+    sql.finish("ORDER BY update_time_us DESC, id DESC", q.limit)
 }
-use list_query;
 
 /// An article's row, without its versions.
 #[derive(sqlx::FromRow)]
@@ -285,12 +281,22 @@ fn candidate_key(candidate: &CaseCandidate) -> &str {
     candidate.name.strip_prefix("caseCandidates/").unwrap_or(&candidate.name)
 }
 
-/// A page of candidates (both backends): `$1` state or NULL, `$2`/`$3` the keyset, `$4` the
-/// caller's unit (`/` for all), `$5` the limit.
-const LIST_CANDIDATES: &str = "SELECT record, create_time_us, id FROM case_candidates \
-     WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR (create_time_us, id) < ($2, $3)) \
-       AND ($4 = '/' OR ($4 <> '' AND (org_unit = $4 OR substr(org_unit, 1, length($4) + 1) = $4 || '/'))) \
-     ORDER BY create_time_us DESC, id DESC LIMIT $5";
+/// The statement of a page of candidates, with only the filters `q` sets, within the caller's
+/// unit (`/` for all, empty for none).
+pub(crate) fn candidates_sql(backend: Backend, q: &CandidateQuery) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record, create_time_us, id FROM case_candidates");
+    sql.and_eq("state", q.state).and_after(("create_time_us", "id"), "<", q.after.clone());
+    match q.unit.as_str() {
+        "/" => {}
+        "" => {
+            sql.and("1 = 0");
+        }
+        unit => {
+            sql.and_within("org_unit", Some(unit));
+        }
+    }
+    sql.finish("ORDER BY create_time_us DESC, id DESC", q.limit)
+}
 
 /// Which candidates a list returns.
 #[derive(Debug, Clone, Default)]

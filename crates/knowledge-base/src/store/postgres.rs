@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 use super::{
     ArticleQuery, ArticleRow, CASE_CONSUMER, CONSUMER_POSITION, COUNT, CandidateChange, Change, KnowledgeStore,
-    LOAD_ARTICLE, LOAD_VERSIONS, list_query, ops,
+    LOAD_ARTICLE, LOAD_VERSIONS, ops,
 };
 use crate::domain::article::{ArticleRecord, Plan};
 use crate::error::KbError;
@@ -57,7 +57,8 @@ impl KnowledgeStore for PostgresKnowledgeStore {
     }
 
     async fn list(&self, query: &ArticleQuery) -> anyhow::Result<Vec<ArticleRecord>> {
-        let rows: Vec<ArticleRow> = list_query!(query).fetch_all(&self.pool).await?;
+        let rows: Vec<ArticleRow> =
+            super::list_sql(redress_platform::db::Backend::Postgres, query).query_as().fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let versions: Vec<Vec<u8>> = sqlx::query_scalar(LOAD_VERSIONS).bind(&row.id).fetch_all(&self.pool).await?;

@@ -9,7 +9,7 @@ use redress_proto::redress::common::v1::Event;
 
 use super::{
     ArticleQuery, ArticleRow, CASE_CONSUMER, CONSUMER_POSITION, COUNT, CandidateChange, Change, KnowledgeStore,
-    LOAD_ARTICLE, LOAD_VERSIONS, list_query, ops,
+    LOAD_ARTICLE, LOAD_VERSIONS, ops,
 };
 use crate::domain::article::{ArticleRecord, Plan};
 use crate::error::KbError;
@@ -58,7 +58,8 @@ impl KnowledgeStore for SqliteKnowledgeStore {
     }
 
     async fn list(&self, query: &ArticleQuery) -> anyhow::Result<Vec<ArticleRecord>> {
-        let rows: Vec<ArticleRow> = list_query!(query).fetch_all(&self.db.pool).await?;
+        let rows: Vec<ArticleRow> =
+            super::list_sql(redress_platform::db::Backend::Sqlite, query).query_as().fetch_all(&self.db.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let versions: Vec<Vec<u8>> =

@@ -1,7 +1,8 @@
 //! Reads, the same SQL on either backend's pool.
 
 use prost::Message;
-use redress_platform::db::Pool;
+use redress_platform::db::{Backend, Pool};
+use redress_platform::listing::ListSql;
 use redress_platform::paging::Cursor;
 use redress_proto::redress::metrics::v1::{ConsumerStatus, ImprovementAction, ReadModelStatus, RootCause};
 
@@ -100,21 +101,25 @@ pub(crate) async fn status(pool: &Pool) -> anyhow::Result<ReadModelStatus> {
     })
 }
 
-/// Scope filter on `org_unit` by the unit in `$s` (both backends).
-macro_rules! scope_sql {
-    ($s:literal) => {
-        concat!(
-            "($",
-            $s,
-            " IS NULL OR org_unit = $",
-            $s,
-            " OR substr(org_unit, 1, length($",
-            $s,
-            ") + 1) = $",
-            $s,
-            " || '/')"
-        )
-    };
+/// A page of root causes within `scope`, newest first, with only the filters that are set.
+pub(crate) fn root_causes_sql(backend: Backend, scope: Option<&str>, after: Option<Cursor>, limit: i64) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record, create_time_us, id FROM root_causes");
+    sql.and_after(("create_time_us", "id"), "<", after).and_within("org_unit", scope);
+    sql.finish("ORDER BY create_time_us DESC, id DESC", limit)
+}
+
+/// A page of improvement actions within `scope`, soonest due first, with only the filters that
+/// are set.
+pub(crate) fn actions_sql(
+    backend: Backend,
+    scope: Option<&str>,
+    status: Option<i32>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> ListSql {
+    let mut sql = ListSql::new(backend, "SELECT record, due_day, id FROM improvement_actions");
+    sql.and_eq("status", status).and_after(("due_day", "id"), ">", after).and_within("org_unit", scope);
+    sql.finish("ORDER BY due_day, id", limit)
 }
 
 pub(crate) async fn root_cause(pool: &Pool, id: &str) -> anyhow::Result<Option<RootCause>> {
@@ -129,19 +134,11 @@ pub(crate) async fn root_causes(
     after: Option<Cursor>,
     limit: i64,
 ) -> anyhow::Result<Vec<(RootCause, Cursor)>> {
-    const LIST: &str = concat!(
-        "SELECT record, create_time_us, id FROM root_causes WHERE ($1 IS NULL OR (create_time_us, id) < ($1, $2)) AND ",
-        scope_sql!("3"),
-        " ORDER BY create_time_us DESC, id DESC LIMIT $4"
-    );
-    let (after_us, after_id) = after.unzip();
-    let rows: Vec<(Vec<u8>, i64, String)> = on_pool!(pool, |p| sqlx::query_as(LIST)
-        .bind(after_us)
-        .bind(after_id)
-        .bind(scope)
-        .bind(limit)
-        .fetch_all(p)
-        .await?);
+    let list = |backend| root_causes_sql(backend, scope.as_deref(), after.clone(), limit);
+    let rows: Vec<(Vec<u8>, i64, String)> = match pool {
+        Pool::Sqlite(p) => list(Backend::Sqlite).query_as().fetch_all(p).await?,
+        Pool::Postgres(p) => list(Backend::Postgres).query_as().fetch_all(p).await?,
+    };
     rows.into_iter().map(|(r, t, id)| Ok((RootCause::decode(r.as_slice())?, (t, id)))).collect()
 }
 
@@ -158,22 +155,11 @@ pub(crate) async fn actions(
     after: Option<Cursor>,
     limit: i64,
 ) -> anyhow::Result<Vec<(ImprovementAction, Cursor)>> {
-    const LIST: &str = concat!(
-        "SELECT record, due_day, id FROM improvement_actions WHERE ($1 IS NULL OR status = $1) ",
-        "AND ($2 IS NULL OR (due_day, id) > ($2, $3)) AND ",
-        scope_sql!("4"),
-        " ORDER BY due_day, id LIMIT $5"
-    );
-    let (after_day, after_id) = after.unzip();
-    let after_day = after_day.map(|d| i32::try_from(d).unwrap_or(i32::MAX));
-    let rows: Vec<(Vec<u8>, i32, String)> = on_pool!(pool, |p| sqlx::query_as(LIST)
-        .bind(status)
-        .bind(after_day)
-        .bind(after_id)
-        .bind(scope)
-        .bind(limit)
-        .fetch_all(p)
-        .await?);
+    let list = |backend| actions_sql(backend, scope.as_deref(), status, after.clone(), limit);
+    let rows: Vec<(Vec<u8>, i32, String)> = match pool {
+        Pool::Sqlite(p) => list(Backend::Sqlite).query_as().fetch_all(p).await?,
+        Pool::Postgres(p) => list(Backend::Postgres).query_as().fetch_all(p).await?,
+    };
     rows.into_iter().map(|(r, d, id)| Ok((ImprovementAction::decode(r.as_slice())?, (i64::from(d), id)))).collect()
 }
 
