@@ -239,12 +239,46 @@ impl echo::echo_service_server::EchoService for EchoServer {
     }
 }
 
-/// The `i`th complaint, each by a different person (so every submission creates a data
-/// subject and its key), classified like any other.
-fn complaint(i: u64) -> Complaint {
-    let mut complaint = redress_intake::testing::complaint(&format!(
-        "本人信用卡已满足免年费条件，但第{i}期账单仍扣收年费300元，多次致电客服未获解决。"
-    ));
+/// Words of real complaints: the escalation evaluation set's (its keys and labels are no
+/// Chinese words).
+const EVAL: &str = include_str!("../../escalation/data/eval/complaints.jsonl");
+
+fn vocabulary() -> &'static [String] {
+    static WORDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        let mut words: Vec<String> = EVAL
+            .lines()
+            .flat_map(redress_escalation::domain::grouping::tokens)
+            .filter(|t| t.chars().any(|c| c > '\u{2e80}'))
+            .collect();
+        words.sort();
+        words.dedup();
+        words
+    })
+}
+
+/// The complaint every scenario submits for person `n`, about that person's own issue: 18
+/// words of real complaints drawn by `n`, classified like any other. Complaints of different
+/// people are as unlike as real ones are (texts alike would all form one group incident, whose
+/// matching and member links are the cost of that one incident, not of a complaint), and a
+/// person who comes back complains of the same issue again (a recurrence, linked to the
+/// earlier case).
+fn complaint(n: u64) -> Complaint {
+    let words = vocabulary();
+    let mut state = draw(n);
+    let mut facts = Vec::with_capacity(18);
+    for _ in 0..18 {
+        state = draw(state);
+        facts.push(words[(state % words.len() as u64) as usize].as_str());
+    }
+    let mut complaint = identified(n);
+    complaint.facts = facts.join("，");
+    complaint
+}
+
+/// A complaint of person `n` (phone and identity number drawn from `n`).
+fn identified(i: u64) -> Complaint {
+    let mut complaint = redress_intake::testing::complaint("本人信用卡已满足免年费条件，但账单仍扣收年费300元。");
     let (phone, id_number) = redress_intake::testing::identity((i % u64::from(u32::MAX)) as u32);
     if let Some(redress_proto::redress::intake::v1::complainant::Party::Person(p)) =
         complaint.complainant.as_mut().and_then(|c| c.party.as_mut())
@@ -252,6 +286,14 @@ fn complaint(i: u64) -> Complaint {
         (p.phone, p.id_number) = (phone, id_number);
     }
     complaint
+}
+
+/// A deterministic draw (splitmix64) from a request counter.
+fn draw(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn bearer<T>(
@@ -265,6 +307,7 @@ fn bearer<T>(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    redress::memory::without_transparent_huge_pages();
     // Telemetry as the services run it (spans and trace propagation on), logging warnings only.
     let telemetry =
         redress_platform::telemetry::TelemetryConfig { log_filter: "warn".to_owned(), ..Default::default() };

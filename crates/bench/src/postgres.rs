@@ -6,8 +6,11 @@
 //!    connections.
 //! 2. Durable SubmitComplaint straight to an intake server on PostgreSQL (32-connection pool),
 //!    32 in flight: every complaint by a new person, and half of them by returning
-//!    complainants. Rounds interleave the three; the ratios to the baseline are taken between
+//!    complainants. Rounds interleave the scenarios; the ratios to the baseline are taken between
 //!    medians (target ≥ 0.8).
+//! 3. A reference: the same intake on SQLite (the embedded store), new people, interleaved with
+//!    the others. It shows what a submission's own work (checks, classification, sealing,
+//!    events) lets this machine do whatever the store, and so what PostgreSQL adds to it.
 //!
 //! While each runs, the server's sessions of the benchmark's databases are sampled
 //! (`pg_stat_activity`): state, wait event and statement, so that where the time goes shows
@@ -44,6 +47,8 @@ const RETURNING: u64 = 1000;
 const NEW_PEOPLE: u64 = 5_000_000;
 const MIXED_NEW_PEOPLE: u64 = 10_000_000;
 const VISIBLE_PEOPLE: u64 = 15_000_000;
+/// The scenario of the same intake on SQLite.
+const EMBEDDED: usize = 3;
 /// How often the server's sessions are sampled while a scenario runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
@@ -274,6 +279,26 @@ async fn measure(
     let mut services = JoinSet::new();
     services.spawn(async move { intake.run_until_stopped().await.context("intake") });
     wait_serving(intake_addr, redress_proto::services::INTAKE).await?;
+    // The same intake on the embedded store: what a submission costs this machine whatever
+    // the store, the reference for what PostgreSQL adds to it.
+    let sqlite_dir = tempfile::tempdir()?;
+    let embedded = Intake::build(
+        IntakeConfig {
+            server: loopback(),
+            database: DatabaseConfig {
+                url: format!("sqlite://{}", sqlite_dir.path().join("intake.db").display()),
+                max_connections: 8,
+            },
+            pii: redress_intake::PiiConfig::generate(),
+            ..IntakeConfig::default()
+        },
+        keys.service_auth(redress_intake::SERVICE_NAME)?,
+        shutdown.clone(),
+    )
+    .await?;
+    let embedded_addr = embedded.local_addr();
+    services.spawn(async move { embedded.run_until_stopped().await.context("intake on SQLite") });
+    wait_serving(embedded_addr, redress_proto::services::INTAKE).await?;
     let credentials = redress_platform::signing::ServiceCredentials::new(
         gateway_key.clone(),
         redress::dev_principal(),
@@ -316,8 +341,9 @@ async fn measure(
 
     // The returning complainants' first complaints.
     let intake_channels = channels(intake_addr, args.connections).await?;
-    let submit = |prefix: &'static str, person: fn(u64) -> u64| {
-        let (channels, credentials) = (intake_channels.clone(), credentials.clone());
+    let embedded_channels = channels(embedded_addr, args.connections).await?;
+    let submit_to = |channels: &Vec<tonic::transport::Channel>, prefix: &'static str, person: fn(u64) -> u64| {
+        let (channels, credentials) = (channels.clone(), credentials.clone());
         move |i: u64| {
             let mut client = IntakeServiceClient::new(channels[i as usize % channels.len()].clone());
             let mut request = tonic::Request::new(SubmitComplaintRequest {
@@ -331,6 +357,7 @@ async fn measure(
             }
         }
     };
+    let submit = |prefix: &'static str, person: fn(u64) -> u64| submit_to(&intake_channels, prefix, person);
     let seed = submit("pg-seed", |i| i);
     let mut tasks = JoinSet::new();
     for task in 0..connections as u64 {
@@ -354,6 +381,10 @@ async fn measure(
         Scenario::new(
             "SubmitComplaint, 50 % returning",
             submit("pg-mixed", |i| if i % 2 == 0 { MIXED_NEW_PEOPLE + i } else { (i / 2) % RETURNING }),
+        ),
+        Scenario::new(
+            "SubmitComplaint on SQLite, new person",
+            submit_to(&embedded_channels, "sqlite-new", |i| NEW_PEOPLE + i),
         ),
     ];
     let run_args = Args { concurrency: connections, ..args.clone() };
@@ -386,14 +417,23 @@ async fn measure(
         let (rate, p50, p99) = medians[k];
         let ratio = if k == 0 {
             String::new()
+        } else if k == EMBEDDED {
+            format!("{:.3} (a reference, not a target)", rate / floor)
         } else {
             format!("{:.3} (target ≥ 0.80) {}", rate / floor, verdict(rate / floor >= 0.8))
         };
         println!("  {:<36} {rate:>12.0} {p50:>10.2} {p99:>10.2}   {ratio}", scenario.name);
     }
+    let embedded_rate = medians[EMBEDDED].0;
+    println!(
+        "  on PostgreSQL / on SQLite (new person each): {:.3}; the same intake on SQLite reaches {:.3} of the \
+         baseline, so this machine's ceiling for any store is there",
+        medians[1].0 / embedded_rate,
+        embedded_rate / floor
+    );
     println!();
     println!("where the time goes (pg_stat_activity every {} ms; share of session samples):", SAMPLE_EVERY.as_millis());
-    for (k, scenario) in scenarios.iter().enumerate() {
+    for (k, scenario) in scenarios.iter().enumerate().filter(|(k, _)| *k != EMBEDDED) {
         activity[k].print(scenario.name);
     }
     shutdown.cancel();

@@ -28,42 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::{Args, Scenario, bearer, channels, complaint, drive, median, wait_serving};
-
-/// Words of real complaints: the escalation evaluation set's (its keys and labels are no
-/// Chinese words).
-const EVAL: &str = include_str!("../../escalation/data/eval/complaints.jsonl");
-
-fn vocabulary() -> &'static [String] {
-    static WORDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| {
-        let mut words: Vec<String> = EVAL
-            .lines()
-            .flat_map(redress_escalation::domain::grouping::tokens)
-            .filter(|t| t.chars().any(|c| c > '\u{2e80}'))
-            .collect();
-        words.sort();
-        words.dedup();
-        words
-    })
-}
-
-/// A complaint of person `n` about that person's own issue: 18 words of real complaints drawn
-/// by `n`. Complaints of different people are as unlike as real ones are (they do not all form
-/// one group incident, whose members are linked one by one to its lead case), and a person who
-/// comes back complains of the same issue again (a recurrence, linked to the earlier case).
-fn by_person(n: u64) -> redress_proto::redress::intake::v1::Complaint {
-    let words = vocabulary();
-    let mut state = draw(n);
-    let mut facts = Vec::with_capacity(18);
-    for _ in 0..18 {
-        state = draw(state);
-        facts.push(words[(state % words.len() as u64) as usize].as_str());
-    }
-    let mut complaint = complaint(n);
-    complaint.facts = facts.join("，");
-    complaint
-}
+use super::{Args, Scenario, bearer, channels, complaint, draw, drive, median, wait_serving};
 
 /// The first identity of people who complain for the first time during a measurement; far
 /// above any identity used to fill the store.
@@ -72,14 +37,6 @@ const NEW_PEOPLE: u64 = 2_000_000_000;
 const FILL_CONCURRENCY: usize = 128;
 /// Written beside a filled store: how many complaints it holds.
 const MARKER: &str = "redress-bench-scale";
-
-/// A deterministic draw (splitmix64) from a request counter.
-fn draw(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 struct Running {
     suite: Suite,
@@ -162,7 +119,7 @@ async fn fill(running: &Running, from: u64, to: u64) -> anyhow::Result<()> {
                     let rate = (i - from) as f64 / started.elapsed().as_secs_f64();
                     println!("  filled {i} complaints ({rate:.0}/s)");
                 }
-                let request = SubmitComplaintRequest { request_id: format!("fill-{i}"), complaint: Some(by_person(i)) };
+                let request = SubmitComplaintRequest { request_id: format!("fill-{i}"), complaint: Some(complaint(i)) };
                 for attempt in 0.. {
                     let mut call = tonic::Request::new(request.clone());
                     credentials.apply(&mut call).map_err(tonic::Status::from)?;
@@ -237,7 +194,7 @@ async fn measure(label: &str, running: &Running, people: u64, args: &Args) -> an
             // Even requests: someone already in the store; odd ones: someone new.
             let person = if i % 2 == 0 { draw(i) % people } else { NEW_PEOPLE + i };
             let request =
-                SubmitComplaintRequest { request_id: format!("{}-{i}", people), complaint: Some(by_person(person)) };
+                SubmitComplaintRequest { request_id: format!("{}-{i}", people), complaint: Some(complaint(person)) };
             let request = bearer(tonic::Request::new(request), &token);
             async move { client.submit_complaint(request).await.map(|_| ()) }
         })
