@@ -39,16 +39,26 @@ pub fn direct_get_case(credentials: ServiceCredentials, channels: Vec<Channel>, 
 /// `--warmup` (target: at most 150 µs added at p50). Pairing call by call keeps what drifts
 /// in a run (a store that grows with every submission, the machine's other work) out of the
 /// difference; the medians of the rounds' p50s and of the rounds' median differences of a
-/// pair are printed.
-pub async fn gateway_overhead(pairs: &[(&str, &Scenario, &Scenario)], args: &Args) -> anyhow::Result<()> {
+/// pair are printed. Beside them, the raw tonic echo one call at a time: one gRPC call with
+/// nothing behind it, which is what one more hop costs at least on this machine (the gateway
+/// adds a server and a client to the call).
+pub async fn gateway_overhead(
+    echo: &Scenario,
+    pairs: &[(&str, &Scenario, &Scenario)],
+    args: &Args,
+) -> anyhow::Result<()> {
     println!();
     println!(
         "added latency of the gateway, one call at a time, direct and through the gateway in turn ({} rounds):",
         args.rounds
     );
     let mut rounds = vec![(Vec::new(), Vec::new(), Vec::new()); pairs.len()];
+    let mut echoes = Vec::new();
     for round in 1..=args.rounds {
         println!("round {round}/{}", args.rounds);
+        let bare = alone(echo, args).await?;
+        println!("  {:<16} {:>6} calls  p50 {:>6} µs", "raw tonic echo", bare.len(), bare.value_at_quantile(0.5));
+        echoes.push(bare.value_at_quantile(0.5) as f64);
         for (k, (label, direct, gateway)) in pairs.iter().enumerate() {
             let (d, g, added) = paired(direct, gateway, args).await?;
             println!(
@@ -63,6 +73,8 @@ pub async fn gateway_overhead(pairs: &[(&str, &Scenario, &Scenario)], args: &Arg
             rounds[k].2.push(added as f64);
         }
     }
+    let echo = median(echoes);
+    println!("  raw tonic echo   p50 {echo:>6.0} µs: one bare gRPC call, the least one more hop adds here");
     for ((label, _, _), (direct, gateway, added)) in pairs.iter().zip(rounds) {
         let (direct, gateway, added) = (median(direct), median(gateway), median(added));
         println!(
@@ -73,6 +85,24 @@ pub async fn gateway_overhead(pairs: &[(&str, &Scenario, &Scenario)], args: &Arg
         );
     }
     Ok(())
+}
+
+/// One scenario one call at a time for `--seconds` after `--warmup`: its latencies (µs).
+async fn alone(scenario: &Scenario, args: &Args) -> anyhow::Result<Histogram<u64>> {
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup);
+    let end = measure_from + Duration::from_secs(args.seconds);
+    let mut latencies = histogram();
+    while Instant::now() < end {
+        let issued = Instant::now();
+        (scenario.call)(scenario.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            .await
+            .with_context(|| scenario.name)?;
+        if issued >= measure_from {
+            latencies.record(issued.elapsed().as_micros().max(1) as u64)?;
+        }
+    }
+    Ok(latencies)
 }
 
 /// One round of a pair: latencies direct, through the gateway, and the median of the

@@ -472,8 +472,9 @@ async fn main() -> anyhow::Result<()> {
         read / read_direct,
         sys::verdict(read / read_direct >= 0.5)
     );
-    let [_, direct, gateway, read, read_direct] = &scenarios;
-    latency::gateway_overhead(&[("SubmitComplaint", direct, gateway), ("GetCase", read_direct, read)], &args).await?;
+    let [echo, direct, gateway, read, read_direct] = &scenarios;
+    latency::gateway_overhead(echo, &[("SubmitComplaint", direct, gateway), ("GetCase", read_direct, read)], &args)
+        .await?;
     println!();
     println!("complaint accepted → case visible (embedded, SQLite; idle: one complaint at a time, no other load):");
     let visibility = latency::Visibility {
