@@ -20,6 +20,7 @@ pub mod paging;
 pub mod principal;
 pub mod ready;
 pub mod revisions;
+pub mod segmenter;
 pub mod server;
 pub mod shutdown;
 pub mod signing;

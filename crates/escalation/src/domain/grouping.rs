@@ -10,10 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::LazyLock;
 
-use jieba_rs::Jieba;
 use serde::{Deserialize, Serialize};
-
-static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
 
 /// Words that say nothing about which matter a complaint is about: pronouns, particles, and
 /// what every complaint says (asking, complaining, the bank, hoping, quickly, …).
@@ -297,7 +294,7 @@ const STOPWORDS: &[&str] = &[
 pub fn tokens(text: &str) -> Vec<String> {
     static STOP: LazyLock<HashSet<&'static str>> = LazyLock::new(|| STOPWORDS.iter().copied().collect());
     let text = without_amounts(text);
-    let set: BTreeSet<String> = JIEBA
+    let set: BTreeSet<String> = redress_platform::segmenter::segmenter()
         .cut(&text, true)
         .into_iter()
         .map(|t| t.word.trim().to_lowercase())

@@ -172,7 +172,7 @@ pub fn parse_corpus(source_name: &str, jsonl: &str) -> Result<Vec<Example>, Corp
 /// Tokens of a text for the model: jieba's search-mode words, lower-cased, without
 /// punctuation, numbers and the lexicon's stopwords.
 pub fn tokens(text: &str, lexicon: &Lexicon) -> Vec<String> {
-    rules::SEGMENTER
+    rules::segmenter()
         .cut_for_search(text, true)
         .into_iter()
         .map(|t| t.word.trim().to_lowercase())

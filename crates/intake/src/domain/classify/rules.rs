@@ -7,18 +7,11 @@ use std::sync::LazyLock;
 
 use jieba_rs::Jieba;
 
-/// Words jieba's dictionary lacks that a keyword must not cross: without 银保监 it cuts
-/// 找银保监 into single characters, where 银保 would match.
-const EXTRA_WORDS: &[&str] = &["银保监"];
-
-/// jieba with its default dictionary and [`EXTRA_WORDS`].
-pub(super) static SEGMENTER: LazyLock<Jieba> = LazyLock::new(|| {
-    let mut jieba = Jieba::new();
-    for word in EXTRA_WORDS {
-        jieba.add_word(word, None, None);
-    }
-    jieba
-});
+/// jieba with its default dictionary and the words a keyword must not cross (shared by the
+/// services of a process).
+pub(super) fn segmenter() -> &'static Jieba {
+    redress_platform::segmenter::segmenter()
+}
 
 /// A text cut into words for matching keywords and phrases.
 ///
@@ -40,14 +33,14 @@ pub struct Words {
 impl Words {
     pub fn of(text: &str) -> Self {
         let mut bounds = HashSet::new();
-        for token in SEGMENTER.cut(text, false) {
+        for token in segmenter().cut(text, false) {
             bounds.insert(token.byte_start);
             bounds.insert(token.byte_end);
             let offsets: Vec<usize> = token.word.char_indices().map(|(i, _)| i).collect();
             if offsets.len() >= 4 {
                 for &at in &offsets[2..=offsets.len() - 2] {
                     let (left, right) = token.word.split_at(at);
-                    if SEGMENTER.has_word(left) && SEGMENTER.has_word(right) {
+                    if segmenter().has_word(left) && segmenter().has_word(right) {
                         bounds.insert(token.byte_start + at);
                     }
                 }
