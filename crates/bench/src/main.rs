@@ -258,9 +258,10 @@ fn vocabulary() -> &'static [String] {
 }
 
 /// The complaint every scenario submits for person `n`, about that person's own issue: 18
-/// words of real complaints drawn by `n`, classified like any other. Complaints of different
-/// people are as unlike as real ones are (texts alike would all form one group incident, whose
-/// matching and member links are the cost of that one incident, not of a complaint), and a
+/// words of real complaints and one real complaint's demand, drawn by `n`, classified like
+/// any other. Complaints of different people are as unlike as real ones are (texts alike would
+/// all be candidates of one another in escalation's group matching, and would form one group
+/// incident, whose member links are the cost of that one incident, not of a complaint), and a
 /// person who comes back complains of the same issue again (a recurrence, linked to the
 /// earlier case).
 fn complaint(n: u64) -> Complaint {
@@ -271,9 +272,29 @@ fn complaint(n: u64) -> Complaint {
         state = draw(state);
         facts.push(words[(state % words.len() as u64) as usize].as_str());
     }
+    let demands = demands();
     let mut complaint = identified(n);
     complaint.facts = facts.join("，");
+    complaint.demand = demands[(draw(state) % demands.len() as u64) as usize].clone();
     complaint
+}
+
+/// The demands of real complaints (the evaluation set's), each once: people who want the same
+/// thing say so in the same words, and those words are shared by far fewer complaints than a
+/// single demand for everyone would be.
+fn demands() -> &'static [String] {
+    static DEMANDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    DEMANDS.get_or_init(|| {
+        let mut demands: Vec<String> = EVAL
+            .lines()
+            .filter_map(|line| line.split_once("\"demand\": \"").and_then(|(_, rest)| rest.split_once('"')))
+            .map(|(demand, _)| demand.to_owned())
+            .filter(|demand| !demand.is_empty())
+            .collect();
+        demands.sort();
+        demands.dedup();
+        demands
+    })
 }
 
 /// A complaint of person `n` (phone and identity number drawn from `n`).
@@ -506,4 +527,19 @@ async fn wait_serving(channel: &Channel) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     anyhow::bail!("suite did not become SERVING")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{complaint, demands};
+
+    #[test]
+    fn complaints_are_drawn_per_person_from_real_words_and_demands() {
+        assert!(demands().len() > 100, "{} demands", demands().len());
+        assert!(demands().iter().all(|d| !d.contains('"') && !d.is_empty()));
+        assert_eq!(complaint(7), complaint(7));
+        let distinct: std::collections::BTreeSet<String> = (0..50).map(|n| complaint(n).demand).collect();
+        assert!(distinct.len() > 20, "{} demands among 50 people", distinct.len());
+        assert_ne!(complaint(1).facts, complaint(2).facts);
+    }
 }
