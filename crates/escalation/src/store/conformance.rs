@@ -460,9 +460,34 @@ mod matching {
         assert!(types.iter().any(|t| t.ends_with("IncidentChanged")));
     }
 
+    async fn a_flood_of_like_complaints_is_matched_against_the_newest_of_each_bucket(store: Arc<EscalationStore>) {
+        let bound = crate::store::tx::CANDIDATES_PER_BUCKET as u32;
+        let flood = bound + 16;
+        complaints_with_cases(&store, flood).await;
+        let mut clusters = std::collections::BTreeSet::new();
+        for n in 1..=flood {
+            clusters.insert(store.match_complaint(input(n, FEE)).await.unwrap().unwrap().cluster);
+        }
+        assert_eq!(clusters.len(), 1, "the whole flood is one cluster");
+        // One more like complaint reads the newest of each bucket it falls in, not the flood.
+        let like = input(flood + 1, FEE);
+        let fingerprint =
+            crate::domain::grouping::fingerprint(&like.facts, &like.demand, "", "", &store.rules().grouping.matching);
+        let institution = crate::domain::institution_of(UNIT);
+        let read = store
+            .write(Box::new(move |tx| {
+                Box::pin(async move { tx.candidates(&institution, &fingerprint.buckets, 0, i64::MAX).await })
+            }))
+            .await
+            .unwrap();
+        assert_eq!(read.len(), bound as usize);
+        assert!(read.iter().all(|c| c.complaint != complaint(1)), "the oldest of the flood is not read");
+    }
+
     redress_platform::conformance_suite!(
         open = open_small;
         similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked,
+        a_flood_of_like_complaints_is_matched_against_the_newest_of_each_bucket,
     );
 }
 

@@ -18,6 +18,13 @@ use crate::error::EscalationError;
 
 type Result<T> = std::result::Result<T, EscalationError>;
 
+/// Complaints read from each LSH bucket a complaint falls in when it is matched: the newest in
+/// the window. Complaints alike share most of their 32 buckets, so a complaint in a flood of
+/// like ones still meets up to this many of the latest (all in the flood's cluster), while a
+/// match costs the same at its thousandth member as at its tenth. Far above what a bucket of
+/// unrelated complaints holds.
+pub(crate) const CANDIDATES_PER_BUCKET: i64 = 64;
+
 /// One transaction of the escalation store.
 #[async_trait]
 pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
@@ -96,7 +103,8 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
     async fn enqueue_match(&mut self, complaint: &str, seq: i64, org_unit: &str) -> Result<()>;
     async fn dequeue_match(&mut self, complaint: &str) -> Result<()>;
     async fn fingerprinted(&mut self, complaint: &str) -> Result<bool>;
-    /// Complaints of `institution` received within `from_us..=to_us` sharing a bucket.
+    /// Complaints of `institution` received within `from_us..=to_us` sharing a bucket: the
+    /// newest [`CANDIDATES_PER_BUCKET`] of each bucket.
     async fn candidates(
         &mut self,
         institution: &str,
@@ -559,19 +567,28 @@ macro_rules! esc_tx {
                 if buckets.is_empty() {
                     return Ok(Vec::new());
                 }
+                let mut keys = buckets.to_vec();
+                keys.sort_unstable();
+                keys.dedup();
                 let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
-                    "SELECT ", fingerprint_columns!("f."), " FROM fingerprints f WHERE f.complaint IN \
-                     (SELECT DISTINCT b.complaint FROM lsh_buckets b WHERE b.institution = "
+                    "SELECT ", fingerprint_columns!("f."), " FROM fingerprints f WHERE f.complaint IN ("
                 ));
-                q.push_bind(institution);
-                q.push(" AND b.receive_time_us >= ").push_bind(from_us);
-                q.push(" AND b.receive_time_us <= ").push_bind(to_us);
-                q.push(" AND b.bucket IN (");
-                let mut list = q.separated(", ");
-                for b in buckets {
-                    list.push_bind(*b);
+                // The newest complaints of each bucket, each bucket read backwards along its
+                // key: a flood of like complaints fills the same buckets, and a match reads no
+                // more of them however long the flood goes on.
+                for (i, bucket) in keys.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" UNION ");
+                    }
+                    q.push("SELECT complaint FROM (SELECT b.complaint FROM lsh_buckets b WHERE b.institution = ");
+                    q.push_bind(institution);
+                    q.push(" AND b.bucket = ").push_bind(*bucket);
+                    q.push(" AND b.receive_time_us >= ").push_bind(from_us);
+                    q.push(" AND b.receive_time_us <= ").push_bind(to_us);
+                    q.push(" ORDER BY b.receive_time_us DESC, b.complaint DESC LIMIT ").push_bind(CANDIDATES_PER_BUCKET);
+                    q.push(format!(") AS s{i}"));
                 }
-                q.push("))");
+                q.push(")");
                 Ok(q.build_query_as::<FingerprintRow>().fetch_all(&mut *self).await?)
             }
 
