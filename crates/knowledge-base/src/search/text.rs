@@ -1,6 +1,7 @@
 //! How Chinese text becomes search terms, from data shipped with the service
-//! (`data/search/`): the segmenter's extra words, the stop words, the synonym groups, and the
-//! traditional characters read as simplified ones. Documents and queries go through the same
+//! (`data/search/`): the stop words, the synonym groups, and the traditional characters read as
+//! simplified ones. Words are cut by the suite's one segmenter, whose complaint words
+//! (年费, 盗刷, 退保…) are kept whole ([`redress_platform::segmenter`]). Documents and queries go through the same
 //! analysis, so a term written one way is found written the other.
 
 use std::collections::HashMap;
@@ -10,7 +11,6 @@ use jieba_rs::{Jieba, TokenizeMode};
 use serde::Deserialize;
 use tantivy::tokenizer::{NgramTokenizer, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
 
-const DICTIONARY: &str = include_str!("../../data/search/dictionary.txt");
 const STOPWORDS: &str = include_str!("../../data/search/stopwords.txt");
 const SYNONYMS: &str = include_str!("../../data/search/synonyms.toml");
 const T2S: &str = include_str!("../../data/search/t2s.txt");
@@ -53,18 +53,11 @@ impl Lexicon {
                 _ => anyhow::bail!("t2s.txt: {pair:?} is not a pair of characters"),
             }
         }
-        let mut jieba = Jieba::new();
-        for line in lines(DICTIONARY) {
-            let mut parts = line.split_whitespace();
-            let word = parts.next().unwrap_or_default();
-            let freq = parts.next().map(str::parse::<usize>).transpose()?;
-            jieba.add_word(word, freq, None);
-        }
         let stopwords = lines(STOPWORDS).flat_map(str::split_whitespace).map(str::to_owned).collect();
         let file: SynonymFile = toml::from_str(SYNONYMS).map_err(|e| anyhow::anyhow!("synonyms.toml: {e}"))?;
-        let jieba = Arc::new(jieba);
+        let jieba = redress_platform::segmenter::segmenter();
         let mut lexicon = Self {
-            search: JiebaWords { jieba: jieba.clone(), mode: TokenizeMode::Search },
+            search: JiebaWords { jieba, mode: TokenizeMode::Search },
             plain: JiebaWords { jieba, mode: TokenizeMode::Default },
             stopwords,
             groups: Vec::new(),
@@ -235,15 +228,15 @@ impl Tokenizer for Occurrences {
     }
 }
 
-/// Jieba as a tantivy tokenizer over one dictionary shared by every analyzer: an analyzer is
-/// cloned for every field of every segment and every query, and jieba's dictionary (about 25 MB
-/// in memory) is not copied with it. Cutting reads the dictionary only, so clones cut at once
+/// Jieba as a tantivy tokenizer over the suite's one dictionary: an analyzer is cloned for
+/// every field of every segment and every query, and jieba's dictionary (about 25 MB in
+/// memory) is not copied with it. Cutting reads the dictionary only, so clones cut at once
 /// on every core without waiting for each other. Tokens carry byte offsets and, as positions,
 /// character offsets with the word's length in characters (search mode's shorter words inside
 /// a longer one overlap it).
 #[derive(Clone)]
 pub struct JiebaWords {
-    jieba: Arc<Jieba>,
+    jieba: &'static Jieba,
     mode: TokenizeMode,
 }
 
@@ -404,8 +397,9 @@ mod tests {
         let plain = cut(&lexicon.plain);
         assert!(plain.contains(&("信用卡".to_owned(), 3, 12, 1, 3)), "{plain:?}");
         assert!(!plain.iter().any(|t| t.0 == "信用"), "{plain:?}");
-        // Both modes and every analyzer made from them read one dictionary.
-        assert!(Arc::ptr_eq(&lexicon.search.jieba, &lexicon.plain.jieba));
+        // Both modes and every analyzer made from them read the suite's one dictionary.
+        assert!(std::ptr::eq(lexicon.search.jieba, lexicon.plain.jieba));
+        assert!(std::ptr::eq(lexicon.plain.jieba, redress_platform::segmenter::segmenter()));
     }
 
     #[test]
