@@ -177,6 +177,19 @@ impl EscalationStore {
         write!(self, |tx, rules, now| ops::match_complaint(tx, input, &rules, now).await)
     }
 
+    /// Matches complaints one after another, in the order given, in one transaction: each
+    /// sees the clusters the ones before it formed, and all are taken off the queue together
+    /// or none is. One commit for many matches is what lets matching keep up with a flood.
+    pub async fn match_complaints(&self, inputs: Vec<ops::MatchInput>) -> Result<Vec<Option<ops::MatchOutcome>>> {
+        write!(self, |tx, rules, now| {
+            let mut outcomes = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                outcomes.push(ops::match_complaint(tx, input, &rules, now).await?);
+            }
+            Ok(outcomes)
+        })
+    }
+
     /// Raises what the ladder's timers and the crisis stages' due times call for by `now`, on
     /// at most `limit` records of each; each record in a transaction of its own. Returns how
     /// many it looked at (0 also when another replica holds the sweep).

@@ -484,10 +484,39 @@ mod matching {
         assert!(read.iter().all(|c| c.complaint != complaint(1)), "the oldest of the flood is not read");
     }
 
+    async fn complaints_matched_in_one_transaction_see_the_ones_before_them(store: Arc<EscalationStore>) {
+        complaints_with_cases(&store, 5).await;
+        let inputs = vec![
+            input(1, FEE),
+            input(2, "手机银行升级后无法登录，人脸识别一直失败"),
+            input(3, &format!("{FEE}。")),
+            input(4, FEE),
+            input(1, FEE),
+        ];
+        let outcomes = store.match_complaints(inputs).await.unwrap();
+        assert_eq!(outcomes.len(), 5);
+        let first = outcomes[0].clone().unwrap();
+        assert_eq!(first.matched_with, "");
+        assert_ne!(outcomes[1].as_ref().unwrap().cluster, first.cluster);
+        let (third, fourth) = (outcomes[2].clone().unwrap(), outcomes[3].clone().unwrap());
+        assert_eq!(
+            (third.cluster.as_str(), third.matched_with.as_str()),
+            (first.cluster.as_str(), complaint(1).as_str())
+        );
+        assert_eq!(fourth.cluster, first.cluster);
+        assert!(outcomes[4].is_none(), "a complaint matched earlier in the batch is not matched again");
+        let incident = fourth.incident.unwrap();
+        let declared = store.incident(crate::domain::actions::id_of(&incident)).await.unwrap().unwrap();
+        assert_eq!(declared.state(), IncidentState::Declared);
+        let pending: Vec<String> = store.pending_matches(10).await.unwrap().into_iter().map(|p| p.0).collect();
+        assert_eq!(pending, [complaint(5)], "only the complaint not in the batch is still queued");
+    }
+
     redress_platform::conformance_suite!(
         open = open_small;
         similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked,
         a_flood_of_like_complaints_is_matched_against_the_newest_of_each_bucket,
+        complaints_matched_in_one_transaction_see_the_ones_before_them,
     );
 }
 
