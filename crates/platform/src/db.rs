@@ -408,6 +408,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_built_in_sqlite_keeps_a_statements_plan_whatever_is_bound() {
+        // Built with LIBSQLITE3_FLAGS from .cargo/config.toml. Without the query planner
+        // stability guarantee SQLite prepares a statement again every time a value is bound to
+        // its LIMIT: every list and every feed read.
+        let mut conn = SqliteConnectOptions::from_str("sqlite::memory:").unwrap().connect().await.unwrap();
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT compile_options FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG'",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(found.as_deref(), Some("ENABLE_QPSG"), "SQLite built without SQLITE_ENABLE_QPSG");
+    }
+
+    #[tokio::test]
     async fn failed_writes_roll_back_alone_and_batches_commit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
