@@ -24,8 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start gateway, intake, case-workflow and quality-metrics in one process on SQLite
-    /// (development).
+    /// Start every service (gateway, intake, case-workflow, escalation, knowledge-base,
+    /// quality-metrics) in one process on SQLite (development).
     Dev {
         /// Directory for each service's SQLite file.
         #[arg(long, default_value = "./data")]
