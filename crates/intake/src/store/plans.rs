@@ -84,3 +84,37 @@ async fn complaint_lists_use_indexes_on_sqlite() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The submit batch's subject look-ups read only the entries of the people submitting, with or
+/// without statistics: without them (a store that never ran `ANALYZE`) SQLite would otherwise
+/// search `subject_index` by `kind = 'id'` alone, every identity document in the store.
+#[tokio::test]
+async fn subject_lookups_of_a_submission_read_only_its_people_on_sqlite() -> anyhow::Result<()> {
+    use super::sqlite::subjects::{BY_DIGESTS, WITH_ID_DOCUMENT};
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+    redress_platform::db::migrate_sqlite(&pool, &super::SQLITE_MIGRATIONS).await?;
+    sqlx::raw_sql(
+        "WITH RECURSIVE series(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM series WHERE g < 20000) \
+         INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) SELECT 's-' || g, 'k', x'00', 0 FROM series; \
+         INSERT INTO subject_index (kind, digest, subject_id) SELECT 'id', 'i-' || substr(id, 3), id FROM subjects; \
+         INSERT INTO subject_index (kind, digest, subject_id) SELECT 'phone', 'p-' || substr(id, 3), id FROM subjects",
+    )
+    .execute(&pool)
+    .await?;
+    let statements =
+        [(format!("{WITH_ID_DOCUMENT}?, ?, ?)"), "(subject_id=?)"), (format!("{BY_DIGESTS}?, ?, ?)"), "(digest=?)")];
+    for analyzed in [false, true] {
+        if analyzed {
+            sqlx::query("ANALYZE").execute(&pool).await?;
+        }
+        for (sql, key) in &statements {
+            let plan = sqlite_query_plan(&pool, sql).await?;
+            let reads: Vec<&String> = plan.iter().filter(|line| line.contains("subject_index")).collect();
+            assert!(
+                !reads.is_empty() && reads.iter().all(|line| line.starts_with("SEARCH") && line.ends_with(key)),
+                "analyzed: {analyzed}: {sql}\n{plan:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,7 @@
 //! (`batch`), the rest runs the operations of `ops` one write each.
 
 mod batch;
-mod subjects;
+pub(super) mod subjects;
 
 use std::sync::Arc;
 

@@ -15,6 +15,18 @@ use crate::store::{StoreError, Subject};
 /// Most values bound in one statement's `IN (…)` list.
 const LOOKUP_CHUNK: usize = 500;
 
+/// The stored subjects some digests name; the digests follow, then `)`.
+pub(in crate::store) const BY_DIGESTS: &str = "SELECT i.digest, s.id, s.key_id, s.wrapped_key, \
+     s.restrict_time_us IS NOT NULL FROM subject_index i JOIN subjects s ON s.id = i.subject_id \
+     WHERE s.wrapped_key IS NOT NULL AND i.digest IN (";
+
+/// Which of some subjects are known by an identity document; the subject ids follow, then
+/// `)`. Without its index named, SQLite reads the entries of every identity document
+/// (`kind = 'id'` leads the primary key) and looks up each one's subject: a million rows for a
+/// million people.
+pub(in crate::store) const WITH_ID_DOCUMENT: &str = "SELECT DISTINCT subject_id FROM subject_index \
+     INDEXED BY subject_index_by_subject WHERE kind = 'id' AND subject_id IN (";
+
 pub(super) struct Subjects {
     /// Digest → subject id, for every digest known before the batch or added by it.
     by_digest: HashMap<String, String>,
@@ -48,10 +60,7 @@ impl Subjects {
             restricted: HashSet::new(),
         };
         for chunk in digests.chunks(LOOKUP_CHUNK) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT i.digest, s.id, s.key_id, s.wrapped_key, s.restrict_time_us IS NOT NULL FROM subject_index i \
-                 JOIN subjects s ON s.id = i.subject_id WHERE s.wrapped_key IS NOT NULL AND i.digest IN (",
-            );
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(BY_DIGESTS);
             let mut list = query.separated(", ");
             for d in chunk {
                 list.push_bind(d.as_str());
@@ -69,9 +78,7 @@ impl Subjects {
         }
         let ids: Vec<String> = found.stored.keys().cloned().collect();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (",
-            );
+            let mut query = QueryBuilder::<sqlx::Sqlite>::new(WITH_ID_DOCUMENT);
             let mut list = query.separated(", ");
             for id in chunk {
                 list.push_bind(id.as_str());
