@@ -30,9 +30,10 @@ use tonic::transport::Channel;
 
 use super::{Args, Scenario, bearer, channels, complaint, draw, drive, median, wait_serving};
 
-/// The first identity of people who complain for the first time during a measurement; far
-/// above any identity used to fill the store.
-const NEW_PEOPLE: u64 = 2_000_000_000;
+/// The first identity of people who complain for the first time during a measurement: above
+/// every identity used to fill the store, and below 100,000,000, after which the bench's
+/// identities repeat phone numbers and ID numbers (a "new" person would be a stored one).
+const NEW_PEOPLE: u64 = 50_000_000;
 /// Submissions in flight while filling.
 const FILL_CONCURRENCY: usize = 128;
 /// Written beside a filled store: how many complaints it holds.
@@ -253,6 +254,10 @@ async fn measure(label: &str, running: &Running, people: u64, args: &Args) -> an
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.scale_complaints <= NEW_PEOPLE,
+        "--scale-complaints: at most {NEW_PEOPLE}, so that the measured new people are not stored ones"
+    );
     println!(
         "redress-bench --scale: {} complaints, concurrency {}, {} s measured after {} s warm-up, {} rounds, {} cores",
         args.scale_complaints,
