@@ -755,8 +755,57 @@ mod special_complaints {
         assert!(event_types(&store).await.iter().any(|t| t.ends_with("MaliciousFlagApproved")));
     }
 
+    /// A unit's VIP list holds its own VIPs and those of the units below it, a full page at a
+    /// time, however many VIPs the units above it or beside it have registered since.
+    async fn the_vip_register_lists_a_units_vips_a_page_at_a_time(store: Arc<EscalationStore>) {
+        let register = |unit: &str, n: usize| Registration {
+            vip: Vip {
+                org_unit: unit.to_owned(),
+                crm_reference: format!("CRM-{unit}-{n}"),
+                tier: "私人银行".to_owned(),
+                ..Vip::default()
+            },
+            digests: vec![format!("digest-{unit}-{n}")],
+        };
+        let branch = "institutions/demo/branches/a";
+        let mut rows: Vec<Registration> = (0..3).map(|n| register(branch, n)).collect();
+        rows.push(register("institutions/demo/branches/a/desks/1", 0));
+        // Registered later, so newer: the units above and beside the branch.
+        rows.extend((0..3).map(|n| register("institutions/demo", n)));
+        rows.extend((0..3).map(|n| register("institutions/demo/branches/ab", n)));
+        store.register_vips(rows, staff(&["crm"])).await.unwrap();
+
+        let page = |scope: Option<&str>, after: Option<String>| ListQuery {
+            scope: scope.map(str::to_owned),
+            after: after.map(|id| (0, id)),
+            limit: 3,
+            ..ListQuery::default()
+        };
+        let id = |vip: &Vip| crate::domain::actions::id_of(&vip.name).to_owned();
+        let first = store.vips(&page(Some(branch), None)).await.unwrap();
+        let units: Vec<&str> = first.iter().map(|v| v.org_unit.as_str()).collect();
+        assert_eq!(units, ["institutions/demo/branches/a/desks/1", branch, branch], "{first:?}");
+        let rest = store.vips(&page(Some(branch), first.last().map(id))).await.unwrap();
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].crm_reference, format!("CRM-{branch}-0"));
+
+        let mut everyone = Vec::new();
+        let mut after = None;
+        loop {
+            let got = store.vips(&page(Some("institutions/demo"), after)).await.unwrap();
+            after = got.last().map(id);
+            everyone.extend(got);
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(everyone.len(), 10, "the institution's unit sees every VIP below it");
+        assert_eq!(store.vips(&page(None, None)).await.unwrap().len(), 3);
+    }
+
     redress_platform::conformance_suite!(
         open = open;
+        the_vip_register_lists_a_units_vips_a_page_at_a_time,
         mentions_alert_once_per_watchlist_and_window_and_open_one_media_incident,
         a_vips_complaint_goes_to_the_senior_team_at_once_matched_on_blind_indexes,
         a_vip_who_restricted_processing_is_not_matched_against_the_register,

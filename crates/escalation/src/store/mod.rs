@@ -537,20 +537,6 @@ impl EscalationStore {
         Ok(rows.into_iter().map(|(record,)| record).collect())
     }
 
-    /// Records of `table` (one with `id`, `org_unit` and `record` columns) within `scope`,
-    /// newest first, after the id `after`.
-    async fn scoped_records(
-        &self,
-        sql: &'static str,
-        scope: Option<String>,
-        after: Option<String>,
-        limit: i64,
-    ) -> anyhow::Result<Vec<Vec<u8>>> {
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_scalar(sql).bind(scope.clone()).bind(after.clone()).bind(limit).fetch_all(pool).await?
-        }))
-    }
-
     pub async fn watchlist(&self, id: &str) -> anyhow::Result<Option<Watchlist>> {
         let row: Option<Vec<u8>> = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT record FROM watchlists WHERE id = $1").bind(id).fetch_optional(pool).await?
@@ -582,12 +568,19 @@ impl EscalationStore {
         rows.iter().map(|r| Ok(ResponseTemplate::decode(r.as_slice())?)).collect()
     }
 
+    /// The VIP register within `q.scope` (its unit and those below it), newest first.
     pub async fn vips(&self, q: &ListQuery) -> anyhow::Result<Vec<Vip>> {
-        const LIST: &str = "SELECT record FROM vips WHERE \
-            ($1 IS NULL OR institution = $1 OR substr(institution, 1, length($1) + 1) = $1 || '/' \
-             OR substr($1, 1, length(institution) + 1) = institution || '/') \
-            AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
-        let rows = self.scoped_records(LIST, q.scope.clone(), q.after.as_ref().map(|c| c.1.clone()), q.limit).await?;
+        let rows = self
+            .records(|backend| {
+                let mut sql = ListSql::new(backend, "SELECT record FROM vips");
+                sql.and_within("institution", q.scope.as_deref()).and_cmp(
+                    "id",
+                    "<",
+                    q.after.as_ref().map(|c| c.1.clone()),
+                );
+                sql.finish("ORDER BY id DESC", q.limit)
+            })
+            .await?;
         rows.iter().map(|r| Ok(Vip::decode(r.as_slice())?)).collect()
     }
 
