@@ -1,17 +1,19 @@
 //! `redress-bench --burst`: the gateway's per-caller rate limits under a burst, in one run.
 //!
 //! The embedded suite runs with rate limits on (200 requests/s per caller, the default limits
-//! per institution). Caller B reads cases (GetCase through the gateway) open-loop at 100/s:
-//! first alone, then while caller A submits complaints open-loop at 2,000/s, ten times its
-//! limit, for a short and for a three times longer burst, then alone again. Reported: A's share
-//! of RESOURCE_EXHAUSTED, B's p99 loaded against alone (target ≤ 2 ×), and the process's
+//! per institution), and first stores 20,000 complaints so that its page caches are as full as
+//! their budget lets them be. Caller B reads cases (GetCase through the gateway) open-loop at
+//! 100/s: first alone, then while caller A submits complaints at exactly its limit, then while
+//! A submits at 2,000/s, ten times its limit, for a short and for a three times longer burst,
+//! then alone again. Reported: A's share of RESOURCE_EXHAUSTED, B's p99 loaded against alone
+//! (target ≤ 2 ×) and against A at its limit (what the refused excess adds), and the process's
 //! resident memory before, during and after each burst (bounded: the longer burst's peak no
 //! higher than the shorter one's). Latencies run from when each request was due, so a
 //! generator that falls behind counts against the suite, not in its favour.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,7 +25,6 @@ use redress_proto::redress::case::v1::case_service_client::CaseServiceClient;
 use redress_proto::redress::case::v1::{GetCaseRequest, ListCasesRequest};
 use redress_proto::redress::intake::v1::SubmitComplaintRequest;
 use redress_proto::redress::intake::v1::intake_service_client::IntakeServiceClient;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Args, bearer, channels, complaint};
@@ -38,6 +39,11 @@ const A_RATE: u64 = 10 * LIMIT as u64;
 /// counted as dropped (the suite is not keeping up at all).
 const MAX_OUTSTANDING: usize = 20_000;
 const SEEDED_CASES: u64 = 200;
+/// Complaints stored before anything is measured, so that the stores' page caches have filled
+/// to their budget: what a burst adds to memory is then the burst's own.
+const WARM_COMPLAINTS: u64 = 20_000;
+/// How long the suite may take to catch up after the warm-up.
+const WARM_SETTLE_SECONDS: u64 = 300;
 
 /// What one open-loop generator saw.
 struct Tally {
@@ -57,23 +63,67 @@ impl Tally {
     }
 }
 
+/// What the generator thread hands over: a request it sent, or one it could not.
+enum Sent {
+    Task(tokio::task::JoinHandle<(Result<(), tonic::Status>, Duration)>),
+    Dropped,
+}
+
 /// Sends `call(n)` at `rate` per second for `length`, each request on its own task, and waits
-/// for every answer.
-async fn open_loop<F, Fut>(rate: u64, length: Duration, first: u64, call: F) -> anyhow::Result<Tally>
+/// for every answer. The requests are started from a thread of their own that sleeps until each
+/// one is due: the runtime's timer ticks in milliseconds, which would make every request up to
+/// 2 ms late and count that against the suite.
+async fn open_loop<F, Fut>(rate: u64, length: Duration, first: u64, call: Arc<F>) -> anyhow::Result<Tally>
 where
-    F: Fn(u64) -> Fut,
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), tonic::Status>> + Send + 'static,
 {
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
+    let total = (rate as f64 * length.as_secs_f64()) as u64;
+    let runtime = tokio::runtime::Handle::current();
+    let (sent, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let generator = std::thread::Builder::new().name("bench-open-loop".to_owned()).spawn(move || {
+        let start = Instant::now();
+        for n in 0..total {
+            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if outstanding.load(Ordering::Relaxed) >= MAX_OUTSTANDING {
+                if sent.send(Sent::Dropped).is_err() {
+                    return;
+                }
+                continue;
+            }
+            outstanding.fetch_add(1, Ordering::Relaxed);
+            let request = call(first + n);
+            let done = outstanding.clone();
+            let task = runtime.spawn(async move {
+                let result = request.await;
+                done.fetch_sub(1, Ordering::Relaxed);
+                (result, Instant::now().saturating_duration_since(due))
+            });
+            if sent.send(Sent::Task(task)).is_err() {
+                return;
+            }
+        }
+    })?;
     let mut tally =
         Tally { sent: 0, ok: 0, exhausted: 0, other: 0, dropped: 0, first_error: None, latency: histogram() };
-    let total = (rate as f64 * length.as_secs_f64()) as u64;
-    let record = |tally: &mut Tally, result: (Result<(), tonic::Status>, Duration)| -> anyhow::Result<()> {
-        match result.0 {
+    while let Some(request) = received.recv().await {
+        let task = match request {
+            Sent::Task(task) => task,
+            Sent::Dropped => {
+                tally.dropped += 1;
+                continue;
+            }
+        };
+        tally.sent += 1;
+        let (result, latency) = task.await?;
+        match result {
             Ok(()) => {
                 tally.ok += 1;
-                tally.latency.record(result.1.as_micros().max(1) as u64)?;
+                tally.latency.record(latency.as_micros().max(1) as u64)?;
             }
             Err(status) if status.code() == tonic::Code::ResourceExhausted => tally.exhausted += 1,
             Err(status) => {
@@ -81,32 +131,8 @@ where
                 tally.first_error.get_or_insert_with(|| status.to_string());
             }
         }
-        Ok(())
-    };
-    while tally.sent + tally.dropped < total {
-        let due_now = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-        while tally.sent + tally.dropped < due_now {
-            let n = tally.sent + tally.dropped;
-            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
-            if tasks.len() >= MAX_OUTSTANDING {
-                tally.dropped += 1;
-                continue;
-            }
-            let request = call(first + n);
-            tasks.spawn(async move {
-                let result = request.await;
-                (result, Instant::now().saturating_duration_since(due))
-            });
-            tally.sent += 1;
-        }
-        while let Some(done) = tasks.try_join_next() {
-            record(&mut tally, done?)?;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    while let Some(done) = tasks.join_next().await {
-        record(&mut tally, done?)?;
-    }
+    generator.join().map_err(|_| anyhow::anyhow!("the request generator panicked"))?;
     Ok(tally)
 }
 
@@ -182,18 +208,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     }
     anyhow::ensure!(names.len() as u64 >= SEEDED_CASES, "the consumer did not open the seeded cases");
     let names: Arc<Vec<String>> = Arc::new(names.into_iter().map(|c| c.name).collect());
+    crate::scale::fill(&suite, 10_000, 10_000 + WARM_COMPLAINTS).await?;
+    crate::scale::settle(WARM_SETTLE_SECONDS).await;
 
     let b_channel = channels(suite.gateway_addr, 1).await?.remove(0);
     let b_token: tonic::metadata::MetadataValue<_> = "Bearer bench-caller-b".parse()?;
-    let read = move |n: u64| {
+    let read = Arc::new(move |n: u64| {
         let mut client = CaseServiceClient::new(b_channel.clone());
         let request =
             bearer(tonic::Request::new(GetCaseRequest { name: names[n as usize % names.len()].clone() }), &b_token);
         async move { client.get_case(request).await.map(|_| ()) }
-    };
+    });
     let a_channels = channels(suite.gateway_addr, args.connections).await?;
     let a_token: tonic::metadata::MetadataValue<_> = "Bearer bench-caller-a".parse()?;
-    let submit = move |n: u64| {
+    let submit = Arc::new(move |n: u64| {
         let mut client = IntakeServiceClient::new(a_channels[n as usize % a_channels.len()].clone());
         let request = bearer(
             tonic::Request::new(SubmitComplaintRequest {
@@ -203,11 +231,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             &a_token,
         );
         async move { client.submit_complaint(request).await.map(|_| ()) }
-    };
+    });
 
     let short = Duration::from_secs(args.burst_seconds.max(1));
-    open_loop(B_RATE, Duration::from_secs(2), 0, &read).await?;
-    let alone = open_loop(B_RATE, short, 1_000_000, &read).await?;
+    open_loop(B_RATE, Duration::from_secs(2), 0, read.clone()).await?;
+    let alone = open_loop(B_RATE, short, 1_000_000, read.clone()).await?;
     let before = Memory::of(None);
     println!(
         "B alone:            {} reads, p50 {:.2} ms  p99 {:.2} ms, errors {}; RSS {:.1} MiB",
@@ -217,12 +245,29 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         alone.other + alone.exhausted,
         before.rss_mib()
     );
+    // A at exactly its limit: the load the limiter lets through in any case.
+    let (limited, at_limit) = tokio::join!(
+        open_loop(u64::from(LIMIT), short, 3_000_000, submit.clone()),
+        open_loop(B_RATE, short, 3_000_000, read.clone())
+    );
+    let (limited, at_limit) = (limited?, at_limit?);
+    println!(
+        "A at its limit:     A sent {}: OK {}, RESOURCE_EXHAUSTED {}; B {} reads, p50 {:.2} ms  p99 {:.2} ms",
+        limited.sent,
+        limited.ok,
+        limited.exhausted,
+        at_limit.ok,
+        ms(&at_limit.latency, 0.5),
+        ms(&at_limit.latency, 0.99)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut bursts = Vec::new();
     let mut next_a = 0;
     for length in [short, 3 * short] {
         let running = Arc::new(AtomicBool::new(true));
         let peak = watch_memory(running.clone());
-        let (a, b) = tokio::join!(open_loop(A_RATE, length, next_a, &submit), open_loop(B_RATE, length, 0, &read));
+        let (a, b) =
+            tokio::join!(open_loop(A_RATE, length, next_a, submit.clone()), open_loop(B_RATE, length, 0, read.clone()));
         running.store(false, Ordering::Relaxed);
         let (a, b, peak) = (a?, b?, peak.await?);
         next_a += a.sent + a.dropped;
@@ -253,7 +298,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         );
         bursts.push((length, a, b, peak, after));
     }
-    let again = open_loop(B_RATE, short, 2_000_000, &read).await?;
+    let again = open_loop(B_RATE, short, 2_000_000, read.clone()).await?;
     let end = Memory::of(None);
     println!(
         "B alone again:      {} reads, p50 {:.2} ms  p99 {:.2} ms; RSS {:.1} MiB, peak of the run (VmHWM) {:.1} MiB",
@@ -267,6 +312,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!();
     println!("summary:");
     let unloaded = ms(&alone.latency, 0.99);
+    let admitted = ms(&at_limit.latency, 0.99);
     for (length, a, b, _, _) in &bursts {
         let ratio = ms(&b.latency, 0.99) / unloaded;
         println!(
@@ -277,6 +323,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             ms(&b.latency, 0.99),
             verdict(ratio <= 2.0 && b.other + b.exhausted == 0),
             b.other + b.exhausted
+        );
+        println!(
+            "               against A at its limit ({admitted:.2} ms): {:.2} (what the refused excess adds)",
+            ms(&b.latency, 0.99) / admitted
         );
     }
     let (short_peak, long_peak) = (bursts[0].3, bursts[1].3);

@@ -88,7 +88,7 @@ fn cpu_seconds() -> f64 {
 
 /// Waits until the suite's consumers have caught up: the process uses less than a tenth of a
 /// core for two seconds in a row (or `limit` seconds have passed, which is said).
-async fn settle(limit: u64) {
+pub(crate) async fn settle(limit: u64) {
     let mut quiet = 0;
     let mut last = cpu_seconds();
     for _ in 0..limit {
@@ -105,9 +105,9 @@ async fn settle(limit: u64) {
 
 /// Submits complaints of identities `from..to` straight to intake, as many at once as
 /// [`FILL_CONCURRENCY`], printing progress.
-async fn fill(running: &Running, from: u64, to: u64) -> anyhow::Result<()> {
-    let credentials = running.suite.gateway_credentials(redress::dev_principal(), "intake");
-    let intake = channels(running.suite.intake_addr, 4).await?;
+pub(crate) async fn fill(suite: &Suite, from: u64, to: u64) -> anyhow::Result<()> {
+    let credentials = suite.gateway_credentials(redress::dev_principal(), "intake");
+    let intake = channels(suite.intake_addr, 4).await?;
     let next = Arc::new(AtomicU64::new(from));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -179,7 +179,7 @@ async fn large_store(args: &Args, temp: &Path) -> anyhow::Result<PathBuf> {
     }
     println!("filling {} with {} complaints", dir.display(), args.scale_complaints);
     let running = start(&dir, args).await?;
-    fill(&running, held, args.scale_complaints).await?;
+    fill(&running.suite, held, args.scale_complaints).await?;
     // Escalation matches complaints into groups more slowly than intake accepts them; the store
     // is kept only once its backlog is matched, so that no measurement shares the machine with it.
     settle(FILL_SETTLE_SECONDS).await;
@@ -279,7 +279,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
     // The small store: 1,000 complaints, so that there are cases to read and people to return.
     let small_dir = temp.path().join("small");
     let running = start(&small_dir, args).await?;
-    fill(&running, 0, 1_000).await?;
+    fill(&running.suite, 0, 1_000).await?;
     settle(SETTLE_SECONDS).await;
     let small = measure("empty store", &running, 1_000, args).await?;
     running.stop().await?;
