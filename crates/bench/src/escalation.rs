@@ -168,7 +168,11 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 async fn matching() -> anyhow::Result<()> {
     println!("matching latency per complaint (SQLite store, durable; one institution, 14-day window):");
     let dir = tempfile::tempdir()?;
-    let config = DatabaseConfig { url: format!("sqlite://{}/escalation.db", dir.path().display()), max_connections: 8 };
+    let config = DatabaseConfig {
+        url: format!("sqlite://{}/escalation.db", dir.path().display()),
+        max_connections: 8,
+        ..Default::default()
+    };
     let rules = Arc::new(Rules::shipped(vec!["senior_manager".to_owned()])?);
     let tasks = Supervisor::detached();
     let store = Arc::new(EscalationStore::open(&config, rules, Clock::system(), &tasks).await?);

@@ -561,6 +561,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let database = DatabaseConfig {
         url: format!("sqlite://{}", dir.path().join("knowledge-base.db").display()),
         max_connections: 8,
+        ..Default::default()
     };
     let small = at_size(dir.path(), &database, 0, 10_000, args, concurrency).await?;
     let large = at_size(dir.path(), &database, 10_000, 100_000, args, concurrency).await?;

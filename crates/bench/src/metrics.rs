@@ -350,6 +350,7 @@ async fn open(
     let config = redress_platform::db::DatabaseConfig {
         url: format!("sqlite://{}/{name}.db", dir.display()),
         max_connections: 4,
+        ..Default::default()
     };
     redress_quality_metrics::open_store(&config, calendars, tasks).await
 }

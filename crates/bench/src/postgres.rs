@@ -267,7 +267,11 @@ async fn measure(
     let intake = Intake::build(
         IntakeConfig {
             server: loopback(),
-            database: DatabaseConfig { url: with_database(url, &intake_db)?, max_connections: connections as u32 },
+            database: DatabaseConfig {
+                url: with_database(url, &intake_db)?,
+                max_connections: connections as u32,
+                ..Default::default()
+            },
             pii: redress_intake::PiiConfig::generate(),
             ..IntakeConfig::default()
         },
@@ -288,6 +292,7 @@ async fn measure(
             database: DatabaseConfig {
                 url: format!("sqlite://{}", sqlite_dir.path().join("intake.db").display()),
                 max_connections: 8,
+                ..Default::default()
             },
             pii: redress_intake::PiiConfig::generate(),
             ..IntakeConfig::default()
@@ -311,7 +316,7 @@ async fn measure(
     let case_workflow = CaseWorkflow::build(
         CaseWorkflowConfig {
             server: loopback(),
-            database: DatabaseConfig { url: with_database(url, &case_db)?, max_connections: 8 },
+            database: DatabaseConfig { url: with_database(url, &case_db)?, max_connections: 8, ..Default::default() },
             intake_url: format!("http://{intake_addr}"),
             audit: redress_case_workflow::AuditConfig::generate(),
             ..CaseWorkflowConfig::default()

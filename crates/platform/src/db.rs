@@ -30,11 +30,33 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size (readers on SQLite; all connections on PostgreSQL).
     pub max_connections: u32,
+    /// SQLite only: the most memory, in MiB, the store's connections keep as page cache. The
+    /// readers share a quarter of it (at least 2 MiB each), the writer has the rest; pages
+    /// beyond are read again from the operating system's file cache.
+    pub cache_mib: u32,
 }
+
+/// The page cache one SQLite store may keep, unless configured. The writer's share holds the
+/// inner pages of a million complaints' indexes, so that writes into them rarely miss.
+pub const DEFAULT_CACHE_MIB: u32 = 64;
+/// The least page cache a connection is given, whatever the budget (SQLite's own default).
+const MIN_CONNECTION_CACHE_KIB: u64 = 2048;
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 8 }
+        Self { url: String::new(), max_connections: 8, cache_mib: DEFAULT_CACHE_MIB }
+    }
+}
+
+impl DatabaseConfig {
+    /// The page cache of the SQLite writer and of each reader, in KiB. Writes descend every
+    /// index of what they insert, and the writer is the one connection they all go through;
+    /// a read touches a few pages of one index.
+    fn sqlite_cache_kib(&self) -> (u64, u64) {
+        let budget = u64::from(self.cache_mib) * 1024;
+        let readers = u64::from(self.max_connections.max(1));
+        let reader = (budget / 4 / readers).max(MIN_CONNECTION_CACHE_KIB);
+        (budget.saturating_sub(reader * readers).max(MIN_CONNECTION_CACHE_KIB), reader)
     }
 }
 
@@ -127,7 +149,7 @@ impl Backend {
     }
 }
 
-fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+fn sqlite_options(url: &str, cache_kib: u64) -> anyhow::Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid sqlite url {url}"))?
         .create_if_missing(true)
@@ -135,7 +157,8 @@ fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        .pragma("cache_size", "-65536")
+        // A negative size is in KiB.
+        .pragma("cache_size", format!("-{cache_kib}"))
         .disable_statement_logging())
 }
 
@@ -148,13 +171,16 @@ pub struct Sqlite {
 
 /// Opens a SQLite file: a read pool, and the writer that `supervisor` runs.
 pub async fn connect_sqlite(config: &DatabaseConfig, supervisor: &Supervisor) -> anyhow::Result<Sqlite> {
-    let options = sqlite_options(&config.url)?;
+    let (writer_cache, reader_cache) = config.sqlite_cache_kib();
     let pool = SqlitePoolOptions::new()
         .max_connections(config.max_connections.max(1))
-        .connect_with(options.clone())
+        .connect_with(sqlite_options(&config.url, reader_cache)?)
         .await
         .with_context(|| format!("cannot open {}", config.url))?;
-    let conn = options.connect().await.with_context(|| format!("cannot open {}", config.url))?;
+    let conn = sqlite_options(&config.url, writer_cache)?
+        .connect()
+        .await
+        .with_context(|| format!("cannot open {}", config.url))?;
     Ok(Sqlite { pool, writer: SqliteWriter::spawn(conn, supervisor) })
 }
 
@@ -423,10 +449,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stores_page_cache_stays_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let config = DatabaseConfig { url, max_connections: 4, cache_mib: 16 };
+        let db = connect_sqlite(&config, &Supervisor::detached()).await.unwrap();
+        let reader: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&db.pool).await.unwrap();
+        let writer: i64 = db
+            .writer
+            .write(|conn| {
+                Box::pin(async move {
+                    Ok::<_, anyhow::Error>(sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *conn).await?)
+                })
+            })
+            .await
+            .unwrap();
+        // Four readers with 2 MiB each (a quarter of 16 MiB would give them less), the writer
+        // the rest (in KiB).
+        assert_eq!((writer, reader), (-8192, -2048));
+        let default = DatabaseConfig { max_connections: 8, ..DatabaseConfig::default() };
+        assert_eq!(default.sqlite_cache_kib(), (48 * 1024, 2048));
+        let large = DatabaseConfig { max_connections: 8, cache_mib: 1024, ..DatabaseConfig::default() };
+        assert_eq!(large.sqlite_cache_kib(), (768 * 1024, 32 * 1024));
+        let total = -writer - reader * i64::from(config.max_connections);
+        assert!(total <= 16 * 1024, "{total} KiB of page cache allowed");
+
+        // However small the budget, no connection is left with less than SQLite's default.
+        let tiny = DatabaseConfig { cache_mib: 0, ..config };
+        assert_eq!(tiny.sqlite_cache_kib(), (MIN_CONNECTION_CACHE_KIB, MIN_CONNECTION_CACHE_KIB));
+    }
+
+    #[tokio::test]
     async fn failed_writes_roll_back_alone_and_batches_commit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let db = connect_sqlite(&DatabaseConfig { url, max_connections: 2 }, &Supervisor::detached()).await.unwrap();
+        let db =
+            connect_sqlite(&DatabaseConfig { url, max_connections: 2, ..Default::default() }, &Supervisor::detached())
+                .await
+                .unwrap();
         sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)").execute(&db.pool).await.unwrap();
         let mut handles = Vec::new();
         for v in 0..200_i64 {

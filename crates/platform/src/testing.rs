@@ -77,14 +77,18 @@ pub struct TestDatabase {
 impl TestDatabase {
     pub fn sqlite(name: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let config = crate::db::DatabaseConfig { url: sqlite_url(dir.path(), name), max_connections: 4 };
+        let config =
+            crate::db::DatabaseConfig { url: sqlite_url(dir.path(), name), max_connections: 4, ..Default::default() };
         Ok(Self { config, _dir: Some(dir) })
     }
 
     /// `None` (after saying so on stderr) when no PostgreSQL server is configured.
     pub async fn postgres(test: &str) -> anyhow::Result<Option<Self>> {
         let Some(url) = fresh_postgres_database(test).await? else { return Ok(None) };
-        Ok(Some(Self { config: crate::db::DatabaseConfig { url, max_connections: 8 }, _dir: None }))
+        Ok(Some(Self {
+            config: crate::db::DatabaseConfig { url, max_connections: 8, ..Default::default() },
+            _dir: None,
+        }))
     }
 }
 

@@ -263,7 +263,11 @@ fn dev_audit_keys(dir: &std::path::Path) -> anyhow::Result<AuditConfig> {
 }
 
 fn sqlite(dir: &std::path::Path, name: &str) -> DatabaseConfig {
-    DatabaseConfig { url: format!("sqlite://{}", dir.join(format!("{name}.db")).display()), max_connections: 8 }
+    DatabaseConfig {
+        url: format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        max_connections: 8,
+        ..Default::default()
+    }
 }
 
 impl Suite {

@@ -231,6 +231,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             let load = |configured: &redress_platform::db::DatabaseConfig| redress_platform::db::DatabaseConfig {
                 url: database_url.clone().unwrap_or_else(|| configured.url.clone()),
                 max_connections: 2,
+                cache_mib: configured.cache_mib,
             };
             let tasks = redress_platform::host::Supervisor::detached();
             let applied = match service {

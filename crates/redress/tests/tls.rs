@@ -114,6 +114,7 @@ async fn the_gateway_and_services_speak_tls_with_mutual_tls_between_them_and_ref
             database: DatabaseConfig {
                 url: format!("sqlite://{}", dir.path().join("intake.db").display()),
                 max_connections: 4,
+                ..Default::default()
             },
             pii: PiiConfig::generate(),
             ..IntakeConfig::default()
@@ -267,8 +268,13 @@ async fn postgres_connects_with_sslmode_verify_full() {
     let ca = Path::new(&data_dir).join("redress-ca.crt");
     let separator = if url.contains('?') { '&' } else { '?' };
     let verified = format!("{url}{separator}sslmode=verify-full&sslrootcert={}", ca.display());
-    let pool =
-        redress_platform::db::connect_postgres(&DatabaseConfig { url: verified, max_connections: 2 }).await.unwrap();
+    let pool = redress_platform::db::connect_postgres(&DatabaseConfig {
+        url: verified,
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let encrypted: bool =
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&pool).await.unwrap();
     assert!(encrypted, "the connection is encrypted");
@@ -278,7 +284,13 @@ async fn postgres_connects_with_sslmode_verify_full() {
     std::fs::write(stranger.path(), Ca::new().pem).unwrap();
     let untrusted = format!("{url}{separator}sslmode=verify-full&sslrootcert={}", stranger.path().display());
     assert!(
-        redress_platform::db::connect_postgres(&DatabaseConfig { url: untrusted, max_connections: 2 }).await.is_err()
+        redress_platform::db::connect_postgres(&DatabaseConfig {
+            url: untrusted,
+            max_connections: 2,
+            ..Default::default()
+        })
+        .await
+        .is_err()
     );
 }
 
@@ -300,6 +312,7 @@ async fn each_service_of_a_process_calls_with_its_own_tls() {
     let sqlite = |name: &str| DatabaseConfig {
         url: format!("sqlite://{}", dir.path().join(format!("{name}.db")).display()),
         max_connections: 4,
+        ..Default::default()
     };
     let intake = Intake::build(
         IntakeConfig {
