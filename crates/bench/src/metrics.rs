@@ -350,7 +350,7 @@ async fn open(
     let config = redress_platform::db::DatabaseConfig {
         url: format!("sqlite://{}/{name}.db", dir.display()),
         max_connections: 4,
-        ..Default::default()
+        cache_mib: redress_quality_metrics::SQLITE_CACHE_MIB,
     };
     redress_quality_metrics::open_store(&config, calendars, tasks).await
 }

@@ -79,6 +79,11 @@ pub struct QualityMetricsConfig {
     pub gauge_interval_ms: u64,
 }
 
+/// The page-cache budget recommended for a SQLite quality-metrics store (`database.cache_mib`),
+/// which `redress dev` gives it: its writer's share (120 MiB) holds the recent months' cells
+/// that every batch reads before writing them.
+pub const SQLITE_CACHE_MIB: u32 = 160;
+
 impl Default for QualityMetricsConfig {
     fn default() -> Self {
         Self {

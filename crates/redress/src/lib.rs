@@ -362,7 +362,10 @@ impl Suite {
         let quality_metrics = QualityMetrics::build(
             QualityMetricsConfig {
                 server: loopback(),
-                database: sqlite(&options.data_dir, "quality-metrics"),
+                database: DatabaseConfig {
+                    cache_mib: redress_quality_metrics::SQLITE_CACHE_MIB,
+                    ..sqlite(&options.data_dir, "quality-metrics")
+                },
                 intake_url: format!("http://{intake_addr}"),
                 case_workflow_url: format!("http://{case_workflow_addr}"),
                 escalation_url: format!("http://{escalation_addr}"),

@@ -30,14 +30,14 @@ impl SqliteMetricsStore {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
         redress_platform::events::migrate_sqlite(&db.pool).await?;
         // The writer reads every cell a batch touches before writing it: a page cache that
-        // holds the recent months' cells saves most of those reads. Consecutive batches rewrite
-        // mostly the same pages (the current days' and months' cells), so the log is copied
-        // back into the database every 8,192 pages (32 MiB) rather than every 1,000: each hot
-        // page is checkpointed once for many commits, and fewer commits wait for a checkpoint.
+        // holds the recent months' cells saves most of those reads (the store's cache budget,
+        // [`crate::SQLITE_CACHE_MIB`] recommended). Consecutive batches rewrite mostly the same
+        // pages (the current days' and months' cells), so the log is copied back into the
+        // database every 8,192 pages (32 MiB) rather than every 1,000: each hot page is
+        // checkpointed once for many commits, and fewer commits wait for a checkpoint.
         db.writer
             .write(|conn| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA cache_size = -131072").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA wal_autocheckpoint = 8192").execute(&mut *conn).await?;
                     Ok::<_, MetricsError>(())
                 })
