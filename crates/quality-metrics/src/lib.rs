@@ -79,9 +79,9 @@ pub struct QualityMetricsConfig {
     pub gauge_interval_ms: u64,
 }
 
-/// The page-cache budget recommended for a SQLite quality-metrics store (`database.cache_mib`),
-/// which `redress dev` gives it: its writer's share (120 MiB) holds the recent months' cells
-/// that every batch reads before writing them.
+/// The page-cache budget of a SQLite quality-metrics store unless configured
+/// (`database.cache_mib`): its writer's share (120 MiB) holds the recent months' cells that
+/// every batch reads before writing them.
 pub const SQLITE_CACHE_MIB: u32 = 160;
 
 impl Default for QualityMetricsConfig {
@@ -90,6 +90,7 @@ impl Default for QualityMetricsConfig {
             server: ServerConfig::default(),
             database: DatabaseConfig {
                 url: "sqlite://data/quality-metrics.db".to_owned(),
+                cache_mib: SQLITE_CACHE_MIB,
                 ..DatabaseConfig::default()
             },
             auth: ServiceAuthConfig::default(),
@@ -278,4 +279,20 @@ fn restart_on_rebuild(mut subscribe: Subscribe, rebuilds: tokio::sync::watch::Re
 /// The service's credentials for following the feed of `audience`.
 fn credentials(auth: &ServiceAuth, audience: &str) -> ServiceCredentials {
     auth.credentials(Principal::service(SERVICE_NAME, &[Permission::EventsRead]), audience)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_database_keeps_the_stores_own_cache_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("quality-metrics.toml");
+        std::fs::write(&file, "[database]\nurl = \"sqlite:///var/lib/redress/quality-metrics.db\"\n").unwrap();
+        let config: QualityMetricsConfig = redress_platform::config::load(Some(&file)).unwrap();
+        assert_eq!(config.database.url, "sqlite:///var/lib/redress/quality-metrics.db");
+        assert_eq!(config.database.cache_mib, SQLITE_CACHE_MIB);
+    }
 }
