@@ -219,15 +219,20 @@ pub struct CommitFailed {
     pub message: String,
     /// The batch failed because the disk holding the database is full (`SQLITE_FULL`).
     pub storage_full: bool,
+    /// The write never ran: its batch could not begin (the file is locked by another process,
+    /// unreadable for the moment) or the writer has stopped (the service is shutting down).
+    /// Nothing was written, and the same call may succeed when retried: UNAVAILABLE.
+    pub unavailable: bool,
 }
 
 impl CommitFailed {
-    fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), storage_full: false }
+    /// A write that was never run.
+    fn not_run(message: impl Into<String>) -> Self {
+        Self { message: message.into(), storage_full: false, unavailable: true }
     }
 
     fn of(failure: &BatchFailure) -> Self {
-        Self { message: failure.message.clone(), storage_full: failure.storage_full }
+        Self { message: failure.message.clone(), storage_full: failure.storage_full, unavailable: false }
     }
 }
 
@@ -299,8 +304,9 @@ impl SqliteWriter {
                 }
             })
         });
-        self.jobs.send(job).await.map_err(|_| E::from(CommitFailed::new("sqlite writer stopped")))?;
-        rx.await.map_err(|_| E::from(CommitFailed::new("batch failed before commit")))?
+        self.jobs.send(job).await.map_err(|_| E::from(CommitFailed::not_run("the sqlite writer has stopped")))?;
+        // The job was dropped without running: its batch could not begin, or the writer ended.
+        rx.await.map_err(|_| E::from(CommitFailed::not_run("the sqlite write batch could not begin")))?
     }
 }
 
@@ -519,5 +525,52 @@ mod tests {
         let tens: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v % 10 = 0").fetch_one(&db.pool).await.unwrap();
         assert_eq!(tens, 0);
+    }
+
+    /// A write whose batch cannot begin (another process holds the file's write lock past the
+    /// busy timeout) or that reaches a stopped writer was never run: nothing is written, and
+    /// the caller is told to retry (UNAVAILABLE, `DATABASE_UNAVAILABLE`), not INTERNAL. The
+    /// writer goes on by itself once the lock is released.
+    #[tokio::test]
+    async fn a_write_that_never_ran_is_unavailable_not_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let supervisor = Supervisor::detached();
+        let db =
+            connect_sqlite(&DatabaseConfig { url: url.clone(), max_connections: 2, ..Default::default() }, &supervisor)
+                .await
+                .unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)").execute(&db.pool).await.unwrap();
+        let insert = |writer: &SqliteWriter, v: i64| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO t (v) VALUES (?)").bind(v).execute(&mut *conn).await?;
+                            Ok::<_, anyhow::Error>(())
+                        })
+                    })
+                    .await
+            }
+        };
+        let status_of = |e: anyhow::Error| -> tonic::Status { crate::ServiceError::Internal(e).into() };
+
+        let mut other = sqlite_options(&url, 1024).unwrap().connect().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+        let status = status_of(insert(&db.writer, 1).await.unwrap_err());
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert_eq!(
+            tonic_types::StatusExt::get_error_details(&status).error_info().unwrap().reason,
+            crate::error::DATABASE_UNAVAILABLE
+        );
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        insert(&db.writer, 2).await.unwrap();
+        let stored: Vec<i64> = sqlx::query_scalar("SELECT v FROM t").fetch_all(&db.pool).await.unwrap();
+        assert_eq!(stored, [2], "the write that never ran left nothing; the next one went through");
+
+        supervisor.stop().await;
+        let status = status_of(insert(&db.writer, 3).await.unwrap_err());
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     }
 }

@@ -226,12 +226,15 @@ fn io_storage_full(e: &std::io::Error) -> bool {
 }
 
 /// Whether a failure is the database being out of reach (unreachable, restarting, shutting
-/// down, its pool exhausted or closed) rather than a fault: such a call may succeed when retried,
+/// down, its pool exhausted or closed, a SQLite write batch that could not begin) rather than a
+/// fault: such a call may succeed when retried,
 /// so it is reported as UNAVAILABLE, never INTERNAL. Looks through `err`'s whole chain.
 pub fn is_database_unavailable(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
             sqlx_unavailable(e)
+        } else if let Some(e) = cause.downcast_ref::<crate::db::CommitFailed>() {
+            e.unavailable
         } else {
             cause.downcast_ref::<std::io::Error>().is_some_and(io_unavailable)
         }
@@ -493,6 +496,7 @@ mod tests {
                     anyhow::Error::new(crate::db::CommitFailed {
                         message: "(code: 13) database or disk is full".to_owned(),
                         storage_full: true,
+                        unavailable: false,
                     })
                     .context("submitting"),
                 ),
@@ -507,7 +511,8 @@ mod tests {
             assert!(!status.message().contains("reading the case"), "{what}: causes stay in the logs");
         }
         let other = ServiceError::Internal(
-            crate::db::CommitFailed { message: "disk I/O error".to_owned(), storage_full: false }.into(),
+            crate::db::CommitFailed { message: "disk I/O error".to_owned(), storage_full: false, unavailable: false }
+                .into(),
         );
         assert_eq!(Status::from(other).code(), Code::Internal);
     }
