@@ -59,6 +59,10 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     /// Request rates per caller and per institution; 0 turns a limit off.
     pub rate_limits: RateLimits,
+    /// Web origins (`https://app.example`) whose pages a browser lets call the gateway over
+    /// REST and grpc-web, or `*` for any. Empty: no cross-origin page may. Callers that are not
+    /// browsers send no origin and are not affected.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +75,7 @@ impl Default for GatewayConfig {
             upstreams: Upstreams::default(),
             auth: AuthConfig::default(),
             rate_limits: RateLimits::default(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -317,6 +322,49 @@ struct Front {
     router: Router,
     web: tonic_web::GrpcWebService<Router>,
     rest: Arc<rest::Transcoder>,
+    cors: Arc<Cors>,
+}
+
+/// The web origins a browser may let call the gateway (`cors_allowed_origins`).
+#[derive(Debug, Default)]
+struct Cors {
+    any: bool,
+    origins: std::collections::HashSet<String>,
+}
+
+impl Cors {
+    /// Reads the configured origins: `*`, or each a scheme and host with an optional port and
+    /// nothing after it (compared as browsers send them: lowercase, no trailing slash).
+    fn new(configured: &[String]) -> anyhow::Result<Self> {
+        let mut cors = Self::default();
+        for origin in configured {
+            let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+            if origin == "*" {
+                cors.any = true;
+                continue;
+            }
+            let uri: http::Uri = origin.parse().with_context(|| {
+                format!("cors_allowed_origins: {origin:?} is not an origin such as https://app.example")
+            })?;
+            anyhow::ensure!(
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.host().is_some_and(|h| !h.is_empty())
+                    && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                    && !origin.contains('@'),
+                "cors_allowed_origins: {origin:?} is not an origin such as https://app.example (a scheme, a host, \
+                 an optional port and nothing else)"
+            );
+            cors.origins.insert(origin);
+        }
+        Ok(cors)
+    }
+
+    /// The request's origin if it may call, to be echoed in `Access-Control-Allow-Origin`.
+    fn allowed(&self, request: &http::Request<Body>) -> Option<http::HeaderValue> {
+        let origin = request.headers().get(http::header::ORIGIN)?;
+        let permitted = self.any || origin.to_str().is_ok_and(|o| self.origins.contains(o));
+        permitted.then(|| origin.clone())
+    }
 }
 
 /// Headers a browser may read from a cross-origin reply.
@@ -339,8 +387,8 @@ impl Service<http::Request<Body>> for Front {
         let grpc_web = match content_type {
             Some(t) if t.starts_with(b"application/grpc") => t.starts_with(b"application/grpc-web"),
             _ => {
-                let origin = request.headers().get(http::header::ORIGIN).cloned();
-                if let Some(preflight) = preflight(&request) {
+                let origin = self.cors.allowed(&request);
+                if let Some(preflight) = preflight(&request, origin.clone()) {
                     return Either::Right(Box::pin(async move { Ok(preflight) }));
                 }
                 let (rest, router, max_message) = (self.rest.clone(), self.router.clone(), self.router.max_message);
@@ -353,24 +401,32 @@ impl Service<http::Request<Body>> for Front {
         if !grpc_web {
             return Either::Left(self.router.call(request));
         }
-        let origin = request.headers().get(http::header::ORIGIN).cloned();
+        let origin = self.cors.allowed(&request);
         let call = self.web.call(request);
         Either::Right(Box::pin(async move { Ok(allow_origin(call.await?, origin)) }))
     }
 }
 
-/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`): any
-/// origin may call, since callers authenticate with a bearer token and never with cookies.
-fn preflight(request: &http::Request<Body>) -> Option<http::Response<Body>> {
+/// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) from
+/// `origin`, the request's origin if it is allowed: 204 with what it may send, or 403 without
+/// any CORS header when its origin is not allowed (the browser then does not send the call).
+fn preflight(request: &http::Request<Body>, origin: Option<http::HeaderValue>) -> Option<http::Response<Body>> {
     use http::header::{
         ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_MAX_AGE,
         ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
     };
     let headers = request.headers();
-    if request.method() != http::Method::OPTIONS || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) {
+    if request.method() != http::Method::OPTIONS
+        || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+        || !headers.contains_key(ORIGIN)
+    {
         return None;
     }
-    let origin = headers.get(ORIGIN)?.clone();
+    let Some(origin) = origin else {
+        let mut refused = http::Response::new(Body::empty());
+        *refused.status_mut() = http::StatusCode::FORBIDDEN;
+        return Some(refused);
+    };
     let mut response = http::Response::new(Body::empty());
     *response.status_mut() = http::StatusCode::NO_CONTENT;
     let out = response.headers_mut();
@@ -398,6 +454,7 @@ pub struct Gateway {
     server: GrpcServer,
     router_parts: (Arc<[Upstream]>, Arc<Authenticator>, Arc<Limiter>, usize),
     rest: Arc<rest::Transcoder>,
+    cors: Arc<Cors>,
     shutdown: CancellationToken,
 }
 
@@ -411,6 +468,7 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(key.issuer() == redress_platform::signing::GATEWAY, "the gateway signs as gateway");
         let auth = Arc::new(Authenticator::new(&config.auth, key, dev_tokens)?);
+        let cors = Arc::new(Cors::new(&config.cors_allowed_origins)?);
         // Bound first: the upstream channels call with the gateway's own TLS (its certificate
         // as the client certificate, its CA for the upstreams), loaded by binding.
         let server = GrpcServer::bind(&config.server, &public_services()).await?.accept_http1(true);
@@ -425,7 +483,7 @@ impl Gateway {
         }
         let limiter = Arc::new(Limiter::new(&config.rate_limits));
         let max_message = config.server.max_decoding_message_size;
-        Ok(Self { server, router_parts: (upstreams.into(), auth, limiter, max_message), rest, shutdown })
+        Ok(Self { server, router_parts: (upstreams.into(), auth, limiter, max_message), rest, cors, shutdown })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -435,7 +493,7 @@ impl Gateway {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let health = self.server.health();
         let (upstreams, auth, limiter, max_message) = self.router_parts;
-        let rest = self.rest;
+        let (rest, cors) = (self.rest, self.cors);
         tokio::spawn(mirror_upstream_health(health.clone(), upstreams.clone(), self.shutdown.clone()));
         health.set_service_status("", ServingStatus::Serving).await;
         self.server
@@ -444,7 +502,7 @@ impl Gateway {
                     let router =
                         Router { local: add_base(Routes::builder().routes()), upstreams, auth, limiter, max_message };
                     let web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), router.clone());
-                    Front { router, web, rest }
+                    Front { router, web, rest, cors: cors.clone() }
                 },
                 self.shutdown,
             )
@@ -478,6 +536,54 @@ async fn mirror_upstream_health(
                 return;
             }
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn preflight_from(origin: &str) -> http::Request<Body> {
+        http::Request::builder()
+            .method(http::Method::OPTIONS)
+            .uri("/v1/complaints")
+            .header(http::header::ORIGIN, origin)
+            .header(http::header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn only_listed_origins_are_allowed_across_origins() {
+        let cors = Cors::new(&["https://App.Example/".to_owned(), "http://localhost:8080".to_owned()]).unwrap();
+        for origin in ["https://app.example", "http://localhost:8080"] {
+            let request = preflight_from(origin);
+            let answer = preflight(&request, cors.allowed(&request)).unwrap();
+            assert_eq!(answer.status(), http::StatusCode::NO_CONTENT, "{origin}");
+            assert_eq!(answer.headers()[http::header::ACCESS_CONTROL_ALLOW_ORIGIN], origin);
+        }
+        for origin in ["https://evil.example", "https://app.example:8443", "http://app.example", "null"] {
+            let request = preflight_from(origin);
+            let answer = preflight(&request, cors.allowed(&request)).unwrap();
+            assert_eq!(answer.status(), http::StatusCode::FORBIDDEN, "{origin}");
+            assert!(!answer.headers().contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN), "{origin}");
+        }
+        // Nothing configured: no page of another origin may call; `*`: any may.
+        let request = preflight_from("https://app.example");
+        assert!(Cors::new(&[]).unwrap().allowed(&request).is_none());
+        assert!(Cors::new(&["*".to_owned()]).unwrap().allowed(&request).is_some());
+        // A request without an origin is not a browser's cross-origin call: no preflight answer.
+        let plain = http::Request::builder().method(http::Method::OPTIONS).body(Body::empty()).unwrap();
+        assert!(preflight(&plain, None).is_none());
+    }
+
+    #[test]
+    fn a_configured_origin_that_is_not_one_is_refused_at_start() {
+        for bad in ["app.example", "https://app.example/path", "ftp://app.example", "https://user@app.example", ""] {
+            let err = Cors::new(&[bad.to_owned()]).unwrap_err();
+            assert!(err.to_string().contains("cors_allowed_origins"), "{bad}: {err}");
         }
     }
 }

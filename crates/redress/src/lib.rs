@@ -399,6 +399,8 @@ impl Suite {
                 },
                 // One developer (or the benchmark) on one machine: no request rate limits unless asked.
                 rate_limits: options.rate_limits.clone().unwrap_or_else(RateLimits::off),
+                // Pages served from anywhere on the developer's machine may call it.
+                cors_allowed_origins: vec!["*".to_owned()],
                 ..GatewayConfig::default()
             },
             gateway_key,
