@@ -29,11 +29,20 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: String,
     /// Admin address serving Prometheus `/metrics` (e.g. `0.0.0.0:9464`); empty disables it.
     pub metrics_addr: String,
+    /// Share of new traces recorded and exported (0.0 to 1.0), decided from the trace id. A call
+    /// that arrives inside a trace follows its caller's decision, so a trace is whole or absent.
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_filter: "info".to_owned(), json: false, otlp_endpoint: String::new(), metrics_addr: String::new() }
+        Self {
+            log_filter: "info".to_owned(),
+            json: false,
+            otlp_endpoint: String::new(),
+            metrics_addr: String::new(),
+            trace_sample_ratio: 1.0,
+        }
     }
 }
 
@@ -56,6 +65,11 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_filter))
         .context("invalid log filter")?;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&config.trace_sample_ratio),
+        "telemetry.trace_sample_ratio must be between 0.0 and 1.0, not {}",
+        config.trace_sample_ratio
+    );
     let provider = if config.otlp_endpoint.is_empty() {
         SdkTracerProvider::builder()
             .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
@@ -68,10 +82,15 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
             .with_endpoint(config.otlp_endpoint.clone())
             .build()
             .context("cannot build the otlp exporter")?;
-        SdkTracerProvider::builder()
+        let builder = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build())
-            .build()
+            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build());
+        // The standard `OTEL_TRACES_SAMPLER` (read by the SDK) wins over the setting.
+        if std::env::var_os("OTEL_TRACES_SAMPLER").is_some() {
+            builder.build()
+        } else {
+            builder.with_sampler(sampler(config.trace_sample_ratio)).build()
+        }
     };
     // The log filter applies to log output only: trace context must propagate (and spans
     // export) whatever the log level is.
@@ -93,6 +112,12 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> anyhow::Result<Tele
         crate::metrics::serve(addr)?;
     }
     Ok(TelemetryGuard(Some(provider)))
+}
+
+/// New traces sampled at `ratio` by trace id; a call inside a trace follows its parent.
+fn sampler(ratio: f64) -> opentelemetry_sdk::trace::Sampler {
+    use opentelemetry_sdk::trace::Sampler;
+    Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
@@ -186,5 +211,46 @@ pub fn inject_current_context<T>(request: &mut tonic::Request<T>) {
         {
             request.metadata_mut().insert(key, value);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample as _};
+
+    use super::*;
+
+    fn decision(ratio: f64, parent: Option<bool>, trace: u128) -> SamplingDecision {
+        let context = parent.map(|sampled| {
+            let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+            let span = SpanContext::new(TraceId::from(trace), SpanId::from(7), flags, true, TraceState::default());
+            opentelemetry::Context::new().with_remote_span_context(span)
+        });
+        sampler(ratio)
+            .should_sample(context.as_ref(), TraceId::from(trace), "call", &SpanKind::Server, &[], &[])
+            .decision
+    }
+
+    #[test]
+    fn new_traces_are_sampled_at_the_ratio_and_calls_inside_a_trace_follow_it() {
+        // Trace ids spread like random ones (the decision reads their low 64 bits).
+        let id = |n: u64| u128::from(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1 << 64;
+        let sampled = |ratio| (1..=2_000).filter(|&n| decision(ratio, None, id(n)) != SamplingDecision::Drop).count();
+        assert_eq!(sampled(1.0), 2_000);
+        assert_eq!(sampled(0.0), 0);
+        let tenth = sampled(0.1);
+        assert!((100..=300).contains(&tenth), "about a tenth sampled, not {tenth}");
+        // Whatever the ratio, a caller's decision holds on this hop.
+        assert_eq!(decision(0.0, Some(true), 1 << 64), SamplingDecision::RecordAndSample);
+        assert_eq!(decision(1.0, Some(false), 1 << 64), SamplingDecision::Drop);
+    }
+
+    #[tokio::test]
+    async fn a_ratio_outside_zero_to_one_stops_the_start() {
+        let config = TelemetryConfig { trace_sample_ratio: 1.5, ..TelemetryConfig::default() };
+        let err = init(&config, "test").err().unwrap();
+        assert!(err.to_string().contains("trace_sample_ratio"), "{err}");
     }
 }

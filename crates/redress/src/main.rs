@@ -39,6 +39,10 @@ enum Command {
         /// Address serving Prometheus /metrics for the whole suite; empty to disable.
         #[arg(long, default_value = "127.0.0.1:9464")]
         metrics_addr: String,
+        /// OTLP/gRPC endpoint to export every service's traces to (e.g. a local Jaeger at
+        /// `http://127.0.0.1:4317`); empty: not exported.
+        #[arg(long, env = "REDRESS_TELEMETRY__OTLP_ENDPOINT", default_value = "")]
+        otlp_endpoint: String,
     },
     /// Run one service, configured by file and `REDRESS_*` environment variables (see
     /// docs/CONFIGURATION.md). Every service but the gateway needs `database.url`.
@@ -135,9 +139,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Metrics(args) => return Ok(redress_cli::run_metrics(args).await),
         Command::Incident(args) => return Ok(redress_cli::run_incident(args).await),
         Command::Mention(args) => return Ok(redress_cli::run_mention(args).await),
-        Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr } => {
-            let _telemetry =
-                telemetry::init(&TelemetryConfig { metrics_addr, ..TelemetryConfig::default() }, "redress-dev")?;
+        Command::Dev { data_dir, gateway_addr, dev_token, metrics_addr, otlp_endpoint } => {
+            let _telemetry = telemetry::init(
+                &TelemetryConfig { metrics_addr, otlp_endpoint, ..TelemetryConfig::default() },
+                "redress-dev",
+            )?;
             let shutdown = redress_platform::shutdown::on_signal();
             let dev_token = dev_token.filter(|t| !t.is_empty()).unwrap_or_else(random_dev_token);
             let suite = Suite::start(
