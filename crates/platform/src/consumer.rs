@@ -18,8 +18,9 @@ use crate::time::{now, to_micros};
 #[async_trait]
 pub trait ConsumerTx: Send {
     /// A consumer's stored position (0 at first), locked until the transaction ends, so that
-    /// replicas consuming at once apply each event once between them.
-    async fn consumer_position(&mut self, consumer: &str) -> Result<i64, sqlx::Error>;
+    /// replicas consuming at once apply each event once between them; and whether it has any
+    /// outstanding dead letter that later events of its aggregate must wait behind.
+    async fn consumer_start(&mut self, consumer: &str) -> Result<(i64, bool), sqlx::Error>;
     async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), sqlx::Error>;
     async fn record_dead_letter(&mut self, dead: &DeadLetter) -> Result<(), sqlx::Error>;
     /// A dead letter, locked until the transaction ends.
@@ -46,17 +47,23 @@ macro_rules! consumer_tx {
     ($conn:ty, lock = $lock:literal) => {
         #[async_trait]
         impl ConsumerTx for $conn {
-            async fn consumer_position(&mut self, consumer: &str) -> Result<i64, sqlx::Error> {
+            async fn consumer_start(&mut self, consumer: &str) -> Result<(i64, bool), sqlx::Error> {
+                // One statement a batch once the consumer has a row; its first batch adds it.
+                const START: &str = concat!(
+                    "SELECT position, EXISTS (SELECT 1 FROM dead_letters WHERE consumer = $1 ",
+                    "AND replay_time_us IS NULL AND aggregate <> '') FROM consumer_positions WHERE consumer = $1",
+                    $lock
+                );
+                if let Some(start) = sqlx::query_as(START).bind(consumer).fetch_optional(&mut *self).await? {
+                    return Ok(start);
+                }
                 sqlx::query(
                     "INSERT INTO consumer_positions (consumer, position) VALUES ($1, 0) ON CONFLICT DO NOTHING",
                 )
                 .bind(consumer)
                 .execute(&mut *self)
                 .await?;
-                sqlx::query_scalar(concat!("SELECT position FROM consumer_positions WHERE consumer = $1", $lock))
-                    .bind(consumer)
-                    .fetch_one(&mut *self)
-                    .await
+                sqlx::query_as(START).bind(consumer).fetch_one(&mut *self).await
             }
 
             async fn save_consumer_position(&mut self, consumer: &str, position: i64) -> Result<(), sqlx::Error> {
@@ -152,8 +159,9 @@ where
     T: ConsumerTx + ?Sized,
     A: ApplyEvent<T>,
 {
-    let stored = tx.consumer_position(consumer).await?;
-    let mut blocked: HashMap<String, i64> = tx.outstanding(consumer).await?.into_iter().collect();
+    let (stored, outstanding) = tx.consumer_start(consumer).await?;
+    let mut blocked: HashMap<String, i64> =
+        if outstanding { tx.outstanding(consumer).await?.into_iter().collect() } else { HashMap::new() };
     let mut position = stored;
     for event in events.iter().filter(|e| e.position > stored) {
         let waits_for = blocked.get(&event.aggregate).copied().filter(|_| !event.aggregate.is_empty());
@@ -172,7 +180,9 @@ where
         }
         position = event.position;
     }
-    tx.save_consumer_position(consumer, position).await?;
+    if position != stored {
+        tx.save_consumer_position(consumer, position).await?;
+    }
     Ok(position)
 }
 

@@ -461,7 +461,10 @@ impl Feed {
                 };
                 // Retention may have removed events behind a reader that fell behind it while
                 // streaming: it is told, as a new subscriber would be, rather than skip them.
-                match feed.pruned_through().await {
+                // Retention removes a prefix of the feed, so when the next event after the
+                // cursor is there, nothing the reader still needs was removed.
+                let next_is_there = rows.first().is_some_and(|(_, event)| event.position == cursor + 1);
+                match if next_is_there { Ok(0) } else { feed.pruned_through().await } {
                     Ok(pruned) if cursor < pruned => {
                         let _ = tx.send(Err(pruned_error(pruned).into())).await;
                         return;
