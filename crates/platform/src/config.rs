@@ -159,6 +159,15 @@ mod tests {
         assert!(e.contains("pii.access_log_active_key_id"), "{e}");
     }
 
+    /// A list in the environment is written as the configuration reference shows it, quoted
+    /// items in brackets (`REDRESS_CORS_ALLOWED_ORIGINS='["https://app.example"]'`).
+    #[test]
+    fn a_list_of_urls_in_the_environment_reads_as_documented() {
+        let value: Value = r#"["https://app.example", "http://localhost:8080"]"#.parse().unwrap();
+        let origins: Vec<String> = value.deserialize().unwrap();
+        assert_eq!(origins, ["https://app.example", "http://localhost:8080"]);
+    }
+
     #[test]
     fn other_tables_keep_their_keys_as_written() {
         check("[workflow.institutions.\"institutions/Demo\"]\nblock_banned_phrases = true\n[auth.roles]\nHandler = []")
