@@ -383,8 +383,58 @@ async fn an_unappliable_event_waits_as_a_dead_letter_until_replayed(store: Arc<E
     assert_eq!(again.replay_time_us, dead.replay_time_us, "applied at most once");
 }
 
+/// Complaints that join an incident before their cases open (escalation follows intake's feed
+/// ahead of case-workflow's): once the cases open, the members name them, the incident names
+/// its lead case, and the other members are linked under it.
+async fn members_that_joined_before_their_cases_opened_learn_them(store: Arc<EscalationStore>) {
+    let intake: Vec<Event> =
+        (1..=2).map(|i| event(i64::from(i), &complaint(i), &accepted(i, Grade::General))).collect();
+    store.apply(INTAKE_CONSUMER, intake).await.unwrap();
+    let lead = staff(&["senior_manager"]);
+    let new = ops::NewIncident {
+        kind: IncidentKind::Group,
+        org_unit: "institutions/demo".to_owned(),
+        title: "信用卡年费误扣".to_owned(),
+        summary: String::new(),
+        request: RequestKey { id: "r-early".to_owned(), fingerprint: "f".to_owned() },
+        principal: lead.clone(),
+    };
+    let incident = store.create_incident(new).await.unwrap();
+    let id = crate::domain::actions::id_of(&incident.name).to_owned();
+    for n in 1..=2 {
+        let member = ops::NewMember {
+            incident: id.clone(),
+            complaint: complaint(n),
+            source: "manual",
+            matched: None,
+            reason: "同一原因".to_owned(),
+            request: None,
+            principal: lead.clone(),
+        };
+        store.add_member(member).await.unwrap();
+    }
+    let members = store.members(&incident.name, 0, 10).await.unwrap();
+    assert!(members.iter().all(|(_, m)| m.case.is_empty()), "no case is open yet");
+    assert!(store.incident(&id).await.unwrap().unwrap().lead_case.is_empty());
+
+    let cases: Vec<Event> = (1..=2)
+        .map(|i| {
+            event(i64::from(i), &case_of(i), &CaseOpened { case: Some(case(i, Grade::General, CaseState::Accepted)) })
+        })
+        .collect();
+    store.apply(CASE_CONSUMER, cases).await.unwrap();
+    let members = store.members(&incident.name, 0, 10).await.unwrap();
+    let named: Vec<&str> = members.iter().map(|(_, m)| m.case.as_str()).collect();
+    assert_eq!(named, [case_of(1), case_of(2)]);
+    assert_eq!(store.incident(&id).await.unwrap().unwrap().lead_case, case_of(1));
+    let due = store.due_actions(now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "the second member is to be linked under the lead's case: {due:?}");
+    assert_eq!(due[0].case, case_of(2));
+}
+
 redress_platform::conformance_suite!(
     open = open;
+    members_that_joined_before_their_cases_opened_learn_them,
     complaints_and_cases_are_known_from_either_feed_in_either_order,
     a_major_case_reaches_senior_management_at_once_and_climbs_when_unacknowledged,
     an_acknowledged_step_does_not_climb,

@@ -1140,6 +1140,9 @@ impl<'a> ApplyEvent<dyn EscTx + 'a> for Feeds<'_> {
             (CASE_CONSUMER, "redress.case.v1.CaseOpened") => {
                 let case = decode!(CaseOpened).case.unwrap_or_default();
                 follow_case(tx, &case, self.rules, self.now).await?;
+                if !case.complaint.is_empty() && !case.name.is_empty() {
+                    note_case_of_member(tx, &case.complaint, &case.name).await?;
+                }
             }
             (CASE_CONSUMER, "redress.case.v1.CaseChanged") => {
                 let case = decode!(CaseChanged).case.unwrap_or_default();
@@ -1236,6 +1239,28 @@ async fn early_warning(tx: &mut dyn EscTx, raised: &RiskSignalRaised, rules: &Ru
 /// ended case's escalation closes.
 async fn follow_case(tx: &mut dyn EscTx, case: &Case, rules: &Rules, now: DateTime<Utc>) -> Result<()> {
     follow_case_as(tx, case, true, rules, now).await
+}
+
+/// A complaint matched into an incident before its case opened learns its case now: its
+/// membership names it, and an incident it leads names it as its lead case (the other members
+/// learn theirs when linked under it).
+async fn note_case_of_member(tx: &mut dyn EscTx, complaint: &str, case: &str) -> Result<()> {
+    for incident_name in tx.incidents_of(complaint).await? {
+        let Some(mut member) = tx.load_member(&incident_name, complaint).await? else { continue };
+        if !member.case.is_empty() {
+            continue;
+        }
+        member.case = case.to_owned();
+        tx.save_member(&member).await?;
+        if tx.lead_member(&incident_name).await?.as_deref() == Some(complaint)
+            && let Some(Stored { record: mut incident, version }) = tx.load_incident(id_of(&incident_name)).await?
+            && incident.lead_case.is_empty()
+        {
+            incident.lead_case = case.to_owned();
+            save_incident(tx, &mut incident, version, &[]).await?;
+        }
+    }
+    Ok(())
 }
 
 /// [`follow_case`], raising a major case itself only when `raise_major`.
