@@ -14,7 +14,7 @@ use redress_platform::time::{Clock, now, to_timestamp};
 use redress_proto::redress::case::v1::{Case, CaseChanged, CaseOpened, CaseState};
 use redress_proto::redress::common::v1::{Event, Grade, ReplayDeadLetterRequest};
 use redress_proto::redress::escalation::v1::{
-    AlertKind, CauseCategory, EscalationLevel, IncidentKind, IncidentState, StatementState, SystemicCause,
+    AlertKind, CauseCategory, EscalationLevel, Incident, IncidentKind, IncidentState, StatementState, SystemicCause,
 };
 use redress_proto::redress::intake::v1::{
     ComplaintAccepted, ComplaintProcessingRestricted, FirstContact, RiskSignal, RiskSignalKind, RiskSignalRaised,
@@ -245,21 +245,25 @@ async fn early_warning_alerts_once_regrades_and_escalates_by_rule(store: Arc<Esc
     assert_eq!(types.iter().filter(|t| t.ends_with("AlertRaised")).count(), 1);
 }
 
-async fn an_incident_runs_from_declaration_to_close_with_one_statement_in_force(store: Arc<EscalationStore>) {
-    complaints_with_cases(&store, 3).await;
-    let lead = staff(&["senior_manager"]);
+/// A group incident declared by `lead` (request `request_id`) with complaints `members` added
+/// by hand, in order; and its id.
+async fn declared_with_members(
+    store: &EscalationStore,
+    lead: &Arc<Principal>,
+    request_id: &str,
+    members: std::ops::RangeInclusive<u32>,
+) -> (Incident, String) {
     let new = ops::NewIncident {
         kind: IncidentKind::Group,
         org_unit: "institutions/demo".to_owned(),
         title: "信用卡年费误扣".to_owned(),
         summary: String::new(),
-        request: RequestKey { id: "r-1".to_owned(), fingerprint: "f".to_owned() },
+        request: RequestKey { id: request_id.to_owned(), fingerprint: "f".to_owned() },
         principal: lead.clone(),
     };
     let incident = store.create_incident(new).await.unwrap();
-    assert_eq!(incident.state(), IncidentState::Declared);
     let id = crate::domain::actions::id_of(&incident.name).to_owned();
-    for n in 1..=3 {
+    for n in members {
         let member = ops::NewMember {
             incident: id.clone(),
             complaint: complaint(n),
@@ -271,6 +275,14 @@ async fn an_incident_runs_from_declaration_to_close_with_one_statement_in_force(
         };
         store.add_member(member).await.unwrap();
     }
+    (incident, id)
+}
+
+async fn an_incident_runs_from_declaration_to_close_with_one_statement_in_force(store: Arc<EscalationStore>) {
+    complaints_with_cases(&store, 3).await;
+    let lead = staff(&["senior_manager"]);
+    let (incident, id) = declared_with_members(&store, &lead, "r-1", 1..=3).await;
+    assert_eq!(incident.state(), IncidentState::Declared);
     let again = ops::NewMember {
         incident: id.clone(),
         complaint: complaint(2),
@@ -390,29 +402,7 @@ async fn members_that_joined_before_their_cases_opened_learn_them(store: Arc<Esc
     let intake: Vec<Event> =
         (1..=2).map(|i| event(i64::from(i), &complaint(i), &accepted(i, Grade::General))).collect();
     store.apply(INTAKE_CONSUMER, intake).await.unwrap();
-    let lead = staff(&["senior_manager"]);
-    let new = ops::NewIncident {
-        kind: IncidentKind::Group,
-        org_unit: "institutions/demo".to_owned(),
-        title: "信用卡年费误扣".to_owned(),
-        summary: String::new(),
-        request: RequestKey { id: "r-early".to_owned(), fingerprint: "f".to_owned() },
-        principal: lead.clone(),
-    };
-    let incident = store.create_incident(new).await.unwrap();
-    let id = crate::domain::actions::id_of(&incident.name).to_owned();
-    for n in 1..=2 {
-        let member = ops::NewMember {
-            incident: id.clone(),
-            complaint: complaint(n),
-            source: "manual",
-            matched: None,
-            reason: "同一原因".to_owned(),
-            request: None,
-            principal: lead.clone(),
-        };
-        store.add_member(member).await.unwrap();
-    }
+    let (incident, id) = declared_with_members(&store, &staff(&["senior_manager"]), "r-early", 1..=2).await;
     let members = store.members(&incident.name, 0, 10).await.unwrap();
     assert!(members.iter().all(|(_, m)| m.case.is_empty()), "no case is open yet");
     assert!(store.incident(&id).await.unwrap().unwrap().lead_case.is_empty());
