@@ -893,6 +893,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reader_that_retention_overtakes_while_it_streams_is_told_not_skipped() {
+        let (feed, _db) = feed().await;
+        let Pool::Sqlite(pool) = &feed.source else { unreachable!() };
+        let total = READ_BATCH * 8;
+        let events: Vec<NewEvent> = (0..total)
+            .map(|i| NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "test.Event".to_owned(),
+                aggregate: format!("things/{i}"),
+                org_unit: "institutions/acme".to_owned(),
+                occur_time: now(),
+                payload: Vec::new(),
+                traceparent: String::new(),
+                tracestate: String::new(),
+            })
+            .collect();
+        let mut conn = pool.acquire().await.unwrap();
+        NewEvent::append_all_sqlite(&events, &mut conn).await.unwrap();
+        drop(conn);
+        let shutdown = CancellationToken::new();
+        let mut stream = feed.subscribe(0, FeedScope::All, shutdown.clone()).await.unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.first().unwrap().position, 1);
+        // The reader now waits for its caller with a few batches read ahead, far below the
+        // head. Retention removes most of the feed, events it has not sent yet among them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pruned_through = READ_BATCH * 7;
+        let removed = feed.prune(now() + chrono::Duration::hours(1), pruned_through).await.unwrap();
+        assert_eq!(removed, pruned_through as u64);
+        let mut next = first.last().unwrap().position + 1;
+        let refusal = loop {
+            match stream.next().await.expect("the stream ended without saying why") {
+                Ok(batch) => {
+                    for event in batch {
+                        assert_eq!(event.position, next, "an event was skipped");
+                        next += 1;
+                    }
+                }
+                Err(status) => break status,
+            }
+        };
+        assert!(next <= pruned_through, "the reader had read past what was pruned: {next}");
+        assert_eq!(refusal.code(), tonic::Code::FailedPrecondition, "{refusal:?}");
+        let info = tonic_types::StatusExt::get_details_error_info(&refusal).unwrap();
+        assert_eq!(info.reason, "FEED_POSITION_PRUNED");
+        assert_eq!(info.metadata["oldest_position"], (pruned_through + 1).to_string());
+        // A reader whose next event is still there goes on: resuming at the oldest kept
+        // position reads to the head without a refusal.
+        let mut resumed = feed.subscribe(pruned_through, FeedScope::All, shutdown.clone()).await.unwrap();
+        let mut read = 0;
+        while read < total - pruned_through {
+            read += resumed.next().await.unwrap().unwrap().len() as i64;
+        }
+        assert_eq!(read, total - pruned_through);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
     async fn service_streams_are_served_when_callers_fill_the_bounds() {
         let (feed, _db) = feed().await;
         let shutdown = CancellationToken::new();
