@@ -136,12 +136,13 @@ where
     Ok(tally)
 }
 
-/// The peak resident memory of this process while `running` holds, sampled every 100 ms.
+/// The peak of what this process allocated (its anonymous resident memory) while `running`
+/// holds, sampled every 100 ms.
 fn watch_memory(running: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let mut peak = 0;
         while running.load(Ordering::Relaxed) {
-            peak = peak.max(Memory::of(None).rss_kib);
+            peak = peak.max(Memory::of(None).anon_kib);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         peak
@@ -238,12 +239,15 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let alone = open_loop(B_RATE, short, 1_000_000, read.clone()).await?;
     let before = Memory::of(None);
     println!(
-        "B alone:            {} reads, p50 {:.2} ms  p99 {:.2} ms, errors {}; RSS {:.1} MiB",
+        "B alone:            {} reads, p50 {:.2} ms  p99 {:.2} ms, errors {}; allocated {:.1} MiB (RSS {:.1} MiB, {:.1} \
+         MiB of it mapped files)",
         alone.ok,
         ms(&alone.latency, 0.5),
         ms(&alone.latency, 0.99),
         alone.other + alone.exhausted,
-        before.rss_mib()
+        before.anon_mib(),
+        before.rss_mib(),
+        before.file_mib()
     );
     // A at exactly its limit: the load the limiter lets through in any case.
     let (limited, at_limit) = tokio::join!(
@@ -286,14 +290,15 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             a.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
         );
         println!(
-            "                    B {} reads, p50 {:.2} ms  p99 {:.2} ms, errors {}{}; RSS peak {:.1} MiB, after {:.1} \
-             MiB",
+            "                    B {} reads, p50 {:.2} ms  p99 {:.2} ms, errors {}{}; allocated: peak {:.1} MiB, after \
+             {:.1} MiB (RSS {:.1} MiB)",
             b.ok,
             ms(&b.latency, 0.5),
             ms(&b.latency, 0.99),
             b.other + b.exhausted,
             b.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default(),
             mib(peak),
+            after.anon_mib(),
             after.rss_mib()
         );
         bursts.push((length, a, b, peak, after));
@@ -301,10 +306,12 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let again = open_loop(B_RATE, short, 2_000_000, read.clone()).await?;
     let end = Memory::of(None);
     println!(
-        "B alone again:      {} reads, p50 {:.2} ms  p99 {:.2} ms; RSS {:.1} MiB, peak of the run (VmHWM) {:.1} MiB",
+        "B alone again:      {} reads, p50 {:.2} ms  p99 {:.2} ms; allocated {:.1} MiB; RSS {:.1} MiB, peak of the run \
+         (VmHWM) {:.1} MiB",
         again.ok,
         ms(&again.latency, 0.5),
         ms(&again.latency, 0.99),
+        end.anon_mib(),
         end.rss_mib(),
         end.hwm_mib()
     );
@@ -332,17 +339,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let (short_peak, long_peak) = (bursts[0].3, bursts[1].3);
     let bounded = long_peak as f64 <= short_peak as f64 * 1.1;
     println!(
-        "  RSS: before {:.1} MiB, peak in the {} s burst {:.1} MiB, in the {} s burst {:.1} MiB, after {:.1} MiB: \
-         bounded (longer burst's peak ≤ 1.1 × shorter's) {}",
-        before.rss_mib(),
+        "  allocated memory: before {:.1} MiB, peak in the {} s burst {:.1} MiB, in the {} s burst {:.1} MiB, after \
+         {:.1} MiB: bounded (longer burst's peak ≤ 1.1 × shorter's) {}",
+        before.anon_mib(),
         bursts[0].0.as_secs(),
         mib(short_peak),
         bursts[1].0.as_secs(),
         mib(long_peak),
-        end.rss_mib(),
+        end.anon_mib(),
         verdict(bounded)
     );
-    println!("  (RSS is the benchmark's own process: the suite and both generators)");
+    println!(
+        "  (the benchmark's own process, the suite and both generators: its anonymous resident memory, RssAnon; its \
+         RSS also counts the stores' mapped file pages, once per connection that touched them)"
+    );
     print_load("end");
     suite.stop().await.context("suite")?;
     shutdown.cancel();

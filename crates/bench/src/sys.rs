@@ -20,10 +20,18 @@ pub fn cores() -> usize {
 }
 
 /// Resident memory of process `pid` (`None`: this process), now and at its peak, in KiB.
+///
+/// `rss_kib` counts the pages of files mapped into the process (SQLite reads its stores
+/// through memory maps) once per mapping that touched them: each store connection maps its
+/// file, so the same page of the page cache can count many times. `anon_kib` is what the
+/// process itself allocated (heaps, stacks, SQLite's own page caches), the memory a burst
+/// could grow without bound.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
 }
 
 impl Memory {
@@ -37,7 +45,20 @@ impl Memory {
                 .and_then(|kib| kib.parse().ok())
                 .unwrap_or(0)
         };
-        Self { rss_kib: field("VmRSS:"), hwm_kib: field("VmHWM:") }
+        Self {
+            rss_kib: field("VmRSS:"),
+            hwm_kib: field("VmHWM:"),
+            anon_kib: field("RssAnon:"),
+            file_kib: field("RssFile:"),
+        }
+    }
+
+    pub fn anon_mib(&self) -> f64 {
+        self.anon_kib as f64 / 1024.0
+    }
+
+    pub fn file_mib(&self) -> f64 {
+        self.file_kib as f64 / 1024.0
     }
 
     pub fn rss_mib(&self) -> f64 {
