@@ -57,6 +57,26 @@ pub struct NewEvent {
     pub tracestate: String,
 }
 
+/// The start of a multi-row insert into an outbox; the rows follow (`push_events!`).
+const OUTBOX_INSERT: &str =
+    "INSERT INTO outbox (event_id, event_type, aggregate, org_unit, occur_time_us, payload, traceparent, tracestate) ";
+
+/// Adds events as the rows of an [`OUTBOX_INSERT`] query builder of either backend, in order.
+macro_rules! push_events {
+    ($query:expr, $events:expr) => {
+        $query.push_values($events, |mut row, e| {
+            row.push_bind(e.event_id.to_string())
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.aggregate.as_str())
+                .push_bind(e.org_unit.as_str())
+                .push_bind(to_micros(e.occur_time))
+                .push_bind(e.payload.as_slice())
+                .push_bind(e.traceparent.as_str())
+                .push_bind(e.tracestate.as_str());
+        })
+    };
+}
+
 impl NewEvent {
     /// An event about `aggregate` (owned by `org_unit`) carrying `payload`, in the current
     /// span's trace.
@@ -93,20 +113,8 @@ impl NewEvent {
     pub async fn append_all_sqlite(events: &[NewEvent], conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         // 8 bound values a row keeps each statement far below SQLite's variable limit.
         for chunk in events.chunks(1000) {
-            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO outbox (event_id, event_type, aggregate, org_unit, occur_time_us, payload, traceparent, \
-                 tracestate) ",
-            );
-            query.push_values(chunk, |mut row, e| {
-                row.push_bind(e.event_id.to_string())
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(e.aggregate.as_str())
-                    .push_bind(e.org_unit.as_str())
-                    .push_bind(to_micros(e.occur_time))
-                    .push_bind(e.payload.as_slice())
-                    .push_bind(e.traceparent.as_str())
-                    .push_bind(e.tracestate.as_str());
-            });
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(OUTBOX_INSERT);
+            push_events!(query, chunk);
             query.build().execute(&mut *conn).await?;
         }
         Ok(())
@@ -152,10 +160,19 @@ impl Outbox for SqliteConnection {
 #[async_trait::async_trait]
 impl Outbox for PgConnection {
     async fn append_events(&mut self, events: &[NewEvent]) -> Result<(), sqlx::Error> {
-        for event in events {
-            event.append_postgres(self).await?;
+        match events {
+            [] => Ok(()),
+            [event] => event.append_postgres(self).await,
+            // Many with one statement a thousand (8 values a row, far below 65,535), in slice order.
+            _ => {
+                for chunk in events.chunks(1000) {
+                    let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(OUTBOX_INSERT);
+                    push_events!(query, chunk);
+                    query.build().execute(&mut *self).await?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
