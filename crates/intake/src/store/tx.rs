@@ -884,10 +884,15 @@ async fn lock_identifiers_postgres(conn: &mut PgConnection, digests: &[(&str, St
     let mut keys: Vec<i64> = digests.iter().map(|(_, digest)| identifier_lock_key(digest)).collect();
     keys.sort_unstable();
     keys.dedup();
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(SUBJECT_LOCK).execute(&mut *conn).await?;
-    for key in keys {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *conn).await?;
-    }
+    // One statement: the function scan yields the keys in array order, and each row's lock is
+    // taken as the row is produced.
+    sqlx::query(
+        "SELECT CASE WHEN n = 1 THEN pg_advisory_xact_lock_shared(k) ELSE pg_advisory_xact_lock(k) END \
+         FROM unnest($1::bigint[]) WITH ORDINALITY AS l(k, n)",
+    )
+    .bind([SUBJECT_LOCK].into_iter().chain(keys).collect::<Vec<i64>>())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
