@@ -1,98 +1,133 @@
-//! The submission batch writer: submissions queue up and each batch is written in one
-//! transaction with a handful of multi-row statements (existing request ids and source
-//! references, the number range, subjects, complaints, request ids, outbox) and one fsync.
-//! Should a batch fail as a whole, its submissions are written one by one so that one bad
-//! record cannot take the others down with it. Every rule it applies (idempotency by request id and by source
-//! reference, subjects, recurrence, numbering, sealing) is the one PostgreSQL's path applies.
+//! The submission batch writer, on both backends: submissions queue up and each batch is
+//! written in one transaction with a handful of multi-row statements (existing request ids and
+//! source references, the number range, subjects, request ids, complaints, outbox) and one
+//! commit. SQLite has one writer; PostgreSQL several, each on its own connection, so that a
+//! batch waiting for a person's lock does not hold up other people's submissions. Should a
+//! batch fail as a whole (on PostgreSQL also when another process claimed one of its request
+//! ids or source references meanwhile), its submissions are written one by one, so that one
+//! bad record cannot take the others down with it. Every rule it applies (idempotency by
+//! request id and by source reference, subjects, recurrence, numbering, sealing) is the one a
+//! single submission applies.
+
+pub(super) mod subjects;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redress_platform::db::Sqlite;
-use redress_platform::events::{Feed, NewEvent};
+use redress_platform::events::{NewEvent, Outbox};
 use redress_platform::host::Supervisor;
 use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::Complaint;
-use sqlx::{QueryBuilder, Row, SqliteConnection};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{PgConnection, QueryBuilder, SqliteConnection};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::subjects::Subjects;
+use self::subjects::Subjects;
 use crate::domain::acceptance::{self, SourceReference};
-use crate::domain::pii::{FREE_TEXT_FORM, Keyring};
+use crate::domain::pii::{FREE_TEXT_FORM, Keyring, WrappedKey};
+use crate::domain::subjects::INDEX_FORM;
 use crate::store::tx::IntakeTx;
-use crate::store::{NewComplaint, ReferenceOwner, StoreError, Submitted, codes, deadlines_provisional, ops};
+use crate::store::{NewComplaint, ReferenceOwner, StoreError, Submitted, codes, deadlines_provisional};
 
 /// Most submissions written in one transaction.
 const MAX_BATCH: usize = 512;
 
 pub(super) type Reply = oneshot::Sender<Result<Submitted, StoreError>>;
 
-/// Starts the writer that `supervisor` runs; submissions go to the queue it returns.
-pub(super) fn start(
-    db: Sqlite,
-    feed: Feed,
-    keyring: Arc<Keyring>,
-    supervisor: &Supervisor,
-) -> mpsc::Sender<(NewComplaint, Reply)> {
+/// A queue of submissions waiting for a batch.
+pub(super) type Queue = mpsc::Sender<(NewComplaint, Reply)>;
+
+/// How a backend writes a batch, and a single submission when its batch failed.
+#[async_trait]
+pub(super) trait Writer: Send + Sync + 'static {
+    /// Whether [`Writer::one`] takes another way than a batch of one, so that a batch of one
+    /// that failed is written again alone (on PostgreSQL it meets a concurrent submission of
+    /// its request id or reference as a single submission does).
+    const ONE_IS_ANOTHER_WAY: bool;
+    /// Writes `news` in one transaction: every outcome, or the error that failed them all.
+    async fn batch(&self, news: Arc<Vec<NewComplaint>>) -> Result<Vec<Result<Submitted, StoreError>>, StoreError>;
+    /// Writes one submission on its own.
+    async fn one(&self, new: NewComplaint) -> Result<Submitted, StoreError>;
+    /// Tells the store's feed that events were committed.
+    fn committed(&self);
+}
+
+/// Starts `writers` batch writers that `supervisor` runs, sharing the queue it returns.
+pub(super) fn start<W: Writer>(writer: W, writers: usize, supervisor: &Supervisor) -> Queue {
     let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-    let batches = run_batches(db, feed, keyring, rx, supervisor.stopping());
-    supervisor.spawn("submission-batcher", async move {
-        batches.await;
-        Ok(())
-    });
+    let (writer, rx) = (Arc::new(writer), Arc::new(Mutex::new(rx)));
+    for _ in 0..writers.max(1) {
+        let batches = run_batches(writer.clone(), rx.clone(), supervisor.stopping());
+        supervisor.spawn("submission-batcher", async move {
+            batches.await;
+            Ok(())
+        });
+    }
     queue
 }
 
-/// Writes queued submissions in batches until the store is gone or `stop` fires; on `stop` it
-/// refuses new submissions and writes those already queued.
-async fn run_batches(
-    db: Sqlite,
-    feed: Feed,
-    keyring: Arc<Keyring>,
-    mut rx: mpsc::Receiver<(NewComplaint, Reply)>,
-    stop: tokio_util::sync::CancellationToken,
-) {
+/// Queues `new` for the next batch and waits for its outcome.
+pub(super) async fn submit(queue: &Queue, new: NewComplaint) -> Result<Submitted, StoreError> {
+    let (reply, outcome) = oneshot::channel();
+    queue.send((new, reply)).await.map_err(|_| anyhow::anyhow!("intake's submission writers stopped"))?;
+    outcome.await.map_err(|_| anyhow::anyhow!("intake's submission writers dropped the submission"))?
+}
+
+/// Takes the next batch: waits for one submission, then takes those already queued behind it.
+/// On `stop` it refuses new submissions and goes on with those already queued; `None` once the
+/// queue is closed and empty.
+async fn next_batch(
+    rx: &Mutex<mpsc::Receiver<(NewComplaint, Reply)>>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<Vec<(NewComplaint, Reply)>> {
+    let mut rx = rx.lock().await;
     let mut closed = false;
-    loop {
-        let next = tokio::select! {
+    let first = loop {
+        tokio::select! {
             biased;
-            item = rx.recv() => item,
+            item = rx.recv() => break item?,
             () = stop.cancelled(), if !closed => {
                 rx.close();
                 closed = true;
-                continue;
-            }
-        };
-        let Some(first) = next else { break };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
             }
         }
+    };
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Writes queued submissions in batches until the store is gone or `stop` fires and the queue
+/// is drained.
+async fn run_batches<W: Writer>(
+    writer: Arc<W>,
+    rx: Arc<Mutex<mpsc::Receiver<(NewComplaint, Reply)>>>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    while let Some(batch) = next_batch(&rx, &stop).await {
         let (news, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let news = Arc::new(news);
-        let written = write(&db, &keyring, news.clone()).await;
-        let outcomes = match written {
+        let outcomes = match writer.batch(news.clone()).await {
             Ok(outcomes) => outcomes,
-            Err(e) if news.len() > 1 => {
+            Err(e) if news.len() > 1 || W::ONE_IS_ANOTHER_WAY => {
                 tracing::warn!(error = %e, size = news.len(), "intake batch failed; writing its submissions one by one");
                 let mut outcomes = Vec::with_capacity(news.len());
                 for new in news.iter() {
-                    let one = write(&db, &keyring, Arc::new(vec![new.clone()])).await;
-                    outcomes.push(
-                        one.and_then(|mut v| v.pop().unwrap_or_else(|| Err(anyhow::anyhow!("empty batch").into()))),
-                    );
+                    outcomes.push(writer.one(new.clone()).await);
                 }
                 outcomes
             }
             Err(e) => vec![Err(e)],
         };
         if outcomes.iter().any(|o| matches!(o, Ok(Submitted::Created(_)))) {
-            feed.notify_committed();
+            writer.committed();
         }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome);
@@ -100,14 +135,277 @@ async fn run_batches(
     }
 }
 
-async fn write(
-    db: &Sqlite,
-    keyring: &Arc<Keyring>,
-    news: Arc<Vec<NewComplaint>>,
-) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
-    let keyring = keyring.clone();
-    db.writer.write(move |conn| Box::pin(async move { insert_batch(conn, &keyring, &news).await })).await
+/// A new complaint's row, as a batch writes it.
+pub(super) struct ComplaintRow<'a> {
+    new: &'a NewComplaint,
+    complaint: Complaint,
+    sealed: Sealed,
 }
+
+/// A stored complaint a new one (the `k`th new of its batch) may repeat: the subject's latest
+/// of the issue received in the window.
+pub(super) struct IssueLookup {
+    k: usize,
+    subject_id: String,
+    business_type: String,
+    cause: String,
+    since_us: i64,
+    until_us: i64,
+}
+
+/// The latest stored complaint of each issue lookup, one index descent each
+/// (`complaints_by_subject_issue`), as `latest_of_issue` makes; the lookups follow as
+/// `VALUES` rows (k, subject, business type, cause, since, until), then `) AS v`.
+pub(super) const LATEST_OF_ISSUES: &str = "SELECT v.column1, (SELECT c.id FROM complaints c \
+     WHERE c.subject_id = v.column2 AND c.business_type = v.column3 AND c.cause = v.column4 \
+     AND c.receive_time_us >= v.column5 AND c.receive_time_us <= v.column6 \
+     ORDER BY c.receive_time_us DESC, c.id DESC LIMIT 1) FROM (";
+
+/// The multi-row statements of a batch, on one backend's connection in its transaction.
+#[async_trait]
+pub(super) trait BatchTx: IntakeTx + Outbox {
+    /// The request hash and complaint record of each of `request_ids` recorded before.
+    async fn recorded_requests(&mut self, request_ids: &[&str]) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+    /// `count` new complaint-number sequence values, in increasing order.
+    async fn draw_numbers(&mut self, count: usize) -> Result<Vec<i64>, StoreError>;
+    /// The readable stored subjects `digests` name: digest, subject id, wrapped key, and
+    /// whether the subject restricted its processing.
+    async fn subjects_by_digests(
+        &mut self,
+        digests: &[&str],
+    ) -> Result<Vec<(String, String, String, Vec<u8>, bool)>, StoreError>;
+    /// The latest stored complaint each of `wanted` may repeat (see
+    /// [`IntakeTx::latest_of_issue`]), by the lookup's `k`; none for those without one.
+    async fn latest_of_issues(&mut self, wanted: &[IssueLookup]) -> Result<Vec<(usize, String)>, StoreError>;
+    /// Locks the rows of the subjects `ids` (sorted) against other submissions locking them.
+    async fn lock_subject_rows(&mut self, ids: &[&str]) -> Result<(), StoreError>;
+    /// Which of the subjects `ids` an identity document knows.
+    async fn subjects_with_id_document(&mut self, ids: &[&str]) -> Result<Vec<String>, StoreError>;
+    async fn insert_subjects(&mut self, rows: &[(String, WrappedKey)], now_us: i64) -> Result<(), StoreError>;
+    async fn insert_index_entries(&mut self, rows: &[(&'static str, String, String)]) -> Result<(), StoreError>;
+    /// Records the request ids of `rows`; how many were not recorded before.
+    async fn claim_requests(&mut self, rows: &[ComplaintRow<'_>]) -> Result<u64, StoreError>;
+    async fn insert_complaints(&mut self, rows: &[ComplaintRow<'_>]) -> Result<(), StoreError>;
+}
+
+/// Implements [`BatchTx`] for one backend's connection (`$db` its database type): `$numbers`
+/// draws complaint numbers, `$lock_rows` locks subjects' rows and `$with_id` starts the query
+/// of which subjects an identity document knows.
+macro_rules! batch_tx {
+    ($conn:ty, $db:ty, numbers = $numbers:path, lock_rows = $lock_rows:path, with_id = $with_id:expr $(,)?) => {
+        #[async_trait]
+        impl BatchTx for $conn {
+            async fn recorded_requests(
+                &mut self,
+                request_ids: &[&str],
+            ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+                let mut rows = Vec::new();
+                for chunk in request_ids.chunks(900) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "SELECT r.request_id, r.request_hash, c.record FROM submit_requests r \
+                         JOIN complaints c ON c.id = r.complaint_id WHERE r.request_id IN (",
+                    );
+                    let mut ids = query.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(*id);
+                    }
+                    query.push(")");
+                    rows.extend(query.build_query_as::<(String, String, Vec<u8>)>().fetch_all(&mut *self).await?);
+                }
+                Ok(rows)
+            }
+
+            async fn draw_numbers(&mut self, count: usize) -> Result<Vec<i64>, StoreError> {
+                $numbers(self, count).await
+            }
+
+            async fn subjects_by_digests(
+                &mut self,
+                digests: &[&str],
+            ) -> Result<Vec<(String, String, String, Vec<u8>, bool)>, StoreError> {
+                let mut query = QueryBuilder::<$db>::new(subjects::BY_DIGESTS);
+                let mut list = query.separated(", ");
+                for d in digests {
+                    list.push_bind(*d);
+                }
+                query.push(")");
+                Ok(query.build_query_as().fetch_all(&mut *self).await?)
+            }
+
+            async fn latest_of_issues(&mut self, wanted: &[IssueLookup]) -> Result<Vec<(usize, String)>, StoreError> {
+                if wanted.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = QueryBuilder::<$db>::new(LATEST_OF_ISSUES);
+                query.push_values(wanted, |mut row, w| {
+                    row.push_bind(w.k as i64)
+                        .push_bind(w.subject_id.as_str())
+                        .push_bind(w.business_type.as_str())
+                        .push_bind(w.cause.as_str())
+                        .push_bind(w.since_us)
+                        .push_bind(w.until_us);
+                });
+                query.push(") AS v");
+                let found: Vec<(i64, Option<String>)> = query.build_query_as().fetch_all(&mut *self).await?;
+                Ok(found
+                    .into_iter()
+                    .filter_map(|(k, id)| Some((usize::try_from(k).ok()?, format!("complaints/{}", id?))))
+                    .collect())
+            }
+
+            async fn lock_subject_rows(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+                $lock_rows(self, ids).await
+            }
+
+            async fn subjects_with_id_document(&mut self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+                let mut query = QueryBuilder::<$db>::new($with_id);
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                Ok(query.build_query_scalar().fetch_all(&mut *self).await?)
+            }
+
+            async fn insert_subjects(&mut self, rows: &[(String, WrappedKey)], now_us: i64) -> Result<(), StoreError> {
+                // Five values a row.
+                for chunk in rows.chunks(400) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us, index_form) ",
+                    );
+                    query.push_values(chunk, |mut row, (id, wrapped)| {
+                        row.push_bind(id.as_str())
+                            .push_bind(wrapped.key_id.as_str())
+                            .push_bind(wrapped.sealed.as_slice())
+                            .push_bind(now_us)
+                            .push_bind(INDEX_FORM);
+                    });
+                    query.build().execute(&mut *self).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_index_entries(
+                &mut self,
+                rows: &[(&'static str, String, String)],
+            ) -> Result<(), StoreError> {
+                for chunk in rows.chunks(400) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO subject_index (kind, digest, subject_id) ");
+                    query.push_values(chunk, |mut row, (kind, digest, id)| {
+                        row.push_bind(*kind).push_bind(digest.as_str()).push_bind(id.as_str());
+                    });
+                    query.push(" ON CONFLICT DO NOTHING");
+                    query.build().execute(&mut *self).await?;
+                }
+                Ok(())
+            }
+
+            async fn claim_requests(&mut self, rows: &[ComplaintRow<'_>]) -> Result<u64, StoreError> {
+                let mut claimed = 0;
+                for chunk in rows.chunks(400) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) ",
+                    );
+                    query.push_values(chunk, |mut row, r| {
+                        row.push_bind(r.new.request_id.as_str())
+                            .push_bind(r.new.request_hash.as_str())
+                            .push_bind(r.new.id.as_str())
+                            .push_bind(to_micros(r.new.create_time));
+                    });
+                    query.push(" ON CONFLICT (request_id) DO NOTHING");
+                    claimed += query.build().execute(&mut *self).await?.rows_affected();
+                }
+                Ok(claimed)
+            }
+
+            async fn insert_complaints(&mut self, rows: &[ComplaintRow<'_>]) -> Result<(), StoreError> {
+                // Sixteen values a row: 6,400 a statement, within the bundled SQLite's 32,766.
+                for chunk in rows.chunks(400) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, \
+                         record, create_time_us, pii, subject_id, business_type, cause, source_reference, \
+                         source_reference_derived, deadlines_provisional, free_text_form) ",
+                    );
+                    query.push_values(chunk, |mut row, r| {
+                        let (new, complaint, sealed) = (r.new, &r.complaint, &r.sealed);
+                        row.push_bind(new.id.as_str())
+                            .push_bind(complaint.complaint_number.as_str())
+                            .push_bind(complaint.channel)
+                            .push_bind(to_micros(new.receive_time))
+                            .push_bind(complaint.org_unit.as_str())
+                            .push_bind(complaint.state)
+                            .push_bind(sealed.record.as_slice())
+                            .push_bind(to_micros(new.create_time))
+                            .push_bind(sealed.pii.as_slice())
+                            .push_bind(sealed.subject_id.as_str())
+                            .push_bind(sealed.business_type.as_deref())
+                            .push_bind(sealed.cause.as_deref())
+                            .push_bind(sealed.source_reference.as_deref())
+                            .push_bind(true)
+                            .push_bind(deadlines_provisional(complaint))
+                            .push_bind(FREE_TEXT_FORM);
+                    });
+                    query.build().execute(&mut *self).await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+/// SQLite's single writer counts complaint numbers in a row of its own.
+async fn numbers_sqlite(conn: &mut SqliteConnection, count: usize) -> Result<Vec<i64>, StoreError> {
+    let count = i64::try_from(count).map_err(|_| anyhow::anyhow!("batch too large"))?;
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO counters (name, value) VALUES ('complaint_number', ?1) \
+         ON CONFLICT (name) DO UPDATE SET value = value + ?1 RETURNING value",
+    )
+    .bind(count)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((last - count + 1..=last).collect())
+}
+
+/// PostgreSQL's writers draw from a sequence, each its own values.
+async fn numbers_postgres(conn: &mut PgConnection, count: usize) -> Result<Vec<i64>, StoreError> {
+    let count = i32::try_from(count).map_err(|_| anyhow::anyhow!("batch too large"))?;
+    let mut drawn: Vec<i64> = sqlx::query_scalar("SELECT nextval('complaint_number_seq') FROM generate_series(1, $1)")
+        .bind(count)
+        .fetch_all(&mut *conn)
+        .await?;
+    drawn.sort_unstable();
+    Ok(drawn)
+}
+
+/// SQLite has one writer: nothing to lock.
+async fn no_row_lock(_: &mut SqliteConnection, _: &[&str]) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Locks the rows in id order (`FOR NO KEY UPDATE` locks them after the sort), as
+/// [`IntakeTx::lock_subject`] locks one.
+async fn lock_rows_postgres(conn: &mut PgConnection, ids: &[&str]) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM subjects WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+batch_tx!(
+    SqliteConnection,
+    sqlx::Sqlite,
+    numbers = numbers_sqlite,
+    lock_rows = no_row_lock,
+    with_id = subjects::WITH_ID_DOCUMENT,
+);
+batch_tx!(
+    PgConnection,
+    sqlx::Postgres,
+    numbers = numbers_postgres,
+    lock_rows = lock_rows_postgres,
+    with_id = "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (",
+);
 
 /// A subject with a business type and cause: complaints repeating an issue share it.
 type IssueKey = (String, Option<String>, Option<String>);
@@ -133,26 +431,17 @@ enum Plan {
     SameReference(usize),
 }
 
-async fn insert_batch(
-    conn: &mut SqliteConnection,
+/// Writes `news` on `conn`, in the transaction the caller commits: every outcome, or the error
+/// that failed them all.
+pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
+    conn: &mut C,
     keyring: &Keyring,
     news: &[NewComplaint],
 ) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
     let mut existing: HashMap<String, (String, Complaint)> = HashMap::new();
-    for chunk in news.chunks(900) {
-        let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT r.request_id, r.request_hash, c.record FROM submit_requests r \
-             JOIN complaints c ON c.id = r.complaint_id WHERE r.request_id IN (",
-        );
-        let mut ids = query.separated(", ");
-        for new in chunk {
-            ids.push_bind(new.request_id.as_str());
-        }
-        query.push(")");
-        for row in query.build().fetch_all(&mut *conn).await? {
-            let record: Vec<u8> = row.try_get(2)?;
-            existing.insert(row.try_get(0)?, (row.try_get(1)?, Complaint::decode(record.as_slice())?));
-        }
+    let request_ids: Vec<&str> = news.iter().map(|n| n.request_id.as_str()).collect();
+    for (request_id, hash, record) in conn.recorded_requests(&request_ids).await? {
+        existing.insert(request_id, (hash, Complaint::decode(record.as_slice())?));
     }
     let references: Vec<Option<SourceReference>> = news.iter().map(NewComplaint::source_reference).collect();
     let owners: HashMap<String, ReferenceOwner> = {
@@ -185,29 +474,48 @@ async fn insert_batch(
     }
     let mut created = Vec::with_capacity(fresh.len());
     if !fresh.is_empty() {
-        let count = fresh.len() as i64;
-        let last: i64 = sqlx::query_scalar(
-            "INSERT INTO counters (name, value) VALUES ('complaint_number', ?1) \
-             ON CONFLICT (name) DO UPDATE SET value = value + ?1 RETURNING value",
-        )
-        .bind(count)
-        .fetch_one(&mut *conn)
-        .await?;
-        let mut rows: Vec<(&NewComplaint, Complaint, Sealed, Vec<NewEvent>)> = Vec::with_capacity(fresh.len());
+        let numbers = conn.draw_numbers(fresh.len()).await?;
+        let mut rows: Vec<ComplaintRow<'_>> = Vec::with_capacity(fresh.len());
+        let mut events: Vec<NewEvent> = Vec::new();
         let mut subjects = Subjects::load(conn, keyring, fresh.iter().map(|&i| &news[i].complaint)).await?;
-        // Complaints of this batch by (subject, business type, cause): the latest one, for
-        // recurrences within the batch.
-        let mut in_batch: HashMap<IssueKey, (DateTime<Utc>, String)> = HashMap::new();
+        // Each new complaint's subject, in batch order (a subject the batch creates is known to
+        // those after it), and one query for the stored complaints they may repeat.
+        let mut people = Vec::with_capacity(fresh.len());
+        let mut wanted = Vec::new();
         for (k, &i) in fresh.iter().enumerate() {
             let new = &news[i];
             let (subject, known) = subjects.subject_for(keyring, &new.complaint)?;
-            let (business_type, cause) = codes(&new.complaint);
-            let key = (subject.id.clone(), business_type.clone(), cause.clone());
-            // Only a subject known before this batch can have earlier complaints stored.
-            // A subject that restricted its processing has no complaint matched (nor matched
+            // Only a subject known before this batch can have earlier complaints stored. A
+            // subject that restricted its processing has no complaint matched (nor matched
             // against), in the batch or before it.
             let restricted = known && subjects.restricted(&subject.id);
-            let mut earlier = if known { ops::recurrence_of(conn, &subject.id, restricted, new).await? } else { None };
+            if known
+                && !restricted
+                && let (Some(business_type), Some(cause)) = codes(&new.complaint)
+            {
+                wanted.push(IssueLookup {
+                    k,
+                    subject_id: subject.id.clone(),
+                    business_type,
+                    cause,
+                    since_us: to_micros(new.recurrence_since),
+                    until_us: to_micros(new.receive_time),
+                });
+            }
+            people.push((subject, restricted));
+        }
+        let mut stored_earlier: HashMap<usize, String> = HashMap::new();
+        for chunk in wanted.chunks(400) {
+            stored_earlier.extend(conn.latest_of_issues(chunk).await?);
+        }
+        // Complaints of this batch by (subject, business type, cause): the latest one, for
+        // recurrences within the batch.
+        let mut in_batch: HashMap<IssueKey, (DateTime<Utc>, String)> = HashMap::new();
+        for (k, (&i, (subject, restricted))) in fresh.iter().zip(people).enumerate() {
+            let new = &news[i];
+            let (business_type, cause) = codes(&new.complaint);
+            let key = (subject.id.clone(), business_type.clone(), cause.clone());
+            let mut earlier = stored_earlier.remove(&k);
             if !restricted {
                 if let Some((at, name)) = in_batch.get(&key)
                     && acceptance::repeats(new.recurrence_since, new.receive_time, *at)
@@ -216,59 +524,29 @@ async fn insert_batch(
                 }
                 in_batch.insert(key, (new.receive_time, new.complaint.name.clone()));
             }
-            let number = acceptance::complaint_number(&new.number_prefix, last - count + 1 + k as i64);
-            let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, restricted, &new.trace);
+            let number = acceptance::complaint_number(&new.number_prefix, numbers[k]);
+            let (complaint, announced) = acceptance::accepted(&new.complaint, number, earlier, restricted, &new.trace);
             let (record, pii) = subject.seal(&complaint)?;
             let source_reference = references[i].as_ref().map(|r| r.as_str().to_owned());
             let sealed = Sealed { record, pii, subject_id: subject.id, business_type, cause, source_reference };
-            rows.push((new, complaint, sealed, events));
+            rows.push(ComplaintRow { new, complaint, sealed });
+            events.extend(announced);
         }
         subjects.write(conn).await?;
-        for chunk in rows.chunks(400) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, record, \
-                 create_time_us, pii, subject_id, business_type, cause, source_reference, source_reference_derived, \
-                 deadlines_provisional, free_text_form) ",
-            );
-            query.push_values(chunk, |mut row, (new, complaint, sealed, _)| {
-                row.push_bind(new.id.as_str())
-                    .push_bind(complaint.complaint_number.as_str())
-                    .push_bind(complaint.channel)
-                    .push_bind(to_micros(new.receive_time))
-                    .push_bind(complaint.org_unit.as_str())
-                    .push_bind(complaint.state)
-                    .push_bind(sealed.record.as_slice())
-                    .push_bind(to_micros(new.create_time))
-                    .push_bind(sealed.pii.as_slice())
-                    .push_bind(sealed.subject_id.as_str())
-                    .push_bind(sealed.business_type.as_deref())
-                    .push_bind(sealed.cause.as_deref())
-                    .push_bind(sealed.source_reference.as_deref())
-                    .push_bind(true)
-                    .push_bind(deadlines_provisional(complaint))
-                    .push_bind(FREE_TEXT_FORM);
-            });
-            query.build().execute(&mut *conn).await?;
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) ",
-            );
-            query.push_values(chunk, |mut row, (new, ..)| {
-                row.push_bind(new.request_id.as_str())
-                    .push_bind(new.request_hash.as_str())
-                    .push_bind(new.id.as_str())
-                    .push_bind(to_micros(new.create_time));
-            });
-            query.build().execute(&mut *conn).await?;
+        conn.insert_complaints(&rows).await?;
+        // On PostgreSQL another process may have recorded one of these request ids since they
+        // were looked up: its submission is answered as a replay, one by one.
+        if conn.claim_requests(&rows).await? != rows.len() as u64 {
+            return Err(anyhow::anyhow!("a request id of the batch was recorded meanwhile").into());
         }
-        let events: Vec<NewEvent> = rows.iter().flat_map(|(.., events)| events.iter().cloned()).collect();
-        NewEvent::append_all_sqlite(&events, conn).await?;
-        created = rows.into_iter().map(|(new, complaint, ..)| (new.request_hash.clone(), complaint)).collect();
+        conn.append_events(&events).await?;
+        created = rows.into_iter().map(|r| r.complaint).collect();
     }
     let mut outcomes: Vec<Result<Submitted, StoreError>> = Vec::with_capacity(news.len());
     for (i, plan) in plans.into_iter().enumerate() {
         let outcome = match plan {
             Plan::Done(outcome) => *outcome,
-            Plan::Insert(k) => Ok(Submitted::Created(created[k].1.clone())),
+            Plan::Insert(k) => Ok(Submitted::Created(created[k].clone())),
             Plan::SameAs(j) => match &outcomes[j] {
                 Ok(Submitted::Created(c) | Submitted::Replayed(c)) => {
                     Submitted::replay(&news[j].request_hash, &news[i].request_hash, c.clone())
@@ -286,4 +564,107 @@ async fn insert_batch(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use redress_platform::db::{Backend, DatabaseConfig};
+    use redress_platform::host::Supervisor;
+    use redress_proto::redress::intake::v1::Classification;
+    use redress_proto::redress::intake::v1::complainant::Party;
+    use sqlx::{Connection, PgConnection, SqliteConnection};
+
+    use crate::store::{NewComplaint, Submitted};
+
+    redress_platform::conformance_suite!(
+        open = database;
+        one_batch_resolves_its_people_requests_and_repeats_among_themselves,
+    );
+
+    async fn database(config: &DatabaseConfig) -> DatabaseConfig {
+        config.clone()
+    }
+
+    /// A classified complaint by the person with `phone`, received `minutes_ago`.
+    fn by_phone(request_id: &str, phone: &str, minutes_ago: i64) -> NewComplaint {
+        let mut new = crate::store::conformance_support::personal_new(request_id);
+        new.receive_time -= chrono::TimeDelta::minutes(minutes_ago);
+        new.complaint.receive_time = Some(redress_platform::time::to_timestamp(new.receive_time));
+        new.recurrence_since = new.receive_time - chrono::TimeDelta::days(90);
+        if let Some(Party::Person(p)) = new.complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+            (p.phone, p.id_number) = (phone.to_owned(), String::new());
+        }
+        new.complaint.classification =
+            Some(Classification { business_type: "B02".to_owned(), cause: "C05".to_owned(), ..Default::default() });
+        new
+    }
+
+    /// Writes `news` as one batch on a connection of its own, in one transaction.
+    async fn write(config: &DatabaseConfig, news: &[NewComplaint]) -> Vec<Result<Submitted, crate::store::StoreError>> {
+        let keyring = crate::domain::pii::test_keyring();
+        macro_rules! in_one_transaction {
+            ($conn:expr) => {{
+                let mut conn = $conn;
+                let mut tx = conn.begin().await.unwrap();
+                let outcomes = super::insert_batch(&mut *tx, &keyring, news).await.unwrap();
+                tx.commit().await.unwrap();
+                outcomes
+            }};
+        }
+        match Backend::of(&config.url).unwrap() {
+            Backend::Sqlite => in_one_transaction!(SqliteConnection::connect(&config.url).await.unwrap()),
+            Backend::Postgres => in_one_transaction!(PgConnection::connect(&config.url).await.unwrap()),
+        }
+    }
+
+    fn created(
+        outcome: &Result<Submitted, crate::store::StoreError>,
+    ) -> &redress_proto::redress::intake::v1::Complaint {
+        match outcome {
+            Ok(Submitted::Created(c)) => c,
+            other => panic!("not created: {other:?}"),
+        }
+    }
+
+    /// Two complaints of one person in one batch make one subject, the later repeats the
+    /// earlier, a second submission of a request in the batch replays the first, another
+    /// person is another subject, and every new complaint has a number of its own: on both
+    /// backends, through the same multi-row statements.
+    async fn one_batch_resolves_its_people_requests_and_repeats_among_themselves(config: DatabaseConfig) {
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let store = crate::open_store(&config, keyring, &Supervisor::detached()).await.unwrap();
+        let earlier = by_phone("b-earlier", "13911112222", 5);
+        let mut retry = earlier.clone();
+        retry.id = uuid::Uuid::now_v7().to_string();
+        let news = [earlier, by_phone("b-later", "139-1111-2222", 1), retry, by_phone("b-other", "13933334444", 1)];
+        let outcomes = write(&config, &news).await;
+        assert_eq!(outcomes.len(), 4);
+        let (earlier, later, other) = (created(&outcomes[0]), created(&outcomes[1]), created(&outcomes[3]));
+        match &outcomes[2] {
+            Ok(Submitted::Replayed(c)) => assert_eq!(c.name, earlier.name),
+            other => panic!("the retry in the batch is not a replay: {other:?}"),
+        }
+        assert!(earlier.recurrence_of.is_empty());
+        assert_eq!(later.recurrence_of, earlier.name, "the later complaint of the batch repeats the earlier");
+        assert!(other.recurrence_of.is_empty());
+        let subject = |c: &redress_proto::redress::intake::v1::Complaint| {
+            let store = store.clone();
+            let id = c.name.strip_prefix("complaints/").unwrap().to_owned();
+            async move { store.subject_of(&id).await.unwrap().unwrap() }
+        };
+        assert_eq!(subject(earlier).await, subject(later).await, "one phone however written, one subject");
+        assert_ne!(subject(earlier).await, subject(other).await);
+        let numbers = [&earlier.complaint_number, &later.complaint_number, &other.complaint_number];
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "numbers drawn in batch order: {numbers:?}");
+        for c in [earlier, later, other] {
+            let id = c.name.strip_prefix("complaints/").unwrap();
+            assert_eq!(store.get(id).await.unwrap().unwrap().complaint_number, c.complaint_number);
+        }
+        // Written again, the whole batch is answered from what it recorded.
+        let again = write(&config, &news).await;
+        assert!(again.iter().all(|o| matches!(o, Ok(Submitted::Replayed(_)))), "{again:?}");
+    }
 }

@@ -345,7 +345,7 @@ async fn one_person_is_one_subject_per_institution(store: Arc<dyn IntakeStore>) 
 }
 
 /// A phone is one identifier however it is written (indexed in E.164), also when the
-/// spellings arrive together (one batch on SQLite).
+/// spellings arrive together (in one batch or in batches written at once).
 async fn every_spelling_of_a_phone_is_one_subject(store: Arc<dyn IntakeStore>) {
     let spellings = ["+86 138 1234 5678", "86 13812345678", "008613812345678", "138-1234-5678"];
     let submitted =
@@ -483,7 +483,7 @@ async fn a_repeat_complaint_within_the_window_is_a_recurrence(store: Arc<dyn Int
     let accepted: ComplaintAccepted =
         events.iter().find(|e| e.aggregate == again.name).unwrap().payload.as_ref().unwrap().to_msg().unwrap();
     assert_eq!(accepted.recurrence_of, first.name);
-    // Submitted together (one batch on SQLite): the later-received one repeats the earlier.
+    // Submitted together (often one batch): the later-received one repeats the earlier.
     let mut earlier = classified("b1", "13955556666", "C09", 0);
     let later = classified("b2", "13955556666", "C09", 0);
     earlier.receive_time -= Duration::minutes(1);

@@ -2,6 +2,7 @@
 //! single writer) and a PostgreSQL implementation, held to the same conformance suite. Every
 //! operation but submission is written once, in `ops`, over the single queries of `tx`.
 
+mod batch;
 mod ops;
 mod postgres;
 mod sqlite;

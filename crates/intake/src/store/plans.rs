@@ -90,7 +90,7 @@ async fn complaint_lists_use_indexes_on_sqlite() -> anyhow::Result<()> {
 /// search `subject_index` by `kind = 'id'` alone, every identity document in the store.
 #[tokio::test]
 async fn subject_lookups_of_a_submission_read_only_its_people_on_sqlite() -> anyhow::Result<()> {
-    use super::sqlite::subjects::{BY_DIGESTS, WITH_ID_DOCUMENT};
+    use super::batch::subjects::{BY_DIGESTS, WITH_ID_DOCUMENT};
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
     redress_platform::db::migrate_sqlite(&pool, &super::SQLITE_MIGRATIONS).await?;
     sqlx::raw_sql(
@@ -115,6 +115,35 @@ async fn subject_lookups_of_a_submission_read_only_its_people_on_sqlite() -> any
                 "analyzed: {analyzed}: {sql}\n{plan:?}"
             );
         }
+    }
+    Ok(())
+}
+
+/// The submit batch finds the complaints its returning people may repeat through the issue
+/// index, one descent each, whatever the store holds.
+#[tokio::test]
+async fn recurrence_lookups_of_a_batch_descend_the_issue_index_on_sqlite() -> anyhow::Result<()> {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+    redress_platform::db::migrate_sqlite(&pool, &super::SQLITE_MIGRATIONS).await?;
+    let fill = format!(
+        "WITH RECURSIVE series(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM series WHERE g < 20000) {FILL}; \
+         UPDATE complaints SET subject_id = 's-' || (rowid % 5000), business_type = 'B0' || (rowid % 3), \
+         cause = 'C0' || (rowid % 7)"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(fill)).execute(&pool).await?;
+    let sql = format!("{}VALUES (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)) AS v", super::batch::LATEST_OF_ISSUES);
+    for analyzed in [false, true] {
+        if analyzed {
+            sqlx::query("ANALYZE").execute(&pool).await?;
+        }
+        let plan = sqlite_query_plan(&pool, &sql).await?;
+        eprintln!("{sql}: {plan:?}");
+        let reads: Vec<&String> = plan.iter().filter(|line| line.contains(" c ") || line.ends_with(" c")).collect();
+        assert!(
+            !reads.is_empty()
+                && reads.iter().all(|line| line.starts_with("SEARCH") && line.contains("complaints_by_subject_issue")),
+            "analyzed: {analyzed}\n{plan:?}"
+        );
     }
     Ok(())
 }

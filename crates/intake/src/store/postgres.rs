@@ -1,8 +1,10 @@
-//! PostgreSQL implementation. Each operation of `ops` runs in a transaction of its own. A
-//! submission claims its request id first, so two concurrent submissions of one request
-//! serialise on its unique key and the loser replays the winner's result; two of one source
-//! reference under different ids meet at the reference's unique index, and the loser is
-//! answered as a later submission of that reference is.
+//! PostgreSQL implementation. Each operation of `ops` runs in a transaction of its own.
+//! Submissions queue up and are written in batches (`batch`) by a few writers at once. Two
+//! concurrent submissions of one request from different processes meet at its unique key, two
+//! of one source reference under different ids at the reference's unique index: the batch that
+//! loses fails, and its submissions are written one by one. A single submission claims its
+//! request id first, so the loser of such a race replays the winner's result, or is answered
+//! as a later submission of that reference is.
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use redress_platform::time::to_micros;
 use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
 use sqlx::{Connection, PgConnection, PgPool};
 
+use super::batch::{self, Writer};
 use super::tx::IntakeTx;
 use super::{
     AccessLogVerdict, Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Restriction, Rewrite,
@@ -28,6 +31,37 @@ pub struct PostgresIntakeStore {
     pool: PgPool,
     feed: Feed,
     keyring: Arc<Keyring>,
+    queue: batch::Queue,
+}
+
+/// Most batch writers at once; each holds one of the pool's connections while it writes.
+const MAX_WRITERS: u32 = 4;
+
+/// Writes batches of submissions, each in a transaction of its own.
+struct BatchWriter {
+    pool: PgPool,
+    feed: Feed,
+    keyring: Arc<Keyring>,
+}
+
+#[async_trait]
+impl Writer for BatchWriter {
+    const ONE_IS_ANOTHER_WAY: bool = true;
+
+    async fn batch(&self, news: Arc<Vec<NewComplaint>>) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let outcomes = batch::insert_batch(&mut *tx, &self.keyring, &news).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn one(&self, new: NewComplaint) -> Result<Submitted, StoreError> {
+        submit_one(&self.pool, &self.keyring, new).await
+    }
+
+    fn committed(&self) {
+        self.feed.notify_committed();
+    }
 }
 
 impl PostgresIntakeStore {
@@ -35,7 +69,11 @@ impl PostgresIntakeStore {
         redress_platform::db::migrate_postgres(&pool, &super::POSTGRES_MIGRATIONS).await?;
         redress_platform::events::migrate_postgres(&pool).await?;
         let feed = Feed::postgres(pool.clone(), supervisor);
-        let store = Self { pool, feed, keyring };
+        let writer = BatchWriter { pool: pool.clone(), feed: feed.clone(), keyring: keyring.clone() };
+        // Half the pool at most: reads and the other operations keep the rest.
+        let writers = (pool.options().get_max_connections() / 2).clamp(1, MAX_WRITERS);
+        let queue = batch::start(writer, writers as usize, supervisor);
+        let store = Self { pool, feed, keyring, queue };
         let (pool, keyring) = (&store.pool, store.keyring.as_ref());
         ops::seal_legacy(|| async {
             let mut tx = pool.begin().await?;
@@ -155,42 +193,47 @@ async fn insert_complaint(
     Ok(())
 }
 
+/// Writes one submission in a transaction of its own (a batch's submissions, when the batch
+/// failed as a whole). The caller tells the feed of what it committed.
+async fn submit_one(pool: &PgPool, keyring: &Keyring, new: NewComplaint) -> Result<Submitted, StoreError> {
+    // One connection for the whole submission: each connection taken from the pool and
+    // given back costs a round trip (it is tested when it returns).
+    let mut conn = pool.acquire().await?;
+    if let Some(done) = replay(&mut conn, &new).await? {
+        return Ok(done);
+    }
+    if let Some(done) = ops::answer_by_reference(&mut *conn, &new).await? {
+        return Ok(done);
+    }
+    let mut tx = conn.begin().await?;
+    let Some(seq) = claim(&mut tx, &new).await? else {
+        tx.rollback().await?;
+        return replay(&mut conn, &new).await?.ok_or_else(|| anyhow::anyhow!("claimed request vanished").into());
+    };
+    let subject = ops::subject_for(&mut *tx, keyring, &new.complaint).await?;
+    let restricted = tx.subject_restriction(&subject.id).await?.is_some();
+    let earlier = ops::recurrence_of(&mut *tx, &subject.id, restricted, &new).await?;
+    let number = acceptance::complaint_number(&new.number_prefix, seq);
+    let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, restricted, &new.trace);
+    let inserted = insert_complaint(&mut tx, &new, &complaint, subject.seal(&complaint)?, &subject.id).await;
+    if inserted.as_ref().is_err_and(StoreError::is_reference_conflict) {
+        // A submission of the same reference committed since it was looked up: this one
+        // is answered as any later one is, and its request id is not recorded.
+        tx.rollback().await?;
+        return ops::answer_by_reference(&mut *conn, &new)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("referenced complaint vanished").into());
+    }
+    inserted?;
+    tx.append_events(&events).await?;
+    tx.commit().await?;
+    Ok(Submitted::Created(complaint))
+}
+
 #[async_trait]
 impl IntakeStore for PostgresIntakeStore {
     async fn submit(&self, new: NewComplaint) -> Result<Submitted, StoreError> {
-        // One connection for the whole submission: each connection taken from the pool and
-        // given back costs a round trip (it is tested when it returns).
-        let mut conn = self.pool.acquire().await?;
-        if let Some(done) = replay(&mut conn, &new).await? {
-            return Ok(done);
-        }
-        if let Some(done) = ops::answer_by_reference(&mut *conn, &new).await? {
-            return Ok(done);
-        }
-        let mut tx = conn.begin().await?;
-        let Some(seq) = claim(&mut tx, &new).await? else {
-            tx.rollback().await?;
-            return replay(&mut conn, &new).await?.ok_or_else(|| anyhow::anyhow!("claimed request vanished").into());
-        };
-        let subject = ops::subject_for(&mut *tx, &self.keyring, &new.complaint).await?;
-        let restricted = tx.subject_restriction(&subject.id).await?.is_some();
-        let earlier = ops::recurrence_of(&mut *tx, &subject.id, restricted, &new).await?;
-        let number = acceptance::complaint_number(&new.number_prefix, seq);
-        let (complaint, events) = acceptance::accepted(&new.complaint, number, earlier, restricted, &new.trace);
-        let inserted = insert_complaint(&mut tx, &new, &complaint, subject.seal(&complaint)?, &subject.id).await;
-        if inserted.as_ref().is_err_and(StoreError::is_reference_conflict) {
-            // A submission of the same reference committed since it was looked up: this one
-            // is answered as any later one is, and its request id is not recorded.
-            tx.rollback().await?;
-            return ops::answer_by_reference(&mut *conn, &new)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("referenced complaint vanished").into());
-        }
-        inserted?;
-        tx.append_events(&events).await?;
-        tx.commit().await?;
-        self.feed.notify_committed();
-        Ok(Submitted::Created(complaint))
+        batch::submit(&self.queue, new).await
     }
 
     async fn reveal(&self, id: &str, access: &PiiAccess) -> Result<Option<Complaint>, StoreError> {
@@ -352,6 +395,18 @@ mod tests {
         }
     }
 
+    /// Waits until `n` lock requests of this database's sessions wait; none of `running` may
+    /// end meanwhile (it would have passed the lock).
+    async fn until_all_waiting(pool: &PgPool, n: i64, running: &[&Submission]) {
+        loop {
+            assert!(running.iter().all(|s| !s.is_finished()), "a complaint went past the subject's lock");
+            if waiting(pool, 0).await.0 == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     fn created(done: Result<Result<Submitted, crate::store::StoreError>, tokio::task::JoinError>) -> Complaint {
         match done.unwrap().unwrap() {
             Submitted::Created(c) => c,
@@ -380,10 +435,13 @@ mod tests {
         let key = phone_lock(&keyring, &a);
         assert_eq!(key, phone_lock(&keyring, &b), "one phone, however written, is one lock");
 
-        // Held here, the person's lock keeps both submissions waiting together.
+        // Held here, the person's lock keeps both submissions waiting together, each in a batch
+        // of its own (the second is queued once the first waits, and another writer takes it).
         let mut holder = pool.begin().await.unwrap();
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *holder).await.unwrap();
-        let (first, second) = (submit(&store, a), submit(&store, b));
+        let first = submit(&store, a);
+        until_waiting(&pool, key, 1, &[&first]).await;
+        let second = submit(&store, b);
         until_waiting(&pool, key, 2, &[&first, &second]).await;
         holder.commit().await.unwrap();
         let (a, b) = (created(first.await), created(second.await));
@@ -551,15 +609,11 @@ mod tests {
             .execute(&mut *holder)
             .await
             .unwrap();
+        // Each in a batch of its own: the second is queued once the first waits.
         let first = submit(&store, complaint_with_id("t-1", "13911112222", &others[0]));
+        until_all_waiting(&pool, 1, &[&first]).await;
         let second = submit(&store, complaint_with_id("t-2", "13933334444", &others[1]));
-        loop {
-            assert!(!first.is_finished() && !second.is_finished(), "a complaint went past the subject's lock");
-            if waiting(&pool, 0).await.0 == 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        until_all_waiting(&pool, 2, &[&first, &second]).await;
         holder.commit().await.unwrap();
         let (first, second) = (created(first.await), created(second.await));
         let subjects = [subject_of(&store, &first).await, subject_of(&store, &second).await];

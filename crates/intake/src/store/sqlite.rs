@@ -2,9 +2,6 @@
 //! commit); submissions queue up and are written in batches of multi-row statements
 //! (`batch`), the rest runs the operations of `ops` one write each.
 
-mod batch;
-pub(super) mod subjects;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,8 +12,8 @@ use redress_platform::host::Supervisor;
 use redress_platform::telemetry::TraceContext;
 use redress_proto::redress::intake::v1::{Complainant, Complaint, ContentConfirmation, PersonalDataSupplement};
 use sqlx::SqliteConnection;
-use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{self, Writer};
 use super::tx::{IntakeTx, Reader};
 use super::{
     AccessLogVerdict, Erased, Identifier, IntakeStore, NewComplaint, PiiAccess, RequestKey, Restriction, Rewrite,
@@ -28,7 +25,7 @@ use crate::domain::pii::Keyring;
 pub struct SqliteIntakeStore {
     db: Sqlite,
     feed: Feed,
-    queue: mpsc::Sender<(NewComplaint, batch::Reply)>,
+    queue: batch::Queue,
     keyring: Arc<Keyring>,
 }
 
@@ -37,7 +34,9 @@ impl SqliteIntakeStore {
         redress_platform::db::migrate_sqlite(&db.pool, &super::SQLITE_MIGRATIONS).await?;
         redress_platform::events::migrate_sqlite(&db.pool).await?;
         let feed = Feed::sqlite(db.pool.clone());
-        let queue = batch::start(db.clone(), feed.clone(), keyring.clone(), supervisor);
+        let writer = BatchWriter { db: db.clone(), feed: feed.clone(), keyring: keyring.clone() };
+        // One writer: SQLite writes one transaction at a time.
+        let queue = batch::start(writer, 1, supervisor);
         let store = Self { db, feed, queue, keyring };
         ops::seal_legacy(|| {
             store.write(|conn, keyring| Box::pin(async move { ops::seal_unsealed(conn, &keyring).await }))
@@ -86,12 +85,41 @@ impl SqliteIntakeStore {
     }
 }
 
+/// Writes batches of submissions through the store's single writer.
+struct BatchWriter {
+    db: Sqlite,
+    feed: Feed,
+    keyring: Arc<Keyring>,
+}
+
+#[async_trait]
+impl Writer for BatchWriter {
+    const ONE_IS_ANOTHER_WAY: bool = false;
+
+    async fn batch(&self, news: Arc<Vec<NewComplaint>>) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
+        let keyring = self.keyring.clone();
+        self.db
+            .writer
+            .write(move |conn| Box::pin(async move { batch::insert_batch(conn, &keyring, &news).await }))
+            .await
+    }
+
+    async fn one(&self, new: NewComplaint) -> Result<Submitted, StoreError> {
+        self.batch(Arc::new(vec![new]))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("a batch of one had no outcome").into()))
+    }
+
+    fn committed(&self) {
+        self.feed.notify_committed();
+    }
+}
+
 #[async_trait]
 impl IntakeStore for SqliteIntakeStore {
     async fn submit(&self, new: NewComplaint) -> Result<Submitted, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        self.queue.send((new, reply)).await.map_err(|_| anyhow::anyhow!("intake writer stopped"))?;
-        outcome.await.map_err(|_| anyhow::anyhow!("intake writer dropped the submission"))?
+        batch::submit(&self.queue, new).await
     }
 
     async fn reveal(&self, id: &str, access: &PiiAccess) -> Result<Option<Complaint>, StoreError> {

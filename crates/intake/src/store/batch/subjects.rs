@@ -1,13 +1,14 @@
 //! The data subjects of a batch of submissions: those the complainants' blind-index digests
 //! already name, found with one query for the whole batch, and those the batch creates,
-//! written with one statement. The matching rule is the domain's, as on PostgreSQL.
+//! written with one statement. The matching rule is the domain's, as in a single submission
+//! (`ops::subject_for`).
 
 use std::collections::{HashMap, HashSet};
 
 use redress_platform::time::{now, to_micros};
 use redress_proto::redress::intake::v1::Complaint;
-use sqlx::{QueryBuilder, SqliteConnection};
 
+use super::BatchTx;
 use crate::domain::pii::{DataKey, Keyring, WrappedKey};
 use crate::domain::subjects::{self, ID_DOCUMENT};
 use crate::store::{StoreError, Subject};
@@ -20,10 +21,10 @@ pub(in crate::store) const BY_DIGESTS: &str = "SELECT i.digest, s.id, s.key_id, 
      s.restrict_time_us IS NOT NULL FROM subject_index i JOIN subjects s ON s.id = i.subject_id \
      WHERE s.wrapped_key IS NOT NULL AND i.digest IN (";
 
-/// Which of some subjects are known by an identity document; the subject ids follow, then
-/// `)`. Without its index named, SQLite reads the entries of every identity document
-/// (`kind = 'id'` leads the primary key) and looks up each one's subject: a million rows for a
-/// million people.
+/// Which of some subjects are known by an identity document, on SQLite; the subject ids
+/// follow, then `)`. Without its index named, SQLite reads the entries of every identity
+/// document (`kind = 'id'` leads the primary key) and looks up each one's subject: a million
+/// rows for a million people.
 pub(in crate::store) const WITH_ID_DOCUMENT: &str = "SELECT DISTINCT subject_id FROM subject_index \
      INDEXED BY subject_index_by_subject WHERE kind = 'id' AND subject_id IN (";
 
@@ -43,13 +44,16 @@ pub(super) struct Subjects {
 }
 
 impl Subjects {
-    /// The subjects the complainants of `complaints` may be.
-    pub async fn load<'c>(
-        conn: &mut SqliteConnection,
+    /// The subjects the complainants of `complaints` may be. On PostgreSQL the batch holds
+    /// the advisory locks of their digests and locks the rows of the subjects they name before
+    /// asking which of them an identity document knows: another person's submission giving one
+    /// of them a document (through another of its phones) holds its row until it commits.
+    pub async fn load<'c, C: BatchTx + ?Sized>(
+        conn: &mut C,
         keyring: &Keyring,
         complaints: impl Iterator<Item = &'c Complaint>,
     ) -> Result<Self, StoreError> {
-        let digests: Vec<String> = complaints.flat_map(|c| subjects::digests(keyring, c)).map(|(_, d)| d).collect();
+        let digests: Vec<(&'static str, String)> = complaints.flat_map(|c| subjects::digests(keyring, c)).collect();
         let mut found = Self {
             by_digest: HashMap::new(),
             stored: HashMap::new(),
@@ -59,16 +63,13 @@ impl Subjects {
             with_id: HashSet::new(),
             restricted: HashSet::new(),
         };
+        if digests.is_empty() {
+            return Ok(found);
+        }
+        conn.lock_identifiers(&digests).await?;
         for chunk in digests.chunks(LOOKUP_CHUNK) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(BY_DIGESTS);
-            let mut list = query.separated(", ");
-            for d in chunk {
-                list.push_bind(d.as_str());
-            }
-            query.push(")");
-            let rows: Vec<(String, String, String, Vec<u8>, bool)> =
-                query.build_query_as().fetch_all(&mut *conn).await?;
-            for (digest, id, key_id, sealed, restricted) in rows {
+            let chunk: Vec<&str> = chunk.iter().map(|(_, d)| d.as_str()).collect();
+            for (digest, id, key_id, sealed, restricted) in conn.subjects_by_digests(&chunk).await? {
                 if restricted {
                     found.restricted.insert(id.clone());
                 }
@@ -76,16 +77,13 @@ impl Subjects {
                 found.by_digest.insert(digest, id);
             }
         }
-        let ids: Vec<String> = found.stored.keys().cloned().collect();
+        let mut ids: Vec<&str> = found.stored.keys().map(String::as_str).collect();
+        ids.sort_unstable();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(WITH_ID_DOCUMENT);
-            let mut list = query.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            query.push(")");
-            let with_id: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
-            found.with_id.extend(with_id);
+            conn.lock_subject_rows(chunk).await?;
+        }
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            found.with_id.extend(conn.subjects_with_id_document(chunk).await?);
         }
         Ok(found)
     }
@@ -137,30 +135,9 @@ impl Subjects {
     }
 
     /// Writes the subjects and index entries the batch created.
-    pub async fn write(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    pub async fn write<C: BatchTx + ?Sized>(self, conn: &mut C) -> Result<(), StoreError> {
         let now = to_micros(now());
-        // Five values a row, within SQLite's classic limit of 999 per statement.
-        for chunk in self.new_subjects.chunks(150) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us, index_form) ",
-            );
-            query.push_values(chunk, |mut row, (id, wrapped)| {
-                row.push_bind(id.as_str())
-                    .push_bind(wrapped.key_id.as_str())
-                    .push_bind(wrapped.sealed.as_slice())
-                    .push_bind(now)
-                    .push_bind(subjects::INDEX_FORM);
-            });
-            query.build().execute(&mut *conn).await?;
-        }
-        for chunk in self.new_index.chunks(300) {
-            let mut query = QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO subject_index (kind, digest, subject_id) ");
-            query.push_values(chunk, |mut row, (kind, digest, id)| {
-                row.push_bind(*kind).push_bind(digest.as_str()).push_bind(id.as_str());
-            });
-            query.push(" ON CONFLICT DO NOTHING");
-            query.build().execute(&mut *conn).await?;
-        }
-        Ok(())
+        conn.insert_subjects(&self.new_subjects, now).await?;
+        conn.insert_index_entries(&self.new_index).await
     }
 }
