@@ -573,8 +573,6 @@ mod tests {
 
     use redress_platform::db::{Backend, DatabaseConfig};
     use redress_platform::host::Supervisor;
-    use redress_proto::redress::intake::v1::Classification;
-    use redress_proto::redress::intake::v1::complainant::Party;
     use sqlx::{Connection, PgConnection, SqliteConnection};
 
     use crate::store::{NewComplaint, Submitted};
@@ -590,15 +588,9 @@ mod tests {
 
     /// A classified complaint by the person with `phone`, received `minutes_ago`.
     fn by_phone(request_id: &str, phone: &str, minutes_ago: i64) -> NewComplaint {
-        let mut new = crate::store::conformance_support::personal_new(request_id);
+        let mut new = crate::store::conformance_support::classified_by_phone(request_id, phone);
         new.receive_time -= chrono::TimeDelta::minutes(minutes_ago);
         new.complaint.receive_time = Some(redress_platform::time::to_timestamp(new.receive_time));
-        new.recurrence_since = new.receive_time - chrono::TimeDelta::days(90);
-        if let Some(Party::Person(p)) = new.complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
-            (p.phone, p.id_number) = (phone.to_owned(), String::new());
-        }
-        new.complaint.classification =
-            Some(Classification { business_type: "B02".to_owned(), cause: "C05".to_owned(), ..Default::default() });
         new
     }
 

@@ -502,6 +502,21 @@ pub(crate) mod conformance_support {
         RequestId::parse_required(&mut Violations::new(), "request_id", id).expect("a valid request id")
     }
 
+    /// A complaint by the person with `phone` (and no identity document), classified (B02,
+    /// C05), received now, repeating what the person filed of that issue in 90 days.
+    pub(crate) fn classified_by_phone(request_id: &str, phone: &str) -> NewComplaint {
+        use redress_proto::redress::intake::v1::Classification;
+        use redress_proto::redress::intake::v1::complainant::Party;
+        let mut new = personal_new(request_id);
+        new.recurrence_since = new.receive_time - chrono::TimeDelta::days(90);
+        if let Some(Party::Person(p)) = new.complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
+            (p.phone, p.id_number) = (phone.to_owned(), String::new());
+        }
+        new.complaint.classification =
+            Some(Classification { business_type: "B02".to_owned(), cause: "C05".to_owned(), ..Default::default() });
+        new
+    }
+
     /// A new complaint by a natural person, with personal data, received now.
     pub(crate) fn personal_new(request_id: &str) -> NewComplaint {
         let id = uuid::Uuid::now_v7().to_string();

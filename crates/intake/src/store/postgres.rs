@@ -334,7 +334,6 @@ mod tests {
     use redress_proto::redress::intake::v1::Complaint;
 
     use redress_platform::testing::TestDatabase;
-    use redress_proto::redress::intake::v1::Classification;
     use redress_proto::redress::intake::v1::complainant::Party;
     use sqlx::PgPool;
 
@@ -342,17 +341,7 @@ mod tests {
     use crate::domain::subjects::PHONE;
     use crate::store::{IntakeStore, NewComplaint, Submitted};
 
-    /// A complaint by the person with `phone` (and no identity document), classified.
-    fn complaint_of(request_id: &str, phone: &str) -> NewComplaint {
-        let mut new = crate::store::conformance_support::personal_new(request_id);
-        new.recurrence_since = new.receive_time - chrono::TimeDelta::days(90);
-        if let Some(Party::Person(p)) = new.complaint.complainant.as_mut().and_then(|c| c.party.as_mut()) {
-            (p.phone, p.id_number) = (phone.to_owned(), String::new());
-        }
-        new.complaint.classification =
-            Some(Classification { business_type: "B02".to_owned(), cause: "C05".to_owned(), ..Default::default() });
-        new
-    }
+    use crate::store::conformance_support::classified_by_phone as complaint_of;
 
     /// The advisory lock a submission of `new` takes for its complainant's phone.
     fn phone_lock(keyring: &Keyring, new: &NewComplaint) -> i64 {
