@@ -17,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use prost::Message;
+use redress_platform::db::CommitFailed;
 use redress_platform::events::{NewEvent, Outbox};
 use redress_platform::host::Supervisor;
 use redress_platform::time::to_micros;
@@ -116,6 +117,25 @@ async fn run_batches<W: Writer>(
         let news = Arc::new(news);
         let outcomes = match writer.batch(news.clone()).await {
             Ok(outcomes) => outcomes,
+            // The database out of reach: one by one, each would wait for it in turn. Every
+            // submission of the batch is told so (UNAVAILABLE), and a retry of its request id
+            // is answered as the first, whether the batch committed or not.
+            Err(StoreError::Other(e)) if redress_platform::error::is_database_unavailable(&e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    size = news.len(),
+                    "intake batch failed: database out of reach"
+                );
+                news.iter()
+                    .map(|_| {
+                        Err(StoreError::from(CommitFailed {
+                            message: format!("{e:#}"),
+                            storage_full: false,
+                            unavailable: true,
+                        }))
+                    })
+                    .collect()
+            }
             Err(e) if news.len() > 1 || W::ONE_IS_ANOTHER_WAY => {
                 tracing::warn!(error = %e, size = news.len(), "intake batch failed; writing its submissions one by one");
                 let mut outcomes = Vec::with_capacity(news.len());
@@ -584,6 +604,60 @@ mod tests {
 
     async fn database(config: &DatabaseConfig) -> DatabaseConfig {
         config.clone()
+    }
+
+    /// A writer whose batches all fail with `error`, counting the submissions it is then asked
+    /// to write alone.
+    struct Failing {
+        error: fn() -> sqlx::Error,
+        alone: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl super::Writer for Failing {
+        const ONE_IS_ANOTHER_WAY: bool = true;
+
+        async fn batch(
+            &self,
+            _: Arc<Vec<NewComplaint>>,
+        ) -> Result<Vec<Result<Submitted, crate::store::StoreError>>, crate::store::StoreError> {
+            Err((self.error)().into())
+        }
+
+        async fn one(&self, _: NewComplaint) -> Result<Submitted, crate::store::StoreError> {
+            self.alone.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err((self.error)().into())
+        }
+
+        fn committed(&self) {}
+    }
+
+    /// Submits five complaints at once to a writer failing with `error`: what each was told,
+    /// and how many were written alone after their batch failed.
+    async fn through_failing_writer(error: fn() -> sqlx::Error) -> (Vec<crate::store::StoreError>, usize) {
+        let alone = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queue = super::start(Failing { error, alone: alone.clone() }, 1, &Supervisor::detached());
+        let submissions = (0..5).map(|n| {
+            let queue = queue.clone();
+            async move { super::submit(&queue, by_phone(&format!("f-{n}"), "13911112222", 0)).await }
+        });
+        let outcomes = futures_util::future::join_all(submissions).await;
+        (outcomes.into_iter().map(|o| o.unwrap_err()).collect(), alone.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// A batch that fails because the database is out of reach is not written again one by
+    /// one (each would wait for the database in turn): every submission in it is told at once,
+    /// as UNAVAILABLE. Any other failure of a batch has its submissions written alone.
+    #[tokio::test]
+    async fn a_batch_failing_for_an_unreachable_database_is_not_written_again_one_by_one() {
+        let (errors, alone) = through_failing_writer(|| sqlx::Error::PoolTimedOut).await;
+        assert_eq!(alone, 0, "written alone after the database was found out of reach");
+        for e in &errors {
+            let crate::store::StoreError::Other(e) = e else { panic!("{e:?}") };
+            assert!(redress_platform::error::is_database_unavailable(e), "{e:#}");
+        }
+        let (_, alone) = through_failing_writer(|| sqlx::Error::RowNotFound).await;
+        assert_eq!(alone, 5, "another failure has every submission written alone");
     }
 
     /// A classified complaint by the person with `phone`, received `minutes_ago`.
