@@ -138,6 +138,10 @@ pub fn to_status<E: ApiError + ?Sized>(err: &E) -> Status {
     } else if err.reason() == DATABASE_UNAVAILABLE {
         tracing::warn!(error = %DisplayChain(err), "database unavailable");
         "database unavailable; retry later".to_owned()
+    } else if err.reason() == TRANSACTION_CONFLICT {
+        tracing::warn!(error = %DisplayChain(err), "transaction conflict");
+        localized = "与同时进行的操作冲突，未作任何更改，请重试".to_owned();
+        "the database aborted the call's transaction for a concurrent one; nothing was changed, retry it".to_owned()
     } else if err.reason() == STORAGE_FULL {
         tracing::warn!(error = %DisplayChain(err), "storage full");
         localized = "存储空间不足，请稍后重试".to_owned();
@@ -173,12 +177,20 @@ pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
 /// full (RESOURCE_EXHAUSTED: nothing was written; retry once space is freed).
 pub const STORAGE_FULL: &str = "STORAGE_FULL";
 
+/// `ErrorInfo.reason` of a call whose transaction the database aborted for a concurrent one (a
+/// deadlock it broke, or a serialization failure): ABORTED, nothing was written; the same call
+/// may simply be sent again.
+pub const TRANSACTION_CONFLICT: &str = "TRANSACTION_CONFLICT";
+
 /// The kind of an unexpected failure (a service's `Internal(anyhow::Error)`): UNAVAILABLE when
-/// the database is out of reach ([`is_database_unavailable`]), RESOURCE_EXHAUSTED when its disk
-/// is full ([`is_storage_full`]), else INTERNAL.
+/// the database is out of reach ([`is_database_unavailable`]), ABORTED when it aborted the
+/// transaction for a concurrent one ([`is_transaction_conflict`]), RESOURCE_EXHAUSTED when its
+/// disk is full ([`is_storage_full`]), else INTERNAL.
 pub fn internal_kind(err: &anyhow::Error) -> ErrorKind {
     if is_database_unavailable(err) {
         ErrorKind::Unavailable
+    } else if is_transaction_conflict(err) {
+        ErrorKind::Aborted
     } else if is_storage_full(err) {
         ErrorKind::ResourceExhausted
     } else {
@@ -186,15 +198,30 @@ pub fn internal_kind(err: &anyhow::Error) -> ErrorKind {
     }
 }
 
-/// The reason going with [`internal_kind`]: `DATABASE_UNAVAILABLE`, `STORAGE_FULL` or `INTERNAL`.
+/// The reason going with [`internal_kind`]: `DATABASE_UNAVAILABLE`, `TRANSACTION_CONFLICT`,
+/// `STORAGE_FULL` or `INTERNAL`.
 pub fn internal_reason(err: &anyhow::Error) -> &'static str {
     if is_database_unavailable(err) {
         DATABASE_UNAVAILABLE
+    } else if is_transaction_conflict(err) {
+        TRANSACTION_CONFLICT
     } else if is_storage_full(err) {
         STORAGE_FULL
     } else {
         "INTERNAL"
     }
+}
+
+/// Whether the database aborted the failed transaction for a concurrent one: PostgreSQL's
+/// `serialization_failure` (40001) or `deadlock_detected` (40P01). Looks through `err`'s whole
+/// chain.
+pub fn is_transaction_conflict(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(|e| match e {
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| matches!(&*code, "40001" | "40P01")),
+            _ => false,
+        })
+    })
 }
 
 /// Whether a failure is the disk holding the database being full: SQLite's `SQLITE_FULL`, a batch
@@ -482,6 +509,20 @@ mod tests {
         }
         let direct: Status = ServiceError::Internal(sqlx::Error::PoolTimedOut.into()).into();
         assert_eq!(direct.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_transaction_the_database_aborted_for_a_concurrent_one_is_aborted_with_its_reason() {
+        for (what, code) in [("deadlock detected", "40P01"), ("serialization failure", "40001")] {
+            let status: Status = store_failure(database(code)).into();
+            assert_eq!(status.code(), Code::Aborted, "{what}");
+            let details = status.get_error_details();
+            assert_eq!(details.error_info().unwrap().reason, TRANSACTION_CONFLICT, "{what}");
+            assert!(details.localized_message().unwrap().message.contains("请重试"), "{what}");
+            assert!(!status.message().contains("reading the case"), "{what}: causes stay in the logs");
+        }
+        // A unique violation is not one: the call's own conflict is the service's to explain.
+        assert_eq!(Status::from(store_failure(database("23505"))).code(), Code::Internal);
     }
 
     #[test]
