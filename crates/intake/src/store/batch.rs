@@ -1,6 +1,6 @@
 //! The submission batch writer, on both backends: submissions queue up and each batch is
 //! written in one transaction with a handful of multi-row statements (existing request ids and
-//! source references, the number range, subjects, request ids, complaints, outbox) and one
+//! source references, new request ids, the number range, subjects, complaints, outbox) and one
 //! commit. SQLite has one writer; PostgreSQL several, each on its own connection, so that a
 //! batch waiting for a person's lock does not hold up other people's submissions. Should a
 //! batch fail as a whole (on PostgreSQL also when another process claimed one of its request
@@ -203,16 +203,26 @@ pub(super) trait BatchTx: IntakeTx + Outbox {
     async fn subjects_with_id_document(&mut self, ids: &[&str]) -> Result<Vec<String>, StoreError>;
     async fn insert_subjects(&mut self, rows: &[(String, WrappedKey)], now_us: i64) -> Result<(), StoreError>;
     async fn insert_index_entries(&mut self, rows: &[(&'static str, String, String)]) -> Result<(), StoreError>;
-    /// Records the request ids of `rows`; how many were not recorded before.
-    async fn claim_requests(&mut self, rows: &[ComplaintRow<'_>]) -> Result<u64, StoreError>;
+    /// Records the request ids of `news`, in request-id order; how many were not recorded
+    /// before.
+    async fn claim_requests(&mut self, news: &[&NewComplaint]) -> Result<u64, StoreError>;
+    /// Inserts `rows`, in source-reference order.
     async fn insert_complaints(&mut self, rows: &[ComplaintRow<'_>]) -> Result<(), StoreError>;
 }
 
 /// Implements [`BatchTx`] for one backend's connection (`$db` its database type): `$numbers`
-/// draws complaint numbers, `$lock_rows` locks subjects' rows and `$with_id` starts the query
-/// of which subjects an identity document knows.
+/// draws complaint numbers, `$lock_rows` locks subjects' rows, `$with_id` starts the query
+/// of which subjects an identity document knows, and `$defer` (if any) defers the check of
+/// the request ids' references to their complaints, written after them, to the commit.
 macro_rules! batch_tx {
-    ($conn:ty, $db:ty, numbers = $numbers:path, lock_rows = $lock_rows:path, with_id = $with_id:expr $(,)?) => {
+    (
+        $conn:ty,
+        $db:ty,
+        numbers = $numbers:path,
+        lock_rows = $lock_rows:path,
+        with_id = $with_id:expr,
+        defer_references = $defer:expr $(,)?
+    ) => {
         #[async_trait]
         impl BatchTx for $conn {
             async fn recorded_requests(
@@ -320,17 +330,21 @@ macro_rules! batch_tx {
                 Ok(())
             }
 
-            async fn claim_requests(&mut self, rows: &[ComplaintRow<'_>]) -> Result<u64, StoreError> {
+            async fn claim_requests(&mut self, news: &[&NewComplaint]) -> Result<u64, StoreError> {
+                let defer: Option<&str> = $defer;
+                if let Some(defer) = defer {
+                    sqlx::query(defer).execute(&mut *self).await?;
+                }
                 let mut claimed = 0;
-                for chunk in rows.chunks(400) {
+                for chunk in in_key_order(news, |n| Some(n.request_id.as_str())).chunks(400) {
                     let mut query = QueryBuilder::<$db>::new(
                         "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) ",
                     );
-                    query.push_values(chunk, |mut row, r| {
-                        row.push_bind(r.new.request_id.as_str())
-                            .push_bind(r.new.request_hash.as_str())
-                            .push_bind(r.new.id.as_str())
-                            .push_bind(to_micros(r.new.create_time));
+                    query.push_values(chunk, |mut row, new| {
+                        row.push_bind(new.request_id.as_str())
+                            .push_bind(new.request_hash.as_str())
+                            .push_bind(new.id.as_str())
+                            .push_bind(to_micros(new.create_time));
                     });
                     query.push(" ON CONFLICT (request_id) DO NOTHING");
                     claimed += query.build().execute(&mut *self).await?.rows_affected();
@@ -340,7 +354,7 @@ macro_rules! batch_tx {
 
             async fn insert_complaints(&mut self, rows: &[ComplaintRow<'_>]) -> Result<(), StoreError> {
                 // Sixteen values a row: 6,400 a statement, within the bundled SQLite's 32,766.
-                for chunk in rows.chunks(400) {
+                for chunk in in_key_order(rows, |r| r.sealed.source_reference.as_deref()).chunks(400) {
                     let mut query = QueryBuilder::<$db>::new(
                         "INSERT INTO complaints (id, complaint_number, channel, receive_time_us, org_unit, state, \
                          record, create_time_us, pii, subject_id, business_type, cause, source_reference, \
@@ -418,6 +432,8 @@ batch_tx!(
     numbers = numbers_sqlite,
     lock_rows = no_row_lock,
     with_id = subjects::WITH_ID_DOCUMENT,
+    // Until the commit (the pragma ends with the transaction).
+    defer_references = Some("PRAGMA defer_foreign_keys = ON"),
 );
 batch_tx!(
     PgConnection,
@@ -425,6 +441,8 @@ batch_tx!(
     numbers = numbers_postgres,
     lock_rows = lock_rows_postgres,
     with_id = "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (",
+    // The reference is declared DEFERRABLE INITIALLY DEFERRED.
+    defer_references = None,
 );
 
 /// A subject with a business type and cause: complaints repeating an issue share it.
@@ -453,6 +471,15 @@ enum Plan {
 
 /// Writes `news` on `conn`, in the transaction the caller commits: every outcome, or the error
 /// that failed them all.
+/// `items` sorted by `key` (those without one first): every writer inserts rows that may meet
+/// on a unique key in the same order, so that on PostgreSQL two batches (or a batch and a
+/// single submission) wait for each other's row at most one way round, never in a deadlock.
+fn in_key_order<T>(items: &[T], key: impl Fn(&T) -> Option<&str>) -> Vec<&T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| key(a).cmp(&key(b)));
+    sorted
+}
+
 pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
     conn: &mut C,
     keyring: &Keyring,
@@ -494,6 +521,14 @@ pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
     }
     let mut created = Vec::with_capacity(fresh.len());
     if !fresh.is_empty() {
+        // Request ids first, then people's locks, then complaints by reference: the order a
+        // single submission takes them in. On PostgreSQL another process may have recorded one
+        // of these request ids since they were looked up: the batch fails, and its submissions
+        // are answered one by one (that one as a replay).
+        let claims: Vec<&NewComplaint> = fresh.iter().map(|&i| &news[i]).collect();
+        if conn.claim_requests(&claims).await? != claims.len() as u64 {
+            return Err(anyhow::anyhow!("a request id of the batch was recorded meanwhile").into());
+        }
         let numbers = conn.draw_numbers(fresh.len()).await?;
         let mut rows: Vec<ComplaintRow<'_>> = Vec::with_capacity(fresh.len());
         let mut events: Vec<NewEvent> = Vec::new();
@@ -554,11 +589,6 @@ pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
         }
         subjects.write(conn).await?;
         conn.insert_complaints(&rows).await?;
-        // On PostgreSQL another process may have recorded one of these request ids since they
-        // were looked up: its submission is answered as a replay, one by one.
-        if conn.claim_requests(&rows).await? != rows.len() as u64 {
-            return Err(anyhow::anyhow!("a request id of the batch was recorded meanwhile").into());
-        }
         conn.append_events(&events).await?;
         created = rows.into_iter().map(|r| r.complaint).collect();
     }

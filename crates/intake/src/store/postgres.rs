@@ -479,6 +479,41 @@ mod tests {
         pool.close().await;
     }
 
+    /// A batch takes its locks in a single submission's order: request ids, then people, then
+    /// references. Waiting for a request id another transaction holds, it holds no person's
+    /// lock yet, so that transaction can take it (as a single submission of that request id
+    /// would next) rather than deadlock with the batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waiting_for_a_request_id_holds_no_persons_lock_yet() {
+        let Some(db) = TestDatabase::postgres("a_batch_waiting_for_a_request_id").await.unwrap() else { return };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let supervisor = redress_platform::host::Supervisor::detached();
+        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
+        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let new = complaint_of("held", "13911112222");
+        let key = phone_lock(&keyring, &new);
+
+        // Another transaction has claimed the request id, and has not ended.
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) \
+             VALUES ($1, 'other', 'not-yet-written', 0)",
+        )
+        .bind(new.request_id.as_str())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+        let submitted = submit(&store, new);
+        until_all_waiting(&pool, 1, &[&submitted]).await;
+        let free: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(key).fetch_one(&mut *holder).await.unwrap();
+        assert!(free, "the batch waits for the request id holding its person's lock");
+        holder.rollback().await.unwrap();
+        let done = created(submitted.await);
+        assert!(done.recurrence_of.is_empty());
+        pool.close().await;
+    }
+
     /// What PostgreSQL stores holds no clear phone or ID number, in any table.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stored_rows_hold_no_clear_personal_information() {
