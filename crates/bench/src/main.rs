@@ -59,6 +59,10 @@ struct Args {
     /// Rounds of all scenarios, interleaved; results are medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Only what the gateway adds to one call at a time, and accepted → visible: the default
+    /// run without its throughput rounds.
+    #[arg(long)]
+    latency_only: bool,
     /// Run the knowledge-base search benchmark (10,000 then 100,000 articles) instead.
     #[arg(long)]
     knowledge: bool,
@@ -463,14 +467,39 @@ async fn main() -> anyhow::Result<()> {
         async move { client.get_case(request).await.map(|_| ()) }
     });
 
+    let scenarios = [echo, direct, gateway, read, read_direct];
+    if !args.latency_only {
+        throughput(&scenarios, &args).await?;
+    }
+    let [echo, direct, gateway, read, read_direct] = &scenarios;
+    latency::gateway_overhead(echo, &[("SubmitComplaint", direct, gateway), ("GetCase", read_direct, read)], &args)
+        .await?;
+    println!();
+    println!("complaint accepted → case visible (embedded, SQLite; idle: one complaint at a time, no other load):");
+    let visibility = latency::Visibility {
+        intake: channels(suite.intake_addr, 1).await?.remove(0),
+        intake_credentials: suite.gateway_credentials(redress::dev_principal(), "intake"),
+        cases: case_channels[0].clone(),
+        case_credentials,
+    };
+    let visible = latency::accepted_to_visible(&visibility, args.visible_samples, 15_000_000, "visible").await?;
+    latency::print_visibility("accepted → CaseOpened on the case feed", &visible, 50.0);
+    sys::print_load("end");
+    suite.stop().await?;
+    shutdown.cancel();
+    Ok(())
+}
+
+/// The throughput rounds of the default run: every scenario in turn, `--rounds` times, and
+/// the ratios of their medians.
+async fn throughput(scenarios: &[Scenario; 5], args: &Args) -> anyhow::Result<()> {
     // Rounds interleave the scenarios so that a slow spell of a shared machine hits all of
     // them alike; ratios are taken between medians.
-    let scenarios = [echo, direct, gateway, read, read_direct];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=args.rounds {
         println!("round {round}/{}", args.rounds);
         for (k, scenario) in scenarios.iter().enumerate() {
-            rates[k].push(drive(scenario, &args).await?.rate());
+            rates[k].push(drive(scenario, args).await?.rate());
         }
     }
     let [echo, direct, gateway, read, read_direct] = [0, 1, 2, 3, 4].map(|k| median(rates[k].clone()));
@@ -493,22 +522,6 @@ async fn main() -> anyhow::Result<()> {
         read / read_direct,
         sys::verdict(read / read_direct >= 0.5)
     );
-    let [echo, direct, gateway, read, read_direct] = &scenarios;
-    latency::gateway_overhead(echo, &[("SubmitComplaint", direct, gateway), ("GetCase", read_direct, read)], &args)
-        .await?;
-    println!();
-    println!("complaint accepted → case visible (embedded, SQLite; idle: one complaint at a time, no other load):");
-    let visibility = latency::Visibility {
-        intake: channels(suite.intake_addr, 1).await?.remove(0),
-        intake_credentials: suite.gateway_credentials(redress::dev_principal(), "intake"),
-        cases: case_channels[0].clone(),
-        case_credentials,
-    };
-    let visible = latency::accepted_to_visible(&visibility, args.visible_samples, 15_000_000, "visible").await?;
-    latency::print_visibility("accepted → CaseOpened on the case feed", &visible, 50.0);
-    sys::print_load("end");
-    suite.stop().await?;
-    shutdown.cancel();
     Ok(())
 }
 
