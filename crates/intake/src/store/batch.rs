@@ -440,7 +440,7 @@ batch_tx!(
     sqlx::Postgres,
     numbers = numbers_postgres,
     lock_rows = lock_rows_postgres,
-    with_id = "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (",
+    with_id = subjects::WITH_ID_DOCUMENT_POSTGRES,
     // The reference is declared DEFERRABLE INITIALLY DEFERRED.
     defer_references = None,
 );

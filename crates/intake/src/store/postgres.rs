@@ -514,6 +514,58 @@ mod tests {
         pool.close().await;
     }
 
+    /// A batch's look-ups of its people descend the indexes even before the tables were first
+    /// analysed (a new store, or one filled faster than autovacuum analyses it): without
+    /// statistics PostgreSQL took each digest for 0.5 % of the table, read the whole index
+    /// table and hashed every subject, at every batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batchs_look_ups_of_people_descend_indexes_before_any_statistics() {
+        let Some(db) = TestDatabase::postgres("look_ups_before_statistics").await.unwrap() else { return };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let supervisor = redress_platform::host::Supervisor::detached();
+        let _store = crate::open_store(&db.config, keyring, &supervisor).await.unwrap();
+        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        for table in ["subjects", "subject_index"] {
+            let sql = format!("ALTER TABLE {table} SET (autovacuum_enabled = false)");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        // 20,000 people, each known by a phone and a document.
+        sqlx::query(
+            "INSERT INTO subjects (id, key_id, wrapped_key, create_time_us) \
+             SELECT 's' || n, 'k1', '\\x00'::bytea, 0 FROM generate_series(1, 20000) n",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO subject_index (kind, digest, subject_id) SELECT k, k || '-' || n, 's' || n \
+             FROM generate_series(1, 20000) n, (VALUES ('phone'), ('id')) AS v(k)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let statistics: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'subject_index'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(statistics, 0, "the table was analysed");
+
+        use crate::store::batch::subjects::{BY_DIGESTS, WITH_ID_DOCUMENT_POSTGRES};
+        let list = |prefix: &str, n: usize| (1..=n).map(|n| format!("'{prefix}{n}'")).collect::<Vec<_>>().join(", ");
+        let look_ups = [
+            ("subjects by 30 digests", format!("EXPLAIN {BY_DIGESTS}{})", list("phone-", 30))),
+            ("subjects by 1 digest", format!("EXPLAIN {BY_DIGESTS}{})", list("phone-", 1))),
+            ("1 subject known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 1))),
+            ("5 subjects known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 5))),
+        ];
+        for (what, explain) in look_ups {
+            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&pool).await.unwrap();
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan") && !plan.contains("BitmapAnd"), "{what}:\n{plan}");
+        }
+        pool.close().await;
+    }
+
     /// What PostgreSQL stores holds no clear phone or ID number, in any table.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stored_rows_hold_no_clear_personal_information() {

@@ -25,6 +25,10 @@ pub(in crate::store) const BY_DIGESTS: &str = "SELECT i.digest, s.id, s.key_id, 
 /// follow, then `)`. Without its index named, SQLite reads the entries of every identity
 /// document (`kind = 'id'` leads the primary key) and looks up each one's subject: a million
 /// rows for a million people.
+/// The same on PostgreSQL (`subject_index_by_subject_kind`).
+pub(in crate::store) const WITH_ID_DOCUMENT_POSTGRES: &str =
+    "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (";
+
 pub(in crate::store) const WITH_ID_DOCUMENT: &str = "SELECT DISTINCT subject_id FROM subject_index \
      INDEXED BY subject_index_by_subject WHERE kind = 'id' AND subject_id IN (";
 
