@@ -690,6 +690,105 @@ mod tests {
         assert_eq!(alone, 5, "another failure has every submission written alone");
     }
 
+    /// Whether the rows a batch writes are taken in key order on PostgreSQL: a batch writing
+    /// `later` and `earlier` (in that order) while another transaction holds `earlier`'s key
+    /// waits for it holding none of `later`'s, so that transaction may take `later`'s at once
+    /// (here within 100 ms, well before PostgreSQL would break a deadlock, after a second).
+    /// `holds` writes a row with one complaint's key in the other transaction.
+    async fn taken_in_key_order(name: &str, later: NewComplaint, earlier: NewComplaint, holds: HoldsKey) {
+        let Some(db) = redress_platform::testing::TestDatabase::postgres(name).await.unwrap() else { return };
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let _store = crate::open_store(&db.config, keyring.clone(), &Supervisor::detached()).await.unwrap();
+        let pool = sqlx::PgPool::connect(&db.config.url).await.unwrap();
+        let mut holder = pool.begin().await.unwrap();
+        holds(&mut holder, &keyring, &earlier).await;
+        let config = db.config.clone();
+        let written = [later.clone(), earlier];
+        let batch = tokio::spawn(async move { write(&config, &written).await.len() });
+        loop {
+            assert!(!batch.is_finished(), "the batch went past a key another transaction holds");
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE NOT granted \
+                 AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if waiting == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sqlx::query("SET LOCAL lock_timeout = '100ms'").execute(&mut *holder).await.unwrap();
+        holds(&mut holder, &keyring, &later).await;
+        holder.rollback().await.unwrap();
+        assert_eq!(batch.await.unwrap(), 2);
+        pool.close().await;
+    }
+
+    type HoldsKey = for<'a> fn(
+        &'a mut sqlx::PgConnection,
+        &'a crate::domain::pii::Keyring,
+        &'a NewComplaint,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+
+    /// Holds `new`'s request id: what a single submission of it takes first.
+    fn holds_request_id<'a>(
+        conn: &'a mut sqlx::PgConnection,
+        _: &'a crate::domain::pii::Keyring,
+        new: &'a NewComplaint,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) \
+                 VALUES ($1, 'other', 'not-yet-written', 0)",
+            )
+            .bind(new.request_id.as_str())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        })
+    }
+
+    /// Holds `new`'s source reference: writes a complaint with it, as another batch would,
+    /// of a person of its own (so that no person's lock is shared with the batch).
+    fn holds_reference<'a>(
+        conn: &'a mut sqlx::PgConnection,
+        keyring: &'a crate::domain::pii::Keyring,
+        new: &'a NewComplaint,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        static PEOPLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        Box::pin(async move {
+            let person = PEOPLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut holder = by_phone(&format!("{}-holder", new.request_id), &format!("1395555{person:04}"), 0);
+            holder.complaint.external_reference.clone_from(&new.complaint.external_reference);
+            let outcomes = super::insert_batch(&mut *conn, keyring, std::slice::from_ref(&holder)).await.unwrap();
+            assert!(matches!(outcomes[0], Ok(Submitted::Created(_))), "{outcomes:?}");
+        })
+    }
+
+    /// A batch records its request ids in request-id order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_records_its_request_ids_in_order() {
+        let (earlier, later) = (by_phone("order-a", "13911112222", 0), by_phone("order-b", "13933334444", 0));
+        assert!(earlier.request_id.as_str() < later.request_id.as_str());
+        taken_in_key_order("batch_request_ids_in_order", later, earlier, holds_request_id).await;
+    }
+
+    /// A batch writes its complaints in source-reference order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_writes_its_complaints_in_reference_order() {
+        let with_reference = |request_id: &str, phone: &str, reference: &str| {
+            let mut new = by_phone(request_id, phone, 0);
+            new.complaint.external_reference = reference.to_owned();
+            new
+        };
+        // Request ids in the other order, so that only the references' order can keep them apart.
+        let earlier = with_reference("order-d", "13911112222", "REF-1");
+        let later = with_reference("order-c", "13933334444", "REF-2");
+        taken_in_key_order("batch_references_in_order", later, earlier, holds_reference).await;
+    }
+
     /// A classified complaint by the person with `phone`, received `minutes_ago`.
     fn by_phone(request_id: &str, phone: &str, minutes_ago: i64) -> NewComplaint {
         let mut new = crate::store::conformance_support::classified_by_phone(request_id, phone);
