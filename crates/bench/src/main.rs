@@ -268,6 +268,11 @@ fn vocabulary() -> &'static [String] {
 /// incident, whose member links are the cost of that one incident, not of a complaint), and a
 /// person who comes back complains of the same issue again (a recurrence, linked to the
 /// earlier case).
+/// The first person of the submissions through the gateway: its people are others than those
+/// submitting straight to intake, so that neither scenario is the other's returning
+/// complainants (a returning complainant costs a recurrence look-up and a link more).
+const GATEWAY_PEOPLE: u64 = 1_000_000_000;
+
 fn complaint(n: u64) -> Complaint {
     let words = vocabulary();
     let mut state = draw(n);
@@ -429,7 +434,7 @@ async fn main() -> anyhow::Result<()> {
         let request = bearer(
             tonic::Request::new(SubmitComplaintRequest {
                 request_id: format!("gateway-{i}"),
-                complaint: Some(complaint(i)),
+                complaint: Some(complaint(GATEWAY_PEOPLE + i)),
             }),
             &token_for_submit,
         );
