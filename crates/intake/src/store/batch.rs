@@ -1,7 +1,7 @@
 //! The submission batch writer, on both backends: submissions queue up and each batch is
 //! written in one transaction with a handful of multi-row statements (existing request ids and
-//! source references, new request ids, the number range, subjects, complaints, outbox) and one
-//! commit. SQLite has one writer; PostgreSQL several, each on its own connection, so that a
+//! source references, the number range, subjects, complaints, new request ids — on PostgreSQL
+//! recorded first —, outbox) and one commit. SQLite has one writer; PostgreSQL several, each on its own connection, so that a
 //! batch waiting for a person's lock does not hold up other people's submissions. Should a
 //! batch fail as a whole (on PostgreSQL also when another process claimed one of its request
 //! ids or source references meanwhile), its submissions are written one by one, so that one
@@ -203,6 +203,10 @@ pub(super) trait BatchTx: IntakeTx + Outbox {
     async fn subjects_with_id_document(&mut self, ids: &[&str]) -> Result<Vec<String>, StoreError>;
     async fn insert_subjects(&mut self, rows: &[(String, WrappedKey)], now_us: i64) -> Result<(), StoreError>;
     async fn insert_index_entries(&mut self, rows: &[(&'static str, String, String)]) -> Result<(), StoreError>;
+    /// Whether request ids are recorded before people's locks are taken: on PostgreSQL, so that
+    /// a batch takes what it takes in a single submission's order (request ids, people,
+    /// references), and never holds a person's lock while it waits for a request id.
+    fn claims_first(&self) -> bool;
     /// Records the request ids of `news`, in request-id order; how many were not recorded
     /// before.
     async fn claim_requests(&mut self, news: &[&NewComplaint]) -> Result<u64, StoreError>;
@@ -212,8 +216,8 @@ pub(super) trait BatchTx: IntakeTx + Outbox {
 
 /// Implements [`BatchTx`] for one backend's connection (`$db` its database type): `$numbers`
 /// draws complaint numbers, `$lock_rows` locks subjects' rows, `$with_id` starts the query
-/// of which subjects an identity document knows, and `$defer` (if any) defers the check of
-/// the request ids' references to their complaints, written after them, to the commit.
+/// of which subjects an identity document knows, and `$claims_first` says whether a batch
+/// records its request ids before it takes people's locks (see [`BatchTx::claims_first`]).
 macro_rules! batch_tx {
     (
         $conn:ty,
@@ -221,7 +225,7 @@ macro_rules! batch_tx {
         numbers = $numbers:path,
         lock_rows = $lock_rows:path,
         with_id = $with_id:expr,
-        defer_references = $defer:expr $(,)?
+        claims_first = $claims_first:expr $(,)?
     ) => {
         #[async_trait]
         impl BatchTx for $conn {
@@ -330,11 +334,11 @@ macro_rules! batch_tx {
                 Ok(())
             }
 
+            fn claims_first(&self) -> bool {
+                $claims_first
+            }
+
             async fn claim_requests(&mut self, news: &[&NewComplaint]) -> Result<u64, StoreError> {
-                let defer: Option<&str> = $defer;
-                if let Some(defer) = defer {
-                    sqlx::query(defer).execute(&mut *self).await?;
-                }
                 let mut claimed = 0;
                 for chunk in in_key_order(news, |n| Some(n.request_id.as_str())).chunks(400) {
                     let mut query = QueryBuilder::<$db>::new(
@@ -432,8 +436,9 @@ batch_tx!(
     numbers = numbers_sqlite,
     lock_rows = no_row_lock,
     with_id = subjects::WITH_ID_DOCUMENT,
-    // Until the commit (the pragma ends with the transaction).
-    defer_references = Some("PRAGMA defer_foreign_keys = ON"),
+    // One writer: no other transaction can hold a request id, and a request id's reference
+    // to its complaint is checked as it is recorded, after the complaint.
+    claims_first = false,
 );
 batch_tx!(
     PgConnection,
@@ -441,8 +446,8 @@ batch_tx!(
     numbers = numbers_postgres,
     lock_rows = lock_rows_postgres,
     with_id = subjects::WITH_ID_DOCUMENT_POSTGRES,
-    // The reference is declared DEFERRABLE INITIALLY DEFERRED.
-    defer_references = None,
+    // The request id's reference to its complaint is declared DEFERRABLE INITIALLY DEFERRED.
+    claims_first = true,
 );
 
 /// A subject with a business type and cause: complaints repeating an issue share it.
@@ -478,6 +483,16 @@ fn in_key_order<T>(items: &[T], key: impl Fn(&T) -> Option<&str>) -> Vec<&T> {
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort_by(|a, b| key(a).cmp(&key(b)));
     sorted
+}
+
+/// Records the request ids of `claims`. On PostgreSQL another process may have recorded one of
+/// them since they were looked up: the batch fails, and its submissions are answered one by
+/// one (that one as a replay).
+async fn claim<C: BatchTx + ?Sized>(conn: &mut C, claims: &[&NewComplaint]) -> Result<(), StoreError> {
+    if conn.claim_requests(claims).await? != claims.len() as u64 {
+        return Err(anyhow::anyhow!("a request id of the batch was recorded meanwhile").into());
+    }
+    Ok(())
 }
 
 pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
@@ -521,13 +536,11 @@ pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
     }
     let mut created = Vec::with_capacity(fresh.len());
     if !fresh.is_empty() {
-        // Request ids first, then people's locks, then complaints by reference: the order a
-        // single submission takes them in. On PostgreSQL another process may have recorded one
-        // of these request ids since they were looked up: the batch fails, and its submissions
-        // are answered one by one (that one as a replay).
+        // On PostgreSQL request ids first, then people's locks, then complaints by reference:
+        // the order a single submission takes them in.
         let claims: Vec<&NewComplaint> = fresh.iter().map(|&i| &news[i]).collect();
-        if conn.claim_requests(&claims).await? != claims.len() as u64 {
-            return Err(anyhow::anyhow!("a request id of the batch was recorded meanwhile").into());
+        if conn.claims_first() {
+            claim(conn, &claims).await?;
         }
         let numbers = conn.draw_numbers(fresh.len()).await?;
         let mut rows: Vec<ComplaintRow<'_>> = Vec::with_capacity(fresh.len());
@@ -589,6 +602,9 @@ pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
         }
         subjects.write(conn).await?;
         conn.insert_complaints(&rows).await?;
+        if !conn.claims_first() {
+            claim(conn, &claims).await?;
+        }
         conn.append_events(&events).await?;
         created = rows.into_iter().map(|r| r.complaint).collect();
     }
@@ -705,8 +721,10 @@ mod tests {
         let config = db.config.clone();
         let written = [later.clone(), earlier];
         let batch = tokio::spawn(async move { write(&config, &written).await.len() });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             assert!(!batch.is_finished(), "the batch went past a key another transaction holds");
+            assert!(std::time::Instant::now() < deadline, "the batch never waited for the key held");
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pg_locks WHERE NOT granted \
                  AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())",

@@ -557,6 +557,7 @@ mod tests {
             ("subjects by 1 digest", format!("EXPLAIN {BY_DIGESTS}{})", list("phone-", 1))),
             ("1 subject known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 1))),
             ("5 subjects known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 5))),
+            ("100 subjects known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 100))),
         ];
         for (what, explain) in look_ups {
             let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&pool).await.unwrap();

@@ -21,14 +21,15 @@ pub(in crate::store) const BY_DIGESTS: &str = "SELECT i.digest, s.id, s.key_id, 
      s.restrict_time_us IS NOT NULL FROM subject_index i JOIN subjects s ON s.id = i.subject_id \
      WHERE s.wrapped_key IS NOT NULL AND i.digest IN (";
 
+/// Which of some subjects are known by an identity document, on PostgreSQL
+/// (`subject_index_by_subject_kind`); the subject ids follow, then `)`.
+pub(in crate::store) const WITH_ID_DOCUMENT_POSTGRES: &str =
+    "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (";
+
 /// Which of some subjects are known by an identity document, on SQLite; the subject ids
 /// follow, then `)`. Without its index named, SQLite reads the entries of every identity
 /// document (`kind = 'id'` leads the primary key) and looks up each one's subject: a million
 /// rows for a million people.
-/// The same on PostgreSQL (`subject_index_by_subject_kind`).
-pub(in crate::store) const WITH_ID_DOCUMENT_POSTGRES: &str =
-    "SELECT DISTINCT subject_id FROM subject_index WHERE kind = 'id' AND subject_id IN (";
-
 pub(in crate::store) const WITH_ID_DOCUMENT: &str = "SELECT DISTINCT subject_id FROM subject_index \
      INDEXED BY subject_index_by_subject WHERE kind = 'id' AND subject_id IN (";
 
