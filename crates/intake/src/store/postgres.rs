@@ -550,14 +550,17 @@ mod tests {
             .unwrap();
         assert_eq!(statistics, 0, "the table was analysed");
 
-        use crate::store::batch::subjects::{BY_DIGESTS, WITH_ID_DOCUMENT_POSTGRES};
+        use crate::store::batch::subjects::{BY_DIGESTS, ID_DOCUMENT_CHUNK, WITH_ID_DOCUMENT_POSTGRES};
         let list = |prefix: &str, n: usize| (1..=n).map(|n| format!("'{prefix}{n}'")).collect::<Vec<_>>().join(", ");
         let look_ups = [
             ("subjects by 30 digests", format!("EXPLAIN {BY_DIGESTS}{})", list("phone-", 30))),
             ("subjects by 1 digest", format!("EXPLAIN {BY_DIGESTS}{})", list("phone-", 1))),
             ("1 subject known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 1))),
             ("5 subjects known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 5))),
-            ("100 subjects known by a document", format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", 100))),
+            (
+                "a chunk of subjects known by a document",
+                format!("EXPLAIN {WITH_ID_DOCUMENT_POSTGRES}{})", list("s", ID_DOCUMENT_CHUNK)),
+            ),
         ];
         for (what, explain) in look_ups {
             let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&pool).await.unwrap();

@@ -15,6 +15,10 @@ use crate::store::{StoreError, Subject};
 
 /// Most values bound in one statement's `IN (…)` list.
 const LOOKUP_CHUNK: usize = 500;
+/// Most subjects asked about in one identity-document look-up: up to this many, PostgreSQL
+/// descends `subject_index_by_subject_kind` once per subject even before the table was first
+/// analysed; for several hundred it would read every identity document's entry instead.
+pub(in crate::store) const ID_DOCUMENT_CHUNK: usize = 100;
 
 /// The stored subjects some digests name; the digests follow, then `)`.
 pub(in crate::store) const BY_DIGESTS: &str = "SELECT i.digest, s.id, s.key_id, s.wrapped_key, \
@@ -87,7 +91,7 @@ impl Subjects {
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             conn.lock_subject_rows(chunk).await?;
         }
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
+        for chunk in ids.chunks(ID_DOCUMENT_CHUNK) {
             found.with_id.extend(conn.subjects_with_id_document(chunk).await?);
         }
         Ok(found)
