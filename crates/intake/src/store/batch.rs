@@ -1,13 +1,13 @@
 //! The submission batch writer, on both backends: submissions queue up and each batch is
 //! written in one transaction with a handful of multi-row statements (existing request ids and
-//! source references, the number range, subjects, complaints, new request ids — on PostgreSQL
-//! recorded first —, outbox) and one commit. SQLite has one writer; PostgreSQL several, each on its own connection, so that a
-//! batch waiting for a person's lock does not hold up other people's submissions. Should a
-//! batch fail as a whole (on PostgreSQL also when another process claimed one of its request
-//! ids or source references meanwhile), its submissions are written one by one, so that one
-//! bad record cannot take the others down with it. Every rule it applies (idempotency by
-//! request id and by source reference, subjects, recurrence, numbering, sealing) is the one a
-//! single submission applies.
+//! source references, the number range, subjects, complaints, new request ids, outbox; on
+//! PostgreSQL the new request ids first) and one commit. SQLite has one writer; PostgreSQL
+//! several, each on its own connection, so that a batch waiting for a person's lock does not
+//! hold up other people's submissions. Should a batch fail as a whole (on PostgreSQL also when
+//! another process claimed one of its request ids or source references meanwhile), its
+//! submissions are written one by one, so that one bad record cannot take the others down with
+//! it. Every rule it applies (idempotency by request id and by source reference, subjects,
+//! recurrence, numbering, sealing) is the one a single submission applies.
 
 pub(super) mod subjects;
 
@@ -474,8 +474,6 @@ enum Plan {
     SameReference(usize),
 }
 
-/// Writes `news` on `conn`, in the transaction the caller commits: every outcome, or the error
-/// that failed them all.
 /// `items` sorted by `key` (those without one first): every writer inserts rows that may meet
 /// on a unique key in the same order, so that on PostgreSQL two batches (or a batch and a
 /// single submission) wait for each other's row at most one way round, never in a deadlock.
@@ -495,6 +493,8 @@ async fn claim<C: BatchTx + ?Sized>(conn: &mut C, claims: &[&NewComplaint]) -> R
     Ok(())
 }
 
+/// Writes `news` on `conn`, in the transaction the caller commits: every outcome, or the error
+/// that failed them all.
 pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
     conn: &mut C,
     keyring: &Keyring,
