@@ -228,7 +228,7 @@ impl Escalation {
             let pruned = opened.clone();
             let prune = move |before| {
                 let store = pruned.clone();
-                async move { store.prune_requests(before).await }
+                async move { store.prune(before).await }
             };
             spawn_retention(&tasks, opened.feed().clone(), config.retention.clone(), prune);
             tracing::info!(intake = %config.intake_url, cases = %config.case_workflow_url, "escalation ready");

@@ -494,6 +494,12 @@ pub fn shared_terms<'a>(members: impl IntoIterator<Item = &'a [String]>, top: us
 pub struct GroupingConfig {
     /// Complaints are compared with those received this many days before or after.
     pub window_days: u32,
+    /// How many days after its receive time a complaint may reach matching and still be
+    /// compared with everything in its window. What was received more than `window_days +
+    /// late_days` days ago is no longer a candidate: its bands are forgotten by retention (its
+    /// fingerprint, group and evidence are kept), so the store the matcher searches holds
+    /// that many days of complaints however many are stored.
+    pub late_days: u32,
     /// Distinct complainants at which a cluster is proposed as an incident.
     pub propose_at: u32,
     /// Distinct complainants at which it is declared without waiting for a decision.
@@ -508,6 +514,7 @@ impl Default for GroupingConfig {
     fn default() -> Self {
         Self {
             window_days: 14,
+            late_days: 30,
             propose_at: 5,
             declare_at: 20,
             burst_count: 10,
@@ -532,6 +539,11 @@ impl GroupingConfig {
 
     pub fn burst_window(&self) -> chrono::Duration {
         chrono::Duration::hours(i64::from(self.burst_hours))
+    }
+
+    /// How long a complaint stays a candidate after its receive time.
+    pub fn kept(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.window_days) + i64::from(self.late_days))
     }
 }
 

@@ -18,6 +18,9 @@ use crate::error::EscalationError;
 
 type Result<T> = std::result::Result<T, EscalationError>;
 
+/// Bands forgotten in one transaction (32 a complaint with the shipped bands).
+const FORGET_BATCH: i64 = 2_048;
+
 /// Runs `$op(tx, args…)` as one write, with the store's rules and clock when asked.
 macro_rules! write {
     ($store:expr, |$tx:ident, $rules:ident, $now:ident| $body:expr) => {{
@@ -188,6 +191,24 @@ impl EscalationStore {
             }
             Ok(outcomes)
         })
+    }
+
+    /// Forgets the bands of every complaint received longer ago than the grouping rules keep
+    /// candidates ([`GroupingConfig::kept`](crate::domain::grouping::GroupingConfig::kept)),
+    /// [`FORGET_BATCH`] to a transaction so the writer's other work goes on between them;
+    /// returns how many.
+    pub async fn forget_candidates(&self) -> Result<u64> {
+        let mut forgotten = 0;
+        loop {
+            let n = write!(self, |tx, rules, now| {
+                let before = redress_platform::time::to_micros(now - rules.grouping.kept());
+                tx.forget_candidates(before, FORGET_BATCH).await
+            })?;
+            forgotten += n;
+            if n < FORGET_BATCH as u64 {
+                return Ok(forgotten);
+            }
+        }
     }
 
     /// Raises what the ladder's timers and the crisis stages' due times call for by `now`, on

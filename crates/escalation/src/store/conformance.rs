@@ -552,11 +552,39 @@ mod matching {
         assert_eq!(pending, [complaint(5)], "only the complaint not in the batch is still queued");
     }
 
+    /// Complaint `n`, received `days` days (and `hours` hours) before now.
+    async fn received(store: &EscalationStore, n: u32, days: i64, hours: i64) {
+        let at = now() - Duration::days(days) + Duration::hours(hours);
+        let accepted = ComplaintAccepted { receive_time: Some(to_timestamp(at)), ..accepted(n, Grade::General) };
+        store.apply(INTAKE_CONSUMER, vec![event(i64::from(n), &complaint(n), &accepted)]).await.unwrap();
+    }
+
+    /// Retention forgets the bands of complaints received longer ago than a window and the
+    /// lateness allowed after it (14 + 30 days here): a late complaint is no longer compared
+    /// with them, what is kept still matches, and a forgotten complaint's fingerprint stays
+    /// (it is not matched again).
+    async fn retention_forgets_candidates_older_than_the_window_and_lateness_only(store: Arc<EscalationStore>) {
+        received(&store, 1, 50, 0).await;
+        received(&store, 2, 20, 0).await;
+        assert_eq!(store.match_complaint(input(1, FEE)).await.unwrap().unwrap().matched_with, "");
+        assert_eq!(store.match_complaint(input(2, FEE)).await.unwrap().unwrap().matched_with, "", "30 days apart");
+        store.prune(now()).await.unwrap();
+        assert_eq!(store.forget_candidates().await.unwrap(), 0, "the first pass forgot everything due");
+        received(&store, 3, 50, 1).await;
+        let late = store.match_complaint(input(3, FEE)).await.unwrap().unwrap();
+        assert_eq!(late.matched_with, "", "complaint 1 is no longer a candidate");
+        received(&store, 4, 20, 1).await;
+        let kept = store.match_complaint(input(4, FEE)).await.unwrap().unwrap();
+        assert_eq!(kept.matched_with, complaint(2));
+        assert!(store.match_complaint(input(1, FEE)).await.unwrap().is_none(), "its fingerprint stays");
+    }
+
     redress_platform::conformance_suite!(
         open = open_small;
         similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked,
         a_flood_of_like_complaints_is_matched_against_the_newest_of_each_bucket,
         complaints_matched_in_one_transaction_see_the_ones_before_them,
+        retention_forgets_candidates_older_than_the_window_and_lateness_only,
     );
 }
 

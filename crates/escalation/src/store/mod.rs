@@ -640,6 +640,17 @@ impl EscalationStore {
         Ok((escalations, incidents))
     }
 
+    /// What retention removes, each pass: the bands of complaints that are no longer anyone's
+    /// candidates, then request ids first used before `requests_before`. Returns how many
+    /// request ids went (the bands are counted in `redress_escalation_candidates_forgotten_total`).
+    pub async fn prune(&self, requests_before: DateTime<Utc>) -> anyhow::Result<u64> {
+        match self.forget_candidates().await {
+            Ok(n) => metrics::counter!("redress_escalation_candidates_forgotten_total").increment(n),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "forgetting old match candidates failed; retrying later"),
+        }
+        self.prune_requests(requests_before).await
+    }
+
     /// Forgets request ids first used before `before` (retention); returns how many.
     pub async fn prune_requests(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
         const PRUNE: &str = "DELETE FROM requests WHERE request_id IN \

@@ -113,6 +113,9 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
         to_us: i64,
     ) -> Result<Vec<FingerprintRow>>;
     async fn insert_fingerprint(&mut self, row: &FingerprintRow, buckets: &[i64]) -> Result<()>;
+    /// Forgets at most `limit` bands of complaints received before `before_us`, oldest first;
+    /// returns how many. Their fingerprints stay.
+    async fn forget_candidates(&mut self, before_us: i64, limit: i64) -> Result<u64>;
     /// The incident a cluster became, if any; the cluster row is locked.
     async fn cluster(&mut self, id: &str) -> Result<Option<Option<String>>>;
     async fn insert_cluster(&mut self, id: &str, institution: &str) -> Result<()>;
@@ -625,6 +628,19 @@ macro_rules! esc_tx {
                     q.build().execute(&mut *self).await?;
                 }
                 Ok(())
+            }
+
+            async fn forget_candidates(&mut self, before_us: i64, limit: i64) -> Result<u64> {
+                Ok(sqlx::query(
+                    "DELETE FROM lsh_buckets WHERE (institution, bucket, receive_time_us, complaint) IN \
+                     (SELECT institution, bucket, receive_time_us, complaint FROM lsh_buckets \
+                      WHERE receive_time_us < $1 ORDER BY receive_time_us LIMIT $2)",
+                )
+                .bind(before_us)
+                .bind(limit)
+                .execute(&mut *self)
+                .await?
+                .rows_affected())
             }
 
             async fn cluster(&mut self, id: &str) -> Result<Option<Option<String>>> {
