@@ -49,8 +49,9 @@ pub async fn gateway_overhead(
 ) -> anyhow::Result<()> {
     println!();
     println!(
-        "added latency of the gateway, one call at a time, direct and through the gateway in turn ({} rounds):",
-        args.rounds
+        "added latency of the gateway, one call at a time, direct and through the gateway in turn ({} rounds{}):",
+        args.rounds,
+        if args.pair_gap_ms > 0 { format!(", {} ms between pairs", args.pair_gap_ms) } else { String::new() }
     );
     let mut rounds = vec![(Vec::new(), Vec::new(), Vec::new()); pairs.len()];
     let mut echoes = Vec::new();
@@ -101,6 +102,9 @@ async fn alone(scenario: &Scenario, args: &Args) -> anyhow::Result<Histogram<u64
         if issued >= measure_from {
             latencies.record(issued.elapsed().as_micros().max(1) as u64)?;
         }
+        if args.pair_gap_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(args.pair_gap_ms)).await;
+        }
     }
     Ok(latencies)
 }
@@ -131,6 +135,9 @@ async fn paired(
             one[which] = issued.elapsed().as_micros().max(1) as i64;
         }
         n += 1;
+        if args.pair_gap_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(args.pair_gap_ms)).await;
+        }
         if measured {
             d.record(one[0] as u64)?;
             g.record(one[1] as u64)?;
