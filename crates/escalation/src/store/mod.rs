@@ -291,6 +291,9 @@ pub(crate) const SWEEP_LOCK: i64 = 0x7265_6472_7365_7363;
 /// Advisory lock key held by the one replica that matches complaints (ASCII "redrsgrp"):
 /// clusters grow one complaint at a time.
 pub(crate) const MATCH_LOCK: i64 = 0x7265_6472_7367_7270;
+/// Advisory lock key held by the one replica that forgets old match candidates (ASCII
+/// "redrsret"): two replicas deleting the same rows in different orders would deadlock.
+pub(crate) const RETENTION_LOCK: i64 = 0x7265_6472_7372_6574;
 
 impl EscalationStore {
     /// Opens (and migrates) the store the URL names; `supervisor` runs its background work.
@@ -644,9 +647,11 @@ impl EscalationStore {
     /// candidates, then request ids first used before `requests_before`. Returns how many
     /// request ids went (the bands are counted in `redress_escalation_candidates_forgotten_total`).
     pub async fn prune(&self, requests_before: DateTime<Utc>) -> anyhow::Result<u64> {
-        match self.forget_candidates().await {
-            Ok(n) => metrics::counter!("redress_escalation_candidates_forgotten_total").increment(n),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "forgetting old match candidates failed; retrying later"),
+        match self.exclusively(RETENTION_LOCK, || async { Ok(self.forget_candidates().await?) }).await {
+            Ok(n) => metrics::counter!("redress_escalation_candidates_forgotten_total").increment(n.unwrap_or(0)),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "forgetting old match candidates failed; retrying later")
+            }
         }
         self.prune_requests(requests_before).await
     }
