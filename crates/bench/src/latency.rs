@@ -51,7 +51,7 @@ pub async fn gateway_overhead(
     println!(
         "added latency of the gateway, one call at a time, direct and through the gateway in turn ({} rounds{}):",
         args.rounds,
-        if args.pair_gap_ms > 0 { format!(", {} ms between pairs", args.pair_gap_ms) } else { String::new() }
+        if args.pair_gap_ms > 0 { format!(", {} ms idle before every call", args.pair_gap_ms) } else { String::new() }
     );
     let mut rounds = vec![(Vec::new(), Vec::new(), Vec::new()); pairs.len()];
     let mut echoes = Vec::new();
@@ -95,15 +95,15 @@ async fn alone(scenario: &Scenario, args: &Args) -> anyhow::Result<Histogram<u64
     let end = measure_from + Duration::from_secs(args.seconds);
     let mut latencies = histogram();
     while Instant::now() < end {
+        if args.pair_gap_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(args.pair_gap_ms)).await;
+        }
         let issued = Instant::now();
         (scenario.call)(scenario.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
             .await
             .with_context(|| scenario.name)?;
         if issued >= measure_from {
             latencies.record(issued.elapsed().as_micros().max(1) as u64)?;
-        }
-        if args.pair_gap_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(args.pair_gap_ms)).await;
         }
     }
     Ok(latencies)
@@ -128,6 +128,9 @@ async fn paired(
         let order = if n.is_multiple_of(2) { [0, 1] } else { [1, 0] };
         for which in order {
             let scenario = if which == 0 { direct } else { gateway };
+            if args.pair_gap_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(args.pair_gap_ms)).await;
+            }
             let issued = Instant::now();
             (scenario.call)(scenario.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
                 .await
@@ -135,9 +138,6 @@ async fn paired(
             one[which] = issued.elapsed().as_micros().max(1) as i64;
         }
         n += 1;
-        if args.pair_gap_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(args.pair_gap_ms)).await;
-        }
         if measured {
             d.record(one[0] as u64)?;
             g.record(one[1] as u64)?;

@@ -63,9 +63,9 @@ struct Args {
     /// run without its throughput rounds.
     #[arg(long)]
     latency_only: bool,
-    /// Milliseconds to wait after each call of the raw echo and each pair of the gateway's
-    /// added latency: what one submission sets off in the suite's consumers is then over
-    /// before the next pair starts, and every call starts from idle threads.
+    /// Milliseconds to wait before each call of the raw echo and of the gateway's added
+    /// latency, so that every call starts from idle threads (and what a submission sets off
+    /// in the suite's consumers is mostly over before the next call).
     #[arg(long, default_value_t = 0)]
     pair_gap_ms: u64,
     /// Run the knowledge-base search benchmark (10,000 then 100,000 articles) instead.
