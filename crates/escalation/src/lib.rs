@@ -225,10 +225,10 @@ impl Escalation {
                 tracing::warn!("pii.index_key is not configured: complaints are not matched against a VIP register");
             }
             tasks.spawn("matcher", matcher::run(opened.clone(), intake_client, key, interval, stop.clone()).map(Ok));
-            let pruned = opened.clone();
+            let (pruned, stopping) = (opened.clone(), stop.clone());
             let prune = move |before| {
-                let store = pruned.clone();
-                async move { store.prune(before).await }
+                let (store, stop) = (pruned.clone(), stopping.clone());
+                async move { store.prune(before, &stop).await }
             };
             spawn_retention(&tasks, opened.feed().clone(), config.retention.clone(), prune);
             tracing::info!(intake = %config.intake_url, cases = %config.case_workflow_url, "escalation ready");

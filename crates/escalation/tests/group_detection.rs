@@ -53,8 +53,9 @@ fn received(item: &Item) -> DateTime<Utc> {
 
 async fn run(db: &TestDatabase) {
     let rules = Arc::new(Rules::shipped(vec!["senior_manager".to_owned()]).unwrap());
-    let store =
-        EscalationStore::open(&db.config, rules.clone(), Clock::system(), &Supervisor::detached()).await.unwrap();
+    // Each complaint is matched as it arrives: the clock stands at its receive time.
+    let clock = Clock::system();
+    let store = EscalationStore::open(&db.config, rules.clone(), clock.clone(), &Supervisor::detached()).await.unwrap();
     let items = items();
     // As intake announces them: a repeat complaint names the complainant's first one.
     let mut first_of: BTreeMap<&str, String> = BTreeMap::new();
@@ -95,6 +96,7 @@ async fn run(db: &TestDatabase) {
     assert_eq!(pending.len(), items.len(), "every accepted complaint is queued");
     for (complaint, _) in pending {
         let item = by_name[&complaint];
+        clock.set(received(item) + Duration::minutes(1));
         let input = MatchInput { complaint, facts: item.facts.clone(), demand: item.demand.clone(), digests: vec![] };
         store.match_complaint(input).await.unwrap();
     }

@@ -488,6 +488,9 @@ pub fn shared_terms<'a>(members: impl IntoIterator<Item = &'a [String]>, top: us
     ranked.into_iter().take(top).map(|(t, _)| t.to_owned()).collect()
 }
 
+/// The longest `window_days + late_days` may be: a century keeps every complaint a candidate.
+pub const MAX_KEPT_DAYS: u64 = 36_525;
+
 /// When similar complaints become an incident (D-ESC-2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -527,6 +530,10 @@ impl Default for GroupingConfig {
 impl GroupingConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.window_days > 0, "grouping.window_days: at least 1");
+        anyhow::ensure!(
+            u64::from(self.window_days) + u64::from(self.late_days) <= MAX_KEPT_DAYS,
+            "grouping.window_days + grouping.late_days: at most {MAX_KEPT_DAYS} (a century)"
+        );
         anyhow::ensure!(self.propose_at >= 2, "grouping.propose_at: at least 2");
         anyhow::ensure!(self.declare_at >= self.propose_at, "grouping.declare_at: at least propose_at");
         anyhow::ensure!(self.burst_count >= 2 && self.burst_hours > 0, "grouping.burst_*: at least 2 in 1 hour");
@@ -544,6 +551,12 @@ impl GroupingConfig {
     /// How long a complaint stays a candidate after its receive time.
     pub fn kept(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.window_days) + i64::from(self.late_days))
+    }
+
+    /// The earliest receive time of a candidate at `now`: what was received before is
+    /// forgotten, or about to be.
+    pub fn kept_since(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - self.kept()
     }
 }
 
@@ -605,6 +618,15 @@ pub fn choose(matched: &[Matched]) -> Option<&Matched> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_are_kept_at_most_a_century() {
+        let config = |late_days| GroupingConfig { late_days, ..GroupingConfig::default() };
+        config(30).validate().unwrap();
+        config(36_525 - 14).validate().unwrap();
+        let refused = config(u32::MAX).validate().unwrap_err().to_string();
+        assert!(refused.contains("grouping.window_days + grouping.late_days"), "{refused}");
+    }
 
     #[test]
     fn tokens_keep_the_matter_and_drop_what_every_complaint_says() {

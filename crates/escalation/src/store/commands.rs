@@ -11,15 +11,21 @@ use redress_proto::redress::escalation::v1::{
     Vip, Watchlist,
 };
 
+use redress_platform::time::to_micros;
+use tokio_util::sync::CancellationToken;
+
 use super::ops::{self, Attempt, RequestKey};
 use super::special;
+use super::tx::FORGET_BATCH;
 use super::{DueAction, EscalationStore};
 use crate::error::EscalationError;
 
 type Result<T> = std::result::Result<T, EscalationError>;
 
-/// Bands forgotten in one transaction (32 a complaint with the shipped bands).
-const FORGET_BATCH: i64 = 2_048;
+/// Transactions of [`FORGET_BATCH`] bands one turn of forgetting takes at most, and the pause
+/// between them, in which the writer's other work has the store.
+const FORGET_TURN: usize = 64;
+const FORGET_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Runs `$op(tx, args…)` as one write, with the store's rules and clock when asked.
 macro_rules! write {
@@ -193,22 +199,28 @@ impl EscalationStore {
         })
     }
 
-    /// Forgets the bands of every complaint received longer ago than the grouping rules keep
+    /// Forgets the bands of complaints received longer ago than the grouping rules keep
     /// candidates ([`GroupingConfig::kept`](crate::domain::grouping::GroupingConfig::kept)),
-    /// [`FORGET_BATCH`] to a transaction so the writer's other work goes on between them;
-    /// returns how many.
-    pub async fn forget_candidates(&self) -> Result<u64> {
+    /// oldest first, [`FORGET_BATCH`] to a transaction, one turn of at most [`FORGET_TURN`]
+    /// of them; returns how many, and whether none is left (a turn that `stop` cut short or
+    /// that ran out of transactions leaves the rest to the next).
+    pub async fn forget_candidates(&self, stop: &CancellationToken) -> Result<(u64, bool)> {
         let mut forgotten = 0;
-        loop {
-            let n = write!(self, |tx, rules, now| {
-                let before = redress_platform::time::to_micros(now - rules.grouping.kept());
-                tx.forget_candidates(before, FORGET_BATCH).await
-            })?;
+        for turn in 0..FORGET_TURN {
+            if turn > 0 {
+                tokio::select! {
+                    () = stop.cancelled() => return Ok((forgotten, false)),
+                    () = tokio::time::sleep(FORGET_PAUSE) => {}
+                }
+            }
+            let n =
+                write!(self, |tx, rules, now| tx.forget_candidates(to_micros(rules.grouping.kept_since(now))).await)?;
             forgotten += n;
-            if n < FORGET_BATCH as u64 {
-                return Ok(forgotten);
+            if n < FORGET_BATCH {
+                return Ok((forgotten, true));
             }
         }
+        Ok((forgotten, false))
     }
 
     /// Raises what the ladder's timers and the crisis stages' due times call for by `now`, on

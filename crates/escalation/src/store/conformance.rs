@@ -552,31 +552,98 @@ mod matching {
         assert_eq!(pending, [complaint(5)], "only the complaint not in the batch is still queued");
     }
 
-    /// Complaint `n`, received `days` days (and `hours` hours) before now.
-    async fn received(store: &EscalationStore, n: u32, days: i64, hours: i64) {
-        let at = now() - Duration::days(days) + Duration::hours(hours);
+    /// Complaint `n`, received at `at`.
+    async fn received(store: &EscalationStore, n: u32, at: chrono::DateTime<chrono::Utc>) {
         let accepted = ComplaintAccepted { receive_time: Some(to_timestamp(at)), ..accepted(n, Grade::General) };
         store.apply(INTAKE_CONSUMER, vec![event(i64::from(n), &complaint(n), &accepted)]).await.unwrap();
     }
 
+    /// Every complaint that has bands stored in the buckets of [`FEE`]'s, whenever received.
+    async fn with_fee_bands(store: &EscalationStore) -> std::collections::BTreeSet<String> {
+        let like = input(0, FEE);
+        let fingerprint =
+            crate::domain::grouping::fingerprint(&like.facts, &like.demand, "", "", &store.rules().grouping.matching);
+        let institution = crate::domain::institution_of(UNIT);
+        let read = store
+            .write(Box::new(move |tx| {
+                Box::pin(async move { tx.candidates(&institution, &fingerprint.buckets, i64::MIN, i64::MAX).await })
+            }))
+            .await
+            .unwrap();
+        read.into_iter().map(|c| c.complaint).collect()
+    }
+
     /// Retention forgets the bands of complaints received longer ago than a window and the
-    /// lateness allowed after it (14 + 30 days here): a late complaint is no longer compared
-    /// with them, what is kept still matches, and a forgotten complaint's fingerprint stays
-    /// (it is not matched again).
-    async fn retention_forgets_candidates_older_than_the_window_and_lateness_only(store: Arc<EscalationStore>) {
-        received(&store, 1, 50, 0).await;
-        received(&store, 2, 20, 0).await;
+    /// lateness allowed after it (14 + 30 days here), and keeps the rest; a forgotten
+    /// complaint's fingerprint and group stay (it is not matched again, its incident keeps it).
+    async fn retention_forgets_the_bands_of_complaints_no_longer_anyones_candidates(store: Arc<EscalationStore>) {
+        let t = now();
+        store.clock().set(t);
+        received(&store, 1, t - Duration::days(20)).await;
+        received(&store, 2, t - Duration::days(10)).await;
         assert_eq!(store.match_complaint(input(1, FEE)).await.unwrap().unwrap().matched_with, "");
-        assert_eq!(store.match_complaint(input(2, FEE)).await.unwrap().unwrap().matched_with, "", "30 days apart");
-        store.prune(now()).await.unwrap();
-        assert_eq!(store.forget_candidates().await.unwrap(), 0, "the first pass forgot everything due");
-        received(&store, 3, 50, 1).await;
-        let late = store.match_complaint(input(3, FEE)).await.unwrap().unwrap();
-        assert_eq!(late.matched_with, "", "complaint 1 is no longer a candidate");
-        received(&store, 4, 20, 1).await;
-        let kept = store.match_complaint(input(4, FEE)).await.unwrap().unwrap();
-        assert_eq!(kept.matched_with, complaint(2));
+        let second = store.match_complaint(input(2, FEE)).await.unwrap().unwrap();
+        assert_eq!(second.matched_with, complaint(1));
+        let incident = second.incident.unwrap();
+        // 25 days on, complaint 1 was received 45 days ago and complaint 2 35.
+        store.clock().set(t + Duration::days(25));
+        let stop = tokio_util::sync::CancellationToken::new();
+        store.prune(t, &stop).await.unwrap();
+        assert_eq!(with_fee_bands(&store).await, [complaint(2)].into());
+        assert_eq!(store.forget_candidates(&stop).await.unwrap(), (0, true), "nothing left to forget");
         assert!(store.match_complaint(input(1, FEE)).await.unwrap().is_none(), "its fingerprint stays");
+        assert_eq!(store.members(&incident, 0, 10).await.unwrap().len(), 2, "its incident keeps it");
+    }
+
+    /// What a late complaint is compared with does not hang on when retention last ran: one
+    /// matched more than 30 days after its receive time sees only complaints received in the
+    /// last 44 days, and stores no bands itself; one matched in time sees its whole window.
+    async fn a_late_complaint_is_compared_only_with_what_retention_keeps(store: Arc<EscalationStore>) {
+        let t = now();
+        // Complaint 1, received 45 days before t, was matched in time (its bands are stored)
+        // and retention has not run since it fell out of the 44 days.
+        store.clock().set(t - Duration::days(10));
+        received(&store, 1, t - Duration::days(45)).await;
+        store.match_complaint(input(1, FEE)).await.unwrap().unwrap();
+        store.clock().set(t);
+        received(&store, 2, t - Duration::days(43)).await;
+        assert_eq!(store.match_complaint(input(2, FEE)).await.unwrap().unwrap().matched_with, "", "1 is too old");
+        received(&store, 3, t - Duration::days(44) - Duration::hours(1)).await;
+        let late = store.match_complaint(input(3, FEE)).await.unwrap().unwrap();
+        assert_eq!(late.matched_with, complaint(2), "complaint 1, an hour from it, is no longer compared");
+        // Received 29 days before t (in time), 14 days after complaint 2: at the window's edge.
+        received(&store, 4, t - Duration::days(29)).await;
+        let edge = store.match_complaint(input(4, FEE)).await.unwrap().unwrap();
+        assert_eq!(edge.matched_with, complaint(2));
+        assert_eq!(with_fee_bands(&store).await, [complaint(1), complaint(2), complaint(4)].into());
+    }
+
+    /// Forgetting runs in transactions of a bounded size and turns that `stop` cuts short,
+    /// and the next turn goes on where the last left off.
+    async fn forgetting_many_bands_goes_a_transaction_at_a_time(store: Arc<EscalationStore>) {
+        let t = now();
+        store.clock().set(t);
+        let many = 70;
+        for n in 1..=many {
+            received(&store, n, t - Duration::days(20)).await;
+        }
+        store.match_complaints((1..=many).map(|n| input(n, FEE)).collect()).await.unwrap();
+        let like = input(0, FEE);
+        let mut bands =
+            crate::domain::grouping::fingerprint(&like.facts, &like.demand, "", "", &store.rules().grouping.matching)
+                .buckets;
+        bands.sort_unstable();
+        bands.dedup();
+        let stored = u64::from(many) * bands.len() as u64;
+        assert!(stored > crate::store::tx::FORGET_BATCH, "{stored} bands: more than one transaction's");
+        store.clock().set(t + Duration::days(30));
+        let stopped = tokio_util::sync::CancellationToken::new();
+        stopped.cancel();
+        let (first, done) = store.forget_candidates(&stopped).await.unwrap();
+        assert_eq!((first, done), (crate::store::tx::FORGET_BATCH, false), "one transaction, then the stop");
+        let rest = store.forget_candidates(&tokio_util::sync::CancellationToken::new()).await.unwrap();
+        assert_eq!(rest, (stored - first, true));
+        assert!(with_fee_bands(&store).await.is_empty());
     }
 
     redress_platform::conformance_suite!(
@@ -584,7 +651,9 @@ mod matching {
         similar_complaints_are_proposed_then_declared_and_a_late_one_joins_and_is_linked,
         a_flood_of_like_complaints_is_matched_against_the_newest_of_each_bucket,
         complaints_matched_in_one_transaction_see_the_ones_before_them,
-        retention_forgets_candidates_older_than_the_window_and_lateness_only,
+        retention_forgets_the_bands_of_complaints_no_longer_anyones_candidates,
+        a_late_complaint_is_compared_only_with_what_retention_keeps,
+        forgetting_many_bands_goes_a_transaction_at_a_time,
     );
 }
 

@@ -27,6 +27,7 @@ use redress_proto::redress::escalation::v1::{
 };
 use redress_proto::redress::intake::v1::ComplaintAccepted;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::actions::CaseRequest;
 use crate::error::EscalationError;
@@ -332,6 +333,11 @@ impl EscalationStore {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The clock the store reads the current instant from (clones share its setting).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Runs `write` in one transaction and tells the feed when it committed events.
@@ -644,13 +650,25 @@ impl EscalationStore {
     }
 
     /// What retention removes, each pass: the bands of complaints that are no longer anyone's
-    /// candidates, then request ids first used before `requests_before`. Returns how many
+    /// candidates (one replica at a time, a turn under the lock at a time, until none is left
+    /// or `stop`), then request ids first used before `requests_before`. Returns how many
     /// request ids went (the bands are counted in `redress_escalation_candidates_forgotten_total`).
-    pub async fn prune(&self, requests_before: DateTime<Utc>) -> anyhow::Result<u64> {
-        match self.exclusively(RETENTION_LOCK, || async { Ok(self.forget_candidates().await?) }).await {
-            Ok(n) => metrics::counter!("redress_escalation_candidates_forgotten_total").increment(n.unwrap_or(0)),
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "forgetting old match candidates failed; retrying later")
+    pub async fn prune(&self, requests_before: DateTime<Utc>, stop: &CancellationToken) -> anyhow::Result<u64> {
+        loop {
+            let turn = self.exclusively(RETENTION_LOCK, || async { Ok(self.forget_candidates(stop).await?) }).await;
+            match turn {
+                Ok(Some((n, done))) => {
+                    metrics::counter!("redress_escalation_candidates_forgotten_total").increment(n);
+                    if done || stop.is_cancelled() {
+                        break;
+                    }
+                }
+                // Another replica is forgetting them.
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "forgetting old match candidates failed; retrying later");
+                    break;
+                }
             }
         }
         self.prune_requests(requests_before).await

@@ -873,8 +873,12 @@ pub async fn match_complaint(
     let class = accepted.classification.clone().unwrap_or_default();
     let fp = grouping::fingerprint(&input.facts, &input.demand, &class.business_type, &class.cause, &config.matching);
     let window = config.window();
-    let candidates =
-        tx.candidates(&institution, &fp.buckets, to_micros(receive - window), to_micros(receive + window)).await?;
+    // Only what retention keeps is compared, whenever it last ran: a complaint that reaches
+    // matching more than `late_days` after its receive time (backdated, imported, or held up)
+    // sees only complaints received since the cutoff, and is no candidate itself.
+    let kept_since = config.kept_since(now);
+    let from = (receive - window).max(kept_since);
+    let candidates = tx.candidates(&institution, &fp.buckets, to_micros(from), to_micros(receive + window)).await?;
     let mut scored = Vec::new();
     for c in candidates.into_iter().filter(|c| c.complaint != input.complaint) {
         let other = Fingerprint {
@@ -932,7 +936,8 @@ pub async fn match_complaint(
         score: best.map(|b| b.1).unwrap_or_default(),
         shared_terms: best.map(|b| b.2.join(" ")).unwrap_or_default(),
     };
-    tx.insert_fingerprint(&row, &fp.buckets).await?;
+    let bands: &[i64] = if receive >= kept_since { &fp.buckets } else { &[] };
+    tx.insert_fingerprint(&row, bands).await?;
     let merged = matched.iter().any(|m| m.cluster != target && m.incident.is_none());
     let incident = grow(tx, &row, merged, receive, rules, now).await?;
     Ok(Some(MatchOutcome { cluster: target, incident, matched_with: row.matched_with, score: row.score }))

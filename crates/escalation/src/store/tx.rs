@@ -25,6 +25,15 @@ type Result<T> = std::result::Result<T, EscalationError>;
 /// unrelated complaints holds.
 pub(crate) const CANDIDATES_PER_BUCKET: i64 = 64;
 
+/// Bands forgotten in one transaction, a literal in the statement (32 a complaint with the
+/// shipped bands): a bound `LIMIT` would let a generic plan on PostgreSQL hash the table.
+macro_rules! forget_batch {
+    () => {
+        2048
+    };
+}
+pub(crate) const FORGET_BATCH: u64 = forget_batch!();
+
 /// One transaction of the escalation store.
 #[async_trait]
 pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
@@ -113,9 +122,9 @@ pub(crate) trait EscTx: Outbox + ConsumerTx + Send {
         to_us: i64,
     ) -> Result<Vec<FingerprintRow>>;
     async fn insert_fingerprint(&mut self, row: &FingerprintRow, buckets: &[i64]) -> Result<()>;
-    /// Forgets at most `limit` bands of complaints received before `before_us`, oldest first;
-    /// returns how many. Their fingerprints stay.
-    async fn forget_candidates(&mut self, before_us: i64, limit: i64) -> Result<u64>;
+    /// Forgets at most [`FORGET_BATCH`] bands of complaints received before `before_us`, oldest
+    /// first; returns how many. Their fingerprints stay.
+    async fn forget_candidates(&mut self, before_us: i64) -> Result<u64>;
     /// The incident a cluster became, if any; the cluster row is locked.
     async fn cluster(&mut self, id: &str) -> Result<Option<Option<String>>>;
     async fn insert_cluster(&mut self, id: &str, institution: &str) -> Result<()>;
@@ -630,14 +639,15 @@ macro_rules! esc_tx {
                 Ok(())
             }
 
-            async fn forget_candidates(&mut self, before_us: i64, limit: i64) -> Result<u64> {
-                Ok(sqlx::query(
+            async fn forget_candidates(&mut self, before_us: i64) -> Result<u64> {
+                Ok(sqlx::query(concat!(
                     "DELETE FROM lsh_buckets WHERE (institution, bucket, receive_time_us, complaint) IN \
                      (SELECT institution, bucket, receive_time_us, complaint FROM lsh_buckets \
-                      WHERE receive_time_us < $1 ORDER BY receive_time_us LIMIT $2)",
-                )
+                      WHERE receive_time_us < $1 ORDER BY receive_time_us LIMIT ",
+                    forget_batch!(),
+                    ")"
+                ))
                 .bind(before_us)
-                .bind(limit)
                 .execute(&mut *self)
                 .await?
                 .rows_affected())
