@@ -488,7 +488,7 @@ pub fn shared_terms<'a>(members: impl IntoIterator<Item = &'a [String]>, top: us
     ranked.into_iter().take(top).map(|(t, _)| t.to_owned()).collect()
 }
 
-/// The longest `window_days + late_days` may be: a century keeps every complaint a candidate.
+/// The longest `window_days + late_days` may be: a century.
 pub const MAX_KEPT_DAYS: u64 = 36_525;
 
 /// When similar complaints become an incident (D-ESC-2).
@@ -624,6 +624,7 @@ mod tests {
         let config = |late_days| GroupingConfig { late_days, ..GroupingConfig::default() };
         config(30).validate().unwrap();
         config(36_525 - 14).validate().unwrap();
+        assert!(config(36_525 - 13).validate().is_err());
         let refused = config(u32::MAX).validate().unwrap_err().to_string();
         assert!(refused.contains("grouping.window_days + grouping.late_days"), "{refused}");
     }

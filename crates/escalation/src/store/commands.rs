@@ -25,7 +25,11 @@ type Result<T> = std::result::Result<T, EscalationError>;
 /// Transactions of [`FORGET_BATCH`] bands one turn of forgetting takes at most, and the pause
 /// between them, in which the writer's other work has the store.
 const FORGET_TURN: usize = 64;
-const FORGET_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+pub(super) const FORGET_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long after a band falls out of what matching reads it is forgotten at the earliest: a
+/// match that read the clock before retention did (in the same group of writes, or on another
+/// replica whose clock lags) still finds what it may read.
+const FORGET_GRACE: chrono::Duration = chrono::Duration::hours(1);
 
 /// Runs `$op(tx, args…)` as one write, with the store's rules and clock when asked.
 macro_rules! write {
@@ -213,8 +217,9 @@ impl EscalationStore {
                     () = tokio::time::sleep(FORGET_PAUSE) => {}
                 }
             }
-            let n =
-                write!(self, |tx, rules, now| tx.forget_candidates(to_micros(rules.grouping.kept_since(now))).await)?;
+            let n = write!(self, |tx, rules, now| {
+                tx.forget_candidates(to_micros(rules.grouping.kept_since(now) - FORGET_GRACE)).await
+            })?;
             forgotten += n;
             if n < FORGET_BATCH {
                 return Ok((forgotten, true));

@@ -574,7 +574,7 @@ mod matching {
     }
 
     /// Retention forgets the bands of complaints received longer ago than a window and the
-    /// lateness allowed after it (14 + 30 days here), and keeps the rest; a forgotten
+    /// lateness allowed after it (14 + 30 days here) and an hour's grace, and keeps the rest; a forgotten
     /// complaint's fingerprint and group stay (it is not matched again, its incident keeps it).
     async fn retention_forgets_the_bands_of_complaints_no_longer_anyones_candidates(store: Arc<EscalationStore>) {
         let t = now();
@@ -585,23 +585,27 @@ mod matching {
         let second = store.match_complaint(input(2, FEE)).await.unwrap().unwrap();
         assert_eq!(second.matched_with, complaint(1));
         let incident = second.incident.unwrap();
-        // 25 days on, complaint 1 was received 45 days ago and complaint 2 35.
+        received(&store, 3, t - Duration::days(19) - Duration::minutes(30)).await;
+        store.match_complaint(input(3, FEE)).await.unwrap().unwrap();
+        // 25 days on, complaint 1 was received 45 days ago, complaint 2 35, and complaint 3 44
+        // and a half hour: past what matching reads, but within the hour's grace.
         store.clock().set(t + Duration::days(25));
         let stop = tokio_util::sync::CancellationToken::new();
         store.prune(t, &stop).await.unwrap();
-        assert_eq!(with_fee_bands(&store).await, [complaint(2)].into());
+        assert_eq!(with_fee_bands(&store).await, [complaint(2), complaint(3)].into());
         assert_eq!(store.forget_candidates(&stop).await.unwrap(), (0, true), "nothing left to forget");
         assert!(store.match_complaint(input(1, FEE)).await.unwrap().is_none(), "its fingerprint stays");
-        assert_eq!(store.members(&incident, 0, 10).await.unwrap().len(), 2, "its incident keeps it");
+        assert_eq!(store.members(&incident, 0, 10).await.unwrap().len(), 3, "its incident keeps it");
     }
 
     /// What a late complaint is compared with does not hang on when retention last ran: one
     /// matched more than 30 days after its receive time sees only complaints received in the
-    /// last 44 days, and stores no bands itself; one matched in time sees its whole window.
+    /// last 44 days, one received before those 44 days stores no bands, and one matched in
+    /// time sees its whole window.
     async fn a_late_complaint_is_compared_only_with_what_retention_keeps(store: Arc<EscalationStore>) {
         let t = now();
-        // Complaint 1, received 45 days before t, was matched in time (its bands are stored)
-        // and retention has not run since it fell out of the 44 days.
+        // Complaint 1, received 45 days before t, was matched 35 days after it, within the 44
+        // days (its bands are stored), and retention has not run since it fell out of them.
         store.clock().set(t - Duration::days(10));
         received(&store, 1, t - Duration::days(45)).await;
         store.match_complaint(input(1, FEE)).await.unwrap().unwrap();
@@ -610,7 +614,7 @@ mod matching {
         assert_eq!(store.match_complaint(input(2, FEE)).await.unwrap().unwrap().matched_with, "", "1 is too old");
         received(&store, 3, t - Duration::days(44) - Duration::hours(1)).await;
         let late = store.match_complaint(input(3, FEE)).await.unwrap().unwrap();
-        assert_eq!(late.matched_with, complaint(2), "complaint 1, an hour from it, is no longer compared");
+        assert_eq!(late.matched_with, complaint(2), "complaint 1, 23 hours from it, is no longer compared");
         // Received 29 days before t (in time), 14 days after complaint 2: at the window's edge.
         received(&store, 4, t - Duration::days(29)).await;
         let edge = store.match_complaint(input(4, FEE)).await.unwrap().unwrap();

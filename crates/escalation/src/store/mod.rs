@@ -649,12 +649,20 @@ impl EscalationStore {
         Ok((escalations, incidents))
     }
 
-    /// What retention removes, each pass: the bands of complaints that are no longer anyone's
-    /// candidates (one replica at a time, a turn under the lock at a time, until none is left
-    /// or `stop`), then request ids first used before `requests_before`. Returns how many
+    /// What retention removes, each pass: request ids first used before `requests_before`,
+    /// then the bands of complaints that are no longer anyone's candidates (one replica at a
+    /// time, a turn under the lock at a time, until none is left or `stop`). Returns how many
     /// request ids went (the bands are counted in `redress_escalation_candidates_forgotten_total`).
     pub async fn prune(&self, requests_before: DateTime<Utc>, stop: &CancellationToken) -> anyhow::Result<u64> {
-        loop {
+        // Request ids first: forgetting bands after an upgrade can take hours.
+        let pruned = self.prune_requests(requests_before).await;
+        for turn in 0.. {
+            if turn > 0 {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(commands::FORGET_PAUSE) => {}
+                }
+            }
             let turn = self.exclusively(RETENTION_LOCK, || async { Ok(self.forget_candidates(stop).await?) }).await;
             match turn {
                 Ok(Some((n, done))) => {
@@ -671,7 +679,7 @@ impl EscalationStore {
                 }
             }
         }
-        self.prune_requests(requests_before).await
+        pruned
     }
 
     /// Forgets request ids first used before `before` (retention); returns how many.

@@ -875,7 +875,8 @@ pub async fn match_complaint(
     let window = config.window();
     // Only what retention keeps is compared, whenever it last ran: a complaint that reaches
     // matching more than `late_days` after its receive time (backdated, imported, or held up)
-    // sees only complaints received since the cutoff, and is no candidate itself.
+    // sees only complaints received since the cutoff, and one received before the cutoff
+    // stores no bands (retention would forget them at its next pass).
     let kept_since = config.kept_since(now);
     let from = (receive - window).max(kept_since);
     let candidates = tx.candidates(&institution, &fp.buckets, to_micros(from), to_micros(receive + window)).await?;
