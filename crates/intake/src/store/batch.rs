@@ -634,7 +634,7 @@ pub(super) async fn insert_batch<C: BatchTx + ?Sized>(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use redress_platform::db::{Backend, DatabaseConfig};
@@ -751,7 +751,7 @@ mod tests {
     ) -> futures_util::future::BoxFuture<'a, ()>;
 
     /// Holds `new`'s request id: what a single submission of it takes first.
-    fn holds_request_id<'a>(
+    pub(in crate::store) fn holds_request_id<'a>(
         conn: &'a mut sqlx::PgConnection,
         _: &'a crate::domain::pii::Keyring,
         new: &'a NewComplaint,

@@ -495,14 +495,7 @@ mod tests {
 
         // Another transaction has claimed the request id, and has not ended.
         let mut holder = pool.begin().await.unwrap();
-        sqlx::query(
-            "INSERT INTO submit_requests (request_id, request_hash, complaint_id, record_time_us) \
-             VALUES ($1, 'other', 'not-yet-written', 0)",
-        )
-        .bind(new.request_id.as_str())
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+        crate::store::batch::tests::holds_request_id(&mut holder, &keyring, &new).await;
         let submitted = submit(&store, new);
         until_all_waiting(&pool, 1, &[&submitted]).await;
         let free: bool =
