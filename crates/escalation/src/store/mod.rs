@@ -663,8 +663,8 @@ impl EscalationStore {
                     () = tokio::time::sleep(commands::FORGET_PAUSE) => {}
                 }
             }
-            let turn = self.exclusively(RETENTION_LOCK, || async { Ok(self.forget_candidates(stop).await?) }).await;
-            match turn {
+            let forgot = self.exclusively(RETENTION_LOCK, || async { Ok(self.forget_candidates(stop).await?) }).await;
+            match forgot {
                 Ok(Some((n, done))) => {
                     metrics::counter!("redress_escalation_candidates_forgotten_total").increment(n);
                     if done || stop.is_cancelled() {
