@@ -344,6 +344,24 @@ mod tests {
     use crate::store::conformance_support::classified_by_phone as complaint_of;
 
     /// The advisory lock a submission of `new` takes for its complainant's phone.
+    /// A store on a fresh PostgreSQL database of its own, the keyring it seals with, and a pool
+    /// beside it; `None` (the test is skipped) without PostgreSQL.
+    struct Opened {
+        db: TestDatabase,
+        keyring: Arc<Keyring>,
+        store: Arc<dyn IntakeStore>,
+        pool: PgPool,
+    }
+
+    async fn opened(name: &str) -> Option<Opened> {
+        let db = TestDatabase::postgres(name).await.unwrap()?;
+        let keyring = Arc::new(crate::domain::pii::test_keyring());
+        let supervisor = redress_platform::host::Supervisor::detached();
+        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
+        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        Some(Opened { db, keyring, store, pool })
+    }
+
     fn phone_lock(keyring: &Keyring, new: &NewComplaint) -> i64 {
         let digests = crate::domain::subjects::digests(keyring, &new.complaint);
         let (_, digest) = digests.iter().find(|(kind, _)| *kind == PHONE).unwrap();
@@ -411,11 +429,9 @@ mod tests {
     /// created, and whichever commits second is a recurrence of the first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn complaints_of_one_person_at_once_make_one_subject_and_see_each_other() {
-        let Some(db) = TestDatabase::postgres("complaints_of_one_person_at_once").await.unwrap() else { return };
-        let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let supervisor = redress_platform::host::Supervisor::detached();
-        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
-        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let Some(Opened { db: _db, keyring, store, pool }) = opened("complaints_of_one_person_at_once").await else {
+            return;
+        };
         let a = complaint_of("same-a", "13911112222");
         // Received at the same moment, so either is a repeat of the other once it committed.
         let mut b = complaint_of("same-b", "139-1111-2222");
@@ -447,11 +463,7 @@ mod tests {
     /// that person waits until it is released, and then completes as their second complaint.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn complaints_of_other_people_do_not_wait_for_each_other() {
-        let Some(db) = TestDatabase::postgres("complaints_of_other_people").await.unwrap() else { return };
-        let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let supervisor = redress_platform::host::Supervisor::detached();
-        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
-        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let Some(Opened { db: _db, keyring, store, pool }) = opened("complaints_of_other_people").await else { return };
         let earlier = created(Ok(store.submit(complaint_of("a-1", "13911112222")).await));
         let again = complaint_of("a-2", "13911112222");
         let other = complaint_of("b-1", "13933334444");
@@ -485,11 +497,9 @@ mod tests {
     /// would next) rather than deadlock with the batch.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_waiting_for_a_request_id_holds_no_persons_lock_yet() {
-        let Some(db) = TestDatabase::postgres("a_batch_waiting_for_a_request_id").await.unwrap() else { return };
-        let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let supervisor = redress_platform::host::Supervisor::detached();
-        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
-        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let Some(Opened { db: _db, keyring, store, pool }) = opened("a_batch_waiting_for_a_request_id").await else {
+            return;
+        };
         let new = complaint_of("held", "13911112222");
         let key = phone_lock(&keyring, &new);
 
@@ -513,11 +523,10 @@ mod tests {
     /// table and hashed every subject, at every batch.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batchs_look_ups_of_people_descend_indexes_before_any_statistics() {
-        let Some(db) = TestDatabase::postgres("look_ups_before_statistics").await.unwrap() else { return };
-        let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let supervisor = redress_platform::host::Supervisor::detached();
-        let _store = crate::open_store(&db.config, keyring, &supervisor).await.unwrap();
-        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let Some(Opened { db: _db, keyring: _, store: _store, pool }) = opened("look_ups_before_statistics").await
+        else {
+            return;
+        };
         for table in ["subjects", "subject_index"] {
             let sql = format!("ALTER TABLE {table} SET (autovacuum_enabled = false)");
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
@@ -643,11 +652,9 @@ mod tests {
     /// else, as when the two complain one after the other.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_people_reaching_one_subject_by_different_phones_do_not_both_join_it() {
-        let Some(db) = TestDatabase::postgres("two_people_reaching_one_subject").await.unwrap() else { return };
-        let keyring = Arc::new(crate::domain::pii::test_keyring());
-        let supervisor = redress_platform::host::Supervisor::detached();
-        let store = crate::open_store(&db.config, keyring.clone(), &supervisor).await.unwrap();
-        let pool = PgPool::connect(&db.config.url).await.unwrap();
+        let Some(Opened { db: _db, keyring: _, store, pool }) = opened("two_people_reaching_one_subject").await else {
+            return;
+        };
         let (document, others) =
             (crate::testing::identity(1).1, [crate::testing::identity(2).1, crate::testing::identity(3).1]);
         let access =
