@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Args, Outcome, Scenario, channels, complaint, drive, median};
 use crate::latency::{Visibility, accepted_to_visible, print_visibility};
-use crate::sys::{print_load, verdict};
+use crate::sys::{Cpu, cores, print_load, verdict};
 
 /// Complainants who come back in the mixed scenario (seeded before the rounds).
 const RETURNING: u64 = 1000;
@@ -162,24 +162,77 @@ async fn sample(admin: PgPool, databases: Vec<String>, stop: Arc<AtomicBool>) ->
     activity
 }
 
-/// Runs `scenario` while sampling the server's sessions.
+/// Runs `scenario` while sampling the server's sessions; also what CPU it used.
 async fn drive_sampled(
     scenario: &Scenario,
     args: &Args,
     admin: &PgPool,
     databases: &[String],
     activity: &mut Activity,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<(Outcome, Cpu)> {
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn(sample(admin.clone(), databases.to_vec(), stop.clone()));
+    // The CPU of the measured window only (after the warm-up, until the end), the window whose
+    // completed calls the outcome counts.
+    let (warmup, seconds) = (Duration::from_secs(args.warmup), Duration::from_secs(args.seconds));
+    let window = tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        let before = Cpu::now();
+        tokio::time::sleep(seconds).await;
+        Cpu::now().since(before)
+    });
     let outcome = drive(scenario, args).await;
+    let used = window.await?;
     stop.store(true, Ordering::Relaxed);
     let sampled = sampler.await?;
     activity.samples += sampled.samples;
     for (key, n) in sampled.seen {
         *activity.seen.entry(key).or_default() += n;
     }
-    outcome
+    Ok((outcome?, used))
+}
+
+/// CPU per operation of each scenario over all its rounds, and what that lets the machine do at
+/// best: its cores divided by the CPU per operation. For a submission on PostgreSQL, the cores
+/// divided by this process's share alone (the load generator, intake and its PostgreSQL client)
+/// is the most any server could let it reach, even one that took no CPU at all.
+fn print_cpu(scenarios: &[Scenario], cpu: &[(Cpu, u64)], floor: f64) {
+    let cores = cores() as f64;
+    println!();
+    println!(
+        "CPU per operation, all rounds ({cores} cores; \"this process\" is the load generator and intake, \"the rest\" \
+         mostly the server):"
+    );
+    println!("  {:<36} {:>13} {:>10} {:>10}   {:>22}", "", "this process", "the rest", "in all", "cores / CPU per op");
+    for (k, scenario) in scenarios.iter().enumerate() {
+        let (used, ops) = cpu[k];
+        if ops == 0 {
+            continue;
+        }
+        let per = used / ops as f64;
+        let rest = (per.machine - per.process).max(0.0);
+        println!(
+            "  {:<36} {:>10.0} µs {:>7.0} µs {:>7.0} µs   {:>15.0} per s",
+            scenario.name,
+            per.process * 1e6,
+            rest * 1e6,
+            per.machine * 1e6,
+            cores / per.machine.max(f64::EPSILON)
+        );
+    }
+    for (k, scenario) in scenarios.iter().enumerate().skip(1).filter(|(k, _)| *k != EMBEDDED) {
+        let (used, ops) = cpu[k];
+        if ops == 0 || floor <= 0.0 {
+            continue;
+        }
+        let ceiling = cores / (used.process / ops as f64).max(f64::EPSILON);
+        println!(
+            "  {}: even a server that took no CPU would leave at most {ceiling:.0} per s (this process's CPU per \
+             submission alone): {:.3} of the baseline",
+            scenario.name,
+            ceiling / floor
+        );
+    }
 }
 
 async fn wait_serving(addr: std::net::SocketAddr, service: &str) -> anyhow::Result<()> {
@@ -396,10 +449,13 @@ async fn measure(
     let watched = [raw_db.clone(), intake_db.clone()];
     let mut activity: Vec<Activity> = scenarios.iter().map(|_| Activity::default()).collect();
     let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); scenarios.len()];
+    let mut cpu = vec![(Cpu::default(), 0_u64); scenarios.len()];
     for round in 1..=args.rounds {
         println!("round {round}/{}", args.rounds);
         for (k, scenario) in scenarios.iter().enumerate() {
-            let outcome = drive_sampled(scenario, &run_args, admin, &watched, &mut activity[k]).await?;
+            let (outcome, used) = drive_sampled(scenario, &run_args, admin, &watched, &mut activity[k]).await?;
+            cpu[k].0 += used;
+            cpu[k].1 += outcome.requests;
             let (p50, p99) = (outcome.latency.value_at_quantile(0.5), outcome.latency.value_at_quantile(0.99));
             results[k].push((outcome.rate(), p50 as f64 / 1000.0, p99 as f64 / 1000.0));
         }
@@ -436,6 +492,7 @@ async fn measure(
         medians[1].0 / embedded_rate,
         embedded_rate / floor
     );
+    print_cpu(&scenarios, &cpu, floor);
     println!();
     println!("where the time goes (pg_stat_activity every {} ms; share of session samples):", SAMPLE_EVERY.as_millis());
     for (k, scenario) in scenarios.iter().enumerate().filter(|(k, _)| *k != EMBEDDED) {
