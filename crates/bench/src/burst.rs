@@ -3,13 +3,15 @@
 //! The embedded suite runs with rate limits on (200 requests/s per caller, the default limits
 //! per institution), and first stores 20,000 complaints so that its page caches are as full as
 //! their budget lets them be. Caller B reads cases (GetCase through the gateway) open-loop at
-//! 100/s: first alone, then while caller A submits complaints at exactly its limit, then while
-//! A submits at 2,000/s, ten times its limit, for a short and for a three times longer burst,
-//! then alone again. Reported: A's share of RESOURCE_EXHAUSTED, B's p99 loaded against alone
-//! (target ≤ 2 ×) and against A at its limit (what the refused excess adds), and the process's
-//! resident memory before, during and after each burst (bounded: the longer burst's peak no
-//! higher than the shorter one's). Latencies run from when each request was due, so a
-//! generator that falls behind counts against the suite, not in its favour.
+//! 100/s: first alone, then while caller A submits complaints at its limit (spending its bucket
+//! first, as a burst does, then at exactly its rate), then while A submits at 2,000/s, ten
+//! times its limit, for a short and for a three times longer burst, then alone again. Reported:
+//! A's share of RESOURCE_EXHAUSTED, B's p99 loaded against alone (target ≤ 2 ×) and against A
+//! at its limit (what the refused excess adds: A at its limit and the short burst admit the
+//! same calls), and the process's resident memory before, during and after each burst
+//! (bounded: the longer burst's peak no higher than the shorter one's). Latencies run from when
+//! each request was due, so a generator that falls behind counts against the suite, not in its
+//! favour.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -249,17 +251,24 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         before.rss_mib(),
         before.file_mib()
     );
-    // A at exactly its limit: the load the limiter lets through in any case.
-    let (limited, at_limit) = tokio::join!(
+    // A at its limit: the load the limiter lets through in any case, its bucket included. A burst
+    // opens by spending A's full bucket (LIMIT calls in its first tenth of a second) and then has
+    // calls admitted at the limit's rate; so here A sends LIMIT calls at the burst's rate in that
+    // tenth of a second and, beside them, calls at exactly its limit. The two phases then admit
+    // alike, and B's p99 between them is what the refused excess adds.
+    let opening = Duration::from_secs_f64(f64::from(LIMIT) / A_RATE as f64);
+    let (spent, limited, at_limit) = tokio::join!(
+        open_loop(A_RATE, opening, 4_000_000, submit.clone()),
         open_loop(u64::from(LIMIT), short, 3_000_000, submit.clone()),
         open_loop(B_RATE, short, 3_000_000, read.clone())
     );
-    let (limited, at_limit) = (limited?, at_limit?);
+    let (spent, limited, at_limit) = (spent?, limited?, at_limit?);
     println!(
-        "A at its limit:     A sent {}: OK {}, RESOURCE_EXHAUSTED {}; B {} reads, p50 {:.2} ms  p99 {:.2} ms",
-        limited.sent,
-        limited.ok,
-        limited.exhausted,
+        "A at its limit:     A sent {} (its bucket, then at its limit): OK {}, RESOURCE_EXHAUSTED {}; B {} reads, p50 \
+         {:.2} ms  p99 {:.2} ms",
+        spent.sent + limited.sent,
+        spent.ok + limited.ok,
+        spent.exhausted + limited.exhausted,
         at_limit.ok,
         ms(&at_limit.latency, 0.5),
         ms(&at_limit.latency, 0.99)
@@ -331,9 +340,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             verdict(ratio <= 2.0 && b.other + b.exhausted == 0),
             b.other + b.exhausted
         );
+        let excess = ms(&b.latency, 0.99) / admitted;
         println!(
-            "               against A at its limit ({admitted:.2} ms): {:.2} (what the refused excess adds)",
-            ms(&b.latency, 0.99) / admitted
+            "               against A at its limit, bucket and rate admitted alike ({admitted:.2} ms): {excess:.2} \
+             (what the refused excess adds; ≤ 2.00 {})",
+            verdict(excess <= 2.0)
         );
     }
     let (short_peak, long_peak) = (bursts[0].3, bursts[1].3);
