@@ -1,17 +1,16 @@
 //! `redress-bench --burst`: the gateway's per-caller rate limits under a burst, in one run.
 //!
-//! The embedded suite runs with rate limits on (200 requests/s per caller, the default limits
-//! per institution), and first stores 20,000 complaints so that its page caches are as full as
-//! their budget lets them be. Caller B reads cases (GetCase through the gateway) open-loop at
-//! 100/s: first alone, then while caller A submits complaints at its limit (spending its bucket
-//! first, as a burst does, then at exactly its rate), then while A submits at 2,000/s, ten
-//! times its limit, for a short and for a three times longer burst, then alone again. Reported:
-//! A's share of RESOURCE_EXHAUSTED, B's p99 loaded against alone (target ≤ 2 ×) and against A
-//! at its limit (what the refused excess adds: A at its limit and the short burst admit the
-//! same calls), and the process's resident memory before, during and after each burst
-//! (bounded: the longer burst's peak no higher than the shorter one's). Latencies run from when
-//! each request was due, so a generator that falls behind counts against the suite, not in its
-//! favour.
+//! The embedded suite runs with rate limits on (200 requests/s per caller, the default limits per
+//! institution), and first stores 20,000 complaints (`--burst-stored`) so that its page caches fill
+//! toward their budget. Caller B reads cases (GetCase through the gateway) open-loop at 100/s:
+//! first alone, then while caller A submits complaints at its limit (spending its bucket first, as
+//! a burst does, then at exactly its rate), then while A submits at 2,000/s, ten times its limit,
+//! for a short and for a three times longer burst, then alone again. Reported: A's share of
+//! RESOURCE_EXHAUSTED, B's p99 loaded against alone (target ≤ 2 ×) and against A at its limit (what
+//! the refused excess adds: A at its limit and the short burst admit the same calls), and the
+//! process's resident memory before, during and after each burst (bounded: the longer burst's peak
+//! no higher than the shorter one's). Latencies run from when each request was due, so a generator
+//! that falls behind counts against the suite, not in its favour.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,9 +40,6 @@ const A_RATE: u64 = 10 * LIMIT as u64;
 /// counted as dropped (the suite is not keeping up at all).
 const MAX_OUTSTANDING: usize = 20_000;
 const SEEDED_CASES: u64 = 200;
-/// Complaints stored before anything is measured, so that the stores' page caches have filled
-/// to their budget: what a burst adds to memory is then the burst's own.
-const WARM_COMPLAINTS: u64 = 20_000;
 /// How long the suite may take to catch up after the warm-up.
 const WARM_SETTLE_SECONDS: u64 = 300;
 
@@ -254,7 +250,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     }
     anyhow::ensure!(names.len() as u64 >= SEEDED_CASES, "the consumer did not open the seeded cases");
     let names: Arc<Vec<String>> = Arc::new(names.into_iter().map(|c| c.name).collect());
-    crate::scale::fill(&suite, 10_000, 10_000 + WARM_COMPLAINTS).await?;
+    // Complaints stored before anything is measured, so that the stores' page caches have filled
+    // toward their budget: what a burst adds to memory is then mostly the burst's own.
+    crate::scale::fill(&suite, 10_000, 10_000 + args.burst_stored).await?;
     crate::scale::settle(WARM_SETTLE_SECONDS).await;
 
     let b_channel = channels(suite.gateway_addr, 1).await?.remove(0);

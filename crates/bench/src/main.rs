@@ -112,6 +112,10 @@ struct Args {
     /// Seconds of the shorter burst (the longer one is three times as long).
     #[arg(long, default_value_t = 10)]
     burst_seconds: u64,
+    /// Complaints stored before the burst benchmark measures anything (its page caches fill
+    /// with them toward their budget).
+    #[arg(long, default_value_t = 20_000)]
+    burst_stored: u64,
     /// Measure the embedded suite's start-up time and idle memory instead.
     #[arg(long)]
     footprint: bool,
